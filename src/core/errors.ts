@@ -1,0 +1,60 @@
+// One error type for every expected failure: a stable code, a message naming the object and the
+// values, and a hint saying what to do. Programmer mistakes stay plain Error/assert.
+
+export const ERROR_CODES = {
+  USAGE: 'The command line is not valid',
+  INVALID_DURATION: 'A duration or date could not be parsed',
+  PASSWORD_REQUIRED: 'No passphrase was given and there is no terminal to ask on',
+  REPO_NOT_FOUND: 'No repository exists at the given location',
+  REPO_EXISTS: 'A repository already exists at the given location',
+  WRONG_PASSWORD: 'No key in the repository opens with the given passphrase or key file',
+  CONFIG_CORRUPT: 'The repository config object is damaged or was replaced',
+  FORMAT_UNSUPPORTED: 'The repository uses a format version or feature this Amber does not know',
+  OBJECT_NOT_FOUND: 'A stored object does not exist',
+  OBJECT_EXISTS: 'A stored object already exists and objects are never overwritten',
+  OBJECT_CORRUPT: 'A stored object failed its hash, authentication or structure check',
+  SIGNATURE_INVALID: 'A record is unsigned, badly signed or signed by a key without the authority',
+  KEY_NOT_FOUND: 'No key with the given id exists in the repository',
+  KEY_REVOKED: 'The key was revoked and its signatures are no longer accepted',
+  WRITE_ONLY_KEY: 'The operation needs a full-access key; a write-only key cannot read backups',
+  SNAPSHOT_NOT_FOUND: 'No snapshot matches the given id',
+  SNAPSHOT_AMBIGUOUS: 'A short snapshot id matches more than one snapshot',
+  PATH_NOT_FOUND: 'A path does not exist in the snapshot',
+  SOURCE_NOT_FOUND: 'A path given to back up does not exist',
+  SOURCE_UNREADABLE: 'A file or directory to back up could not be read',
+  TARGET_EXISTS: 'A restore would overwrite an existing file',
+  UNSAFE_PATH: 'A name in a snapshot would write outside the restore target',
+  STORAGE_FULL: 'The storage has no space left',
+  STORAGE_ACCESS_DENIED: 'The storage refused access',
+  STORAGE_TRANSIENT: 'The storage failed in a way that may pass if retried',
+  INVALID_OBJECT_NAME: 'An object name is not valid for the storage',
+  RETENTION_ACTIVE: 'The object is under retention or legal hold and cannot be removed',
+  VERIFY_FAILED: 'Verification found missing or damaged data',
+  INTERRUPTED: 'The operation was interrupted',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface AmberErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  details?: Record<string, unknown>;
+}
+
+export class AmberError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: AmberErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AmberError';
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+}
+
+export function isAmberError(error: unknown, code?: ErrorCode): error is AmberError {
+  return error instanceof AmberError && (code === undefined || error.code === code);
+}

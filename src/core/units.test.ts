@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatBytes, parseDateMs, parseDurationMs } from './units.ts';
+import { isAmberError } from './errors.ts';
+
+test('durations use s m h d w y with m meaning minutes', () => {
+  assert.equal(parseDurationMs('30s'), 30_000);
+  assert.equal(parseDurationMs('5m'), 300_000);
+  assert.equal(parseDurationMs('1d12h'), 36 * 3_600_000);
+  assert.equal(parseDurationMs('2w'), 14 * 86_400_000);
+  assert.equal(parseDurationMs('1y'), 365 * 86_400_000);
+});
+
+test('a malformed duration is refused with a hint', () => {
+  for (const bad of ['', '10', '3mo', '-1d', 'd', '1.5d']) {
+    assert.throws(() => parseDurationMs(bad), (error) => isAmberError(error, 'INVALID_DURATION') && error.hint !== undefined);
+  }
+});
+
+test('dates accept ISO and +duration from now', () => {
+  const now = Date.UTC(2026, 0, 1);
+  assert.equal(parseDateMs('+90d', now), now + 90 * 86_400_000);
+  assert.equal(parseDateMs('2027-01-31T00:00:00Z', now), Date.UTC(2027, 0, 31));
+  assert.throws(() => parseDateMs('tomorrow', now), (error) => isAmberError(error, 'INVALID_DURATION'));
+});
+
+test('byte sizes are printed in binary units', () => {
+  assert.equal(formatBytes(0), '0 B');
+  assert.equal(formatBytes(1536), '1.50 KiB');
+  assert.equal(formatBytes(3 * 1024 ** 3), '3.00 GiB');
+});

@@ -1,0 +1,40 @@
+// AES-256-GCM with a random 96-bit nonce per message. Sealed layout: nonce(12) ‖ ciphertext ‖ tag(16).
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { AmberError } from '../core/errors.ts';
+
+export const KEY_BYTES = 32;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+export const SEAL_OVERHEAD_BYTES = NONCE_BYTES + TAG_BYTES;
+
+export function seal(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  if (aad) cipher.setAAD(aad);
+  const body = cipher.update(plaintext);
+  cipher.final();
+  return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+}
+
+/** Decrypts and authenticates; throws OBJECT_CORRUPT (without naming the object: callers add that). */
+export function open(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
+  if (sealed.length < SEAL_OVERHEAD_BYTES) {
+    throw new AmberError('OBJECT_CORRUPT', `sealed data of ${sealed.length} bytes is too short`);
+  }
+  const nonce = sealed.subarray(0, NONCE_BYTES);
+  const tag = sealed.subarray(sealed.length - TAG_BYTES);
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+  decipher.setAuthTag(tag);
+  if (aad) decipher.setAAD(aad);
+  const body = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));
+  try {
+    decipher.final();
+  } catch (cause) {
+    throw new AmberError('OBJECT_CORRUPT', 'authentication failed', { cause });
+  }
+  return body;
+}
+
+export function randomKey(): Buffer {
+  return randomBytes(KEY_BYTES);
+}

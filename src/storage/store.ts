@@ -1,0 +1,59 @@
+// The storage contract every backend implements. It knows nothing of the repository format:
+// names are opaque slash-separated strings, bytes are opaque.
+//
+// Guarantees every backend gives (the conformance suite in src/testing checks them):
+// - put is create-only: it never replaces an existing object, and a failed or interrupted put never
+//   leaves a partial object visible under its final name. A put of an existing name fails with
+//   OBJECT_EXISTS, whatever the bytes.
+// - read after write: once put resolves, get/stat/list see the object.
+// - get and stat of a missing name fail with OBJECT_NOT_FOUND; list of an empty prefix yields nothing.
+// - errors from the underlying system are translated at the boundary into a closed set of codes:
+//   OBJECT_NOT_FOUND, OBJECT_EXISTS, STORAGE_FULL, STORAGE_ACCESS_DENIED, STORAGE_TRANSIENT,
+//   INVALID_OBJECT_NAME, RETENTION_ACTIVE.
+
+export type RetentionMode = 'governance' | 'compliance';
+
+export interface PutOptions {
+  /** Retention to hold the object under until this time (epoch ms); omitted means none yet. */
+  retainUntilMs?: number;
+  mode?: RetentionMode;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface ObjectInfo {
+  name: string;
+  sizeBytes: number;
+}
+
+/** Who enforces retention for a store, and against whom it holds. */
+export interface Enforcement {
+  enforcer: 'storage' | 'server' | 'client';
+  holdsAgainst: string[];
+  notes: string;
+}
+
+export interface Store {
+  /** Human-readable location, for messages (a path or URL, never a secret). */
+  readonly location: string;
+
+  put(name: string, bytes: Uint8Array, options?: PutOptions): Promise<void>;
+  get(name: string, range?: ByteRange): Promise<Uint8Array>;
+  stat(name: string): Promise<ObjectInfo>;
+  /** Objects whose names start with prefix, in no particular order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Whether the store's root exists and holds anything at all. */
+  exists(): Promise<boolean>;
+  enforcement(): Enforcement;
+}
+
+/** Object names: lowercase letters, digits, '-', '_', '.' in segments joined by '/'; no '..'. */
+const SEGMENT = /^[a-z0-9_][a-z0-9_.-]{0,127}$/;
+
+export function isValidObjectName(name: string): boolean {
+  if (name.length === 0 || name.length > 512) return false;
+  return name.split('/').every((segment) => SEGMENT.test(segment) && !segment.includes('..'));
+}
