@@ -1,0 +1,53 @@
+// Who may sign what. The owner key signs everything; a write-only key may sign packs, index objects
+// and snapshots while it is certified by an owner-signed key file and not revoked. Objects a revoked
+// writer signed before its revocation stay valid only when the revocation record lists them.
+import type { KeyId } from '../core/ids.ts';
+import { keyIdOf } from './signed-record.ts';
+import type { KeyFileInfo } from './keys.ts';
+
+export interface RevocationRecord {
+  keyId: KeyId;
+  revokedAt: string;
+  reason: string;
+  /** Names of objects the revoked key signed that the owner still accepts. */
+  acceptedObjects: string[];
+  [unknownField: string]: unknown;
+}
+
+export interface Authority {
+  readonly ownerKeyId: KeyId;
+  /** The public key that may sign `objectName` as `signerKeyId`, or undefined when none may. */
+  signingKeyFor(signerKeyId: KeyId, objectName: string): Buffer | undefined;
+  isRevoked(keyId: KeyId): boolean;
+  describe(signerKeyId: KeyId): string;
+}
+
+export function createAuthority(ownerPublicKey: Buffer, keyFiles: KeyFileInfo[], revocations: RevocationRecord[]): Authority {
+  const ownerKeyId = keyIdOf(ownerPublicKey);
+  const writers = new Map<string, Buffer>();
+  for (const info of keyFiles) {
+    if (info.role === 'write-only') writers.set(info.keyId, Buffer.from(info.signingPublicKey, 'hex'));
+  }
+  const revoked = new Map<string, Set<string>>();
+  for (const record of revocations) {
+    const accepted = revoked.get(record.keyId) ?? new Set<string>();
+    for (const name of record.acceptedObjects ?? []) accepted.add(name);
+    revoked.set(record.keyId, accepted);
+  }
+  return {
+    ownerKeyId,
+    signingKeyFor(signerKeyId, objectName) {
+      if (signerKeyId === ownerKeyId) return ownerPublicKey;
+      const writer = writers.get(signerKeyId);
+      if (!writer) return undefined;
+      const accepted = revoked.get(signerKeyId);
+      return accepted && !accepted.has(objectName) ? undefined : writer;
+    },
+    isRevoked: (keyId) => revoked.has(keyId),
+    describe(signerKeyId) {
+      if (signerKeyId === ownerKeyId) return 'owner';
+      if (!writers.has(signerKeyId)) return `unknown key ${signerKeyId.slice(0, 8)}`;
+      return `${revoked.has(signerKeyId) ? 'revoked ' : ''}writer ${signerKeyId.slice(0, 8)}`;
+    },
+  };
+}

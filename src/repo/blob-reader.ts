@@ -1,0 +1,84 @@
+// Reading single blobs by id: locate through the index, read the pack's trailer once to unwrap its
+// data key, then a ranged read of the blob. Every blob is authenticated and its id re-checked.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { PackId } from '../core/ids.ts';
+import type { BlobIndex } from './blob-index.ts';
+import { decodeBlob } from './blob-codec.ts';
+import { packName } from './layout.ts';
+import { decodeTrailer, TRAILER_BYTES, unwrapPackKey } from './pack.ts';
+import type { Repository } from './repository.ts';
+
+export interface BlobReader {
+  readBlob(id: Buffer): Promise<Buffer>;
+  packDataKey(packId: PackId): Promise<Buffer>;
+}
+
+export function createBlobReader(repo: Repository, index: BlobIndex): BlobReader {
+  const dataKeys = new Map<string, Promise<Buffer>>();
+
+  const packDataKey = (packId: PackId): Promise<Buffer> => {
+    let key = dataKeys.get(packId);
+    if (!key) {
+      key = loadPackKey(repo, packId);
+      dataKeys.set(packId, key);
+      key.catch(() => dataKeys.delete(packId));
+    }
+    return key;
+  };
+
+  return {
+    packDataKey,
+    async readBlob(id) {
+      const location = index.get(id);
+      if (!location) {
+        throw new AmberError('OBJECT_NOT_FOUND', `blob ${id.toString('hex').slice(0, 16)} is not in the index`, {
+          hint: 'the repository is missing data; run `amber verify` to see what is affected',
+          details: { blob: id.toString('hex') },
+        });
+      }
+      const name = packName(location.packId);
+      const dataKey = await packDataKey(location.packId);
+      const sealed = await getRange(repo, name, location.offset, location.sealedLength);
+      return decodeBlob({ id, ...location }, sealed, { dataKey, idKey: repo.key.secrets.idKey }, name);
+    },
+  };
+}
+
+async function loadPackKey(repo: Repository, packId: PackId): Promise<Buffer> {
+  const name = packName(packId);
+  const { sizeBytes } = await statPack(repo, name);
+  const trailer = decodeTrailer(await getRange(repo, name, sizeBytes - TRAILER_BYTES, TRAILER_BYTES), name);
+  const epoch = repo.epochs.get(trailer.epoch);
+  if (!epoch?.privateKey) {
+    throw new AmberError('WRITE_ONLY_KEY', `${name} cannot be decrypted with this key`, {
+      hint: 'restoring and reading data needs a full-access key',
+    });
+  }
+  return unwrapPackKey(trailer, { publicKey: epoch.publicKey, privateKey: epoch.privateKey }, name);
+}
+
+async function statPack(repo: Repository, name: string) {
+  try {
+    const info = await repo.store.stat(name);
+    if (info.sizeBytes < TRAILER_BYTES) throw new AmberError('OBJECT_CORRUPT', `${name} is truncated (${info.sizeBytes} bytes)`);
+    return info;
+  } catch (error) {
+    if (isAmberError(error, 'OBJECT_NOT_FOUND')) {
+      throw new AmberError('OBJECT_NOT_FOUND', `pack ${name} is missing from ${repo.store.location}`, {
+        hint: 'run `amber verify` to see which snapshots are affected',
+      });
+    }
+    throw error;
+  }
+}
+
+async function getRange(repo: Repository, name: string, offset: number, length: number): Promise<Uint8Array> {
+  try {
+    return await repo.store.get(name, { offset, length });
+  } catch (error) {
+    if (isAmberError(error, 'OBJECT_CORRUPT')) {
+      throw new AmberError('OBJECT_CORRUPT', `${name} is shorter than the index says (truncated)`, { cause: error });
+    }
+    throw error;
+  }
+}

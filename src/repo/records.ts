@@ -1,0 +1,57 @@
+// Reading signed, content-addressed records from the store. A record whose bytes do not hash to its
+// name, or that no authorised key signed, is ignored and reported; it never changes what Amber does.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { KeyId } from '../core/ids.ts';
+import type { Store } from '../storage/store.ts';
+import { hashOfName, PREFIX, type PrefixKind } from './layout.ts';
+import type { ObjectKind } from './object-header.ts';
+import { decodeSignedRecord, hasValidSignature, type SignedRecord } from './signed-record.ts';
+
+export interface RecordProblem {
+  name: string;
+  problem: string;
+}
+
+export interface LoadedRecord {
+  name: string;
+  record: SignedRecord;
+}
+
+export type SignerLookup = (signerKeyId: KeyId, name: string) => Buffer | undefined;
+
+export async function readRecord(store: Store, name: string, kind: ObjectKind, signers: SignerLookup): Promise<SignedRecord> {
+  const bytes = Buffer.from(await store.get(name));
+  const record = decodeSignedRecord(kind, bytes, name);
+  const expectedHash = hashOfName(name);
+  if (expectedHash !== undefined && expectedHash !== record.hash) {
+    throw new AmberError('OBJECT_CORRUPT', `${name} does not hash to its name (altered or renamed)`);
+  }
+  const publicKey = signers(record.signerKeyId, name);
+  if (!publicKey || !hasValidSignature(kind, record, publicKey)) {
+    throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by a key with the authority to write it`, {
+      details: { signer: record.signerKeyId },
+    });
+  }
+  return record;
+}
+
+/** Every valid record under a prefix; invalid ones land in `problems`. Bounded by the listing. */
+export async function readRecords(
+  store: Store,
+  prefix: PrefixKind,
+  kind: ObjectKind,
+  signers: SignerLookup,
+  problems: RecordProblem[],
+): Promise<LoadedRecord[]> {
+  const loaded: LoadedRecord[] = [];
+  for await (const { name } of store.list(PREFIX[prefix])) {
+    try {
+      loaded.push({ name, record: await readRecord(store, name, kind, signers) });
+    } catch (error) {
+      if (!isAmberError(error) || !['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'].includes(error.code)) throw error;
+      problems.push({ name, problem: error.message });
+    }
+  }
+  loaded.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return loaded;
+}

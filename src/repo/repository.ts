@@ -1,0 +1,144 @@
+// Creating and opening a repository: config, key files, epochs, revocations and certifications,
+// each checked against the owner key before anything trusts it.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { Clock } from '../core/clock.ts';
+import { nowIso } from '../core/clock.ts';
+import type { KeyId } from '../core/ids.ts';
+import { generateBoxKeyPair, generateSigningKeyPair, sha256Hex } from '../crypto/index.ts';
+import type { ChunkerParams } from '../chunker/fastcdc.ts';
+import type { Store } from '../storage/store.ts';
+import { createAuthority, type Authority, type RevocationRecord } from './authority.ts';
+import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config.ts';
+import { collectEpochKeys, encodeEpochRecord, type EpochKey, type EpochRecord } from './epochs.ts';
+import { createKeyFile, newRepoSecrets, signerOf, unlockKeyFile, type KeyFileInfo, type UnlockedKey } from './keys.ts';
+import { CONFIG_NAME, objectName } from './layout.ts';
+import { readRecords, type RecordProblem } from './records.ts';
+import { keyIdOf, parseJsonPayload } from './signed-record.ts';
+
+export interface Repository {
+  store: Store;
+  clock: Clock;
+  config: RepoConfig;
+  configHash: string;
+  key: UnlockedKey;
+  authority: Authority;
+  epochs: Map<number, EpochKey>;
+  currentEpoch: EpochKey;
+  keyFiles: { name: string; info: KeyFileInfo }[];
+  revocations: RevocationRecord[];
+  certifiedPacks: Set<string>;
+  /** Records that were ignored because they were forged, damaged or unauthorised. */
+  problems: RecordProblem[];
+}
+
+export interface InitOptions {
+  store: Store;
+  passphrase: string;
+  clock: Clock;
+  chunker?: ChunkerParams;
+  packTargetBytes?: number;
+  kdfLogN?: number;
+}
+
+/** Writes epoch 0, the first full key, then `config` last: a crash before it leaves no repository. */
+export async function initRepository(options: InitOptions): Promise<Repository> {
+  const { store, clock } = options;
+  if (await store.exists()) {
+    throw new AmberError('REPO_EXISTS', `${store.location} already holds a repository or other files`, {
+      hint: 'choose an empty or new directory; Amber never overwrites a repository',
+    });
+  }
+  const owner = signerOf(generateSigningKeyPair());
+  const createdAt = nowIso(clock);
+  const config = newConfig({ ownerPublicKey: owner.publicKey, createdAt, chunker: options.chunker, packTargetBytes: options.packTargetBytes });
+  const configBytes = encodeConfig(config, owner);
+  const configHash = sha256Hex(configBytes);
+  const { bytes: keyBytes, info } = await createKeyFile({
+    role: 'full', passphrase: options.passphrase, secrets: newRepoSecrets(), owner, configHash, createdAt, kdfLogN: options.kdfLogN,
+  });
+  const epochBytes = encodeEpochRecord({
+    epoch: 0, dataPair: generateBoxKeyPair(), holders: [{ keyId: info.keyId, holderPublicKey: Buffer.from(info.holderPublicKey!, 'hex') }], createdAt, owner,
+  });
+  await store.put(objectName('epochs', sha256Hex(epochBytes)), epochBytes);
+  await store.put(objectName('keys', sha256Hex(keyBytes)), keyBytes);
+  try {
+    await store.put(CONFIG_NAME, configBytes);
+  } catch (error) {
+    if (isAmberError(error, 'OBJECT_EXISTS')) throw new AmberError('REPO_EXISTS', `${store.location} already holds a repository`);
+    throw error;
+  }
+  return openRepository({ store, passphrase: options.passphrase, clock });
+}
+
+export interface OpenOptions {
+  store: Store;
+  passphrase: string;
+  clock: Clock;
+}
+
+export async function openRepository(options: OpenOptions): Promise<Repository> {
+  const { store, clock } = options;
+  const configBytes = await readConfigBytes(store);
+  const config = decodeConfig(configBytes, store.location);
+  const configHash = sha256Hex(configBytes);
+  const ownerPublicKey = Buffer.from(config.ownerPublicKey, 'hex');
+  const problems: RecordProblem[] = [];
+  const ownerKeyId = keyIdOf(ownerPublicKey);
+  const owner = (keyId: KeyId) => (keyId === ownerKeyId ? ownerPublicKey : undefined);
+
+  const keyFiles = (await readRecords(store, 'keys', 'key', owner, problems))
+    .map(({ name, record }) => ({ name, info: parseJsonPayload<KeyFileInfo>(record, name) }));
+  const pinned = keyFiles.filter(({ info }) => info.configHash === configHash);
+  if (keyFiles.length > 0 && pinned.length === 0) {
+    throw new AmberError('CONFIG_CORRUPT', `the config in ${store.location} is not the one its keys were made for (it was replaced)`, {
+      hint: 'restore the original config object; Amber refuses a replaced config',
+    });
+  }
+  const revocations = (await readRecords(store, 'revocations', 'revocation', owner, problems))
+    .map(({ name, record }) => parseJsonPayload<RevocationRecord>(record, name));
+  const key = await unlock(pinned.map(({ info }) => info), options.passphrase, revocations, store.location);
+  const epochRecords = (await readRecords(store, 'epochs', 'epoch', owner, problems))
+    .map(({ name, record }) => parseJsonPayload<EpochRecord>(record, name));
+  const epochs = collectEpochKeys(epochRecords, key.keyId, key.holder);
+  const currentEpoch = [...epochs.values()].sort((a, b) => b.epoch - a.epoch)[0];
+  if (!currentEpoch) throw new AmberError('CONFIG_CORRUPT', `${store.location} has no valid key epoch record`);
+  const certifiedPacks = new Set<string>();
+  for (const { name, record } of await readRecords(store, 'certifications', 'certification', owner, problems)) {
+    for (const pack of parseJsonPayload<{ packs: string[] }>(record, name).packs ?? []) certifiedPacks.add(pack);
+  }
+  return {
+    store, clock, config, configHash, key, epochs, currentEpoch, revocations, certifiedPacks, problems,
+    keyFiles: pinned,
+    authority: createAuthority(ownerPublicKey, pinned.map(({ info }) => info), revocations),
+  };
+}
+
+async function readConfigBytes(store: Store): Promise<Buffer> {
+  try {
+    return Buffer.from(await store.get(CONFIG_NAME));
+  } catch (error) {
+    if (isAmberError(error, 'OBJECT_NOT_FOUND')) {
+      throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location}`, {
+        hint: 'check --repo (or AMBER_REPO), or create one with `amber init`',
+      });
+    }
+    throw error;
+  }
+}
+
+async function unlock(keys: KeyFileInfo[], passphrase: string, revocations: RevocationRecord[], location: string): Promise<UnlockedKey> {
+  const revoked = new Set(revocations.map((record) => record.keyId));
+  for (const info of keys) {
+    const key = await unlockKeyFile(info, passphrase);
+    if (!key) continue;
+    if (revoked.has(info.keyId)) {
+      throw new AmberError('KEY_REVOKED', `the key ${info.keyId.slice(0, 8)} that this passphrase opens was revoked`, {
+        hint: 'ask the repository owner for a new key (`amber key add`)',
+      });
+    }
+    return key;
+  }
+  throw new AmberError('WRONG_PASSWORD', `no key in ${location} opens with the given passphrase`, {
+    hint: 'check AMBER_PASSWORD or --password-file; passphrases are case-sensitive',
+  });
+}
