@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   PATH_NOT_FOUND: 'A path does not exist in the snapshot',
   SOURCE_NOT_FOUND: 'A path given to back up does not exist',
   SOURCE_UNREADABLE: 'A file or directory to back up could not be read',
+  SOURCE_CHANGED: 'A file changed while it was read; it was stored as read and flagged',
   TARGET_EXISTS: 'A restore would overwrite an existing file',
   UNSAFE_PATH: 'A name in a snapshot would write outside the restore target',
   STORAGE_FULL: 'The storage has no space left',

@@ -49,7 +49,14 @@ export function decodeTree(bytes: Uint8Array, where: string): Tree {
     throw new AmberError('OBJECT_CORRUPT', `tree ${where} is not valid JSON`, { cause });
   }
   if (!tree || !Array.isArray(tree.nodes)) throw new AmberError('OBJECT_CORRUPT', `tree ${where} has no node list`);
+  const seen = new Set<string>();
   for (const node of tree.nodes) {
+    if (seen.has(node?.name)) {
+      throw new AmberError('UNSAFE_PATH', `tree ${where} names ${JSON.stringify(node.name)} twice`, {
+        hint: 'the snapshot was crafted or damaged; nothing was written for this entry',
+      });
+    }
+    seen.add(node?.name);
     if (!SAFE_NAME(node?.name)) {
       throw new AmberError('UNSAFE_PATH', `tree ${where} contains the unsafe name ${JSON.stringify(node?.name)}`, {
         hint: 'the snapshot was crafted or damaged; nothing was written for this entry',

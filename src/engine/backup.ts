@@ -1,0 +1,323 @@
+// Backup: walk the sources depth-first, store file contents and one tree per directory, then the
+// snapshot last. Unreadable entries are reported and skipped; everything else still lands.
+import { promises as fs } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { AmberError, isAmberError } from '../core/errors.ts';
+import { nowIso } from '../core/clock.ts';
+import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
+import { chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
+import { sha256Hex } from '../crypto/index.ts';
+import { readEntryMeta, type EntryMeta } from '../source/entry-meta.ts';
+import { listDirectory } from '../source/list-directory.ts';
+import type { ExcludeMatcher } from '../source/excludes.ts';
+import type { Repository } from '../repo/repository.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { encodeTree, type TreeNode } from '../repo/tree.ts';
+import { encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
+import { snapshotName } from '../repo/layout.ts';
+import { createBlobSink, type BlobSink } from './blob-sink.ts';
+import { createParentLookup, type ParentLookup } from './parent.ts';
+
+export const PROGRAM = 'amber 0.1.0';
+const READ_BUFFER_BYTES = 1024 * 1024;
+
+export interface BackupWarning {
+  path: string;
+  code: string;
+  message: string;
+}
+
+export interface BackupProgress {
+  files: number;
+  dirs: number;
+  bytesRead: number;
+  currentPath: string;
+}
+
+export interface BackupOptions {
+  repo: Repository;
+  paths?: string[];
+  stdin?: { stream: Readable; filename: string };
+  tags?: string[];
+  host?: string;
+  exclude?: ExcludeMatcher;
+  onWarning?: (warning: BackupWarning) => void;
+  onProgress?: (progress: BackupProgress) => void;
+}
+
+export interface BackupResult {
+  snapshotId: SnapshotId;
+  snapshot: Snapshot;
+  warnings: BackupWarning[];
+  /** True when something was skipped or changed while read: exit status 3. */
+  partial: boolean;
+}
+
+interface Session {
+  repo: Repository;
+  sink: BlobSink;
+  chunker: Chunker;
+  exclude: ExcludeMatcher;
+  parent: ParentLookup;
+  summary: SnapshotSummary;
+  warnings: BackupWarning[];
+  flags: Set<string>;
+  progress: BackupProgress;
+  hardLinks: Map<string, string[]>;
+  options: BackupOptions;
+}
+
+export async function backup(options: BackupOptions): Promise<BackupResult> {
+  const { repo } = options;
+  const started = repo.clock.monotonicMs();
+  const { index } = await loadIndex(repo);
+  const host = options.host ?? hostname();
+  const paths = (options.paths ?? []).map((path) => resolve(path));
+  const session: Session = {
+    repo,
+    sink: createBlobSink(repo, index),
+    chunker: createChunker(repo.config.chunker, repo.key.secrets.gearSeed),
+    exclude: options.exclude ?? (() => false),
+    parent: await createParentLookup(repo, index, { host, paths }),
+    summary: { filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, filesSkipped: 0, bytesRead: 0, bytesAdded: 0, bytesStored: 0, blobsAdded: 0, durationMs: 0 },
+    warnings: [],
+    flags: new Set(),
+    progress: { files: 0, dirs: 0, bytesRead: 0, currentPath: '' },
+    hardLinks: new Map(),
+    options,
+  };
+  const rootNodes = options.stdin
+    ? [await stdinNode(session, options.stdin)]
+    : await sourceRootNodes(session, paths);
+  const tree = await session.sink.storeBlob('tree', encodeTree({ nodes: rootNodes }));
+  await session.sink.flush();
+
+  const summary = session.summary;
+  Object.assign(summary, {
+    bytesAdded: session.sink.stats.bytesAdded,
+    bytesStored: session.sink.stats.bytesStored,
+    blobsAdded: session.sink.stats.blobsAdded,
+    durationMs: Math.round(repo.clock.monotonicMs() - started),
+  });
+  if (summary.filesSkipped > 0) session.flags.add('partial');
+  const snapshot: Snapshot = {
+    time: nowIso(repo.clock),
+    host,
+    username: currentUser(),
+    paths: options.stdin ? [`/${options.stdin.filename}`] : paths,
+    tags: options.tags ?? [],
+    tree,
+    ...(session.parent.snapshotId ? { parent: session.parent.snapshotId } : {}),
+    summary,
+    retention: null,
+    flags: [...session.flags].sort(),
+    program: PROGRAM,
+  };
+  const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
+  const snapshotId = asSnapshotId(sha256Hex(bytes));
+  await repo.store.put(snapshotName(snapshotId), bytes);
+  return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0 };
+}
+
+function warn(session: Session, path: string, error: unknown): void {
+  const warning = isAmberError(error)
+    ? { path, code: error.code, message: error.message }
+    : { path, code: 'SOURCE_UNREADABLE', message: `"${path}": ${String((error as Error)?.message ?? error)}` };
+  session.warnings.push(warning);
+  session.options.onWarning?.(warning);
+}
+
+/**
+ * The snapshot's root tree recreates each source's absolute path: /home/u/docs is stored as
+ * home → u → docs, with the real metadata of every ancestor directory.
+ */
+async function sourceRootNodes(session: Session, paths: string[]): Promise<TreeNode[]> {
+  if (paths.length === 0) throw new AmberError('USAGE', 'no path to back up was given', { hint: 'name at least one file or directory' });
+  for (const path of paths) {
+    try {
+      await fs.lstat(path);
+    } catch (error) {
+      throw new AmberError('SOURCE_NOT_FOUND', `"${path}" does not exist or cannot be read`, {
+        cause: error,
+        hint: 'check the path; nothing was backed up',
+      });
+    }
+  }
+  return ancestorNodes(session, '/', paths);
+}
+
+async function ancestorNodes(session: Session, dir: string, paths: string[]): Promise<TreeNode[]> {
+  const children = new Map<string, string[]>();
+  for (const path of paths) {
+    const rest = path.slice(dir === '/' ? 1 : dir.length + 1);
+    const name = rest.split('/')[0];
+    if (name === '') continue;
+    const list = children.get(name) ?? [];
+    list.push(path);
+    children.set(name, list);
+  }
+  const nodes: TreeNode[] = [];
+  for (const name of [...children.keys()].sort()) {
+    const child = join(dir, name);
+    const wanted = children.get(name)!;
+    const meta = await readEntryMeta(child, name);
+    if (wanted.includes(child)) {
+      const node = await backupEntry(session, child, meta);
+      if (node) nodes.push(node);
+    } else {
+      nodes.push({ ...nodeFromMeta(meta), subtree: await session.sink.storeBlob('tree', encodeTree({ nodes: await ancestorNodes(session, child, wanted) })) });
+    }
+  }
+  return nodes;
+}
+
+async function backupEntry(session: Session, path: string, meta: EntryMeta): Promise<TreeNode | undefined> {
+  session.progress.currentPath = path;
+  const node = nodeFromMeta(meta);
+  if (meta.type === 'dir') {
+    node.subtree = await backupDirectory(session, path);
+    session.summary.dirs += 1;
+    session.progress.dirs += 1;
+  } else if (meta.type === 'file') {
+    const content = await backupFile(session, path, meta, node);
+    if (!content) return undefined;
+    node.content = content;
+  }
+  return node;
+}
+
+async function backupDirectory(session: Session, dir: string): Promise<string> {
+  let names: string[] = [];
+  try {
+    names = await listDirectory(dir, { onUndecodableName: (raw) => warn(session, join(dir, raw.toString('hex')), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${raw.toString('hex')}); it was skipped`)) });
+  } catch (error) {
+    warn(session, dir, error);
+    session.summary.filesSkipped += 1;
+    session.flags.add('partial');
+  }
+  const nodes: TreeNode[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    let meta: EntryMeta;
+    try {
+      meta = await readEntryMeta(path, name);
+    } catch (error) {
+      warn(session, path, error);
+      session.summary.filesSkipped += 1;
+      continue;
+    }
+    if (session.exclude(path, name, meta.type === 'dir')) continue;
+    const node = await backupEntry(session, path, meta);
+    if (node) nodes.push(node);
+  }
+  return session.sink.storeBlob('tree', encodeTree({ nodes }));
+}
+
+async function backupFile(session: Session, path: string, meta: EntryMeta, node: TreeNode): Promise<string[] | undefined> {
+  session.progress.files += 1;
+  const linkKey = meta.nlink > 1 ? `${meta.deviceId}:${meta.inode}` : undefined;
+  const known = linkKey ? session.hardLinks.get(linkKey) : undefined;
+  if (known) return known;
+  const previous = await session.parent.lookup(path);
+  const reused = previous && session.parent.unchangedContent(previous, meta);
+  if (reused) {
+    session.summary.filesUnchanged += 1;
+    if (linkKey) session.hardLinks.set(linkKey, reused);
+    return reused;
+  }
+  let content: string[];
+  try {
+    content = await readFileContent(session, path, meta, node);
+  } catch (error) {
+    warn(session, path, error);
+    session.summary.filesSkipped += 1;
+    session.flags.add('partial');
+    return undefined;
+  }
+  if (previous) session.summary.filesChanged += 1;
+  else session.summary.filesNew += 1;
+  if (linkKey) session.hardLinks.set(linkKey, content);
+  return content;
+}
+
+async function readFileContent(session: Session, path: string, meta: EntryMeta, node: TreeNode): Promise<string[]> {
+  const handle = await fs.open(path, 'r').catch((error) => {
+    throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be opened (${error.code ?? error.message})`, { cause: error, details: { path } });
+  });
+  try {
+    const content: string[] = [];
+    const stream = handle.createReadStream({ highWaterMark: READ_BUFFER_BYTES, autoClose: false, start: 0 });
+    let bytes = 0;
+    for await (const chunk of chunkStream(countBytes(stream, session), session.chunker)) {
+      content.push(await session.sink.storeBlob('data', chunk));
+      bytes += chunk.length;
+    }
+    const after = await handle.stat({ bigint: true });
+    if (after.mtimeNs !== meta.mtimeNs || after.ctimeNs !== meta.ctimeNs || bytes !== meta.sizeBytes) {
+      node.flags = ['changed-while-read'];
+      node.sizeBytes = bytes;
+      session.flags.add('changed-while-read');
+      warn(session, path, new AmberError('SOURCE_CHANGED', `"${path}" changed while it was read; it was stored as read`, { details: { path } }));
+    }
+    return content;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function* countBytes(source: AsyncIterable<Buffer>, session: Session): AsyncGenerator<Buffer> {
+  for await (const piece of source) {
+    session.summary.bytesRead += piece.length;
+    session.progress.bytesRead += piece.length;
+    session.options.onProgress?.(session.progress);
+    yield piece;
+  }
+}
+
+async function stdinNode(session: Session, stdin: { stream: Readable; filename: string }): Promise<TreeNode> {
+  const name = basename(stdin.filename);
+  if (name !== stdin.filename || name === '' || name === '.' || name === '..' || dirname(stdin.filename) !== '.') {
+    throw new AmberError('USAGE', `--stdin-filename "${stdin.filename}" must be a plain file name`, { hint: 'for example --stdin-filename db.sql' });
+  }
+  const content: string[] = [];
+  let bytes = 0;
+  for await (const chunk of chunkStream(countBytes(stdin.stream, session), session.chunker)) {
+    content.push(await session.sink.storeBlob('data', chunk));
+    bytes += chunk.length;
+  }
+  session.summary.filesNew += 1;
+  const nowNs = (BigInt(session.repo.clock.nowMs()) * 1_000_000n).toString();
+  return {
+    name, type: 'file', mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0,
+    sizeBytes: bytes, mtimeNs: nowNs, ctimeNs: nowNs, inode: '0', deviceId: '0', links: 1, content,
+  };
+}
+
+export function nodeFromMeta(meta: EntryMeta): TreeNode {
+  const node: TreeNode = {
+    name: meta.name,
+    type: meta.type,
+    mode: meta.mode,
+    uid: meta.uid,
+    gid: meta.gid,
+    sizeBytes: meta.type === 'file' || meta.type === 'symlink' ? meta.sizeBytes : 0,
+    mtimeNs: meta.mtimeNs.toString(),
+    ctimeNs: meta.ctimeNs.toString(),
+    inode: meta.inode.toString(),
+    deviceId: meta.deviceId.toString(),
+    links: meta.nlink,
+  };
+  if (meta.linkTarget !== undefined) node.linkTarget = meta.linkTarget;
+  if (meta.rdev !== undefined) node.rdev = meta.rdev.toString();
+  return node;
+}
+
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,195 @@
+// Restore: recreate a snapshot's tree under a target directory. Names are validated when trees are
+// decoded; here nothing is ever opened through a symlink (O_NOFOLLOW, lstat before descending), files
+// are created exclusively, and a blob that fails authentication is never written.
+import { constants, promises as fs } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { Repository } from '../repo/repository.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
+import type { TreeNode } from '../repo/tree.ts';
+import { utimeSecondsFromNs } from '../source/entry-meta.ts';
+import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
+import type { SnapshotEntry } from './snapshots.ts';
+
+export interface RestoreOptions {
+  repo: Repository;
+  snapshot: SnapshotEntry;
+  target: string;
+  /** Absolute paths inside the snapshot; only they (and their ancestors' directories) are restored. */
+  include?: string[];
+  overwrite?: boolean;
+  onProgress?: (progress: RestoreProgress) => void;
+  onWarning?: (warning: { path: string; code: string; message: string }) => void;
+}
+
+export interface RestoreProgress {
+  files: number;
+  dirs: number;
+  bytesWritten: number;
+}
+
+export interface RestoreResult extends RestoreProgress {
+  errors: { path: string; code: string; message: string }[];
+}
+
+const ZERO = Buffer.alloc(8 * 1024 * 1024);
+const isRoot = process.getuid?.() === 0;
+
+interface Context {
+  reader: BlobReader;
+  options: RestoreOptions;
+  progress: RestoreProgress;
+  errors: RestoreResult['errors'];
+  hardLinks: Map<string, string>;
+}
+
+export async function restore(options: RestoreOptions): Promise<RestoreResult> {
+  const { index } = await loadIndex(options.repo);
+  const context: Context = {
+    reader: createBlobReader(options.repo, index),
+    options,
+    progress: { files: 0, dirs: 0, bytesWritten: 0 },
+    errors: [],
+    hardLinks: new Map(),
+  };
+  await fs.mkdir(options.target, { recursive: true });
+  const root = rootNode(options.snapshot.snapshot.tree);
+  const includes = (options.include ?? []).map((path) => splitPath(path));
+  for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
+  await restoreChildren(context, root, options.target, '/', includes.length > 0 ? includes : undefined);
+  return { ...context.progress, errors: context.errors };
+}
+
+/** `includes`: remaining path components still to match below this directory; undefined = everything. */
+async function restoreChildren(context: Context, dir: TreeNode, targetDir: string, path: string, includes: string[][] | undefined): Promise<void> {
+  const tree = await readTree(context.reader, dir.subtree!);
+  for (const node of tree.nodes) {
+    let below: string[][] | undefined;
+    if (includes) {
+      const matching = includes.filter((parts) => parts[0] === node.name);
+      if (matching.length === 0) continue;
+      below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1));
+    }
+    const nodePath = path === '/' ? `/${node.name}` : `${path}/${node.name}`;
+    try {
+      await restoreNode(context, node, join(targetDir, node.name), nodePath, below);
+    } catch (error) {
+      if (!isAmberError(error) || error.code === 'WRITE_ONLY_KEY') throw error;
+      const failure = { path: nodePath, code: error.code, message: error.message };
+      context.errors.push(failure);
+      context.options.onWarning?.(failure);
+    }
+  }
+}
+
+async function restoreNode(context: Context, node: TreeNode, target: string, path: string, includes: string[][] | undefined): Promise<void> {
+  switch (node.type) {
+    case 'dir':
+      await makeDirectory(target, context.options.overwrite === true);
+      if (node.subtree) await restoreChildren(context, node, target, path, includes);
+      context.progress.dirs += 1;
+      break;
+    case 'file':
+      await restoreFile(context, node, target);
+      context.progress.files += 1;
+      context.options.onProgress?.(context.progress);
+      return; // restoreFile sets the metadata itself (hard links share it)
+    case 'symlink':
+      await removeForOverwrite(target, context.options.overwrite === true);
+      await fs.symlink(node.linkTarget ?? '', target).catch((error) => { throw targetError(error, target); });
+      break;
+    case 'fifo':
+      await removeForOverwrite(target, context.options.overwrite === true);
+      await promisify(execFile)('mkfifo', [target]);
+      break;
+    default:
+      context.errors.push({ path, code: 'USAGE', message: `"${path}" is a ${node.type}; device and socket files are not restored` });
+      return;
+  }
+  await applyMetadata(node, target);
+}
+
+async function makeDirectory(target: string, overwrite: boolean): Promise<void> {
+  try {
+    await fs.mkdir(target, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(error, target);
+    const existing = await fs.lstat(target);
+    // Never descend through a symlink: it could point anywhere, outside the target included.
+    if (!existing.isDirectory()) {
+      if (!overwrite) throw new AmberError('TARGET_EXISTS', `"${target}" exists and is not a directory`, { hint: 'restore into an empty directory, or pass --overwrite' });
+      await fs.rm(target, { force: true });
+      await fs.mkdir(target, { mode: 0o700 });
+    }
+  }
+}
+
+async function removeForOverwrite(target: string, overwrite: boolean): Promise<void> {
+  const existing = await fs.lstat(target).catch(() => undefined);
+  if (!existing) return;
+  if (!overwrite) {
+    throw new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite to replace files' });
+  }
+  if (existing.isDirectory()) throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
+  await fs.unlink(target);
+}
+
+async function restoreFile(context: Context, node: TreeNode, target: string): Promise<void> {
+  await removeForOverwrite(target, context.options.overwrite === true);
+  const linkKey = node.links > 1 ? `${node.deviceId}:${node.inode}` : undefined;
+  const first = linkKey ? context.hardLinks.get(linkKey) : undefined;
+  if (first) {
+    await fs.link(first, target).catch((error) => { throw targetError(error, target); });
+    return;
+  }
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  const handle = await fs.open(target, flags, 0o600).catch((error) => { throw targetError(error, target); });
+  try {
+    let position = 0;
+    for (const id of node.content ?? []) {
+      const data = await context.reader.readBlob(Buffer.from(id, 'hex'));
+      // All-zero chunks are skipped, so sparse files stay sparse.
+      if (!isAllZero(data)) await writeAll(handle, data, position);
+      position += data.length;
+      context.progress.bytesWritten += data.length;
+    }
+    await handle.truncate(position);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.unlink(target).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  await applyMetadata(node, target);
+  if (linkKey) context.hardLinks.set(linkKey, target);
+}
+
+function isAllZero(data: Buffer): boolean {
+  return data.length <= ZERO.length && ZERO.compare(data, 0, data.length, 0, data.length) === 0;
+}
+
+async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < data.length) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+    written += bytesWritten;
+  }
+}
+
+async function applyMetadata(node: TreeNode, target: string): Promise<void> {
+  if (isRoot) await fs.lchown(target, node.uid, node.gid).catch(() => undefined);
+  if (node.type !== 'symlink') await fs.chmod(target, node.mode);
+  const mtime = utimeSecondsFromNs(BigInt(node.mtimeNs));
+  await fs.lutimes(target, mtime, mtime);
+}
+
+function targetError(error: unknown, target: string): unknown {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'EEXIST') return new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite' });
+  if (code === 'ELOOP') return new AmberError('UNSAFE_PATH', `"${target}" is a symlink; Amber does not write through symlinks`);
+  if (code === 'ENOSPC') return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, { hint: 'free space on the target filesystem' });
+  return error;
+}

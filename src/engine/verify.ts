@@ -1,0 +1,174 @@
+// Verify: every snapshot's trees and chunks are indexed and their packs exist; with --read-data,
+// every pack is read whole, checked against its name and signature, and every blob decrypted and
+// re-hashed. Problems name the object (and blob) they hit. A clean full read by a full-access key
+// certifies the packs it read, so write-only keys may then dedup against them.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import { nowIso } from '../core/clock.ts';
+import { asPackId, type PackId } from '../core/ids.ts';
+import { sha256Hex } from '../crypto/index.ts';
+import type { Repository } from '../repo/repository.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
+import type { BlobIndex } from '../repo/blob-index.ts';
+import { decodeBlob } from '../repo/blob-codec.ts';
+import { checkPackBytes, decodePackHeader, TRAILER_BYTES, unwrapPackKey } from '../repo/pack.ts';
+import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
+import { encodeSignedRecord, jsonBytes } from '../repo/signed-record.ts';
+import { readTree } from './tree-walk.ts';
+import { listSnapshots } from './snapshots.ts';
+
+export interface VerifyProblem {
+  object: string;
+  blob?: string;
+  code: string;
+  message: string;
+}
+
+export interface VerifyOptions {
+  repo: Repository;
+  /** Fraction of packs (0..1] to read whole; 0 checks structure only. */
+  readDataFraction: number;
+  onProgress?: (progress: { packsRead: number; packsTotal: number; bytesRead: number }) => void;
+}
+
+export interface VerifyResult {
+  snapshots: number;
+  trees: number;
+  blobsReferenced: number;
+  packs: number;
+  packsRead: number;
+  bytesRead: number;
+  unreferencedPacks: number;
+  certifiedPacks: number;
+  problems: VerifyProblem[];
+}
+
+export async function verify(options: VerifyOptions): Promise<VerifyResult> {
+  const { repo } = options;
+  if (repo.key.role !== 'full') {
+    throw new AmberError('WRITE_ONLY_KEY', 'verify reads snapshots and data, which a write-only key cannot decrypt', {
+      hint: 'run verify with a full-access key',
+    });
+  }
+  const problems: VerifyProblem[] = repo.problems.map(({ name, problem }) => ({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
+  const loaded = await loadIndex(repo);
+  for (const { name, problem } of loaded.problems) problems.push({ object: name, code: 'OBJECT_CORRUPT', message: `ignored: ${problem}` });
+  const snapshotProblems: { name: string; problem: string }[] = [];
+  const snapshots = await listSnapshots(repo, snapshotProblems);
+  for (const { name, problem } of snapshotProblems) problems.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
+
+  const reader = createBlobReader(repo, loaded.index);
+  const structure = { trees: 0, blobsReferenced: 0 };
+  const seenTrees = new Set<string>();
+  for (const { id, snapshot } of snapshots) {
+    await checkTree(reader, loaded.index, snapshot.tree, `snapshot ${id.slice(0, 8)}`, seenTrees, structure, problems);
+  }
+
+  const stored = new Map<string, number>();
+  for await (const { name, sizeBytes } of repo.store.list(PREFIX.data)) {
+    const hash = hashOfName(name);
+    if (hash && name === packName(asPackId(hash))) stored.set(hash, sizeBytes);
+    else problems.push({ object: name, code: 'OBJECT_CORRUPT', message: `${name} is not a valid pack name` });
+  }
+  const indexed = new Set(loaded.index.packIds);
+  for (const packId of indexed) {
+    if (!stored.has(packId)) problems.push({ object: packName(packId), code: 'OBJECT_NOT_FOUND', message: `pack ${packName(packId)} is in the index but missing from storage` });
+  }
+
+  const toRead = choosePacks([...indexed].filter((id) => stored.has(id)), options.readDataFraction);
+  let bytesRead = 0;
+  const verifiedPacks: PackId[] = [];
+  for (const [done, packId] of toRead.entries()) {
+    const ok = await readPack(repo, loaded.index, packId, problems);
+    bytesRead += stored.get(packId) ?? 0;
+    if (ok) verifiedPacks.push(packId);
+    options.onProgress?.({ packsRead: done + 1, packsTotal: toRead.length, bytesRead });
+  }
+  const certifiedPacks = await certify(repo, verifiedPacks);
+  return {
+    snapshots: snapshots.length,
+    trees: structure.trees,
+    blobsReferenced: structure.blobsReferenced,
+    packs: stored.size,
+    packsRead: toRead.length,
+    bytesRead,
+    unreferencedPacks: [...stored.keys()].filter((id) => !indexed.has(id as PackId)).length,
+    certifiedPacks,
+    problems,
+  };
+}
+
+async function checkTree(
+  reader: BlobReader, index: BlobIndex, treeId: string, where: string, seen: Set<string>,
+  counts: { trees: number; blobsReferenced: number }, problems: VerifyProblem[],
+): Promise<void> {
+  if (seen.has(treeId)) return;
+  seen.add(treeId);
+  counts.trees += 1;
+  let nodes;
+  try {
+    nodes = (await readTree(reader, treeId)).nodes;
+  } catch (error) {
+    if (!isAmberError(error)) throw error;
+    problems.push({ object: where, blob: treeId, code: error.code, message: `tree ${treeId.slice(0, 16)} of ${where}: ${error.message}` });
+    return;
+  }
+  for (const node of nodes) {
+    for (const blob of node.content ?? []) {
+      counts.blobsReferenced += 1;
+      if (!index.get(Buffer.from(blob, 'hex'))) {
+        problems.push({ object: where, blob, code: 'OBJECT_NOT_FOUND', message: `chunk ${blob.slice(0, 16)} of "${node.name}" (${where}) is not in any pack` });
+      }
+    }
+    if (node.subtree) await checkTree(reader, index, node.subtree, where, seen, counts, problems);
+  }
+}
+
+/** Reads a pack whole and checks everything in it; false when anything is wrong. */
+async function readPack(repo: Repository, index: BlobIndex, packId: PackId, problems: VerifyProblem[]): Promise<boolean> {
+  const name = packName(packId);
+  const before = problems.length;
+  try {
+    const bytes = Buffer.from(await repo.store.get(name));
+    const trailer = checkPackBytes(bytes, packId, (keyId) => repo.authority.signingKeyFor(keyId, name), name);
+    const epoch = repo.epochs.get(trailer.epoch);
+    if (!epoch?.privateKey) throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open`);
+    const dataKey = unwrapPackKey(trailer, { publicKey: epoch.publicKey, privateKey: epoch.privateKey }, name);
+    const headerEnd = bytes.length - TRAILER_BYTES;
+    const entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
+    for (const entry of entries) {
+      try {
+        decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), { dataKey, idKey: repo.key.secrets.idKey }, name);
+      } catch (error) {
+        if (!isAmberError(error)) throw error;
+        problems.push({ object: name, blob: entry.id.toString('hex'), code: error.code, message: error.message });
+      }
+      const location = index.get(entry.id);
+      if (location?.packId === packId && (location.offset !== entry.offset || location.sealedLength !== entry.sealedLength)) {
+        problems.push({ object: name, blob: entry.id.toString('hex'), code: 'OBJECT_CORRUPT', message: `the index places blob ${entry.id.toString('hex').slice(0, 16)} elsewhere in ${name} than its header does` });
+      }
+    }
+  } catch (error) {
+    if (!isAmberError(error)) throw error;
+    problems.push({ object: name, code: error.code, message: error.message });
+  }
+  return problems.length === before;
+}
+
+function choosePacks(packs: PackId[], fraction: number): PackId[] {
+  if (fraction <= 0) return [];
+  if (fraction >= 1) return packs;
+  const count = Math.max(1, Math.ceil(packs.length * fraction));
+  // A random subset, so repeated subset runs cover the whole repository over time.
+  return [...packs].map((id) => ({ id, order: Math.random() })).sort((a, b) => a.order - b.order).slice(0, count).map(({ id }) => id);
+}
+
+async function certify(repo: Repository, packs: PackId[]): Promise<number> {
+  const owner = repo.authority.ownerKeyId;
+  const fresh = packs.filter((id) => !repo.certifiedPacks.has(id));
+  if (fresh.length === 0 || repo.key.signer.keyId !== owner) return 0;
+  const bytes = encodeSignedRecord('certification', jsonBytes({ createdAt: nowIso(repo.clock), packs: fresh }), repo.key.signer);
+  await repo.store.put(objectName('certifications', sha256Hex(bytes)), bytes);
+  for (const id of fresh) repo.certifiedPacks.add(id);
+  return fresh.length;
+}

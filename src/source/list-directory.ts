@@ -1,0 +1,42 @@
+// Directory listings in one fixed order, so the same directory always yields the same tree.
+import { promises as fs } from 'node:fs';
+import { AmberError } from '../core/errors.ts';
+import { translateSourceError } from './entry-meta.ts';
+
+export interface ListDirectoryOptions {
+  /**
+   * Called for a name that is not valid UTF-8, which is then left out of the listing. Without it such a
+   * name fails the listing: decoding would change the name and the entry could not be opened again.
+   */
+  onUndecodableName?: (rawName: Buffer) => void;
+}
+
+/** Names in `path` (without `.` and `..`), sorted by their UTF-8 bytes. */
+export async function listDirectory(path: string, options: ListDirectoryOptions = {}): Promise<string[]> {
+  let rawNames: Buffer[];
+  try {
+    rawNames = await fs.readdir(path, { encoding: 'buffer' });
+  } catch (error) {
+    throw translateSourceError(error, path);
+  }
+  const names: string[] = [];
+  for (const raw of rawNames) {
+    const name = raw.toString('utf8');
+    if (Buffer.from(name, 'utf8').equals(raw)) {
+      names.push(name);
+    } else if (options.onUndecodableName !== undefined) {
+      options.onUndecodableName(raw);
+    } else {
+      throw new AmberError('SOURCE_UNREADABLE', `"${path}" holds a name that is not valid UTF-8 (bytes ${raw.toString('hex')})`, {
+        hint: 'rename the entry to valid UTF-8',
+        details: { path, nameHex: raw.toString('hex') },
+      });
+    }
+  }
+  return names.sort(compareNames);
+}
+
+/** Orders names by their UTF-8 bytes, which differs from JavaScript's UTF-16 order above U+FFFF. */
+export function compareNames(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
