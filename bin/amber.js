@@ -1,6 +1,24 @@
 #!/usr/bin/env node
 // The package entry point stays plain JavaScript so any Node can start it; the CLI itself is
-// TypeScript that Node 24 runs directly (type stripping).
-import { main } from '../src/cli/main.ts';
+// TypeScript that Node 24 runs directly (type stripping). On an older Node, hand over to the
+// Node 24 that the project pins as a dev dependency, or say clearly what is needed.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
+  if (!existsSync(pinned) || process.env.AMBER_REEXEC === '1') {
+    process.stderr.write(`error: Amber needs Node.js 24 or later; this is ${process.version}\nhint: run \`npm ci\` in the project and use \`npx amber\`, or install Node.js 24\n`);
+    process.exit(1);
+  }
+  const child = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, AMBER_REEXEC: '1' },
+  });
+  process.exit(child.status ?? 1);
+}
+
+const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -4,7 +4,7 @@
 // certifies the packs it read, so write-only keys may then dedup against them.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { nowIso } from '../core/clock.ts';
-import { asPackId, type PackId } from '../core/ids.ts';
+import { asPackId, type KeyId, type PackId } from '../core/ids.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -79,9 +79,10 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   let bytesRead = 0;
   const verifiedPacks: PackId[] = [];
   for (const [done, packId] of toRead.entries()) {
-    const ok = await readPack(repo, loaded.index, packId, problems);
+    const signer = await readPack(repo, loaded.index, packId, problems);
     bytesRead += stored.get(packId) ?? 0;
-    if (ok) verifiedPacks.push(packId);
+    // Owner-signed packs are trusted already; certification is for packs written by write-only keys.
+    if (signer && signer !== repo.authority.ownerKeyId) verifiedPacks.push(packId);
     options.onProgress?.({ packsRead: done + 1, packsTotal: toRead.length, bytesRead });
   }
   const certifiedPacks = await certify(repo, verifiedPacks);
@@ -124,13 +125,15 @@ async function checkTree(
   }
 }
 
-/** Reads a pack whole and checks everything in it; false when anything is wrong. */
-async function readPack(repo: Repository, index: BlobIndex, packId: PackId, problems: VerifyProblem[]): Promise<boolean> {
+/** Reads a pack whole and checks everything in it; its signer when all is well, else undefined. */
+async function readPack(repo: Repository, index: BlobIndex, packId: PackId, problems: VerifyProblem[]): Promise<KeyId | undefined> {
   const name = packName(packId);
   const before = problems.length;
+  let signer: KeyId | undefined;
   try {
     const bytes = Buffer.from(await repo.store.get(name));
     const trailer = checkPackBytes(bytes, packId, (keyId) => repo.authority.signingKeyFor(keyId, name), name);
+    signer = trailer.signerKeyId;
     const epoch = repo.epochs.get(trailer.epoch);
     if (!epoch?.privateKey) throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open`);
     const dataKey = unwrapPackKey(trailer, { publicKey: epoch.publicKey, privateKey: epoch.privateKey }, name);
@@ -152,7 +155,7 @@ async function readPack(repo: Repository, index: BlobIndex, packId: PackId, prob
     if (!isAmberError(error)) throw error;
     problems.push({ object: name, code: error.code, message: error.message });
   }
-  return problems.length === before;
+  return problems.length === before ? signer : undefined;
 }
 
 function choosePacks(packs: PackId[], fraction: number): PackId[] {

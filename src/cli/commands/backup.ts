@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { AmberError } from '../../core/errors.ts';
+import { formatBytes, formatDurationMs } from '../../core/units.ts';
+import { shortId } from '../../core/ids.ts';
+import { backup, type BackupResult } from '../../engine/backup.ts';
+import { scanSources } from '../../engine/scan.ts';
+import { createExcludeMatcher, readExcludeFile } from '../../source/excludes.ts';
+import { type CliContext, openRepo, print } from '../context.ts';
+import { createProgressLine } from '../progress.ts';
+import { EXIT } from '../exit-status.ts';
+
+interface BackupFlags {
+  tag: string[];
+  host?: string;
+  exclude: string[];
+  excludeFile: string[];
+  stdin?: boolean;
+  stdinFilename?: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function registerBackup(program: Command, context: CliContext, setExit: (status: number) => void): void {
+  program
+    .command('backup')
+    .description('back up files and directories (or standard input) into a new snapshot')
+    .argument('[paths...]', 'files and directories to back up')
+    .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
+    .option('--host <name>', 'host name to record (default: this machine)')
+    .option('--exclude <glob>', 'exclude paths matching the pattern (repeatable)', collect, [])
+    .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect, [])
+    .option('--stdin', 'back up standard input as one file')
+    .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
+    .addHelpText('after', `
+Exit status 3 means the snapshot was written but something was skipped or changed while read.
+
+Examples:
+  amber backup --repo /srv/backups/main /home /etc --exclude '*.tmp' --tag nightly
+  pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql`)
+    .action(async (paths: string[], flags: BackupFlags) => {
+      if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');
+      if (!flags.stdin && paths.length === 0) throw new AmberError('USAGE', 'name at least one path to back up, or use --stdin', { hint: 'amber backup --help shows examples' });
+      const patterns = [...flags.exclude];
+      for (const file of flags.excludeFile) patterns.push(...(await readExcludeFile(file)));
+      const exclude = createExcludeMatcher(patterns);
+      const repo = await openRepo(context);
+      const { output } = context;
+      const totals = output.showProgress && !flags.stdin ? scanSources(paths, exclude) : undefined;
+      const progress = createProgressLine(output.err, context.clock, output.showProgress);
+      const result = await backup({
+        repo,
+        paths: flags.stdin ? undefined : paths,
+        stdin: flags.stdin ? { stream: process.stdin, filename: flags.stdinFilename ?? 'stdin' } : undefined,
+        tags: flags.tag,
+        host: flags.host,
+        exclude,
+        onWarning: (warning) => {
+          progress.done();
+          if (!context.globals().json) output.err.write(`warning: ${warning.message}\n`);
+        },
+        onProgress: (state) => progress.update({ files: state.files, bytes: state.bytesRead, totalBytes: totals?.done ? totals.bytes : undefined, label: state.currentPath }),
+      });
+      progress.done();
+      print(context, toJson(result), () => renderSummary(result));
+      if (result.partial) setExit(EXIT.partial);
+    });
+}
+
+function toJson(result: BackupResult) {
+  return { id: result.snapshotId, ...result.snapshot, partial: result.partial, warnings: result.warnings };
+}
+
+function renderSummary({ snapshotId, snapshot, warnings, partial }: BackupResult): string {
+  const s = snapshot.summary;
+  const lines = [
+    `Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged${s.filesSkipped ? `, ${s.filesSkipped} skipped` : ''}`,
+    `Dirs:        ${s.dirs}`,
+    `Read:        ${formatBytes(s.bytesRead)}`,
+    `Added:       ${formatBytes(s.bytesAdded)} new data, ${formatBytes(s.bytesStored)} stored after compression and encryption`,
+    `Duration:    ${formatDurationMs(s.durationMs)}`,
+    `snapshot ${shortId(snapshotId)} saved${partial ? ` (incomplete: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} above)` : ''}`,
+  ];
+  return lines.join('\n');
+}

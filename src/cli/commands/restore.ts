@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { formatBytes } from '../../core/units.ts';
+import { shortId } from '../../core/ids.ts';
+import { AmberError } from '../../core/errors.ts';
+import { findSnapshot } from '../../engine/snapshots.ts';
+import { restore } from '../../engine/restore.ts';
+import { type CliContext, openRepo, print } from '../context.ts';
+import { createProgressLine } from '../progress.ts';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function registerRestore(program: Command, context: CliContext): void {
+  program
+    .command('restore')
+    .description('restore a snapshot into a directory (the absolute source paths are recreated below it)')
+    .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
+    .requiredOption('--target <dir>', 'directory to restore into')
+    .option('--include <path>', 'restore only this absolute path from the snapshot (repeatable)', collect, [])
+    .option('--overwrite', 'replace existing files in the target')
+    .addHelpText('after', `
+Examples:
+  amber restore latest --target /tmp/restore
+  amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs`)
+    .action(async (ref: string, flags: { target: string; include: string[]; overwrite?: boolean }) => {
+      const repo = await openRepo(context);
+      const snapshot = await findSnapshot(repo, ref);
+      const total = snapshot.snapshot.summary?.bytesRead;
+      const progress = createProgressLine(context.output.err, context.clock, context.output.showProgress);
+      const result = await restore({
+        repo, snapshot, target: flags.target, include: flags.include, overwrite: flags.overwrite,
+        onProgress: (state) => progress.update({ files: state.files, bytes: state.bytesWritten, totalBytes: flags.include.length ? undefined : total }),
+        onWarning: (warning) => {
+          progress.done();
+          if (!context.globals().json) context.output.err.write(`error: ${warning.path}: ${warning.message}\n`);
+        },
+      });
+      progress.done();
+      print(context, { snapshot: snapshot.id, target: flags.target, ...result }, (r) =>
+        `restored snapshot ${shortId(r.snapshot)}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytesWritten)} to ${r.target}`);
+      if (result.errors.length > 0) {
+        throw new AmberError('VERIFY_FAILED', `${result.errors.length} entr${result.errors.length === 1 ? 'y' : 'ies'} could not be restored`, {
+          hint: 'the errors above name each file; run `amber verify --read-data` to see what is damaged',
+        });
+      }
+    });
+}

@@ -1,0 +1,105 @@
+import type { Command } from 'commander';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { AmberError } from '../../core/errors.ts';
+import { shortId } from '../../core/ids.ts';
+import { formatBytes } from '../../core/units.ts';
+import { findSnapshot, listSnapshots, type SnapshotEntry } from '../../engine/snapshots.ts';
+import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
+import { loadIndex } from '../../repo/index-loader.ts';
+import { createBlobReader } from '../../repo/blob-reader.ts';
+import type { TreeNode } from '../../repo/tree.ts';
+import { type CliContext, openRepo, print } from '../context.ts';
+
+export function snapshotJson({ id, snapshot, signer }: SnapshotEntry) {
+  return { id, shortId: shortId(id), ...snapshot, signer };
+}
+
+export function registerSnapshotCommands(program: Command, context: CliContext): void {
+  program
+    .command('snapshots')
+    .description('list snapshots, oldest first')
+    .addHelpText('after', `
+Examples:
+  amber snapshots --repo /srv/backups/main
+  amber snapshots --json | jq '.[] | select(.host == "db1") | .id'`)
+    .action(async () => {
+      const repo = await openRepo(context);
+      const entries = await listSnapshots(repo);
+      print(context, entries.map(snapshotJson), () => renderSnapshots(entries));
+    });
+
+  program
+    .command('ls')
+    .description('list the files in a snapshot')
+    .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
+    .argument('[path]', 'absolute path inside the snapshot', '/')
+    .addHelpText('after', `
+Examples:
+  amber ls latest
+  amber ls 3f2a9c1e /home/alice/docs --json`)
+    .action(async (ref: string, path: string) => {
+      const repo = await openRepo(context);
+      const entry = await findSnapshot(repo, ref);
+      const reader = createBlobReader(repo, (await loadIndex(repo)).index);
+      const start = path === '/' ? rootNode(entry.snapshot.tree) : await resolvePath(reader, entry.snapshot.tree, path);
+      const json = context.globals().json;
+      await walkNodes(reader, start, path === '/' ? '/' : path, (nodePath, node) => {
+        if (node === start && path === '/') return;
+        context.output.out.write(json ? `${JSON.stringify(nodeJson(nodePath, node))}\n` : `${renderNode(nodePath, node)}\n`);
+      });
+    });
+
+  program
+    .command('dump')
+    .description('write one file from a snapshot to standard output')
+    .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
+    .argument('<file>', 'absolute path of the file inside the snapshot')
+    .addHelpText('after', `
+Examples:
+  amber dump latest /etc/hosts
+  amber dump latest /mydb.sql | psql mydb`)
+    .action(async (ref: string, file: string) => {
+      const repo = await openRepo(context);
+      const entry = await findSnapshot(repo, ref);
+      const reader = createBlobReader(repo, (await loadIndex(repo)).index);
+      const node = await resolvePath(reader, entry.snapshot.tree, file);
+      if (node.type !== 'file') throw new AmberError('PATH_NOT_FOUND', `"${file}" is a ${node.type}, not a file`, { hint: 'use `amber ls` to list a directory' });
+      const chunks = async function* () {
+        for (const id of node.content ?? []) yield await reader.readBlob(Buffer.from(id, 'hex'));
+      };
+      await pipeline(Readable.from(chunks()), context.output.out);
+    });
+}
+
+function nodeJson(path: string, node: TreeNode) {
+  const { content: _content, subtree: _subtree, ...rest } = node;
+  return { path, ...rest };
+}
+
+function renderNode(path: string, node: TreeNode): string {
+  const mode = (node.type === 'dir' ? 'd' : node.type === 'symlink' ? 'l' : '-') + modeString(node.mode);
+  const time = new Date(Number(BigInt(node.mtimeNs) / 1_000_000n)).toISOString().slice(0, 19).replace('T', ' ');
+  const size = node.type === 'file' ? formatBytes(node.sizeBytes) : '';
+  return `${mode} ${String(node.uid).padStart(5)} ${String(node.gid).padStart(5)} ${size.padStart(10)} ${time} ${path}${node.linkTarget !== undefined ? ` -> ${node.linkTarget}` : ''}`;
+}
+
+function modeString(mode: number): string {
+  const bits = 'rwxrwxrwx';
+  return [...bits].map((char, index) => (mode & (1 << (8 - index)) ? char : '-')).join('');
+}
+
+function renderSnapshots(entries: SnapshotEntry[]): string {
+  if (entries.length === 0) return 'no snapshots';
+  const rows = entries.map(({ id, snapshot }) => [
+    shortId(id),
+    snapshot.time.slice(0, 19).replace('T', ' '),
+    snapshot.host,
+    snapshot.tags.join(','),
+    snapshot.paths.join(' ') + (snapshot.flags.length ? `  [${snapshot.flags.join(',')}]` : ''),
+  ]);
+  const header = ['ID', 'Time', 'Host', 'Tags', 'Paths'];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
+  const line = (row: string[]) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ');
+  return [line(header), ...rows.map(line), `${entries.length} snapshot${entries.length === 1 ? '' : 's'}`].join('\n');
+}

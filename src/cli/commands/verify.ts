@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { AmberError } from '../../core/errors.ts';
+import { formatBytes } from '../../core/units.ts';
+import { verify, type VerifyResult } from '../../engine/verify.ts';
+import { type CliContext, openRepo, print } from '../context.ts';
+import { createProgressLine } from '../progress.ts';
+
+export function registerVerify(program: Command, context: CliContext): void {
+  program
+    .command('verify')
+    .description('check the repository: structure, and with --read-data every byte')
+    .option('--read-data', 'read and authenticate every pack and blob')
+    .option('--read-data-subset <percent>', 'read a random N% of the packs, e.g. 10%')
+    .addHelpText('after', `
+Examples:
+  amber verify                       # every snapshot's trees and chunks are present
+  amber verify --read-data           # and every byte decrypts and matches its id
+  amber verify --read-data-subset 5% # a random 5 % of the packs`)
+    .action(async (flags: { readData?: boolean; readDataSubset?: string }) => {
+      const fraction = flags.readData ? 1 : flags.readDataSubset ? parsePercent(flags.readDataSubset) : 0;
+      const repo = await openRepo(context);
+      const progress = createProgressLine(context.output.err, context.clock, context.output.showProgress);
+      const result = await verify({ repo, readDataFraction: fraction, onProgress: (state) => progress.update({ bytes: state.bytesRead, label: `${state.packsRead}/${state.packsTotal} packs` }) });
+      progress.done();
+      print(context, result, render);
+      if (result.problems.length > 0) {
+        throw new AmberError('VERIFY_FAILED', `verification found ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}`, {
+          hint: 'each problem above names the object (and blob) it hit; restore from an intact copy',
+        });
+      }
+    });
+}
+
+function parsePercent(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)%?$/.exec(text);
+  const value = match ? Number(match[1]) : NaN;
+  if (!(value > 0 && value <= 100)) throw new AmberError('USAGE', `--read-data-subset "${text}" must be a percentage from 0 to 100, e.g. 10%`);
+  return value / 100;
+}
+
+function render(result: VerifyResult): string {
+  const lines = result.problems.map((problem) => `error: ${problem.message}${problem.blob ? ` [blob ${problem.blob.slice(0, 16)}]` : ''}`);
+  lines.push(
+    `checked ${result.snapshots} snapshots, ${result.trees} trees, ${result.blobsReferenced} chunk references, ${result.packs} packs`,
+    `read ${result.packsRead} packs (${formatBytes(result.bytesRead)})${result.certifiedPacks ? `, certified ${result.certifiedPacks} for dedup by write-only keys` : ''}`,
+  );
+  if (result.unreferencedPacks) lines.push(`${result.unreferencedPacks} packs are not referenced by any index (left by an interrupted backup; harmless)`);
+  lines.push(result.problems.length ? `${result.problems.length} problems found` : 'no problems found');
+  return lines.join('\n');
+}

@@ -1,0 +1,98 @@
+// What every command shares: global options, opening the repository, and printing results.
+import { resolve } from 'node:path';
+import { AmberError } from '../core/errors.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import type { Store } from '../storage/store.ts';
+import { createFsStore } from '../storage/fs/fs-store.ts';
+import { openRepository, type Repository } from '../repo/repository.ts';
+import { readPassphrase } from './passphrase.ts';
+
+export interface GlobalOptions {
+  repo?: string;
+  passwordFile?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export interface Output {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+  /** Progress goes to stderr only on a terminal, never with --json or --quiet. */
+  showProgress: boolean;
+}
+
+export interface CliContext {
+  clock: Clock;
+  output: Output;
+  globals(): GlobalOptions;
+}
+
+export function repoLocation(globals: GlobalOptions): string {
+  const location = globals.repo ?? process.env.AMBER_REPO;
+  if (!location) {
+    throw new AmberError('USAGE', 'no repository given', { hint: 'pass --repo PATH or set AMBER_REPO' });
+  }
+  return location;
+}
+
+export function storeFor(location: string): Store {
+  if (/^(s3|https?):/.test(location)) {
+    throw new AmberError('USAGE', `"${location}": S3 and vault repositories are not supported yet`, {
+      hint: 'use a local directory path',
+    });
+  }
+  return createFsStore(resolve(location));
+}
+
+export async function openRepo(context: CliContext): Promise<Repository> {
+  const globals = context.globals();
+  const store = storeFor(repoLocation(globals));
+  if (!(await store.exists())) {
+    throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location}`, {
+      hint: 'check --repo (or AMBER_REPO), or create one with `amber init`',
+    });
+  }
+  const passphrase = await readPassphrase({
+    envVar: 'AMBER_PASSWORD',
+    file: globals.passwordFile ?? process.env.AMBER_PASSWORD_FILE,
+    prompt: `passphrase for ${store.location}: `,
+  });
+  return openRepository({ store, passphrase, clock: context.clock });
+}
+
+/** Prints a result as JSON (with --json) or as the text `render` makes of it. */
+export function print<T>(context: CliContext, result: T, render: (result: T) => string): void {
+  if (context.globals().json) {
+    context.output.out.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else if (!context.globals().quiet) {
+    const text = render(result);
+    if (text) context.output.out.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+}
+
+export function createContext(globals: () => GlobalOptions): CliContext {
+  const isTty = process.stderr.isTTY === true;
+  return {
+    clock: systemClock,
+    globals,
+    output: {
+      out: process.stdout,
+      err: process.stderr,
+      get showProgress() {
+        const options = globals();
+        return isTty && !options.json && !options.quiet;
+      },
+    },
+  };
+}
+
+/** scrypt cost for new keys; lowering it is for tests and tiny devices only (see docs/format.md). */
+export function kdfLogN(): number | undefined {
+  const value = process.env.AMBER_KDF_LOG_N;
+  if (value === undefined) return undefined;
+  const logN = Number(value);
+  if (!Number.isInteger(logN) || logN < 10 || logN > 22) {
+    throw new AmberError('USAGE', `AMBER_KDF_LOG_N=${value} must be an integer from 10 to 22`);
+  }
+  return logN;
+}

@@ -1,0 +1,27 @@
+// The only place that maps error codes to process exit statuses (documented in docs/errors.md).
+import type { ErrorCode } from '../core/errors.ts';
+
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  /** Backup finished but skipped something, or a file changed while read. */
+  partial: 3,
+  repoNotFound: 10,
+  wrongPassword: 12,
+  interrupted: 130,
+} as const;
+
+const BY_CODE: Partial<Record<ErrorCode, number>> = {
+  USAGE: EXIT.usage,
+  INVALID_DURATION: EXIT.usage,
+  PASSWORD_REQUIRED: EXIT.usage,
+  REPO_NOT_FOUND: EXIT.repoNotFound,
+  WRONG_PASSWORD: EXIT.wrongPassword,
+  KEY_REVOKED: EXIT.wrongPassword,
+  INTERRUPTED: EXIT.interrupted,
+};
+
+export function exitStatusFor(code: ErrorCode): number {
+  return BY_CODE[code] ?? EXIT.error;
+}

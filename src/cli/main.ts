@@ -1,0 +1,76 @@
+// The amber command line: parse, call a service, render; map errors to exit statuses.
+import { Command, CommanderError, Option } from 'commander';
+import { AmberError, isAmberError } from '../core/errors.ts';
+import { createContext, type GlobalOptions } from './context.ts';
+import { EXIT, exitStatusFor } from './exit-status.ts';
+import { registerInit } from './commands/init.ts';
+import { registerBackup } from './commands/backup.ts';
+import { registerSnapshotCommands } from './commands/snapshots.ts';
+import { registerRestore } from './commands/restore.ts';
+import { registerVerify } from './commands/verify.ts';
+import { registerKey } from './commands/key.ts';
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(setExit: (status: number) => void): { program: Command; globals: () => GlobalOptions } {
+  const program = new Command('amber');
+  const globals = () => program.opts<GlobalOptions>();
+  const context = createContext(globals);
+  program
+    .description('Immutable, encrypted, deduplicating backups')
+    .version(VERSION)
+    .addOption(new Option('-r, --repo <location>', 'repository location (a directory path)').env('AMBER_REPO'))
+    .addOption(new Option('--password-file <file>', 'read the passphrase from a file').env('AMBER_PASSWORD_FILE'))
+    .option('--json', 'print results as JSON for scripts')
+    .option('-q, --quiet', 'print only errors')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .addHelpText('after', `
+The passphrase comes from AMBER_PASSWORD, --password-file, or a prompt on the terminal.
+
+Examples:
+  amber init --repo /srv/backups/main
+  amber backup --repo /srv/backups/main /home --tag nightly
+  amber snapshots --repo /srv/backups/main
+  amber restore latest --repo /srv/backups/main --target /tmp/restore
+  amber verify --repo /srv/backups/main --read-data`);
+  registerInit(program, context);
+  registerBackup(program, context, setExit);
+  registerSnapshotCommands(program, context);
+  registerRestore(program, context);
+  registerVerify(program, context);
+  registerKey(program, context);
+  for (const command of program.commands) command.exitOverride();
+  return { program, globals };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let status: number = EXIT.ok;
+  const { program, globals } = buildProgram((next) => {
+    status = Math.max(status, next);
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return status;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (isAmberError(error)) {
+      reportError(error, globals().json === true);
+      return exitStatusFor(error.code);
+    }
+    if ((error as NodeJS.ErrnoException)?.code === 'EPIPE') return EXIT.ok;
+    process.stderr.write(`amber: unexpected error (this is a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`);
+    return EXIT.error;
+  }
+}
+
+function reportError(error: AmberError, json: boolean): void {
+  if (json) {
+    process.stderr.write(`${JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint, details: error.details } })}\n`);
+    return;
+  }
+  process.stderr.write(`error: ${error.message} [${error.code}]\n`);
+  if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+}
