@@ -16,6 +16,9 @@ export const ERROR_CODES = {
   SIGNATURE_INVALID: 'A record is unsigned, badly signed or signed by a key without the authority',
   KEY_NOT_FOUND: 'No key with the given id exists in the repository',
   KEY_REVOKED: 'The key was revoked and its signatures are no longer accepted',
+  KEY_AMBIGUOUS: 'A short key id matches more than one key',
+  KEY_IN_USE: 'The operation would revoke the key that is doing it',
+  PASSPHRASE_IN_USE: 'The passphrase for a new key already opens another key of the repository',
   WRITE_ONLY_KEY: 'The operation needs a full-access key; a write-only key cannot read backups',
   SNAPSHOT_NOT_FOUND: 'No snapshot matches the given id',
   SNAPSHOT_AMBIGUOUS: 'A short snapshot id matches more than one snapshot',
@@ -30,6 +33,7 @@ export const ERROR_CODES = {
   STORAGE_TRANSIENT: 'The storage failed in a way that may pass if retried',
   INVALID_OBJECT_NAME: 'An object name is not valid for the storage',
   RETENTION_ACTIVE: 'The object is under retention or legal hold and cannot be removed',
+  RESTORE_INCOMPLETE: 'Some entries could not be restored; each one was reported',
   VERIFY_FAILED: 'Verification found missing or damaged data',
   INTERRUPTED: 'The operation was interrupted',
 } as const;

@@ -1,5 +1,6 @@
-// The in-memory index: blob id → pack location, in an open-addressing hash table over typed arrays.
-// About 50 bytes per slot (32-byte id, four u32 fields, one flag byte), ≤ 0.75 load: no JS object per blob.
+// The in-memory index: blob id → pack location, with no JS object per blob. Entries live densely
+// in typed-array pages (50 bytes each: 32-byte id, four u32 fields, type/trust flags, compression);
+// an open-addressing table of u32 entry numbers (≤ 3/4 full) finds them. About 55–65 bytes a blob.
 import type { PackId } from '../core/ids.ts';
 import type { BlobType } from './blob-codec.ts';
 
@@ -14,11 +15,6 @@ export interface BlobLocation {
   trusted: boolean;
 }
 
-const FLAG_TREE = 1;
-const FLAG_TRUSTED = 2;
-const FLAG_PENDING = 4;
-const FIELDS = 4;
-
 export interface BlobIndex {
   readonly size: number;
   readonly packIds: readonly PackId[];
@@ -31,59 +27,88 @@ export interface BlobIndex {
   memoryBytes(): number;
 }
 
-export function createBlobIndex(initialCapacity = 1 << 12): BlobIndex {
-  let capacity = 1;
-  while (capacity < initialCapacity) capacity <<= 1;
-  let ids = new Uint8Array(capacity * 32);
-  let fields = new Uint32Array(capacity * FIELDS); // packNo + 1 (0 = empty slot), offset, sealed, raw
-  let flags = new Uint8Array(capacity);
-  let compressions = new Uint8Array(capacity);
+const FLAG_TREE = 1;
+const FLAG_TRUSTED = 2;
+const FLAG_PENDING = 4;
+const PAGE_BITS = 12;
+const PAGE_SIZE = 1 << PAGE_BITS;
+const FIELDS = 4; // pack number, offset, sealed length, raw length
+
+interface Page {
+  ids: Uint8Array;
+  fields: Uint32Array;
+  flags: Uint8Array;
+  compressions: Uint8Array;
+}
+
+const newPage = (): Page => ({
+  ids: new Uint8Array(PAGE_SIZE * 32),
+  fields: new Uint32Array(PAGE_SIZE * FIELDS),
+  flags: new Uint8Array(PAGE_SIZE),
+  compressions: new Uint8Array(PAGE_SIZE),
+});
+
+export function createBlobIndex(): BlobIndex {
+  const pages: Page[] = [];
+  let slots = new Uint32Array(1 << 12); // entry number + 1; 0 = empty
   let size = 0;
   const packIds: PackId[] = [];
   const packNumbers = new Map<string, number>();
 
+  const hashOf = (id: Uint8Array) => ((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) >>> 0;
+  const sameId = (entry: number, id: Uint8Array) => {
+    const { ids } = pages[entry >>> PAGE_BITS];
+    const at = (entry & (PAGE_SIZE - 1)) * 32;
+    for (let i = 0; i < 32; i++) if (ids[at + i] !== id[i]) return false;
+    return true;
+  };
+  /** The slot holding `id`, or the empty slot where it would go. */
   const slotOf = (id: Uint8Array): number => {
-    const mask = capacity - 1;
-    let slot = ((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) & mask;
-    for (;;) {
-      if (fields[slot * FIELDS] === 0 && flags[slot] === 0) return slot;
-      if (equalAt(ids, slot * 32, id)) return slot;
-      slot = (slot + 1) & mask;
-    }
+    const mask = slots.length - 1;
+    let slot = hashOf(id) & mask;
+    while (slots[slot] !== 0 && !sameId(slots[slot] - 1, id)) slot = (slot + 1) & mask;
+    return slot;
   };
-  const occupied = (slot: number) => fields[slot * FIELDS] !== 0 || flags[slot] !== 0;
-
   const grow = () => {
-    const old = { ids, fields, flags, compressions, capacity };
-    capacity *= 2;
-    ids = new Uint8Array(capacity * 32);
-    fields = new Uint32Array(capacity * FIELDS);
-    flags = new Uint8Array(capacity);
-    compressions = new Uint8Array(capacity);
-    for (let slot = 0; slot < old.capacity; slot++) {
-      if (old.fields[slot * FIELDS] === 0 && old.flags[slot] === 0) continue;
-      const id = old.ids.subarray(slot * 32, slot * 32 + 32);
-      const target = slotOf(id);
-      ids.set(id, target * 32);
-      fields.set(old.fields.subarray(slot * FIELDS, slot * FIELDS + FIELDS), target * FIELDS);
-      flags[target] = old.flags[slot];
-      compressions[target] = old.compressions[slot];
+    const old = slots;
+    slots = new Uint32Array(old.length * 2);
+    const mask = slots.length - 1;
+    for (const stored of old) {
+      if (stored === 0) continue;
+      const entry = stored - 1;
+      const { ids } = pages[entry >>> PAGE_BITS];
+      const at = (entry & (PAGE_SIZE - 1)) * 32;
+      let slot = hashOf(ids.subarray(at, at + 4)) & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = stored;
     }
   };
+  const entryOf = (id: Uint8Array): number => {
+    const stored = slots[slotOf(id)];
+    return stored === 0 ? -1 : stored - 1;
+  };
+  const pageAt = (entry: number) => ({ page: pages[entry >>> PAGE_BITS], at: entry & (PAGE_SIZE - 1) });
 
   const write = (id: Uint8Array, location: BlobLocation | undefined) => {
-    if ((size + 1) * 4 > capacity * 3) grow();
-    const slot = slotOf(id);
-    const existing = occupied(slot);
-    if (existing && !(flags[slot] & FLAG_PENDING)) {
-      // A second copy of a blob: keep the first location, but let trust only ever be gained.
-      if (location?.trusted) flags[slot] |= FLAG_TRUSTED;
-      return;
+    let entry = entryOf(id);
+    if (entry >= 0) {
+      const { page, at } = pageAt(entry);
+      if (!(page.flags[at] & FLAG_PENDING)) {
+        // A second copy of a blob: keep the first location, but let trust only ever be gained.
+        if (location?.trusted) page.flags[at] |= FLAG_TRUSTED;
+        return;
+      }
+    } else {
+      if ((size + 1) * 4 > slots.length * 3) grow();
+      entry = size;
+      if ((entry >>> PAGE_BITS) === pages.length) pages.push(newPage());
+      pages[entry >>> PAGE_BITS].ids.set(id.subarray(0, 32), (entry & (PAGE_SIZE - 1)) * 32);
+      slots[slotOf(id)] = entry + 1;
+      size += 1;
     }
-    if (!existing) size += 1;
-    ids.set(id, slot * 32);
+    const { page, at } = pageAt(entry);
     if (!location) {
-      flags[slot] = FLAG_PENDING | FLAG_TRUSTED;
+      page.flags[at] = FLAG_PENDING | FLAG_TRUSTED;
       return;
     }
     let packNo = packNumbers.get(location.packId);
@@ -91,9 +116,10 @@ export function createBlobIndex(initialCapacity = 1 << 12): BlobIndex {
       packNo = packIds.push(location.packId) - 1;
       packNumbers.set(location.packId, packNo);
     }
-    fields.set([packNo + 1, location.offset, location.sealedLength, location.rawLength], slot * FIELDS);
-    compressions[slot] = location.compression;
-    flags[slot] = (location.type === 'tree' ? FLAG_TREE : 0) | (location.trusted || flags[slot] & FLAG_PENDING ? FLAG_TRUSTED : 0);
+    page.fields.set([packNo, location.offset, location.sealedLength, location.rawLength], at * FIELDS);
+    page.compressions[at] = location.compression;
+    const trusted = location.trusted || (page.flags[at] & FLAG_PENDING) !== 0;
+    page.flags[at] = (location.type === 'tree' ? FLAG_TREE : 0) | (trusted ? FLAG_TRUSTED : 0);
   };
 
   return {
@@ -102,30 +128,30 @@ export function createBlobIndex(initialCapacity = 1 << 12): BlobIndex {
     },
     packIds,
     get(id) {
-      const slot = slotOf(id);
-      if (!occupied(slot) || flags[slot] & FLAG_PENDING) return undefined;
-      const base = slot * FIELDS;
+      const entry = entryOf(id);
+      if (entry < 0) return undefined;
+      const { page, at } = pageAt(entry);
+      const flags = page.flags[at];
+      if (flags & FLAG_PENDING) return undefined;
+      const base = at * FIELDS;
       return {
-        packId: packIds[fields[base] - 1],
-        type: flags[slot] & FLAG_TREE ? 'tree' : 'data',
-        compression: compressions[slot],
-        offset: fields[base + 1],
-        sealedLength: fields[base + 2],
-        rawLength: fields[base + 3],
-        trusted: (flags[slot] & FLAG_TRUSTED) !== 0,
+        packId: packIds[page.fields[base]],
+        type: flags & FLAG_TREE ? 'tree' : 'data',
+        compression: page.compressions[at],
+        offset: page.fields[base + 1],
+        sealedLength: page.fields[base + 2],
+        rawLength: page.fields[base + 3],
+        trusted: (flags & FLAG_TRUSTED) !== 0,
       };
     },
     hasTrusted(id) {
-      const slot = slotOf(id);
-      return occupied(slot) && (flags[slot] & FLAG_TRUSTED) !== 0;
+      const entry = entryOf(id);
+      if (entry < 0) return false;
+      const { page, at } = pageAt(entry);
+      return (page.flags[at] & FLAG_TRUSTED) !== 0;
     },
     add: (id, location) => write(id, location),
     addPending: (id) => write(id, undefined),
-    memoryBytes: () => ids.byteLength + fields.byteLength + flags.byteLength + compressions.byteLength,
+    memoryBytes: () => slots.byteLength + pages.length * PAGE_SIZE * (32 + FIELDS * 4 + 2),
   };
-}
-
-function equalAt(haystack: Uint8Array, at: number, id: Uint8Array): boolean {
-  for (let i = 0; i < 32; i++) if (haystack[at + i] !== id[i]) return false;
-  return true;
 }

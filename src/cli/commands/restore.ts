@@ -31,15 +31,18 @@ Examples:
         onProgress: (state) => progress.update({ files: state.files, bytes: state.bytesWritten, totalBytes: flags.include.length ? undefined : total }),
         onWarning: (warning) => {
           progress.done();
-          if (!context.globals().json) context.output.err.write(`error: ${warning.path}: ${warning.message}\n`);
+          if (!context.globals().json) context.output.err.write(`error: ${warning.message} [${warning.code}]\n`);
         },
       });
       progress.done();
       print(context, { snapshot: snapshot.id, target: flags.target, ...result }, (r) =>
         `restored snapshot ${shortId(r.snapshot)}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytesWritten)} to ${r.target}`);
       if (result.errors.length > 0) {
-        throw new AmberError('VERIFY_FAILED', `${result.errors.length} entr${result.errors.length === 1 ? 'y' : 'ies'} could not be restored`, {
-          hint: 'the errors above name each file; run `amber verify --read-data` to see what is damaged',
+        const onlyExisting = result.errors.every((error) => error.code === 'TARGET_EXISTS');
+        throw new AmberError('RESTORE_INCOMPLETE', `${result.errors.length} entr${result.errors.length === 1 ? 'y' : 'ies'} could not be restored`, {
+          hint: onlyExisting
+            ? 'restore into an empty directory, or pass --overwrite to replace existing files'
+            : 'the errors above name each entry; run `amber verify --read-data` to see what is damaged',
         });
       }
     });

@@ -1,0 +1,120 @@
+// The command line as a user runs it: the real bin, real files, real exit statuses.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
+let dir: string;
+let repo: string;
+let source: string;
+
+function amber(args: string[], options: SpawnSyncOptions & { password?: string } = {}) {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    ...options,
+    env: { PATH: process.env.PATH, AMBER_PASSWORD: options.password ?? 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, ...(options.env ?? {}) },
+  });
+  return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'amber-cli-'));
+  repo = join(dir, 'repo');
+  source = join(dir, 'source');
+  await mkdir(join(source, 'sub'), { recursive: true });
+  await writeFile(join(source, 'hello.txt'), 'hello world\n');
+  await writeFile(join(source, 'sub', 'data.bin'), Buffer.alloc(300_000, 7));
+});
+
+after(() => rm(dir, { recursive: true, force: true }));
+
+test('the quick start works end to end', async () => {
+  assert.equal(amber(['init']).status, 0);
+  const backup = amber(['backup', source, '--tag', 'first']);
+  assert.equal(backup.status, 0, backup.stderr);
+  assert.match(backup.stdout, /Files: +2 new, 0 changed, 0 unchanged/);
+  assert.equal(backup.stderr, '', 'no progress or noise in a pipe');
+
+  const list = JSON.parse(amber(['snapshots', '--json']).stdout);
+  assert.equal(list.length, 1);
+  for (const field of ['id', 'time', 'host', 'paths', 'tags', 'retention']) assert.ok(field in list[0], `snapshots --json has ${field}`);
+  assert.deepEqual(list[0].tags, ['first']);
+  assert.deepEqual(list[0].paths, [source]);
+
+  const ls = amber(['ls', 'latest']);
+  assert.match(ls.stdout, new RegExp(`${source}/sub/data.bin`));
+  assert.equal(amber(['dump', 'latest', join(source, 'hello.txt')]).stdout, 'hello world\n');
+
+  const target = join(dir, 'restored');
+  assert.equal(amber(['restore', list[0].shortId, '--target', target]).status, 0);
+  assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'hello world\n');
+  assert.deepEqual(await readFile(join(target, source, 'sub', 'data.bin')), Buffer.alloc(300_000, 7));
+
+  const again = amber(['restore', 'latest', '--target', target]);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already exists \[TARGET_EXISTS\]\n[^]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/);
+
+  const verify = amber(['verify', '--read-data']);
+  assert.equal(verify.status, 0, verify.stderr);
+  assert.match(verify.stdout, /no problems found/);
+
+  const second = amber(['backup', source, '--json']);
+  assert.equal(JSON.parse(second.stdout).summary.filesUnchanged, 2);
+});
+
+test('backup --stdin stores a stream under the given name', () => {
+  const result = amber(['backup', '--stdin', '--stdin-filename', 'dump.sql'], { input: 'CREATE TABLE t();\n' });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(amber(['dump', 'latest', '/dump.sql']).stdout, 'CREATE TABLE t();\n');
+});
+
+test('errors name the problem, give a hint and a documented exit status', () => {
+  const wrong = amber(['snapshots'], { password: 'not the passphrase' });
+  assert.equal(wrong.status, 12);
+  assert.match(wrong.stderr, /^error: no key in .* opens with the given passphrase \[WRONG_PASSWORD\]\nhint: /);
+  assert.doesNotMatch(wrong.stderr, /at .*\.ts:\d+/, 'no stack trace for an expected failure');
+
+  const missing = amber(['snapshots'], { env: { AMBER_REPO: join(dir, 'nowhere') } });
+  assert.equal(missing.status, 10);
+  assert.match(missing.stderr, /no repository at .*nowhere \[REPO_NOT_FOUND\]/);
+
+  assert.equal(amber(['frobnicate']).status, 2);
+  assert.equal(amber(['backup']).status, 2);
+  assert.equal(amber(['backup', join(dir, 'no-such-dir')]).status, 1);
+  assert.equal(amber(['init']).status, 1, 'init refuses an existing repository');
+  const json = amber(['snapshots', '--json'], { password: 'nope' });
+  assert.equal(JSON.parse(json.stderr).error.code, 'WRONG_PASSWORD');
+});
+
+test('every command has help with examples', () => {
+  for (const command of ['init', 'backup', 'snapshots', 'ls', 'dump', 'restore', 'verify']) {
+    const help = amber([command, '--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /Examples:/, `${command} --help shows examples`);
+  }
+});
+
+test('an unreadable file is reported and skipped, the rest lands, and the exit status is 3', async () => {
+  // Root reads everything, so the backup runs as the unprivileged user nobody.
+  const nobody = 65534;
+  const own = join(dir, 'nobody');
+  await mkdir(join(own, 'src'), { recursive: true });
+  await writeFile(join(own, 'src', 'readable.txt'), 'fine');
+  await writeFile(join(own, 'src', 'secret.txt'), 'locked');
+  await chmod(join(own, 'src', 'secret.txt'), 0o000);
+  for (const path of [own, join(own, 'src'), join(own, 'src', 'readable.txt')]) await chown(path, nobody, nobody);
+  await chmod(dir, 0o755);
+  const asNobody = { uid: nobody, gid: nobody, env: { AMBER_REPO: join(own, 'repo') } };
+  assert.equal(amber(['init'], asNobody).status, 0);
+  const result = amber(['backup', join(own, 'src')], asNobody);
+  assert.equal(result.status, 3, result.stderr);
+  assert.match(result.stderr, /secret\.txt/);
+  assert.match(result.stdout, /1 skipped/);
+  assert.equal(amber(['dump', 'latest', join(own, 'src', 'readable.txt')], asNobody).stdout, 'fine');
+  const snapshot = JSON.parse(amber(['snapshots', '--json'], asNobody).stdout)[0];
+  assert.ok(snapshot.flags.includes('partial'));
+});
