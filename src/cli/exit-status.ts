@@ -20,6 +20,8 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   WRONG_PASSWORD: EXIT.wrongPassword,
   KEY_REVOKED: EXIT.wrongPassword,
   INTERRUPTED: EXIT.interrupted,
+  KEY_AMBIGUOUS: EXIT.usage,
+  SNAPSHOT_AMBIGUOUS: EXIT.usage,
 };
 
 export function exitStatusFor(code: ErrorCode): number {

@@ -29,6 +29,8 @@ export function encodeEpochRecord(options: {
   holders: { keyId: KeyId; holderPublicKey: Buffer }[];
   createdAt: string;
   owner: Signer;
+  /** Why the epoch was started (e.g. a rotation after a revocation); recorded as given. */
+  reason?: string;
 }): Buffer {
   const record: EpochRecord = {
     epoch: options.epoch,
@@ -38,6 +40,7 @@ export function encodeEpochRecord(options: {
       keyId,
       box: sealToPublicKey(holderPublicKey, options.dataPair.privateKey, grantAad(options.epoch, keyId)).toString('base64'),
     })),
+    ...(options.reason ? { reason: options.reason } : {}),
   };
   return encodeSignedRecord('epoch', jsonBytes(record), options.owner);
 }
