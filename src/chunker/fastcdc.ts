@@ -24,6 +24,10 @@ const MIN_AVG_BITS = 6;
 const MAX_AVG_BITS = 28;
 /** Bounds the working buffer of `chunkStream` (2 × max). */
 const MAX_MAX_SIZE_BYTES = 1024 * 1024 * 1024;
+/**
+ * Changing this label, the gear derivation, the masks or the cut rule moves every chunk boundary, so
+ * new backups would stop deduplicating against existing ones: treat them as repository format.
+ */
 const GEAR_LABEL = 'amber fastcdc gear v1';
 
 export interface Chunker {
@@ -95,70 +99,113 @@ export function createChunker(params: ChunkerParams, seed: Uint8Array): Chunker 
   const avgBits = Math.log2(avgSize);
   const maskHard = topBitsMask(avgBits + NORMALIZATION_LEVEL);
   const maskEasy = topBitsMask(avgBits - NORMALIZATION_LEVEL);
-  const frozen = Object.freeze({ ...params });
 
   function cutPoint(data: Uint8Array, start: number, end: number): number {
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start < end && end <= data.length)) {
+      throw new Error(`cutPoint needs 0 <= start < end <= ${data.length}, got ${start} and ${end}`);
+    }
     const available = end - start;
     if (available <= minSize) return available;
-    const limit = start + (available < maxSize ? available : maxSize);
-    const normal = start + (available < avgSize ? available : avgSize);
+    const limit = start + Math.min(available, maxSize);
+    const normal = start + Math.min(available, avgSize);
     // Cut-point skipping: the first minSize bytes are never hashed.
-    let i = start + minSize;
-    let hash = 0;
-    for (; i < normal; i++) {
-      hash = ((hash << 1) + gear[data[i]]) | 0;
-      if ((hash & maskHard) === 0) return i + 1 - start;
-    }
-    for (; i < limit; i++) {
-      hash = ((hash << 1) + gear[data[i]]) | 0;
-      if ((hash & maskEasy) === 0) return i + 1 - start;
-    }
-    return limit - start;
+    const hashFrom = start + minSize;
+    let cut = scan(gear, maskHard, data, hashFrom, hashFrom, normal);
+    if (cut < 0) cut = scan(gear, maskEasy, data, hashFrom, normal, limit);
+    return (cut < 0 ? limit : cut) - start;
   }
 
-  return { params: frozen, cutPoint };
+  return { params: Object.freeze({ ...params }), cutPoint };
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const GEAR_WINDOW_BYTES = 32;
+
+/**
+ * Rolls the gear hash over data[from, to) and returns the index just past the first byte after
+ * which `hash & mask` is zero, or -1. The hash starts from zero at `hashFrom` (<= from); since each
+ * byte's contribution is shifted out after 32 bytes, only the last 32 bytes before `from` are needed
+ * to resume it, which lets the two normalized phases be two calls.
+ *
+ * Performance: the bulk is read as aligned little-endian Uint32 words, four bytes per element load,
+ * which V8 runs about 2.5× faster than one Uint8Array load per byte. Positional parameters, not an
+ * options object, because this is the hot loop.
+ */
+function scan(gear: Uint32Array, mask: number, data: Uint8Array, hashFrom: number, from: number, to: number): number {
+  let hash = 0;
+  for (let k = Math.max(hashFrom, from - GEAR_WINDOW_BYTES); k < from; k++) hash = ((hash << 1) + gear[data[k]]) | 0;
+  let i = from;
+  const misalignment = (data.byteOffset + i) & 3;
+  const wordsFrom = Math.min(to, misalignment === 0 ? i : i + 4 - misalignment);
+  for (; i < wordsFrom; i++) {
+    hash = ((hash << 1) + gear[data[i]]) | 0;
+    if ((hash & mask) === 0) return i + 1;
+  }
+  const wordCount = LITTLE_ENDIAN ? (to - i) >>> 2 : 0;
+  if (wordCount > 0) {
+    const words = new Uint32Array(data.buffer, data.byteOffset + i, wordCount);
+    for (let j = 0; j < wordCount; j++) {
+      const word = words[j];
+      hash = ((hash << 1) + gear[word & 0xff]) | 0;
+      if ((hash & mask) === 0) return i + 4 * j + 1;
+      hash = ((hash << 1) + gear[(word >>> 8) & 0xff]) | 0;
+      if ((hash & mask) === 0) return i + 4 * j + 2;
+      hash = ((hash << 1) + gear[(word >>> 16) & 0xff]) | 0;
+      if ((hash & mask) === 0) return i + 4 * j + 3;
+      hash = ((hash << 1) + gear[word >>> 24]) | 0;
+      if ((hash & mask) === 0) return i + 4 * j + 4;
+    }
+    i += 4 * wordCount;
+  }
+  for (; i < to; i++) {
+    hash = ((hash << 1) + gear[data[i]]) | 0;
+    if ((hash & mask) === 0) return i + 1;
+  }
+  return -1;
 }
 
 /**
  * Splits a byte stream into content-defined chunks. Every yielded chunk is a fresh Buffer the
- * consumer owns: it stays valid after the next iteration and the source's buffers may be reused.
- * An empty source yields nothing.
+ * consumer owns: it stays valid after the next iteration, and the source may reuse its buffers once
+ * it is asked for the next one. An empty source yields nothing.
  *
- * Bytes are copied at most twice: once into a working buffer of 2 × maxSize (only for pieces of the
- * source that are too short to cut in place, and for a chunk that straddles two pieces) and once
- * out into the chunk. Pieces of at least maxSize bytes are cut where they lie.
+ * Each byte is copied out once, into its chunk. Parts of the source shorter than maxSize bytes, and
+ * a chunk that straddles two source buffers, are first gathered in one working buffer that grows to
+ * at most 2 × maxSize (so a small file costs a small buffer); larger source buffers are cut in place.
  */
 export async function* chunkStream(source: AsyncIterable<Uint8Array>, chunker: Chunker): AsyncGenerator<Buffer> {
   const maxSize = chunker.params.maxSizeBytes;
-  const work = Buffer.allocUnsafeSlow(2 * maxSize);
-  // Invariant between pieces: end - start < maxSize; the bytes in [start, end) are not yet chunked.
+  const capacityLimit = 2 * maxSize;
+  let work: Buffer = Buffer.allocUnsafeSlow(0);
+  // Bytes in work[start, end) are buffered and not yet chunked. The buffer is cut only when full,
+  // which leaves fewer than maxSize bytes; in between it holds fewer than 2 × maxSize.
   let start = 0;
   let end = 0;
   for await (const piece of source) {
     let offset = 0;
     while (offset < piece.length) {
       if (start === end && piece.length - offset >= maxSize) {
-        const length = chunker.cutPoint(piece, offset, piece.length);
-        yield copyChunk(piece, offset, length);
-        offset += length;
-        continue;
+        for (let length; (length = finalCutLength(chunker, piece, offset, piece.length)) > 0; offset += length) {
+          yield copyChunk(piece, offset, length);
+        }
+        if (offset === piece.length) break;
       }
-      // Top up to exactly maxSize bytes (or all the piece has), making room first if needed.
-      const wanted = maxSize - (end - start);
-      if (work.length - end < wanted) {
-        work.copyWithin(0, start, end);
+      const copied = Math.min(piece.length - offset, capacityLimit - (end - start));
+      if (work.length - end < copied) {
+        work = makeRoom(work, start, end, copied, capacityLimit);
         end -= start;
         start = 0;
       }
-      const copied = Math.min(piece.length - offset, wanted);
-      work.set(piece.subarray(offset, offset + copied), end);
+      work.set(copied === piece.length ? piece : piece.subarray(offset, offset + copied), end);
       end += copied;
       offset += copied;
-      if (end - start < maxSize) continue;
-      const length = chunker.cutPoint(work, start, end);
-      yield copyChunk(work, start, length);
-      start += length;
-      // If every byte left over came from this piece, cut the rest of it in place instead.
+      // Cut only once the working buffer is full, so each attempt that finds no final boundary
+      // (and is repeated later) wastes a scan of at most one leftover, not one per source buffer.
+      if (end - start < capacityLimit) continue;
+      for (let length; (length = finalCutLength(chunker, work, start, end)) > 0; start += length) {
+        yield copyChunk(work, start, length);
+      }
+      // If every leftover byte came from this piece, take them back and cut the piece in place.
       const leftover = end - start;
       if (leftover <= copied) {
         offset -= leftover;
@@ -172,6 +219,28 @@ export async function* chunkStream(source: AsyncIterable<Uint8Array>, chunker: C
     yield copyChunk(work, start, length);
     start += length;
   }
+}
+
+/** The length of the next chunk if it is final before end of stream, else 0 (more bytes needed). */
+function finalCutLength(chunker: Chunker, data: Uint8Array, start: number, end: number): number {
+  const available = end - start;
+  if (available <= chunker.params.minSizeBytes) return 0;
+  const length = chunker.cutPoint(data, start, end);
+  return length < available || available >= chunker.params.maxSizeBytes ? length : 0;
+}
+
+const INITIAL_WORK_BYTES = 64 * 1024;
+
+/** A buffer holding work[start, end) at offset 0 with room for `extra` more bytes after it. */
+function makeRoom(work: Buffer, start: number, end: number, extra: number, capacityLimit: number): Buffer {
+  const needed = end - start + extra;
+  if (needed <= work.length) {
+    work.copyWithin(0, start, end);
+    return work;
+  }
+  const grown = Buffer.allocUnsafeSlow(Math.min(capacityLimit, Math.max(needed, 2 * work.length, INITIAL_WORK_BYTES)));
+  grown.set(work.subarray(start, end));
+  return grown;
 }
 
 function copyChunk(data: Uint8Array, start: number, length: number): Buffer {

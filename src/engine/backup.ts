@@ -231,6 +231,9 @@ async function backupFile(session: Session, path: string, meta: EntryMeta, node:
   try {
     content = await readFileContent(session, path, meta, node);
   } catch (error) {
+    // Only a source failure skips the file. A storage failure ends the backup: the blobs queued with
+    // the pack that failed are lost, and chunks of files already done may be among them.
+    if (isAmberError(error) && !error.code.startsWith('SOURCE_')) throw error;
     warn(session, path, error);
     session.summary.filesSkipped += 1;
     session.flags.add('partial');

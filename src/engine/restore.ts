@@ -4,7 +4,8 @@
 import { constants, promises as fs } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -35,7 +36,9 @@ export interface RestoreResult extends RestoreProgress {
   errors: { path: string; code: string; message: string }[];
 }
 
-const ZERO = Buffer.alloc(8 * 1024 * 1024);
+/** All-zero runs are skipped in blocks of this size, so holes inside a chunk stay holes. */
+const SPARSE_BLOCK_BYTES = 4096;
+const ZERO = Buffer.alloc(SPARSE_BLOCK_BYTES);
 const isRoot = process.getuid?.() === 0;
 
 interface Context {
@@ -127,48 +130,74 @@ async function makeDirectory(target: string, overwrite: boolean): Promise<void> 
   }
 }
 
-async function removeForOverwrite(target: string, overwrite: boolean): Promise<void> {
+/** True when `target` exists and may be replaced; throws TARGET_EXISTS when it may not. */
+async function replaceable(target: string, overwrite: boolean): Promise<boolean> {
   const existing = await fs.lstat(target).catch(() => undefined);
-  if (!existing) return;
+  if (!existing) return false;
   if (!overwrite) {
     throw new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite to replace files' });
   }
   if (existing.isDirectory()) throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
-  await fs.unlink(target);
+  return true;
+}
+
+async function removeForOverwrite(target: string, overwrite: boolean): Promise<void> {
+  if (await replaceable(target, overwrite)) await fs.unlink(target);
 }
 
 async function restoreFile(context: Context, node: TreeNode, target: string): Promise<void> {
-  await removeForOverwrite(target, context.options.overwrite === true);
+  const overwrite = context.options.overwrite === true;
   const linkKey = node.links > 1 ? `${node.deviceId}:${node.inode}` : undefined;
   const first = linkKey ? context.hardLinks.get(linkKey) : undefined;
   if (first) {
+    await removeForOverwrite(target, overwrite);
     await fs.link(first, target).catch((error) => { throw targetError(error, target); });
     return;
   }
+  // An existing file is replaced (rename) only once the new content is complete and authentic, so a
+  // damaged chunk never costs the file that was there.
+  const replacing = await replaceable(target, overwrite);
+  const path = replacing ? join(dirname(target), `.amber-restore-${randomBytes(8).toString('hex')}`) : target;
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  const handle = await fs.open(target, flags, 0o600).catch((error) => { throw targetError(error, target); });
+  const handle = await fs.open(path, flags, 0o600).catch((error) => { throw targetError(error, target); });
   try {
     let position = 0;
     for (const id of node.content ?? []) {
       const data = await context.reader.readBlob(Buffer.from(id, 'hex'));
-      // All-zero chunks are skipped, so sparse files stay sparse.
-      if (!isAllZero(data)) await writeAll(handle, data, position);
+      await writeNonZero(handle, data, position);
       position += data.length;
       context.progress.bytesWritten += data.length;
     }
     await handle.truncate(position);
   } catch (error) {
     await handle.close().catch(() => undefined);
-    await fs.unlink(target).catch(() => undefined);
+    await fs.unlink(path).catch(() => undefined);
     throw error;
   }
   await handle.close();
-  await applyMetadata(node, target);
+  await applyMetadata(node, path);
+  if (replacing) {
+    await fs.rename(path, target).catch(async (error) => {
+      await fs.unlink(path).catch(() => undefined);
+      throw targetError(error, target);
+    });
+  }
   if (linkKey) context.hardLinks.set(linkKey, target);
 }
 
-function isAllZero(data: Buffer): boolean {
-  return data.length <= ZERO.length && ZERO.compare(data, 0, data.length, 0, data.length) === 0;
+/** Writes the runs of `data` that are not all-zero blocks; the file is new, so what is skipped reads as zeros. */
+async function writeNonZero(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+  let runStart = -1;
+  for (let at = 0; at < data.length; at += SPARSE_BLOCK_BYTES) {
+    const end = Math.min(at + SPARSE_BLOCK_BYTES, data.length);
+    const zero = ZERO.compare(data, at, end, 0, end - at) === 0;
+    if (!zero && runStart < 0) runStart = at;
+    if (zero && runStart >= 0) {
+      await writeAll(handle, data.subarray(runStart, at), position + runStart);
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) await writeAll(handle, data.subarray(runStart), position + runStart);
 }
 
 async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {

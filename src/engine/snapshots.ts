@@ -1,6 +1,6 @@
 // Listing and finding snapshots. Only snapshots signed by a key with the authority are listed;
 // the others are reported as problems.
-import { AmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
 import { decodeSnapshotPayload, type Snapshot } from '../repo/snapshot.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
@@ -14,20 +14,49 @@ export interface SnapshotEntry {
 }
 
 export async function listSnapshots(repo: Repository, problems: RecordProblem[] = []): Promise<SnapshotEntry[]> {
+  if (repo.key.role !== 'full') {
+    throw new AmberError('WRITE_ONLY_KEY', `key ${repo.key.keyId.slice(0, 8)} is write-only: it can add backups but not list, read or restore them`, {
+      hint: 'use a full-access key for snapshots, ls, dump, restore and verify',
+    });
+  }
   const records = await readRecords(repo.store, 'snapshots', 'snapshot', repo.authority.signingKeyFor, problems);
-  const entries = records.map(({ name, record }) => ({
-    id: asSnapshotId(hashOfName(name)!),
-    snapshot: decodeSnapshotPayload(record.payload, repo.epochs, name),
-    signer: repo.authority.describe(record.signerKeyId),
-  }));
+  const entries: SnapshotEntry[] = [];
+  for (const { name, record } of records) {
+    try {
+      entries.push({
+        id: asSnapshotId(hashOfName(name)!),
+        snapshot: decodeSnapshotPayload(record.payload, repo.epochs, name),
+        signer: repo.authority.describe(record.signerKeyId),
+      });
+    } catch (error) {
+      // One signed snapshot that does not open must not hide all the others.
+      if (!isAmberError(error, 'OBJECT_CORRUPT')) throw error;
+      problems.push({ name, problem: error.message, code: error.code });
+    }
+  }
   return entries.sort((a, b) => (a.snapshot.time < b.snapshot.time ? -1 : a.snapshot.time > b.snapshot.time ? 1 : a.id < b.id ? -1 : 1));
 }
 
 /** Resolves `latest`, a full id or a unique prefix of at least 4 hex digits. */
 export async function findSnapshot(repo: Repository, ref: string): Promise<SnapshotEntry> {
-  const all = await listSnapshots(repo);
+  const problems: RecordProblem[] = [];
+  const all = await listSnapshots(repo, problems);
+  // A damaged snapshot asked for by id is named as damaged, not reported as absent.
+  const damaged = /^[0-9a-f]{4,64}$/.test(ref) && !all.some((entry) => entry.id.startsWith(ref))
+    ? problems.find(({ name }) => hashOfName(name)?.startsWith(ref))
+    : undefined;
+  if (damaged) {
+    throw new AmberError(damaged.code ?? 'OBJECT_CORRUPT', `snapshot ${ref} is damaged or unauthorised and was ignored: ${damaged.problem}`, {
+      hint: 'run `amber verify` to see what else is affected; restore from another snapshot',
+    });
+  }
   if (ref === 'latest') {
     const latest = all.at(-1);
+    if (!latest && problems.length > 0) {
+      throw new AmberError('SNAPSHOT_NOT_FOUND', `${repo.store.location} has no readable snapshot; ${problems.length} damaged or unauthorised one(s) were ignored, such as ${problems[0].name}`, {
+        hint: 'run `amber verify` to see what is damaged',
+      });
+    }
     if (!latest) throw new AmberError('SNAPSHOT_NOT_FOUND', `${repo.store.location} has no snapshots yet`, { hint: 'run `amber backup` first' });
     return latest;
   }

@@ -11,7 +11,8 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { decodeBlob } from '../repo/blob-codec.ts';
-import { checkPackBytes, decodePackHeader, TRAILER_BYTES, unwrapPackKey } from '../repo/pack.ts';
+import { checkPackBytes, decodePackHeader, decodeTrailer, TRAILER_BYTES, unwrapPackKey, type PackTrailer } from '../repo/pack.ts';
+import type { RecordProblem } from '../repo/records.ts';
 import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
 import { encodeSignedRecord, jsonBytes } from '../repo/signed-record.ts';
 import { readTree } from './tree-walk.ts';
@@ -50,12 +51,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       hint: 'run verify with a full-access key',
     });
   }
-  const problems: VerifyProblem[] = repo.problems.map(({ name, problem }) => ({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
+  const problems: VerifyProblem[] = repo.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
   const loaded = await loadIndex(repo);
-  for (const { name, problem } of loaded.problems) problems.push({ object: name, code: 'OBJECT_CORRUPT', message: `ignored: ${problem}` });
-  const snapshotProblems: { name: string; problem: string }[] = [];
+  for (const { name, problem, code } of loaded.problems) problems.push({ object: name, code: code ?? 'OBJECT_CORRUPT', message: `ignored: ${problem}` });
+  const snapshotProblems: RecordProblem[] = [];
   const snapshots = await listSnapshots(repo, snapshotProblems);
-  for (const { name, problem } of snapshotProblems) problems.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
+  for (const { name, problem, code } of snapshotProblems) problems.push({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
 
   const reader = createBlobReader(repo, loaded.index);
   const structure = { trees: 0, blobsReferenced: 0 };
@@ -72,10 +73,15 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   }
   const indexed = new Set(loaded.index.packIds);
   for (const packId of indexed) {
-    if (!stored.has(packId)) problems.push({ object: packName(packId), code: 'OBJECT_NOT_FOUND', message: `pack ${packName(packId)} is in the index but missing from storage` });
+    const name = packName(packId);
+    const sizeBytes = stored.get(packId);
+    const neededBytes = (loaded.packEnds.get(packId) ?? 0) + TRAILER_BYTES;
+    if (sizeBytes === undefined) problems.push({ object: name, code: 'OBJECT_NOT_FOUND', message: `pack ${name} is in the index but missing from storage` });
+    else if (sizeBytes < neededBytes) problems.push({ object: name, code: 'OBJECT_CORRUPT', message: `pack ${name} holds ${sizeBytes} bytes, fewer than the ${neededBytes} its index entries need (truncated)` });
   }
 
-  const toRead = choosePacks([...indexed].filter((id) => stored.has(id)), options.readDataFraction);
+  // Unreferenced packs are read too: a renamed or altered pack must not pass for a crash's leftover.
+  const toRead = choosePacks([...stored.keys()].map(asPackId), options.readDataFraction);
   let bytesRead = 0;
   const verifiedPacks: PackId[] = [];
   for (const [done, packId] of toRead.entries()) {
@@ -132,10 +138,19 @@ async function readPack(repo: Repository, index: BlobIndex, packId: PackId, prob
   let signer: KeyId | undefined;
   try {
     const bytes = Buffer.from(await repo.store.get(name));
-    const trailer = checkPackBytes(bytes, packId, (keyId) => repo.authority.signingKeyFor(keyId, name), name);
-    signer = trailer.signerKeyId;
+    let trailer: PackTrailer;
+    try {
+      trailer = checkPackBytes(bytes, packId, (keyId) => repo.authority.signingKeyFor(keyId, name), name);
+      signer = trailer.signerKeyId;
+    } catch (error) {
+      if (!isAmberError(error) || bytes.length < TRAILER_BYTES) throw error;
+      // The data key, the header and every blob are authenticated on their own, so reading on can
+      // name the damaged blobs; the pack is reported and never certified.
+      problems.push({ object: name, code: error.code, message: error.message });
+      trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), name);
+    }
     const epoch = repo.epochs.get(trailer.epoch);
-    if (!epoch?.privateKey) throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open`);
+    if (!epoch?.privateKey) throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open (damaged, or not granted to this key)`);
     const dataKey = unwrapPackKey(trailer, { publicKey: epoch.publicKey, privateKey: epoch.privateKey }, name);
     const headerEnd = bytes.length - TRAILER_BYTES;
     const entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);

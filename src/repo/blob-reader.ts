@@ -49,7 +49,13 @@ async function loadPackKey(repo: Repository, packId: PackId): Promise<Buffer> {
   const { sizeBytes } = await statPack(repo, name);
   const trailer = decodeTrailer(await getRange(repo, name, sizeBytes - TRAILER_BYTES, TRAILER_BYTES), name);
   const epoch = repo.epochs.get(trailer.epoch);
-  if (!epoch?.privateKey) {
+  // An epoch the repository never had means the trailer is not a trailer: the pack is damaged.
+  if (!epoch) {
+    throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this repository does not have (damaged or truncated)`, {
+      hint: 'run `amber verify --read-data` to see which snapshots are affected',
+    });
+  }
+  if (!epoch.privateKey) {
     throw new AmberError('WRITE_ONLY_KEY', `${name} cannot be decrypted with this key`, {
       hint: 'restoring and reading data needs a full-access key',
     });

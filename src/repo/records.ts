@@ -1,6 +1,6 @@
 // Reading signed, content-addressed records from the store. A record whose bytes do not hash to its
 // name, or that no authorised key signed, is ignored and reported; it never changes what Amber does.
-import { AmberError, isAmberError } from '../core/errors.ts';
+import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
 import type { KeyId } from '../core/ids.ts';
 import type { Store } from '../storage/store.ts';
 import { hashOfName, PREFIX, type PrefixKind } from './layout.ts';
@@ -10,6 +10,7 @@ import { decodeSignedRecord, hasValidSignature, type SignedRecord } from './sign
 export interface RecordProblem {
   name: string;
   problem: string;
+  code?: ErrorCode;
 }
 
 export interface LoadedRecord {
@@ -49,7 +50,7 @@ export async function readRecords(
       loaded.push({ name, record: await readRecord(store, name, kind, signers) });
     } catch (error) {
       if (!isAmberError(error) || !['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'].includes(error.code)) throw error;
-      problems.push({ name, problem: error.message });
+      problems.push({ name, problem: error.message, code: error.code });
     }
   }
   loaded.sort((a, b) => (a.name < b.name ? -1 : 1));

@@ -89,9 +89,15 @@ export async function openRepository(options: OpenOptions): Promise<Repository> 
   const keyFiles = (await readRecords(store, 'keys', 'key', owner, problems))
     .map(({ name, record }) => ({ name, info: parseJsonPayload<KeyFileInfo>(record, name) }));
   const pinned = keyFiles.filter(({ info }) => info.configHash === configHash);
-  if (keyFiles.length > 0 && pinned.length === 0) {
+  // Key files signed by another owner than the config names also mean the config was replaced.
+  if (pinned.length === 0 && (keyFiles.length > 0 || problems.some(({ code }) => code === 'SIGNATURE_INVALID'))) {
     throw new AmberError('CONFIG_CORRUPT', `the config in ${store.location} is not the one its keys were made for (it was replaced)`, {
       hint: 'restore the original config object; Amber refuses a replaced config',
+    });
+  }
+  if (pinned.length === 0 && problems.length > 0) {
+    throw new AmberError('OBJECT_CORRUPT', `no key file in ${store.location} is intact: ${problems.map(({ name }) => name).join(', ')}`, {
+      hint: 'restore the key files from a copy of the repository',
     });
   }
   const revocations = (await readRecords(store, 'revocations', 'revocation', owner, problems))

@@ -1,0 +1,163 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { Readable } from 'node:stream';
+import { join } from 'node:path';
+import { createHardTree, SPARSE_FILE_BYTES } from '../testing/tree-fixture.ts';
+import { compareTrees } from '../testing/tree-compare.ts';
+import { createTestRepo, makeTempDir, rejectsWithCode, seededBytes } from '../testing/repo-fixture.ts';
+import type { Repository } from '../repo/repository.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader } from '../repo/blob-reader.ts';
+import { backup, type BackupResult } from './backup.ts';
+import { restore } from './restore.ts';
+import { findSnapshot } from './snapshots.ts';
+import { resolvePath, splitPath } from './tree-walk.ts';
+
+const MiB = 1024 * 1024;
+
+let root = '';
+let source = '';
+let repo: Repository;
+let first: BackupResult;
+let targets = 0;
+
+/** A fresh restore target; the snapshot's absolute source paths are recreated below it. */
+const newTarget = () => join(root, `target-${++targets}`);
+const under = (target: string, path: string) => join(target, path);
+
+before(async () => {
+  root = await makeTempDir('backup-restore');
+  source = join(root, 'src');
+  await createHardTree(source, { largeFileBytes: 40 * MiB });
+  repo = await createTestRepo(join(root, 'repo'));
+  first = await backup({ repo, paths: [source] });
+});
+
+after(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+test('a backup of the hard tree restores identical: contents, modes, owners, times, links, names', async () => {
+  assert.equal(first.partial, false);
+  assert.deepEqual(first.warnings, []);
+  assert.deepEqual(first.snapshot.paths, [source]);
+  const target = newTarget();
+  const result = await restore({ repo, snapshot: await findSnapshot(repo, first.snapshotId), target });
+  assert.deepEqual(result.errors, []);
+  assert.deepEqual(await compareTrees(source, under(target, source)), []);
+  assert.equal(result.bytesWritten, first.snapshot.summary.bytesRead);
+});
+
+test('a sparse file is restored sparse', async () => {
+  const target = newTarget();
+  const sparse = join(source, 'files', 'sparse.bin');
+  await restore({ repo, snapshot: await findSnapshot(repo, 'latest'), target, include: [sparse] });
+  const restored = await fs.stat(under(target, sparse));
+  assert.equal(restored.size, SPARSE_FILE_BYTES);
+  // Four 4 KiB regions hold data; everything else must stay a hole, even inside the chunks that hold them.
+  assert.ok(restored.blocks * 512 <= 256 * 1024, `the restored sparse file allocates ${restored.blocks * 512} of ${restored.size} bytes`);
+  assert.deepEqual(await compareTrees(sparse, under(target, sparse)), []);
+});
+
+test('restore with include restores only that subdirectory (and its ancestors)', async () => {
+  const target = newTarget();
+  const nested = join(source, 'nested');
+  const result = await restore({ repo, snapshot: await findSnapshot(repo, 'latest'), target, include: [nested] });
+  assert.deepEqual(result.errors, []);
+  assert.deepEqual(await fs.readdir(under(target, source)), ['nested']);
+  assert.deepEqual(await compareTrees(nested, under(target, nested)), []);
+  await rejectsWithCode(
+    restore({ repo, snapshot: await findSnapshot(repo, 'latest'), target: newTarget(), include: [join(source, 'no-such-entry')] }),
+    'PATH_NOT_FOUND',
+  );
+});
+
+test('restore refuses to replace an existing file unless overwrite is set, and never replaces a directory by a file', async () => {
+  const snapshot = await findSnapshot(repo, 'latest');
+  const target = newTarget();
+  const file = join(source, 'files', 'one-byte');
+  await fs.mkdir(under(target, join(source, 'files')), { recursive: true });
+  await fs.writeFile(under(target, file), 'precious');
+
+  const refused = await restore({ repo, snapshot, target, include: [file] });
+  assert.deepEqual(refused.errors.map(({ path, code }) => ({ path, code })), [{ path: file, code: 'TARGET_EXISTS' }]);
+  assert.match(refused.errors[0].message, /one-byte/);
+  assert.equal(await fs.readFile(under(target, file), 'utf8'), 'precious');
+
+  const replaced = await restore({ repo, snapshot, target, include: [file], overwrite: true });
+  assert.deepEqual(replaced.errors, []);
+  assert.deepEqual(await compareTrees(file, under(target, file)), []);
+
+  const empty = join(source, 'files', 'zero-bytes');
+  await fs.mkdir(under(target, empty));
+  await fs.writeFile(join(under(target, empty), 'keep'), 'kept');
+  const notReplaced = await restore({ repo, snapshot, target, include: [empty], overwrite: true });
+  assert.deepEqual(notReplaced.errors.map(({ code }) => code), ['TARGET_EXISTS']);
+  assert.equal(await fs.readFile(join(under(target, empty), 'keep'), 'utf8'), 'kept');
+});
+
+test('a second backup of the unchanged tree reads nothing and adds only ancestor trees whose metadata changed', async () => {
+  const second = await backup({ repo, paths: [source] });
+  const summary = second.snapshot.summary;
+  assert.equal(second.snapshot.parent, first.snapshotId);
+  assert.equal(summary.filesNew, 0);
+  assert.equal(summary.filesChanged, 0);
+  assert.equal(summary.filesUnchanged, first.snapshot.summary.filesNew);
+  assert.equal(summary.bytesRead, 0);
+  assert.equal(second.partial, false);
+
+  // The source's own tree is the same blob; only trees of the ancestors (/, /tmp, …) can differ, when
+  // something else touched those directories between the backups (this test's other restores do).
+  const reader = createBlobReader(repo, (await loadIndex(repo)).index);
+  const treeAt = async (tree: string, path: string) => (path === '/' ? tree : (await resolvePath(reader, tree, path)).subtree!);
+  assert.equal(await treeAt(second.snapshot.tree, source), await treeAt(first.snapshot.tree, source));
+  const ancestors = ['/', ...splitPath(source).slice(0, -1).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`)];
+  let changedTrees = 0;
+  let changedBytes = 0;
+  for (const path of ancestors) {
+    const before = await treeAt(first.snapshot.tree, path);
+    const now = await treeAt(second.snapshot.tree, path);
+    if (before === now) continue;
+    changedTrees += 1;
+    changedBytes += (await reader.readBlob(Buffer.from(now, 'hex'))).length;
+  }
+  assert.ok(changedTrees > 0, 'the restores above changed the mtime of the test directory, an ancestor of the source');
+  assert.equal(summary.blobsAdded, changedTrees);
+  assert.equal(summary.bytesAdded, changedBytes);
+
+  const target = newTarget();
+  const result = await restore({ repo, snapshot: await findSnapshot(repo, second.snapshotId), target });
+  assert.deepEqual(result.errors, []);
+  assert.deepEqual(await compareTrees(source, under(target, source)), []);
+});
+
+test('a backup of two paths restores both and nothing else', async () => {
+  const nested = join(source, 'nested');
+  const text = join(source, 'files', 'text.txt');
+  const result = await backup({ repo, paths: [text, nested] });
+  assert.deepEqual([...result.snapshot.paths].sort(), [text, nested].sort());
+  assert.equal(result.snapshot.summary.filesNew + result.snapshot.summary.filesUnchanged, 2);
+  const target = newTarget();
+  const restored = await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target });
+  assert.deepEqual(restored.errors, []);
+  assert.deepEqual(await fs.readdir(under(target, source)), ['files', 'nested']);
+  assert.deepEqual(await fs.readdir(under(target, join(source, 'files'))), ['text.txt']);
+  assert.deepEqual(await compareTrees(nested, under(target, nested)), []);
+  assert.deepEqual(await compareTrees(text, under(target, text)), []);
+});
+
+test('a backup from a stream (--stdin) restores the same bytes under the given file name', async () => {
+  const data = seededBytes(3 * MiB + 123, 'stdin');
+  const pieces = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+  const result = await backup({ repo, stdin: { stream: Readable.from(pieces), filename: 'db.sql' } });
+  assert.deepEqual(result.snapshot.paths, ['/db.sql']);
+  assert.equal(result.snapshot.summary.bytesRead, data.length);
+  const target = newTarget();
+  const restored = await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target });
+  assert.deepEqual(restored.errors, []);
+  assert.deepEqual(await fs.readdir(target), ['db.sql']);
+  assert.ok((await fs.readFile(join(target, 'db.sql'))).equals(data));
+
+  await rejectsWithCode(backup({ repo, stdin: { stream: Readable.from([data]), filename: '../escape' } }), 'USAGE');
+});

@@ -1,0 +1,118 @@
+// Helpers for engine tests: throwaway directories, fast-to-open repositories on the fs store,
+// seeded incompressible bytes, and damaging stored objects the way a disk or an attacker would.
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { createCipheriv, createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '../core/clock.ts';
+import { isAmberError, type AmberError, type ErrorCode } from '../core/errors.ts';
+import type { ChunkerParams } from '../chunker/fastcdc.ts';
+import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { createFsStore } from '../storage/fs/fs-store.ts';
+import type { Store } from '../storage/store.ts';
+
+export const TEST_PASSPHRASE = 'correct horse battery staple';
+
+/** Small chunks and packs, so a few MiB of data spread over many chunks and several packs. */
+export const SMALL_CHUNKER: ChunkerParams = { minSizeBytes: 16 * 1024, avgSizeBytes: 64 * 1024, maxSizeBytes: 256 * 1024 };
+
+export async function makeTempDir(label: string): Promise<string> {
+  return fs.mkdtemp(join(tmpdir(), `amber-${label}-`));
+}
+
+export interface TestRepoOptions {
+  chunker?: ChunkerParams;
+  packTargetBytes?: number;
+  /** Wraps the fs store, e.g. in a faulty store. */
+  wrap?: (store: Store) => Store;
+}
+
+/** A new repository at `path` (scrypt kept cheap with logN 10). */
+export async function createTestRepo(path: string, options: TestRepoOptions = {}): Promise<Repository> {
+  const store = (options.wrap ?? ((inner) => inner))(createFsStore(path));
+  return initRepository({
+    store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10,
+    chunker: options.chunker, packTargetBytes: options.packTargetBytes,
+  });
+}
+
+export async function openTestRepo(path: string, wrap?: (store: Store) => Store): Promise<Repository> {
+  const store = (wrap ?? ((inner) => inner))(createFsStore(path));
+  return openRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock });
+}
+
+/** `sizeBytes` of AES-CTR keystream keyed by `label`: incompressible, and the same label gives the same bytes. */
+export function seededBytes(sizeBytes: number, label: string): Buffer {
+  const key = createHash('sha256').update(`amber-test:${label}`).digest();
+  return createCipheriv('aes-256-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(sizeBytes));
+}
+
+/** mulberry32: a small seeded generator of numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Rewrites a stored (read-only) object file in place with `change` applied to its bytes. */
+export async function alterObjectFile(path: string, change: (bytes: Buffer) => Buffer): Promise<void> {
+  await fs.chmod(path, 0o644);
+  await fs.writeFile(path, change(await fs.readFile(path)));
+  await fs.chmod(path, 0o444);
+}
+
+/** Flips the lowest bit of the byte at `offset` (default: the middle) of a stored object file. */
+export async function flipByte(path: string, offset?: number): Promise<number> {
+  let at = 0;
+  await alterObjectFile(path, (bytes) => {
+    at = offset ?? Math.floor(bytes.length / 2);
+    bytes[at] ^= 0x01;
+    return bytes;
+  });
+  return at;
+}
+
+export async function listNames(store: Store, prefix: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const { name } of store.list(prefix)) names.push(name);
+  return names.sort();
+}
+
+/** Awaits `promise`, asserts it rejects with an AmberError of `code`, and returns the error. */
+export async function rejectsWithCode(promise: Promise<unknown>, code: ErrorCode): Promise<AmberError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(isAmberError(error), `expected an AmberError ${code}, got ${String(error)}`);
+    assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
+    return error;
+  }
+  assert.fail(`expected a rejection with ${code}, but it resolved`);
+}
+
+/** Every file below `root` (relative path → SHA-256 of its content, or "dir"/"symlink → target"). */
+export async function fingerprintTree(root: string): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  const visit = async (dir: string, relative: string): Promise<void> => {
+    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      const name = relative ? `${relative}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        result.set(name, 'dir');
+        await visit(path, name);
+      } else if (entry.isSymbolicLink()) {
+        result.set(name, `symlink → ${await fs.readlink(path)}`);
+      } else {
+        result.set(name, createHash('sha256').update(await fs.readFile(path)).digest('hex'));
+      }
+    }
+  };
+  await visit(root, '');
+  return result;
+}
