@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   OBJECT_CORRUPT: 'A stored object failed its hash, authentication or structure check',
   SIGNATURE_INVALID: 'A record is unsigned, badly signed or signed by a key without the authority',
   KEY_NOT_FOUND: 'No key with the given id exists in the repository',
+  KEY_ALREADY_REVOKED: 'The key was revoked before; a second revocation is refused',
   KEY_REVOKED: 'The key was revoked and its signatures are no longer accepted',
   KEY_AMBIGUOUS: 'A short key id matches more than one key',
   KEY_IN_USE: 'The operation would revoke the key that is doing it',

@@ -10,7 +10,7 @@ import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
 import { chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { readEntryMeta, type EntryMeta } from '../source/entry-meta.ts';
-import { listDirectory } from '../source/list-directory.ts';
+import { compareNames, listDirectory } from '../source/list-directory.ts';
 import type { ExcludeMatcher } from '../source/excludes.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -159,7 +159,7 @@ async function ancestorNodes(session: Session, dir: string, paths: string[]): Pr
     children.set(name, list);
   }
   const nodes: TreeNode[] = [];
-  for (const name of [...children.keys()].sort()) {
+  for (const name of [...children.keys()].sort(compareNames)) {
     const child = join(dir, name);
     const wanted = children.get(name)!;
     const meta = await readEntryMeta(child, name);
@@ -191,7 +191,13 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
 async function backupDirectory(session: Session, dir: string): Promise<string> {
   let names: string[] = [];
   try {
-    names = await listDirectory(dir, { onUndecodableName: (raw) => warn(session, join(dir, raw.toString('hex')), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${raw.toString('hex')}); it was skipped`)) });
+    names = await listDirectory(dir, {
+      onUndecodableName: (raw) => {
+        warn(session, join(dir, raw.toString('hex')), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${raw.toString('hex')}); it was skipped`));
+        session.summary.filesSkipped += 1;
+        session.flags.add('partial');
+      },
+    });
   } catch (error) {
     warn(session, dir, error);
     session.summary.filesSkipped += 1;

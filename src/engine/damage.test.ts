@@ -263,7 +263,7 @@ test('a flipped byte inside a pack: verify names the pack and the blob; restore 
   assert.deepEqual((await fs.readdir(join(target, c.source))).filter((name) => name.startsWith('.amber')), [], 'no temporary file is left behind');
 });
 
-test('a flipped byte in an index object: the index is reported and ignored, never used; a new backup makes everything restorable', async () => {
+test('a flipped byte in an index object: the index is reported and ignored, never used; verify --read-data re-indexes the packs it read clean', async () => {
   const c = await backedUpCase();
   const [indexName, ...more] = await listNames(c.repo.store, 'index/');
   assert.deepEqual(more, []);
@@ -272,20 +272,27 @@ test('a flipped byte in an index object: the index is reported and ignored, neve
   const garbage = encodeSignedRecord('index', randomBytes(200), c.repo.key.signer);
   await c.repo.store.put(objectName('index', sha256Hex(garbage)), garbage);
 
-  const repo = await openTestRepo(c.repoPath);
-  const { problems } = await verify({ repo, readDataFraction: 1 });
+  const damaged = await openTestRepo(c.repoPath);
+  await rejectsWithCode(restoreAll(c, damaged), 'OBJECT_NOT_FOUND');
+  const structure = await verify({ repo: damaged, readDataFraction: 0 });
+  assert.equal(structure.certifiedPacks, 0, 'a structure-only verify writes nothing');
+  // What only that index located is now missing, and said so: the snapshot's root tree.
+  assert.ok(structure.problems.some(({ object, code }) => object.startsWith('snapshot ') && code === 'OBJECT_NOT_FOUND'));
+
+  const { problems, certifiedPacks } = await verify({ repo: damaged, readDataFraction: 1 });
   const byObject = new Map(problems.map((problem) => [problem.object, problem]));
   assert.equal(byObject.get(indexName)?.code, 'OBJECT_CORRUPT');
   assert.equal(byObject.get(objectName('index', sha256Hex(garbage)))?.code, 'OBJECT_CORRUPT');
-  // What only that index located is now missing, and said so: the snapshot's root tree.
-  assert.ok(problems.some(({ object, code }) => object.startsWith('snapshot ') && code === 'OBJECT_NOT_FOUND'));
-  await rejectsWithCode(restoreAll(c, repo), 'OBJECT_NOT_FOUND');
+  assert.ok(certifiedPacks >= 1, 'the packs only the damaged index named are indexed again from their own headers');
 
-  const fresh = await backup({ repo, paths: [c.source] });
-  assert.ok(fresh.snapshot.summary.bytesAdded >= FILE_COUNT * 300_000, 'data located by the damaged index is stored again');
-  const { result, restoredSource } = await restoreAll(c, repo, fresh.snapshotId);
+  const repo = await openTestRepo(c.repoPath);
+  const { result, restoredSource } = await restoreAll(c, repo);
   assert.deepEqual(result.errors, []);
   assert.deepEqual(await compareTrees(c.source, restoredSource), []);
+  const fresh = await backup({ repo, paths: [c.source] });
+  assert.ok(fresh.snapshot.summary.bytesAdded < 300_000, 'the re-indexed data dedups');
+  const clean = await verify({ repo: await openTestRepo(c.repoPath), readDataFraction: 1 });
+  assert.deepEqual(clean.problems.map(({ object }) => object).sort(), [indexName, objectName('index', sha256Hex(garbage))].sort());
 });
 
 test('a flipped byte in a snapshot: it is reported and ignored, named when asked for, and the other snapshots still restore', async () => {

@@ -34,6 +34,8 @@ export interface RestoreProgress {
 
 export interface RestoreResult extends RestoreProgress {
   errors: { path: string; code: string; message: string }[];
+  /** Sockets and device files, which are listed but not recreated. */
+  skipped: { path: string; type: string }[];
 }
 
 /** All-zero runs are skipped in blocks of this size, so holes inside a chunk stay holes. */
@@ -46,6 +48,7 @@ interface Context {
   options: RestoreOptions;
   progress: RestoreProgress;
   errors: RestoreResult['errors'];
+  skipped: RestoreResult['skipped'];
   hardLinks: Map<string, string>;
 }
 
@@ -56,6 +59,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     options,
     progress: { files: 0, dirs: 0, bytesWritten: 0 },
     errors: [],
+    skipped: [],
     hardLinks: new Map(),
   };
   await fs.mkdir(options.target, { recursive: true });
@@ -63,7 +67,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const includes = (options.include ?? []).map((path) => splitPath(path));
   for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
   await restoreChildren(context, root, options.target, '/', includes.length > 0 ? includes : undefined);
-  return { ...context.progress, errors: context.errors };
+  return { ...context.progress, errors: context.errors, skipped: context.skipped };
 }
 
 /** `includes`: remaining path components still to match below this directory; undefined = everything. */
@@ -109,7 +113,8 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
       await promisify(execFile)('mkfifo', [target]);
       break;
     default:
-      context.errors.push({ path, code: 'USAGE', message: `"${path}" is a ${node.type}; device and socket files are not restored` });
+      // Sockets are recreated by the programs that own them; device files need mknod, which Node lacks.
+      context.skipped.push({ path, type: node.type });
       return;
   }
   await applyMetadata(node, target);
@@ -211,7 +216,9 @@ async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): 
 async function applyMetadata(node: TreeNode, target: string): Promise<void> {
   if (isRoot) await fs.lchown(target, node.uid, node.gid).catch(() => undefined);
   if (node.type !== 'symlink') await fs.chmod(target, node.mode);
-  const mtime = utimeSecondsFromNs(BigInt(node.mtimeNs));
+  const ns = BigInt(node.mtimeNs);
+  // Node turns a negative number of seconds into "now"; a Date keeps times before 1970 (to the ms).
+  const mtime = ns < 0n ? new Date(Number(ns / 1_000_000n)) : utimeSecondsFromNs(ns);
   await fs.lutimes(target, mtime, mtime);
 }
 

@@ -3,19 +3,19 @@
 // re-hashed. Problems name the object (and blob) they hit. A clean full read by a full-access key
 // certifies the packs it read, so write-only keys may then dedup against them.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { nowIso } from '../core/clock.ts';
-import { asPackId, type KeyId, type PackId } from '../core/ids.ts';
+import { asPackId, type PackId } from '../core/ids.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { decodeBlob } from '../repo/blob-codec.ts';
-import { checkPackBytes, decodePackHeader, decodeTrailer, TRAILER_BYTES, unwrapPackKey, type PackTrailer } from '../repo/pack.ts';
+import { checkPackBytes, decodePackHeader, decodeTrailer, TRAILER_BYTES, unwrapPackKey, type PackEntry, type PackTrailer } from '../repo/pack.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
-import { encodeSignedRecord, jsonBytes } from '../repo/signed-record.ts';
+import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
 import { readTree } from './tree-walk.ts';
+import { canOpenEpoch, openUnderEpoch } from '../repo/epochs.ts';
 import { listSnapshots } from './snapshots.ts';
 
 export interface VerifyProblem {
@@ -83,15 +83,14 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   // Unreferenced packs are read too: a renamed or altered pack must not pass for a crash's leftover.
   const toRead = choosePacks([...stored.keys()].map(asPackId), options.readDataFraction);
   let bytesRead = 0;
-  const verifiedPacks: PackId[] = [];
+  const certifier = createCertifier(repo, loaded.trustedPacks);
   for (const [done, packId] of toRead.entries()) {
-    const signer = await readPack(repo, loaded.index, packId, problems);
+    const clean = await readPack(repo, loaded.index, packId, problems);
     bytesRead += stored.get(packId) ?? 0;
-    // Owner-signed packs are trusted already; certification is for packs written by write-only keys.
-    if (signer && signer !== repo.authority.ownerKeyId) verifiedPacks.push(packId);
+    if (clean) await certifier.add({ id: packId, entries: clean });
     options.onProgress?.({ packsRead: done + 1, packsTotal: toRead.length, bytesRead });
   }
-  const certifiedPacks = await certify(repo, verifiedPacks);
+  const certifiedPacks = await certifier.finish();
   return {
     snapshots: snapshots.length,
     trees: structure.trees,
@@ -131,17 +130,16 @@ async function checkTree(
   }
 }
 
-/** Reads a pack whole and checks everything in it; its signer when all is well, else undefined. */
-async function readPack(repo: Repository, index: BlobIndex, packId: PackId, problems: VerifyProblem[]): Promise<KeyId | undefined> {
+/** Reads a pack whole and checks everything in it; its true entries when all is well, else undefined. */
+async function readPack(repo: Repository, index: BlobIndex, packId: PackId, problems: VerifyProblem[]): Promise<PackEntry[] | undefined> {
   const name = packName(packId);
   const before = problems.length;
-  let signer: KeyId | undefined;
+  let entries: PackEntry[] = [];
   try {
     const bytes = Buffer.from(await repo.store.get(name));
     let trailer: PackTrailer;
     try {
       trailer = checkPackBytes(bytes, packId, (keyId) => repo.authority.signingKeyFor(keyId, name), name);
-      signer = trailer.signerKeyId;
     } catch (error) {
       if (!isAmberError(error) || bytes.length < TRAILER_BYTES) throw error;
       // The data key, the header and every blob are authenticated on their own, so reading on can
@@ -150,10 +148,10 @@ async function readPack(repo: Repository, index: BlobIndex, packId: PackId, prob
       trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), name);
     }
     const epoch = repo.epochs.get(trailer.epoch);
-    if (!epoch?.privateKey) throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open (damaged, or not granted to this key)`);
-    const dataKey = unwrapPackKey(trailer, { publicKey: epoch.publicKey, privateKey: epoch.privateKey }, name);
+    if (!canOpenEpoch(epoch)) throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open (damaged, or not granted to this key)`);
+    const dataKey = openUnderEpoch(epoch, (pair) => unwrapPackKey(trailer, pair, name));
     const headerEnd = bytes.length - TRAILER_BYTES;
-    const entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
+    entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
     for (const entry of entries) {
       try {
         decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), { dataKey, idKey: repo.key.secrets.idKey }, name);
@@ -170,8 +168,10 @@ async function readPack(repo: Repository, index: BlobIndex, packId: PackId, prob
     if (!isAmberError(error)) throw error;
     problems.push({ object: name, code: error.code, message: error.message });
   }
-  return problems.length === before ? signer : undefined;
+  return problems.length === before ? entries : undefined;
 }
+
+const CERTIFY_FLUSH_ENTRIES = 16_384;
 
 function choosePacks(packs: PackId[], fraction: number): PackId[] {
   if (fraction <= 0) return [];
@@ -181,12 +181,34 @@ function choosePacks(packs: PackId[], fraction: number): PackId[] {
   return [...packs].map((id) => ({ id, order: Math.random() })).sort((a, b) => a.order - b.order).slice(0, count).map(({ id }) => id);
 }
 
-async function certify(repo: Repository, packs: PackId[]): Promise<number> {
-  const owner = repo.authority.ownerKeyId;
-  const fresh = packs.filter((id) => !repo.certifiedPacks.has(id));
-  if (fresh.length === 0 || repo.key.signer.keyId !== owner) return 0;
-  const bytes = encodeSignedRecord('certification', jsonBytes({ createdAt: nowIso(repo.clock), packs: fresh }), repo.key.signer);
-  await repo.store.put(objectName('certifications', sha256Hex(bytes)), bytes);
-  for (const id of fresh) repo.certifiedPacks.add(id);
-  return fresh.length;
+/**
+ * Certification: packs that a write-only key wrote and that just read clean are re-indexed from
+ * their own headers in owner-signed index objects. Every key dedups against owner-signed entries,
+ * so writers may then share that data, and no writer's index claims are ever taken on trust.
+ */
+function createCertifier(repo: Repository, alreadyTrusted: Set<string>) {
+  let pending: IndexedPack[] = [];
+  let entries = 0;
+  let certified = 0;
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const bytes = encodeIndex(pending, repo.key.secrets.indexKey, repo.key.signer);
+    pending = [];
+    entries = 0;
+    await repo.store.put(objectName('index', sha256Hex(bytes)), bytes);
+  };
+  const owner = repo.key.signer.keyId === repo.authority.ownerKeyId;
+  return {
+    async add(pack: IndexedPack) {
+      if (!owner || alreadyTrusted.has(pack.id)) return;
+      pending.push(pack);
+      entries += pack.entries.length;
+      certified += 1;
+      if (entries >= CERTIFY_FLUSH_ENTRIES) await flush();
+    },
+    async finish() {
+      await flush();
+      return certified;
+    },
+  };
 }

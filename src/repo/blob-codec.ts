@@ -11,8 +11,11 @@ export const COMPRESSION = { none: 0, zstd: 1 } as const;
 
 /** zstd level 3 keeps most of level 19's ratio on backups at a fraction of the CPU. */
 export const DEFAULT_ZSTD_LEVEL = 3;
-/** Largest plaintext blob a reader accepts (the chunker's maximum is 8 MiB; trees may be larger). */
-export const MAX_BLOB_BYTES = 64 * 1024 * 1024;
+/**
+ * Largest plaintext blob: bounds what a reader decompresses from a (possibly hostile) length. Chunks
+ * are at most 8 MiB; a tree reaches this at roughly a million entries in one directory.
+ */
+export const MAX_BLOB_BYTES = 256 * 1024 * 1024;
 
 export interface EncodedBlob {
   id: Buffer;
@@ -31,6 +34,11 @@ export function blobIdOf(idKey: Uint8Array, plaintext: Uint8Array): Buffer {
 
 export function encodeBlob(options: { plaintext: Uint8Array; id: Buffer; type: BlobType; dataKey: Uint8Array; zstdLevel?: number }): EncodedBlob {
   const { plaintext } = options;
+  if (plaintext.length > MAX_BLOB_BYTES) {
+    throw new AmberError('SOURCE_UNREADABLE', `a ${options.type} blob of ${plaintext.length} bytes exceeds the format's limit of ${MAX_BLOB_BYTES}`, {
+      hint: 'a directory with this many entries cannot be stored in one tree; split it or exclude it',
+    });
+  }
   let body: Uint8Array = plaintext;
   let compression: number = COMPRESSION.none;
   if (plaintext.length >= 64) {
@@ -61,6 +69,9 @@ export interface BlobRef {
 export function decodeBlob(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Uint8Array; idKey: Uint8Array }, where: string): Buffer {
   const hex = ref.id.toString('hex');
   let plaintext: Buffer;
+  if (ref.compression !== COMPRESSION.none && ref.compression !== COMPRESSION.zstd) {
+    throw new AmberError('OBJECT_CORRUPT', `blob ${hex.slice(0, 16)} in ${where} names unknown compression ${ref.compression}`, { details: { blob: hex, object: where } });
+  }
   try {
     const body = open(keys.dataKey, sealed, blobAad(ref.type, ref.id));
     plaintext = ref.compression === COMPRESSION.zstd

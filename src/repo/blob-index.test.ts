@@ -33,14 +33,12 @@ test('a pending blob dedups within the session and resolves to its pack once sto
   assert.equal(index.size, 1);
 });
 
-test('a second copy keeps the first location and can only gain trust', () => {
+test('a second untrusted copy keeps the first location', () => {
   const index = createBlobIndex();
   index.add(idOf(1), { packId: pack(1), type: 'data', compression: 0, offset: 8, sealedLength: 10, rawLength: 10, trusted: false });
-  index.add(idOf(1), { packId: pack(2), type: 'data', compression: 0, offset: 99, sealedLength: 10, rawLength: 10, trusted: true });
+  index.add(idOf(1), { packId: pack(2), type: 'data', compression: 0, offset: 99, sealedLength: 10, rawLength: 10, trusted: false });
   assert.equal(index.get(idOf(1))?.packId, pack(1));
-  assert.equal(index.hasTrusted(idOf(1)), true);
-  index.add(idOf(1), { packId: pack(3), type: 'data', compression: 0, offset: 7, sealedLength: 10, rawLength: 10, trusted: false });
-  assert.equal(index.hasTrusted(idOf(1)), true);
+  assert.equal(index.hasTrusted(idOf(1)), false);
 });
 
 test('memory per blob is a few dozen bytes, not a JS object per blob', () => {
@@ -52,4 +50,25 @@ test('memory per blob is a few dozen bytes, not a JS object per blob', () => {
   const perBlob = index.memoryBytes() / count;
   assert.ok(perBlob < 80, `index uses ${perBlob.toFixed(1)} bytes per blob`);
   assert.ok(perBlob >= 50, 'the estimate counts the 50 bytes every entry needs');
+});
+
+test('a trusted copy replaces an untrusted location, never the reverse', () => {
+  const index = createBlobIndex();
+  const forged = { packId: pack(9), type: 'data' as const, compression: 0, offset: 999, sealedLength: 10, rawLength: 10, trusted: false };
+  const real = { packId: pack(1), type: 'data' as const, compression: 0, offset: 8, sealedLength: 10, rawLength: 10, trusted: true };
+  index.add(idOf(1), forged);
+  index.add(idOf(1), real);
+  assert.deepEqual(index.get(idOf(1)), real);
+  index.add(idOf(1), forged);
+  assert.deepEqual(index.get(idOf(1)), real);
+});
+
+test('reserving a blob that only an untrusted key stored makes this session store its own copy once', () => {
+  const index = createBlobIndex();
+  index.add(idOf(1), { packId: pack(9), type: 'data', compression: 0, offset: 9, sealedLength: 10, rawLength: 10, trusted: false });
+  assert.equal(index.hasTrusted(idOf(1)), false);
+  index.addPending(idOf(1));
+  assert.equal(index.hasTrusted(idOf(1)), true, 'the same chunk met again this session is not stored twice');
+  index.add(idOf(1), { packId: pack(2), type: 'data', compression: 0, offset: 8, sealedLength: 10, rawLength: 10, trusted: true });
+  assert.equal(index.get(idOf(1))?.packId, pack(2));
 });

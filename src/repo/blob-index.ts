@@ -93,11 +93,15 @@ export function createBlobIndex(): BlobIndex {
     let entry = entryOf(id);
     if (entry >= 0) {
       const { page, at } = pageAt(entry);
-      if (!(page.flags[at] & FLAG_PENDING)) {
-        // A second copy of a blob: keep the first location, but let trust only ever be gained.
-        if (location?.trusted) page.flags[at] |= FLAG_TRUSTED;
+      const flags = page.flags[at];
+      if (!location) {
+        // Reserving a blob only another (untrusted) key has stored: this session stores its own copy.
+        if (!(flags & FLAG_TRUSTED)) page.flags[at] = flags | FLAG_PENDING | FLAG_TRUSTED;
         return;
       }
+      // A second copy: the first location stays, unless a trusted copy replaces an untrusted one, so
+      // an index object from another writer can never shadow what this key or the owner wrote.
+      if (!(flags & FLAG_PENDING) && (flags & FLAG_TRUSTED || !location.trusted)) return;
     } else {
       if ((size + 1) * 4 > slots.length * 3) grow();
       entry = size;

@@ -2,7 +2,9 @@
 // data key, then a ranged read of the blob. Every blob is authenticated and its id re-checked.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { PackId } from '../core/ids.ts';
-import type { BlobIndex } from './blob-index.ts';
+import type { BlobIndex, BlobLocation } from './blob-index.ts';
+import { findAllLocations } from './index-loader.ts';
+import { canOpenEpoch, openUnderEpoch } from './epochs.ts';
 import { decodeBlob } from './blob-codec.ts';
 import { packName } from './layout.ts';
 import { decodeTrailer, TRAILER_BYTES, unwrapPackKey } from './pack.ts';
@@ -36,12 +38,31 @@ export function createBlobReader(repo: Repository, index: BlobIndex): BlobReader
           details: { blob: id.toString('hex') },
         });
       }
-      const name = packName(location.packId);
-      const dataKey = await packDataKey(location.packId);
-      const sealed = await getRange(repo, name, location.offset, location.sealedLength);
-      return decodeBlob({ id, ...location }, sealed, { dataKey, idKey: repo.key.secrets.idKey }, name);
+      try {
+        return await readAt(id, location);
+      } catch (error) {
+        if (!isAmberError(error) || !['OBJECT_CORRUPT', 'OBJECT_NOT_FOUND'].includes(error.code)) throw error;
+        // The in-memory index keeps one location per blob; when it fails (damage, or another
+        // writer's index claiming the blob first), every other stored copy is tried before giving up.
+        for (const other of await findAllLocations(repo, id)) {
+          if (other.packId === location.packId && other.offset === location.offset) continue;
+          try {
+            return await readAt(id, other);
+          } catch {
+            // try the next copy; the first error is the one reported
+          }
+        }
+        throw error;
+      }
     },
   };
+
+  async function readAt(id: Buffer, location: BlobLocation): Promise<Buffer> {
+    const name = packName(location.packId);
+    const dataKey = await packDataKey(location.packId);
+    const sealed = await getRange(repo, name, location.offset, location.sealedLength);
+    return decodeBlob({ id, ...location }, sealed, { dataKey, idKey: repo.key.secrets.idKey }, name);
+  }
 }
 
 async function loadPackKey(repo: Repository, packId: PackId): Promise<Buffer> {
@@ -55,12 +76,12 @@ async function loadPackKey(repo: Repository, packId: PackId): Promise<Buffer> {
       hint: 'run `amber verify --read-data` to see which snapshots are affected',
     });
   }
-  if (!epoch.privateKey) {
+  if (!canOpenEpoch(epoch)) {
     throw new AmberError('WRITE_ONLY_KEY', `${name} cannot be decrypted with this key`, {
       hint: 'restoring and reading data needs a full-access key',
     });
   }
-  return unwrapPackKey(trailer, { publicKey: epoch.publicKey, privateKey: epoch.privateKey }, name);
+  return openUnderEpoch(epoch, (pair) => unwrapPackKey(trailer, pair, name));
 }
 
 async function statPack(repo: Repository, name: string) {

@@ -2,7 +2,7 @@
 // SHA-256 of these bytes, so a replaced config is refused even though its name holds no hash.
 import { randomBytes } from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
-import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from '../chunker/fastcdc.ts';
+import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from '../chunker/fastcdc.ts';
 import { decodeSignedRecord, encodeSignedRecord, hasValidSignature, jsonBytes, parseJsonPayload, type Signer } from './signed-record.ts';
 import { CONFIG_NAME } from './layout.ts';
 
@@ -63,6 +63,7 @@ export function decodeConfig(bytes: Buffer, location: string): RepoConfig {
     }
     throw error;
   }
+  checkConfigFields(config, where);
   const unknown = (config.requiredFeatures ?? []).filter((feature) => !KNOWN_FEATURES.includes(feature));
   if (unknown.length > 0) {
     throw new AmberError('FORMAT_UNSUPPORTED', `${where} requires features this Amber does not know: ${unknown.join(', ')}`, {
@@ -70,4 +71,31 @@ export function decodeConfig(bytes: Buffer, location: string): RepoConfig {
     });
   }
   return config;
+}
+
+const SUPPORTED = { formatVersion: 1, idHash: 'hmac-sha256', aead: 'aes-256-gcm', compression: 'zstd' } as const;
+
+/** Refuses algorithms this reader does not implement and parameters no writer could have used. */
+function checkConfigFields(config: RepoConfig, where: string): void {
+  for (const [field, value] of Object.entries(SUPPORTED)) {
+    if (config[field] !== value) {
+      throw new AmberError('FORMAT_UNSUPPORTED', `${where} uses ${field} ${JSON.stringify(config[field])}; this Amber supports ${JSON.stringify(value)}`, {
+        hint: 'upgrade Amber to open this repository',
+      });
+    }
+  }
+  if (config.chunker?.algorithm !== 'fastcdc') {
+    throw new AmberError('FORMAT_UNSUPPORTED', `${where} uses chunker ${JSON.stringify(config.chunker?.algorithm)}; this Amber supports "fastcdc"`);
+  }
+  try {
+    validateChunkerParams(config.chunker);
+  } catch (cause) {
+    throw new AmberError('CONFIG_CORRUPT', `${where} has invalid chunker parameters: ${(cause as Error).message}`, { cause });
+  }
+  if (!Number.isInteger(config.packTargetBytes) || config.packTargetBytes < 1024 || config.packTargetBytes > 1024 ** 3) {
+    throw new AmberError('CONFIG_CORRUPT', `${where} has an invalid pack size ${JSON.stringify(config.packTargetBytes)}`);
+  }
+  if (typeof config.repositoryId !== 'string' || !/^[0-9a-f]{64}$/.test(config.repositoryId)) {
+    throw new AmberError('CONFIG_CORRUPT', `${where} has an invalid repository id`);
+  }
 }

@@ -19,6 +19,8 @@ export interface EpochKey {
   publicKey: Buffer;
   /** Present only for full keys that were granted this epoch. */
   privateKey?: Buffer;
+  /** Other keys under the same number, left by concurrent rotations. */
+  alternatives?: EpochKey[];
 }
 
 const grantAad = (epoch: number, keyId: string) => Buffer.from(`amber/v1/epoch-grant\0${epoch}\0${keyId}`, 'ascii');
@@ -45,21 +47,50 @@ export function encodeEpochRecord(options: {
   return encodeSignedRecord('epoch', jsonBytes(record), options.owner);
 }
 
-/** Folds owner-signed epoch records into one key per epoch, unwrapping what `holder` was granted. */
+/**
+ * Folds owner-signed epoch records into one key per epoch number, unwrapping what `holder` was
+ * granted. Two rotations at once can give one number two keys; both stay usable (data may be sealed
+ * to either) and the one with the lower public key is the primary, so every writer picks the same.
+ */
 export function collectEpochKeys(records: EpochRecord[], keyId: KeyId, holder: BoxKeyPair | undefined): Map<number, EpochKey> {
-  const keys = new Map<number, EpochKey>();
+  const byKey = new Map<string, EpochKey>();
   for (const record of records) {
-    const publicKey = Buffer.from(record.dataPublicKey, 'hex');
-    const known = keys.get(record.epoch);
-    if (known && !known.publicKey.equals(publicKey)) {
-      throw new AmberError('SIGNATURE_INVALID', `two owner-signed records give epoch ${record.epoch} different keys`);
-    }
-    const entry = known ?? { epoch: record.epoch, publicKey };
+    const entry = byKey.get(record.dataPublicKey) ?? { epoch: record.epoch, publicKey: Buffer.from(record.dataPublicKey, 'hex') };
+    if (entry.epoch !== record.epoch) continue; // one key under two numbers: the first record stands
     const grant = holder ? record.grants.find((candidate) => candidate.keyId === keyId) : undefined;
     if (grant && holder && !entry.privateKey) {
       entry.privateKey = openWithPrivateKey(holder, Buffer.from(grant.box, 'base64'), grantAad(record.epoch, keyId));
     }
-    keys.set(record.epoch, entry);
+    byKey.set(record.dataPublicKey, entry);
+  }
+  const keys = new Map<number, EpochKey>();
+  for (const [hex, entry] of [...byKey].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const primary = keys.get(entry.epoch);
+    if (!primary) keys.set(entry.epoch, entry);
+    else (primary.alternatives ??= []).push(entry);
   }
   return keys;
+}
+
+/** Every key of an epoch number this key can open, primary first. */
+export function epochKeyVariants(epoch: EpochKey): EpochKey[] {
+  return [epoch, ...(epoch.alternatives ?? [])];
+}
+
+export function canOpenEpoch(epoch: EpochKey | undefined): epoch is EpochKey {
+  return epoch !== undefined && epochKeyVariants(epoch).some((variant) => variant.privateKey !== undefined);
+}
+
+/** Opens something sealed to an epoch with whichever of its keys fits; rethrows the first failure. */
+export function openUnderEpoch<T>(epoch: EpochKey, open: (pair: BoxKeyPair) => T): T {
+  let firstError: unknown;
+  for (const variant of epochKeyVariants(epoch)) {
+    if (!variant.privateKey) continue;
+    try {
+      return open({ publicKey: variant.publicKey, privateKey: variant.privateKey });
+    } catch (error) {
+      firstError ??= error;
+    }
+  }
+  throw firstError ?? new AmberError('WRITE_ONLY_KEY', `key epoch ${epoch.epoch} was not granted to this key`);
 }

@@ -1,6 +1,8 @@
-// Builds the in-memory blob index from every index object an authorised key signed.
+// Builds the in-memory blob index from every index object an authorised key signed. Entries signed
+// by this key or the owner are trusted for dedup (the owner re-signs writers' packs that a full
+// verify read clean); other writers' entries are used for reading only.
 import type { Repository } from './repository.ts';
-import { createBlobIndex, type BlobIndex } from './blob-index.ts';
+import { createBlobIndex, type BlobIndex, type BlobLocation } from './blob-index.ts';
 import { readIndexPayload } from './index-file.ts';
 import { readRecords, type RecordProblem } from './records.ts';
 import { isAmberError } from '../core/errors.ts';
@@ -11,6 +13,8 @@ export interface LoadedIndex {
   problems: RecordProblem[];
   /** Per pack, the end of its last indexed blob: a stored pack shorter than this plus a trailer is truncated. */
   packEnds: Map<string, number>;
+  /** Packs named by an index object that this key or the owner signed. */
+  trustedPacks: Set<string>;
 }
 
 export async function loadIndex(repo: Repository): Promise<LoadedIndex> {
@@ -19,11 +23,13 @@ export async function loadIndex(repo: Repository): Promise<LoadedIndex> {
   const records = await readRecords(repo.store, 'index', 'index', repo.authority.signingKeyFor, problems);
   const packEnds = new Map<string, number>();
   const indexNames: string[] = [];
+  const trustedPacks = new Set<string>();
   for (const { name, record } of records) {
     const trustedSigner = record.signerKeyId === repo.key.signer.keyId || record.signerKeyId === repo.authority.ownerKeyId;
     try {
       readIndexPayload(record.payload, repo.key.secrets.indexKey, name, (packId, entry) => {
-        index.add(entry.id, { ...entry, packId, trusted: trustedSigner || repo.certifiedPacks.has(packId) });
+        index.add(entry.id, { ...entry, packId, trusted: trustedSigner });
+        if (trustedSigner) trustedPacks.add(packId);
         packEnds.set(packId, Math.max(packEnds.get(packId) ?? 0, entry.offset + entry.sealedLength));
       });
       indexNames.push(name);
@@ -33,5 +39,23 @@ export async function loadIndex(repo: Repository): Promise<LoadedIndex> {
       problems.push({ name, problem: error.message, code: error.code });
     }
   }
-  return { index, indexNames, problems, packEnds };
+  return { index, indexNames, problems, packEnds, trustedPacks };
+}
+
+/** Every location any readable index object gives for one blob: the slow path after a failed read. */
+export async function findAllLocations(repo: Repository, id: Uint8Array): Promise<BlobLocation[]> {
+  const found: BlobLocation[] = [];
+  const records = await readRecords(repo.store, 'index', 'index', repo.authority.signingKeyFor, []);
+  for (const { name, record } of records) {
+    try {
+      readIndexPayload(record.payload, repo.key.secrets.indexKey, name, (packId, entry) => {
+        if (Buffer.compare(entry.id, id) !== 0) return;
+        const { type, compression, offset, sealedLength, rawLength } = entry;
+        found.push({ packId, type, compression, offset, sealedLength, rawLength, trusted: false });
+      });
+    } catch (error) {
+      if (!isAmberError(error, 'OBJECT_CORRUPT')) throw error;
+    }
+  }
+  return found;
 }

@@ -112,7 +112,7 @@ test('revoking the key in use, an unknown or short prefix, or a key twice is ref
   await assert.rejects(revokeKey(owner, writer.keyId.slice(0, 3), { reason: 'x' }), fails('KEY_NOT_FOUND'));
   await assert.rejects(revokeKey(owner, 'not-hex!', { reason: 'x' }), fails('KEY_NOT_FOUND'));
   await revokeKey(owner, writer.keyId.toUpperCase(), { reason: 'x' });
-  await assert.rejects(revokeKey(owner, writer.keyId, { reason: 'again' }), fails('KEY_REVOKED'));
+  await assert.rejects(revokeKey(owner, writer.keyId, { reason: 'again' }), fails('KEY_ALREADY_REVOKED'));
   await assert.rejects(open(store, 'writer'), fails('KEY_REVOKED'));
   assert.equal((await storedRecords<RevocationRecord>(store, 'revocations', 'revocation')).length, 1);
 });

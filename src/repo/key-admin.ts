@@ -22,7 +22,7 @@ import { nowIso } from '../core/clock.ts';
 import { asPackId, type KeyId } from '../core/ids.ts';
 import { generateBoxKeyPair, sha256Hex, SIGNATURE_BYTES } from '../crypto/index.ts';
 import { createAuthority, type RevocationRecord } from './authority.ts';
-import { collectEpochKeys, encodeEpochRecord, type EpochKey, type EpochRecord } from './epochs.ts';
+import { collectEpochKeys, encodeEpochRecord, epochKeyVariants, type EpochKey, type EpochRecord } from './epochs.ts';
 import { createKeyFile, unlockKeyFile, type KeyFileInfo, type KeyRole } from './keys.ts';
 import { hashOfName, objectName, packName, PREFIX } from './layout.ts';
 import type { ObjectKind } from './object-header.ts';
@@ -151,7 +151,7 @@ export async function revokeKey(repo: Repository, keyIdOrPrefix: string, options
   const earlier = state.revoked.get(info.keyId);
   if (earlier) {
     // A second record would accept objects the key signed after its first revocation.
-    throw new AmberError('KEY_REVOKED', `key ${info.keyId.slice(0, 8)} was already revoked at ${earlier.revokedAt}`);
+    throw new AmberError('KEY_ALREADY_REVOKED', `key ${info.keyId.slice(0, 8)} was already revoked at ${earlier.revokedAt}`);
   }
   // A full key signs with the owner key, whose objects stay valid anyway: nothing to list for it.
   const acceptedObjects = info.role === 'write-only' ? await objectsSignedBy(repo, info) : [];
@@ -240,7 +240,7 @@ async function loadKeyState(repo: Repository): Promise<KeyState> {
 function readableEpochs(repo: Repository, records: EpochRecord[]): EpochKey[] {
   const epochs = collectEpochKeys(records, repo.key.keyId, repo.key.holder);
   for (const [number, epoch] of repo.epochs) if (!epochs.get(number)?.privateKey) epochs.set(number, epoch);
-  return [...epochs.values()].filter((epoch) => epoch.privateKey).sort((a, b) => a.epoch - b.epoch);
+  return [...epochs.values()].flatMap(epochKeyVariants).filter((epoch) => epoch.privateKey).sort((a, b) => a.epoch - b.epoch);
 }
 
 /** Refuses a passphrase that already opens a key: only the first key it opens would ever be used. */

@@ -8,7 +8,6 @@ export const PREFIX = {
   keys: 'keys/',
   epochs: 'epochs/',
   revocations: 'revocations/',
-  certifications: 'certs/',
   data: 'data/',
   index: 'index/',
   snapshots: 'snapshots/',

@@ -13,7 +13,6 @@ export const OBJECT_KIND = {
   snapshot: 5,
   epoch: 6,
   revocation: 7,
-  certification: 8,
 } as const;
 
 export type ObjectKind = keyof typeof OBJECT_KIND;

@@ -24,7 +24,10 @@ export async function readRecord(store: Store, name: string, kind: ObjectKind, s
   const bytes = Buffer.from(await store.get(name));
   const record = decodeSignedRecord(kind, bytes, name);
   const expectedHash = hashOfName(name);
-  if (expectedHash !== undefined && expectedHash !== record.hash) {
+  if (expectedHash === undefined) {
+    throw new AmberError('OBJECT_CORRUPT', `${name} is not a content-addressed name (no hash of its bytes)`);
+  }
+  if (expectedHash !== record.hash) {
     throw new AmberError('OBJECT_CORRUPT', `${name} does not hash to its name (altered or renamed)`);
   }
   const publicKey = signers(record.signerKeyId, name);

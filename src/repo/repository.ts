@@ -1,4 +1,4 @@
-// Creating and opening a repository: config, key files, epochs, revocations and certifications,
+// Creating and opening a repository: config, key files, epochs and revocations,
 // each checked against the owner key before anything trusts it.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
@@ -26,7 +26,6 @@ export interface Repository {
   currentEpoch: EpochKey;
   keyFiles: { name: string; info: KeyFileInfo }[];
   revocations: RevocationRecord[];
-  certifiedPacks: Set<string>;
   /** Records that were ignored because they were forged, damaged or unauthorised. */
   problems: RecordProblem[];
 }
@@ -108,12 +107,8 @@ export async function openRepository(options: OpenOptions): Promise<Repository> 
   const epochs = collectEpochKeys(epochRecords, key.keyId, key.holder);
   const currentEpoch = [...epochs.values()].sort((a, b) => b.epoch - a.epoch)[0];
   if (!currentEpoch) throw new AmberError('CONFIG_CORRUPT', `${store.location} has no valid key epoch record`);
-  const certifiedPacks = new Set<string>();
-  for (const { name, record } of await readRecords(store, 'certifications', 'certification', owner, problems)) {
-    for (const pack of parseJsonPayload<{ packs: string[] }>(record, name).packs ?? []) certifiedPacks.add(pack);
-  }
   return {
-    store, clock, config, configHash, key, epochs, currentEpoch, revocations, certifiedPacks, problems,
+    store, clock, config, configHash, key, epochs, currentEpoch, revocations, problems,
     keyFiles: pinned,
     authority: createAuthority(ownerPublicKey, pinned.map(({ info }) => info), revocations),
   };

@@ -1,4 +1,4 @@
-// Signed envelope shared by config, keys, epochs, revocations, certifications, index and snapshots:
+// Signed envelope shared by config, keys, epochs, revocations, index and snapshots:
 //   header(8) ‖ payloadLength u32 BE ‖ payload ‖ signerKeyId(32) ‖ Ed25519 signature(64)
 // The signature covers "amber/v1/<kind>\0" ‖ every byte before the signature, so a signature for
 // one kind of record can never be replayed as another.

@@ -4,7 +4,7 @@
 //   payload = epoch u32 ‖ sealed box(JSON)
 import { AmberError } from '../core/errors.ts';
 import { openWithPrivateKey, sealToPublicKey } from '../crypto/index.ts';
-import type { EpochKey } from './epochs.ts';
+import { canOpenEpoch, openUnderEpoch, type EpochKey } from './epochs.ts';
 import { encodeSignedRecord, jsonBytes, type Signer } from './signed-record.ts';
 
 export interface SnapshotSummary {
@@ -54,13 +54,13 @@ export function encodeSnapshot(snapshot: Snapshot, epoch: EpochKey, signer: Sign
 export function decodeSnapshotPayload(payload: Buffer, epochs: Map<number, EpochKey>, where: string): Snapshot {
   if (payload.length < 4) throw new AmberError('OBJECT_CORRUPT', `${where} is truncated`);
   const epoch = epochs.get(payload.readUInt32BE(0));
-  if (!epoch?.privateKey) {
+  if (!canOpenEpoch(epoch)) {
     throw new AmberError('WRITE_ONLY_KEY', `${where} cannot be read with this key`, {
       hint: 'reading snapshots needs a full-access key (write-only keys can only add backups)',
     });
   }
   try {
-    const json = openWithPrivateKey({ publicKey: epoch.publicKey, privateKey: epoch.privateKey }, payload.subarray(4), AAD);
+    const json = openUnderEpoch(epoch, (pair) => openWithPrivateKey(pair, payload.subarray(4), AAD));
     return JSON.parse(json.toString('utf8')) as Snapshot;
   } catch (cause) {
     throw new AmberError('OBJECT_CORRUPT', `${where} failed authentication`, { cause });
