@@ -11,9 +11,15 @@ export function seal(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): 
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   if (aad) cipher.setAAD(aad);
+  // One exact allocation per message, outside Node's shared pool: a small sealed blob kept in a pack
+  // must not pin an 8 KiB pool slab.
+  const sealed = Buffer.allocUnsafeSlow(NONCE_BYTES + plaintext.length + TAG_BYTES);
+  nonce.copy(sealed, 0);
   const body = cipher.update(plaintext);
+  body.copy(sealed, NONCE_BYTES);
   cipher.final();
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+  cipher.getAuthTag().copy(sealed, NONCE_BYTES + body.length);
+  return sealed;
 }
 
 /** Decrypts and authenticates; throws OBJECT_CORRUPT (without naming the object: callers add that). */

@@ -21,7 +21,7 @@ import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { createParentLookup, type ParentLookup } from './parent.ts';
 
 export const PROGRAM = 'amber 0.1.0';
-const READ_BUFFER_BYTES = 1024 * 1024;
+const READ_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export interface BackupWarning {
   path: string;
@@ -66,6 +66,8 @@ interface Session {
   flags: Set<string>;
   progress: BackupProgress;
   hardLinks: Map<string, string[]>;
+  /** One read buffer for the whole backup (files are read one at a time). */
+  readBuffer: Buffer;
   options: BackupOptions;
 }
 
@@ -86,6 +88,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     flags: new Set(),
     progress: { files: 0, dirs: 0, bytesRead: 0, currentPath: '' },
     hardLinks: new Map(),
+    readBuffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES),
     options,
   };
   const rootNodes = options.stdin
@@ -256,13 +259,7 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
     throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be opened (${error.code ?? error.message})`, { cause: error, details: { path } });
   });
   try {
-    const content: string[] = [];
-    const stream = handle.createReadStream({ highWaterMark: READ_BUFFER_BYTES, autoClose: false, start: 0 });
-    let bytes = 0;
-    for await (const chunk of chunkStream(countBytes(stream, session), session.chunker)) {
-      content.push(await session.sink.storeBlob('data', chunk));
-      bytes += chunk.length;
-    }
+    const { content, bytes } = await readSmallFile(session, handle) ?? await readLargeFile(session, handle);
     const after = await handle.stat({ bigint: true });
     if (after.mtimeNs !== meta.mtimeNs || after.ctimeNs !== meta.ctimeNs || bytes !== meta.sizeBytes) {
       node.flags = ['changed-while-read'];
@@ -276,11 +273,54 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
   }
 }
 
+/**
+ * A file no longer than the chunker's minimum is exactly one chunk: it is read into the session's
+ * buffer and stored from there, with no allocation per file. Undefined when the file is larger.
+ */
+async function readSmallFile(session: Session, handle: fs.FileHandle): Promise<{ content: string[]; bytes: number } | undefined> {
+  const limit = session.chunker.params.minSizeBytes;
+  const buffer = session.readBuffer;
+  let bytes = 0;
+  while (bytes <= limit) {
+    const { bytesRead } = await handle.read(buffer, bytes, limit + 1 - bytes, bytes);
+    if (bytesRead === 0) break;
+    bytes += bytesRead;
+  }
+  if (bytes > limit) return undefined;
+  countRead(session, bytes);
+  return { content: bytes === 0 ? [] : [await session.sink.storeBlob('data', buffer.subarray(0, bytes))], bytes };
+}
+
+async function readLargeFile(session: Session, handle: fs.FileHandle): Promise<{ content: string[]; bytes: number }> {
+  const content: string[] = [];
+  let bytes = 0;
+  for await (const chunk of chunkStream(readPieces(session, handle), session.chunker)) {
+    content.push(await session.sink.storeBlob('data', chunk));
+    bytes += chunk.length;
+  }
+  return { content, bytes };
+}
+
+/** Reads into the session's one buffer; chunkStream consumes each piece before asking for the next. */
+async function* readPieces(session: Session, handle: fs.FileHandle): AsyncGenerator<Buffer> {
+  for (let position = 0; ;) {
+    const { bytesRead } = await handle.read(session.readBuffer, 0, session.readBuffer.length, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    countRead(session, bytesRead);
+    yield session.readBuffer.subarray(0, bytesRead);
+  }
+}
+
+function countRead(session: Session, bytes: number): void {
+  session.summary.bytesRead += bytes;
+  session.progress.bytesRead += bytes;
+  session.options.onProgress?.(session.progress);
+}
+
 async function* countBytes(source: AsyncIterable<Buffer>, session: Session): AsyncGenerator<Buffer> {
   for await (const piece of source) {
-    session.summary.bytesRead += piece.length;
-    session.progress.bytesRead += piece.length;
-    session.options.onProgress?.(session.progress);
+    countRead(session, piece.length);
     yield piece;
   }
 }

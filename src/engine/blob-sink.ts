@@ -23,7 +23,8 @@ export interface SinkStats {
 }
 
 export interface BlobSink {
-  /** Stores a blob unless this key may already dedup against it; returns its id. */
+  /** Stores a blob unless this key may already dedup against it; returns its id. The plaintext is
+   *  not retained once the call returns, so callers may reuse its buffer. */
   storeBlob(type: BlobType, plaintext: Uint8Array): Promise<BlobId>;
   /** Writes every pending pack, then the index objects that name them. */
   flush(): Promise<void>;
