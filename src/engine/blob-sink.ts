@@ -1,18 +1,20 @@
 // A backup session's write path: id → dedup → encode → pack → store → index. Packs are stored
 // before the index objects that name them, and index objects before the snapshot (write order in
-// docs/format.md), so a crash at any point leaves only unreferenced data behind.
-import { randomKey } from '../crypto/index.ts';
+// docs/format.md), so a crash at any point leaves only unreferenced data behind. Pack writes overlap
+// with filling the next pack; memory stays bounded by the number of pack buffers.
+import { randomKey, sha256Hex } from '../crypto/index.ts';
 import { asBlobId, type BlobId } from '../core/ids.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
-import { blobIdOf, encodeBlob, type BlobType, type EncodedBlob } from '../repo/blob-codec.ts';
-import { assemblePack, newPackKey, type PackKey } from '../repo/pack.ts';
+import { blobIdOf, encodeBlob, type BlobType } from '../repo/blob-codec.ts';
+import { createPackBuilder, newPackKey, type PackBuilder, type PackKey } from '../repo/pack.ts';
 import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
 import { objectName, packName } from '../repo/layout.ts';
-import { sha256Hex } from '../crypto/index.ts';
 
 /** Index objects are written every this many entries so memory for pending entries stays bounded. */
 const INDEX_FLUSH_ENTRIES = 16_384;
+/** Pack buffers: one being filled per blob type plus writes in flight. */
+const PACK_BUFFERS = 3;
 
 export interface SinkStats {
   blobsAdded: number;
@@ -33,26 +35,52 @@ export interface BlobSink {
 
 export function createBlobSink(repo: Repository, index: BlobIndex): BlobSink {
   const packKey: PackKey = newPackKey(repo.currentEpoch.epoch, repo.currentEpoch.publicKey, randomKey());
-  const open: Record<BlobType, { blobs: EncodedBlob[]; bytes: number }> = {
-    data: { blobs: [], bytes: 0 },
-    tree: { blobs: [], bytes: 0 },
-  };
+  const target = repo.config.packTargetBytes;
+  const free: PackBuilder[] = [];
+  let created = 0;
+  const writes = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
   let pendingIndex: IndexedPack[] = [];
   let pendingEntries = 0;
   const stats: SinkStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0, packsStored: 0, indexObjectsStored: 0 };
 
+  const rethrowFailure = () => {
+    if (failure) throw failure.error;
+  };
+
+  const takeBuilder = async (): Promise<PackBuilder> => {
+    while (free.length === 0 && created >= PACK_BUFFERS) await Promise.race(writes);
+    rethrowFailure();
+    const builder = free.pop();
+    if (builder) return builder;
+    created += 1;
+    return createPackBuilder(target);
+  };
+
+  const open: Record<BlobType, PackBuilder | undefined> = { data: undefined, tree: undefined };
+
   const storePack = async (type: BlobType) => {
-    const { blobs } = open[type];
-    if (blobs.length === 0) return;
-    open[type] = { blobs: [], bytes: 0 };
-    const pack = assemblePack(blobs, packKey, repo.key.signer);
-    await repo.store.put(packName(pack.id), pack.bytes);
-    stats.packsStored += 1;
-    stats.bytesStored += pack.bytes.length;
-    for (const entry of pack.entries) index.add(entry.id, { ...entry, packId: pack.id, trusted: true });
-    pendingIndex.push({ id: pack.id, entries: pack.entries });
-    pendingEntries += pack.entries.length;
-    if (pendingEntries >= INDEX_FLUSH_ENTRIES) await storeIndex();
+    const builder = open[type];
+    if (!builder || builder.count === 0) return;
+    open[type] = undefined;
+    const pack = builder.finish(packKey, repo.key.signer);
+    const write = repo.store.put(packName(pack.id), pack.bytes).then(() => {
+      stats.packsStored += 1;
+      stats.bytesStored += pack.bytes.length;
+      for (const entry of pack.entries) index.add(entry.id, { ...entry, packId: pack.id, trusted: true });
+      pendingIndex.push({ id: pack.id, entries: pack.entries });
+      pendingEntries += pack.entries.length;
+    });
+    const tracked: Promise<void> = write
+      .catch((error: unknown) => {
+        failure ??= { error };
+      })
+      .finally(() => {
+        builder.reset();
+        free.push(builder);
+        writes.delete(tracked);
+      });
+    writes.add(tracked);
   };
 
   const storeIndex = async () => {
@@ -67,21 +95,24 @@ export function createBlobSink(repo: Repository, index: BlobIndex): BlobSink {
   return {
     stats,
     async storeBlob(type, plaintext) {
+      rethrowFailure();
       const id = blobIdOf(repo.key.secrets.idKey, plaintext);
       if (index.hasTrusted(id)) return asBlobId(id.toString('hex'));
       index.addPending(id);
       const blob = encodeBlob({ plaintext, id, type, dataKey: packKey.dataKey });
-      const target = open[type];
-      target.blobs.push(blob);
-      target.bytes += blob.sealed.length;
+      const builder = open[type] ?? (open[type] = await takeBuilder());
+      builder.add(blob);
       stats.blobsAdded += 1;
       stats.bytesAdded += plaintext.length;
-      if (target.bytes >= repo.config.packTargetBytes) await storePack(type);
+      if (builder.sizeBytes >= target) await storePack(type);
+      if (pendingEntries >= INDEX_FLUSH_ENTRIES) await storeIndex();
       return asBlobId(id.toString('hex'));
     },
     async flush() {
       await storePack('data');
       await storePack('tree');
+      await Promise.all(writes);
+      rethrowFailure();
       await storeIndex();
     },
   };

@@ -56,28 +56,84 @@ export function unwrapPackKey(trailer: PackTrailer, epochPair: BoxKeyPair, where
   }
 }
 
-/** Assembles a pack from encoded blobs; returns its bytes, id and entries. */
-export function assemblePack(blobs: EncodedBlob[], key: PackKey, signer: Signer): { bytes: Buffer; id: PackId; entries: PackEntry[] } {
-  const parts: Buffer[] = [encodeHeader('pack')];
-  const entries: PackEntry[] = [];
-  let offset = HEADER_BYTES;
-  for (const blob of blobs) {
-    entries.push({ id: blob.id, type: blob.type, compression: blob.compression, offset, sealedLength: blob.sealed.length, rawLength: blob.rawLength });
-    parts.push(blob.sealed);
-    offset += blob.sealed.length;
-  }
-  const sealedHeader = seal(key.dataKey, encodeEntries(entries), HEADER_AAD);
-  const fixed = Buffer.alloc(4);
-  fixed.writeUInt32BE(key.epoch);
-  const headerLength = Buffer.alloc(4);
-  headerLength.writeUInt32BE(sealedHeader.length);
-  parts.push(sealedHeader, fixed, key.wrappedKey, headerLength, Buffer.from(signer.keyId, 'hex'));
-  const hash = createSha256();
-  for (const part of parts) hash.update(part);
-  const signature = signMessage(signer.privateKey, signer.publicKey, Buffer.concat([domain('pack'), hash.digest()]));
-  parts.push(signature);
-  const bytes = Buffer.concat(parts);
-  return { bytes, id: asPackId(createSha256().update(bytes).digest('hex')), entries };
+export interface AssembledPack {
+  /** A view of the builder's buffer: valid until the builder is reset. */
+  bytes: Buffer;
+  id: PackId;
+  entries: PackEntry[];
+}
+
+/**
+ * Builds packs in one reusable buffer: blobs are copied in once, the header and trailer appended,
+ * and the whole pack hashed once (the signature's digest and the pack id share one pass).
+ */
+export interface PackBuilder {
+  readonly sizeBytes: number;
+  readonly count: number;
+  add(blob: EncodedBlob): void;
+  finish(key: PackKey, signer: Signer): AssembledPack;
+  reset(): void;
+}
+
+/** Room kept for the sealed pack header and trailer beyond the blobs. */
+const TAIL_RESERVE_BYTES = 64 * 1024;
+
+export function createPackBuilder(initialCapacityBytes: number): PackBuilder {
+  let buffer = Buffer.allocUnsafeSlow(initialCapacityBytes + TAIL_RESERVE_BYTES);
+  let size = HEADER_BYTES;
+  let entries: PackEntry[] = [];
+  const ensure = (extra: number) => {
+    if (size + extra <= buffer.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(buffer.length * 2, size + extra + TAIL_RESERVE_BYTES));
+    buffer.copy(grown, 0, 0, size);
+    buffer = grown;
+  };
+  const append = (bytes: Uint8Array) => {
+    ensure(bytes.length);
+    buffer.set(bytes, size);
+    size += bytes.length;
+  };
+  encodeHeader('pack').copy(buffer, 0);
+  return {
+    get sizeBytes() {
+      return size;
+    },
+    get count() {
+      return entries.length;
+    },
+    add(blob) {
+      entries.push({ id: blob.id, type: blob.type, compression: blob.compression, offset: size, sealedLength: blob.sealed.length, rawLength: blob.rawLength });
+      append(blob.sealed);
+    },
+    finish(key, signer) {
+      const sealedHeader = seal(key.dataKey, encodeEntries(entries), HEADER_AAD);
+      const fixed = Buffer.alloc(8);
+      fixed.writeUInt32BE(key.epoch, 0);
+      fixed.writeUInt32BE(sealedHeader.length, 4);
+      append(sealedHeader);
+      append(fixed.subarray(0, 4));
+      append(key.wrappedKey);
+      append(fixed.subarray(4));
+      append(Buffer.from(signer.keyId, 'hex'));
+      const hash = createSha256().update(buffer.subarray(0, size));
+      const withSignature = hash.copy();
+      const signature = signMessage(signer.privateKey, signer.publicKey, Buffer.concat([domain('pack'), hash.digest()]));
+      append(signature);
+      const id = asPackId(withSignature.update(signature).digest('hex'));
+      return { bytes: buffer.subarray(0, size), id, entries };
+    },
+    reset() {
+      size = HEADER_BYTES;
+      entries = [];
+    },
+  };
+}
+
+/** A single pack from a list of blobs (tests and one-off writers). */
+export function assemblePack(blobs: EncodedBlob[], key: PackKey, signer: Signer): AssembledPack {
+  const builder = createPackBuilder(blobs.reduce((total, blob) => total + blob.sealed.length, 0));
+  for (const blob of blobs) builder.add(blob);
+  return builder.finish(key, signer);
 }
 
 function encodeEntries(entries: PackEntry[]): Buffer {
