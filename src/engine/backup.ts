@@ -1,6 +1,6 @@
 // Backup: walk the sources depth-first, store file contents and one tree per directory, then the
 // snapshot last. Unreadable entries are reported and skipped; everything else still lands.
-import { promises as fs } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -91,11 +91,16 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     readBuffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES),
     options,
   };
-  const rootNodes = options.stdin
-    ? [await stdinNode(session, options.stdin)]
-    : await sourceRootNodes(session, paths);
-  const tree = await session.sink.storeBlob('tree', encodeTree({ nodes: rootNodes }));
-  await session.sink.flush();
+  let tree: string;
+  try {
+    const rootNodes = options.stdin
+      ? [await stdinNode(session, options.stdin)]
+      : await sourceRootNodes(session, paths);
+    tree = await session.sink.storeBlob('tree', encodeTree({ nodes: rootNodes }));
+    await session.sink.flush();
+  } finally {
+    await session.sink.close();
+  }
 
   const summary = session.summary;
   Object.assign(summary, {
@@ -165,7 +170,7 @@ async function ancestorNodes(session: Session, dir: string, paths: string[]): Pr
   for (const name of [...children.keys()].sort(compareNames)) {
     const child = join(dir, name);
     const wanted = children.get(name)!;
-    const meta = await readEntryMeta(child, name);
+    const meta = readEntryMeta(child, name);
     if (wanted.includes(child)) {
       const node = await backupEntry(session, child, meta);
       if (node) nodes.push(node);
@@ -194,7 +199,7 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
 async function backupDirectory(session: Session, dir: string): Promise<string> {
   let names: string[] = [];
   try {
-    names = await listDirectory(dir, {
+    names = listDirectory(dir, {
       onUndecodableName: (raw) => {
         warn(session, join(dir, raw.toString('hex')), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${raw.toString('hex')}); it was skipped`));
         session.summary.filesSkipped += 1;
@@ -211,7 +216,7 @@ async function backupDirectory(session: Session, dir: string): Promise<string> {
     const path = join(dir, name);
     let meta: EntryMeta;
     try {
-      meta = await readEntryMeta(path, name);
+      meta = readEntryMeta(path, name);
     } catch (error) {
       warn(session, path, error);
       session.summary.filesSkipped += 1;
@@ -254,13 +259,20 @@ async function backupFile(session: Session, path: string, meta: EntryMeta, node:
   return content;
 }
 
+/**
+ * Reads a file with synchronous calls into the session's one buffer: from the page cache they cost
+ * microseconds, while compression and encryption run on the worker threads meanwhile.
+ */
 async function readFileContent(session: Session, path: string, meta: EntryMeta, node: TreeNode): Promise<string[]> {
-  const handle = await fs.open(path, 'r').catch((error) => {
-    throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be opened (${error.code ?? error.message})`, { cause: error, details: { path } });
-  });
+  let fd: number;
   try {
-    const { content, bytes } = await readSmallFile(session, handle) ?? await readLargeFile(session, handle);
-    const after = await handle.stat({ bigint: true });
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be opened (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error, details: { path } });
+  }
+  try {
+    const { content, bytes } = await readSmallFile(session, fd) ?? await readLargeFile(session, fd);
+    const after = fstatSync(fd, { bigint: true });
     if (after.mtimeNs !== meta.mtimeNs || after.ctimeNs !== meta.ctimeNs || bytes !== meta.sizeBytes) {
       node.flags = ['changed-while-read'];
       node.sizeBytes = bytes;
@@ -268,8 +280,11 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
       warn(session, path, new AmberError('SOURCE_CHANGED', `"${path}" changed while it was read; it was stored as read`, { details: { path } }));
     }
     return content;
+  } catch (error) {
+    if (isAmberError(error)) throw error;
+    throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error, details: { path } });
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -277,12 +292,13 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
  * A file no longer than the chunker's minimum is exactly one chunk: it is read into the session's
  * buffer and stored from there, with no allocation per file. Undefined when the file is larger.
  */
-async function readSmallFile(session: Session, handle: fs.FileHandle): Promise<{ content: string[]; bytes: number } | undefined> {
+async function readSmallFile(session: Session, fd: number): Promise<{ content: string[]; bytes: number } | undefined> {
   const limit = session.chunker.params.minSizeBytes;
   const buffer = session.readBuffer;
+  if (limit >= buffer.length) return undefined;
   let bytes = 0;
   while (bytes <= limit) {
-    const { bytesRead } = await handle.read(buffer, bytes, limit + 1 - bytes, bytes);
+    const bytesRead = readSync(fd, buffer, bytes, limit + 1 - bytes, bytes);
     if (bytesRead === 0) break;
     bytes += bytesRead;
   }
@@ -291,20 +307,20 @@ async function readSmallFile(session: Session, handle: fs.FileHandle): Promise<{
   return { content: bytes === 0 ? [] : [await session.sink.storeBlob('data', buffer.subarray(0, bytes))], bytes };
 }
 
-async function readLargeFile(session: Session, handle: fs.FileHandle): Promise<{ content: string[]; bytes: number }> {
+async function readLargeFile(session: Session, fd: number): Promise<{ content: string[]; bytes: number }> {
   const content: string[] = [];
   let bytes = 0;
-  for await (const chunk of chunkStream(readPieces(session, handle), session.chunker)) {
+  for await (const chunk of chunkStream(readPieces(session, fd), session.chunker)) {
+    bytes += chunk.length; // read before storeBlob: the chunk's memory moves to a worker
     content.push(await session.sink.storeBlob('data', chunk));
-    bytes += chunk.length;
   }
   return { content, bytes };
 }
 
 /** Reads into the session's one buffer; chunkStream consumes each piece before asking for the next. */
-async function* readPieces(session: Session, handle: fs.FileHandle): AsyncGenerator<Buffer> {
+async function* readPieces(session: Session, fd: number): AsyncGenerator<Buffer> {
   for (let position = 0; ;) {
-    const { bytesRead } = await handle.read(session.readBuffer, 0, session.readBuffer.length, position);
+    const bytesRead = readSync(fd, session.readBuffer, 0, session.readBuffer.length, position);
     if (bytesRead === 0) return;
     position += bytesRead;
     countRead(session, bytesRead);
@@ -333,8 +349,8 @@ async function stdinNode(session: Session, stdin: { stream: Readable; filename: 
   const content: string[] = [];
   let bytes = 0;
   for await (const chunk of chunkStream(countBytes(stdin.stream, session), session.chunker)) {
+    bytes += chunk.length; // read before storeBlob: the chunk's memory moves to a worker
     content.push(await session.sink.storeBlob('data', chunk));
-    bytes += chunk.length;
   }
   session.summary.filesNew += 1;
   const nowNs = (BigInt(session.repo.clock.nowMs()) * 1_000_000n).toString();

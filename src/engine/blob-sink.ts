@@ -6,7 +6,8 @@ import { randomKey, sha256Hex } from '../crypto/index.ts';
 import { asBlobId, type BlobId } from '../core/ids.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
-import { blobIdOf, encodeBlob, type BlobType } from '../repo/blob-codec.ts';
+import { blobIdOf, encodeBlob, type BlobType, type EncodedBlob } from '../repo/blob-codec.ts';
+import { createCodecPool, defaultPoolSize, type CodecPool } from './codec-pool.ts';
 import { createPackBuilder, newPackKey, type PackBuilder, type PackKey } from '../repo/pack.ts';
 import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
 import { objectName, packName } from '../repo/layout.ts';
@@ -14,7 +15,10 @@ import { objectName, packName } from '../repo/layout.ts';
 /** Index objects are written every this many entries so memory for pending entries stays bounded. */
 const INDEX_FLUSH_ENTRIES = 16_384;
 /** Pack buffers: one being filled per blob type plus writes in flight. */
-const PACK_BUFFERS = 3;
+const PACK_BUFFERS = 2;
+/** Plaintext handed to the encoding workers and not yet placed in a pack. */
+const ENCODE_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+const ENCODE_IN_FLIGHT_BLOBS = 64;
 
 export interface SinkStats {
   blobsAdded: number;
@@ -30,11 +34,23 @@ export interface BlobSink {
   storeBlob(type: BlobType, plaintext: Uint8Array): Promise<BlobId>;
   /** Writes every pending pack, then the index objects that name them. */
   flush(): Promise<void>;
+  /** Stops the encoding workers; call once, after flush or on failure. */
+  close(): Promise<void>;
   readonly stats: SinkStats;
 }
 
-export function createBlobSink(repo: Repository, index: BlobIndex): BlobSink {
+export function createBlobSink(repo: Repository, index: BlobIndex, options: { workers?: number } = {}): BlobSink {
   const packKey: PackKey = newPackKey(repo.currentEpoch.epoch, repo.currentEpoch.publicKey, randomKey());
+  const workers = options.workers ?? defaultPoolSize();
+  const pool: CodecPool | undefined = workers > 0 ? createCodecPool({ dataKey: packKey.dataKey, size: workers }) : undefined;
+  const encodes = new Set<Promise<void>>();
+  let encodeBytes = 0;
+  // Waiters for room in the encoding window, woken one by one (Promise.race over many long-lived
+  // promises would pile up reactions on each of them).
+  const roomWaiters: (() => void)[] = [];
+  const hasRoom = () => encodeBytes <= ENCODE_IN_FLIGHT_BYTES && encodes.size < ENCODE_IN_FLIGHT_BLOBS;
+  /** Encoded blobs are placed in packs one at a time, in the order they finish. */
+  let placing: Promise<void> = Promise.resolve();
   const target = repo.config.packTargetBytes;
   const free: PackBuilder[] = [];
   let created = 0;
@@ -92,6 +108,13 @@ export function createBlobSink(repo: Repository, index: BlobIndex): BlobSink {
     stats.indexObjectsStored += 1;
   };
 
+  const place = async (blob: EncodedBlob) => {
+    const builder = open[blob.type] ?? (open[blob.type] = await takeBuilder());
+    builder.add(blob);
+    if (builder.sizeBytes >= target) await storePack(blob.type);
+    if (pendingEntries >= INDEX_FLUSH_ENTRIES) await storeIndex();
+  };
+
   return {
     stats,
     async storeBlob(type, plaintext) {
@@ -99,21 +122,42 @@ export function createBlobSink(repo: Repository, index: BlobIndex): BlobSink {
       const id = blobIdOf(repo.key.secrets.idKey, plaintext);
       if (index.hasTrusted(id)) return asBlobId(id.toString('hex'));
       index.addPending(id);
-      const blob = encodeBlob({ plaintext, id, type, dataKey: packKey.dataKey });
-      const builder = open[type] ?? (open[type] = await takeBuilder());
-      builder.add(blob);
       stats.blobsAdded += 1;
       stats.bytesAdded += plaintext.length;
-      if (builder.sizeBytes >= target) await storePack(type);
-      if (pendingEntries >= INDEX_FLUSH_ENTRIES) await storeIndex();
+      const size = plaintext.length;
+      if (!pool) {
+        placing = placing.then(() => place(encodeBlob({ plaintext, id, type, dataKey: packKey.dataKey })));
+        await placing;
+        return asBlobId(id.toString('hex'));
+      }
+      encodeBytes += size;
+      const encoded: Promise<void> = pool.encode(type, id, Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength))
+        .then((blob) => {
+          placing = placing.then(() => place(blob));
+          return placing;
+        })
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => {
+          encodeBytes -= size;
+          encodes.delete(encoded);
+          while (roomWaiters.length > 0 && hasRoom()) roomWaiters.shift()!();
+        });
+      encodes.add(encoded);
+      while (!hasRoom()) await new Promise<void>((wake) => roomWaiters.push(wake));
       return asBlobId(id.toString('hex'));
     },
     async flush() {
+      await Promise.all(encodes);
+      await placing;
+      rethrowFailure();
       await storePack('data');
       await storePack('tree');
       await Promise.all(writes);
       rethrowFailure();
       await storeIndex();
     },
+    close: async () => pool?.close(),
   };
 }

@@ -48,6 +48,7 @@ async function craft(build: (helpers: { tree: (nodes: TreeNode[]) => Promise<str
   const text = async (name: string, content: string) => file(name, [await sink.storeBlob('data', Buffer.from(content))], Buffer.byteLength(content));
   const rootTree = await build({ tree, text });
   await sink.flush();
+  await sink.close();
   const snapshot: Snapshot = {
     time: nowIso(repo.clock), host: 'mallory', username: 'mallory', paths: ['/hostile'], tags: [], tree: rootTree,
     summary: { filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, filesSkipped: 0, bytesRead: 0, bytesAdded: 0, bytesStored: 0, blobsAdded: 0, durationMs: 0 },

@@ -1,5 +1,5 @@
 // Directory listings in one fixed order, so the same directory always yields the same tree.
-import { promises as fs } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { AmberError } from '../core/errors.ts';
 import { translateSourceError } from './entry-meta.ts';
 
@@ -11,11 +11,11 @@ export interface ListDirectoryOptions {
   onUndecodableName?: (rawName: Buffer) => void;
 }
 
-/** Names in `path` (without `.` and `..`), sorted by their UTF-8 bytes. */
-export async function listDirectory(path: string, options: ListDirectoryOptions = {}): Promise<string[]> {
+/** Names in `path` (without `.` and `..`), sorted by their UTF-8 bytes. Synchronous, as readEntryMeta. */
+export function listDirectory(path: string, options: ListDirectoryOptions = {}): string[] {
   let rawNames: Buffer[];
   try {
-    rawNames = await fs.readdir(path, { encoding: 'buffer' });
+    rawNames = readdirSync(path, { encoding: 'buffer' });
   } catch (error) {
     throw translateSourceError(error, path);
   }

@@ -142,6 +142,14 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       assertBytesEqual(await store.get('keys/k'), bytesOf('stable'));
     });
 
+    test('a Buffer view into a larger buffer that the caller reuses is stored as it was', async () => {
+      const store = await makeStore();
+      const backing = Buffer.alloc(64, 7);
+      await store.put('keys/view', backing.subarray(8, 24));
+      backing.fill(1);
+      assertBytesEqual(await store.get('keys/view'), Buffer.alloc(16, 7));
+    });
+
     test('a zero-byte object round-trips', async () => {
       const store = await makeStore();
       await store.put('index/empty', new Uint8Array(0));

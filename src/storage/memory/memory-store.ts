@@ -35,8 +35,9 @@ export function createMemoryStore(location = 'memory:'): Store {
           hint: 'Objects are never overwritten; write under a new name.',
         });
       }
-      // Copy so that a caller reusing its buffer cannot change what was stored.
-      objects.set(name, bytes.slice());
+      // Copy so that a caller reusing its buffer cannot change what was stored. (Not bytes.slice():
+      // on a Buffer that is a view, not a copy.)
+      objects.set(name, new Uint8Array(bytes));
     },
 
     async get(name: string, range?: ByteRange): Promise<Uint8Array> {

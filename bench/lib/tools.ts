@@ -1,0 +1,145 @@
+// The two tools under test, driven only through their command lines with the same verbs: init, open
+// (list snapshots: the fixed per-command cost, mostly the passphrase KDF), backup, restore, verify.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { runChecked, runMeasured, type Measured } from './measure.ts';
+
+export type ToolName = 'amber' | 'restic';
+
+export const AMBER_BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
+const PASSWORD = 'amber-bench correct horse battery staple';
+
+/** What a backup reported about the files it saw, normalised across the tools. */
+export interface BackupCounts {
+  filesNew: number;
+  filesChanged: number;
+  filesUnchanged: number;
+}
+
+export interface Tool {
+  name: ToolName;
+  repo: string;
+  init(): Promise<Measured>;
+  open(): Promise<Measured>;
+  backup(path: string): Promise<Measured & { counts?: BackupCounts; report?: unknown }>;
+  restore(target: string): Promise<Measured>;
+  verify(): Promise<Measured>;
+}
+
+/** The environment minus anything that could change either tool's behaviour behind our back. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('AMBER_') && !key.startsWith('RESTIC_')) env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+async function checked(tool: ToolName, verb: string, run: Promise<Measured>, argv: string[]): Promise<Measured> {
+  const result = await run;
+  if (result.status !== 0) {
+    throw new Error(`${tool} ${verb} failed with exit status ${result.status}: ${argv.join(' ')}\n${result.stderr.slice(-4000)}${result.stdout.slice(-2000)}`);
+  }
+  return result;
+}
+
+export function createAmber(repo: string): Tool {
+  // AMBER_KDF_LOG_N is left unset on purpose: Amber's default scrypt cost, as users get it.
+  const env = cleanEnv({ AMBER_PASSWORD: PASSWORD });
+  const run = (verb: string, args: string[]) => {
+    const argv = [AMBER_BIN, ...args, '--repo', repo];
+    return checked('amber', verb, runMeasured(process.execPath, argv, env), [process.execPath, ...argv]);
+  };
+  return {
+    name: 'amber',
+    repo,
+    init: () => run('init', ['init']),
+    open: () => run('snapshots', ['snapshots']),
+    async backup(path) {
+      const result = await run('backup', ['backup', path, '--json']);
+      const report = parseJson(result.stdout);
+      const summary = (report as { summary?: Record<string, number> } | undefined)?.summary;
+      const counts = summary && { filesNew: summary.filesNew, filesChanged: summary.filesChanged, filesUnchanged: summary.filesUnchanged };
+      return { ...result, counts, report };
+    },
+    restore: (target) => run('restore', ['restore', 'latest', '--target', target]),
+    verify: () => run('verify', ['verify', '--read-data']),
+  };
+}
+
+export function createRestic(repo: string, cacheDir: string): Tool {
+  const env = cleanEnv({ RESTIC_PASSWORD: PASSWORD });
+  const run = (verb: string, args: string[]) => {
+    const argv = ['--repo', repo, '--cache-dir', cacheDir, ...args];
+    return checked('restic', verb, runMeasured('restic', argv, env), ['restic', ...argv]);
+  };
+  return {
+    name: 'restic',
+    repo,
+    init: () => run('init', ['init', '--repository-version', '2']),
+    open: () => run('snapshots', ['snapshots']),
+    async backup(path) {
+      const result = await run('backup', ['backup', '--compression', 'auto', '--json', path]);
+      const report = result.stdout.split('\n').map(parseJson).find((line) => (line as { message_type?: string } | undefined)?.message_type === 'summary');
+      const summary = report as Record<string, number> | undefined;
+      const counts = summary && { filesNew: summary.files_new, filesChanged: summary.files_changed, filesUnchanged: summary.files_unmodified };
+      return { ...result, counts, report };
+    },
+    restore: (target) => run('restore', ['restore', 'latest', '--target', target]),
+    verify: () => run('check', ['check', '--read-data']),
+  };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export function amberVersion(): string {
+  const result = spawnSync(process.execPath, [AMBER_BIN, '--version'], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : `unknown (exit ${result.status})`;
+}
+
+/** Amber's zstd level as its normative format document states it (the bench never imports src/). */
+export function amberCompressionNote(): string {
+  const format = readFileSync(fileURLToPath(new URL('../../docs/format.md', import.meta.url)), 'utf8');
+  const level = /Amber uses level\s+(\d+)/.exec(format)?.[1];
+  return level ? `Amber: its default, zstd level ${level} (per docs/format.md)` : "Amber: its default zstd level (not stated in docs/format.md)";
+}
+
+export type ResticAvailability = { available: true; version: string } | { available: false; reason: string };
+
+function resticVersion(): string | undefined {
+  const result = spawnSync('restic', ['version'], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : undefined;
+}
+
+/** restic from PATH, or installed from Debian's packages (apt-get update only if the first try fails). */
+export async function findRestic(log: (line: string) => void): Promise<ResticAvailability> {
+  let version = resticVersion();
+  if (!version) {
+    if (process.getuid?.() !== 0) return { available: false, reason: 'not on PATH, and not running as root to apt-get install it' };
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    log('restic is not on PATH; trying apt-get install -y restic');
+    try {
+      await runChecked('apt-get', ['install', '-y', 'restic'], env);
+    } catch {
+      try {
+        log('apt-get install failed; running apt-get update and trying again');
+        await runChecked('apt-get', ['update'], env);
+        await runChecked('apt-get', ['install', '-y', 'restic'], env);
+      } catch (error) {
+        return { available: false, reason: `apt-get install restic failed: ${String((error as Error).message).split('\n').filter(Boolean).at(-1)}` };
+      }
+    }
+    version = resticVersion();
+    if (!version) return { available: false, reason: 'installed with apt-get but `restic version` still fails' };
+  }
+  const [major, minor] = (/restic (\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
+  if (!(major > 0 || minor >= 14)) return { available: false, reason: `${version} predates compression (repository version 2 needs restic 0.14+)` };
+  return { available: true, version };
+}
