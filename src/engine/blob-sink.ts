@@ -6,7 +6,7 @@ import { randomKey, sha256Hex } from '../crypto/index.ts';
 import { asBlobId, type BlobId } from '../core/ids.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
-import { blobIdOf, encodeBlob, type BlobType, type EncodedBlob } from '../repo/blob-codec.ts';
+import { blobIdOf, checkBlobSize, encodeBlob, type BlobType, type EncodedBlob } from '../repo/blob-codec.ts';
 import { createCodecPool, defaultPoolSize, type CodecPool } from './codec-pool.ts';
 import { createPackBuilder, newPackKey, type PackBuilder, type PackKey } from '../repo/pack.ts';
 import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
@@ -119,6 +119,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
     stats,
     async storeBlob(type, plaintext) {
       rethrowFailure();
+      checkBlobSize(type, plaintext.length);
       const id = blobIdOf(repo.key.secrets.idKey, plaintext);
       if (index.hasTrusted(id)) return asBlobId(id.toString('hex'));
       index.addPending(id);

@@ -32,13 +32,18 @@ export function blobIdOf(idKey: Uint8Array, plaintext: Uint8Array): Buffer {
   return hmacSha256(idKey, plaintext);
 }
 
-export function encodeBlob(options: { plaintext: Uint8Array; id: Buffer; type: BlobType; dataKey: Uint8Array; zstdLevel?: number }): EncodedBlob {
-  const { plaintext } = options;
-  if (plaintext.length > MAX_BLOB_BYTES) {
-    throw new AmberError('SOURCE_UNREADABLE', `a ${options.type} blob of ${plaintext.length} bytes exceeds the format's limit of ${MAX_BLOB_BYTES}`, {
+/** Writers refuse blobs readers would refuse; checked before a blob is handed to a worker. */
+export function checkBlobSize(type: BlobType, length: number): void {
+  if (length > MAX_BLOB_BYTES) {
+    throw new AmberError('SOURCE_UNREADABLE', `a ${type} blob of ${length} bytes exceeds the format's limit of ${MAX_BLOB_BYTES}`, {
       hint: 'a directory with this many entries cannot be stored in one tree; split it or exclude it',
     });
   }
+}
+
+export function encodeBlob(options: { plaintext: Uint8Array; id: Buffer; type: BlobType; dataKey: Uint8Array; zstdLevel?: number }): EncodedBlob {
+  const { plaintext } = options;
+  checkBlobSize(options.type, plaintext.length);
   let body: Uint8Array = plaintext;
   let compression: number = COMPRESSION.none;
   if (plaintext.length >= 64) {

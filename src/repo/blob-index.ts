@@ -11,7 +11,7 @@ export interface BlobLocation {
   offset: number;
   sealedLength: number;
   rawLength: number;
-  /** Written by this key, the owner, or certified by a full-key verify: safe to dedup against. */
+  /** From an index object this key or the owner signed: safe to dedup against. */
   trusted: boolean;
 }
 

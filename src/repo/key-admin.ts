@@ -15,8 +15,8 @@
 //   it and keeps it out of new epochs, but a holder running modified software could still sign owner
 //   records (e.g. a new epoch with a data key of its own). Fully retiring a leaked full key needs a
 //   new owner key, i.e. a new repository (copy the data into it).
-// - Two rotations at the same time would both pick the same epoch number with different keys; readers
-//   then refuse both records. Rotate from one place at a time.
+// - Two rotations at the same time pick the same epoch number with different keys. Both stay usable
+//   (see collectEpochKeys); new data goes to the one with the lower public key.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { nowIso } from '../core/clock.ts';
 import { asPackId, type KeyId } from '../core/ids.ts';

@@ -36,7 +36,8 @@ Examples:
       });
       progress.done();
       print(context, { snapshot: snapshot.id, target: flags.target, ...result }, (r) =>
-        `restored snapshot ${shortId(r.snapshot)}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytesWritten)} to ${r.target}`);
+        `restored snapshot ${shortId(r.snapshot)}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytesWritten)} to ${r.target}` +
+        (r.skipped.length ? `\nnot recreated (sockets and device files): ${r.skipped.map((entry) => entry.path).join(', ')}` : ''));
       if (result.errors.length > 0) {
         const onlyExisting = result.errors.every((error) => error.code === 'TARGET_EXISTS');
         throw new AmberError('RESTORE_INCOMPLETE', `${result.errors.length} entr${result.errors.length === 1 ? 'y' : 'ies'} could not be restored`, {

@@ -42,7 +42,7 @@ function render(result: VerifyResult): string {
   const lines = result.problems.map((problem) => `error: ${problem.message}${problem.blob ? ` [blob ${problem.blob.slice(0, 16)}]` : ''}`);
   lines.push(
     `checked ${result.snapshots} snapshots, ${result.trees} trees, ${result.blobsReferenced} chunk references, ${result.packs} packs`,
-    `read ${result.packsRead} packs (${formatBytes(result.bytesRead)})${result.certifiedPacks ? `, certified ${result.certifiedPacks} packs from write-only keys for dedup` : ''}`,
+    `read ${result.packsRead} packs (${formatBytes(result.bytesRead)})${result.certifiedPacks ? `, re-indexed ${result.certifiedPacks} packs under the owner key (now trusted for dedup)` : ''}`,
   );
   if (result.unreferencedPacks) lines.push(`${result.unreferencedPacks} packs are not referenced by any index (left by an interrupted backup; harmless)`);
   lines.push(result.problems.length ? `${result.problems.length} problems found` : 'no problems found');
