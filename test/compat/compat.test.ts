@@ -1,0 +1,49 @@
+// Repositories written by every released format version must stay readable forever.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { systemClock } from '../../src/core/clock.ts';
+import { isAmberError } from '../../src/core/errors.ts';
+import { createFsStore } from '../../src/storage/fs/fs-store.ts';
+import { openRepository } from '../../src/repo/repository.ts';
+import { listSnapshots } from '../../src/engine/snapshots.ts';
+import { restore } from '../../src/engine/restore.ts';
+import { verify } from '../../src/engine/verify.ts';
+import { FIXTURE } from './fixture-spec.ts';
+
+for (const version of ['v1']) {
+  test(`a format ${version} repository opens, lists, restores exactly and verifies`, async (t) => {
+    const work = await mkdtemp(join(tmpdir(), `amber-compat-${version}-`));
+    t.after(() => rm(work, { recursive: true, force: true }));
+    execFileSync('tar', ['-xzf', fileURLToPath(new URL(`./${version}.tar.gz`, import.meta.url)), '-C', work]);
+    const store = createFsStore(join(work, 'repo'));
+    const repo = await openRepository({ store, passphrase: FIXTURE.passphrase, clock: systemClock });
+
+    const snapshots = await listSnapshots(repo);
+    assert.deepEqual(snapshots.map(({ snapshot }) => snapshot.tags), [['first'], ['by-writer']]);
+    assert.deepEqual(snapshots.map(({ signer }) => signer.split(' ')[0]), ['owner', 'writer']);
+
+    for (const [n, entry] of snapshots.entries()) {
+      const target = join(work, `restore-${n}`);
+      const result = await restore({ repo, snapshot: entry, target });
+      assert.deepEqual(result.errors, []);
+      const root = join(target, entry.snapshot.paths[0]);
+      for (const [path, content] of Object.entries(FIXTURE.files)) {
+        assert.deepEqual(await readFile(join(root, path)), FIXTURE.bytes(content), `${path} in snapshot ${n}`);
+      }
+      assert.equal(await readlink(join(root, 'docs', 'link-to-notes')), 'notes.txt');
+      assert.equal((await lstat(join(root, 'docs', 'hardlink-to-notes'))).ino, (await lstat(join(root, 'notes.txt'))).ino);
+      const later = readFile(join(root, 'docs', 'deep', 'later.txt'));
+      if (n === 0) await assert.rejects(later);
+      else assert.deepEqual(await later, FIXTURE.bytes(FIXTURE.later));
+    }
+
+    assert.deepEqual((await verify({ repo, readDataFraction: 1 })).problems, []);
+    const writer = await openRepository({ store, passphrase: FIXTURE.writerPassphrase, clock: systemClock });
+    await assert.rejects(listSnapshots(writer), (error) => isAmberError(error, 'WRITE_ONLY_KEY'));
+  });
+}
