@@ -1,5 +1,5 @@
 // AES-256-GCM with a random 96-bit nonce per message. Sealed layout: nonce(12) ‖ ciphertext ‖ tag(16).
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
 
 export const KEY_BYTES = 32;
@@ -7,9 +7,21 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 export const SEAL_OVERHEAD_BYTES = NONCE_BYTES + TAG_BYTES;
 
+const keyObjects = new WeakMap<Uint8Array, KeyObject>();
+
+/** Keys are imported once per key buffer: importing a raw key cost more than sealing a small blob. */
+export function keyObjectOf(key: Uint8Array): KeyObject {
+  let keyObject = keyObjects.get(key);
+  if (!keyObject) {
+    keyObject = createSecretKey(key);
+    keyObjects.set(key, keyObject);
+  }
+  return keyObject;
+}
+
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
   const nonce = randomBytes(NONCE_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  const cipher = createCipheriv('aes-256-gcm', keyObjectOf(key), nonce);
   if (aad) cipher.setAAD(aad);
   // One exact allocation per message, outside Node's shared pool: a small sealed blob kept in a pack
   // must not pin an 8 KiB pool slab.
@@ -29,7 +41,7 @@ export function open(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buf
   }
   const nonce = sealed.subarray(0, NONCE_BYTES);
   const tag = sealed.subarray(sealed.length - TAG_BYTES);
-  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+  const decipher = createDecipheriv('aes-256-gcm', keyObjectOf(key), nonce);
   decipher.setAuthTag(tag);
   if (aad) decipher.setAAD(aad);
   const body = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));

@@ -1,6 +1,7 @@
 // Unkeyed SHA-256 names storage objects (anyone can check them); keyed HMAC-SHA-256 names blobs
 // (the storage operator cannot confirm that a known file is stored).
-import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { keyObjectOf } from './aead.ts';
 
 export function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
@@ -10,16 +11,9 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-const keyObjects = new WeakMap<Uint8Array, KeyObject>();
-
 /** HMAC-SHA-256; the key is imported once per key buffer (importing dominated small messages). */
 export function hmacSha256(key: Uint8Array, bytes: Uint8Array): Buffer {
-  let keyObject = keyObjects.get(key);
-  if (!keyObject) {
-    keyObject = createSecretKey(key);
-    keyObjects.set(key, keyObject);
-  }
-  return createHmac('sha256', keyObject).update(bytes).digest();
+  return createHmac('sha256', keyObjectOf(key)).update(bytes).digest();
 }
 
 /** Incremental SHA-256 for objects written in pieces. */

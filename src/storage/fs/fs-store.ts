@@ -3,6 +3,7 @@
 // hard-linked into place, and link() fails if the name exists, so no code path can replace an object.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +16,8 @@ import type { ByteRange, Enforcement, ObjectInfo, PutOptions, Store } from '../s
 const TMP_DIR = 'tmp';
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o444;
+/** Descriptors kept open for ranged reads, per store. */
+const OPEN_READ_DESCRIPTORS = 32;
 
 function isReserved(name: string): boolean {
   return name === TMP_DIR || name.startsWith(`${TMP_DIR}/`);
@@ -218,19 +221,56 @@ export function createFsStore(root: string): Store {
       assert.ok(Number.isSafeInteger(range.offset) && range.offset >= 0, 'range.offset must be a non-negative integer');
       assert.ok(Number.isSafeInteger(range.length) && range.length >= 0, 'range.length must be a non-negative integer');
     }
+    if (range !== undefined) return readRange(name, range);
     let handle: FileHandle | undefined;
     try {
       handle = await open(pathOf(name), 'r');
       const info = await handle.stat();
       if (!info.isFile()) throw notFound(name, location);
-      if (range === undefined) {
-        const buffer = await handle.readFile();
-        return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-      }
+      const buffer = await handle.readFile();
+      return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    } catch (error) {
+      throw translateFsError(error, 'read', name, location);
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  // Ranged reads (restores, parent trees) come many to a pack. Objects never change once written,
+  // so a few descriptors stay open, and the reads are synchronous: from the page cache they take
+  // microseconds, far less than a round trip through libuv's thread pool.
+  const readDescriptors = new Map<string, { fd: number; sizeBytes: number }>();
+
+  function descriptorFor(name: string): { fd: number; sizeBytes: number } {
+    const cached = readDescriptors.get(name);
+    if (cached) {
+      readDescriptors.delete(name);
+      readDescriptors.set(name, cached);
+      return cached;
+    }
+    const fd = openSync(pathOf(name), 'r');
+    const info = fstatSync(fd);
+    if (!info.isFile()) {
+      closeSync(fd);
+      throw notFound(name, location);
+    }
+    const entry = { fd, sizeBytes: info.size };
+    readDescriptors.set(name, entry);
+    if (readDescriptors.size > OPEN_READ_DESCRIPTORS) {
+      const [oldest, { fd: old }] = readDescriptors.entries().next().value!;
+      readDescriptors.delete(oldest);
+      closeSync(old);
+    }
+    return entry;
+  }
+
+  async function readRange(name: string, range: ByteRange): Promise<Uint8Array> {
+    try {
+      const { fd, sizeBytes } = descriptorFor(name);
       const out = new Uint8Array(range.length);
       let filled = 0;
       while (filled < range.length) {
-        const { bytesRead } = await handle.read(out, filled, range.length - filled, range.offset + filled);
+        const bytesRead = readSync(fd, out, filled, range.length - filled, range.offset + filled);
         if (bytesRead === 0) break;
         filled += bytesRead;
       }
@@ -238,15 +278,13 @@ export function createFsStore(root: string): Store {
         // The caller asks for bytes an index promised; a short object is damage, not a short read.
         throw new AmberError(
           'OBJECT_CORRUPT',
-          `Object '${name}' in ${location} holds ${info.size} bytes, fewer than the ${range.length} asked for at offset ${range.offset}`,
-          { details: { name, location, sizeBytes: info.size, ...range } },
+          `Object '${name}' in ${location} holds ${sizeBytes} bytes, fewer than the ${range.length} asked for at offset ${range.offset}`,
+          { details: { name, location, sizeBytes, ...range } },
         );
       }
       return out;
     } catch (error) {
       throw translateFsError(error, 'read', name, location);
-    } finally {
-      await handle?.close();
     }
   }
 
