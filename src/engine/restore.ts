@@ -1,7 +1,10 @@
 // Restore: recreate a snapshot's tree under a target directory. Names are validated when trees are
 // decoded; here nothing is ever opened through a symlink (O_NOFOLLOW, lstat before descending), files
 // are created exclusively, and a blob that fails authentication is never written.
-import { constants, promises as fs } from 'node:fs';
+import {
+  chmodSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lstatSync,
+  lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync,
+} from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -62,7 +65,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     skipped: [],
     hardLinks: new Map(),
   };
-  await fs.mkdir(options.target, { recursive: true });
+  mkdirSync(options.target, { recursive: true });
   const root = rootNode(options.snapshot.snapshot.tree);
   const includes = (options.include ?? []).map((path) => splitPath(path));
   for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
@@ -95,7 +98,7 @@ async function restoreChildren(context: Context, dir: TreeNode, targetDir: strin
 async function restoreNode(context: Context, node: TreeNode, target: string, path: string, includes: string[][] | undefined): Promise<void> {
   switch (node.type) {
     case 'dir':
-      await makeDirectory(target, context.options.overwrite === true);
+      makeDirectory(target, context.options.overwrite === true);
       if (node.subtree) await restoreChildren(context, node, target, path, includes);
       context.progress.dirs += 1;
       break;
@@ -105,11 +108,15 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
       context.options.onProgress?.(context.progress);
       return; // restoreFile sets the metadata itself (hard links share it)
     case 'symlink':
-      await removeForOverwrite(target, context.options.overwrite === true);
-      await fs.symlink(node.linkTarget ?? '', target).catch((error) => { throw targetError(error, target); });
+      removeForOverwrite(target, context.options.overwrite === true);
+      try {
+        symlinkSync(node.linkTarget ?? '', target);
+      } catch (error) {
+        throw targetError(error, target);
+      }
       break;
     case 'fifo':
-      await removeForOverwrite(target, context.options.overwrite === true);
+      removeForOverwrite(target, context.options.overwrite === true);
       await promisify(execFile)('mkfifo', [target]);
       break;
     default:
@@ -117,37 +124,37 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
       context.skipped.push({ path, type: node.type });
       return;
   }
-  await applyMetadata(node, target);
+  applyMetadata(node, target);
 }
 
-async function makeDirectory(target: string, overwrite: boolean): Promise<void> {
+// File system calls here are synchronous on purpose: each takes microseconds, while a trip through
+// libuv's thread pool costs more than the call itself, and a restore makes several per file.
+
+function makeDirectory(target: string, overwrite: boolean): void {
   try {
-    await fs.mkdir(target, { mode: 0o700 });
+    mkdirSync(target, { mode: 0o700 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(error, target);
-    const existing = await fs.lstat(target);
     // Never descend through a symlink: it could point anywhere, outside the target included.
-    if (!existing.isDirectory()) {
+    if (!lstatSync(target).isDirectory()) {
       if (!overwrite) throw new AmberError('TARGET_EXISTS', `"${target}" exists and is not a directory`, { hint: 'restore into an empty directory, or pass --overwrite' });
-      await fs.rm(target, { force: true });
-      await fs.mkdir(target, { mode: 0o700 });
+      rmSync(target, { force: true });
+      mkdirSync(target, { mode: 0o700 });
     }
   }
 }
 
-/** True when `target` exists and may be replaced; throws TARGET_EXISTS when it may not. */
-async function replaceable(target: string, overwrite: boolean): Promise<boolean> {
-  const existing = await fs.lstat(target).catch(() => undefined);
+/** With --overwrite: true when `target` exists and may be replaced. Without it, creation itself refuses. */
+function replaceable(target: string, overwrite: boolean): boolean {
+  if (!overwrite) return false;
+  const existing = lstatSync(target, { throwIfNoEntry: false });
   if (!existing) return false;
-  if (!overwrite) {
-    throw new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite to replace files' });
-  }
   if (existing.isDirectory()) throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
   return true;
 }
 
-async function removeForOverwrite(target: string, overwrite: boolean): Promise<void> {
-  if (await replaceable(target, overwrite)) await fs.unlink(target);
+function removeForOverwrite(target: string, overwrite: boolean): void {
+  if (replaceable(target, overwrite)) unlinkSync(target);
 }
 
 async function restoreFile(context: Context, node: TreeNode, target: string): Promise<void> {
@@ -155,71 +162,93 @@ async function restoreFile(context: Context, node: TreeNode, target: string): Pr
   const linkKey = node.links > 1 ? `${node.deviceId}:${node.inode}` : undefined;
   const first = linkKey ? context.hardLinks.get(linkKey) : undefined;
   if (first) {
-    await removeForOverwrite(target, overwrite);
-    await fs.link(first, target).catch((error) => { throw targetError(error, target); });
+    removeForOverwrite(target, overwrite);
+    try {
+      linkSync(first, target);
+    } catch (error) {
+      throw targetError(error, target);
+    }
     return;
   }
   // An existing file is replaced (rename) only once the new content is complete and authentic, so a
   // damaged chunk never costs the file that was there.
-  const replacing = await replaceable(target, overwrite);
+  const replacing = replaceable(target, overwrite);
   const path = replacing ? join(dirname(target), `.amber-restore-${randomBytes(8).toString('hex')}`) : target;
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  const handle = await fs.open(path, flags, 0o600).catch((error) => { throw targetError(error, target); });
+  let fd: number;
+  try {
+    // O_EXCL refuses an existing name and O_NOFOLLOW a symlink planted in the target.
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    throw targetError(error, target);
+  }
   try {
     let position = 0;
     for (const id of node.content ?? []) {
       const data = await context.reader.readBlob(Buffer.from(id, 'hex'));
-      await writeNonZero(handle, data, position);
+      writeNonZero(fd, data, position);
       position += data.length;
       context.progress.bytesWritten += data.length;
     }
-    await handle.truncate(position);
+    ftruncateSync(fd, position);
+    // Metadata goes through the descriptor this restore created, never through a path.
+    if (isRoot) fchownSync(fd, node.uid, node.gid);
+    fchmodSync(fd, node.mode);
+    futimesSync(fd, ...mtimeOf(node));
   } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.unlink(path).catch(() => undefined);
-    throw error;
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw targetError(error, target);
   }
-  await handle.close();
-  await applyMetadata(node, path);
+  closeSync(fd);
   if (replacing) {
-    await fs.rename(path, target).catch(async (error) => {
-      await fs.unlink(path).catch(() => undefined);
+    try {
+      renameSync(path, target);
+    } catch (error) {
+      rmSync(path, { force: true });
       throw targetError(error, target);
-    });
+    }
   }
   if (linkKey) context.hardLinks.set(linkKey, target);
 }
 
 /** Writes the runs of `data` that are not all-zero blocks; the file is new, so what is skipped reads as zeros. */
-async function writeNonZero(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+function writeNonZero(fd: number, data: Buffer, position: number): void {
   let runStart = -1;
   for (let at = 0; at < data.length; at += SPARSE_BLOCK_BYTES) {
     const end = Math.min(at + SPARSE_BLOCK_BYTES, data.length);
     const zero = ZERO.compare(data, at, end, 0, end - at) === 0;
     if (!zero && runStart < 0) runStart = at;
     if (zero && runStart >= 0) {
-      await writeAll(handle, data.subarray(runStart, at), position + runStart);
+      writeAll(fd, data.subarray(runStart, at), position + runStart);
       runStart = -1;
     }
   }
-  if (runStart >= 0) await writeAll(handle, data.subarray(runStart), position + runStart);
+  if (runStart >= 0) writeAll(fd, data.subarray(runStart), position + runStart);
 }
 
-async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
-  let written = 0;
-  while (written < data.length) {
-    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
-    written += bytesWritten;
+function writeAll(fd: number, data: Buffer, position: number): void {
+  for (let written = 0; written < data.length;) {
+    written += writeSync(fd, data, written, data.length - written, position + written);
   }
 }
 
-async function applyMetadata(node: TreeNode, target: string): Promise<void> {
-  if (isRoot) await fs.lchown(target, node.uid, node.gid).catch(() => undefined);
-  if (node.type !== 'symlink') await fs.chmod(target, node.mode);
+/** Node turns a negative number of seconds into "now"; a Date keeps times before 1970 (to the ms). */
+function mtimeOf(node: TreeNode): [Date | number, Date | number] {
   const ns = BigInt(node.mtimeNs);
-  // Node turns a negative number of seconds into "now"; a Date keeps times before 1970 (to the ms).
   const mtime = ns < 0n ? new Date(Number(ns / 1_000_000n)) : utimeSecondsFromNs(ns);
-  await fs.lutimes(target, mtime, mtime);
+  return [mtime, mtime];
+}
+
+function applyMetadata(node: TreeNode, target: string): void {
+  if (isRoot) {
+    try {
+      lchownSync(target, node.uid, node.gid);
+    } catch {
+      // ownership is best effort (e.g. ids unknown to this system's filesystem)
+    }
+  }
+  if (node.type !== 'symlink') chmodSync(target, node.mode);
+  lutimesSync(target, ...mtimeOf(node));
 }
 
 function targetError(error: unknown, target: string): unknown {
