@@ -15,6 +15,7 @@ import type { RecordProblem } from '../repo/records.ts';
 import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
 import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
 import { readTree } from './tree-walk.ts';
+import { asBuffer } from '../storage/store.ts';
 import { canOpenEpoch, openUnderEpoch } from '../repo/epochs.ts';
 import { listSnapshots } from './snapshots.ts';
 
@@ -136,7 +137,7 @@ async function readPack(repo: Repository, index: BlobIndex, packId: PackId, prob
   const before = problems.length;
   let entries: PackEntry[] = [];
   try {
-    const bytes = Buffer.from(await repo.store.get(name));
+    const bytes = asBuffer(await repo.store.get(name));
     let trailer: PackTrailer;
     try {
       trailer = checkPackBytes(bytes, packId, (keyId) => repo.authority.signingKeyFor(keyId, name), name);

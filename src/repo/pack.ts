@@ -197,13 +197,16 @@ export function decodePackHeader(sealedHeader: Uint8Array, dataKey: Buffer, pack
 export function checkPackBytes(bytes: Buffer, id: PackId, signerPublicKey: (keyId: KeyId) => Buffer | undefined, where: string): PackTrailer {
   checkHeader(bytes, 'pack', where);
   if (bytes.length < HEADER_BYTES + TRAILER_BYTES) throw new AmberError('OBJECT_CORRUPT', `${where} is truncated`);
-  if (createSha256().update(bytes).digest('hex') !== id) {
+  // One pass: the digest of everything before the signature is what was signed, and the same state
+  // fed the signature gives the pack's name.
+  const signedHash = createSha256().update(bytes.subarray(0, bytes.length - SIGNATURE_BYTES));
+  const wholeHash = signedHash.copy().update(bytes.subarray(bytes.length - SIGNATURE_BYTES));
+  if (wholeHash.digest('hex') !== id) {
     throw new AmberError('OBJECT_CORRUPT', `${where} does not hash to its name (truncated, altered or renamed)`);
   }
   const trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), where);
   const publicKey = signerPublicKey(trailer.signerKeyId);
-  const signed = bytes.subarray(0, bytes.length - SIGNATURE_BYTES);
-  const digest = createSha256().update(signed).digest();
+  const digest = signedHash.digest();
   if (!publicKey || !verifySignature(publicKey, Buffer.concat([domain('pack'), digest]), bytes.subarray(bytes.length - SIGNATURE_BYTES))) {
     throw new AmberError('SIGNATURE_INVALID', `${where} is not signed by a key with authority to write it`);
   }

@@ -2,7 +2,7 @@
 // name, or that no authorised key signed, is ignored and reported; it never changes what Amber does.
 import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
 import type { KeyId } from '../core/ids.ts';
-import type { Store } from '../storage/store.ts';
+import { asBuffer, type Store } from '../storage/store.ts';
 import { hashOfName, PREFIX, type PrefixKind } from './layout.ts';
 import type { ObjectKind } from './object-header.ts';
 import { decodeSignedRecord, hasValidSignature, type SignedRecord } from './signed-record.ts';
@@ -21,7 +21,7 @@ export interface LoadedRecord {
 export type SignerLookup = (signerKeyId: KeyId, name: string) => Buffer | undefined;
 
 export async function readRecord(store: Store, name: string, kind: ObjectKind, signers: SignerLookup): Promise<SignedRecord> {
-  const bytes = Buffer.from(await store.get(name));
+  const bytes = asBuffer(await store.get(name));
   const record = decodeSignedRecord(kind, bytes, name);
   const expectedHash = hashOfName(name);
   if (expectedHash === undefined) {

@@ -6,7 +6,7 @@ import { nowIso } from '../core/clock.ts';
 import type { KeyId } from '../core/ids.ts';
 import { generateBoxKeyPair, generateSigningKeyPair, sha256Hex } from '../crypto/index.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import type { Store } from '../storage/store.ts';
+import { asBuffer, type Store } from '../storage/store.ts';
 import { createAuthority, type Authority, type RevocationRecord } from './authority.ts';
 import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config.ts';
 import { collectEpochKeys, encodeEpochRecord, type EpochKey, type EpochRecord } from './epochs.ts';
@@ -116,7 +116,7 @@ export async function openRepository(options: OpenOptions): Promise<Repository> 
 
 async function readConfigBytes(store: Store): Promise<Buffer> {
   try {
-    return Buffer.from(await store.get(CONFIG_NAME));
+    return asBuffer(await store.get(CONFIG_NAME));
   } catch (error) {
     if (isAmberError(error, 'OBJECT_NOT_FOUND')) {
       throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location}`, {

@@ -57,3 +57,8 @@ export function isValidObjectName(name: string): boolean {
   if (name.length === 0 || name.length > 512) return false;
   return name.split('/').every((segment) => SEGMENT.test(segment) && !segment.includes('..'));
 }
+
+/** A Buffer over the same memory (Buffer.from(uint8Array) would copy: tens of MiB for a pack). */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
