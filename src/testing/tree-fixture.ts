@@ -5,6 +5,7 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { utimeSecondsFromNs } from '../source/entry-meta.ts';
+import { seededRandom } from './repo-fixture.ts';
 
 const MiB = 1024 * 1024;
 const execFileAsync = promisify(execFile);
@@ -37,7 +38,7 @@ export async function createHardTree(root: string, options: HardTreeOptions = {}
   await writeModes(join(root, 'modes'));
   await writeSpecial(join(root, 'special'));
   await writeOwners(join(root, 'owners'));
-  await setTimes(root, createRandom(seed));
+  await setTimes(root, seededRandom(seed));
 }
 
 async function writeFiles(dir: string, seed: number, largeFileBytes: number): Promise<void> {
@@ -205,16 +206,4 @@ async function setTimes(root: string, random: () => number): Promise<void> {
     await (isLink ? fs.lutimes(path, time, time) : fs.utimes(path, time, time));
   };
   await visit(root, true, false);
-}
-
-/** mulberry32: a small seeded generator of numbers in [0, 1). */
-function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
