@@ -118,3 +118,32 @@ test('an unreadable file is reported and skipped, the rest lands, and the exit s
   const snapshot = JSON.parse(amber(['snapshots', '--json'], asNobody).stdout)[0];
   assert.ok(snapshot.flags.includes('partial'));
 });
+
+test('verify reads a subset of packs on request and refuses a bad percentage', () => {
+  const subset = amber(['verify', '--read-data-subset', '50%', '--json']);
+  assert.equal(subset.status, 0, subset.stderr);
+  assert.ok(JSON.parse(subset.stdout).packsRead >= 1);
+  assert.equal(amber(['verify', '--read-data-subset', '150%']).status, 2);
+});
+
+test('a write-only key backs up but cannot read, and a revoked key opens nothing', () => {
+  const added = amber(['key', 'add', '--write-only', '--label', 'laptop', '--json'], { env: { AMBER_NEW_PASSWORD: 'writer passphrase' } });
+  assert.equal(added.status, 0, added.stderr);
+  const { keyId } = JSON.parse(added.stdout);
+  const asWriter = { password: 'writer passphrase' };
+  assert.equal(amber(['backup', source, '--tag', 'from-writer'], asWriter).status, 0);
+  for (const command of [['snapshots'], ['ls', 'latest'], ['restore', 'latest', '--target', join(dir, 'nope')], ['verify']]) {
+    const refused = amber(command, asWriter);
+    assert.equal(refused.status, 1, command.join(' '));
+    assert.match(refused.stderr, /\[WRITE_ONLY_KEY\]/);
+  }
+  const keys = JSON.parse(amber(['key', 'list', '--json']).stdout);
+  assert.deepEqual(keys.map((key: { role: string }) => key.role).sort(), ['full', 'write-only']);
+  assert.ok(JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) => snapshot.tags.includes('from-writer')));
+
+  assert.equal(amber(['key', 'revoke', keyId.slice(0, 8), '--reason', 'laptop stolen']).status, 0);
+  const revoked = amber(['snapshots'], asWriter);
+  assert.equal(revoked.status, 12);
+  assert.match(revoked.stderr, /\[KEY_REVOKED\]/);
+  assert.ok(JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) => snapshot.tags.includes('from-writer')), 'backups made before the revocation stay');
+});
