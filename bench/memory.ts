@@ -22,7 +22,7 @@ interface Measured {
 /** Runs the CLI under /usr/bin/time -v, optionally feeding `input` chunks to its stdin. */
 function run(args: string[], env: Record<string, string>, input?: AsyncIterable<Buffer>): Promise<Measured> {
   const started = performance.now();
-  const child = spawn('/usr/bin/time', ['-v', process.execPath, BIN, ...args], {
+  const child = spawn('/usr/bin/time', ['-v', process.execPath, '--max-semi-space-size=2', BIN, ...args], {
     env: { ...process.env, ...env },
     stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });

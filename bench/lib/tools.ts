@@ -48,7 +48,8 @@ export function createAmber(repo: string): Tool {
   // AMBER_KDF_LOG_N is left unset on purpose: Amber's default scrypt cost, as users get it.
   const env = cleanEnv({ AMBER_PASSWORD: PASSWORD });
   const run = (verb: string, args: string[]) => {
-    const argv = [AMBER_BIN, ...args, '--repo', repo];
+    // The same Node flag the bin's shebang passes (see bin/amber.js).
+    const argv = ['--max-semi-space-size=2', AMBER_BIN, ...args, '--repo', repo];
     return checked('amber', verb, runMeasured(process.execPath, argv, env), [process.execPath, ...argv]);
   };
   return {

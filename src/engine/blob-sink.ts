@@ -18,7 +18,9 @@ const INDEX_FLUSH_ENTRIES = 16_384;
 const PACK_BUFFERS = 2;
 /** Plaintext handed to the encoding workers and not yet placed in a pack. */
 const ENCODE_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
-const ENCODE_IN_FLIGHT_BLOBS = 64;
+const ENCODE_IN_FLIGHT_BLOBS = 4096;
+/** A pack of tiny blobs closes early: each blob's entry is held in memory until its index is written. */
+const PACK_MAX_BLOBS = 8192;
 
 export interface SinkStats {
   blobsAdded: number;
@@ -111,7 +113,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
   const place = async (blob: EncodedBlob) => {
     const builder = open[blob.type] ?? (open[blob.type] = await takeBuilder());
     builder.add(blob);
-    if (builder.sizeBytes >= target) await storePack(blob.type);
+    if (builder.sizeBytes >= target || builder.count >= PACK_MAX_BLOBS) await storePack(blob.type);
     if (pendingEntries >= INDEX_FLUSH_ENTRIES) await storeIndex();
   };
 

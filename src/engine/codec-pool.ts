@@ -1,23 +1,29 @@
 // A pool of worker threads that compress and encrypt blobs, so the main thread only reads, chunks,
-// hashes and writes. Plaintext and sealed bytes move between threads by transfer, not copy.
+// hashes and writes. Small blobs travel in batches (one message and one buffer per batch); large
+// ones alone, their memory transferred rather than copied.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { BlobType, EncodedBlob } from '../repo/blob-codec.ts';
-import type { EncodeResult } from './codec-worker.ts';
+import type { EncodeBatch, EncodedBatch } from './codec-worker.ts';
 
 export interface CodecPool {
-  /** Encodes `plaintext`, which must own its whole ArrayBuffer: it is transferred away. */
+  /** Encodes `plaintext`. A buffer that owns its whole ArrayBuffer may be transferred away. */
   encode(type: BlobType, id: Buffer, plaintext: Buffer): Promise<EncodedBlob>;
   close(): Promise<void>;
 }
 
-interface Pending {
-  resolve: (blob: EncodedBlob) => void;
-  reject: (error: Error) => void;
+interface Waiting {
   type: BlobType;
   id: Buffer;
   rawLength: number;
+  resolve: (blob: EncodedBlob) => void;
+  reject: (error: Error) => void;
 }
+
+/** Blobs below this size are batched. */
+const SMALL_BLOB_BYTES = 64 * 1024;
+const BATCH_BYTES = 1024 * 1024;
+const BATCH_BLOBS = 256;
 
 /** One worker per core (the main thread reads, chunks and hashes meanwhile); AMBER_WORKERS overrides, 0 encodes inline. */
 export function defaultPoolSize(): number {
@@ -28,51 +34,86 @@ export function defaultPoolSize(): number {
 
 export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdLevel?: number }): CodecPool {
   const size = options.size ?? defaultPoolSize();
-  const pending = new Map<number, Pending>();
+  const inFlight = new Map<number, Waiting[]>();
   const load: number[] = [];
   let seq = 0;
+  let batch: { waiting: Waiting[]; parts: Buffer[]; bytes: number } = { waiting: [], parts: [], bytes: 0 };
+  let flushScheduled = false;
+
   const workers = Array.from({ length: size }, (_, slot) => {
     const worker = new Worker(new URL('./codec-worker.ts', import.meta.url), {
       workerData: { dataKey: new Uint8Array(options.dataKey), zstdLevel: options.zstdLevel },
-      // A small heap makes the worker collect often, and with it the chunk buffers it is done with.
+      // A small heap makes the worker collect often, and with it the buffers it is done with.
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 },
     });
     load.push(0);
     worker.unref();
-    worker.on('message', (result: EncodeResult) => {
-      const task = pending.get(result.seq)!;
-      pending.delete(result.seq);
-      load[slot] -= 1;
-      if (result.error !== undefined || !result.sealed) {
-        task.reject(new Error(`blob encoding failed in a worker: ${result.error}`));
-        return;
-      }
-      task.resolve({
-        id: task.id,
-        type: task.type,
-        compression: result.compression!,
-        rawLength: task.rawLength,
-        sealed: Buffer.from(result.sealed.buffer, result.sealed.byteOffset, result.sealed.byteLength),
-      });
-    });
+    worker.on('message', (result: EncodedBatch) => settle(slot, result));
     worker.on('error', (error) => {
-      for (const task of pending.values()) task.reject(error);
-      pending.clear();
+      for (const waiting of inFlight.values()) for (const task of waiting) task.reject(error);
+      inFlight.clear();
     });
     return worker;
   });
 
+  function settle(slot: number, result: EncodedBatch): void {
+    const waiting = inFlight.get(result.seq)!;
+    inFlight.delete(result.seq);
+    load[slot] -= 1;
+    if (result.error !== undefined || !result.sealed) {
+      for (const task of waiting) task.reject(new Error(`blob encoding failed in a worker: ${result.error}`));
+      return;
+    }
+    const sealed = Buffer.from(result.sealed.buffer, result.sealed.byteOffset, result.sealed.byteLength);
+    let at = 0;
+    waiting.forEach((task, n) => {
+      const length = result.sealedLengths![n];
+      task.resolve({ id: task.id, type: task.type, compression: result.compressions![n], rawLength: task.rawLength, sealed: sealed.subarray(at, at + length) });
+      at += length;
+    });
+  }
+
+  function send(waiting: Waiting[], plaintext: Buffer): void {
+    const slot = load.indexOf(Math.min(...load));
+    load[slot] += 1;
+    const current = seq++;
+    inFlight.set(current, waiting);
+    const ids = new Uint8Array(waiting.length * 32);
+    waiting.forEach((task, n) => ids.set(task.id, n * 32));
+    const message: EncodeBatch = { seq: current, types: waiting.map((task) => task.type), ids, plaintext, lengths: waiting.map((task) => task.rawLength) };
+    workers[slot].postMessage(message, [plaintext.buffer as ArrayBuffer, ids.buffer]);
+  }
+
+  function flushBatch(): void {
+    flushScheduled = false;
+    if (batch.waiting.length === 0) return;
+    const { waiting, parts, bytes } = batch;
+    batch = { waiting: [], parts: [], bytes: 0 };
+    // One buffer of its own for the batch: it is transferred, so it must not be a view into a pool.
+    const plaintext = Buffer.allocUnsafeSlow(bytes);
+    let at = 0;
+    for (const part of parts) at += part.copy(plaintext, at);
+    send(waiting, plaintext);
+  }
+
   return {
     encode(type, id, plaintext) {
-      const slot = load.indexOf(Math.min(...load));
-      load[slot] += 1;
-      const current = seq++;
       return new Promise((resolve, reject) => {
-        pending.set(current, { resolve, reject, type, id, rawLength: plaintext.length });
-        const owned = plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength;
-        // A copy of its own: a view into a shared buffer (or Node's pool) must never be transferred.
-        const bytes = owned ? plaintext : Buffer.allocUnsafeSlow(plaintext.length).fill(plaintext);
-        workers[slot].postMessage({ seq: current, type, id: new Uint8Array(id), plaintext: bytes }, [bytes.buffer as ArrayBuffer]);
+        const task: Waiting = { type, id, rawLength: plaintext.length, resolve, reject };
+        if (plaintext.length >= SMALL_BLOB_BYTES) {
+          const owned = plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength;
+          send([task], owned ? plaintext : Buffer.allocUnsafeSlow(plaintext.length).fill(plaintext));
+          return;
+        }
+        // Copied now: the caller may reuse its buffer as soon as this returns.
+        batch.parts.push(Buffer.from(plaintext));
+        batch.waiting.push(task);
+        batch.bytes += plaintext.length;
+        if (batch.bytes >= BATCH_BYTES || batch.waiting.length >= BATCH_BLOBS) flushBatch();
+        else if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(flushBatch);
+        }
       });
     },
     async close() {

@@ -1,31 +1,51 @@
-// Worker thread: compresses and encrypts blobs for the codec pool (see codec-pool.ts).
+// Worker thread: compresses and encrypts batches of blobs for the codec pool (see codec-pool.ts).
+// A batch arrives as one buffer of plaintexts and leaves as one buffer of sealed blobs, so small
+// blobs cost neither a message nor an allocation each.
 import { parentPort, workerData } from 'node:worker_threads';
 import { encodeBlob, type BlobType } from '../repo/blob-codec.ts';
 
-export interface EncodeTask {
+export interface EncodeBatch {
   seq: number;
-  type: BlobType;
-  id: Uint8Array;
+  types: BlobType[];
+  /** 32 bytes per blob. */
+  ids: Uint8Array;
+  /** Plaintexts back to back; `lengths[i]` bytes each. */
   plaintext: Uint8Array;
+  lengths: number[];
 }
 
-export interface EncodeResult {
+export interface EncodedBatch {
   seq: number;
+  /** Sealed blobs back to back; `sealedLengths[i]` bytes each. */
   sealed?: Uint8Array;
-  compression?: number;
+  sealedLengths?: number[];
+  compressions?: number[];
   error?: string;
 }
 
 const { dataKey, zstdLevel } = workerData as { dataKey: Uint8Array; zstdLevel?: number };
 const key = Buffer.from(dataKey);
 
-parentPort!.on('message', (task: EncodeTask) => {
+parentPort!.on('message', (batch: EncodeBatch) => {
   try {
-    const plaintext = Buffer.from(task.plaintext.buffer, task.plaintext.byteOffset, task.plaintext.byteLength);
-    const blob = encodeBlob({ plaintext, id: Buffer.from(task.id), type: task.type, dataKey: key, zstdLevel });
-    const result: EncodeResult = { seq: task.seq, sealed: blob.sealed, compression: blob.compression };
-    parentPort!.postMessage(result, [blob.sealed.buffer as ArrayBuffer]);
+    const sealedParts: Buffer[] = [];
+    const compressions: number[] = [];
+    const source = Buffer.from(batch.plaintext.buffer, batch.plaintext.byteOffset, batch.plaintext.byteLength);
+    const ids = Buffer.from(batch.ids.buffer, batch.ids.byteOffset, batch.ids.byteLength);
+    let at = 0;
+    batch.lengths.forEach((length, n) => {
+      const blob = encodeBlob({ plaintext: source.subarray(at, at + length), id: ids.subarray(n * 32, n * 32 + 32), type: batch.types[n], dataKey: key, zstdLevel });
+      sealedParts.push(blob.sealed);
+      compressions.push(blob.compression);
+      at += length;
+    });
+    // One buffer of its own (never a slice of Node's pool, which cannot be transferred).
+    const sealed = Buffer.allocUnsafeSlow(sealedParts.reduce((total, part) => total + part.length, 0));
+    let offset = 0;
+    for (const part of sealedParts) offset += part.copy(sealed, offset);
+    const result: EncodedBatch = { seq: batch.seq, sealed, sealedLengths: sealedParts.map((part) => part.length), compressions };
+    parentPort!.postMessage(result, [sealed.buffer as ArrayBuffer]);
   } catch (error) {
-    parentPort!.postMessage({ seq: task.seq, error: (error as Error).message } satisfies EncodeResult);
+    parentPort!.postMessage({ seq: batch.seq, error: (error as Error).message } satisfies EncodedBatch);
   }
 });

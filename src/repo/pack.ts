@@ -77,14 +77,17 @@ export interface PackBuilder {
 
 /** Room kept for the sealed pack header and trailer beyond the blobs. */
 const TAIL_RESERVE_BYTES = 64 * 1024;
+const INITIAL_BUFFER_BYTES = 1024 * 1024;
 
-export function createPackBuilder(initialCapacityBytes: number): PackBuilder {
-  let buffer = Buffer.allocUnsafeSlow(initialCapacityBytes + TAIL_RESERVE_BYTES);
+/** The buffer starts small and doubles towards `targetBytes`, so a builder that only ever holds a few
+ *  trees stays small. */
+export function createPackBuilder(targetBytes: number): PackBuilder {
+  let buffer = Buffer.allocUnsafeSlow(Math.min(targetBytes, INITIAL_BUFFER_BYTES) + TAIL_RESERVE_BYTES);
   let size = HEADER_BYTES;
   let entries: PackEntry[] = [];
   const ensure = (extra: number) => {
     if (size + extra <= buffer.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(buffer.length * 2, size + extra + TAIL_RESERVE_BYTES));
+    const grown = Buffer.allocUnsafeSlow(Math.max(Math.min(buffer.length * 2, targetBytes + TAIL_RESERVE_BYTES), size + extra + TAIL_RESERVE_BYTES));
     buffer.copy(grown, 0, 0, size);
     buffer = grown;
   };
