@@ -39,10 +39,11 @@ parentPort!.on('message', (batch: EncodeBatch) => {
       compressions.push(blob.compression);
       at += length;
     });
-    // One buffer of its own (never a slice of Node's pool, which cannot be transferred).
-    const sealed = Buffer.allocUnsafeSlow(sealedParts.reduce((total, part) => total + part.length, 0));
+    // One buffer of its own (never a slice of Node's pool, which cannot be transferred). A lone blob
+    // is sealed into such a buffer already.
+    const sealed = sealedParts.length === 1 ? sealedParts[0] : Buffer.allocUnsafeSlow(sealedParts.reduce((total, part) => total + part.length, 0));
     let offset = 0;
-    for (const part of sealedParts) offset += part.copy(sealed, offset);
+    if (sealedParts.length > 1) for (const part of sealedParts) offset += part.copy(sealed, offset);
     const result: EncodedBatch = { seq: batch.seq, sealed, sealedLengths: sealedParts.map((part) => part.length), compressions };
     parentPort!.postMessage(result, [sealed.buffer as ArrayBuffer]);
   } catch (error) {
