@@ -4,12 +4,18 @@
 import { createCipheriv, createHash, createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import { zstdCompressSync, zstdDecompressSync, constants as zlib } from 'node:zlib';
 import { createChunker, DEFAULT_CHUNKER_PARAMS } from '../src/chunker/fastcdc.ts';
+import { createTextSource, TEXT_STYLES } from './lib/text.ts';
 
 const MiB = 1024 * 1024;
 const random = randomBytes(64 * MiB);
-const words = ['backup', 'restore', 'retention', 'index', 'snapshot', 'function', 'return', 'const', '{', '}', '(x)', '42', 'amber'];
-const text = Buffer.alloc(64 * MiB);
-for (let at = 0, n = 0; at < text.length; n++) at += text.write(`${words[(n * 7 + (n >> 3)) % words.length]}${n % 11 === 0 ? '\n' : ' '}`, at);
+// Realistic text: the benchmark tree's generator, all its styles in turn (zstd 3 compresses it ~3×).
+const sources = TEXT_STYLES.map((style) => createTextSource(style, 'primitives'));
+const pieces: Buffer[] = [];
+for (let n = 0; n < 64; n++) {
+  const piece = Buffer.alloc(MiB);
+  pieces.push(piece.subarray(0, sources[n % sources.length].fill(piece)));
+}
+const text = Buffer.concat(pieces);
 
 function rate(label: string, bytes: number, run: () => void): void {
   run();
