@@ -1,6 +1,7 @@
 // Helpers for engine tests: throwaway directories, fast-to-open repositories on the fs store,
 // seeded incompressible bytes, and damaging stored objects the way a disk or an attacker would.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { createCipheriv, createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -115,4 +116,17 @@ export async function fingerprintTree(root: string): Promise<Map<string, string>
   };
   await visit(root, '');
   return result;
+}
+
+export const NOBODY = 65534;
+
+/**
+ * Root reads every file, so tests of unreadable sources run a child as the unprivileged user nobody.
+ * That needs root and a Node binary nobody may execute (a checkout under a private folder is not);
+ * otherwise the reason, for `test(…, { skip })`.
+ */
+export function whyNobodyCannotRun(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root to switch to the user nobody';
+  const probe = spawnSync(process.execPath, ['-e', '0'], { uid: NOBODY, gid: NOBODY, stdio: 'ignore' });
+  return probe.status === 0 ? undefined : `the user nobody cannot run ${process.execPath} here`;
 }
