@@ -4,19 +4,20 @@
 // certifies the packs it read, so write-only keys may then dedup against them.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { asPackId, type PackId } from '../core/ids.ts';
-import { sha256Hex } from '../crypto/index.ts';
+import { sha256Hex, type BoxKeyPair } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
-import { decodeBlob } from '../repo/blob-codec.ts';
-import { checkPackBytes, decodePackHeader, decodeTrailer, TRAILER_BYTES, unwrapPackKey, type PackEntry, type PackTrailer } from '../repo/pack.ts';
+import { decodeTrailer, TRAILER_BYTES, type PackEntry } from '../repo/pack.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
 import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
 import { readTree } from './tree-walk.ts';
 import { asBuffer } from '../storage/store.ts';
-import { canOpenEpoch, openUnderEpoch } from '../repo/epochs.ts';
+import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
+import type { PackCheckInput, PackCheckResult } from './pack-check.ts';
+import { createPackCheckPool } from './pack-check-pool.ts';
 import { listSnapshots } from './snapshots.ts';
 
 export interface VerifyProblem {
@@ -85,11 +86,32 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const toRead = choosePacks([...stored.keys()].map(asPackId), options.readDataFraction);
   let bytesRead = 0;
   const certifier = createCertifier(repo, loaded.trustedPacks);
-  for (const [done, packId] of toRead.entries()) {
-    const clean = await readPack(repo, loaded.index, packId, problems);
-    bytesRead += stored.get(packId) ?? 0;
-    if (clean) await certifier.add({ id: packId, entries: clean });
-    options.onProgress?.({ packsRead: done + 1, packsTotal: toRead.length, bytesRead });
+  const pool = createPackCheckPool(toRead.length > 1 ? undefined : 0);
+  try {
+    // Packs are read ahead and checked on the workers; results are taken in order, so the report is
+    // the same however the work was spread.
+    const checks: Promise<PackCheckResult>[] = [];
+    const start = (packId: PackId) => {
+      checks.push(repo.store.get(packName(packId)).then(
+        (bytes) => pool.check(checkInput(repo, packId, asBuffer(bytes))),
+        (error: unknown) => {
+          if (!isAmberError(error)) throw error;
+          return { problems: [{ object: packName(packId), code: error.code, message: error.message }], entries: [] };
+        },
+      ));
+    };
+    for (let next = 0; next < Math.min(toRead.length, pool.size + 1); next++) start(toRead[next]);
+    for (const [done, packId] of toRead.entries()) {
+      const result = await checks[done];
+      if (done + pool.size + 1 < toRead.length) start(toRead[done + pool.size + 1]);
+      const found = [...result.problems, ...misplaced(loaded.index, packId, result.entries)];
+      problems.push(...found);
+      bytesRead += stored.get(packId) ?? 0;
+      if (found.length === 0) await certifier.add({ id: packId, entries: result.entries });
+      options.onProgress?.({ packsRead: done + 1, packsTotal: toRead.length, bytesRead });
+    }
+  } finally {
+    await pool.close();
   }
   const certifiedPacks = await certifier.finish();
   return {
@@ -131,45 +153,31 @@ async function checkTree(
   }
 }
 
-/** Reads a pack whole and checks everything in it; its true entries when all is well, else undefined. */
-async function readPack(repo: Repository, index: BlobIndex, packId: PackId, problems: VerifyProblem[]): Promise<PackEntry[] | undefined> {
+/** What a pack check needs besides the bytes: who may have signed it and the keys of its epoch. */
+function checkInput(repo: Repository, packId: PackId, bytes: Buffer): PackCheckInput {
   const name = packName(packId);
-  const before = problems.length;
-  let entries: PackEntry[] = [];
-  try {
-    const bytes = asBuffer(await repo.store.get(name));
-    let trailer: PackTrailer;
-    try {
-      trailer = checkPackBytes(bytes, packId, (keyId) => repo.authority.signingKeyFor(keyId, name), name);
-    } catch (error) {
-      if (!isAmberError(error) || bytes.length < TRAILER_BYTES) throw error;
-      // The data key, the header and every blob are authenticated on their own, so reading on can
-      // name the damaged blobs; the pack is reported and never certified.
-      problems.push({ object: name, code: error.code, message: error.message });
-      trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), name);
-    }
+  let signerPublicKey: Buffer | undefined;
+  let epochPairs: BoxKeyPair[] = [];
+  if (bytes.length >= TRAILER_BYTES) {
+    const trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), name);
+    signerPublicKey = repo.authority.signingKeyFor(trailer.signerKeyId, name);
     const epoch = repo.epochs.get(trailer.epoch);
-    if (!canOpenEpoch(epoch)) throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open (damaged, or not granted to this key)`);
-    const dataKey = openUnderEpoch(epoch, (pair) => unwrapPackKey(trailer, pair, name));
-    const headerEnd = bytes.length - TRAILER_BYTES;
-    entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
-    for (const entry of entries) {
-      try {
-        decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), { dataKey, idKey: repo.key.secrets.idKey }, name);
-      } catch (error) {
-        if (!isAmberError(error)) throw error;
-        problems.push({ object: name, blob: entry.id.toString('hex'), code: error.code, message: error.message });
-      }
-      const location = index.get(entry.id);
-      if (location?.packId === packId && (location.offset !== entry.offset || location.sealedLength !== entry.sealedLength)) {
-        problems.push({ object: name, blob: entry.id.toString('hex'), code: 'OBJECT_CORRUPT', message: `the index places blob ${entry.id.toString('hex').slice(0, 16)} elsewhere in ${name} than its header does` });
-      }
+    if (canOpenEpoch(epoch)) {
+      epochPairs = epochKeyVariants(epoch).flatMap((variant) => (variant.privateKey ? [{ publicKey: variant.publicKey, privateKey: variant.privateKey }] : []));
     }
-  } catch (error) {
-    if (!isAmberError(error)) throw error;
-    problems.push({ object: name, code: error.code, message: error.message });
   }
-  return problems.length === before ? entries : undefined;
+  return { bytes, packId, name, signerPublicKey, epochPairs, idKey: repo.key.secrets.idKey };
+}
+
+/** Index entries that place a blob of this pack elsewhere than its own header does. */
+function misplaced(index: BlobIndex, packId: PackId, entries: PackEntry[]): VerifyProblem[] {
+  const name = packName(packId);
+  return entries.flatMap((entry) => {
+    const location = index.get(entry.id);
+    if (location?.packId !== packId || (location.offset === entry.offset && location.sealedLength === entry.sealedLength)) return [];
+    const blob = entry.id.toString('hex');
+    return [{ object: name, blob, code: 'OBJECT_CORRUPT', message: `the index places blob ${blob.slice(0, 16)} elsewhere in ${name} than its header does` }];
+  });
 }
 
 const CERTIFY_FLUSH_ENTRIES = 16_384;

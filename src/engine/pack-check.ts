@@ -1,0 +1,79 @@
+// Checking one pack's bytes completely: hash against its name, signature, data key, header, and
+// every blob decrypted, decompressed and re-hashed. Pure (no I/O, no repository object), so the
+// verify workers can run it; problems name the pack and the blob they hit.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { PackId } from '../core/ids.ts';
+import type { BoxKeyPair } from '../crypto/index.ts';
+import { decodeBlob } from '../repo/blob-codec.ts';
+import { checkPackBytes, decodePackHeader, decodeTrailer, TRAILER_BYTES, unwrapPackKey, type PackEntry, type PackTrailer } from '../repo/pack.ts';
+
+export interface PackProblem {
+  object: string;
+  blob?: string;
+  code: string;
+  message: string;
+}
+
+export interface PackCheckInput {
+  bytes: Buffer;
+  packId: PackId;
+  name: string;
+  /** The public key allowed to have signed this pack (from its trailer's signer id), if any. */
+  signerPublicKey: Buffer | undefined;
+  /** Every key pair of the epoch the trailer names; empty when this key cannot open it. */
+  epochPairs: BoxKeyPair[];
+  idKey: Buffer;
+}
+
+export interface PackCheckResult {
+  problems: PackProblem[];
+  entries: PackEntry[];
+}
+
+export function checkPack(input: PackCheckInput): PackCheckResult {
+  const { bytes, name } = input;
+  const problems: PackProblem[] = [];
+  let entries: PackEntry[] = [];
+  try {
+    let trailer: PackTrailer;
+    try {
+      trailer = checkPackBytes(bytes, input.packId, () => input.signerPublicKey, name);
+    } catch (error) {
+      if (!isAmberError(error) || bytes.length < TRAILER_BYTES) throw error;
+      // The data key, the header and every blob are authenticated on their own, so reading on can
+      // name the damaged blobs; the pack is reported and never certified.
+      problems.push({ object: name, code: error.code, message: error.message });
+      trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), name);
+    }
+    if (input.epochPairs.length === 0) {
+      throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open (damaged, or not granted to this key)`);
+    }
+    const dataKey = unwrapWithAny(input.epochPairs, trailer, name);
+    const headerEnd = bytes.length - TRAILER_BYTES;
+    entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
+    for (const entry of entries) {
+      try {
+        decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), { dataKey, idKey: input.idKey }, name);
+      } catch (error) {
+        if (!isAmberError(error)) throw error;
+        problems.push({ object: name, blob: entry.id.toString('hex'), code: error.code, message: error.message });
+      }
+    }
+  } catch (error) {
+    if (!isAmberError(error)) throw error;
+    problems.push({ object: name, code: error.code, message: error.message });
+  }
+  return { problems, entries };
+}
+
+function unwrapWithAny(pairs: BoxKeyPair[], trailer: PackTrailer, name: string): Buffer {
+  let firstError: unknown;
+  for (const pair of pairs) {
+    try {
+      return unwrapPackKey(trailer, pair, name);
+    } catch (error) {
+      firstError ??= error;
+    }
+  }
+  throw firstError;
+}
