@@ -13,6 +13,22 @@ export interface ListDirectoryOptions {
 
 /** Names in `path` (without `.` and `..`), sorted by their UTF-8 bytes. Synchronous, as readEntryMeta. */
 export function listDirectory(path: string, options: ListDirectoryOptions = {}): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(path);
+  } catch (error) {
+    throw translateSourceError(error, path);
+  }
+  // Decoding only replaces bytes that are not UTF-8 with U+FFFD; the rare listing that has one is
+  // read again as raw bytes to tell a real U+FFFD from a name that could not be opened again.
+  if (names.some((name) => name.includes('\uFFFD'))) names = decodableNames(path, options);
+  // Without surrogate pairs, UTF-16 order is code point order, which is UTF-8 byte order.
+  return names.some((name) => SURROGATE.test(name)) ? names.sort(compareNames) : names.sort();
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+function decodableNames(path: string, options: ListDirectoryOptions): string[] {
   let rawNames: Buffer[];
   try {
     rawNames = readdirSync(path, { encoding: 'buffer' });
@@ -33,7 +49,7 @@ export function listDirectory(path: string, options: ListDirectoryOptions = {}):
       });
     }
   }
-  return names.sort(compareNames);
+  return names;
 }
 
 /** Orders names by their UTF-8 bytes, which differs from JavaScript's UTF-16 order above U+FFFF. */
