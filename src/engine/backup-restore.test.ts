@@ -161,3 +161,24 @@ test('a backup from a stream (--stdin) restores the same bytes under the given f
 
   await rejectsWithCode(backup({ repo, stdin: { stream: Readable.from([data]), filename: '../escape' } }), 'USAGE');
 });
+
+test('restoring twice into the same target reports every existing entry, named pipes included, and changes nothing', async () => {
+  const source = join(root, 'pipes');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'file.txt'), 'original\n');
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('mkfifo', [join(source, 'pipe')]);
+  const result = await backup({ repo, paths: [source] });
+  const snapshot = await findSnapshot(repo, result.snapshotId);
+  const target = newTarget();
+  assert.deepEqual((await restore({ repo, snapshot, target })).errors, []);
+  await fs.writeFile(under(target, join(source, 'file.txt')), 'changed by the user\n');
+
+  const again = await restore({ repo, snapshot, target });
+  assert.deepEqual(again.errors.map(({ path, code }) => `${code} ${path}`).sort(), [
+    `TARGET_EXISTS ${join(source, 'file.txt')}`,
+    `TARGET_EXISTS ${join(source, 'pipe')}`,
+  ]);
+  assert.equal(await fs.readFile(under(target, join(source, 'file.txt')), 'utf8'), 'changed by the user\n');
+  assert.ok((await fs.lstat(under(target, join(source, 'pipe')))).isFIFO());
+});

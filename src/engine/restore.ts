@@ -117,7 +117,10 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
       break;
     case 'fifo':
       removeForOverwrite(target, context.options.overwrite === true);
-      await promisify(execFile)('mkfifo', [target]);
+      if (lstatSync(target, { throwIfNoEntry: false })) throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
+      await promisify(execFile)('mkfifo', [target]).catch((error: unknown) => {
+        throw new AmberError('RESTORE_INCOMPLETE', `the named pipe "${target}" could not be created (${(error as Error).message.trim()})`, { cause: error });
+      });
       break;
     default:
       // Sockets are recreated by the programs that own them; device files need mknod, which Node lacks.
