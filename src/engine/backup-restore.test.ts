@@ -182,3 +182,31 @@ test('restoring twice into the same target reports every existing entry, named p
   assert.equal(await fs.readFile(under(target, join(source, 'file.txt')), 'utf8'), 'changed by the user\n');
   assert.ok((await fs.lstat(under(target, join(source, 'pipe')))).isFIFO());
 });
+
+test('a file of several hundred MiB, half compressible, restores bit-identical', async () => {
+  const dir = join(root, 'large');
+  await fs.mkdir(dir);
+  const path = join(dir, 'disk.img');
+  const { createCipheriv, createHash } = await import('node:crypto');
+  // Written and hashed in 4 MiB pieces: neither the test nor Amber holds the file whole.
+  const keystream = createCipheriv('aes-256-ctr', Buffer.alloc(32, 9), Buffer.alloc(16));
+  const expected = createHash('sha256');
+  const handle = await fs.open(path, 'w');
+  const piece = 4 * MiB;
+  for (let n = 0; n < 80; n++) {
+    const bytes = n % 2 === 0 ? keystream.update(Buffer.alloc(piece)) : Buffer.alloc(piece, `block ${n} `);
+    expected.update(bytes);
+    await handle.write(bytes);
+  }
+  await handle.close();
+  const result = await backup({ repo, paths: [dir] });
+  assert.equal(result.snapshot.summary.bytesRead, 320 * MiB);
+  assert.ok(result.snapshot.summary.bytesStored < 200 * MiB, 'the compressible half is compressed');
+  const target = newTarget();
+  assert.deepEqual((await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target })).errors, []);
+  const restored = createHash('sha256');
+  for await (const chunk of (await fs.open(under(target, path))).createReadStream({ highWaterMark: piece })) restored.update(chunk);
+  assert.equal(restored.digest('hex'), expected.digest('hex'));
+  await fs.rm(target, { recursive: true });
+  await fs.rm(dir, { recursive: true });
+});
