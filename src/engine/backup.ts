@@ -19,6 +19,7 @@ import { encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/sna
 import { snapshotName } from '../repo/layout.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { createParentLookup, type ParentLookup } from './parent.ts';
+import { openWriterCache, type WriterCache } from './writer-cache.ts';
 
 export const PROGRAM = 'amber 0.1.0';
 const READ_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -68,6 +69,8 @@ interface Session {
   hardLinks: Map<string, string[]>;
   /** One read buffer for the whole backup (files are read one at a time). */
   readBuffer: Buffer;
+  /** A write-only key's local record of its own trees (see writer-cache.ts). */
+  writerCache: WriterCache | undefined;
   options: BackupOptions;
 }
 
@@ -89,6 +92,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     progress: { files: 0, dirs: 0, bytesRead: 0, currentPath: '' },
     hardLinks: new Map(),
     readBuffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES),
+    writerCache: repo.key.role === 'write-only' ? openWriterCache(repo) : undefined,
     options,
   };
   let tree: string;
@@ -96,7 +100,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     const rootNodes = options.stdin
       ? [await stdinNode(session, options.stdin)]
       : await sourceRootNodes(session, paths);
-    tree = await session.sink.storeBlob('tree', encodeTree({ nodes: rootNodes }));
+    tree = await storeTree(session, rootNodes);
     await session.sink.flush();
   } finally {
     await session.sink.close();
@@ -126,7 +130,17 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
   const snapshotId = asSnapshotId(sha256Hex(bytes));
   await repo.store.put(snapshotName(snapshotId), bytes);
+  session.writerCache?.rememberSnapshot({ id: snapshotId, time: snapshot.time, host, paths: snapshot.paths, tree });
   return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0 };
+}
+
+/** Stores a directory's tree; a write-only key also keeps it in its local cache for the next backup. */
+async function storeTree(session: Session, nodes: TreeNode[]): Promise<string> {
+  const bytes = encodeTree({ nodes });
+  const copy = session.writerCache ? Buffer.from(bytes) : undefined; // storeBlob may move `bytes` to a worker
+  const id = await session.sink.storeBlob('tree', bytes);
+  if (copy) session.writerCache!.rememberTree(id, copy);
+  return id;
 }
 
 function warn(session: Session, path: string, error: unknown): void {
@@ -175,7 +189,7 @@ async function ancestorNodes(session: Session, dir: string, paths: string[]): Pr
       const node = await backupEntry(session, child, meta);
       if (node) nodes.push(node);
     } else {
-      nodes.push({ ...nodeFromMeta(meta), subtree: await session.sink.storeBlob('tree', encodeTree({ nodes: await ancestorNodes(session, child, wanted) })) });
+      nodes.push({ ...nodeFromMeta(meta), subtree: await storeTree(session, await ancestorNodes(session, child, wanted)) });
     }
   }
   return nodes;
@@ -226,7 +240,7 @@ async function backupDirectory(session: Session, dir: string): Promise<string> {
     const node = await backupEntry(session, path, meta);
     if (node) nodes.push(node);
   }
-  return session.sink.storeBlob('tree', encodeTree({ nodes }));
+  return storeTree(session, nodes);
 }
 
 async function backupFile(session: Session, path: string, meta: EntryMeta, node: TreeNode): Promise<string[] | undefined> {

@@ -16,7 +16,7 @@ import { objectName } from '../repo/layout.ts';
 import type { PackEntry } from '../repo/pack.ts';
 import { asPackId } from '../core/ids.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
-import { createTestRepo, makeTempDir, seededBytes, SMALL_CHUNKER } from '../testing/repo-fixture.ts';
+import { createTestRepo, makeTempDir, seededBytes, SMALL_CHUNKER, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
@@ -63,6 +63,7 @@ async function listBlobIds(repo: Repository): Promise<Buffer[]> {
 
 test('forged index entries from one writer neither poison another writer\'s dedup nor break the owner\'s restores', async (t) => {
   const dir = await makeTempDir('poison');
+  useTemporaryWriterCache(dir);
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const repoPath = join(dir, 'repo');
   const owner = await createTestRepo(repoPath, { chunker: SMALL_CHUNKER });
@@ -95,6 +96,7 @@ test('forged index entries from one writer neither poison another writer\'s dedu
 
 test('a forged index cannot shadow the owner\'s own entries, whatever order it sorts in', async (t) => {
   const dir = await makeTempDir('poison-owner');
+  useTemporaryWriterCache(dir);
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const repoPath = join(dir, 'repo');
   const owner = await createTestRepo(repoPath, { chunker: SMALL_CHUNKER });

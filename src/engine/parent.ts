@@ -7,6 +7,9 @@ import { decodeTree, type TreeNode } from '../repo/tree.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { EntryMeta } from '../source/entry-meta.ts';
 import { listSnapshots } from './snapshots.ts';
+import { openWriterCache, type CachedSnapshot } from './writer-cache.ts';
+import { snapshotName } from '../repo/layout.ts';
+import { asSnapshotId } from '../core/ids.ts';
 
 export interface ParentLookup {
   snapshotId: string | undefined;
@@ -16,29 +19,55 @@ export interface ParentLookup {
   unchangedContent(node: TreeNode, meta: EntryMeta): string[] | undefined;
 }
 
+/** The newest cached snapshot whose object is still in the repository. */
+async function latestStillStored(repo: Repository, candidates: CachedSnapshot[]): Promise<{ id: string; tree: string } | undefined> {
+  for (const candidate of [...candidates].sort((a, b) => (a.time < b.time ? 1 : -1))) {
+    if (!/^[0-9a-f]{64}$/.test(candidate.id)) continue;
+    try {
+      await repo.store.stat(snapshotName(asSnapshotId(candidate.id)));
+      return { id: candidate.id, tree: candidate.tree };
+    } catch {
+      // forgotten, or never landed: try the one before
+    }
+  }
+  return undefined;
+}
+
 const NO_PARENT: ParentLookup = { snapshotId: undefined, lookup: async () => undefined, unchangedContent: () => undefined };
 /** Directory listings kept from the parent; the walk is depth-first, so a small window suffices. */
 const CACHED_DIRS = 256;
 
 export async function createParentLookup(repo: Repository, index: BlobIndex, source: { host: string; paths: string[] }): Promise<ParentLookup> {
-  // A write-only key cannot read earlier snapshots (a local metadata cache comes with incremental backups).
-  if (repo.key.role !== 'full') return NO_PARENT;
   const key = [...source.paths].sort().join('\0');
-  const parent = (await listSnapshots(repo))
-    .filter(({ snapshot }) => snapshot.host === source.host && [...snapshot.paths].sort().join('\0') === key)
-    .at(-1);
+  const sameSource = (snapshot: { host: string; paths: string[] }) => snapshot.host === source.host && [...snapshot.paths].sort().join('\0') === key;
+  let parent: { id: string; tree: string } | undefined;
+  let readTreeBytes: (treeId: string) => Promise<Buffer | undefined>;
+  if (repo.key.role === 'full') {
+    const entry = (await listSnapshots(repo)).filter(({ snapshot }) => sameSource(snapshot)).at(-1);
+    parent = entry && { id: entry.id, tree: entry.snapshot.tree };
+    const reader = createBlobReader(repo, index);
+    readTreeBytes = (treeId) => reader.readBlob(Buffer.from(treeId, 'hex'));
+  } else {
+    // A write-only key reads its own earlier trees from its local cache (writer-cache.ts).
+    const cache = openWriterCache(repo);
+    if (!cache) return NO_PARENT;
+    parent = await latestStillStored(repo, cache.snapshots().filter(sameSource));
+    readTreeBytes = async (treeId) => cache.tree(treeId);
+  }
   if (!parent) return NO_PARENT;
-  const reader = createBlobReader(repo, index);
+  const root = parent.tree;
   const dirs = new Map<string, Promise<Map<string, TreeNode> | undefined>>();
 
-  const readDir = (treeId: string): Promise<Map<string, TreeNode>> =>
-    reader.readBlob(Buffer.from(treeId, 'hex')).then((bytes) => new Map(decodeTree(bytes, treeId).nodes.map((node) => [node.name, node])));
+  const readDir = async (treeId: string): Promise<Map<string, TreeNode> | undefined> => {
+    const bytes = await readTreeBytes(treeId);
+    return bytes && new Map(decodeTree(bytes, treeId).nodes.map((node) => [node.name, node]));
+  };
 
   const dirNodes = (dir: string): Promise<Map<string, TreeNode> | undefined> => {
     const cached = dirs.get(dir);
     if (cached) return cached;
     const loading = (async () => {
-      if (dir === '/') return readDir(parent.snapshot.tree);
+      if (dir === '/') return readDir(root);
       const up = await dirNodes(dir.slice(0, dir.lastIndexOf('/')) || '/');
       const node = up?.get(dir.slice(dir.lastIndexOf('/') + 1));
       return node?.type === 'dir' && node.subtree ? readDir(node.subtree) : undefined;

@@ -20,6 +20,7 @@ import { decodeTrailer, TRAILER_BYTES } from '../repo/pack.ts';
 import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
 import { decodeSignedRecord } from '../repo/signed-record.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
+import { useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
@@ -45,6 +46,7 @@ interface Fixture {
 
 async function fixture(): Promise<Fixture> {
   const root = await fs.mkdtemp(join(tmpdir(), 'amber-keys-'));
+  useTemporaryWriterCache(root);
   roots.push(root);
   const store = createFsStore(join(root, 'repo'));
   const owner = await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF, chunker: CHUNKER });

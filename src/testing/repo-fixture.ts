@@ -130,3 +130,8 @@ export function whyNobodyCannotRun(): string | undefined {
   const probe = spawnSync(process.execPath, ['-e', '0'], { uid: NOBODY, gid: NOBODY, stdio: 'ignore' });
   return probe.status === 0 ? undefined : `the user nobody cannot run ${process.execPath} here`;
 }
+
+/** Points write-only keys' local caches (engine/writer-cache.ts) at a folder of the test's own. */
+export function useTemporaryWriterCache(dir: string): void {
+  process.env.AMBER_CACHE_DIR = join(dir, 'writer-cache');
+}

@@ -17,7 +17,7 @@ function amber(args: string[], options: SpawnSyncOptions & { password?: string }
   const result = spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
     ...options,
-    env: { PATH: process.env.PATH, AMBER_PASSWORD: options.password ?? 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, ...(options.env ?? {}) },
+    env: { PATH: process.env.PATH, AMBER_PASSWORD: options.password ?? 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache'), ...(options.env ?? {}) },
   });
   return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
 }

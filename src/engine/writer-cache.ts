@@ -1,0 +1,83 @@
+// A write-only key cannot read back what it stored, so for incremental backups it keeps a local copy
+// of the trees it wrote and a list of its snapshots. The cache is an optimisation, never trusted: a
+// tree is used only when it hashes (HMAC under the repository id key) to its id, a parent only when
+// its snapshot still exists in the repository, and its files' chunks only when the index has them.
+import { mkdirSync, readFileSync, renameSync, appendFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { blobIdOf } from '../repo/blob-codec.ts';
+import type { Repository } from '../repo/repository.ts';
+
+export interface CachedSnapshot {
+  id: string;
+  time: string;
+  host: string;
+  paths: string[];
+  tree: string;
+}
+
+export interface WriterCache {
+  rememberTree(id: string, bytes: Uint8Array): void;
+  /** The tree's bytes when cached and authentic. */
+  tree(id: string): Buffer | undefined;
+  rememberSnapshot(snapshot: CachedSnapshot): void;
+  snapshots(): CachedSnapshot[];
+}
+
+export function cacheRoot(): string {
+  return process.env.AMBER_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'amber');
+}
+
+/** Undefined when the cache folder cannot be made (a backup then reads every file, as without one). */
+export function openWriterCache(repo: Repository): WriterCache | undefined {
+  const dir = join(cacheRoot(), repo.config.repositoryId, repo.key.keyId);
+  const trees = join(dir, 'trees');
+  const list = join(dir, 'snapshots.jsonl');
+  try {
+    mkdirSync(trees, { recursive: true, mode: 0o700 });
+  } catch {
+    return undefined;
+  }
+  const idKey = repo.key.secrets.idKey;
+  return {
+    rememberTree(id, bytes) {
+      try {
+        const temporary = join(trees, `.${randomBytes(8).toString('hex')}`);
+        writeFileSync(temporary, bytes, { mode: 0o600 });
+        renameSync(temporary, join(trees, id));
+      } catch {
+        // a cache that cannot be written only costs the next backup a full read
+      }
+    },
+    tree(id) {
+      try {
+        const bytes = readFileSync(join(trees, id));
+        return blobIdOf(idKey, bytes).toString('hex') === id ? bytes : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    rememberSnapshot(snapshot) {
+      try {
+        appendFileSync(list, `${JSON.stringify(snapshot)}\n`, { mode: 0o600 });
+      } catch {
+        // as above
+      }
+    },
+    snapshots() {
+      try {
+        return readFileSync(list, 'utf8').split('\n').flatMap((line) => {
+          try {
+            const entry = JSON.parse(line) as CachedSnapshot;
+            return typeof entry.id === 'string' && typeof entry.tree === 'string' && Array.isArray(entry.paths) ? [entry] : [];
+          } catch {
+            return [];
+          }
+        });
+      } catch {
+        return [];
+      }
+    },
+  };
+}
