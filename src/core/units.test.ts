@@ -26,6 +26,7 @@ test('dates accept ISO and +duration from now', () => {
 
 test('byte sizes are printed in binary units', () => {
   assert.equal(formatBytes(0), '0 B');
+  assert.equal(formatBytes(433.0966522), '433 B');
   assert.equal(formatBytes(1536), '1.50 KiB');
   assert.equal(formatBytes(3 * 1024 ** 3), '3.00 GiB');
 });

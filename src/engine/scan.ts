@@ -1,8 +1,6 @@
-// A metadata-only walk that totals what a backup will read, so progress can show an ETA.
-// It runs beside the backup on a terminal only; pipes never pay for it.
-import { promises as fs } from 'node:fs';
-import { join, resolve } from 'node:path';
-import type { ExcludeMatcher } from '../source/excludes.ts';
+// A metadata-only walk that totals what a backup will read, so progress can show an ETA. It runs on
+// its own thread beside the backup, and only on a terminal: pipes never pay for it.
+import { Worker } from 'node:worker_threads';
 
 export interface ScanTotals {
   files: number;
@@ -10,26 +8,13 @@ export interface ScanTotals {
   done: boolean;
 }
 
-export function scanSources(paths: string[], exclude: ExcludeMatcher): ScanTotals {
+export function scanSources(paths: string[], excludes: string[]): ScanTotals {
   const totals: ScanTotals = { files: 0, bytes: 0, done: false };
-  const visit = async (path: string): Promise<void> => {
-    const stats = await fs.lstat(path).catch(() => undefined);
-    if (!stats) return;
-    if (stats.isFile()) {
-      totals.files += 1;
-      totals.bytes += stats.size;
-    } else if (stats.isDirectory()) {
-      const names = await fs.readdir(path).catch(() => [] as string[]);
-      for (const name of names) {
-        const child = join(path, name);
-        const isDir = (await fs.lstat(child).catch(() => undefined))?.isDirectory() ?? false;
-        if (!exclude(child, name, isDir)) await visit(child);
-      }
-    }
-  };
-  void (async () => {
-    for (const path of paths) await visit(resolve(path));
-    totals.done = true;
-  })();
+  const worker = new Worker(new URL('./scan-worker.ts', import.meta.url), { workerData: { paths, excludes } });
+  worker.unref();
+  worker.on('message', (update: ScanTotals) => Object.assign(totals, update));
+  worker.on('error', () => {
+    // no totals, no ETA: the backup itself is unaffected
+  });
   return totals;
 }

@@ -45,7 +45,7 @@ Examples:
       const exclude = createExcludeMatcher(patterns);
       const repo = await openRepo(context);
       const { output } = context;
-      const totals = output.showProgress && !flags.stdin ? scanSources(paths, exclude) : undefined;
+      const totals = output.showProgress && !flags.stdin ? scanSources(paths, patterns) : undefined;
       const progress = createProgressLine(output.err, context.clock, output.showProgress);
       const result = await backup({
         repo,
