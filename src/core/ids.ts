@@ -12,12 +12,6 @@ export type SnapshotId = Brand<string, 'SnapshotId'>;
 /** SHA-256 of a key's Ed25519 signing public key or holder public key. */
 export type KeyId = Brand<string, 'KeyId'>;
 
-const HEX_64 = /^[0-9a-f]{64}$/;
-
-export function isHexId(text: string): boolean {
-  return HEX_64.test(text);
-}
-
 export const asBlobId = (hex: string): BlobId => hex as BlobId;
 export const asPackId = (hex: string): PackId => hex as PackId;
 export const asSnapshotId = (hex: string): SnapshotId => hex as SnapshotId;

@@ -2,18 +2,16 @@
 // before the index objects that name them, and index objects before the snapshot (write order in
 // docs/format.md), so a crash at any point leaves only unreferenced data behind. Pack writes overlap
 // with filling the next pack; memory stays bounded by the number of pack buffers.
-import { randomKey, sha256Hex } from '../crypto/index.ts';
+import { randomKey } from '../crypto/index.ts';
 import { asBlobId, type BlobId } from '../core/ids.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { blobIdOf, checkBlobSize, encodeBlob, type BlobType, type EncodedBlob } from '../repo/blob-codec.ts';
 import { createCodecPool, defaultPoolSize, type CodecPool } from './codec-pool.ts';
 import { createPackBuilder, newPackKey, type PackBuilder, type PackKey } from '../repo/pack.ts';
-import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
-import { objectName, packName } from '../repo/layout.ts';
+import { createIndexWriter } from '../repo/index-writer.ts';
+import { packName } from '../repo/layout.ts';
 
-/** Index objects are written every this many entries so memory for pending entries stays bounded. */
-const INDEX_FLUSH_ENTRIES = 16_384;
 /** Pack buffers: one being filled per blob type plus writes in flight. */
 const PACK_BUFFERS = 2;
 /** Plaintext handed to the encoding workers and not yet placed in a pack. */
@@ -27,7 +25,6 @@ export interface SinkStats {
   bytesAdded: number;
   bytesStored: number;
   packsStored: number;
-  indexObjectsStored: number;
 }
 
 export interface BlobSink {
@@ -58,9 +55,8 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
   let created = 0;
   const writes = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  let pendingIndex: IndexedPack[] = [];
-  let pendingEntries = 0;
-  const stats: SinkStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0, packsStored: 0, indexObjectsStored: 0 };
+  const indexWriter = createIndexWriter(repo);
+  const stats: SinkStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0, packsStored: 0 };
 
   const rethrowFailure = () => {
     if (failure) throw failure.error;
@@ -86,8 +82,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
       stats.packsStored += 1;
       stats.bytesStored += pack.bytes.length;
       for (const entry of pack.entries) index.add(entry.id, { ...entry, packId: pack.id, trusted: true });
-      pendingIndex.push({ id: pack.id, entries: pack.entries });
-      pendingEntries += pack.entries.length;
+      return indexWriter.add({ id: pack.id, entries: pack.entries });
     });
     const tracked: Promise<void> = write
       .catch((error: unknown) => {
@@ -101,20 +96,10 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
     writes.add(tracked);
   };
 
-  const storeIndex = async () => {
-    if (pendingIndex.length === 0) return;
-    const bytes = encodeIndex(pendingIndex, repo.key.secrets.indexKey, repo.key.signer);
-    pendingIndex = [];
-    pendingEntries = 0;
-    await repo.store.put(objectName('index', sha256Hex(bytes)), bytes);
-    stats.indexObjectsStored += 1;
-  };
-
   const place = async (blob: EncodedBlob) => {
     const builder = open[blob.type] ?? (open[blob.type] = await takeBuilder());
     builder.add(blob);
     if (builder.sizeBytes >= target || builder.count >= PACK_MAX_BLOBS) await storePack(blob.type);
-    if (pendingEntries >= INDEX_FLUSH_ENTRIES) await storeIndex();
   };
 
   return {
@@ -159,7 +144,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
       await storePack('tree');
       await Promise.all(writes);
       rethrowFailure();
-      await storeIndex();
+      await indexWriter.flush();
     },
     close: async () => pool?.close(),
   };

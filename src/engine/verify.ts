@@ -4,15 +4,16 @@
 // certifies the packs it read, so write-only keys may then dedup against them.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { asPackId, type PackId } from '../core/ids.ts';
-import { sha256Hex, type BoxKeyPair } from '../crypto/index.ts';
+import type { BoxKeyPair } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { decodeTrailer, TRAILER_BYTES, type PackEntry } from '../repo/pack.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
-import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
+import { hashOfName, packName, PREFIX } from '../repo/layout.ts';
+import type { IndexedPack } from '../repo/index-file.ts';
+import { createIndexWriter } from '../repo/index-writer.ts';
 import { readTree } from './tree-walk.ts';
 import { asBuffer } from '../storage/store.ts';
 import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
@@ -180,8 +181,6 @@ function misplaced(index: BlobIndex, packId: PackId, entries: PackEntry[]): Veri
   });
 }
 
-const CERTIFY_FLUSH_ENTRIES = 16_384;
-
 function choosePacks(packs: PackId[], fraction: number): PackId[] {
   if (fraction <= 0) return [];
   if (fraction >= 1) return packs;
@@ -191,32 +190,23 @@ function choosePacks(packs: PackId[], fraction: number): PackId[] {
 }
 
 /**
- * Certification: packs that a write-only key wrote and that just read clean are re-indexed from
- * their own headers in owner-signed index objects. Every key dedups against owner-signed entries,
- * so writers may then share that data, and no writer's index claims are ever taken on trust.
+ * Certification: every pack that just read clean and that no index object of this key or the owner
+ * names (packs of write-only keys, packs whose only index is damaged, packs of interrupted backups)
+ * is re-indexed from its own header in owner-signed index objects. Every key dedups against those,
+ * so no writer's index claims are ever taken on trust.
  */
 function createCertifier(repo: Repository, alreadyTrusted: Set<string>) {
-  let pending: IndexedPack[] = [];
-  let entries = 0;
-  let certified = 0;
-  const flush = async () => {
-    if (pending.length === 0) return;
-    const bytes = encodeIndex(pending, repo.key.secrets.indexKey, repo.key.signer);
-    pending = [];
-    entries = 0;
-    await repo.store.put(objectName('index', sha256Hex(bytes)), bytes);
-  };
+  const writer = createIndexWriter(repo);
   const owner = repo.key.signer.keyId === repo.authority.ownerKeyId;
+  let certified = 0;
   return {
     async add(pack: IndexedPack) {
       if (!owner || alreadyTrusted.has(pack.id)) return;
-      pending.push(pack);
-      entries += pack.entries.length;
       certified += 1;
-      if (entries >= CERTIFY_FLUSH_ENTRIES) await flush();
+      await writer.add(pack);
     },
     async finish() {
-      await flush();
+      await writer.flush();
       return certified;
     },
   };

@@ -64,7 +64,7 @@ export function collectEpochKeys(records: EpochRecord[], keyId: KeyId, holder: B
     byKey.set(record.dataPublicKey, entry);
   }
   const keys = new Map<number, EpochKey>();
-  for (const [hex, entry] of [...byKey].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [, entry] of [...byKey].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const primary = keys.get(entry.epoch);
     if (!primary) keys.set(entry.epoch, entry);
     else (primary.alternatives ??= []).push(entry);
