@@ -165,49 +165,48 @@ function scan(gear: Uint32Array, mask: number, data: Uint8Array, hashFrom: numbe
 }
 
 /**
- * Splits a byte stream into content-defined chunks. Every yielded chunk is a fresh Buffer the
- * consumer owns: it stays valid after the next iteration, and the source may reuse its buffers once
- * it is asked for the next one. An empty source yields nothing.
+ * Splits a byte stream into content-defined chunks. A yielded chunk is a view, valid until the
+ * consumer asks for the next one: into the source's current piece or into `work`. Consumers that
+ * keep a chunk copy it, so duplicates (most chunks of most backups) are never copied at all.
  *
- * Each byte is copied out once, into its chunk. Parts of the source shorter than maxSize bytes, and
- * a chunk that straddles two source buffers, are first gathered in one working buffer that grows to
- * at most 2 × maxSize (so a small file costs a small buffer); larger source buffers are cut in place.
+ * A piece of at least maxSize bytes arriving with nothing buffered is cut in place; everything else
+ * is gathered in `work` (2 × maxSize bytes; pass one to reuse it across streams) and cut once it is
+ * full, so each attempt that finds no final boundary wastes a scan of at most one leftover.
  */
-export async function* chunkStream(source: AsyncIterable<Uint8Array>, chunker: Chunker): AsyncGenerator<Buffer> {
+export async function* chunkStream(source: AsyncIterable<Uint8Array>, chunker: Chunker, work?: Buffer): AsyncGenerator<Buffer> {
   const maxSize = chunker.params.maxSizeBytes;
-  const capacityLimit = 2 * maxSize;
-  let work: Buffer = Buffer.allocUnsafeSlow(0);
-  // Bytes in work[start, end) are buffered and not yet chunked. The buffer is cut only when full,
-  // which leaves fewer than maxSize bytes; in between it holds fewer than 2 × maxSize.
+  const capacity = 2 * maxSize;
+  if (work !== undefined && work.length < capacity) throw new RangeError(`the working buffer needs ${capacity} bytes, got ${work.length}`);
+  work ??= Buffer.allocUnsafeSlow(capacity);
+  // Bytes in work[start, end) are buffered and not yet chunked.
   let start = 0;
   let end = 0;
-  for await (const piece of source) {
+  for await (const bytes of source) {
+    const piece = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = 0;
     while (offset < piece.length) {
       if (start === end && piece.length - offset >= maxSize) {
         for (let length; (length = finalCutLength(chunker, piece, offset, piece.length)) > 0; offset += length) {
-          yield copyChunk(piece, offset, length);
+          yield piece.subarray(offset, offset + length);
         }
         if (offset === piece.length) break;
       }
-      const copied = Math.min(piece.length - offset, capacityLimit - (end - start));
-      if (work.length - end < copied) {
-        work = makeRoom(work, start, end, copied, capacityLimit);
+      if (capacity - end < piece.length - offset && start > 0) {
+        work.copyWithin(0, start, end);
         end -= start;
         start = 0;
       }
-      work.set(copied === piece.length ? piece : piece.subarray(offset, offset + copied), end);
+      const copied = Math.min(piece.length - offset, capacity - end);
+      work.set(piece.subarray(offset, offset + copied), end);
       end += copied;
       offset += copied;
-      // Cut only once the working buffer is full, so each attempt that finds no final boundary
-      // (and is repeated later) wastes a scan of at most one leftover, not one per source buffer.
-      if (end - start < capacityLimit) continue;
+      if (end < capacity) continue;
       for (let length; (length = finalCutLength(chunker, work, start, end)) > 0; start += length) {
-        yield copyChunk(work, start, length);
+        yield work.subarray(start, start + length);
       }
       // If every leftover byte came from this piece, take them back and cut the piece in place.
       const leftover = end - start;
-      if (leftover <= copied) {
+      if (leftover <= copied && piece.length - (offset - leftover) >= maxSize) {
         offset -= leftover;
         start = 0;
         end = 0;
@@ -216,7 +215,7 @@ export async function* chunkStream(source: AsyncIterable<Uint8Array>, chunker: C
   }
   while (start < end) {
     const length = chunker.cutPoint(work, start, end);
-    yield copyChunk(work, start, length);
+    yield work.subarray(start, start + length);
     start += length;
   }
 }
@@ -227,24 +226,4 @@ function finalCutLength(chunker: Chunker, data: Uint8Array, start: number, end: 
   if (available <= chunker.params.minSizeBytes) return 0;
   const length = chunker.cutPoint(data, start, end);
   return length < available || available >= chunker.params.maxSizeBytes ? length : 0;
-}
-
-const INITIAL_WORK_BYTES = 64 * 1024;
-
-/** A buffer holding work[start, end) at offset 0 with room for `extra` more bytes after it. */
-function makeRoom(work: Buffer, start: number, end: number, extra: number, capacityLimit: number): Buffer {
-  const needed = end - start + extra;
-  if (needed <= work.length) {
-    work.copyWithin(0, start, end);
-    return work;
-  }
-  const grown = Buffer.allocUnsafeSlow(Math.min(capacityLimit, Math.max(needed, 2 * work.length, INITIAL_WORK_BYTES)));
-  grown.set(work.subarray(start, end));
-  return grown;
-}
-
-function copyChunk(data: Uint8Array, start: number, length: number): Buffer {
-  const chunk = Buffer.allocUnsafeSlow(length);
-  chunk.set(data.subarray(start, start + length));
-  return chunk;
 }

@@ -1,5 +1,5 @@
 // AES-256-GCM with a random 96-bit nonce per message. Sealed layout: nonce(12) ‖ ciphertext ‖ tag(16).
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
 
 export const KEY_BYTES = 32;
@@ -19,8 +19,21 @@ export function keyObjectOf(key: Uint8Array): KeyObject {
   return keyObject;
 }
 
+// Nonces come from the CSPRNG a pool at a time: one call per small blob cost more than sealing it.
+const noncePool = Buffer.alloc(NONCE_BYTES * 512);
+let noncePoolAt = noncePool.length;
+
+function nextNonce(): Buffer {
+  if (noncePoolAt === noncePool.length) {
+    randomFillSync(noncePool);
+    noncePoolAt = 0;
+  }
+  noncePoolAt += NONCE_BYTES;
+  return noncePool.subarray(noncePoolAt - NONCE_BYTES, noncePoolAt);
+}
+
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = nextNonce();
   const cipher = createCipheriv('aes-256-gcm', keyObjectOf(key), nonce);
   if (aad) cipher.setAAD(aad);
   // One exact allocation per message, outside Node's shared pool: a small sealed blob kept in a pack

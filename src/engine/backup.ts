@@ -22,7 +22,6 @@ import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
 
 export const PROGRAM = 'amber 0.1.0';
-const READ_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export interface BackupWarning {
   path: string;
@@ -67,7 +66,7 @@ interface Session {
   flags: Set<string>;
   progress: BackupProgress;
   hardLinks: Map<string, string[]>;
-  /** One read buffer for the whole backup (files are read one at a time). */
+  /** One read buffer for the whole backup (files are read one at a time), twice the largest chunk. */
   readBuffer: Buffer;
   /** A write-only key's local record of its own trees (see writer-cache.ts). */
   writerCache: WriterCache | undefined;
@@ -91,7 +90,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     flags: new Set(),
     progress: { files: 0, dirs: 0, bytesRead: 0, currentPath: '' },
     hardLinks: new Map(),
-    readBuffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES),
+    readBuffer: Buffer.allocUnsafeSlow(2 * repo.config.chunker.maxSizeBytes),
     writerCache: repo.key.role === 'write-only' ? openWriterCache(repo) : undefined,
     options,
   };
@@ -321,25 +320,43 @@ async function readSmallFile(session: Session, fd: number): Promise<{ content: s
   return { content: bytes === 0 ? [] : [await session.sink.storeBlob('data', buffer.subarray(0, bytes))], bytes };
 }
 
+/**
+ * Reads into the session's buffer (twice the largest chunk) and cuts chunks where they lie: the
+ * blob sink copies only the chunks it has to store.
+ */
 async function readLargeFile(session: Session, fd: number): Promise<{ content: string[]; bytes: number }> {
+  const { chunker, readBuffer: buffer } = session;
   const content: string[] = [];
   let bytes = 0;
-  for await (const chunk of chunkStream(readPieces(session, fd), session.chunker)) {
-    bytes += chunk.length; // read before storeBlob: the chunk's memory moves to a worker
-    content.push(await session.sink.storeBlob('data', chunk));
+  let position = 0;
+  let atEnd = false;
+  // Bytes in buffer[start, end) are read and not yet chunked. A cut is final only with at least
+  // the largest chunk's worth of bytes ahead of it, or at the end of the file.
+  let start = 0;
+  let end = 0;
+  while (!atEnd || start < end) {
+    if (!atEnd && end - start < chunker.params.maxSizeBytes) {
+      buffer.copyWithin(0, start, end);
+      end -= start;
+      start = 0;
+      while (end < buffer.length) {
+        const bytesRead = readSync(fd, buffer, end, buffer.length - end, position);
+        if (bytesRead === 0) {
+          atEnd = true;
+          break;
+        }
+        end += bytesRead;
+        position += bytesRead;
+        countRead(session, bytesRead);
+      }
+      if (start === end) break;
+    }
+    const length = chunker.cutPoint(buffer, start, end);
+    content.push(await session.sink.storeBlob('data', buffer.subarray(start, start + length)));
+    bytes += length;
+    start += length;
   }
   return { content, bytes };
-}
-
-/** Reads into the session's one buffer; chunkStream consumes each piece before asking for the next. */
-async function* readPieces(session: Session, fd: number): AsyncGenerator<Buffer> {
-  for (let position = 0; ;) {
-    const bytesRead = readSync(fd, session.readBuffer, 0, session.readBuffer.length, position);
-    if (bytesRead === 0) return;
-    position += bytesRead;
-    countRead(session, bytesRead);
-    yield session.readBuffer.subarray(0, bytesRead);
-  }
 }
 
 function countRead(session: Session, bytes: number): void {
@@ -362,8 +379,8 @@ async function stdinNode(session: Session, stdin: { stream: Readable; filename: 
   }
   const content: string[] = [];
   let bytes = 0;
-  for await (const chunk of chunkStream(countBytes(stdin.stream, session), session.chunker)) {
-    bytes += chunk.length; // read before storeBlob: the chunk's memory moves to a worker
+  for await (const chunk of chunkStream(countBytes(stdin.stream, session), session.chunker, session.readBuffer)) {
+    bytes += chunk.length;
     content.push(await session.sink.storeBlob('data', chunk));
   }
   session.summary.filesNew += 1;

@@ -97,6 +97,10 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
   };
 
   const place = async (blob: EncodedBlob) => {
+    // A blob that would take the pack past its target starts the next one instead, so a builder's
+    // buffer never grows past the target (each growth is a fresh buffer and a copy).
+    const current = open[blob.type];
+    if (current && current.sizeBytes + blob.sealed.length > target) await storePack(blob.type);
     const builder = open[blob.type] ?? (open[blob.type] = await takeBuilder());
     builder.add(blob);
     if (builder.sizeBytes >= target || builder.count >= PACK_MAX_BLOBS) await storePack(blob.type);
@@ -114,7 +118,8 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
       stats.bytesAdded += plaintext.length;
       const size = plaintext.length;
       if (!pool) {
-        placing = placing.then(() => place(encodeBlob({ plaintext, id, type, dataKey: packKey.dataKey })));
+        const copy = Buffer.from(plaintext);
+        placing = placing.then(() => place(encodeBlob({ plaintext: copy, id, type, dataKey: packKey.dataKey })));
         await placing;
         return asBlobId(id.toString('hex'));
       }

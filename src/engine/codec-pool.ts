@@ -1,13 +1,15 @@
 // A pool of worker threads that compress and encrypt blobs, so the main thread only reads, chunks,
 // hashes and writes. Small blobs travel in batches (one message and one buffer per batch); large
-// ones alone, their memory transferred rather than copied.
+// ones alone. Plaintext is copied once, into recycled memory that is transferred to the worker and
+// back with its reply.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { BlobType, EncodedBlob } from '../repo/blob-codec.ts';
+import { createBufferPool } from '../core/buffer-pool.ts';
 import type { EncodeBatch, EncodedBatch } from './codec-worker.ts';
 
 export interface CodecPool {
-  /** Encodes `plaintext`. A buffer that owns its whole ArrayBuffer may be transferred away. */
+  /** Encodes a copy of `plaintext`: the caller may reuse its buffer as soon as this returns. */
   encode(type: BlobType, id: Buffer, plaintext: Buffer): Promise<EncodedBlob>;
   close(): Promise<void>;
 }
@@ -24,6 +26,8 @@ interface Waiting {
 const SMALL_BLOB_BYTES = 64 * 1024;
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_BLOBS = 256;
+/** Recycled plaintext memory kept between uses: about the blob sink's encoding window. */
+const RETAINED_BYTES = 32 * 1024 * 1024;
 
 /** One worker per core (the main thread reads, chunks and hashes meanwhile); AMBER_WORKERS overrides, 0 encodes inline. */
 export function defaultPoolSize(): number {
@@ -37,7 +41,8 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
   const inFlight = new Map<number, Waiting[]>();
   const load: number[] = [];
   let seq = 0;
-  let batch: { waiting: Waiting[]; parts: Buffer[]; bytes: number } = { waiting: [], parts: [], bytes: 0 };
+  const memory = createBufferPool(RETAINED_BYTES);
+  let batch: { waiting: Waiting[]; buffer: Buffer | undefined; bytes: number } = { waiting: [], buffer: undefined, bytes: 0 };
   let flushScheduled = false;
 
   const workers = Array.from({ length: size }, (_, slot) => {
@@ -60,6 +65,7 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
     const waiting = inFlight.get(result.seq)!;
     inFlight.delete(result.seq);
     load[slot] -= 1;
+    if (result.plaintext) memory.give(result.plaintext.buffer as ArrayBuffer);
     if (result.error !== undefined || !result.sealed) {
       for (const task of waiting) task.reject(new Error(`blob encoding failed in a worker: ${result.error}`));
       return;
@@ -86,14 +92,10 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
 
   function flushBatch(): void {
     flushScheduled = false;
-    if (batch.waiting.length === 0) return;
-    const { waiting, parts, bytes } = batch;
-    batch = { waiting: [], parts: [], bytes: 0 };
-    // One buffer of its own for the batch: it is transferred, so it must not be a view into a pool.
-    const plaintext = Buffer.allocUnsafeSlow(bytes);
-    let at = 0;
-    for (const part of parts) at += part.copy(plaintext, at);
-    send(waiting, plaintext);
+    if (!batch.buffer) return;
+    const { waiting, buffer, bytes } = batch;
+    batch = { waiting: [], buffer: undefined, bytes: 0 };
+    send(waiting, buffer.subarray(0, bytes));
   }
 
   return {
@@ -101,15 +103,17 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
       return new Promise((resolve, reject) => {
         const task: Waiting = { type, id, rawLength: plaintext.length, resolve, reject };
         if (plaintext.length >= SMALL_BLOB_BYTES) {
-          const owned = plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength;
-          send([task], owned ? plaintext : Buffer.allocUnsafeSlow(plaintext.length).fill(plaintext));
+          const copy = memory.take(plaintext.length);
+          plaintext.copy(copy);
+          send([task], copy);
           return;
         }
-        // Copied now: the caller may reuse its buffer as soon as this returns.
-        batch.parts.push(Buffer.from(plaintext));
+        if (batch.bytes + plaintext.length > BATCH_BYTES) flushBatch();
+        batch.buffer ??= memory.take(BATCH_BYTES);
+        plaintext.copy(batch.buffer, batch.bytes);
         batch.waiting.push(task);
         batch.bytes += plaintext.length;
-        if (batch.bytes >= BATCH_BYTES || batch.waiting.length >= BATCH_BLOBS) flushBatch();
+        if (batch.bytes === BATCH_BYTES || batch.waiting.length >= BATCH_BLOBS) flushBatch();
         else if (!flushScheduled) {
           flushScheduled = true;
           setImmediate(flushBatch);

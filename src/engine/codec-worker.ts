@@ -20,6 +20,8 @@ export interface EncodedBatch {
   sealed?: Uint8Array;
   sealedLengths?: number[];
   compressions?: number[];
+  /** The batch's plaintext memory, given back for reuse. */
+  plaintext?: Uint8Array;
   error?: string;
 }
 
@@ -44,8 +46,8 @@ parentPort!.on('message', (batch: EncodeBatch) => {
     const sealed = sealedParts.length === 1 ? sealedParts[0] : Buffer.allocUnsafeSlow(sealedParts.reduce((total, part) => total + part.length, 0));
     let offset = 0;
     if (sealedParts.length > 1) for (const part of sealedParts) offset += part.copy(sealed, offset);
-    const result: EncodedBatch = { seq: batch.seq, sealed, sealedLengths: sealedParts.map((part) => part.length), compressions };
-    parentPort!.postMessage(result, [sealed.buffer as ArrayBuffer]);
+    const result: EncodedBatch = { seq: batch.seq, sealed, sealedLengths: sealedParts.map((part) => part.length), compressions, plaintext: batch.plaintext };
+    parentPort!.postMessage(result, [sealed.buffer as ArrayBuffer, batch.plaintext.buffer as ArrayBuffer]);
   } catch (error) {
     parentPort!.postMessage({ seq: batch.seq, error: (error as Error).message } satisfies EncodedBatch);
   }

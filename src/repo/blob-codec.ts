@@ -47,7 +47,13 @@ export function encodeBlob(options: { plaintext: Uint8Array; id: Buffer; type: B
   let body: Uint8Array = plaintext;
   let compression: number = COMPRESSION.none;
   if (plaintext.length >= 64) {
-    const compressed = zstdCompressSync(plaintext, { params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL } });
+    // The size pledged up front lets zstd size its tables to the input (small files are most blobs),
+    // and one output buffer of the largest useful size saves growing and joining pieces.
+    const compressed = zstdCompressSync(plaintext, {
+      params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL },
+      pledgedSrcSize: plaintext.length,
+      chunkSize: plaintext.length + 64,
+    });
     // Skip compression unless it saves at least 2 %: incompressible data then costs nothing to read.
     if (compressed.length < plaintext.length * 0.98) {
       body = compressed;
@@ -79,9 +85,9 @@ export function decodeBlob(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Ui
   }
   try {
     const body = open(keys.dataKey, sealed, blobAad(ref.type, ref.id));
-    plaintext = ref.compression === COMPRESSION.zstd
-      ? zstdDecompressSync(body, { maxOutputLength: Math.min(ref.rawLength, MAX_BLOB_BYTES) })
-      : body;
+    // One output buffer of the expected size (plus room to notice excess) instead of 16 KiB pieces.
+    const limit = Math.min(ref.rawLength, MAX_BLOB_BYTES);
+    plaintext = ref.compression === COMPRESSION.zstd ? zstdDecompressSync(body, { maxOutputLength: limit, chunkSize: limit + 64 }) : body;
   } catch (cause) {
     throw new AmberError('OBJECT_CORRUPT', `blob ${hex.slice(0, 16)} in ${where} failed authentication or decompression`, {
       cause,
