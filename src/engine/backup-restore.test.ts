@@ -210,3 +210,23 @@ test('a file of several hundred MiB, half compressible, restores bit-identical',
   await fs.rm(target, { recursive: true });
   await fs.rm(dir, { recursive: true });
 });
+
+test('files restored in flight together: many links to one inode, multi-chunk files side by side, directory times last', async () => {
+  const tree = join(root, 'in-flight');
+  const dir = join(tree, 'many');
+  await fs.mkdir(dir, { recursive: true });
+  // Several multi-chunk files (their blobs decode on workers) next to 40 links to one small inode.
+  for (let n = 0; n < 4; n++) await fs.writeFile(join(dir, `big-${n}.bin`), seededBytes(3 * MiB + n * 12345, `in-flight-${n}`));
+  await fs.writeFile(join(dir, 'link-00'), 'shared by forty names');
+  for (let n = 1; n < 40; n++) await fs.link(join(dir, 'link-00'), join(dir, `link-${String(n).padStart(2, '0')}`));
+  await fs.utimes(dir, new Date('2001-02-03T04:05:06Z'), new Date('2001-02-03T04:05:06Z'));
+  const result = await backup({ repo, paths: [tree] });
+  const target = newTarget();
+  const restored = await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target });
+  assert.deepEqual(restored.errors, []);
+  assert.deepEqual(await compareTrees(tree, under(target, tree)), []);
+  const inodes = new Set<number>();
+  for (let n = 0; n < 40; n++) inodes.add((await fs.stat(join(under(target, dir), `link-${String(n).padStart(2, '0')}`))).ino);
+  assert.equal(inodes.size, 1, 'all forty names are links to one restored file');
+  assert.equal((await fs.stat(under(target, dir))).mtime.toISOString(), '2001-02-03T04:05:06.000Z');
+});

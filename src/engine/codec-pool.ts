@@ -2,11 +2,10 @@
 // hashes and writes. Small blobs travel in batches (one message and one buffer per batch); large
 // ones alone. Plaintext is copied once, into recycled memory that is transferred to the worker and
 // back with its reply.
-import { Worker } from 'node:worker_threads';
-import { availableParallelism } from 'node:os';
 import type { BlobType, EncodedBlob } from '../repo/blob-codec.ts';
 import { createBufferPool } from '../core/buffer-pool.ts';
 import type { EncodeBatch, EncodedBatch } from './codec-worker.ts';
+import { createWorkerPool, defaultPoolSize } from './worker-pool.ts';
 
 export interface CodecPool {
   /** Encodes a copy of `plaintext`: the caller may reuse its buffer as soon as this returns. */
@@ -29,65 +28,36 @@ const BATCH_BLOBS = 256;
 /** Recycled plaintext memory kept between uses: about the blob sink's encoding window. */
 const RETAINED_BYTES = 32 * 1024 * 1024;
 
-/** One worker per core (the main thread reads, chunks and hashes meanwhile); AMBER_WORKERS overrides, 0 encodes inline. */
-export function defaultPoolSize(): number {
-  const configured = process.env.AMBER_WORKERS;
-  if (configured !== undefined && /^\d+$/.test(configured)) return Math.min(Number(configured), 64);
-  return Math.max(1, Math.min(availableParallelism(), 8));
-}
-
 export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdLevel?: number }): CodecPool {
-  const size = options.size ?? defaultPoolSize();
-  const inFlight = new Map<number, Waiting[]>();
-  const load: number[] = [];
-  let seq = 0;
+  const workers = createWorkerPool<EncodeBatch, EncodedBatch>(new URL('./codec-worker.ts', import.meta.url), options.size ?? defaultPoolSize(), {
+    dataKey: new Uint8Array(options.dataKey),
+    zstdLevel: options.zstdLevel,
+  });
   const memory = createBufferPool(RETAINED_BYTES);
   let batch: { waiting: Waiting[]; buffer: Buffer | undefined; bytes: number } = { waiting: [], buffer: undefined, bytes: 0 };
   let flushScheduled = false;
 
-  const workers = Array.from({ length: size }, (_, slot) => {
-    const worker = new Worker(new URL('./codec-worker.ts', import.meta.url), {
-      workerData: { dataKey: new Uint8Array(options.dataKey), zstdLevel: options.zstdLevel },
-      // A small heap makes the worker collect often, and with it the buffers it is done with.
-      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 },
-    });
-    load.push(0);
-    worker.unref();
-    worker.on('message', (result: EncodedBatch) => settle(slot, result));
-    worker.on('error', (error) => {
-      for (const waiting of inFlight.values()) for (const task of waiting) task.reject(error);
-      inFlight.clear();
-    });
-    return worker;
-  });
-
-  function settle(slot: number, result: EncodedBatch): void {
-    const waiting = inFlight.get(result.seq)!;
-    inFlight.delete(result.seq);
-    load[slot] -= 1;
-    if (result.plaintext) memory.give(result.plaintext.buffer as ArrayBuffer);
-    if (result.error !== undefined || !result.sealed) {
-      for (const task of waiting) task.reject(new Error(`blob encoding failed in a worker: ${result.error}`));
-      return;
-    }
+  function settle(waiting: Waiting[], result: EncodedBatch): void {
+    memory.give(result.plaintext.buffer as ArrayBuffer);
     const sealed = Buffer.from(result.sealed.buffer, result.sealed.byteOffset, result.sealed.byteLength);
     let at = 0;
     waiting.forEach((task, n) => {
-      const length = result.sealedLengths![n];
-      task.resolve({ id: task.id, type: task.type, compression: result.compressions![n], rawLength: task.rawLength, sealed: sealed.subarray(at, at + length) });
+      const length = result.sealedLengths[n];
+      task.resolve({ id: task.id, type: task.type, compression: result.compressions[n], rawLength: task.rawLength, sealed: sealed.subarray(at, at + length) });
       at += length;
     });
   }
 
   function send(waiting: Waiting[], plaintext: Buffer): void {
-    const slot = load.indexOf(Math.min(...load));
-    load[slot] += 1;
-    const current = seq++;
-    inFlight.set(current, waiting);
     const ids = new Uint8Array(waiting.length * 32);
     waiting.forEach((task, n) => ids.set(task.id, n * 32));
-    const message: EncodeBatch = { seq: current, types: waiting.map((task) => task.type), ids, plaintext, lengths: waiting.map((task) => task.rawLength) };
-    workers[slot].postMessage(message, [plaintext.buffer as ArrayBuffer, ids.buffer]);
+    const batch: EncodeBatch = { types: waiting.map((task) => task.type), ids, plaintext, lengths: waiting.map((task) => task.rawLength) };
+    workers.run(batch, [plaintext.buffer as ArrayBuffer, ids.buffer]).then(
+      (result) => settle(waiting, result),
+      (error: Error) => {
+        for (const task of waiting) task.reject(new Error(`blob encoding failed: ${error.message}`, { cause: error }));
+      },
+    );
   }
 
   function flushBatch(): void {
@@ -120,8 +90,6 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
         }
       });
     },
-    async close() {
-      await Promise.all(workers.map((worker) => worker.terminate()));
-    },
+    close: () => workers.close(),
   };
 }

@@ -1,9 +1,12 @@
 // Restore: recreate a snapshot's tree under a target directory. Names are validated when trees are
 // decoded; here nothing is ever opened through a symlink (O_NOFOLLOW, lstat before descending), files
 // are created exclusively, and a blob that fails authentication is never written.
+// Several files are in flight at once: their blobs are decoded on worker threads and written at their
+// offsets as they arrive, within a bound on open files and on bytes decoded but not yet written. A
+// directory's own metadata is set once everything in it is done.
 import {
   chmodSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lstatSync,
-  lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync,
+  lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync,
 } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -13,6 +16,8 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
+import { createDecodePool } from './decode-pool.ts';
+import { defaultPoolSize } from './worker-pool.ts';
 import type { TreeNode } from '../repo/tree.ts';
 import { utimeSecondsFromNs } from '../source/entry-meta.ts';
 import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
@@ -41,10 +46,10 @@ export interface RestoreResult extends RestoreProgress {
   skipped: { path: string; type: string }[];
 }
 
-/** All-zero runs are skipped in blocks of this size, so holes inside a chunk stay holes. */
-const SPARSE_BLOCK_BYTES = 4096;
-const ZERO = Buffer.alloc(SPARSE_BLOCK_BYTES);
 const isRoot = process.getuid?.() === 0;
+/** Files being written at once, and plaintext decoded (or being decoded) but not yet written. */
+const FILES_IN_FLIGHT = 64;
+const BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 
 interface Context {
   reader: BlobReader;
@@ -52,29 +57,77 @@ interface Context {
   progress: RestoreProgress;
   errors: RestoreResult['errors'];
   skipped: RestoreResult['skipped'];
-  hardLinks: Map<string, string>;
+  /** First restored path of each hard-linked inode, once its content is complete (undefined if it failed). */
+  hardLinks: Map<string, Promise<string | undefined>>;
+  files: Limiter;
+  bytes: Limiter;
 }
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const { index } = await loadIndex(options.repo);
+  const workers = defaultPoolSize();
+  const decoder = workers > 0 ? createDecodePool(workers) : undefined;
   const context: Context = {
-    reader: createBlobReader(options.repo, index),
+    reader: createBlobReader(options.repo, index, decoder),
     options,
     progress: { files: 0, dirs: 0, bytesWritten: 0 },
     errors: [],
     skipped: [],
     hardLinks: new Map(),
+    files: createLimiter(FILES_IN_FLIGHT),
+    bytes: createLimiter(BYTES_IN_FLIGHT),
   };
-  mkdirSync(options.target, { recursive: true });
-  const root = rootNode(options.snapshot.snapshot.tree);
-  const includes = (options.include ?? []).map((path) => splitPath(path));
-  for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
-  await restoreChildren(context, root, options.target, '/', includes.length > 0 ? includes : undefined);
+  try {
+    mkdirSync(options.target, { recursive: true });
+    const root = rootNode(options.snapshot.snapshot.tree);
+    const includes = (options.include ?? []).map((path) => splitPath(path));
+    for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
+    const pending: Promise<void>[] = [];
+    try {
+      await restoreChildren(context, root, options.target, '/', includes.length > 0 ? includes : undefined, pending);
+    } finally {
+      await settleAll(pending);
+    }
+  } finally {
+    await decoder?.close();
+  }
   return { ...context.progress, errors: context.errors, skipped: context.skipped };
 }
 
-/** `includes`: remaining path components still to match below this directory; undefined = everything. */
-async function restoreChildren(context: Context, dir: TreeNode, targetDir: string, path: string, includes: string[][] | undefined): Promise<void> {
+/** Counts a resource; `acquire` waits while the limit is reached, but one holder may always exceed it. */
+interface Limiter {
+  acquire(amount: number): Promise<void>;
+  release(amount: number): void;
+}
+
+function createLimiter(limit: number): Limiter {
+  let used = 0;
+  const waiting: { amount: number; wake: () => void }[] = [];
+  return {
+    async acquire(amount) {
+      if (waiting.length === 0 && (used === 0 || used + amount <= limit)) {
+        used += amount;
+        return;
+      }
+      await new Promise<void>((wake) => waiting.push({ amount, wake }));
+    },
+    release(amount) {
+      used -= amount;
+      // Room is taken on the waiter's behalf before it wakes, so no second waiter is woken into it.
+      while (waiting.length > 0 && (used === 0 || used + waiting[0].amount <= limit)) {
+        const next = waiting.shift()!;
+        used += next.amount;
+        next.wake();
+      }
+    },
+  };
+}
+
+/**
+ * Walks a directory: creates what is in it and starts its files, adding to `pending` what is still
+ * being written. `includes`: remaining path components still to match below it; undefined = all.
+ */
+async function restoreChildren(context: Context, dir: TreeNode, targetDir: string, path: string, includes: string[][] | undefined, pending: Promise<void>[]): Promise<void> {
   const tree = await readTree(context.reader, dir.subtree!);
   for (const node of tree.nodes) {
     let below: string[][] | undefined;
@@ -84,29 +137,56 @@ async function restoreChildren(context: Context, dir: TreeNode, targetDir: strin
       below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1));
     }
     const nodePath = path === '/' ? `/${node.name}` : `${path}/${node.name}`;
-    try {
-      await restoreNode(context, node, join(targetDir, node.name), nodePath, below);
-    } catch (error) {
+    const target = join(targetDir, node.name);
+    const reportFailure = (error: unknown) => {
       if (!isAmberError(error) || error.code === 'WRITE_ONLY_KEY') throw error;
       const failure = { path: nodePath, code: error.code, message: error.message };
       context.errors.push(failure);
       context.options.onWarning?.(failure);
+    };
+    if (node.type === 'file') {
+      await context.files.acquire(1);
+      pending.push(restoreFile(context, node, target).then(() => {
+        context.progress.files += 1;
+        context.options.onProgress?.(context.progress);
+      }).catch(reportFailure).finally(() => context.files.release(1)));
+    } else if (node.type === 'dir') {
+      // The walk goes on while files are written; a directory's mode and times are set once
+      // everything inside it is done (writing into it would change its times again).
+      const inside: Promise<void>[] = [];
+      let walked = false;
+      try {
+        makeDirectory(target, context.options.overwrite === true);
+        if (node.subtree) await restoreChildren(context, node, target, nodePath, below, inside);
+        walked = true;
+      } catch (error) {
+        reportFailure(error);
+      } finally {
+        pending.push(settleAll(inside).then(() => {
+          if (!walked) return;
+          applyMetadata(node, target);
+          context.progress.dirs += 1;
+        }).catch(reportFailure));
+      }
+    } else {
+      try {
+        await restoreNode(context, node, target, nodePath);
+      } catch (error) {
+        reportFailure(error);
+      }
     }
   }
 }
 
-async function restoreNode(context: Context, node: TreeNode, target: string, path: string, includes: string[][] | undefined): Promise<void> {
+/** Waits for every promise, even after one fails, then fails with the first failure. */
+async function settleAll(promises: Promise<void>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(promises);
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+}
+
+/** Symlinks, named pipes and the types that are listed but not recreated. */
+async function restoreNode(context: Context, node: TreeNode, target: string, path: string): Promise<void> {
   switch (node.type) {
-    case 'dir':
-      makeDirectory(target, context.options.overwrite === true);
-      if (node.subtree) await restoreChildren(context, node, target, path, includes);
-      context.progress.dirs += 1;
-      break;
-    case 'file':
-      await restoreFile(context, node, target);
-      context.progress.files += 1;
-      context.options.onProgress?.(context.progress);
-      return; // restoreFile sets the metadata itself (hard links share it)
     case 'symlink':
       removeForOverwrite(target, context.options.overwrite === true);
       try {
@@ -163,16 +243,25 @@ function removeForOverwrite(target: string, overwrite: boolean): void {
 async function restoreFile(context: Context, node: TreeNode, target: string): Promise<void> {
   const overwrite = context.options.overwrite === true;
   const linkKey = node.links > 1 ? `${node.deviceId}:${node.inode}` : undefined;
-  const first = linkKey ? context.hardLinks.get(linkKey) : undefined;
-  if (first) {
-    removeForOverwrite(target, overwrite);
-    try {
-      linkSync(first, target);
-    } catch (error) {
-      throw targetError(error, target);
-    }
-    return;
+  if (!linkKey) return writeFile(context, node, target, overwrite);
+  // Looked up and claimed without an await in between: links to one inode may be in flight together.
+  const known = context.hardLinks.get(linkKey);
+  if (!known) {
+    const done = writeFile(context, node, target, overwrite).then(() => target);
+    context.hardLinks.set(linkKey, done.catch(() => undefined));
+    return done.then(() => {});
   }
+  const first = await known;
+  if (!first) return writeFile(context, node, target, overwrite); // the first copy failed; this one stands alone
+  removeForOverwrite(target, overwrite);
+  try {
+    linkSync(first, target);
+  } catch (error) {
+    throw targetError(error, target);
+  }
+}
+
+async function writeFile(context: Context, node: TreeNode, target: string, overwrite: boolean): Promise<void> {
   // An existing file is replaced (rename) only once the new content is complete and authentic, so a
   // damaged chunk never costs the file that was there.
   const replacing = replaceable(target, overwrite);
@@ -185,14 +274,8 @@ async function restoreFile(context: Context, node: TreeNode, target: string): Pr
     throw targetError(error, target);
   }
   try {
-    let position = 0;
-    for (const id of node.content ?? []) {
-      const data = await context.reader.readBlob(Buffer.from(id, 'hex'));
-      writeNonZero(fd, data, position);
-      position += data.length;
-      context.progress.bytesWritten += data.length;
-    }
-    ftruncateSync(fd, position);
+    const length = await writeContent(context, fd, node.content ?? []);
+    ftruncateSync(fd, length);
     // Metadata goes through the descriptor this restore created, never through a path.
     if (isRoot) fchownSync(fd, node.uid, node.gid);
     fchmodSync(fd, node.mode);
@@ -211,28 +294,27 @@ async function restoreFile(context: Context, node: TreeNode, target: string): Pr
       throw targetError(error, target);
     }
   }
-  if (linkKey) context.hardLinks.set(linkKey, target);
 }
 
-/** Writes the runs of `data` that are not all-zero blocks; the file is new, so what is skipped reads as zeros. */
-function writeNonZero(fd: number, data: Buffer, position: number): void {
-  let runStart = -1;
-  for (let at = 0; at < data.length; at += SPARSE_BLOCK_BYTES) {
-    const end = Math.min(at + SPARSE_BLOCK_BYTES, data.length);
-    const zero = ZERO.compare(data, at, end, 0, end - at) === 0;
-    if (!zero && runStart < 0) runStart = at;
-    if (zero && runStart >= 0) {
-      writeAll(fd, data.subarray(runStart, at), position + runStart);
-      runStart = -1;
-    }
+/** Reads a file's blobs concurrently and writes each at its offset; resolves with the file's length. */
+async function writeContent(context: Context, fd: number, content: string[]): Promise<number> {
+  const writes: Promise<void>[] = [];
+  let position = 0;
+  for (const hex of content) {
+    const id = Buffer.from(hex, 'hex');
+    // Unknown blobs still go through readBlob, which names them in its error.
+    const expected = context.reader.rawLengthOf(id) ?? 0;
+    await context.bytes.acquire(expected);
+    const at = position;
+    position += expected;
+    writes.push(context.reader.writeBlob(id, fd, at).then((length) => {
+      context.progress.bytesWritten += length;
+    }).finally(() => context.bytes.release(expected)));
   }
-  if (runStart >= 0) writeAll(fd, data.subarray(runStart), position + runStart);
-}
-
-function writeAll(fd: number, data: Buffer, position: number): void {
-  for (let written = 0; written < data.length;) {
-    written += writeSync(fd, data, written, data.length - written, position + written);
-  }
+  // Every write is finished before the caller closes the descriptor, even when one failed.
+  const outcomes = await Promise.allSettled(writes);
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  return position;
 }
 
 /** Node turns a negative number of seconds into "now"; a Date keeps times before 1970 (to the ms). */

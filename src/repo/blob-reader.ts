@@ -5,17 +5,34 @@ import type { PackId } from '../core/ids.ts';
 import type { BlobIndex, BlobLocation } from './blob-index.ts';
 import { findAllLocations } from './index-loader.ts';
 import { canOpenEpoch, openUnderEpoch } from './epochs.ts';
-import { decodeBlob } from './blob-codec.ts';
+import { decodeBlob, type BlobRef } from './blob-codec.ts';
 import { packName } from './layout.ts';
 import { decodeTrailer, TRAILER_BYTES, unwrapPackKey } from './pack.ts';
+import { writeNonZero } from '../source/sparse-write.ts';
 import type { Repository } from './repository.ts';
 
 export interface BlobReader {
   readBlob(id: Buffer): Promise<Buffer>;
+  /**
+   * Writes a data blob's plaintext at `position` of the open file `fd`, skipping all-zero blocks
+   * (the file must read as zeros there already); resolves with its length. Checked like readBlob.
+   */
+  writeBlob(id: Buffer, fd: number, position: number): Promise<number>;
+  /** The plaintext length the index records for a blob, if it knows the blob. */
+  rawLengthOf(id: Buffer): number | undefined;
   packDataKey(packId: PackId): Promise<Buffer>;
 }
 
-export function createBlobReader(repo: Repository, index: BlobIndex): BlobReader {
+/** Decodes a sealed blob and writes it elsewhere (worker threads); same checks and errors as `decodeBlob`. */
+export interface BlobDecoder {
+  decodeAndWrite(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Uint8Array; idKey: Uint8Array }, where: string, fd: number, position: number): Promise<number>;
+}
+
+/** Smaller blobs are decoded here: a trip to a worker thread would cost more than the work. */
+const DECODE_ELSEWHERE_BYTES = 64 * 1024;
+
+/** `decoder` takes writes of the larger blobs. */
+export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: BlobDecoder): BlobReader {
   const dataKeys = new Map<string, Promise<Buffer>>();
 
   const packDataKey = (packId: PackId): Promise<Buffer> => {
@@ -28,41 +45,55 @@ export function createBlobReader(repo: Repository, index: BlobIndex): BlobReader
     return key;
   };
 
-  return {
-    packDataKey,
-    async readBlob(id) {
-      const location = index.get(id);
-      if (!location) {
-        throw new AmberError('OBJECT_NOT_FOUND', `blob ${id.toString('hex').slice(0, 16)} is not in the index`, {
-          hint: 'the repository is missing data; run `amber verify` to see what is affected',
-          details: { blob: id.toString('hex') },
-        });
-      }
-      try {
-        return await readAt(id, location);
-      } catch (error) {
-        if (!isAmberError(error) || !['OBJECT_CORRUPT', 'OBJECT_NOT_FOUND'].includes(error.code)) throw error;
-        // The in-memory index keeps one location per blob; when it fails (damage, or another
-        // writer's index claiming the blob first), every other stored copy is tried before giving up.
-        for (const other of await findAllLocations(repo, id)) {
-          if (other.packId === location.packId && other.offset === location.offset) continue;
-          try {
-            return await readAt(id, other);
-          } catch {
-            // try the next copy; the first error is the one reported
-          }
+  /** Reads through the index's location, then every other stored copy, before reporting the first error. */
+  async function fromAnyCopy<T>(id: Buffer, read: (location: BlobLocation) => Promise<T>): Promise<T> {
+    const location = index.get(id);
+    if (!location) {
+      throw new AmberError('OBJECT_NOT_FOUND', `blob ${id.toString('hex').slice(0, 16)} is not in the index`, {
+        hint: 'the repository is missing data; run `amber verify` to see what is affected',
+        details: { blob: id.toString('hex') },
+      });
+    }
+    try {
+      return await read(location);
+    } catch (error) {
+      if (!isAmberError(error) || !['OBJECT_CORRUPT', 'OBJECT_NOT_FOUND'].includes(error.code)) throw error;
+      // The in-memory index keeps one location per blob; when it fails (damage, or another
+      // writer's index claiming the blob first), every other stored copy is tried before giving up.
+      for (const other of await findAllLocations(repo, id)) {
+        if (other.packId === location.packId && other.offset === location.offset) continue;
+        try {
+          return await read(other);
+        } catch {
+          // try the next copy; the first error is the one reported
         }
-        throw error;
       }
-    },
-  };
+      throw error;
+    }
+  }
 
-  async function readAt(id: Buffer, location: BlobLocation): Promise<Buffer> {
+  async function sealedAt(id: Buffer, location: BlobLocation) {
     const name = packName(location.packId);
     const dataKey = await packDataKey(location.packId);
     const sealed = await getRange(repo, name, location.offset, location.sealedLength);
-    return decodeBlob({ id, ...location }, sealed, { dataKey, idKey: repo.key.secrets.idKey }, name);
+    return { ref: { id, ...location }, sealed, keys: { dataKey, idKey: repo.key.secrets.idKey }, name };
   }
+
+  return {
+    packDataKey,
+    rawLengthOf: (id) => index.get(id)?.rawLength,
+    readBlob: (id) => fromAnyCopy(id, async (location) => {
+      const { ref, sealed, keys, name } = await sealedAt(id, location);
+      return decodeBlob(ref, sealed, keys, name);
+    }),
+    writeBlob: (id, fd, position) => fromAnyCopy(id, async (location) => {
+      const { ref, sealed, keys, name } = await sealedAt(id, location);
+      if (decoder && location.rawLength >= DECODE_ELSEWHERE_BYTES) return decoder.decodeAndWrite(ref, sealed, keys, name, fd, position);
+      const plaintext = decodeBlob(ref, sealed, keys, name);
+      writeNonZero(fd, plaintext, position);
+      return plaintext.length;
+    }),
+  };
 }
 
 async function loadPackKey(repo: Repository, packId: PackId): Promise<Buffer> {
