@@ -1,28 +1,73 @@
-// Runs pack checks on worker threads (one per core), or inline when the pool is empty.
-import type { PackCheckInput, PackCheckResult } from './pack-check.ts';
-import { checkPack } from './pack-check.ts';
-import type { PackCheckReply, PackCheckTask } from './verify-worker.ts';
+// Checks whole packs for verify --read-data. The frame of each pack is checked on the main thread
+// (one hash pass); its blobs, in groups of a few MiB, on worker threads reading the pack from shared
+// memory, so even a repository of few packs keeps every core busy.
+import type { PackEntry } from '../repo/pack.ts';
+import { checkPackBlobs, checkPackFrame, type PackCheckInput, type PackProblem } from './pack-check.ts';
+import type { BlobCheckTask } from './verify-worker.ts';
 import { createWorkerPool, defaultPoolSize } from './worker-pool.ts';
 
+export interface PackCheckResult {
+  problems: PackProblem[];
+  entries: PackEntry[];
+}
+
 export interface PackCheckPool {
-  readonly size: number;
+  /** Memory to read a pack of `sizeBytes` into; it comes back through `check` or `give`. */
+  take(sizeBytes: number): Buffer;
+  give(memory: Buffer): void;
+  /** Checks a pack (read into memory from `take`, ideally), then takes that memory back. */
   check(input: PackCheckInput): Promise<PackCheckResult>;
   close(): Promise<void>;
 }
 
+const GROUP_SEALED_BYTES = 4 * 1024 * 1024;
+/** Shared buffers start at this size: a pack is about 32 MiB. */
+const MIN_SHARED_BYTES = 40 * 1024 * 1024;
+
 export function createPackCheckPool(size = defaultPoolSize()): PackCheckPool {
-  if (size === 0) {
-    return { size: 1, check: async (input) => checkPack(input), close: async () => {} };
-  }
-  const workers = createWorkerPool<PackCheckTask, PackCheckReply>(new URL('./verify-worker.ts', import.meta.url), size);
-  return {
-    size,
-    async check(input) {
-      // The pack's bytes move to the worker when they own their memory; otherwise they are copied.
-      const owned = input.bytes.byteOffset === 0 && input.bytes.byteLength === input.bytes.buffer.byteLength;
-      const reply = await workers.run(input, owned ? [input.bytes.buffer as ArrayBuffer] : []);
-      return { problems: reply.problems, entries: reply.entries.map((entry) => ({ ...entry, id: Buffer.from(entry.id) })) };
-    },
-    close: () => workers.close(),
+  const workers = size > 0 ? createWorkerPool<BlobCheckTask, PackProblem[]>(new URL('./verify-worker.ts', import.meta.url), size) : undefined;
+  const free: SharedArrayBuffer[] = [];
+  const give = (memory: Buffer) => {
+    if (memory.buffer instanceof SharedArrayBuffer && !free.includes(memory.buffer)) free.push(memory.buffer);
   };
+  return {
+    give,
+    take(sizeBytes) {
+      const index = free.findIndex((memory) => memory.byteLength >= sizeBytes);
+      const memory = index >= 0 ? free.splice(index, 1)[0] : new SharedArrayBuffer(Math.max(sizeBytes, MIN_SHARED_BYTES));
+      return Buffer.from(memory, 0, sizeBytes);
+    },
+    async check(input) {
+      try {
+        const frame = checkPackFrame(input);
+        if (!frame.dataKey) return frame;
+        const keys = { dataKey: frame.dataKey, idKey: input.idKey };
+        const groups = groupEntries(frame.entries);
+        const problems = workers
+          ? await Promise.all(groups.map((entries) => workers.run({ bytes: input.bytes, entries, ...keys, name: input.name })))
+          : groups.map((entries) => checkPackBlobs(input.bytes, entries, keys, input.name));
+        return { problems: [...frame.problems, ...problems.flat()], entries: frame.entries };
+      } finally {
+        give(input.bytes);
+      }
+    },
+    close: async () => workers?.close(),
+  };
+}
+
+function groupEntries(entries: PackEntry[]): PackEntry[][] {
+  const groups: PackEntry[][] = [];
+  let group: PackEntry[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    group.push(entry);
+    bytes += entry.sealedLength;
+    if (bytes >= GROUP_SEALED_BYTES) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }

@@ -1,6 +1,7 @@
-// Checking one pack's bytes completely: hash against its name, signature, data key, header, and
-// every blob decrypted, decompressed and re-hashed. Pure (no I/O, no repository object), so the
-// verify workers can run it; problems name the pack and the blob they hit.
+// Checking one pack's bytes completely, in two parts so the blobs of one pack can be spread over
+// several threads: the frame (hash against its name, signature, data key, header) and then the
+// blobs, each decrypted, decompressed and re-hashed. Pure (no I/O, no repository object); problems
+// name the pack and the blob they hit.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { PackId } from '../core/ids.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
@@ -25,15 +26,16 @@ export interface PackCheckInput {
   idKey: Buffer;
 }
 
-export interface PackCheckResult {
+export interface PackFrame {
   problems: PackProblem[];
   entries: PackEntry[];
+  /** Present when the blobs can be read. */
+  dataKey?: Buffer;
 }
 
-export function checkPack(input: PackCheckInput): PackCheckResult {
+export function checkPackFrame(input: PackCheckInput): PackFrame {
   const { bytes, name } = input;
   const problems: PackProblem[] = [];
-  let entries: PackEntry[] = [];
   try {
     let trailer: PackTrailer;
     try {
@@ -50,20 +52,27 @@ export function checkPack(input: PackCheckInput): PackCheckResult {
     }
     const dataKey = unwrapWithAny(input.epochPairs, trailer, name);
     const headerEnd = bytes.length - TRAILER_BYTES;
-    entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
-    for (const entry of entries) {
-      try {
-        decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), { dataKey, idKey: input.idKey }, name);
-      } catch (error) {
-        if (!isAmberError(error)) throw error;
-        problems.push({ object: name, blob: entry.id.toString('hex'), code: error.code, message: error.message });
-      }
-    }
+    const entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
+    return { problems, entries, dataKey };
   } catch (error) {
     if (!isAmberError(error)) throw error;
     problems.push({ object: name, code: error.code, message: error.message });
+    return { problems, entries: [] };
   }
-  return { problems, entries };
+}
+
+/** Decodes and re-hashes each of `entries` from the pack's bytes. */
+export function checkPackBlobs(bytes: Buffer, entries: PackEntry[], keys: { dataKey: Buffer; idKey: Buffer }, name: string): PackProblem[] {
+  const problems: PackProblem[] = [];
+  for (const entry of entries) {
+    try {
+      decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), keys, name);
+    } catch (error) {
+      if (!isAmberError(error)) throw error;
+      problems.push({ object: name, blob: entry.id.toString('hex'), code: error.code, message: error.message });
+    }
+  }
+  return problems;
 }
 
 function unwrapWithAny(pairs: BoxKeyPair[], trailer: PackTrailer, name: string): Buffer {

@@ -1,32 +1,25 @@
-// Worker thread: checks whole packs for verify --read-data (see pack-check.ts).
+// Worker thread: checks a group of one pack's blobs for verify --read-data (see pack-check.ts). The
+// pack's bytes are shared memory the main thread read them into; nothing is copied.
 import { parentPort } from 'node:worker_threads';
-import { asPackId } from '../core/ids.ts';
-import { checkPack, type PackProblem } from './pack-check.ts';
+import type { PackEntry } from '../repo/pack.ts';
+import { checkPackBlobs, type PackProblem } from './pack-check.ts';
 import { serveTasks } from './worker-pool.ts';
 
-export interface PackCheckTask {
+export interface BlobCheckTask {
   bytes: Uint8Array;
-  packId: string;
-  name: string;
-  signerPublicKey?: Uint8Array;
-  epochPairs: { publicKey: Uint8Array; privateKey: Uint8Array }[];
+  entries: (Omit<PackEntry, 'id'> & { id: Uint8Array })[];
+  dataKey: Uint8Array;
   idKey: Uint8Array;
-}
-
-export interface PackCheckReply {
-  problems: PackProblem[];
-  entries: { id: Uint8Array; type: 'data' | 'tree'; compression: number; offset: number; sealedLength: number; rawLength: number }[];
+  name: string;
 }
 
 const buffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-serveTasks<PackCheckTask, PackCheckReply>(parentPort!, (task) => ({
-  reply: checkPack({
-    bytes: buffer(task.bytes),
-    packId: asPackId(task.packId),
-    name: task.name,
-    signerPublicKey: task.signerPublicKey ? buffer(task.signerPublicKey) : undefined,
-    epochPairs: task.epochPairs.map((pair) => ({ publicKey: buffer(pair.publicKey), privateKey: buffer(pair.privateKey) })),
-    idKey: buffer(task.idKey),
-  }),
+serveTasks<BlobCheckTask, PackProblem[]>(parentPort!, (task) => ({
+  reply: checkPackBlobs(
+    buffer(task.bytes),
+    task.entries.map((entry) => ({ ...entry, id: buffer(entry.id) })),
+    { dataKey: buffer(task.dataKey), idKey: buffer(task.idKey) },
+    task.name,
+  ),
 }));

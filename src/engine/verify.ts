@@ -17,9 +17,12 @@ import { createIndexWriter } from '../repo/index-writer.ts';
 import { readTree } from './tree-walk.ts';
 import { asBuffer } from '../storage/store.ts';
 import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
-import type { PackCheckInput, PackCheckResult } from './pack-check.ts';
-import { createPackCheckPool } from './pack-check-pool.ts';
+import type { PackCheckInput } from './pack-check.ts';
+import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots } from './snapshots.ts';
+
+/** Packs in memory at once: one checked by every worker while the next is read. */
+const READ_AHEAD_PACKS = 2;
 
 export interface VerifyProblem {
   object: string;
@@ -89,22 +92,24 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const certifier = createCertifier(repo, loaded.trustedPacks);
   const pool = createPackCheckPool(toRead.length > 1 ? undefined : 0);
   try {
-    // Packs are read ahead and checked on the workers; results are taken in order, so the report is
-    // the same however the work was spread.
+    // Each pack is checked by every worker at once while the next one is read; results are taken in
+    // order, so the report is the same however the work was spread.
     const checks: Promise<PackCheckResult>[] = [];
     const start = (packId: PackId) => {
-      checks.push(repo.store.get(packName(packId)).then(
+      const memory = pool.take(stored.get(packId) ?? 0);
+      checks.push(repo.store.get(packName(packId), undefined, memory).then(
         (bytes) => pool.check(checkInput(repo, packId, asBuffer(bytes))),
         (error: unknown) => {
+          pool.give(memory);
           if (!isAmberError(error)) throw error;
           return { problems: [{ object: packName(packId), code: error.code, message: error.message }], entries: [] };
         },
       ));
     };
-    for (let next = 0; next < Math.min(toRead.length, pool.size + 1); next++) start(toRead[next]);
+    for (let next = 0; next < Math.min(toRead.length, READ_AHEAD_PACKS); next++) start(toRead[next]);
     for (const [done, packId] of toRead.entries()) {
       const result = await checks[done];
-      if (done + pool.size + 1 < toRead.length) start(toRead[done + pool.size + 1]);
+      if (done + READ_AHEAD_PACKS < toRead.length) start(toRead[done + READ_AHEAD_PACKS]);
       const found = [...result.problems, ...misplaced(loaded.index, packId, result.entries)];
       problems.push(...found);
       bytesRead += stored.get(packId) ?? 0;

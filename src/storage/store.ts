@@ -41,7 +41,11 @@ export interface Store {
   readonly location: string;
 
   put(name: string, bytes: Uint8Array, options?: PutOptions): Promise<void>;
-  get(name: string, range?: ByteRange): Promise<Uint8Array>;
+  /**
+   * The object's bytes, or `range` of them. With `into` large enough, they are read into it and a
+   * view of it is returned (callers recycle memory); a backend may ignore it and return new memory.
+   */
+  get(name: string, range?: ByteRange, into?: Uint8Array): Promise<Uint8Array>;
   stat(name: string): Promise<ObjectInfo>;
   /** Objects whose names start with prefix, in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;

@@ -68,6 +68,11 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       assertBytesEqual(await store.get('data/pack', { offset: 2, length: 3 }), bytesOf('234'));
       assertBytesEqual(await store.get('data/pack', { offset: 7, length: 3 }), bytesOf('789'));
       assertBytesEqual(await store.get('data/pack', { offset: 10, length: 0 }), new Uint8Array(0));
+      // Into a caller's memory (which a backend may use or not): the same bytes either way.
+      const into = new Uint8Array(16).fill(0xee);
+      assertBytesEqual(await store.get('data/pack', undefined, into), bytesOf('0123456789'));
+      assertBytesEqual(await store.get('data/pack', { offset: 3, length: 4 }, into), bytesOf('3456'));
+      assertBytesEqual(await store.get('data/pack', undefined, new Uint8Array(4)), bytesOf('0123456789'));
     });
 
     test('a range past the end of an object is reported as corruption', async () => {

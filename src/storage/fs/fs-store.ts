@@ -215,18 +215,27 @@ export function createFsStore(root: string): Store {
     }
   }
 
-  async function get(name: string, range?: ByteRange): Promise<Uint8Array> {
+  async function get(name: string, range?: ByteRange, into?: Uint8Array): Promise<Uint8Array> {
     checkName(name);
     if (range !== undefined) {
       assert.ok(Number.isSafeInteger(range.offset) && range.offset >= 0, 'range.offset must be a non-negative integer');
       assert.ok(Number.isSafeInteger(range.length) && range.length >= 0, 'range.length must be a non-negative integer');
     }
-    if (range !== undefined) return readRange(name, range);
+    if (range !== undefined) return readRange(name, range, into);
     let handle: FileHandle | undefined;
     try {
       handle = await open(pathOf(name), 'r');
       const info = await handle.stat();
       if (!info.isFile()) throw notFound(name, location);
+      if (into && into.length >= info.size) {
+        let filled = 0;
+        while (filled < info.size) {
+          const { bytesRead } = await handle.read(into, filled, info.size - filled, filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        return into.subarray(0, filled);
+      }
       const buffer = await handle.readFile();
       return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     } catch (error) {
@@ -264,10 +273,10 @@ export function createFsStore(root: string): Store {
     return entry;
   }
 
-  async function readRange(name: string, range: ByteRange): Promise<Uint8Array> {
+  async function readRange(name: string, range: ByteRange, into: Uint8Array | undefined): Promise<Uint8Array> {
     try {
       const { fd, sizeBytes } = descriptorFor(name);
-      const out = new Uint8Array(range.length);
+      const out = into && into.length >= range.length ? into.subarray(0, range.length) : new Uint8Array(range.length);
       let filled = 0;
       while (filled < range.length) {
         const bytesRead = readSync(fd, out, filled, range.length - filled, range.offset + filled);

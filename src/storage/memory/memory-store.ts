@@ -40,9 +40,14 @@ export function createMemoryStore(location = 'memory:'): Store {
       objects.set(name, new Uint8Array(bytes));
     },
 
-    async get(name: string, range?: ByteRange): Promise<Uint8Array> {
+    async get(name: string, range?: ByteRange, into?: Uint8Array): Promise<Uint8Array> {
       const bytes = lookup(name);
-      if (range === undefined) return bytes.slice();
+      const copy = (part: Uint8Array) => {
+        if (!into || into.length < part.length) return part.slice();
+        into.set(part);
+        return into.subarray(0, part.length);
+      };
+      if (range === undefined) return copy(bytes);
       assert.ok(Number.isSafeInteger(range.offset) && range.offset >= 0, 'range.offset must be a non-negative integer');
       assert.ok(Number.isSafeInteger(range.length) && range.length >= 0, 'range.length must be a non-negative integer');
       if (range.offset + range.length > bytes.length) {
@@ -51,7 +56,7 @@ export function createMemoryStore(location = 'memory:'): Store {
           `Object '${name}' in ${location} holds ${bytes.length} bytes, fewer than the ${range.length} asked for at offset ${range.offset}`,
         );
       }
-      return bytes.slice(range.offset, range.offset + range.length);
+      return copy(bytes.subarray(range.offset, range.offset + range.length));
     },
 
     async stat(name: string): Promise<ObjectInfo> {
