@@ -108,8 +108,8 @@ export function amberVersion(): string {
 /** Amber's zstd level as its normative format document states it (the bench never imports src/). */
 export function amberCompressionNote(): string {
   const format = readFileSync(fileURLToPath(new URL('../../docs/format.md', import.meta.url)), 'utf8');
-  const level = /Amber uses level\s+(\d+)/.exec(format)?.[1];
-  return level ? `Amber: its default, zstd level ${level} (per docs/format.md)` : "Amber: its default zstd level (not stated in docs/format.md)";
+  const levels = /Amber uses (level\s+\d+ for data blobs and level\s+\d+ for trees)/.exec(format)?.[1]?.replace(/\s+/g, ' ');
+  return levels ? `Amber: its default, zstd ${levels} (per docs/format.md)` : "Amber: its default zstd levels (not stated in docs/format.md)";
 }
 
 export type ResticAvailability = { available: true; version: string } | { available: false; reason: string };

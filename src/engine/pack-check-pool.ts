@@ -21,8 +21,8 @@ export interface PackCheckPool {
 }
 
 const GROUP_SEALED_BYTES = 4 * 1024 * 1024;
-/** Shared buffers start at this size: a pack is about 32 MiB. */
-const MIN_SHARED_BYTES = 40 * 1024 * 1024;
+/** Shared buffers start at this size: most packs are a little under 16 MiB (older ones 32 MiB). */
+const MIN_SHARED_BYTES = 17 * 1024 * 1024;
 
 export function createPackCheckPool(size = defaultPoolSize()): PackCheckPool {
   const workers = size > 0 ? createWorkerPool<BlobCheckTask, PackProblem[]>(new URL('./verify-worker.ts', import.meta.url), size) : undefined;

@@ -9,8 +9,11 @@ export const BLOB_TYPE = { data: 0, tree: 1 } as const;
 export type BlobType = keyof typeof BLOB_TYPE;
 export const COMPRESSION = { none: 0, zstd: 1 } as const;
 
-/** zstd level 3 keeps most of level 19's ratio on backups at a fraction of the CPU. */
-export const DEFAULT_ZSTD_LEVEL = 3;
+/**
+ * zstd levels by blob type (docs/decisions/0003-zstd-level-and-pack-size.md): level 1 for file data,
+ * where compression is most of a backup's CPU, and level 3 for trees, small and highly repetitive.
+ */
+export const ZSTD_LEVEL: Readonly<Record<BlobType, number>> = { data: 1, tree: 3 };
 /**
  * Largest plaintext blob: bounds what a reader decompresses from a (possibly hostile) length. Chunks
  * are at most 8 MiB; a tree reaches this at roughly a million entries in one directory.
@@ -50,7 +53,7 @@ export function encodeBlob(options: { plaintext: Uint8Array; id: Buffer; type: B
     // The size pledged up front lets zstd size its tables to the input (small files are most blobs),
     // and one output buffer of the largest useful size saves growing and joining pieces.
     const compressed = zstdCompressSync(plaintext, {
-      params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL },
+      params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? ZSTD_LEVEL[options.type] },
       pledgedSrcSize: plaintext.length,
       chunkSize: plaintext.length + 64,
     });

@@ -23,7 +23,7 @@ export interface RepoConfig {
 }
 
 export const KNOWN_FEATURES: readonly string[] = [];
-export const DEFAULT_PACK_TARGET_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_PACK_TARGET_BYTES = 16 * 1024 * 1024;
 
 export function newConfig(options: { ownerPublicKey: Buffer; createdAt: string; chunker?: ChunkerParams; packTargetBytes?: number }): RepoConfig {
   return {
