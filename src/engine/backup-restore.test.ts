@@ -230,3 +230,15 @@ test('files restored in flight together: many links to one inode, multi-chunk fi
   assert.equal(inodes.size, 1, 'all forty names are links to one restored file');
   assert.equal((await fs.stat(under(target, dir))).mtime.toISOString(), '2001-02-03T04:05:06.000Z');
 });
+
+test('excluded directories and files are left out of the snapshot, and everything around them is kept', async () => {
+  const tree = join(root, 'with-excludes');
+  for (const dir of ['keep/cache', 'keep/inner', 'node_modules/pkg']) await fs.mkdir(join(tree, dir), { recursive: true });
+  for (const file of ['keep/a.txt', 'keep/b.tmp', 'keep/cache/c.txt', 'keep/inner/d.txt', 'node_modules/pkg/e.js', 'z.txt']) await fs.writeFile(join(tree, file), file);
+  const result = await backup({ repo, paths: [tree], exclude: ['*.tmp', 'node_modules', 'keep/cache/'] });
+  const target = newTarget();
+  await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target });
+  const restored: string[] = [];
+  for await (const entry of fs.glob('**', { cwd: under(target, tree) })) if (entry !== '.') restored.push(entry);
+  assert.deepEqual(restored.sort(), ['keep', 'keep/a.txt', 'keep/inner', 'keep/inner/d.txt', 'z.txt']);
+});

@@ -10,8 +10,11 @@ import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
 import { chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { readEntryMeta, type EntryMeta } from '../source/entry-meta.ts';
-import { compareNames, listDirectory } from '../source/list-directory.ts';
-import type { ExcludeMatcher } from '../source/excludes.ts';
+import { compareNames } from '../source/list-directory.ts';
+import { createExcludeMatcher, type ExcludeMatcher } from '../source/excludes.ts';
+import { errorOf } from '../source/listing.ts';
+import { createDirectoryLister, type DirectoryLister } from './directory-lister.ts';
+import { defaultPoolSize } from './worker-pool.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
@@ -42,7 +45,8 @@ export interface BackupOptions {
   stdin?: { stream: Readable; filename: string };
   tags?: string[];
   host?: string;
-  exclude?: ExcludeMatcher;
+  /** Exclude patterns (see source/excludes.ts). */
+  exclude?: string[];
   onWarning?: (warning: BackupWarning) => void;
   onProgress?: (progress: BackupProgress) => void;
 }
@@ -60,6 +64,7 @@ interface Session {
   sink: BlobSink;
   chunker: Chunker;
   exclude: ExcludeMatcher;
+  lister: DirectoryLister;
   parent: ParentLookup;
   summary: SnapshotSummary;
   warnings: BackupWarning[];
@@ -83,7 +88,8 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     repo,
     sink: createBlobSink(repo, index),
     chunker: createChunker(repo.config.chunker, repo.key.secrets.gearSeed),
-    exclude: options.exclude ?? (() => false),
+    exclude: createExcludeMatcher(options.exclude ?? []),
+    lister: createDirectoryLister({ excludes: options.exclude ?? [], ahead: defaultPoolSize() > 0 }),
     parent: await createParentLookup(repo, index, { host, paths }),
     summary: { filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, filesSkipped: 0, bytesRead: 0, bytesAdded: 0, bytesStored: 0, blobsAdded: 0, durationMs: 0 },
     warnings: [],
@@ -102,7 +108,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     tree = await storeTree(session, rootNodes);
     await session.sink.flush();
   } finally {
-    await session.sink.close();
+    await Promise.all([session.sink.close(), session.lister.close()]);
   }
 
   const summary = session.summary;
@@ -210,33 +216,27 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
 }
 
 async function backupDirectory(session: Session, dir: string): Promise<string> {
-  let names: string[] = [];
-  try {
-    names = listDirectory(dir, {
-      onUndecodableName: (raw) => {
-        warn(session, join(dir, raw.toString('hex')), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${raw.toString('hex')}); it was skipped`));
-        session.summary.filesSkipped += 1;
-        session.flags.add('partial');
-      },
-    });
-  } catch (error) {
-    warn(session, dir, error);
+  const listing = await session.lister.list(dir);
+  for (const hex of listing.undecodable) {
+    warn(session, join(dir, hex), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${hex}); it was skipped`));
+    session.summary.filesSkipped += 1;
+    session.flags.add('partial');
+  }
+  if (listing.problem) {
+    warn(session, dir, errorOf(listing.problem, dir));
     session.summary.filesSkipped += 1;
     session.flags.add('partial');
   }
   const nodes: TreeNode[] = [];
-  for (const name of names) {
-    const path = join(dir, name);
-    let meta: EntryMeta;
-    try {
-      meta = readEntryMeta(path, name);
-    } catch (error) {
-      warn(session, path, error);
+  for (const entry of listing.entries) {
+    const path = join(dir, entry.name);
+    if (!('meta' in entry)) {
+      warn(session, path, errorOf(entry.problem, path));
       session.summary.filesSkipped += 1;
       continue;
     }
-    if (session.exclude(path, name, meta.type === 'dir')) continue;
-    const node = await backupEntry(session, path, meta);
+    if (session.exclude(path, entry.name, entry.meta.type === 'dir')) continue;
+    const node = await backupEntry(session, path, entry.meta);
     if (node) nodes.push(node);
   }
   return storeTree(session, nodes);

@@ -2,6 +2,7 @@
 // Workers are started on first use, so a command with nothing to hand them never pays their start-up.
 import { Worker, type MessagePort, type Transferable } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import module from 'node:module';
 
 export interface WorkerPool<Task, Reply> {
   readonly size: number;
@@ -27,8 +28,12 @@ export function createWorkerPool<Task, Reply>(url: URL, size: number, workerData
   const workers: Worker[] = [];
   let seq = 0;
 
+  // Workers share the process's compile cache (bin/amber.js enables it), so they load compiled
+  // modules instead of stripping TypeScript again: half their memory and most of their start-up.
+  const compileCache = module.getCompileCacheDir?.();
+  const env = compileCache ? { ...process.env, NODE_COMPILE_CACHE: compileCache } : process.env;
   const start = (slot: number): Worker => {
-    const worker = new Worker(url, { workerData, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 } });
+    const worker = new Worker(url, { workerData, env, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 } });
     worker.unref();
     worker.on('message', (message: { seq: number; reply?: Reply; error?: string }) => {
       const task = waiting.get(message.seq)!;

@@ -4,7 +4,7 @@ import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
 import { backup, type BackupResult } from '../../engine/backup.ts';
 import { scanSources } from '../../engine/scan.ts';
-import { createExcludeMatcher, readExcludeFile } from '../../source/excludes.ts';
+import { readExcludeFile } from '../../source/excludes.ts';
 import { type CliContext, openRepo, print } from '../context.ts';
 import { createProgressLine } from '../progress.ts';
 import { EXIT } from '../exit-status.ts';
@@ -42,7 +42,6 @@ Examples:
       if (!flags.stdin && paths.length === 0) throw new AmberError('USAGE', 'name at least one path to back up, or use --stdin', { hint: 'amber backup --help shows examples' });
       const patterns = [...flags.exclude];
       for (const file of flags.excludeFile) patterns.push(...(await readExcludeFile(file)));
-      const exclude = createExcludeMatcher(patterns);
       const repo = await openRepo(context);
       const { output } = context;
       const totals = output.showProgress && !flags.stdin ? scanSources(paths, patterns) : undefined;
@@ -53,7 +52,7 @@ Examples:
         stdin: flags.stdin ? { stream: process.stdin, filename: flags.stdinFilename ?? 'stdin' } : undefined,
         tags: flags.tag,
         host: flags.host,
-        exclude,
+        exclude: patterns,
         onWarning: (warning) => {
           progress.done();
           if (!context.globals().json) output.err.write(`warning: ${warning.message}\n`);

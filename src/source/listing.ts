@@ -1,0 +1,50 @@
+// One directory's listing with the metadata of every entry: what a backup reads of a directory
+// before deciding what to read of its files. Plain data (errors as code and message), so a walker
+// thread can produce it and the backup consume it unchanged.
+import { join } from 'node:path';
+import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
+import { readEntryMeta, type EntryMeta } from './entry-meta.ts';
+import { listDirectory } from './list-directory.ts';
+
+export interface ListingProblem {
+  code: string;
+  message: string;
+}
+
+export interface Listing {
+  dir: string;
+  /** Sorted as listDirectory sorts; an entry whose lstat failed carries the problem instead. */
+  entries: ({ name: string; meta: EntryMeta } | { name: string; problem: ListingProblem })[];
+  /** Names that are not valid UTF-8 (hex of their bytes), left out of `entries`. */
+  undecodable: string[];
+  /** The directory itself could not be listed. */
+  problem?: ListingProblem;
+}
+
+export function readListing(dir: string): Listing {
+  const undecodable: string[] = [];
+  let names: string[];
+  try {
+    names = listDirectory(dir, { onUndecodableName: (raw) => undecodable.push(raw.toString('hex')) });
+  } catch (error) {
+    return { dir, entries: [], undecodable, problem: problemOf(error) };
+  }
+  const entries: Listing['entries'] = names.map((name) => {
+    try {
+      return { name, meta: readEntryMeta(join(dir, name), name) };
+    } catch (error) {
+      return { name, problem: problemOf(error) };
+    }
+  });
+  return { dir, entries, undecodable };
+}
+
+/** The error a listing problem stands for, as the code that met it would have thrown it. */
+export function errorOf(problem: ListingProblem, path: string): AmberError {
+  return new AmberError(problem.code as ErrorCode, problem.message, { details: { path } });
+}
+
+function problemOf(error: unknown): ListingProblem {
+  if (isAmberError(error)) return { code: error.code, message: error.message };
+  return { code: 'SOURCE_UNREADABLE', message: String((error as Error)?.message ?? error) };
+}
