@@ -6,7 +6,7 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import { asPackId, type PackId } from '../core/ids.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
-import { loadIndex } from '../repo/index-loader.ts';
+import { loadIndex, type LoadedIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { decodeTrailer, TRAILER_BYTES, type PackEntry } from '../repo/pack.ts';
@@ -19,7 +19,7 @@ import { asBuffer } from '../storage/store.ts';
 import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
 import type { PackCheckInput } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
-import { listSnapshots } from './snapshots.ts';
+import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
 
 /** Packs in memory at once: one checked by every worker while the next is read. */
 const READ_AHEAD_PACKS = 2;
@@ -64,13 +64,47 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const snapshots = await listSnapshots(repo, snapshotProblems);
   for (const { name, problem, code } of snapshotProblems) problems.push({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
 
+  // The structure check (every snapshot's trees) runs on the main thread while the packs are read
+  // and checked on the workers; its problems are reported before theirs.
+  const certifier = createCertifier(repo, loaded.trustedPacks);
+  const [structure, data] = await bothSettled(checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier));
+  problems.push(...structure.problems, ...data.problems);
+  const certifiedPacks = await certifier.finish();
+  return {
+    snapshots: snapshots.length,
+    trees: structure.trees,
+    blobsReferenced: structure.blobsReferenced,
+    packs: data.packs,
+    packsRead: data.packsRead,
+    bytesRead: data.bytesRead,
+    unreferencedPacks: data.unreferencedPacks,
+    certifiedPacks,
+    problems,
+  };
+}
+
+/** Both results, or the first failure once both have finished. */
+async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [first, second] = await Promise.allSettled([a, b]);
+  if (first.status === 'rejected') throw first.reason;
+  if (second.status === 'rejected') throw second.reason;
+  return [first.value, second.value];
+}
+
+async function checkStructure(repo: Repository, loaded: LoadedIndex, snapshots: SnapshotEntry[]) {
   const reader = createBlobReader(repo, loaded.index);
-  const structure = { trees: 0, blobsReferenced: 0 };
+  const counts = { trees: 0, blobsReferenced: 0 };
+  const problems: VerifyProblem[] = [];
   const seenTrees = new Set<string>();
   for (const { id, snapshot } of snapshots) {
-    await checkTree(reader, loaded.index, snapshot.tree, `snapshot ${id.slice(0, 8)}`, seenTrees, structure, problems);
+    await checkTree(reader, loaded.index, snapshot.tree, `snapshot ${id.slice(0, 8)}`, seenTrees, counts, problems);
   }
+  return { ...counts, problems };
+}
 
+/** Every stored pack against the index, and the chosen packs read whole and checked. */
+async function checkPacks(repo: Repository, loaded: LoadedIndex, options: VerifyOptions, certifier: ReturnType<typeof createCertifier>) {
+  const problems: VerifyProblem[] = [];
   const stored = new Map<string, number>();
   for await (const { name, sizeBytes } of repo.store.list(PREFIX.data)) {
     const hash = hashOfName(name);
@@ -89,7 +123,6 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   // Unreferenced packs are read too: a renamed or altered pack must not pass for a crash's leftover.
   const toRead = choosePacks([...stored.keys()].map(asPackId), options.readDataFraction);
   let bytesRead = 0;
-  const certifier = createCertifier(repo, loaded.trustedPacks);
   const pool = createPackCheckPool(toRead.length > 1 ? undefined : 0);
   try {
     // Each pack is checked by every worker at once while the next one is read; results are taken in
@@ -119,17 +152,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   } finally {
     await pool.close();
   }
-  const certifiedPacks = await certifier.finish();
   return {
-    snapshots: snapshots.length,
-    trees: structure.trees,
-    blobsReferenced: structure.blobsReferenced,
+    problems,
     packs: stored.size,
     packsRead: toRead.length,
     bytesRead,
     unreferencedPacks: [...stored.keys()].filter((id) => !indexed.has(id as PackId)).length,
-    certifiedPacks,
-    problems,
   };
 }
 
@@ -140,6 +168,8 @@ async function checkTree(
   if (seen.has(treeId)) return;
   seen.add(treeId);
   counts.trees += 1;
+  // Tree reads resolve without a turn of the event loop; this lets the pack reads of checkPacks run.
+  if (counts.trees % 64 === 0) await new Promise((wake) => setImmediate(wake));
   let nodes;
   try {
     nodes = (await readTree(reader, treeId)).nodes;
