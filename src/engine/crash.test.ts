@@ -21,7 +21,8 @@ import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { verify } from './verify.ts';
 
 const KiB = 1024;
-const NODE = '/work/main/node_modules/.bin/node';
+// The child runs on the same Node as the tests (the project's pinned Node 24).
+const NODE = process.execPath;
 const CHILD = fileURLToPath(new URL('../testing/backup-child.ts', import.meta.url));
 const ITERATIONS = 6;
 /** A child's backup of one iteration's new data takes roughly this long once the repository is open. */

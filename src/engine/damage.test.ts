@@ -32,7 +32,8 @@ import { resolvePath, rootNode, walkNodes } from './tree-walk.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const NODE = '/work/main/node_modules/.bin/node';
+// The child runs on the same Node as the tests (the project's pinned Node 24).
+const NODE = process.execPath;
 const CHILD = fileURLToPath(new URL('../testing/backup-child.ts', import.meta.url));
 const FILE_COUNT = 6;
 
@@ -266,6 +267,33 @@ test('a flipped byte inside a pack: verify names the pack and the blob; restore 
   assert.deepEqual(again.errors.map(({ code }) => code), ['OBJECT_CORRUPT']);
   assert.ok((await fs.readFile(existing)).equals(await fs.readFile(hit.file)));
   assert.deepEqual((await fs.readdir(join(target, c.source))).filter((name) => name.startsWith('.amber')), [], 'no temporary file is left behind');
+});
+
+test('a flipped byte in a large chunk, decoded on a worker thread: restore fails that file naming pack and blob, and writes nothing of it', async () => {
+  const c = await backedUpCase();
+  const { index } = await loadIndex(c.repo);
+  const reader = createBlobReader(c.repo, index);
+  // A chunk of 64 KiB or more: restores decode those on the workers and write them there.
+  let hit: { blob: string; file: string; packId: PackId; offset: number; sealedLength: number } | undefined;
+  await walkNodes(reader, rootNode(c.result.snapshot.tree), '/', (path, node) => {
+    for (const id of node.content ?? []) {
+      const at = index.get(Buffer.from(id, 'hex'))!;
+      if (!hit && at.rawLength >= 64 * KiB) hit = { blob: id, file: path, packId: at.packId, offset: at.offset, sealedLength: at.sealedLength };
+    }
+  });
+  assert.ok(hit, 'the case has a chunk of at least 64 KiB');
+  await flipByte(join(c.repoPath, packName(hit.packId)), hit.offset + Math.floor(hit.sealedLength / 2));
+
+  const repo = await openTestRepo(c.repoPath);
+  const { result, target } = await restoreAll(c, repo);
+  assert.deepEqual(result.errors.map(({ path, code }) => ({ path, code })), [{ path: hit.file, code: 'OBJECT_CORRUPT' }]);
+  assert.ok(result.errors[0].message.includes(packName(hit.packId)) && result.errors[0].message.includes(hit.blob.slice(0, 16)), result.errors[0].message);
+  assert.equal(await exists(join(target, hit.file)), false);
+  assert.deepEqual((await fs.readdir(join(target, c.source))).length, FILE_COUNT - 1);
+  for (let i = 0; i < FILE_COUNT; i++) {
+    const path = join(c.source, `f${i}.bin`);
+    if (path !== hit.file) assert.deepEqual(await compareTrees(path, join(target, path)), []);
+  }
 });
 
 test('a flipped byte in an index object: the index is reported and ignored, never used; verify --read-data re-indexes the packs it read clean', async () => {
