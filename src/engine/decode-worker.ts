@@ -25,9 +25,19 @@ export type DecodeReply = { written: number } | { problem: { code: string; messa
 
 const buffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
+// Keys arrive with every task as new arrays; one Buffer per distinct key keeps crypto's imported
+// key objects (cached per Buffer) from being made again for every blob.
+const keys = new Map<string, Buffer>();
+function stableKey(bytes: Uint8Array): Buffer {
+  const hex = buffer(bytes).toString('hex');
+  let key = keys.get(hex);
+  if (!key) keys.set(hex, (key = Buffer.from(bytes)));
+  return key;
+}
+
 serveTasks<DecodeTask, DecodeReply>(parentPort!, (task) => {
   try {
-    const plaintext = decodeBlob({ ...task, id: buffer(task.id) }, buffer(task.sealed), { dataKey: buffer(task.dataKey), idKey: buffer(task.idKey) }, task.where);
+    const plaintext = decodeBlob({ ...task, id: buffer(task.id) }, buffer(task.sealed), { dataKey: stableKey(task.dataKey), idKey: stableKey(task.idKey) }, task.where);
     writeNonZero(task.fd, plaintext, task.position);
     return { reply: { written: plaintext.length } };
   } catch (error) {

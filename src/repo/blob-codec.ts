@@ -28,8 +28,15 @@ export interface EncodedBlob {
   sealed: Buffer;
 }
 
-const blobAad = (type: BlobType, id: Uint8Array) =>
-  Buffer.concat([Buffer.from('amber/v1/blob\0', 'ascii'), Buffer.of(BLOB_TYPE[type]), id]);
+const AAD_PREFIX = Buffer.from('amber/v1/blob\0', 'ascii');
+
+function blobAad(type: BlobType, id: Uint8Array): Buffer {
+  const aad = Buffer.allocUnsafe(AAD_PREFIX.length + 1 + id.length);
+  AAD_PREFIX.copy(aad, 0);
+  aad[AAD_PREFIX.length] = BLOB_TYPE[type];
+  aad.set(id, AAD_PREFIX.length + 1);
+  return aad;
+}
 
 export function blobIdOf(idKey: Uint8Array, plaintext: Uint8Array): Buffer {
   return hmacSha256(idKey, plaintext);
@@ -81,10 +88,11 @@ export interface BlobRef {
 
 /** Decrypts, decompresses and checks the keyed id; throws OBJECT_CORRUPT naming `where`. */
 export function decodeBlob(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Uint8Array; idKey: Uint8Array }, where: string): Buffer {
-  const hex = ref.id.toString('hex');
+  // Only a failure spells the id out: decoding runs once per blob of a restore or verify.
+  const hex = () => ref.id.toString('hex');
   let plaintext: Buffer;
   if (ref.compression !== COMPRESSION.none && ref.compression !== COMPRESSION.zstd) {
-    throw new AmberError('OBJECT_CORRUPT', `blob ${hex.slice(0, 16)} in ${where} names unknown compression ${ref.compression}`, { details: { blob: hex, object: where } });
+    throw new AmberError('OBJECT_CORRUPT', `blob ${hex().slice(0, 16)} in ${where} names unknown compression ${ref.compression}`, { details: { blob: hex(), object: where } });
   }
   try {
     const body = open(keys.dataKey, sealed, blobAad(ref.type, ref.id));
@@ -92,14 +100,14 @@ export function decodeBlob(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Ui
     const limit = Math.min(ref.rawLength, MAX_BLOB_BYTES);
     plaintext = ref.compression === COMPRESSION.zstd ? zstdDecompressSync(body, { maxOutputLength: limit, chunkSize: limit + 64 }) : body;
   } catch (cause) {
-    throw new AmberError('OBJECT_CORRUPT', `blob ${hex.slice(0, 16)} in ${where} failed authentication or decompression`, {
+    throw new AmberError('OBJECT_CORRUPT', `blob ${hex().slice(0, 16)} in ${where} failed authentication or decompression`, {
       cause,
-      details: { blob: hex, object: where },
+      details: { blob: hex(), object: where },
     });
   }
   if (plaintext.length !== ref.rawLength || !blobIdOf(keys.idKey, plaintext).equals(ref.id)) {
-    throw new AmberError('OBJECT_CORRUPT', `blob ${hex.slice(0, 16)} in ${where} does not match its id`, {
-      details: { blob: hex, object: where },
+    throw new AmberError('OBJECT_CORRUPT', `blob ${hex().slice(0, 16)} in ${where} does not match its id`, {
+      details: { blob: hex(), object: where },
     });
   }
   return plaintext;
