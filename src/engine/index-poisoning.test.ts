@@ -16,7 +16,7 @@ import { objectName } from '../repo/layout.ts';
 import type { PackEntry } from '../repo/pack.ts';
 import { asPackId } from '../core/ids.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
-import { createTestRepo, makeTempDir, seededBytes, SMALL_CHUNKER, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import { createScratchRepo, openTestRepo, seededBytes, SMALL_CHUNKER } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
@@ -62,11 +62,7 @@ async function listBlobIds(repo: Repository): Promise<Buffer[]> {
 }
 
 test('forged index entries from one writer neither poison another writer\'s dedup nor break the owner\'s restores', async (t) => {
-  const dir = await makeTempDir('poison');
-  useTemporaryWriterCache(dir);
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const repoPath = join(dir, 'repo');
-  const owner = await createTestRepo(repoPath, { chunker: SMALL_CHUNKER });
+  const { dir, repoPath, owner } = await createScratchRepo(t, 'poison', { chunker: SMALL_CHUNKER });
   const honest = await writer(repoPath, owner, 'honest writer');
   const hostile = await writer(repoPath, owner, 'hostile writer');
 
@@ -82,7 +78,7 @@ test('forged index entries from one writer neither poison another writer\'s dedu
   assert.ok(forged < honestIndex);
 
   // The owner still restores the honest snapshot exactly: a failed location falls back to the real copy.
-  const ownerView = await openRepository({ store: createFsStore(repoPath), passphrase: 'correct horse battery staple', clock: systemClock });
+  const ownerView = await openTestRepo(repoPath);
   const target = join(dir, 'restored');
   const result = await restore({ repo: ownerView, snapshot: await findSnapshot(ownerView, first.snapshotId), target });
   assert.deepEqual(result.errors, []);
@@ -95,11 +91,7 @@ test('forged index entries from one writer neither poison another writer\'s dedu
 });
 
 test('a forged index cannot shadow the owner\'s own entries, whatever order it sorts in', async (t) => {
-  const dir = await makeTempDir('poison-owner');
-  useTemporaryWriterCache(dir);
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const repoPath = join(dir, 'repo');
-  const owner = await createTestRepo(repoPath, { chunker: SMALL_CHUNKER });
+  const { dir, repoPath, owner } = await createScratchRepo(t, 'poison-owner', { chunker: SMALL_CHUNKER });
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'data.bin'), seededBytes(FILE_BYTES, 'owner data'));
@@ -107,7 +99,7 @@ test('a forged index cannot shadow the owner\'s own entries, whatever order it s
   const hostile = await writer(repoPath, owner, 'hostile writer');
   await forgeIndex(hostile);
 
-  const reopened = await openRepository({ store: createFsStore(repoPath), passphrase: 'correct horse battery staple', clock: systemClock });
+  const reopened = await openTestRepo(repoPath);
   const { index } = await loadIndex(reopened);
   for (const id of await listBlobIds(reopened)) {
     const location = index.get(id)!;

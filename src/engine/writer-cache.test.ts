@@ -9,18 +9,14 @@ import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRepository } from '../repo/repository.ts';
 import { addKey } from '../repo/key-admin.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
-import { createTestRepo, makeTempDir, openTestRepo, seededBytes, SMALL_CHUNKER, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import { createScratchRepo, openTestRepo, seededBytes, SMALL_CHUNKER } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
 import { cacheRoot } from './writer-cache.ts';
 
 test('a write-only key reuses unchanged files from its local cache, and falls back to reading when the cache lies', async (t) => {
-  const dir = await makeTempDir('writer-cache');
-  useTemporaryWriterCache(dir);
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const repoPath = join(dir, 'repo');
-  const owner = await createTestRepo(repoPath, { chunker: SMALL_CHUNKER });
+  const { dir, repoPath, owner } = await createScratchRepo(t, 'writer-cache', { chunker: SMALL_CHUNKER });
   await addKey(owner, { passphrase: 'writer', role: 'write-only', kdfLogN: 10 });
   const writer = () => openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock: systemClock });
   const source = join(dir, 'source');

@@ -135,3 +135,15 @@ export function whyNobodyCannotRun(): string | undefined {
 export function useTemporaryWriterCache(dir: string): void {
   process.env.AMBER_CACHE_DIR = join(dir, 'writer-cache');
 }
+
+/**
+ * A throwaway directory removed after the test, holding a fresh repository at `repo/` and the
+ * writer cache of any write-only key the test adds.
+ */
+export async function createScratchRepo(t: { after(fn: () => unknown): void }, label: string, options: TestRepoOptions = {}) {
+  const dir = await makeTempDir(label);
+  useTemporaryWriterCache(dir);
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const repoPath = join(dir, 'repo');
+  return { dir, repoPath, owner: await createTestRepo(repoPath, options) };
+}
