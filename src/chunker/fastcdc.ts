@@ -22,7 +22,7 @@ export const GEAR_SEED_BYTES = 32;
 const NORMALIZATION_LEVEL = 2;
 const MIN_AVG_BITS = 6;
 const MAX_AVG_BITS = 28;
-/** Bounds the working buffer of `chunkStream` (2 × max). */
+/** Bounds the working buffer of `chunksOf` (2 × max). */
 const MAX_MAX_SIZE_BYTES = 1024 * 1024 * 1024;
 /**
  * Changing this label, the gear derivation, the masks or the cut rule moves every chunk boundary, so
@@ -164,66 +164,61 @@ function scan(gear: Uint32Array, mask: number, data: Uint8Array, hashFrom: numbe
   return -1;
 }
 
+/** Reads up to `maxBytes` into `into` at `offset`; resolves with how many, 0 at the end of the data. */
+export type Fill = (into: Buffer, offset: number, maxBytes: number) => number | Promise<number>;
+
 /**
- * Splits a byte stream into content-defined chunks. A yielded chunk is a view, valid until the
- * consumer asks for the next one: into the source's current piece or into `work`. Consumers that
- * keep a chunk copy it, so duplicates (most chunks of most backups) are never copied at all.
- *
- * A piece of at least maxSize bytes arriving with nothing buffered is cut in place; everything else
- * is gathered in `work` (2 × maxSize bytes; pass one to reuse it across streams) and cut once it is
- * full, so each attempt that finds no final boundary wastes a scan of at most one leftover.
+ * Cuts the bytes `fill` provides into content-defined chunks. A yielded chunk is a view into `work`,
+ * valid until the consumer asks for the next one: consumers that keep a chunk copy it, so duplicates
+ * (most chunks of most backups) are never copied at all. `work` holds twice the largest chunk (pass
+ * one to reuse it); it is refilled whenever less than a largest chunk is left, so every cut but those
+ * at the end of the data has a largest chunk's worth of bytes ahead of it and is final.
  */
-export async function* chunkStream(source: AsyncIterable<Uint8Array>, chunker: Chunker, work?: Buffer): AsyncGenerator<Buffer> {
+export async function* chunksOf(fill: Fill, chunker: Chunker, work?: Buffer): AsyncGenerator<Buffer> {
   const maxSize = chunker.params.maxSizeBytes;
   const capacity = 2 * maxSize;
   if (work !== undefined && work.length < capacity) throw new RangeError(`the working buffer needs ${capacity} bytes, got ${work.length}`);
   work ??= Buffer.allocUnsafeSlow(capacity);
-  // Bytes in work[start, end) are buffered and not yet chunked.
+  // Bytes in work[start, end) are read and not yet chunked.
   let start = 0;
   let end = 0;
-  for await (const bytes of source) {
-    const piece = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let offset = 0;
-    while (offset < piece.length) {
-      if (start === end && piece.length - offset >= maxSize) {
-        for (let length; (length = finalCutLength(chunker, piece, offset, piece.length)) > 0; offset += length) {
-          yield piece.subarray(offset, offset + length);
+  let atEnd = false;
+  while (!atEnd || start < end) {
+    if (!atEnd && end - start < maxSize) {
+      work.copyWithin(0, start, end);
+      end -= start;
+      start = 0;
+      while (end < capacity) {
+        const filled = await fill(work, end, capacity - end);
+        if (filled === 0) {
+          atEnd = true;
+          break;
         }
-        if (offset === piece.length) break;
+        end += filled;
       }
-      if (capacity - end < piece.length - offset && start > 0) {
-        work.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
-      }
-      const copied = Math.min(piece.length - offset, capacity - end);
-      work.set(piece.subarray(offset, offset + copied), end);
-      end += copied;
-      offset += copied;
-      if (end < capacity) continue;
-      for (let length; (length = finalCutLength(chunker, work, start, end)) > 0; start += length) {
-        yield work.subarray(start, start + length);
-      }
-      // If every leftover byte came from this piece, take them back and cut the piece in place.
-      const leftover = end - start;
-      if (leftover <= copied && piece.length - (offset - leftover) >= maxSize) {
-        offset -= leftover;
-        start = 0;
-        end = 0;
-      }
+      if (start === end) break;
     }
-  }
-  while (start < end) {
     const length = chunker.cutPoint(work, start, end);
     yield work.subarray(start, start + length);
     start += length;
   }
 }
 
-/** The length of the next chunk if it is final before end of stream, else 0 (more bytes needed). */
-function finalCutLength(chunker: Chunker, data: Uint8Array, start: number, end: number): number {
-  const available = end - start;
-  if (available <= chunker.params.minSizeBytes) return 0;
-  const length = chunker.cutPoint(data, start, end);
-  return length < available || available >= chunker.params.maxSizeBytes ? length : 0;
+/** `chunksOf` over a stream of byte pieces (which may reuse their memory once the next is asked for). */
+export function chunkStream(source: AsyncIterable<Uint8Array>, chunker: Chunker, work?: Buffer): AsyncGenerator<Buffer> {
+  const pieces = source[Symbol.asyncIterator]();
+  let piece: Uint8Array = new Uint8Array(0);
+  let offset = 0;
+  return chunksOf(async (into, at, maxBytes) => {
+    while (offset === piece.length) {
+      const next = await pieces.next();
+      if (next.done) return 0;
+      piece = next.value;
+      offset = 0;
+    }
+    const copied = Math.min(maxBytes, piece.length - offset);
+    into.set(piece.subarray(offset, offset + copied), at);
+    offset += copied;
+    return copied;
+  }, chunker, work);
 }

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { nowIso } from '../core/clock.ts';
 import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
-import { chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
+import { chunksOf, chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { readEntryMeta, type EntryMeta } from '../source/entry-meta.ts';
 import { compareNames } from '../source/list-directory.ts';
@@ -320,43 +320,18 @@ async function readSmallFile(session: Session, fd: number): Promise<{ content: s
   return { content: bytes === 0 ? [] : [await session.sink.storeBlob('data', buffer.subarray(0, bytes))], bytes };
 }
 
-/**
- * Reads into the session's buffer (twice the largest chunk) and cuts chunks where they lie: the
- * blob sink copies only the chunks it has to store.
- */
+/** Reads straight into the session's buffer, where the chunks are cut: the sink copies only those it stores. */
 async function readLargeFile(session: Session, fd: number): Promise<{ content: string[]; bytes: number }> {
-  const { chunker, readBuffer: buffer } = session;
   const content: string[] = [];
-  let bytes = 0;
   let position = 0;
-  let atEnd = false;
-  // Bytes in buffer[start, end) are read and not yet chunked. A cut is final only with at least
-  // the largest chunk's worth of bytes ahead of it, or at the end of the file.
-  let start = 0;
-  let end = 0;
-  while (!atEnd || start < end) {
-    if (!atEnd && end - start < chunker.params.maxSizeBytes) {
-      buffer.copyWithin(0, start, end);
-      end -= start;
-      start = 0;
-      while (end < buffer.length) {
-        const bytesRead = readSync(fd, buffer, end, buffer.length - end, position);
-        if (bytesRead === 0) {
-          atEnd = true;
-          break;
-        }
-        end += bytesRead;
-        position += bytesRead;
-        countRead(session, bytesRead);
-      }
-      if (start === end) break;
-    }
-    const length = chunker.cutPoint(buffer, start, end);
-    content.push(await session.sink.storeBlob('data', buffer.subarray(start, start + length)));
-    bytes += length;
-    start += length;
-  }
-  return { content, bytes };
+  const fill = (into: Buffer, offset: number, maxBytes: number) => {
+    const bytesRead = readSync(fd, into, offset, maxBytes, position);
+    position += bytesRead;
+    countRead(session, bytesRead);
+    return bytesRead;
+  };
+  for await (const chunk of chunksOf(fill, session.chunker, session.readBuffer)) content.push(await session.sink.storeBlob('data', chunk));
+  return { content, bytes: position };
 }
 
 function countRead(session: Session, bytes: number): void {
