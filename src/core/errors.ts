@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   SOURCE_UNREADABLE: 'A file or directory to back up could not be read',
   SOURCE_CHANGED: 'A file changed while it was read; it was stored as read and flagged',
   TARGET_EXISTS: 'A restore would overwrite an existing file',
+  TARGET_UNWRITABLE: 'The restore target refused a file or directory',
   UNSAFE_PATH: 'A name in a snapshot would write outside the restore target',
   STORAGE_FULL: 'The storage has no space left',
   STORAGE_ACCESS_DENIED: 'The storage refused access',

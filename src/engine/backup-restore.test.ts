@@ -242,3 +242,26 @@ test('excluded directories and files are left out of the snapshot, and everythin
   for await (const entry of fs.glob('**', { cwd: under(target, tree) })) if (entry !== '.') restored.push(entry);
   assert.deepEqual(restored.sort(), ['keep', 'keep/a.txt', 'keep/inner', 'keep/inner/d.txt', 'z.txt']);
 });
+
+test('a target the filesystem refuses: one entry is reported with TARGET_UNWRITABLE and its path, the rest restores; an uncreatable target stops the restore', async () => {
+  const tree = join(root, 'long-names');
+  await fs.mkdir(tree);
+  const longName = 'l'.repeat(250);
+  await fs.writeFile(join(tree, 'short'), 'fits');
+  await fs.writeFile(join(tree, longName), 'does not fit');
+  const result = await backup({ repo, paths: [tree] });
+  const snapshot = await findSnapshot(repo, result.snapshotId);
+
+  // A target deep enough that target + source path + the long name passes the 4096-byte path limit.
+  let target = join(root, 'deep');
+  const wanted = 4096 - 1 - tree.length - 1 - 100;
+  while (target.length < wanted) target = join(target, 'd'.repeat(Math.min(200, wanted - target.length - 1)));
+  const restored = await restore({ repo, snapshot, target });
+  assert.deepEqual(restored.errors.map(({ path, code }) => ({ path, code })), [{ path: join(tree, longName), code: 'TARGET_UNWRITABLE' }]);
+  assert.match(restored.errors[0].message, /ENAMETOOLONG/);
+  assert.equal(await fs.readFile(join(target, tree, 'short'), 'utf8'), 'fits');
+
+  const notADirectory = join(root, 'long-names', 'short', 'target');
+  const error = await rejectsWithCode(restore({ repo, snapshot, target: notADirectory }), 'TARGET_UNWRITABLE');
+  assert.ok(error.message.includes(notADirectory));
+});

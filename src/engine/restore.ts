@@ -78,7 +78,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     bytes: createLimiter(BYTES_IN_FLIGHT),
   };
   try {
-    mkdirSync(options.target, { recursive: true });
+    try {
+      mkdirSync(options.target, { recursive: true });
+    } catch (error) {
+      throw targetError(error, options.target);
+    }
     const root = rootNode(options.snapshot.snapshot.tree);
     const includes = (options.include ?? []).map((path) => splitPath(path));
     for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
@@ -237,7 +241,12 @@ function replaceable(target: string, overwrite: boolean): boolean {
 }
 
 function removeForOverwrite(target: string, overwrite: boolean): void {
-  if (replaceable(target, overwrite)) unlinkSync(target);
+  if (!replaceable(target, overwrite)) return;
+  try {
+    unlinkSync(target);
+  } catch (error) {
+    throw targetError(error, target);
+  }
 }
 
 async function restoreFile(context: Context, node: TreeNode, target: string): Promise<void> {
@@ -332,14 +341,26 @@ function applyMetadata(node: TreeNode, target: string): void {
       // ownership is best effort (e.g. ids unknown to this system's filesystem)
     }
   }
-  if (node.type !== 'symlink') chmodSync(target, node.mode);
-  lutimesSync(target, ...mtimeOf(node));
+  try {
+    if (node.type !== 'symlink') chmodSync(target, node.mode);
+    lutimesSync(target, ...mtimeOf(node));
+  } catch (error) {
+    throw targetError(error, target);
+  }
 }
 
+/** A system error on the target as the error the restore reports for that entry; Amber's own pass through. */
 function targetError(error: unknown, target: string): unknown {
+  if (isAmberError(error)) return error;
   const code = (error as NodeJS.ErrnoException)?.code;
   if (code === 'EEXIST') return new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite' });
   if (code === 'ELOOP') return new AmberError('UNSAFE_PATH', `"${target}" is a symlink; Amber does not write through symlinks`);
-  if (code === 'ENOSPC') return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, { hint: 'free space on the target filesystem' });
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, { hint: 'free space on the target filesystem, or raise the quota' });
+  if (typeof code === 'string') {
+    return new AmberError('TARGET_UNWRITABLE', `"${target}" could not be written (${code})`, {
+      cause: error,
+      hint: code === 'EACCES' || code === 'EPERM' ? 'restore where you may write, or as a user who may' : code === 'ENAMETOOLONG' ? 'choose a shorter --target' : undefined,
+    });
+  }
   return error;
 }
