@@ -2,9 +2,9 @@
 // order the backup asks for them: depth first, names sorted, excluded directories left out. If the
 // backup ever asks for another directory than the next one walked, the walker is stopped and the
 // rest of the backup lists directories itself, so a disagreement costs speed, never correctness.
-import { Worker } from 'node:worker_threads';
-import module from 'node:module';
+import type { Worker } from 'node:worker_threads';
 import { readListing, type Listing } from '../source/listing.ts';
+import { startWorker } from './worker-pool.ts';
 
 export interface DirectoryLister {
   /** The listing of `dir`; directories are asked for in the order the walk visits them. */
@@ -21,7 +21,6 @@ export function createDirectoryLister(options: { excludes: string[]; ahead: bool
   if (!options.ahead) return { list: async (dir) => readListing(dir), readingAhead: false, close: async () => {} };
   const progress = new SharedArrayBuffer(8);
   const counters = new Int32Array(progress);
-  const compileCache = module.getCompileCacheDir?.();
   let worker: Worker | undefined;
   let failed = false;
   const arrived: Listing[] = [];
@@ -29,12 +28,7 @@ export function createDirectoryLister(options: { excludes: string[]; ahead: bool
   let waiter: (() => void) | undefined;
 
   const start = (): Worker => {
-    const started = new Worker(new URL('./list-worker.ts', import.meta.url), {
-      workerData: { excludes: options.excludes, progress, windowEntries: WINDOW_ENTRIES },
-      env: compileCache ? { ...process.env, NODE_COMPILE_CACHE: compileCache } : process.env,
-      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 },
-    });
-    started.unref();
+    const started = startWorker(new URL('./list-worker.ts', import.meta.url), { excludes: options.excludes, progress, windowEntries: WINDOW_ENTRIES });
     started.on('message', (message: Listing | { done: string }) => {
       if ('done' in message) walking = false;
       else arrived.push(message);

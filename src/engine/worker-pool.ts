@@ -18,23 +18,17 @@ export function defaultPoolSize(): number {
   return Math.max(1, Math.min(availableParallelism(), 8));
 }
 
-/**
- * The worker module receives `{ seq, task }` and answers `{ seq, reply }` or `{ seq, error }`.
- * A small heap makes workers collect often, and with it the buffers they are done with.
- */
+/** The worker module receives `{ seq, task }` and answers `{ seq, reply }` or `{ seq, error }` (see serveTasks). */
 export function createWorkerPool<Task, Reply>(url: URL, size: number, workerData?: unknown): WorkerPool<Task, Reply> {
   const waiting = new Map<number, { slot: number; resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
   const load: number[] = [];
   const workers: Worker[] = [];
   let seq = 0;
 
-  // Workers share the process's compile cache (bin/amber.js enables it), so they load compiled
-  // modules instead of stripping TypeScript again: half their memory and most of their start-up.
-  const compileCache = module.getCompileCacheDir?.();
-  const env = compileCache ? { ...process.env, NODE_COMPILE_CACHE: compileCache } : process.env;
+  let failure: Error | undefined;
+
   const start = (slot: number): Worker => {
-    const worker = new Worker(url, { workerData, env, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 } });
-    worker.unref();
+    const worker = startWorker(url, workerData);
     worker.on('message', (message: { seq: number; reply?: Reply; error?: string }) => {
       const task = waiting.get(message.seq)!;
       waiting.delete(message.seq);
@@ -43,6 +37,8 @@ export function createWorkerPool<Task, Reply>(url: URL, size: number, workerData
       else task.resolve(message.reply as Reply);
     });
     worker.on('error', (error) => {
+      // A worker that failed is gone: what it held fails now, and so does every later task.
+      failure = error;
       for (const task of waiting.values()) task.reject(error);
       waiting.clear();
     });
@@ -52,6 +48,7 @@ export function createWorkerPool<Task, Reply>(url: URL, size: number, workerData
   return {
     size,
     run(task, transfer = []) {
+      if (failure) return Promise.reject(failure);
       if (workers.length < size) {
         load.push(0);
         workers.push(start(workers.length));
@@ -68,6 +65,23 @@ export function createWorkerPool<Task, Reply>(url: URL, size: number, workerData
       await Promise.all(workers.map((worker) => worker.terminate()));
     },
   };
+}
+
+/**
+ * One worker thread, not keeping the process alive. Workers share the process's compile cache
+ * (bin/amber.js enables it), so they load compiled modules instead of stripping TypeScript again:
+ * half their memory and most of their start-up. A small heap makes them collect often, and with it
+ * the buffers they are done with.
+ */
+export function startWorker(url: URL, workerData?: unknown): Worker {
+  const compileCache = module.getCompileCacheDir?.();
+  const worker = new Worker(url, {
+    workerData,
+    env: compileCache ? { ...process.env, NODE_COMPILE_CACHE: compileCache } : process.env,
+    resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 },
+  });
+  worker.unref();
+  return worker;
 }
 
 /** The worker side: answers each task with `handle`'s result and the memory to transfer back. */
