@@ -5,6 +5,7 @@ import type { PackEntry } from '../repo/pack.ts';
 import { checkPackBlobs, checkPackFrame, type PackCheckInput, type PackProblem } from './pack-check.ts';
 import type { BlobCheckTask } from './verify-worker.ts';
 import { createWorkerPool, defaultPoolSize } from './worker-pool.ts';
+import { settleAll } from '../core/settle.ts';
 
 export interface PackCheckResult {
   problems: PackProblem[];
@@ -44,7 +45,8 @@ export function createPackCheckPool(size = defaultPoolSize()): PackCheckPool {
         const keys = { dataKey: frame.dataKey, idKey: input.idKey };
         const groups = groupEntries(frame.entries);
         const problems = workers
-          ? await Promise.all(groups.map((entries) => workers.run({ bytes: input.bytes, entries, ...keys, name: input.name })))
+          // Every group finishes before the shared memory is reused, even when one fails.
+          ? await settleAll(groups.map((entries) => workers.run({ bytes: input.bytes, entries, ...keys, name: input.name })))
           : groups.map((entries) => checkPackBlobs(input.bytes, entries, keys, input.name));
         return { problems: [...frame.problems, ...problems.flat()], entries: frame.entries };
       } finally {

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
+import { settleAll } from '../core/settle.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
@@ -182,12 +183,6 @@ async function restoreChildren(context: Context, dir: TreeNode, targetDir: strin
   }
 }
 
-/** Waits for every promise, even after one fails, then fails with the first failure. */
-async function settleAll(promises: Promise<void>[]): Promise<void> {
-  const outcomes = await Promise.allSettled(promises);
-  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
-}
-
 /** Symlinks, named pipes and the types that are listed but not recreated. */
 async function restoreNode(context: Context, node: TreeNode, target: string, path: string): Promise<void> {
   switch (node.type) {
@@ -311,7 +306,7 @@ async function writeContent(context: Context, fd: number, content: string[]): Pr
   let position = 0;
   for (const hex of content) {
     const id = Buffer.from(hex, 'hex');
-    // Unknown blobs still go through readBlob, which names them in its error.
+    // An unknown blob still goes through writeBlob, which names it in its error.
     const expected = context.reader.rawLengthOf(id) ?? 0;
     await context.bytes.acquire(expected);
     const at = position;
@@ -321,8 +316,7 @@ async function writeContent(context: Context, fd: number, content: string[]): Pr
     }).finally(() => context.bytes.release(expected)));
   }
   // Every write is finished before the caller closes the descriptor, even when one failed.
-  const outcomes = await Promise.allSettled(writes);
-  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  await settleAll(writes);
   return position;
 }
 

@@ -4,6 +4,7 @@
 // certifies the packs it read, so write-only keys may then dedup against them.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { asPackId, type PackId } from '../core/ids.ts';
+import { settleAll } from '../core/settle.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex, type LoadedIndex } from '../repo/index-loader.ts';
@@ -67,7 +68,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   // The structure check (every snapshot's trees) runs on the main thread while the packs are read
   // and checked on the workers; its problems are reported before theirs.
   const certifier = createCertifier(repo, loaded.trustedPacks);
-  const [structure, data] = await bothSettled(checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier));
+  const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier)]);
   problems.push(...structure.problems, ...data.problems);
   const certifiedPacks = await certifier.finish();
   return {
@@ -81,14 +82,6 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
     certifiedPacks,
     problems,
   };
-}
-
-/** Both results, or the first failure once both have finished. */
-async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
-  const [first, second] = await Promise.allSettled([a, b]);
-  if (first.status === 'rejected') throw first.reason;
-  if (second.status === 'rejected') throw second.reason;
-  return [first.value, second.value];
 }
 
 async function checkStructure(repo: Repository, loaded: LoadedIndex, snapshots: SnapshotEntry[]) {
