@@ -3,11 +3,12 @@
 //   node bench/memory.ts [--file-gib 2] [--small-files 200000]
 import { spawn } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { removeTree } from './lib/remove-tree.ts';
 
 const BIN = fileURLToPath(new URL('../bin/amber.js', import.meta.url));
 const { values } = parseArgs({ options: { 'file-gib': { type: 'string', default: '2' }, 'small-files': { type: 'string', default: '200000' } } });
@@ -88,5 +89,5 @@ try {
   const again = await run(['backup', '--repo', smallRepo, tree, '--json'], env);
   console.log(`${count} small files, no change: status ${again.status}, peak RSS ${again.peakRssMb.toFixed(0)} MB, ${again.seconds.toFixed(1)} s`);
 } finally {
-  await rm(dir, { recursive: true, force: true });
+  await removeTree(dir);
 }

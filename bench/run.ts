@@ -14,6 +14,7 @@ import { amberCompressionNote, amberVersion, createAmber, createRestic, findRest
 import { diffManifests, diskUsageBytes, treeManifest } from './lib/tree-compare.ts';
 import { planTree, type TreePlan } from './lib/tree-plan.ts';
 import { ensureTree, type CachedTree } from './lib/tree-write.ts';
+import { removeTree } from './lib/remove-tree.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -69,7 +70,7 @@ async function restoreAndCheck(ctx: RunContext, tool: Tool, live: string, expect
 }
 
 async function runRepetition(ctx: RunContext, rep: number): Promise<void> {
-  await rm(ctx.runDir, { recursive: true, force: true });
+  await removeTree(ctx.runDir);
   await mkdir(ctx.runDir, { recursive: true });
   const live = join(ctx.runDir, 'live');
   await runChecked('cp', ['-a', '--reflink=auto', ctx.treeRoot, live]);
@@ -89,7 +90,7 @@ async function runRepetition(ctx: RunContext, rep: number): Promise<void> {
   const expected = await treeManifest(live);
   await phase(ctx, rep, order, 'restore', (tool) => restoreAndCheck(ctx, tool, live, expected));
   await phase(ctx, rep, order, 'verify', (tool) => tool.verify());
-  if (!ctx.options.keep || rep < ctx.options.reps) await rm(ctx.runDir, { recursive: true, force: true });
+  if (!ctx.options.keep || rep < ctx.options.reps) await removeTree(ctx.runDir);
 }
 
 /** The source revision being measured: others change src/ while benchmarks run. */

@@ -1,10 +1,14 @@
 // What every command shares: global options, opening the repository, and printing results.
-import { resolve } from 'node:path';
+import { createHmac } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { AmberError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRepository, type Repository } from '../repo/repository.ts';
+import { cacheRoot } from '../engine/writer-cache.ts';
+import { openGuardedClock, type GuardedClock } from '../governance/guarded-clock.ts';
 import { readPassphrase } from './passphrase.ts';
 
 export interface GlobalOptions {
@@ -58,6 +62,28 @@ export async function openRepo(context: CliContext): Promise<Repository> {
     prompt: `passphrase for ${store.location}: `,
   });
   return openRepository({ store, passphrase, clock: context.clock });
+}
+
+/**
+ * The guarded clock every retention decision of this host uses: its state lives in the local cache
+ * ($AMBER_CACHE_DIR), one file per repository, MAC'd with a key derived from the repository's id key.
+ */
+export async function openRetentionClock(repo: Repository): Promise<GuardedClock> {
+  return openGuardedClock({
+    statePath: join(cacheRoot(), repo.config.repositoryId, 'clock.json'),
+    macKey: createHmac('sha256', repo.key.secrets.idKey).update('amber/v1/clock-state').digest(),
+  });
+}
+
+/** Who is at the keyboard, as recorded in holds and clock confirmations: user@host. */
+export function operatorName(): string {
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry for this uid (some containers): fall back to $USER.
+  }
+  return `${user}@${hostname()}`;
 }
 
 /** Prints a result as JSON (with --json) or as the text `render` makes of it. */

@@ -9,6 +9,12 @@ import { registerSnapshotCommands } from './commands/snapshots.ts';
 import { registerRestore } from './commands/restore.ts';
 import { registerVerify } from './commands/verify.ts';
 import { registerKey } from './commands/key.ts';
+import { registerLock } from './commands/lock.ts';
+import { registerHold } from './commands/hold.ts';
+import { registerPolicy } from './commands/policy.ts';
+import { registerForget } from './commands/forget.ts';
+import { registerPrune } from './commands/prune.ts';
+import { registerClock } from './commands/clock.ts';
 
 export const VERSION = '0.1.0';
 
@@ -33,13 +39,22 @@ Examples:
   amber backup --repo /srv/backups/main /home --tag nightly
   amber snapshots --repo /srv/backups/main
   amber restore latest --repo /srv/backups/main --target /tmp/restore
-  amber verify --repo /srv/backups/main --read-data`);
+  amber verify --repo /srv/backups/main --read-data
+  amber backup --repo /srv/backups/main /srv/finance --retain 7y --lock-mode compliance
+  amber lock status --repo /srv/backups/main
+  amber forget --repo /srv/backups/main --keep-daily 7 --keep-weekly 5 && amber prune --repo /srv/backups/main`);
   registerInit(program, context);
   registerBackup(program, context, setExit);
   registerSnapshotCommands(program, context);
   registerRestore(program, context);
   registerVerify(program, context);
   registerKey(program, context);
+  registerLock(program, context);
+  registerHold(program, context);
+  registerPolicy(program, context);
+  registerForget(program, context);
+  registerPrune(program, context);
+  registerClock(program, context);
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
 }

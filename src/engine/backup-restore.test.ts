@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { createHardTree, SPARSE_FILE_BYTES } from '../testing/tree-fixture.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
-import { createTestRepo, makeTempDir, rejectsWithCode, seededBytes } from '../testing/repo-fixture.ts';
+import { createTestRepo, makeTempDir, rejectsWithCode, removeTree, seededBytes } from '../testing/repo-fixture.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
@@ -35,7 +35,7 @@ before(async () => {
 });
 
 after(async () => {
-  await fs.rm(root, { recursive: true, force: true });
+  await removeTree(root);
 });
 
 test('a backup of the hard tree restores identical: contents, modes, owners, times, links, names', async () => {

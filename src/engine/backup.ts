@@ -23,6 +23,9 @@ import { snapshotName } from '../repo/layout.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
+import type { RetentionMode } from '../storage/store.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock } from './backup-lock.ts';
 
 export const PROGRAM = 'amber 0.1.0';
 
@@ -49,6 +52,11 @@ export interface BackupOptions {
   exclude?: string[];
   onWarning?: (warning: BackupWarning) => void;
   onProgress?: (progress: BackupProgress) => void;
+  /** Retention for this snapshot; the repository policy's defaults and bounds apply. */
+  retainMs?: number;
+  lockMode?: RetentionMode;
+  /** Where retain-until dates start from (the CLI passes the guarded clock); default: wall time. */
+  retentionClock?: RetentionClock;
 }
 
 export interface BackupResult {
@@ -78,15 +86,28 @@ interface Session {
   options: BackupOptions;
 }
 
+/** Backs up; starts again (at most twice) if a prune condemns a pack it reused while it ran. */
 export async function backup(options: BackupOptions): Promise<BackupResult> {
+  for (let attempt = 1; ; attempt++) {
+    const state = await loadRetentionState(options.repo);
+    try {
+      return await backupOnce(options, state);
+    } catch (error) {
+      if (!(error instanceof CondemnedDuringBackup) || options.stdin || attempt >= 3) lockError(error);
+    }
+  }
+}
+
+async function backupOnce(options: BackupOptions, state: RetentionState): Promise<BackupResult> {
   const { repo } = options;
   const started = repo.clock.monotonicMs();
-  const { index } = await loadIndex(repo);
+  const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
+  const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode) });
   const host = options.host ?? hostname();
   const paths = (options.paths ?? []).map((path) => resolve(path));
   const session: Session = {
     repo,
-    sink: createBlobSink(repo, index),
+    sink: createBlobSink(repo, index, { retention: { retainUntilMs: lock.untilMs, mode: lock.mode } }),
     chunker: createChunker(repo.config.chunker, repo.key.secrets.gearSeed),
     exclude: createExcludeMatcher(options.exclude ?? []),
     lister: createDirectoryLister({ excludes: options.exclude ?? [], ahead: defaultPoolSize() > 0 }),
@@ -128,13 +149,19 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     tree,
     ...(session.parent.snapshotId ? { parent: session.parent.snapshotId } : {}),
     summary,
-    retention: null,
+    retention: { mode: lock.mode, until: new Date(lock.untilMs).toISOString() },
     flags: [...session.flags].sort(),
     program: PROGRAM,
   };
   const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
   const snapshotId = asSnapshotId(sha256Hex(bytes));
-  await repo.store.put(snapshotName(snapshotId), bytes);
+  await checkNotCondemned(repo, state, session.sink.reusedPacks);
+  await grantBackupLocks(repo, state, {
+    plan: lock, snapshotId, written: session.sink.written, reused: session.sink.reusedPacks, nowMs: repo.clock.nowMs(),
+  });
+  const retention = { untilMs: lock.untilMs, mode: lock.mode };
+  await repo.store.put(snapshotName(snapshotId), bytes, { retainUntilMs: retention.untilMs, mode: retention.mode });
+  await repo.store.protect([snapshotName(snapshotId)], retention);
   session.writerCache?.rememberSnapshot({ id: snapshotId, time: snapshot.time, host, paths: snapshot.paths, tree });
   return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0 };
 }
@@ -250,6 +277,7 @@ async function backupFile(session: Session, path: string, meta: EntryMeta, node:
   const previous = await session.parent.lookup(path);
   const reused = previous && session.parent.unchangedContent(previous, meta);
   if (reused) {
+    session.sink.reuse(reused);
     session.summary.filesUnchanged += 1;
     if (linkKey) session.hardLinks.set(linkKey, reused);
     return reused;

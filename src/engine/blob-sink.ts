@@ -12,6 +12,7 @@ import { defaultPoolSize } from './worker-pool.ts';
 import { createPackBuilder, newPackKey, type PackBuilder, type PackKey } from '../repo/pack.ts';
 import { createIndexWriter } from '../repo/index-writer.ts';
 import { packName } from '../repo/layout.ts';
+import type { PutOptions } from '../storage/store.ts';
 
 /** Pack buffers: one being filled per blob type plus writes in flight. */
 const PACK_BUFFERS = 2;
@@ -36,10 +37,22 @@ export interface BlobSink {
   flush(): Promise<void>;
   /** Stops the encoding workers; call once, after flush or on failure. */
   close(): Promise<void>;
+  /** Notes blobs the snapshot uses without storing them (a parent's unchanged file). */
+  reuse(ids: readonly string[]): void;
   readonly stats: SinkStats;
+  /** Packs and index objects this session wrote. */
+  readonly written: readonly string[];
+  /** Names of packs already stored that hold blobs the session used (this session's own included). */
+  readonly reusedPacks: ReadonlySet<string>;
 }
 
-export function createBlobSink(repo: Repository, index: BlobIndex, options: { workers?: number } = {}): BlobSink {
+export interface BlobSinkOptions {
+  workers?: number;
+  /** Retention every pack and index object gets when it is stored. */
+  retention?: PutOptions;
+}
+
+export function createBlobSink(repo: Repository, index: BlobIndex, options: BlobSinkOptions = {}): BlobSink {
   const packKey: PackKey = newPackKey(repo.currentEpoch.epoch, repo.currentEpoch.publicKey, randomKey());
   const workers = options.workers ?? defaultPoolSize();
   const pool: CodecPool | undefined = workers > 0 ? createCodecPool({ dataKey: packKey.dataKey, size: workers }) : undefined;
@@ -56,7 +69,13 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
   let created = 0;
   const writes = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  const indexWriter = createIndexWriter(repo);
+  const indexWriter = createIndexWriter(repo, options.retention);
+  const packsWritten: string[] = [];
+  const reusedPacks = new Set<string>();
+  const noteReused = (id: Uint8Array) => {
+    const packId = index.packOf(id);
+    if (packId !== undefined) reusedPacks.add(packName(packId));
+  };
   const stats: SinkStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0, packsStored: 0 };
 
   const rethrowFailure = () => {
@@ -79,8 +98,9 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
     if (!builder || builder.count === 0) return;
     open[type] = undefined;
     const pack = builder.finish(packKey, repo.key.signer);
-    const write = repo.store.put(packName(pack.id), pack.bytes).then(() => {
+    const write = repo.store.put(packName(pack.id), pack.bytes, options.retention).then(() => {
       stats.packsStored += 1;
+      packsWritten.push(packName(pack.id));
       stats.bytesStored += pack.bytes.length;
       for (const entry of pack.entries) index.add(entry.id, { ...entry, packId: pack.id, trusted: true });
       return indexWriter.add({ id: pack.id, entries: pack.entries });
@@ -113,7 +133,10 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
       rethrowFailure();
       checkBlobSize(type, plaintext.length);
       const id = blobIdOf(repo.key.secrets.idKey, plaintext);
-      if (index.hasTrusted(id)) return asBlobId(id.toString('hex'));
+      if (index.hasTrusted(id)) {
+        noteReused(id);
+        return asBlobId(id.toString('hex'));
+      }
       index.addPending(id);
       stats.blobsAdded += 1;
       stats.bytesAdded += plaintext.length;
@@ -153,5 +176,12 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: { wo
       await indexWriter.flush();
     },
     close: async () => pool?.close(),
+    reuse(ids) {
+      for (const id of ids) noteReused(Buffer.from(id, 'hex'));
+    },
+    get written() {
+      return [...packsWritten, ...indexWriter.names];
+    },
+    reusedPacks,
   };
 }

@@ -12,7 +12,7 @@ import type { Repository } from '../repo/repository.ts';
 import { asPackId } from '../core/ids.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import {
-  createTestRepo, listNames, makeTempDir, openTestRepo, seededBytes, seededRandom, SMALL_CHUNKER, TEST_PASSPHRASE,
+  createTestRepo, listNames, makeTempDir, openTestRepo, removeTree, seededBytes, seededRandom, SMALL_CHUNKER, TEST_PASSPHRASE,
 } from '../testing/repo-fixture.ts';
 import type { BackupChildRequest } from '../testing/backup-child.ts';
 import { backup, type BackupResult } from './backup.ts';
@@ -46,7 +46,7 @@ before(async () => {
 });
 
 after(async () => {
-  await fs.rm(root, { recursive: true, force: true });
+  await removeTree(root);
 });
 
 interface ChildOutcome {

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { createTestRepo, makeTempDir, seededBytes } from '../testing/repo-fixture.ts';
+import { createTestRepo, makeTempDir, removeTree, seededBytes } from '../testing/repo-fixture.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
@@ -22,7 +22,7 @@ before(async () => {
   root = await makeTempDir('dedup');
 });
 after(async () => {
-  await fs.rm(root, { recursive: true, force: true });
+  await removeTree(root);
 });
 
 const newRepo = () => createTestRepo(join(root, `repo-${++repos}`), { chunker: CHUNKER, packTargetBytes: 4 * MiB });

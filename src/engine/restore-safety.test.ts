@@ -12,7 +12,7 @@ import { snapshotName } from '../repo/layout.ts';
 import type { Repository } from '../repo/repository.ts';
 import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
-import { createTestRepo, fingerprintTree, makeTempDir, rejectsWithCode } from '../testing/repo-fixture.ts';
+import { createTestRepo, fingerprintTree, makeTempDir, rejectsWithCode, removeTree } from '../testing/repo-fixture.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { restore, type RestoreResult } from './restore.ts';
 import { findSnapshot, type SnapshotEntry } from './snapshots.ts';
@@ -32,7 +32,7 @@ before(async () => {
 });
 
 after(async () => {
-  await fs.rm(root, { recursive: true, force: true });
+  await removeTree(root);
 });
 
 const TIME_NS = '1700000000123456789';

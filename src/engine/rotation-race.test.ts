@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { rotateKey } from '../repo/key-admin.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
-import { createTestRepo, makeTempDir, openTestRepo, seededBytes } from '../testing/repo-fixture.ts';
+import { createTestRepo, makeTempDir, openTestRepo, removeTree, seededBytes } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
@@ -14,7 +14,7 @@ import { verify } from './verify.ts';
 
 test('concurrent key rotations leave a repository that opens, backs up, restores and verifies', async (t) => {
   const dir = await makeTempDir('rotation-race');
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  t.after(() => removeTree(dir));
   const repoPath = join(dir, 'repo');
   await createTestRepo(repoPath);
   const adminA = await openTestRepo(repoPath);

@@ -6,24 +6,36 @@ import { decodeSnapshotPayload, type Snapshot } from '../repo/snapshot.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
 import { hashOfName } from '../repo/layout.ts';
+import { FORGETS, loadRecords } from '../repo/retention-records.ts';
+
+async function forgottenSnapshots(repo: Repository): Promise<Set<string>> {
+  // Forged marks are ignored here and reported by verify.
+  return new Set((await loadRecords(repo, FORGETS, [])).flatMap(({ value }) => value.snapshots));
+}
 
 export interface SnapshotEntry {
   id: SnapshotId;
   snapshot: Snapshot;
   signer: string;
+  /** When the store received the snapshot object, by the store's clock (where it says). */
+  writtenMs?: number;
 }
 
-export async function listSnapshots(repo: Repository, problems: RecordProblem[] = []): Promise<SnapshotEntry[]> {
+/** Snapshots an owner-signed forget mark names are left out unless `includeForgotten`. */
+export async function listSnapshots(repo: Repository, problems: RecordProblem[] = [], options: { includeForgotten?: boolean } = {}): Promise<SnapshotEntry[]> {
   if (repo.key.role !== 'full') {
     throw new AmberError('WRITE_ONLY_KEY', `key ${repo.key.keyId.slice(0, 8)} is write-only: it can add backups but not list, read or restore them`, {
       hint: 'use a full-access key for snapshots, ls, dump, restore and verify',
     });
   }
   const records = await readRecords(repo.store, 'snapshots', 'snapshot', repo.authority.signingKeyFor, problems);
+  const forgotten = options.includeForgotten ? new Set<string>() : await forgottenSnapshots(repo);
   const entries: SnapshotEntry[] = [];
-  for (const { name, record } of records) {
+  for (const { name, record, writtenMs } of records) {
+    if (forgotten.has(hashOfName(name)!)) continue;
     try {
       entries.push({
+        writtenMs,
         id: asSnapshotId(hashOfName(name)!),
         snapshot: decodeSnapshotPayload(record.payload, repo.epochs, name),
         signer: repo.authority.describe(record.signerKeyId),

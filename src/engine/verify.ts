@@ -21,6 +21,8 @@ import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
 import type { PackCheckInput } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
+import { loadRetentionState, type RetentionState } from './retention-state.ts';
+import { lockStatus } from './locks.ts';
 
 /** Packs in memory at once: one checked by every worker while the next is read. */
 const READ_AHEAD_PACKS = 2;
@@ -68,8 +70,10 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   // The structure check (every snapshot's trees) runs on the main thread while the packs are read
   // and checked on the workers; its problems are reported before theirs.
   const certifier = createCertifier(repo, loaded.trustedPacks);
-  const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier)]);
+  const state = await loadRetentionState(repo);
+  const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
   problems.push(...structure.problems, ...data.problems);
+  problems.push(...await checkLocks(repo, state));
   const certifiedPacks = await certifier.finish();
   return {
     snapshots: snapshots.length,
@@ -84,6 +88,17 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   };
 }
 
+/** Forged or malformed retention records, and every snapshot whose lock its objects do not cover. */
+async function checkLocks(repo: Repository, state: RetentionState): Promise<VerifyProblem[]> {
+  const problems: VerifyProblem[] = state.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
+  for (const status of await lockStatus({ repo, state })) {
+    for (const gap of status.gaps) {
+      problems.push({ object: gap.name, code: 'LOCK_GAP', message: `snapshot ${status.snapshotId.slice(0, 8)} is locked until ${status.lock?.until ?? '-'} but ${gap.name} ${gap.problem}` });
+    }
+  }
+  return problems;
+}
+
 async function checkStructure(repo: Repository, loaded: LoadedIndex, snapshots: SnapshotEntry[]) {
   const reader = createBlobReader(repo, loaded.index);
   const counts = { trees: 0, blobsReferenced: 0 };
@@ -96,7 +111,9 @@ async function checkStructure(repo: Repository, loaded: LoadedIndex, snapshots: 
 }
 
 /** Every stored pack against the index, and the chosen packs read whole and checked. */
-async function checkPacks(repo: Repository, loaded: LoadedIndex, options: VerifyOptions, certifier: ReturnType<typeof createCertifier>) {
+async function checkPacks(
+  repo: Repository, loaded: LoadedIndex, options: VerifyOptions, certifier: ReturnType<typeof createCertifier>, condemned: ReadonlySet<string>,
+) {
   const problems: VerifyProblem[] = [];
   const stored = new Map<string, number>();
   for await (const { name, sizeBytes } of repo.store.list(PREFIX.data)) {
@@ -109,6 +126,8 @@ async function checkPacks(repo: Repository, loaded: LoadedIndex, options: Verify
     const name = packName(packId);
     const sizeBytes = stored.get(packId);
     const neededBytes = (loaded.packEnds.get(packId) ?? 0) + TRAILER_BYTES;
+    // Index objects are never rewritten, so they still list the packs prune deleted.
+    if (sizeBytes === undefined && condemned.has(name)) continue;
     if (sizeBytes === undefined) problems.push({ object: name, code: 'OBJECT_NOT_FOUND', message: `pack ${name} is in the index but missing from storage` });
     else if (sizeBytes < neededBytes) problems.push({ object: name, code: 'OBJECT_CORRUPT', message: `pack ${name} holds ${sizeBytes} bytes, fewer than the ${neededBytes} its index entries need (truncated)` });
   }

@@ -20,7 +20,7 @@ import { decodeTrailer, TRAILER_BYTES } from '../repo/pack.ts';
 import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
 import { decodeSignedRecord } from '../repo/signed-record.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
-import { useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import { removeTree, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
@@ -32,7 +32,7 @@ const FILE_BYTES = 256 * 1024;
 const roots: string[] = [];
 
 after(async () => {
-  await Promise.all(roots.map((dir) => fs.rm(dir, { recursive: true, force: true })));
+  await Promise.all(roots.map((dir) => removeTree(dir)));
 });
 
 const fails = (code: ErrorCode) => (error: unknown) => isAmberError(error, code);

@@ -18,6 +18,8 @@ export interface Authority {
   readonly ownerKeyId: KeyId;
   /** The public key that may sign `objectName` as `signerKeyId`, or undefined when none may. */
   signingKeyFor(signerKeyId: KeyId, objectName: string): Buffer | undefined;
+  /** The owner's public key when `signerKeyId` is the owner: records only the owner may sign. */
+  ownerKeyFor(signerKeyId: KeyId): Buffer | undefined;
   isRevoked(keyId: KeyId): boolean;
   describe(signerKeyId: KeyId): string;
 }
@@ -43,6 +45,7 @@ export function createAuthority(ownerPublicKey: Buffer, keyFiles: KeyFileInfo[],
       const accepted = revoked.get(signerKeyId);
       return accepted && !accepted.has(objectName) ? undefined : writer;
     },
+    ownerKeyFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : undefined),
     isRevoked: (keyId) => revoked.has(keyId),
     describe(signerKeyId) {
       if (signerKeyId === ownerKeyId) return 'owner';

@@ -21,6 +21,8 @@ export interface BlobIndex {
   get(id: Uint8Array): BlobLocation | undefined;
   /** True when the id is stored (or being stored this session) in a way this key may dedup against. */
   hasTrusted(id: Uint8Array): boolean;
+  /** The pack holding the id's location; undefined while it is only pending or unknown. */
+  packOf(id: Uint8Array): PackId | undefined;
   add(id: Uint8Array, location: BlobLocation): void;
   /** Reserves an id whose blob is queued for a pack this session, so it is not stored twice. */
   addPending(id: Uint8Array): void;
@@ -153,6 +155,12 @@ export function createBlobIndex(): BlobIndex {
       if (entry < 0) return false;
       const { page, at } = pageAt(entry);
       return (page.flags[at] & FLAG_TRUSTED) !== 0;
+    },
+    packOf(id) {
+      const entry = entryOf(id);
+      if (entry < 0) return undefined;
+      const { page, at } = pageAt(entry);
+      return page.flags[at] & FLAG_PENDING ? undefined : packIds[page.fields[at * FIELDS]];
     },
     add: (id, location) => write(id, location),
     addPending: (id) => write(id, undefined),

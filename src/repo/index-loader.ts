@@ -6,6 +6,8 @@ import { createBlobIndex, type BlobIndex, type BlobLocation } from './blob-index
 import { readIndexPayload } from './index-file.ts';
 import { readRecords, type RecordProblem } from './records.ts';
 import { isAmberError } from '../core/errors.ts';
+import { packName } from './layout.ts';
+import { CONDEMNS, loadRecords } from './retention-records.ts';
 
 export interface LoadedIndex {
   index: BlobIndex;
@@ -17,7 +19,17 @@ export interface LoadedIndex {
   trustedPacks: Set<string>;
 }
 
-export async function loadIndex(repo: Repository): Promise<LoadedIndex> {
+export interface LoadIndexOptions {
+  /** Packs a backup may dedup against (default all): entries in others are kept for reading only,
+   *  e.g. packs condemned by prune or held in another lock mode. */
+  dedupable?: (packId: string) => boolean;
+}
+
+export async function loadIndex(repo: Repository, options: LoadIndexOptions = {}): Promise<LoadedIndex> {
+  const dedupable = options.dedupable ?? (() => true);
+  // Index objects are never rewritten, so they still name packs that prune condemned (and perhaps
+  // deleted): such entries are kept only as a last resort, behind any other copy.
+  const condemned = new Set((await loadRecords(repo, CONDEMNS, [])).flatMap(({ value }) => value.objects.map(({ name }) => name)));
   const problems: RecordProblem[] = [];
   const index = createBlobIndex();
   const records = await readRecords(repo.store, 'index', 'index', repo.authority.signingKeyFor, problems);
@@ -28,7 +40,7 @@ export async function loadIndex(repo: Repository): Promise<LoadedIndex> {
     const trustedSigner = record.signerKeyId === repo.key.signer.keyId || record.signerKeyId === repo.authority.ownerKeyId;
     try {
       readIndexPayload(record.payload, repo.key.secrets.indexKey, name, (packId, entry) => {
-        index.add(entry.id, { ...entry, packId, trusted: trustedSigner });
+        index.add(entry.id, { ...entry, packId, trusted: trustedSigner && dedupable(packId) && !condemned.has(packName(packId)) });
         if (trustedSigner) trustedPacks.add(packId);
         packEnds.set(packId, Math.max(packEnds.get(packId) ?? 0, entry.offset + entry.sealedLength));
       });

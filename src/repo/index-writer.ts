@@ -1,6 +1,7 @@
 // Writes index objects for packs already stored, one object per INDEX_FLUSH_ENTRIES entries, so the
 // entries waiting to be indexed stay bounded. Callers add a pack only after its put succeeded.
 import { sha256Hex } from '../crypto/index.ts';
+import type { PutOptions } from '../storage/store.ts';
 import { encodeIndex, type IndexedPack } from './index-file.ts';
 import { objectName } from './layout.ts';
 import type { Repository } from './repository.ts';
@@ -11,19 +12,22 @@ export interface IndexWriter {
   add(pack: IndexedPack): Promise<void>;
   flush(): Promise<void>;
   readonly objectsStored: number;
+  /** Names of the index objects written so far. */
+  readonly names: readonly string[];
 }
 
-export function createIndexWriter(repo: Repository): IndexWriter {
+export function createIndexWriter(repo: Repository, putOptions?: PutOptions): IndexWriter {
   let pending: IndexedPack[] = [];
   let entries = 0;
-  let objectsStored = 0;
+  const names: string[] = [];
   const flush = async () => {
     if (pending.length === 0) return;
     const bytes = encodeIndex(pending, repo.key.secrets.indexKey, repo.key.signer);
     pending = [];
     entries = 0;
-    await repo.store.put(objectName('index', sha256Hex(bytes)), bytes);
-    objectsStored += 1;
+    const name = objectName('index', sha256Hex(bytes));
+    await repo.store.put(name, bytes, putOptions);
+    names.push(name);
   };
   return {
     async add(pack) {
@@ -33,7 +37,8 @@ export function createIndexWriter(repo: Repository): IndexWriter {
     },
     flush,
     get objectsStored() {
-      return objectsStored;
+      return names.length;
     },
+    names,
   };
 }

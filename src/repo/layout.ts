@@ -11,7 +11,17 @@ export const PREFIX = {
   data: 'data/',
   index: 'index/',
   snapshots: 'snapshots/',
+  grants: 'grants/',
+  policies: 'policies/',
+  holds: 'holds/',
+  forgets: 'forgets/',
+  condemns: 'condemns/',
 } as const;
+
+/** Objects every snapshot needs besides its packs and itself: retained as long as anything is. */
+export const METADATA_PREFIXES: readonly PrefixKind[] = [
+  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns',
+];
 
 export type PrefixKind = keyof typeof PREFIX;
 

@@ -13,6 +13,12 @@ export const OBJECT_KIND = {
   snapshot: 5,
   epoch: 6,
   revocation: 7,
+  // 8 belonged to the certification records of an early draft and stays unassigned.
+  grant: 9,
+  policy: 10,
+  hold: 11,
+  forget: 12,
+  condemn: 13,
 } as const;
 
 export type ObjectKind = keyof typeof OBJECT_KIND;

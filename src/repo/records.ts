@@ -16,6 +16,8 @@ export interface RecordProblem {
 export interface LoadedRecord {
   name: string;
   record: SignedRecord;
+  /** When the store received it (its own clock), where the store reports that. */
+  writtenMs?: number;
 }
 
 export type SignerLookup = (signerKeyId: KeyId, name: string) => Buffer | undefined;
@@ -48,9 +50,9 @@ export async function readRecords(
   problems: RecordProblem[],
 ): Promise<LoadedRecord[]> {
   const loaded: LoadedRecord[] = [];
-  for await (const { name } of store.list(PREFIX[prefix])) {
+  for await (const { name, writtenMs } of store.list(PREFIX[prefix])) {
     try {
-      loaded.push({ name, record: await readRecord(store, name, kind, signers) });
+      loaded.push({ name, record: await readRecord(store, name, kind, signers), writtenMs });
     } catch (error) {
       if (!isAmberError(error) || !['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'].includes(error.code)) throw error;
       problems.push({ name, problem: error.message, code: error.code });

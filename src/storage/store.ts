@@ -19,6 +19,24 @@ export interface PutOptions {
   mode?: RetentionMode;
 }
 
+export interface ObjectRetention {
+  untilMs: number;
+  mode: RetentionMode;
+}
+
+/** What a store itself holds for one object, read from the store (never from a cache). */
+export interface ObjectProtection {
+  name: string;
+  /** The retain-until date the store enforces (S3 Object Lock, the vault); absent where the store
+   *  keeps no dates itself (fs: dates live in the repository's signed grant records). */
+  untilMs?: number;
+  mode?: RetentionMode;
+  legalHold?: boolean;
+  /** Whether the store refuses, right now, to change or remove the object whoever asks short of
+   *  its administrator (fs: the Linux immutable attribute). */
+  locked: boolean;
+}
+
 export interface ByteRange {
   offset: number;
   length: number;
@@ -27,6 +45,9 @@ export interface ByteRange {
 export interface ObjectInfo {
   name: string;
   sizeBytes: number;
+  /** When the store received the object, by the store's own clock (fs: the file's mtime, which the
+   *  immutable attribute freezes); forget compares it with the time a snapshot claims. */
+  writtenMs?: number;
 }
 
 /** Who enforces retention for a store, and against whom it holds. */
@@ -52,6 +73,22 @@ export interface Store {
   /** Whether the store's root exists and holds anything at all. */
   exists(): Promise<boolean>;
   enforcement(): Enforcement;
+  /**
+   * Raises the retention of existing objects; never lowers a date or weakens a mode. Stores that
+   * keep dates natively apply them here (and at put); the fs store makes each object immutable and
+   * its directory append-only where the process may, in batched calls. Missing names fail with
+   * OBJECT_NOT_FOUND.
+   */
+  protect(names: string[], retention: ObjectRetention): Promise<void>;
+  /** What the store holds for each name, in order. Missing names fail with OBJECT_NOT_FOUND. */
+  protection(names: string[]): Promise<ObjectProtection[]>;
+  /**
+   * Removes an object whose retention has ended. A store that keeps dates refuses with
+   * RETENTION_ACTIVE while one has not passed (by its own clock) or a hold is on; the fs store,
+   * whose dates are the repository's grant records, lifts its attributes and removes the object:
+   * the caller (prune) has checked the grants. Missing names fail with OBJECT_NOT_FOUND.
+   */
+  deleteExpired(name: string): Promise<void>;
 }
 
 /** Object names: lowercase letters, digits, '-', '_', '.' in segments joined by '/'; no '..'. */

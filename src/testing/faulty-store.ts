@@ -53,5 +53,9 @@ export function createFaultyStore(inner: Store, faults: StoreFaults): Store {
     list: (prefix) => inner.list(prefix),
     exists: () => inner.exists(),
     enforcement: () => inner.enforcement(),
+    // Retention is never faulted: the wrapper only makes puts and gets fail.
+    protect: (names, retention) => inner.protect(names, retention),
+    protection: (names) => inner.protection(names),
+    deleteExpired: (name) => inner.deleteExpired(name),
   };
 }

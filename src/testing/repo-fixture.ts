@@ -1,7 +1,7 @@
 // Helpers for engine tests: throwaway directories, fast-to-open repositories on the fs store,
 // seeded incompressible bytes, and damaging stored objects the way a disk or an attacker would.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { createCipheriv, createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,31 @@ export const SMALL_CHUNKER: ChunkerParams = { minSizeBytes: 16 * 1024, avgSizeBy
 
 export async function makeTempDir(label: string): Promise<string> {
   return fs.mkdtemp(join(tmpdir(), `amber-${label}-`));
+}
+
+/** Runs chattr or lsattr; its output, or undefined where it is missing or fails. */
+function attrTool(tool: 'chattr' | 'lsattr', args: string[]): Promise<string | undefined> {
+  return new Promise((done) => {
+    execFile(tool, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }, (error, stdout) => done(error ? undefined : stdout));
+  });
+}
+
+/**
+ * Lifts the immutable and append-only attributes the fs store puts on protected objects and their
+ * directories, everywhere under `dir`: what root does before changing a repository by hand (tests
+ * that damage one play that part). Where chattr is missing or may not, nothing was locked either.
+ */
+export async function liftAttributes(dir: string): Promise<void> {
+  await attrTool('chattr', ['-R', '-i', '-a', '--', dir]);
+}
+
+/**
+ * Removes a directory that may hold a repository. A plain recursive rm cannot remove protected
+ * objects even as root, so the attributes are lifted first.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  await liftAttributes(dir);
+  await fs.rm(dir, { recursive: true, force: true });
 }
 
 export interface TestRepoOptions {
@@ -61,11 +86,20 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** Rewrites a stored (read-only) object file in place with `change` applied to its bytes. */
+/**
+ * Rewrites a stored (read-only) object file in place with `change` applied to its bytes. A protected
+ * object is immutable: like root by hand, this lifts the attribute for the change and sets it again.
+ */
 export async function alterObjectFile(path: string, change: (bytes: Buffer) => Buffer): Promise<void> {
-  await fs.chmod(path, 0o644);
-  await fs.writeFile(path, change(await fs.readFile(path)));
-  await fs.chmod(path, 0o444);
+  const immutable = (await attrTool('lsattr', ['-d', '--', path]))?.split(' ')[0].includes('i') ?? false;
+  if (immutable) await attrTool('chattr', ['-i', '--', path]);
+  try {
+    await fs.chmod(path, 0o644);
+    await fs.writeFile(path, change(await fs.readFile(path)));
+    await fs.chmod(path, 0o444);
+  } finally {
+    if (immutable) await attrTool('chattr', ['+i', '--', path]);
+  }
 }
 
 /** Flips the lowest bit of the byte at `offset` (default: the middle) of a stored object file. */
@@ -143,7 +177,7 @@ export function useTemporaryWriterCache(dir: string): void {
 export async function createScratchRepo(t: { after(fn: () => unknown): void }, label: string, options: TestRepoOptions = {}) {
   const dir = await makeTempDir(label);
   useTemporaryWriterCache(dir);
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  t.after(() => removeTree(dir));
   const repoPath = join(dir, 'repo');
   return { dir, repoPath, owner: await createTestRepo(repoPath, options) };
 }

@@ -35,6 +35,17 @@ async function listNames(store: Store, prefix: string): Promise<string[]> {
   return (await listAll(store, prefix)).map((info) => info.name);
 }
 
+/** Name and size only: writtenMs is the store's clock, checked on its own. */
+function sized({ name, sizeBytes }: ObjectInfo): ObjectInfo {
+  return { name, sizeBytes };
+}
+
+async function listSized(store: Store, prefix: string): Promise<ObjectInfo[]> {
+  return (await listAll(store, prefix)).map(sized);
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 export function describeStoreConformance(label: string, makeStore: () => Promise<Store>): void {
   describe(`${label} store conformance`, () => {
     test('a new store does not exist until something is put', async () => {
@@ -49,8 +60,8 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const store = await makeStore();
       await store.put('data/ab/abcdef', bytesOf('hello'));
       assertBytesEqual(await store.get('data/ab/abcdef'), bytesOf('hello'));
-      assert.deepEqual(await store.stat('data/ab/abcdef'), { name: 'data/ab/abcdef', sizeBytes: 5 });
-      assert.deepEqual(await listAll(store, ''), [{ name: 'data/ab/abcdef', sizeBytes: 5 }]);
+      assert.deepEqual(sized(await store.stat('data/ab/abcdef')), { name: 'data/ab/abcdef', sizeBytes: 5 });
+      assert.deepEqual(await listSized(store, ''), [{ name: 'data/ab/abcdef', sizeBytes: 5 }]);
     });
 
     test('put refuses to overwrite an existing object and the original bytes stay', async () => {
@@ -102,7 +113,7 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       assert.deepEqual(await listNames(store, 'data/ab/ab0'), ['data/ab/ab01', 'data/ab/ab02']);
       assert.deepEqual(await listNames(store, 'data/ab/ab02'), ['data/ab/ab02']);
       assert.deepEqual(await listNames(store, 'k'), ['keys/k1']);
-      assert.deepEqual(await listAll(store, 'keys/'), [{ name: 'keys/k1', sizeBytes: 7 }]);
+      assert.deepEqual(await listSized(store, 'keys/'), [{ name: 'keys/k1', sizeBytes: 7 }]);
     });
 
     test('list of a prefix nothing has yields nothing', async () => {
@@ -160,7 +171,7 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       await store.put('index/empty', new Uint8Array(0));
       assertBytesEqual(await store.get('index/empty'), new Uint8Array(0));
       assert.equal((await store.stat('index/empty')).sizeBytes, 0);
-      assert.deepEqual(await listAll(store, 'index/'), [{ name: 'index/empty', sizeBytes: 0 }]);
+      assert.deepEqual(await listSized(store, 'index/'), [{ name: 'index/empty', sizeBytes: 0 }]);
     });
 
     test('a 20 MiB object round-trips', async () => {
@@ -180,6 +191,111 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       assert.ok(['storage', 'server', 'client'].includes(enforcement.enforcer));
       assert.ok(Array.isArray(enforcement.holdsAgainst));
       assert.equal(typeof enforcement.notes, 'string');
+    });
+
+    test('stat and list say when the store received an object, by its clock, where it reports it', async () => {
+      const store = await makeStore();
+      const before = Date.now();
+      await store.put('data/ab/written', bytesOf('x'));
+      const [stated, [listed]] = [await store.stat('data/ab/written'), await listAll(store, 'data/')];
+      for (const info of [stated, listed]) {
+        if (info.writtenMs === undefined) continue;
+        assert.equal(typeof info.writtenMs, 'number');
+        // Filesystem timestamps may be coarser than Date.now(), and clocks differ a little.
+        assert.ok(Math.abs(info.writtenMs - before) < 60_000, `writtenMs ${info.writtenMs} is not close to ${before}`);
+      }
+      assert.equal(stated.writtenMs, listed.writtenMs);
+    });
+
+    test('protect, protection and deleteExpired refuse invalid names', async () => {
+      const store = await makeStore();
+      const retention = { untilMs: Date.now() + DAY_MS, mode: 'governance' } as const;
+      for (const name of ['../x', 'A', '', 'a//b']) {
+        await assertAmberCode(store.protect([name], retention), 'INVALID_OBJECT_NAME');
+        await assertAmberCode(store.protection([name]), 'INVALID_OBJECT_NAME');
+        await assertAmberCode(store.deleteExpired(name), 'INVALID_OBJECT_NAME');
+      }
+    });
+
+    test('protect of a missing name fails with OBJECT_NOT_FOUND and protects none of the others', async () => {
+      const store = await makeStore();
+      await store.put('snapshots/present', bytesOf('p'));
+      const retention = { untilMs: Date.now() + DAY_MS, mode: 'governance' } as const;
+      await assertAmberCode(store.protect(['snapshots/present', 'snapshots/missing'], retention), 'OBJECT_NOT_FOUND');
+      await assertAmberCode(store.protect(['index/missing'], retention), 'OBJECT_NOT_FOUND');
+      const [held] = await store.protection(['snapshots/present']);
+      assert.equal(held.untilMs, undefined);
+      assert.equal(held.locked, false);
+      // Nothing asked for, nothing to check.
+      await store.protect([], retention);
+      assert.deepEqual(await store.protection([]), []);
+    });
+
+    test('protection names each object, in the order asked, and fails for a missing one', async () => {
+      const store = await makeStore();
+      const names = ['data/b0/b001', 'config', 'data/ab/ab01'];
+      for (const name of names) await store.put(name, bytesOf(name));
+      await store.protect([names[0]], { untilMs: Date.now() + DAY_MS, mode: 'governance' });
+      const held = await store.protection(names);
+      assert.deepEqual(held.map((entry) => entry.name), names);
+      for (const entry of held) assert.equal(typeof entry.locked, 'boolean');
+      assert.equal(held[1].locked, false, 'an object never protected is not locked');
+      assert.equal(held[1].untilMs, undefined);
+      await assertAmberCode(store.protection(['config', 'keys/missing']), 'OBJECT_NOT_FOUND');
+    });
+
+    test('protect never lowers a date or weakens a mode', async () => {
+      const store = await makeStore();
+      await store.put('data/ab/held', bytesOf('held'));
+      const later = Date.now() + 30 * DAY_MS;
+      await store.protect(['data/ab/held'], { untilMs: later, mode: 'compliance' });
+      const [first] = await store.protection(['data/ab/held']);
+      await store.protect(['data/ab/held'], { untilMs: Date.now() + DAY_MS, mode: 'governance' });
+      const [second] = await store.protection(['data/ab/held']);
+      // A store that keeps dates keeps the later one; one that does not (fs) stays as locked as it was.
+      if (first.untilMs !== undefined) {
+        assert.equal(first.untilMs, later);
+        assert.equal(second.untilMs, later);
+        assert.equal(second.mode, 'compliance');
+      }
+      assert.equal(second.locked, first.locked);
+      assertBytesEqual(await store.get('data/ab/held'), bytesOf('held'));
+    });
+
+    test('deleteExpired of a missing name fails with OBJECT_NOT_FOUND', async () => {
+      const store = await makeStore();
+      await assertAmberCode(store.deleteExpired('data/ab/missing'), 'OBJECT_NOT_FOUND');
+      await store.put('data/ab/present', bytesOf('p'));
+      await assertAmberCode(store.deleteExpired('data/ab/missing'), 'OBJECT_NOT_FOUND');
+      await assertAmberCode(store.deleteExpired('data/ab'), 'OBJECT_NOT_FOUND');
+    });
+
+    test('deleteExpired removes an unprotected object and nothing else; the prefix takes new objects', async () => {
+      const store = await makeStore();
+      await store.put('locks/l1', bytesOf('lock'));
+      await store.put('locks/l2', bytesOf('other'));
+      await store.get('locks/l1', { offset: 0, length: 2 });
+      await store.deleteExpired('locks/l1');
+      await assertAmberCode(store.get('locks/l1'), 'OBJECT_NOT_FOUND');
+      await assertAmberCode(store.get('locks/l1', { offset: 0, length: 2 }), 'OBJECT_NOT_FOUND');
+      await assertAmberCode(store.stat('locks/l1'), 'OBJECT_NOT_FOUND');
+      assert.deepEqual(await listNames(store, ''), ['locks/l2']);
+      await assertAmberCode(store.deleteExpired('locks/l1'), 'OBJECT_NOT_FOUND');
+      await store.put('locks/l3', bytesOf('new'));
+      assert.deepEqual(await listNames(store, 'locks/'), ['locks/l2', 'locks/l3']);
+    });
+
+    test('deleteExpired removes an object whose retention has passed, and puts beside it still work', async () => {
+      const store = await makeStore();
+      await store.put('data/ab/old', bytesOf('old'));
+      await store.put('data/ab/kept', bytesOf('kept'));
+      await store.protect(['data/ab/old', 'data/ab/kept'], { untilMs: Date.now() - DAY_MS, mode: 'governance' });
+      await store.deleteExpired('data/ab/old');
+      await assertAmberCode(store.get('data/ab/old'), 'OBJECT_NOT_FOUND');
+      await store.put('data/ab/new', bytesOf('new'));
+      await store.put('data/ac/new', bytesOf('new'));
+      assert.deepEqual(await listNames(store, 'data/'), ['data/ab/kept', 'data/ab/new', 'data/ac/new']);
+      assertBytesEqual(await store.get('data/ab/kept'), bytesOf('kept'));
     });
   });
 }

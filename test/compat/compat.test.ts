@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,12 +13,13 @@ import { openRepository } from '../../src/repo/repository.ts';
 import { listSnapshots } from '../../src/engine/snapshots.ts';
 import { restore } from '../../src/engine/restore.ts';
 import { verify } from '../../src/engine/verify.ts';
+import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
 
 for (const version of ['v1']) {
   test(`a format ${version} repository opens, lists, restores exactly and verifies`, async (t) => {
     const work = await mkdtemp(join(tmpdir(), `amber-compat-${version}-`));
-    t.after(() => rm(work, { recursive: true, force: true }));
+    t.after(() => removeTree(work));
     execFileSync('tar', ['-xzf', fileURLToPath(new URL(`./${version}.tar.gz`, import.meta.url)), '-C', work]);
     const store = createFsStore(join(work, 'repo'));
     const repo = await openRepository({ store, passphrase: FIXTURE.passphrase, clock: systemClock });

@@ -2,7 +2,7 @@
 // format version; the tarball is committed and restored by compat.test.ts forever):
 //   node test/compat/make-fixture.ts v1
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, link, writeFile, utimes } from 'node:fs/promises';
+import { mkdir, mkdtemp, symlink, link, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { createFsStore } from '../../src/storage/fs/fs-store.ts';
 import { initRepository, openRepository } from '../../src/repo/repository.ts';
 import { addKey } from '../../src/repo/key-admin.ts';
 import { backup } from '../../src/engine/backup.ts';
+import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
 
 const version = process.argv[2] ?? 'v1';
@@ -35,5 +36,5 @@ try {
   execFileSync('tar', ['-czf', out, '-C', work, 'repo']);
   console.log(`wrote ${out}`);
 } finally {
-  await rm(work, { recursive: true, force: true });
+  await removeTree(work);
 }

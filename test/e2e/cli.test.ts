@@ -2,11 +2,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NOBODY, whyNobodyCannotRun } from '../../src/testing/repo-fixture.ts';
+import { NOBODY, removeTree, whyNobodyCannotRun } from '../../src/testing/repo-fixture.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 let dir: string;
@@ -31,7 +31,7 @@ before(async () => {
   await writeFile(join(source, 'sub', 'data.bin'), Buffer.alloc(300_000, 7));
 });
 
-after(() => rm(dir, { recursive: true, force: true }));
+after(() => removeTree(dir));
 
 test('the quick start works end to end', async () => {
   assert.equal(amber(['init']).status, 0);

@@ -5,7 +5,9 @@ import { shortId } from '../../core/ids.ts';
 import { backup, type BackupResult } from '../../engine/backup.ts';
 import { scanSources } from '../../engine/scan.ts';
 import { readExcludeFile } from '../../source/excludes.ts';
-import { type CliContext, openRepo, print } from '../context.ts';
+import type { RetentionMode } from '../../storage/store.ts';
+import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { durationFlag, lockModeOption } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
 import { EXIT } from '../exit-status.ts';
 
@@ -16,6 +18,8 @@ interface BackupFlags {
   excludeFile: string[];
   stdin?: boolean;
   stdinFilename?: string;
+  retain?: string;
+  lockMode?: RetentionMode;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -31,18 +35,26 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
     .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect, [])
     .option('--stdin', 'back up standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
+    .option('--retain <duration>', 'lock the snapshot and everything it needs for this long, e.g. 90d (default: the policy\'s)')
+    .addOption(lockModeOption('governance (lifted only by an approver quorum) or compliance (never lifted); default: the policy\'s'))
     .addHelpText('after', `
+Every snapshot is locked: nothing it needs can be deleted before its retention ends. The repository
+policy (\`amber policy show\`) gives the default retention and mode and the bounds --retain must keep.
+
 Exit status 3 means the snapshot was written but something was skipped or changed while read.
 
 Examples:
   amber backup --repo /srv/backups/main /home /etc --exclude '*.tmp' --tag nightly
-  pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql`)
+  amber backup /srv/finance --retain 7y --lock-mode compliance
+  pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d`)
     .action(async (paths: string[], flags: BackupFlags) => {
       if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');
       if (!flags.stdin && paths.length === 0) throw new AmberError('USAGE', 'name at least one path to back up, or use --stdin', { hint: 'amber backup --help shows examples' });
+      const retainMs = flags.retain === undefined ? undefined : durationFlag('--retain', flags.retain);
       const patterns = [...flags.exclude];
       for (const file of flags.excludeFile) patterns.push(...(await readExcludeFile(file)));
       const repo = await openRepo(context);
+      const retentionClock = await openRetentionClock(repo);
       const { output } = context;
       const totals = output.showProgress && !flags.stdin ? scanSources(paths, patterns) : undefined;
       const progress = createProgressLine(output.err, context.clock, output.showProgress);
@@ -53,6 +65,9 @@ Examples:
         tags: flags.tag,
         host: flags.host,
         exclude: patterns,
+        retainMs,
+        lockMode: flags.lockMode,
+        retentionClock,
         onWarning: (warning) => {
           progress.done();
           if (!context.globals().json) output.err.write(`warning: ${warning.message}\n`);
@@ -77,7 +92,11 @@ function renderSummary({ snapshotId, snapshot, warnings, partial }: BackupResult
     `Read:        ${formatBytes(s.bytesRead)}`,
     `Added:       ${formatBytes(s.bytesAdded)} new data, ${formatBytes(s.bytesStored)} stored after compression and encryption`,
     `Duration:    ${formatDurationMs(s.durationMs)}`,
-    `snapshot ${shortId(snapshotId)} saved${partial ? ` (incomplete: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} above)` : ''}`,
+    `snapshot ${shortId(snapshotId)} saved${lockText(snapshot.retention)}${partial ? ` (incomplete: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} above)` : ''}`,
   ];
   return lines.join('\n');
+}
+
+function lockText(retention: BackupResult['snapshot']['retention']): string {
+  return retention ? `, locked until ${retention.until} (${retention.mode})` : '';
 }

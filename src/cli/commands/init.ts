@@ -1,17 +1,37 @@
 import type { Command } from 'commander';
+import { formatDurationMs } from '../../core/units.ts';
 import { initRepository } from '../../repo/repository.ts';
-import { type CliContext, kdfLogN, print, repoLocation, storeFor } from '../context.ts';
+import type { PolicySettings } from '../../repo/retention-records.ts';
+import type { RetentionMode } from '../../storage/store.ts';
+import { setPolicy, showPolicy } from '../../engine/policy-admin.ts';
+import { type CliContext, kdfLogN, openRetentionClock, print, repoLocation, storeFor } from '../context.ts';
+import { durationFlag, lockModeOption } from '../options.ts';
 import { readPassphrase } from '../passphrase.ts';
+
+interface InitFlags {
+  minRetention?: string;
+  defaultRetain?: string;
+  lockMode?: RetentionMode;
+}
 
 export function registerInit(program: Command, context: CliContext): void {
   program
     .command('init')
     .description('create a new repository')
+    .option('--min-retention <duration>', 'shortest retention any backup or extension may ask for, e.g. 7d')
+    .option('--default-retain <duration>', 'retention of a backup that names none (default 30d, raised to the minimum)')
+    .addOption(lockModeOption('default lock mode: governance or compliance (default governance)'))
     .addHelpText('after', `
+Without retention options the repository starts with the default policy: 30 days, governance
+mode, no bounds. \`amber policy set\` changes it later; \`amber policy lock\` freezes it.
+
 Examples:
   AMBER_PASSWORD=... amber init --repo /srv/backups/main
-  amber init --repo /mnt/vault --password-file ~/.amber-pass`)
-    .action(async () => {
+  amber init --repo /mnt/vault --password-file ~/.amber-pass
+  amber init --repo /srv/backups/finance --min-retention 30d --default-retain 1y --lock-mode compliance`)
+    .action(async (flags: InitFlags) => {
+      const minRetentionMs = flags.minRetention === undefined ? undefined : durationFlag('--min-retention', flags.minRetention);
+      const defaultRetainMs = flags.defaultRetain === undefined ? undefined : durationFlag('--default-retain', flags.defaultRetain);
       const globals = context.globals();
       const store = storeFor(repoLocation(globals));
       const passphrase = await readPassphrase({
@@ -21,8 +41,21 @@ Examples:
         confirm: true,
       });
       const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN() });
-      print(context, { repositoryId: repo.config.repositoryId, location: store.location, keyId: repo.key.keyId }, (result) =>
+      let policy: PolicySettings | undefined;
+      if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {
+        const clock = await openRetentionClock(repo);
+        const current = (await showPolicy(repo, clock)).settings;
+        const change: Partial<PolicySettings> = {
+          defaultRetentionMs: Math.max(defaultRetainMs ?? current.defaultRetentionMs, minRetentionMs ?? 0),
+        };
+        if (minRetentionMs !== undefined) change.minRetentionMs = minRetentionMs;
+        if (flags.lockMode !== undefined) change.defaultMode = flags.lockMode;
+        policy = (await setPolicy(repo, change, clock)).settings;
+      }
+      print(context, { repositoryId: repo.config.repositoryId, location: store.location, keyId: repo.key.keyId, ...(policy ? { policy } : {}) }, (result) =>
         `created repository ${result.repositoryId.slice(0, 8)} at ${result.location}\n` +
+        (result.policy ? `policy: backups locked for ${formatDurationMs(result.policy.defaultRetentionMs)} (${result.policy.defaultMode}) by default` +
+          `${result.policy.minRetentionMs !== null ? `, at least ${formatDurationMs(result.policy.minRetentionMs)}` : ''}\n` : '') +
         'Keep the passphrase safe: without it, no one (you included) can restore anything.');
     });
 }

@@ -1,16 +1,27 @@
 // The embedded default store: a directory on a local filesystem. Object 'data/ab/cd' lives at
 // <root>/data/ab/cd. Create-only is structural: bytes are written to a private temporary file and
 // hard-linked into place, and link() fails if the name exists, so no code path can replace an object.
+//
+// Retention: the store keeps no dates (they are the repository's signed grant records). protect()
+// makes object files immutable and every directory from an object up to the root append-only (Linux
+// file attributes, set with chattr in batches), where the process may: root or CAP_LINUX_IMMUTABLE on
+// a filesystem that has them. Then no one short of root lifting the attributes can change, rename or
+// remove an object, while puts still work: an append-only directory accepts new entries (links and
+// subdirectories), only refusing to remove or rename them. <root>/tmp/ never gets an attribute, so
+// temporary files stay removable; and a temporary name is never made immutable, since an immutable
+// file cannot gain the link that puts it in place. deleteExpired() is the only code that lifts the
+// attributes, for one object at a time, once prune has checked its grants.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { AmberError } from '../../core/errors.ts';
 import type { AmberErrorOptions, ErrorCode } from '../../core/errors.ts';
 import { isValidObjectName } from '../store.ts';
-import type { ByteRange, Enforcement, ObjectInfo, PutOptions, Store } from '../store.ts';
+import type { ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, Store } from '../store.ts';
 
 /** Directory under the root for temporary files; names under it are reserved. */
 const TMP_DIR = 'tmp';
@@ -18,6 +29,14 @@ const DIR_MODE = 0o700;
 const FILE_MODE = 0o444;
 /** Descriptors kept open for ranged reads, per store. */
 const OPEN_READ_DESCRIPTORS = 32;
+/** Paths per chattr/lsattr call: one process for many objects, far below the kernel's argument limit. */
+const ATTR_BATCH = 500;
+
+export interface FsStoreOptions {
+  /** Make protected objects immutable and their directories append-only where the process may
+   *  (default true). Off, protect only checks that the objects exist. */
+  lockObjects?: boolean;
+}
 
 function isReserved(name: string): boolean {
   return name === TMP_DIR || name.startsWith(`${TMP_DIR}/`);
@@ -40,7 +59,7 @@ const CODE_BY_ERRNO: Record<string, ErrorCode> = {
   EBUSY: 'STORAGE_TRANSIENT',
 };
 
-type Action = 'read' | 'write' | 'list';
+type Action = 'read' | 'write' | 'list' | 'protect' | 'delete';
 
 function errnoOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -104,7 +123,70 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
-export function createFsStore(root: string): Store {
+// --- File attributes (chattr/lsattr) ---------------------------------------------------------
+
+/** How a chattr or lsattr run ended: done, the tool or the attribute is unavailable here, or failed. */
+type AttrRun =
+  | { outcome: 'done'; stdout: string }
+  | { outcome: 'unavailable'; reason: string; stdout: string }
+  | { outcome: 'failed'; error: Error & { code?: string }; stdout: string };
+
+// What the tools print (in the C locale, which runAttrTool asks for) when the kernel refuses the
+// ioctl; turned back into an errno so translateFsError can handle it like any fs error.
+const ERRNO_BY_MESSAGE: Array<[RegExp, string]> = [
+  [/Operation not permitted/, 'EPERM'],
+  [/Inappropriate ioctl for device/, 'ENOTTY'],
+  [/Operation not supported/, 'EOPNOTSUPP'],
+  [/Permission denied/, 'EACCES'],
+  [/No such file or directory/, 'ENOENT'],
+  [/Not a directory/, 'ENOTDIR'],
+  [/Read-only file system/, 'EROFS'],
+  [/No space left on device/, 'ENOSPC'],
+  [/Input\/output error/, 'EIO'],
+];
+
+/** Errnos that mean this process or this filesystem cannot have the attributes, not that a call failed. */
+const UNAVAILABLE_ERRNOS = new Set(['EPERM', 'ENOTTY', 'EOPNOTSUPP']);
+
+/**
+ * Runs chattr or lsattr on `args` without a shell. A missing binary or an attribute the process or
+ * filesystem cannot have (not root, no CAP_LINUX_IMMUTABLE, a filesystem without attributes) is
+ * 'unavailable' when `refusalMeansUnavailable`; any other failure carries the errno it printed.
+ */
+function runAttrTool(tool: 'chattr' | 'lsattr', args: string[], refusalMeansUnavailable: boolean): Promise<AttrRun> {
+  return new Promise((resolveRun) => {
+    const env = { ...process.env, LC_ALL: 'C', LANG: 'C' };
+    execFile(tool, args, { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error === null) return resolveRun({ outcome: 'done', stdout });
+      // A string code is the spawn's own errno; a number is the tool's exit status.
+      if (errnoOf(error) === 'ENOENT') return resolveRun({ outcome: 'unavailable', reason: `${tool} is not installed`, stdout });
+      const message = stderr.trim() || error.message;
+      const errno = typeof error.code === 'string' ? error.code : ERRNO_BY_MESSAGE.find(([pattern]) => pattern.test(message))?.[1];
+      if (refusalMeansUnavailable && errno !== undefined && UNAVAILABLE_ERRNOS.has(errno)) {
+        return resolveRun({ outcome: 'unavailable', reason: message.split('\n')[0], stdout });
+      }
+      resolveRun({ outcome: 'failed', error: Object.assign(new Error(`${tool} failed: ${message}`), { code: errno }), stdout });
+    });
+  });
+}
+
+function chunked<T>(items: T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+}
+
+/** lsattr -d output, one `<flags> <path>` line per path, as path → flags. */
+function parseLsattr(stdout: string): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const space = line.indexOf(' ');
+    if (space > 0) flags.set(line.slice(space + 1), line.slice(0, space));
+  }
+  return flags;
+}
+
+export function createFsStore(root: string, options: FsStoreOptions = {}): Store {
   const rootPath = resolve(root);
   const location = rootPath;
   const tmpPath = join(rootPath, TMP_DIR);
@@ -186,8 +268,9 @@ export function createFsStore(root: string): Store {
   }
 
   async function put(name: string, bytes: Uint8Array, _options: PutOptions = {}): Promise<void> {
-    // Retention options are accepted so callers can pass them everywhere; enforcing them here
-    // (grant records, the immutable attribute) comes with the retention work.
+    // Retention options are accepted so callers can pass them everywhere, but this store keeps no
+    // dates: they are grant records, and callers lock objects with protect(), in batches, since
+    // locking here would cost a chattr process per object.
     checkName(name);
     const finalPath = pathOf(name);
     const parent = dirname(finalPath);
@@ -250,6 +333,14 @@ export function createFsStore(root: string): Store {
   // microseconds, far less than a round trip through libuv's thread pool.
   const readDescriptors = new Map<string, { fd: number; sizeBytes: number }>();
 
+  /** Closes the cached descriptor of an object about to be removed, so no read sees the old inode. */
+  function forgetDescriptor(name: string): void {
+    const cached = readDescriptors.get(name);
+    if (cached === undefined) return;
+    readDescriptors.delete(name);
+    closeSync(cached.fd);
+  }
+
   function descriptorFor(name: string): { fd: number; sizeBytes: number } {
     const cached = readDescriptors.get(name);
     if (cached) {
@@ -302,7 +393,7 @@ export function createFsStore(root: string): Store {
     try {
       const info = await stat(pathOf(name));
       if (!info.isFile()) throw notFound(name, location);
-      return { name, sizeBytes: info.size };
+      return { name, sizeBytes: info.size, writtenMs: info.mtimeMs };
     } catch (error) {
       throw translateFsError(error, 'read', name, location);
     }
@@ -327,7 +418,8 @@ export function createFsStore(root: string): Store {
         yield* walk(name, '', prefix);
       } else if (entry.isFile()) {
         try {
-          yield { name, sizeBytes: (await stat(pathOf(name))).size };
+          const info = await stat(pathOf(name));
+          yield { name, sizeBytes: info.size, writtenMs: info.mtimeMs };
         } catch (error) {
           if (errnoOf(error) !== 'ENOENT') throw translateFsError(error, 'list', prefix, location);
         }
@@ -353,15 +445,209 @@ export function createFsStore(root: string): Store {
     }
   }
 
+  // --- Retention: attributes ---------------------------------------------------------------------
+
+  // Whether this store can set the attributes: learned at the first chattr (or lsattr) and kept, so
+  // a store that cannot lock pays for one failed process, not one per protect.
+  let lockState: 'untried' | 'able' | 'unable' = 'untried';
+  let unableReason = '';
+  if (options.lockObjects === false) [lockState, unableReason] = ['unable', 'locking was turned off for this store'];
+  else if (process.platform !== 'linux') [lockState, unableReason] = ['unable', 'file attributes are Linux-only'];
+  // Directories this store has made append-only; the attribute stays, so each needs one chattr.
+  const appendOnlyDirs = new Set<string>();
+
+  function learnUnable(reason: string): void {
+    if (lockState === 'unable') return;
+    lockState = 'unable';
+    unableReason = reason;
+  }
+
+  /** The directories from an object's parent up to and including the root (never tmp/). */
+  function directoryChain(path: string): string[] {
+    const dirs: string[] = [];
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      assert.ok(dir !== tmpPath && dir.startsWith(rootPath), `${dir} is not an object directory of ${rootPath}`);
+      dirs.push(dir);
+      if (dir === rootPath) return dirs;
+    }
+  }
+
+  /** The error for a failed attribute change on the objects `names` (the one the tool named, if any). */
+  function attrError(error: Error, action: Action, names: string[]): unknown {
+    const named = names.find((name) => error.message.includes(pathOf(name))) ?? names[0] ?? '';
+    return translateFsError(error, action, named, location);
+  }
+
+  /**
+   * chattr `change` on `paths`, in batches. False when the store turns out unable to set the
+   * attribute (it remembers, and protect stops trying); other failures throw.
+   */
+  async function changeAttribute(change: '+i' | '+a', paths: string[], names: string[]): Promise<boolean> {
+    for (const batch of chunked(paths, ATTR_BATCH)) {
+      const run = await runAttrTool('chattr', [change, '--', ...batch], true);
+      if (run.outcome === 'unavailable') {
+        learnUnable(run.reason);
+        return false;
+      }
+      if (run.outcome === 'failed') throw attrError(run.error, 'protect', names);
+      lockState = 'able';
+    }
+    return true;
+  }
+
+  /** Checks every name is an object, a batch at a time (a protect can name many thousands). */
+  async function requireObjects(names: string[]): Promise<void> {
+    for (const name of names) checkName(name);
+    for (const batch of chunked(names, ATTR_BATCH)) await Promise.all(batch.map((name) => statObject(name)));
+  }
+
+  async function protect(names: string[], retention: ObjectRetention): Promise<void> {
+    // The date is checked for sense only: this store keeps none (see the header).
+    assert.ok(Number.isFinite(retention.untilMs), 'retention.untilMs must be a finite number of epoch ms');
+    await requireObjects(names);
+    if (lockState === 'unable' || names.length === 0) return;
+    const files = names.map(pathOf);
+    const dirs = [...new Set(files.flatMap(directoryChain))].filter((dir) => !appendOnlyDirs.has(dir));
+    // Files first: a directory made append-only with its files still mutable protects nothing yet.
+    if (!(await changeAttribute('+i', files, names))) return;
+    if (dirs.length === 0) return;
+    await withDirectories(dirs, async () => {
+      if (await changeAttribute('+a', dirs, names)) for (const dir of dirs) appendOnlyDirs.add(dir);
+    });
+  }
+
+  /** The attribute flags of each path (lsattr -d, batched), or undefined where lsattr cannot tell. */
+  async function readFlags(paths: string[], names: string[], action: Action): Promise<Map<string, string> | undefined> {
+    const flags = new Map<string, string>();
+    for (const batch of chunked(paths, ATTR_BATCH)) {
+      const run = await runAttrTool('lsattr', ['-d', '--', ...batch], true);
+      if (run.outcome === 'failed') throw attrError(run.error, action, names);
+      if (run.outcome === 'unavailable') {
+        // Without lsattr, or on a filesystem without attributes, nothing can be locked either.
+        learnUnable(run.reason);
+        return undefined;
+      }
+      for (const [path, pathFlags] of parseLsattr(run.stdout)) flags.set(path, pathFlags);
+    }
+    return flags;
+  }
+
+  async function protection(names: string[]): Promise<ObjectProtection[]> {
+    await requireObjects(names);
+    if (names.length === 0) return [];
+    const flags = await readFlags(names.map(pathOf), names, 'read');
+    // lsattr's flags column: a lowercase i is the immutable attribute (uppercase I is another one).
+    return names.map((name) => ({ name, locked: flags?.get(pathOf(name))?.includes('i') ?? false }));
+  }
+
+  // deleteExpired lifts a directory's append-only attribute for the moment of one unlink. Within this
+  // store, whatever else changes that directory's attribute (another deleteExpired, protect) waits for
+  // it, or the unlink would meet the attribute again. Operations register all their directories at
+  // once and wait for those registered before them, so they cannot wait on each other in a circle.
+  const busyDirectories = new Map<string, Promise<void>>();
+
+  async function withDirectories<T>(dirs: string[], fn: () => Promise<T>): Promise<T> {
+    const earlier = dirs.flatMap((dir) => busyDirectories.get(dir) ?? []);
+    let release!: () => void;
+    const mine = new Promise<void>((resolveMine) => (release = resolveMine));
+    for (const dir of dirs) busyDirectories.set(dir, mine);
+    try {
+      await Promise.all(earlier);
+      return await fn();
+    } finally {
+      release();
+      for (const dir of dirs) if (busyDirectories.get(dir) === mine) busyDirectories.delete(dir);
+    }
+  }
+
+  /** chattr for deleteExpired: a refusal here is an error (the object stays), not a missing ability. */
+  async function changeForDelete(change: '-ia' | '+a', paths: string[], name: string): Promise<void> {
+    const run = await runAttrTool('chattr', [change, '--', ...paths], false);
+    if (run.outcome === 'done') return;
+    const error = run.outcome === 'failed' ? run.error : new Error(run.reason);
+    if (errnoOf(error) === 'EPERM' || run.outcome === 'unavailable') {
+      throw new AmberError('STORAGE_ACCESS_DENIED', `Cannot lift the attributes protecting object '${name}' in ${location}: ${error.message}`, {
+        cause: error,
+        hint: 'The object is immutable (chattr +i) or its directory append-only, and only root (or CAP_LINUX_IMMUTABLE) can lift that: run the removal as root.',
+        details: { name, location, paths },
+      });
+    }
+    throw translateFsError(error, 'delete', name, location);
+  }
+
+  /**
+   * Removes an object the attributes block: lifts them (one chattr for the file and its directory),
+   * unlinks, and makes the directory append-only again. Each chattr is a process (~10 ms), hence
+   * one lsattr to learn what to lift rather than trying each in turn.
+   */
+  async function unlinkLocked(name: string, path: string, refused: unknown): Promise<void> {
+    const parent = dirname(path);
+    const flags = await readFlags([path, parent], [name], 'delete');
+    const fileFlags = flags?.get(path) ?? '';
+    const dirFlags = flags?.get(parent) ?? '';
+    const lift = [...(/[ia]/.test(fileFlags) ? [path] : []), ...(dirFlags.includes('a') ? [parent] : [])];
+    // An immutable directory was made so by its administrator, never by this store: it stays so.
+    if (lift.length === 0 || dirFlags.includes('i')) throw refused;
+    await changeForDelete('-ia', lift, name);
+    if (!lift.includes(parent)) return unlink(path);
+    try {
+      await unlink(path);
+    } finally {
+      // Failing to restore must not report the removal as failed (the object is gone); forgetting
+      // the directory makes the next protect of an object in it set the attribute again.
+      await changeForDelete('+a', [parent], name).then(
+        () => appendOnlyDirs.add(parent),
+        () => appendOnlyDirs.delete(parent),
+      );
+    }
+  }
+
+  async function deleteExpired(name: string): Promise<void> {
+    await statObject(name);
+    const path = pathOf(name);
+    const parent = dirname(path);
+    try {
+      await withDirectories([parent], async () => {
+        // Most objects prune removes are unprotected or in a store that cannot lock: one unlink.
+        // EPERM (not EACCES) is what the attributes answer, so only then are they looked at.
+        await unlink(path).catch((error: unknown) => (errnoOf(error) === 'EPERM' ? unlinkLocked(name, path, error) : Promise.reject(error)));
+      });
+      // Closed once the name is gone, so a ranged read in between cannot cache the old file again.
+      forgetDescriptor(name);
+      await syncDir(parent);
+    } catch (error) {
+      throw translateFsError(error, 'delete', name, location);
+    }
+  }
+
   function enforcement(): Enforcement {
+    // Until the first chattr, running as root is the guess (CAP_LINUX_IMMUTABLE and a filesystem
+    // with attributes are the rest); protect and protection correct it.
+    const canLock = lockState === 'able' || (lockState === 'untried' && process.getuid?.() === 0);
+    const holdsAgainst = ['other users on this host (the root is private and files are read-only)'];
+    if (canLock) {
+      holdsAgainst.push(
+        "the directory's owner (objects are immutable and their directories append-only)",
+        'a careless rm by root (it fails on immutable files)',
+      );
+    }
+    const how =
+      lockState === 'able'
+        ? 'Protected objects are immutable and their directories append-only (Linux file attributes).'
+        : lockState === 'untried'
+          ? canLock
+            ? 'Protected objects will be made immutable and their directories append-only (running as root; not yet tried).'
+            : 'Not running as root, so protected objects probably cannot be made immutable (not yet tried); the account that owns the directory can remove files.'
+          : `Protected objects cannot be made immutable here (${unableReason}); the account that owns the directory can remove files.`;
     return {
       enforcer: 'client',
-      holdsAgainst: ['other users on this host (the root is private and files are read-only)'],
+      holdsAgainst,
       notes:
-        'Retention is kept by this program only. The account that owns the directory, and root on the same host, ' +
-        'can remove files; keep a copy on a vault on another host or in S3 with Object Lock.',
+        `Retention dates are checked by this program (the repository's grant records); the store only blocks changes. ${how} ` +
+        'Root on the same host can lift the attributes (chattr -i) and then remove files: against root, keep a copy ' +
+        'on a vault on another host or in S3 with Object Lock in compliance mode.',
     };
   }
 
-  return { location, put, get, stat: statObject, list, exists, enforcement };
+  return { location, put, get, stat: statObject, list, exists, enforcement, protect, protection, deleteExpired };
 }

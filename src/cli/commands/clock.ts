@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import type { ClockStatus } from '../../governance/guarded-clock.ts';
+import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
+
+export function registerClock(program: Command, context: CliContext): void {
+  const clock = program
+    .command('clock')
+    .description('the guarded clock that decides when retention has ended on this host')
+    .addHelpText('after', `
+Deletions (forget, prune) use the wall clock only while it agrees with an anchor plus the time since
+boot. After a reboot or a clock jump they use the last trusted time, so nothing expires early, until
+an operator confirms the time. Backups carry on either way.
+
+Examples:
+  amber clock status
+  amber clock confirm`);
+
+  clock
+    .command('status')
+    .description('show whether the clock is trusted for deletions, and why')
+    .addHelpText('after', `
+Examples:
+  amber clock status
+  amber clock status --json`)
+    .action(async () => {
+      const repo = await openRepo(context);
+      const guarded = await openRetentionClock(repo);
+      print(context, guarded.status(), render);
+    });
+
+  clock
+    .command('confirm')
+    .description('confirm that the wall clock is right (after checking it): deletions trust it again')
+    .addHelpText('after', `
+Check the time against a source you trust first: confirming a wrong clock lets retention end early.
+The confirmation records who confirmed and what was wrong before.
+
+Examples:
+  date -u && amber clock confirm`)
+    .action(async () => {
+      const repo = await openRepo(context);
+      const guarded = await openRetentionClock(repo);
+      print(context, await guarded.confirm(operatorName()), render);
+    });
+}
+
+const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : 'none (nothing may expire)');
+
+function render(status: ClockStatus): string {
+  const lines = [
+    `clock:         ${status.trusted ? 'trusted' : 'NOT TRUSTED for deletions'}: ${status.reason}`,
+    `wall time:     ${iso(status.wallMs)}`,
+    `last trusted:  ${iso(status.lastTrustedMs)}`,
+    `deletions use: ${iso(status.deletionNowMs)}`,
+  ];
+  const { anchor } = status;
+  if (anchor) lines.push(`anchor:        ${anchor.at}, boot ${anchor.bootId.slice(0, 8) || 'unknown'}, ${anchor.confirmedBy ? `confirmed by ${anchor.confirmedBy}` : 'set on first use'}`);
+  return lines.join('\n');
+}

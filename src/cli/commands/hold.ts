@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { shortId } from '../../core/ids.ts';
+import { addHold, listHolds, releaseHold, type HoldEntry } from '../../engine/holds.ts';
+import { type CliContext, openRepo, operatorName, print } from '../context.ts';
+
+export function registerHold(program: Command, context: CliContext): void {
+  const hold = program
+    .command('hold')
+    .description('legal holds: keep a snapshot and everything it needs past its retention')
+    .addHelpText('after', `
+Examples:
+  amber hold add 3f2a9c1e --reason "litigation 2026-17"
+  amber hold list`);
+
+  hold
+    .command('add')
+    .description('place a legal hold on a snapshot (recorded with who placed it)')
+    .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
+    .requiredOption('--reason <text>', 'why the data must be kept, e.g. a case number (recorded)')
+    .addHelpText('after', `
+A held snapshot is never forgotten and nothing it needs is pruned, whatever its retention.
+Releasing a hold needs a request approved by the approver quorum.
+
+Examples:
+  amber hold add 3f2a9c1e --reason "litigation 2026-17"`)
+    .action(async (ref: string, flags: { reason: string }) => {
+      const repo = await openRepo(context);
+      const added = await addHold({ repo, snapshot: ref, reason: flags.reason, actor: operatorName() });
+      print(context, added, (result) => `held snapshot ${shortId(result.snapshot)}: ${result.reason} (by ${result.actor})`);
+    });
+
+  hold
+    .command('list')
+    .description('list legal holds, oldest first')
+    .addHelpText('after', `
+Examples:
+  amber hold list
+  amber hold list --json`)
+    .action(async () => {
+      const repo = await openRepo(context);
+      print(context, await listHolds(repo), renderHolds);
+    });
+
+  hold
+    .command('release')
+    .description('release a legal hold: needs a request approved by the approver quorum')
+    .argument('<snapshot>', 'snapshot id or id prefix')
+    .addHelpText('after', `
+Until approvals exist, this command explains the refusal and changes nothing.
+
+Examples:
+  amber hold release 3f2a9c1e`)
+    .action(async (ref: string) => {
+      const repo = await openRepo(context);
+      await releaseHold({ repo, snapshot: ref });
+    });
+}
+
+function renderHolds(holds: HoldEntry[]): string {
+  if (holds.length === 0) return 'no holds';
+  return holds.map((hold) => `${shortId(hold.snapshot)}  ${hold.time.slice(0, 19).replace('T', ' ')}  ${hold.actor}  ${hold.reason}`).join('\n');
+}

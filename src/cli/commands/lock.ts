@@ -1,0 +1,109 @@
+import type { Command } from 'commander';
+import { AmberError } from '../../core/errors.ts';
+import { shortId } from '../../core/ids.ts';
+import type { RetentionMode } from '../../storage/store.ts';
+import { extendLock, liftLock, lockStatus, type ExtendResult, type LockStatus } from '../../engine/locks.ts';
+import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { dateFlag, lockModeOption } from '../options.ts';
+
+export function registerLock(program: Command, context: CliContext): void {
+  const lock = program
+    .command('lock')
+    .description('extend, inspect or (with an approved request) lift snapshot retention locks')
+    .addHelpText('after', `
+Examples:
+  amber lock status
+  amber lock extend 3f2a9c1e --until +90d
+  amber lock extend latest --until 2030-01-01 --lock-mode compliance`);
+
+  lock
+    .command('extend')
+    .description('keep a snapshot and everything it needs until a later date (never shortens)')
+    .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
+    .requiredOption('--until <date>', 'ISO date (2030-01-01, 2030-01-01T12:00:00Z) or +DURATION from now (+90d)')
+    .addOption(lockModeOption('governance, or compliance (never lifted); default: the snapshot\'s current mode'))
+    .addHelpText('after', `
+A governance lock may become compliance; a compliance lock stays compliance. An earlier date than
+the current lock is refused: shortening needs an approved request (governance) or is impossible
+(compliance).
+
+Examples:
+  amber lock extend 3f2a9c1e --until +1y
+  amber lock extend latest --until 2031-12-31 --lock-mode compliance`)
+    .action(async (ref: string, flags: { until: string; lockMode?: RetentionMode }) => {
+      const repo = await openRepo(context);
+      const clock = await openRetentionClock(repo);
+      const untilMs = dateFlag('--until', flags.until, clock.retentionBaseMs());
+      const result = await extendLock({ repo, snapshot: ref, untilMs, mode: flags.lockMode, clock });
+      print(context, result, renderExtend);
+    });
+
+  lock
+    .command('lift')
+    .description('lift a snapshot\'s lock: needs an approved request (governance), impossible (compliance)')
+    .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
+    .addHelpText('after', `
+Lifting a governance lock needs an M-of-N approved request; a compliance lock is never lifted.
+Until approvals exist, this command explains the refusal and changes nothing.
+
+Examples:
+  amber lock lift 3f2a9c1e`)
+    .action(async (ref: string) => {
+      const repo = await openRepo(context);
+      await liftLock({ repo, snapshot: ref, clock: await openRetentionClock(repo) });
+    });
+
+  lock
+    .command('status')
+    .description('prove each snapshot\'s lock: the retention every object it needs actually has')
+    .argument('[snapshot]', 'snapshot id, id prefix or "latest" (default: every snapshot)')
+    .addHelpText('after', `
+For each snapshot: its lock, whether every object it needs is retained at least that long (COVERED)
+or not (GAP, with each object and what is wrong), the earliest date any of them could be deleted,
+how many the store itself refuses to change, who enforces retention and what that holds against,
+and legal holds. Exit status 1 (LOCK_GAP) when any snapshot has a gap.
+
+Examples:
+  amber lock status
+  amber lock status latest --json | jq '.[0].covered'`)
+    .action(async (ref: string | undefined) => {
+      const repo = await openRepo(context);
+      const statuses = await lockStatus({ repo, snapshot: ref });
+      print(context, statuses, renderStatuses);
+      const gaps = statuses.filter(({ covered }) => !covered);
+      if (gaps.length > 0) {
+        throw new AmberError('LOCK_GAP', `${gaps.length} snapshot${gaps.length === 1 ? ' has' : 's have'} objects retained for less than the lock (${gaps.map(({ snapshotId }) => shortId(snapshotId)).join(', ')})`, {
+          hint: 'each gap above names the object; `amber lock extend SNAPSHOT --until <its lock date>` grants the missing retention',
+        });
+      }
+    });
+}
+
+function renderExtend(result: ExtendResult): string {
+  const was = result.previous ? ` (was until ${result.previous.until}, ${result.previous.mode})` : '';
+  return `snapshot ${shortId(result.snapshotId)} locked until ${result.until} (${result.mode})${was}; ${result.objects} objects extended`;
+}
+
+function renderStatuses(statuses: LockStatus[]): string {
+  if (statuses.length === 0) return 'no snapshots';
+  const blocks = statuses.map(renderStatus);
+  // One store serves every snapshot, so what its enforcement holds against is said once.
+  const { enforcement } = statuses[0];
+  blocks.push(`retention is enforced by the ${enforcement.enforcer}; it holds against:`, ...enforcement.holdsAgainst.map((what) => `  - ${what}`));
+  if (enforcement.notes) blocks.push(enforcement.notes);
+  const gaps = statuses.filter(({ covered }) => !covered).length;
+  blocks.push(gaps === 0 ? `all ${statuses.length} snapshot locks are covered` : `${gaps} of ${statuses.length} snapshots have gaps`);
+  return blocks.join('\n');
+}
+
+function renderStatus(status: LockStatus): string {
+  const lock = status.lock ? `${status.lock.mode} until ${status.lock.until}` : 'no lock';
+  const lines = [
+    `${shortId(status.snapshotId)}  ${status.time.slice(0, 19).replace('T', ' ')}  ${status.host}  ${lock}  ${status.covered ? 'COVERED' : 'GAP'}`,
+    `  earliest deletable: ${status.earliestDeletable ?? 'now (an object it needs has no retention)'}`,
+    `  objects: ${status.objects}, locked by store ${status.lockedByStore}/${status.objects}, retention enforced by the ${status.enforcement.enforcer}`,
+  ];
+  for (const hold of status.holds) lines.push(`  hold since ${hold.time}: ${hold.reason}`);
+  for (const gap of status.gaps) lines.push(`  gap: ${gap.name} ${gap.problem}`);
+  return lines.join('\n');
+}

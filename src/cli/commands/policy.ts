@@ -1,0 +1,118 @@
+import { Option, type Command } from 'commander';
+import { AmberError } from '../../core/errors.ts';
+import type { RetentionMode } from '../../storage/store.ts';
+import type { PolicySettings } from '../../repo/retention-records.ts';
+import type { RetentionClock } from '../../engine/retention-state.ts';
+import { describePolicy, isLocked, type Policy } from '../../governance/policy.ts';
+import { lockPolicy, setPolicy, showPolicy, unlockPolicy } from '../../engine/policy-admin.ts';
+import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { boundFlag, durationFlag, LOCK_MODES } from '../options.ts';
+
+interface SetFlags {
+  minRetention?: string;
+  maxRetention?: string;
+  defaultRetain?: string;
+  defaultMode?: RetentionMode;
+  requireCompliance?: boolean;
+  extendStep?: string;
+}
+
+export function registerPolicy(program: Command, context: CliContext): void {
+  const policy = program
+    .command('policy')
+    .description('the repository retention policy: bounds, defaults, and a lock that freezes it')
+    .addHelpText('after', `
+Examples:
+  amber policy show
+  amber policy set --min-retention 30d --default-retain 90d
+  amber policy lock --cooling-off 72h`);
+
+  const printPolicy = (policyNow: Policy, clock: RetentionClock) => {
+    const nowMs = clock.retentionBaseMs();
+    print(context, { ...policyNow, locked: isLocked(policyNow, nowMs) }, (result) => describePolicy(result, nowMs));
+  };
+
+  policy
+    .command('show')
+    .description('print the policy and whether it is locked')
+    .addHelpText('after', `
+Examples:
+  amber policy show
+  amber policy show --json`)
+    .action(async () => {
+      const repo = await openRepo(context);
+      const clock = await openRetentionClock(repo);
+      printPolicy(await showPolicy(repo, clock), clock);
+    });
+
+  policy
+    .command('set')
+    .description('change the policy (once locked: only tighten it)')
+    .option('--min-retention <duration>', 'shortest retention a backup or extension may ask for, or "none"')
+    .option('--max-retention <duration>', 'longest retention, or "none"')
+    .option('--default-retain <duration>', 'retention of a backup that names none')
+    .addOption(new Option('--default-mode <mode>', 'lock mode of a backup that names none').choices(LOCK_MODES))
+    .option('--require-compliance', 'refuse governance locks: every lock is compliance')
+    .option('--no-require-compliance', 'allow governance locks again (refused once the policy is locked)')
+    .option('--extend-step <duration>', 'reused data is extended to dates rounded up to this step')
+    .addHelpText('after', `
+Options left out keep their value. Once the policy is locked (after its cooling-off period), only
+a longer minimum, a longer maximum or requiring compliance is accepted.
+
+Examples:
+  amber policy set --min-retention 30d --max-retention 10y --default-retain 90d
+  amber policy set --default-mode compliance --require-compliance
+  amber policy set --max-retention none`)
+    .action(async (flags: SetFlags) => {
+      const change = settingsFrom(flags);
+      if (Object.keys(change).length === 0) {
+        throw new AmberError('USAGE', 'policy set needs at least one setting to change', { hint: 'amber policy set --help lists them' });
+      }
+      const repo = await openRepo(context);
+      const clock = await openRetentionClock(repo);
+      printPolicy(await setPolicy(repo, change, clock), clock);
+    });
+
+  policy
+    .command('lock')
+    .description('lock the policy: after a cooling-off period it can only be tightened, never loosened')
+    .requiredOption('--cooling-off <duration>', 'time during which the lock may still be cancelled, e.g. 72h')
+    .addHelpText('after', `
+During the cooling-off period the policy may still be changed, and \`amber policy unlock\` cancels
+the lock. After it, the lock is permanent: no one can lower the minimum or drop compliance.
+
+Examples:
+  amber policy lock --cooling-off 72h`)
+    .action(async (flags: { coolingOff: string }) => {
+      const coolingOffMs = durationFlag('--cooling-off', flags.coolingOff);
+      const repo = await openRepo(context);
+      const clock = await openRetentionClock(repo);
+      printPolicy(await lockPolicy(repo, coolingOffMs), clock);
+    });
+
+  policy
+    .command('unlock')
+    .description('cancel a policy lock that is still in its cooling-off period')
+    .addHelpText('after', `
+Examples:
+  amber policy unlock`)
+    .action(async () => {
+      const repo = await openRepo(context);
+      const clock = await openRetentionClock(repo);
+      printPolicy(await unlockPolicy(repo, clock), clock);
+    });
+}
+
+function settingsFrom(flags: SetFlags): Partial<PolicySettings> {
+  const change: Partial<PolicySettings> = {};
+  if (flags.minRetention !== undefined) change.minRetentionMs = boundFlag('--min-retention', flags.minRetention);
+  if (flags.maxRetention !== undefined) change.maxRetentionMs = boundFlag('--max-retention', flags.maxRetention);
+  if (flags.defaultRetain !== undefined) change.defaultRetentionMs = durationFlag('--default-retain', flags.defaultRetain);
+  if (flags.defaultMode !== undefined) change.defaultMode = flags.defaultMode;
+  if (flags.requireCompliance !== undefined) change.requireCompliance = flags.requireCompliance;
+  if (flags.extendStep !== undefined) {
+    change.extendStepMs = durationFlag('--extend-step', flags.extendStep);
+    if (change.extendStepMs === 0) throw new AmberError('USAGE', '--extend-step must be longer than zero, e.g. 30d');
+  }
+  return change;
+}

@@ -1,0 +1,99 @@
+// The retention a backup gives what it stores and what it reuses: one grant record per backup, written
+// before the snapshot so no snapshot is ever visible without its locks. New objects get the
+// snapshot's date; reused packs are extended only when their date is earlier, to a date rounded up to
+// the policy's step; metadata (config, keys, index, records) is kept as long as anything needs it.
+import { AmberError } from '../core/errors.ts';
+import type { RetentionMode } from '../storage/store.ts';
+import type { Repository } from '../repo/repository.ts';
+import { CONFIG_NAME, METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
+import { GRANTS, loadRecords, putRecord, CONDEMNS, type GrantEntry } from '../repo/retention-records.ts';
+import { retentionUnder, type RetentionRequest } from '../governance/policy.ts';
+import { covers, roundUpMs, strongerMode } from '../governance/retention.ts';
+import type { RetentionClock, RetentionState } from './retention-state.ts';
+
+export interface LockPlan {
+  mode: RetentionMode;
+  retainMs: number;
+  untilMs: number;
+}
+
+export function planLock(state: RetentionState, request: RetentionRequest, clock: RetentionClock): LockPlan {
+  const { mode, retainMs } = retentionUnder(state.policy.settings, request);
+  return { mode, retainMs, untilMs: clock.retentionBaseMs() + retainMs };
+}
+
+/** Packs a backup in `mode` may dedup against: none locked in the other mode (the index loader
+ *  already keeps condemned packs out). */
+export function dedupablePacks(state: RetentionState, mode: RetentionMode): (packId: string) => boolean {
+  return (packId) => {
+    const lock = state.ledger.lockOf(packName(packId as never));
+    return lock === undefined || lock.mode === mode;
+  };
+}
+
+/** Thrown when a prune condemned a pack this backup reused while it ran: the backup starts again. */
+export class CondemnedDuringBackup extends Error {}
+
+/** Re-reads condemn notices just before the commit; a reused pack named in a new one means retry. */
+export async function checkNotCondemned(repo: Repository, state: RetentionState, reused: ReadonlySet<string>): Promise<void> {
+  const fresh = await loadRecords(repo, CONDEMNS, []);
+  for (const { value } of fresh) {
+    const hit = value.objects.find(({ name }) => reused.has(name) && !state.condemned.has(name));
+    if (hit) throw new CondemnedDuringBackup(`${hit.name} was condemned by a prune while this backup ran`);
+  }
+}
+
+async function metadataNames(repo: Repository): Promise<string[]> {
+  const names = [CONFIG_NAME];
+  for (const prefix of METADATA_PREFIXES) {
+    for await (const { name } of repo.store.list(PREFIX[prefix])) names.push(name);
+  }
+  return names;
+}
+
+export interface LockCommit {
+  grant: string;
+  entries: GrantEntry[];
+}
+
+/**
+ * Writes the backup's grant and applies the store's own protection to everything but the snapshot
+ * object, which the caller puts next and then protects with `protectSnapshot`.
+ */
+export async function grantBackupLocks(repo: Repository, state: RetentionState, options: {
+  plan: LockPlan;
+  snapshotId: string;
+  written: readonly string[];
+  reused: ReadonlySet<string>;
+  nowMs: number;
+}): Promise<LockCommit> {
+  const { plan, snapshotId } = options;
+  const { ledger, policy } = state;
+  const step = policy.settings.extendStepMs;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const writtenSet = new Set(options.written);
+  const newPacks = options.written.filter((name) => name.startsWith(PREFIX.data));
+  const entries: GrantEntry[] = [{ mode: plan.mode, until: iso(plan.untilMs), objects: [...newPacks, `snapshots/${snapshotId}`] }];
+  const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(ledger.lockOf(name), plan.untilMs, plan.mode));
+  if (extend.length > 0) entries.push({ mode: plan.mode, until: iso(roundUpMs(plan.untilMs, step)), objects: extend.sort() });
+  const metaUntilMs = roundUpMs(Math.max(plan.untilMs, ledger.maxUntilMs), step);
+  const metaMode = strongerMode(plan.mode, ledger.strongestMode)!;
+  const metadata = (await metadataNames(repo)).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
+  if (metadata.length > 0) entries.push({ mode: metaMode, until: iso(metaUntilMs), objects: metadata });
+  const grant = await putRecord(repo, GRANTS, { time: iso(options.nowMs), snapshot: snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
+  for (const entry of entries) {
+    const names = entry.objects.filter((name) => name !== `snapshots/${snapshotId}`);
+    if (names.length > 0) await repo.store.protect(names, { untilMs: Date.parse(entry.until), mode: entry.mode });
+  }
+  await repo.store.protect([grant], { untilMs: metaUntilMs, mode: metaMode });
+  return { grant, entries };
+}
+
+export function lockError(error: unknown): never {
+  if (error instanceof CondemnedDuringBackup) {
+    throw new AmberError('STORAGE_TRANSIENT', `${error.message}; the backup read from standard input cannot be repeated`, {
+      hint: 'run the backup again: it will store its own copy of what was condemned',
+    });
+  }
+  throw error;
+}

@@ -1,0 +1,98 @@
+// forget: marks snapshots as forgotten — only those no keep rule keeps, whose lock has ended by the
+// guarded clock and on which no hold applies. Snapshots whose claimed time cannot be trusted (in the
+// future, or far from when the store received them) take no part in the keep rules and are never
+// forgotten: forged times must not push real snapshots out of the daily/weekly buckets.
+import { AmberError } from '../core/errors.ts';
+import type { Repository } from '../repo/repository.ts';
+import { FORGETS, putRecord } from '../repo/retention-records.ts';
+import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
+import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
+
+/** How far a snapshot's claimed time may be from when the store received it. */
+export const TIME_TOLERANCE_MS = 60 * 60_000;
+
+export interface ForgetOptions {
+  repo: Repository;
+  keep: KeepRules;
+  dryRun?: boolean;
+  clock?: RetentionClock;
+}
+
+export interface ForgetDecision {
+  snapshotId: string;
+  time: string;
+  host: string;
+  paths: string[];
+  /** Why it is kept; empty when it is forgotten. */
+  keptBecause: string[];
+}
+
+export interface ForgetResult {
+  forgotten: ForgetDecision[];
+  kept: ForgetDecision[];
+  mark: string | null;
+  dryRun: boolean;
+}
+
+/** Why a snapshot's time cannot be used for keep rules, or undefined when it can. */
+export function untrustedTime(entry: SnapshotEntry, nowMs: number): string | undefined {
+  const timeMs = Date.parse(entry.snapshot.time);
+  if (!Number.isFinite(timeMs)) return 'its time is not a date';
+  if (timeMs > nowMs + TIME_TOLERANCE_MS) return `its time ${entry.snapshot.time} is in the future`;
+  if (entry.writtenMs !== undefined && Math.abs(timeMs - entry.writtenMs) > TIME_TOLERANCE_MS) {
+    return `its time ${entry.snapshot.time} is far from when the store received it (${new Date(entry.writtenMs).toISOString()})`;
+  }
+  return undefined;
+}
+
+export async function forget(options: ForgetOptions): Promise<ForgetResult> {
+  const { repo } = options;
+  if (!hasAnyRule(options.keep)) {
+    throw new AmberError('USAGE', 'forget needs at least one --keep-* rule', {
+      hint: 'for example --keep-daily 7 --keep-weekly 4; snapshots no rule keeps are forgotten once their lock ends',
+    });
+  }
+  const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
+  const state = await loadRetentionState(repo);
+  const snapshots = await listSnapshots(repo);
+  const reasons = new Map<string, string[]>(snapshots.map(({ id }) => [id, []]));
+  const trusted = snapshots.filter((entry) => {
+    const why = untrustedTime(entry, nowMs);
+    if (why) reasons.get(entry.id)!.push(`time untrusted: ${why}`);
+    return !why;
+  });
+  // Keep rules group snapshots of the same host and paths, as restic does.
+  const groups = new Map<string, SnapshotEntry[]>();
+  for (const entry of trusted) {
+    const key = `${entry.snapshot.host}\0${entry.snapshot.paths.join('\0')}`;
+    groups.set(key, [...(groups.get(key) ?? []), entry]);
+  }
+  for (const group of groups.values()) {
+    const kept = applyKeepRules(group.map(({ id, snapshot }) => ({ id, timeMs: Date.parse(snapshot.time) })), options.keep);
+    for (const [id, rules] of kept) reasons.get(id)!.push(`policy: ${rules.join(', ')}`);
+  }
+  for (const { id, snapshot } of snapshots) {
+    const lock = state.ledger.snapshotLock(id, snapshot.retention);
+    if (lock && lock.untilMs > nowMs) reasons.get(id)!.push(`locked until ${new Date(lock.untilMs).toISOString()} (${lock.mode})`);
+    for (const { value } of state.holds) if (value.snapshot === id) reasons.get(id)!.push(`held: ${value.reason}`);
+  }
+  const decide = ({ id, snapshot }: SnapshotEntry): ForgetDecision => ({
+    snapshotId: id, time: snapshot.time, host: snapshot.host, paths: snapshot.paths, keptBecause: reasons.get(id)!,
+  });
+  const decisions = snapshots.map(decide);
+  const forgotten = decisions.filter(({ keptBecause }) => keptBecause.length === 0);
+  let mark: string | null = null;
+  if (!options.dryRun && forgotten.length > 0) {
+    mark = await putRecord(repo, FORGETS, {
+      time: new Date(nowMs).toISOString(),
+      snapshots: forgotten.map(({ snapshotId }) => snapshotId),
+      rule: describeRules(options.keep),
+    });
+  }
+  return { forgotten, kept: decisions.filter(({ keptBecause }) => keptBecause.length > 0), mark, dryRun: options.dryRun === true };
+}
+
+export function describeRules(rules: KeepRules): string {
+  return Object.entries(rules).filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`).join(' ');
+}

@@ -1,0 +1,39 @@
+// Legal holds: a held snapshot is never forgotten and nothing it needs is pruned, whatever its
+// retention. Adding a hold needs the owner key; releasing one needs an approved request.
+import { AmberError } from '../core/errors.ts';
+import type { Repository } from '../repo/repository.ts';
+import { HOLDS, loadRecords, putRecord, type Hold } from '../repo/retention-records.ts';
+import { roundUpMs } from '../governance/retention.ts';
+import { loadRetentionState } from './retention-state.ts';
+import { findSnapshot } from './snapshots.ts';
+
+export interface HoldEntry extends Hold {
+  name: string;
+}
+
+export async function addHold(options: { repo: Repository; snapshot: string; reason: string; actor: string }): Promise<HoldEntry> {
+  const { repo } = options;
+  if (options.reason.trim() === '') throw new AmberError('USAGE', 'a hold needs a reason', { hint: 'pass --reason "case 2026-17"' });
+  const entry = await findSnapshot(repo, options.snapshot);
+  const state = await loadRetentionState(repo);
+  const hold: Hold = { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: entry.id, reason: options.reason, actor: options.actor };
+  // A hold is kept at least as long as anything else is retained.
+  const untilMs = roundUpMs(Math.max(state.ledger.maxUntilMs, repo.clock.nowMs()), state.policy.settings.extendStepMs);
+  const mode = state.ledger.strongestMode ?? 'governance';
+  const name = await putRecord(repo, HOLDS, hold, { retainUntilMs: untilMs, mode });
+  await repo.store.protect([name], { untilMs, mode });
+  return { ...hold, name };
+}
+
+export async function listHolds(repo: Repository): Promise<HoldEntry[]> {
+  return (await loadRecords(repo, HOLDS, [])).map(({ name, value }) => ({ ...value, name })).sort((a, b) => (a.time < b.time ? -1 : 1));
+}
+
+export async function releaseHold(options: { repo: Repository; snapshot: string }): Promise<never> {
+  const entry = await findSnapshot(options.repo, options.snapshot);
+  const holds = (await listHolds(options.repo)).filter(({ snapshot }) => snapshot === entry.id);
+  if (holds.length === 0) throw new AmberError('USAGE', `no hold applies to snapshot ${entry.id.slice(0, 8)}`);
+  throw new AmberError('APPROVAL_REQUIRED', `releasing the legal hold on snapshot ${holds[0].snapshot.slice(0, 8)} ("${holds[0].reason}") needs a request approved by the approver quorum`, {
+    hint: 'approved requests come with the governance work; until then the hold stays',
+  });
+}

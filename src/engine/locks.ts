@@ -1,0 +1,200 @@
+// Snapshot locks: extend (never shorten), and the coverage proof — the retention every object a
+// snapshot needs actually has in the store and its grant records, not what the snapshot claims.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { Enforcement, ObjectProtection, RetentionMode } from '../storage/store.ts';
+import type { Repository } from '../repo/repository.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader } from '../repo/blob-reader.ts';
+import { GRANTS, putRecord, type GrantEntry } from '../repo/retention-records.ts';
+import { retentionUnder } from '../governance/policy.ts';
+import { covers, roundUpMs, strongerMode, type ObjectLock } from '../governance/retention.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
+import { sharedMetadata, snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export interface ExtendOptions {
+  repo: Repository;
+  snapshot: string;
+  untilMs: number;
+  mode?: RetentionMode;
+  clock?: RetentionClock;
+}
+
+export interface ExtendResult {
+  snapshotId: string;
+  previous: { mode: RetentionMode; until: string } | null;
+  mode: RetentionMode;
+  until: string;
+  objects: number;
+  grant: string;
+}
+
+/** Raises a snapshot's lock and the retention of every object it needs; refuses anything that would lower it. */
+export async function extendLock(options: ExtendOptions): Promise<ExtendResult> {
+  const { repo } = options;
+  const clock = options.clock ?? unguardedClock(repo.clock);
+  const state = await loadRetentionState(repo);
+  const entry = await findSnapshot(repo, options.snapshot);
+  const current = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
+  const mode = options.mode ?? current?.mode ?? state.policy.settings.defaultMode;
+  refuseWeakening(entry.id, current, options.untilMs, mode);
+  retentionUnder(state.policy.settings, { mode, retainMs: Math.max(0, options.untilMs - clock.retentionBaseMs()) });
+  const { index } = await loadIndex(repo);
+  const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
+  const objects = [snapshotObject(entry.id), ...[...needs.packs].sort()];
+  const entries: GrantEntry[] = [{ mode, until: iso(options.untilMs), objects }];
+  const metaUntilMs = roundUpMs(Math.max(options.untilMs, state.ledger.maxUntilMs), state.policy.settings.extendStepMs);
+  const metaMode = strongerMode(mode, state.ledger.strongestMode)!;
+  const metadata = (await sharedMetadata(repo)).map(({ name }) => name).filter((name) => !covers(state.ledger.lockOf(name), metaUntilMs, metaMode));
+  if (metadata.length > 0) entries.push({ mode: metaMode, until: iso(metaUntilMs), objects: metadata });
+  const grant = await putRecord(repo, GRANTS, { time: iso(repo.clock.nowMs()), snapshot: entry.id, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
+  for (const { objects: names, until, mode: entryMode } of entries) await repo.store.protect(names, { untilMs: Date.parse(until), mode: entryMode });
+  await repo.store.protect([grant], { untilMs: metaUntilMs, mode: metaMode });
+  return {
+    snapshotId: entry.id,
+    previous: current ? { mode: current.mode, until: iso(current.untilMs) } : null,
+    mode, until: iso(options.untilMs), objects: objects.length, grant,
+  };
+}
+
+function refuseWeakening(id: string, current: ObjectLock | undefined, untilMs: number, mode: RetentionMode): void {
+  if (!current) return;
+  if (current.mode === 'compliance' && mode !== 'compliance') {
+    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${iso(current.untilMs)}; it cannot become governance`, {
+      hint: 'a compliance lock can only be extended',
+    });
+  }
+  if (untilMs >= current.untilMs) return;
+  if (current.mode === 'compliance') {
+    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${iso(current.untilMs)}; nothing can shorten it`, {
+      hint: `choose a date after ${iso(current.untilMs)} to extend it`,
+    });
+  }
+  throw new AmberError('APPROVAL_REQUIRED', `shortening the governance lock of snapshot ${id.slice(0, 8)} (until ${iso(current.untilMs)}) needs a request approved by the approver quorum`, {
+    hint: 'approved requests come with the governance work; until then the lock stays as it is',
+  });
+}
+
+/** Lifting a lock is shortening it to now: refused the same way. */
+export async function liftLock(options: { repo: Repository; snapshot: string; clock?: RetentionClock }): Promise<never> {
+  const { repo } = options;
+  const state = await loadRetentionState(repo);
+  const entry = await findSnapshot(repo, options.snapshot);
+  const current = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
+  const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
+  if (!current || current.untilMs <= nowMs) {
+    throw new AmberError('USAGE', `snapshot ${entry.id.slice(0, 8)} has no lock in force to lift`);
+  }
+  refuseWeakening(entry.id, current, nowMs, current.mode);
+  throw new Error('unreachable: refuseWeakening refuses every shortening');
+}
+
+export interface ObjectGap {
+  name: string;
+  problem: string;
+}
+
+export interface LockStatus {
+  snapshotId: string;
+  time: string;
+  host: string;
+  /** The snapshot's lock: its own field raised by extensions. */
+  lock: { mode: RetentionMode; until: string } | null;
+  /** Every object it needs is retained at least until the lock's date, in its mode. */
+  covered: boolean;
+  /** The earliest date any object it needs could be deleted; null when one could be deleted now. */
+  earliestDeletable: string | null;
+  objects: number;
+  /** Objects the store itself refuses to change or remove (fs: immutable attribute). */
+  lockedByStore: number;
+  holds: { reason: string; time: string }[];
+  enforcement: Enforcement;
+  gaps: ObjectGap[];
+}
+
+/** Reads the actual retention of everything each snapshot needs and says whether it covers the lock. */
+export async function lockStatus(options: { repo: Repository; snapshot?: string; state?: RetentionState }): Promise<LockStatus[]> {
+  const { repo } = options;
+  const state = options.state ?? await loadRetentionState(repo);
+  const entries: SnapshotEntry[] = options.snapshot ? [await findSnapshot(repo, options.snapshot)] : await listSnapshots(repo);
+  const { index } = await loadIndex(repo);
+  const reader = createBlobReader(repo, index);
+  const metadata = await sharedMetadata(repo);
+  const needsOf = new Map<string, { objects: string[]; unlocated: string[] }>();
+  const all = new Set<string>(metadata.map(({ name }) => name));
+  for (const entry of entries) {
+    let needs: { packs: Set<string>; unlocated: string[] };
+    try {
+      needs = await snapshotNeeds(reader, index, entry.snapshot.tree);
+    } catch (error) {
+      // A snapshot whose trees do not read cannot prove coverage; verify reports the damage itself.
+      if (!isAmberError(error)) throw error;
+      needs = { packs: new Set(), unlocated: [`its trees cannot be read (${error.message})`] };
+    }
+    const objects = [snapshotObject(entry.id), ...needs.packs];
+    needsOf.set(entry.id, { objects, unlocated: needs.unlocated });
+    for (const name of objects) all.add(name);
+  }
+  const protection = new Map<string, ObjectProtection>();
+  const names = [...all];
+  for (const [i, found] of (await protectionOf(repo, names)).entries()) if (found) protection.set(names[i], found);
+  const enforcement = repo.store.enforcement();
+  const storeLocks = [...protection.values()].some(({ locked }) => locked);
+  return entries.map((entry) => {
+    const lock = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
+    const { objects, unlocated } = needsOf.get(entry.id)!;
+    const gaps: ObjectGap[] = unlocated.map((id) => (/^[0-9a-f]{64}$/.test(id)
+      ? { name: `blob ${id.slice(0, 16)}`, problem: 'no index entry locates it' }
+      : { name: snapshotObject(entry.id), problem: id }));
+    let earliest = Number.POSITIVE_INFINITY;
+    let lockedByStore = 0;
+    // Metadata written after the snapshot (a later key, epoch or index object) is not needed by it.
+    const committedMs = entry.writtenMs ?? Number.POSITIVE_INFINITY;
+    const neededMetadata = metadata.filter(({ writtenMs }) => writtenMs === undefined || writtenMs <= committedMs).map(({ name }) => name);
+    for (const name of [...objects, ...neededMetadata]) {
+      const found = protection.get(name);
+      if (!found) {
+        gaps.push({ name, problem: 'missing from the store' });
+        earliest = Number.NEGATIVE_INFINITY;
+        continue;
+      }
+      if (found.locked) lockedByStore += 1;
+      // A store that keeps dates is the enforcer; otherwise the signed grants are.
+      const held: ObjectLock | undefined = found.untilMs !== undefined
+        ? { untilMs: found.untilMs, mode: found.mode ?? 'governance' }
+        : state.ledger.lockOf(name);
+      earliest = Math.min(earliest, held?.untilMs ?? Number.NEGATIVE_INFINITY);
+      if (lock && !covers(held, lock.untilMs, lock.mode)) {
+        gaps.push({ name, problem: held ? `retained only until ${iso(held.untilMs)} (${held.mode}), the lock needs ${iso(lock.untilMs)} (${lock.mode})` : 'has no retention at all' });
+      } else if (storeLocks && !found.locked) {
+        gaps.push({ name, problem: 'the store can make objects immutable but this one is not (was the attribute lifted?)' });
+      }
+    }
+    return {
+      snapshotId: entry.id,
+      time: entry.snapshot.time,
+      host: entry.snapshot.host,
+      lock: lock ? { mode: lock.mode, until: iso(lock.untilMs) } : null,
+      covered: gaps.length === 0,
+      earliestDeletable: Number.isFinite(earliest) ? iso(earliest) : null,
+      objects: objects.length + neededMetadata.length,
+      lockedByStore,
+      holds: state.holds.filter(({ value }) => value.snapshot === entry.id).map(({ value }) => ({ reason: value.reason, time: value.time })),
+      enforcement,
+      gaps,
+    };
+  });
+}
+
+/** The store's protection for each name; a missing object yields undefined instead of failing the whole batch. */
+async function protectionOf(repo: Repository, names: string[]): Promise<(ObjectProtection | undefined)[]> {
+  try {
+    return await repo.store.protection(names);
+  } catch {
+    const result: (ObjectProtection | undefined)[] = [];
+    for (const name of names) result.push(await repo.store.protection([name]).then(([one]) => one, () => undefined));
+    return result;
+  }
+}

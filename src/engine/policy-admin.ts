@@ -1,0 +1,57 @@
+// Reading and changing the repository policy: each change is a new owner-signed link of the chain.
+import { AmberError } from '../core/errors.ts';
+import type { Repository } from '../repo/repository.ts';
+import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-records.ts';
+import { checkPolicyChange, isLocked, type Policy } from '../governance/policy.ts';
+import { roundUpMs } from '../governance/retention.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+
+export interface PolicyView extends Policy {
+  locked: boolean;
+}
+
+export async function showPolicy(repo: Repository, clock?: RetentionClock): Promise<PolicyView> {
+  const { policy } = await loadRetentionState(repo);
+  return { ...policy, locked: isLocked(policy, lockJudgeMs(repo, clock)) };
+}
+
+// Whether the lock is in force is judged with the time that moving the clock back cannot lower.
+const lockJudgeMs = (repo: Repository, clock?: RetentionClock) => (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
+
+async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock']): Promise<Policy> {
+  const nowMs = repo.clock.nowMs();
+  const record = { time: new Date(nowMs).toISOString(), previous: state.policy.head, settings, lock };
+  const untilMs = roundUpMs(Math.max(state.ledger.maxUntilMs, nowMs), settings.extendStepMs);
+  const mode = state.ledger.strongestMode ?? 'governance';
+  const name = await putRecord(repo, POLICIES, record, { retainUntilMs: untilMs, mode });
+  await repo.store.protect([name], { untilMs, mode });
+  return { settings, lock, head: name };
+}
+
+export async function setPolicy(repo: Repository, change: Partial<PolicySettings>, clock?: RetentionClock): Promise<Policy> {
+  const state = await loadRetentionState(repo);
+  const next: PolicySettings = { ...state.policy.settings, ...change };
+  checkPolicyChange(state.policy, next, lockJudgeMs(repo, clock));
+  return append(repo, state, next, state.policy.lock);
+}
+
+export async function lockPolicy(repo: Repository, coolingOffMs: number): Promise<Policy> {
+  const state = await loadRetentionState(repo);
+  if (state.policy.lock) {
+    throw new AmberError('USAGE', `the policy already has a lock (cooling-off until ${state.policy.lock.coolingOffUntil})`);
+  }
+  const nowMs = repo.clock.nowMs();
+  return append(repo, state, state.policy.settings, { at: new Date(nowMs).toISOString(), coolingOffUntil: new Date(nowMs + coolingOffMs).toISOString() });
+}
+
+/** Cancels a lock still in its cooling-off period. */
+export async function unlockPolicy(repo: Repository, clock?: RetentionClock): Promise<Policy> {
+  const state = await loadRetentionState(repo);
+  if (!state.policy.lock) throw new AmberError('USAGE', 'the policy is not locked');
+  if (isLocked(state.policy, lockJudgeMs(repo, clock))) {
+    throw new AmberError('POLICY_LOCKED', `the policy lock took effect on ${state.policy.lock.coolingOffUntil}; it can no longer be cancelled`, {
+      hint: 'a locked policy stays locked; it can only be tightened',
+    });
+  }
+  return append(repo, state, state.policy.settings, null);
+}

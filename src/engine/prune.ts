@@ -1,0 +1,140 @@
+// prune never deletes on sight. A run first deletes what earlier runs condemned, once the grace has
+// passed and only if each object is still unreferenced, expired and unheld; then it condemns (in a
+// signed notice) the packs no remaining snapshot needs and the objects of forgotten snapshots whose
+// retention has ended. Backups never dedup against a condemned pack, and re-check notices before they
+// commit, so a deletion can never take data a newer snapshot uses.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { Repository } from '../repo/repository.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader } from '../repo/blob-reader.ts';
+import { PREFIX, snapshotName } from '../repo/layout.ts';
+import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
+import type { SnapshotId } from '../core/ids.ts';
+import type { RecordProblem } from '../repo/records.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { listSnapshots } from './snapshots.ts';
+import { collectPacks, type SnapshotNeeds } from './snapshot-objects.ts';
+
+export interface PruneOptions {
+  repo: Repository;
+  /** How long a condemned object waits before a later prune may delete it. */
+  graceMs: number;
+  dryRun?: boolean;
+  clock?: RetentionClock;
+  onDelete?: (name: string, sizeBytes: number) => void;
+}
+
+export interface PrunedObject {
+  name: string;
+  sizeBytes: number;
+}
+
+export interface PruneResult {
+  dryRun: boolean;
+  deleted: PrunedObject[];
+  /** Condemned earlier but kept, with the reason (still referenced, retained, grace not over). */
+  spared: (PrunedObject & { reason: string })[];
+  condemned: PrunedObject[];
+  notice: string | null;
+  bytesFreed: number;
+  bytesCondemned: number;
+}
+
+export async function prune(options: PruneOptions): Promise<PruneResult> {
+  const { repo } = options;
+  if (repo.key.role !== 'full') {
+    throw new AmberError('WRITE_ONLY_KEY', 'prune reads every snapshot and signs condemn notices, which needs a full-access key', {
+      hint: 'run prune with the owner passphrase',
+    });
+  }
+  const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
+  const state = await loadRetentionState(repo);
+  const needed = await neededPacks(repo);
+  const stored = new Map<string, { sizeBytes: number; writtenMs?: number }>();
+  for (const prefix of [PREFIX.data, PREFIX.snapshots]) {
+    for await (const { name, sizeBytes, writtenMs } of repo.store.list(prefix)) stored.set(name, { sizeBytes, writtenMs });
+  }
+  const live = new Set((await listSnapshots(repo)).map(({ id }) => snapshotName(id)));
+  const heldSnapshots = new Set(state.holds.map(({ value }) => snapshotName(value.snapshot as SnapshotId)));
+
+  /** Why an object must stay, or undefined when it may go. */
+  const keepReason = (name: string): string | undefined => {
+    if (needed.has(name)) return 'a snapshot needs it';
+    if (live.has(name)) return 'the snapshot is not forgotten';
+    if (heldSnapshots.has(name)) return 'a legal hold applies';
+    const untilMs = retainedUntil(state, name, stored.get(name)?.writtenMs);
+    if (untilMs > nowMs) return `retained until ${new Date(untilMs).toISOString()}`;
+    return undefined;
+  };
+
+  const result: PruneResult = { dryRun: options.dryRun === true, deleted: [], spared: [], condemned: [], notice: null, bytesFreed: 0, bytesCondemned: 0 };
+  for (const { value } of state.condemns) {
+    const dueMs = Date.parse(value.time) + value.graceMs;
+    for (const { name, sizeBytes } of value.objects) {
+      if (!stored.has(name) || result.deleted.some((done) => done.name === name)) continue;
+      const reason = dueMs > nowMs ? `grace period until ${new Date(dueMs).toISOString()}` : keepReason(name);
+      if (reason) {
+        result.spared.push({ name, sizeBytes, reason });
+        continue;
+      }
+      if (!options.dryRun) await deleteObject(repo, name);
+      result.deleted.push({ name, sizeBytes });
+      result.bytesFreed += sizeBytes;
+      options.onDelete?.(name, sizeBytes);
+    }
+  }
+  for (const [name, { sizeBytes }] of stored) {
+    if (state.condemned.has(name) || keepReason(name)) continue;
+    result.condemned.push({ name, sizeBytes });
+    result.bytesCondemned += sizeBytes;
+  }
+  result.condemned.sort((a, b) => (a.name < b.name ? -1 : 1));
+  if (!options.dryRun && result.condemned.length > 0) {
+    result.notice = await putRecord(repo, CONDEMNS, { time: new Date(nowMs).toISOString(), graceMs: options.graceMs, objects: result.condemned });
+  }
+  return result;
+}
+
+/**
+ * The date an object is retained until: its grants, or — for an object no grant names, such as a
+ * pack from a backup that crashed before its grant — the policy's default retention from when the
+ * store received it (unknown: retained indefinitely).
+ */
+function retainedUntil(state: RetentionState, name: string, writtenMs: number | undefined): number {
+  const lock = state.ledger.lockOf(name);
+  if (lock) return lock.untilMs;
+  return writtenMs === undefined ? Number.POSITIVE_INFINITY : writtenMs + state.policy.settings.defaultRetentionMs;
+}
+
+/** Packs that any snapshot not forgotten needs; a snapshot whose trees cannot be read stops the prune. */
+async function neededPacks(repo: Repository): Promise<Set<string>> {
+  const { index } = await loadIndex(repo);
+  const reader = createBlobReader(repo, index);
+  const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
+  const seen = new Set<string>();
+  const problems: RecordProblem[] = [];
+  for (const { id, snapshot } of await listSnapshots(repo, problems)) {
+    try {
+      await collectPacks(reader, index, snapshot.tree, seen, needs);
+    } catch (error) {
+      if (!isAmberError(error)) throw error;
+      throw new AmberError('VERIFY_FAILED', `prune stopped: the trees of snapshot ${id.slice(0, 8)} cannot be read (${error.message}), so what it needs is unknown`, {
+        cause: error, hint: 'run `amber verify --read-data` and repair the repository before pruning',
+      });
+    }
+  }
+  if (problems.length > 0) {
+    throw new AmberError('VERIFY_FAILED', `prune stopped: ${problems.length} snapshot object(s) are damaged or unauthorised, so what they need is unknown`, {
+      hint: 'run `amber verify` to see them; prune only a repository whose snapshots all read',
+    });
+  }
+  return needs.packs;
+}
+
+async function deleteObject(repo: Repository, name: string): Promise<void> {
+  try {
+    await repo.store.deleteExpired(name);
+  } catch (error) {
+    if (!isAmberError(error, 'OBJECT_NOT_FOUND')) throw error;
+  }
+}

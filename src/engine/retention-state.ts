@@ -1,0 +1,54 @@
+// Everything retention decisions read from the repository, loaded together: the policy chain,
+// grants (folded into per-object dates), holds, forget marks and condemn notices. Records that are
+// forged, unauthorised or malformed are left out and listed in `problems` (verify reports them).
+import type { Clock } from '../core/clock.ts';
+import type { RecordProblem } from '../repo/records.ts';
+import type { Repository } from '../repo/repository.ts';
+import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type Hold, type Loaded } from '../repo/retention-records.ts';
+import { resolvePolicy, type Policy } from '../governance/policy.ts';
+import { foldGrants, type RetentionLedger } from '../governance/retention.ts';
+
+export interface RetentionState {
+  policy: Policy;
+  ledger: RetentionLedger;
+  holds: Loaded<Hold>[];
+  /** Snapshot ids an owner-signed forget mark names. */
+  forgotten: Set<string>;
+  condemns: Loaded<CondemnNotice>[];
+  /** Object names any condemn notice names: never a dedup source again. */
+  condemned: Set<string>;
+  problems: RecordProblem[];
+}
+
+export async function loadRetentionState(repo: Repository): Promise<RetentionState> {
+  const problems: RecordProblem[] = [];
+  const [policies, grants, holds, forgets, condemns] = await Promise.all([
+    loadRecords(repo, POLICIES, problems),
+    loadRecords(repo, GRANTS, problems),
+    loadRecords(repo, HOLDS, problems),
+    loadRecords(repo, FORGETS, problems),
+    loadRecords(repo, CONDEMNS, problems),
+  ]);
+  return {
+    policy: resolvePolicy(policies, problems),
+    ledger: foldGrants(grants),
+    holds,
+    forgotten: new Set(forgets.flatMap(({ value }) => value.snapshots)),
+    condemns,
+    condemned: new Set(condemns.flatMap(({ value }) => value.objects.map(({ name }) => name))),
+    problems,
+  };
+}
+
+/** The two times retention decisions use (see governance/guarded-clock.ts for the guarded one). */
+export interface RetentionClock {
+  /** Base for new retain-until dates: never lowered by moving the clock back. */
+  retentionBaseMs(): number;
+  /** "Now" for deciding that something has expired: never raised by moving the clock forward. */
+  deletionNowMs(): number;
+}
+
+/** Plain wall time, for callers that do not guard the clock (tests of other things, scripts). */
+export function unguardedClock(clock: Clock): RetentionClock {
+  return { retentionBaseMs: () => clock.nowMs(), deletionNowMs: () => clock.nowMs() };
+}

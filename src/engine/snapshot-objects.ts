@@ -1,0 +1,55 @@
+// Which objects a snapshot needs: itself, the packs of every tree and chunk it reaches, and the
+// metadata every reader needs (config, keys, epochs, revocations, index objects, the policy chain).
+import type { BlobIndex } from '../repo/blob-index.ts';
+import type { BlobReader } from '../repo/blob-reader.ts';
+import { CONFIG_NAME, PREFIX, packName, snapshotName } from '../repo/layout.ts';
+import type { Repository } from '../repo/repository.ts';
+import type { SnapshotId } from '../core/ids.ts';
+import { readTree } from './tree-walk.ts';
+
+export interface SnapshotNeeds {
+  /** Packs holding the snapshot's trees and chunks. */
+  packs: Set<string>;
+  /** Blobs no index entry locates (the snapshot is damaged). */
+  unlocated: string[];
+}
+
+/**
+ * Adds to `needs` the packs below `treeId`. Trees in `seen` are skipped, so one set shared across
+ * snapshots reads each tree once (prune); a fresh one per snapshot gives that snapshot's own packs.
+ */
+export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId: string, seen: Set<string>, needs: SnapshotNeeds): Promise<void> {
+  if (seen.has(treeId)) return;
+  seen.add(treeId);
+  const locate = (id: string) => {
+    const packId = index.packOf(Buffer.from(id, 'hex'));
+    if (packId === undefined) needs.unlocated.push(id);
+    else needs.packs.add(packName(packId));
+  };
+  locate(treeId);
+  if (seen.size % 64 === 0) await new Promise((wake) => setImmediate(wake));
+  for (const node of (await readTree(reader, treeId)).nodes) {
+    for (const id of node.content ?? []) locate(id);
+    if (node.subtree) await collectPacks(reader, index, node.subtree, seen, needs);
+  }
+}
+
+export async function snapshotNeeds(reader: BlobReader, index: BlobIndex, rootTree: string): Promise<SnapshotNeeds> {
+  const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
+  await collectPacks(reader, index, rootTree, new Set(), needs);
+  return needs;
+}
+
+/**
+ * Metadata objects a snapshot depends on (records that only add retention are not among them), with
+ * when the store received each: a snapshot needs only those that existed when it was committed.
+ */
+export async function sharedMetadata(repo: Repository): Promise<{ name: string; writtenMs?: number }[]> {
+  const found: { name: string; writtenMs?: number }[] = [{ name: CONFIG_NAME }];
+  for (const prefix of ['keys', 'epochs', 'revocations', 'index', 'policies'] as const) {
+    for await (const { name, writtenMs } of repo.store.list(PREFIX[prefix])) found.push({ name, writtenMs });
+  }
+  return found.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+export const snapshotObject = (id: SnapshotId | string): string => snapshotName(id as SnapshotId);

@@ -1,0 +1,67 @@
+// Retention as the enforcer sees it: the date and mode that hold each object, folded from grant
+// records (the fs store and the vault keep no dates of their own), and the rules for raising them.
+// Dates only ever go up and modes only ever get stronger, whatever order the grants are read in.
+import type { RetentionMode } from '../storage/store.ts';
+import type { Retention } from '../repo/snapshot.ts';
+import type { Grant, Loaded } from '../repo/retention-records.ts';
+
+export interface ObjectLock {
+  untilMs: number;
+  mode: RetentionMode;
+}
+
+export interface RetentionLedger {
+  /** The highest date (and strongest mode) any grant gives the object; undefined when none does. */
+  lockOf(name: string): ObjectLock | undefined;
+  /** A snapshot's retention intent: its own field raised by every grant that names it. */
+  snapshotLock(snapshotId: string, own: Retention | null): ObjectLock | undefined;
+  /** The latest date anything is retained until (0 when nothing is). */
+  readonly maxUntilMs: number;
+  /** Compliance once any grant used it: metadata then needs compliance too. */
+  readonly strongestMode: RetentionMode | undefined;
+}
+
+export const strongerMode = (a: RetentionMode | undefined, b: RetentionMode | undefined): RetentionMode | undefined =>
+  a === 'compliance' || b === 'compliance' ? 'compliance' : a ?? b;
+
+export function raise(lock: ObjectLock | undefined, untilMs: number, mode: RetentionMode): ObjectLock {
+  return { untilMs: Math.max(lock?.untilMs ?? 0, untilMs), mode: strongerMode(lock?.mode, mode)! };
+}
+
+/** Whether `lock` already holds at least until `untilMs` in at least `mode`. */
+export function covers(lock: ObjectLock | undefined, untilMs: number, mode: RetentionMode): boolean {
+  return lock !== undefined && lock.untilMs >= untilMs && (mode === 'governance' || lock.mode === 'compliance');
+}
+
+/** Extensions go to the next multiple of the step, so an object reused daily is touched about once a step. */
+export function roundUpMs(ms: number, stepMs: number): number {
+  return Math.ceil(ms / stepMs) * stepMs;
+}
+
+export function foldGrants(grants: Loaded<Grant>[]): RetentionLedger {
+  const objects = new Map<string, ObjectLock>();
+  const snapshots = new Map<string, ObjectLock>();
+  let maxUntilMs = 0;
+  let strongest: RetentionMode | undefined;
+  for (const { value } of grants) {
+    for (const entry of value.entries) {
+      const untilMs = Date.parse(entry.until);
+      maxUntilMs = Math.max(maxUntilMs, untilMs);
+      strongest = strongerMode(strongest, entry.mode);
+      for (const name of entry.objects) objects.set(name, raise(objects.get(name), untilMs, entry.mode));
+      if (value.snapshot !== null && entry.objects.includes(`snapshots/${value.snapshot}`)) {
+        snapshots.set(value.snapshot, raise(snapshots.get(value.snapshot), untilMs, entry.mode));
+      }
+    }
+  }
+  return {
+    lockOf: (name) => objects.get(name),
+    snapshotLock(snapshotId, own) {
+      const granted = snapshots.get(snapshotId);
+      if (!own) return granted;
+      return raise(granted, Date.parse(own.until), own.mode);
+    },
+    maxUntilMs,
+    strongestMode: strongest,
+  };
+}
