@@ -23,6 +23,7 @@ import { extendLock, liftLock, lockStatus } from './locks.ts';
 import { addHold, releaseHold } from './holds.ts';
 import { lockPolicy, setPolicy, showPolicy, unlockPolicy } from './policy-admin.ts';
 import { loadRetentionState } from './retention-state.ts';
+import { openGuardedClock } from '../governance/guarded-clock.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 
 const HOUR = 3_600_000;
@@ -232,4 +233,33 @@ test('the policy bounds backups and extensions, and once locked can only be tigh
   clock.offsetMs = 0;
   const base = { retentionBaseMs: () => Date.now() + 73 * HOUR, deletionNowMs: () => Date.now() };
   await assert.rejects(setPolicy(repo, { minRetentionMs: 60_000 }, base), fails('POLICY_LOCKED'));
+});
+
+test('moving the system clock a year forward or back expires nothing early (guarded clock)', async (t) => {
+  const { repo, clock, source, dir } = await scratch(t, 'retention-clock');
+  const time = { wall: Date.now(), sinceBoot: 1_000_000, boot: 'boot-a' };
+  const sources = { wallMs: () => time.wall, sinceBootMs: () => time.sinceBoot, bootId: () => time.boot };
+  const open = () => openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: Buffer.alloc(32, 7), sources });
+  const guarded = await open(); // first use anchors at the real time
+  const locked = await backup({ repo, paths: [source], retainMs: 180 * DAY, retentionClock: guarded });
+  const packs = await packsOf(repo);
+
+  // The attacker moves the wall clock a year ahead (the repository clock with it).
+  time.wall += 365 * DAY;
+  clock.offsetMs = 365 * DAY;
+  const jumped = await open();
+  assert.equal(jumped.status().trusted, false);
+  assert.deepEqual((await forget({ repo, keep: { hourly: 0 }, clock: jumped })).forgotten, []);
+  await prune({ repo, graceMs: 0, clock: jumped });
+  await prune({ repo, graceMs: 0, clock: jumped });
+  assert.deepEqual(await packsOf(repo), packs, 'nothing was deleted');
+  assert.deepEqual((await listSnapshots(repo)).map(({ id }) => id), [locked.snapshotId]);
+
+  // Back a year: new locks are not shortened either (they start from the last trusted time).
+  time.wall -= 2 * 365 * DAY;
+  clock.offsetMs = -365 * DAY;
+  const back = await open();
+  assert.equal(back.status().trusted, false);
+  const late = await backup({ repo, paths: [source], retainMs: DAY, retentionClock: back });
+  assert.ok(Date.parse(late.snapshot.retention!.until) >= Date.now() + DAY - 60_000, 'the lock counts from the last trusted time, not the wall clock');
 });
