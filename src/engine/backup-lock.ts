@@ -6,7 +6,7 @@ import { AmberError } from '../core/errors.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import { CONFIG_NAME, METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
-import { GRANTS, loadRecords, putRecord, CONDEMNS, type GrantEntry } from '../repo/retention-records.ts';
+import { CONDEMNS, GRANTS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { retentionUnder, type RetentionRequest } from '../governance/policy.ts';
 import { covers, roundUpMs, strongerMode } from '../governance/retention.ts';
 import type { RetentionClock, RetentionState } from './retention-state.ts';
@@ -56,10 +56,31 @@ export interface LockCommit {
   entries: GrantEntry[];
 }
 
+const iso = (ms: number) => new Date(ms).toISOString();
+
 /**
- * Writes the backup's grant and applies the store's own protection to everything but the snapshot
- * object, which the caller puts next and then protects with `protectSnapshot`.
+ * Adds the metadata entry (everything every reader needs, kept until the latest date anything is
+ * retained, rounded up), writes the grant, and applies the store's own protection to every object
+ * it names except `skip` (an object not stored yet: the caller protects it once it is).
  */
+export async function writeGrant(repo: Repository, state: RetentionState, grant: {
+  snapshotId: string; entries: GrantEntry[]; untilMs: number; mode: RetentionMode; nowMs: number; skip?: string;
+}): Promise<LockCommit> {
+  const { ledger, policy } = state;
+  const metaUntilMs = roundUpMs(Math.max(grant.untilMs, ledger.maxUntilMs), policy.settings.extendStepMs);
+  const metaMode = strongerMode(grant.mode, ledger.strongestMode)!;
+  const metadata = (await metadataNames(repo)).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
+  const entries = metadata.length > 0 ? [...grant.entries, { mode: metaMode, until: iso(metaUntilMs), objects: metadata }] : grant.entries;
+  const name = await putRecord(repo, GRANTS, { time: iso(grant.nowMs), snapshot: grant.snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
+  for (const entry of entries) {
+    const names = entry.objects.filter((object) => object !== grant.skip);
+    if (names.length > 0) await repo.store.protect(names, { untilMs: Date.parse(entry.until), mode: entry.mode });
+  }
+  await repo.store.protect([name], { untilMs: metaUntilMs, mode: metaMode });
+  return { grant: name, entries };
+}
+
+/** The backup's grant: new objects at the snapshot's date, reused packs extended in policy steps. */
 export async function grantBackupLocks(repo: Repository, state: RetentionState, options: {
   plan: LockPlan;
   snapshotId: string;
@@ -68,25 +89,13 @@ export async function grantBackupLocks(repo: Repository, state: RetentionState, 
   nowMs: number;
 }): Promise<LockCommit> {
   const { plan, snapshotId } = options;
-  const { ledger, policy } = state;
-  const step = policy.settings.extendStepMs;
-  const iso = (ms: number) => new Date(ms).toISOString();
   const writtenSet = new Set(options.written);
   const newPacks = options.written.filter((name) => name.startsWith(PREFIX.data));
-  const entries: GrantEntry[] = [{ mode: plan.mode, until: iso(plan.untilMs), objects: [...newPacks, `snapshots/${snapshotId}`] }];
-  const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(ledger.lockOf(name), plan.untilMs, plan.mode));
-  if (extend.length > 0) entries.push({ mode: plan.mode, until: iso(roundUpMs(plan.untilMs, step)), objects: extend.sort() });
-  const metaUntilMs = roundUpMs(Math.max(plan.untilMs, ledger.maxUntilMs), step);
-  const metaMode = strongerMode(plan.mode, ledger.strongestMode)!;
-  const metadata = (await metadataNames(repo)).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
-  if (metadata.length > 0) entries.push({ mode: metaMode, until: iso(metaUntilMs), objects: metadata });
-  const grant = await putRecord(repo, GRANTS, { time: iso(options.nowMs), snapshot: snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
-  for (const entry of entries) {
-    const names = entry.objects.filter((name) => name !== `snapshots/${snapshotId}`);
-    if (names.length > 0) await repo.store.protect(names, { untilMs: Date.parse(entry.until), mode: entry.mode });
-  }
-  await repo.store.protect([grant], { untilMs: metaUntilMs, mode: metaMode });
-  return { grant, entries };
+  const snapshot = `snapshots/${snapshotId}`;
+  const entries: GrantEntry[] = [{ mode: plan.mode, until: iso(plan.untilMs), objects: [...newPacks, snapshot] }];
+  const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(state.ledger.lockOf(name), plan.untilMs, plan.mode));
+  if (extend.length > 0) entries.push({ mode: plan.mode, until: iso(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)), objects: extend.sort() });
+  return writeGrant(repo, state, { snapshotId, entries, untilMs: plan.untilMs, mode: plan.mode, nowMs: options.nowMs, skip: snapshot });
 }
 
 export function lockError(error: unknown): never {

@@ -5,9 +5,9 @@ import type { Enforcement, ObjectProtection, RetentionMode } from '../storage/st
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { GRANTS, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { retentionUnder } from '../governance/policy.ts';
-import { covers, roundUpMs, strongerMode, type ObjectLock } from '../governance/retention.ts';
+import { covers, type ObjectLock } from '../governance/retention.ts';
+import { writeGrant } from './backup-lock.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { sharedMetadata, snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
@@ -44,14 +44,9 @@ export async function extendLock(options: ExtendOptions): Promise<ExtendResult> 
   const { index } = await loadIndex(repo);
   const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
   const objects = [snapshotObject(entry.id), ...[...needs.packs].sort()];
-  const entries: GrantEntry[] = [{ mode, until: iso(options.untilMs), objects }];
-  const metaUntilMs = roundUpMs(Math.max(options.untilMs, state.ledger.maxUntilMs), state.policy.settings.extendStepMs);
-  const metaMode = strongerMode(mode, state.ledger.strongestMode)!;
-  const metadata = (await sharedMetadata(repo)).map(({ name }) => name).filter((name) => !covers(state.ledger.lockOf(name), metaUntilMs, metaMode));
-  if (metadata.length > 0) entries.push({ mode: metaMode, until: iso(metaUntilMs), objects: metadata });
-  const grant = await putRecord(repo, GRANTS, { time: iso(repo.clock.nowMs()), snapshot: entry.id, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
-  for (const { objects: names, until, mode: entryMode } of entries) await repo.store.protect(names, { untilMs: Date.parse(until), mode: entryMode });
-  await repo.store.protect([grant], { untilMs: metaUntilMs, mode: metaMode });
+  const { grant } = await writeGrant(repo, state, {
+    snapshotId: entry.id, entries: [{ mode, until: iso(options.untilMs), objects }], untilMs: options.untilMs, mode, nowMs: repo.clock.nowMs(),
+  });
   return {
     snapshotId: entry.id,
     previous: current ? { mode: current.mode, until: iso(current.untilMs) } : null,
