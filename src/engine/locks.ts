@@ -3,7 +3,8 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Enforcement, ObjectProtection, RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
-import { loadIndex } from '../repo/index-loader.ts';
+import { findAllLocations, loadIndex } from '../repo/index-loader.ts';
+import { packName } from '../repo/layout.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { retentionUnder } from '../governance/policy.ts';
 import { covers, type ObjectLock } from '../governance/retention.ts';
@@ -117,19 +118,19 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const metadata = await sharedMetadata(repo);
-  const needsOf = new Map<string, { objects: string[]; unlocated: string[] }>();
+  const needsOf = new Map<string, { objects: string[]; unlocated: string[]; blobsByPack?: Map<string, string[]> }>();
   const all = new Set<string>(metadata.map(({ name }) => name));
   for (const entry of entries) {
-    let needs: { packs: Set<string>; unlocated: string[] };
+    let needs: { packs: Set<string>; unlocated: string[]; blobsByPack?: Map<string, string[]> };
     try {
-      needs = await snapshotNeeds(reader, index, entry.snapshot.tree);
+      needs = await snapshotNeeds(reader, index, entry.snapshot.tree, true);
     } catch (error) {
       // A snapshot whose trees do not read cannot prove coverage; verify reports the damage itself.
       if (!isAmberError(error)) throw error;
       needs = { packs: new Set(), unlocated: [`its trees cannot be read (${error.message})`] };
     }
     const objects = [snapshotObject(entry.id), ...needs.packs];
-    needsOf.set(entry.id, { objects, unlocated: needs.unlocated });
+    needsOf.set(entry.id, { objects, unlocated: needs.unlocated, blobsByPack: needs.blobsByPack });
     for (const name of objects) all.add(name);
   }
   const protection = new Map<string, ObjectProtection>();
@@ -137,9 +138,10 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
   for (const [i, found] of (await protectionOf(repo, names)).entries()) if (found) protection.set(names[i], found);
   const enforcement = repo.store.enforcement();
   const storeLocks = [...protection.values()].some(({ locked }) => locked);
-  return entries.map((entry) => {
+  const statuses: LockStatus[] = [];
+  for (const entry of entries) {
     const lock = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
-    const { objects, unlocated } = needsOf.get(entry.id)!;
+    const { objects, unlocated, blobsByPack } = needsOf.get(entry.id)!;
     const gaps: ObjectGap[] = unlocated.map((id) => (/^[0-9a-f]{64}$/.test(id)
       ? { name: `blob ${id.slice(0, 16)}`, problem: 'no index entry locates it' }
       : { name: snapshotObject(entry.id), problem: id }));
@@ -161,13 +163,13 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
         ? { untilMs: found.untilMs, mode: found.mode ?? 'governance' }
         : state.ledger.lockOf(name);
       earliest = Math.min(earliest, held?.untilMs ?? Number.NEGATIVE_INFINITY);
-      if (lock && !covers(held, lock.untilMs, lock.mode)) {
+      if (lock && !covers(held, lock.untilMs, lock.mode) && !(await otherCopiesCover(repo, state, blobsByPack?.get(name), lock))) {
         gaps.push({ name, problem: held ? `retained only until ${iso(held.untilMs)} (${held.mode}), the lock needs ${iso(lock.untilMs)} (${lock.mode})` : 'has no retention at all' });
       } else if (storeLocks && !found.locked) {
         gaps.push({ name, problem: 'the store can make objects immutable but this one is not (was the attribute lifted?)' });
       }
     }
-    return {
+    statuses.push({
       snapshotId: entry.id,
       time: entry.snapshot.time,
       host: entry.snapshot.host,
@@ -179,8 +181,23 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
       holds: state.holds.filter(({ value }) => value.snapshot === entry.id).map(({ value }) => ({ reason: value.reason, time: value.time })),
       enforcement,
       gaps,
-    };
-  });
+    });
+  }
+  return statuses;
+}
+
+/**
+ * Whether every blob that led to an uncovered pack also has a copy in a pack that is covered: two
+ * writers may each store the same blob, and the index keeps only one of the copies. Slow (it reads
+ * every index object per blob), so it runs only for a gap.
+ */
+async function otherCopiesCover(repo: Repository, state: RetentionState, blobs: string[] | undefined, lock: ObjectLock): Promise<boolean> {
+  if (!blobs || blobs.length === 0) return false;
+  for (const id of blobs) {
+    const copies = await findAllLocations(repo, Buffer.from(id, 'hex'));
+    if (!copies.some(({ packId }) => covers(state.ledger.lockOf(packName(packId)), lock.untilMs, lock.mode))) return false;
+  }
+  return true;
 }
 
 /** The store's protection for each name; a missing object yields undefined instead of failing the whole batch. */

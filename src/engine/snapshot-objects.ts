@@ -10,6 +10,9 @@ import { readTree } from './tree-walk.ts';
 export interface SnapshotNeeds {
   /** Packs holding the snapshot's trees and chunks. */
   packs: Set<string>;
+  /** With `blobsByPack`, which blobs led to each pack (the index keeps one copy of a blob that
+   *  several writers stored; lock status then checks the others). */
+  blobsByPack?: Map<string, string[]>;
   /** Blobs no index entry locates (the snapshot is damaged). */
   unlocated: string[];
 }
@@ -24,7 +27,11 @@ export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId:
   const locate = (id: string) => {
     const packId = index.packOf(Buffer.from(id, 'hex'));
     if (packId === undefined) needs.unlocated.push(id);
-    else needs.packs.add(packName(packId));
+    else {
+      const name = packName(packId);
+      needs.packs.add(name);
+      if (needs.blobsByPack) needs.blobsByPack.set(name, [...(needs.blobsByPack.get(name) ?? []), id]);
+    }
   };
   locate(treeId);
   if (seen.size % 64 === 0) await new Promise((wake) => setImmediate(wake));
@@ -34,8 +41,8 @@ export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId:
   }
 }
 
-export async function snapshotNeeds(reader: BlobReader, index: BlobIndex, rootTree: string): Promise<SnapshotNeeds> {
-  const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
+export async function snapshotNeeds(reader: BlobReader, index: BlobIndex, rootTree: string, withBlobs = false): Promise<SnapshotNeeds> {
+  const needs: SnapshotNeeds = { packs: new Set(), unlocated: [], ...(withBlobs ? { blobsByPack: new Map() } : {}) };
   await collectPacks(reader, index, rootTree, new Set(), needs);
   return needs;
 }
