@@ -5,7 +5,9 @@
 import { AmberError } from '../core/errors.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
-import { CONFIG_NAME, METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
+import { asPackId } from '../core/ids.ts';
+import { METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
+import { sharedMetadata } from './snapshot-objects.ts';
 import { CONDEMNS, GRANTS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { retentionUnder, type RetentionRequest } from '../governance/policy.ts';
 import { covers, roundUpMs, strongerMode } from '../governance/retention.ts';
@@ -26,7 +28,7 @@ export function planLock(state: RetentionState, request: RetentionRequest, clock
  *  already keeps condemned packs out). */
 export function dedupablePacks(state: RetentionState, mode: RetentionMode): (packId: string) => boolean {
   return (packId) => {
-    const lock = state.ledger.lockOf(packName(packId as never));
+    const lock = state.ledger.lockOf(packName(asPackId(packId)));
     return lock === undefined || lock.mode === mode;
   };
 }
@@ -41,14 +43,6 @@ export async function checkNotCondemned(repo: Repository, state: RetentionState,
     const hit = value.objects.find(({ name }) => reused.has(name) && !state.condemned.has(name));
     if (hit) throw new CondemnedDuringBackup(`${hit.name} was condemned by a prune while this backup ran`);
   }
-}
-
-async function metadataNames(repo: Repository): Promise<string[]> {
-  const names = [CONFIG_NAME];
-  for (const prefix of METADATA_PREFIXES) {
-    for await (const { name } of repo.store.list(PREFIX[prefix])) names.push(name);
-  }
-  return names;
 }
 
 export interface LockCommit {
@@ -69,7 +63,7 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
   const { ledger, policy } = state;
   const metaUntilMs = roundUpMs(Math.max(grant.untilMs, ledger.maxUntilMs), policy.settings.extendStepMs);
   const metaMode = strongerMode(grant.mode, ledger.strongestMode)!;
-  const metadata = (await metadataNames(repo)).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
+  const metadata = (await sharedMetadata(repo, METADATA_PREFIXES)).map(({ name }) => name).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
   const entries = metadata.length > 0 ? [...grant.entries, { mode: metaMode, until: iso(metaUntilMs), objects: metadata }] : grant.entries;
   const name = await putRecord(repo, GRANTS, { time: iso(grant.nowMs), snapshot: grant.snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
   for (const entry of entries) {

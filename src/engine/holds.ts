@@ -4,21 +4,22 @@ import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { HOLDS, loadRecords, putRecord, type Hold } from '../repo/retention-records.ts';
 import { roundUpMs } from '../governance/retention.ts';
-import { loadRetentionState } from './retention-state.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
 import { findSnapshot } from './snapshots.ts';
 
 export interface HoldEntry extends Hold {
   name: string;
 }
 
-export async function addHold(options: { repo: Repository; snapshot: string; reason: string; actor: string }): Promise<HoldEntry> {
+export async function addHold(options: { repo: Repository; snapshot: string; reason: string; actor: string; clock?: RetentionClock }): Promise<HoldEntry> {
   const { repo } = options;
   if (options.reason.trim() === '') throw new AmberError('USAGE', 'a hold needs a reason', { hint: 'pass --reason "case 2026-17"' });
   const entry = await findSnapshot(repo, options.snapshot);
   const state = await loadRetentionState(repo);
   const hold: Hold = { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: entry.id, reason: options.reason, actor: options.actor };
   // A hold is kept at least as long as anything else is retained.
-  const untilMs = roundUpMs(Math.max(state.ledger.maxUntilMs, repo.clock.nowMs()), state.policy.settings.extendStepMs);
+  const baseMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
+  const untilMs = roundUpMs(Math.max(state.ledger.maxUntilMs, baseMs), state.policy.settings.extendStepMs);
   const mode = state.ledger.strongestMode ?? 'governance';
   const name = await putRecord(repo, HOLDS, hold, { retainUntilMs: untilMs, mode });
   await repo.store.protect([name], { untilMs, mode });

@@ -2,7 +2,7 @@
 // metadata every reader needs (config, keys, epochs, revocations, index objects, the policy chain).
 import type { BlobIndex } from '../repo/blob-index.ts';
 import type { BlobReader } from '../repo/blob-reader.ts';
-import { CONFIG_NAME, PREFIX, packName, snapshotName } from '../repo/layout.ts';
+import { CONFIG_NAME, PREFIX, packName, snapshotName, type PrefixKind } from '../repo/layout.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import { readTree } from './tree-walk.ts';
@@ -47,13 +47,16 @@ export async function snapshotNeeds(reader: BlobReader, index: BlobIndex, rootTr
   return needs;
 }
 
+/** Records every snapshot depends on; records that only add retention are not among them. */
+const NEEDED_METADATA: readonly PrefixKind[] = ['keys', 'epochs', 'revocations', 'index', 'policies'];
+
 /**
- * Metadata objects a snapshot depends on (records that only add retention are not among them), with
- * when the store received each: a snapshot needs only those that existed when it was committed.
+ * `config` and the objects under `prefixes`, with when the store received each (a snapshot needs only
+ * the metadata that existed when it was committed).
  */
-export async function sharedMetadata(repo: Repository): Promise<{ name: string; writtenMs?: number }[]> {
+export async function sharedMetadata(repo: Repository, prefixes: readonly PrefixKind[] = NEEDED_METADATA): Promise<{ name: string; writtenMs?: number }[]> {
   const found: { name: string; writtenMs?: number }[] = [{ name: CONFIG_NAME }];
-  for (const prefix of ['keys', 'epochs', 'revocations', 'index', 'policies'] as const) {
+  for (const prefix of prefixes) {
     for await (const { name, writtenMs } of repo.store.list(PREFIX[prefix])) found.push({ name, writtenMs });
   }
   return found.sort((a, b) => (a.name < b.name ? -1 : 1));

@@ -1,6 +1,7 @@
 // The behaviour every Store backend must show. Each backend's test file calls
 // describeStoreConformance with a factory returning a fresh, empty store per test.
 import { describe, test } from 'node:test';
+import { systemClock } from '../core/clock.ts';
 import assert from 'node:assert/strict';
 import { isAmberError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';
@@ -195,13 +196,13 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
 
     test('stat and list say when the store received an object, by its clock, where it reports it', async () => {
       const store = await makeStore();
-      const before = Date.now();
+      const before = systemClock.nowMs();
       await store.put('data/ab/written', bytesOf('x'));
       const [stated, [listed]] = [await store.stat('data/ab/written'), await listAll(store, 'data/')];
       for (const info of [stated, listed]) {
         if (info.writtenMs === undefined) continue;
         assert.equal(typeof info.writtenMs, 'number');
-        // Filesystem timestamps may be coarser than Date.now(), and clocks differ a little.
+        // Filesystem timestamps may be coarser than the system clock, and clocks differ a little.
         assert.ok(Math.abs(info.writtenMs - before) < 60_000, `writtenMs ${info.writtenMs} is not close to ${before}`);
       }
       assert.equal(stated.writtenMs, listed.writtenMs);
@@ -209,7 +210,7 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
 
     test('protect, protection and deleteExpired refuse invalid names', async () => {
       const store = await makeStore();
-      const retention = { untilMs: Date.now() + DAY_MS, mode: 'governance' } as const;
+      const retention = { untilMs: systemClock.nowMs() + DAY_MS, mode: 'governance' } as const;
       for (const name of ['../x', 'A', '', 'a//b']) {
         await assertAmberCode(store.protect([name], retention), 'INVALID_OBJECT_NAME');
         await assertAmberCode(store.protection([name]), 'INVALID_OBJECT_NAME');
@@ -220,7 +221,7 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
     test('protect of a missing name fails with OBJECT_NOT_FOUND and protects none of the others', async () => {
       const store = await makeStore();
       await store.put('snapshots/present', bytesOf('p'));
-      const retention = { untilMs: Date.now() + DAY_MS, mode: 'governance' } as const;
+      const retention = { untilMs: systemClock.nowMs() + DAY_MS, mode: 'governance' } as const;
       await assertAmberCode(store.protect(['snapshots/present', 'snapshots/missing'], retention), 'OBJECT_NOT_FOUND');
       await assertAmberCode(store.protect(['index/missing'], retention), 'OBJECT_NOT_FOUND');
       const [held] = await store.protection(['snapshots/present']);
@@ -235,7 +236,7 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const store = await makeStore();
       const names = ['data/b0/b001', 'config', 'data/ab/ab01'];
       for (const name of names) await store.put(name, bytesOf(name));
-      await store.protect([names[0]], { untilMs: Date.now() + DAY_MS, mode: 'governance' });
+      await store.protect([names[0]], { untilMs: systemClock.nowMs() + DAY_MS, mode: 'governance' });
       const held = await store.protection(names);
       assert.deepEqual(held.map((entry) => entry.name), names);
       for (const entry of held) assert.equal(typeof entry.locked, 'boolean');
@@ -247,10 +248,10 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
     test('protect never lowers a date or weakens a mode', async () => {
       const store = await makeStore();
       await store.put('data/ab/held', bytesOf('held'));
-      const later = Date.now() + 30 * DAY_MS;
+      const later = systemClock.nowMs() + 30 * DAY_MS;
       await store.protect(['data/ab/held'], { untilMs: later, mode: 'compliance' });
       const [first] = await store.protection(['data/ab/held']);
-      await store.protect(['data/ab/held'], { untilMs: Date.now() + DAY_MS, mode: 'governance' });
+      await store.protect(['data/ab/held'], { untilMs: systemClock.nowMs() + DAY_MS, mode: 'governance' });
       const [second] = await store.protection(['data/ab/held']);
       // A store that keeps dates keeps the later one; one that does not (fs) stays as locked as it was.
       if (first.untilMs !== undefined) {
@@ -289,7 +290,7 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const store = await makeStore();
       await store.put('data/ab/old', bytesOf('old'));
       await store.put('data/ab/kept', bytesOf('kept'));
-      await store.protect(['data/ab/old', 'data/ab/kept'], { untilMs: Date.now() - DAY_MS, mode: 'governance' });
+      await store.protect(['data/ab/old', 'data/ab/kept'], { untilMs: systemClock.nowMs() - DAY_MS, mode: 'governance' });
       await store.deleteExpired('data/ab/old');
       await assertAmberCode(store.get('data/ab/old'), 'OBJECT_NOT_FOUND');
       await store.put('data/ab/new', bytesOf('new'));

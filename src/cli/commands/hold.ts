@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
 import { addHold, listHolds, releaseHold, type HoldEntry } from '../../engine/holds.ts';
-import { type CliContext, openRepo, operatorName, print } from '../context.ts';
+import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
 
 export function registerHold(program: Command, context: CliContext): void {
   const hold = program
@@ -25,7 +25,7 @@ Examples:
   amber hold add 3f2a9c1e --reason "litigation 2026-17"`)
     .action(async (ref: string, flags: { reason: string }) => {
       const repo = await openRepo(context);
-      const added = await addHold({ repo, snapshot: ref, reason: flags.reason, actor: operatorName() });
+      const added = await addHold({ repo, snapshot: ref, reason: flags.reason, actor: operatorName(), clock: await openRetentionClock(repo) });
       print(context, added, (result) => `held snapshot ${shortId(result.snapshot)}: ${result.reason} (by ${result.actor})`);
     });
 

@@ -537,7 +537,10 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
     if (names.length === 0) return [];
     const flags = await readFlags(names.map(pathOf), names, 'read');
     // lsattr's flags column: a lowercase i is the immutable attribute (uppercase I is another one).
-    return names.map((name) => ({ name, locked: flags?.get(pathOf(name))?.includes('i') ?? false }));
+    const found = names.map((name) => ({ name, locked: flags?.get(pathOf(name))?.includes('i') ?? false }));
+    // An object found immutable proves this store can lock, whatever this process has tried so far.
+    if (lockState === 'untried' && found.some(({ locked }) => locked)) lockState = 'able';
+    return found;
   }
 
   // deleteExpired lifts a directory's append-only attribute for the moment of one unlink. Within this
