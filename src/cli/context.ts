@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRepository, type Repository } from '../repo/repository.ts';
+import { openRecordCache } from '../repo/record-cache.ts';
 import { cacheRoot } from '../engine/writer-cache.ts';
 import { openGuardedClock, type GuardedClock } from '../governance/guarded-clock.ts';
 import { readPassphrase } from './passphrase.ts';
@@ -61,7 +62,14 @@ export async function openRepo(context: CliContext): Promise<Repository> {
     file: globals.passwordFile ?? process.env.AMBER_PASSWORD_FILE,
     prompt: `passphrase for ${store.location}: `,
   });
-  return openRepository({ store, passphrase, clock: context.clock });
+  const repo = await openRepository({ store, passphrase, clock: context.clock });
+  repo.recordCache = openRecordCache(join(cacheRoot(), repo.config.repositoryId, 'records.jsonl'), localStateKey(repo, 'record-cache'));
+  return repo;
+}
+
+/** MAC key for this host's local state about a repository (clock, record cache): only key holders can forge it. */
+function localStateKey(repo: Repository, purpose: string): Buffer {
+  return createHmac('sha256', repo.key.secrets.idKey).update(`amber/v1/${purpose}`).digest();
 }
 
 /**
@@ -71,7 +79,7 @@ export async function openRepo(context: CliContext): Promise<Repository> {
 export async function openRetentionClock(repo: Repository): Promise<GuardedClock> {
   return openGuardedClock({
     statePath: join(cacheRoot(), repo.config.repositoryId, 'clock.json'),
-    macKey: createHmac('sha256', repo.key.secrets.idKey).update('amber/v1/clock-state').digest(),
+    macKey: localStateKey(repo, 'clock-state'),
   });
 }
 

@@ -35,12 +35,12 @@ export async function setPolicy(repo: Repository, change: Partial<PolicySettings
   return append(repo, state, next, state.policy.lock);
 }
 
-export async function lockPolicy(repo: Repository, coolingOffMs: number): Promise<Policy> {
+export async function lockPolicy(repo: Repository, coolingOffMs: number, clock?: RetentionClock): Promise<Policy> {
   const state = await loadRetentionState(repo);
   if (state.policy.lock) {
     throw new AmberError('USAGE', `the policy already has a lock (cooling-off until ${state.policy.lock.coolingOffUntil})`);
   }
-  const nowMs = repo.clock.nowMs();
+  const nowMs = lockJudgeMs(repo, clock);
   return append(repo, state, state.policy.settings, { at: new Date(nowMs).toISOString(), coolingOffUntil: new Date(nowMs + coolingOffMs).toISOString() });
 }
 

@@ -54,7 +54,8 @@ export interface VerifyResult {
 }
 
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
-  const { repo } = options;
+  // Verify reads every record from the store itself: the local record cache is for speed, not proof.
+  const repo: Repository = { ...options.repo, recordCache: undefined };
   if (repo.key.role !== 'full') {
     throw new AmberError('WRITE_ONLY_KEY', 'verify reads snapshots and data, which a write-only key cannot decrypt', {
       hint: 'run verify with a full-access key',

@@ -5,6 +5,7 @@ import type { KeyId } from '../core/ids.ts';
 import { asBuffer, type Store } from '../storage/store.ts';
 import { hashOfName, PREFIX, type PrefixKind } from './layout.ts';
 import type { ObjectKind } from './object-header.ts';
+import type { RecordCache } from './record-cache.ts';
 import { decodeSignedRecord, hasValidSignature, type SignedRecord } from './signed-record.ts';
 
 export interface RecordProblem {
@@ -13,9 +14,12 @@ export interface RecordProblem {
   code?: ErrorCode;
 }
 
+/** What a reader may rely on once a record's name, hash and signer's authority are checked. */
+export type VerifiedRecord = Pick<SignedRecord, 'payload' | 'signerKeyId'>;
+
 export interface LoadedRecord {
   name: string;
-  record: SignedRecord;
+  record: VerifiedRecord;
   /** When the store received it (its own clock), where the store reports that. */
   writtenMs?: number;
 }
@@ -41,18 +45,29 @@ export async function readRecord(store: Store, name: string, kind: ObjectKind, s
   return record;
 }
 
-/** Every valid record under a prefix; invalid ones land in `problems`. Bounded by the listing. */
+/**
+ * Every valid record under a prefix; invalid ones land in `problems`. Bounded by the listing. With a
+ * cache, a record verified before is taken from it while its signer still has the authority.
+ */
 export async function readRecords(
   store: Store,
   prefix: PrefixKind,
   kind: ObjectKind,
   signers: SignerLookup,
   problems: RecordProblem[],
+  cache?: RecordCache,
 ): Promise<LoadedRecord[]> {
   const loaded: LoadedRecord[] = [];
   for await (const { name, writtenMs } of store.list(PREFIX[prefix])) {
+    const cached = cache?.get(name);
+    if (cached && signers(cached.signerKeyId, name)) {
+      loaded.push({ name, record: cached, writtenMs });
+      continue;
+    }
     try {
-      loaded.push({ name, record: await readRecord(store, name, kind, signers), writtenMs });
+      const record = await readRecord(store, name, kind, signers);
+      cache?.remember(name, { payload: record.payload, signerKeyId: record.signerKeyId });
+      loaded.push({ name, record, writtenMs });
     } catch (error) {
       if (!isAmberError(error) || !['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'].includes(error.code)) throw error;
       problems.push({ name, problem: error.message, code: error.code });

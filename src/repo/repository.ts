@@ -12,6 +12,7 @@ import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config
 import { collectEpochKeys, encodeEpochRecord, type EpochKey, type EpochRecord } from './epochs.ts';
 import { createKeyFile, newRepoSecrets, signerOf, unlockKeyFile, type KeyFileInfo, type UnlockedKey } from './keys.ts';
 import { CONFIG_NAME, objectName } from './layout.ts';
+import type { RecordCache } from './record-cache.ts';
 import { readRecords, type RecordProblem } from './records.ts';
 import { keyIdOf, parseJsonPayload } from './signed-record.ts';
 
@@ -28,6 +29,8 @@ export interface Repository {
   revocations: RevocationRecord[];
   /** Records that were ignored because they were forged, damaged or unauthorised. */
   problems: RecordProblem[];
+  /** Retention records verified on an earlier run (see record-cache.ts); verify reads around it. */
+  recordCache?: RecordCache;
 }
 
 export interface InitOptions {

@@ -108,7 +108,7 @@ export async function loadRecords<T>(repo: Repository, type: RecordType<T>, prob
     ? (keyId) => repo.authority.ownerKeyFor(keyId)
     : (keyId, name) => repo.authority.signingKeyFor(keyId, name);
   const loaded: Loaded<T>[] = [];
-  for (const { name, record, writtenMs } of await readRecords(repo.store, type.prefix, type.kind, signers, problems)) {
+  for (const { name, record, writtenMs } of await readRecords(repo.store, type.prefix, type.kind, signers, problems, repo.recordCache)) {
     try {
       const value = parseJsonPayload<T>(record, name);
       if (value === null || typeof value !== 'object' || !type.isValid(value)) {

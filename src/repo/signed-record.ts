@@ -68,7 +68,7 @@ export function hasValidSignature(kind: ObjectKind, record: SignedRecord, public
   );
 }
 
-export function parseJsonPayload<T>(record: SignedRecord, name: string): T {
+export function parseJsonPayload<T>(record: Pick<SignedRecord, 'payload'>, name: string): T {
   try {
     return JSON.parse(record.payload.toString('utf8')) as T;
   } catch (cause) {

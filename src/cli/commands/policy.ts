@@ -87,7 +87,7 @@ Examples:
       const coolingOffMs = durationFlag('--cooling-off', flags.coolingOff);
       const repo = await openRepo(context);
       const clock = await openRetentionClock(repo);
-      printPolicy(await lockPolicy(repo, coolingOffMs), clock);
+      printPolicy(await lockPolicy(repo, coolingOffMs, clock), clock);
     });
 
   policy
