@@ -6,7 +6,7 @@ import { AmberError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
-import { openRepository, type Repository } from '../repo/repository.ts';
+import { openRepository, openRepositoryView, type Repository, type RepositoryView } from '../repo/repository.ts';
 import { openRecordCache } from '../repo/record-cache.ts';
 import { cacheRoot } from '../engine/writer-cache.ts';
 import { openGuardedClock, type GuardedClock } from '../governance/guarded-clock.ts';
@@ -49,20 +49,31 @@ export function storeFor(location: string): Store {
   return createFsStore(resolve(location));
 }
 
-export async function openRepo(context: CliContext): Promise<Repository> {
-  const globals = context.globals();
-  const store = storeFor(repoLocation(globals));
+async function existingStore(context: CliContext): Promise<Store> {
+  const store = storeFor(repoLocation(context.globals()));
   if (!(await store.exists())) {
     throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location}`, {
       hint: 'check --repo (or AMBER_REPO), or create one with `amber init`',
     });
   }
+  return store;
+}
+
+/** The repository as anyone may read it without a passphrase: for auditors. */
+export async function openRepoView(context: CliContext): Promise<RepositoryView> {
+  return openRepositoryView(await existingStore(context));
+}
+
+export async function openRepo(context: CliContext): Promise<Repository> {
+  const globals = context.globals();
+  const store = await existingStore(context);
   const passphrase = await readPassphrase({
     envVar: 'AMBER_PASSWORD',
     file: globals.passwordFile ?? process.env.AMBER_PASSWORD_FILE,
     prompt: `passphrase for ${store.location}: `,
   });
   const repo = await openRepository({ store, passphrase, clock: context.clock });
+  repo.actor = operatorName();
   repo.recordCache = openRecordCache(join(cacheRoot(), repo.config.repositoryId, 'records.jsonl'), localStateKey(repo, 'record-cache'));
   return repo;
 }

@@ -15,6 +15,7 @@ import { registerPolicy } from './commands/policy.ts';
 import { registerForget } from './commands/forget.ts';
 import { registerPrune } from './commands/prune.ts';
 import { registerClock } from './commands/clock.ts';
+import { registerAudit } from './commands/audit.ts';
 
 export const VERSION = '0.1.0';
 
@@ -42,7 +43,8 @@ Examples:
   amber verify --repo /srv/backups/main --read-data
   amber backup --repo /srv/backups/main /srv/finance --retain 7y --lock-mode compliance
   amber lock status --repo /srv/backups/main
-  amber forget --repo /srv/backups/main --keep-daily 7 --keep-weekly 5 && amber prune --repo /srv/backups/main`);
+  amber forget --repo /srv/backups/main --keep-daily 7 --keep-weekly 5 && amber prune --repo /srv/backups/main
+  amber audit verify --repo /srv/backups/main`);
   registerInit(program, context);
   registerBackup(program, context, setExit);
   registerSnapshotCommands(program, context);
@@ -55,6 +57,7 @@ Examples:
   registerForget(program, context);
   registerPrune(program, context);
   registerClock(program, context);
+  registerAudit(program, context);
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
 }

@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   LOCK_GAP: 'An object a locked snapshot needs is not retained as long as the lock',
   RESTORE_INCOMPLETE: 'Some entries could not be restored; each one was reported',
   VERIFY_FAILED: 'Verification found missing or damaged data',
+  AUDIT_TAMPERED: 'The audit log was altered: an entry is edited, missing, reordered or inserted',
   INTERRUPTED: 'The operation was interrupted',
 } as const;
 

@@ -48,6 +48,8 @@ export async function checkNotCondemned(repo: Repository, state: RetentionState,
 export interface LockCommit {
   grant: string;
   entries: GrantEntry[];
+  /** What metadata (and so the audit entry for this operation) is kept until. */
+  metadataLock: { untilMs: number; mode: RetentionMode };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -71,7 +73,7 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
     if (names.length > 0) await repo.store.protect(names, { untilMs: Date.parse(entry.until), mode: entry.mode });
   }
   await repo.store.protect([name], { untilMs: metaUntilMs, mode: metaMode });
-  return { grant: name, entries };
+  return { grant: name, entries, metadataLock: { untilMs: metaUntilMs, mode: metaMode } };
 }
 
 /** The backup's grant: new objects at the snapshot's date, reused packs extended in policy steps. */

@@ -25,6 +25,8 @@ import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { appendAudit } from './audit-log.ts';
+import { merkleRoot } from '../core/merkle.ts';
 import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock } from './backup-lock.ts';
 
 export const PROGRAM = 'amber 0.1.0';
@@ -156,12 +158,21 @@ async function backupOnce(options: BackupOptions, state: RetentionState): Promis
   const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
   const snapshotId = asSnapshotId(sha256Hex(bytes));
   await checkNotCondemned(repo, state, session.sink.reusedPacks);
-  await grantBackupLocks(repo, state, {
+  const commit = await grantBackupLocks(repo, state, {
     plan: lock, snapshotId, written: session.sink.written, reused: session.sink.reusedPacks, nowMs: repo.clock.nowMs(),
   });
   const retention = { untilMs: lock.untilMs, mode: lock.mode };
   await repo.store.put(snapshotName(snapshotId), bytes, { retainUntilMs: retention.untilMs, mode: retention.mode });
   await repo.store.protect([snapshotName(snapshotId)], retention);
+  const stored = [...session.sink.written, snapshotName(snapshotId), commit.grant];
+  await appendAudit(repo, {
+    action: 'backup',
+    target: snapshotId,
+    details: {
+      objects: stored.length, merkleRoot: merkleRoot(stored), host, paths: snapshot.paths,
+      retention: snapshot.retention, bytesAdded: summary.bytesAdded, flags: snapshot.flags,
+    },
+  }, { lock: commit.metadataLock });
   session.writerCache?.rememberSnapshot({ id: snapshotId, time: snapshot.time, host, paths: snapshot.paths, tree });
   return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0 };
 }

@@ -5,6 +5,7 @@
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
+import { appendAudit } from './audit-log.ts';
 import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
@@ -89,6 +90,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
       snapshots: forgotten.map(({ snapshotId }) => snapshotId),
       rule: describeRules(options.keep),
     });
+    await appendAudit(repo, { action: 'forget', target: mark, details: { snapshots: forgotten.map(({ snapshotId }) => snapshotId), rule: describeRules(options.keep) } });
   }
   return { forgotten, kept: decisions.filter(({ keptBecause }) => keptBecause.length > 0), mark, dryRun: options.dryRun === true };
 }

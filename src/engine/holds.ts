@@ -3,8 +3,8 @@
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { HOLDS, loadRecords, putRecord, type Hold } from '../repo/retention-records.ts';
-import { roundUpMs } from '../governance/retention.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
+import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock } from './retention-state.ts';
+import { appendAudit } from './audit-log.ts';
 import { findSnapshot } from './snapshots.ts';
 
 export interface HoldEntry extends Hold {
@@ -18,11 +18,10 @@ export async function addHold(options: { repo: Repository; snapshot: string; rea
   const state = await loadRetentionState(repo);
   const hold: Hold = { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: entry.id, reason: options.reason, actor: options.actor };
   // A hold is kept at least as long as anything else is retained.
-  const baseMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
-  const untilMs = roundUpMs(Math.max(state.ledger.maxUntilMs, baseMs), state.policy.settings.extendStepMs);
-  const mode = state.ledger.strongestMode ?? 'governance';
-  const name = await putRecord(repo, HOLDS, hold, { retainUntilMs: untilMs, mode });
-  await repo.store.protect([name], { untilMs, mode });
+  const lock = metadataLock(state, (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs());
+  const name = await putRecord(repo, HOLDS, hold, { retainUntilMs: lock.untilMs, mode: lock.mode });
+  await repo.store.protect([name], lock);
+  await appendAudit(repo, { action: 'hold.add', target: entry.id, details: { reason: hold.reason, hold: name } }, { lock });
   return { ...hold, name };
 }
 

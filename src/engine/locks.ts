@@ -9,6 +9,7 @@ import { createBlobReader } from '../repo/blob-reader.ts';
 import { retentionUnder } from '../governance/policy.ts';
 import { covers, type ObjectLock } from '../governance/retention.ts';
 import { writeGrant } from './backup-lock.ts';
+import { appendAudit } from './audit-log.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { sharedMetadata, snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
@@ -45,14 +46,16 @@ export async function extendLock(options: ExtendOptions): Promise<ExtendResult> 
   const { index } = await loadIndex(repo);
   const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
   const objects = [snapshotObject(entry.id), ...[...needs.packs].sort()];
-  const { grant } = await writeGrant(repo, state, {
+  const { grant, metadataLock } = await writeGrant(repo, state, {
     snapshotId: entry.id, entries: [{ mode, until: iso(options.untilMs), objects }], untilMs: options.untilMs, mode, nowMs: repo.clock.nowMs(),
   });
-  return {
+  const result = {
     snapshotId: entry.id,
     previous: current ? { mode: current.mode, until: iso(current.untilMs) } : null,
     mode, until: iso(options.untilMs), objects: objects.length, grant,
   };
+  await appendAudit(repo, { action: 'lock.extend', target: entry.id, details: { previous: result.previous, mode, until: result.until, objects: objects.length, grant } }, { lock: metadataLock });
+  return result;
 }
 
 function refuseWeakening(id: string, current: ObjectLock | undefined, untilMs: number, mode: RetentionMode): void {

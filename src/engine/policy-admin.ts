@@ -3,8 +3,8 @@ import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-records.ts';
 import { checkPolicyChange, isLocked, type Policy } from '../governance/policy.ts';
-import { roundUpMs } from '../governance/retention.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { appendAudit } from './audit-log.ts';
 
 export interface PolicyView extends Policy {
   locked: boolean;
@@ -18,13 +18,13 @@ export async function showPolicy(repo: Repository, clock?: RetentionClock): Prom
 // Whether the lock is in force is judged with the time that moving the clock back cannot lower.
 const lockJudgeMs = (repo: Repository, clock?: RetentionClock) => (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
 
-async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock']): Promise<Policy> {
+async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string): Promise<Policy> {
   const nowMs = repo.clock.nowMs();
   const record = { time: new Date(nowMs).toISOString(), previous: state.policy.head, settings, lock };
-  const untilMs = roundUpMs(Math.max(state.ledger.maxUntilMs, nowMs), settings.extendStepMs);
-  const mode = state.ledger.strongestMode ?? 'governance';
-  const name = await putRecord(repo, POLICIES, record, { retainUntilMs: untilMs, mode });
-  await repo.store.protect([name], { untilMs, mode });
+  const keep = metadataLock(state, nowMs);
+  const name = await putRecord(repo, POLICIES, record, { retainUntilMs: keep.untilMs, mode: keep.mode });
+  await repo.store.protect([name], keep);
+  await appendAudit(repo, { action, target: 'policy', details: { record: name, previous: state.policy.head, settings, lock } }, { lock: keep });
   return { settings, lock, head: name };
 }
 
@@ -32,7 +32,7 @@ export async function setPolicy(repo: Repository, change: Partial<PolicySettings
   const state = await loadRetentionState(repo);
   const next: PolicySettings = { ...state.policy.settings, ...change };
   checkPolicyChange(state.policy, next, lockJudgeMs(repo, clock));
-  return append(repo, state, next, state.policy.lock);
+  return append(repo, state, next, state.policy.lock, 'policy.set');
 }
 
 export async function lockPolicy(repo: Repository, coolingOffMs: number, clock?: RetentionClock): Promise<Policy> {
@@ -41,7 +41,7 @@ export async function lockPolicy(repo: Repository, coolingOffMs: number, clock?:
     throw new AmberError('USAGE', `the policy already has a lock (cooling-off until ${state.policy.lock.coolingOffUntil})`);
   }
   const nowMs = lockJudgeMs(repo, clock);
-  return append(repo, state, state.policy.settings, { at: new Date(nowMs).toISOString(), coolingOffUntil: new Date(nowMs + coolingOffMs).toISOString() });
+  return append(repo, state, state.policy.settings, { at: new Date(nowMs).toISOString(), coolingOffUntil: new Date(nowMs + coolingOffMs).toISOString() }, 'policy.lock');
 }
 
 /** Cancels a lock still in its cooling-off period. */
@@ -53,5 +53,5 @@ export async function unlockPolicy(repo: Repository, clock?: RetentionClock): Pr
       hint: 'a locked policy stays locked; it can only be tightened',
     });
   }
-  return append(repo, state, state.policy.settings, null);
+  return append(repo, state, state.policy.settings, null, 'policy.unlock');
 }

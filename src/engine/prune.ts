@@ -9,6 +9,8 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { PREFIX, snapshotName } from '../repo/layout.ts';
 import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
+import { appendAudit } from './audit-log.ts';
+import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
@@ -91,6 +93,17 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   result.condemned.sort((a, b) => (a.name < b.name ? -1 : 1));
   if (!options.dryRun && result.condemned.length > 0) {
     result.notice = await putRecord(repo, CONDEMNS, { time: new Date(nowMs).toISOString(), graceMs: options.graceMs, objects: result.condemned });
+  }
+  if (!options.dryRun && (result.deleted.length > 0 || result.notice)) {
+    await appendAudit(repo, {
+      action: 'prune',
+      target: result.notice ?? 'repository',
+      details: {
+        // The names are in the condemn notices; the entry proves which of them went.
+        deleted: result.deleted.length, deletedRoot: merkleRoot(result.deleted.map(({ name }) => name)), bytesFreed: result.bytesFreed,
+        condemned: result.condemned.length, bytesCondemned: result.bytesCondemned, graceMs: options.graceMs,
+      },
+    });
   }
   return result;
 }

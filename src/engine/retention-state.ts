@@ -6,7 +6,7 @@ import type { RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type Hold, type Loaded } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from '../governance/policy.ts';
-import { foldGrants, type RetentionLedger } from '../governance/retention.ts';
+import { foldGrants, roundUpMs, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
 
 export interface RetentionState {
   policy: Policy;
@@ -51,4 +51,12 @@ export interface RetentionClock {
 /** Plain wall time, for callers that do not guard the clock (tests of other things, scripts). */
 export function unguardedClock(clock: Clock): RetentionClock {
   return { retentionBaseMs: () => clock.nowMs(), deletionNowMs: () => clock.nowMs() };
+}
+
+/** Retention for records everything depends on (holds, policy links, audit entries): as long as anything, from `baseMs` at least. */
+export function metadataLock(state: RetentionState, baseMs: number): ObjectLock {
+  return {
+    untilMs: roundUpMs(Math.max(state.ledger.maxUntilMs, baseMs), state.policy.settings.extendStepMs),
+    mode: state.ledger.strongestMode ?? 'governance',
+  };
 }

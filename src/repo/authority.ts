@@ -20,6 +20,8 @@ export interface Authority {
   signingKeyFor(signerKeyId: KeyId, objectName: string): Buffer | undefined;
   /** The owner's public key when `signerKeyId` is the owner: records only the owner may sign. */
   ownerKeyFor(signerKeyId: KeyId): Buffer | undefined;
+  /** Any key the owner ever certified, revoked or not: who may have written an audit entry (the log judges revocation by position). */
+  certifiedKeyFor(signerKeyId: KeyId): Buffer | undefined;
   isRevoked(keyId: KeyId): boolean;
   describe(signerKeyId: KeyId): string;
 }
@@ -46,6 +48,7 @@ export function createAuthority(ownerPublicKey: Buffer, keyFiles: KeyFileInfo[],
       return accepted && !accepted.has(objectName) ? undefined : writer;
     },
     ownerKeyFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : undefined),
+    certifiedKeyFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : writers.get(signerKeyId)),
     isRevoked: (keyId) => revoked.has(keyId),
     describe(signerKeyId) {
       if (signerKeyId === ownerKeyId) return 'owner';

@@ -16,11 +16,13 @@ export const PREFIX = {
   holds: 'holds/',
   forgets: 'forgets/',
   condemns: 'condemns/',
+  audit: 'audit/',
+  checkpoints: 'checkpoints/',
 } as const;
 
 /** Objects every snapshot needs besides its packs and itself: retained as long as anything is. */
 export const METADATA_PREFIXES: readonly PrefixKind[] = [
-  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns',
+  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns', 'audit', 'checkpoints',
 ];
 
 export type PrefixKind = keyof typeof PREFIX;
@@ -29,8 +31,19 @@ export const packName = (id: PackId): string => `data/${id.slice(0, 2)}/${id}`;
 export const snapshotName = (id: SnapshotId): string => `snapshots/${id}`;
 export const objectName = (kind: Exclude<PrefixKind, 'data'>, hash: string): string => `${PREFIX[kind]}${hash}`;
 
+type Sequenced = 'audit' | 'checkpoints';
+
+/** Audit entries and checkpoints sort by sequence in a plain listing: `audit/<seq, 12 digits>-<hash>`. */
+export const sequencedName = (kind: Sequenced, seq: number, hash: string): string => `${PREFIX[kind]}${String(seq).padStart(12, '0')}-${hash}`;
+
+/** Sequence number and hash of such a name, or undefined when the name is not one. */
+export function parseSequencedName(kind: Sequenced, name: string): { seq: number; hash: string } | undefined {
+  const match = /^(\d{12})-([0-9a-f]{64})$/.exec(name.startsWith(PREFIX[kind]) ? name.slice(PREFIX[kind].length) : '');
+  return match ? { seq: Number(match[1]), hash: match[2] } : undefined;
+}
+
 /** The hash part of a content-addressed name, or undefined when the name is not one. */
 export function hashOfName(name: string): string | undefined {
-  const match = /\/([0-9a-f]{64})$/.exec(name);
+  const match = /[/-]([0-9a-f]{64})$/.exec(name);
   return match ? match[1] : undefined;
 }

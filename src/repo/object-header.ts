@@ -19,6 +19,8 @@ export const OBJECT_KIND = {
   hold: 11,
   forget: 12,
   condemn: 13,
+  audit: 14,
+  checkpoint: 15,
 } as const;
 
 export type ObjectKind = keyof typeof OBJECT_KIND;

@@ -45,10 +45,21 @@ export async function readRecord(store: Store, name: string, kind: ObjectKind, s
   return record;
 }
 
-/**
- * Every valid record under a prefix; invalid ones land in `problems`. Bounded by the listing. With a
- * cache, a record verified before is taken from it while its signer still has the authority.
- */
+/** A record checked once before comes from the cache while its signer still has the authority. */
+export async function readCheckedRecord(store: Store, name: string, kind: ObjectKind, signers: SignerLookup, cache?: RecordCache): Promise<VerifiedRecord> {
+  const cached = cache?.get(name);
+  if (cached && signers(cached.signerKeyId, name)) return cached;
+  const record = await readRecord(store, name, kind, signers);
+  cache?.remember(name, { payload: record.payload, signerKeyId: record.signerKeyId });
+  return record;
+}
+
+const BAD_RECORD: readonly ErrorCode[] = ['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'];
+
+/** Whether an error says a record is bad (reported and ignored), not that reading failed. */
+export const isBadRecord = (error: unknown): error is AmberError => isAmberError(error) && BAD_RECORD.includes(error.code);
+
+/** Every valid record under a prefix; invalid ones land in `problems`. Bounded by the listing. */
 export async function readRecords(
   store: Store,
   prefix: PrefixKind,
@@ -59,17 +70,10 @@ export async function readRecords(
 ): Promise<LoadedRecord[]> {
   const loaded: LoadedRecord[] = [];
   for await (const { name, writtenMs } of store.list(PREFIX[prefix])) {
-    const cached = cache?.get(name);
-    if (cached && signers(cached.signerKeyId, name)) {
-      loaded.push({ name, record: cached, writtenMs });
-      continue;
-    }
     try {
-      const record = await readRecord(store, name, kind, signers);
-      cache?.remember(name, { payload: record.payload, signerKeyId: record.signerKeyId });
-      loaded.push({ name, record, writtenMs });
+      loaded.push({ name, record: await readCheckedRecord(store, name, kind, signers, cache), writtenMs });
     } catch (error) {
-      if (!isAmberError(error) || !['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'].includes(error.code)) throw error;
+      if (!isBadRecord(error)) throw error;
       problems.push({ name, problem: error.message, code: error.code });
     }
   }

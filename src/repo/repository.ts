@@ -31,6 +31,8 @@ export interface Repository {
   problems: RecordProblem[];
   /** Retention records verified on an earlier run (see record-cache.ts); verify reads around it. */
   recordCache?: RecordCache;
+  /** Who is acting, as the audit log names them (user@host); the key's id when unset. */
+  actor?: string;
 }
 
 export interface InitOptions {
@@ -78,16 +80,27 @@ export interface OpenOptions {
   clock: Clock;
 }
 
-export async function openRepository(options: OpenOptions): Promise<Repository> {
-  const { store, clock } = options;
+/**
+ * What anyone may read without a passphrase: the config, the owner-signed key files and revocations,
+ * and so who may sign what. An auditor checks the audit log with this alone.
+ */
+export interface RepositoryView {
+  store: Store;
+  config: RepoConfig;
+  configHash: string;
+  authority: Authority;
+  keyFiles: { name: string; info: KeyFileInfo }[];
+  revocations: RevocationRecord[];
+  problems: RecordProblem[];
+}
+
+export async function openRepositoryView(store: Store): Promise<RepositoryView> {
   const configBytes = await readConfigBytes(store);
   const config = decodeConfig(configBytes, store.location);
   const configHash = sha256Hex(configBytes);
   const ownerPublicKey = Buffer.from(config.ownerPublicKey, 'hex');
   const problems: RecordProblem[] = [];
-  const ownerKeyId = keyIdOf(ownerPublicKey);
-  const owner = (keyId: KeyId) => (keyId === ownerKeyId ? ownerPublicKey : undefined);
-
+  const owner = ownerOnly(ownerPublicKey);
   const keyFiles = (await readRecords(store, 'keys', 'key', owner, problems))
     .map(({ name, record }) => ({ name, info: parseJsonPayload<KeyFileInfo>(record, name) }));
   const pinned = keyFiles.filter(({ info }) => info.configHash === configHash);
@@ -104,17 +117,29 @@ export async function openRepository(options: OpenOptions): Promise<Repository> 
   }
   const revocations = (await readRecords(store, 'revocations', 'revocation', owner, problems))
     .map(({ name, record }) => parseJsonPayload<RevocationRecord>(record, name));
-  const key = await unlock(pinned.map(({ info }) => info), options.passphrase, revocations, store.location);
-  const epochRecords = (await readRecords(store, 'epochs', 'epoch', owner, problems))
+  return {
+    store, config, configHash, revocations, problems,
+    keyFiles: pinned,
+    authority: createAuthority(ownerPublicKey, pinned.map(({ info }) => info), revocations),
+  };
+}
+
+const ownerOnly = (ownerPublicKey: Buffer) => {
+  const ownerKeyId = keyIdOf(ownerPublicKey);
+  return (keyId: KeyId) => (keyId === ownerKeyId ? ownerPublicKey : undefined);
+};
+
+export async function openRepository(options: OpenOptions): Promise<Repository> {
+  const { store, clock } = options;
+  const view = await openRepositoryView(store);
+  const key = await unlock(view.keyFiles.map(({ info }) => info), options.passphrase, view.revocations, store.location);
+  const ownerPublicKey = Buffer.from(view.config.ownerPublicKey, 'hex');
+  const epochRecords = (await readRecords(store, 'epochs', 'epoch', ownerOnly(ownerPublicKey), view.problems))
     .map(({ name, record }) => parseJsonPayload<EpochRecord>(record, name));
   const epochs = collectEpochKeys(epochRecords, key.keyId, key.holder);
   const currentEpoch = [...epochs.values()].sort((a, b) => b.epoch - a.epoch)[0];
   if (!currentEpoch) throw new AmberError('CONFIG_CORRUPT', `${store.location} has no valid key epoch record`);
-  return {
-    store, clock, config, configHash, key, epochs, currentEpoch, revocations, problems,
-    keyFiles: pinned,
-    authority: createAuthority(ownerPublicKey, pinned.map(({ info }) => info), revocations),
-  };
+  return { ...view, clock, key, epochs, currentEpoch };
 }
 
 async function readConfigBytes(store: Store): Promise<Buffer> {

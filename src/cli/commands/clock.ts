@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { ClockStatus } from '../../governance/guarded-clock.ts';
 import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
+import { appendAudit } from '../../engine/audit-log.ts';
 
 export function registerClock(program: Command, context: CliContext): void {
   const clock = program
@@ -40,7 +41,9 @@ Examples:
     .action(async () => {
       const repo = await openRepo(context);
       const guarded = await openRetentionClock(repo);
-      print(context, await guarded.confirm(operatorName()), render);
+      const status = await guarded.confirm(operatorName());
+      await appendAudit(repo, { action: 'clock.confirm', target: 'clock', details: { wall: new Date(status.wallMs).toISOString(), lastTrusted: new Date(status.lastTrustedMs).toISOString() } });
+      print(context, status, render);
     });
 }
 

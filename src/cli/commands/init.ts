@@ -4,7 +4,8 @@ import { initRepository } from '../../repo/repository.ts';
 import type { PolicySettings } from '../../repo/retention-records.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { setPolicy, showPolicy } from '../../engine/policy-admin.ts';
-import { type CliContext, kdfLogN, openRetentionClock, print, repoLocation, storeFor } from '../context.ts';
+import { type CliContext, kdfLogN, openRetentionClock, operatorName, print, repoLocation, storeFor } from '../context.ts';
+import { appendAudit } from '../../engine/audit-log.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { readPassphrase } from '../passphrase.ts';
 
@@ -41,6 +42,8 @@ Examples:
         confirm: true,
       });
       const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN() });
+      repo.actor = operatorName();
+      await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } });
       let policy: PolicySettings | undefined;
       if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {
         const clock = await openRetentionClock(repo);

@@ -3,6 +3,7 @@ import { shortId } from '../../core/ids.ts';
 import { addKey, listKeys, revokeKey, rotateKey, type KeyListing } from '../../repo/key-admin.ts';
 import { type CliContext, kdfLogN, openRepo, print } from '../context.ts';
 import { readPassphrase } from '../passphrase.ts';
+import { appendAudit } from '../../engine/audit-log.ts';
 
 export function registerKey(program: Command, context: CliContext): void {
   const key = program
@@ -29,6 +30,7 @@ Examples:
       const repo = await openRepo(context);
       const passphrase = await readPassphrase({ envVar: 'AMBER_NEW_PASSWORD', file: flags.newPasswordFile, prompt: 'passphrase for the new key: ', confirm: true });
       const added = await addKey(repo, { passphrase, role: flags.writeOnly ? 'write-only' : 'full', label: flags.label, kdfLogN: kdfLogN() });
+      await appendAudit(repo, { action: 'key.add', target: added.keyId, details: { role: added.role, label: flags.label } });
       print(context, added, (result) => `added ${result.role} key ${shortId(result.keyId)}`);
     });
 
@@ -59,6 +61,7 @@ Examples:
     .action(async (ref: string, flags: { reason: string }) => {
       const repo = await openRepo(context);
       const revoked = await revokeKey(repo, ref, { reason: flags.reason });
+      await appendAudit(repo, { action: 'key.revoke', target: revoked.keyId, details: { reason: flags.reason } });
       print(context, revoked, (result) =>
         `revoked ${result.role} key ${shortId(result.keyId)}; ${result.acceptedObjects} objects it signed before stay valid`);
     });
@@ -73,6 +76,7 @@ Examples:
     .action(async (flags: { reason?: string }) => {
       const repo = await openRepo(context);
       const rotated = await rotateKey(repo, { reason: flags.reason });
+      await appendAudit(repo, { action: 'key.rotate', target: repo.config.repositoryId, details: { epoch: rotated.epoch, record: rotated.name, grantedTo: rotated.grantedTo, reason: flags.reason ?? null } });
       print(context, rotated, (result) => `started key epoch ${result.epoch}, granted to ${result.grantedTo.length} full key(s)`);
     });
 }

@@ -1,0 +1,109 @@
+// Appending to, reading and verifying the audit log (see governance/audit-chain.ts for the rules).
+// An append lists the log, reads its newest levels to find the heads (several when writers raced),
+// and writes one entry that names them all, so concurrent writers fork the DAG for one step at most
+// and nothing relies on conditional writes. Entries are kept as long as anything in the repository.
+import { AmberError } from '../core/errors.ts';
+import type { KeyId } from '../core/ids.ts';
+import type { ObjectLock } from '../governance/retention.ts';
+import type { Repository, RepositoryView } from '../repo/repository.ts';
+import type { RecordProblem, SignerLookup } from '../repo/records.ts';
+import {
+  listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries,
+  type AuditEntry, type AuditEvent, type LoadedCheckpoint, type LoadedEntry,
+} from '../repo/audit-records.ts';
+import { ancestorsOf, checkChain, headsOf, type ChainProblem } from '../governance/audit-chain.ts';
+import { loadRetentionState, metadataLock } from './retention-state.ts';
+
+/** How many of the newest sequence levels an append reads to find every head. */
+const HEAD_WINDOW = 16;
+
+
+const auditSigners = (view: RepositoryView): SignerLookup => (keyId) => view.authority.certifiedKeyFor(keyId);
+
+/** Writes one entry for an operation that changed the repository; returns it. */
+export async function appendAudit(repo: Repository, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
+  const problems: RecordProblem[] = [];
+  const names = await listAuditNames(repo.store, problems);
+  const topSeq = names.at(-1)?.seq ?? 0;
+  const recent = names.filter(({ seq }) => seq > topSeq - HEAD_WINDOW).map(({ name }) => name);
+  const heads = headsOf(await readAuditEntries(repo.store, recent, auditSigners(repo), problems, repo.recordCache));
+  const entry: AuditEntry = {
+    repository: repo.config.repositoryId,
+    seq: Math.max(topSeq, ...heads.map(({ entry: head }) => head.seq)) + 1,
+    time: new Date(repo.clock.nowMs()).toISOString(),
+    actor: repo.actor ?? `key ${repo.key.keyId.slice(0, 8)}`,
+    ...event,
+    previous: heads.map(({ hash }) => hash).sort(),
+  };
+  const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
+  const written = await putAuditEntry(repo.store, entry, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+  await repo.store.protect([written.name], lock);
+  return written;
+}
+
+export interface AuditLog {
+  entries: LoadedEntry[];
+  checkpoints: LoadedCheckpoint[];
+  /** Records that could not be read or are not signed by a key with the authority. */
+  problems: RecordProblem[];
+}
+
+/** Every entry and checkpoint, in sequence order; needs no data key. */
+export async function readAuditLog(view: RepositoryView): Promise<AuditLog> {
+  const problems: RecordProblem[] = [];
+  const names = await listAuditNames(view.store, problems);
+  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), auditSigners(view), problems);
+  const checkpoints = await readAuditCheckpoints(view.store, (keyId) => view.authority.ownerKeyFor(keyId), problems);
+  return { entries, checkpoints, problems };
+}
+
+export interface AuditVerification {
+  entries: number;
+  heads: string[];
+  checkpoint: { name: string; seq: number; entries: number } | null;
+  problems: ChainProblem[];
+  /** The first bad entry (lowest sequence number), the one to look at first. */
+  firstBad: ChainProblem | null;
+}
+
+export async function verifyAudit(view: RepositoryView): Promise<AuditVerification> {
+  const log = await readAuditLog(view);
+  const revoked = new Map(view.revocations.map(({ keyId, revokedAt }) => [keyId as KeyId, { revokedAt }]));
+  const chain = checkChain(log.entries, log.checkpoints, { repositoryId: view.config.repositoryId, revoked });
+  const unreadable = log.problems.map(({ name, problem }) => ({ seq: seqOfName(name), name, problem }));
+  const problems = [...unreadable, ...chain.problems].sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1));
+  const checkpoint = chain.checkpoint;
+  return {
+    entries: chain.entries,
+    heads: chain.heads.map(({ name }) => name),
+    checkpoint: checkpoint ? { name: checkpoint.name, seq: checkpoint.checkpoint.seq, entries: checkpoint.checkpoint.entries } : null,
+    problems,
+    firstBad: problems[0] ?? null,
+  };
+}
+
+const seqOfName = (name: string) => Number(/^(?:audit|checkpoints)\/(\d{12})-/.exec(name)?.[1] ?? 0);
+
+/**
+ * Signs the log as it stands: its heads and how many entries lie behind them. Only the owner key
+ * signs checkpoints; entries removed behind one are then detected even if every later one is gone.
+ */
+export async function writeCheckpoint(repo: Repository): Promise<LoadedCheckpoint['checkpoint'] & { name: string }> {
+  if (repo.key.role !== 'full') {
+    throw new AmberError('WRITE_ONLY_KEY', 'audit checkpoints are signed with the owner key', { hint: 'run this with a full-access key' });
+  }
+  const log = await readAuditLog(repo);
+  const heads = headsOf(log.entries);
+  const byHash = new Map(log.entries.map((loaded) => [loaded.hash, loaded]));
+  const checkpoint = {
+    repository: repo.config.repositoryId,
+    time: new Date(repo.clock.nowMs()).toISOString(),
+    seq: Math.max(0, ...heads.map(({ entry }) => entry.seq)),
+    heads: heads.map(({ hash }) => hash).sort(),
+    entries: ancestorsOf(heads.map(({ hash }) => hash), byHash).size,
+  };
+  const lock = metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
+  const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+  await repo.store.protect([name], lock);
+  return { ...checkpoint, name };
+}
