@@ -76,14 +76,17 @@ export function checkChain(entries: readonly LoadedEntry[], checkpoints: readonl
   const checkpoint = checkpoints.at(-1);
   if (checkpoint) {
     const { heads, entries: count, seq } = checkpoint.checkpoint;
+    // Behind a missing entry the walk cannot go on: what lies below it is not blamed for being unreachable.
+    let blindBelowSeq = 0;
     const behind = ancestorsOf(heads, byHash, (hash, from) => {
       if (!from) report({ name: checkpoint.name, seq }, `the checkpoint names head ${hash.slice(0, 12)}, which is missing (log truncated)`);
+      blindBelowSeq = Math.max(blindBelowSeq, from?.entry.seq ?? seq + 1);
     });
     if (behind.size !== count) {
-      report({ name: checkpoint.name, seq }, `the checkpoint counts ${count} entries behind it, ${behind.size} are there (entries removed or inserted)`);
+      report({ name: checkpoint.name, seq }, `the checkpoint counts ${count} entries behind it, ${behind.size} found (entries removed or inserted)`);
     }
     for (const loaded of entries) {
-      if (loaded.entry.seq <= seq && !behind.has(loaded.hash)) {
+      if (loaded.entry.seq <= seq && loaded.entry.seq >= blindBelowSeq && !behind.has(loaded.hash)) {
         report(loaded, `is not part of the log signed at checkpoint ${seq} (inserted later, or a fork never merged)`);
       }
     }

@@ -1,0 +1,173 @@
+// Attacks on the audit log, on a real repository on disk: each kind of tampering is caught and the
+// first bad entry named; a clean log verifies; racing writers fork the log for one step, never corrupt it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { systemClock } from '../core/clock.ts';
+import { openRepository, openRepositoryView, type Repository } from '../repo/repository.ts';
+import { createFsStore } from '../storage/fs/fs-store.ts';
+import { addKey, revokeKey } from '../repo/key-admin.ts';
+import { putAuditEntry, type AuditEntry } from '../repo/audit-records.ts';
+import { generateSigningKeyPair } from '../crypto/index.ts';
+import { keyIdOf } from '../repo/signed-record.ts';
+import { alterObjectFile, createScratchRepo, liftAttributes, listNames, seededBytes } from '../testing/repo-fixture.ts';
+import { appendAudit, readAuditLog, verifyAudit, writeCheckpoint } from './audit-log.ts';
+import { backup } from './backup.ts';
+import { addHold } from './holds.ts';
+import { extendLock } from './locks.ts';
+import { setPolicy } from './policy-admin.ts';
+
+const DAY = 86_400_000;
+
+/** A repository whose log has: init-less backup, hold, lock extend, policy set, then a checkpoint and one more entry. */
+async function loggedRepo(t: { after(fn: () => unknown): void }, label: string) {
+  const { dir, repoPath, owner } = await createScratchRepo(t, label);
+  owner.actor = 'alice@test';
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), seededBytes(100_000, label));
+  const first = await backup({ repo: owner, paths: [source], retainMs: 60_000 });
+  await addHold({ repo: owner, snapshot: first.snapshotId, reason: 'case 7', actor: 'alice@test' });
+  await extendLock({ repo: owner, snapshot: first.snapshotId, untilMs: Date.now() + 2 * DAY });
+  await setPolicy(owner, { minRetentionMs: 1000 });
+  const checkpoint = await writeCheckpoint(owner);
+  await appendAudit(owner, { action: 'test.after-checkpoint', target: 'x', details: {} });
+  return { dir, repoPath, owner, checkpoint, names: await listNames(owner.store, 'audit/') };
+}
+
+const entryPath = (repoPath: string, name: string) => join(repoPath, name);
+
+async function removeObject(repoPath: string, name: string): Promise<void> {
+  await liftAttributes(join(repoPath, 'audit'));
+  await fs.rm(join(repoPath, name));
+}
+
+async function writer(repoPath: string, owner: Repository): Promise<{ repo: Repository; keyId: string }> {
+  const added = await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
+  return { repo: await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }), keyId: added.keyId };
+}
+
+test('a clean log verifies without a passphrase and lists every operation in order, signed by its actor', async (t) => {
+  const { repoPath, checkpoint } = await loggedRepo(t, 'audit-clean');
+  const view = await openRepositoryView(createFsStore(repoPath));
+  const log = await readAuditLog(view);
+  assert.deepEqual(log.entries.map(({ entry }) => entry.action), ['backup', 'hold.add', 'lock.extend', 'policy.set', 'test.after-checkpoint']);
+  assert.deepEqual(log.entries.map(({ entry }) => entry.seq), [1, 2, 3, 4, 5]);
+  assert.ok(log.entries.every(({ entry }) => entry.actor === 'alice@test'));
+  const backupEntry = log.entries[0].entry;
+  assert.equal(backupEntry.details.objects, 5);
+  assert.match(String(backupEntry.details.merkleRoot), /^[0-9a-f]{64}$/);
+  const result = await verifyAudit(view);
+  assert.deepEqual(result.problems, []);
+  assert.equal(result.heads.length, 1);
+  assert.equal(result.checkpoint?.seq, checkpoint.seq);
+  assert.equal(result.checkpoint?.entries, 4);
+});
+
+test('an edited entry is caught and named as the first bad entry', async (t) => {
+  const { repoPath, names } = await loggedRepo(t, 'audit-edit');
+  // Change "case 7" into "case 8" in the hold entry's plaintext payload.
+  await alterObjectFile(entryPath(repoPath, names[1]), (bytes) => Buffer.from(bytes.toString('latin1').replace('case 7', 'case 8'), 'latin1'));
+  const result = await verifyAudit(await openRepositoryView(createFsStore(repoPath)));
+  assert.equal(result.firstBad?.name, names[1]);
+  assert.match(result.firstBad!.problem, /does not hash to its name/);
+  assert.ok(result.problems.some(({ name, problem }) => name === names[2] && /missing/.test(problem)), 'its successor now follows nothing');
+});
+
+test('a removed entry behind the checkpoint is caught, also when it was the newest before the checkpoint', async (t) => {
+  const { repoPath, names } = await loggedRepo(t, 'audit-remove');
+  await removeObject(repoPath, names[2]);
+  const result = await verifyAudit(await openRepositoryView(createFsStore(repoPath)));
+  assert.equal(result.firstBad?.seq, 4);
+  assert.ok(result.problems.some(({ problem }) => /counts 4 entries behind it, 1 found/.test(problem)));
+
+  const again = await loggedRepo(t, 'audit-truncate');
+  // Truncation: the checkpointed head and everything after it removed.
+  await removeObject(again.repoPath, again.names[4]);
+  await removeObject(again.repoPath, again.names[3]);
+  const truncated = await verifyAudit(await openRepositoryView(createFsStore(again.repoPath)));
+  assert.ok(truncated.problems.some(({ problem }) => /names head .* which is missing \(log truncated\)/.test(problem)), JSON.stringify(truncated.problems));
+});
+
+test('entries inserted or reordered by a holder of a writer key are caught', async (t) => {
+  const { repoPath, owner, names } = await loggedRepo(t, 'audit-insert');
+  const { repo: hostile } = await writer(repoPath, owner);
+  const log = await readAuditLog(owner);
+  const base = (seq: number, previous: string[]): AuditEntry => ({
+    repository: owner.config.repositoryId, seq, time: new Date().toISOString(), actor: 'mallory', action: 'backup', target: 'fake', details: {}, previous,
+  });
+  // Inserted behind the checkpoint: a sibling of entry 3, hung off entry 2.
+  const inserted = await putAuditEntry(hostile.store, base(3, [log.entries[1].hash]), hostile.key.signer);
+  // Reordered: claims to be entry 2 while following entry 5.
+  const reordered = await putAuditEntry(hostile.store, base(2, [log.entries[4].hash]), hostile.key.signer);
+  const result = await verifyAudit(await openRepositoryView(createFsStore(repoPath)));
+  const about = (name: string) => result.problems.filter((problem) => problem.name === name).map(({ problem }) => problem).join('; ');
+  assert.match(about(inserted.name), /not part of the log signed at checkpoint 4/);
+  assert.match(about(reordered.name), /has sequence number 2 but follows entry 5/);
+  assert.equal(result.firstBad?.name, reordered.name);
+  assert.ok(names.every((name) => about(name) === ''), 'the honest entries are not blamed');
+});
+
+test('forged entries (unknown key, another repository) and entries by a key after its revocation are caught', async (t) => {
+  const { repoPath, owner } = await loggedRepo(t, 'audit-forge');
+  const stranger = generateSigningKeyPair();
+  const strangerSigner = { ...stranger, keyId: keyIdOf(stranger.publicKey) };
+  const log = await readAuditLog(owner);
+  const head = log.entries.at(-1)!;
+  const forged = await putAuditEntry(owner.store, {
+    repository: owner.config.repositoryId, seq: 6, time: new Date().toISOString(), actor: 'alice@test', action: 'prune', target: 'x', details: {}, previous: [head.hash],
+  }, strangerSigner);
+  let result = await verifyAudit(await openRepositoryView(createFsStore(repoPath)));
+  assert.deepEqual(result.problems.map(({ name }) => name), [forged.name]);
+  assert.match(result.firstBad!.problem, /not signed by a key with the authority/);
+  await removeObject(repoPath, forged.name);
+
+  const { repo: laptop, keyId } = await writer(repoPath, owner);
+  await appendAudit(laptop, { action: 'backup', target: 'before revocation', details: {} });
+  await revokeKey(owner, keyId, { reason: 'stolen' });
+  await appendAudit(owner, { action: 'key.revoke', target: keyId, details: {} });
+  const late = await appendAudit(laptop, { action: 'backup', target: 'after revocation', details: {} });
+  const other = await appendAudit(owner, { action: 'test', target: 'y', details: { repository: 'elsewhere' } });
+  result = await verifyAudit(await openRepositoryView(createFsStore(repoPath)));
+  assert.deepEqual(result.problems.map(({ name, problem }) => [name, /after its revocation/.test(problem)]), [[late.name, true]]);
+  assert.equal(other.entry.repository, owner.config.repositoryId);
+});
+
+test('two writers appending at once fork the log for one step; the next append merges it and it verifies', async (t) => {
+  const { repoPath, owner } = await createScratchRepo(t, 'audit-race');
+  const { repo: laptop } = await writer(repoPath, owner);
+  await appendAudit(owner, { action: 'init', target: 'r', details: {} });
+  const [a, b] = await Promise.all([
+    appendAudit(owner, { action: 'backup', target: 'from owner', details: {} }),
+    appendAudit(laptop, { action: 'backup', target: 'from laptop', details: {} }),
+  ]);
+  assert.equal(a.entry.seq, 2);
+  assert.equal(b.entry.seq, 2);
+  let result = await verifyAudit(owner);
+  assert.deepEqual(result.problems, []);
+  assert.equal(result.heads.length, 2, 'a fork, not a lost entry');
+  const merged = await appendAudit(laptop, { action: 'backup', target: 'next', details: {} });
+  assert.deepEqual(merged.entry.previous, [a.hash, b.hash].sort());
+  assert.equal(merged.entry.seq, 3);
+  await writeCheckpoint(owner);
+  result = await verifyAudit(owner);
+  assert.deepEqual(result.problems, []);
+  assert.equal(result.heads.length, 1);
+  assert.equal(result.checkpoint?.entries, 4);
+});
+
+test('an unmerged fork behind the last checkpoint is reported', async (t) => {
+  const { repoPath, owner } = await createScratchRepo(t, 'audit-fork');
+  const { repo: laptop } = await writer(repoPath, owner);
+  const root = await appendAudit(owner, { action: 'init', target: 'r', details: {} });
+  await appendAudit(owner, { action: 'backup', target: 'a', details: {} });
+  await writeCheckpoint(owner);
+  // A delayed writer that saw only the root finishes after the checkpoint: its entry is a fork the checkpoint does not cover.
+  const late = await putAuditEntry(laptop.store, {
+    repository: owner.config.repositoryId, seq: 2, time: new Date().toISOString(), actor: 'laptop', action: 'backup', target: 'b', details: {}, previous: [root.hash],
+  }, laptop.key.signer);
+  const result = await verifyAudit(owner);
+  assert.deepEqual(result.problems.map(({ name }) => name), [late.name]);
+  assert.match(result.problems[0].problem, /fork never merged/);
+});
