@@ -16,6 +16,8 @@ import { registerForget } from './commands/forget.ts';
 import { registerPrune } from './commands/prune.ts';
 import { registerClock } from './commands/clock.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerApprover } from './commands/approver.ts';
+import { registerRequest } from './commands/request.ts';
 
 export const VERSION = '0.1.0';
 
@@ -58,6 +60,8 @@ Examples:
   registerPrune(program, context);
   registerClock(program, context);
   registerAudit(program, context);
+  registerApprover(program, context);
+  registerRequest(program, context);
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
 }

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   RETENTION_ACTIVE: 'The object is under retention or legal hold and cannot be removed',
   RETENTION_LOCKED: 'A compliance lock can only be extended; nothing shortens or lifts it',
   APPROVAL_REQUIRED: 'The change needs a request approved by the approver quorum',
+  APPROVAL_REFUSED: 'A decision on a request does not count and was not filed',
   POLICY_VIOLATION: 'The retention asked for is outside what the repository policy allows',
   POLICY_LOCKED: 'The repository policy is locked and the change would loosen it',
   LOCK_GAP: 'An object a locked snapshot needs is not retained as long as the lock',

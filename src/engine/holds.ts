@@ -2,7 +2,7 @@
 // retention. Adding a hold needs the owner key; releasing one needs an approved request.
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
-import { HOLDS, loadRecords, putRecord, type Hold } from '../repo/retention-records.ts';
+import { HOLDS, putRecord, type Hold } from '../repo/retention-records.ts';
 import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock } from './retention-state.ts';
 import { appendAudit } from './audit-log.ts';
 import { findSnapshot } from './snapshots.ts';
@@ -26,7 +26,8 @@ export async function addHold(options: { repo: Repository; snapshot: string; rea
 }
 
 export async function listHolds(repo: Repository): Promise<HoldEntry[]> {
-  return (await loadRecords(repo, HOLDS, [])).map(({ name, value }) => ({ ...value, name })).sort((a, b) => (a.time < b.time ? -1 : 1));
+  // Holds a quorum-approved request released are left out.
+  return (await loadRetentionState(repo)).holds.map(({ name, value }) => ({ ...value, name })).sort((a, b) => (a.time < b.time ? -1 : 1));
 }
 
 export async function releaseHold(options: { repo: Repository; snapshot: string }): Promise<never> {
@@ -34,6 +35,6 @@ export async function releaseHold(options: { repo: Repository; snapshot: string 
   const holds = (await listHolds(options.repo)).filter(({ snapshot }) => snapshot === entry.id);
   if (holds.length === 0) throw new AmberError('USAGE', `no hold applies to snapshot ${entry.id.slice(0, 8)}`);
   throw new AmberError('APPROVAL_REQUIRED', `releasing the legal hold on snapshot ${holds[0].snapshot.slice(0, 8)} ("${holds[0].reason}") needs a request approved by the approver quorum`, {
-    hint: 'approved requests come with the governance work; until then the hold stays',
+    hint: `ask the approvers: amber request release-hold ${holds[0].snapshot.slice(0, 8)} --reason TEXT`,
   });
 }

@@ -72,7 +72,7 @@ function refuseWeakening(id: string, current: ObjectLock | undefined, untilMs: n
     });
   }
   throw new AmberError('APPROVAL_REQUIRED', `shortening the governance lock of snapshot ${id.slice(0, 8)} (until ${iso(current.untilMs)}) needs a request approved by the approver quorum`, {
-    hint: 'approved requests come with the governance work; until then the lock stays as it is',
+    hint: `ask the approvers: amber request unlock|shorten ${id.slice(0, 8)} --reason TEXT`,
   });
 }
 

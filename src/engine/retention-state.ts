@@ -6,6 +6,7 @@ import type { RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type Hold, type Loaded } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from '../governance/policy.ts';
+import { readRequests } from './request-book.ts';
 import { foldGrants, roundUpMs, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
 
 export interface RetentionState {
@@ -17,6 +18,8 @@ export interface RetentionState {
   condemns: Loaded<CondemnNotice>[];
   /** Object names any condemn notice names: never a dedup source again. */
   condemned: Set<string>;
+  /** Holds (object names) that a quorum-approved request released. */
+  releasedHolds: Set<string>;
   problems: RecordProblem[];
 }
 
@@ -29,10 +32,23 @@ export async function loadRetentionState(repo: Repository): Promise<RetentionSta
     loadRecords(repo, FORGETS, problems),
     loadRecords(repo, CONDEMNS, problems),
   ]);
+  const policy = resolvePolicy(policies, problems);
+  const { approved, problems: requestProblems } = await readRequests(repo, policy, repo.clock.nowMs());
+  problems.push(...requestProblems);
+  // Approved unlock and shorten requests end a snapshot's governance locks at the approved date.
+  const governanceEnds = new Map<string, number>();
+  for (const { request } of approved) {
+    if (request.kind === 'unlock' || request.kind === 'shorten') {
+      const untilMs = Date.parse(String(request.parameters.until));
+      governanceEnds.set(request.target, Math.min(governanceEnds.get(request.target) ?? Infinity, untilMs));
+    }
+  }
+  const releasedHolds = new Set(approved.filter(({ request }) => request.kind === 'release-hold').map(({ request }) => request.target));
   return {
-    policy: resolvePolicy(policies, problems),
-    ledger: foldGrants(grants),
-    holds,
+    policy,
+    ledger: foldGrants(grants, governanceEnds),
+    holds: holds.filter(({ name }) => !releasedHolds.has(name)),
+    releasedHolds,
     forgotten: new Set(forgets.flatMap(({ value }) => value.snapshots)),
     condemns,
     condemned: new Set(condemns.flatMap(({ value }) => value.objects.map(({ name }) => name))),

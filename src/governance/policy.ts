@@ -6,7 +6,7 @@ import { AmberError } from '../core/errors.ts';
 import { formatDurationMs } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import type { Loaded, PolicyRecord, PolicySettings } from '../repo/retention-records.ts';
+import type { Approver, Loaded, PolicyRecord, PolicySettings } from '../repo/retention-records.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -18,7 +18,17 @@ export const DEFAULT_POLICY: PolicySettings = {
   defaultRetentionMs: 30 * DAY_MS,
   requireCompliance: false,
   extendStepMs: 30 * DAY_MS,
+  approvers: [],
+  quorum: 0,
 };
+
+export interface ApproverSet {
+  approvers: Approver[];
+  quorum: number;
+}
+
+/** The approvers and quorum of a policy (none in records written before approvers existed). */
+export const approverSet = (settings: PolicySettings): ApproverSet => ({ approvers: settings.approvers ?? [], quorum: settings.quorum ?? 0 });
 
 export interface Policy {
   settings: PolicySettings;
@@ -62,7 +72,9 @@ export function resolvePolicy(records: Loaded<PolicyRecord>[], problems: RecordP
       problems.push({ name: record.name, problem: 'a policy record that does not continue the policy chain was ignored' });
     }
   }
-  return current ? { settings: current.value.settings, lock: current.value.lock, head: current.name } : { settings: DEFAULT_POLICY, lock: null, head: null };
+  return current
+    ? { settings: { ...current.value.settings, ...approverSet(current.value.settings) }, lock: current.value.lock, head: current.name }
+    : { settings: DEFAULT_POLICY, lock: null, head: null };
 }
 
 /** Whether the lock's cooling-off has ended by `nowMs` (judge with a time that moving the clock back cannot lower). */
@@ -71,7 +83,7 @@ export function isLocked(policy: Policy, nowMs: number): boolean {
 }
 
 /** Refuses settings that contradict themselves, and (once locked) any change that loosens. */
-export function checkPolicyChange(policy: Policy, next: PolicySettings, nowMs: number): void {
+export function checkPolicyChange(policy: Policy, next: PolicySettings, nowMs: number, approved = false): void {
   if (next.minRetentionMs !== null && next.maxRetentionMs !== null && next.minRetentionMs > next.maxRetentionMs) {
     throw new AmberError('POLICY_VIOLATION', `the minimum retention ${formatDurationMs(next.minRetentionMs)} is longer than the maximum ${formatDurationMs(next.maxRetentionMs)}`);
   }
@@ -81,17 +93,40 @@ export function checkPolicyChange(policy: Policy, next: PolicySettings, nowMs: n
       hint: 'add --default-mode compliance',
     });
   }
-  if (!isLocked(policy, nowMs)) return;
-  const was = policy.settings;
-  const loosened: string[] = [];
-  if ((was.minRetentionMs ?? 0) > (next.minRetentionMs ?? 0)) loosened.push('a shorter minimum retention');
-  if (was.maxRetentionMs !== null && (next.maxRetentionMs === null ? false : next.maxRetentionMs < was.maxRetentionMs)) loosened.push('a shorter maximum retention');
-  if (was.requireCompliance && !next.requireCompliance) loosened.push('dropping the compliance requirement');
-  if (loosened.length > 0) {
-    throw new AmberError('POLICY_LOCKED', `the policy was locked on ${policy.lock!.coolingOffUntil}; it can only be tightened, not changed to ${loosened.join(', ')}`, {
-      hint: 'a locked policy allows a longer minimum, a longer maximum or requiring compliance',
+  const { approvers, quorum } = approverSet(next);
+  if (new Set(approvers.map(({ publicKey }) => publicKey)).size !== approvers.length || new Set(approvers.map(({ name }) => name)).size !== approvers.length) {
+    throw new AmberError('POLICY_VIOLATION', 'each approver must have its own name and its own key');
+  }
+  if (quorum > approvers.length) {
+    throw new AmberError('POLICY_VIOLATION', `a quorum of ${quorum} needs at least ${quorum} approvers; there are ${approvers.length}`, {
+      hint: 'add approvers first (`amber approver add`), then raise the quorum',
     });
   }
+  if (!isLocked(policy, nowMs) || approved) return;
+  const loosened = loosening(policy.settings, next);
+  if (loosened.length > 0) {
+    throw new AmberError('POLICY_LOCKED', `the policy was locked on ${policy.lock!.coolingOffUntil}; without an approved request it can only be tightened, not changed by ${loosened.join(', ')}`, {
+      hint: 'a locked policy takes a longer minimum, requiring compliance, or a quorum raised up to N-1 as they are; for anything else, `amber request policy-change`',
+    });
+  }
+}
+
+/** What a change does besides tightening (a longer minimum or default, compliance, a quorum raised up to N-1). */
+export function loosening(was: PolicySettings, next: PolicySettings): string[] {
+  const loosened: string[] = [];
+  const before = approverSet(was);
+  const after = approverSet(next);
+  if ((was.minRetentionMs ?? 0) > (next.minRetentionMs ?? 0)) loosened.push('a shorter minimum retention');
+  if (was.maxRetentionMs !== next.maxRetentionMs) loosened.push('a different maximum retention');
+  if (was.requireCompliance && !next.requireCompliance) loosened.push('dropping the compliance requirement');
+  if (was.defaultMode === 'compliance' && next.defaultMode !== 'compliance') loosened.push('a governance default');
+  if (next.defaultRetentionMs < was.defaultRetentionMs) loosened.push('a shorter default retention');
+  if (was.extendStepMs !== next.extendStepMs) loosened.push('a different extension step');
+  const keys = (set: ApproverSet) => set.approvers.map(({ name, publicKey }) => `${name}\0${publicKey}`).sort().join('\n');
+  if (keys(before) !== keys(after)) loosened.push('a different approver set');
+  if (after.quorum < before.quorum) loosened.push('a lower quorum');
+  if (after.quorum > before.quorum && after.quorum > after.approvers.length - 1) loosened.push(`a quorum of all ${after.approvers.length} approvers (one lost key would block every request)`);
+  return loosened;
 }
 
 function checkRetentionMs(settings: PolicySettings, retentionMs: number, what: string): void {
@@ -139,6 +174,8 @@ export function describePolicy(policy: Policy, nowMs: number): string {
     `default:            ${formatDurationMs(s.defaultRetentionMs)} ${s.defaultMode}`,
     `compliance needed:  ${s.requireCompliance ? 'yes' : 'no'}`,
     `extension step:     ${formatDurationMs(s.extendStepMs)}`,
+    `approvers:          ${approverSet(s).approvers.map(({ name }) => name).join(', ') || 'none'}`,
+    `quorum:             ${approverSet(s).quorum > 0 ? `${approverSet(s).quorum} of ${approverSet(s).approvers.length}` : 'none (governance locks are liftable by the key holder until the policy is locked)'}`,
     `lock:               ${lock}`,
   ].join('\n');
 }

@@ -38,14 +38,21 @@ export function roundUpMs(ms: number, stepMs: number): number {
   return Math.ceil(ms / stepMs) * stepMs;
 }
 
-export function foldGrants(grants: Loaded<Grant>[]): RetentionLedger {
+/**
+ * `governanceEnds` maps a snapshot to the date a quorum-approved request ended its governance locks:
+ * the governance entries of grants made for that snapshot hold only until then (compliance ones are
+ * untouched — nothing shortens them); other snapshots' grants on the same objects still hold.
+ */
+export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<string, number> = new Map()): RetentionLedger {
   const objects = new Map<string, ObjectLock>();
   const snapshots = new Map<string, ObjectLock>();
   let maxUntilMs = 0;
   let strongest: RetentionMode | undefined;
   for (const { value } of grants) {
+    const endMs = value.snapshot === null ? undefined : governanceEnds.get(value.snapshot);
     for (const entry of value.entries) {
-      const untilMs = Date.parse(entry.until);
+      const granted = Date.parse(entry.until);
+      const untilMs = entry.mode === 'governance' && endMs !== undefined ? Math.min(granted, endMs) : granted;
       maxUntilMs = Math.max(maxUntilMs, untilMs);
       strongest = strongerMode(strongest, entry.mode);
       for (const name of entry.objects) objects.set(name, raise(objects.get(name), untilMs, entry.mode));
@@ -59,7 +66,9 @@ export function foldGrants(grants: Loaded<Grant>[]): RetentionLedger {
     snapshotLock(snapshotId, own) {
       const granted = snapshots.get(snapshotId);
       if (!own) return granted;
-      return raise(granted, Date.parse(own.until), own.mode);
+      const endMs = governanceEnds.get(snapshotId);
+      const ownUntilMs = own.mode === 'governance' && endMs !== undefined ? Math.min(Date.parse(own.until), endMs) : Date.parse(own.until);
+      return raise(granted, ownUntilMs, own.mode);
     },
     maxUntilMs,
     strongestMode: strongest,

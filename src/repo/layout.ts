@@ -18,11 +18,14 @@ export const PREFIX = {
   condemns: 'condemns/',
   audit: 'audit/',
   checkpoints: 'checkpoints/',
+  requests: 'requests/',
+  decisions: 'decisions/',
+  executions: 'executions/',
 } as const;
 
 /** Objects every snapshot needs besides its packs and itself: retained as long as anything is. */
 export const METADATA_PREFIXES: readonly PrefixKind[] = [
-  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns', 'audit', 'checkpoints',
+  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns', 'audit', 'checkpoints', 'requests', 'decisions', 'executions',
 ];
 
 export type PrefixKind = keyof typeof PREFIX;

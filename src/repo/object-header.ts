@@ -21,6 +21,8 @@ export const OBJECT_KIND = {
   condemn: 13,
   audit: 14,
   checkpoint: 15,
+  request: 16,
+  execution: 17,
 } as const;
 
 export type ObjectKind = keyof typeof OBJECT_KIND;

@@ -134,6 +134,15 @@ export interface PolicySettings {
   requireCompliance: boolean;
   /** Reused objects are extended to dates rounded up to this step, so each is touched rarely. */
   extendStepMs: number;
+  /** Who may approve requests (Ed25519 public keys, hex). Records from before approvers existed have none. */
+  approvers?: Approver[];
+  /** M: how many distinct approvers a request needs; 0 while there are none. */
+  quorum?: number;
+}
+
+export interface Approver {
+  name: string;
+  publicKey: string;
 }
 
 /** One link of the policy chain: the whole policy as of `time`, and the link it replaces. */
@@ -156,6 +165,8 @@ export const POLICIES: RecordType<PolicyRecord> = {
       (s.minRetentionMs === null || isDuration(s.minRetentionMs)) && (s.maxRetentionMs === null || isDuration(s.maxRetentionMs)) &&
       isMode(s.defaultMode) && isDuration(s.defaultRetentionMs) && typeof s.requireCompliance === 'boolean' &&
       isDuration(s.extendStepMs) && s.extendStepMs > 0 &&
+      (s.approvers === undefined || (Array.isArray(s.approvers) && s.approvers.every((a) => typeof a?.name === 'string' && /^[0-9a-f]{64}$/.test(a.publicKey)))) &&
+      (s.quorum === undefined || isDuration(s.quorum)) &&
       (p.lock === null || (typeof p.lock === 'object' && isTime(p.lock.at) && isTime(p.lock.coolingOffUntil)));
   },
 };

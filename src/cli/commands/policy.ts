@@ -15,6 +15,7 @@ interface SetFlags {
   defaultMode?: RetentionMode;
   requireCompliance?: boolean;
   extendStep?: string;
+  quorum?: string;
 }
 
 export function registerPolicy(program: Command, context: CliContext): void {
@@ -55,14 +56,16 @@ Examples:
     .option('--require-compliance', 'refuse governance locks: every lock is compliance')
     .option('--no-require-compliance', 'allow governance locks again (refused once the policy is locked)')
     .option('--extend-step <duration>', 'reused data is extended to dates rounded up to this step')
+    .option('--quorum <M>', 'how many registered approvers must approve a request (at most the number of approvers)')
     .addHelpText('after', `
 Options left out keep their value. Once the policy is locked (after its cooling-off period), only
-a longer minimum, a longer maximum or requiring compliance is accepted.
+a longer minimum or default, requiring compliance, or a quorum raised up to N-1 is accepted.
 
 Examples:
   amber policy set --min-retention 30d --max-retention 10y --default-retain 90d
   amber policy set --default-mode compliance --require-compliance
-  amber policy set --max-retention none`)
+  amber policy set --max-retention none
+  amber policy set --quorum 2`)
     .action(async (flags: SetFlags) => {
       const change = settingsFrom(flags);
       if (Object.keys(change).length === 0) {
@@ -113,6 +116,10 @@ function settingsFrom(flags: SetFlags): Partial<PolicySettings> {
   if (flags.extendStep !== undefined) {
     change.extendStepMs = durationFlag('--extend-step', flags.extendStep);
     if (change.extendStepMs === 0) throw new AmberError('USAGE', '--extend-step must be longer than zero, e.g. 30d');
+  }
+  if (flags.quorum !== undefined) {
+    if (!/^\d+$/.test(flags.quorum)) throw new AmberError('USAGE', `--quorum ${flags.quorum} must be a whole number, e.g. 2`);
+    change.quorum = Number(flags.quorum);
   }
   return change;
 }

@@ -1,0 +1,155 @@
+import type { Command } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { AmberError } from '../../core/errors.ts';
+import { parseDateMs, parseDurationMs } from '../../core/units.ts';
+import { parseApproverPublicKey } from '../../governance/approver-key.ts';
+import { isSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
+import { loadRetentionState } from '../../engine/retention-state.ts';
+import { findRequest, readRequests, type RequestView } from '../../engine/request-book.ts';
+import { createRequest, signDecision, submitDecision, type SubmitResult } from '../../engine/requests.ts';
+import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { approverFromFile, readText } from './approver.ts';
+
+interface RequestFlags {
+  reason: string;
+  until?: string;
+  expires?: string;
+  as?: string;
+}
+
+export function registerRequest(program: Command, context: CliContext): void {
+  const request = program
+    .command('request')
+    .description('ask the approver quorum for a change that weakens protection')
+    .addHelpText('after', `
+A request executes once M registered approvers (not the requester) approve it before it expires
+(default 72h); it is rejected once so many reject that M approvals can no longer come. Compliance
+locks cannot be requested away.
+
+Examples:
+  amber request unlock 3f2a9c1e --reason "test data, locked by mistake"
+  amber request shorten 3f2a9c1e --until 2026-12-01 --reason "retention policy changed"
+  amber request release-hold 3f2a9c1e --reason "case 2026-17 closed"
+  amber request list
+  amber approve 9c41… --key ~/alice.key`);
+
+  const kinds: { kind: RequestKind; description: string; example: string }[] = [
+    { kind: 'unlock', description: 'end a snapshot\'s governance lock now', example: 'amber request unlock 3f2a9c1e --reason "locked by mistake"' },
+    { kind: 'shorten', description: 'end a snapshot\'s governance lock earlier (--until)', example: 'amber request shorten 3f2a9c1e --until 2026-12-01 --reason "policy changed"' },
+    { kind: 'release-hold', description: 'release the legal hold on a snapshot', example: 'amber request release-hold 3f2a9c1e --reason "case closed"' },
+  ];
+  for (const { kind, description, example } of kinds) {
+    request
+      .command(kind)
+      .description(description)
+      .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
+      .requiredOption('--reason <text>', 'why (recorded, shown to approvers)')
+      .option('--until <date>', 'shorten: the new end of the lock (ISO date or +DURATION)')
+      .option('--expires <duration>', 'how long approvers have, e.g. 24h', '72h')
+      .option('--as <file>', 'you are an approver: your FILE.pub (you then cannot approve this request)')
+      .addHelpText('after', `\nExamples:\n  ${example}`)
+      .action(async (snapshot: string, flags: RequestFlags) => {
+        const repo = await openRepo(context);
+        const clock = await openRetentionClock(repo);
+        const created = await createRequest({
+          repo, kind, target: snapshot, reason: flags.reason, clock,
+          untilMs: flags.until === undefined ? undefined : parseDateMs(flags.until, clock.retentionBaseMs()),
+          expiresInMs: parseDurationMs(flags.expires ?? '72h'),
+          asApproverKey: flags.as ? parseApproverPublicKey(readText(flags.as), flags.as).toString('hex') : undefined,
+        });
+        print(context, created, (result) => `request ${result.id}\n${kind} ${result.target.slice(0, 16)}: needs ${result.quorum} approval(s) before ${result.expires}`);
+      });
+  }
+
+  request
+    .command('list')
+    .description('list requests and their status (pending, executed, rejected, expired)')
+    .addHelpText('after', `\nExamples:\n  amber request list --json`)
+    .action(async () => {
+      const repo = await openRepo(context);
+      const state = await loadRetentionState(repo);
+      const { requests } = await readRequests(repo, state.policy, (await openRetentionClock(repo)).retentionBaseMs());
+      print(context, requests, (rows) => rows.length === 0 ? 'no requests' : rows.map((row) =>
+        `${row.id.slice(0, 12)}  ${row.status.padEnd(8)}  ${row.kind} ${row.target.slice(0, 16)}  ${row.approvedBy.length}/${row.quorum} approvals  by ${row.requester.name}, expires ${row.expires}`).join('\n'));
+    });
+
+  request
+    .command('show')
+    .description('show one request: what it does, who asked, who decided, and refused decisions')
+    .argument('<id>', 'request id or prefix')
+    .addHelpText('after', `\nExamples:\n  amber request show 9c41 --json`)
+    .action(async (id: string) => {
+      const repo = await openRepo(context);
+      const state = await loadRetentionState(repo);
+      print(context, await findRequest(repo, state.policy, (await openRetentionClock(repo)).retentionBaseMs(), id), renderRequest);
+    });
+
+  for (const decision of ['approve', 'reject'] as const) {
+    program
+      .command(decision)
+      .description(`${decision} a request with your approver key (or sign offline with --out)`)
+      .argument('<id>', 'request id (the full id with --out)')
+      .requiredOption('--key <file>', 'your approver key file (passphrase from AMBER_APPROVER_PASSWORD or a prompt)')
+      .option('--out <file>', 'only sign, into FILE, for `amber approval submit` elsewhere (needs no repository)')
+      .addHelpText('after', `
+You sign the request id and your decision; the signature counts for this request only.
+
+Examples:
+  amber ${decision} 9c41d2 --key ~/alice.key
+  amber ${decision} 9c41d2…(64 hex digits) --key ~/alice.key --out alice.sig`)
+      .action(async (id: string, flags: { key: string; out?: string }) => {
+        if (flags.out) {
+          const signed = signDecision(id, decision, await approverFromFile(flags.key));
+          writeFileSync(flags.out, `${JSON.stringify(signed, null, 2)}\n`, { flag: 'wx' });
+          print(context, signed, () => `signed "${decision}" for request ${id.slice(0, 12)} into ${flags.out}; file it with \`amber approval submit ${flags.out}\``);
+          return;
+        }
+        const repo = await openRepo(context);
+        const clock = await openRetentionClock(repo);
+        const state = await loadRetentionState(repo);
+        const found = await findRequest(repo, state.policy, clock.retentionBaseMs(), id);
+        const signed = signDecision(found.id, decision as Decision, await approverFromFile(flags.key));
+        print(context, await submitDecision(repo, signed, clock), renderSubmit);
+      });
+  }
+
+  program
+    .command('approval')
+    .description('file decisions signed elsewhere')
+    .command('submit')
+    .description('file a decision signed offline with `amber approve|reject ID --key FILE --out SIG`')
+    .argument('<sig>', 'the signature file')
+    .addHelpText('after', `\nExamples:\n  amber approval submit alice.sig`)
+    .action(async (file: string) => {
+      let signed: unknown;
+      try {
+        signed = JSON.parse(readText(file));
+      } catch {
+        signed = undefined;
+      }
+      if (!isSignedDecision(signed)) throw new AmberError('USAGE', `${file} is not a decision signed by \`amber approve --out\``);
+      const repo = await openRepo(context);
+      print(context, await submitDecision(repo, signed, await openRetentionClock(repo)), renderSubmit);
+    });
+}
+
+function renderRequest(request: RequestView): string {
+  return [
+    `request   ${request.id}`,
+    `status    ${request.status}`,
+    `kind      ${request.kind} ${request.target}`,
+    `details   ${JSON.stringify(request.parameters)}`,
+    `requester ${request.requester.name}${request.requester.approverKey ? ' (an approver: cannot approve it)' : ''}`,
+    `created   ${request.created}, expires ${request.expires}`,
+    `approved  ${request.approvedBy.join(', ') || 'nobody'} (${request.approvedBy.length} of ${request.quorum} needed)`,
+    `rejected  ${request.rejectedBy.join(', ') || 'nobody'}`,
+    ...request.refused.map(({ approver, decision, reason }) => `refused   ${decision} by ${approver}: ${reason}`),
+  ].join('\n');
+}
+
+function renderSubmit(result: SubmitResult): string {
+  const { request } = result;
+  if (request.status === 'executed') return `request ${request.id.slice(0, 12)} is approved by ${request.approvedBy.join(', ')} and in force${result.executedNow ? ' (executed now)' : ''}`;
+  if (request.status === 'rejected') return `request ${request.id.slice(0, 12)} is rejected`;
+  return `decision filed: ${request.approvedBy.length} of ${request.quorum} approvals`;
+}

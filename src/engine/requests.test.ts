@@ -1,0 +1,107 @@
+// Attacks on the approval quorum: every decision that must not count is refused and logged; a quorum
+// executes once even when decisions race; an approved unlock lets forget remove the snapshot, and
+// a compliance lock cannot even be requested away.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { isAmberError, type ErrorCode } from '../core/errors.ts';
+import { createScratchRepo, seededBytes } from '../testing/repo-fixture.ts';
+import { createApproverKey, unlockApproverKey, type ApproverSigner } from '../governance/approver-key.ts';
+import { backup } from './backup.ts';
+import { forget } from './forget.ts';
+import { addHold, listHolds } from './holds.ts';
+import { setPolicy } from './policy-admin.ts';
+import { createRequest, signDecision, submitDecision } from './requests.ts';
+import { readAuditLog } from './audit-log.ts';
+import { readRequests } from './request-book.ts';
+import { loadRetentionState } from './retention-state.ts';
+import type { Repository } from '../repo/repository.ts';
+
+const fails = (code: ErrorCode, pattern?: RegExp) => (error: unknown) => isAmberError(error, code) && (!pattern || pattern.test(error.message));
+
+async function approver(): Promise<ApproverSigner> {
+  const { keyFile } = await createApproverKey('pw', 10);
+  return unlockApproverKey(JSON.stringify(keyFile), 'pw', 'test');
+}
+
+async function governed(t: { after(fn: () => unknown): void }, label: string) {
+  const { dir, owner } = await createScratchRepo(t, label);
+  const [alice, bob, carol, mallory] = await Promise.all([approver(), approver(), approver(), approver()]);
+  const approvers = [['alice', alice], ['bob', bob], ['carol', carol]] as const;
+  await setPolicy(owner, { approvers: approvers.map(([name, key]) => ({ name, publicKey: key.publicKey.toString('hex') })), quorum: 2 });
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), seededBytes(50_000, label));
+  const locked = await backup({ repo: owner, paths: [source], retainMs: 30 * 86_400_000 });
+  return { owner, alice, bob, carol, mallory, locked, source };
+}
+
+const actions = async (repo: Repository) => (await readAuditLog(repo)).entries.map(({ entry }) => entry.action);
+
+test('decisions that must not count are refused, each with its reason, and logged', async (t) => {
+  const { owner, alice, bob, mallory, locked } = await governed(t, 'requests-refused');
+  const first = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'mistake', asApproverKey: alice.publicKey.toString('hex') });
+  const other = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'second' });
+  assert.notEqual(first.id, other.id, 'a nonce makes each request its own');
+
+  await assert.rejects(submitDecision(owner, signDecision(first.id, 'approve', mallory)), fails('APPROVAL_REFUSED', /not a registered approver/));
+  const forged = { ...signDecision(first.id, 'approve', bob), signature: signDecision(first.id, 'reject', bob).signature };
+  await assert.rejects(submitDecision(owner, forged), fails('APPROVAL_REFUSED', /does not verify/));
+  await assert.rejects(submitDecision(owner, signDecision(first.id, 'approve', alice)), fails('APPROVAL_REFUSED', /requester cannot decide/));
+  // Bob's approval of the other request, replayed for this one.
+  const replayed = { ...signDecision(other.id, 'approve', bob), request: first.id };
+  await assert.rejects(submitDecision(owner, replayed), fails('APPROVAL_REFUSED', /does not verify/));
+  await submitDecision(owner, signDecision(first.id, 'approve', bob));
+  await assert.rejects(submitDecision(owner, signDecision(first.id, 'approve', bob)), fails('APPROVAL_REFUSED', /already decided/));
+
+  const state = await loadRetentionState(owner);
+  const { requests } = await readRequests(owner, state.policy, Date.now());
+  const view = requests.find(({ id }) => id === first.id)!;
+  assert.equal(view.status, 'pending');
+  assert.deepEqual(view.approvedBy, ['bob']);
+  const logged = await actions(owner);
+  assert.equal(logged.filter((action) => action === 'request.approve.refused').length, 5);
+  assert.equal(logged.filter((action) => action === 'request.approve').length, 1);
+});
+
+test('an expired request takes no decision; a request cannot lift a compliance lock', async (t) => {
+  const { owner, bob, source } = await governed(t, 'requests-expired');
+  const snapshot = (await backup({ repo: owner, paths: [source], retainMs: 86_400_000 })).snapshotId;
+  const request = await createRequest({ repo: owner, kind: 'unlock', target: snapshot, reason: 'r', expiresInMs: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await assert.rejects(submitDecision(owner, signDecision(request.id, 'approve', bob)), fails('APPROVAL_REFUSED', /is expired/));
+
+  const compliance = await backup({ repo: owner, paths: [source], retainMs: 86_400_000, lockMode: 'compliance' });
+  await assert.rejects(createRequest({ repo: owner, kind: 'unlock', target: compliance.snapshotId, reason: 'r' }), fails('RETENTION_LOCKED'));
+});
+
+test('a quorum executes once even when the approvals race, and the unlock lets forget remove the snapshot', async (t) => {
+  const { owner, alice, bob, carol, locked } = await governed(t, 'requests-quorum');
+  await assert.equal((await forget({ repo: owner, keep: { last: 0 } })).forgotten.length, 0, 'locked: kept');
+  const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'test data' });
+  const results = await Promise.all([alice, bob, carol].map((key) => submitDecision(owner, signDecision(request.id, 'approve', key)).catch((error) => error)));
+  const executed = results.filter((result) => !(result instanceof Error) && result.executedNow);
+  assert.equal(executed.length, 1, 'exactly one submission executed it');
+  assert.equal((await actions(owner)).filter((action) => action === 'request.execute').length, 1);
+  const state = await loadRetentionState(owner);
+  assert.ok(state.ledger.snapshotLock(locked.snapshotId, null)!.untilMs <= Date.now());
+  const result = await forget({ repo: owner, keep: { last: 0 } });
+  assert.deepEqual(result.forgotten.map(({ snapshotId }) => snapshotId), [locked.snapshotId]);
+});
+
+test('a hold is released only by an approved request, and rejections close a request', async (t) => {
+  const { owner, alice, bob, carol, locked } = await governed(t, 'requests-hold');
+  await addHold({ repo: owner, snapshot: locked.snapshotId, reason: 'case 9', actor: 'legal' });
+  const release = await createRequest({ repo: owner, kind: 'release-hold', target: locked.snapshotId, reason: 'case closed' });
+  await submitDecision(owner, signDecision(release.id, 'reject', alice));
+  const closed = await submitDecision(owner, signDecision(release.id, 'reject', bob));
+  assert.equal(closed.request.status, 'rejected', 'with M=2 of N=3, two rejections close it');
+  await assert.rejects(submitDecision(owner, signDecision(release.id, 'approve', carol)), fails('APPROVAL_REFUSED', /is rejected/));
+  assert.equal((await listHolds(owner)).length, 1);
+
+  const again = await createRequest({ repo: owner, kind: 'release-hold', target: locked.snapshotId, reason: 'case closed, really' });
+  await submitDecision(owner, signDecision(again.id, 'approve', alice));
+  await submitDecision(owner, signDecision(again.id, 'approve', carol));
+  assert.deepEqual(await listHolds(owner), []);
+});

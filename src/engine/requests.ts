@@ -1,0 +1,137 @@
+// Requests that weaken protection, and the quorum that lets them happen. Creating a request checks
+// that it could be approved at all (a compliance lock cannot be requested away); each decision is
+// checked before it is stored and logged either way; once M registered approvers other than the
+// requester have approved before the request expires, its effect is in force (derived from the
+// decisions themselves, so a forged execution record can neither fake nor block it) and the first
+// process to notice records the execution, exactly once.
+import { randomBytes } from 'node:crypto';
+import { AmberError } from '../core/errors.ts';
+import type { Repository } from '../repo/repository.ts';
+import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../repo/request-records.ts';
+import { findRequest, requestView, type RequestView } from './request-book.ts';
+import { approverSet, resolvePolicy } from '../governance/policy.ts';
+import { decisionMessage, tally, type ApprovalRequest, type Decision, type RequestKind, type SignedDecision } from '../governance/requests.ts';
+import type { ApproverSigner } from '../governance/approver-key.ts';
+import { loadRecords, POLICIES } from '../repo/retention-records.ts';
+import { appendAudit } from './audit-log.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
+import { findSnapshot } from './snapshots.ts';
+import { listHolds } from './holds.ts';
+
+export const DEFAULT_REQUEST_EXPIRY_MS = 72 * 3_600_000;
+
+export interface CreateRequestOptions {
+  repo: Repository;
+  kind: RequestKind;
+  /** A snapshot id or prefix (unlock, shorten, release-hold). */
+  target: string;
+  reason: string;
+  /** shorten: the new retain-until date. */
+  untilMs?: number;
+  expiresInMs?: number;
+  /** `--as APPROVER`: the requester's approver key, which then cannot approve. */
+  asApproverKey?: string;
+  clock?: RetentionClock;
+}
+
+export async function createRequest(options: CreateRequestOptions): Promise<RequestView> {
+  const { repo } = options;
+  if (options.reason.trim() === '') throw new AmberError('USAGE', 'a request needs a reason', { hint: 'pass --reason "why"' });
+  const state = await loadRetentionState(repo);
+  const { approvers, quorum } = approverSet(state.policy.settings);
+  if (quorum === 0) {
+    throw new AmberError('APPROVAL_REQUIRED', 'the repository has no approver quorum yet, so no request can be approved', {
+      hint: 'register approvers (`amber approver add`) and set `amber policy set --quorum M` first',
+    });
+  }
+  const nowMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
+  const snapshot = await findSnapshot(repo, options.target);
+  const parameters: Record<string, unknown> = {};
+  let target = snapshot.id as string;
+  if (options.kind === 'release-hold') {
+    const hold = (await listHolds(repo)).find((entry) => entry.snapshot === snapshot.id && !state.releasedHolds.has(entry.name));
+    if (!hold) throw new AmberError('USAGE', `no hold applies to snapshot ${snapshot.id.slice(0, 8)}`);
+    target = hold.name;
+    parameters.snapshot = snapshot.id;
+    parameters.holdReason = hold.reason;
+  } else {
+    const lock = state.ledger.snapshotLock(snapshot.id, snapshot.snapshot.retention);
+    if (!lock || lock.untilMs <= nowMs) throw new AmberError('USAGE', `snapshot ${snapshot.id.slice(0, 8)} has no lock in force`);
+    if (lock.mode === 'compliance') {
+      throw new AmberError('RETENTION_LOCKED', `snapshot ${snapshot.id.slice(0, 8)} is under a compliance lock until ${new Date(lock.untilMs).toISOString()}; no request can lift or shorten it`, {
+        hint: 'a compliance lock can only be extended; it ends on its date',
+      });
+    }
+    const untilMs = options.kind === 'unlock' ? nowMs : options.untilMs;
+    if (untilMs === undefined || !(untilMs < lock.untilMs)) {
+      throw new AmberError('USAGE', `shorten needs a date before the lock's end (${new Date(lock.untilMs).toISOString()})`, { hint: 'pass --until DATE' });
+    }
+    parameters.until = new Date(untilMs).toISOString();
+    parameters.lockedUntil = new Date(lock.untilMs).toISOString();
+  }
+  parameters.reason = options.reason;
+  const request: ApprovalRequest = {
+    repository: repo.config.repositoryId,
+    kind: options.kind,
+    target,
+    parameters,
+    requester: { name: repo.actor ?? repo.key.keyId.slice(0, 8), keyId: repo.key.keyId, ...(options.asApproverKey ? { approverKey: options.asApproverKey } : {}) },
+    created: new Date(nowMs).toISOString(),
+    expires: new Date(nowMs + (options.expiresInMs ?? DEFAULT_REQUEST_EXPIRY_MS)).toISOString(),
+    nonce: randomBytes(16).toString('hex'),
+  };
+  if (options.asApproverKey && !approvers.some(({ publicKey }) => publicKey === options.asApproverKey)) {
+    throw new AmberError('USAGE', '--as names a key that is not a registered approver');
+  }
+  const id = await putRequest(repo, request);
+  await appendAudit(repo, { action: 'request.create', target: id, details: { kind: request.kind, target, parameters, expires: request.expires } });
+  return requestView(id, request, { approvedBy: [], rejectedBy: [], refused: [], quorumReached: false, rejected: false }, 'pending', quorum);
+}
+
+/** What an approver signs, on their own machine if they like (`--out`). */
+export function signDecision(id: string, decision: Decision, approver: ApproverSigner): SignedDecision {
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new AmberError('USAGE', `"${id}" is not a full request id (64 hex digits)`, { hint: '`amber request show ID --json` prints it' });
+  return { type: 'amber-decision', request: id, decision, approver: approver.publicKey.toString('hex'), signature: approver.sign(decisionMessage(id, decision)).toString('base64') };
+}
+
+export interface SubmitResult {
+  request: RequestView;
+  /** True when this submission completed the quorum and recorded the execution. */
+  executedNow: boolean;
+}
+
+/**
+ * Files a signed decision. One that cannot count (forged, unregistered or removed approver, the
+ * requester, a second decision by the same approver, another request, an expired or closed request)
+ * is refused with the reason — and the refusal is logged.
+ */
+export async function submitDecision(repo: Repository, decision: SignedDecision, clock?: RetentionClock): Promise<SubmitResult> {
+  const nowMs = (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
+  const policy = resolvePolicy(await loadRecords(repo, POLICIES, []), []);
+  const before = await findRequest(repo, policy, nowMs, decision.request);
+  const refuse = async (reason: string): Promise<never> => {
+    await appendAudit(repo, { action: `request.${decision.decision}.refused`, target: before.id, details: { approver: decision.approver, reason } });
+    throw new AmberError('APPROVAL_REFUSED', `the ${decision.decision === 'approve' ? 'approval' : 'rejection'} of request ${before.id.slice(0, 12)} does not count: ${reason}`);
+  };
+  if (before.status !== 'pending') return refuse(`the request is ${before.status}`);
+  const { approvers, quorum } = approverSet(policy.settings);
+  const stored = (await loadRequests(repo, [])).find(({ id }) => id === before.id)!;
+  const earlier = (await loadDecisions(repo, [])).filter(({ decision: d }) => d.request === before.id).map(({ decision: d }) => d);
+  const withThis = tally(before.id, stored.request, [...earlier, decision], approvers, quorum);
+  if (withThis.refused.length > tally(before.id, stored.request, earlier, approvers, quorum).refused.length) return refuse(withThis.refused.at(-1)!.reason);
+  const name = await putDecision(repo, decision);
+  const after = await findRequest(repo, policy, nowMs, before.id);
+  const approverName = approvers.find(({ publicKey }) => publicKey === decision.approver)!.name;
+  await appendAudit(repo, { action: `request.${decision.decision}`, target: before.id, details: { approver: approverName, decision: name } });
+  let executedNow = false;
+  if (after.status === 'executed') {
+    const decisions = (await loadDecisions(repo, [])).filter(({ decision: d }) => d.request === before.id).map(({ name: n }) => n);
+    executedNow = await putExecution(repo, { request: before.id, time: new Date(nowMs).toISOString(), decisions });
+    if (executedNow) {
+      await appendAudit(repo, { action: 'request.execute', target: before.id, details: { kind: after.kind, target: after.target, parameters: after.parameters, approvedBy: after.approvedBy } });
+    }
+  } else if (after.status === 'rejected') {
+    await appendAudit(repo, { action: 'request.rejected', target: before.id, details: { rejectedBy: after.rejectedBy } });
+  }
+  return { request: after, executedNow };
+}
