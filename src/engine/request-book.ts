@@ -4,7 +4,7 @@
 import { AmberError } from '../core/errors.ts';
 import type { RepositoryView } from '../repo/repository.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { loadDecisions, loadRequests, type StoredRequest } from '../repo/request-records.ts';
+import { loadDecisions, loadRequests, type StoredRequest } from '../governance/request-records.ts';
 import { approverSet, type Policy } from '../governance/policy.ts';
 import { tally, type ApprovalRequest, type RequestKind, type RequestStatus, type Tally } from '../governance/requests.ts';
 

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
-import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../repo/request-records.ts';
+import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
 import { findRequest, requestView, type RequestView } from './request-book.ts';
 import { approverSet, resolvePolicy } from '../governance/policy.ts';
 import { decisionMessage, tally, type ApprovalRequest, type Decision, type RequestKind, type SignedDecision } from '../governance/requests.ts';

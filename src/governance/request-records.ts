@@ -6,11 +6,11 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { asBuffer, type PutOptions } from '../storage/store.ts';
-import { isSignedDecision, requestBytes, requestId, type ApprovalRequest, type SignedDecision } from '../governance/requests.ts';
-import { hashOfName, objectName, PREFIX } from './layout.ts';
-import { isBadRecord, type RecordProblem } from './records.ts';
-import type { Repository, RepositoryView } from './repository.ts';
-import { decodeSignedRecord, encodeSignedRecord, hasValidSignature, jsonBytes, parseJsonPayload } from './signed-record.ts';
+import { isSignedDecision, requestBytes, requestId, type ApprovalRequest, type SignedDecision } from './requests.ts';
+import { hashOfName, objectName, PREFIX } from '../repo/layout.ts';
+import { isBadRecord, type RecordProblem } from '../repo/records.ts';
+import type { Repository, RepositoryView } from '../repo/repository.ts';
+import { decodeSignedRecord, encodeSignedRecord, hasValidSignature, jsonBytes, parseJsonPayload } from '../repo/signed-record.ts';
 
 export interface Execution {
   request: string;
