@@ -5,6 +5,7 @@ import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-reco
 import { checkPolicyChange, isLocked, type Policy } from '../governance/policy.ts';
 import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { appendAudit } from './audit-log.ts';
+import { readRequests } from './request-book.ts';
 
 export interface PolicyView extends Policy {
   locked: boolean;
@@ -18,14 +19,14 @@ export async function showPolicy(repo: Repository, clock?: RetentionClock): Prom
 // Whether the lock is in force is judged with the time that moving the clock back cannot lower.
 const lockJudgeMs = (repo: Repository, clock?: RetentionClock) => (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
 
-async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string): Promise<Policy> {
+async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string, approval?: string): Promise<Policy> {
   const nowMs = repo.clock.nowMs();
-  const record = { time: new Date(nowMs).toISOString(), previous: state.policy.head, settings, lock };
+  const record = { time: new Date(nowMs).toISOString(), previous: state.policy.head, settings, lock, ...(approval ? { approval } : {}) };
   const keep = metadataLock(state, nowMs);
   const name = await putRecord(repo, POLICIES, record, { retainUntilMs: keep.untilMs, mode: keep.mode });
   await repo.store.protect([name], keep);
-  await appendAudit(repo, { action, target: 'policy', details: { record: name, previous: state.policy.head, settings, lock } }, { lock: keep });
-  return { settings, lock, head: name };
+  await appendAudit(repo, { action, target: 'policy', details: { record: name, previous: state.policy.head, settings, lock, approval: approval ?? null } }, { lock: keep });
+  return { settings, lock, head: name, approval };
 }
 
 export async function setPolicy(repo: Repository, change: Partial<PolicySettings>, clock?: RetentionClock): Promise<Policy> {
@@ -54,4 +55,28 @@ export async function unlockPolicy(repo: Repository, clock?: RetentionClock): Pr
     });
   }
   return append(repo, state, state.policy.settings, null, 'policy.unlock');
+}
+
+/**
+ * Writes the policy link a quorum approved (`amber request policy-change`). The link names the
+ * request; it applies only on top of the link the request was made against, so a policy that
+ * changed meanwhile needs a new request. Applying it twice is a no-op.
+ */
+export async function applyApprovedPolicyChange(repo: Repository, requestId: string, clock?: RetentionClock): Promise<Policy> {
+  const state = await loadRetentionState(repo);
+  if (state.policy.approval === requestId) return state.policy;
+  const { approved } = await readRequests(repo, state.policy, lockJudgeMs(repo, clock));
+  const found = approved.find(({ id, request }) => id === requestId && request.kind === 'policy-change');
+  if (!found) {
+    throw new AmberError('APPROVAL_REQUIRED', `request ${requestId.slice(0, 12)} is not a policy change approved by the quorum`, { hint: '`amber request show ID` shows where it stands' });
+  }
+  const { previous, settings } = found.request.parameters as { previous: string | null; settings: PolicySettings };
+  if (!POLICIES.isValid({ time: found.request.created, previous, settings, lock: null })) {
+    throw new AmberError('OBJECT_CORRUPT', `request ${requestId.slice(0, 12)} holds settings that are not a valid policy`);
+  }
+  if (previous !== state.policy.head) {
+    throw new AmberError('USAGE', `the policy changed after request ${requestId.slice(0, 12)} was made; it no longer applies`, { hint: 'make a new request against the current policy' });
+  }
+  checkPolicyChange(state.policy, settings, lockJudgeMs(repo, clock), true);
+  return append(repo, state, settings, state.policy.lock, 'policy.change', requestId);
 }

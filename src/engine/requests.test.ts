@@ -11,8 +11,10 @@ import { createApproverKey, unlockApproverKey, type ApproverSigner } from '../go
 import { backup } from './backup.ts';
 import { forget } from './forget.ts';
 import { addHold, listHolds } from './holds.ts';
-import { setPolicy } from './policy-admin.ts';
-import { createRequest, signDecision, submitDecision } from './requests.ts';
+import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy } from './policy-admin.ts';
+import { approverSet } from '../governance/policy.ts';
+import { unguardedClock } from './retention-state.ts';
+import { authoriseClockConfirmation, createRequest, signDecision, submitDecision } from './requests.ts';
 import { readAuditLog } from './audit-log.ts';
 import { readRequests } from './request-book.ts';
 import { loadRetentionState } from './retention-state.ts';
@@ -104,4 +106,46 @@ test('a hold is released only by an approved request, and rejections close a req
   await submitDecision(owner, signDecision(again.id, 'approve', alice));
   await submitDecision(owner, signDecision(again.id, 'approve', carol));
   assert.deepEqual(await listHolds(owner), []);
+});
+
+test('a locked policy is loosened only through an approved policy-change request, applied once', async (t) => {
+  const { owner, alice, bob, carol } = await governed(t, 'requests-policy');
+  await setPolicy(owner, { minRetentionMs: 7 * 86_400_000, defaultRetentionMs: 30 * 86_400_000 });
+  await lockPolicy(owner, 0);
+  await assert.rejects(setPolicy(owner, { minRetentionMs: 86_400_000 }), fails('POLICY_LOCKED'));
+  await assert.rejects(setPolicy(owner, { approvers: [] , quorum: 0 }), fails('POLICY_LOCKED', /approver set/));
+  await assert.rejects(setPolicy(owner, { quorum: 3 }), fails('POLICY_LOCKED', /one lost key/));
+  await assert.rejects(setPolicy(owner, { quorum: 4 }), fails('POLICY_VIOLATION'));
+  await assert.rejects(createRequest({ repo: owner, kind: 'policy-change', target: 'policy', reason: 'r', policyChange: { minRetentionMs: 14 * 86_400_000 } }), fails('USAGE', /needs no approval/));
+
+  const request = await createRequest({ repo: owner, kind: 'policy-change', target: 'policy', reason: 'board decision', policyChange: { minRetentionMs: 86_400_000 } });
+  await submitDecision(owner, signDecision(request.id, 'approve', alice));
+  assert.equal((await showPolicy(owner)).settings.minRetentionMs, 7 * 86_400_000, 'one approval is not a quorum');
+  await submitDecision(owner, signDecision(request.id, 'approve', carol));
+  const policy = await showPolicy(owner);
+  assert.equal(policy.settings.minRetentionMs, 86_400_000);
+  assert.equal(policy.approval, request.id);
+  assert.equal(policy.locked, true, 'the lock stays');
+  assert.equal((await applyApprovedPolicyChange(owner, request.id)).head, policy.head, 'applying again changes nothing');
+  assert.equal((await actions(owner)).filter((action) => action === 'policy.change').length, 1);
+
+  // A request made against a policy that changed meanwhile no longer applies.
+  const stale = await createRequest({ repo: owner, kind: 'policy-change', target: 'policy', reason: 'r', policyChange: { quorum: 1 } });
+  await setPolicy(owner, { minRetentionMs: 2 * 86_400_000 });
+  await submitDecision(owner, signDecision(stale.id, 'approve', alice));
+  await assert.rejects(submitDecision(owner, signDecision(stale.id, 'approve', bob)), fails('USAGE', /policy changed after request/));
+  assert.equal(approverSet((await showPolicy(owner)).settings).quorum, 2);
+});
+
+test('once a quorum is set, the clock is confirmed only with an approved confirm-clock request from this host', async (t) => {
+  const { owner, alice, bob } = await governed(t, 'requests-clock');
+  const clock = unguardedClock(owner.clock);
+  await assert.rejects(authoriseClockConfirmation(owner, undefined, clock), fails('APPROVAL_REQUIRED'));
+  const request = await createRequest({ repo: owner, kind: 'confirm-clock', target: 'clock', reason: 'checked against NTP' });
+  await assert.rejects(authoriseClockConfirmation(owner, request.id, clock), fails('APPROVAL_REQUIRED', /pending/));
+  await submitDecision(owner, signDecision(request.id, 'approve', alice));
+  await submitDecision(owner, signDecision(request.id, 'approve', bob));
+  assert.equal(await authoriseClockConfirmation(owner, request.id, clock), request.id);
+  const later = { retentionBaseMs: () => Date.now() + 100 * 3_600_000, deletionNowMs: () => Date.now() };
+  await assert.rejects(authoriseClockConfirmation(owner, request.id, later), fails('APPROVAL_REQUIRED', /expired/));
 });

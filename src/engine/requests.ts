@@ -5,16 +5,18 @@
 // decisions themselves, so a forged execution record can neither fake nor block it) and the first
 // process to notice records the execution, exactly once.
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
 import { findRequest, requestView, type RequestView } from './request-book.ts';
-import { approverSet, resolvePolicy } from '../governance/policy.ts';
+import { approverSet, checkPolicyChange, isLocked, loosening, resolvePolicy } from '../governance/policy.ts';
 import { decisionMessage, tally, type ApprovalRequest, type Decision, type RequestKind, type SignedDecision } from '../governance/requests.ts';
 import type { ApproverSigner } from '../governance/approver-key.ts';
-import { loadRecords, POLICIES } from '../repo/retention-records.ts';
+import { loadRecords, POLICIES, type PolicySettings } from '../repo/retention-records.ts';
 import { appendAudit } from './audit-log.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
+import { applyApprovedPolicyChange } from './policy-admin.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { findSnapshot } from './snapshots.ts';
 import { listHolds } from './holds.ts';
 
@@ -23,8 +25,10 @@ export const DEFAULT_REQUEST_EXPIRY_MS = 72 * 3_600_000;
 export interface CreateRequestOptions {
   repo: Repository;
   kind: RequestKind;
-  /** A snapshot id or prefix (unlock, shorten, release-hold). */
+  /** A snapshot id or prefix (unlock, shorten, release-hold); ignored for policy-change and confirm-clock. */
   target: string;
+  /** policy-change: the settings to change. */
+  policyChange?: Partial<PolicySettings>;
   reason: string;
   /** shorten: the new retain-until date. */
   untilMs?: number;
@@ -32,6 +36,41 @@ export interface CreateRequestOptions {
   /** `--as APPROVER`: the requester's approver key, which then cannot approve. */
   asApproverKey?: string;
   clock?: RetentionClock;
+}
+
+/** What a request of each kind is about, checked now: a request that could never be carried out is refused. */
+async function subjectOf(options: CreateRequestOptions, state: RetentionState, nowMs: number): Promise<{ target: string; parameters: Record<string, unknown> }> {
+  const { repo } = options;
+  if (options.kind === 'policy-change') {
+    const next = { ...state.policy.settings, ...options.policyChange };
+    checkPolicyChange(state.policy, next, nowMs, true);
+    if (!isLocked(state.policy, nowMs) || loosening(state.policy.settings, next).length === 0) {
+      throw new AmberError('USAGE', 'this change needs no approval: make it with `amber policy set`', { hint: 'requests are for changes a locked policy refuses' });
+    }
+    return { target: 'policy', parameters: { previous: state.policy.head, settings: next, changes: loosening(state.policy.settings, next) } };
+  }
+  if (options.kind === 'confirm-clock') {
+    // What is confirmed is this host's wall time now; the clock command checks it against its own state.
+    return { target: 'clock', parameters: { wall: new Date(repo.clock.nowMs()).toISOString(), host: hostname() } };
+  }
+  const snapshot = await findSnapshot(repo, options.target);
+  if (options.kind === 'release-hold') {
+    const hold = (await listHolds(repo)).find((entry) => entry.snapshot === snapshot.id);
+    if (!hold) throw new AmberError('USAGE', `no hold applies to snapshot ${snapshot.id.slice(0, 8)}`);
+    return { target: hold.name, parameters: { snapshot: snapshot.id, holdReason: hold.reason } };
+  }
+  const lock = state.ledger.snapshotLock(snapshot.id, snapshot.snapshot.retention);
+  if (!lock || lock.untilMs <= nowMs) throw new AmberError('USAGE', `snapshot ${snapshot.id.slice(0, 8)} has no lock in force`);
+  if (lock.mode === 'compliance') {
+    throw new AmberError('RETENTION_LOCKED', `snapshot ${snapshot.id.slice(0, 8)} is under a compliance lock until ${new Date(lock.untilMs).toISOString()}; no request can lift or shorten it`, {
+      hint: 'a compliance lock can only be extended; it ends on its date',
+    });
+  }
+  const untilMs = options.kind === 'unlock' ? nowMs : options.untilMs;
+  if (untilMs === undefined || !(untilMs < lock.untilMs)) {
+    throw new AmberError('USAGE', `shorten needs a date before the lock's end (${new Date(lock.untilMs).toISOString()})`, { hint: 'pass --until DATE' });
+  }
+  return { target: snapshot.id, parameters: { until: new Date(untilMs).toISOString(), lockedUntil: new Date(lock.untilMs).toISOString() } };
 }
 
 export async function createRequest(options: CreateRequestOptions): Promise<RequestView> {
@@ -45,30 +84,7 @@ export async function createRequest(options: CreateRequestOptions): Promise<Requ
     });
   }
   const nowMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
-  const snapshot = await findSnapshot(repo, options.target);
-  const parameters: Record<string, unknown> = {};
-  let target = snapshot.id as string;
-  if (options.kind === 'release-hold') {
-    const hold = (await listHolds(repo)).find((entry) => entry.snapshot === snapshot.id && !state.releasedHolds.has(entry.name));
-    if (!hold) throw new AmberError('USAGE', `no hold applies to snapshot ${snapshot.id.slice(0, 8)}`);
-    target = hold.name;
-    parameters.snapshot = snapshot.id;
-    parameters.holdReason = hold.reason;
-  } else {
-    const lock = state.ledger.snapshotLock(snapshot.id, snapshot.snapshot.retention);
-    if (!lock || lock.untilMs <= nowMs) throw new AmberError('USAGE', `snapshot ${snapshot.id.slice(0, 8)} has no lock in force`);
-    if (lock.mode === 'compliance') {
-      throw new AmberError('RETENTION_LOCKED', `snapshot ${snapshot.id.slice(0, 8)} is under a compliance lock until ${new Date(lock.untilMs).toISOString()}; no request can lift or shorten it`, {
-        hint: 'a compliance lock can only be extended; it ends on its date',
-      });
-    }
-    const untilMs = options.kind === 'unlock' ? nowMs : options.untilMs;
-    if (untilMs === undefined || !(untilMs < lock.untilMs)) {
-      throw new AmberError('USAGE', `shorten needs a date before the lock's end (${new Date(lock.untilMs).toISOString()})`, { hint: 'pass --until DATE' });
-    }
-    parameters.until = new Date(untilMs).toISOString();
-    parameters.lockedUntil = new Date(lock.untilMs).toISOString();
-  }
+  const { target, parameters } = await subjectOf(options, state, nowMs);
   parameters.reason = options.reason;
   const request: ApprovalRequest = {
     repository: repo.config.repositoryId,
@@ -130,8 +146,31 @@ export async function submitDecision(repo: Repository, decision: SignedDecision,
     if (executedNow) {
       await appendAudit(repo, { action: 'request.execute', target: before.id, details: { kind: after.kind, target: after.target, parameters: after.parameters, approvedBy: after.approvedBy } });
     }
+    // A policy link is owner-signed: a full key writes it now, anyone else leaves it to `amber policy apply`.
+    if (after.kind === 'policy-change' && repo.key.role === 'full') await applyApprovedPolicyChange(repo, before.id, clock);
   } else if (after.status === 'rejected') {
     await appendAudit(repo, { action: 'request.rejected', target: before.id, details: { rejectedBy: after.rejectedBy } });
   }
   return { request: after, executedNow };
+}
+
+/**
+ * Whether this host may confirm its clock: freely while the repository has no quorum; once it has
+ * one, only with an executed confirm-clock request made on this host that has not expired by a time
+ * that moving the clock back cannot lower.
+ */
+export async function authoriseClockConfirmation(repo: Repository, requestRef: string | undefined, clock: RetentionClock): Promise<string | null> {
+  const state = await loadRetentionState(repo);
+  if (approverSet(state.policy.settings).quorum === 0) return null;
+  if (requestRef === undefined) {
+    throw new AmberError('APPROVAL_REQUIRED', 'the repository has an approver quorum: confirming the clock needs an approved request', {
+      hint: 'amber request confirm-clock --reason "time checked against …", then amber clock confirm --request ID',
+    });
+  }
+  const request = await findRequest(repo, state.policy, clock.retentionBaseMs(), requestRef);
+  if (request.kind !== 'confirm-clock') throw new AmberError('USAGE', `request ${request.id.slice(0, 12)} is a ${request.kind} request, not confirm-clock`);
+  if (request.status !== 'executed') throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is ${request.status}, not approved`);
+  if (request.parameters.host !== hostname()) throw new AmberError('USAGE', `request ${request.id.slice(0, 12)} confirms the clock of ${String(request.parameters.host)}, not of this host`);
+  if (Date.parse(request.expires) < clock.retentionBaseMs()) throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} expired on ${request.expires}; make a new one`);
+  return request.id;
 }

@@ -35,6 +35,8 @@ export interface Policy {
   lock: PolicyRecord['lock'];
   /** Name of the chain's last record, or null while the repository has only the default. */
   head: string | null;
+  /** The approved request that the last record carried out, if it did. */
+  approval?: string;
 }
 
 /** Follows the chain from its root; at a fork the longer branch wins (then the smaller name) and the fork is reported. */
@@ -73,7 +75,10 @@ export function resolvePolicy(records: Loaded<PolicyRecord>[], problems: RecordP
     }
   }
   return current
-    ? { settings: { ...current.value.settings, ...approverSet(current.value.settings) }, lock: current.value.lock, head: current.name }
+    ? {
+      settings: { ...current.value.settings, ...approverSet(current.value.settings) }, lock: current.value.lock, head: current.name,
+      ...(typeof current.value.approval === 'string' ? { approval: current.value.approval } : {}),
+    }
     : { settings: DEFAULT_POLICY, lock: null, head: null };
 }
 

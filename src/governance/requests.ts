@@ -6,15 +6,14 @@ import { canonicalJson } from '../core/canonical-json.ts';
 import { sha256Hex, verifySignature } from '../crypto/index.ts';
 import type { Approver } from '../repo/retention-records.ts';
 
-// policy-change and confirm-clock come next (docs/governance.md); until then those stay refused.
-export const REQUEST_KINDS = ['unlock', 'shorten', 'release-hold'] as const;
+export const REQUEST_KINDS = ['unlock', 'shorten', 'release-hold', 'policy-change', 'confirm-clock'] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 export type Decision = 'approve' | 'reject';
 
 export interface ApprovalRequest {
   repository: string;
   kind: RequestKind;
-  /** A snapshot id (unlock, shorten) or a hold's object name (release-hold). */
+  /** A snapshot id (unlock, shorten), a hold's object name (release-hold), "policy" or "clock". */
   target: string;
   parameters: Record<string, unknown>;
   /** Who asked: a name and, when an approver asked (`--as`), their public key, which may then not approve. */

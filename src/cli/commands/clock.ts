@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { ClockStatus } from '../../governance/guarded-clock.ts';
 import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
 import { appendAudit } from '../../engine/audit-log.ts';
+import { authoriseClockConfirmation } from '../../engine/requests.ts';
 
 export function registerClock(program: Command, context: CliContext): void {
   const clock = program
@@ -36,13 +37,19 @@ Examples:
 Check the time against a source you trust first: confirming a wrong clock lets retention end early.
 The confirmation records who confirmed and what was wrong before.
 
+Once the repository has an approver quorum, confirming needs an approved confirm-clock request made
+on this host (\`amber request confirm-clock\`).
+
 Examples:
-  date -u && amber clock confirm`)
-    .action(async () => {
+  date -u && amber clock confirm
+  amber clock confirm --request 9c41d2`)
+    .option('--request <id>', 'the approved confirm-clock request (needed once a quorum is set)')
+    .action(async (flags: { request?: string }) => {
       const repo = await openRepo(context);
       const guarded = await openRetentionClock(repo);
-      const status = await guarded.confirm(operatorName());
-      await appendAudit(repo, { action: 'clock.confirm', target: 'clock', details: { wall: new Date(status.wallMs).toISOString(), lastTrusted: new Date(status.lastTrustedMs).toISOString() } });
+      const approval = await authoriseClockConfirmation(repo, flags.request, guarded);
+      const status = await guarded.confirm(approval ? `${operatorName()} (request ${approval.slice(0, 12)})` : operatorName());
+      await appendAudit(repo, { action: 'clock.confirm', target: 'clock', details: { wall: new Date(status.wallMs).toISOString(), lastTrusted: new Date(status.lastTrustedMs).toISOString(), request: approval } });
       print(context, status, render);
     });
 }

@@ -4,11 +4,13 @@ import type { RetentionMode } from '../../storage/store.ts';
 import type { PolicySettings } from '../../repo/retention-records.ts';
 import type { RetentionClock } from '../../engine/retention-state.ts';
 import { describePolicy, isLocked, type Policy } from '../../governance/policy.ts';
-import { lockPolicy, setPolicy, showPolicy, unlockPolicy } from '../../engine/policy-admin.ts';
+import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy, unlockPolicy } from '../../engine/policy-admin.ts';
+import { loadRetentionState } from '../../engine/retention-state.ts';
+import { findRequest } from '../../engine/request-book.ts';
 import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
 import { boundFlag, durationFlag, LOCK_MODES } from '../options.ts';
 
-interface SetFlags {
+export interface SetFlags {
   minRetention?: string;
   maxRetention?: string;
   defaultRetain?: string;
@@ -46,17 +48,9 @@ Examples:
       printPolicy(await showPolicy(repo, clock), clock);
     });
 
-  policy
+  withSettingOptions(policy
     .command('set')
-    .description('change the policy (once locked: only tighten it)')
-    .option('--min-retention <duration>', 'shortest retention a backup or extension may ask for, or "none"')
-    .option('--max-retention <duration>', 'longest retention, or "none"')
-    .option('--default-retain <duration>', 'retention of a backup that names none')
-    .addOption(new Option('--default-mode <mode>', 'lock mode of a backup that names none').choices(LOCK_MODES))
-    .option('--require-compliance', 'refuse governance locks: every lock is compliance')
-    .option('--no-require-compliance', 'allow governance locks again (refused once the policy is locked)')
-    .option('--extend-step <duration>', 'reused data is extended to dates rounded up to this step')
-    .option('--quorum <M>', 'how many registered approvers must approve a request (at most the number of approvers)')
+    .description('change the policy (once locked: only tighten it)'))
     .addHelpText('after', `
 Options left out keep their value. Once the policy is locked (after its cooling-off period), only
 a longer minimum or default, requiring compliance, or a quorum raised up to N-1 is accepted.
@@ -74,6 +68,24 @@ Examples:
       const repo = await openRepo(context);
       const clock = await openRetentionClock(repo);
       printPolicy(await setPolicy(repo, change, clock), clock);
+    });
+
+  policy
+    .command('apply')
+    .description('write a policy change that the approver quorum approved (needs a full-access key)')
+    .argument('<request>', 'the id of an executed policy-change request')
+    .addHelpText('after', `
+Approving the last decision with a full-access key applies the change at once; this command is for
+when the quorum was completed by someone else.
+
+Examples:
+  amber policy apply 9c41d2`)
+    .action(async (ref: string) => {
+      const repo = await openRepo(context);
+      const clock = await openRetentionClock(repo);
+      const state = await loadRetentionState(repo);
+      const request = await findRequest(repo, state.policy, clock.retentionBaseMs(), ref);
+      printPolicy(await applyApprovedPolicyChange(repo, request.id, clock), clock);
     });
 
   policy
@@ -106,7 +118,20 @@ Examples:
     });
 }
 
-function settingsFrom(flags: SetFlags): Partial<PolicySettings> {
+/** The options that change policy settings, shared by `policy set` and `request policy-change`. */
+export function withSettingOptions(command: Command): Command {
+  return command
+    .option('--min-retention <duration>', 'shortest retention a backup or extension may ask for, or "none"')
+    .option('--max-retention <duration>', 'longest retention, or "none"')
+    .option('--default-retain <duration>', 'retention of a backup that names none')
+    .addOption(new Option('--default-mode <mode>', 'lock mode of a backup that names none').choices(LOCK_MODES))
+    .option('--require-compliance', 'refuse governance locks: every lock is compliance')
+    .option('--no-require-compliance', 'allow governance locks again (refused once the policy is locked)')
+    .option('--extend-step <duration>', 'reused data is extended to dates rounded up to this step')
+    .option('--quorum <M>', 'how many registered approvers must approve a request (at most the number of approvers)');
+}
+
+export function settingsFrom(flags: SetFlags): Partial<PolicySettings> {
   const change: Partial<PolicySettings> = {};
   if (flags.minRetention !== undefined) change.minRetentionMs = boundFlag('--min-retention', flags.minRetention);
   if (flags.maxRetention !== undefined) change.maxRetentionMs = boundFlag('--max-retention', flags.maxRetention);

@@ -9,6 +9,7 @@ import { findRequest, readRequests, type RequestView } from '../../engine/reques
 import { createRequest, signDecision, submitDecision, type SubmitResult } from '../../engine/requests.ts';
 import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
 import { approverFromFile, readText } from './approver.ts';
+import { settingsFrom, withSettingOptions, type SetFlags } from './policy.ts';
 
 interface RequestFlags {
   reason: string;
@@ -55,11 +56,50 @@ Examples:
           repo, kind, target: snapshot, reason: flags.reason, clock,
           untilMs: flags.until === undefined ? undefined : parseDateMs(flags.until, clock.retentionBaseMs()),
           expiresInMs: parseDurationMs(flags.expires ?? '72h'),
-          asApproverKey: flags.as ? parseApproverPublicKey(readText(flags.as), flags.as).toString('hex') : undefined,
+          asApproverKey: asKey(flags.as),
         });
         print(context, created, (result) => `request ${result.id}\n${kind} ${result.target.slice(0, 16)}: needs ${result.quorum} approval(s) before ${result.expires}`);
       });
   }
+
+  withSettingOptions(request
+    .command('policy-change')
+    .description('change a locked policy in a way it refuses without a quorum (e.g. a shorter minimum)'))
+    .requiredOption('--reason <text>', 'why (recorded, shown to approvers)')
+    .option('--expires <duration>', 'how long approvers have, e.g. 24h', '72h')
+    .option('--as <file>', 'you are an approver: your FILE.pub (you then cannot approve this request)')
+    .addHelpText('after', `
+The request holds the whole new policy and the policy it replaces; once approved it is written by
+the full-access key that completes the quorum, or later with \`amber policy apply ID\`.
+
+Examples:
+  amber request policy-change --min-retention 7d --reason "shorter retention agreed by the board"
+  amber request policy-change --quorum 2 --reason "an approver left"`)
+    .action(async (flags: RequestFlags & SetFlags) => {
+      const repo = await openRepo(context);
+      const clock = await openRetentionClock(repo);
+      const created = await createRequest({
+        repo, kind: 'policy-change', target: 'policy', reason: flags.reason, clock, policyChange: settingsFrom(flags),
+        expiresInMs: parseDurationMs(flags.expires ?? '72h'), asApproverKey: asKey(flags.as),
+      });
+      print(context, created, (result) => `request ${result.id}\npolicy-change (${(result.parameters.changes as string[]).join(', ')}): needs ${result.quorum} approval(s) before ${result.expires}`);
+    });
+
+  request
+    .command('confirm-clock')
+    .description('ask the quorum to confirm this host\'s wall clock after a jump or reboot')
+    .requiredOption('--reason <text>', 'what was checked, e.g. "compared with ntp.example.org"')
+    .option('--expires <duration>', 'how long approvers have, e.g. 24h', '72h')
+    .addHelpText('after', `
+Once approved, \`amber clock confirm --request ID\` on this host trusts the clock again.
+
+Examples:
+  amber request confirm-clock --reason "rebooted; time checked against the NTP servers"`)
+    .action(async (flags: RequestFlags) => {
+      const repo = await openRepo(context);
+      const created = await createRequest({ repo, kind: 'confirm-clock', target: 'clock', reason: flags.reason, expiresInMs: parseDurationMs(flags.expires ?? '72h') });
+      print(context, created, (result) => `request ${result.id}\nconfirm-clock (wall time ${String(result.parameters.wall)}): needs ${result.quorum} approval(s) before ${result.expires}`);
+    });
 
   request
     .command('list')
@@ -132,6 +172,8 @@ Examples:
       print(context, await submitDecision(repo, signed, await openRetentionClock(repo)), renderSubmit);
     });
 }
+
+const asKey = (file: string | undefined) => (file ? parseApproverPublicKey(readText(file), file).toString('hex') : undefined);
 
 function renderRequest(request: RequestView): string {
   return [
