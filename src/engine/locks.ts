@@ -6,7 +6,7 @@ import type { Repository } from '../repo/repository.ts';
 import { findAllLocations, loadIndex } from '../repo/index-loader.ts';
 import { packName } from '../repo/layout.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { retentionUnder } from '../governance/policy.ts';
+import { approverSet, isLocked, retentionUnder, type Policy } from '../governance/policy.ts';
 import { covers, type ObjectLock } from '../governance/retention.ts';
 import { writeGrant } from './backup-lock.ts';
 import { appendAudit } from './audit-log.ts';
@@ -109,13 +109,26 @@ export interface LockStatus {
   /** Objects the store itself refuses to change or remove (fs: immutable attribute). */
   lockedByStore: number;
   holds: { reason: string; time: string }[];
+  /** Who can end the lock before its date, besides whoever can defeat the enforcer. */
+  liftableBy: string;
   enforcement: Enforcement;
   gaps: ObjectGap[];
 }
 
+/** Who could end a lock of `mode` early under `policy` (judged at `nowMs`). */
+export function liftableBy(mode: RetentionMode | undefined, policy: Policy, nowMs: number): string {
+  if (mode === undefined) return 'no lock';
+  if (mode === 'compliance') return 'nobody (compliance)';
+  const { approvers, quorum } = approverSet(policy.settings);
+  if (!isLocked(policy, nowMs)) return 'the key holder (until the policy is locked, the owner can register approvers of their own)';
+  if (quorum === 0) return 'nobody (the locked policy has no approver quorum)';
+  return `a quorum of ${quorum} of ${approvers.length} approvers (amber request unlock)`;
+}
+
 /** Reads the actual retention of everything each snapshot needs and says whether it covers the lock. */
-export async function lockStatus(options: { repo: Repository; snapshot?: string; state?: RetentionState }): Promise<LockStatus[]> {
+export async function lockStatus(options: { repo: Repository; snapshot?: string; state?: RetentionState; clock?: RetentionClock }): Promise<LockStatus[]> {
   const { repo } = options;
+  const policyNowMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
   const state = options.state ?? await loadRetentionState(repo);
   const entries: SnapshotEntry[] = options.snapshot ? [await findSnapshot(repo, options.snapshot)] : await listSnapshots(repo);
   const { index } = await loadIndex(repo);
@@ -182,6 +195,7 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
       objects: objects.length + neededMetadata.length,
       lockedByStore,
       holds: state.holds.filter(({ value }) => value.snapshot === entry.id).map(({ value }) => ({ reason: value.reason, time: value.time })),
+      liftableBy: liftableBy(lock?.mode, state.policy, policyNowMs),
       enforcement,
       gaps,
     });

@@ -10,6 +10,7 @@ import { createScratchRepo, seededBytes } from '../testing/repo-fixture.ts';
 import { createApproverKey, unlockApproverKey, type ApproverSigner } from '../governance/approver-key.ts';
 import { backup } from './backup.ts';
 import { forget } from './forget.ts';
+import { lockStatus } from './locks.ts';
 import { addHold, listHolds } from './holds.ts';
 import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy } from './policy-admin.ts';
 import { approverSet } from '../governance/policy.ts';
@@ -111,7 +112,9 @@ test('a hold is released only by an approved request, and rejections close a req
 test('a locked policy is loosened only through an approved policy-change request, applied once', async (t) => {
   const { owner, alice, bob, carol } = await governed(t, 'requests-policy');
   await setPolicy(owner, { minRetentionMs: 7 * 86_400_000, defaultRetentionMs: 30 * 86_400_000 });
+  assert.match((await lockStatus({ repo: owner }))[0].liftableBy, /the key holder/, 'approvers can still be swapped');
   await lockPolicy(owner, 0);
+  assert.match((await lockStatus({ repo: owner }))[0].liftableBy, /a quorum of 2 of 3 approvers/);
   await assert.rejects(setPolicy(owner, { minRetentionMs: 86_400_000 }), fails('POLICY_LOCKED'));
   await assert.rejects(setPolicy(owner, { approvers: [] , quorum: 0 }), fails('POLICY_LOCKED', /approver set/));
   await assert.rejects(setPolicy(owner, { quorum: 3 }), fails('POLICY_LOCKED', /one lost key/));

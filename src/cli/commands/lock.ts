@@ -61,14 +61,15 @@ Examples:
 For each snapshot: its lock, whether every object it needs is retained at least that long (COVERED)
 or not (GAP, with each object and what is wrong), the earliest date any of them could be deleted,
 how many the store itself refuses to change, who enforces retention and what that holds against,
-and legal holds. Exit status 1 (LOCK_GAP) when any snapshot has a gap.
+who could lift a governance lock early (the key holder until the policy is locked, then the approver
+quorum), and legal holds. Exit status 1 (LOCK_GAP) when any snapshot has a gap.
 
 Examples:
   amber lock status
   amber lock status latest --json | jq '.[0].covered'`)
     .action(async (ref: string | undefined) => {
       const repo = await openRepo(context);
-      const statuses = await lockStatus({ repo, snapshot: ref });
+      const statuses = await lockStatus({ repo, snapshot: ref, clock: await openRetentionClock(repo) });
       print(context, statuses, renderStatuses);
       const gaps = statuses.filter(({ covered }) => !covered);
       if (gaps.length > 0) {
@@ -103,6 +104,7 @@ function renderStatus(status: LockStatus): string {
     `  earliest deletable: ${status.earliestDeletable ?? 'now (an object it needs has no retention)'}`,
     `  objects: ${status.objects}, locked by store ${status.lockedByStore}/${status.objects}, retention enforced by the ${status.enforcement.enforcer}`,
   ];
+  if (status.lock) lines.push(`  can be lifted early by: ${status.liftableBy}`);
   for (const hold of status.holds) lines.push(`  hold since ${hold.time}: ${hold.reason}`);
   for (const gap of status.gaps) lines.push(`  gap: ${gap.name} ${gap.problem}`);
   return lines.join('\n');
