@@ -171,3 +171,14 @@ test('an unmerged fork behind the last checkpoint is reported', async (t) => {
   assert.deepEqual(result.problems.map(({ name }) => name), [late.name]);
   assert.match(result.problems[0].problem, /fork never merged/);
 });
+
+test('a full key checkpoints the log on its own every 64 entries; a writer never signs one', async (t) => {
+  const { repoPath, owner } = await createScratchRepo(t, 'audit-auto-checkpoint');
+  const { repo: laptop } = await writer(repoPath, owner);
+  for (let i = 0; i < 70; i++) await appendAudit(laptop, { action: 'backup', target: String(i), details: {} });
+  assert.equal((await readAuditLog(owner)).checkpoints.length, 0);
+  await appendAudit(owner, { action: 'test', target: 'owner', details: {} });
+  const { checkpoints } = await readAuditLog(owner);
+  assert.deepEqual(checkpoints.map(({ checkpoint }) => [checkpoint.seq, checkpoint.entries]), [[71, 71]]);
+  assert.deepEqual((await verifyAudit(owner)).problems, []);
+});

@@ -7,6 +7,7 @@ import type { KeyId } from '../core/ids.ts';
 import type { ObjectLock } from '../governance/retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
+import { parseSequencedName, PREFIX } from '../repo/layout.ts';
 import {
   listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries,
   type AuditEntry, type AuditEvent, type LoadedCheckpoint, type LoadedEntry,
@@ -38,7 +39,17 @@ export async function appendAudit(repo: Repository, event: AuditEvent, options: 
   const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
   const written = await putAuditEntry(repo.store, entry, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
   await repo.store.protect([written.name], lock);
+  if (repo.key.role === 'full' && entry.seq - await lastCheckpointSeq(repo) >= CHECKPOINT_EVERY) await writeCheckpoint(repo);
   return written;
+}
+
+/** A full key signs a checkpoint on its own once this many entries have none behind them. */
+const CHECKPOINT_EVERY = 64;
+
+async function lastCheckpointSeq(view: RepositoryView): Promise<number> {
+  let last = 0;
+  for await (const { name } of view.store.list(PREFIX.checkpoints)) last = Math.max(last, parseSequencedName('checkpoints', name)?.seq ?? 0);
+  return last;
 }
 
 export interface AuditLog {
@@ -52,7 +63,7 @@ export interface AuditLog {
 export async function readAuditLog(view: RepositoryView): Promise<AuditLog> {
   const problems: RecordProblem[] = [];
   const names = await listAuditNames(view.store, problems);
-  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), auditSigners(view), problems);
+  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), auditSigners(view), problems, view.recordCache);
   const checkpoints = await readAuditCheckpoints(view.store, (keyId) => view.authority.ownerKeyFor(keyId), problems);
   return { entries, checkpoints, problems };
 }
@@ -67,7 +78,8 @@ export interface AuditVerification {
 }
 
 export async function verifyAudit(view: RepositoryView): Promise<AuditVerification> {
-  const log = await readAuditLog(view);
+  // Verification reads every entry from the store itself, never from the local cache.
+  const log = await readAuditLog({ ...view, recordCache: undefined });
   const revoked = new Map(view.revocations.map(({ keyId, revokedAt }) => [keyId as KeyId, { revokedAt }]));
   const chain = checkChain(log.entries, log.checkpoints, { repositoryId: view.config.repositoryId, revoked });
   const unreadable = log.problems.map(({ name, problem }) => ({ seq: seqOfName(name), name, problem }));

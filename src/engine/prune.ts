@@ -9,7 +9,7 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { PREFIX, snapshotName } from '../repo/layout.ts';
 import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
-import { appendAudit } from './audit-log.ts';
+import { appendAudit, writeCheckpoint } from './audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import type { RecordProblem } from '../repo/records.ts';
@@ -104,6 +104,8 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
         condemned: result.condemned.length, bytesCondemned: result.bytesCondemned, graceMs: options.graceMs,
       },
     });
+    // Maintenance is the natural interval for sealing the log as it stands.
+    await writeCheckpoint(repo);
   }
   return result;
 }

@@ -92,6 +92,8 @@ export interface RepositoryView {
   keyFiles: { name: string; info: KeyFileInfo }[];
   revocations: RevocationRecord[];
   problems: RecordProblem[];
+  /** Records checked on an earlier run (see record-cache.ts); verification reads around it. */
+  recordCache?: RecordCache;
 }
 
 export async function openRepositoryView(store: Store): Promise<RepositoryView> {
