@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { isAmberError, type ErrorCode } from '../core/errors.ts';
-import { createScratchRepo, seededBytes } from '../testing/repo-fixture.ts';
+import { alterObjectFile, createScratchRepo, seededBytes } from '../testing/repo-fixture.ts';
 import { createApproverKey, unlockApproverKey, type ApproverSigner } from '../governance/approver-key.ts';
 import { backup } from './backup.ts';
 import { forget } from './forget.ts';
@@ -151,4 +151,21 @@ test('once a quorum is set, the clock is confirmed only with an approved confirm
   assert.equal(await authoriseClockConfirmation(owner, request.id, clock), request.id);
   const later = { retentionBaseMs: () => Date.now() + 100 * 3_600_000, deletionNowMs: () => Date.now() };
   await assert.rejects(authoriseClockConfirmation(owner, request.id, later), fails('APPROVAL_REQUIRED', /expired/));
+});
+
+test('a removed approver no longer counts, and a request altered after it was made takes no decision', async (t) => {
+  const { owner, alice, bob, locked } = await governed(t, 'requests-removed');
+  const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'r' });
+  const { approvers } = approverSet((await showPolicy(owner)).settings);
+  await setPolicy(owner, { approvers: approvers.filter(({ name }) => name !== 'bob') });
+  await assert.rejects(submitDecision(owner, signDecision(request.id, 'approve', bob)), fails('APPROVAL_REFUSED', /not a registered approver/));
+
+  // Someone with access to the storage edits the stored request (a longer expiry, say) after it was made.
+  const path = join(owner.store.location, 'requests', request.id);
+  await alterObjectFile(path, (bytes) => Buffer.from(bytes.toString('latin1').replace(request.expires, '2099-01-01T00:00:00.000Z'), 'latin1'));
+  await assert.rejects(submitDecision(owner, signDecision(request.id, 'approve', alice)), fails('APPROVAL_REFUSED', /altered/));
+  const logged = (await readAuditLog(owner)).entries.filter(({ entry }) => entry.action === 'request.approve.refused');
+  assert.equal(logged.length, 2, 'both refusals are logged');
+  const { problems } = await readRequests(owner, (await showPolicy(owner)), Date.now());
+  assert.deepEqual(problems.map(({ name }) => name), [`requests/${request.id}`]);
 });

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
-import { findRequest, requestView, type RequestView } from './request-book.ts';
+import { findRequest, readRequests, requestView, type RequestView } from './request-book.ts';
 import { approverSet, checkPolicyChange, isLocked, loosening, resolvePolicy } from '../governance/policy.ts';
 import { decisionMessage, tally, type ApprovalRequest, type Decision, type RequestKind, type SignedDecision } from '../governance/requests.ts';
 import type { ApproverSigner } from '../governance/approver-key.ts';
@@ -124,11 +124,14 @@ export interface SubmitResult {
 export async function submitDecision(repo: Repository, decision: SignedDecision, clock?: RetentionClock): Promise<SubmitResult> {
   const nowMs = (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
   const policy = resolvePolicy(await loadRecords(repo, POLICIES, []), []);
-  const before = await findRequest(repo, policy, nowMs, decision.request);
   const refuse = async (reason: string): Promise<never> => {
-    await appendAudit(repo, { action: `request.${decision.decision}.refused`, target: before.id, details: { approver: decision.approver, reason } });
-    throw new AmberError('APPROVAL_REFUSED', `the ${decision.decision === 'approve' ? 'approval' : 'rejection'} of request ${before.id.slice(0, 12)} does not count: ${reason}`);
+    await appendAudit(repo, { action: `request.${decision.decision}.refused`, target: decision.request, details: { approver: decision.approver, reason } });
+    throw new AmberError('APPROVAL_REFUSED', `the ${decision.decision === 'approve' ? 'approval' : 'rejection'} of request ${decision.request.slice(0, 12)} does not count: ${reason}`);
   };
+  const { requests } = await readRequests(repo, policy, nowMs);
+  const before = requests.find(({ id }) => id === decision.request);
+  // A request altered after it was signed no longer hashes to its id, so it is not found here.
+  if (!before) return refuse('there is no intact request with this id (unknown, or altered after it was made)');
   if (before.status !== 'pending') return refuse(`the request is ${before.status}`);
   const { approvers, quorum } = approverSet(policy.settings);
   const stored = (await loadRequests(repo, [])).find(({ id }) => id === before.id)!;

@@ -180,7 +180,12 @@ export function describePolicy(policy: Policy, nowMs: number): string {
     `compliance needed:  ${s.requireCompliance ? 'yes' : 'no'}`,
     `extension step:     ${formatDurationMs(s.extendStepMs)}`,
     `approvers:          ${approverSet(s).approvers.map(({ name }) => name).join(', ') || 'none'}`,
-    `quorum:             ${approverSet(s).quorum > 0 ? `${approverSet(s).quorum} of ${approverSet(s).approvers.length}` : 'none (governance locks are liftable by the key holder until the policy is locked)'}`,
+    `quorum:             ${describeQuorum(approverSet(s))}`,
     `lock:               ${lock}`,
   ].join('\n');
+}
+
+function describeQuorum({ approvers, quorum }: ApproverSet): string {
+  if (quorum === 0) return 'none (governance locks are liftable by the key holder until the policy is locked)';
+  return `${quorum} of ${approvers.length}${quorum < 2 ? ' (one person can approve alone: 2 or more is recommended)' : ''}`;
 }
