@@ -6,6 +6,8 @@ import { AmberError } from '../core/errors.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
+import { createHttpStore, type HttpStore } from '../storage/http/http-store.ts';
+import { readFileSync } from 'node:fs';
 import { openRepository, openRepositoryView, type Repository, type RepositoryView } from '../repo/repository.ts';
 import { openRecordCache } from '../repo/record-cache.ts';
 import { cacheRoot } from '../engine/writer-cache.ts';
@@ -41,12 +43,28 @@ export function repoLocation(globals: GlobalOptions): string {
 }
 
 export function storeFor(location: string): Store {
-  if (/^(s3|https?):/.test(location)) {
-    throw new AmberError('USAGE', `"${location}": S3 and vault repositories are not supported yet`, {
-      hint: 'use a local directory path',
+  if (/^https?:/.test(location)) return createHttpStore(location, { token: vaultToken() });
+  if (/^s3:/.test(location)) {
+    throw new AmberError('USAGE', `"${location}": S3 repositories are not supported yet`, {
+      hint: 'use a local directory path or a vault (http://HOST:PORT/NAME)',
     });
   }
   return createFsStore(resolve(location));
+}
+
+/** The vault token: AMBER_VAULT_TOKEN, or the first line of AMBER_VAULT_TOKEN_FILE. */
+function vaultToken(): string {
+  const file = process.env.AMBER_VAULT_TOKEN_FILE;
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').split('\n')[0].trim();
+    } catch (cause) {
+      throw new AmberError('USAGE', `cannot read the vault token file "${file}"`, { cause });
+    }
+  }
+  const token = process.env.AMBER_VAULT_TOKEN;
+  if (!token) throw new AmberError('TOKEN_INVALID', 'a vault repository needs a token', { hint: 'set AMBER_VAULT_TOKEN or AMBER_VAULT_TOKEN_FILE' });
+  return token;
 }
 
 async function existingStore(context: CliContext): Promise<Store> {
@@ -73,7 +91,7 @@ export async function openRepo(context: CliContext): Promise<Repository> {
     prompt: `passphrase for ${store.location}: `,
   });
   const repo = await openRepository({ store, passphrase, clock: context.clock });
-  repo.actor = operatorName();
+  repo.actor = actorFor(store);
   repo.recordCache = openRecordCache(join(cacheRoot(), repo.config.repositoryId, 'records.jsonl'), localStateKey(repo, 'record-cache'));
   return repo;
 }
@@ -92,6 +110,12 @@ export async function openRetentionClock(repo: Repository): Promise<GuardedClock
     statePath: join(cacheRoot(), repo.config.repositoryId, 'clock.json'),
     macKey: localStateKey(repo, 'clock-state'),
   });
+}
+
+/** The audit log's actor: user@host, and the vault token's id when there is one. */
+export function actorFor(store: Store): string {
+  const tokenId = (store as Partial<HttpStore>).tokenId;
+  return tokenId ? `${operatorName()} (vault token ${tokenId})` : operatorName();
 }
 
 /** Who is at the keyboard, as recorded in holds and clock confirmations: user@host. */

@@ -19,6 +19,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   REPO_NOT_FOUND: EXIT.repoNotFound,
   WRONG_PASSWORD: EXIT.wrongPassword,
   KEY_REVOKED: EXIT.wrongPassword,
+  TOKEN_INVALID: EXIT.wrongPassword,
   INTERRUPTED: EXIT.interrupted,
   KEY_AMBIGUOUS: EXIT.usage,
   SNAPSHOT_AMBIGUOUS: EXIT.usage,

@@ -18,6 +18,7 @@ import { registerClock } from './commands/clock.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerApprover } from './commands/approver.ts';
 import { registerRequest } from './commands/request.ts';
+import { registerVault } from './commands/vault.ts';
 
 export const VERSION = '0.1.0';
 
@@ -28,7 +29,7 @@ export function buildProgram(setExit: (status: number) => void): { program: Comm
   program
     .description('Immutable, encrypted, deduplicating backups')
     .version(VERSION)
-    .addOption(new Option('-r, --repo <location>', 'repository location (a directory path)').env('AMBER_REPO'))
+    .addOption(new Option('-r, --repo <location>', 'repository location: a directory path, or a vault http(s)://HOST:PORT/NAME').env('AMBER_REPO'))
     .addOption(new Option('--password-file <file>', 'read the passphrase from a file').env('AMBER_PASSWORD_FILE'))
     .option('--json', 'print results as JSON for scripts')
     .option('-q, --quiet', 'print only errors')
@@ -62,6 +63,7 @@ Examples:
   registerAudit(program, context);
   registerApprover(program, context);
   registerRequest(program, context);
+  registerVault(program, context);
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
 }

@@ -11,7 +11,8 @@ import { addKey, revokeKey } from '../repo/key-admin.ts';
 import { putAuditEntry, type AuditEntry } from '../repo/audit-records.ts';
 import { generateSigningKeyPair } from '../crypto/index.ts';
 import { keyIdOf } from '../repo/signed-record.ts';
-import { alterObjectFile, createScratchRepo, liftAttributes, listNames, seededBytes } from '../testing/repo-fixture.ts';
+import { alterObjectFile, createScratchRepo, liftAttributes, listNames, openTestRepo, seededBytes } from '../testing/repo-fixture.ts';
+import { verify } from './verify.ts';
 import { appendAudit, readAuditLog, verifyAudit, writeCheckpoint } from './audit-log.ts';
 import { backup } from './backup.ts';
 import { addHold } from './holds.ts';
@@ -73,6 +74,8 @@ test('an edited entry is caught and named as the first bad entry', async (t) => 
   assert.equal(result.firstBad?.name, names[1]);
   assert.match(result.firstBad!.problem, /does not hash to its name/);
   assert.ok(result.problems.some(({ name, problem }) => name === names[2] && /missing/.test(problem)), 'its successor now follows nothing');
+  const { problems } = await verify({ repo: await openTestRepo(repoPath), readDataFraction: 0 });
+  assert.ok(problems.some(({ object, code }) => object === names[1] && code === 'AUDIT_TAMPERED'), 'amber verify reports it too');
 });
 
 test('a removed entry behind the checkpoint is caught, also when it was the newest before the checkpoint', async (t) => {

@@ -2,7 +2,7 @@
 // An append lists the log, reads its newest levels to find the heads (several when writers raced),
 // and writes one entry that names them all, so concurrent writers fork the DAG for one step at most
 // and nothing relies on conditional writes. Entries are kept as long as anything in the repository.
-import { AmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import type { KeyId } from '../core/ids.ts';
 import type { ObjectLock } from '../governance/retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
@@ -27,20 +27,45 @@ export async function appendAudit(repo: Repository, event: AuditEvent, options: 
   const names = await listAuditNames(repo.store, problems);
   const topSeq = names.at(-1)?.seq ?? 0;
   const recent = names.filter(({ seq }) => seq > topSeq - HEAD_WINDOW).map(({ name }) => name);
-  const heads = headsOf(await readAuditEntries(repo.store, recent, auditSigners(repo), problems, repo.recordCache));
+  const heads = await currentHeads(repo, names, recent, problems);
   const entry: AuditEntry = {
     repository: repo.config.repositoryId,
-    seq: Math.max(topSeq, ...heads.map(({ entry: head }) => head.seq)) + 1,
+    seq: Math.max(topSeq, ...heads.map(({ seq }) => seq)) + 1,
     time: new Date(repo.clock.nowMs()).toISOString(),
     actor: repo.actor ?? `key ${repo.key.keyId.slice(0, 8)}`,
     ...event,
     previous: heads.map(({ hash }) => hash).sort(),
   };
-  const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
-  const written = await putAuditEntry(repo.store, entry, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
-  await repo.store.protect([written.name], lock);
-  if (repo.key.role === 'full' && entry.seq - await lastCheckpointSeq(repo) >= CHECKPOINT_EVERY) await writeCheckpoint(repo);
-  return written;
+  try {
+    const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
+    const written = await putAuditEntry(repo.store, entry, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+    await repo.store.protect([written.name], lock);
+    if (repo.key.role === 'full' && entry.seq - await lastCheckpointSeq(repo) >= CHECKPOINT_EVERY) {
+      // A vault token that may not read the log cannot seal it; a maintainer's prune will.
+      await writeCheckpoint(repo).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
+    }
+    return written;
+  } catch (error) {
+    if (!(error instanceof AmberError)) throw error;
+    // The operation itself is done: say so, so that nobody repeats it (a second backup, a second hold).
+    throw new AmberError(error.code, `${event.action} ${event.target.slice(0, 16)} took effect, but its audit entry could not be written: ${error.message}`, {
+      cause: error, hint: 'fix the cause, then check the log with `amber audit verify`; the operation need not be repeated',
+    });
+  }
+}
+
+/**
+ * The entries the next one follows. Read from the newest levels; a vault writer token, which may list
+ * the log but not read it, follows every entry of the newest level (which merges any fork there).
+ */
+async function currentHeads(repo: Repository, names: { name: string; seq: number; hash: string }[], recent: string[], problems: RecordProblem[]): Promise<{ seq: number; hash: string }[]> {
+  try {
+    return headsOf(await readAuditEntries(repo.store, recent, auditSigners(repo), problems, repo.recordCache)).map(({ entry, hash }) => ({ seq: entry.seq, hash }));
+  } catch (error) {
+    if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
+    const topSeq = names.at(-1)?.seq ?? 0;
+    return names.filter(({ seq }) => seq === topSeq);
+  }
 }
 
 /** A full key signs a checkpoint on its own once this many entries have none behind them. */

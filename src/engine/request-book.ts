@@ -36,11 +36,12 @@ export interface RequestBook {
 }
 
 /** Every request with its status under `policy`; `nowMs` decides expiry (a time the clock cannot lower). */
-export async function readRequests(repo: RepositoryView, policy: Policy, nowMs: number): Promise<RequestBook> {
+export async function readRequests(repo: RepositoryView, policy: Policy, nowMs: number, options: { approvedOnly?: boolean } = {}): Promise<RequestBook> {
   const problems: RecordProblem[] = [];
-  const [requests, decisions] = await Promise.all([loadRequests(repo, problems), loadDecisions(repo, problems)]);
   const { approvers, quorum } = approverSet(policy.settings);
   const book: RequestBook = { requests: [], approved: [], problems };
+  if (options.approvedOnly && quorum === 0) return book; // no decision can count: nothing to read
+  const [requests, decisions] = await Promise.all([loadRequests(repo, problems), loadDecisions(repo, problems)]);
   for (const stored of requests) {
     const expiresMs = Date.parse(stored.request.expires);
     const timely = decisions.filter(({ decision, writtenMs }) => decision.request === stored.id && (writtenMs === undefined || writtenMs <= expiresMs));

@@ -3,7 +3,7 @@
 // forged, unauthorised or malformed are left out and listed in `problems` (verify reports them).
 import type { Clock } from '../core/clock.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type Hold, type Loaded } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from '../governance/policy.ts';
 import { readRequests } from './request-book.ts';
@@ -23,7 +23,8 @@ export interface RetentionState {
   problems: RecordProblem[];
 }
 
-export async function loadRetentionState(repo: Repository): Promise<RetentionState> {
+/** `nowMs` only decides which requests have expired; it defaults to the repository's clock. */
+export async function loadRetentionState(repo: RepositoryView & { clock?: Clock }, nowMs?: number): Promise<RetentionState> {
   const problems: RecordProblem[] = [];
   const [policies, grants, holds, forgets, condemns] = await Promise.all([
     loadRecords(repo, POLICIES, problems),
@@ -33,7 +34,7 @@ export async function loadRetentionState(repo: Repository): Promise<RetentionSta
     loadRecords(repo, CONDEMNS, problems),
   ]);
   const policy = resolvePolicy(policies, problems);
-  const { approved, problems: requestProblems } = await readRequests(repo, policy, repo.clock.nowMs());
+  const { approved, problems: requestProblems } = await readRequests(repo, policy, nowMs ?? repo.clock?.nowMs() ?? Date.now(), { approvedOnly: true });
   problems.push(...requestProblems);
   // Approved unlock and shorten requests end a snapshot's governance locks at the approved date.
   const governanceEnds = new Map<string, number>();

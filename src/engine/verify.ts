@@ -22,6 +22,7 @@ import type { PackCheckInput } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { loadRetentionState, type RetentionState } from './retention-state.ts';
+import { verifyAudit } from './audit-log.ts';
 import { lockStatus } from './locks.ts';
 
 /** Packs in memory at once: one checked by every worker while the next is read. */
@@ -75,6 +76,9 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
   problems.push(...structure.problems, ...data.problems);
   problems.push(...await checkLocks(repo, state));
+  // A vault token without access to the audit log (a writer) skips it; `amber audit verify` is the auditor's.
+  const audit = await verifyAudit(repo).catch((error) => { if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined; throw error; });
+  for (const { name, problem } of audit?.problems ?? []) problems.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
   const certifiedPacks = await certifier.finish();
   return {
     snapshots: snapshots.length,

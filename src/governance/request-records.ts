@@ -103,21 +103,3 @@ export async function loadDecisions(view: RepositoryView, problems: RecordProble
   }
   return found.sort((a, b) => (a.writtenMs ?? 0) - (b.writtenMs ?? 0) || (a.name < b.name ? -1 : 1));
 }
-
-export async function loadExecutions(view: RepositoryView, problems: RecordProblem[]): Promise<Map<string, Execution>> {
-  const found = new Map<string, Execution>();
-  for await (const { name } of view.store.list(PREFIX.executions)) {
-    try {
-      const record = decodeSignedRecord('execution', asBuffer(await view.store.get(name)), name);
-      const key = signerOf(view)(record.signerKeyId, name);
-      if (!key || !hasValidSignature('execution', record, key)) throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by a key of this repository`);
-      const execution = parseJsonPayload<Execution>(record, name);
-      if (execution?.request !== hashOfName(name) || !Array.isArray(execution.decisions)) throw new AmberError('OBJECT_CORRUPT', `${name} does not name its own request`);
-      found.set(execution.request, execution);
-    } catch (error) {
-      if (!isBadRecord(error)) throw error;
-      problems.push({ name, problem: error.message, code: error.code });
-    }
-  }
-  return found;
-}

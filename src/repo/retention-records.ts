@@ -9,7 +9,7 @@ import type { PutOptions, RetentionMode } from '../storage/store.ts';
 import { objectName, type PrefixKind } from './layout.ts';
 import type { ObjectKind } from './object-header.ts';
 import { readRecords, type RecordProblem, type SignerLookup } from './records.ts';
-import type { Repository } from './repository.ts';
+import type { Repository, RepositoryView } from './repository.ts';
 import { encodeSignedRecord, jsonBytes, parseJsonPayload } from './signed-record.ts';
 
 export interface GrantEntry {
@@ -103,7 +103,8 @@ export async function putRecord<T>(repo: Repository, type: RecordType<T>, value:
 }
 
 /** Every record of a type that an authorised key signed and that is well formed; the rest land in problems. */
-export async function loadRecords<T>(repo: Repository, type: RecordType<T>, problems: RecordProblem[]): Promise<Loaded<T>[]> {
+/** Reading needs no key: the vault and auditors read records with a repository view. */
+export async function loadRecords<T>(repo: RepositoryView, type: RecordType<T>, problems: RecordProblem[]): Promise<Loaded<T>[]> {
   const signers: SignerLookup = type.ownerOnly
     ? (keyId) => repo.authority.ownerKeyFor(keyId)
     : (keyId, name) => repo.authority.signingKeyFor(keyId, name);

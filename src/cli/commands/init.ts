@@ -4,7 +4,9 @@ import { initRepository } from '../../repo/repository.ts';
 import type { PolicySettings } from '../../repo/retention-records.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { setPolicy, showPolicy } from '../../engine/policy-admin.ts';
-import { type CliContext, kdfLogN, openRetentionClock, operatorName, print, repoLocation, storeFor } from '../context.ts';
+import { actorFor, type CliContext, kdfLogN, openRetentionClock, print, repoLocation, storeFor } from '../context.ts';
+import type { HttpStore } from '../../storage/http/http-store.ts';
+import { isAmberError } from '../../core/errors.ts';
 import { appendAudit } from '../../engine/audit-log.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { readPassphrase } from '../passphrase.ts';
@@ -41,8 +43,10 @@ Examples:
         prompt: `new passphrase for ${store.location}: `,
         confirm: true,
       });
+      // On a vault, an admin token creates the repository first (a repository made by another admin is used as it is).
+      if ('createRepository' in store) await (store as HttpStore).createRepository().catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
       const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN() });
-      repo.actor = operatorName();
+      repo.actor = actorFor(store);
       await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } });
       let policy: PolicySettings | undefined;
       if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {

@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import { AmberError } from '../../core/errors.ts';
+import { startVault } from '../../vault/server.ts';
+import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo } from '../../vault/tokens.ts';
+import { type CliContext, print } from '../context.ts';
+
+export function registerVault(program: Command, context: CliContext): void {
+  const vault = program
+    .command('vault')
+    .description('the vault server: write-once storage over HTTP with tokens and roles')
+    .addHelpText('after', `
+Examples:
+  amber vault token create --data /srv/vault --role admin --repo finance   # before the first start
+  amber vault serve --data /srv/vault --listen 127.0.0.1:8420
+  AMBER_VAULT_TOKEN=amber_… amber init --repo http://127.0.0.1:8420/finance`);
+
+  vault
+    .command('serve')
+    .description('serve the repositories under --data until stopped (SIGINT or SIGTERM)')
+    .requiredOption('--data <dir>', 'where repositories, tokens and logs live')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8420')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
+    .option('--tls-key <file>', 'and this private key (PEM)')
+    .addHelpText('after', `
+Clients trust a private CA through NODE_EXTRA_CA_CERTS. The server logs each mutating request to
+DATA/vault/logs/REPO.jsonl with the token's id; /v1/health and /metrics (Prometheus) need no token.
+
+Examples:
+  amber vault serve --data /srv/vault
+  amber vault serve --data /srv/vault --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem`)
+    .action(async (flags: { data: string; listen: string; tlsCert?: string; tlsKey?: string }) => {
+      const match = /^(.+):(\d{1,5})$/.exec(flags.listen);
+      if (!match) throw new AmberError('USAGE', `--listen ${flags.listen}: expected HOST:PORT, e.g. 127.0.0.1:8420`);
+      if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new AmberError('USAGE', 'TLS needs both --tls-cert and --tls-key');
+      const server = await startVault({
+        dataDir: flags.data, host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]), clock: context.clock,
+        tls: flags.tlsCert && flags.tlsKey ? { cert: flags.tlsCert, key: flags.tlsKey } : undefined,
+      });
+      context.output.err.write(`amber vault serving ${flags.data} at ${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
+    });
+
+  const token = vault
+    .command('token')
+    .description('create, list and revoke tokens (works on the data directory, also while the server runs)')
+    .addHelpText('after', `
+Roles: writer (add backups), reader (restore), maintainer (prune), auditor (audit log, no data),
+approver (file decisions), admin (create repositories, keys, policy, holds; no deleting).
+
+Examples:
+  amber vault token create --data /srv/vault --role writer --repo finance --label db1
+  amber vault token list --data /srv/vault
+  amber vault token revoke 3f2a9c1e5d6b7a80 --data /srv/vault`);
+
+  token
+    .command('create')
+    .description('create a token; its secret is printed once and stored only hashed')
+    .requiredOption('--data <dir>', 'the vault\'s data directory')
+    .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
+    .option('--label <text>', 'who or what holds it', '')
+    .addHelpText('after', `
+--repo NAME (the global option) names the repository the token may use; an admin token may have * for
+every repository.
+
+Examples:
+  amber vault token create --data /srv/vault --role writer --repo finance --label db1
+  amber vault token create --data /srv/vault --role admin --repo '*'`)
+    .action((flags: { data: string; role: string; label: string }) => {
+      // --repo is the program's global option, so it is read from there.
+      const repo = context.globals().repo;
+      if (!repo) throw new AmberError('USAGE', 'a token needs --repo NAME (the repository it may use)');
+      const { token: secret, info } = createToken(flags.data, { role: flags.role as Role, repo, label: flags.label, nowMs: context.clock.nowMs() });
+      print(context, { token: secret, ...info }, (result) => `${result.token}\n(${result.role} of ${result.repo}, id ${result.id}; shown once: store it now)`);
+    });
+
+  token
+    .command('list')
+    .description('list tokens (ids, roles, scopes; never secrets)')
+    .requiredOption('--data <dir>', 'the vault\'s data directory')
+    .addHelpText('after', `\nExamples:\n  amber vault token list --data /srv/vault --json`)
+    .action((flags: { data: string }) => {
+      print(context, listTokens(flags.data), (tokens: TokenInfo[]) => tokens.length === 0 ? 'no tokens' : tokens.map((t) =>
+        `${t.id}  ${t.role.padEnd(10)} ${t.repo.padEnd(16)} ${t.revoked ? `revoked ${t.revoked}` : `created ${t.created}`}  ${t.label}`).join('\n'));
+    });
+
+  token
+    .command('revoke')
+    .description('revoke a token: the running server refuses it from its next request on')
+    .argument('<id>', 'the token id (from token list)')
+    .requiredOption('--data <dir>', 'the vault\'s data directory')
+    .addHelpText('after', `\nExamples:\n  amber vault token revoke 3f2a9c1e5d6b7a80 --data /srv/vault`)
+    .action((id: string, flags: { data: string }) => {
+      print(context, revokeToken(flags.data, id, context.clock.nowMs()), (result) => `revoked token ${result.id} (${result.role} of ${result.repo})`);
+    });
+}

@@ -1,0 +1,187 @@
+// The client side of the vault: the Store contract over HTTP (docs/http-api.md). The server enforces
+// write-once and retention; this store only speaks the protocol, retries what may pass (network
+// errors, 5xx) with backoff, and turns the server's JSON errors back into Amber's error codes.
+import { AmberError, ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
+import type { ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, Store } from '../store.ts';
+
+export interface HttpStoreOptions {
+  token: string;
+  /** Attempts for a request that fails in a way that may pass; the waits double from 200 ms. */
+  attempts?: number;
+}
+
+export interface HttpStore extends Store {
+  /** Creates the repository on the vault (an admin token); false when it exists already. */
+  createRepository(): Promise<boolean>;
+  /** The token's id (never its secret), for the audit log's actor. */
+  readonly tokenId: string;
+}
+
+const VAULT_ENFORCEMENT: Enforcement = {
+  enforcer: 'server',
+  holdsAgainst: ['backup clients and their credentials (tokens can add, never change or remove)', 'root on the backed-up hosts'],
+  notes: 'The vault server enforces write-once and retention; whoever administers the vault host can still lift it. Run it on a host backup clients have no power over.',
+};
+
+export function parseVaultLocation(location: string): { origin: string; name: string } {
+  let url: URL;
+  try {
+    url = new URL(location);
+  } catch {
+    throw new AmberError('USAGE', `"${location}" is not a URL`);
+  }
+  const name = url.pathname.replace(/^\/+|\/+$/g, '');
+  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name) || url.search || url.hash || url.username || url.password) {
+    throw new AmberError('USAGE', `"${location}": a vault repository is http(s)://HOST:PORT/NAME (NAME: lowercase letters, digits, - and _)`, {
+      hint: 'the token goes in AMBER_VAULT_TOKEN, never in the URL',
+    });
+  }
+  return { origin: url.origin, name };
+}
+
+export function createHttpStore(location: string, options: HttpStoreOptions): HttpStore {
+  const { origin, name } = parseVaultLocation(location);
+  const base = `${origin}/v1/repos/${name}`;
+  const attempts = options.attempts ?? 5;
+  const tokenId = /^amber_([0-9a-f]{16})_/.exec(options.token)?.[1] ?? 'unknown';
+
+  async function call(method: string, path: string, init: { body?: Uint8Array | string; headers?: Record<string, string> } = {}, retryable = true): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      let response: Response | undefined;
+      let failure: unknown;
+      try {
+        response = await fetch(`${base}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${options.token}`, ...init.headers },
+          body: init.body,
+          signal: AbortSignal.timeout(10 * 60_000),
+        });
+      } catch (error) {
+        failure = error;
+      }
+      const transient = response === undefined || response.status >= 500;
+      if (!transient || !retryable || attempt >= attempts) {
+        if (response) return Object.assign(response, { attempt });
+        throw new AmberError('STORAGE_TRANSIENT', `the vault at ${origin} cannot be reached: ${(failure as Error)?.message ?? failure}`, {
+          cause: failure, hint: 'check that `amber vault serve` runs there and the address is right',
+        });
+      }
+      await response?.arrayBuffer().catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** (attempt - 1)));
+    }
+  }
+
+  async function fail(response: Response, what: string): Promise<never> {
+    let body: { error?: { code?: string; message?: string; hint?: string } } = {};
+    try {
+      body = await response.json() as typeof body;
+    } catch {
+      // not JSON: a proxy, or the wrong server
+    }
+    const code = (body.error?.code && body.error.code in ERROR_CODES ? body.error.code : 'STORAGE_TRANSIENT') as ErrorCode;
+    throw new AmberError(code, `${what}: ${body.error?.message ?? `the vault answered ${response.status}`}`, { hint: body.error?.hint });
+  }
+
+  const objectPath = (object: string) => `/objects/${object}`;
+
+  async function json<T>(method: string, path: string, body: unknown, what: string): Promise<T> {
+    const response = await call(method, path, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    if (!response.ok) return fail(response, what);
+    return await response.json() as T;
+  }
+
+  const store: HttpStore = {
+    location: `${origin}/${name}`,
+    tokenId,
+
+    async put(object: string, bytes: Uint8Array, putOptions?: PutOptions) {
+      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+      if (putOptions?.retainUntilMs !== undefined && putOptions.mode) {
+        headers['x-amber-retain-until'] = String(putOptions.retainUntilMs);
+        headers['x-amber-retention-mode'] = putOptions.mode;
+      }
+      const response = await call('PUT', objectPath(object), { body: bytes, headers }) as Response & { attempt: number };
+      if (response.ok) return;
+      // A retried upload may find its own first attempt stored: the same bytes are success.
+      if (response.status === 409 && response.attempt > 1) {
+        await response.arrayBuffer();
+        const stored = Buffer.from(await store.get(object));
+        if (stored.equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) return;
+        throw new AmberError('OBJECT_EXISTS', `${object} already exists in ${store.location}`);
+      }
+      return fail(response, `storing ${object}`);
+    },
+
+    async get(object: string, range?: ByteRange, into?: Uint8Array) {
+      const headers: Record<string, string> = range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {};
+      const response = await call('GET', objectPath(object), { headers });
+      if (!response.ok) return fail(response, `reading ${object}`);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      if (into && into.length >= bytes.length) {
+        into.set(bytes);
+        return into.subarray(0, bytes.length);
+      }
+      return bytes;
+    },
+
+    async stat(object: string) {
+      const response = await call('HEAD', objectPath(object));
+      if (response.status === 404) throw new AmberError('OBJECT_NOT_FOUND', `${object} does not exist in ${store.location}`);
+      if (!response.ok) return fail(response, `reading ${object}`);
+      const written = Number(response.headers.get('x-amber-written') || NaN);
+      return { name: object, sizeBytes: Number(response.headers.get('content-length')), ...(Number.isFinite(written) ? { writtenMs: written } : {}) };
+    },
+
+    async *list(prefix: string): AsyncIterable<ObjectInfo> {
+      const response = await call('GET', `/objects?prefix=${encodeURIComponent(prefix)}`);
+      if (response.status === 404) return;
+      if (!response.ok || !response.body) return fail(response, `listing ${prefix || 'the repository'}`);
+      // NDJSON, read as it arrives: a listing of any size in bounded memory.
+      const decoder = new TextDecoder();
+      let pending = '';
+      for await (const chunk of response.body) {
+        pending += decoder.decode(chunk, { stream: true });
+        let newline: number;
+        while ((newline = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, newline);
+          pending = pending.slice(newline + 1);
+          if (line) yield JSON.parse(line) as ObjectInfo;
+        }
+      }
+      if (pending.trim()) yield JSON.parse(pending) as ObjectInfo;
+    },
+
+    async exists() {
+      const response = await call('GET', '/objects?prefix=&limit=1');
+      if (response.status === 404) {
+        await response.arrayBuffer();
+        return false;
+      }
+      if (!response.ok) return fail(response, 'opening the repository');
+      return (await response.text()).trim() !== '';
+    },
+
+    enforcement: () => VAULT_ENFORCEMENT,
+
+    async protect(names: string[], retention: ObjectRetention) {
+      if (names.length === 0) return;
+      await json('POST', '/protect', { names, ...retention }, `protecting ${names.length} objects`);
+    },
+
+    protection: (names: string[]) => json<ObjectProtection[]>('POST', '/protection', { names }, `reading the protection of ${names.length} objects`),
+
+    async deleteExpired(object: string) {
+      const response = await call('DELETE', objectPath(object));
+      if (!response.ok) return fail(response, `deleting ${object}`);
+      await response.arrayBuffer();
+    },
+
+    async createRepository() {
+      const response = await fetch(base, { method: 'PUT', headers: { authorization: `Bearer ${options.token}` } });
+      if (response.status === 201) return true;
+      if (response.status === 409) return false;
+      return fail(response, `creating repository ${name}`);
+    },
+  };
+  return store;
+}

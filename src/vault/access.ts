@@ -1,0 +1,53 @@
+// What each vault role may read and write, by object name. The server enforces this on every
+// request; the repository format decides which objects a command touches (see docs/http-api.md).
+import type { Role } from './tokens.ts';
+
+const METADATA_READ = ['config', 'keys/', 'epochs/', 'revocations/', 'policies/', 'grants/', 'holds/', 'forgets/', 'condemns/', 'audit/', 'checkpoints/', 'requests/', 'decisions/', 'executions/'];
+
+const DATA_READ = ['config', 'keys/', 'epochs/', 'revocations/', 'policies/', 'grants/', 'holds/', 'forgets/', 'condemns/', 'data/', 'index/', 'snapshots/', 'requests/', 'decisions/', 'executions/'];
+
+const READ: Record<Role, readonly string[] | 'all'> = {
+  reader: 'all',
+  // A backup client reads what backing up needs, not the audit log: it lists entries to append after them.
+  writer: DATA_READ,
+  maintainer: 'all',
+  admin: 'all',
+  // Auditors and approvers see the records, never the (encrypted) data, trees or snapshots.
+  auditor: METADATA_READ,
+  approver: METADATA_READ,
+};
+
+const WRITE: Record<Role, readonly string[]> = {
+  reader: [],
+  auditor: [],
+  writer: ['data/', 'index/', 'snapshots/', 'grants/', 'audit/', 'requests/'],
+  // prune (condemn notices, then deletions), forget marks, verify's re-indexing, checkpoints
+  maintainer: ['condemns/', 'forgets/', 'index/', 'audit/', 'checkpoints/'],
+  approver: ['decisions/', 'executions/', 'audit/'],
+  // init, keys, policy, holds, lock extensions and requests on the owner's behalf
+  admin: ['config', 'keys/', 'epochs/', 'revocations/', 'policies/', 'holds/', 'grants/', 'requests/', 'audit/', 'checkpoints/'],
+};
+
+const matches = (name: string, prefixes: readonly string[]) => prefixes.some((prefix) => (prefix.endsWith('/') ? name.startsWith(prefix) : name === prefix));
+
+/** Listing names (not contents): writers see the audit log's names to append after its newest entries. */
+export function mayList(role: Role, name: string): boolean {
+  return mayRead(role, name) || (role === 'writer' && name.startsWith('audit/'));
+}
+
+export function mayRead(role: Role, name: string): boolean {
+  const allowed = READ[role];
+  return allowed === 'all' || matches(name, allowed);
+}
+
+export function mayWrite(role: Role, name: string): boolean {
+  return matches(name, WRITE[role]);
+}
+
+/** Extending retention: what writers do for reused data, and admins for lock extensions. */
+export const mayProtect = (role: Role): boolean => role === 'writer' || role === 'admin' || role === 'maintainer';
+
+/** Deleting expired, condemned objects: only a maintainer (a full-key prune). */
+export const mayDelete = (role: Role): boolean => role === 'maintainer';
+
+export const mayCreateRepository = (role: Role): boolean => role === 'admin';

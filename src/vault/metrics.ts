@@ -1,0 +1,48 @@
+// Prometheus metrics for the vault, in the text exposition format. No repository names or token
+// ids appear in labels: the metrics endpoint needs no token and must not say what the vault holds.
+export interface Metrics {
+  request(method: string, status: number, durationMs: number): void;
+  received(bytes: number): void;
+  sent(bytes: number): void;
+  render(): string;
+}
+
+export function createMetrics(): Metrics {
+  const requests = new Map<string, number>();
+  let seconds = 0;
+  let count = 0;
+  let bytesIn = 0;
+  let bytesOut = 0;
+  const started = Date.now();
+  return {
+    request(method, status, durationMs) {
+      const key = `method="${method.replace(/[^A-Z]/g, '')}",status="${status}"`;
+      requests.set(key, (requests.get(key) ?? 0) + 1);
+      seconds += durationMs / 1000;
+      count += 1;
+    },
+    received: (bytes) => void (bytesIn += bytes),
+    sent: (bytes) => void (bytesOut += bytes),
+    render() {
+      const lines = [
+        '# HELP amber_vault_requests_total Requests answered, by method and status.',
+        '# TYPE amber_vault_requests_total counter',
+        ...[...requests].map(([labels, value]) => `amber_vault_requests_total{${labels}} ${value}`),
+        '# HELP amber_vault_request_seconds Time spent answering requests.',
+        '# TYPE amber_vault_request_seconds summary',
+        `amber_vault_request_seconds_sum ${seconds}`,
+        `amber_vault_request_seconds_count ${count}`,
+        '# HELP amber_vault_received_bytes_total Object bytes stored.',
+        '# TYPE amber_vault_received_bytes_total counter',
+        `amber_vault_received_bytes_total ${bytesIn}`,
+        '# HELP amber_vault_sent_bytes_total Object bytes served.',
+        '# TYPE amber_vault_sent_bytes_total counter',
+        `amber_vault_sent_bytes_total ${bytesOut}`,
+        '# HELP amber_vault_start_time_seconds When the vault started.',
+        '# TYPE amber_vault_start_time_seconds gauge',
+        `amber_vault_start_time_seconds ${Math.floor(started / 1000)}`,
+      ];
+      return `${lines.join('\n')}\n`;
+    },
+  };
+}

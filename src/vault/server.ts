@@ -1,0 +1,330 @@
+// The vault: Amber's own storage server. Clients hold tokens with a role and a repository; the
+// server holds no data key and enforces write-once itself: create-only objects whose bytes match
+// their names, reads and writes by role, retention extended but never shortened, and no delete but
+// a maintainer's of an object a signed condemn notice names after its grace (see vault-retention.ts).
+// Every request it answers is appended to a per-repository access log with the token's identity.
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
+import type { Clock } from '../core/clock.ts';
+import { isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
+import { createFsStore } from '../storage/fs/fs-store.ts';
+import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
+import { checkUpload } from './object-checks.ts';
+import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
+import { createMetrics } from './metrics.ts';
+import { checkCondemnUpload, checkDeletion } from './vault-retention.ts';
+
+/** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
+export const MAX_OBJECT_BYTES = 512 * 1024 * 1024;
+const MAX_JSON_BYTES = 8 * 1024 * 1024;
+/** Uploads held in memory at once: with MAX_OBJECT_BYTES, what bounds the server's memory. */
+const MAX_CONCURRENT_UPLOADS = 8;
+
+export interface VaultOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  tls?: { cert: string; key: string };
+  clock: Clock;
+}
+
+export interface Vault {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  USAGE: 400, INVALID_OBJECT_NAME: 400, TOKEN_INVALID: 401, ROLE_FORBIDDEN: 403, REPO_NOT_FOUND: 404, OBJECT_NOT_FOUND: 404,
+  OBJECT_EXISTS: 409, RETENTION_ACTIVE: 409, REPO_EXISTS: 409, OBJECT_TOO_LARGE: 413, OBJECT_CORRUPT: 422, CONFIG_CORRUPT: 422,
+  FORMAT_UNSUPPORTED: 422, SIGNATURE_INVALID: 422, STORAGE_FULL: 507, STORAGE_TRANSIENT: 503,
+};
+
+export async function startVault(options: VaultOptions): Promise<Vault> {
+  const checkToken = createTokenChecker(options.dataDir);
+  const metrics = createMetrics();
+  const stores = new Map<string, Store>();
+  let uploads = 0;
+  const waiting: (() => void)[] = [];
+  const storeOf = (repo: string) => {
+    let store = stores.get(repo);
+    if (!store) stores.set(repo, (store = createFsStore(join(options.dataDir, 'repos', repo))));
+    return store;
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, token: TokenInfo | undefined): Promise<number> {
+    // Dot segments would be folded away by URL parsing: refuse them as written, before any parsing.
+    const rawPath = (req.url ?? '/').split('?')[0];
+    if (/(^|\/)\.{1,2}(\/|$)|\/\//.test(rawPath)) throw new AmberError('INVALID_OBJECT_NAME', 'a path with . or .. segments or an empty segment is refused');
+    const url = new URL(req.url ?? '/', 'http://vault');
+    if (url.pathname === '/v1/health' && req.method === 'GET') return send(res, 200, { status: 'ok' });
+    if (url.pathname === '/metrics' && req.method === 'GET') return sendText(res, 200, metrics.render());
+    if (!token) throw new AmberError('TOKEN_INVALID', 'missing, unknown or revoked token', { hint: 'set AMBER_VAULT_TOKEN to a token from `amber vault token create`' });
+    const match = /^\/v1\/repos\/([^/]+)(?:\/(objects|protect|protection|enforcement)(?:\/(.*))?)?$/.exec(url.pathname);
+    if (!match) throw new AmberError('USAGE', `no such endpoint: ${req.method} ${url.pathname}`, { hint: 'see docs/http-api.md' });
+    const [, repo, section, rawName] = match;
+    // Out of scope and nonexistent look the same: a token learns nothing about other repositories.
+    if (!REPO_NAME.test(repo) || (token.repo !== '*' && token.repo !== repo)) throw notFound(repo);
+    const store = storeOf(repo);
+    const created = existsSync(join(options.dataDir, 'repos', repo));
+    if (section === undefined && req.method === 'PUT') return createRepository(res, token, repo, created);
+    if (!created) throw notFound(repo);
+    if (section === undefined && req.method === 'GET') return send(res, 200, { name: repo });
+    if (section === 'enforcement' && req.method === 'GET') return send(res, 200, enforcement(store));
+    if (section === 'protect' && req.method === 'POST') {
+      if (!mayProtect(token.role)) throw forbidden(token, 'extend retention');
+      const body = await readJson<{ names: string[] } & ObjectRetention>(req);
+      if (!Array.isArray(body.names) || !body.names.every((n) => typeof n === 'string' && isValidObjectName(n)) || !Number.isFinite(body.untilMs) || (body.mode !== 'governance' && body.mode !== 'compliance')) {
+        throw new AmberError('USAGE', 'protect needs {names, untilMs, mode}');
+      }
+      if (body.untilMs <= options.clock.nowMs()) {
+        throw new AmberError('RETENTION_ACTIVE', `a retain-until date in the past (${new Date(body.untilMs).toISOString()}) would shorten retention; it is only ever extended`);
+      }
+      await store.protect(body.names, { untilMs: body.untilMs, mode: body.mode });
+      return send(res, 200, { protected: body.names.length });
+    }
+    if (section === 'protection' && req.method === 'POST') {
+      const body = await readJson<{ names: string[] }>(req);
+      if (!Array.isArray(body.names) || !body.names.every((n) => typeof n === 'string' && isValidObjectName(n) && mayRead(token.role, n))) {
+        throw new AmberError('USAGE', 'protection needs {names} that this token may read');
+      }
+      return send(res, 200, await store.protection(body.names));
+    }
+    if (section === 'objects' && rawName === undefined && req.method === 'GET') {
+      return list(res, token, store, url.searchParams.get('prefix') ?? '', Number(url.searchParams.get('limit') ?? Infinity));
+    }
+    if (section === 'objects' && rawName !== undefined) {
+      const name = objectNameOf(rawName);
+      if (req.method === 'GET' || req.method === 'HEAD') return read(req, res, token, store, name);
+      if (req.method === 'PUT') return write(req, res, token, store, name);
+      if (req.method === 'DELETE') {
+        if (!mayDelete(token.role)) throw forbidden(token, 'delete anything');
+        await checkDeletion(store, name, options.clock.nowMs());
+        await store.deleteExpired(name);
+        return send(res, 200, { deleted: name });
+      }
+    }
+    throw new AmberError('USAGE', `no such endpoint: ${req.method} ${url.pathname}`, { hint: 'see docs/http-api.md' });
+  }
+
+  async function createRepository(res: ServerResponse, token: TokenInfo, repo: string, created: boolean): Promise<number> {
+    if (!mayCreateRepository(token.role)) throw forbidden(token, 'create repositories');
+    if (created) throw new AmberError('REPO_EXISTS', `repository ${repo} already exists`);
+    mkdirSync(join(options.dataDir, 'repos', repo), { recursive: true, mode: 0o700 });
+    return send(res, 201, { name: repo });
+  }
+
+  async function list(res: ServerResponse, token: TokenInfo, store: Store, prefix: string, limit: number): Promise<number> {
+    if (prefix !== '' && !/^[a-z0-9_./-]*$/.test(prefix)) throw new AmberError('INVALID_OBJECT_NAME', 'a listing prefix is part of an object name');
+    // One JSON object per line, streamed: a listing of any size in bounded memory.
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    let listed = 0;
+    for await (const info of store.list(prefix)) {
+      if (!mayList(token.role, info.name) || info.name.startsWith('tmp/')) continue;
+      if (listed++ >= limit) break;
+      if (!res.write(`${JSON.stringify(info)}\n`)) await new Promise((resolve) => res.once('drain', resolve));
+    }
+    res.end();
+    return 200;
+  }
+
+  async function read(req: IncomingMessage, res: ServerResponse, token: TokenInfo, store: Store, name: string): Promise<number> {
+    if (!mayRead(token.role, name)) throw forbidden(token, `read ${name}`);
+    const info = await store.stat(name);
+    const headers = { 'content-type': 'application/octet-stream', 'x-amber-written': String(info.writtenMs ?? '') };
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { ...headers, 'content-length': info.sizeBytes });
+      res.end();
+      return 200;
+    }
+    const range = parseRange(req.headers.range, info.sizeBytes);
+    const bytes = await store.get(name, range);
+    metrics.sent(bytes.length);
+    res.writeHead(range ? 206 : 200, { ...headers, 'content-length': bytes.length });
+    res.end(bytes);
+    return range ? 206 : 200;
+  }
+
+  async function write(req: IncomingMessage, res: ServerResponse, token: TokenInfo, store: Store, name: string): Promise<number> {
+    if (!mayWrite(token.role, name)) throw forbidden(token, `write ${name}`);
+    const declared = Number(req.headers['content-length']);
+    if (!Number.isSafeInteger(declared) || declared > MAX_OBJECT_BYTES) {
+      throw new AmberError('OBJECT_TOO_LARGE', `uploads need a content-length of at most ${MAX_OBJECT_BYTES} bytes`);
+    }
+    while (uploads >= MAX_CONCURRENT_UPLOADS) await new Promise<void>((resolve) => waiting.push(resolve));
+    uploads += 1;
+    try {
+      const bytes = await readBody(req, declared);
+      checkUpload(name, bytes);
+      if (name.startsWith('condemns/')) await checkCondemnUpload(store, name, bytes, options.clock.nowMs());
+      const retainUntilMs = Number(req.headers['x-amber-retain-until'] ?? NaN);
+      const mode = req.headers['x-amber-retention-mode'];
+      await store.put(name, bytes, Number.isFinite(retainUntilMs) && (mode === 'governance' || mode === 'compliance') ? { retainUntilMs, mode } : undefined);
+      metrics.received(bytes.length);
+      return send(res, 201, { stored: name, bytes: bytes.length });
+    } finally {
+      uploads -= 1;
+      waiting.shift()?.();
+    }
+  }
+
+  const accessLog = createAccessLog(options.dataDir);
+  const logLine = (repo: string | undefined, line: Record<string, unknown>) => {
+    if (repo && REPO_NAME.test(repo)) accessLog(repo, line);
+  };
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    const started = performance.now();
+    const token = checkToken(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]);
+    const repo = /^\/v1\/repos\/([^/?]+)/.exec(req.url ?? '')?.[1];
+    handle(req, res, token).then(
+      (status) => status,
+      (error: unknown) => {
+        const failure = isAmberError(error) ? error : new AmberError('STORAGE_TRANSIENT', 'the vault failed unexpectedly', { cause: error });
+        if (!isAmberError(error)) process.stderr.write(`vault: ${(error as Error)?.stack ?? String(error)}\n`);
+        const status = STATUS[failure.code] ?? 500;
+        if (!res.headersSent) send(res, status, { error: { code: failure.code, message: failure.message, hint: failure.hint } });
+        else res.destroy();
+        // An upload refused before its body was read: drop the rest instead of reading it.
+        if (!req.complete) req.resume();
+        return status;
+      },
+    ).then((status) => {
+      metrics.request(req.method ?? '?', status, performance.now() - started);
+      if (token && req.method !== 'GET' && req.method !== 'HEAD' && !(req.url ?? '').endsWith('/protection')) {
+        logLine(repo, { time: new Date(options.clock.nowMs()).toISOString(), token: token.id, role: token.role, label: token.label, method: req.method, path: (req.url ?? '').slice(0, 600), status });
+      }
+    });
+  };
+
+  const server = options.tls
+    ? createHttpsServer({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) }, listener)
+    : createHttpServer(listener);
+  server.requestTimeout = 10 * 60_000;
+  server.headersTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8420, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `${options.tls ? 'https' : 'http'}://${host}:${address.port}`,
+    server,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+/** Object names arrive as one raw path: any percent-encoding (an encoded slash or dot) is refused. */
+function objectNameOf(raw: string): string {
+  if (raw.includes('%') || !isValidObjectName(raw) || raw.startsWith('tmp/')) {
+    throw new AmberError('INVALID_OBJECT_NAME', `"${raw.slice(0, 80)}" is not a valid object name`, { hint: 'names are lowercase segments of a-z 0-9 _ . - joined by /' });
+  }
+  return raw;
+}
+
+function parseRange(header: string | undefined, size: number): { offset: number; length: number } | undefined {
+  if (!header) return undefined;
+  const match = /^bytes=(\d+)-(\d+)$/.exec(header);
+  if (!match) throw new AmberError('USAGE', `unsupported range "${header}": use bytes=FIRST-LAST`);
+  const first = Number(match[1]);
+  const last = Math.min(Number(match[2]), size - 1);
+  if (first > last) throw new AmberError('USAGE', `range ${header} is outside the object (${size} bytes)`);
+  return { offset: first, length: last - first + 1 };
+}
+
+function readBody(req: IncomingMessage, declared: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const body = Buffer.allocUnsafeSlow(declared);
+    let at = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (at + chunk.length > declared) {
+        reject(new AmberError('OBJECT_TOO_LARGE', 'the body is longer than its content-length'));
+        req.destroy();
+        return;
+      }
+      chunk.copy(body, at);
+      at += chunk.length;
+    });
+    req.on('end', () => (at === declared ? resolve(body) : reject(new AmberError('USAGE', `the body ended after ${at} of ${declared} bytes`))));
+    req.on('error', reject);
+    req.on('aborted', () => reject(new AmberError('STORAGE_TRANSIENT', 'the upload was cut off')));
+  });
+}
+
+async function readJson<T>(req: IncomingMessage): Promise<T> {
+  const declared = Number(req.headers['content-length']);
+  if (!Number.isSafeInteger(declared) || declared > MAX_JSON_BYTES) throw new AmberError('OBJECT_TOO_LARGE', `a request body is at most ${MAX_JSON_BYTES} bytes`);
+  try {
+    return JSON.parse((await readBody(req, declared)).toString('utf8')) as T;
+  } catch (error) {
+    if (isAmberError(error)) throw error;
+    throw new AmberError('USAGE', 'the request body is not JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): number {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+  return status;
+}
+
+function sendText(res: ServerResponse, status: number, text: string): number {
+  res.writeHead(status, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+  return status;
+}
+
+const notFound = (repo: string) => new AmberError('REPO_NOT_FOUND', `no repository ${repo.slice(0, 64)} for this token`, {
+  hint: 'check the repository name in the URL and the token\'s scope',
+});
+
+const forbidden = (token: TokenInfo, what: string) => new AmberError('ROLE_FORBIDDEN', `a ${token.role} token may not ${what}`, {
+  hint: 'use a token with the role this needs (docs/http-api.md lists them)',
+});
+
+function enforcement(store: Store) {
+  const base = store.enforcement();
+  return {
+    enforcer: 'server',
+    holdsAgainst: ['backup clients and their credentials (tokens can add, never change or remove)', 'root on the backed-up hosts', ...base.holdsAgainst],
+    notes: `The vault enforces write-once and retention itself; on its own disk: ${base.notes}`,
+  };
+}
+
+/**
+ * A per-repository access log: one JSON line per mutating request, each naming the hash of the line
+ * before, so a removed or edited line breaks the chain. The last hash is kept in memory.
+ */
+function createAccessLog(dataDir: string): (repo: string, line: Record<string, unknown>) => void {
+  const dir = join(dataDir, 'vault', 'logs');
+  const lastHash = new Map<string, string>();
+  return (repo, line) => {
+    const path = join(dir, `${repo}.jsonl`);
+    let previous = lastHash.get(repo);
+    if (previous === undefined) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      let text = '';
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch {
+        // first line of this repository's log
+      }
+      const last = text.trimEnd().split('\n').at(-1) ?? '';
+      previous = createHash('sha256').update(last).digest('hex');
+    }
+    const text = JSON.stringify({ ...line, previous });
+    appendFileSync(path, `${text}\n`, { mode: 0o600 });
+    lastHash.set(repo, createHash('sha256').update(text).digest('hex'));
+  };
+}

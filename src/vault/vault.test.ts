@@ -1,0 +1,153 @@
+// The vault against real HTTP on 127.0.0.1: backups through it restore bit for bit and dedup across
+// clients; a writer token cannot delete, overwrite, forge, shorten, read the audit log or escape the
+// object namespace; a reader cannot write; a revoked token stops at once; a wrong token learns nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { systemClock } from '../core/clock.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
+import { createHttpStore } from '../storage/http/http-store.ts';
+import { fingerprintTree, makeTempDir, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import { backup } from '../engine/backup.ts';
+import { restore } from '../engine/restore.ts';
+import { verify } from '../engine/verify.ts';
+import { findSnapshot } from '../engine/snapshots.ts';
+import { startVault } from './server.ts';
+import { createToken, revokeToken, type Role } from './tokens.ts';
+
+async function vaultFixture(t: { after(fn: () => unknown): void }, label: string) {
+  const dir = await makeTempDir(label);
+  useTemporaryWriterCache(dir);
+  const dataDir = join(dir, 'data');
+  const vault = await startVault({ dataDir, port: 0, clock: systemClock });
+  t.after(async () => {
+    await vault.close();
+    await removeTree(dir);
+  });
+  const token = (role: Role, repo = 'team') => createToken(dataDir, { role, repo, nowMs: Date.now() }).token;
+  const storeFor = (secret: string, repo = 'team') => createHttpStore(`${vault.url}/${repo}`, { token: secret, attempts: 1 });
+  const admin = storeFor(token('admin'));
+  await admin.createRepository();
+  const owner = await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 });
+  const openAs = (secret: string) => openRepository({ store: storeFor(secret), passphrase: TEST_PASSPHRASE, clock: systemClock });
+  return { dir, dataDir, vault, token, storeFor, owner, openAs, repoDir: join(dataDir, 'repos', 'team') };
+}
+
+/** A raw request, so that paths reach the server exactly as written (fetch would normalise `..`). */
+function raw(url: string, method: string, path: string, token: string, body?: Buffer): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, method, path, headers: { authorization: `Bearer ${token}`, 'content-length': body?.length ?? 0 } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+test('backups through the vault restore bit for bit and verify; four clients at once succeed and dedup', async (t) => {
+  const { dir, token, openAs } = await vaultFixture(t, 'vault-roundtrip');
+  const shared = seededBytes(3_000_000, 'shared');
+  const sources = await Promise.all([0, 1, 2, 3].map(async (i) => {
+    const source = join(dir, `source-${i}`);
+    await fs.mkdir(join(source, 'nested'), { recursive: true });
+    await fs.writeFile(join(source, 'shared.bin'), shared);
+    await fs.writeFile(join(source, 'nested', `own-${i}.bin`), seededBytes(400_000 + i, `own-${i}`));
+    await fs.writeFile(join(source, 'notes.txt'), `client ${i}\n`.repeat(500));
+    return source;
+  }));
+  const clients = await Promise.all(sources.map(() => openAs(token('writer'))));
+  const results = await Promise.all(clients.map((repo, i) => backup({ repo, paths: [sources[i]] })));
+  assert.equal(new Set(results.map(({ snapshotId }) => snapshotId)).size, 4);
+
+  // A fifth client with the shared data finds every chunk stored already.
+  const again = join(dir, 'again');
+  await fs.mkdir(again);
+  await fs.writeFile(join(again, 'copy-of-shared.bin'), shared);
+  const fifth = await backup({ repo: await openAs(token('writer')), paths: [again] });
+  assert.ok(fifth.snapshot.summary.bytesAdded < 10_000, `dedup across clients: ${fifth.snapshot.summary.bytesAdded} bytes added`);
+
+  const reader = await openAs(token('reader'));
+  for (const [i, { snapshotId }] of results.entries()) {
+    const target = join(dir, `restore-${i}`);
+    await restore({ repo: reader, snapshot: await findSnapshot(reader, snapshotId), target });
+    assert.deepEqual(await fingerprintTree(join(target, sources[i])), await fingerprintTree(sources[i]));
+  }
+  const checked = await verify({ repo: reader, readDataFraction: 1 });
+  assert.deepEqual(checked.problems, []);
+  assert.equal(checked.snapshots, 5);
+});
+
+test('a writer token can neither delete, overwrite, forge, shorten, hold, approve, read the audit log nor escape the namespace', async (t) => {
+  const { dir, vault, token, owner, openAs, repoDir } = await vaultFixture(t, 'vault-writer-attacks');
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), seededBytes(200_000, 'a'));
+  await backup({ repo: await openAs(token('writer')), paths: [source] });
+  const writer = token('writer');
+  const before = await fingerprintTree(repoDir);
+  const pack = [...before.keys()].find((name) => name.startsWith('data/') && before.get(name) !== 'dir')!;
+  const audit = [...before.keys()].find((name) => name.startsWith('audit/') && before.get(name) !== 'dir')!;
+  const junk = Buffer.from('not what the name says');
+  const attempts: [string, string, number, Buffer?][] = [
+    ['DELETE', 'objects/config', 403],
+    ['DELETE', `objects/${pack}`, 403],
+    ['PUT', `objects/${pack}`, 409, await fs.readFile(join(repoDir, pack))],
+    ['PUT', `objects/data/ab/${'ab'.repeat(32)}`, 422, junk],
+    ['PUT', `objects/holds/${sha(junk)}`, 403, junk],
+    ['PUT', `objects/decisions/${sha(junk)}`, 403, junk],
+    ['PUT', `objects/policies/${sha(junk)}`, 403, junk],
+    ['PUT', 'objects/config', 403, junk],
+    ['GET', `objects/${audit}`, 403],
+    ['POST', 'protect', 409, Buffer.from(JSON.stringify({ names: [pack], untilMs: Date.now() - 1000, mode: 'governance' }))],
+    ['POST', '../tokens', 400, Buffer.from('{"role":"admin"}')],
+    ['GET', 'objects/../config', 400],
+    ['GET', 'objects/data%2F..%2Fconfig', 400],
+    ['PUT', 'objects/snapshots/%2e%2e', 400, junk],
+    ['PUT', `objects/snapshots/${'a'.repeat(600)}`, 400, junk],
+    ['GET', 'objects/tmp/anything', 400],
+  ];
+  for (const [method, path, status, body] of attempts) {
+    const response = await raw(vault.url, method, `/v1/repos/team/${path}`, writer, body);
+    assert.equal(response.status, status, `${method} ${path.slice(0, 60)}: ${response.body}`);
+    assert.match(JSON.parse(response.body).error.code, /^[A-Z_]+$/, 'errors are JSON with a stable code');
+  }
+  assert.deepEqual(await fingerprintTree(repoDir), before, 'nothing changed on disk');
+  // The owner's own protection is unchanged too.
+  assert.ok((await owner.store.protection(['config']))[0]);
+});
+
+test('a reader cannot write; a revoked token stops at once; a wrong token learns nothing about repositories', async (t) => {
+  const { vault, token, dataDir } = await vaultFixture(t, 'vault-identities');
+  const reader = token('reader');
+  const blob = Buffer.from('x');
+  assert.equal((await raw(vault.url, 'PUT', `/v1/repos/team/objects/index/${sha(blob)}`, reader, blob)).status, 403);
+  assert.equal((await raw(vault.url, 'GET', '/v1/repos/team/objects/config', reader)).status, 200);
+
+  const writerToken = createToken(dataDir, { role: 'writer', repo: 'team', nowMs: Date.now() });
+  assert.equal((await raw(vault.url, 'GET', '/v1/repos/team/objects/config', writerToken.token)).status, 200);
+  revokeToken(dataDir, writerToken.info.id, Date.now());
+  assert.equal((await raw(vault.url, 'GET', '/v1/repos/team/objects/config', writerToken.token)).status, 401);
+
+  const wrong = `amber_${'0'.repeat(16)}_${'A'.repeat(43)}`;
+  const existing = await raw(vault.url, 'GET', '/v1/repos/team/objects/config', wrong);
+  const missing = await raw(vault.url, 'GET', '/v1/repos/nothing-here/objects/config', wrong);
+  assert.deepEqual([existing.status, existing.body], [missing.status, missing.body]);
+  assert.equal(existing.status, 401);
+  // A valid token for one repository sees another, existing or not, the same way.
+  const other = token('reader', 'other');
+  const outOfScope = await raw(vault.url, 'GET', '/v1/repos/team/objects/config', other);
+  const nonexistent = await raw(vault.url, 'GET', '/v1/repos/ghost/objects/config', other);
+  assert.equal(outOfScope.status, 404);
+  assert.equal(JSON.parse(outOfScope.body).error.code, JSON.parse(nonexistent.body).error.code);
+  const health = await fetch(`${vault.url}/v1/health`);
+  assert.deepEqual(await health.json(), { status: 'ok' });
+  assert.match(await (await fetch(`${vault.url}/metrics`)).text(), /amber_vault_requests_total\{method="GET",status="401"\} [1-9]/);
+});
