@@ -12,7 +12,7 @@ import { writeGrant } from './backup-lock.ts';
 import { appendAudit } from './audit-log.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
-import { sharedMetadata, snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
+import { collectPacks, sharedMetadata, snapshotNeeds, snapshotObject, type SnapshotNeeds } from './snapshot-objects.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -168,22 +168,11 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
     const neededMetadata = metadata.filter(({ writtenMs }) => writtenMs === undefined || writtenMs <= committedMs).map(({ name }) => name);
     for (const name of [...objects, ...neededMetadata]) {
       const found = protection.get(name);
-      if (!found) {
-        gaps.push({ name, problem: 'missing from the store' });
-        earliest = Number.NEGATIVE_INFINITY;
-        continue;
-      }
-      if (found.locked) lockedByStore += 1;
-      // A store that keeps dates is the enforcer; otherwise the signed grants are.
-      const held: ObjectLock | undefined = found.untilMs !== undefined
-        ? { untilMs: found.untilMs, mode: found.mode ?? 'governance' }
-        : state.ledger.lockOf(name);
+      if (found?.locked) lockedByStore += 1;
+      const held = found && heldLock(state, name, found);
       earliest = Math.min(earliest, held?.untilMs ?? Number.NEGATIVE_INFINITY);
-      if (lock && !covers(held, lock.untilMs, lock.mode) && !(await otherCopiesCover(repo, state, blobsByPack?.get(name), lock))) {
-        gaps.push({ name, problem: held ? `retained only until ${iso(held.untilMs)} (${held.mode}), the lock needs ${iso(lock.untilMs)} (${lock.mode})` : 'has no retention at all' });
-      } else if (storeLocks && !found.locked) {
-        gaps.push({ name, problem: 'the store can make objects immutable but this one is not (was the attribute lifted?)' });
-      }
+      const gap = await gapOf(repo, state, { name, found, lock, storeLocks, blobs: () => blobsByPack?.get(name) });
+      if (gap) gaps.push(gap);
     }
     statuses.push({
       snapshotId: entry.id,
@@ -201,6 +190,78 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
     });
   }
   return statuses;
+}
+
+/** A store that keeps dates is the enforcer; otherwise the signed grants are. */
+function heldLock(state: RetentionState, name: string, found: ObjectProtection): ObjectLock | undefined {
+  return found.untilMs !== undefined ? { untilMs: found.untilMs, mode: found.mode ?? 'governance' } : state.ledger.lockOf(name);
+}
+
+/** What is wrong with one object a snapshot under `lock` needs, if anything. */
+async function gapOf(repo: Repository, state: RetentionState, object: {
+  name: string; found: ObjectProtection | undefined; lock: ObjectLock | undefined; storeLocks: boolean; blobs: () => string[] | undefined | Promise<string[] | undefined>;
+}): Promise<ObjectGap | undefined> {
+  const { name, found, lock } = object;
+  if (!found) return { name, problem: 'missing from the store' };
+  const held = heldLock(state, name, found);
+  if (lock && !covers(held, lock.untilMs, lock.mode) && !(await otherCopiesCover(repo, state, await object.blobs(), lock))) {
+    return { name, problem: held ? `retained only until ${iso(held.untilMs)} (${held.mode}), the lock needs ${iso(lock.untilMs)} (${lock.mode})` : 'has no retention at all' };
+  }
+  if (object.storeLocks && !found.locked) return { name, problem: 'the store can make objects immutable but this one is not (was the attribute lifted?)' };
+  return undefined;
+}
+
+export interface SnapshotGap {
+  snapshotId: string;
+  lock: { mode: RetentionMode; until: string };
+  gap: ObjectGap;
+}
+
+/**
+ * The gaps alone, for verify: snapshots are taken from the strongest and latest lock down, and each
+ * tree is read once per lock mode, by the first snapshot that reaches it — the one whose lock its
+ * packs must cover longest. A gap is blamed on that snapshot. Blobs no index locates are verify's
+ * structure check's to report.
+ */
+export async function lockGaps(repo: Repository, state: RetentionState): Promise<SnapshotGap[]> {
+  const { index } = await loadIndex(repo);
+  const reader = createBlobReader(repo, index);
+  const metadata = await sharedMetadata(repo);
+  const locked = (await listSnapshots(repo))
+    .map((entry) => ({ entry, lock: state.ledger.snapshotLock(entry.id, entry.snapshot.retention) }))
+    .filter((item): item is { entry: SnapshotEntry; lock: ObjectLock } => item.lock !== undefined)
+    .sort((a, b) => (a.lock.mode === b.lock.mode ? b.lock.untilMs - a.lock.untilMs : a.lock.mode === 'compliance' ? -1 : 1));
+  const seen = { compliance: new Set<string>(), governance: new Set<string>() };
+  const checkedMetadata = { compliance: new Set<string>(), governance: new Set<string>() };
+  const duties: { name: string; item: (typeof locked)[number] }[] = [];
+  for (const item of locked) {
+    const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
+    try {
+      await collectPacks(reader, index, item.entry.snapshot.tree, seen[item.lock.mode], needs);
+    } catch (error) {
+      if (!isAmberError(error)) throw error; // damaged trees: the structure check reports them
+    }
+    const committedMs = item.entry.writtenMs ?? Number.POSITIVE_INFINITY;
+    const newMetadata = metadata.filter(({ name, writtenMs }) => (writtenMs === undefined || writtenMs <= committedMs) && !checkedMetadata[item.lock.mode].has(name));
+    for (const { name } of newMetadata) checkedMetadata[item.lock.mode].add(name);
+    for (const name of [snapshotObject(item.entry.id), ...needs.packs, ...newMetadata.map(({ name: n }) => n)]) duties.push({ name, item });
+  }
+  const names = [...new Set(duties.map(({ name }) => name))];
+  const protection = new Map<string, ObjectProtection>();
+  for (const [i, found] of (await protectionOf(repo, names)).entries()) if (found) protection.set(names[i], found);
+  const storeLocks = [...protection.values()].some(({ locked: isLocked }) => isLocked);
+  const blobsOf = new Map<string, Promise<Map<string, string[]> | undefined>>();
+  const gaps: SnapshotGap[] = [];
+  for (const { name, item } of duties) {
+    const blobs = async () => {
+      // Only for a gap: which blobs of this snapshot led to the pack (their other copies may cover them).
+      if (!blobsOf.has(item.entry.id)) blobsOf.set(item.entry.id, snapshotNeeds(reader, index, item.entry.snapshot.tree, true).then((needs) => needs.blobsByPack, () => undefined));
+      return (await blobsOf.get(item.entry.id))?.get(name);
+    };
+    const gap = await gapOf(repo, state, { name, found: protection.get(name), lock: item.lock, storeLocks, blobs });
+    if (gap) gaps.push({ snapshotId: item.entry.id, lock: { mode: item.lock.mode, until: iso(item.lock.untilMs) }, gap });
+  }
+  return gaps;
 }
 
 /**

@@ -23,7 +23,7 @@ import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts'
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { loadRetentionState, type RetentionState } from './retention-state.ts';
 import { verifyAudit } from './audit-log.ts';
-import { lockStatus } from './locks.ts';
+import { lockGaps } from './locks.ts';
 
 /** Packs in memory at once: one checked by every worker while the next is read. */
 const READ_AHEAD_PACKS = 2;
@@ -96,10 +96,8 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
 /** Forged or malformed retention records, and every snapshot whose lock its objects do not cover. */
 async function checkLocks(repo: Repository, state: RetentionState): Promise<VerifyProblem[]> {
   const problems: VerifyProblem[] = state.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
-  for (const status of await lockStatus({ repo, state })) {
-    for (const gap of status.gaps) {
-      problems.push({ object: gap.name, code: 'LOCK_GAP', message: `snapshot ${status.snapshotId.slice(0, 8)} is locked until ${status.lock?.until ?? '-'} but ${gap.name} ${gap.problem}` });
-    }
+  for (const { snapshotId, lock, gap } of await lockGaps(repo, state)) {
+    problems.push({ object: gap.name, code: 'LOCK_GAP', message: `snapshot ${snapshotId.slice(0, 8)} is locked until ${lock.until} but ${gap.name} ${gap.problem}` });
   }
   return problems;
 }
