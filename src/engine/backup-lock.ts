@@ -68,11 +68,14 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
   const metadata = (await sharedMetadata(repo, METADATA_PREFIXES)).map(({ name }) => name).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
   const entries = metadata.length > 0 ? [...grant.entries, { mode: metaMode, until: iso(metaUntilMs), objects: metadata }] : grant.entries;
   const name = await putRecord(repo, GRANTS, { time: iso(grant.nowMs), snapshot: grant.snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
-  for (const entry of entries) {
-    const names = entry.objects.filter((object) => object !== grant.skip);
-    if (names.length > 0) await repo.store.protect(names, { untilMs: Date.parse(entry.until), mode: entry.mode });
-  }
-  await repo.store.protect([name], { untilMs: metaUntilMs, mode: metaMode });
+  // Issued together: a store that locks in batches (fs: one chattr process) does it in one go.
+  await Promise.all([
+    ...entries.map(({ objects, until, mode }) => {
+      const names = objects.filter((object) => object !== grant.skip);
+      return names.length > 0 ? repo.store.protect(names, { untilMs: Date.parse(until), mode }) : undefined;
+    }),
+    repo.store.protect([name], { untilMs: metaUntilMs, mode: metaMode }),
+  ]);
   return { grant: name, entries, metadataLock: { untilMs: metaUntilMs, mode: metaMode } };
 }
 

@@ -501,11 +501,27 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
     for (const batch of chunked(names, ATTR_BATCH)) await Promise.all(batch.map((name) => statObject(name)));
   }
 
+  // protect() calls made in the same turn of the event loop share one chattr run (a process each).
+  let pending: { names: string[]; done: Promise<void> } | undefined;
+
   async function protect(names: string[], retention: ObjectRetention): Promise<void> {
     // The date is checked for sense only: this store keeps none (see the header).
     assert.ok(Number.isFinite(retention.untilMs), 'retention.untilMs must be a finite number of epoch ms');
     await requireObjects(names);
     if (lockState === 'unable' || names.length === 0) return;
+    if (!pending) {
+      const batch = { names: [] as string[], done: Promise.resolve() };
+      batch.done = new Promise((resolve) => setImmediate(resolve)).then(() => {
+        pending = undefined;
+        return lockObjects(batch.names);
+      });
+      pending = batch;
+    }
+    pending.names.push(...names);
+    return pending.done;
+  }
+
+  async function lockObjects(names: string[]): Promise<void> {
     const files = names.map(pathOf);
     const dirs = [...new Set(files.flatMap(directoryChain))].filter((dir) => !appendOnlyDirs.has(dir));
     // Files first: a directory made append-only with its files still mutable protects nothing yet.
