@@ -247,16 +247,22 @@ function choosePacks(packs: PackId[], fraction: number): PackId[] {
  */
 function createCertifier(repo: Repository, alreadyTrusted: Set<string>) {
   const writer = createIndexWriter(repo);
-  const owner = repo.key.signer.keyId === repo.authority.ownerKeyId;
+  let owner = repo.key.signer.keyId === repo.authority.ownerKeyId;
   let certified = 0;
+  // A vault token that may not write index objects (a reader) checks without re-indexing.
+  const unlessForbidden = (error: unknown) => {
+    if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
+    owner = false;
+    certified = 0;
+  };
   return {
     async add(pack: IndexedPack) {
       if (!owner || alreadyTrusted.has(pack.id)) return;
       certified += 1;
-      await writer.add(pack);
+      await writer.add(pack).catch(unlessForbidden);
     },
     async finish() {
-      await writer.flush();
+      if (owner) await writer.flush().catch(unlessForbidden);
       return certified;
     },
   };
