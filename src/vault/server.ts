@@ -18,6 +18,7 @@ import { checkUpload } from './object-checks.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { checkCondemnUpload, checkDeletion } from './vault-retention.ts';
+import { unguardedClock, type RetentionClock } from '../engine/retention-state.ts';
 
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
 export const MAX_OBJECT_BYTES = 512 * 1024 * 1024;
@@ -31,6 +32,8 @@ export interface VaultOptions {
   port?: number;
   tls?: { cert: string; key: string };
   clock: Clock;
+  /** Expiry decisions (condemn notices, deletions) use this; `amber vault serve` passes its guarded clock. */
+  retentionClock?: RetentionClock;
 }
 
 export interface Vault {
@@ -47,6 +50,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 
 export async function startVault(options: VaultOptions): Promise<Vault> {
   const checkToken = createTokenChecker(options.dataDir);
+  const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
   const metrics = createMetrics();
   const stores = new Map<string, Store>();
   let uploads = 0;
@@ -104,7 +108,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       if (req.method === 'PUT') return write(req, res, token, store, name);
       if (req.method === 'DELETE') {
         if (!mayDelete(token.role)) throw forbidden(token, 'delete anything');
-        await checkDeletion(store, name, options.clock.nowMs());
+        await checkDeletion(store, name, expiryClock.deletionNowMs());
         await store.deleteExpired(name);
         return send(res, 200, { deleted: name });
       }
@@ -161,7 +165,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     try {
       const bytes = await readBody(req, declared);
       checkUpload(name, bytes);
-      if (name.startsWith('condemns/')) await checkCondemnUpload(store, name, bytes, options.clock.nowMs());
+      if (name.startsWith('condemns/')) await checkCondemnUpload(store, name, bytes, expiryClock.deletionNowMs());
       const retainUntilMs = Number(req.headers['x-amber-retain-until'] ?? NaN);
       const mode = req.headers['x-amber-retention-mode'];
       await store.put(name, bytes, Number.isFinite(retainUntilMs) && (mode === 'governance' || mode === 'compliance') ? { retainUntilMs, mode } : undefined);

@@ -151,3 +151,41 @@ test('a reader cannot write; a revoked token stops at once; a wrong token learns
   assert.deepEqual(await health.json(), { status: 'ok' });
   assert.match(await (await fetch(`${vault.url}/metrics`)).text(), /amber_vault_requests_total\{method="GET",status="401"\} [1-9]/);
 });
+
+test('the vault deletes only what an owner-signed condemn notice named, after its grace, once expired; a maintainer prunes through it', async (t) => {
+  const { dir, vault, token, openAs, repoDir } = await vaultFixture(t, 'vault-prune');
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'old.bin'), seededBytes(300_000, 'old'));
+  const writer = await openAs(token('writer'));
+  const short = await backup({ repo: writer, paths: [source], retainMs: 1_000 });
+  await fs.rm(join(source, 'old.bin'));
+  await fs.writeFile(join(source, 'new.bin'), seededBytes(300_000, 'new'));
+  const kept = await backup({ repo: writer, paths: [source], retainMs: 3_600_000 });
+  const maintainerToken = token('maintainer');
+  const maintainer = await openAs(maintainerToken);
+
+  // Nothing is condemned yet: a maintainer cannot delete on its own say-so.
+  const keptSnapshot = `snapshots/${kept.snapshotId}`;
+  const early = await raw(vault.url, 'DELETE', `/v1/repos/team/objects/${keptSnapshot}`, maintainerToken);
+  assert.equal(early.status, 409);
+  assert.match(JSON.parse(early.body).error.message, /not named by any condemn notice/);
+
+  // A condemn notice naming the locked snapshot is refused by the vault itself.
+  const { putRecord, CONDEMNS } = await import('../repo/retention-records.ts');
+  await assert.rejects(putRecord(maintainer, CONDEMNS, { time: new Date().toISOString(), graceMs: 0, objects: [{ name: keptSnapshot, sizeBytes: 1 }] }),
+    (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /retained until/.test(error.message));
+
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const { forget } = await import('../engine/forget.ts');
+  const { prune } = await import('../engine/prune.ts');
+  assert.deepEqual((await forget({ repo: maintainer, keep: { last: 1 } })).forgotten.map(({ snapshotId }) => snapshotId), [short.snapshotId]);
+  const first = await prune({ repo: maintainer, graceMs: 0 });
+  assert.ok(first.condemned.length >= 2, 'the old snapshot and its pack are condemned');
+  const second = await prune({ repo: maintainer, graceMs: 0 });
+  assert.deepEqual(second.deleted.map(({ name }) => name).sort(), first.condemned.map(({ name }) => name).sort());
+  await assert.rejects(fs.stat(join(repoDir, `snapshots/${short.snapshotId}`)));
+  const checked = await verify({ repo: await openAs(token('reader')), readDataFraction: 1 });
+  assert.deepEqual(checked.problems, []);
+  assert.equal(checked.snapshots, 1);
+});

@@ -1,5 +1,9 @@
 import type { Command } from 'commander';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { AmberError } from '../../core/errors.ts';
+import { openGuardedClock } from '../../governance/guarded-clock.ts';
 import { startVault } from '../../vault/server.ts';
 import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo } from '../../vault/tokens.ts';
 import { type CliContext, print } from '../context.ts';
@@ -34,6 +38,7 @@ Examples:
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new AmberError('USAGE', 'TLS needs both --tls-cert and --tls-key');
       const server = await startVault({
         dataDir: flags.data, host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]), clock: context.clock,
+        retentionClock: await vaultClock(flags.data),
         tls: flags.tlsCert && flags.tlsKey ? { cert: flags.tlsCert, key: flags.tlsKey } : undefined,
       });
       context.output.err.write(`amber vault serving ${flags.data} at ${server.url}\n`);
@@ -97,4 +102,20 @@ Examples:
     .action((id: string, flags: { data: string }) => {
       print(context, revokeToken(flags.data, id, context.clock.nowMs()), (result) => `revoked token ${result.id} (${result.role} of ${result.repo})`);
     });
+}
+
+/**
+ * The vault's own guarded clock: deletions never trust a wall clock that jumped. Its state is MAC'd
+ * with a key kept beside it in the data directory (made on first start).
+ */
+async function vaultClock(dataDir: string) {
+  const dir = join(dataDir, 'vault');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keyPath = join(dir, 'clock.key');
+  try {
+    writeFileSync(keyPath, randomBytes(32), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: readFileSync(keyPath) });
 }
