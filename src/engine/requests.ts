@@ -6,7 +6,7 @@
 // process to notice records the execution, exactly once.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { AmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
 import { findRequest, readRequests, requestView, type RequestView } from './request-book.ts';
@@ -150,7 +150,10 @@ export async function submitDecision(repo: Repository, decision: SignedDecision,
       await appendAudit(repo, { action: 'request.execute', target: before.id, details: { kind: after.kind, target: after.target, parameters: after.parameters, approvedBy: after.approvedBy } });
     }
     // A policy link is owner-signed: a full key writes it now, anyone else leaves it to `amber policy apply`.
-    if (after.kind === 'policy-change' && repo.key.role === 'full') await applyApprovedPolicyChange(repo, before.id, clock);
+    if (after.kind === 'policy-change' && repo.key.role === 'full') {
+      // A vault token that may not write the policy (an approver's) leaves it to an admin's `policy apply`.
+      await applyApprovedPolicyChange(repo, before.id, clock).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
+    }
   } else if (after.status === 'rejected') {
     await appendAudit(repo, { action: 'request.rejected', target: before.id, details: { rejectedBy: after.rejectedBy } });
   }
