@@ -6,6 +6,8 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { KeyId } from '../core/ids.ts';
 import type { ObjectLock } from '../governance/retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Signer } from '../repo/signed-record.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
 import { parseSequencedName, PREFIX } from '../repo/layout.ts';
 import {
@@ -22,7 +24,21 @@ const HEAD_WINDOW = 16;
 const auditSigners = (view: RepositoryView): SignerLookup => (keyId) => view.authority.certifiedKeyFor(keyId);
 
 /** Writes one entry for an operation that changed the repository; returns it. */
-export async function appendAudit(repo: Repository, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
+/** Who appends: an opened repository's key, or a vault's witness key (which has no repository key). */
+export interface AuditAuthor extends RepositoryView {
+  clock: Clock;
+  actor: string;
+  signer: Signer;
+  /** Only the owner key signs checkpoints. */
+  owner?: Repository;
+}
+
+const authorOf = (repo: Repository): AuditAuthor => ({
+  ...repo, actor: repo.actor ?? `key ${repo.key.keyId.slice(0, 8)}`, signer: repo.key.signer, owner: repo.key.role === 'full' ? repo : undefined,
+});
+
+export async function appendAudit(by: Repository | AuditAuthor, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
+  const repo = 'key' in by ? authorOf(by) : by;
   const problems: RecordProblem[] = [];
   const names = await listAuditNames(repo.store, problems);
   const topSeq = names.at(-1)?.seq ?? 0;
@@ -32,17 +48,17 @@ export async function appendAudit(repo: Repository, event: AuditEvent, options: 
     repository: repo.config.repositoryId,
     seq: Math.max(topSeq, ...heads.map(({ seq }) => seq)) + 1,
     time: new Date(repo.clock.nowMs()).toISOString(),
-    actor: repo.actor ?? `key ${repo.key.keyId.slice(0, 8)}`,
+    actor: repo.actor,
     ...event,
     previous: heads.map(({ hash }) => hash).sort(),
   };
   try {
     const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
-    const written = await putAuditEntry(repo.store, entry, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+    const written = await putAuditEntry(repo.store, entry, repo.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
     await repo.store.protect([written.name], lock);
-    if (repo.key.role === 'full' && entry.seq - await lastCheckpointSeq(repo) >= CHECKPOINT_EVERY) {
+    if (repo.owner && entry.seq - await lastCheckpointSeq(repo) >= CHECKPOINT_EVERY) {
       // A vault token that may not read the log cannot seal it; a maintainer's prune will.
-      await writeCheckpoint(repo).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
+      await writeCheckpoint(repo.owner).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
     }
     return written;
   } catch (error) {
@@ -58,7 +74,7 @@ export async function appendAudit(repo: Repository, event: AuditEvent, options: 
  * The entries the next one follows. Read from the newest levels; a vault writer token, which may list
  * the log but not read it, follows every entry of the newest level (which merges any fork there).
  */
-async function currentHeads(repo: Repository, names: { name: string; seq: number; hash: string }[], recent: string[], problems: RecordProblem[]): Promise<{ seq: number; hash: string }[]> {
+async function currentHeads(repo: AuditAuthor, names: { name: string; seq: number; hash: string }[], recent: string[], problems: RecordProblem[]): Promise<{ seq: number; hash: string }[]> {
   try {
     return headsOf(await readAuditEntries(repo.store, recent, auditSigners(repo), problems, repo.recordCache)).map(({ entry, hash }) => ({ seq: entry.seq, hash }));
   } catch (error) {

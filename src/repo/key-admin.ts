@@ -21,7 +21,7 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import { nowIso } from '../core/clock.ts';
 import { asPackId, type KeyId } from '../core/ids.ts';
 import { generateBoxKeyPair, sha256Hex, SIGNATURE_BYTES } from '../crypto/index.ts';
-import { createAuthority, type RevocationRecord } from './authority.ts';
+import { createAuthority, type RevocationRecord, type WitnessRecord } from './authority.ts';
 import { collectEpochKeys, encodeEpochRecord, epochKeyVariants, type EpochKey, type EpochRecord } from './epochs.ts';
 import { createKeyFile, unlockKeyFile, type KeyFileInfo, type KeyRole } from './keys.ts';
 import { hashOfName, objectName, packName, PREFIX } from './layout.ts';
@@ -257,14 +257,29 @@ async function refuseReusedPassphrase(keys: KeyFileInfo[], passphrase: string, r
   }
 }
 
-async function putRecord(repo: Repository, prefix: 'keys' | 'epochs' | 'revocations', bytes: Buffer): Promise<string> {
+async function putRecord(repo: Repository, prefix: 'keys' | 'epochs' | 'revocations' | 'witnesses', bytes: Buffer): Promise<string> {
   const name = objectName(prefix, sha256Hex(bytes));
   await repo.store.put(name, bytes);
   return name;
 }
 
+/**
+ * Accepts a vault's key as a witness: it may sign audit entries (what the vault's clients did), and
+ * nothing else. Owner only. Adding the same key twice changes nothing.
+ */
+export async function addWitness(repo: Repository, publicKey: string, label: string): Promise<string | undefined> {
+  if (repo.key.role !== 'full') throw new AmberError('WRITE_ONLY_KEY', 'accepting a witness needs a full-access key');
+  if (!/^[0-9a-f]{64}$/.test(publicKey)) throw new AmberError('USAGE', 'a witness key is 64 hex digits (an Ed25519 public key)');
+  if (repo.witnesses.some((witness) => witness.publicKey === publicKey)) return undefined;
+  const record: WitnessRecord = { time: nowIso(repo.clock), publicKey, label };
+  const name = await putRecord(repo, 'witnesses', encodeSignedRecord('witness', jsonBytes(record), repo.key.signer));
+  repo.witnesses = [...repo.witnesses, record];
+  refreshAuthority(repo);
+  return name;
+}
+
 function refreshAuthority(repo: Repository): void {
-  repo.authority = createAuthority(Buffer.from(repo.config.ownerPublicKey, 'hex'), repo.keyFiles.map(({ info }) => info), repo.revocations);
+  repo.authority = createAuthority(Buffer.from(repo.config.ownerPublicKey, 'hex'), repo.keyFiles.map(({ info }) => info), repo.revocations, repo.witnesses);
 }
 
 /** Names of the snapshots, index objects and packs that `writer` signed and that exist now. */

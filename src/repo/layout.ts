@@ -21,11 +21,12 @@ export const PREFIX = {
   requests: 'requests/',
   decisions: 'decisions/',
   executions: 'executions/',
+  witnesses: 'witnesses/',
 } as const;
 
 /** Objects every snapshot needs besides its packs and itself: retained as long as anything is. */
 export const METADATA_PREFIXES: readonly PrefixKind[] = [
-  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns', 'audit', 'checkpoints', 'requests', 'decisions', 'executions',
+  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns', 'audit', 'checkpoints', 'requests', 'decisions', 'executions', 'witnesses',
 ];
 
 export type PrefixKind = keyof typeof PREFIX;

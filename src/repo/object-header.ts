@@ -23,6 +23,7 @@ export const OBJECT_KIND = {
   checkpoint: 15,
   request: 16,
   execution: 17,
+  witness: 18,
 } as const;
 
 export type ObjectKind = keyof typeof OBJECT_KIND;

@@ -7,7 +7,7 @@ import type { KeyId } from '../core/ids.ts';
 import { generateBoxKeyPair, generateSigningKeyPair, sha256Hex } from '../crypto/index.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { asBuffer, type Store } from '../storage/store.ts';
-import { createAuthority, type Authority, type RevocationRecord } from './authority.ts';
+import { createAuthority, type Authority, type RevocationRecord, type WitnessRecord } from './authority.ts';
 import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config.ts';
 import { collectEpochKeys, encodeEpochRecord, type EpochKey, type EpochRecord } from './epochs.ts';
 import { createKeyFile, newRepoSecrets, signerOf, unlockKeyFile, type KeyFileInfo, type UnlockedKey } from './keys.ts';
@@ -16,21 +16,12 @@ import type { RecordCache } from './record-cache.ts';
 import { readRecords, type RecordProblem } from './records.ts';
 import { keyIdOf, parseJsonPayload } from './signed-record.ts';
 
-export interface Repository {
-  store: Store;
+/** An opened repository: the view anyone may read, and the key that opened it. */
+export interface Repository extends RepositoryView {
   clock: Clock;
-  config: RepoConfig;
-  configHash: string;
   key: UnlockedKey;
-  authority: Authority;
   epochs: Map<number, EpochKey>;
   currentEpoch: EpochKey;
-  keyFiles: { name: string; info: KeyFileInfo }[];
-  revocations: RevocationRecord[];
-  /** Records that were ignored because they were forged, damaged or unauthorised. */
-  problems: RecordProblem[];
-  /** Retention records verified on an earlier run (see record-cache.ts); verify reads around it. */
-  recordCache?: RecordCache;
   /** Who is acting, as the audit log names them (user@host); the key's id when unset. */
   actor?: string;
 }
@@ -91,6 +82,9 @@ export interface RepositoryView {
   authority: Authority;
   keyFiles: { name: string; info: KeyFileInfo }[];
   revocations: RevocationRecord[];
+  /** Vault keys the owner accepted as signers of audit entries. */
+  witnesses: WitnessRecord[];
+  /** Records that were ignored because they were forged, damaged or unauthorised. */
   problems: RecordProblem[];
   /** Records checked on an earlier run (see record-cache.ts); verification reads around it. */
   recordCache?: RecordCache;
@@ -119,10 +113,12 @@ export async function openRepositoryView(store: Store): Promise<RepositoryView> 
   }
   const revocations = (await readRecords(store, 'revocations', 'revocation', owner, problems))
     .map(({ name, record }) => parseJsonPayload<RevocationRecord>(record, name));
+  const witnesses = (await readRecords(store, 'witnesses', 'witness', owner, problems))
+    .map(({ name, record }) => parseJsonPayload<WitnessRecord>(record, name));
   return {
-    store, config, configHash, revocations, problems,
+    store, config, configHash, revocations, witnesses, problems,
     keyFiles: pinned,
-    authority: createAuthority(ownerPublicKey, pinned.map(({ info }) => info), revocations),
+    authority: createAuthority(ownerPublicKey, pinned.map(({ info }) => info), revocations, witnesses),
   };
 }
 

@@ -17,6 +17,7 @@ import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite 
 import { checkUpload } from './object-checks.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
+import { createWitness, loadWitnessKey } from './witness.ts';
 import { checkCondemnUpload, checkDeletion } from './vault-retention.ts';
 import { unguardedClock, type RetentionClock } from '../engine/retention-state.ts';
 
@@ -34,6 +35,8 @@ export interface VaultOptions {
   clock: Clock;
   /** Expiry decisions (condemn notices, deletions) use this; `amber vault serve` passes its guarded clock. */
   retentionClock?: RetentionClock;
+  /** How long requests wait to be summed up in the audit log when nothing completes an operation. */
+  witnessFlushMs?: number;
 }
 
 export interface Vault {
@@ -50,6 +53,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 
 export async function startVault(options: VaultOptions): Promise<Vault> {
   const checkToken = createTokenChecker(options.dataDir);
+  const witnessKey = loadWitnessKey(options.dataDir);
   const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
   const metrics = createMetrics();
   const stores = new Map<string, Store>();
@@ -60,6 +64,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     if (!store) stores.set(repo, (store = createFsStore(join(options.dataDir, 'repos', repo))));
     return store;
   };
+  const witness = createWitness({ signer: witnessKey, clock: options.clock, storeOf, flushAfterMs: options.witnessFlushMs });
 
   async function handle(req: IncomingMessage, res: ServerResponse, token: TokenInfo | undefined): Promise<number> {
     // Dot segments would be folded away by URL parsing: refuse them as written, before any parsing.
@@ -78,7 +83,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     const created = existsSync(join(options.dataDir, 'repos', repo));
     if (section === undefined && req.method === 'PUT') return createRepository(res, token, repo, created);
     if (!created) throw notFound(repo);
-    if (section === undefined && req.method === 'GET') return send(res, 200, { name: repo });
+    if (section === undefined && req.method === 'GET') return send(res, 200, { name: repo, witness: witnessKey.publicKey.toString('hex') });
     if (section === 'enforcement' && req.method === 'GET') return send(res, 200, enforcement(store));
     if (section === 'protect' && req.method === 'POST') {
       if (!mayProtect(token.role)) throw forbidden(token, 'extend retention');
@@ -178,9 +183,6 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   }
 
   const accessLog = createAccessLog(options.dataDir);
-  const logLine = (repo: string | undefined, line: Record<string, unknown>) => {
-    if (repo && REPO_NAME.test(repo)) accessLog(repo, line);
-  };
 
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
@@ -200,8 +202,13 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       },
     ).then((status) => {
       metrics.request(req.method ?? '?', status, performance.now() - started);
-      if (token && req.method !== 'GET' && req.method !== 'HEAD' && !(req.url ?? '').endsWith('/protection')) {
-        logLine(repo, { time: new Date(options.clock.nowMs()).toISOString(), token: token.id, role: token.role, label: token.label, method: req.method, path: (req.url ?? '').slice(0, 600), status });
+      const path = req.url ?? '';
+      if (token && repo && REPO_NAME.test(repo) && req.method !== 'GET' && req.method !== 'HEAD' && !path.endsWith('/protection')) {
+        const time = new Date(options.clock.nowMs()).toISOString();
+        const text = accessLog(repo, { time, token: token.id, role: token.role, label: token.label, method: req.method, path: path.slice(0, 600), status });
+        // Work that completes an operation puts the burst on the audit log at once.
+        const commit = req.method === 'DELETE' || /\/objects\/(snapshots|holds|policies|condemns|forgets|decisions|keys|revocations|witnesses)\//.test(path);
+        witness.record(repo, { text, token: token.id, role: token.role, label: token.label, time }, commit);
       }
     });
   };
@@ -221,10 +228,13 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   return {
     url: `${options.tls ? 'https' : 'http'}://${host}:${address.port}`,
     server,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await witness.close();
+    },
   };
 }
 
@@ -310,7 +320,7 @@ function enforcement(store: Store) {
  * A per-repository access log: one JSON line per mutating request, each naming the hash of the line
  * before, so a removed or edited line breaks the chain. The last hash is kept in memory.
  */
-function createAccessLog(dataDir: string): (repo: string, line: Record<string, unknown>) => void {
+function createAccessLog(dataDir: string): (repo: string, line: Record<string, unknown>) => string {
   const dir = join(dataDir, 'vault', 'logs');
   const lastHash = new Map<string, string>();
   return (repo, line) => {
@@ -330,5 +340,6 @@ function createAccessLog(dataDir: string): (repo: string, line: Record<string, u
     const text = JSON.stringify({ ...line, previous });
     appendFileSync(path, `${text}\n`, { mode: 0o600 });
     lastHash.set(repo, createHash('sha256').update(text).digest('hex'));
+    return text;
   };
 }

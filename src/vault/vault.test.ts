@@ -189,3 +189,38 @@ test('the vault deletes only what an owner-signed condemn notice named, after it
   assert.deepEqual(checked.problems, []);
   assert.equal(checked.snapshots, 1);
 });
+
+test('a vault the owner accepted as witness signs one audit entry per burst of requests, naming the tokens that made them', async (t) => {
+  const { dir, dataDir, token, owner, storeFor, openAs } = await vaultFixture(t, 'vault-witness');
+  const { addWitness } = await import('../repo/key-admin.ts');
+  const { readAuditLog, verifyAudit } = await import('../engine/audit-log.ts');
+  const adminStore = storeFor(token('admin'));
+  const witnessKey = (await adminStore.witnessKey())!;
+  assert.match(witnessKey, /^[0-9a-f]{64}$/);
+  assert.ok(await addWitness(owner, witnessKey, 'test vault'));
+  assert.equal(await addWitness(owner, witnessKey, 'test vault'), undefined, 'accepting it twice changes nothing');
+
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), seededBytes(200_000, 'witnessed'));
+  const writerToken = createToken(dataDir, { role: 'writer', repo: 'team', label: 'db1', nowMs: Date.now() });
+  await backup({ repo: await openAs(writerToken.token), paths: [source] });
+
+  // The snapshot upload completes the operation: the vault writes its entry without waiting.
+  const auditor = storeFor(token('auditor'));
+  const { openRepositoryView } = await import('../repo/repository.ts');
+  let entries: Awaited<ReturnType<typeof readAuditLog>>['entries'] = [];
+  for (let waited = 0; waited < 5_000 && !entries.some(({ entry }) => entry.action === 'vault.requests'); waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    entries = (await readAuditLog(await openRepositoryView(auditor))).entries;
+  }
+  const vaultEntries = entries.filter(({ entry }) => entry.action === 'vault.requests');
+  assert.ok(vaultEntries.length >= 1, 'the vault put the requests on the record');
+  const tokens = vaultEntries.flatMap(({ entry }) => entry.details.tokens as { token: string; label: string; requests: number }[]);
+  const byWriter = tokens.filter(({ token: id }) => id === writerToken.info.id);
+  assert.ok(byWriter.length > 0 && byWriter.every(({ label }) => label === 'db1'));
+  assert.ok(byWriter.reduce((sum, { requests }) => sum + requests, 0) >= 3, 'packs, index, grant and snapshot uploads are counted');
+  const view = await openRepositoryView(auditor);
+  assert.match(view.authority.describe(vaultEntries[0].signerKeyId), /^witness test vault/);
+  assert.deepEqual((await verifyAudit(view)).problems, []);
+});

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatDurationMs } from '../../core/units.ts';
 import { initRepository } from '../../repo/repository.ts';
+import { addWitness } from '../../repo/key-admin.ts';
 import type { PolicySettings } from '../../repo/retention-records.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { setPolicy, showPolicy } from '../../engine/policy-admin.ts';
@@ -48,6 +49,11 @@ Examples:
       const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN() });
       repo.actor = actorFor(store);
       await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } });
+      // A vault records what its clients do in the audit log, signed with its own key, once the owner accepts it.
+      const witness = 'witnessKey' in store ? await (store as HttpStore).witnessKey() : undefined;
+      if (witness && await addWitness(repo, witness, store.location)) {
+        await appendAudit(repo, { action: 'witness.add', target: witness, details: { label: store.location } });
+      }
       let policy: PolicySettings | undefined;
       if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {
         const clock = await openRetentionClock(repo);

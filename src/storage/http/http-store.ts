@@ -15,6 +15,8 @@ export interface HttpStore extends Store {
   createRepository(): Promise<boolean>;
   /** The token's id (never its secret), for the audit log's actor. */
   readonly tokenId: string;
+  /** The vault's witness key (hex): the owner accepts it at init so the vault can sign audit entries. */
+  witnessKey(): Promise<string | undefined>;
 }
 
 const VAULT_ENFORCEMENT: Enforcement = {
@@ -174,6 +176,13 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
       const response = await call('DELETE', objectPath(object));
       if (!response.ok) return fail(response, `deleting ${object}`);
       await response.arrayBuffer();
+    },
+
+    async witnessKey() {
+      const response = await call('GET', '');
+      if (!response.ok) return fail(response, 'reading the vault\'s witness key');
+      const body = await response.json() as { witness?: string };
+      return body.witness;
     },
 
     async createRepository() {
