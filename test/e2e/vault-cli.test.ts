@@ -111,3 +111,26 @@ test('a vault killed with SIGKILL mid-backup shows no partial object; after a re
   assert.deepEqual(await fingerprintTree(join(target, source)), await fingerprintTree(source));
   await everyObjectIsWhole(repoDir);
 });
+
+test('vault serve takes its settings from a YAML file, and refuses one with unknown settings', async () => {
+  const config = join(dir, 'vault.yaml');
+  await writeFile(config, `data: ${dataDir}\nlisten: 127.0.0.1:0\n`);
+  const server = spawn(process.execPath, [BIN, 'vault', 'serve', '--config', config], { env: env(''), stdio: ['ignore', 'ignore', 'pipe'] });
+  servers.push(server);
+  let text = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    server.stderr!.on('data', (chunk) => {
+      text += chunk;
+      const match = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
+      if (match) resolve(match[1]);
+    });
+    server.on('exit', () => reject(new Error(`the vault exited: ${text}`)));
+  });
+  assert.deepEqual(await (await fetch(`${url}/v1/health`)).json(), { status: 'ok' });
+  server.kill('SIGTERM');
+
+  await writeFile(config, `data: ${dataDir}\nlisten: 127.0.0.1:0\nport: 99\n`);
+  const refused = amber(['vault', 'serve', '--config', config]);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /unknown setting port/);
+});

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AmberError } from '../../core/errors.ts';
 import { openGuardedClock } from '../../governance/guarded-clock.ts';
+import { parse as parseYaml } from 'yaml';
 import { startVault } from '../../vault/server.ts';
 import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo } from '../../vault/tokens.ts';
 import { type CliContext, print } from '../context.ts';
@@ -21,18 +22,28 @@ Examples:
   vault
     .command('serve')
     .description('serve the repositories under --data until stopped (SIGINT or SIGTERM)')
-    .requiredOption('--data <dir>', 'where repositories, tokens and logs live')
-    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8420')
+    .option('--data <dir>', 'where repositories, tokens and logs live')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8420)')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'and this private key (PEM)')
+    .option('--config <file>', 'a YAML file with data, listen and tls: {cert, key}; options given here win')
     .addHelpText('after', `
 Clients trust a private CA through NODE_EXTRA_CA_CERTS. The server logs each mutating request to
 DATA/vault/logs/REPO.jsonl with the token's id; /v1/health and /metrics (Prometheus) need no token.
 
+vault.yaml:
+  data: /srv/vault
+  listen: 0.0.0.0:8443
+  tls:
+    cert: /etc/amber/vault.crt
+    key: /etc/amber/vault.key
+
 Examples:
   amber vault serve --data /srv/vault
+  amber vault serve --config /etc/amber/vault.yaml
   amber vault serve --data /srv/vault --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem`)
-    .action(async (flags: { data: string; listen: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (options: ServeFlags) => {
+      const flags = withConfigFile(options);
       const match = /^(.+):(\d{1,5})$/.exec(flags.listen);
       if (!match) throw new AmberError('USAGE', `--listen ${flags.listen}: expected HOST:PORT, e.g. 127.0.0.1:8420`);
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new AmberError('USAGE', 'TLS needs both --tls-cert and --tls-key');
@@ -118,4 +129,39 @@ async function vaultClock(dataDir: string) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
   return openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: readFileSync(keyPath) });
+}
+
+interface ServeFlags {
+  data?: string;
+  listen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  config?: string;
+}
+
+/** Options from --config (YAML), overridden by those on the command line. */
+function withConfigFile(flags: ServeFlags): { data: string; listen: string; tlsCert?: string; tlsKey?: string } {
+  let file: { data?: unknown; listen?: unknown; tls?: { cert?: unknown; key?: unknown } } = {};
+  if (flags.config) {
+    try {
+      file = (parseYaml(readFileSync(flags.config, 'utf8')) ?? {}) as typeof file;
+    } catch (cause) {
+      throw new AmberError('USAGE', `cannot read the vault config ${flags.config}: ${(cause as Error).message}`, { cause });
+    }
+    const known = new Set(['data', 'listen', 'tls']);
+    const unknown = Object.keys(file).filter((key) => !known.has(key));
+    if (unknown.length > 0) throw new AmberError('USAGE', `${flags.config}: unknown setting ${unknown.join(', ')} (known: data, listen, tls)`);
+  }
+  const text = (value: unknown, what: string) => {
+    if (value !== undefined && typeof value !== 'string') throw new AmberError('USAGE', `${flags.config}: ${what} must be a string`);
+    return value as string | undefined;
+  };
+  const data = flags.data ?? text(file.data, 'data');
+  if (!data) throw new AmberError('USAGE', 'the vault needs a data directory', { hint: 'pass --data DIR or set data: in --config' });
+  return {
+    data,
+    listen: flags.listen ?? text(file.listen, 'listen') ?? '127.0.0.1:8420',
+    tlsCert: flags.tlsCert ?? text(file.tls?.cert, 'tls.cert'),
+    tlsKey: flags.tlsKey ?? text(file.tls?.key, 'tls.key'),
+  };
 }
