@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Clock } from '../core/clock.ts';
+import { isAmberError } from '../core/errors.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import { generateSigningKeyPair } from '../crypto/index.ts';
 import { keyIdOf, type Signer } from '../repo/signed-record.ts';
@@ -47,7 +48,9 @@ export function createWitness(options: { signer: Signer; clock: Clock; storeOf: 
 
   async function write(repo: string, lines: AccessLine[]): Promise<void> {
     const store = options.storeOf(repo);
-    const view = await openRepositoryView(store);
+    // Before `config` exists (the first uploads of an init) no owner can have accepted this vault yet.
+    const view = await openRepositoryView(store).catch((error) => { if (isAmberError(error, 'REPO_NOT_FOUND')) return undefined; throw error; });
+    if (!view) return;
     // Only a repository whose owner accepted this vault's key has it as a signer of its log.
     if (!view.authority.witnesses.some(({ publicKey }) => publicKey === options.signer.publicKey.toString('hex'))) return;
     const tokens = new Map<string, { token: string; role: string; label: string; requests: number }>();
