@@ -7,7 +7,8 @@ import type { KeyId } from '../core/ids.ts';
 import type { ObjectLock } from '../governance/retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
-import type { Signer } from '../repo/signed-record.ts';
+import { keyIdOf, type Signer } from '../repo/signed-record.ts';
+import { loadRecords, POLICIES } from '../repo/retention-records.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
 import { parseSequencedName, PREFIX } from '../repo/layout.ts';
 import {
@@ -21,7 +22,20 @@ import { loadRetentionState, metadataLock } from './retention-state.ts';
 const HEAD_WINDOW = 16;
 
 
-const auditSigners = (view: RepositoryView): SignerLookup => (keyId) => view.authority.certifiedKeyFor(keyId);
+/**
+ * Who may sign audit entries: keys the owner certified, accepted witnesses, and approvers — every key
+ * any link of the policy chain ever registered, since their entries stay valid after they leave.
+ */
+async function auditSigners(view: RepositoryView): Promise<SignerLookup & { describe(keyId: KeyId): string }> {
+  const approvers = new Map<string, { key: Buffer; name: string }>();
+  for (const { value } of await loadRecords(view, POLICIES, [])) {
+    for (const { name, publicKey } of value.settings.approvers ?? []) approvers.set(keyIdOf(Buffer.from(publicKey, 'hex')), { key: Buffer.from(publicKey, 'hex'), name });
+  }
+  const lookup = (keyId: KeyId) => view.authority.certifiedKeyFor(keyId) ?? approvers.get(keyId)?.key;
+  return Object.assign(lookup, {
+    describe: (keyId: KeyId) => (approvers.has(keyId) && !view.authority.certifiedKeyFor(keyId) ? `approver ${approvers.get(keyId)!.name}` : view.authority.describe(keyId)),
+  });
+}
 
 /** Writes one entry for an operation that changed the repository; returns it. */
 /** Who appends: an opened repository's key, or a vault's witness key (which has no repository key). */
@@ -76,7 +90,7 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
  */
 async function currentHeads(repo: AuditAuthor, names: { name: string; seq: number; hash: string }[], recent: string[], problems: RecordProblem[]): Promise<{ seq: number; hash: string }[]> {
   try {
-    return headsOf(await readAuditEntries(repo.store, recent, auditSigners(repo), problems, repo.recordCache)).map(({ entry, hash }) => ({ seq: entry.seq, hash }));
+    return headsOf(await readAuditEntries(repo.store, recent, await auditSigners(repo), problems, repo.recordCache)).map(({ entry, hash }) => ({ seq: entry.seq, hash }));
   } catch (error) {
     if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
     const topSeq = names.at(-1)?.seq ?? 0;
@@ -95,6 +109,8 @@ async function lastCheckpointSeq(view: RepositoryView): Promise<number> {
 
 export interface AuditLog {
   entries: LoadedEntry[];
+  /** Who a signer is: owner, writer, witness or approver NAME. */
+  describe(keyId: KeyId): string;
   checkpoints: LoadedCheckpoint[];
   /** Records that could not be read or are not signed by a key with the authority. */
   problems: RecordProblem[];
@@ -104,9 +120,10 @@ export interface AuditLog {
 export async function readAuditLog(view: RepositoryView): Promise<AuditLog> {
   const problems: RecordProblem[] = [];
   const names = await listAuditNames(view.store, problems);
-  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), auditSigners(view), problems, view.recordCache);
+  const signers = await auditSigners(view);
+  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), signers, problems, view.recordCache);
   const checkpoints = await readAuditCheckpoints(view.store, (keyId) => view.authority.ownerKeyFor(keyId), problems);
-  return { entries, checkpoints, problems };
+  return { entries, checkpoints, problems, describe: signers.describe };
 }
 
 export interface AuditVerification {

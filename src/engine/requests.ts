@@ -7,14 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AmberError, isAmberError } from '../core/errors.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Repository, RepositoryView } from '../repo/repository.ts';
+import type { Clock } from '../core/clock.ts';
 import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
 import { findRequest, readRequests, requestView, type RequestView } from './request-book.ts';
 import { approverSet, checkPolicyChange, isLocked, loosening, resolvePolicy } from '../governance/policy.ts';
 import { decisionMessage, tally, type ApprovalRequest, type Decision, type RequestKind, type SignedDecision } from '../governance/requests.ts';
 import type { ApproverSigner } from '../governance/approver-key.ts';
 import { loadRecords, POLICIES, type PolicySettings } from '../repo/retention-records.ts';
-import { appendAudit } from './audit-log.ts';
+import { appendAudit, type AuditAuthor } from './audit-log.ts';
 import { applyApprovedPolicyChange } from './policy-admin.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { findSnapshot } from './snapshots.ts';
@@ -117,11 +118,22 @@ export interface SubmitResult {
 }
 
 /**
+ * An approver acting with their own key only, without any repository passphrase: their audit entries
+ * and any execution record they complete are signed with the approver key.
+ */
+export async function approverAuthor(view: RepositoryView, clock: Clock, approver: ApproverSigner): Promise<AuditAuthor> {
+  const policy = resolvePolicy(await loadRecords(view, POLICIES, []), []);
+  const registered = approverSet(policy.settings).approvers.find(({ publicKey }) => publicKey === approver.publicKey.toString('hex'));
+  if (!registered) throw new AmberError('APPROVAL_REFUSED', 'this approver key is not registered in the repository policy', { hint: '`amber approver list` shows who is' });
+  return { ...view, clock, actor: `approver ${registered.name}`, signer: approver.signer };
+}
+
+/**
  * Files a signed decision. One that cannot count (forged, unregistered or removed approver, the
  * requester, a second decision by the same approver, another request, an expired or closed request)
  * is refused with the reason — and the refusal is logged.
  */
-export async function submitDecision(repo: Repository, decision: SignedDecision, clock?: RetentionClock): Promise<SubmitResult> {
+export async function submitDecision(repo: Repository | AuditAuthor, decision: SignedDecision, clock?: RetentionClock): Promise<SubmitResult> {
   const nowMs = (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
   const policy = resolvePolicy(await loadRecords(repo, POLICIES, []), []);
   const refuse = async (reason: string): Promise<never> => {
@@ -138,19 +150,19 @@ export async function submitDecision(repo: Repository, decision: SignedDecision,
   const earlier = (await loadDecisions(repo, [])).filter(({ decision: d }) => d.request === before.id).map(({ decision: d }) => d);
   const withThis = tally(before.id, stored.request, [...earlier, decision], approvers, quorum);
   if (withThis.refused.length > tally(before.id, stored.request, earlier, approvers, quorum).refused.length) return refuse(withThis.refused.at(-1)!.reason);
-  const name = await putDecision(repo, decision);
+  const name = await putDecision(repo.store, decision);
   const after = await findRequest(repo, policy, nowMs, before.id);
   const approverName = approvers.find(({ publicKey }) => publicKey === decision.approver)!.name;
   await appendAudit(repo, { action: `request.${decision.decision}`, target: before.id, details: { approver: approverName, decision: name } });
   let executedNow = false;
   if (after.status === 'executed') {
     const decisions = (await loadDecisions(repo, [])).filter(({ decision: d }) => d.request === before.id).map(({ name: n }) => n);
-    executedNow = await putExecution(repo, { request: before.id, time: new Date(nowMs).toISOString(), decisions });
+    executedNow = await putExecution(repo.store, 'key' in repo ? repo.key.signer : repo.signer, { request: before.id, time: new Date(nowMs).toISOString(), decisions });
     if (executedNow) {
       await appendAudit(repo, { action: 'request.execute', target: before.id, details: { kind: after.kind, target: after.target, parameters: after.parameters, approvedBy: after.approvedBy } });
     }
     // A policy link is owner-signed: a full key writes it now, anyone else leaves it to `amber policy apply`.
-    if (after.kind === 'policy-change' && repo.key.role === 'full') {
+    if (after.kind === 'policy-change' && 'key' in repo && repo.key.role === 'full') {
       // A vault token that may not write the policy (an approver's) leaves it to an admin's `policy apply`.
       await applyApprovedPolicyChange(repo, before.id, clock).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
     }

@@ -2,6 +2,7 @@
 // key: FILE keeps the private key sealed under a passphrase (scrypt, AES-256-GCM), FILE.pub the public
 // key that the repository owner registers. Signing a decision needs the file and its passphrase.
 import { AmberError } from '../core/errors.ts';
+import { keyIdOf, type Signer } from '../repo/signed-record.ts';
 import { deriveWrappingKey, generateSigningKeyPair, newScryptParams, open, seal, signMessage, type ScryptParams } from '../crypto/index.ts';
 
 export interface ApproverKeyFile {
@@ -21,6 +22,8 @@ export interface ApproverPublicKeyFile {
 export interface ApproverSigner {
   publicKey: Buffer;
   sign(message: Uint8Array): Buffer;
+  /** The same key as a record signer: an approver signs its own audit entries. */
+  signer: Signer;
 }
 
 const AAD = Buffer.from('amber/v1/approver-key', 'ascii');
@@ -68,5 +71,5 @@ export async function unlockApproverKey(text: string, passphrase: string, source
     throw new AmberError('WRONG_PASSWORD', `the passphrase does not open the approver key ${source}`, { hint: 'check AMBER_APPROVER_PASSWORD' });
   }
   const publicKey = Buffer.from(file.publicKey, 'hex');
-  return { publicKey, sign: (message) => signMessage(privateKey, publicKey, message) };
+  return { publicKey, sign: (message) => signMessage(privateKey, publicKey, message), signer: { keyId: keyIdOf(publicKey), publicKey, privateKey } };
 }

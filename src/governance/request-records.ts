@@ -5,12 +5,12 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { sha256Hex } from '../crypto/index.ts';
-import { asBuffer, type PutOptions } from '../storage/store.ts';
+import { asBuffer, type PutOptions, type Store } from '../storage/store.ts';
 import { isSignedDecision, requestBytes, requestId, type ApprovalRequest, type SignedDecision } from './requests.ts';
 import { hashOfName, objectName, PREFIX } from '../repo/layout.ts';
 import { isBadRecord, type RecordProblem } from '../repo/records.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
-import { decodeSignedRecord, encodeSignedRecord, hasValidSignature, jsonBytes, parseJsonPayload } from '../repo/signed-record.ts';
+import { decodeSignedRecord, encodeSignedRecord, hasValidSignature, jsonBytes, parseJsonPayload, type Signer } from '../repo/signed-record.ts';
 
 export interface Execution {
   request: string;
@@ -38,11 +38,11 @@ export async function putRequest(repo: Repository, request: ApprovalRequest, opt
   return id;
 }
 
-export async function putDecision(repo: Repository, decision: SignedDecision, options?: PutOptions): Promise<string> {
+export async function putDecision(store: Store, decision: SignedDecision, options?: PutOptions): Promise<string> {
   const bytes = Buffer.from(`${canonicalJson(decision)}\n`, 'utf8');
   const name = objectName('decisions', sha256Hex(bytes));
   try {
-    await repo.store.put(name, bytes, options);
+    await store.put(name, bytes, options);
   } catch (error) {
     if (!isAmberError(error, 'OBJECT_EXISTS')) throw error; // the same signed decision handed in twice
   }
@@ -50,9 +50,10 @@ export async function putDecision(repo: Repository, decision: SignedDecision, op
 }
 
 /** Records the execution; false when another process executed the request first. */
-export async function putExecution(repo: Repository, execution: Execution, options?: PutOptions): Promise<boolean> {
+/** Signed by whoever completed the quorum: a repository key or the approver's own. */
+export async function putExecution(store: Store, signer: Signer, execution: Execution, options?: PutOptions): Promise<boolean> {
   try {
-    await repo.store.put(objectName('executions', execution.request), encodeSignedRecord('execution', jsonBytes(execution), repo.key.signer), options);
+    await store.put(objectName('executions', execution.request), encodeSignedRecord('execution', jsonBytes(execution), signer), options);
     return true;
   } catch (error) {
     if (isAmberError(error, 'OBJECT_EXISTS')) return false;

@@ -58,7 +58,8 @@ test('a quorum lifts a governance lock; the audit log shows it and catches an ed
 
   const id = json(['request', 'unlock', snapshot, '--reason', 'test data locked by mistake']).id as string;
   assert.match(id, /^[0-9a-f]{64}$/);
-  ok(['approve', id.slice(0, 12), '--key', join(dir, 'alice.key')]);
+  // Approvers need no repository passphrase: their own key signs the decision and their audit entry.
+  ok(['approve', id.slice(0, 12), '--key', join(dir, 'alice.key')], { AMBER_PASSWORD: '' });
   const wrongPassphrase = amber(['approve', id, '--key', join(dir, 'bob.key')], { AMBER_APPROVER_PASSWORD: 'nope' });
   assert.match(wrongPassphrase.stderr, /WRONG_PASSWORD/);
   // Bob signs on his own machine: no repository, no repository passphrase.
@@ -77,6 +78,8 @@ test('a quorum lifts a governance lock; the audit log shows it and catches an ed
   for (const action of ['init', 'policy.set', 'backup', 'policy.lock', 'request.create', 'request.approve', 'request.execute', 'request.approve.refused', 'forget', 'prune']) {
     assert.ok(actions.includes(action), `${action} is logged`);
   }
+  const approval = json(['audit', 'log'], auditor).find((row: { action: string; actor: string }) => row.action === 'request.approve' && row.actor === 'approver alice');
+  assert.equal(approval?.signer, 'approver alice', 'the approver signed their own entry');
   const verified = json(['audit', 'verify'], auditor);
   assert.deepEqual(verified.problems, []);
   assert.ok(verified.checkpoint, 'prune sealed the log with a checkpoint');

@@ -30,8 +30,8 @@ Examples:
   amber audit log --since 24h --json`)
     .action(async (flags: { since?: string }) => {
       const view = await openRepoView(context);
-      const entries = await entriesSince(view, flags.since, context.clock.nowMs());
-      print(context, entries.map((loaded) => exportRow(view, loaded)), (rows) =>
+      const { entries, describe } = await entriesSince(view, flags.since, context.clock.nowMs());
+      print(context, entries.map((loaded) => exportRow(describe, loaded)), (rows) =>
         rows.length === 0 ? 'no audit entries' : rows.map((row) =>
           `#${row.seq}  ${row.time}  ${row.actor} (${row.signer})  ${row.action} ${row.target.slice(0, 16)}  ${summarise(row.details)}`).join('\n'));
     });
@@ -69,7 +69,8 @@ Examples:
     .action(async (flags: { format: string; since?: string }) => {
       if (flags.format !== 'jsonl' && flags.format !== 'csv') throw new AmberError('USAGE', `--format ${flags.format}: choose jsonl or csv`);
       const view = await openRepoView(context);
-      const rows = (await entriesSince(view, flags.since, context.clock.nowMs())).map((loaded) => exportRow(view, loaded));
+      const { entries, describe } = await entriesSince(view, flags.since, context.clock.nowMs());
+      const rows = entries.map((loaded) => exportRow(describe, loaded));
       const out = context.output.out;
       if (flags.format === 'jsonl') {
         for (const row of rows) out.write(`${JSON.stringify(row)}\n`);
@@ -101,16 +102,16 @@ Examples:
     });
 }
 
-async function entriesSince(view: RepositoryView, since: string | undefined, nowMs: number): Promise<LoadedEntry[]> {
-  const { entries } = await readAuditLog(view);
-  if (since === undefined) return entries;
+async function entriesSince(view: RepositoryView, since: string | undefined, nowMs: number): Promise<{ entries: LoadedEntry[]; describe: (keyId: LoadedEntry['signerKeyId']) => string }> {
+  const { entries, describe } = await readAuditLog(view);
+  if (since === undefined) return { entries, describe };
   const fromMs = /^(?:\d+[smhdwy])+$/.test(since) ? nowMs - parseDurationMs(since) : parseDateMs(since, nowMs);
-  return entries.filter(({ entry }) => Date.parse(entry.time) >= fromMs);
+  return { entries: entries.filter(({ entry }) => Date.parse(entry.time) >= fromMs), describe };
 }
 
-function exportRow(view: RepositoryView, { name, hash, entry, signerKeyId }: LoadedEntry) {
+function exportRow(describe: (keyId: LoadedEntry['signerKeyId']) => string, { name, hash, entry, signerKeyId }: LoadedEntry) {
   return {
-    seq: entry.seq, time: entry.time, actor: entry.actor, signer: view.authority.describe(signerKeyId), signerKeyId,
+    seq: entry.seq, time: entry.time, actor: entry.actor, signer: describe(signerKeyId), signerKeyId,
     action: entry.action, target: entry.target, details: entry.details, previous: entry.previous, name, hash,
   };
 }

@@ -6,8 +6,8 @@ import { parseApproverPublicKey } from '../../governance/approver-key.ts';
 import { isSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
 import { loadRetentionState } from '../../engine/retention-state.ts';
 import { findRequest, readRequests, type RequestView } from '../../engine/request-book.ts';
-import { createRequest, signDecision, submitDecision, type SubmitResult } from '../../engine/requests.ts';
-import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { approverAuthor, createRequest, signDecision, submitDecision, type SubmitResult } from '../../engine/requests.ts';
+import { type CliContext, openRepo, openRepoView, openRetentionClock, print } from '../context.ts';
 import { approverFromFile, readText } from './approver.ts';
 import { settingsFrom, withSettingOptions, type SetFlags } from './policy.ts';
 
@@ -132,7 +132,8 @@ Examples:
       .requiredOption('--key <file>', 'your approver key file (passphrase from AMBER_APPROVER_PASSWORD or a prompt)')
       .option('--out <file>', 'only sign, into FILE, for `amber approval submit` elsewhere (needs no repository)')
       .addHelpText('after', `
-You sign the request id and your decision; the signature counts for this request only.
+You sign the request id and your decision; the signature counts for this request only. No
+repository passphrase is needed: your audit entry is signed with your approver key.
 
 Examples:
   amber ${decision} 9c41d2 --key ~/alice.key
@@ -144,12 +145,13 @@ Examples:
           print(context, signed, () => `signed "${decision}" for request ${id.slice(0, 12)} into ${flags.out}; file it with \`amber approval submit ${flags.out}\``);
           return;
         }
-        const repo = await openRepo(context);
-        const clock = await openRetentionClock(repo);
-        const state = await loadRetentionState(repo);
-        const found = await findRequest(repo, state.policy, clock.retentionBaseMs(), id);
-        const signed = signDecision(found.id, decision as Decision, await approverFromFile(flags.key));
-        print(context, await submitDecision(repo, signed, clock), renderSubmit);
+        // An approver needs their own key, never the repository's passphrase: they act as themselves.
+        const approver = await approverFromFile(flags.key);
+        const view = await openRepoView(context);
+        const author = await approverAuthor(view, context.clock, approver);
+        const state = await loadRetentionState(author);
+        const found = await findRequest(view, state.policy, context.clock.nowMs(), id);
+        print(context, await submitDecision(author, signDecision(found.id, decision as Decision, approver)), renderSubmit);
       });
   }
 
