@@ -71,7 +71,9 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
   // Issued together: a store that locks in batches (fs: one chattr process) does it in one go.
   await Promise.all([
     ...entries.map(({ objects, until, mode }) => {
-      const names = objects.filter((object) => object !== grant.skip);
+      // Objects earlier grants hold at least as long were protected then (and a vault refuses a
+      // protect that asks for less than it already holds).
+      const names = objects.filter((object) => object !== grant.skip && !covers(ledger.lockOf(object), Date.parse(until), mode));
       return names.length > 0 ? repo.store.protect(names, { untilMs: Date.parse(until), mode }) : undefined;
     }),
     repo.store.protect([name], { untilMs: metaUntilMs, mode: metaMode }),

@@ -18,7 +18,7 @@ import { checkUpload } from './object-checks.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
-import { checkCondemnUpload, checkDeletion } from './vault-retention.ts';
+import { checkCondemnUpload, checkDeletion, refuseShortening } from './vault-retention.ts';
 import { unguardedClock, type RetentionClock } from '../engine/retention-state.ts';
 
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
@@ -91,9 +91,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       if (!Array.isArray(body.names) || !body.names.every((n) => typeof n === 'string' && isValidObjectName(n)) || !Number.isFinite(body.untilMs) || (body.mode !== 'governance' && body.mode !== 'compliance')) {
         throw new AmberError('USAGE', 'protect needs {names, untilMs, mode}');
       }
-      if (body.untilMs <= options.clock.nowMs()) {
-        throw new AmberError('RETENTION_ACTIVE', `a retain-until date in the past (${new Date(body.untilMs).toISOString()}) would shorten retention; it is only ever extended`);
-      }
+      await refuseShortening(store, body.names, body.untilMs);
       await store.protect(body.names, { untilMs: body.untilMs, mode: body.mode });
       return send(res, 200, { protected: body.names.length });
     }

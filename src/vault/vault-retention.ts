@@ -66,3 +66,17 @@ export async function checkDeletion(store: Store, name: string, nowMs: number): 
   const renewed = grants.find(({ value, writtenMs }) => (writtenMs ?? Infinity) > due.writtenMs! && value.entries.some(({ objects }) => objects.includes(name)));
   if (renewed) throw refuse(`${name} was granted retention again after it was condemned (${renewed.name})`);
 }
+
+/**
+ * A protect call asks for retention until `untilMs`; one that names an object the grants already hold
+ * longer is an attempt to shorten it, and is refused (retention is only ever extended).
+ */
+export async function refuseShortening(store: Store, names: readonly string[], untilMs: number): Promise<void> {
+  const state = await loadRetentionState(await openRepositoryView(store));
+  for (const name of names) {
+    const lock = state.ledger.lockOf(name);
+    if (lock && lock.untilMs > untilMs) {
+      throw refuse(`${name} is retained until ${iso(lock.untilMs)}; asking for ${iso(untilMs)} would shorten that, and retention is only ever extended`);
+    }
+  }
+}

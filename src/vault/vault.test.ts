@@ -224,3 +224,19 @@ test('a vault the owner accepted as witness signs one audit entry per burst of r
   assert.match(view.authority.describe(vaultEntries[0].signerKeyId), /^witness test vault/);
   assert.deepEqual((await verifyAudit(view)).problems, []);
 });
+
+test('lock extend through the vault extends what it must and asks for nothing shorter', async (t) => {
+  const { dir, token, openAs } = await vaultFixture(t, 'vault-extend');
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), seededBytes(200_000, 'extend'));
+  const writer = await openAs(token('writer'));
+  const first = await backup({ repo: writer, paths: [source], retainMs: 3_600_000 });
+  await backup({ repo: writer, paths: [source], retainMs: 90 * 86_400_000 });
+  const { extendLock, lockStatus } = await import('../engine/locks.ts');
+  // The first snapshot's packs are held 90 days by the second; extending it to 30 days asks nothing of them.
+  const extended = await extendLock({ repo: await openAs(token('admin')), snapshot: first.snapshotId, untilMs: Date.now() + 30 * 86_400_000 });
+  assert.equal(extended.snapshotId, first.snapshotId);
+  const [status] = await lockStatus({ repo: await openAs(token('reader')), snapshot: first.snapshotId });
+  assert.equal(status.covered, true, JSON.stringify(status.gaps));
+});
