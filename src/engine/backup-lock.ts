@@ -71,9 +71,8 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
   // Issued together: a store that locks in batches (fs: one chattr process) does it in one go.
   await Promise.all([
     ...entries.map(({ objects, until, mode }) => {
-      // Objects earlier grants hold at least as long were protected then (and a vault refuses a
-      // protect that asks for less than it already holds).
-      const names = objects.filter((object) => object !== grant.skip && !covers(ledger.lockOf(object), Date.parse(until), mode));
+      // Every object again, covered or not: this is also how `lock extend` re-applies a lifted attribute.
+      const names = objects.filter((object) => object !== grant.skip);
       return names.length > 0 ? repo.store.protect(names, { untilMs: Date.parse(until), mode }) : undefined;
     }),
     repo.store.protect([name], { untilMs: metaUntilMs, mode: metaMode }),

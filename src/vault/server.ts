@@ -91,7 +91,9 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       if (!Array.isArray(body.names) || !body.names.every((n) => typeof n === 'string' && isValidObjectName(n)) || !Number.isFinite(body.untilMs) || (body.mode !== 'governance' && body.mode !== 'compliance')) {
         throw new AmberError('USAGE', 'protect needs {names, untilMs, mode}');
       }
-      await refuseShortening(store, body.names, body.untilMs);
+      // Dates only ever rise (the grants hold the maximum), so a date below what an object holds changes
+      // nothing; one already past for an object held longer is no extension at all, only an attempt.
+      if (body.untilMs < expiryClock.retentionBaseMs()) await refuseShortening(store, body.names, body.untilMs);
       await store.protect(body.names, { untilMs: body.untilMs, mode: body.mode });
       return send(res, 200, { protected: body.names.length });
     }
