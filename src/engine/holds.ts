@@ -6,6 +6,9 @@ import { HOLDS, putRecord, type Hold } from '../repo/retention-records.ts';
 import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock } from './retention-state.ts';
 import { appendAudit } from './audit-log.ts';
 import { findSnapshot } from './snapshots.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader } from '../repo/blob-reader.ts';
+import { snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
 
 export interface HoldEntry extends Hold {
   name: string;
@@ -16,7 +19,12 @@ export async function addHold(options: { repo: Repository; snapshot: string; rea
   if (options.reason.trim() === '') throw new AmberError('USAGE', 'a hold needs a reason', { hint: 'pass --reason "case 2026-17"' });
   const entry = await findSnapshot(repo, options.snapshot);
   const state = await loadRetentionState(repo);
-  const hold: Hold = { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: entry.id, reason: options.reason, actor: options.actor };
+  const { index } = await loadIndex(repo);
+  const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
+  const hold: Hold = {
+    time: new Date(repo.clock.nowMs()).toISOString(), snapshot: entry.id, reason: options.reason, actor: options.actor,
+    objects: [snapshotObject(entry.id), ...[...needs.packs].sort()],
+  };
   // A hold is kept at least as long as anything else is retained.
   const lock = metadataLock(state, (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs());
   const name = await putRecord(repo, HOLDS, hold, { retainUntilMs: lock.untilMs, mode: lock.mode });

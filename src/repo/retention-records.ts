@@ -33,6 +33,8 @@ export interface Hold {
   snapshot: string;
   reason: string;
   actor: string;
+  /** The packs the snapshot needs (and the snapshot itself), so an enforcer without the key (a vault) can keep them. */
+  objects?: string[];
   [unknownField: string]: unknown;
 }
 
@@ -70,7 +72,8 @@ export const GRANTS: RecordType<Grant> = {
 };
 export const HOLDS: RecordType<Hold> = {
   prefix: 'holds', kind: 'hold', ownerOnly: true,
-  isValid: (h) => isTime(h.time) && typeof h.snapshot === 'string' && typeof h.reason === 'string' && typeof h.actor === 'string',
+  isValid: (h) => isTime(h.time) && typeof h.snapshot === 'string' && typeof h.reason === 'string' && typeof h.actor === 'string' &&
+    (h.objects === undefined || isStringArray(h.objects)),
 };
 export const FORGETS: RecordType<ForgetMark> = {
   prefix: 'forgets', kind: 'forget', ownerOnly: true,

@@ -22,7 +22,7 @@ async function retainedBecause(store: Store, state: RetentionState, name: string
     const untilMs = writtenMs === undefined ? Infinity : writtenMs + state.policy.settings.defaultRetentionMs;
     if (untilMs > nowMs) return `no grant names it, so it keeps the default retention until ${Number.isFinite(untilMs) ? iso(untilMs) : 'further notice'}`;
   }
-  const held = state.holds.find(({ value }) => name === `${PREFIX.snapshots}${value.snapshot}`);
+  const held = state.holds.find(({ value }) => name === `${PREFIX.snapshots}${value.snapshot}` || value.objects?.includes(name));
   if (held) return `it is under a legal hold (${held.value.reason})`;
   return undefined;
 }

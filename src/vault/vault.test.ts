@@ -240,3 +240,22 @@ test('lock extend through the vault extends what it must and asks for nothing sh
   const [status] = await lockStatus({ repo: await openAs(token('reader')), snapshot: first.snapshotId });
   assert.equal(status.covered, true, JSON.stringify(status.gaps));
 });
+
+test('the vault keeps everything a held snapshot needs, even after its lock ends, whoever condemns it', async (t) => {
+  const { dir, token, openAs } = await vaultFixture(t, 'vault-hold');
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'evidence.bin'), seededBytes(250_000, 'evidence'));
+  const held = await backup({ repo: await openAs(token('writer')), paths: [source], retainMs: 1_000 });
+  const { addHold } = await import('../engine/holds.ts');
+  const hold = await addHold({ repo: await openAs(token('admin')), snapshot: held.snapshotId, reason: 'case 12', actor: 'legal' });
+  const pack = hold.objects!.find((name) => name.startsWith('data/'))!;
+  assert.ok(pack, 'the hold names the packs the snapshot needs');
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const { putRecord, CONDEMNS } = await import('../repo/retention-records.ts');
+  const maintainer = await openAs(token('maintainer'));
+  for (const name of [pack, `snapshots/${held.snapshotId}`]) {
+    await assert.rejects(putRecord(maintainer, CONDEMNS, { time: new Date().toISOString(), graceMs: 0, objects: [{ name, sizeBytes: 1 }] }),
+      (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /legal hold \(case 12\)/.test(error.message));
+  }
+});
