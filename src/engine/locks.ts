@@ -223,9 +223,12 @@ export interface SnapshotGap {
  * packs must cover longest. A gap is blamed on that snapshot. Blobs no index locates are verify's
  * structure check's to report.
  */
-export async function lockGaps(repo: Repository, state: RetentionState): Promise<SnapshotGap[]> {
+export async function lockGaps(repo: Repository, state: RetentionState, graph?: TreeGraph): Promise<SnapshotGap[]> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
+  const collect = graph
+    ? async (tree: string, seen: Set<string>, needs: SnapshotNeeds) => walkGraph(graph, tree, seen, needs)
+    : (tree: string, seen: Set<string>, needs: SnapshotNeeds) => collectPacks(reader, index, tree, seen, needs);
   const metadata = await sharedMetadata(repo);
   const locked = (await listSnapshots(repo))
     .map((entry) => ({ entry, lock: state.ledger.snapshotLock(entry.id, entry.snapshot.retention) }))
@@ -237,7 +240,7 @@ export async function lockGaps(repo: Repository, state: RetentionState): Promise
   for (const item of locked) {
     const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
     try {
-      await collectPacks(reader, index, item.entry.snapshot.tree, seen[item.lock.mode], needs);
+      await collect(item.entry.snapshot.tree, seen[item.lock.mode], needs);
     } catch (error) {
       if (!isAmberError(error)) throw error; // damaged trees: the structure check reports them
     }
@@ -262,6 +265,23 @@ export async function lockGaps(repo: Repository, state: RetentionState): Promise
     if (gap) gaps.push({ snapshotId: item.entry.id, lock: { mode: item.lock.mode, until: iso(item.lock.untilMs) }, gap });
   }
   return gaps;
+}
+
+/** Trees already read (by verify's structure check): each tree's own pack and its chunks' packs, and its subtrees. */
+export type TreeGraph = Map<string, { packs: Set<string>; subtrees: string[] }>;
+
+/** collectPacks over a graph in memory; a tree the graph lacks (unreadable) adds nothing. */
+function walkGraph(graph: TreeGraph, root: string, seen: Set<string>, needs: SnapshotNeeds): void {
+  const stack = [root];
+  while (stack.length > 0) {
+    const tree = stack.pop()!;
+    if (seen.has(tree)) continue;
+    seen.add(tree);
+    const node = graph.get(tree);
+    if (!node) continue;
+    for (const pack of node.packs) needs.packs.add(pack);
+    stack.push(...node.subtrees);
+  }
 }
 
 /**

@@ -23,7 +23,7 @@ import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts'
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { loadRetentionState, type RetentionState } from './retention-state.ts';
 import { verifyAudit } from './audit-log.ts';
-import { lockGaps } from './locks.ts';
+import { lockGaps, type TreeGraph } from './locks.ts';
 
 /** Packs in memory at once: one checked by every worker while the next is read. */
 const READ_AHEAD_PACKS = 2;
@@ -75,7 +75,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const state = await loadRetentionState(repo);
   const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
   problems.push(...structure.problems, ...data.problems);
-  problems.push(...await checkLocks(repo, state));
+  problems.push(...await checkLocks(repo, state, structure.graph));
   // A vault token without access to the audit log (a writer) skips it; `amber audit verify` is the auditor's.
   const audit = await verifyAudit(repo).catch((error) => { if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined; throw error; });
   for (const { name, problem } of audit?.problems ?? []) problems.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
@@ -94,9 +94,9 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
 }
 
 /** Forged or malformed retention records, and every snapshot whose lock its objects do not cover. */
-async function checkLocks(repo: Repository, state: RetentionState): Promise<VerifyProblem[]> {
+async function checkLocks(repo: Repository, state: RetentionState, graph: TreeGraph): Promise<VerifyProblem[]> {
   const problems: VerifyProblem[] = state.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
-  for (const { snapshotId, lock, gap } of await lockGaps(repo, state)) {
+  for (const { snapshotId, lock, gap } of await lockGaps(repo, state, graph)) {
     problems.push({ object: gap.name, code: 'LOCK_GAP', message: `snapshot ${snapshotId.slice(0, 8)} is locked until ${lock.until} but ${gap.name} ${gap.problem}` });
   }
   return problems;
@@ -106,11 +106,12 @@ async function checkStructure(repo: Repository, loaded: LoadedIndex, snapshots: 
   const reader = createBlobReader(repo, loaded.index);
   const counts = { trees: 0, blobsReferenced: 0 };
   const problems: VerifyProblem[] = [];
-  const seenTrees = new Set<string>();
+  // Every tree read once; the lock check then walks this graph instead of reading them again.
+  const graph: TreeGraph = new Map();
   for (const { id, snapshot } of snapshots) {
-    await checkTree(reader, loaded.index, snapshot.tree, `snapshot ${id.slice(0, 8)}`, seenTrees, counts, problems);
+    await checkTree(reader, loaded.index, snapshot.tree, `snapshot ${id.slice(0, 8)}`, graph, counts, problems);
   }
-  return { ...counts, problems };
+  return { ...counts, problems, graph };
 }
 
 /** Every stored pack against the index, and the chosen packs read whole and checked. */
@@ -177,11 +178,13 @@ async function checkPacks(
 }
 
 async function checkTree(
-  reader: BlobReader, index: BlobIndex, treeId: string, where: string, seen: Set<string>,
+  reader: BlobReader, index: BlobIndex, treeId: string, where: string, graph: TreeGraph,
   counts: { trees: number; blobsReferenced: number }, problems: VerifyProblem[],
 ): Promise<void> {
-  if (seen.has(treeId)) return;
-  seen.add(treeId);
+  if (graph.has(treeId)) return;
+  const own = index.packOf(Buffer.from(treeId, 'hex'));
+  const node: TreeGraph extends Map<string, infer V> ? V : never = { packs: new Set(own === undefined ? [] : [packName(own)]), subtrees: [] };
+  graph.set(treeId, node);
   counts.trees += 1;
   // Tree reads resolve without a turn of the event loop; this lets the pack reads of checkPacks run.
   if (counts.trees % 64 === 0) await new Promise((wake) => setImmediate(wake));
@@ -193,14 +196,17 @@ async function checkTree(
     problems.push({ object: where, blob: treeId, code: error.code, message: `tree ${treeId.slice(0, 16)} of ${where}: ${error.message}` });
     return;
   }
-  for (const node of nodes) {
-    for (const blob of node.content ?? []) {
+  for (const entry of nodes) {
+    for (const blob of entry.content ?? []) {
       counts.blobsReferenced += 1;
-      if (!index.get(Buffer.from(blob, 'hex'))) {
-        problems.push({ object: where, blob, code: 'OBJECT_NOT_FOUND', message: `chunk ${blob.slice(0, 16)} of "${node.name}" (${where}) is not in any pack` });
-      }
+      const location = index.get(Buffer.from(blob, 'hex'));
+      if (location) node.packs.add(packName(location.packId));
+      else problems.push({ object: where, blob, code: 'OBJECT_NOT_FOUND', message: `chunk ${blob.slice(0, 16)} of "${entry.name}" (${where}) is not in any pack` });
     }
-    if (node.subtree) await checkTree(reader, index, node.subtree, where, seen, counts, problems);
+    if (entry.subtree) {
+      node.subtrees.push(entry.subtree);
+      await checkTree(reader, index, entry.subtree, where, graph, counts, problems);
+    }
   }
 }
 
