@@ -18,7 +18,7 @@ import { checkUpload } from './object-checks.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
-import { checkCondemnUpload, checkDeletion, refuseShortening } from './vault-retention.ts';
+import { checkCondemnUpload, checkDeletion, checkPolicyUpload, refuseShortening } from './vault-retention.ts';
 import { unguardedClock, type RetentionClock } from '../engine/retention-state.ts';
 
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
@@ -47,7 +47,7 @@ export interface Vault {
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   USAGE: 400, INVALID_OBJECT_NAME: 400, TOKEN_INVALID: 401, ROLE_FORBIDDEN: 403, REPO_NOT_FOUND: 404, OBJECT_NOT_FOUND: 404,
-  OBJECT_EXISTS: 409, RETENTION_ACTIVE: 409, REPO_EXISTS: 409, OBJECT_TOO_LARGE: 413, OBJECT_CORRUPT: 422, CONFIG_CORRUPT: 422,
+  OBJECT_EXISTS: 409, RETENTION_ACTIVE: 409, REPO_EXISTS: 409, POLICY_LOCKED: 409, APPROVAL_REQUIRED: 409, POLICY_VIOLATION: 422, OBJECT_TOO_LARGE: 413, OBJECT_CORRUPT: 422, CONFIG_CORRUPT: 422,
   FORMAT_UNSUPPORTED: 422, SIGNATURE_INVALID: 422, STORAGE_FULL: 507, STORAGE_TRANSIENT: 503,
 };
 
@@ -171,6 +171,8 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       const bytes = await readBody(req, declared);
       checkUpload(name, bytes);
       if (name.startsWith('condemns/')) await checkCondemnUpload(store, name, bytes, expiryClock.deletionNowMs());
+      // The lock is judged by the time moving the clock back cannot lower, as the client does.
+      if (name.startsWith('policies/')) await checkPolicyUpload(store, name, bytes, expiryClock.retentionBaseMs());
       const retainUntilMs = Number(req.headers['x-amber-retain-until'] ?? NaN);
       const mode = req.headers['x-amber-retention-mode'];
       await store.put(name, bytes, Number.isFinite(retainUntilMs) && (mode === 'governance' || mode === 'compliance') ? { retainUntilMs, mode } : undefined);

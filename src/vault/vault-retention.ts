@@ -4,7 +4,10 @@
 // passed, that is still expired and unheld, and that no grant written since has named again.
 import { AmberError } from '../core/errors.ts';
 import { openRepositoryView } from '../repo/repository.ts';
-import { CONDEMNS, GRANTS, loadRecords, type CondemnNotice } from '../repo/retention-records.ts';
+import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type PolicyRecord } from '../repo/retention-records.ts';
+import { canonicalJson } from '../core/canonical-json.ts';
+import { checkPolicyChange, isLocked } from '../governance/policy.ts';
+import { readRequests } from '../engine/request-book.ts';
 import { decodeSignedRecord, hasValidSignature, parseJsonPayload } from '../repo/signed-record.ts';
 import { PREFIX } from '../repo/layout.ts';
 import type { Store } from '../storage/store.ts';
@@ -78,5 +81,36 @@ export async function refuseShortening(store: Store, names: readonly string[], u
     if (lock && lock.untilMs > untilMs) {
       throw refuse(`${name} is retained until ${iso(lock.untilMs)}; asking for ${iso(untilMs)} would shorten that, and retention is only ever extended`);
     }
+  }
+}
+
+/**
+ * A policy link must continue the chain and, once the policy is locked, only tighten it — unless it
+ * carries out a policy change the approver quorum approved. The vault checks this itself, so an admin
+ * token with the owner key cannot loosen a locked policy either.
+ */
+export async function checkPolicyUpload(store: Store, name: string, bytes: Buffer, nowMs: number): Promise<void> {
+  const view = await openRepositoryView(store);
+  const record = decodeSignedRecord('policy', bytes, name);
+  const owner = view.authority.ownerKeyFor(record.signerKeyId);
+  if (!owner || !hasValidSignature('policy', record, owner)) throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by the repository owner`);
+  const link = parseJsonPayload<PolicyRecord>(record, name);
+  if (!POLICIES.isValid(link)) throw new AmberError('OBJECT_CORRUPT', `${name} is not a well-formed policy record`);
+  const { policy } = await loadRetentionState(view, nowMs);
+  if (link.previous !== policy.head) {
+    throw new AmberError('POLICY_LOCKED', `${name} does not continue the policy chain (it follows ${link.previous ?? 'nothing'}, the policy is ${policy.head ?? 'the default'})`, {
+      hint: 'read the policy again and write the change on top of it',
+    });
+  }
+  let approved = false;
+  if (typeof link.approval === 'string') {
+    const { approved: executed } = await readRequests(view, policy, nowMs);
+    approved = executed.some(({ id, request }) => id === link.approval && request.kind === 'policy-change' &&
+      request.parameters.previous === link.previous && canonicalJson(request.parameters.settings) === canonicalJson(link.settings));
+    if (!approved) throw new AmberError('APPROVAL_REQUIRED', `${name} names request ${String(link.approval).slice(0, 12)}, which is not an approved change to exactly these settings`);
+  }
+  checkPolicyChange(policy, link.settings, nowMs, approved);
+  if (isLocked(policy, nowMs) && canonicalJson(link.lock) !== canonicalJson(policy.lock)) {
+    throw new AmberError('POLICY_LOCKED', `the policy lock took effect on ${policy.lock!.coolingOffUntil}; ${name} would change or remove it`);
   }
 }

@@ -259,3 +259,24 @@ test('the vault keeps everything a held snapshot needs, even after its lock ends
       (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /legal hold \(case 12\)/.test(error.message));
   }
 });
+
+test('the vault itself refuses policy links that loosen a locked policy or fork the chain, whatever client writes them', async (t) => {
+  const { token, openAs } = await vaultFixture(t, 'vault-policy');
+  const admin = await openAs(token('admin'));
+  const { setPolicy, lockPolicy, showPolicy } = await import('../engine/policy-admin.ts');
+  const first = await setPolicy(admin, { minRetentionMs: 7 * 86_400_000 });
+  const locked = await lockPolicy(admin, 0);
+  // A modified client with the owner key and an admin token skips its own checks and writes the links itself.
+  const { putRecord, POLICIES } = await import('../repo/retention-records.ts');
+  const loosen = { time: new Date().toISOString(), previous: locked.head, settings: { ...locked.settings, minRetentionMs: 1_000 }, lock: locked.lock };
+  await assert.rejects(putRecord(admin, POLICIES, loosen), (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED' && /tightened/.test(error.message));
+  const fork = { time: new Date().toISOString(), previous: first.head, settings: first.settings, lock: null };
+  await assert.rejects(putRecord(admin, POLICIES, fork), (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED' && /does not continue the policy chain/.test(error.message));
+  const unlock = { time: new Date().toISOString(), previous: locked.head, settings: locked.settings, lock: null };
+  await assert.rejects(putRecord(admin, POLICIES, unlock), (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED');
+  const forged = { ...loosen, approval: 'ab'.repeat(32) };
+  await assert.rejects(putRecord(admin, POLICIES, forged), (error: Error & { code?: string }) => error.code === 'APPROVAL_REQUIRED');
+  // Tightening passes.
+  const tighter = await setPolicy(admin, { minRetentionMs: 14 * 86_400_000 });
+  assert.equal((await showPolicy(admin)).settings.minRetentionMs, tighter.settings.minRetentionMs);
+});

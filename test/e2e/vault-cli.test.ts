@@ -134,3 +134,34 @@ test('vault serve takes its settings from a YAML file, and refuses one with unkn
   assert.equal(refused.status, 2);
   assert.match(refused.stderr, /unknown setting port/);
 });
+
+const noOpenssl = spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed (it makes the test certificate)';
+
+test('vault serve over TLS: a client that trusts the certificate works, one that does not is refused clearly', { skip: noOpenssl }, async () => {
+  const cert = join(dir, 'vault.crt');
+  const key = join(dir, 'vault.key');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const server = spawn(process.execPath, [BIN, 'vault', 'serve', '--data', join(dir, 'tls-data'), '--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key],
+    { env: env(''), stdio: ['ignore', 'ignore', 'pipe'] });
+  servers.push(server);
+  let text = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    server.stderr!.on('data', (chunk) => {
+      text += chunk;
+      const match = /at (https:\/\/127\.0\.0\.1:\d+)/.exec(text);
+      if (match) resolve(match[1]);
+    });
+    server.on('exit', () => reject(new Error(`the vault exited: ${text}`)));
+  });
+  const admin = spawnSync(process.execPath, [BIN, 'vault', 'token', 'create', '--data', join(dir, 'tls-data'), '--role', 'admin', '--repo', 'secure', '--json'], { encoding: 'utf8', env: env('') });
+  const adminToken = JSON.parse(admin.stdout).token as string;
+  const init = (extra: Record<string, string>) => spawnSync(process.execPath, [BIN, 'init', '--repo', `${url}/secure`], { encoding: 'utf8', env: { ...env(adminToken), ...extra } });
+  const untrusted = init({});
+  assert.notEqual(untrusted.status, 0);
+  assert.match(untrusted.stderr, /cannot be reached: .*certificate[\s\S]*STORAGE_TRANSIENT[\s\S]*NODE_EXTRA_CA_CERTS/);
+  const trusted = init({ NODE_EXTRA_CA_CERTS: cert });
+  assert.equal(trusted.status, 0, trusted.stderr);
+  assert.match(trusted.stdout, /created repository/);
+});

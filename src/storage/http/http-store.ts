@@ -64,8 +64,15 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
       const transient = response === undefined || response.status >= 500;
       if (!transient || !retryable || attempt >= attempts) {
         if (response) return Object.assign(response, { attempt });
-        throw new AmberError('STORAGE_TRANSIENT', `the vault at ${origin} cannot be reached: ${(failure as Error)?.message ?? failure}`, {
-          cause: failure, hint: 'check that `amber vault serve` runs there and the address is right',
+        // fetch says only "fetch failed"; the reason (refused, reset, an untrusted certificate) is its cause.
+        const cause = (failure as { cause?: { message?: string; code?: string } })?.cause;
+        const reason = cause?.message ?? (failure as Error)?.message ?? String(failure);
+        const certificate = /certificate|self.signed|CERT/i.test(`${reason} ${cause?.code ?? ''}`);
+        throw new AmberError('STORAGE_TRANSIENT', `the vault at ${origin} cannot be reached: ${reason}`, {
+          cause: failure,
+          hint: certificate
+            ? 'the vault\'s TLS certificate is not trusted here: point NODE_EXTRA_CA_CERTS at its CA (PEM)'
+            : 'check that `amber vault serve` runs there and the address is right',
         });
       }
       await response?.arrayBuffer().catch(() => undefined);
@@ -186,7 +193,7 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     },
 
     async createRepository() {
-      const response = await fetch(base, { method: 'PUT', headers: { authorization: `Bearer ${options.token}` } });
+      const response = await call('PUT', '', {}, false);
       if (response.status === 201) return true;
       if (response.status === 409) return false;
       return fail(response, `creating repository ${name}`);
