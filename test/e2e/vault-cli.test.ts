@@ -34,21 +34,24 @@ function token(role: string): string {
   return JSON.parse(result.stdout).token;
 }
 
-/** Starts `amber vault serve` on a free port of 127.0.0.1 and returns its URL once it listens. */
-async function serve(port = 0): Promise<{ url: string; server: ChildProcess }> {
-  const server = spawn(process.execPath, [BIN, 'vault', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], { env: env(''), stdio: ['ignore', 'ignore', 'pipe'] });
+/** Starts `amber vault serve ARGS` and returns its URL once it listens. */
+async function serveWith(args: string[]): Promise<{ url: string; server: ChildProcess }> {
+  const server = spawn(process.execPath, [BIN, 'vault', 'serve', ...args], { env: env(''), stdio: ['ignore', 'ignore', 'pipe'] });
   servers.push(server);
   let text = '';
   const url = await new Promise<string>((resolve, reject) => {
     server.stderr!.on('data', (chunk) => {
       text += chunk;
-      const match = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
+      const match = /at (https?:\/\/127\.0\.0\.1:\d+)/.exec(text);
       if (match) resolve(match[1]);
     });
     server.on('exit', () => reject(new Error(`the vault exited: ${text}`)));
   });
   return { url, server };
 }
+
+/** The vault on the shared data directory, on a free port of 127.0.0.1 unless one is given. */
+const serve = (port = 0) => serveWith(['--data', dataDir, '--listen', `127.0.0.1:${port}`]);
 
 /** Every object under the repository (not tmp/) has bytes that hash to its name, config aside. */
 async function everyObjectIsWhole(repoDir: string): Promise<number> {
@@ -115,17 +118,7 @@ test('a vault killed with SIGKILL mid-backup shows no partial object; after a re
 test('vault serve takes its settings from a YAML file, and refuses one with unknown settings', async () => {
   const config = join(dir, 'vault.yaml');
   await writeFile(config, `data: ${dataDir}\nlisten: 127.0.0.1:0\n`);
-  const server = spawn(process.execPath, [BIN, 'vault', 'serve', '--config', config], { env: env(''), stdio: ['ignore', 'ignore', 'pipe'] });
-  servers.push(server);
-  let text = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    server.stderr!.on('data', (chunk) => {
-      text += chunk;
-      const match = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
-      if (match) resolve(match[1]);
-    });
-    server.on('exit', () => reject(new Error(`the vault exited: ${text}`)));
-  });
+  const { url, server } = await serveWith(['--config', config]);
   assert.deepEqual(await (await fetch(`${url}/v1/health`)).json(), { status: 'ok' });
   server.kill('SIGTERM');
 
@@ -143,18 +136,7 @@ test('vault serve over TLS: a client that trusts the certificate works, one that
   const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
     '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
-  const server = spawn(process.execPath, [BIN, 'vault', 'serve', '--data', join(dir, 'tls-data'), '--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key],
-    { env: env(''), stdio: ['ignore', 'ignore', 'pipe'] });
-  servers.push(server);
-  let text = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    server.stderr!.on('data', (chunk) => {
-      text += chunk;
-      const match = /at (https:\/\/127\.0\.0\.1:\d+)/.exec(text);
-      if (match) resolve(match[1]);
-    });
-    server.on('exit', () => reject(new Error(`the vault exited: ${text}`)));
-  });
+  const { url } = await serveWith(['--data', join(dir, 'tls-data'), '--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key]);
   const admin = spawnSync(process.execPath, [BIN, 'vault', 'token', 'create', '--data', join(dir, 'tls-data'), '--role', 'admin', '--repo', 'secure', '--json'], { encoding: 'utf8', env: env('') });
   const adminToken = JSON.parse(admin.stdout).token as string;
   const init = (extra: Record<string, string>) => spawnSync(process.execPath, [BIN, 'init', '--repo', `${url}/secure`], { encoding: 'utf8', env: { ...env(adminToken), ...extra } });
