@@ -5,7 +5,7 @@ import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-reco
 import { checkPolicyChange, isLocked, type Policy } from '../governance/policy.ts';
 import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { appendAudit } from './audit-log.ts';
-import { readRequests } from './request-book.ts';
+import { approvedRequests } from './request-book.ts';
 
 export interface PolicyView extends Policy {
   locked: boolean;
@@ -65,8 +65,7 @@ export async function unlockPolicy(repo: Repository, clock?: RetentionClock): Pr
 export async function applyApprovedPolicyChange(repo: Repository, requestId: string, clock?: RetentionClock): Promise<Policy> {
   const state = await loadRetentionState(repo);
   if (state.policy.approval === requestId) return state.policy;
-  const { approved } = await readRequests(repo, state.policy, lockJudgeMs(repo, clock));
-  const found = approved.find(({ id, request }) => id === requestId && request.kind === 'policy-change');
+  const found = (await approvedRequests(repo, state.policy)).find(({ id, request }) => id === requestId && request.kind === 'policy-change');
   if (!found) {
     throw new AmberError('APPROVAL_REQUIRED', `request ${requestId.slice(0, 12)} is not a policy change approved by the quorum`, { hint: '`amber request show ID` shows where it stands' });
   }

@@ -35,17 +35,32 @@ export interface RequestBook {
   problems: RecordProblem[];
 }
 
-/** Every request with its status under `policy`; `nowMs` decides expiry (a time the clock cannot lower). */
-export async function readRequests(repo: RepositoryView, policy: Policy, nowMs: number, options: { approvedOnly?: boolean } = {}): Promise<RequestBook> {
-  const problems: RecordProblem[] = [];
+/** Each request with the decisions that count for it (received before it expired). */
+async function tallied(repo: RepositoryView, policy: Policy, problems: RecordProblem[]) {
   const { approvers, quorum } = approverSet(policy.settings);
-  const book: RequestBook = { requests: [], approved: [], problems };
-  if (options.approvedOnly && quorum === 0) return book; // no decision can count: nothing to read
   const [requests, decisions] = await Promise.all([loadRequests(repo, problems), loadDecisions(repo, problems)]);
-  for (const stored of requests) {
+  return requests.map((stored) => {
     const expiresMs = Date.parse(stored.request.expires);
     const timely = decisions.filter(({ decision, writtenMs }) => decision.request === stored.id && (writtenMs === undefined || writtenMs <= expiresMs));
-    const counted = tally(stored.id, stored.request, timely.map(({ decision }) => decision), approvers, quorum);
+    return { stored, expiresMs, counted: tally(stored.id, stored.request.requester, timely.map(({ decision }) => decision), approvers, quorum) };
+  });
+}
+
+/**
+ * Requests whose effect is in force: a quorum approved them before they expired. Needs no clock:
+ * what counts is when the store received each decision.
+ */
+export async function approvedRequests(repo: RepositoryView, policy: Policy, problems: RecordProblem[] = []): Promise<StoredRequest[]> {
+  if (approverSet(policy.settings).quorum === 0) return []; // no decision can count: nothing to read
+  return (await tallied(repo, policy, problems)).filter(({ counted }) => counted.quorumReached).map(({ stored }) => stored);
+}
+
+/** Every request with its status under `policy`; `nowMs` decides expiry (a time the clock cannot lower). */
+export async function readRequests(repo: RepositoryView, policy: Policy, nowMs: number): Promise<RequestBook> {
+  const problems: RecordProblem[] = [];
+  const { quorum } = approverSet(policy.settings);
+  const book: RequestBook = { requests: [], approved: [], problems };
+  for (const { stored, expiresMs, counted } of await tallied(repo, policy, problems)) {
     const status: RequestStatus = counted.quorumReached ? 'executed' : counted.rejected ? 'rejected' : nowMs > expiresMs ? 'expired' : 'pending';
     if (status === 'executed') book.approved.push(stored);
     book.requests.push(requestView(stored.id, stored.request, counted, status, quorum));

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
-import { loadDecisions, loadRequests, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
+import { loadDecisions, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
 import { findRequest, readRequests, requestView, type RequestView } from './request-book.ts';
 import { approverSet, checkPolicyChange, isLocked, loosening, resolvePolicy } from '../governance/policy.ts';
 import { decisionMessage, tally, type ApprovalRequest, type Decision, type RequestKind, type SignedDecision } from '../governance/requests.ts';
@@ -146,10 +146,10 @@ export async function submitDecision(repo: Repository | AuditAuthor, decision: S
   if (!before) return refuse('there is no intact request with this id (unknown, or altered after it was made)');
   if (before.status !== 'pending') return refuse(`the request is ${before.status}`);
   const { approvers, quorum } = approverSet(policy.settings);
-  const stored = (await loadRequests(repo, [])).find(({ id }) => id === before.id)!;
+  // Counted on its own, then after the decisions already filed (a second one by the same approver).
   const earlier = (await loadDecisions(repo, [])).filter(({ decision: d }) => d.request === before.id).map(({ decision: d }) => d);
-  const withThis = tally(before.id, stored.request, [...earlier, decision], approvers, quorum);
-  if (withThis.refused.length > tally(before.id, stored.request, earlier, approvers, quorum).refused.length) return refuse(withThis.refused.at(-1)!.reason);
+  const withThis = tally(before.id, before.requester, [...earlier, decision], approvers, quorum);
+  if (withThis.refused.length > before.refused.length) return refuse(withThis.refused.at(-1)!.reason);
   const name = await putDecision(repo.store, decision);
   const after = await findRequest(repo, policy, nowMs, before.id);
   const approverName = approvers.find(({ publicKey }) => publicKey === decision.approver)!.name;

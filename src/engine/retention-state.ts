@@ -6,7 +6,7 @@ import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type Hold, type Loaded } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from '../governance/policy.ts';
-import { readRequests } from './request-book.ts';
+import { approvedRequests } from './request-book.ts';
 import { foldGrants, roundUpMs, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
 
 export interface RetentionState {
@@ -23,8 +23,7 @@ export interface RetentionState {
   problems: RecordProblem[];
 }
 
-/** `nowMs` only decides which requests have expired; it defaults to the repository's clock. */
-export async function loadRetentionState(repo: RepositoryView & { clock?: Clock }, nowMs?: number): Promise<RetentionState> {
+export async function loadRetentionState(repo: RepositoryView): Promise<RetentionState> {
   const problems: RecordProblem[] = [];
   const [policies, grants, holds, forgets, condemns] = await Promise.all([
     loadRecords(repo, POLICIES, problems),
@@ -34,8 +33,7 @@ export async function loadRetentionState(repo: RepositoryView & { clock?: Clock 
     loadRecords(repo, CONDEMNS, problems),
   ]);
   const policy = resolvePolicy(policies, problems);
-  const { approved, problems: requestProblems } = await readRequests(repo, policy, nowMs ?? repo.clock?.nowMs() ?? Date.now(), { approvedOnly: true });
-  problems.push(...requestProblems);
+  const approved = await approvedRequests(repo, policy, problems);
   // Approved unlock and shorten requests end a snapshot's governance locks at the approved date.
   const governanceEnds = new Map<string, number>();
   for (const { request } of approved) {

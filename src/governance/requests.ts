@@ -62,7 +62,7 @@ export interface Tally {
  * a registered approver over this request's id, not by the requester, each approver once (their
  * first valid decision; a later change of mind does not count twice).
  */
-export function tally(id: string, request: ApprovalRequest, decisions: readonly SignedDecision[], approvers: readonly Approver[], quorum: number): Tally {
+export function tally(id: string, requester: ApprovalRequest['requester'], decisions: readonly SignedDecision[], approvers: readonly Approver[], quorum: number): Tally {
   const byKey = new Map(approvers.map((approver) => [approver.publicKey, approver]));
   const result: Tally = { approvedBy: [], rejectedBy: [], refused: [], quorumReached: false, rejected: false };
   const decided = new Set<string>();
@@ -72,7 +72,7 @@ export function tally(id: string, request: ApprovalRequest, decisions: readonly 
     if (decision.request !== id) refuse('signed for another request');
     else if (!approver) refuse('not a registered approver');
     else if (!verifySignature(Buffer.from(decision.approver, 'hex'), decisionMessage(id, decision.decision), Buffer.from(decision.signature, 'base64'))) refuse('the signature does not verify');
-    else if (request.requester.approverKey === decision.approver) refuse('the requester cannot decide on their own request');
+    else if (requester.approverKey === decision.approver) refuse('the requester cannot decide on their own request');
     else if (decided.has(approver.publicKey)) refuse('this approver has already decided');
     else {
       decided.add(approver.publicKey);

@@ -1,5 +1,7 @@
 // Prometheus metrics for the vault, in the text exposition format. No repository names or token
 // ids appear in labels: the metrics endpoint needs no token and must not say what the vault holds.
+import type { Clock } from '../core/clock.ts';
+
 export interface Metrics {
   request(method: string, status: number, durationMs: number): void;
   received(bytes: number): void;
@@ -7,13 +9,13 @@ export interface Metrics {
   render(): string;
 }
 
-export function createMetrics(): Metrics {
+export function createMetrics(clock: Clock): Metrics {
   const requests = new Map<string, number>();
   let seconds = 0;
   let count = 0;
   let bytesIn = 0;
   let bytesOut = 0;
-  const started = Date.now();
+  const started = clock.nowMs();
   return {
     request(method, status, durationMs) {
       const key = `method="${method.replace(/[^A-Z]/g, '')}",status="${status}"`;

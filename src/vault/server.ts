@@ -55,7 +55,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const checkToken = createTokenChecker(options.dataDir);
   const witnessKey = loadWitnessKey(options.dataDir);
   const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
-  const metrics = createMetrics();
+  const metrics = createMetrics(options.clock);
   const stores = new Map<string, Store>();
   let uploads = 0;
   const waiting: (() => void)[] = [];
@@ -187,7 +187,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const accessLog = createAccessLog(options.dataDir);
 
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    const started = performance.now();
+    const started = options.clock.monotonicMs();
     const token = checkToken(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]);
     const repo = /^\/v1\/repos\/([^/?]+)/.exec(req.url ?? '')?.[1];
     handle(req, res, token).then(
@@ -203,7 +203,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
         return status;
       },
     ).then((status) => {
-      metrics.request(req.method ?? '?', status, performance.now() - started);
+      metrics.request(req.method ?? '?', status, options.clock.monotonicMs() - started);
       const path = req.url ?? '';
       if (token && repo && REPO_NAME.test(repo) && req.method !== 'GET' && req.method !== 'HEAD' && !path.endsWith('/protection')) {
         const time = new Date(options.clock.nowMs()).toISOString();

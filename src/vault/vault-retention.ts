@@ -7,7 +7,7 @@ import { openRepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type PolicyRecord } from '../repo/retention-records.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { checkPolicyChange, isLocked } from '../governance/policy.ts';
-import { readRequests } from '../engine/request-book.ts';
+import { approvedRequests } from '../engine/request-book.ts';
 import { decodeSignedRecord, hasValidSignature, parseJsonPayload } from '../repo/signed-record.ts';
 import { PREFIX } from '../repo/layout.ts';
 import type { Store } from '../storage/store.ts';
@@ -44,7 +44,7 @@ export async function checkCondemnUpload(store: Store, name: string, bytes: Buff
   }
   const notice = parseJsonPayload<CondemnNotice>(record, name);
   if (!CONDEMNS.isValid(notice)) throw new AmberError('OBJECT_CORRUPT', `${name} is not a well-formed condemn notice`);
-  const state = await loadRetentionState(view, nowMs);
+  const state = await loadRetentionState(view);
   for (const { name: object } of notice.objects) {
     if (!object.startsWith(PREFIX.data) && !object.startsWith(PREFIX.snapshots)) throw refuse(`${name} condemns ${object}: only packs and snapshots are ever deleted`);
     const why = await retainedBecause(store, state, object, nowMs).catch(() => undefined);
@@ -55,7 +55,7 @@ export async function checkCondemnUpload(store: Store, name: string, bytes: Buff
 /** Whether `name` may be deleted now; throws RETENTION_ACTIVE with the reason when not. */
 export async function checkDeletion(store: Store, name: string, nowMs: number): Promise<void> {
   const view = await openRepositoryView(store);
-  const state = await loadRetentionState(view, nowMs);
+  const state = await loadRetentionState(view);
   const notices = (await loadRecords(view, CONDEMNS, [])).filter(({ value }) => value.objects.some((object) => object.name === name));
   const due = notices.find(({ value, writtenMs }) => writtenMs !== undefined && writtenMs + value.graceMs <= nowMs);
   if (!due) {
@@ -96,7 +96,7 @@ export async function checkPolicyUpload(store: Store, name: string, bytes: Buffe
   if (!owner || !hasValidSignature('policy', record, owner)) throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by the repository owner`);
   const link = parseJsonPayload<PolicyRecord>(record, name);
   if (!POLICIES.isValid(link)) throw new AmberError('OBJECT_CORRUPT', `${name} is not a well-formed policy record`);
-  const { policy } = await loadRetentionState(view, nowMs);
+  const { policy } = await loadRetentionState(view);
   if (link.previous !== policy.head) {
     throw new AmberError('POLICY_LOCKED', `${name} does not continue the policy chain (it follows ${link.previous ?? 'nothing'}, the policy is ${policy.head ?? 'the default'})`, {
       hint: 'read the policy again and write the change on top of it',
@@ -104,8 +104,7 @@ export async function checkPolicyUpload(store: Store, name: string, bytes: Buffe
   }
   let approved = false;
   if (typeof link.approval === 'string') {
-    const { approved: executed } = await readRequests(view, policy, nowMs);
-    approved = executed.some(({ id, request }) => id === link.approval && request.kind === 'policy-change' &&
+    approved = (await approvedRequests(view, policy)).some(({ id, request }) => id === link.approval && request.kind === 'policy-change' &&
       request.parameters.previous === link.previous && canonicalJson(request.parameters.settings) === canonicalJson(link.settings));
     if (!approved) throw new AmberError('APPROVAL_REQUIRED', `${name} names request ${String(link.approval).slice(0, 12)}, which is not an approved change to exactly these settings`);
   }
