@@ -185,3 +185,16 @@ test('a full key checkpoints the log on its own every 64 entries; a writer never
   assert.deepEqual(checkpoints.map(({ checkpoint }) => [checkpoint.seq, checkpoint.entries]), [[71, 71]]);
   assert.deepEqual((await verifyAudit(owner)).problems, []);
 });
+
+test('a forged entry named with a huge sequence number does not push honest entries out of the chain', async (t) => {
+  const { owner } = await createScratchRepo(t, 'audit-huge-seq');
+  const first = await appendAudit(owner, { action: 'init', target: 'r', details: {} });
+  const stranger = generateSigningKeyPair();
+  const forged = await putAuditEntry(owner.store, {
+    repository: owner.config.repositoryId, seq: 999_999_999, time: new Date().toISOString(), actor: 'mallory', action: 'x', target: 'x', details: {}, previous: [first.hash],
+  }, { ...stranger, keyId: keyIdOf(stranger.publicKey) });
+  const next = await appendAudit(owner, { action: 'backup', target: 'a', details: {} });
+  assert.equal(next.entry.seq, 2);
+  assert.deepEqual(next.entry.previous, [first.hash]);
+  assert.deepEqual((await verifyAudit(owner)).problems.map(({ name }) => name), [forged.name]);
+});

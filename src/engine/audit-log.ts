@@ -21,7 +21,6 @@ import { loadRetentionState, metadataLock } from './retention-state.ts';
 /** How many of the newest sequence levels an append reads to find every head. */
 const HEAD_WINDOW = 16;
 
-
 /**
  * Who may sign audit entries: keys the owner certified, accepted witnesses, and approvers — every key
  * any link of the policy chain ever registered, since their entries stay valid after they leave.
@@ -37,7 +36,6 @@ async function auditSigners(view: RepositoryView): Promise<SignerLookup & { desc
   });
 }
 
-/** Writes one entry for an operation that changed the repository; returns it. */
 /** Who appends: an opened repository's key, or a vault's witness key (which has no repository key). */
 export interface AuditAuthor extends RepositoryView {
   clock: Clock;
@@ -51,16 +49,13 @@ const authorOf = (repo: Repository): AuditAuthor => ({
   ...repo, actor: repo.actor ?? `key ${repo.key.keyId.slice(0, 8)}`, signer: repo.key.signer, owner: repo.key.role === 'full' ? repo : undefined,
 });
 
+/** Writes one entry for an operation that changed the repository; returns it. */
 export async function appendAudit(by: Repository | AuditAuthor, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
   const repo = 'key' in by ? authorOf(by) : by;
-  const problems: RecordProblem[] = [];
-  const names = await listAuditNames(repo.store, problems);
-  const topSeq = names.at(-1)?.seq ?? 0;
-  const recent = names.filter(({ seq }) => seq > topSeq - HEAD_WINDOW).map(({ name }) => name);
-  const heads = await currentHeads(repo, names, recent, problems);
+  const heads = await currentHeads(repo);
   const entry: AuditEntry = {
     repository: repo.config.repositoryId,
-    seq: Math.max(topSeq, ...heads.map(({ seq }) => seq)) + 1,
+    seq: Math.max(0, ...heads.map(({ seq }) => seq)) + 1,
     time: new Date(repo.clock.nowMs()).toISOString(),
     actor: repo.actor,
     ...event,
@@ -85,17 +80,27 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
 }
 
 /**
- * The entries the next one follows. Read from the newest levels; a vault writer token, which may list
- * the log but not read it, follows every entry of the newest level (which merges any fork there).
+ * The entries the next one follows: those no other entry names, among the valid entries within
+ * HEAD_WINDOW levels of the newest valid one. Names alone are never trusted — a forged or damaged
+ * entry with a huge sequence number must not push honest entries out of the chain. A vault writer
+ * token, which may list the log but not read it, follows every entry of the newest level.
  */
-async function currentHeads(repo: AuditAuthor, names: { name: string; seq: number; hash: string }[], recent: string[], problems: RecordProblem[]): Promise<{ seq: number; hash: string }[]> {
+async function currentHeads(repo: AuditAuthor): Promise<{ seq: number; hash: string }[]> {
+  const problems: RecordProblem[] = [];
+  const names = await listAuditNames(repo.store, problems);
+  const signers = await auditSigners(repo);
+  const valid: LoadedEntry[] = [];
   try {
-    return headsOf(await readAuditEntries(repo.store, recent, await auditSigners(repo), problems, repo.recordCache)).map(({ entry, hash }) => ({ seq: entry.seq, hash }));
+    for (const { name, seq } of names.reverse()) {
+      if (valid.length > 0 && seq <= valid[0].entry.seq - HEAD_WINDOW) break;
+      valid.push(...await readAuditEntries(repo.store, [name], signers, problems, repo.recordCache));
+    }
   } catch (error) {
     if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
-    const topSeq = names.at(-1)?.seq ?? 0;
+    const topSeq = names[0]?.seq ?? 0;
     return names.filter(({ seq }) => seq === topSeq);
   }
+  return headsOf(valid).map(({ entry, hash }) => ({ seq: entry.seq, hash }));
 }
 
 /** A full key signs a checkpoint on its own once this many entries have none behind them. */
