@@ -1,11 +1,14 @@
 // What the vault checks before an uploaded object becomes visible. It holds no data key, so it
 // checks what needs none: every name but `config` carries the SHA-256 of its bytes (requests and
-// executions: of the request they name), and the config must be one. Anything else is refused.
+// executions: of the request they name), the config must be one, and a decision must be signed by
+// the approver key it names. Anything else is refused.
 import { AmberError } from '../core/errors.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { decodeConfig } from '../repo/config.ts';
 import { CONFIG_NAME, hashOfName, PREFIX } from '../repo/layout.ts';
 import { decodeSignedRecord, parseJsonPayload } from '../repo/signed-record.ts';
+import { decisionMessage, isSignedDecision } from '../governance/requests.ts';
+import { verifySignature } from '../crypto/index.ts';
 
 const mismatch = (name: string, what: string) => new AmberError('OBJECT_CORRUPT', `${name}: ${what}; the object was not stored`, {
   hint: 'names carry the hash of what they name: upload the bytes that belong to this name',
@@ -29,4 +32,24 @@ export function checkUpload(name: string, bytes: Buffer): void {
     return;
   }
   if (sha256Hex(bytes) !== hash) throw mismatch(name, 'the bytes do not hash to the name');
+  if (name.startsWith(PREFIX.decisions)) checkDecision(name, bytes);
+}
+
+/** Whether the approver named in it signed it; whether that approver counts is for the tally. */
+function checkDecision(name: string, bytes: Buffer): void {
+  let decision: unknown;
+  try {
+    decision = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    decision = undefined;
+  }
+  if (!isSignedDecision(decision)) throw mismatch(name, 'it is not a signed decision');
+  const signed = verifySignature(Buffer.from(decision.approver, 'hex'), decisionMessage(decision.request, decision.decision), Buffer.from(decision.signature, 'base64'));
+  if (!signed) throw new AmberError('SIGNATURE_INVALID', `${name}: the decision's signature does not verify with the approver key it names; it was not stored`);
+}
+
+/** The request a decision names, which must exist before anyone decides on it. */
+export function decisionRequest(name: string, bytes: Buffer): string | undefined {
+  if (!name.startsWith(PREFIX.decisions)) return undefined;
+  return (JSON.parse(bytes.toString('utf8')) as { request: string }).request;
 }

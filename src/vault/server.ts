@@ -14,7 +14,9 @@ import type { Clock } from '../core/clock.ts';
 import { isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
-import { checkUpload } from './object-checks.ts';
+import { checkUpload, decisionRequest } from './object-checks.ts';
+import { createByteBudget } from './byte-budget.ts';
+import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
@@ -24,8 +26,8 @@ import { unguardedClock, type RetentionClock } from '../engine/retention-state.t
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
 export const MAX_OBJECT_BYTES = 512 * 1024 * 1024;
 const MAX_JSON_BYTES = 8 * 1024 * 1024;
-/** Uploads held in memory at once: with MAX_OBJECT_BYTES, what bounds the server's memory. */
-const MAX_CONCURRENT_UPLOADS = 8;
+/** Object bytes (uploads and reads) held in memory at once, whatever the number of clients. */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 1024 * 1024 * 1024;
 
 export interface VaultOptions {
   dataDir: string;
@@ -37,6 +39,8 @@ export interface VaultOptions {
   retentionClock?: RetentionClock;
   /** How long requests wait to be summed up in the audit log when nothing completes an operation. */
   witnessFlushMs?: number;
+  /** Object bytes in memory at once (default DEFAULT_MEMORY_BUDGET_BYTES, at least MAX_OBJECT_BYTES). */
+  memoryBudgetBytes?: number;
 }
 
 export interface Vault {
@@ -57,8 +61,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
   const metrics = createMetrics(options.clock);
   const stores = new Map<string, Store>();
-  let uploads = 0;
-  const waiting: (() => void)[] = [];
+  const budget = createByteBudget(Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, MAX_OBJECT_BYTES));
   const storeOf = (repo: string) => {
     let store = stores.get(repo);
     if (!store) stores.set(repo, (store = createFsStore(join(options.dataDir, 'repos', repo))));
@@ -152,10 +155,18 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       return 200;
     }
     const range = parseRange(req.headers.range, info.sizeBytes);
-    const bytes = await store.get(name, range);
-    metrics.sent(bytes.length);
-    res.writeHead(range ? 206 : 200, { ...headers, 'content-length': bytes.length });
-    res.end(bytes);
+    const release = await budget.reserve(range?.length ?? info.sizeBytes);
+    try {
+      const bytes = await store.get(name, range);
+      metrics.sent(bytes.length);
+      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': bytes.length });
+      await new Promise<void>((resolve) => {
+        res.once('close', resolve);
+        res.end(bytes);
+      });
+    } finally {
+      release();
+    }
     return range ? 206 : 200;
   }
 
@@ -165,11 +176,14 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     if (!Number.isSafeInteger(declared) || declared > MAX_OBJECT_BYTES) {
       throw new AmberError('OBJECT_TOO_LARGE', `uploads need a content-length of at most ${MAX_OBJECT_BYTES} bytes`);
     }
-    while (uploads >= MAX_CONCURRENT_UPLOADS) await new Promise<void>((resolve) => waiting.push(resolve));
-    uploads += 1;
+    const release = await budget.reserve(declared);
     try {
       const bytes = await readBody(req, declared);
       checkUpload(name, bytes);
+      const request = decisionRequest(name, bytes);
+      if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
+        throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
+      }
       if (name.startsWith('condemns/')) await checkCondemnUpload(store, name, bytes, expiryClock.deletionNowMs());
       // The lock is judged by the time moving the clock back cannot lower, as the client does.
       if (name.startsWith('policies/')) await checkPolicyUpload(store, name, bytes, expiryClock.retentionBaseMs());
@@ -179,8 +193,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       metrics.received(bytes.length);
       return send(res, 201, { stored: name, bytes: bytes.length });
     } finally {
-      uploads -= 1;
-      waiting.shift()?.();
+      release();
     }
   }
 
@@ -246,6 +259,16 @@ function objectNameOf(raw: string): string {
     throw new AmberError('INVALID_OBJECT_NAME', `"${raw.slice(0, 80)}" is not a valid object name`, { hint: 'names are lowercase segments of a-z 0-9 _ . - joined by /' });
   }
   return raw;
+}
+
+async function exists(store: Store, name: string): Promise<boolean> {
+  try {
+    await store.stat(name);
+    return true;
+  } catch (error) {
+    if (isAmberError(error, 'OBJECT_NOT_FOUND')) return false;
+    throw error;
+  }
 }
 
 function parseRange(header: string | undefined, size: number): { offset: number; length: number } | undefined {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { systemClock } from '../core/clock.ts';
 import { initRepository, openRepository } from '../repo/repository.ts';
 import { createHttpStore } from '../storage/http/http-store.ts';
@@ -17,6 +17,8 @@ import { verify } from '../engine/verify.ts';
 import { findSnapshot } from '../engine/snapshots.ts';
 import { startVault } from './server.ts';
 import { createToken, revokeToken, type Role } from './tokens.ts';
+import { putRequest } from '../governance/request-records.ts';
+import { decisionMessage } from '../governance/requests.ts';
 
 async function vaultFixture(t: { after(fn: () => unknown): void }, label: string) {
   const dir = await makeTempDir(label);
@@ -279,4 +281,34 @@ test('the vault itself refuses policy links that loosen a locked policy or fork 
   // Tightening passes.
   const tighter = await setPolicy(admin, { minRetentionMs: 14 * 86_400_000 });
   assert.equal((await showPolicy(admin)).settings.minRetentionMs, tighter.settings.minRetentionMs);
+});
+
+test('an approver token files only decisions its named key signed, on requests the repository holds', async (t) => {
+  const { vault, token, owner, repoDir } = await vaultFixture(t, 'vault-decisions');
+  const request = await putRequest(owner, {
+    repository: owner.config.repositoryId, kind: 'unlock', target: 'a'.repeat(64), parameters: { reason: 'test' },
+    requester: { name: 'owner', keyId: owner.key.keyId }, created: new Date().toISOString(), expires: new Date(Date.now() + 3_600_000).toISOString(), nonce: 'n1',
+  });
+  const alice = generateKeyPairSync('ed25519');
+  const mallory = generateKeyPairSync('ed25519');
+  const rawKey = (key: KeyObject) => Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url').toString('hex');
+  const decision = (forRequest: string, signedBy: KeyObject, named: KeyObject) => Buffer.from(`${JSON.stringify({
+    type: 'amber-decision', request: forRequest, decision: 'approve', approver: rawKey(named),
+    signature: sign(null, decisionMessage(forRequest, 'approve'), signedBy).toString('base64'),
+  })}\n`);
+  const approver = token('approver');
+  const put = (bytes: Buffer) => raw(vault.url, 'PUT', `/v1/repos/team/objects/decisions/${sha(bytes)}`, approver, bytes);
+  const before = await fingerprintTree(repoDir);
+  const refusals: [Buffer, number, string][] = [
+    [Buffer.from('{"type":"amber-decision"}'), 422, 'OBJECT_CORRUPT'],
+    [decision(request, mallory.privateKey, alice.publicKey), 422, 'SIGNATURE_INVALID'],
+    [decision('b'.repeat(64), alice.privateKey, alice.publicKey), 404, 'OBJECT_NOT_FOUND'],
+  ];
+  for (const [bytes, status, code] of refusals) {
+    const response = await put(bytes);
+    assert.equal(response.status, status, response.body);
+    assert.equal(JSON.parse(response.body).error.code, code);
+  }
+  assert.deepEqual(await fingerprintTree(repoDir), before, 'no refused decision reached the disk');
+  assert.equal((await put(decision(request, alice.privateKey, alice.publicKey))).status, 201);
 });

@@ -26,7 +26,8 @@ Examples:
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8420)')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'and this private key (PEM)')
-    .option('--config <file>', 'a YAML file with data, listen and tls: {cert, key}; options given here win')
+    .option('--memory-mib <n>', 'object bytes held in memory at once, in MiB (default 1024, at least 512)')
+    .option('--config <file>', 'a YAML file with data, listen, tls: {cert, key} and memoryMiB; options given here win')
     .addHelpText('after', `
 Clients trust a private CA through NODE_EXTRA_CA_CERTS. The server logs each mutating request to
 DATA/vault/logs/REPO.jsonl with the token's id; /v1/health and /metrics (Prometheus) need no token.
@@ -37,6 +38,7 @@ vault.yaml:
   tls:
     cert: /etc/amber/vault.crt
     key: /etc/amber/vault.key
+  memoryMiB: 2048    # uploads and reads wait while this much is in flight
 
 Examples:
   amber vault serve --data /srv/vault
@@ -51,6 +53,7 @@ Examples:
         dataDir: flags.data, host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]), clock: context.clock,
         retentionClock: await vaultClock(flags.data),
         tls: flags.tlsCert && flags.tlsKey ? { cert: flags.tlsCert, key: flags.tlsKey } : undefined,
+        memoryBudgetBytes: flags.memoryMiB === undefined ? undefined : flags.memoryMiB * 1024 * 1024,
       });
       context.output.err.write(`amber vault serving ${flags.data} at ${server.url}\n`);
       await new Promise<void>((resolve) => {
@@ -136,26 +139,30 @@ interface ServeFlags {
   listen?: string;
   tlsCert?: string;
   tlsKey?: string;
+  memoryMib?: string;
   config?: string;
 }
 
 /** Options from --config (YAML), overridden by those on the command line. */
-function withConfigFile(flags: ServeFlags): { data: string; listen: string; tlsCert?: string; tlsKey?: string } {
-  let file: { data?: unknown; listen?: unknown; tls?: { cert?: unknown; key?: unknown } } = {};
+function withConfigFile(flags: ServeFlags): { data: string; listen: string; tlsCert?: string; tlsKey?: string; memoryMiB?: number } {
+  let file: { data?: unknown; listen?: unknown; tls?: { cert?: unknown; key?: unknown }; memoryMiB?: unknown } = {};
   if (flags.config) {
     try {
       file = (parseYaml(readFileSync(flags.config, 'utf8')) ?? {}) as typeof file;
     } catch (cause) {
       throw new AmberError('USAGE', `cannot read the vault config ${flags.config}: ${(cause as Error).message}`, { cause });
     }
-    const known = new Set(['data', 'listen', 'tls']);
+    const known = new Set(['data', 'listen', 'tls', 'memoryMiB']);
     const unknown = Object.keys(file).filter((key) => !known.has(key));
-    if (unknown.length > 0) throw new AmberError('USAGE', `${flags.config}: unknown setting ${unknown.join(', ')} (known: data, listen, tls)`);
+    if (unknown.length > 0) throw new AmberError('USAGE', `${flags.config}: unknown setting ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
   }
   const text = (value: unknown, what: string) => {
     if (value !== undefined && typeof value !== 'string') throw new AmberError('USAGE', `${flags.config}: ${what} must be a string`);
     return value as string | undefined;
   };
+  const memory = flags.memoryMib ?? file.memoryMiB;
+  const memoryMiB = memory === undefined ? undefined : Number(memory);
+  if (memoryMiB !== undefined && !(Number.isSafeInteger(memoryMiB) && memoryMiB > 0)) throw new AmberError('USAGE', `memory ${String(memory)}: expected a whole number of MiB`);
   const data = flags.data ?? text(file.data, 'data');
   if (!data) throw new AmberError('USAGE', 'the vault needs a data directory', { hint: 'pass --data DIR or set data: in --config' });
   return {
@@ -163,5 +170,6 @@ function withConfigFile(flags: ServeFlags): { data: string; listen: string; tlsC
     listen: flags.listen ?? text(file.listen, 'listen') ?? '127.0.0.1:8420',
     tlsCert: flags.tlsCert ?? text(file.tls?.cert, 'tls.cert'),
     tlsKey: flags.tlsKey ?? text(file.tls?.key, 'tls.key'),
+    memoryMiB,
   };
 }
