@@ -22,15 +22,18 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { echo "start-s3: $*" >&2; }
 die() { echo "start-s3: error: $*" >&2; exit 1; }
 
+have() { local b; for b; do command -v "$b" >/dev/null || return 1; done; }
+
 install_ceph() {
-  local pkgs=(ceph-mon ceph-osd radosgw ceph-base ceph-common curl)
-  local bin missing=
-  for bin in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool curl ss; do
-    command -v "$bin" >/dev/null || missing+=" $bin"
-  done
-  [[ -z $missing ]] && return 0
-  command -v apt-get >/dev/null || die "missing:$missing, and no apt-get to install Ceph with"
-  [[ $(id -u) == 0 ]] || die "missing:$missing; run as root (or install: apt-get install ${pkgs[*]})"
+  # Ask apt only for what is missing: naming an installed package would upgrade it as a side effect.
+  local pkgs=()
+  have ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool ||
+    pkgs+=(ceph-mon ceph-osd radosgw ceph-base ceph-common)
+  have curl || pkgs+=(curl)
+  have ss || pkgs+=(iproute2)
+  ((${#pkgs[@]})) || return 0
+  have apt-get || die "need ${pkgs[*]}, and there is no apt-get to install them"
+  [[ $(id -u) == 0 ]] || die "need ${pkgs[*]}; run as root or install them first"
   log "installing ${pkgs[*]} (about a minute the first time)"
   export DEBIAN_FRONTEND=noninteractive
   # --no-install-recommends keeps ceph-mgr and its large Python stack out; we do not need a mgr.
@@ -55,6 +58,9 @@ spawn() {
 left() { local s=$((deadline - SECONDS)); echo $((s > 1 ? s : 1)); }
 ceph_cmd() { timeout "$(left)" "$@" -c "$S3_DIR/ceph.conf"; }
 
+# Our children stay zombies until we exit, and kill -0 succeeds on a zombie.
+exited() { local stat; read -r stat 2>/dev/null <"/proc/$1/stat" || return 0; [[ ${stat##*) } == Z* ]]; }
+
 s3_status() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
     --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
@@ -66,8 +72,9 @@ on_exit() {
   trap - EXIT
   ((rc == 0)) && return
   if [[ -f $S3_DIR/pids ]]; then
-    log "failed during: $step; daemon logs follow"
-    tail -n 15 "$S3_DIR"/log/* >&2 2>/dev/null || true
+    ((SECONDS < deadline)) || log "not ready within S3_START_TIMEOUT=${S3_START_TIMEOUT}s"
+    log "failed while $step (exit $rc); last lines of the logs in $S3_DIR/log:"
+    tail -n 10 "$S3_DIR"/log/* >&2 || true
     "$here/stop-s3.sh" >&2 || true
   fi
   exit 1
@@ -85,9 +92,9 @@ done
 mkdir -p "$S3_DIR"/{log,run,mon,osd,crash}
 S3_DIR=$(cd "$S3_DIR" && pwd)   # ceph.conf needs absolute paths
 : >"$S3_DIR/pids"
+deadline=$((SECONDS + S3_START_TIMEOUT))
 trap on_exit EXIT
 trap 'exit 1' INT TERM HUP
-deadline=$((SECONDS + S3_START_TIMEOUT))
 fsid=$(cat /proc/sys/kernel/random/uuid)
 
 cat >"$S3_DIR/ceph.conf" <<CONF
@@ -128,6 +135,8 @@ osd_data = $S3_DIR/osd
 # Memstore keeps objects in the OSD's RAM: fast, and nothing to clean up on disk.
 osd_objectstore = memstore
 memstore_device_bytes = $S3_MEM_BYTES
+# On TERM the OSD waits up to 5 s for the mon to ack "mark me down", in vain if the mon is gone.
+osd_fast_shutdown_notify_mon = false
 
 [client.rgw]
 rgw_frontends = beast endpoint=127.0.0.1:$S3_PORT
@@ -155,9 +164,9 @@ ceph_cmd radosgw-admin user create --uid amber-test --display-name "Amber tests"
 
 step="waiting for a signed ListBuckets to answer 200"
 until [[ $(s3_status) == 200 ]]; do
-  ((SECONDS < deadline)) || die "not ready after ${S3_START_TIMEOUT}s (S3_START_TIMEOUT)"
+  ((SECONDS < deadline)) || exit 1
   while read -r pid name; do
-    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited"
+    exited "$pid" && die "$name (pid $pid) exited"
   done <"$S3_DIR/pids"
   sleep 0.2
 done

@@ -7,6 +7,8 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { createHttpStore, type HttpStore } from '../storage/http/http-store.ts';
+import { createS3Store } from '../storage/s3/s3-store.ts';
+import { parseS3Location } from '../storage/s3/s3-location.ts';
 import { readFileSync } from 'node:fs';
 import { openRepository, openRepositoryView, type Repository, type RepositoryView } from '../repo/repository.ts';
 import { openRecordCache } from '../repo/record-cache.ts';
@@ -44,11 +46,7 @@ export function repoLocation(globals: GlobalOptions): string {
 
 export function storeFor(location: string): Store {
   if (/^https?:/.test(location)) return createHttpStore(location, { token: vaultToken() });
-  if (/^s3:/.test(location)) {
-    throw new AmberError('USAGE', `"${location}": S3 repositories are not supported yet`, {
-      hint: 'use a local directory path or a vault (http://HOST:PORT/NAME)',
-    });
-  }
+  if (/^s3:/.test(location)) return createS3Store(parseS3Location(location), { clock: systemClock });
   return createFsStore(resolve(location));
 }
 

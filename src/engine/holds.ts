@@ -29,6 +29,8 @@ export async function addHold(options: { repo: Repository; snapshot: string; rea
   const lock = metadataLock(state, (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs());
   const name = await putRecord(repo, HOLDS, hold, { retainUntilMs: lock.untilMs, mode: lock.mode });
   await repo.store.protect([name], lock);
+  // Where the storage has legal holds of its own (S3), it keeps the snapshot's objects whatever their dates.
+  await repo.store.setLegalHold?.(hold.objects ?? [], true);
   await appendAudit(repo, { action: 'hold.add', target: entry.id, details: { reason: hold.reason, hold: name } }, { lock });
   return { ...hold, name };
 }

@@ -40,6 +40,8 @@ export interface PruneResult {
   notice: string | null;
   bytesFreed: number;
   bytesCondemned: number;
+  /** Delete markers removed (S3): nothing Amber writes makes one, and they hide objects from other tools. */
+  deleteMarkersRemoved: number;
 }
 
 export async function prune(options: PruneOptions): Promise<PruneResult> {
@@ -69,7 +71,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     return undefined;
   };
 
-  const result: PruneResult = { dryRun: options.dryRun === true, deleted: [], spared: [], condemned: [], notice: null, bytesFreed: 0, bytesCondemned: 0 };
+  const result: PruneResult = { dryRun: options.dryRun === true, deleted: [], spared: [], condemned: [], notice: null, bytesFreed: 0, bytesCondemned: 0, deleteMarkersRemoved: 0 };
   for (const { value } of state.condemns) {
     const dueMs = Date.parse(value.time) + value.graceMs;
     for (const { name, sizeBytes } of value.objects) {
@@ -79,7 +81,12 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
         result.spared.push({ name, sizeBytes, reason });
         continue;
       }
-      if (!options.dryRun) await deleteObject(repo, name);
+      // The storage has the last word: an object it still retains stays, and maintenance goes on.
+      const refused = options.dryRun ? undefined : await deleteObject(repo, name);
+      if (refused) {
+        result.spared.push({ name, sizeBytes, reason: refused });
+        continue;
+      }
       result.deleted.push({ name, sizeBytes });
       result.bytesFreed += sizeBytes;
       options.onDelete?.(name, sizeBytes);
@@ -94,6 +101,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   if (!options.dryRun && result.condemned.length > 0) {
     result.notice = await putRecord(repo, CONDEMNS, { time: new Date(nowMs).toISOString(), graceMs: options.graceMs, objects: result.condemned });
   }
+  if (!options.dryRun && repo.store.removeDeleteMarkers) result.deleteMarkersRemoved = await repo.store.removeDeleteMarkers('');
   if (!options.dryRun && (result.deleted.length > 0 || result.notice)) {
     await appendAudit(repo, {
       action: 'prune',
@@ -146,10 +154,13 @@ async function neededPacks(repo: Repository): Promise<Set<string>> {
   return needs.packs;
 }
 
-async function deleteObject(repo: Repository, name: string): Promise<void> {
+/** Deletes the object; the storage's reason when it refuses because the object is still retained. */
+async function deleteObject(repo: Repository, name: string): Promise<string | undefined> {
   try {
     await repo.store.deleteExpired(name);
   } catch (error) {
+    if (isAmberError(error, 'RETENTION_ACTIVE')) return `the storage still retains it (${error.message})`;
     if (!isAmberError(error, 'OBJECT_NOT_FOUND')) throw error;
   }
+  return undefined;
 }

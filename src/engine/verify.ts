@@ -51,6 +51,8 @@ export interface VerifyResult {
   bytesRead: number;
   unreferencedPacks: number;
   certifiedPacks: number;
+  /** Later versions holding an object's own bytes (S3: two writers raced); harmless, reported apart. */
+  duplicateVersions: number;
   problems: VerifyProblem[];
 }
 
@@ -76,6 +78,8 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
   problems.push(...structure.problems, ...data.problems);
   problems.push(...await checkLocks(repo, state, structure.graph));
+  const strays = await checkStrayVersions(repo);
+  problems.push(...strays.problems);
   // A vault token without access to the audit log (a writer) skips it; `amber audit verify` is the auditor's.
   const audit = await verifyAudit(repo).catch((error) => { if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined; throw error; });
   for (const { name, problem } of audit?.problems ?? []) problems.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
@@ -89,8 +93,28 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
     bytesRead: data.bytesRead,
     unreferencedPacks: data.unreferencedPacks,
     certifiedPacks,
+    duplicateVersions: strays.duplicates,
     problems,
   };
+}
+
+/**
+ * On a versioned store (S3), a version written after an object's first with other bytes is an
+ * attempt to replace it, and a delete marker one to hide it: Amber reads the first version, so
+ * neither changed a restore, but someone with write access tried.
+ */
+async function checkStrayVersions(repo: Repository): Promise<{ problems: VerifyProblem[]; duplicates: number }> {
+  const problems: VerifyProblem[] = [];
+  let duplicates = 0;
+  if (!repo.store.strayVersions) return { problems, duplicates };
+  for await (const stray of repo.store.strayVersions('')) {
+    if (stray.kind === 'later-version' && stray.sameBytes) duplicates += 1;
+    else {
+      const what = stray.kind === 'delete-marker' ? 'a delete marker hides it from plain reads' : 'a later version with other bytes was written over it';
+      problems.push({ object: stray.name, code: 'STORAGE_TAMPERED', message: `${stray.name}: ${what} (version ${stray.versionId}); Amber reads the first version, which is intact` });
+    }
+  }
+  return { problems, duplicates };
 }
 
 /** Forged or malformed retention records, and every snapshot whose lock its objects do not cover. */

@@ -6,7 +6,7 @@ import { nowIso } from '../core/clock.ts';
 import type { KeyId } from '../core/ids.ts';
 import { generateBoxKeyPair, generateSigningKeyPair, sha256Hex } from '../crypto/index.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import { asBuffer, type Store } from '../storage/store.ts';
+import { asBuffer, type PutOptions, type Store } from '../storage/store.ts';
 import { createAuthority, type Authority, type RevocationRecord, type WitnessRecord } from './authority.ts';
 import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config.ts';
 import { collectEpochKeys, encodeEpochRecord, type EpochKey, type EpochRecord } from './epochs.ts';
@@ -33,6 +33,8 @@ export interface InitOptions {
   chunker?: ChunkerParams;
   packTargetBytes?: number;
   kdfLogN?: number;
+  /** Retention for the config, first key and epoch, on stores that keep dates as objects are written (S3). */
+  retention?: PutOptions;
 }
 
 /** Writes epoch 0, the first full key, then `config` last: a crash before it leaves no repository. */
@@ -54,10 +56,10 @@ export async function initRepository(options: InitOptions): Promise<Repository> 
   const epochBytes = encodeEpochRecord({
     epoch: 0, dataPair: generateBoxKeyPair(), holders: [{ keyId: info.keyId, holderPublicKey: Buffer.from(info.holderPublicKey!, 'hex') }], createdAt, owner,
   });
-  await store.put(objectName('epochs', sha256Hex(epochBytes)), epochBytes);
-  await store.put(objectName('keys', sha256Hex(keyBytes)), keyBytes);
+  await store.put(objectName('epochs', sha256Hex(epochBytes)), epochBytes, options.retention);
+  await store.put(objectName('keys', sha256Hex(keyBytes)), keyBytes, options.retention);
   try {
-    await store.put(CONFIG_NAME, configBytes);
+    await store.put(CONFIG_NAME, configBytes, options.retention);
   } catch (error) {
     if (isAmberError(error, 'OBJECT_EXISTS')) throw new AmberError('REPO_EXISTS', `${store.location} already holds a repository`);
     throw error;

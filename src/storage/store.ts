@@ -57,6 +57,16 @@ export interface Enforcement {
   notes: string;
 }
 
+/** A version a versioned store keeps beside an object (S3): nothing Amber does makes one on purpose. */
+export interface StrayVersion {
+  name: string;
+  versionId: string;
+  /** A version written after the object's first (a racing writer, or an attempt to replace it), or a delete marker. */
+  kind: 'later-version' | 'delete-marker';
+  /** Whether a later version holds the same bytes as the object (a harmless concurrent write). */
+  sameBytes: boolean;
+}
+
 export interface Store {
   /** Human-readable location, for messages (a path or URL, never a secret). */
   readonly location: string;
@@ -74,7 +84,8 @@ export interface Store {
   exists(): Promise<boolean>;
   enforcement(): Enforcement;
   /**
-   * Raises the retention of existing objects; never lowers a date or weakens a mode. Stores that
+   * Raises the retention of existing objects; never lowers a date or weakens a mode. A store may keep
+   * dates to its own precision, rounded up (S3: whole seconds). Stores that
    * keep dates natively apply them here (and at put); the fs store makes each object immutable and
    * its directory append-only where the process may, in batched calls. Missing names fail with
    * OBJECT_NOT_FOUND.
@@ -89,6 +100,14 @@ export interface Store {
    * the caller (prune) has checked the grants. Missing names fail with OBJECT_NOT_FOUND.
    */
   deleteExpired(name: string): Promise<void>;
+
+  // Versioned stores (S3) only.
+  /** Versions beside the objects under prefix, and delete markers: verify reports them. */
+  strayVersions?(prefix: string): AsyncIterable<StrayVersion>;
+  /** Removes the delete markers under prefix (they hide nothing Amber reads, but confuse other tools); returns how many. */
+  removeDeleteMarkers?(prefix: string): Promise<number>;
+  /** Places or lifts the store's own legal hold on each object (S3 legal holds). */
+  setLegalHold?(names: string[], on: boolean): Promise<void>;
 }
 
 /** Object names: lowercase letters, digits, '-', '_', '.' in segments joined by '/'; no '..'. */

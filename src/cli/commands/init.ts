@@ -7,12 +7,15 @@ import type { RetentionMode } from '../../storage/store.ts';
 import { setPolicy, showPolicy } from '../../engine/policy-admin.ts';
 import { actorFor, type CliContext, kdfLogN, openRetentionClock, print, repoLocation, storeFor } from '../context.ts';
 import type { HttpStore } from '../../storage/http/http-store.ts';
-import { isAmberError } from '../../core/errors.ts';
+import { AmberError, isAmberError } from '../../core/errors.ts';
+import { DEFAULT_POLICY } from '../../governance/policy.ts';
+import { bucketNote, describeBucketNote, isS3Store, prepareBucket, type BucketNote } from '../bucket.ts';
 import { appendAudit } from '../../engine/audit-log.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { readPassphrase } from '../passphrase.ts';
 
 interface InitFlags {
+  createBucket?: boolean;
   minRetention?: string;
   defaultRetain?: string;
   lockMode?: RetentionMode;
@@ -25,6 +28,7 @@ export function registerInit(program: Command, context: CliContext): void {
     .option('--min-retention <duration>', 'shortest retention any backup or extension may ask for, e.g. 7d')
     .option('--default-retain <duration>', 'retention of a backup that names none (default 30d, raised to the minimum)')
     .addOption(lockModeOption('default lock mode: governance or compliance (default governance)'))
+    .option('--create-bucket', 'S3: create the bucket, with Object Lock enabled')
     .addHelpText('after', `
 Without retention options the repository starts with the default policy: 30 days, governance
 mode, no bounds. \`amber policy set\` changes it later; \`amber policy lock\` freezes it.
@@ -32,9 +36,13 @@ mode, no bounds. \`amber policy set\` changes it later; \`amber policy lock\` fr
 Examples:
   AMBER_PASSWORD=... amber init --repo /srv/backups/main
   amber init --repo /mnt/vault --password-file ~/.amber-pass
-  amber init --repo /srv/backups/finance --min-retention 30d --default-retain 1y --lock-mode compliance`)
+  amber init --repo /srv/backups/finance --min-retention 30d --default-retain 1y --lock-mode compliance
+  amber init --repo s3:https://s3.example.net:7480/backups/finance --create-bucket --lock-mode compliance
+
+On S3 the bucket must have versioning and Object Lock (init refuses one without); a bucket default
+retention longer than the policy minimum raises the minimum to it.`)
     .action(async (flags: InitFlags) => {
-      const minRetentionMs = flags.minRetention === undefined ? undefined : durationFlag('--min-retention', flags.minRetention);
+      let minRetentionMs = flags.minRetention === undefined ? undefined : durationFlag('--min-retention', flags.minRetention);
       const defaultRetainMs = flags.defaultRetain === undefined ? undefined : durationFlag('--default-retain', flags.defaultRetain);
       const globals = context.globals();
       const store = storeFor(repoLocation(globals));
@@ -46,7 +54,18 @@ Examples:
       });
       // On a vault, an admin token creates the repository first (a repository made by another admin is used as it is).
       if ('createRepository' in store) await (store as HttpStore).createRepository().catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
-      const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN() });
+      if (flags.createBucket && !isS3Store(store)) throw new AmberError('USAGE', '--create-bucket is for S3 repositories (--repo s3:…)');
+      let bucket: BucketNote | undefined;
+      if (isS3Store(store)) {
+        await prepareBucket(store, flags.createBucket === true);
+        bucket = await bucketNote(store, minRetentionMs ?? null);
+        // Amber always sends explicit dates, which override the bucket's default: keep to the longer one.
+        if (bucket.effectiveMinRetentionMs !== null && bucket.effectiveMinRetentionMs > (minRetentionMs ?? 0)) minRetentionMs = bucket.effectiveMinRetentionMs;
+      }
+      // The config and first keys are locked as they are written, for the retention a backup would get.
+      const initialMs = Math.max(defaultRetainMs ?? DEFAULT_POLICY.defaultRetentionMs, minRetentionMs ?? 0);
+      const retention = { retainUntilMs: context.clock.nowMs() + initialMs, mode: flags.lockMode ?? DEFAULT_POLICY.defaultMode };
+      const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN(), retention });
       repo.actor = actorFor(store);
       await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } });
       // A vault records what its clients do in the audit log, signed with its own key, once the owner accepts it.
@@ -65,8 +84,9 @@ Examples:
         if (flags.lockMode !== undefined) change.defaultMode = flags.lockMode;
         policy = (await setPolicy(repo, change, clock)).settings;
       }
-      print(context, { repositoryId: repo.config.repositoryId, location: store.location, keyId: repo.key.keyId, ...(policy ? { policy } : {}) }, (result) =>
+      print(context, { repositoryId: repo.config.repositoryId, location: store.location, keyId: repo.key.keyId, ...(policy ? { policy } : {}), ...(bucket ? { bucket } : {}) }, (result) =>
         `created repository ${result.repositoryId.slice(0, 8)} at ${result.location}\n` +
+        (bucket ? `${describeBucketNote(bucket, null)}\n` : '') +
         (result.policy ? `policy: backups locked for ${formatDurationMs(result.policy.defaultRetentionMs)} (${result.policy.defaultMode}) by default` +
           `${result.policy.minRetentionMs !== null ? `, at least ${formatDurationMs(result.policy.minRetentionMs)}` : ''}\n` : '') +
         'Keep the passphrase safe: without it, no one (you included) can restore anything.');

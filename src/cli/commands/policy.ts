@@ -8,6 +8,7 @@ import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy, unlockPol
 import { loadRetentionState } from '../../engine/retention-state.ts';
 import { findRequest } from '../../engine/request-book.ts';
 import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { bucketNote, describeBucketNote, isS3Store } from '../bucket.ts';
 import { boundFlag, durationFlag, LOCK_MODES } from '../options.ts';
 
 export interface SetFlags {
@@ -45,7 +46,13 @@ Examples:
     .action(async () => {
       const repo = await openRepo(context);
       const clock = await openRetentionClock(repo);
-      printPolicy(await showPolicy(repo, clock), clock);
+      const policyNow = await showPolicy(repo, clock);
+      if (!isS3Store(repo.store)) return printPolicy(policyNow, clock);
+      // On S3, what the bucket itself holds to: its Object Lock and default retention.
+      const nowMs = clock.retentionBaseMs();
+      const minMs = policyNow.settings.minRetentionMs;
+      const bucket = await bucketNote(repo.store, minMs);
+      print(context, { ...policyNow, locked: isLocked(policyNow, nowMs), bucket }, (result) => `${describePolicy(result, nowMs)}\n${describeBucketNote(bucket, minMs)}`);
     });
 
   withSettingOptions(policy

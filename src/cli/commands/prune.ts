@@ -48,5 +48,6 @@ function render(result: PruneResult, graceMs: number): string {
     (result.condemned.length > 0 ? `, deletable by a prune after ${formatDurationMs(graceMs)}` : '') +
     (result.notice ? ` (notice ${result.notice})` : ''),
   );
+  if (result.deleteMarkersRemoved > 0) lines.push(`removed ${result.deleteMarkersRemoved} delete marker(s) someone left in the bucket (\`amber verify\` reports them)`);
   return lines.join('\n');
 }

@@ -44,6 +44,7 @@ function render(result: VerifyResult): string {
     `checked ${result.snapshots} snapshots, ${result.trees} trees, ${result.blobsReferenced} chunk references, ${result.packs} packs`,
     `read ${result.packsRead} packs (${formatBytes(result.bytesRead)})${result.certifiedPacks ? `, re-indexed ${result.certifiedPacks} packs under the owner key (now trusted for dedup)` : ''}`,
   );
+  if (result.duplicateVersions) lines.push(`${result.duplicateVersions} objects have a second version with the same bytes (concurrent writers; harmless)`);
   if (result.unreferencedPacks) lines.push(`${result.unreferencedPacks} packs are not referenced by any index (left by an interrupted backup; harmless)`);
   lines.push(result.problems.length ? `${result.problems.length} problems found` : 'no problems found');
   return lines.join('\n');

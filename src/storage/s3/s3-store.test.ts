@@ -1,0 +1,85 @@
+// The S3 store against a real S3 server that enforces Object Lock (Ceph RGW, started by .ci/run).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CreateBucketCommand, DeleteObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectLockConfigurationCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
+import { describeStoreConformance, assertAmberCode, assertBytesEqual } from '../../testing/store-conformance.ts';
+import { freshS3Store, s3Env, whenS3 } from '../../testing/s3-fixture.ts';
+import { parseS3Location } from './s3-location.ts';
+
+test('S3 locations: endpoint, bucket and prefix, or a clear refusal', () => {
+  assert.deepEqual(parseS3Location('s3:http://127.0.0.1:7480/bucket-1/a/b'), { endpoint: 'http://127.0.0.1:7480', bucket: 'bucket-1', prefix: 'a/b' });
+  assert.deepEqual(parseS3Location('s3:my-bucket'), { endpoint: undefined, bucket: 'my-bucket', prefix: '' });
+  assert.deepEqual(parseS3Location('s3:my-bucket/team/'), { endpoint: undefined, bucket: 'my-bucket', prefix: 'team' });
+  for (const bad of ['s3:', 's3:Bucket', 's3:http://h/b/../x', 's3:http://u:p@h/bucket', 's3:b', 's3:bucket//x', 's3:http://h:1/bucket?x=1']) {
+    assert.throws(() => parseS3Location(bad), /not an S3 repository location/, bad);
+  }
+});
+
+whenS3('S3 store conformance', () => {
+  describeStoreConformance('s3', () => freshS3Store());
+  describeStoreConformance('s3 under a prefix', () => freshS3Store({ prefix: 'team/a' }));
+
+  const raw = () => new S3Client({ endpoint: s3Env!.endpoint, forcePathStyle: true, region: s3Env!.region, credentials: s3Env!.credentials, requestChecksumCalculation: 'WHEN_REQUIRED' });
+
+  test('the server itself refuses, with the credentials that wrote it, to delete, shorten or weaken a locked version', async () => {
+    const store = await freshS3Store();
+    const untilMs = Date.now() + 86_400_000;
+    await store.put('snapshots/locked', Buffer.from('kept'), { retainUntilMs: untilMs, mode: 'compliance' });
+    const [held] = await store.protection(['snapshots/locked']);
+    assert.equal(held.mode, 'compliance');
+    assert.ok(held.locked && held.untilMs! >= untilMs);
+    const s3 = raw();
+    const strays = async () => {
+      const found = [];
+      for await (const stray of store.strayVersions('')) found.push(stray);
+      return found;
+    };
+    const { Versions } = await s3.send(new ListObjectVersionsCommand({ Bucket: store.bucket, Prefix: 'snapshots/locked' }));
+    const original = Versions![0].VersionId!;
+    const forbidden = (error: { $metadata?: { httpStatusCode?: number } }) => error.$metadata?.httpStatusCode === 403;
+    await assert.rejects(s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: 'snapshots/locked', VersionId: original })), forbidden);
+    await assert.rejects(s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: 'snapshots/locked', VersionId: original, BypassGovernanceRetention: true })), forbidden);
+    await assert.rejects(s3.send(new PutObjectRetentionCommand({
+      Bucket: store.bucket, Key: 'snapshots/locked', VersionId: original, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: new Date(Date.now() + 60_000) },
+    })), forbidden);
+    await assert.rejects(s3.send(new PutObjectRetentionCommand({
+      Bucket: store.bucket, Key: 'snapshots/locked', VersionId: original, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(untilMs + 86_400_000) },
+    })), forbidden);
+    await assertAmberCode(store.deleteExpired('snapshots/locked'), 'RETENTION_ACTIVE');
+
+    // Replacing it: a second PUT and a delete marker. The store still reads the first bytes, and says what it found.
+    await s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: 'snapshots/locked', Body: 'replacement' }));
+    await s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: 'snapshots/locked' }));
+    const fresh = await freshS3Store({ create: false, bucket: store.bucket });
+    assertBytesEqual(await fresh.get('snapshots/locked'), Buffer.from('kept'));
+    assert.deepEqual((await strays()).map(({ kind, sameBytes }) => [kind, sameBytes]).sort(), [['delete-marker', false], ['later-version', false]]);
+    assert.equal(await fresh.removeDeleteMarkers(''), 1);
+    assert.deepEqual((await strays()).map(({ kind }) => kind), ['later-version']);
+  });
+
+  test('a legal hold keeps an object whose retention has passed; lifted, the object can go', async () => {
+    const store = await freshS3Store();
+    await store.put('holds/h', Buffer.from('h'), { retainUntilMs: Date.now() + 2_000, mode: 'compliance' });
+    await store.setLegalHold(['holds/h'], true);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const [held] = await store.protection(['holds/h']);
+    assert.deepEqual([held.legalHold, held.locked], [true, true]);
+    await assertAmberCode(store.deleteExpired('holds/h'), 'RETENTION_ACTIVE');
+    await store.setLegalHold(['holds/h'], false);
+    await store.deleteExpired('holds/h');
+    await assertAmberCode(store.stat('holds/h'), 'OBJECT_NOT_FOUND');
+    assert.ok((store.requestCounts().PutObjectLegalHoldCommand ?? 0) >= 2, JSON.stringify(store.requestCounts()));
+  });
+
+  test('init-time checks: a bucket without Object Lock is seen as such', async () => {
+    const store = await freshS3Store({ create: false });
+    const s3 = raw();
+    await s3.send(new CreateBucketCommand({ Bucket: store.bucket }));
+    assert.deepEqual(await store.bucketLockState(), { versioning: false, objectLock: false, defaultRetention: undefined });
+    const locked = await freshS3Store();
+    await s3.send(new PutObjectLockConfigurationCommand({
+      Bucket: locked.bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 3 } } },
+    }));
+    assert.deepEqual(await locked.bucketLockState(), { versioning: true, objectLock: true, defaultRetention: { mode: 'governance', days: 3 } });
+  });
+});
