@@ -1,6 +1,6 @@
 // Legal holds: a held snapshot is never forgotten and nothing it needs is pruned, whatever its
 // retention. Adding a hold needs the owner key; releasing one needs an approved request.
-import { AmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { HOLDS, putRecord, type Hold } from '../repo/retention-records.ts';
 import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock } from './retention-state.ts';
@@ -12,6 +12,8 @@ import { snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
 
 export interface HoldEntry extends Hold {
   name: string;
+  /** On a store with legal holds of its own (S3): whether it placed them, or why not. */
+  storageHold?: string;
 }
 
 export async function addHold(options: { repo: Repository; snapshot: string; reason: string; actor: string; clock?: RetentionClock }): Promise<HoldEntry> {
@@ -29,10 +31,17 @@ export async function addHold(options: { repo: Repository; snapshot: string; rea
   const lock = metadataLock(state, (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs());
   const name = await putRecord(repo, HOLDS, hold, { retainUntilMs: lock.untilMs, mode: lock.mode });
   await repo.store.protect([name], lock);
-  // Where the storage has legal holds of its own (S3), it keeps the snapshot's objects whatever their dates.
-  await repo.store.setLegalHold?.(hold.objects ?? [], true);
+  // Where the storage has legal holds of its own (S3), it keeps the snapshot's objects whatever their
+  // dates. Credentials without that permission still record the hold, which prune and the vault obey.
+  let storageHold: string | undefined;
+  if (repo.store.setLegalHold) {
+    storageHold = await repo.store.setLegalHold(hold.objects ?? [], true).then(() => 'placed', (error: unknown) => {
+      if (!isAmberError(error, 'STORAGE_ACCESS_DENIED')) throw error;
+      return 'not placed: these credentials may not set S3 legal holds (the unlock executor\'s may: docs/s3.md)';
+    });
+  }
   await appendAudit(repo, { action: 'hold.add', target: entry.id, details: { reason: hold.reason, hold: name } }, { lock });
-  return { ...hold, name };
+  return { ...hold, name, ...(storageHold ? { storageHold } : {}) };
 }
 
 export async function listHolds(repo: Repository): Promise<HoldEntry[]> {

@@ -1,4 +1,5 @@
 // Reading and changing the repository policy: each change is a new owner-signed link of the chain.
+import { strongerMode } from '../governance/retention.ts';
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-records.ts';
@@ -22,7 +23,9 @@ const lockJudgeMs = (repo: Repository, clock?: RetentionClock) => (clock ?? ungu
 async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string, approval?: string): Promise<Policy> {
   const nowMs = repo.clock.nowMs();
   const record = { time: new Date(nowMs).toISOString(), previous: state.policy.head, settings, lock, ...(approval ? { approval } : {}) };
-  const keep = metadataLock(state, nowMs);
+  // Kept as strongly as the new settings ask, so their own record is not the weak link.
+  const current = metadataLock(state, nowMs);
+  const keep = { ...current, mode: strongerMode(strongerMode(current.mode, settings.defaultMode), settings.requireCompliance ? 'compliance' : undefined)! };
   const name = await putRecord(repo, POLICIES, record, { retainUntilMs: keep.untilMs, mode: keep.mode });
   await repo.store.protect([name], keep);
   await appendAudit(repo, { action, target: 'policy', details: { record: name, previous: state.policy.head, settings, lock, approval: approval ?? null } }, { lock: keep });

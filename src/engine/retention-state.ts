@@ -7,7 +7,7 @@ import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type Hold, type Loaded } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from '../governance/policy.ts';
 import { approvedRequests } from './request-book.ts';
-import { foldGrants, roundUpMs, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
+import { foldGrants, roundUpMs, strongerMode, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
 
 export interface RetentionState {
   policy: Policy;
@@ -70,8 +70,11 @@ export function unguardedClock(clock: Clock): RetentionClock {
 
 /** Retention for records everything depends on (holds, policy links, audit entries): as long as anything, from `baseMs` at least. */
 export function metadataLock(state: RetentionState, baseMs: number): ObjectLock {
+  // At least the policy's default mode: the next backup's lock will need metadata that strong, and a
+  // store that keeps modes (S3) cannot raise governance to compliance without the bypass permission.
+  const { defaultMode, requireCompliance } = state.policy.settings;
   return {
     untilMs: roundUpMs(Math.max(state.ledger.maxUntilMs, baseMs), state.policy.settings.extendStepMs),
-    mode: state.ledger.strongestMode ?? 'governance',
+    mode: strongerMode(strongerMode(state.ledger.strongestMode, defaultMode), requireCompliance ? 'compliance' : undefined)!,
   };
 }

@@ -108,6 +108,12 @@ export interface Store {
   removeDeleteMarkers?(prefix: string): Promise<number>;
   /** Places or lifts the store's own legal hold on each object (S3 legal holds). */
   setLegalHold?(names: string[], on: boolean): Promise<void>;
+  /**
+   * Lowers governance-mode dates above untilMs to it (never compliance): only after an approver
+   * quorum lifted or shortened a lock, with credentials allowed to bypass governance. Returns how
+   * many objects changed.
+   */
+  lowerGovernanceRetention?(names: string[], untilMs: number): Promise<number>;
 }
 
 /** Object names: lowercase letters, digits, '-', '_', '.' in segments joined by '/'; no '..'. */

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { isS3Store } from '../bucket.ts';
 import { AmberError } from '../../core/errors.ts';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
@@ -75,7 +76,9 @@ Examples:
         onProgress: (state) => progress.update({ files: state.files, bytes: state.bytesRead, totalBytes: totals?.done ? totals.bytes : undefined, label: state.currentPath }),
       });
       progress.done();
-      print(context, toJson(result), () => renderSummary(result));
+      // What the storage billed for (S3 counts each request): a cost figure, not part of the snapshot.
+      const requests = isS3Store(repo.store) ? repo.store.requestCounts() : undefined;
+      print(context, { ...toJson(result), ...(requests ? { storageRequests: requests } : {}) }, () => renderSummary(result) + (requests ? `\n${renderRequests(requests)}` : ''));
       if (result.partial) setExit(EXIT.partial);
     });
 }
@@ -95,6 +98,12 @@ function renderSummary({ snapshotId, snapshot, warnings, partial }: BackupResult
     `snapshot ${shortId(snapshotId)} saved${lockText(snapshot.retention)}${partial ? ` (incomplete: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} above)` : ''}`,
   ];
   return lines.join('\n');
+}
+
+function renderRequests(counts: Record<string, number>): string {
+  const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
+  const each = Object.entries(counts).sort(([, a], [, b]) => b - a).map(([command, n]) => `${command.replace(/Command$/, '')} ${n}`);
+  return `S3 requests: ${total} (${each.join(', ')})`;
 }
 
 function lockText(retention: BackupResult['snapshot']['retention']): string {

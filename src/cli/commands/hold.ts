@@ -26,7 +26,8 @@ Examples:
     .action(async (ref: string, flags: { reason: string }) => {
       const repo = await openRepo(context);
       const added = await addHold({ repo, snapshot: ref, reason: flags.reason, actor: operatorName(), clock: await openRetentionClock(repo) });
-      print(context, added, (result) => `held snapshot ${shortId(result.snapshot)}: ${result.reason} (by ${result.actor})`);
+      print(context, added, (result) => `held snapshot ${shortId(result.snapshot)}: ${result.reason} (by ${result.actor})` +
+        (result.storageHold ? `\nstorage legal hold: ${result.storageHold}` : ''));
     });
 
   hold

@@ -67,11 +67,13 @@ retention longer than the policy minimum raises the minimum to it.`)
       const retention = { retainUntilMs: context.clock.nowMs() + initialMs, mode: flags.lockMode ?? DEFAULT_POLICY.defaultMode };
       const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN(), retention });
       repo.actor = actorFor(store);
-      await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } });
+      // The first entries are kept like the config, before the policy that sets the mode is written.
+      const firstLock = { lock: { untilMs: retention.retainUntilMs, mode: retention.mode } };
+      await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } }, firstLock);
       // A vault records what its clients do in the audit log, signed with its own key, once the owner accepts it.
       const witness = 'witnessKey' in store ? await (store as HttpStore).witnessKey() : undefined;
       if (witness && await addWitness(repo, witness, store.location)) {
-        await appendAudit(repo, { action: 'witness.add', target: witness, details: { label: store.location } });
+        await appendAudit(repo, { action: 'witness.add', target: witness, details: { label: store.location } }, firstLock);
       }
       let policy: PolicySettings | undefined;
       if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {

@@ -6,6 +6,7 @@ import { parseApproverPublicKey } from '../../governance/approver-key.ts';
 import { isSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
 import { loadRetentionState } from '../../engine/retention-state.ts';
 import { findRequest, readRequests, type RequestView } from '../../engine/request-book.ts';
+import { applyToStorage } from '../../engine/storage-effects.ts';
 import { approverAuthor, createRequest, signDecision, submitDecision, type SubmitResult } from '../../engine/requests.ts';
 import { type CliContext, openRepo, openRepoView, openRetentionClock, print } from '../context.ts';
 import { approverFromFile, readText } from './approver.ts';
@@ -122,6 +123,25 @@ Examples:
       const repo = await openRepo(context);
       const state = await loadRetentionState(repo);
       print(context, await findRequest(repo, state.policy, (await openRetentionClock(repo)).retentionBaseMs(), id), renderRequest);
+    });
+
+  request
+    .command('apply')
+    .description('bring the storage in line with an approved request (S3: lower governance dates, lift legal holds)')
+    .argument('<id>', 'request id or prefix')
+    .addHelpText('after', `
+On S3 the bucket keeps its own governance dates and legal holds. Once a quorum has approved an
+unlock, shorten or release-hold request, run this with the unlock executor's credentials (allowed
+s3:BypassGovernanceRetention and s3:PutObjectLegalHold; see docs/s3.md). Compliance dates are never
+touched, and no object goes below what another snapshot's lock still needs. Other stores keep no
+dates of their own, so there is nothing to apply.
+
+Examples:
+  AWS_PROFILE=amber-unlock amber request apply 9c41`)
+    .action(async (id: string) => {
+      const repo = await openRepo(context);
+      const effect = await applyToStorage(repo, id, await openRetentionClock(repo));
+      print(context, effect, (result) => `request ${result.request.slice(0, 12)} (${result.kind}): lowered the governance retention of ${result.lowered} object(s), granted ${result.regranted} shared object(s) again for the locks that still need them, lifted ${result.released} legal hold(s)`);
     });
 
   for (const decision of ['approve', 'reject'] as const) {

@@ -52,6 +52,7 @@ export interface S3Store extends Store {
   strayVersions(prefix: string): AsyncIterable<StrayVersion>;
   removeDeleteMarkers(prefix: string): Promise<number>;
   setLegalHold(names: string[], on: boolean): Promise<void>;
+  lowerGovernanceRetention(names: string[], untilMs: number): Promise<number>;
   /** Requests sent so far (each retry counts: each is billed), by S3 operation. */
   requestCounts(): Record<string, number>;
 }
@@ -346,6 +347,22 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     }))));
   }
 
+  async function lowerGovernanceRetention(names: string[], untilMs: number): Promise<number> {
+    const found = await mapLimited(names, concurrency, pinOf);
+    // S3 refuses a date in the past: the earliest it takes is the next second.
+    const target = Math.max(ceilSecond(untilMs), ceilSecond(options.clock.nowMs() + 1000));
+    const lowered = await mapLimited(names, concurrency, async (name, i) => {
+      const held = await head(name, found[i].versionId);
+      if (held.mode !== 'governance' || held.untilMs === undefined || held.untilMs <= target) return 0;
+      await send(`lower the governance retention of ${name}`, () => client.send(new PutObjectRetentionCommand({
+        Bucket: bucket, Key: keyOf(name), VersionId: found[i].versionId, BypassGovernanceRetention: true,
+        Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(target) },
+      })));
+      return 1;
+    });
+    return lowered.reduce((sum: number, n) => sum + n, 0);
+  }
+
   async function bucketLockState(): Promise<BucketLockState> {
     const versioning = await send('read the bucket versioning', () => client.send(new GetBucketVersioningCommand({ Bucket: bucket })));
     let configuration;
@@ -387,7 +404,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
 
   return {
     location, bucket, put, get, stat, list, exists, enforcement, protect, protection, deleteExpired,
-    strayVersions, removeDeleteMarkers, setLegalHold, bucketLockState, createBucket,
+    strayVersions, removeDeleteMarkers, setLegalHold, lowerGovernanceRetention, bucketLockState, createBucket,
     requestCounts: () => ({ ...counts }),
   };
 }

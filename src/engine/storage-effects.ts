@@ -1,0 +1,94 @@
+// An approved request's effect on the storage. Amber's records already carry the decision: the
+// ledger caps the snapshot's governance grants, the released hold no longer counts. Two things are
+// left: objects the unlocked snapshot shares with snapshots still locked are granted again at their
+// locks (a backup that reused them did not grant them while the unlocked lock covered them), and a
+// store with retention of its own (S3 Object Lock) still holds the old governance dates and legal
+// holds until someone allowed to bypass governance retention (the unlock executor) lowers them.
+// Nothing here touches compliance dates, and no object goes below what another lock still needs.
+import { AmberError } from '../core/errors.ts';
+import type { Repository } from '../repo/repository.ts';
+import { GRANTS, HOLDS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader } from '../repo/blob-reader.ts';
+import { covers, raise, type ObjectLock } from '../governance/retention.ts';
+import { sharedMetadata, snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
+import { listSnapshots } from './snapshots.ts';
+import { appendAudit } from './audit-log.ts';
+import { findRequest } from './request-book.ts';
+import { loadRetentionState, type RetentionClock, type RetentionState } from './retention-state.ts';
+
+export interface StorageEffect {
+  request: string;
+  kind: string;
+  /** Objects whose governance date the store lowered. */
+  lowered: number;
+  /** Objects other locked snapshots need that were granted again at those snapshots' dates. */
+  regranted: number;
+  /** Objects whose legal hold the store lifted. */
+  released: number;
+}
+
+export async function applyToStorage(repo: Repository, requestRef: string, clock: RetentionClock): Promise<StorageEffect> {
+  const state = await loadRetentionState(repo);
+  const request = await findRequest(repo, state.policy, clock.retentionBaseMs(), requestRef);
+  if (request.status !== 'executed') {
+    throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is ${request.status}: only an approved request changes the storage`);
+  }
+  const { store } = repo;
+  const effect: StorageEffect = { request: request.id, kind: request.kind, lowered: 0, regranted: 0, released: 0 };
+  if (request.kind === 'unlock' || request.kind === 'shorten') {
+    // Every object granted for the snapshot, each down to the latest date anything still needs of it.
+    const grants = await loadRecords(repo, GRANTS, []);
+    const objects = [...new Set(grants.filter(({ value }) => value.snapshot === request.target).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
+    const needed = await neededByOthers(repo, state, request.target, clock.retentionBaseMs());
+    // A later backup that reused a pack did not grant it again while the unlocked snapshot's lock
+    // covered it: grant those the surviving locks now, so the ledger (and lock status) still covers them.
+    const regrant = objects.filter((name) => { const lock = needed.get(name); return lock !== undefined && !covers(state.ledger.lockOf(name), lock.untilMs, lock.mode); });
+    if (regrant.length > 0) effect.regranted = await grantSurvivors(repo, regrant.map((name) => [name, needed.get(name)!]));
+    if (store.lowerGovernanceRetention) {
+      const byDate = new Map<number, string[]>();
+      for (const name of objects) {
+        const untilMs = Math.max(state.ledger.lockOf(name)?.untilMs ?? 0, needed.get(name)?.untilMs ?? 0);
+        byDate.set(untilMs, [...(byDate.get(untilMs) ?? []), name]);
+      }
+      for (const [untilMs, names] of byDate) effect.lowered += await store.lowerGovernanceRetention(names, untilMs);
+    }
+  }
+  if (request.kind === 'release-hold' && store.setLegalHold) {
+    const released = (await loadRecords(repo, HOLDS, [])).find(({ name }) => name === request.target);
+    const stillHeld = new Set(state.holds.flatMap(({ value }) => value.objects ?? []));
+    const lift = (released?.value.objects ?? []).filter((name) => !stillHeld.has(name));
+    if (lift.length > 0) await store.setLegalHold(lift, false);
+    effect.released = lift.length;
+  }
+  await appendAudit(repo, { action: 'request.apply', target: request.id, details: { kind: request.kind, lowered: effect.lowered, regranted: effect.regranted, released: effect.released } });
+  return effect;
+}
+
+/** What every other snapshot still locked needs (itself, its packs, the shared metadata), at its lock. */
+async function neededByOthers(repo: Repository, state: RetentionState, unlocked: string, nowMs: number): Promise<Map<string, ObjectLock>> {
+  const { index } = await loadIndex(repo);
+  const reader = createBlobReader(repo, index);
+  const metadata = (await sharedMetadata(repo)).map(({ name }) => name);
+  const needed = new Map<string, ObjectLock>();
+  for (const entry of await listSnapshots(repo)) {
+    const lock = entry.id === unlocked ? undefined : state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
+    if (!lock || lock.untilMs <= nowMs) continue;
+    const { packs } = await snapshotNeeds(reader, index, entry.snapshot.tree);
+    for (const name of [snapshotObject(entry.id), ...packs, ...metadata]) needed.set(name, raise(needed.get(name), lock.untilMs, lock.mode));
+  }
+  return needed;
+}
+
+async function grantSurvivors(repo: Repository, locks: [string, ObjectLock][]): Promise<number> {
+  const entries = new Map<string, GrantEntry>();
+  for (const [name, { untilMs, mode }] of locks) {
+    const key = `${mode} ${untilMs}`;
+    if (!entries.has(key)) entries.set(key, { mode, until: new Date(untilMs).toISOString(), objects: [] });
+    entries.get(key)!.objects.push(name);
+  }
+  const keep = { untilMs: Math.max(...locks.map(([, lock]) => lock.untilMs)), mode: locks.some(([, lock]) => lock.mode === 'compliance') ? 'compliance' as const : 'governance' as const };
+  const grant = await putRecord(repo, GRANTS, { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: null, entries: [...entries.values()] }, { retainUntilMs: keep.untilMs, mode: keep.mode });
+  await repo.store.protect([grant], keep);
+  return locks.length;
+}

@@ -1,0 +1,132 @@
+// Amber on S3 with Object Lock as an operator runs it, through the real bin against a real S3 server
+// that enforces Object Lock (Ceph RGW, started by .ci/run): init creates and checks the bucket,
+// backups restore bit for bit and verify, lock status reads the storage's own retention, an expired
+// snapshot is pruned while a legal hold keeps another, and a replaced or hidden object is reported.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { fingerprintTree, removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
+import { freshBucketName, s3CliEnv, s3Env, s3RepoUrl, whenS3 } from '../../src/testing/s3-fixture.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
+
+whenS3('Amber on S3 through the CLI', () => {
+  let dir: string;
+  let source: string;
+  const bucket = freshBucketName('amber-cli');
+  const repo = s3RepoUrl(bucket, 'team');
+  const s3 = new S3Client({ endpoint: s3Env!.endpoint, forcePathStyle: true, region: s3Env!.region, credentials: s3Env!.credentials });
+
+  function amber(args: string[], repoUrl = repo) {
+    const result = spawnSync(process.execPath, [BIN, ...args], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, AMBER_PASSWORD: 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: repoUrl, AMBER_CACHE_DIR: join(dir, 'cache'), ...s3CliEnv() },
+    });
+    return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
+  }
+  function json(args: string[]) {
+    const result = amber([...args, '--json']);
+    assert.equal(result.status, 0, `amber ${args.join(' ')}: ${result.stderr}`);
+    return JSON.parse(result.stdout);
+  }
+  const keysOf = async (prefix: string) => ((await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: `team/${prefix}` }))).Versions ?? []).map((v) => v.Key!);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'amber-s3-cli-'));
+    source = join(dir, 'source');
+    await mkdir(join(source, 'sub'), { recursive: true });
+    await writeFile(join(source, 'big.bin'), seededBytes(3_000_000, 'big'));
+    await writeFile(join(source, 'sub', 'notes.txt'), 'quarterly figures\n'.repeat(500));
+  });
+  after(() => removeTree(dir));
+
+  test('init refuses a bucket without Object Lock, and creates one with it', async () => {
+    const plain = freshBucketName('amber-plain');
+    await s3.send(new CreateBucketCommand({ Bucket: plain }));
+    const refused = amber(['init'], s3RepoUrl(plain));
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /neither versioning nor Object Lock; Amber will not claim immutability there \[STORAGE_UNSUITABLE\]/);
+    assert.deepEqual((await s3.send(new ListObjectVersionsCommand({ Bucket: plain }))).Versions ?? [], [], 'nothing was written');
+
+    const init = json(['init', '--create-bucket', '--default-retain', '1h', '--lock-mode', 'compliance']);
+    assert.equal(init.bucket.objectLock, true);
+    assert.equal(init.policy.defaultMode, 'compliance');
+    // The config and first key carry their own lock from the moment they are written.
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'team/config' }));
+    assert.equal(head.ObjectLockMode, 'COMPLIANCE');
+    assert.ok(head.ObjectLockRetainUntilDate!.getTime() > Date.now() + 3_000_000);
+    assert.match(amber(['policy', 'show']).stdout, new RegExp(`bucket ${bucket}: Object Lock enabled, no default retention`));
+  });
+
+  test('backups restore bit for bit and verify; lock status reads the storage\'s retention, also for reused packs', async () => {
+    const first = json(['backup', source]);
+    assert.equal(first.retention.mode, 'compliance');
+    assert.ok(first.storageRequests.PutObjectCommand > 0, JSON.stringify(first.storageRequests));
+    const text = amber(['backup', source]);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^S3 requests: \d+ \(.*PutObject \d+/m);
+
+    const target = join(dir, 'restored');
+    const restored = amber(['restore', 'latest', '--target', target]);
+    assert.equal(restored.status, 0, restored.stderr);
+    assert.deepEqual(await fingerprintTree(join(target, source)), await fingerprintTree(source));
+    const verify = amber(['verify', '--read-data']);
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+
+    const statuses = json(['lock', 'status']);
+    assert.equal(statuses.length, 2);
+    for (const status of statuses) {
+      assert.equal(status.covered, true, JSON.stringify(status.gaps));
+      assert.equal(status.enforcement.enforcer, 'storage');
+      assert.equal(status.lockedByStore, status.objects, 'every object is locked by S3 itself');
+    }
+  });
+
+  test('a replaced and a hidden object change no restore, and verify reports both as tampering', async () => {
+    const [snapshotKey] = await keysOf('snapshots/');
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: snapshotKey, Body: 'forged snapshot' }));
+    const [packKey] = await keysOf('data/');
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: packKey }));
+
+    const target = join(dir, 'restored-after-attack');
+    const restored = amber(['restore', snapshotKey.split('/').at(-1)!.slice(0, 12), '--target', target]);
+    assert.equal(restored.status, 0, restored.stderr);
+    assert.deepEqual(await fingerprintTree(join(target, source)), await fingerprintTree(source));
+
+    const verify = amber(['verify']);
+    assert.equal(verify.status, 1);
+    assert.match(verify.stdout + verify.stderr, /a later version with other bytes was written over it/);
+    assert.match(verify.stdout + verify.stderr, /a delete marker hides it from plain reads/);
+  });
+
+  test('prune deletes an expired snapshot\'s versions and the delete markers; a legal hold keeps another', async () => {
+    const other = join(dir, 'other');
+    await mkdir(other);
+    await writeFile(join(other, 'a.bin'), seededBytes(200_000, 'short-a'));
+    const expiring = json(['backup', other, '--retain', '2s', '--lock-mode', 'governance']);
+    await writeFile(join(other, 'b.bin'), seededBytes(200_000, 'short-b'));
+    const held = json(['backup', other, '--retain', '2s', '--lock-mode', 'governance']);
+    json(['hold', 'add', held.id, '--reason', 'case 7']);
+    const heldPacks = (json(['lock', 'status', held.id])[0]);
+    assert.equal(heldPacks.covered, true);
+    await sleep(2_500);
+
+    json(['forget', '--keep-last', '1']);
+    const condemned = json(['prune', '--grace', '0s']);
+    assert.equal(condemned.deleteMarkersRemoved, 1, 'the marker left by the attack above');
+    const pruned = json(['prune']);
+    assert.ok(pruned.deleted.some(({ name }: { name: string }) => name === `snapshots/${expiring.id}`), JSON.stringify(pruned));
+    assert.deepEqual(await keysOf(`snapshots/${expiring.id}`), [], 'every version of it is gone');
+    assert.ok((await keysOf(`snapshots/${held.id}`)).length > 0);
+    const hold = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `team/snapshots/${held.id}` }));
+    assert.equal(hold.ObjectLockLegalHoldStatus, 'ON', 'the storage holds it too');
+    const verify = amber(['verify']);
+    assert.doesNotMatch(verify.stdout + verify.stderr, /delete marker/);
+  });
+});
