@@ -41,6 +41,12 @@ export interface VaultOptions {
   witnessFlushMs?: number;
   /** Object bytes in memory at once (default DEFAULT_MEMORY_BUDGET_BYTES, at least MAX_OBJECT_BYTES). */
   memoryBudgetBytes?: number;
+  /**
+   * Where a repository's objects live: by default the hardened fs store at DIR/repos/NAME. With S3
+   * Object Lock behind the vault, the storage enforces retention too. The list of repositories stays
+   * in DIR/repos either way.
+   */
+  storeFor?: (repo: string) => Store;
 }
 
 export interface Vault {
@@ -64,7 +70,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const budget = createByteBudget(Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, MAX_OBJECT_BYTES));
   const storeOf = (repo: string) => {
     let store = stores.get(repo);
-    if (!store) stores.set(repo, (store = createFsStore(join(options.dataDir, 'repos', repo))));
+    if (!store) stores.set(repo, (store = options.storeFor?.(repo) ?? createFsStore(join(options.dataDir, 'repos', repo))));
     return store;
   };
   const witness = createWitness({ signer: witnessKey, clock: options.clock, storeOf, flushAfterMs: options.witnessFlushMs });

@@ -10,6 +10,7 @@ import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:cryp
 import { systemClock } from '../core/clock.ts';
 import { initRepository, openRepository } from '../repo/repository.ts';
 import { createHttpStore } from '../storage/http/http-store.ts';
+import { createS3Store } from '../storage/s3/s3-store.ts';
 import { fingerprintTree, makeTempDir, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { backup } from '../engine/backup.ts';
 import { restore } from '../engine/restore.ts';
@@ -18,13 +19,15 @@ import { findSnapshot } from '../engine/snapshots.ts';
 import { startVault } from './server.ts';
 import { createToken, revokeToken, type Role } from './tokens.ts';
 import { putRequest } from '../governance/request-records.ts';
+import type { Store } from '../storage/store.ts';
+import { freshS3Store, s3Env, whenS3 } from '../testing/s3-fixture.ts';
 import { decisionMessage } from '../governance/requests.ts';
 
-async function vaultFixture(t: { after(fn: () => unknown): void }, label: string) {
+async function vaultFixture(t: { after(fn: () => unknown): void }, label: string, backing?: (repo: string) => Store) {
   const dir = await makeTempDir(label);
   useTemporaryWriterCache(dir);
   const dataDir = join(dir, 'data');
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock });
+  const vault = await startVault({ dataDir, port: 0, clock: systemClock, storeFor: backing });
   t.after(async () => {
     await vault.close();
     await removeTree(dir);
@@ -311,4 +314,33 @@ test('an approver token files only decisions its named key signed, on requests t
   }
   assert.deepEqual(await fingerprintTree(repoDir), before, 'no refused decision reached the disk');
   assert.equal((await put(decision(request, alice.privateKey, alice.publicKey))).status, 201);
+});
+
+whenS3('the vault on S3 Object Lock', () => {
+  test('a vault keeping its objects in S3: backups restore and verify, every object carries its lock in the bucket, and a writer still cannot delete', async (t) => {
+    const bucket = await freshS3Store();
+    const perRepo = (repo: string) => createS3Store({ endpoint: s3Env!.endpoint, bucket: bucket.bucket, prefix: repo }, { clock: systemClock, credentials: s3Env!.credentials, region: s3Env!.region });
+    const { dir, vault, token, openAs, dataDir } = await vaultFixture(t, 'vault-s3', perRepo);
+    const source = join(dir, 'source');
+    await fs.mkdir(source);
+    await fs.writeFile(join(source, 'a.bin'), seededBytes(700_000, 'vault-s3'));
+    const { snapshotId } = await backup({ repo: await openAs(token('writer')), paths: [source], retainMs: 86_400_000 });
+    const reader = await openAs(token('reader'));
+    const target = join(dir, 'restored');
+    await restore({ repo: reader, snapshot: await findSnapshot(reader, snapshotId), target });
+    assert.deepEqual(await fingerprintTree(join(target, source)), await fingerprintTree(source));
+    assert.deepEqual((await verify({ repo: reader, readDataFraction: 1 })).problems, []);
+
+    const inBucket = perRepo('team');
+    const names: string[] = [];
+    for await (const { name } of inBucket.list('')) names.push(name);
+    assert.ok(names.includes(`snapshots/${snapshotId}`) && names.some((name) => name.startsWith('data/')));
+    for (const held of await inBucket.protection(names.filter((name) => /^(data|snapshots)\//.test(name)))) {
+      assert.ok(held.locked && held.untilMs! > Date.now() + 86_000_000, `${held.name} is locked in the bucket itself`);
+    }
+    const pack = names.find((name) => name.startsWith('data/'))!;
+    assert.equal((await raw(vault.url, 'DELETE', `/v1/repos/team/objects/${pack}`, token('writer'))).status, 403);
+    assert.equal((await raw(vault.url, 'DELETE', `/v1/repos/team/objects/${pack}`, token('maintainer'))).status, 409, 'nor can a maintainer, without a condemn notice');
+    await fs.access(join(dataDir, 'repos', 'team'));
+  });
 });

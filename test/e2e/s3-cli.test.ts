@@ -4,7 +4,7 @@
 // snapshot is pruned while a legal hold keeps another, and a replaced or hidden object is reported.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +103,41 @@ whenS3('Amber on S3 through the CLI', () => {
     assert.equal(verify.status, 1);
     assert.match(verify.stdout + verify.stderr, /a later version with other bytes was written over it/);
     assert.match(verify.stdout + verify.stderr, /a delete marker hides it from plain reads/);
+  });
+
+  test('vault serve --store keeps repositories in an Object Lock bucket, and refuses a bucket without it', async () => {
+    const data = join(dir, 'vault');
+    const plain = freshBucketName('amber-vault-plain');
+    await s3.send(new CreateBucketCommand({ Bucket: plain }));
+    const refused = amber(['vault', 'serve', '--data', data, '--listen', '127.0.0.1:0', '--store', s3RepoUrl(plain)]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /\[STORAGE_UNSUITABLE\]/);
+
+    const vaultBucket = freshBucketName('amber-vault');
+    await s3.send(new CreateBucketCommand({ Bucket: vaultBucket, ObjectLockEnabledForBucket: true }));
+    const admin = JSON.parse(amber(['vault', 'token', 'create', '--data', data, '--role', 'admin', '--repo', 'ops', '--json']).stdout).token;
+    const server = spawn(process.execPath, [BIN, 'vault', 'serve', '--data', data, '--listen', '127.0.0.1:0', '--store', s3RepoUrl(vaultBucket, 'vaults')], {
+      env: { PATH: process.env.PATH, AMBER_CACHE_DIR: join(dir, 'cache'), ...s3CliEnv() }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        server.stderr!.on('data', (chunk) => {
+          text += chunk;
+          const match = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
+          if (match) resolve(match[1]);
+        });
+        server.on('exit', () => reject(new Error(`the vault exited: ${text}`)));
+      });
+      const init = spawnSync(process.execPath, [BIN, 'init', '--repo', `${url}/ops`], {
+        encoding: 'utf8', env: { PATH: process.env.PATH, AMBER_PASSWORD: 'pw', AMBER_KDF_LOG_N: '10', AMBER_CACHE_DIR: join(dir, 'cache'), AMBER_VAULT_TOKEN: admin },
+      });
+      assert.equal(init.status, 0, init.stderr);
+      const stored = ((await s3.send(new ListObjectVersionsCommand({ Bucket: vaultBucket, Prefix: 'vaults/ops/' }))).Versions ?? []).map((v) => v.Key);
+      assert.ok(stored.includes('vaults/ops/config'), JSON.stringify(stored));
+    } finally {
+      server.kill('SIGKILL');
+    }
   });
 
   test('prune deletes an expired snapshot\'s versions and the delete markers; a legal hold keeps another', async () => {

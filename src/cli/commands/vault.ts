@@ -8,6 +8,11 @@ import { parse as parseYaml } from 'yaml';
 import { startVault } from '../../vault/server.ts';
 import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo } from '../../vault/tokens.ts';
 import { type CliContext, print } from '../context.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Store } from '../../storage/store.ts';
+import { createS3Store } from '../../storage/s3/s3-store.ts';
+import { parseS3Location } from '../../storage/s3/s3-location.ts';
+import { prepareBucket } from '../bucket.ts';
 
 export function registerVault(program: Command, context: CliContext): void {
   const vault = program
@@ -26,6 +31,7 @@ Examples:
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8420)')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'and this private key (PEM)')
+    .option('--store <s3:…>', 'keep the repositories\' objects in an S3 bucket with Object Lock (s3:https://HOST/BUCKET[/PREFIX]), each under PREFIX/NAME')
     .option('--memory-mib <n>', 'object bytes held in memory at once, in MiB (default 1024, at least 512)')
     .option('--config <file>', 'a YAML file with data, listen, tls: {cert, key} and memoryMiB; options given here win')
     .addHelpText('after', `
@@ -39,6 +45,7 @@ vault.yaml:
     cert: /etc/amber/vault.crt
     key: /etc/amber/vault.key
   memoryMiB: 2048    # uploads and reads wait while this much is in flight
+  store: s3:https://s3.example.net/amber-vault   # optional: objects in S3 Object Lock
 
 Examples:
   amber vault serve --data /srv/vault
@@ -54,6 +61,7 @@ Examples:
         retentionClock: await vaultClock(flags.data),
         tls: flags.tlsCert && flags.tlsKey ? { cert: flags.tlsCert, key: flags.tlsKey } : undefined,
         memoryBudgetBytes: flags.memoryMiB === undefined ? undefined : flags.memoryMiB * 1024 * 1024,
+        storeFor: await vaultBacking(flags.store, context.clock),
       });
       context.output.err.write(`amber vault serving ${flags.data} at ${server.url}\n`);
       await new Promise<void>((resolve) => {
@@ -134,25 +142,34 @@ async function vaultClock(dataDir: string) {
   return openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: readFileSync(keyPath) });
 }
 
+/** An S3 bucket behind the vault: checked for Object Lock once at start, each repository under its own prefix. */
+async function vaultBacking(location: string | undefined, clock: Clock): Promise<((repo: string) => Store) | undefined> {
+  if (location === undefined) return undefined;
+  const where = parseS3Location(location);
+  await prepareBucket(createS3Store(where, { clock }), false);
+  return (repo) => createS3Store({ ...where, prefix: where.prefix ? `${where.prefix}/${repo}` : repo }, { clock });
+}
+
 interface ServeFlags {
   data?: string;
   listen?: string;
   tlsCert?: string;
   tlsKey?: string;
   memoryMib?: string;
+  store?: string;
   config?: string;
 }
 
 /** Options from --config (YAML), overridden by those on the command line. */
-function withConfigFile(flags: ServeFlags): { data: string; listen: string; tlsCert?: string; tlsKey?: string; memoryMiB?: number } {
-  let file: { data?: unknown; listen?: unknown; tls?: { cert?: unknown; key?: unknown }; memoryMiB?: unknown } = {};
+function withConfigFile(flags: ServeFlags): { data: string; listen: string; tlsCert?: string; tlsKey?: string; memoryMiB?: number; store?: string } {
+  let file: { data?: unknown; listen?: unknown; tls?: { cert?: unknown; key?: unknown }; memoryMiB?: unknown; store?: unknown } = {};
   if (flags.config) {
     try {
       file = (parseYaml(readFileSync(flags.config, 'utf8')) ?? {}) as typeof file;
     } catch (cause) {
       throw new AmberError('USAGE', `cannot read the vault config ${flags.config}: ${(cause as Error).message}`, { cause });
     }
-    const known = new Set(['data', 'listen', 'tls', 'memoryMiB']);
+    const known = new Set(['data', 'listen', 'tls', 'memoryMiB', 'store']);
     const unknown = Object.keys(file).filter((key) => !known.has(key));
     if (unknown.length > 0) throw new AmberError('USAGE', `${flags.config}: unknown setting ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
   }
@@ -171,5 +188,6 @@ function withConfigFile(flags: ServeFlags): { data: string; listen: string; tlsC
     tlsCert: flags.tlsCert ?? text(file.tls?.cert, 'tls.cert'),
     tlsKey: flags.tlsKey ?? text(file.tls?.key, 'tls.key'),
     memoryMiB,
+    store: flags.store ?? text(file.store, 'store'),
   };
 }
