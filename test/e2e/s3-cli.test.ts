@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
 import { fingerprintTree, removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
 import { freshBucketName, s3CliEnv, s3Env, s3RepoUrl, whenS3 } from '../../src/testing/s3-fixture.ts';
 
@@ -103,6 +103,22 @@ whenS3('Amber on S3 through the CLI', () => {
     assert.equal(verify.status, 1);
     assert.match(verify.stdout + verify.stderr, /a later version with other bytes was written over it/);
     assert.match(verify.stdout + verify.stderr, /a delete marker hides it from plain reads/);
+  });
+
+  test('a governance date shortened behind Amber\'s back (with the bypass permission) is a gap in lock status, and lock extend restores it', async () => {
+    const snapshot = json(['backup', source, '--retain', '1d', '--lock-mode', 'governance']);
+    const key = `team/snapshots/${snapshot.id}`;
+    await s3.send(new PutObjectRetentionCommand({
+      Bucket: bucket, Key: key, BypassGovernanceRetention: true, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(Date.now() + 120_000) },
+    }));
+    const gap = amber(['lock', 'status', snapshot.id]);
+    assert.equal(gap.status, 1, gap.stdout);
+    assert.match(gap.stdout, new RegExp(`gap: snapshots/${snapshot.id} retained only until`));
+    assert.match(gap.stderr, /\[LOCK_GAP\]/);
+    json(['lock', 'extend', snapshot.id, '--until', snapshot.retention.until]);
+    const repaired = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    assert.ok(repaired.ObjectLockRetainUntilDate!.getTime() >= Date.parse(snapshot.retention.until));
+    assert.equal(amber(['lock', 'status', snapshot.id]).status, 0);
   });
 
   test('vault serve --store keeps repositories in an Object Lock bucket, and refuses a bucket without it', async () => {
