@@ -33,17 +33,19 @@ const DECODE_ELSEWHERE_BYTES = 64 * 1024;
 
 /** `decoder` takes writes of the larger blobs. */
 export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: BlobDecoder): BlobReader {
-  const dataKeys = new Map<string, Promise<Buffer>>();
+  const packs = new Map<string, Promise<PackAccess>>();
+  const windows = repo.store.readAheadBytes ? createReadAhead(repo, repo.store.readAheadBytes) : undefined;
 
-  const packDataKey = (packId: PackId): Promise<Buffer> => {
-    let key = dataKeys.get(packId);
-    if (!key) {
-      key = loadPackKey(repo, packId);
-      dataKeys.set(packId, key);
-      key.catch(() => dataKeys.delete(packId));
+  const packAccess = (packId: PackId): Promise<PackAccess> => {
+    let access = packs.get(packId);
+    if (!access) {
+      access = loadPackAccess(repo, packId);
+      packs.set(packId, access);
+      access.catch(() => packs.delete(packId));
     }
-    return key;
+    return access;
   };
+  const packDataKey = async (packId: PackId): Promise<Buffer> => (await packAccess(packId)).dataKey;
 
   /** Reads through the index's location, then every other stored copy, before reporting the first error. */
   async function fromAnyCopy<T>(id: Buffer, read: (location: BlobLocation) => Promise<T>): Promise<T> {
@@ -74,8 +76,8 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
 
   async function sealedAt(id: Buffer, location: BlobLocation) {
     const name = packName(location.packId);
-    const dataKey = await packDataKey(location.packId);
-    const sealed = await getRange(repo, name, location.offset, location.sealedLength);
+    const { dataKey, sizeBytes } = await packAccess(location.packId);
+    const sealed = (await windows?.read(name, location.offset, location.sealedLength, sizeBytes)) ?? await getRange(repo, name, location.offset, location.sealedLength);
     return { ref: { id, ...location }, sealed, keys: { dataKey, idKey: repo.key.secrets.idKey }, name };
   }
 
@@ -96,7 +98,42 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
   };
 }
 
-async function loadPackKey(repo: Repository, packId: PackId): Promise<Buffer> {
+interface PackAccess {
+  dataKey: Buffer;
+  sizeBytes: number;
+}
+
+/**
+ * Where a request costs far more than its bytes (S3, the vault), small blobs are read through
+ * aligned windows of the pack, kept in a small cache: the trees a backup compares with its parent,
+ * or a restore's small files, lie side by side in write order, so one request serves thousands.
+ * Larger blobs, and blobs across a window's edge, are read exactly.
+ */
+function createReadAhead(repo: Repository, windowBytes: number) {
+  const MAX_WINDOWS = 16;
+  const cache = new Map<string, Promise<Uint8Array>>();
+  return {
+    read(name: string, offset: number, length: number, packBytes: number): Promise<Uint8Array> | undefined {
+      const start = Math.floor(offset / windowBytes) * windowBytes;
+      if (length > windowBytes / 4 || offset + length > start + windowBytes) return undefined;
+      const key = `${name}@${start}`;
+      let window = cache.get(key);
+      if (window) cache.delete(key);
+      else {
+        window = getRange(repo, name, start, Math.min(windowBytes, packBytes - start));
+        window.catch(() => cache.delete(key));
+      }
+      cache.set(key, window);
+      if (cache.size > MAX_WINDOWS) cache.delete(cache.keys().next().value!);
+      return window.then((bytes) => {
+        if (offset - start + length > bytes.length) throw new AmberError('OBJECT_CORRUPT', `${name} is shorter than the index says (truncated)`);
+        return bytes.subarray(offset - start, offset - start + length);
+      });
+    },
+  };
+}
+
+async function loadPackAccess(repo: Repository, packId: PackId): Promise<PackAccess> {
   const name = packName(packId);
   const { sizeBytes } = await statPack(repo, name);
   const trailer = decodeTrailer(await getRange(repo, name, sizeBytes - TRAILER_BYTES, TRAILER_BYTES), name);
@@ -112,7 +149,7 @@ async function loadPackKey(repo: Repository, packId: PackId): Promise<Buffer> {
       hint: 'restoring and reading data needs a full-access key',
     });
   }
-  return openUnderEpoch(epoch, (pair) => unwrapPackKey(trailer, pair, name));
+  return { dataKey: openUnderEpoch(epoch, (pair) => unwrapPackKey(trailer, pair, name)), sizeBytes };
 }
 
 async function statPack(repo: Repository, name: string) {

@@ -70,6 +70,9 @@ export interface StrayVersion {
 export interface Store {
   /** Human-readable location, for messages (a path or URL, never a secret). */
   readonly location: string;
+  /** Where a request costs far more than its bytes (remote stores): small reads are worth widening
+   *  to windows of this many bytes. Absent for local stores. */
+  readonly readAheadBytes?: number;
 
   put(name: string, bytes: Uint8Array, options?: PutOptions): Promise<void>;
   /**

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectLockConfigurationCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
 import { fingerprintTree, removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
 import { freshBucketName, s3CliEnv, s3Env, s3RepoUrl, whenS3 } from '../../src/testing/s3-fixture.ts';
 
@@ -62,6 +62,22 @@ whenS3('Amber on S3 through the CLI', () => {
     assert.equal(head.ObjectLockMode, 'COMPLIANCE');
     assert.ok(head.ObjectLockRetainUntilDate!.getTime() > Date.now() + 3_000_000);
     assert.match(amber(['policy', 'show']).stdout, new RegExp(`bucket ${bucket}: Object Lock enabled, no default retention`));
+  });
+
+  test('a bucket default retention longer than the policy minimum raises the minimum, and policy show says so', async () => {
+    const withDefault = freshBucketName('amber-default');
+    await s3.send(new CreateBucketCommand({ Bucket: withDefault, ObjectLockEnabledForBucket: true }));
+    await s3.send(new PutObjectLockConfigurationCommand({
+      Bucket: withDefault, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 2 } } },
+    }));
+    const init = amber(['init', '--min-retention', '1d'], s3RepoUrl(withDefault));
+    assert.equal(init.status, 0, init.stderr);
+    assert.match(init.stdout, /default retention 2d \(governance\)/);
+    assert.match(init.stdout, /at least 2d|at least 2\.0d|at least 48/);
+    const shown = amber(['policy', 'show', '--json'], s3RepoUrl(withDefault));
+    const policy = JSON.parse(shown.stdout);
+    assert.equal(policy.settings.minRetentionMs, 2 * 86_400_000);
+    assert.deepEqual(policy.bucket.defaultRetention, { mode: 'governance', days: 2 });
   });
 
   test('backups restore bit for bit and verify; lock status reads the storage\'s retention, also for reused packs', async () => {

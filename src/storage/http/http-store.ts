@@ -102,6 +102,7 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
   const store: HttpStore = {
     location: `${origin}/${name}`,
     tokenId,
+    readAheadBytes: 1024 * 1024,
 
     async put(object: string, bytes: Uint8Array, putOptions?: PutOptions) {
       const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };

@@ -67,6 +67,9 @@ interface Pin {
   versionId: string;
   sizeBytes: number;
   writtenMs?: number;
+  /** Retention this process set or read on the version: a lower bound (only a bypass lowers it), so
+   *  protect skips objects it already covers instead of asking S3 again each backup. */
+  held?: { untilMs: number; mode: RetentionMode };
 }
 
 /** Pins kept per process: enough for a large repository's packs, bounded whatever its size. */
@@ -117,8 +120,9 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
   }
 
   function pin(name: string, value: Pin): void {
+    const known = pins.get(name);
     pins.delete(name);
-    pins.set(name, value);
+    pins.set(name, known?.versionId === value.versionId && !value.held ? { ...value, held: known.held } : value);
     if (pins.size > MAX_PINS) pins.delete(pins.keys().next().value!);
   }
 
@@ -198,7 +202,10 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     })));
     const [oldest] = (await versionsOf(name)).versions;
     if (oldest && written.VersionId && oldest.versionId !== written.VersionId) throw exists();
-    if (oldest) pin(name, { versionId: oldest.versionId, sizeBytes: oldest.sizeBytes, writtenMs: oldest.writtenMs });
+    if (oldest) {
+      const held = 'ObjectLockMode' in lock && oldest.versionId === written.VersionId ? { untilMs: lock.ObjectLockRetainUntilDate!.getTime(), mode: putOptions.mode! } : undefined;
+      pin(name, { versionId: oldest.versionId, sizeBytes: oldest.sizeBytes, writtenMs: oldest.writtenMs, held });
+    }
   }
 
   async function get(name: string, range?: ByteRange, into?: Uint8Array): Promise<Uint8Array> {
@@ -263,11 +270,16 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     const wanted = ceilSecond(retention.untilMs);
     // An expired date is no retention at all, and S3 refuses to set one.
     if (wanted <= options.clock.nowMs()) return;
+    const covered = (held: { untilMs?: number; mode?: RetentionMode } | undefined) =>
+      held !== undefined && (held.untilMs ?? 0) >= wanted && (held.mode === 'compliance' || retention.mode === 'governance');
     await mapLimited(names, concurrency, async (name, i) => {
       const { versionId } = found[i];
+      if (covered(found[i].held)) return;
       const held = await head(name, versionId);
+      const remember = (untilMs: number, mode: RetentionMode) => pin(name, { ...found[i], held: { untilMs, mode } });
+      if (held.untilMs !== undefined && held.mode) remember(held.untilMs, held.mode);
+      if (covered(held)) return;
       const compliance = held.mode === 'compliance' && (held.untilMs ?? 0) > options.clock.nowMs();
-      if ((held.untilMs ?? 0) >= wanted && (compliance || retention.mode === 'governance' || held.mode === 'compliance')) return;
       const untilMs = Math.max(wanted, held.untilMs ?? 0);
       const mode = compliance ? 'compliance' : retention.mode;
       const apply = (to: RetentionMode) => client.send(new PutObjectRetentionCommand({
@@ -275,11 +287,13 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
       }));
       try {
         await apply(mode);
+        remember(untilMs, mode);
       } catch (error) {
         // Governance to compliance needs the bypass permission, which backup credentials must not
         // have: keep governance with the later date; `lock status` reports the weaker mode.
         if (!(statusOf(error) === 403 && held.mode === 'governance' && mode === 'compliance')) throw translateS3Error(error, `extend the retention of ${name}`, location);
         await send(`extend the retention of ${name}`, () => apply('governance'));
+        remember(untilMs, 'governance');
       }
     });
   }
@@ -358,6 +372,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
         Bucket: bucket, Key: keyOf(name), VersionId: found[i].versionId, BypassGovernanceRetention: true,
         Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(target) },
       })));
+      pin(name, { ...found[i], held: { untilMs: target, mode: 'governance' } });
       return 1;
     });
     return lowered.reduce((sum: number, n) => sum + n, 0);
@@ -403,7 +418,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
   }
 
   return {
-    location, bucket, put, get, stat, list, exists, enforcement, protect, protection, deleteExpired,
+    location, bucket, readAheadBytes: 2 * 1024 * 1024, put, get, stat, list, exists, enforcement, protect, protection, deleteExpired,
     strayVersions, removeDeleteMarkers, setLegalHold, lowerGovernanceRetention, bucketLockState, createBucket,
     requestCounts: () => ({ ...counts }),
   };
