@@ -16,7 +16,9 @@ export function translateS3Error(error: unknown, what: string, location: string)
   if (isAmberError(error)) return error;
   const status = statusOf(error);
   const code = s3CodeOf(error);
-  const detail = `${what} at ${location}: ${code}${status ? ` (HTTP ${status})` : ''}: ${(error as SdkError)?.message ?? String(error)}`;
+  const message = (error as SdkError)?.message ?? String(error);
+  // Some servers send no message; the SDK then says only "UnknownError".
+  const detail = `${what} at ${location}: ${code}${status ? ` (HTTP ${status})` : ''}${message && message !== 'UnknownError' ? `: ${message}` : ''}`;
   const options = { cause: error, details: { s3Code: code, status } };
   if (code === 'NoSuchBucket') {
     return new AmberError('REPO_NOT_FOUND', `the bucket does not exist: ${detail}`, { ...options, hint: 'create it with `amber init --create-bucket`, or check the bucket name' });
@@ -24,6 +26,11 @@ export function translateS3Error(error: unknown, what: string, location: string)
   if (status === 404 || code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchVersion') return new AmberError('OBJECT_NOT_FOUND', detail, options);
   if (status === 412 || code === 'PreconditionFailed') return new AmberError('OBJECT_EXISTS', detail, options);
   if (code === 'QuotaExceeded' || code === 'EntityTooLarge' || status === 507) return new AmberError('STORAGE_FULL', detail, options);
+  if (code === 'CredentialsProviderError') {
+    return new AmberError('STORAGE_ACCESS_DENIED', `no S3 credentials: ${detail}`, {
+      ...options, hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role applies',
+    });
+  }
   if (status === 401 || status === 403 || code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') {
     return new AmberError('STORAGE_ACCESS_DENIED', detail, {
       ...options,

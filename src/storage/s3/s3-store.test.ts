@@ -5,6 +5,8 @@ import { CreateBucketCommand, DeleteObjectCommand, ListObjectVersionsCommand, Pu
 import { describeStoreConformance, assertAmberCode, assertBytesEqual } from '../../testing/store-conformance.ts';
 import { freshS3Store, s3Env, whenS3 } from '../../testing/s3-fixture.ts';
 import { parseS3Location } from './s3-location.ts';
+import { createS3Store } from './s3-store.ts';
+import { systemClock } from '../../core/clock.ts';
 
 test('S3 locations: endpoint, bucket and prefix, or a clear refusal', () => {
   assert.deepEqual(parseS3Location('s3:http://127.0.0.1:7480/bucket-1/a/b'), { endpoint: 'http://127.0.0.1:7480', bucket: 'bucket-1', prefix: 'a/b' });
@@ -81,5 +83,16 @@ whenS3('S3 store conformance', () => {
       Bucket: locked.bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 3 } } },
     }));
     assert.deepEqual(await locked.bucketLockState(), { versioning: true, objectLock: true, defaultRetention: { mode: 'governance', days: 3 } });
+  });
+
+  test('wrong credentials, a missing bucket and a server that is down each get their own clear error', async () => {
+    const store = await freshS3Store();
+    await store.put('config', Buffer.from('c'));
+    const as = (endpoint: string, bucket: string, secretAccessKey: string) => createS3Store({ endpoint, bucket, prefix: '' }, {
+      clock: systemClock, region: s3Env!.region, credentials: { accessKeyId: s3Env!.credentials.accessKeyId, secretAccessKey }, maxAttempts: 2,
+    });
+    await assertAmberCode(as(s3Env!.endpoint, store.bucket, 'wrong-secret').get('config'), 'STORAGE_ACCESS_DENIED');
+    await assertAmberCode(as(s3Env!.endpoint, 'amber-no-such-bucket', s3Env!.credentials.secretAccessKey).exists(), 'REPO_NOT_FOUND');
+    await assertAmberCode(as('http://127.0.0.1:1', store.bucket, s3Env!.credentials.secretAccessKey).exists(), 'STORAGE_TRANSIENT');
   });
 });

@@ -128,7 +128,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
 
   /** One page of versions under a key prefix. */
   function listPage(prefix: string, keyMarker?: string, versionIdMarker?: string): Promise<ListObjectVersionsCommandOutput> {
-    return send(`list versions of ${prefix}`, () => client.send(new ListObjectVersionsCommand({
+    return send(prefix === rootPrefix ? 'list the repository' : `list ${prefix.slice(rootPrefix.length)}`, () => client.send(new ListObjectVersionsCommand({
       Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: 1000,
     })));
   }
