@@ -95,4 +95,15 @@ whenS3('S3 store conformance', () => {
     await assertAmberCode(as(s3Env!.endpoint, 'amber-no-such-bucket', s3Env!.credentials.secretAccessKey).exists(), 'REPO_NOT_FOUND');
     await assertAmberCode(as('http://127.0.0.1:1', store.bucket, s3Env!.credentials.secretAccessKey).exists(), 'STORAGE_TRANSIENT');
   });
+
+  test('a client whose clock was moved a year ahead still cannot delete a locked object: the server judges by its own time', async () => {
+    const honest = await freshS3Store();
+    await honest.put('data/ab/locked', Buffer.from('pack'), { retainUntilMs: Date.now() + 86_400_000, mode: 'governance' });
+    const ahead = { nowMs: () => Date.now() + 365 * 86_400_000, monotonicMs: () => systemClock.monotonicMs() };
+    const skewed = await freshS3Store({ create: false, bucket: honest.bucket, clock: ahead });
+    const [seen] = await skewed.protection(['data/ab/locked']);
+    assert.equal(seen.locked, false, 'by the moved clock the date has passed');
+    await assertAmberCode(skewed.deleteExpired('data/ab/locked'), 'RETENTION_ACTIVE');
+    assertBytesEqual(await honest.get('data/ab/locked'), Buffer.from('pack'));
+  });
 });
