@@ -1,5 +1,7 @@
 // The S3 store against a real S3 server that enforces Object Lock (Ceph RGW, started by .ci/run).
 import { test } from 'node:test';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import { CreateBucketCommand, DeleteObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectLockConfigurationCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
 import { describeStoreConformance, assertAmberCode, assertBytesEqual } from '../../testing/store-conformance.ts';
@@ -105,5 +107,36 @@ whenS3('S3 store conformance', () => {
     assert.equal(seen.locked, false, 'by the moved clock the date has passed');
     await assertAmberCode(skewed.deleteExpired('data/ab/locked'), 'RETENTION_ACTIVE');
     assertBytesEqual(await honest.get('data/ab/locked'), Buffer.from('pack'));
+  });
+
+  test('throttling and server errors are retried with backoff; each attempt is counted', async (t) => {
+    const store = await freshS3Store();
+    // A proxy on 127.0.0.1 that answers the first requests with 503 SlowDown, then passes everything on.
+    const target = new URL(s3Env!.endpoint);
+    let failures = 3;
+    const proxy = createServer((req, res) => {
+      if (failures > 0) {
+        failures -= 1;
+        req.resume();
+        res.writeHead(503, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>');
+        return;
+      }
+      const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => proxy.close(resolve)));
+    const through = createS3Store({ endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, bucket: store.bucket, prefix: '' }, {
+      clock: systemClock, region: s3Env!.region, credentials: s3Env!.credentials, maxAttempts: 5,
+    });
+    await through.put('index/retried', Buffer.from('survives'));
+    assertBytesEqual(await store.get('index/retried'), Buffer.from('survives'));
+    assert.equal(failures, 0);
+    const sent = Object.values(through.requestCounts()).reduce((sum, n) => sum + n, 0);
+    assert.ok(sent >= 3 + 3, `the three refused attempts are counted too: ${JSON.stringify(through.requestCounts())}`);
   });
 });
