@@ -169,3 +169,16 @@ test('a removed approver no longer counts, and a request altered after it was ma
   const { problems } = await readRequests(owner, (await showPolicy(owner)), Date.now());
   assert.deepEqual(problems.map(({ name }) => name), [`requests/${request.id}`]);
 });
+
+test('an approved unlock leaves the snapshots that share its data covered: what they reused is granted again for their locks', async (t) => {
+  const { owner, alice, bob, locked, source } = await governed(t, 'requests-shared');
+  // The second backup reuses the first one's pack, which the first lock (30 days) already covers.
+  await fs.writeFile(join(source, 'b.bin'), seededBytes(50_000, 'second file'));
+  const kept = await backup({ repo: owner, paths: [source], retainMs: 7 * 86_400_000 });
+  const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'wrong disk' });
+  await submitDecision(owner, signDecision(request.id, 'approve', alice));
+  await submitDecision(owner, signDecision(request.id, 'approve', bob));
+  const [status] = await lockStatus({ repo: owner, snapshot: kept.snapshotId });
+  assert.deepEqual(status.gaps, [], 'the shared pack is still held for the kept snapshot');
+  assert.ok((await actions(owner)).includes('request.execute'));
+});

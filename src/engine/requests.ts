@@ -10,6 +10,7 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
 import { loadDecisions, putDecision, putExecution, putRequest } from '../governance/request-records.ts';
+import { regrantShared } from './storage-effects.ts';
 import { findRequest, readRequests, requestView, type RequestView } from './request-book.ts';
 import { approverSet, checkPolicyChange, isLocked, loosening, resolvePolicy } from '../governance/policy.ts';
 import { decisionMessage, tally, type ApprovalRequest, type Decision, type RequestKind, type SignedDecision } from '../governance/requests.ts';
@@ -160,6 +161,11 @@ export async function submitDecision(repo: Repository | AuditAuthor, decision: S
     executedNow = await putExecution(repo.store, 'key' in repo ? repo.key.signer : repo.signer, { request: before.id, time: new Date(nowMs).toISOString(), decisions });
     if (executedNow) {
       await appendAudit(repo, { action: 'request.execute', target: before.id, details: { kind: after.kind, target: after.target, parameters: after.parameters, approvedBy: after.approvedBy } });
+    }
+    // What snapshots still locked share with an unlocked one is granted again for them (it needs a
+    // key that reads trees; an approver alone leaves it to `amber request apply`).
+    if ((after.kind === 'unlock' || after.kind === 'shorten') && 'key' in repo && repo.key.role === 'full') {
+      await regrantShared(repo, after.target, clock ?? unguardedClock(repo.clock));
     }
     // A policy link is owner-signed: a full key writes it now, anyone else leaves it to `amber policy apply`.
     if (after.kind === 'policy-change' && 'key' in repo && repo.key.role === 'full') {

@@ -15,7 +15,7 @@ import { backup } from './backup.ts';
 import { addHold } from './holds.ts';
 import { setPolicy } from './policy-admin.ts';
 import { createRequest, signDecision, submitDecision } from './requests.ts';
-import { unguardedClock } from './retention-state.ts';
+import { loadRetentionState, unguardedClock } from './retention-state.ts';
 import { applyToStorage } from './storage-effects.ts';
 import { lockStatus } from './locks.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -63,7 +63,9 @@ whenS3('approved requests applied to S3', () => {
     assert.ok(keptPacks.length >= 2, 'the kept snapshot needs its own pack and the shared one');
     const dates = (await store.protection(keptPacks)).map(({ untilMs }) => untilMs!);
     assert.ok(dates.every((untilMs) => untilMs >= keptLock - 1000), `no pack of the kept snapshot goes below its lock: ${dates.map((d) => new Date(d).toISOString())} < ${new Date(keptLock).toISOString()}`);
-    assert.ok(effect.regranted > 0, 'the shared pack was granted again for the kept snapshot');
+    // The execution granted the shared pack again for the kept snapshot, so the records cover it too.
+    const ledger = (await loadRetentionState(owner)).ledger;
+    assert.ok(keptPacks.every((name) => (ledger.lockOf(name)?.untilMs ?? 0) >= keptLock - 1000), 'the grants cover what the kept snapshot needs');
     const [status] = await lockStatus({ repo: owner, snapshot: kept.snapshotId });
     assert.deepEqual(status.gaps, [], 'lock status still finds the kept snapshot covered');
 

@@ -37,18 +37,14 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
   const { store } = repo;
   const effect: StorageEffect = { request: request.id, kind: request.kind, lowered: 0, regranted: 0, released: 0 };
   if (request.kind === 'unlock' || request.kind === 'shorten') {
-    // Every object granted for the snapshot, each down to the latest date anything still needs of it.
-    const grants = await loadRecords(repo, GRANTS, []);
-    const objects = [...new Set(grants.filter(({ value }) => value.snapshot === request.target).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
-    const needed = await neededByOthers(repo, state, request.target, clock.retentionBaseMs());
-    // A later backup that reused a pack did not grant it again while the unlocked snapshot's lock
-    // covered it: grant those the surviving locks now, so the ledger (and lock status) still covers them.
-    const regrant = objects.filter((name) => { const lock = needed.get(name); return lock !== undefined && !covers(state.ledger.lockOf(name), lock.untilMs, lock.mode); });
-    if (regrant.length > 0) effect.regranted = await grantSurvivors(repo, regrant.map((name) => [name, needed.get(name)!]));
+    const { objects, needed, regranted } = await regrantShared(repo, request.target, clock);
+    effect.regranted = regranted;
     if (store.lowerGovernanceRetention) {
+      // Every object granted for the snapshot, each down to the latest date anything still needs of it.
+      const ledger = (await loadRetentionState(repo)).ledger;
       const byDate = new Map<number, string[]>();
       for (const name of objects) {
-        const untilMs = Math.max(state.ledger.lockOf(name)?.untilMs ?? 0, needed.get(name)?.untilMs ?? 0);
+        const untilMs = Math.max(ledger.lockOf(name)?.untilMs ?? 0, needed.get(name)?.untilMs ?? 0);
         byDate.set(untilMs, [...(byDate.get(untilMs) ?? []), name]);
       }
       for (const [untilMs, names] of byDate) effect.lowered += await store.lowerGovernanceRetention(names, untilMs);
@@ -63,6 +59,21 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
   }
   await appendAudit(repo, { action: 'request.apply', target: request.id, details: { kind: request.kind, lowered: effect.lowered, regranted: effect.regranted, released: effect.released } });
   return effect;
+}
+
+/**
+ * After a quorum unlocked or shortened `snapshot`: a later backup that reused one of its packs did
+ * not grant it again while this snapshot's longer lock covered it. Grants every object the snapshot
+ * was granted that a snapshot still locked needs, at that snapshot's lock, so the ledger (and lock
+ * status) keeps covering it. Idempotent: what is covered already is left alone.
+ */
+export async function regrantShared(repo: Repository, snapshot: string, clock: RetentionClock): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number }> {
+  const state = await loadRetentionState(repo);
+  const grants = await loadRecords(repo, GRANTS, []);
+  const objects = [...new Set(grants.filter(({ value }) => value.snapshot === snapshot).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
+  const needed = await neededByOthers(repo, state, snapshot, clock.retentionBaseMs());
+  const regrant = objects.filter((name) => { const lock = needed.get(name); return lock !== undefined && !covers(state.ledger.lockOf(name), lock.untilMs, lock.mode); });
+  return { objects, needed, regranted: regrant.length > 0 ? await grantSurvivors(repo, regrant.map((name) => [name, needed.get(name)!])) : 0 };
 }
 
 /** What every other snapshot still locked needs (itself, its packs, the shared metadata), at its lock. */

@@ -133,8 +133,9 @@ Examples:
 On S3 the bucket keeps its own governance dates and legal holds. Once a quorum has approved an
 unlock, shorten or release-hold request, run this with the unlock executor's credentials (allowed
 s3:BypassGovernanceRetention and s3:PutObjectLegalHold; see docs/s3.md). Compliance dates are never
-touched, and no object goes below what another snapshot's lock still needs. Other stores keep no
-dates of their own, so there is nothing to apply.
+touched, and no object goes below what another snapshot's lock still needs. On every store, the
+objects an unlocked snapshot shares with snapshots still locked are granted again for those locks,
+so \`amber lock status\` keeps finding them covered.
 
 Examples:
   AWS_PROFILE=amber-unlock amber request apply 9c41`)
