@@ -25,7 +25,7 @@ import { findSnapshot } from './snapshots.ts';
 
 const DAY_MS = 86_400_000;
 
-whenS3('approved requests applied to S3', () => {
+whenS3(() => {
   test('an approved unlock lowers S3 governance dates to what other locks still need; a released hold lifts only its own legal holds', async (t) => {
     const dir = await makeTempDir('storage-effects');
     t.after(() => removeTree(dir));

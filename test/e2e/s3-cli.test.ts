@@ -16,7 +16,7 @@ import { freshBucketName, s3CliEnv, s3Env, s3RepoUrl, whenS3 } from '../../src/t
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 
-whenS3('Amber on S3 through the CLI', () => {
+whenS3(() => {
   let dir: string;
   let source: string;
   const bucket = freshBucketName('amber-cli');

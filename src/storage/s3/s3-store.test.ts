@@ -19,7 +19,7 @@ test('S3 locations: endpoint, bucket and prefix, or a clear refusal', () => {
   }
 });
 
-whenS3('S3 store conformance', () => {
+whenS3(() => {
   describeStoreConformance('s3', () => freshS3Store());
   describeStoreConformance('s3 under a prefix', () => freshS3Store({ prefix: 'team/a' }));
 
@@ -139,4 +139,4 @@ whenS3('S3 store conformance', () => {
     const sent = Object.values(through.requestCounts()).reduce((sum, n) => sum + n, 0);
     assert.ok(sent >= 3 + 3, `the three refused attempts are counted too: ${JSON.stringify(through.requestCounts())}`);
   });
-});
+}, { announceSkip: true });
