@@ -34,6 +34,8 @@ export interface S3StoreOptions {
   concurrency?: number;
   /** Attempts per request, with the SDK's exponential backoff and jitter between them. */
   maxAttempts?: number;
+  /** Versions per listing page (S3's maximum, 1000, by default; tests make pages small). */
+  listPageSize?: number;
 }
 
 export interface BucketLockState {
@@ -129,7 +131,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
   /** One page of versions under a key prefix. */
   function listPage(prefix: string, keyMarker?: string, versionIdMarker?: string): Promise<ListObjectVersionsCommandOutput> {
     return send(prefix === rootPrefix ? 'list the repository' : `list ${prefix.slice(rootPrefix.length)}`, () => client.send(new ListObjectVersionsCommand({
-      Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: 1000,
+      Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: options.listPageSize ?? 1000,
     })));
   }
 
