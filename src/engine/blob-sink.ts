@@ -14,8 +14,9 @@ import { createIndexWriter } from '../repo/index-writer.ts';
 import { packName } from '../repo/layout.ts';
 import type { PutOptions } from '../storage/store.ts';
 
-/** Pack buffers: one being filled per blob type plus writes in flight. */
-const PACK_BUFFERS = 2;
+/** Pack buffers in all, filling or being written: two by default; a remote store that wants more
+ *  writes in flight (S3, the vault) gets one more per extra write. */
+const packBuffers = (repo: Repository) => 1 + (repo.store.parallelWrites ?? 1);
 /** Plaintext handed to the encoding workers and not yet placed in a pack. */
 const ENCODE_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 const ENCODE_IN_FLIGHT_BLOBS = 4096;
@@ -65,6 +66,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
   /** Encoded blobs are placed in packs one at a time, in the order they finish. */
   let placing: Promise<void> = Promise.resolve();
   const target = repo.config.packTargetBytes;
+  const buffers = packBuffers(repo);
   const free: PackBuilder[] = [];
   let created = 0;
   const writes = new Set<Promise<void>>();
@@ -83,7 +85,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
   };
 
   const takeBuilder = async (): Promise<PackBuilder> => {
-    while (free.length === 0 && created >= PACK_BUFFERS) await Promise.race(writes);
+    while (free.length === 0 && created >= buffers) await Promise.race(writes);
     rethrowFailure();
     const builder = free.pop();
     if (builder) return builder;

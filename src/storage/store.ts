@@ -73,6 +73,9 @@ export interface Store {
   /** Where a request costs far more than its bytes (remote stores): small reads are worth widening
    *  to windows of this many bytes. Absent for local stores. */
   readonly readAheadBytes?: number;
+  /** Pack writes worth having in flight at once (default 1): remote stores hide their latency with
+   *  several, each costing a pack of memory. */
+  readonly parallelWrites?: number;
 
   put(name: string, bytes: Uint8Array, options?: PutOptions): Promise<void>;
   /**

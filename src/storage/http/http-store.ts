@@ -103,6 +103,7 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     location: `${origin}/${name}`,
     tokenId,
     readAheadBytes: 1024 * 1024,
+    parallelWrites: 3,
 
     async put(object: string, bytes: Uint8Array, putOptions?: PutOptions) {
       const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };

@@ -420,7 +420,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
   }
 
   return {
-    location, bucket, readAheadBytes: 2 * 1024 * 1024, put, get, stat, list, exists, enforcement, protect, protection, deleteExpired,
+    location, bucket, readAheadBytes: 2 * 1024 * 1024, parallelWrites: 3, put, get, stat, list, exists, enforcement, protect, protection, deleteExpired,
     strayVersions, removeDeleteMarkers, setLegalHold, lowerGovernanceRetention, bucketLockState, createBucket,
     requestCounts: () => ({ ...counts }),
   };
