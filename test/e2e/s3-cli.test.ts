@@ -16,6 +16,12 @@ import { freshBucketName, s3CliEnv, s3Env, s3RepoUrl, whenS3 } from '../../src/t
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 
+/** Quotas are set with radosgw-admin on the cluster scripts/s3/start-s3.sh started (S3_DIR). */
+function quotaSkip(): string | false {
+  if (!process.env.S3_DIR) return 'S3_DIR is not set: the S3 server was not started by scripts/s3/start-s3.sh, so no quota can be set';
+  return spawnSync('radosgw-admin', ['--version']).status === 0 ? false : 'radosgw-admin is not installed';
+}
+
 whenS3(() => {
   let dir: string;
   let source: string;
@@ -135,6 +141,29 @@ whenS3(() => {
     const repaired = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     assert.ok(repaired.ObjectLockRetainUntilDate!.getTime() >= Date.parse(snapshot.retention.until));
     assert.equal(amber(['lock', 'status', snapshot.id]).status, 0);
+  });
+
+  test('a full bucket (a quota on the server) fails the backup with STORAGE_FULL and loses nothing; with room again it completes', { skip: quotaSkip() }, async () => {
+    const full = freshBucketName('amber-full');
+    const repoUrl = s3RepoUrl(full);
+    const init = amber(['init', '--create-bucket'], repoUrl);
+    assert.equal(init.status, 0, init.stderr);
+    const first = amber(['backup', join(source, 'sub')], repoUrl);
+    assert.equal(first.status, 0, first.stderr);
+    const admin = (...args: string[]) => spawnSync('radosgw-admin', ['-c', join(process.env.S3_DIR!, 'ceph.conf'), ...args], { encoding: 'utf8' });
+    assert.equal(admin('quota', 'set', '--quota-scope=bucket', `--bucket=${full}`, '--max-size=1000000').status, 0);
+    assert.equal(admin('quota', 'enable', '--quota-scope=bucket', `--bucket=${full}`).status, 0);
+
+    const refused = amber(['backup', source], repoUrl);
+    assert.equal(refused.status, 1, refused.stdout);
+    assert.match(refused.stderr, /QuotaExceeded.*\[STORAGE_FULL\]\nhint: /s);
+    assert.equal(amber(['verify'], repoUrl).status, 0, 'what was there is intact');
+
+    assert.equal(admin('quota', 'disable', '--quota-scope=bucket', `--bucket=${full}`).status, 0);
+    const again = amber(['backup', source], repoUrl);
+    assert.equal(again.status, 0, again.stderr);
+    const verify = amber(['verify', '--read-data'], repoUrl);
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
   });
 
   test('vault serve --store keeps repositories in an Object Lock bucket, and refuses a bucket without it', async () => {

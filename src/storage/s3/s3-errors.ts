@@ -25,7 +25,11 @@ export function translateS3Error(error: unknown, what: string, location: string)
   }
   if (status === 404 || code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchVersion') return new AmberError('OBJECT_NOT_FOUND', detail, options);
   if (status === 412 || code === 'PreconditionFailed') return new AmberError('OBJECT_EXISTS', detail, options);
-  if (code === 'QuotaExceeded' || code === 'EntityTooLarge' || status === 507) return new AmberError('STORAGE_FULL', detail, options);
+  if (code === 'QuotaExceeded' || code === 'EntityTooLarge' || status === 507) {
+    return new AmberError('STORAGE_FULL', detail, {
+      ...options, hint: 'the bucket or account reached its quota, or the server is out of space: raise the quota or add capacity, then run the command again; what was written stays valid',
+    });
+  }
   if (code === 'CredentialsProviderError') {
     return new AmberError('STORAGE_ACCESS_DENIED', `no S3 credentials: ${detail}`, {
       ...options, hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role applies',
