@@ -28,13 +28,19 @@ export interface BlobDecoder {
   decodeAndWrite(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Uint8Array; idKey: Uint8Array }, where: string, fd: number, position: number): Promise<number>;
 }
 
+/** Tree packs are read in windows of this size where the store names none. */
+const TREE_WINDOW_BYTES = 1024 * 1024;
+
 /** Smaller blobs are decoded here: a trip to a worker thread would cost more than the work. */
 const DECODE_ELSEWHERE_BYTES = 64 * 1024;
 
 /** `decoder` takes writes of the larger blobs. */
 export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: BlobDecoder): BlobReader {
   const packs = new Map<string, Promise<PackAccess>>();
-  const windows = repo.store.readAheadBytes ? createReadAhead(repo, repo.store.readAheadBytes) : undefined;
+  // Trees lie together in tree packs and are read in the order they were written, so they always go
+  // through windows; data blobs only where a request costs far more than its bytes.
+  const windows = createReadAhead(repo, repo.store.readAheadBytes ?? TREE_WINDOW_BYTES);
+  const windowed = (location: BlobLocation) => location.type === 'tree' || repo.store.readAheadBytes !== undefined;
 
   const packAccess = (packId: PackId): Promise<PackAccess> => {
     let access = packs.get(packId);
@@ -77,7 +83,8 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
   async function sealedAt(id: Buffer, location: BlobLocation) {
     const name = packName(location.packId);
     const { dataKey, sizeBytes } = await packAccess(location.packId);
-    const sealed = (await windows?.read(name, location.offset, location.sealedLength, sizeBytes)) ?? await getRange(repo, name, location.offset, location.sealedLength);
+    const sealed = (windowed(location) ? await windows.read(name, location.offset, location.sealedLength, sizeBytes) : undefined) ??
+      await getRange(repo, name, location.offset, location.sealedLength);
     return { ref: { id, ...location }, sealed, keys: { dataKey, idKey: repo.key.secrets.idKey }, name };
   }
 

@@ -70,8 +70,9 @@ export interface StrayVersion {
 export interface Store {
   /** Human-readable location, for messages (a path or URL, never a secret). */
   readonly location: string;
-  /** Where a request costs far more than its bytes (remote stores): small reads are worth widening
-   *  to windows of this many bytes. Absent for local stores. */
+  /** Where a request costs far more than its bytes (remote stores): small reads, data included, are
+   *  worth widening to windows of this many bytes. Absent for local stores (trees are still read
+   *  through windows there). */
   readonly readAheadBytes?: number;
   /** Pack writes worth having in flight at once (default 1): remote stores hide their latency with
    *  several, each costing a pack of memory. */

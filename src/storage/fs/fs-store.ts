@@ -668,5 +668,5 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
     };
   }
 
-  return { location, readAheadBytes: 1024 * 1024, put, get, stat: statObject, list, exists, enforcement, protect, protection, deleteExpired };
+  return { location, put, get, stat: statObject, list, exists, enforcement, protect, protection, deleteExpired };
 }
