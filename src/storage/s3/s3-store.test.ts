@@ -1,6 +1,6 @@
 // The S3 store against a real S3 server that enforces Object Lock (Ceph RGW, started by .ci/run).
 import { test } from 'node:test';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import { CreateBucketCommand, DeleteObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectLockConfigurationCommand, PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
@@ -109,35 +109,75 @@ whenS3(() => {
     assertBytesEqual(await honest.get('data/ab/locked'), Buffer.from('pack'));
   });
 
-  test('throttling and server errors are retried with backoff; each attempt is counted', async (t) => {
-    const store = await freshS3Store();
-    // A proxy on 127.0.0.1 that answers the first requests with 503 SlowDown, then passes everything on.
+  const SLOW_DOWN = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>';
+
+  /**
+   * A proxy on 127.0.0.1 in front of the S3 server, and a store that talks through it. `answer`
+   * gets each request with what the server answered and decides what the client sees.
+   */
+  async function throughProxy(t: { after(fn: () => unknown): void }, bucket: string, answer: (method: string, upstream: { status: number; headers: IncomingHttpHeaders; body: Buffer }, res: ServerResponse) => void) {
     const target = new URL(s3Env!.endpoint);
-    let failures = 3;
     const proxy = createServer((req, res) => {
-      if (failures > 0) {
-        failures -= 1;
-        req.resume();
-        res.writeHead(503, { 'content-type': 'application/xml' });
-        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>');
-        return;
-      }
-      const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+      const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (reply) => {
+        const chunks: Buffer[] = [];
+        reply.on('data', (chunk: Buffer) => chunks.push(chunk));
+        reply.on('end', () => answer(req.method ?? '', { status: reply.statusCode ?? 502, headers: reply.headers, body: Buffer.concat(chunks) }, res));
       });
       req.pipe(upstream);
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise((resolve) => proxy.close(resolve)));
-    const through = createS3Store({ endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, bucket: store.bucket, prefix: '' }, {
+    return createS3Store({ endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, bucket, prefix: '' }, {
       clock: systemClock, region: s3Env!.region, credentials: s3Env!.credentials, maxAttempts: 5,
+    });
+  }
+  const pass = (upstream: { status: number; headers: IncomingHttpHeaders; body: Buffer }, res: ServerResponse) => {
+    res.writeHead(upstream.status, upstream.headers);
+    res.end(upstream.body);
+  };
+  const slowDown = (res: ServerResponse) => {
+    res.writeHead(503, { 'content-type': 'application/xml' });
+    res.end(SLOW_DOWN);
+  };
+
+  test('throttling and server errors are retried with backoff; each attempt is counted', async (t) => {
+    const store = await freshS3Store();
+    // The first three requests are answered 503 SlowDown (after reaching the server: reads and listings only).
+    let failures = 3;
+    const through = await throughProxy(t, store.bucket, (method, upstream, res) => {
+      if (failures > 0 && method !== 'PUT') {
+        failures -= 1;
+        return slowDown(res);
+      }
+      pass(upstream, res);
     });
     await through.put('index/retried', Buffer.from('survives'));
     assertBytesEqual(await store.get('index/retried'), Buffer.from('survives'));
     assert.equal(failures, 0);
     const sent = Object.values(through.requestCounts()).reduce((sum, n) => sum + n, 0);
     assert.ok(sent >= 3 + 3, `the three refused attempts are counted too: ${JSON.stringify(through.requestCounts())}`);
+  });
+
+  test('a PUT that landed but whose answer was lost is retried, and the put counts as done, not as a clash', async (t) => {
+    const store = await freshS3Store();
+    let lost = 1;
+    const through = await throughProxy(t, store.bucket, (method, upstream, res) => {
+      if (method === 'PUT' && lost > 0) {
+        lost -= 1;
+        return slowDown(res); // the object is stored; the client is told it failed
+      }
+      pass(upstream, res);
+    });
+    await through.put('data/ab/landed', Buffer.from('pack bytes'));
+    assert.equal(lost, 0);
+    assertBytesEqual(await store.get('data/ab/landed'), Buffer.from('pack bytes'));
+    // The retry made a second version with the same bytes: harmless, and counted apart by verify.
+    const strays: [string, boolean][] = [];
+    for await (const { kind, sameBytes } of store.strayVersions('')) strays.push([kind, sameBytes]);
+    assert.deepEqual(strays, [['later-version', true]]);
+    // A first attempt refused as existing is still a clash.
+    await assertAmberCode(through.put('data/ab/landed', Buffer.from('other bytes')), 'OBJECT_EXISTS');
+    await assertAmberCode(through.put('data/ab/landed', Buffer.from('pack bytes')), 'OBJECT_EXISTS');
   });
 
   test('listings that span many pages, with a key\'s versions and delete markers split across pages, lose and invent nothing', async () => {

@@ -15,10 +15,10 @@ import {
   HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectLegalHoldCommand, PutObjectRetentionCommand, S3Client,
   type ListObjectVersionsCommandOutput, type ObjectLockRetentionMode,
 } from '@aws-sdk/client-s3';
-import { AmberError } from '../../core/errors.ts';
+import { AmberError, isAmberError } from '../../core/errors.ts';
 import type { Clock } from '../../core/clock.ts';
 import {
-  isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions,
+  asBuffer, isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions,
   type RetentionMode, type Store, type StrayVersion,
 } from '../store.ts';
 import { formatS3Location, type S3Location } from './s3-location.ts';
@@ -193,17 +193,28 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     const lock = putOptions.retainUntilMs !== undefined && putOptions.mode && putOptions.retainUntilMs > options.clock.nowMs()
       ? { ObjectLockMode: s3Mode(putOptions.mode), ObjectLockRetainUntilDate: new Date(ceilSecond(putOptions.retainUntilMs)) }
       : {};
-    // A copy: the SDK may read the body after the caller has reused its buffer.
-    const body = Buffer.from(bytes);
-    const written = await send(`write ${name}`, () => client.send(new PutObjectCommand({
-      Bucket: bucket, Key: keyOf(name), Body: body, ContentLength: body.length,
-      ContentMD5: createHash('md5').update(body).digest('base64'),
-      // Create-only where the server honours it (AWS); others keep both versions, and the oldest wins below.
-      IfNoneMatch: '*',
-      ...lock,
-    })));
+    // The caller's memory, not a copy: it keeps it unchanged until put resolves, retries included.
+    const body = asBuffer(bytes);
+    const md5 = createHash('md5').update(body).digest();
+    let written: { VersionId?: string; $metadata: { attempts?: number } };
+    try {
+      written = await send(`write ${name}`, () => client.send(new PutObjectCommand({
+        Bucket: bucket, Key: keyOf(name), Body: body, ContentLength: body.length, ContentMD5: md5.toString('base64'),
+        // Create-only where the server honours it (AWS); others keep both versions, and the oldest wins below.
+        IfNoneMatch: '*',
+        ...lock,
+      })));
+    } catch (error) {
+      written = { $metadata: { attempts: (error as { cause?: { $metadata?: { attempts?: number } } }).cause?.$metadata?.attempts } };
+      if (!isAmberError(error, 'OBJECT_EXISTS')) throw error;
+    }
     const [oldest] = (await versionsOf(name)).versions;
-    if (oldest && written.VersionId && oldest.versionId !== written.VersionId) throw exists();
+    if (oldest && oldest.versionId !== written.VersionId) {
+      // The SDK retried a PUT whose answer was lost, and the first attempt landed: the same bytes are
+      // this put done (a single-part upload's ETag is the MD5 of its bytes).
+      const ownEarlierAttempt = (written.$metadata.attempts ?? 1) > 1 && oldest.etag?.replace(/"/g, '') === md5.toString('hex');
+      if (!ownEarlierAttempt) throw exists();
+    }
     if (oldest) {
       const held = 'ObjectLockMode' in lock && oldest.versionId === written.VersionId ? { untilMs: lock.ObjectLockRetainUntilDate!.getTime(), mode: putOptions.mode! } : undefined;
       pin(name, { versionId: oldest.versionId, sizeBytes: oldest.sizeBytes, writtenMs: oldest.writtenMs, held });
