@@ -31,8 +31,8 @@ export interface BucketNote {
   effectiveMinRetentionMs: number | null;
 }
 
-export async function bucketNote(store: S3Store, policyMinMs: number | null): Promise<BucketNote> {
-  const state = await store.bucketLockState();
+export async function bucketNote(store: S3Store, policyMinMs: number | null, known?: BucketLockState): Promise<BucketNote> {
+  const state = known ?? await store.bucketLockState();
   const bucketMs = bucketDefaultMs(state);
   const effective = Math.max(policyMinMs ?? 0, bucketMs);
   return { bucket: store.bucket, objectLock: state.objectLock, defaultRetention: state.defaultRetention ?? null, effectiveMinRetentionMs: effective > 0 ? effective : null };

@@ -37,14 +37,14 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
   const { store } = repo;
   const effect: StorageEffect = { request: request.id, kind: request.kind, lowered: 0, regranted: 0, released: 0 };
   if (request.kind === 'unlock' || request.kind === 'shorten') {
-    const { objects, needed, regranted } = await regrantShared(repo, request.target, clock);
+    const { objects, needed, regranted } = await regrantShared(repo, state, request.target, clock);
     effect.regranted = regranted;
     if (store.lowerGovernanceRetention) {
-      // Every object granted for the snapshot, each down to the latest date anything still needs of it.
-      const ledger = (await loadRetentionState(repo)).ledger;
+      // Every object granted for the snapshot, each down to the latest date anything still needs of
+      // it: the ledger as read, raised by what the surviving locks need (what was just granted again).
       const byDate = new Map<number, string[]>();
       for (const name of objects) {
-        const untilMs = Math.max(ledger.lockOf(name)?.untilMs ?? 0, needed.get(name)?.untilMs ?? 0);
+        const untilMs = Math.max(state.ledger.lockOf(name)?.untilMs ?? 0, needed.get(name)?.untilMs ?? 0);
         byDate.set(untilMs, [...(byDate.get(untilMs) ?? []), name]);
       }
       for (const [untilMs, names] of byDate) effect.lowered += await store.lowerGovernanceRetention(names, untilMs);
@@ -67,8 +67,7 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
  * was granted that a snapshot still locked needs, at that snapshot's lock, so the ledger (and lock
  * status) keeps covering it. Idempotent: what is covered already is left alone.
  */
-export async function regrantShared(repo: Repository, snapshot: string, clock: RetentionClock): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number }> {
-  const state = await loadRetentionState(repo);
+export async function regrantShared(repo: Repository, state: RetentionState, snapshot: string, clock: RetentionClock): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number }> {
   const grants = await loadRecords(repo, GRANTS, []);
   const objects = [...new Set(grants.filter(({ value }) => value.snapshot === snapshot).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
   const needed = await neededByOthers(repo, state, snapshot, clock.retentionBaseMs());

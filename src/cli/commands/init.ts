@@ -57,8 +57,7 @@ retention longer than the policy minimum raises the minimum to it.`)
       if (flags.createBucket && !isS3Store(store)) throw new AmberError('USAGE', '--create-bucket is for S3 repositories (--repo s3:…)');
       let bucket: BucketNote | undefined;
       if (isS3Store(store)) {
-        await prepareBucket(store, flags.createBucket === true);
-        bucket = await bucketNote(store, minRetentionMs ?? null);
+        bucket = await bucketNote(store, minRetentionMs ?? null, await prepareBucket(store, flags.createBucket === true));
         // Amber always sends explicit dates, which override the bucket's default: keep to the longer one.
         if (bucket.effectiveMinRetentionMs !== null && bucket.effectiveMinRetentionMs > (minRetentionMs ?? 0)) minRetentionMs = bucket.effectiveMinRetentionMs;
       }
