@@ -14,29 +14,30 @@ const mismatch = (name: string, what: string) => new AmberError('OBJECT_CORRUPT'
   hint: 'names carry the hash of what they name: upload the bytes that belong to this name',
 });
 
-export function checkUpload(name: string, bytes: Buffer): void {
+/** Refuses what does not belong under the name; for a decision, returns the request it decides on. */
+export function checkUpload(name: string, bytes: Buffer): { decidesOn?: string } {
   if (name === CONFIG_NAME) {
     decodeConfig(bytes, name);
-    return;
+    return {};
   }
   const hash = hashOfName(name);
   if (hash === undefined) throw new AmberError('INVALID_OBJECT_NAME', `${name} is not an object name of an Amber repository`);
   if (name.startsWith(PREFIX.requests)) {
     // A request is named by the hash of its canonical JSON, the record's payload.
     if (sha256Hex(decodeSignedRecord('request', bytes, name).payload) !== hash) throw mismatch(name, 'the request does not hash to its id');
-    return;
+    return {};
   }
   if (name.startsWith(PREFIX.executions)) {
     const execution = parseJsonPayload<{ request?: unknown }>(decodeSignedRecord('execution', bytes, name), name);
     if (execution?.request !== hash) throw mismatch(name, 'the execution names another request');
-    return;
+    return {};
   }
   if (sha256Hex(bytes) !== hash) throw mismatch(name, 'the bytes do not hash to the name');
-  if (name.startsWith(PREFIX.decisions)) checkDecision(name, bytes);
+  return name.startsWith(PREFIX.decisions) ? { decidesOn: checkDecision(name, bytes) } : {};
 }
 
-/** Whether the approver named in it signed it; whether that approver counts is for the tally. */
-function checkDecision(name: string, bytes: Buffer): void {
+/** Whether the approver named in it signed it (whether that approver counts is for the tally); the request it names. */
+function checkDecision(name: string, bytes: Buffer): string {
   let decision: unknown;
   try {
     decision = JSON.parse(bytes.toString('utf8'));
@@ -46,10 +47,5 @@ function checkDecision(name: string, bytes: Buffer): void {
   if (!isSignedDecision(decision)) throw mismatch(name, 'it is not a signed decision');
   const signed = verifySignature(Buffer.from(decision.approver, 'hex'), decisionMessage(decision.request, decision.decision), Buffer.from(decision.signature, 'base64'));
   if (!signed) throw new AmberError('SIGNATURE_INVALID', `${name}: the decision's signature does not verify with the approver key it names; it was not stored`);
-}
-
-/** The request a decision names, which must exist before anyone decides on it. */
-export function decisionRequest(name: string, bytes: Buffer): string | undefined {
-  if (!name.startsWith(PREFIX.decisions)) return undefined;
-  return (JSON.parse(bytes.toString('utf8')) as { request: string }).request;
+  return decision.request;
 }

@@ -14,7 +14,7 @@ import type { Clock } from '../core/clock.ts';
 import { isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
-import { checkUpload, decisionRequest } from './object-checks.ts';
+import { checkUpload } from './object-checks.ts';
 import { createByteBudget } from './byte-budget.ts';
 import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
@@ -185,8 +185,8 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     const release = await budget.reserve(declared);
     try {
       const bytes = await readBody(req, declared);
-      checkUpload(name, bytes);
-      const request = decisionRequest(name, bytes);
+      // A decision's request must exist before anyone decides on it.
+      const request = checkUpload(name, bytes).decidesOn;
       if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
         throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
       }
