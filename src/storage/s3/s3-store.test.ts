@@ -50,6 +50,9 @@ whenS3(() => {
       Bucket: store.bucket, Key: 'snapshots/locked', VersionId: original, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(untilMs + 86_400_000) },
     })), forbidden);
     await assertAmberCode(store.deleteExpired('snapshots/locked'), 'RETENTION_ACTIVE');
+    // Even the unlock executor's path (lowering with the bypass header) leaves compliance alone.
+    assert.equal(await store.lowerGovernanceRetention(['snapshots/locked'], Date.now()), 0);
+    assert.equal((await store.protection(['snapshots/locked']))[0].untilMs, held.untilMs);
 
     // Replacing it: a second PUT and a delete marker. The store still reads the first bytes, and says what it found.
     await s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: 'snapshots/locked', Body: 'replacement' }));
