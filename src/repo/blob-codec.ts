@@ -1,9 +1,9 @@
 // Turning a blob's plaintext into what a pack stores, and back. Pure functions of their inputs,
 // so a worker pool can run them. AAD binds each ciphertext to its blob id and type: a blob moved
 // under another id fails authentication before its plaintext is even hashed.
-import { zstdCompressSync, zstdDecompressSync, constants as zlib } from 'node:zlib';
 import { AmberError } from '../core/errors.ts';
 import { hmacSha256, open, seal } from '../crypto/index.ts';
+import { zstdCompress, zstdDecompress } from './zstd.ts';
 
 export const BLOB_TYPE = { data: 0, tree: 1 } as const;
 export type BlobType = keyof typeof BLOB_TYPE;
@@ -57,15 +57,9 @@ export function encodeBlob(options: { plaintext: Uint8Array; id: Buffer; type: B
   let body: Uint8Array = plaintext;
   let compression: number = COMPRESSION.none;
   if (plaintext.length >= 64) {
-    // The size pledged up front lets zstd size its tables to the input (small files are most blobs),
-    // and one output buffer of the largest useful size saves growing and joining pieces.
-    const compressed = zstdCompressSync(plaintext, {
-      params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? ZSTD_LEVEL[options.type] },
-      pledgedSrcSize: plaintext.length,
-      chunkSize: plaintext.length + 64,
-    });
-    // Skip compression unless it saves at least 2 %: incompressible data then costs nothing to read.
-    if (compressed.length < plaintext.length * 0.98) {
+    // Kept only when it saves at least 2 %: incompressible data then costs nothing to read.
+    const compressed = zstdCompress(plaintext, options.zstdLevel ?? ZSTD_LEVEL[options.type], Math.ceil(plaintext.length * 0.98));
+    if (compressed) {
       body = compressed;
       compression = COMPRESSION.zstd;
     }
@@ -96,9 +90,7 @@ export function decodeBlob(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Ui
   }
   try {
     const body = open(keys.dataKey, sealed, blobAad(ref.type, ref.id));
-    // One output buffer of the expected size (plus room to notice excess) instead of 16 KiB pieces.
-    const limit = Math.min(ref.rawLength, MAX_BLOB_BYTES);
-    plaintext = ref.compression === COMPRESSION.zstd ? zstdDecompressSync(body, { maxOutputLength: limit, chunkSize: limit + 64 }) : body;
+    plaintext = ref.compression === COMPRESSION.zstd ? zstdDecompress(body, Math.min(ref.rawLength, MAX_BLOB_BYTES)) : body;
   } catch (cause) {
     throw new AmberError('OBJECT_CORRUPT', `blob ${hex().slice(0, 16)} in ${where} failed authentication or decompression`, {
       cause,
