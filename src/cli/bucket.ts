@@ -2,7 +2,10 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { formatDurationMs } from '../core/units.ts';
 import type { Store } from '../storage/store.ts';
-import { bucketDefaultMs, type BucketLockState, type S3Store } from '../storage/s3/s3-store.ts';
+// Types only: the AWS SDK behind the S3 store is loaded when an s3: location is opened, not before.
+import type { BucketLockState, S3Store } from '../storage/s3/s3-store.ts';
+
+const bucketDefaultMs = (state: BucketLockState): number => (state.defaultRetention?.days ?? 0) * 86_400_000;
 
 export const isS3Store = (store: Store): store is S3Store => 'bucketLockState' in store;
 

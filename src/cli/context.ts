@@ -7,7 +7,6 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { createHttpStore, type HttpStore } from '../storage/http/http-store.ts';
-import { createS3Store } from '../storage/s3/s3-store.ts';
 import { parseS3Location } from '../storage/s3/s3-location.ts';
 import { readFileSync } from 'node:fs';
 import { openRepository, openRepositoryView, type Repository, type RepositoryView } from '../repo/repository.ts';
@@ -44,9 +43,10 @@ export function repoLocation(globals: GlobalOptions): string {
   return location;
 }
 
-export function storeFor(location: string): Store {
+export async function storeFor(location: string): Promise<Store> {
   if (/^https?:/.test(location)) return createHttpStore(location, { token: vaultToken() });
-  if (/^s3:/.test(location)) return createS3Store(parseS3Location(location), { clock: systemClock });
+  // The AWS SDK takes a tenth of a second to load: only S3 repositories pay for it.
+  if (/^s3:/.test(location)) return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), { clock: systemClock });
   return createFsStore(resolve(location));
 }
 
@@ -66,7 +66,7 @@ function vaultToken(): string {
 }
 
 async function existingStore(context: CliContext): Promise<Store> {
-  const store = storeFor(repoLocation(context.globals()));
+  const store = await storeFor(repoLocation(context.globals()));
   if (!(await store.exists())) {
     throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location}`, {
       hint: 'check --repo (or AMBER_REPO), or create one with `amber init`',

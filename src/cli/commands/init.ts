@@ -45,7 +45,7 @@ retention longer than the policy minimum raises the minimum to it.`)
       let minRetentionMs = flags.minRetention === undefined ? undefined : durationFlag('--min-retention', flags.minRetention);
       const defaultRetainMs = flags.defaultRetain === undefined ? undefined : durationFlag('--default-retain', flags.defaultRetain);
       const globals = context.globals();
-      const store = storeFor(repoLocation(globals));
+      const store = await storeFor(repoLocation(globals));
       const passphrase = await readPassphrase({
         envVar: 'AMBER_PASSWORD',
         file: globals.passwordFile ?? process.env.AMBER_PASSWORD_FILE,

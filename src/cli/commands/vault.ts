@@ -10,7 +10,6 @@ import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo 
 import { type CliContext, print } from '../context.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Store } from '../../storage/store.ts';
-import { createS3Store } from '../../storage/s3/s3-store.ts';
 import { parseS3Location } from '../../storage/s3/s3-location.ts';
 import { prepareBucket } from '../bucket.ts';
 
@@ -146,6 +145,7 @@ async function vaultClock(dataDir: string) {
 async function vaultBacking(location: string | undefined, clock: Clock): Promise<((repo: string) => Store) | undefined> {
   if (location === undefined) return undefined;
   const where = parseS3Location(location);
+  const { createS3Store } = await import('../../storage/s3/s3-store.ts');
   await prepareBucket(createS3Store(where, { clock }), false);
   return (repo) => createS3Store({ ...where, prefix: where.prefix ? `${where.prefix}/${repo}` : repo }, { clock });
 }

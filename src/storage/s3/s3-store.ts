@@ -76,7 +76,6 @@ interface Pin {
 
 /** Pins kept per process: enough for a large repository's packs, bounded whatever its size. */
 const MAX_PINS = 200_000;
-const DAY_MS = 86_400_000;
 
 export function createS3Store(where: S3Location, options: S3StoreOptions): S3Store {
   const location = formatS3Location(where);
@@ -441,8 +440,6 @@ const s3Mode = (mode: RetentionMode): ObjectLockRetentionMode => (mode === 'comp
 const amberMode = (mode: string): RetentionMode => (mode === 'COMPLIANCE' ? 'compliance' : 'governance');
 /** S3 keeps retain-until dates to the second: round up, so a date is never kept shorter than asked. */
 const ceilSecond = (ms: number) => Math.ceil(ms / 1000) * 1000;
-
-export const bucketDefaultMs = (state: BucketLockState): number => (state.defaultRetention?.days ?? 0) * DAY_MS;
 
 /** fn over items with at most `limit` in flight; results in the items' order. */
 async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
