@@ -23,11 +23,12 @@ import { snapshotName } from '../repo/layout.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
+import { openSubtreeCache, subtreeKey, type SubtreeCache } from './subtree-cache.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { appendAudit } from './audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
-import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock } from './backup-lock.ts';
+import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock, type LockPlan } from './backup-lock.ts';
 
 export const PROGRAM = 'amber 0.1.0';
 
@@ -59,6 +60,8 @@ export interface BackupOptions {
   lockMode?: RetentionMode;
   /** Where retain-until dates start from (the CLI passes the guarded clock); default: wall time. */
   retentionClock?: RetentionClock;
+  /** False: neither use nor update the local cache of unchanged directories' trees. */
+  cache?: boolean;
 }
 
 export interface BackupResult {
@@ -85,6 +88,8 @@ interface Session {
   readBuffer: Buffer;
   /** A write-only key's local record of its own trees (see writer-cache.ts). */
   writerCache: WriterCache | undefined;
+  /** Trees of unchanged directories, reused whole (see subtree-cache.ts). */
+  subtrees: SubtreeCache | undefined;
   options: BackupOptions;
 }
 
@@ -121,8 +126,19 @@ async function backupOnce(options: BackupOptions, state: RetentionState): Promis
     hardLinks: new Map(),
     readBuffer: Buffer.allocUnsafeSlow(2 * repo.config.chunker.maxSizeBytes),
     writerCache: repo.key.role === 'write-only' ? openWriterCache(repo) : undefined,
+    subtrees: options.stdin || options.cache === false ? undefined : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] }),
     options,
   };
+  try {
+    return await backupWalked(session, state, lock, started, { host, paths });
+  } finally {
+    session.subtrees?.close();
+  }
+}
+
+async function backupWalked(session: Session, state: RetentionState, lock: LockPlan, started: number, source: { host: string; paths: string[] }): Promise<BackupResult> {
+  const { repo, options } = session;
+  const { host, paths } = source;
   let tree: string;
   try {
     const rootNodes = options.stdin
@@ -164,6 +180,7 @@ async function backupOnce(options: BackupOptions, state: RetentionState): Promis
   const retention = { untilMs: lock.untilMs, mode: lock.mode };
   await repo.store.put(snapshotName(snapshotId), bytes, { retainUntilMs: retention.untilMs, mode: retention.mode });
   await repo.store.protect([snapshotName(snapshotId)], retention);
+  session.subtrees?.commit();
   const stored = [...session.sink.written, snapshotName(snapshotId), commit.grant];
   await appendAudit(repo, {
     action: 'backup',
@@ -253,8 +270,14 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
   return node;
 }
 
+/**
+ * Stores a directory's tree. Subdirectories come first: when they and the directory's own entries
+ * are as the last backup saw them, its tree from then is reused whole (see subtree-cache.ts).
+ */
 async function backupDirectory(session: Session, dir: string): Promise<string> {
   const listing = await session.lister.list(dir);
+  // Only a directory read without a problem is cached: a skipped entry must be retried next time.
+  let clean = listing.undecodable.length === 0 && !listing.problem;
   for (const hex of listing.undecodable) {
     warn(session, join(dir, hex), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${hex}); it was skipped`));
     session.summary.filesSkipped += 1;
@@ -265,19 +288,45 @@ async function backupDirectory(session: Session, dir: string): Promise<string> {
     session.summary.filesSkipped += 1;
     session.flags.add('partial');
   }
-  const nodes: TreeNode[] = [];
+  const kept: { path: string; meta: EntryMeta }[] = [];
   for (const entry of listing.entries) {
     const path = join(dir, entry.name);
     if (!('meta' in entry)) {
       warn(session, path, errorOf(entry.problem, path));
       session.summary.filesSkipped += 1;
+      clean = false;
       continue;
     }
-    if (session.exclude(path, entry.name, entry.meta.type === 'dir')) continue;
-    const node = await backupEntry(session, path, entry.meta);
-    if (node) nodes.push(node);
+    if (!session.exclude(path, entry.name, entry.meta.type === 'dir')) kept.push({ path, meta: entry.meta });
   }
-  return storeTree(session, nodes);
+  const nodes: (TreeNode | undefined)[] = new Array(kept.length);
+  const childTrees: string[] = [];
+  for (const [n, { path, meta }] of kept.entries()) {
+    if (meta.type !== 'dir') continue;
+    const node = (await backupEntry(session, path, meta))!;
+    nodes[n] = node;
+    childTrees.push(node.subtree!);
+  }
+  const key = session.subtrees && clean ? subtreeKey(listing.fingerprint, childTrees, session.options.exclude ?? []) : undefined;
+  const cached = key && session.subtrees!.find(dir, key);
+  if (cached && session.sink.reuseIfTrusted(cached.blobs)) {
+    session.subtrees!.remember(dir, key, cached.tree, cached);
+    const files = kept.filter(({ meta }) => meta.type === 'file').length;
+    session.summary.filesUnchanged += files;
+    session.progress.files += files;
+    return cached.tree;
+  }
+  const skipped = session.summary.filesSkipped;
+  for (const [n, { path, meta }] of kept.entries()) {
+    if (meta.type !== 'dir') nodes[n] = await backupEntry(session, path, meta);
+  }
+  const stored = nodes.filter((node) => node !== undefined);
+  const tree = await storeTree(session, stored);
+  // Not a directory with hard links either: reusing it would leave their other names uncounted.
+  if (key && session.summary.filesSkipped === skipped && stored.every((node) => !node.flags?.length && (node.type === 'dir' || node.links <= 1))) {
+    session.subtrees!.remember(dir, key, tree, stored.flatMap((node) => node.content ?? []));
+  }
+  return tree;
 }
 
 async function backupFile(session: Session, path: string, meta: EntryMeta, node: TreeNode): Promise<string[] | undefined> {

@@ -40,6 +40,9 @@ export interface BlobSink {
   close(): Promise<void>;
   /** Notes blobs the snapshot uses without storing them (a parent's unchanged file). */
   reuse(ids: readonly string[]): void;
+  /** Notes `ids` (32 bytes each) as reused when every one is a blob this key may dedup against;
+   *  otherwise notes nothing and returns false. */
+  reuseIfTrusted(ids: Buffer): boolean;
   readonly stats: SinkStats;
   /** Packs and index objects this session wrote. */
   readonly written: readonly string[];
@@ -180,6 +183,12 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
     close: async () => pool?.close(),
     reuse(ids) {
       for (const id of ids) noteReused(Buffer.from(id, 'hex'));
+    },
+    reuseIfTrusted(ids) {
+      const each = Array.from({ length: ids.length / 32 }, (_, n) => ids.subarray(n * 32, n * 32 + 32));
+      if (!each.every((id) => index.hasTrusted(id))) return false;
+      for (const id of each) noteReused(id);
+      return true;
     },
     get written() {
       return [...packsWritten, ...indexWriter.names];

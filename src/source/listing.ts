@@ -1,6 +1,7 @@
 // One directory's listing with the metadata of every entry: what a backup reads of a directory
 // before deciding what to read of its files. Plain data (errors as code and message), so a walker
 // thread can produce it and the backup consume it unchanged.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
 import { readEntryMeta, type EntryMeta } from './entry-meta.ts';
@@ -19,6 +20,11 @@ export interface Listing {
   undecodable: string[];
   /** The directory itself could not be listed. */
   problem?: ListingProblem;
+  /**
+   * SHA-256 (hex) over every entry's name and metadata, as a tree node records them: equal
+   * fingerprints mean the directory's entries look exactly as they did (see subtree-cache.ts).
+   */
+  fingerprint: string;
 }
 
 export function readListing(dir: string): Listing {
@@ -27,7 +33,7 @@ export function readListing(dir: string): Listing {
   try {
     names = listDirectory(dir, { onUndecodableName: (raw) => undecodable.push(raw.toString('hex')) });
   } catch (error) {
-    return { dir, entries: [], undecodable, problem: problemOf(error) };
+    return { dir, entries: [], undecodable, problem: problemOf(error), fingerprint: '' };
   }
   const entries: Listing['entries'] = names.map((name) => {
     try {
@@ -36,7 +42,17 @@ export function readListing(dir: string): Listing {
       return { name, problem: problemOf(error) };
     }
   });
-  return { dir, entries, undecodable };
+  return { dir, entries, undecodable, fingerprint: fingerprintOf(entries, undecodable) };
+}
+
+function fingerprintOf(entries: Listing['entries'], undecodable: string[]): string {
+  const lines = entries.map((entry) => {
+    if (!('meta' in entry)) return `${entry.name}\0!${entry.problem.code}`;
+    const m = entry.meta;
+    return `${m.name}\0${m.type}\0${m.mode}\0${m.uid}\0${m.gid}\0${m.sizeBytes}\0${m.mtimeNs}\0${m.ctimeNs}\0${m.inode}\0${m.deviceId}\0${m.nlink}\0${m.rdev ?? ''}\0${m.linkTarget ?? ''}`;
+  });
+  for (const hex of undecodable) lines.push(`!${hex}`);
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
 }
 
 /** The error a listing problem stands for, as the code that met it would have thrown it. */
