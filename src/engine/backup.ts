@@ -1,6 +1,6 @@
 // Backup: walk the sources depth-first, store file contents and one tree per directory, then the
 // snapshot last. Unreadable entries are reported and skipped; everything else still lands.
-import { closeSync, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, promises as fs, readSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -17,6 +17,7 @@ import { createDirectoryLister, type DirectoryLister } from './directory-lister.
 import { defaultPoolSize } from './worker-pool.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
+import type { BlobIndex } from '../repo/blob-index.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
 import { encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
 import { snapshotName } from '../repo/layout.ts';
@@ -108,17 +109,27 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
 async function backupOnce(options: BackupOptions, state: RetentionState): Promise<BackupResult> {
   const { repo } = options;
   const started = repo.clock.monotonicMs();
-  const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
-  const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode) });
-  const host = options.host ?? hostname();
   const paths = (options.paths ?? []).map((path) => resolve(path));
+  // One source directory (the usual case) is walked from the start, while the index loads.
+  const lister = createDirectoryLister({ excludes: options.exclude ?? [], ahead: defaultPoolSize() > 0, start: options.stdin ? undefined : soleDirectory(paths) });
+  const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
+  const host = options.host ?? hostname();
+  let loaded: { index: BlobIndex; parent: ParentLookup };
+  try {
+    const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode) });
+    loaded = { index, parent: await createParentLookup(repo, index, { host, paths }) };
+  } catch (error) {
+    await lister.close();
+    throw error;
+  }
+  const { index, parent } = loaded;
   const session: Session = {
     repo,
     sink: createBlobSink(repo, index, { retention: { retainUntilMs: lock.untilMs, mode: lock.mode } }),
     chunker: createChunker(repo.config.chunker, repo.key.secrets.gearSeed),
     exclude: createExcludeMatcher(options.exclude ?? []),
-    lister: createDirectoryLister({ excludes: options.exclude ?? [], ahead: defaultPoolSize() > 0 }),
-    parent: await createParentLookup(repo, index, { host, paths }),
+    lister,
+    parent,
     summary: { filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, filesSkipped: 0, bytesRead: 0, bytesAdded: 0, bytesStored: 0, blobsAdded: 0, durationMs: 0 },
     warnings: [],
     flags: new Set(),
@@ -192,6 +203,14 @@ async function backupWalked(session: Session, state: RetentionState, lock: LockP
   }, { lock: commit.metadataLock });
   session.writerCache?.rememberSnapshot({ id: snapshotId, time: snapshot.time, host, paths: snapshot.paths, tree });
   return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0 };
+}
+
+function soleDirectory(paths: string[]): string | undefined {
+  try {
+    return paths.length === 1 && lstatSync(paths[0]).isDirectory() ? paths[0] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Stores a directory's tree; a write-only key also keeps it in its local cache for the next backup. */

@@ -17,7 +17,8 @@ export interface DirectoryLister {
 /** Entries sent ahead and not yet consumed; about 200 bytes each in transit. */
 const WINDOW_ENTRIES = 20_000;
 
-export function createDirectoryLister(options: { excludes: string[]; ahead: boolean }): DirectoryLister {
+/** `start`: a directory the backup will list first, walked from now on (while the repository loads). */
+export function createDirectoryLister(options: { excludes: string[]; ahead: boolean; start?: string }): DirectoryLister {
   if (!options.ahead) return { list: async (dir) => readListing(dir), readingAhead: false, close: async () => {} };
   const progress = new SharedArrayBuffer(8);
   const counters = new Int32Array(progress);
@@ -41,6 +42,13 @@ export function createDirectoryLister(options: { excludes: string[]; ahead: bool
     return started;
   };
 
+  const walkFrom = (root: string) => {
+    worker ??= start();
+    walking = true;
+    worker.postMessage({ root });
+  };
+  if (options.start !== undefined) walkFrom(options.start);
+
   const giveUp = () => {
     failed = true;
     void worker?.terminate();
@@ -52,11 +60,7 @@ export function createDirectoryLister(options: { excludes: string[]; ahead: bool
     },
     async list(dir) {
       if (failed) return readListing(dir);
-      if (arrived.length === 0 && !walking) {
-        worker ??= start();
-        walking = true;
-        worker.postMessage({ root: dir });
-      }
+      if (arrived.length === 0 && !walking) walkFrom(dir);
       while (arrived.length === 0 && walking && !failed) await new Promise<void>((wake) => (waiter = wake));
       const next = arrived.shift();
       if (!next || next.dir !== dir) {

@@ -21,6 +21,7 @@ interface BackupFlags {
   stdinFilename?: string;
   retain?: string;
   lockMode?: RetentionMode;
+  cache: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -37,6 +38,7 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
     .option('--stdin', 'back up standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
     .option('--retain <duration>', 'lock the snapshot and everything it needs for this long, e.g. 90d (default: the policy\'s)')
+    .option('--no-cache', 'neither use nor update the local record of unchanged directories (every directory is compared with the parent snapshot)')
     .addOption(lockModeOption('governance (lifted only by an approver quorum) or compliance (never lifted); default: the policy\'s'))
     .addHelpText('after', `
 Every snapshot is locked: nothing it needs can be deleted before its retention ends. The repository
@@ -69,6 +71,7 @@ Examples:
         retainMs,
         lockMode: flags.lockMode,
         retentionClock,
+        cache: flags.cache,
         onWarning: (warning) => {
           progress.done();
           if (!context.globals().json) output.err.write(`warning: ${warning.message}\n`);
