@@ -63,6 +63,8 @@ export interface BackupOptions {
   retentionClock?: RetentionClock;
   /** False: neither use nor update the local cache of unchanged directories' trees. */
   cache?: boolean;
+  /** A walk started before the repository was opened (startWalk, with the same paths and excludes). */
+  walk?: DirectoryLister;
 }
 
 export interface BackupResult {
@@ -97,21 +99,36 @@ interface Session {
 /** Backs up; starts again (at most twice) if a prune condemns a pack it reused while it ran. */
 export async function backup(options: BackupOptions): Promise<BackupResult> {
   for (let attempt = 1; ; attempt++) {
-    const state = await loadRetentionState(options.repo);
+    const walk = attempt === 1 ? options.walk : undefined;
+    let state: RetentionState;
     try {
-      return await backupOnce(options, state);
+      state = await loadRetentionState(options.repo);
+    } catch (error) {
+      await walk?.close();
+      throw error;
+    }
+    try {
+      return await backupOnce(options, state, walk);
     } catch (error) {
       if (!(error instanceof CondemnedDuringBackup) || options.stdin || attempt >= 3) lockError(error);
     }
   }
 }
 
-async function backupOnce(options: BackupOptions, state: RetentionState): Promise<BackupResult> {
+/**
+ * Starts walking the sources' directories ahead of the backup: a sole source directory (the usual
+ * case) is walked from now on, while the repository opens and its index loads. Pass the result to
+ * backup() as `walk`, with the same paths and excludes.
+ */
+export function startWalk(paths: string[], exclude: string[] = []): DirectoryLister {
+  return createDirectoryLister({ excludes: exclude, ahead: defaultPoolSize() > 0, start: soleDirectory(paths.map((path) => resolve(path))) });
+}
+
+async function backupOnce(options: BackupOptions, state: RetentionState, walk: DirectoryLister | undefined): Promise<BackupResult> {
   const { repo } = options;
   const started = repo.clock.monotonicMs();
   const paths = (options.paths ?? []).map((path) => resolve(path));
-  // One source directory (the usual case) is walked from the start, while the index loads.
-  const lister = createDirectoryLister({ excludes: options.exclude ?? [], ahead: defaultPoolSize() > 0, start: options.stdin ? undefined : soleDirectory(paths) });
+  const lister = walk ?? startWalk(options.stdin ? [] : paths, options.exclude);
   const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
   const host = options.host ?? hostname();
   let loaded: { index: BlobIndex; parent: ParentLookup };

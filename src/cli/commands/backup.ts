@@ -3,7 +3,7 @@ import { isS3Store } from '../bucket.ts';
 import { AmberError } from '../../core/errors.ts';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
-import { backup, type BackupResult } from '../../engine/backup.ts';
+import { backup, startWalk, type BackupResult } from '../../engine/backup.ts';
 import { scanSources } from '../../engine/scan.ts';
 import { readExcludeFile } from '../../source/excludes.ts';
 import type { RetentionMode } from '../../storage/store.ts';
@@ -56,8 +56,17 @@ Examples:
       const retainMs = flags.retain === undefined ? undefined : durationFlag('--retain', flags.retain);
       const patterns = [...flags.exclude];
       for (const file of flags.excludeFile) patterns.push(...(await readExcludeFile(file)));
-      const repo = await openRepo(context);
-      const retentionClock = await openRetentionClock(repo);
+      // The walk of the sources starts now: its lstat calls overlap the passphrase's KDF and the index load.
+      const walk = flags.stdin ? undefined : startWalk(paths, patterns);
+      let repo: Awaited<ReturnType<typeof openRepo>>;
+      let retentionClock: Awaited<ReturnType<typeof openRetentionClock>>;
+      try {
+        repo = await openRepo(context);
+        retentionClock = await openRetentionClock(repo);
+      } catch (error) {
+        await walk?.close();
+        throw error;
+      }
       const { output } = context;
       const totals = output.showProgress && !flags.stdin ? scanSources(paths, patterns) : undefined;
       const progress = createProgressLine(output.err, context.clock, output.showProgress);
@@ -72,6 +81,7 @@ Examples:
         lockMode: flags.lockMode,
         retentionClock,
         cache: flags.cache,
+        walk,
         onWarning: (warning) => {
           progress.done();
           if (!context.globals().json) output.err.write(`warning: ${warning.message}\n`);
