@@ -37,7 +37,7 @@ function stableKey(bytes: Uint8Array): Buffer {
 
 serveTasks<DecodeTask, DecodeReply>(parentPort!, (task) => {
   try {
-    const plaintext = decodeBlob({ ...task, id: buffer(task.id) }, buffer(task.sealed), { dataKey: stableKey(task.dataKey), idKey: stableKey(task.idKey) }, task.where);
+    const plaintext = decodeBlob({ ...task, id: buffer(task.id) }, buffer(task.sealed), { dataKey: stableKey(task.dataKey), idKey: stableKey(task.idKey) }, task.where, { transient: true });
     writeNonZero(task.fd, plaintext, task.position);
     return { reply: { written: plaintext.length } };
   } catch (error) {

@@ -66,7 +66,7 @@ export function checkPackBlobs(bytes: Buffer, entries: PackEntry[], keys: { data
   const problems: PackProblem[] = [];
   for (const entry of entries) {
     try {
-      decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), keys, name);
+      decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), keys, name, { transient: true });
     } catch (error) {
       if (!isAmberError(error)) throw error;
       problems.push({ object: name, blob: entry.id.toString('hex'), code: error.code, message: error.message });

@@ -76,6 +76,20 @@ test('more output than expected and a truncated frame are errors', () => {
   assert.deepEqual(zstdDecompress(frame, input.length), input);
 });
 
+test('output goes into the memory given when it has room for one byte more, else into new memory', () => {
+  const input = text(50_000, 9);
+  const frame = compress(input);
+  const room = Buffer.alloc(60_000);
+  const into = zstdDecompress(frame, input.length, room);
+  assert.deepEqual(into, input);
+  assert.equal(into.buffer, room.buffer, 'a view of the memory given');
+  const exact = Buffer.alloc(input.length);
+  const fresh = zstdDecompress(frame, input.length, exact);
+  assert.deepEqual(fresh, input);
+  assert.notEqual(fresh.buffer, exact.buffer, 'no room to notice excess output: new memory');
+  assert.throws(() => zstdDecompress(frame, input.length - 10, room), /exceeds the expected/);
+});
+
 test("without context reuse, Node's one-shot functions give the same results", () => {
   disableContextReuse();
   roundTrips();

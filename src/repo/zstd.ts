@@ -74,12 +74,16 @@ export function zstdCompress(input: Uint8Array, level: number, limit: number): B
   }
 }
 
-/** Decompresses one zstd frame that must yield exactly `length` bytes (more is an error). */
-export function zstdDecompress(input: Uint8Array, length: number): Buffer {
+/**
+ * Decompresses one zstd frame that must yield exactly `length` bytes (more is an error), into
+ * `into` when it has room for one byte more: memory used again costs no page faults, which on a
+ * restore or verify of many large blobs cost more than decompressing them.
+ */
+export function zstdDecompress(input: Uint8Array, length: number, into?: Buffer): Buffer {
   if (reuseWorks) decompressor ??= contextOf(new zlib.ZstdDecompress());
   if (!decompressor) return zlib.zstdDecompressSync(input, { maxOutputLength: length, chunkSize: length + 64 });
   // One spare byte shows output beyond the expected length.
-  const output = Buffer.allocUnsafe(length + 1);
+  const output = into && into.length > length ? into.subarray(0, length + 1) : Buffer.allocUnsafe(length + 1);
   try {
     const written = run(decompressor, input, output);
     if (written === undefined) throw new Error(`zstd output exceeds the expected ${length} bytes`);
