@@ -265,3 +265,26 @@ test('a target the filesystem refuses: one entry is reported with TARGET_UNWRITA
   const error = await rejectsWithCode(restore({ repo, snapshot, target: notADirectory }), 'TARGET_UNWRITABLE');
   assert.ok(error.message.includes(notADirectory));
 });
+
+// Last: its snapshot becomes the repository's latest, which the tests above restore.
+test('files that end in zeros, or are nothing but zeros, restore at their full length with holes where the zeros were', async () => {
+  const tails = join(root, 'zero-tails');
+  await fs.mkdir(tails);
+  const data = seededBytes(10_000, 'zero tail');
+  const files: Record<string, Buffer> = {
+    'long-zero-tail.bin': Buffer.concat([data, Buffer.alloc(3 * MiB)]),
+    'partial-zero-block.bin': Buffer.concat([data.subarray(0, 4096), Buffer.alloc(904)]),
+    'all-zero.bin': Buffer.alloc(MiB),
+    'empty.bin': Buffer.alloc(0),
+  };
+  for (const [name, bytes] of Object.entries(files)) await fs.writeFile(join(tails, name), bytes);
+  const result = await backup({ repo, paths: [tails] });
+  const target = newTarget();
+  assert.deepEqual((await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target })).errors, []);
+  assert.deepEqual(await compareTrees(tails, under(target, tails)), []);
+  for (const [name, bytes] of Object.entries(files)) {
+    const restored = await fs.stat(under(target, join(tails, name)));
+    assert.equal(restored.size, bytes.length, name);
+    if (bytes.length >= MiB) assert.ok(restored.blocks * 512 <= 64 * 1024, `${name} allocates ${restored.blocks * 512} bytes`);
+  }
+});

@@ -13,7 +13,7 @@ export function createDecodePool(size = defaultPoolSize()): BlobDecoder & { clos
       const task: DecodeTask = { ...ref, sealed, dataKey: keys.dataKey, idKey: keys.idKey, where, fd, position };
       const owned = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength;
       const reply = await workers.run(task, owned ? [sealed.buffer as ArrayBuffer] : []);
-      if ('written' in reply) return reply.written;
+      if ('end' in reply) return reply.end;
       const { code, message, errno } = reply.problem;
       // A system error keeps its errno code, which the restore turns into its own message.
       if (errno) throw Object.assign(new Error(message), { code });

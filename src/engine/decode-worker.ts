@@ -21,7 +21,8 @@ export interface DecodeTask {
 }
 
 /** A failure comes back as its code, so the main thread raises the same error it would have raised. */
-export type DecodeReply = { written: number } | { problem: { code: string; message: string; errno: boolean } };
+/** `end`: the file offset just past the last byte written (see writeNonZero). */
+export type DecodeReply = { end: number } | { problem: { code: string; message: string; errno: boolean } };
 
 const buffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
@@ -38,8 +39,7 @@ function stableKey(bytes: Uint8Array): Buffer {
 serveTasks<DecodeTask, DecodeReply>(parentPort!, (task) => {
   try {
     const plaintext = decodeBlob({ ...task, id: buffer(task.id) }, buffer(task.sealed), { dataKey: stableKey(task.dataKey), idKey: stableKey(task.idKey) }, task.where, { transient: true });
-    writeNonZero(task.fd, plaintext, task.position);
-    return { reply: { written: plaintext.length } };
+    return { reply: { end: writeNonZero(task.fd, plaintext, task.position) } };
   } catch (error) {
     if (isAmberError(error)) return { reply: { problem: { code: error.code, message: error.message, errno: false } } };
     const code = (error as NodeJS.ErrnoException).code;

@@ -278,8 +278,9 @@ async function writeFile(context: Context, node: TreeNode, target: string, overw
     throw targetError(error, target);
   }
   try {
-    const length = await writeContent(context, fd, node.content ?? []);
-    ftruncateSync(fd, length);
+    const { length, end } = await writeContent(context, fd, node.content ?? []);
+    // Zeros at the end were skipped as a hole, which only a length makes part of the file.
+    if (end < length) ftruncateSync(fd, length);
     // Metadata goes through the descriptor this restore created, never through a path.
     if (isRoot) fchownSync(fd, node.uid, node.gid);
     fchmodSync(fd, node.mode);
@@ -301,9 +302,11 @@ async function writeFile(context: Context, node: TreeNode, target: string, overw
 }
 
 /** Reads a file's blobs concurrently and writes each at its offset; resolves with the file's length. */
-async function writeContent(context: Context, fd: number, content: string[]): Promise<number> {
+/** Writes a file's blobs; `end` is the offset just past the last byte written, `length` the file's. */
+async function writeContent(context: Context, fd: number, content: string[]): Promise<{ length: number; end: number }> {
   const writes: Promise<void>[] = [];
   let position = 0;
+  let end = 0;
   for (const hex of content) {
     const id = Buffer.from(hex, 'hex');
     // An unknown blob still goes through writeBlob, which names it in its error.
@@ -311,13 +314,14 @@ async function writeContent(context: Context, fd: number, content: string[]): Pr
     await context.bytes.acquire(expected);
     const at = position;
     position += expected;
-    writes.push(context.reader.writeBlob(id, fd, at).then((length) => {
-      context.progress.bytesWritten += length;
+    writes.push(context.reader.writeBlob(id, fd, at).then((writtenTo) => {
+      context.progress.bytesWritten += expected;
+      end = Math.max(end, writtenTo);
     }).finally(() => context.bytes.release(expected)));
   }
   // Every write is finished before the caller closes the descriptor, even when one failed.
   await settleAll(writes);
-  return position;
+  return { length: position, end };
 }
 
 /** Node turns a negative number of seconds into "now"; a Date keeps times before 1970 (to the ms). */

@@ -15,7 +15,8 @@ export interface BlobReader {
   readBlob(id: Buffer): Promise<Buffer>;
   /**
    * Writes a data blob's plaintext at `position` of the open file `fd`, skipping all-zero blocks
-   * (the file must read as zeros there already); resolves with its length. Checked like readBlob.
+   * (the file must read as zeros there already); resolves with the offset just past the last byte
+   * it wrote (`position` when every block was zero). Checked like readBlob.
    */
   writeBlob(id: Buffer, fd: number, position: number): Promise<number>;
   /** The plaintext length the index records for a blob, if it knows the blob. */
@@ -25,6 +26,7 @@ export interface BlobReader {
 
 /** Decodes a sealed blob and writes it elsewhere (worker threads); same checks and errors as `decodeBlob`. */
 export interface BlobDecoder {
+  /** Resolves like BlobReader.writeBlob. */
   decodeAndWrite(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Uint8Array; idKey: Uint8Array }, where: string, fd: number, position: number): Promise<number>;
 }
 
@@ -98,9 +100,7 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
     writeBlob: (id, fd, position) => fromAnyCopy(id, async (location) => {
       const { ref, sealed, keys, name } = await sealedAt(id, location);
       if (decoder && location.rawLength >= DECODE_ELSEWHERE_BYTES) return decoder.decodeAndWrite(ref, sealed, keys, name, fd, position);
-      const plaintext = decodeBlob(ref, sealed, keys, name);
-      writeNonZero(fd, plaintext, position);
-      return plaintext.length;
+      return writeNonZero(fd, decodeBlob(ref, sealed, keys, name, { transient: true }), position);
     }),
   };
 }
