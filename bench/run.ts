@@ -74,7 +74,7 @@ async function runRepetition(ctx: RunContext, rep: number): Promise<void> {
   await mkdir(ctx.runDir, { recursive: true });
   const live = join(ctx.runDir, 'live');
   await runChecked('cp', ['-a', '--reflink=auto', ctx.treeRoot, live]);
-  const tools = [createAmber(join(ctx.runDir, 'amber-repo'))];
+  const tools = [createAmber(join(ctx.runDir, 'amber-repo'), join(ctx.runDir, 'amber-cache'))];
   if (ctx.withRestic) tools.push(createRestic(join(ctx.runDir, 'restic-repo'), join(ctx.runDir, 'restic-cache')));
   const order = rep % 2 === 1 ? tools : [...tools].reverse();
   log(`repetition ${rep}/${ctx.options.reps} (${order.map((t) => t.name).join(' first, then ')})`);

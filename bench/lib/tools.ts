@@ -44,9 +44,10 @@ async function checked(tool: ToolName, verb: string, run: Promise<Measured>, arg
   return result;
 }
 
-export function createAmber(repo: string): Tool {
-  // AMBER_KDF_LOG_N is left unset on purpose: Amber's default scrypt cost, as users get it.
-  const env = cleanEnv({ AMBER_PASSWORD: PASSWORD });
+export function createAmber(repo: string, cacheDir: string): Tool {
+  // AMBER_KDF_LOG_N is left unset on purpose: Amber's default scrypt cost, as users get it. The
+  // local cache lives in the run's folder, as restic's does (--cache-dir), and goes with it.
+  const env = cleanEnv({ AMBER_PASSWORD: PASSWORD, AMBER_CACHE_DIR: cacheDir });
   const run = (verb: string, args: string[]) => {
     // The same Node flag the bin's shebang passes (see bin/amber.js).
     const argv = ['--max-semi-space-size=2', AMBER_BIN, ...args, '--repo', repo];
