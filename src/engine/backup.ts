@@ -17,7 +17,6 @@ import { createDirectoryLister, type DirectoryLister } from './directory-lister.
 import { defaultPoolSize } from './worker-pool.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
-import type { BlobIndex } from '../repo/blob-index.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
 import { encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
 import { snapshotName } from '../repo/layout.ts';
@@ -129,17 +128,21 @@ async function backupOnce(options: BackupOptions, state: RetentionState, walk: D
   const started = repo.clock.monotonicMs();
   const paths = (options.paths ?? []).map((path) => resolve(path));
   const lister = walk ?? startWalk(options.stdin ? [] : paths, options.exclude);
+  try {
+    return await backupListed(options, state, lister, { started, paths });
+  } finally {
+    // A walker left running would keep the process alive after a refused backup.
+    await lister.close();
+  }
+}
+
+async function backupListed(options: BackupOptions, state: RetentionState, lister: DirectoryLister, at: { started: number; paths: string[] }): Promise<BackupResult> {
+  const { repo } = options;
+  const { started, paths } = at;
   const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
   const host = options.host ?? hostname();
-  let loaded: { index: BlobIndex; parent: ParentLookup };
-  try {
-    const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode) });
-    loaded = { index, parent: await createParentLookup(repo, index, { host, paths }) };
-  } catch (error) {
-    await lister.close();
-    throw error;
-  }
-  const { index, parent } = loaded;
+  const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode) });
+  const parent = await createParentLookup(repo, index, { host, paths });
   const session: Session = {
     repo,
     sink: createBlobSink(repo, index, { retention: { retainUntilMs: lock.untilMs, mode: lock.mode } }),
@@ -175,7 +178,7 @@ async function backupWalked(session: Session, state: RetentionState, lock: LockP
     tree = await storeTree(session, rootNodes);
     await session.sink.flush();
   } finally {
-    await Promise.all([session.sink.close(), session.lister.close()]);
+    await session.sink.close();
   }
 
   const summary = session.summary;
@@ -408,7 +411,7 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
     throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be opened (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error, details: { path } });
   }
   try {
-    const { content, bytes } = await readSmallFile(session, fd) ?? await readLargeFile(session, fd);
+    const { content, bytes } = await readSmallFile(session, fd, meta.sizeBytes) ?? await readLargeFile(session, fd);
     const after = fstatSync(fd, { bigint: true });
     if (after.mtimeNs !== meta.mtimeNs || after.ctimeNs !== meta.ctimeNs || bytes !== meta.sizeBytes) {
       node.flags = ['changed-while-read'];
@@ -429,15 +432,18 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
  * A file no longer than the chunker's minimum is exactly one chunk: it is read into the session's
  * buffer and stored from there, with no allocation per file. Undefined when the file is larger.
  */
-async function readSmallFile(session: Session, fd: number): Promise<{ content: string[]; bytes: number } | undefined> {
+async function readSmallFile(session: Session, fd: number, expectedBytes: number): Promise<{ content: string[]; bytes: number } | undefined> {
   const limit = session.chunker.params.minSizeBytes;
   const buffer = session.readBuffer;
   if (limit >= buffer.length) return undefined;
   let bytes = 0;
   while (bytes <= limit) {
-    const bytesRead = readSync(fd, buffer, bytes, limit + 1 - bytes, bytes);
-    if (bytesRead === 0) break;
+    const wanted = limit + 1 - bytes;
+    const bytesRead = readSync(fd, buffer, bytes, wanted, bytes);
     bytes += bytesRead;
+    // A short read of a regular file is its end: no second call to hear so. A file that grew since
+    // its lstat reads longer than expected, or shows a new size and ctime to the fstat after reading.
+    if (bytesRead === 0 || (bytesRead < wanted && bytes === expectedBytes)) break;
   }
   if (bytes > limit) return undefined;
   countRead(session, bytes);

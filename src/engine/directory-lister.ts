@@ -72,7 +72,10 @@ export function createDirectoryLister(options: { excludes: string[]; ahead: bool
       return next;
     },
     async close() {
-      await worker?.terminate();
+      failed = true;
+      const stopping = worker;
+      worker = undefined;
+      await stopping?.terminate();
     },
   };
 }

@@ -65,6 +65,16 @@ test('the quick start works end to end', async () => {
 
   const second = amber(['backup', source, '--json']);
   assert.equal(JSON.parse(second.stdout).summary.filesUnchanged, 2);
+
+  // The local record of unchanged directories is kept per source, and --no-cache leaves it alone.
+  const recordFiles = () => spawnSync('find', [join(dir, 'cache'), '-path', '*/subtrees/*', '-type', 'f'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+  assert.equal(recordFiles().length, 1);
+  const before = await readFile(recordFiles()[0]);
+  await writeFile(join(source, 'hello.txt'), 'hello again\n');
+  const uncached = amber(['backup', source, '--no-cache', '--json']);
+  assert.equal(uncached.status, 0, uncached.stderr);
+  assert.equal(JSON.parse(uncached.stdout).summary.filesChanged, 1);
+  assert.deepEqual(await readFile(recordFiles()[0]), before, '--no-cache did not rewrite the record');
 });
 
 test('backup --stdin stores a stream under the given name', () => {
