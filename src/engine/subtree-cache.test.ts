@@ -182,3 +182,20 @@ test('without the cache, or with cache: false, backups are the same', async (t) 
   assert.equal(second.snapshot.summary.filesUnchanged, 5, 'the parent snapshot still spares reading');
   assert.equal((await cacheFiles()).length, 1);
 });
+
+test('an unfinished record left by a killed backup is removed once a day old; a recent one is left alone', async (t) => {
+  const { source, open } = await setUp(t);
+  await backup({ repo: await open(), paths: [source] });
+  const [record] = await cacheFiles();
+  const folder = join(record, '..');
+  const stale = join(folder, '.left-by-a-killed-backup');
+  const recent = join(folder, '.another-backup-running-now');
+  for (const path of [stale, recent]) await fs.writeFile(path, 'unfinished');
+  const twoDaysAgo = new Date(Date.now() - 2 * DAY_MS);
+  await fs.utimes(stale, twoDaysAgo, twoDaysAgo);
+  await backup({ repo: await open(), paths: [source] });
+  await assert.rejects(fs.stat(stale), { code: 'ENOENT' });
+  await fs.stat(recent);
+  assert.deepEqual((await cacheFiles()).sort(), [recent, record].sort(), 'the record itself stays');
+});
+

@@ -13,7 +13,7 @@
 // made; and a tree is reused only when it and every blob its files name are in the index as blobs
 // this key may dedup against (the same test a parent's unchanged file passes). A row that fails
 // either test is ignored and the directory is backed up as without a cache.
-import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Repository } from '../repo/repository.ts';
@@ -41,6 +41,8 @@ export interface SubtreeCache {
 }
 
 const MAGIC = Buffer.from('amber subtrees v1\n');
+/** An unfinished record this old was left by a backup that was killed: it is removed. */
+const STALE_MS = 24 * 60 * 60 * 1000;
 const READ_BYTES = 1 << 20;
 const WRITE_BYTES = 1 << 20;
 
@@ -130,6 +132,19 @@ function rowReader(path: string, macKey: KeyObject): { next(): Row | undefined; 
   return { next, close: finish };
 }
 
+/** Removes unfinished records (dot files) last written before `beforeMs`. */
+function removeStale(dir: string, beforeMs: number): void {
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith('.')) continue;
+    const path = join(dir, name);
+    try {
+      if (statSync(path).mtimeMs < beforeMs) rmSync(path, { force: true });
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+}
+
 /** Undefined when the cache folder cannot be made; the backup then works as without a cache. */
 export function openSubtreeCache(repo: Repository, source: { host: string; paths: string[]; excludes: string[] }): SubtreeCache | undefined {
   const dir = join(cacheRoot(), repo.config.repositoryId, repo.key.keyId, 'subtrees');
@@ -139,6 +154,7 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
   let out: number | undefined;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    removeStale(dir, repo.clock.nowMs() - STALE_MS);
     out = openSync(temporary, 'wx', 0o600);
   } catch {
     return undefined;
