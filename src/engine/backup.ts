@@ -28,7 +28,7 @@ import type { RetentionMode } from '../storage/store.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { appendAudit } from './audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
-import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock, type LockPlan } from './backup-lock.ts';
+import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock } from './backup-lock.ts';
 
 export const PROGRAM = 'amber 0.1.0';
 
@@ -97,20 +97,18 @@ interface Session {
 
 /** Backs up; starts again (at most twice) if a prune condemns a pack it reused while it ran. */
 export async function backup(options: BackupOptions): Promise<BackupResult> {
-  for (let attempt = 1; ; attempt++) {
-    const walk = attempt === 1 ? options.walk : undefined;
-    let state: RetentionState;
-    try {
-      state = await loadRetentionState(options.repo);
-    } catch (error) {
-      await walk?.close();
-      throw error;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const state = await loadRetentionState(options.repo);
+      try {
+        return await backupOnce(options, state, attempt === 1 ? options.walk : undefined);
+      } catch (error) {
+        if (!(error instanceof CondemnedDuringBackup) || options.stdin || attempt >= 3) lockError(error);
+      }
     }
-    try {
-      return await backupOnce(options, state, walk);
-    } catch (error) {
-      if (!(error instanceof CondemnedDuringBackup) || options.stdin || attempt >= 3) lockError(error);
-    }
+  } finally {
+    // A walker left running would keep the process alive after a refused backup.
+    await options.walk?.close();
   }
 }
 
@@ -127,20 +125,25 @@ async function backupOnce(options: BackupOptions, state: RetentionState, walk: D
   const { repo } = options;
   const started = repo.clock.monotonicMs();
   const paths = (options.paths ?? []).map((path) => resolve(path));
+  const host = options.host ?? hostname();
   const lister = walk ?? startWalk(options.stdin ? [] : paths, options.exclude);
+  const subtrees = options.stdin || options.cache === false ? undefined : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] });
   try {
-    return await backupListed(options, state, lister, { started, paths });
+    return await backupWalked(options, state, { lister, subtrees, started, host, paths });
   } finally {
-    // A walker left running would keep the process alive after a refused backup.
+    subtrees?.close();
     await lister.close();
   }
 }
 
-async function backupListed(options: BackupOptions, state: RetentionState, lister: DirectoryLister, at: { started: number; paths: string[] }): Promise<BackupResult> {
+async function backupWalked(
+  options: BackupOptions,
+  state: RetentionState,
+  run: { lister: DirectoryLister; subtrees: SubtreeCache | undefined; started: number; host: string; paths: string[] },
+): Promise<BackupResult> {
   const { repo } = options;
-  const { started, paths } = at;
+  const { started, host, paths } = run;
   const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
-  const host = options.host ?? hostname();
   const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode) });
   const parent = await createParentLookup(repo, index, { host, paths });
   const session: Session = {
@@ -148,7 +151,7 @@ async function backupListed(options: BackupOptions, state: RetentionState, liste
     sink: createBlobSink(repo, index, { retention: { retainUntilMs: lock.untilMs, mode: lock.mode } }),
     chunker: createChunker(repo.config.chunker, repo.key.secrets.gearSeed),
     exclude: createExcludeMatcher(options.exclude ?? []),
-    lister,
+    lister: run.lister,
     parent,
     summary: { filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, filesSkipped: 0, bytesRead: 0, bytesAdded: 0, bytesStored: 0, blobsAdded: 0, durationMs: 0 },
     warnings: [],
@@ -157,19 +160,9 @@ async function backupListed(options: BackupOptions, state: RetentionState, liste
     hardLinks: new Map(),
     readBuffer: Buffer.allocUnsafeSlow(2 * repo.config.chunker.maxSizeBytes),
     writerCache: repo.key.role === 'write-only' ? openWriterCache(repo) : undefined,
-    subtrees: options.stdin || options.cache === false ? undefined : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] }),
+    subtrees: run.subtrees,
     options,
   };
-  try {
-    return await backupWalked(session, state, lock, started, { host, paths });
-  } finally {
-    session.subtrees?.close();
-  }
-}
-
-async function backupWalked(session: Session, state: RetentionState, lock: LockPlan, started: number, source: { host: string; paths: string[] }): Promise<BackupResult> {
-  const { repo, options } = session;
-  const { host, paths } = source;
   let tree: string;
   try {
     const rootNodes = options.stdin
@@ -346,10 +339,10 @@ async function backupDirectory(session: Session, dir: string): Promise<string> {
     nodes[n] = node;
     childTrees.push(node.subtree!);
   }
-  const key = session.subtrees && clean ? subtreeKey(listing.fingerprint, childTrees, session.options.exclude ?? []) : undefined;
+  const key = session.subtrees && clean ? subtreeKey(listing.fingerprint, childTrees) : undefined;
   const cached = key && session.subtrees!.find(dir, key);
   if (cached && session.sink.reuseIfTrusted(cached.blobs)) {
-    session.subtrees!.remember(dir, key, cached.tree, cached);
+    session.subtrees!.keep(dir, key, cached);
     const files = kept.filter(({ meta }) => meta.type === 'file').length;
     session.summary.filesUnchanged += files;
     session.progress.files += files;

@@ -32,8 +32,10 @@ export interface SubtreeCache {
    * asked for in the order a backup finishes them: children first, siblings by name.
    */
   find(dir: string, key: Buffer): CachedSubtree | undefined;
-  /** Records `dir`'s tree for the next backup: a reused one, or a new one and its files' blob ids. */
-  remember(dir: string, key: Buffer, tree: string, contentBlobs: Iterable<string> | CachedSubtree): void;
+  /** Records `dir`'s new tree and the blob ids its files name, for the next backup. */
+  remember(dir: string, key: Buffer, tree: string, contentBlobs: Iterable<string>): void;
+  /** Records again, for the next backup, a tree `find` gave and the backup reused. */
+  keep(dir: string, key: Buffer, reused: CachedSubtree): void;
   /** Puts this backup's record in place of the last one; call once its snapshot is stored. */
   commit(): void;
   /** Drops an uncommitted record; the last one stays. */
@@ -47,11 +49,11 @@ const READ_BYTES = 1 << 20;
 const WRITE_BYTES = 1 << 20;
 
 /**
- * A directory's cache key: its listing fingerprint, its subdirectories' tree ids in order, and the
- * exclude patterns (which decide which entries the tree holds).
+ * A directory's cache key: its listing fingerprint and its subdirectories' tree ids in order. The
+ * exclude patterns, which decide which entries a tree holds, choose the record file itself.
  */
-export function subtreeKey(fingerprint: string, childTrees: readonly string[], excludes: readonly string[]): Buffer {
-  return createHash('sha256').update(`${fingerprint}\n${childTrees.join(',')}\n${JSON.stringify(excludes)}`).digest();
+export function subtreeKey(fingerprint: string, childTrees: readonly string[]): Buffer {
+  return createHash('sha256').update(`${fingerprint}\n${childTrees.join(',')}`).digest();
 }
 
 /** Where `a` comes in a depth-first walk that finishes children before their parent, against `b`. */
@@ -185,6 +187,20 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
     rmSync(temporary, { force: true });
   };
 
+  /** One row, laid out as rowReader reads it. */
+  const write = (path: string, key: Buffer, blobs: Buffer) => {
+    const dirBytes = Buffer.from(path, 'utf8');
+    if (out === undefined || dirBytes.length > 0xffff) return;
+    const head = Buffer.allocUnsafe(6);
+    const length = 6 + dirBytes.length + 32 + blobs.length + 32;
+    head.writeUInt32LE(length, 0);
+    head.writeUInt16LE(dirBytes.length, 4);
+    const mac = createHmac('sha256', macKey).update(head).update(dirBytes).update(key).update(blobs).digest();
+    pending.push(head, dirBytes, key, blobs, mac);
+    pendingBytes += length;
+    if (pendingBytes >= WRITE_BYTES) flush();
+  };
+
   return {
     find(path, key) {
       while (row && comparePostOrder(row.dir, path) < 0) row = reader.next();
@@ -192,20 +208,10 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
       return { tree: row.blobs.toString('hex', 0, 32), blobs: row.blobs };
     },
     remember(path, key, tree, contentBlobs) {
-      if (out === undefined) return;
-      const dirBytes = Buffer.from(path, 'utf8');
-      if (dirBytes.length > 0xffff) return;
-      const blobs = 'blobs' in contentBlobs
-        ? contentBlobs.blobs
-        : Buffer.concat([Buffer.from(tree, 'hex'), ...[...new Set(contentBlobs)].map((id) => Buffer.from(id, 'hex'))]);
-      const head = Buffer.allocUnsafe(6);
-      const length = 6 + dirBytes.length + 32 + blobs.length + 32;
-      head.writeUInt32LE(length, 0);
-      head.writeUInt16LE(dirBytes.length, 4);
-      const mac = createHmac('sha256', macKey).update(head).update(dirBytes).update(key).update(blobs).digest();
-      pending.push(head, dirBytes, key, blobs, mac);
-      pendingBytes += length;
-      if (pendingBytes >= WRITE_BYTES) flush();
+      if (out !== undefined) write(path, key, Buffer.concat([Buffer.from(tree, 'hex'), ...[...new Set(contentBlobs)].map((id) => Buffer.from(id, 'hex'))]));
+    },
+    keep(path, key, reused) {
+      write(path, key, reused.blobs);
     },
     commit() {
       flush();
@@ -215,7 +221,7 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
         out = undefined;
         renameSync(temporary, file);
       } catch {
-        drop();
+        rmSync(temporary, { force: true });
       }
     },
     close() {
