@@ -102,12 +102,26 @@ function localStateKey(repo: Repository, purpose: string): Buffer {
 /**
  * The guarded clock every retention decision of this host uses: its state lives in the local cache
  * ($AMBER_CACHE_DIR), one file per repository, MAC'd with a key derived from the repository's id key.
+ * `firstUse: 'anchor'` is for `init` only: a repository being created has nothing to expire yet.
  */
-export async function openRetentionClock(repo: Repository): Promise<GuardedClock> {
+export async function openRetentionClock(repo: Repository, options: { firstUse?: 'anchor' } = {}): Promise<GuardedClock> {
+  const { store } = repo;
   return openGuardedClock({
     statePath: join(cacheRoot(), repo.config.repositoryId, 'clock.json'),
     macKey: localStateKey(repo, 'clock-state'),
+    firstUse: options.firstUse,
+    // Without trusted local state, a vault's or S3 server's clock may vouch for this host's wall time.
+    reference: async () => {
+      const wallMs = await store.serverTimeMs?.();
+      return wallMs === undefined ? undefined : { source: `the clock of ${store.location}`, wallMs };
+    },
   });
+}
+
+/** Says on stderr, once per command, that deletions wait because the clock is not trusted. */
+export function warnIfClockUntrusted(context: CliContext, clock: GuardedClock): void {
+  const status = clock.status();
+  if (!status.trusted) context.output.err.write(`warning: the clock is not trusted for deletions: ${status.reason}\n`);
 }
 
 /** The audit log's actor: user@host, and the vault token's id when there is one. */

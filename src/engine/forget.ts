@@ -5,6 +5,8 @@
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
+import { snapshotName } from '../repo/layout.ts';
+import type { SnapshotId } from '../core/ids.ts';
 import { appendAudit } from './audit-log.ts';
 import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
@@ -82,7 +84,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
     snapshotId: id, time: snapshot.time, host: snapshot.host, paths: snapshot.paths, keptBecause: reasons.get(id)!,
   });
   const decisions = snapshots.map(decide);
-  const forgotten = decisions.filter(({ keptBecause }) => keptBecause.length === 0);
+  let forgotten = decisions.filter(({ keptBecause }) => keptBecause.length === 0);
   let mark: string | null = null;
   if (!options.dryRun && forgotten.length > 0) {
     mark = await putRecord(repo, FORGETS, {
@@ -91,6 +93,16 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
       rule: describeRules(options.keep),
     });
     await appendAudit(repo, { action: 'forget', target: mark, details: { snapshots: forgotten.map(({ snapshotId }) => snapshotId), rule: describeRules(options.keep) } });
+    // Readers honour the mark by the store's clock, not this host's: say which snapshots it cannot forget.
+    const receivedMs = (await repo.store.stat(mark)).writtenMs;
+    for (const decision of forgotten) {
+      const lock = state.ledger.lockOf(snapshotName(decision.snapshotId as SnapshotId));
+      if (lock !== undefined && (receivedMs === undefined || lock.untilMs > receivedMs)) {
+        decision.keptBecause.push(`locked until ${new Date(lock.untilMs).toISOString()} by the store's clock ` +
+          `(${receivedMs === undefined ? 'unknown' : new Date(receivedMs).toISOString()}, behind this host's); run forget again later`);
+      }
+    }
+    forgotten = forgotten.filter(({ keptBecause }) => keptBecause.length === 0);
   }
   return { forgotten, kept: decisions.filter(({ keptBecause }) => keptBecause.length > 0), mark, dryRun: options.dryRun === true };
 }

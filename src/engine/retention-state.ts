@@ -4,7 +4,9 @@
 import type { Clock } from '../core/clock.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
-import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type Hold, type Loaded } from '../repo/retention-records.ts';
+import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Hold, type Loaded } from '../repo/retention-records.ts';
+import { snapshotName } from '../repo/layout.ts';
+import type { SnapshotId } from '../core/ids.ts';
 import { resolvePolicy, type Policy } from '../governance/policy.ts';
 import { approvedRequests } from './request-book.ts';
 import { foldGrants, roundUpMs, strongerMode, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
@@ -13,7 +15,11 @@ export interface RetentionState {
   policy: Policy;
   ledger: RetentionLedger;
   holds: Loaded<Hold>[];
-  /** Snapshot ids an owner-signed forget mark names. */
+  /**
+   * Snapshot ids that an owner-signed forget mark names and that it may forget: the snapshot's lock
+   * had ended when the store received the mark (by the store's clock), and no hold applies. A mark
+   * written by a host with a forged clock therefore hides nothing (it is listed in `problems`).
+   */
   forgotten: Set<string>;
   condemns: Loaded<CondemnNotice>[];
   /** Object names any condemn notice names: never a dedup source again. */
@@ -43,16 +49,45 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
     }
   }
   const releasedHolds = new Set(approved.filter(({ request }) => request.kind === 'release-hold').map(({ request }) => request.target));
+  const ledger = foldGrants(grants, governanceEnds);
+  const heldSnapshots = holds.filter(({ name }) => !releasedHolds.has(name));
   return {
     policy,
-    ledger: foldGrants(grants, governanceEnds),
-    holds: holds.filter(({ name }) => !releasedHolds.has(name)),
+    ledger,
+    holds: heldSnapshots,
     releasedHolds,
-    forgotten: new Set(forgets.flatMap(({ value }) => value.snapshots)),
+    forgotten: applicableForgets(forgets, ledger, new Set(heldSnapshots.map(({ value }) => value.snapshot)), problems),
     condemns,
     condemned: new Set(condemns.flatMap(({ value }) => value.objects.map(({ name }) => name))),
     problems,
   };
+}
+
+/**
+ * The snapshots forget marks may forget. The mark's own time is written by whoever forgot, so it
+ * proves nothing; the time the store received the mark (the vault's or the S3 server's clock, the
+ * kernel's on a local directory) is what shows that a snapshot's lock had ended when it was forgotten.
+ */
+function applicableForgets(forgets: Loaded<ForgetMark>[], ledger: RetentionLedger, held: Set<string>, problems: RecordProblem[]): Set<string> {
+  const forgotten = new Set<string>();
+  for (const { name, value, writtenMs } of forgets) {
+    for (const id of value.snapshots) {
+      if (held.has(id)) continue; // a hold keeps it; once released, the mark applies again
+      const lock = ledger.lockOf(snapshotName(id as SnapshotId));
+      if (lock === undefined || (writtenMs !== undefined && lock.untilMs <= writtenMs)) {
+        forgotten.add(id);
+        continue;
+      }
+      const received = writtenMs === undefined ? 'at a time the store does not say' : `on ${new Date(writtenMs).toISOString()}`;
+      problems.push({
+        name,
+        code: 'RETENTION_ACTIVE',
+        problem: `it forgets snapshot ${id.slice(0, 8)}, whose ${lock.mode} lock runs until ${new Date(lock.untilMs).toISOString()}, ` +
+          `but the store received it ${received}: the snapshot stays (was the forgetting host's clock wrong?)`,
+      });
+    }
+  }
+  return forgotten;
 }
 
 /** The two times retention decisions use (see governance/guarded-clock.ts for the guarded one). */

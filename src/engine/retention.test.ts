@@ -10,6 +10,7 @@ import { isAmberError, type ErrorCode } from '../core/errors.ts';
 import { openRepository, type Repository } from '../repo/repository.ts';
 import { addKey } from '../repo/key-admin.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
+import type { ObjectInfo, Store } from '../storage/store.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, POLICIES, putRecord } from '../repo/retention-records.ts';
 import { PREFIX, snapshotName } from '../repo/layout.ts';
 import type { SnapshotId } from '../core/ids.ts';
@@ -36,10 +37,33 @@ function movableClock(): Clock & { offsetMs: number } {
   return clock;
 }
 
-async function scratch(t: { after(fn: () => unknown): void }, label: string) {
+/**
+ * The fs store as if its clock moved with the test's, as real time passing moves both: what it
+ * receives is stamped with the moved time. (An attacker moves only the host's clock: see the
+ * guarded-clock test below, where the store keeps the real time.)
+ */
+function storeOnClock(store: Store, clock: { offsetMs: number }): Store {
+  const shift = new Map<string, number>();
+  const stamp = (info: ObjectInfo): ObjectInfo => info.writtenMs === undefined ? info : { ...info, writtenMs: info.writtenMs + (shift.get(info.name) ?? 0) };
+  return {
+    ...store,
+    put: async (name, bytes, options) => {
+      await store.put(name, bytes, options);
+      shift.set(name, clock.offsetMs);
+    },
+    stat: async (name) => stamp(await store.stat(name)),
+    list: async function* (prefix) {
+      for await (const info of store.list(prefix)) yield stamp(info);
+    },
+  };
+}
+
+async function scratch(t: { after(fn: () => unknown): void }, label: string, options: { storeMovesWithClock?: boolean } = {}) {
   const { dir, repoPath } = await createScratchRepo(t, label);
   const clock = movableClock();
-  const repo = await openRepository({ store: createFsStore(repoPath), passphrase: TEST_PASSPHRASE, clock });
+  const fsStore = createFsStore(repoPath);
+  const store = options.storeMovesWithClock === false ? fsStore : storeOnClock(fsStore, clock);
+  const repo = await openRepository({ store, passphrase: TEST_PASSPHRASE, clock });
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(300_000, `${label}-a`));
@@ -236,11 +260,11 @@ test('the policy bounds backups and extensions, and once locked can only be tigh
 });
 
 test('moving the system clock a year forward or back expires nothing early (guarded clock)', async (t) => {
-  const { repo, clock, source, dir } = await scratch(t, 'retention-clock');
+  const { repo, clock, source, dir } = await scratch(t, 'retention-clock', { storeMovesWithClock: false });
   const time = { wall: Date.now(), sinceBoot: 1_000_000, boot: 'boot-a' };
   const sources = { wallMs: () => time.wall, sinceBootMs: () => time.sinceBoot, bootId: () => time.boot };
-  const open = () => openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: Buffer.alloc(32, 7), sources });
-  const guarded = await open(); // first use anchors at the real time
+  const open = () => openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: Buffer.alloc(32, 7), sources, firstUse: 'anchor' });
+  const guarded = await open(); // anchored at the real time, as `amber init` does
   const locked = await backup({ repo, paths: [source], retainMs: 180 * DAY, retentionClock: guarded });
   const packs = await packsOf(repo);
 

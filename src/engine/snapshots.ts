@@ -5,12 +5,14 @@ import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
 import { decodeSnapshotPayload, type Snapshot } from '../repo/snapshot.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
-import { hashOfName } from '../repo/layout.ts';
-import { FORGETS, loadRecords } from '../repo/retention-records.ts';
+import { hashOfName, PREFIX } from '../repo/layout.ts';
+import { loadRetentionState } from './retention-state.ts';
 
 async function forgottenSnapshots(repo: Repository): Promise<Set<string>> {
-  // Forged marks are ignored here and reported by verify.
-  return new Set((await loadRecords(repo, FORGETS, [])).flatMap(({ value }) => value.snapshots));
+  // Forged and premature marks are ignored here (see loadRetentionState) and reported by verify.
+  // Most repositories have no mark at all, and need not load the rest of the retention state.
+  for await (const _mark of repo.store.list(PREFIX.forgets)) return (await loadRetentionState(repo)).forgotten;
+  return new Set();
 }
 
 export interface SnapshotEntry {

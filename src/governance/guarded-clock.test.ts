@@ -32,11 +32,12 @@ async function scratch(t: { after(fn: () => Promise<void>): void }) {
   return join(dir, 'cache', 'repo-1', 'clock.json');
 }
 
+/** Opens the clock as a repository's creator does (first use anchors), unless `extra` says otherwise. */
 function opener(statePath: string, sources: TimeSources) {
-  return (extra: Partial<GuardedClockOptions> = {}) => openGuardedClock({ statePath, macKey: KEY, sources, ...extra });
+  return (extra: Partial<GuardedClockOptions> = {}) => openGuardedClock({ statePath, macKey: KEY, sources, firstUse: 'anchor', ...extra });
 }
 
-test('first use on a host is trusted and saves the anchor in a private file', async (t) => {
+test('first use anchored on purpose (a new repository) is trusted and saves the anchor in a private file', async (t) => {
   const statePath = await scratch(t);
   const fake = fakeSources();
   const clock = await opener(statePath, fake.sources)();
@@ -253,16 +254,62 @@ test('without a boot id only first use and the confirming run are trusted', asyn
   assert.equal((await open()).status().trusted, false);
 });
 
-test('deleted state is first use again (a documented limit): the wall time is trusted anew', async (t) => {
+test('an empty cache and a clock a year ahead expire nothing: no state trusts no time, and nothing is saved', async (t) => {
   const statePath = await scratch(t);
   const fake = fakeSources();
   const open = opener(statePath, fake.sources);
   await open();
-  await rm(statePath);
+  await rm(statePath); // the attacker points AMBER_CACHE_DIR at an empty directory, or removes the state
   fake.jump(YEAR);
-  const clock = await open();
-  assert.equal(clock.status().trusted, true);
-  assert.match(clock.status().reason, /first use/);
+  for (let run = 0; run < 2; run++) {
+    const clock = await open({ firstUse: 'wait' });
+    const status = clock.status();
+    assert.equal(status.trusted, false);
+    assert.match(status.reason, /no clock state for this repository on this host .*first use, or it was removed.*amber clock confirm/);
+    assert.equal(status.deletionNowMs, 0, 'nothing may expire');
+    assert.equal(clock.retentionBaseMs(), fake.wall, 'new locks still start from the highest time seen');
+    await assert.rejects(stat(statePath), { code: 'ENOENT' }, 'a second run must not find a forged anchor to trust');
+  }
+  const confirmed = await (await open({ firstUse: 'wait' })).confirm('erin');
+  assert.equal(confirmed.trusted, true);
+  assert.equal((await open({ firstUse: 'wait' })).status().trusted, true, 'a confirmed time is trusted from then on');
+});
+
+test('without state, a reference clock the host cannot set decides: agreeing wall time is anchored, a forged one is not', async (t) => {
+  const statePath = await scratch(t);
+  const fake = fakeSources();
+  const open = opener(statePath, fake.sources);
+  const server = { source: "the vault's clock (https://vault.test)", wallMs: fake.wall };
+  fake.jump(400 * DAY);
+  const forged = await open({ firstUse: 'wait', reference: async () => server });
+  assert.equal(forged.status().trusted, false);
+  assert.match(forged.status().reason, /the wall clock is 400d0h ahead of the vault's clock/);
+  assert.equal(forged.deletionNowMs(), 0);
+  await assert.rejects(stat(statePath), { code: 'ENOENT' });
+  const unreadable = await open({ firstUse: 'wait', reference: async () => { throw new Error('connection refused'); } });
+  assert.equal(unreadable.status().trusted, false, 'a reference that cannot be read vouches for nothing');
+  fake.jump(-400 * DAY + 20_000);
+  const honest = await open({ firstUse: 'wait', reference: async () => server });
+  assert.equal(honest.status().trusted, true, honest.status().reason);
+  assert.equal(honest.deletionNowMs(), fake.wall);
+  assert.match(honest.status().reason, /anchor set by the vault's clock/);
+  assert.equal((await open({ firstUse: 'wait' })).status().trusted, true, 'the anchor was saved');
+});
+
+test('after a reboot, a reference clock that agrees re-anchors the clock; one that disagrees leaves it untrusted', async (t) => {
+  const statePath = await scratch(t);
+  const fake = fakeSources();
+  const open = opener(statePath, fake.sources);
+  await open();
+  fake.advance(DAY);
+  fake.reboot(60_000);
+  const disagrees = await open({ reference: async () => ({ source: "the S3 server's clock", wallMs: fake.wall - 30 * DAY }) });
+  assert.equal(disagrees.status().trusted, false);
+  assert.match(disagrees.status().reason, /rebooted/);
+  const agrees = await open({ reference: async () => ({ source: "the S3 server's clock", wallMs: fake.wall }) });
+  assert.equal(agrees.status().trusted, true, agrees.status().reason);
+  assert.equal(agrees.deletionNowMs(), fake.wall);
+  assert.equal((await open()).status().trusted, true, 'the new anchor was saved for this boot');
 });
 
 test('first use whose state cannot be saved trusts nothing, and confirm reports the failure', async (t) => {
@@ -282,7 +329,7 @@ test('first use whose state cannot be saved trusts nothing, and confirm reports 
 test('the system time sources agree with themselves across two runs of this boot',
   { skip: !existsSync('/proc/sys/kernel/random/boot_id') && 'no Linux boot id' }, async (t) => {
     const statePath = await scratch(t);
-    await openGuardedClock({ statePath, macKey: KEY, sources: systemTimeSources });
+    await openGuardedClock({ statePath, macKey: KEY, sources: systemTimeSources, firstUse: 'anchor' });
     const clock = await openGuardedClock({ statePath, macKey: KEY, sources: systemTimeSources });
     assert.equal(clock.status().trusted, true, clock.status().reason);
     assert.match(systemTimeSources.bootId(), /^[0-9a-f-]{36}$/);

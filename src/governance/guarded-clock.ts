@@ -20,11 +20,16 @@
 // can gain at most toleranceMs + 100 ppm of the uptime since the anchor (2 minutes + about 8.6 s a day,
 // under an hour after a year), whatever the number of runs.
 //
+// Without local state (first use on a host, or the state file removed) there is nothing to compare
+// with, and an empty cache directory is the easiest forgery there is: so a missing state trusts the
+// wall clock only when it agrees with a clock this host cannot set (the vault's or the S3 server's,
+// passed as `reference`), or when the caller anchors it on purpose (`firstUse: 'anchor'`: `amber init`
+// on a new repository, a new vault). Otherwise nothing expires and no state is saved until an operator
+// confirms the time (through the quorum's request where the repository has one). Times read from the
+// repository cannot help: they are written by whoever can write the repository, so they may raise
+// retentionBaseMs but never the deletion time.
+//
 // Known limits, each of which fails towards keeping data:
-// - First use on a host trusts the wall clock (there is nothing to compare with). An attacker who moves
-//   the clock before the first use, or who deletes the state file (the next run is first use again),
-//   is not detected by this host. Times read from the repository cannot help: they are written by
-//   whoever can write the repository, so they may raise retentionBaseMs but never the deletion time.
 // - Without a readable boot id (not Linux) no run can show it shares the anchor's boot, so deletions
 //   are trusted only on first use and in the process that ran confirm().
 // - An older copy of the state file (same key) restores a lower lastTrusted, which only delays expiry.
@@ -110,6 +115,13 @@ export interface GuardedClock {
   confirm(actor: string): Promise<ClockStatus>;
 }
 
+/** A time read from a clock this host cannot set, such as the Date header of the vault or the S3 server. */
+export interface ReferenceTime {
+  /** What it is, for messages: "the vault's clock (https://vault:8443)". */
+  source: string;
+  wallMs: number;
+}
+
 export interface GuardedClockOptions {
   /** Local JSON file, e.g. <cache dir>/<repository id>/clock.json; mode 0600, replaced atomically. */
   statePath: string;
@@ -118,6 +130,16 @@ export interface GuardedClockOptions {
   sources?: TimeSources;
   /** Allowed disagreement between wall time and anchor + time since boot; default 2 minutes. */
   toleranceMs?: number;
+  /**
+   * Without local state: 'anchor' trusts and saves the wall time now (for a repository or vault being
+   * created, with nothing to expire yet); 'wait' (the default) trusts nothing until confirmed.
+   */
+  firstUse?: 'anchor' | 'wait';
+  /**
+   * Asked only when there is no local state, or when it shows a reboot: a wall time that agrees with
+   * this (within the tolerance) is trusted and anchored, since the host cannot set that clock.
+   */
+  reference?: () => Promise<ReferenceTime | undefined>;
 }
 
 /** How fast the allowed disagreement grows with the time since the anchor: 100 ppm is 8.64 s a day. */
@@ -192,6 +214,21 @@ export async function openGuardedClock(options: GuardedClockOptions): Promise<Gu
   if (loaded.kind === 'ok') {
     state = loaded.state;
     lastTrustedMs = state.lastTrustedMs;
+    if (!evaluate().trusted) {
+      // After a reboot or a jump, a clock the host cannot set may vouch for the wall time again.
+      const checked = await checkReference(options.reference, sources, toleranceMs);
+      if (checked.agrees) {
+        const anchor = anchorNow(sources, checked.source);
+        const next = { ...newState(anchor, state.history), lastTrustedMs: Math.max(lastTrustedMs, anchor.wallMs) };
+        await writeState(statePath, macKey, next).then(() => {
+          state = next;
+          lastTrustedMs = next.lastTrustedMs;
+          untrustedReason = undefined;
+          lowestWallMs = Infinity;
+          anchoredHere = true;
+        }, () => {});
+      }
+    }
     // A trusted run saves the raised lastTrusted for the next boot; failing to is harmless (a lower
     // lastTrusted only delays expiry) and must not fail a backup.
     if (evaluate().trusted && lastTrustedMs > state.lastTrustedMs) {
@@ -199,16 +236,23 @@ export async function openGuardedClock(options: GuardedClockOptions): Promise<Gu
       await writeState(statePath, macKey, raised).then(() => { state = raised; }, () => {});
     }
   } else if (loaded.kind === 'missing') {
-    const first = newState(anchorNow(sources), []);
-    try {
-      await writeState(statePath, macKey, first);
-      state = first;
-      lastTrustedMs = first.lastTrustedMs;
-      anchoredHere = true;
-    } catch (error) {
-      // Trust that is not saved would be first use again next run, so the check would never happen.
-      untrustedReason = `first use on this host, but the clock state could not be saved at ${statePath} ` +
-        `(${describe(error)}); nothing may expire${UNTRUSTED_HINT}`;
+    const checked = await checkReference(options.reference, sources, toleranceMs);
+    if (options.firstUse === 'anchor' || checked.agrees) {
+      const first = newState(anchorNow(sources, checked.agrees ? checked.source : undefined), []);
+      try {
+        await writeState(statePath, macKey, first);
+        state = first;
+        lastTrustedMs = first.lastTrustedMs;
+        anchoredHere = true;
+      } catch (error) {
+        // Trust that is not saved would be first use again next run, so the check would never happen.
+        untrustedReason = `first use on this host, but the clock state could not be saved at ${statePath} ` +
+          `(${describe(error)}); nothing may expire${UNTRUSTED_HINT}`;
+      }
+    } else {
+      // Nothing is saved: an anchor taken now would make a forged time trusted from the next run on.
+      untrustedReason = `there is no clock state for this repository on this host (${statePath}: first use, or it was removed)` +
+        `${checked.reason ? `, and ${checked.reason}` : ''}, so no time is known to be right; nothing may expire${UNTRUSTED_HINT}`;
     }
   } else {
     untrustedReason = `${loaded.reason}; nothing may expire${UNTRUSTED_HINT}`;
@@ -277,9 +321,25 @@ function checkAnchor(anchor: ClockAnchor, sources: TimeSources, { wallMs, tolera
   return { trusted: true, reason: `wall time agrees with ${since} (boot ${boot}, off by ${formatDurationMs(Math.abs(offsetMs))})` };
 }
 
-function anchorNow(sources: TimeSources): ClockAnchor {
+function anchorNow(sources: TimeSources, confirmedBy?: string): ClockAnchor {
   const wallMs = sources.wallMs();
-  return { bootId: sources.bootId(), wallMs, sinceBootMs: sources.sinceBootMs(), at: new Date(wallMs).toISOString() };
+  const anchor = { bootId: sources.bootId(), wallMs, sinceBootMs: sources.sinceBootMs(), at: new Date(wallMs).toISOString() };
+  return confirmedBy === undefined ? anchor : { ...anchor, confirmedBy };
+}
+
+/** Whether the wall time agrees with the reference clock; a reference that cannot be read vouches for nothing. */
+async function checkReference(reference: GuardedClockOptions['reference'], sources: TimeSources, toleranceMs: number) {
+  let time: ReferenceTime | undefined;
+  try {
+    time = await reference?.();
+  } catch {
+    time = undefined;
+  }
+  if (time === undefined || !Number.isFinite(time.wallMs)) return { agrees: false, reason: '' };
+  const offsetMs = sources.wallMs() - time.wallMs;
+  const off = formatDurationMs(Math.abs(offsetMs));
+  if (Math.abs(offsetMs) <= toleranceMs) return { agrees: true, source: time.source, reason: `wall time agrees with ${time.source} (off by ${off})` };
+  return { agrees: false, reason: `the wall clock is ${off} ${offsetMs > 0 ? 'ahead of' : 'behind'} ${time.source}` };
 }
 
 function newState(anchor: ClockAnchor, history: Confirmation[]): ClockState {

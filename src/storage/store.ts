@@ -108,6 +108,12 @@ export interface Store {
    */
   deleteExpired(name: string): Promise<void>;
 
+  /**
+   * Stores run by a server (the vault, S3): the server's clock now, from its Date header, or
+   * undefined when it cannot be read. A host's guarded clock checks its own wall time against it.
+   */
+  serverTimeMs?(): Promise<number | undefined>;
+
   // Versioned stores (S3) only.
   /** Versions beside the objects under prefix, and delete markers: verify reports them. */
   strayVersions?(prefix: string): AsyncIterable<StrayVersion>;

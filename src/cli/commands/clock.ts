@@ -27,7 +27,7 @@ Examples:
     .action(async () => {
       const repo = await openRepo(context);
       const guarded = await openRetentionClock(repo);
-      print(context, guarded.status(), render);
+      print(context, guarded.status(), renderClockStatus);
     });
 
   clock
@@ -50,13 +50,13 @@ Examples:
       const approval = await authoriseClockConfirmation(repo, flags.request, guarded);
       const status = await guarded.confirm(approval ? `${operatorName()} (request ${approval.slice(0, 12)})` : operatorName());
       await appendAudit(repo, { action: 'clock.confirm', target: 'clock', details: { wall: new Date(status.wallMs).toISOString(), lastTrusted: new Date(status.lastTrustedMs).toISOString(), request: approval } });
-      print(context, status, render);
+      print(context, status, renderClockStatus);
     });
 }
 
 const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : 'none (nothing may expire)');
 
-function render(status: ClockStatus): string {
+export function renderClockStatus(status: ClockStatus): string {
   const lines = [
     `clock:         ${status.trusted ? 'trusted' : 'NOT TRUSTED for deletions'}: ${status.reason}`,
     `wall time:     ${iso(status.wallMs)}`,

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
 import { forget, type ForgetDecision, type ForgetResult } from '../../engine/forget.ts';
 import type { KeepRules } from '../../governance/keep-rules.ts';
-import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { type CliContext, openRepo, openRetentionClock, print, warnIfClockUntrusted } from '../context.ts';
 import { countFlag, durationFlag } from '../options.ts';
 
 interface ForgetFlags {
@@ -40,7 +40,9 @@ Examples:
     .action(async (flags: ForgetFlags) => {
       const keep = keepRules(flags);
       const repo = await openRepo(context);
-      const result = await forget({ repo, keep, dryRun: flags.dryRun, clock: await openRetentionClock(repo) });
+      const clock = await openRetentionClock(repo);
+      warnIfClockUntrusted(context, clock);
+      const result = await forget({ repo, keep, dryRun: flags.dryRun, clock });
       print(context, result, render);
     });
 }

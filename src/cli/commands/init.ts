@@ -66,6 +66,9 @@ retention longer than the policy minimum raises the minimum to it.`)
       const retention = { retainUntilMs: context.clock.nowMs() + initialMs, mode: flags.lockMode ?? DEFAULT_POLICY.defaultMode };
       const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN(), retention });
       repo.actor = actorFor(store);
+      // The creating host anchors its guarded clock now; every other host (or an emptied cache) must
+      // have its time confirmed, or vouched for by the storage server's clock, before deletions.
+      const clock = await openRetentionClock(repo, { firstUse: 'anchor' });
       // The first entries are kept like the config, before the policy that sets the mode is written.
       const firstLock = { lock: { untilMs: retention.retainUntilMs, mode: retention.mode } };
       await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } }, firstLock);
@@ -76,7 +79,6 @@ retention longer than the policy minimum raises the minimum to it.`)
       }
       let policy: PolicySettings | undefined;
       if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {
-        const clock = await openRetentionClock(repo);
         const current = (await showPolicy(repo, clock)).settings;
         const change: Partial<PolicySettings> = {
           defaultRetentionMs: Math.max(defaultRetainMs ?? current.defaultRetentionMs, minRetentionMs ?? 0),

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { prune, type PruneResult } from '../../engine/prune.ts';
-import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { type CliContext, openRepo, openRetentionClock, print, warnIfClockUntrusted } from '../context.ts';
 import { durationFlag } from '../options.ts';
 
 export function registerPrune(program: Command, context: CliContext): void {
@@ -30,7 +30,9 @@ Examples:
       const onDelete = json || quiet ? undefined : (name: string, sizeBytes: number) => {
         context.output.out.write(`${dryRun ? 'would delete' : 'deleted'} ${name} ${formatBytes(sizeBytes)}\n`);
       };
-      const result = await prune({ repo, graceMs, dryRun, clock: await openRetentionClock(repo), onDelete });
+      const clock = await openRetentionClock(repo);
+      warnIfClockUntrusted(context, clock);
+      const result = await prune({ repo, graceMs, dryRun, clock, onDelete });
       print(context, result, (r) => render(r, graceMs));
     });
 }

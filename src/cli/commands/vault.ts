@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AmberError } from '../../core/errors.ts';
@@ -7,7 +7,8 @@ import { openGuardedClock } from '../../governance/guarded-clock.ts';
 import { parse as parseYaml } from 'yaml';
 import { startVault } from '../../vault/server.ts';
 import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo } from '../../vault/tokens.ts';
-import { type CliContext, print } from '../context.ts';
+import { type CliContext, operatorName, print } from '../context.ts';
+import { renderClockStatus } from './clock.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Store } from '../../storage/store.ts';
 import { parseS3Location } from '../../storage/s3/s3-location.ts';
@@ -55,14 +56,17 @@ Examples:
       const match = /^(.+):(\d{1,5})$/.exec(flags.listen);
       if (!match) throw new AmberError('USAGE', `--listen ${flags.listen}: expected HOST:PORT, e.g. 127.0.0.1:8420`);
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new AmberError('USAGE', 'TLS needs both --tls-cert and --tls-key');
+      const retentionClock = await vaultClock(flags.data);
       const server = await startVault({
         dataDir: flags.data, host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]), clock: context.clock,
-        retentionClock: await vaultClock(flags.data),
+        retentionClock,
         tls: flags.tlsCert && flags.tlsKey ? { cert: flags.tlsCert, key: flags.tlsKey } : undefined,
         memoryBudgetBytes: flags.memoryMiB === undefined ? undefined : flags.memoryMiB * 1024 * 1024,
         storeFor: await vaultBacking(flags.store, context.clock),
       });
       context.output.err.write(`amber vault serving ${flags.data} at ${server.url}\n`);
+      const clock = retentionClock.status();
+      if (!clock.trusted) context.output.err.write(`warning: the vault's clock is not trusted for deletions: ${clock.reason.replace('amber clock confirm', 'amber vault clock confirm')}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);
@@ -104,6 +108,30 @@ Examples:
       print(context, { token: secret, ...info }, (result) => `${result.token}\n(${result.role} of ${result.repo}, id ${result.id}; shown once: store it now)`);
     });
 
+  const clock = vault
+    .command('clock')
+    .description('the vault\'s guarded clock, which decides when retention has ended on this server')
+    .addHelpText('after', `
+The vault judges deletions (condemn notices, forget marks, deletes) by its own guarded clock. After a
+reboot or a clock jump, or when its state is missing while it holds repositories, nothing expires
+until an operator checks the time and confirms it here; restart the server afterwards.
+
+Examples:
+  amber vault clock status --data /srv/vault
+  date -u && amber vault clock confirm --data /srv/vault`);
+  clock
+    .command('status')
+    .description('show whether the vault\'s clock is trusted for deletions, and why')
+    .requiredOption('--data <dir>', 'the vault\'s data directory')
+    .addHelpText('after', `\nExamples:\n  amber vault clock status --data /srv/vault --json`)
+    .action(async (flags: { data: string }) => print(context, (await vaultClock(flags.data)).status(), renderClockStatus));
+  clock
+    .command('confirm')
+    .description('confirm that this server\'s wall clock is right (after checking it); restart the server afterwards')
+    .requiredOption('--data <dir>', 'the vault\'s data directory')
+    .addHelpText('after', `\nExamples:\n  date -u && amber vault clock confirm --data /srv/vault`)
+    .action(async (flags: { data: string }) => print(context, await (await vaultClock(flags.data)).confirm(operatorName()), renderClockStatus));
+
   token
     .command('list')
     .description('list tokens (ids, roles, scopes; never secrets)')
@@ -127,7 +155,9 @@ Examples:
 
 /**
  * The vault's own guarded clock: deletions never trust a wall clock that jumped. Its state is MAC'd
- * with a key kept beside it in the data directory (made on first start).
+ * with a key kept beside it in the data directory (made on first start). A new vault anchors it on
+ * first start; a vault that holds repositories but no clock state (removed, or a fresh key) trusts
+ * no time until `amber vault clock confirm`, so emptying the state cannot make a forged clock count.
  */
 async function vaultClock(dataDir: string) {
   const dir = join(dataDir, 'vault');
@@ -138,7 +168,13 @@ async function vaultClock(dataDir: string) {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
-  return openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: readFileSync(keyPath) });
+  let repositories: string[] = [];
+  try {
+    repositories = readdirSync(join(dataDir, 'repos'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  return openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: readFileSync(keyPath), firstUse: repositories.length === 0 ? 'anchor' : 'wait' });
 }
 
 /** An S3 bucket behind the vault: checked for Object Lock once at start, each repository under its own prefix. */

@@ -187,6 +187,14 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
       await response.arrayBuffer();
     },
 
+    async serverTimeMs() {
+      // Any answer carries the vault's Date header, an error as much as a success.
+      const response = await call('GET', '').catch(() => undefined);
+      await response?.arrayBuffer().catch(() => undefined);
+      const ms = Date.parse(response?.headers.get('date') ?? '');
+      return Number.isFinite(ms) ? ms : undefined;
+    },
+
     async witnessKey() {
       const response = await call('GET', '');
       if (!response.ok) return fail(response, 'reading the vault\'s witness key');

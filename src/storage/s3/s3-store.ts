@@ -99,6 +99,21 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     counts[context.commandName ?? 'Other'] = (counts[context.commandName ?? 'Other'] ?? 0) + 1;
     return next(args);
   }, { step: 'deserialize', name: 'amberRequestCount' });
+  // The server's Date header, from the last answer that had one (errors too): the clock this host cannot set.
+  let serverDate: number | undefined;
+  const dateOf = (response: unknown) => Date.parse(String((response as { headers?: Record<string, string> } | undefined)?.headers?.date ?? ''));
+  client.middlewareStack.add((next) => async (args) => {
+    try {
+      const result = await next(args);
+      const ms = dateOf(result.response);
+      if (Number.isFinite(ms)) serverDate = ms;
+      return result;
+    } catch (error) {
+      const ms = dateOf((error as { $response?: unknown }).$response);
+      if (Number.isFinite(ms)) serverDate = ms;
+      throw error;
+    }
+  }, { step: 'deserialize', name: 'amberServerDate' });
 
   const keyOf = (name: string) => (where.prefix ? `${where.prefix}/${name}` : name);
   const rootPrefix = where.prefix ? `${where.prefix}/` : '';
@@ -266,6 +281,12 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     return (page.Versions ?? []).length > 0;
   }
 
+  async function serverTimeMs(): Promise<number | undefined> {
+    serverDate = undefined;
+    await client.send(new GetBucketVersioningCommand({ Bucket: bucket })).catch(() => undefined);
+    return serverDate;
+  }
+
   async function head(name: string, versionId: string) {
     const response = await send(`read the retention of ${name}`, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: keyOf(name), VersionId: versionId })));
     return {
@@ -431,7 +452,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
 
   return {
     location, bucket, readAheadBytes: 2 * 1024 * 1024, parallelWrites: 3, put, get, stat, list, exists, enforcement, protect, protection, deleteExpired,
-    strayVersions, removeDeleteMarkers, setLegalHold, lowerGovernanceRetention, bucketLockState, createBucket,
+    strayVersions, removeDeleteMarkers, setLegalHold, lowerGovernanceRetention, bucketLockState, createBucket, serverTimeMs,
     requestCounts: () => ({ ...counts }),
   };
 }

@@ -1,0 +1,121 @@
+// The forged-clock attack, as the red team ran it: only the CLI, `faketime` and an empty cache
+// directory. A key holder moves the process's clock 400 days ahead, points AMBER_CACHE_DIR at an
+// empty directory so the guarded clock has no state to compare with, and runs forget and prune
+// twice. Nothing locked may go: not the data, not the snapshot object, not its listing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
+const FAKETIME = ['/usr/bin/faketime', '/usr/local/bin/faketime'].find((path) => spawnSync(path, ['-f', '+0d', 'true']).status === 0);
+// CI installs faketime (.ci/run); a developer machine without it says so instead of passing quietly.
+const noFaketime = FAKETIME ? false : process.env.CI ? false : 'faketime is not installed (apt-get install faketime)';
+
+let dir: string;
+
+function amber(repo: string, args: string[], env: Record<string, string> = {}, forged = false) {
+  const command = forged ? [FAKETIME!, '-f', '+400d', process.execPath, BIN, ...args] : [process.execPath, BIN, ...args];
+  const result = spawnSync(command[0], command.slice(1), {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, AMBER_PASSWORD: 'owner pass', AMBER_APPROVER_PASSWORD: 'approver pass', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache'), ...env },
+  });
+  return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+function ok(repo: string, args: string[], env?: Record<string, string>, forged = false) {
+  const result = amber(repo, args, env, forged);
+  assert.equal(result.status, 0, `amber ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'amber-forged-clock-'));
+  await mkdir(join(dir, 'source'));
+  await writeFile(join(dir, 'source', 'ledger.bin'), seededBytes(300_000, 'ledger'));
+});
+
+after(() => removeTree(dir));
+
+/** Everything an attacker could have removed: the listing, the objects, and a full restore. */
+async function assertIntact(repo: string, snapshots: string[], objectsBefore: string[], label: string) {
+  const listed = JSON.parse(ok(repo, ['snapshots', '--json'])).map((entry: { id: string }) => entry.id).sort();
+  assert.deepEqual(listed, [...snapshots].sort(), `${label}: every locked snapshot is still listed`);
+  assert.deepEqual(await objectsOf(repo), objectsBefore, `${label}: no data object was deleted`);
+  for (const id of snapshots) {
+    const target = join(dir, `restored-${label}-${id.slice(0, 8)}`);
+    ok(repo, ['restore', id, '--target', target]);
+    assert.deepEqual(await readFile(join(target, dir, 'source', 'ledger.bin')), seededBytes(300_000, 'ledger'), `${label}: ${id.slice(0, 8)} restores`);
+  }
+}
+
+/** Data, snapshot, index and tree objects (the audit log only grows). */
+async function objectsOf(repo: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const prefix of ['data', 'snapshots', 'index']) {
+    for (const entry of await readdir(join(repo, prefix), { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) names.push(join(entry.parentPath, entry.name).slice(repo.length + 1));
+    }
+  }
+  return names.sort();
+}
+
+test('with a quorum and a locked policy, a clock 400 days ahead and an empty cache delete nothing locked', { skip: noFaketime }, async () => {
+  assert.ok(FAKETIME, 'CI must have faketime: .ci/run installs it');
+  const repo = join(dir, 'quorum-repo');
+  ok(repo, ['init']);
+  ok(repo, ['approver', 'keygen', '--out', join(dir, 'alice.key')]);
+  ok(repo, ['approver', 'add', 'alice', '--public-key', join(dir, 'alice.key.pub')]);
+  ok(repo, ['policy', 'set', '--quorum', '1']);
+  const compliance = JSON.parse(ok(repo, ['backup', join(dir, 'source'), '--retain', '30d', '--lock-mode', 'compliance', '--json'])).id as string;
+  const governance = JSON.parse(ok(repo, ['backup', join(dir, 'source'), '--retain', '30d', '--json'])).id as string;
+  ok(repo, ['policy', 'lock', '--cooling-off', '0s']);
+  const before = await objectsOf(repo);
+
+  const empty = { AMBER_CACHE_DIR: join(dir, 'empty-cache-1') };
+  const confirm = amber(repo, ['clock', 'confirm'], empty, true);
+  assert.equal(confirm.status, 1);
+  assert.match(confirm.stderr, /APPROVAL_REQUIRED/, 'confirming the clock needs the quorum');
+  const status = JSON.parse(ok(repo, ['clock', 'status', '--json'], empty, true));
+  assert.equal(status.trusted, false);
+  assert.equal(status.deletionNowMs, 0, 'with no state, nothing may expire');
+  assert.match(status.reason, /no clock state for this repository on this host/);
+
+  const forgot = amber(repo, ['forget', '--keep-last', '0', '--json'], empty, true);
+  assert.equal(forgot.status, 0, forgot.stderr);
+  assert.deepEqual(JSON.parse(forgot.stdout).forgotten, [], 'nothing locked is forgotten');
+  assert.match(forgot.stderr, /warning: the clock is not trusted for deletions/);
+  for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], empty, true);
+  await assertIntact(repo, [compliance, governance], before, 'quorum');
+  const verified = amber(repo, ['verify', '--read-data']);
+  assert.equal(verified.status, 0, verified.stderr);
+});
+
+test('without a quorum too, an empty cache trusts no forged time until the operator confirms it', { skip: noFaketime }, async () => {
+  const repo = join(dir, 'plain-repo');
+  ok(repo, ['init']);
+  const id = JSON.parse(ok(repo, ['backup', join(dir, 'source'), '--retain', '30d', '--lock-mode', 'compliance', '--json'])).id as string;
+  const before = await objectsOf(repo);
+  const empty = { AMBER_CACHE_DIR: join(dir, 'empty-cache-2') };
+  assert.deepEqual(JSON.parse(ok(repo, ['forget', '--keep-last', '0', '--json'], empty, true)).forgotten, []);
+  for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], empty, true);
+  await assertIntact(repo, [id], before, 'plain');
+  // What a local repository's key holder can still do (README): confirm a forged time on purpose.
+  // That is written down as theirs in the audit log, and even then the 30-day compliance snapshot's
+  // forget mark is judged by the time the store (here the kernel) received it, so the snapshot stays.
+  ok(repo, ['clock', 'confirm'], empty, true);
+  const forgot = JSON.parse(ok(repo, ['forget', '--keep-last', '0', '--json'], empty, true));
+  assert.deepEqual(forgot.forgotten, [], 'the mark cannot forget a snapshot whose lock had not ended when the store received it');
+  assert.match(JSON.stringify(forgot.kept), /by the store's clock/);
+  for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], empty, true);
+  await assertIntact(repo, [id], before, 'confirmed');
+  const log = JSON.parse(ok(repo, ['audit', 'log', '--json'], { AMBER_PASSWORD: '' }));
+  assert.ok(log.some((entry: { action: string }) => entry.action === 'clock.confirm'), 'the confirmation is on the record');
+  const verified = amber(repo, ['verify']);
+  assert.equal(verified.status, 1, 'the premature forget mark is reported');
+  assert.match(verified.stdout + verified.stderr, /forgets snapshot .* lock runs until .* the snapshot stays/);
+});
