@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
+import { freshBucketName, s3CliEnv, s3RepoUrl, whenS3 } from '../../src/testing/s3-fixture.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 const FAKETIME = ['/usr/bin/faketime', '/usr/local/bin/faketime'].find((path) => spawnSync(path, ['-f', '+0d', 'true']).status === 0);
@@ -118,4 +119,31 @@ test('without a quorum too, an empty cache trusts no forged time until the opera
   const verified = amber(repo, ['verify']);
   assert.equal(verified.status, 1, 'the premature forget mark is reported');
   assert.match(verified.stdout + verified.stderr, /forgets snapshot .* lock runs until .* the snapshot stays/);
+});
+
+whenS3(() => {
+  test('on S3 the bucket\'s clock exposes the forged one: nothing is forgotten or deleted, and a mark forgets nothing', { skip: noFaketime }, async () => {
+    const repo = s3RepoUrl(freshBucketName('amber-forged'));
+    const s3 = s3CliEnv();
+    ok(repo, ['init', '--create-bucket'], s3);
+    const id = JSON.parse(ok(repo, ['backup', join(dir, 'source'), '--retain', '30d', '--lock-mode', 'compliance', '--json'], s3)).id as string;
+    const listedIds = () => JSON.parse(ok(repo, ['snapshots', '--json'], s3)).map((entry: { id: string }) => entry.id);
+    const empty = { ...s3, AMBER_CACHE_DIR: join(dir, 'empty-cache-s3') };
+    const status = JSON.parse(ok(repo, ['clock', 'status', '--json'], empty, true));
+    assert.equal(status.trusted, false);
+    assert.match(status.reason, /the wall clock is 400d0h ahead of the clock of s3:/);
+    assert.deepEqual(JSON.parse(ok(repo, ['forget', '--keep-last', '0', '--json'], empty, true)).forgotten, []);
+    for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], empty, true);
+    assert.deepEqual(listedIds(), [id]);
+    // The key holder confirms the forged time on purpose: the mark is stamped by the bucket's clock.
+    ok(repo, ['clock', 'confirm'], empty, true);
+    assert.deepEqual(JSON.parse(ok(repo, ['forget', '--keep-last', '0', '--json'], empty, true)).forgotten, []);
+    for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], empty, true);
+    assert.deepEqual(listedIds(), [id], 'the snapshot is still listed');
+    const target = join(dir, 'restored-s3');
+    ok(repo, ['restore', id, '--target', target], s3);
+    assert.deepEqual(await readFile(join(target, dir, 'source', 'ledger.bin')), seededBytes(300_000, 'ledger'));
+    const honest = { ...s3, AMBER_CACHE_DIR: join(dir, 'honest-cache-s3') };
+    assert.equal(JSON.parse(ok(repo, ['clock', 'status', '--json'], honest)).trusted, true, 'an honest host is vouched for by the bucket\'s clock');
+  });
 });
