@@ -286,6 +286,8 @@ test('without state, a reference clock the host cannot set decides: agreeing wal
   assert.match(forged.status().reason, /the wall clock is 400d0h ahead of the vault's clock/);
   assert.equal(forged.deletionNowMs(), 0);
   await assert.rejects(stat(statePath), { code: 'ENOENT' });
+  const creating = await open({ firstUse: 'anchor', reference: async () => server });
+  assert.equal(creating.status().trusted, false, 'even a new repository is not anchored to a time its storage server contradicts');
   const unreadable = await open({ firstUse: 'wait', reference: async () => { throw new Error('connection refused'); } });
   assert.equal(unreadable.status().trusted, false, 'a reference that cannot be read vouches for nothing');
   fake.jump(-400 * DAY + 20_000);

@@ -132,7 +132,8 @@ export interface GuardedClockOptions {
   toleranceMs?: number;
   /**
    * Without local state: 'anchor' trusts and saves the wall time now (for a repository or vault being
-   * created, with nothing to expire yet); 'wait' (the default) trusts nothing until confirmed.
+   * created, with nothing to expire yet) unless a reference clock disagrees; 'wait' (the default)
+   * trusts nothing until confirmed or vouched for by the reference.
    */
   firstUse?: 'anchor' | 'wait';
   /**
@@ -237,7 +238,8 @@ export async function openGuardedClock(options: GuardedClockOptions): Promise<Gu
     }
   } else if (loaded.kind === 'missing') {
     const checked = await checkReference(options.reference, sources, toleranceMs);
-    if (options.firstUse === 'anchor' || checked.agrees) {
+    // Anchoring on purpose still defers to a reference clock that says the wall time is wrong.
+    if (checked.agrees || (options.firstUse === 'anchor' && checked.reason === '')) {
       const first = newState(anchorNow(sources, checked.agrees ? checked.source : undefined), []);
       try {
         await writeState(statePath, macKey, first);
