@@ -18,6 +18,8 @@ export interface RetentionState {
   condemns: Loaded<CondemnNotice>[];
   /** Object names any condemn notice names: never a dedup source again. */
   condemned: Set<string>;
+  /** Snapshot id → the first valid grant naming it: every backup writes one before its snapshot. */
+  snapshotGrants: Map<string, string>;
   /** Holds (object names) that a quorum-approved request released. */
   releasedHolds: Set<string>;
   problems: RecordProblem[];
@@ -48,6 +50,7 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
     ledger: foldGrants(grants, governanceEnds),
     holds: holds.filter(({ name }) => !releasedHolds.has(name)),
     releasedHolds,
+    snapshotGrants: new Map(grants.flatMap(({ name, value }) => (value.snapshot === null ? [] : [[value.snapshot, name] as const])).reverse()),
     forgotten: new Set(forgets.flatMap(({ value }) => value.snapshots)),
     condemns,
     condemned: new Set(condemns.flatMap(({ value }) => value.objects.map(({ name }) => name))),

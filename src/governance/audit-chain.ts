@@ -73,7 +73,10 @@ export function checkChain(entries: readonly LoadedEntry[], checkpoints: readonl
   }
   checkRevokedSigners(entries, context, report);
 
-  const checkpoint = checkpoints.at(-1);
+  // Of the checkpoints at the highest level, the one that saw most: two full keys finishing at once
+  // each seal the log (one follows every full-key operation), and the later one saw both entries.
+  const top = checkpoints.at(-1)?.checkpoint.seq;
+  const checkpoint = checkpoints.filter(({ checkpoint: { seq } }) => seq === top).sort((a, b) => b.checkpoint.entries - a.checkpoint.entries)[0];
   if (checkpoint) {
     const { heads, entries: count, seq } = checkpoint.checkpoint;
     // Behind a missing entry the walk cannot go on: what lies below it is not blamed for being unreachable.
