@@ -89,7 +89,8 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const state = await loadRetentionState(repo);
   const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
   found.push(...structure.problems, ...data.problems);
-  found.push(...await checkLocks(repo, state, structure.graph));
+  const notices: string[] = [];
+  found.push(...await checkLocks(repo, state, structure.graph, notices));
   const strays = await checkStrayVersions(repo);
   found.push(...strays.problems);
   // A vault token without access to the audit log (a writer) skips it; `amber audit verify` is the auditor's.
@@ -103,7 +104,6 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const problems: VerifyProblem[] = [];
   const ignored: VerifyProblem[] = [];
   for (const problem of found) (isUnauthorised(problem, named) ? ignored : problems).push(problem);
-  const notices: string[] = [];
   problems.push(...await missingObjects(repo, state, named, problems, notices));
   const certifiedPacks = await certifier.finish();
   return {
@@ -207,11 +207,21 @@ async function checkStrayVersions(repo: Repository): Promise<{ problems: VerifyP
   return { problems, duplicates };
 }
 
-/** Forged or malformed retention records, and every snapshot whose lock its objects do not cover. */
-async function checkLocks(repo: Repository, state: RetentionState, graph: TreeGraph): Promise<VerifyProblem[]> {
+/**
+ * Forged or malformed retention records, and every snapshot whose lock its objects do not cover.
+ * Objects it finds whole but unprotected it protects again first (see finishProtection), and says so.
+ */
+async function checkLocks(repo: Repository, state: RetentionState, graph: TreeGraph, notices: string[]): Promise<VerifyProblem[]> {
   const problems: VerifyProblem[] = state.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
-  for (const { snapshotId, lock, gap } of await lockGaps(repo, state, graph)) {
-    problems.push({ object: gap.name, code: 'LOCK_GAP', message: `snapshot ${snapshotId.slice(0, 8)} is locked until ${lock.until} but ${gap.name} ${gap.problem}` });
+  const reprotected: string[] = [];
+  for (const { snapshotId, lock, gap } of await lockGaps(repo, state, graph, reprotected)) {
+    problems.push({
+      object: gap.name, code: 'LOCK_GAP',
+      message: `snapshot ${snapshotId.slice(0, 8)} is locked until ${lock.until} but ${gap.name} ${gap.problem}; repair: \`amber lock extend ${snapshotId.slice(0, 8)} --until ${lock.until}\` (as root where objects are made immutable)`,
+    });
+  }
+  if (reprotected.length > 0) {
+    notices.push(`finished the protection of ${reprotected.length} object${reprotected.length === 1 ? '' : 's'} an interrupted run left unprotected (or whose attribute was lifted): ${reprotected.slice(0, 3).join(', ')}${reprotected.length > 3 ? ', …' : ''}`);
   }
   return problems;
 }

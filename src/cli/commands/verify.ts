@@ -25,7 +25,7 @@ Examples:
       print(context, result, render);
       if (result.problems.length > 0) {
         throw new AmberError('VERIFY_FAILED', `verification found ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}`, {
-          hint: 'each problem above names the object (and blob) it hit; restore from an intact copy',
+          hint: 'each problem above names the object (and blob) it hit and its repair; restore damaged or missing objects from an intact copy',
         });
       }
     });
