@@ -105,7 +105,7 @@ test('where the process may not set the attribute, the unprotected snapshot is a
   const { problems, notices } = await verify({ repo: owner, readDataFraction: 0 });
   const gap = problems.find(({ object }) => object === left);
   assert.equal(gap?.code, 'LOCK_GAP', JSON.stringify(problems));
-  assert.match(gap.message, /run `amber verify` as root to finish the protection/);
+  assert.match(gap.message, /run `amber verify` as root to finish its protection/);
   assert.match(gap.message, /repair: `amber lock extend [0-9a-f]{8} --until \S+`/);
   assert.deepEqual(notices.filter((notice) => /finished the protection/.test(notice)), []);
   assert.ok(!immutable(join(repo, left)));

@@ -208,7 +208,8 @@ async function gapOf(repo: Repository, state: RetentionState, object: {
     return { name, problem: held ? `retained only until ${iso(held.untilMs)} (${held.mode}), the lock needs ${iso(lock.untilMs)} (${lock.mode})` : 'has no retention at all' };
   }
   if (object.storeLocks && !found.locked) {
-    return { name, problem: 'is not immutable although the store makes objects so (a run killed before protecting it, or the attribute was lifted), and this process may not set the attribute again (run `amber verify` as root to finish the protection)' };
+    // verify and the next backup set it again where they may; this says what to run where they may not.
+    return { name, problem: 'is not immutable although the store makes objects so (a run killed before protecting it, or the attribute was lifted): run `amber verify` as root to finish its protection' };
   }
   return undefined;
 }
