@@ -10,7 +10,6 @@ import type { Clock } from '../core/clock.ts';
 import { keyIdOf, type Signer } from '../repo/signed-record.ts';
 import { loadRecords, POLICIES } from '../repo/retention-records.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
-import { parseSequencedName, PREFIX } from '../repo/layout.ts';
 import {
   listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries,
   type AuditEntry, type AuditEvent, type LoadedCheckpoint, type LoadedEntry,
@@ -65,9 +64,12 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
     const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
     const written = await putAuditEntry(repo.store, entry, repo.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
     await repo.store.protect([written.name], lock);
-    if (repo.owner && entry.seq - await lastCheckpointSeq(repo) >= CHECKPOINT_EVERY) {
-      // A vault token that may not read the log cannot seal it; a maintainer's prune will.
-      await writeCheckpoint(repo.owner).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
+    if (repo.owner) {
+      // Sealed after every operation of a full key, so removing the newest entry is detected: the
+      // checkpoint names it as a head. (Write-only keys and witnesses cannot sign one; their entries
+      // are covered from the next full-key operation on.) A vault token that may not read the log
+      // cannot seal it; a maintainer's prune will.
+      await writeCheckpoint(repo.owner, { lock }).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
     }
     return written;
   } catch (error) {
@@ -103,15 +105,6 @@ async function currentHeads(repo: AuditAuthor): Promise<{ seq: number; hash: str
   return headsOf(valid).map(({ entry, hash }) => ({ seq: entry.seq, hash }));
 }
 
-/** A full key signs a checkpoint on its own once this many entries have none behind them. */
-const CHECKPOINT_EVERY = 64;
-
-async function lastCheckpointSeq(view: RepositoryView): Promise<number> {
-  let last = 0;
-  for await (const { name } of view.store.list(PREFIX.checkpoints)) last = Math.max(last, parseSequencedName('checkpoints', name)?.seq ?? 0);
-  return last;
-}
-
 export interface AuditLog {
   entries: LoadedEntry[];
   /** Who a signer is: owner, writer, witness or approver NAME. */
@@ -123,12 +116,17 @@ export interface AuditLog {
 
 /** Every entry and checkpoint, in sequence order; needs no data key. */
 export async function readAuditLog(view: RepositoryView): Promise<AuditLog> {
+  const { entries, problems, describe } = await readEntries(view);
+  const checkpoints = await readAuditCheckpoints(view.store, (keyId) => view.authority.ownerKeyFor(keyId), problems);
+  return { entries, checkpoints, problems, describe };
+}
+
+async function readEntries(view: RepositoryView): Promise<Omit<AuditLog, 'checkpoints'>> {
   const problems: RecordProblem[] = [];
   const names = await listAuditNames(view.store, problems);
   const signers = await auditSigners(view);
   const entries = await readAuditEntries(view.store, names.map(({ name }) => name), signers, problems, view.recordCache);
-  const checkpoints = await readAuditCheckpoints(view.store, (keyId) => view.authority.ownerKeyFor(keyId), problems);
-  return { entries, checkpoints, problems, describe: signers.describe };
+  return { entries, problems, describe: signers.describe };
 }
 
 export interface AuditVerification {
@@ -138,14 +136,23 @@ export interface AuditVerification {
   problems: ChainProblem[];
   /** The first bad entry (lowest sequence number), the one to look at first. */
   firstBad: ChainProblem | null;
+  /**
+   * Objects under audit/ and checkpoints/ that no key with the authority wrote (their bytes match
+   * their names, so no damage made them): not part of the log, reported, and no problem of it.
+   */
+  ignored: ChainProblem[];
 }
 
-export async function verifyAudit(view: RepositoryView): Promise<AuditVerification> {
+/** `log` when the caller has read it already (it must be read from the store, not the local cache). */
+export async function verifyAudit(view: RepositoryView, log?: AuditLog): Promise<AuditVerification> {
   // Verification reads every entry from the store itself, never from the local cache.
-  const log = await readAuditLog({ ...view, recordCache: undefined });
+  log ??= await readAuditLog({ ...view, recordCache: undefined });
   const revoked = new Map(view.revocations.map(({ keyId, revokedAt }) => [keyId as KeyId, { revokedAt }]));
   const chain = checkChain(log.entries, log.checkpoints, { repositoryId: view.config.repositoryId, revoked });
-  const unreadable = log.problems.map(({ name, problem }) => ({ seq: seqOfName(name), name, problem }));
+  const located = log.problems.map(({ name, problem, code }) => ({ seq: seqOfName(name), name, problem, code }));
+  // Anyone who may write to the store can add an object; only a real entry missing or altered is tampering.
+  const ignored = located.filter(({ code }) => code === 'SIGNATURE_INVALID').map(({ seq, name, problem }) => ({ seq, name, problem }));
+  const unreadable = located.filter(({ code }) => code !== 'SIGNATURE_INVALID').map(({ seq, name, problem }) => ({ seq, name, problem }));
   const problems = [...unreadable, ...chain.problems].sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1));
   const checkpoint = chain.checkpoint;
   return {
@@ -154,6 +161,7 @@ export async function verifyAudit(view: RepositoryView): Promise<AuditVerificati
     checkpoint: checkpoint ? { name: checkpoint.name, seq: checkpoint.checkpoint.seq, entries: checkpoint.checkpoint.entries } : null,
     problems,
     firstBad: problems[0] ?? null,
+    ignored,
   };
 }
 
@@ -163,11 +171,12 @@ const seqOfName = (name: string) => Number(/^(?:audit|checkpoints)\/(\d{12})-/.e
  * Signs the log as it stands: its heads and how many entries lie behind them. Only the owner key
  * signs checkpoints; entries removed behind one are then detected even if every later one is gone.
  */
-export async function writeCheckpoint(repo: Repository): Promise<LoadedCheckpoint['checkpoint'] & { name: string }> {
+export async function writeCheckpoint(repo: Repository, options: { lock?: ObjectLock } = {}): Promise<LoadedCheckpoint['checkpoint'] & { name: string }> {
   if (repo.key.role !== 'full') {
     throw new AmberError('WRITE_ONLY_KEY', 'audit checkpoints are signed with the owner key', { hint: 'run this with a full-access key' });
   }
-  const log = await readAuditLog(repo);
+  // Only the entries: earlier checkpoints do not change what this one says.
+  const log = await readEntries(repo);
   const heads = headsOf(log.entries);
   const byHash = new Map(log.entries.map((loaded) => [loaded.hash, loaded]));
   const checkpoint = {
@@ -177,7 +186,7 @@ export async function writeCheckpoint(repo: Repository): Promise<LoadedCheckpoin
     heads: heads.map(({ hash }) => hash).sort(),
     entries: ancestorsOf(heads.map(({ hash }) => hash), byHash).size,
   };
-  const lock = metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
+  const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
   const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
   await repo.store.protect([name], lock);
   return { ...checkpoint, name };

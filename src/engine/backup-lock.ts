@@ -2,7 +2,7 @@
 // before the snapshot so no snapshot is ever visible without its locks. New objects get the
 // snapshot's date; reused packs are extended only when their date is earlier, to a date rounded up to
 // the policy's step; metadata (config, keys, index, records) is kept as long as anything needs it.
-import { AmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import { asPackId } from '../core/ids.ts';
@@ -10,7 +10,7 @@ import { METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
 import { sharedMetadata } from './snapshot-objects.ts';
 import { CONDEMNS, GRANTS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { retentionUnder, type RetentionRequest } from '../governance/policy.ts';
-import { covers, roundUpMs, strongerMode } from '../governance/retention.ts';
+import { covers, roundUpMs, strongerMode, type ObjectLock } from '../governance/retention.ts';
 import type { RetentionClock, RetentionState } from './retention-state.ts';
 
 export interface LockPlan {
@@ -45,8 +45,53 @@ export async function checkNotCondemned(repo: Repository, state: RetentionState,
   }
 }
 
+/**
+ * Finishes the protection of objects the store reports unprotected although the grants retain them
+ * (fs: not immutable). A run killed between writing an object and protecting it leaves that, and so
+ * does root lifting the attribute by hand; either way the object is whole (its name is its hash), so
+ * setting the protection again is the repair. `fallback` is the lock for an object whose own grants
+ * have ended (a snapshot still locked needs it). Returns the names that are protected now; where the
+ * process may not set the attribute (not root) nothing changes and the caller reports the gap.
+ */
+export async function finishProtection(repo: Repository, state: RetentionState, unprotected: Iterable<{ name: string; fallback?: ObjectLock }>, nowMs: number): Promise<string[]> {
+  const groups = new Map<string, { lock: ObjectLock; names: string[] }>();
+  for (const { name, fallback } of unprotected) {
+    const own = state.ledger.lockOf(name);
+    const lock = own && own.untilMs > nowMs ? own : fallback;
+    if (!lock || lock.untilMs <= nowMs) continue;
+    const key = `${lock.mode} ${lock.untilMs}`;
+    if (!groups.has(key)) groups.set(key, { lock, names: [] });
+    groups.get(key)!.names.push(name);
+  }
+  const names = [...groups.values()].flatMap((group) => group.names);
+  if (names.length === 0) return [];
+  try {
+    await Promise.all([...groups.values()].map(({ lock, names: some }) => repo.store.protect(some, lock)));
+    return (await repo.store.protection(names)).filter(({ locked }) => locked).map(({ name }) => name);
+  } catch (error) {
+    // A store or token that may not protect (a vault reader) leaves the gaps to be reported.
+    if (isAmberError(error, 'ROLE_FORBIDDEN') || isAmberError(error, 'STORAGE_ACCESS_DENIED')) return [];
+    throw error;
+  }
+}
+
+/** Of `names` (all stored), those a store that locks objects itself (fs) reports unlocked; none elsewhere. */
+export async function unlockedObjects(repo: Repository, names: string[]): Promise<string[]> {
+  // Stores that keep dates (S3, the vault) set them with the put itself: a crash cannot leave a gap.
+  if (names.length === 0 || repo.store.enforcement().enforcer !== 'client') return [];
+  try {
+    return (await repo.store.protection(names)).filter(({ locked }) => !locked).map(({ name }) => name);
+  } catch (error) {
+    // A parent a write-only key remembers but the store no longer holds: no repair now; verify reports it.
+    if (isAmberError(error, 'OBJECT_NOT_FOUND')) return [];
+    throw error;
+  }
+}
+
 export interface LockCommit {
   grant: string;
+  /** Objects this backup relies on that an interrupted run had left unprotected, protected now. */
+  reprotected: string[];
   entries: GrantEntry[];
   /** What metadata (and so the audit entry for this operation) is kept until. */
   metadataLock: { untilMs: number; mode: RetentionMode };
@@ -77,7 +122,7 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
     }),
     repo.store.protect([name], { untilMs: metaUntilMs, mode: metaMode }),
   ]);
-  return { grant: name, entries, metadataLock: { untilMs: metaUntilMs, mode: metaMode } };
+  return { grant: name, entries, metadataLock: { untilMs: metaUntilMs, mode: metaMode }, reprotected: [] };
 }
 
 /** The backup's grant: new objects at the snapshot's date, reused packs extended in policy steps. */
@@ -86,6 +131,8 @@ export async function grantBackupLocks(repo: Repository, state: RetentionState, 
   snapshotId: string;
   written: readonly string[];
   reused: ReadonlySet<string>;
+  /** The parent snapshot's object, which the backup also relies on. */
+  parent?: string;
   nowMs: number;
 }): Promise<LockCommit> {
   const { plan, snapshotId } = options;
@@ -95,7 +142,15 @@ export async function grantBackupLocks(repo: Repository, state: RetentionState, 
   const entries: GrantEntry[] = [{ mode: plan.mode, until: iso(plan.untilMs), objects: [...newPacks, snapshot] }];
   const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(state.ledger.lockOf(name), plan.untilMs, plan.mode));
   if (extend.length > 0) entries.push({ mode: plan.mode, until: iso(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)), objects: extend.sort() });
-  return writeGrant(repo, state, { snapshotId, entries, untilMs: plan.untilMs, mode: plan.mode, nowMs: options.nowMs, skip: snapshot });
+  // What this backup relies on and did not write: a backup killed after storing them but before
+  // protecting them left them open, and covered packs are not even in this grant. Counted before the
+  // grant's own protect, so that the backup can say what it finished.
+  const relied = [...options.reused].filter((name) => !writtenSet.has(name));
+  if (options.parent) relied.push(options.parent);
+  const unlocked = await unlockedObjects(repo, relied);
+  const commit = await writeGrant(repo, state, { snapshotId, entries, untilMs: plan.untilMs, mode: plan.mode, nowMs: options.nowMs, skip: snapshot });
+  const fallback = { untilMs: plan.untilMs, mode: plan.mode };
+  return { ...commit, reprotected: await finishProtection(repo, state, unlocked.map((name) => ({ name, fallback })), options.nowMs) };
 }
 
 export function lockError(error: unknown): never {

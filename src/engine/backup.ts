@@ -72,6 +72,8 @@ export interface BackupResult {
   warnings: BackupWarning[];
   /** True when something was skipped or changed while read: exit status 3. */
   partial: boolean;
+  /** Objects it relies on that an interrupted run had left unprotected, protected again by this backup. */
+  reprotected: number;
 }
 
 interface Session {
@@ -200,6 +202,7 @@ async function backupWalked(
   await checkNotCondemned(repo, state, session.sink.reusedPacks);
   const commit = await grantBackupLocks(repo, state, {
     plan: lock, snapshotId, written: session.sink.written, reused: session.sink.reusedPacks, nowMs: repo.clock.nowMs(),
+    parent: session.parent.snapshotId ? snapshotName(asSnapshotId(session.parent.snapshotId)) : undefined,
   });
   const retention = { untilMs: lock.untilMs, mode: lock.mode };
   await repo.store.put(snapshotName(snapshotId), bytes, { retainUntilMs: retention.untilMs, mode: retention.mode });
@@ -215,7 +218,7 @@ async function backupWalked(
     },
   }, { lock: commit.metadataLock });
   session.writerCache?.rememberSnapshot({ id: snapshotId, time: snapshot.time, host, paths: snapshot.paths, tree });
-  return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0 };
+  return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0, reprotected: commit.reprotected.length };
 }
 
 function soleDirectory(paths: string[]): string | undefined {

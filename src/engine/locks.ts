@@ -8,7 +8,7 @@ import { packName } from '../repo/layout.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { approverSet, isLocked, retentionUnder, type Policy } from '../governance/policy.ts';
 import { covers, type ObjectLock } from '../governance/retention.ts';
-import { writeGrant } from './backup-lock.ts';
+import { finishProtection, writeGrant } from './backup-lock.ts';
 import { appendAudit } from './audit-log.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
@@ -207,7 +207,10 @@ async function gapOf(repo: Repository, state: RetentionState, object: {
   if (lock && !covers(held, lock.untilMs, lock.mode) && !(await otherCopiesCover(repo, state, await object.blobs(), lock))) {
     return { name, problem: held ? `retained only until ${iso(held.untilMs)} (${held.mode}), the lock needs ${iso(lock.untilMs)} (${lock.mode})` : 'has no retention at all' };
   }
-  if (object.storeLocks && !found.locked) return { name, problem: 'the store can make objects immutable but this one is not (was the attribute lifted?)' };
+  if (object.storeLocks && !found.locked) {
+    // verify and the next backup set it again where they may; this says what to run where they may not.
+    return { name, problem: 'is not immutable although the store makes objects so (a run killed before protecting it, or the attribute was lifted): run `amber verify` as root to finish its protection' };
+  }
   return undefined;
 }
 
@@ -223,7 +226,7 @@ export interface SnapshotGap {
  * packs must cover longest. A gap is blamed on that snapshot. Blobs no index locates are verify's
  * structure check's to report.
  */
-export async function lockGaps(repo: Repository, state: RetentionState, graph?: TreeGraph): Promise<SnapshotGap[]> {
+export async function lockGaps(repo: Repository, state: RetentionState, graph?: TreeGraph, reprotected: string[] = []): Promise<SnapshotGap[]> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const collect = graph
@@ -253,6 +256,15 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
   const protection = new Map<string, ObjectProtection>();
   for (const [i, found] of (await protectionOf(repo, names)).entries()) if (found) protection.set(names[i], found);
   const storeLocks = [...protection.values()].some(({ locked: isLocked }) => isLocked);
+  // Whole objects left unprotected (an interrupted run, a lifted attribute) are protected again
+  // where this process may; only those it cannot protect are gaps. Reported by the caller.
+  const unlocked = storeLocks && repo.store.enforcement().enforcer === 'client'
+    ? duties.filter(({ name }) => protection.get(name)?.locked === false).map(({ name, item }) => ({ name, fallback: item.lock }))
+    : [];
+  for (const name of await finishProtection(repo, state, unlocked, repo.clock.nowMs())) {
+    if (protection.get(name)?.locked === false) reprotected.push(name);
+    protection.set(name, { ...protection.get(name)!, locked: true });
+  }
   const blobsOf = new Map<string, Promise<Map<string, string[]> | undefined>>();
   const gaps: SnapshotGap[] = [];
   for (const { name, item } of duties) {

@@ -7,9 +7,9 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { PREFIX, snapshotName } from '../repo/layout.ts';
+import { hashOfName, PREFIX, snapshotName } from '../repo/layout.ts';
 import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
-import { appendAudit, writeCheckpoint } from './audit-log.ts';
+import { appendAudit } from './audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import type { RecordProblem } from '../repo/records.ts';
@@ -42,6 +42,8 @@ export interface PruneResult {
   bytesCondemned: number;
   /** Delete markers removed (S3): nothing Amber writes makes one, and they hide objects from other tools. */
   deleteMarkersRemoved: number;
+  /** Snapshot objects no key with the authority wrote: no snapshot, so they keep nothing alive. */
+  ignored: { name: string; problem: string }[];
 }
 
 export async function prune(options: PruneOptions): Promise<PruneResult> {
@@ -53,7 +55,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   }
   const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
   const state = await loadRetentionState(repo);
-  const needed = await neededPacks(repo);
+  const { packs: needed, ignored } = await neededPacks(repo, state);
   const stored = new Map<string, { sizeBytes: number; writtenMs?: number }>();
   for (const prefix of [PREFIX.data, PREFIX.snapshots]) {
     for await (const { name, sizeBytes, writtenMs } of repo.store.list(prefix)) stored.set(name, { sizeBytes, writtenMs });
@@ -71,7 +73,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     return undefined;
   };
 
-  const result: PruneResult = { dryRun: options.dryRun === true, deleted: [], spared: [], condemned: [], notice: null, bytesFreed: 0, bytesCondemned: 0, deleteMarkersRemoved: 0 };
+  const result: PruneResult = { dryRun: options.dryRun === true, deleted: [], spared: [], condemned: [], notice: null, bytesFreed: 0, bytesCondemned: 0, deleteMarkersRemoved: 0, ignored };
   for (const { value } of state.condemns) {
     const dueMs = Date.parse(value.time) + value.graceMs;
     for (const { name, sizeBytes } of value.objects) {
@@ -112,8 +114,6 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
         condemned: result.condemned.length, bytesCondemned: result.bytesCondemned, graceMs: options.graceMs,
       },
     });
-    // Maintenance is the natural interval for sealing the log as it stands.
-    await writeCheckpoint(repo);
   }
   return result;
 }
@@ -129,8 +129,13 @@ function retainedUntil(state: RetentionState, name: string, writtenMs: number | 
   return writtenMs === undefined ? Number.POSITIVE_INFINITY : writtenMs + state.policy.settings.defaultRetentionMs;
 }
 
-/** Packs that any snapshot not forgotten needs; a snapshot whose trees cannot be read stops the prune. */
-async function neededPacks(repo: Repository): Promise<Set<string>> {
+/**
+ * Packs that any snapshot not forgotten needs. A snapshot whose trees cannot be read stops the prune,
+ * and so does a snapshot object that is damaged or that a grant names (every backup writes its grant
+ * first) but does not read: what a real snapshot needs is unknown. An object no key with the
+ * authority wrote, that no grant names, is no snapshot: it is returned as ignored.
+ */
+async function neededPacks(repo: Repository, state: RetentionState): Promise<{ packs: Set<string>; ignored: { name: string; problem: string }[] }> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
@@ -146,12 +151,14 @@ async function neededPacks(repo: Repository): Promise<Set<string>> {
       });
     }
   }
-  if (problems.length > 0) {
-    throw new AmberError('VERIFY_FAILED', `prune stopped: ${problems.length} snapshot object(s) are damaged or unauthorised, so what they need is unknown`, {
-      hint: 'run `amber verify` to see them; prune only a repository whose snapshots all read',
+  const junk = (problem: RecordProblem) => problem.code === 'SIGNATURE_INVALID' && !state.snapshotGrants.has(hashOfName(problem.name) ?? '');
+  const blocking = problems.filter((problem) => !junk(problem));
+  if (blocking.length > 0) {
+    throw new AmberError('VERIFY_FAILED', `prune stopped: ${blocking.length} snapshot object(s) are damaged, or named by a grant and unreadable, so what they need is unknown, such as ${blocking[0].name}: ${blocking[0].problem}`, {
+      hint: 'run `amber verify` to see them; put damaged objects back from an isolated copy, then prune',
     });
   }
-  return needs.packs;
+  return { packs: needs.packs, ignored: problems.filter(junk).map(({ name, problem }) => ({ name, problem })) };
 }
 
 /** Deletes the object; the storage's reason when it refuses because the object is still retained. */

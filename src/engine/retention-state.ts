@@ -24,6 +24,8 @@ export interface RetentionState {
   condemns: Loaded<CondemnNotice>[];
   /** Object names any condemn notice names: never a dedup source again. */
   condemned: Set<string>;
+  /** Snapshot id → the first valid grant naming it: every backup writes one before its snapshot. */
+  snapshotGrants: Map<string, string>;
   /** Holds (object names) that a quorum-approved request released. */
   releasedHolds: Set<string>;
   problems: RecordProblem[];
@@ -56,6 +58,7 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
     ledger,
     holds: heldSnapshots,
     releasedHolds,
+    snapshotGrants: new Map(grants.flatMap(({ name, value }) => (value.snapshot === null ? [] : [[value.snapshot, name] as const])).reverse()),
     forgotten: applicableForgets(forgets, ledger, new Set(heldSnapshots.map(({ value }) => value.snapshot)), problems),
     condemns,
     condemned: new Set(condemns.flatMap(({ value }) => value.objects.map(({ name }) => name))),

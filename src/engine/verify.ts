@@ -12,7 +12,7 @@ import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { decodeTrailer, TRAILER_BYTES, type PackEntry } from '../repo/pack.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { hashOfName, packName, PREFIX } from '../repo/layout.ts';
+import { hashOfName, METADATA_PREFIXES, packName, PREFIX } from '../repo/layout.ts';
 import type { IndexedPack } from '../repo/index-file.ts';
 import { createIndexWriter } from '../repo/index-writer.ts';
 import { readTree } from './tree-walk.ts';
@@ -22,7 +22,8 @@ import type { PackCheckInput } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { loadRetentionState, type RetentionState } from './retention-state.ts';
-import { verifyAudit } from './audit-log.ts';
+import { readAuditLog, verifyAudit } from './audit-log.ts';
+import type { LoadedEntry } from '../repo/audit-records.ts';
 import { lockGaps, type TreeGraph } from './locks.ts';
 
 /** Packs in memory at once: one checked by every worker while the next is read. */
@@ -53,7 +54,18 @@ export interface VerifyResult {
   certifiedPacks: number;
   /** Later versions holding an object's own bytes (S3: two writers raced); harmless, reported apart. */
   duplicateVersions: number;
+  /** Damage to, or absence of, what the backups and their records need: verify fails on these. */
   problems: VerifyProblem[];
+  /**
+   * Objects no key with the authority wrote — bytes that match their names but are no record an
+   * authorised key signed, or names the format does not define. Anyone who may write to the store
+   * can add them; they are not part of the repository, change nothing any reader does and are no
+   * damage to the backups, so verify reports them and still succeeds. (A snapshot that a grant or
+   * an audit entry names is never one of them: it is a problem when it does not read.)
+   */
+  ignored: VerifyProblem[];
+  /** What verify noticed or did that is no failure (e.g. a backup that was interrupted). */
+  notices: string[];
 }
 
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
@@ -64,25 +76,35 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       hint: 'run verify with a full-access key',
     });
   }
-  const problems: VerifyProblem[] = repo.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
+  const found: VerifyProblem[] = repo.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
   const loaded = await loadIndex(repo);
-  for (const { name, problem, code } of loaded.problems) problems.push({ object: name, code: code ?? 'OBJECT_CORRUPT', message: `ignored: ${problem}` });
+  for (const { name, problem, code } of loaded.problems) found.push({ object: name, code: code ?? 'OBJECT_CORRUPT', message: `ignored: ${problem}` });
   const snapshotProblems: RecordProblem[] = [];
   const snapshots = await listSnapshots(repo, snapshotProblems);
-  for (const { name, problem, code } of snapshotProblems) problems.push({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
+  for (const { name, problem, code } of snapshotProblems) found.push({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
 
   // The structure check (every snapshot's trees) runs on the main thread while the packs are read
   // and checked on the workers; its problems are reported before theirs.
   const certifier = createCertifier(repo, loaded.trustedPacks);
   const state = await loadRetentionState(repo);
   const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
-  problems.push(...structure.problems, ...data.problems);
-  problems.push(...await checkLocks(repo, state, structure.graph));
+  found.push(...structure.problems, ...data.problems);
+  const notices: string[] = [];
+  found.push(...await checkLocks(repo, state, structure.graph, notices));
   const strays = await checkStrayVersions(repo);
-  problems.push(...strays.problems);
+  found.push(...strays.problems);
   // A vault token without access to the audit log (a writer) skips it; `amber audit verify` is the auditor's.
-  const audit = await verifyAudit(repo).catch((error) => { if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined; throw error; });
-  for (const { name, problem } of audit?.problems ?? []) problems.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
+  const log = await readAuditLog(repo).catch((error) => { if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined; throw error; });
+  const audit = log && await verifyAudit(repo, log);
+  for (const { name, problem } of audit?.problems ?? []) found.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
+  for (const { name, problem } of audit?.ignored ?? []) found.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
+  // Only entries of the real chain count as records of a backup: not one a revoked key signed late.
+  const tampered = new Set(audit?.problems.map(({ name }) => name));
+  const named = namedSnapshots(state, log?.entries.filter(({ name }) => !tampered.has(name)));
+  const problems: VerifyProblem[] = [];
+  const ignored: VerifyProblem[] = [];
+  for (const problem of found) (isUnauthorised(problem, named) ? ignored : problems).push(problem);
+  problems.push(...await missingObjects(repo, state, named, problems, notices));
   const certifiedPacks = await certifier.finish();
   return {
     snapshots: snapshots.length,
@@ -95,7 +117,75 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
     certifiedPacks,
     duplicateVersions: strays.duplicates,
     problems,
+    ignored,
+    notices,
   };
+}
+
+/** Snapshot id → the records that say it was committed: its grant and its backup's audit entry. */
+type NamedSnapshots = Map<string, { grant?: string; audit?: string }>;
+
+function namedSnapshots(state: RetentionState, entries: readonly LoadedEntry[] = []): NamedSnapshots {
+  const named: NamedSnapshots = new Map();
+  for (const [id, grant] of state.snapshotGrants) named.set(id, { grant });
+  for (const { name, entry } of entries) {
+    if (entry.action === 'backup' && /^[0-9a-f]{64}$/.test(entry.target)) named.set(entry.target, { ...named.get(entry.target), audit: name });
+  }
+  return named;
+}
+
+/**
+ * Unauthorised (SIGNATURE_INVALID: no key with the authority wrote it) is not damage — unless it is
+ * a snapshot that a grant or an audit entry says was committed: then a real backup does not read.
+ */
+function isUnauthorised(problem: VerifyProblem, named: NamedSnapshots): boolean {
+  if (problem.code !== 'SIGNATURE_INVALID') return false;
+  const id = problem.object.startsWith(PREFIX.snapshots) ? hashOfName(problem.object) : undefined;
+  if (id === undefined || !named.has(id)) return true;
+  problem.message = `${problem.message}; yet ${describeNamer(named.get(id)!)} names snapshot ${id}, so a committed backup does not read: put the object back from an isolated copy`;
+  return false;
+}
+
+const describeNamer = ({ grant, audit }: { grant?: string; audit?: string }) =>
+  [audit && `the audit entry ${audit}`, grant && `the grant ${grant}`].filter(Boolean).join(' and ');
+
+/**
+ * Objects the grants retain until a date still ahead that the store no longer holds: removed before
+ * their retention ended, which is all an attacker with root on an fs repository (or write access to
+ * the storage) can still do; the grants and audit entries naming them reveal it. One exception: a
+ * backup killed after its grant never stored its snapshot, so a snapshot that only a grant names
+ * (no audit entry records its backup) is a notice, not a problem.
+ */
+async function missingObjects(repo: Repository, state: RetentionState, named: NamedSnapshots, reported: VerifyProblem[], notices: string[]): Promise<VerifyProblem[]> {
+  const prefixes = [PREFIX.data, PREFIX.snapshots, ...METADATA_PREFIXES.map((kind) => PREFIX[kind])];
+  const stored = new Set<string>();
+  for (const prefix of prefixes) for await (const { name } of repo.store.list(prefix)) stored.add(name);
+  const already = new Set(reported.filter(({ code }) => code === 'OBJECT_NOT_FOUND').map(({ object }) => object));
+  // What the grants retain, and every snapshot an audit entry records (its grant may be gone too).
+  const expected = new Map<string, number>();
+  for (const name of state.ledger.names()) expected.set(name, state.ledger.lockOf(name)!.untilMs);
+  for (const [id, { audit }] of named) if (audit && !expected.has(`${PREFIX.snapshots}${id}`)) expected.set(`${PREFIX.snapshots}${id}`, Number.NaN);
+  const problems: VerifyProblem[] = [];
+  for (const [name, untilMs] of expected) {
+    // Amber deletes only what a condemn notice names (prune, the vault): anything else missing was removed behind its back.
+    if (stored.has(name) || already.has(name) || state.condemned.has(name) || !prefixes.some((prefix) => name.startsWith(prefix))) continue;
+    const id = name.startsWith(PREFIX.snapshots) ? hashOfName(name) : undefined;
+    const namer = id === undefined ? undefined : named.get(id);
+    if (id !== undefined && namer && !namer.audit) {
+      notices.push(`the grant ${namer.grant} names snapshot ${id.slice(0, 8)}, which the store does not hold and no audit entry records: ` +
+        'a backup killed between its grant and its snapshot leaves this (harmless); if none was, put the snapshot back from an isolated copy');
+      continue;
+    }
+    const by = namer ? describeNamer(namer) : 'a grant';
+    problems.push({
+      object: name,
+      code: 'OBJECT_NOT_FOUND',
+      message: `${id ? `snapshot ${id}` : name} is missing from the store, but ${by} names it` +
+        `${Number.isFinite(untilMs) ? ` (retained until ${new Date(untilMs).toISOString()})` : ''}: ` +
+        `it was removed, and not by Amber (prune deletes only what a condemn notice names). Put ${name} back from an isolated copy of this repository (the same bytes: the name is their hash), and find out who removed it`,
+    });
+  }
+  return problems;
 }
 
 /**
@@ -117,11 +207,21 @@ async function checkStrayVersions(repo: Repository): Promise<{ problems: VerifyP
   return { problems, duplicates };
 }
 
-/** Forged or malformed retention records, and every snapshot whose lock its objects do not cover. */
-async function checkLocks(repo: Repository, state: RetentionState, graph: TreeGraph): Promise<VerifyProblem[]> {
+/**
+ * Forged or malformed retention records, and every snapshot whose lock its objects do not cover.
+ * Objects it finds whole but unprotected it protects again first (see finishProtection), and says so.
+ */
+async function checkLocks(repo: Repository, state: RetentionState, graph: TreeGraph, notices: string[]): Promise<VerifyProblem[]> {
   const problems: VerifyProblem[] = state.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
-  for (const { snapshotId, lock, gap } of await lockGaps(repo, state, graph)) {
-    problems.push({ object: gap.name, code: 'LOCK_GAP', message: `snapshot ${snapshotId.slice(0, 8)} is locked until ${lock.until} but ${gap.name} ${gap.problem}` });
+  const reprotected: string[] = [];
+  for (const { snapshotId, lock, gap } of await lockGaps(repo, state, graph, reprotected)) {
+    problems.push({
+      object: gap.name, code: 'LOCK_GAP',
+      message: `snapshot ${snapshotId.slice(0, 8)} is locked until ${lock.until} but ${gap.name} ${gap.problem}; repair: \`amber lock extend ${snapshotId.slice(0, 8)} --until ${lock.until}\` (as root where objects are made immutable)`,
+    });
+  }
+  if (reprotected.length > 0) {
+    notices.push(`finished the protection of ${reprotected.length} object${reprotected.length === 1 ? '' : 's'} an interrupted run left unprotected (or whose attribute was lifted): ${reprotected.slice(0, 3).join(', ')}${reprotected.length > 3 ? ', …' : ''}`);
   }
   return problems;
 }
@@ -147,7 +247,8 @@ async function checkPacks(
   for await (const { name, sizeBytes } of repo.store.list(PREFIX.data)) {
     const hash = hashOfName(name);
     if (hash && name === packName(asPackId(hash))) stored.set(hash, sizeBytes);
-    else problems.push({ object: name, code: 'OBJECT_CORRUPT', message: `${name} is not a valid pack name` });
+    // No writer makes such a name (packs are data/<2 hex>/<64 hex>): ignored and reported.
+    else problems.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${name} is not a pack name Amber writes, so no key with the authority wrote it` });
   }
   const indexed = new Set(loaded.index.packIds);
   for (const packId of indexed) {

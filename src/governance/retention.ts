@@ -15,6 +15,8 @@ export interface RetentionLedger {
   lockOf(name: string): ObjectLock | undefined;
   /** A snapshot's retention intent: its own field raised by every grant that names it. */
   snapshotLock(snapshotId: string, own: Retention | null): ObjectLock | undefined;
+  /** Every object name some grant names. */
+  names(): Iterable<string>;
   /** The latest date anything is retained until (0 when nothing is). */
   readonly maxUntilMs: number;
   /** Compliance once any grant used it: metadata then needs compliance too. */
@@ -63,6 +65,7 @@ export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<
   }
   return {
     lockOf: (name) => objects.get(name),
+    names: () => objects.keys(),
     snapshotLock(snapshotId, own) {
       const granted = snapshots.get(snapshotId);
       if (!own) return granted;

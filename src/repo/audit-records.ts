@@ -92,7 +92,8 @@ export async function listAuditNames(store: Store, problems: RecordProblem[]): P
   for await (const { name } of store.list(PREFIX.audit)) {
     const parsed = parseSequencedName('audit', name);
     if (parsed) names.push({ name, ...parsed });
-    else problems.push({ name, problem: `${name} is not an audit entry name`, code: 'OBJECT_CORRUPT' });
+    // No author with the authority writes such a name: ignored, like an unsigned entry.
+    else problems.push({ name, problem: `${name} is not an audit entry name, so no key with the authority wrote it`, code: 'SIGNATURE_INVALID' });
   }
   return names.sort((a, b) => a.seq - b.seq || (a.hash < b.hash ? -1 : 1));
 }

@@ -6,6 +6,7 @@ import { asBuffer, type Store } from '../storage/store.ts';
 import { hashOfName, PREFIX, type PrefixKind } from './layout.ts';
 import type { ObjectKind } from './object-header.ts';
 import type { RecordCache } from './record-cache.ts';
+import { sha256Hex } from '../crypto/index.ts';
 import { decodeSignedRecord, hasValidSignature, type SignedRecord } from './signed-record.ts';
 
 export interface RecordProblem {
@@ -28,13 +29,21 @@ export type SignerLookup = (signerKeyId: KeyId, name: string) => Buffer | undefi
 
 export async function readRecord(store: Store, name: string, kind: ObjectKind, signers: SignerLookup): Promise<SignedRecord> {
   const bytes = asBuffer(await store.get(name));
-  const record = decodeSignedRecord(kind, bytes, name);
   const expectedHash = hashOfName(name);
   if (expectedHash === undefined) {
-    throw new AmberError('OBJECT_CORRUPT', `${name} is not a content-addressed name (no hash of its bytes)`);
+    throw new AmberError('SIGNATURE_INVALID', `${name} is not a name Amber writes (it carries no hash of its bytes), so no key with the authority wrote it`);
   }
-  if (expectedHash !== record.hash) {
+  // The hash first: bytes that match their name are exactly what someone stored, so a record that
+  // then fails to decode was never written by an authorised author (damage would break the hash).
+  if (expectedHash !== sha256Hex(bytes)) {
     throw new AmberError('OBJECT_CORRUPT', `${name} does not hash to its name (altered or renamed)`);
+  }
+  let record: SignedRecord;
+  try {
+    record = decodeSignedRecord(kind, bytes, name);
+  } catch (error) {
+    if (!isAmberError(error, 'OBJECT_CORRUPT')) throw error;
+    throw new AmberError('SIGNATURE_INVALID', `${error.message}: its bytes match its name, so no damage made it and no key with the authority wrote it`, { cause: error });
   }
   const publicKey = signers(record.signerKeyId, name);
   if (!publicKey || !hasValidSignature(kind, record, publicKey)) {

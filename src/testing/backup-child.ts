@@ -18,15 +18,17 @@ export interface BackupChildRequest {
   gid?: number;
   /** The process SIGKILLs itself right after this many puts have completed. */
   killAfterPuts?: number;
+  /** … or right after the first put of an object whose name starts with this (e.g. `grants/`). */
+  killAfterPutOf?: string;
 }
 
-function killingStore(inner: Store, afterPuts: number): Store {
+function killingStore(inner: Store, kill: (name: string, puts: number) => boolean): Store {
   let puts = 0;
   return {
     ...inner,
     async put(name, bytes, options) {
       await inner.put(name, bytes, options);
-      if (++puts >= afterPuts) process.kill(process.pid, 'SIGKILL');
+      if (kill(name, ++puts)) process.kill(process.pid, 'SIGKILL');
     },
   };
 }
@@ -39,7 +41,10 @@ async function main(): Promise<void> {
   }
   if (request.uid !== undefined) process.setuid?.(request.uid);
   const fsStore = createFsStore(request.repo);
-  const store = request.killAfterPuts === undefined ? fsStore : killingStore(fsStore, request.killAfterPuts);
+  const { killAfterPuts, killAfterPutOf } = request;
+  const store = killAfterPuts !== undefined ? killingStore(fsStore, (_, puts) => puts >= killAfterPuts)
+    : killAfterPutOf !== undefined ? killingStore(fsStore, (name) => name.startsWith(killAfterPutOf))
+      : fsStore;
   const repo = await openRepository({ store, passphrase: request.passphrase, clock: systemClock });
   process.stdout.write('ready\n');
   try {

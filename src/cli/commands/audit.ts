@@ -129,6 +129,8 @@ function csvCell(text: string): string {
 
 function renderVerification(result: AuditVerification): string {
   const lines = result.problems.map((problem) => `error: #${problem.seq} ${problem.name}: ${problem.problem}`);
+  lines.push(...result.ignored.map((object) => `warning: ignored ${object.name}: ${object.problem}`));
+  if (result.ignored.length) lines.push(`${result.ignored.length} unauthorised objects ignored (no key with the authority wrote them; not part of the log)`);
   lines.push(`checked ${result.entries} entries; ${result.heads.length} head(s)${result.heads.length > 1 ? ' (a fork the next entry merges)' : ''}`);
   lines.push(result.checkpoint
     ? `last checkpoint: entry #${result.checkpoint.seq}, ${result.checkpoint.entries} entries behind it`

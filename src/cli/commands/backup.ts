@@ -97,10 +97,10 @@ Examples:
 }
 
 function toJson(result: BackupResult) {
-  return { id: result.snapshotId, ...result.snapshot, partial: result.partial, warnings: result.warnings };
+  return { id: result.snapshotId, ...result.snapshot, partial: result.partial, warnings: result.warnings, reprotected: result.reprotected };
 }
 
-function renderSummary({ snapshotId, snapshot, warnings, partial }: BackupResult): string {
+function renderSummary({ snapshotId, snapshot, warnings, partial, reprotected }: BackupResult): string {
   const s = snapshot.summary;
   const lines = [
     `Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged${s.filesSkipped ? `, ${s.filesSkipped} skipped` : ''}`,
@@ -110,6 +110,7 @@ function renderSummary({ snapshotId, snapshot, warnings, partial }: BackupResult
     `Duration:    ${formatDurationMs(s.durationMs)}`,
     `snapshot ${shortId(snapshotId)} saved${lockText(snapshot.retention)}${partial ? ` (incomplete: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} above)` : ''}`,
   ];
+  if (reprotected) lines.push(`finished the protection of ${reprotected} object${reprotected === 1 ? '' : 's'} an interrupted run left unprotected`);
   return lines.join('\n');
 }
 

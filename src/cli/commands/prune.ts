@@ -40,6 +40,7 @@ Examples:
 function render(result: PruneResult, graceMs: number): string {
   const condemn = result.dryRun ? 'would condemn' : 'condemned';
   const lines: string[] = [];
+  for (const { name, problem } of result.ignored) lines.push(`warning: ignored ${name}, which is no snapshot: ${problem}`);
   for (const { name, sizeBytes, reason } of result.spared) lines.push(`spared ${name} ${formatBytes(sizeBytes)}: ${reason}`);
   for (const { name, sizeBytes } of result.condemned) lines.push(`${condemn} ${name} ${formatBytes(sizeBytes)}`);
   const plural = (n: number) => `${n} object${n === 1 ? '' : 's'}`;

@@ -25,7 +25,7 @@ Examples:
       print(context, result, render);
       if (result.problems.length > 0) {
         throw new AmberError('VERIFY_FAILED', `verification found ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}`, {
-          hint: 'each problem above names the object (and blob) it hit; restore from an intact copy',
+          hint: 'each problem above names the object (and blob) it hit and its repair; restore damaged or missing objects from an intact copy',
         });
       }
     });
@@ -40,12 +40,16 @@ function parsePercent(text: string): number {
 
 function render(result: VerifyResult): string {
   const lines = result.problems.map((problem) => `error: ${problem.message}${problem.blob ? ` [blob ${problem.blob.slice(0, 16)}]` : ''}`);
+  lines.push(...result.ignored.map((problem) => `warning: ${problem.message}`), ...result.notices);
   lines.push(
     `checked ${result.snapshots} snapshots, ${result.trees} trees, ${result.blobsReferenced} chunk references, ${result.packs} packs`,
     `read ${result.packsRead} packs (${formatBytes(result.bytesRead)})${result.certifiedPacks ? `, re-indexed ${result.certifiedPacks} packs under the owner key (now trusted for dedup)` : ''}`,
   );
   if (result.duplicateVersions) lines.push(`${result.duplicateVersions} objects have a second version with the same bytes (concurrent writers; harmless)`);
   if (result.unreferencedPacks) lines.push(`${result.unreferencedPacks} packs are not referenced by any index (left by an interrupted backup; harmless)`);
+  if (result.ignored.length) {
+    lines.push(`${result.ignored.length} unauthorised objects ignored (no key with the authority wrote them; they are not part of the repository and no damage to its backups)`);
+  }
   lines.push(result.problems.length ? `${result.problems.length} problems found` : 'no problems found');
   return lines.join('\n');
 }

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { link, mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { AmberError } from '../../core/errors.ts';
@@ -524,6 +524,8 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
   async function lockObjects(names: string[]): Promise<void> {
     const files = names.map(pathOf);
     const dirs = [...new Set(files.flatMap(directoryChain))].filter((dir) => !appendOnlyDirs.has(dir));
+    // Read-only again where someone made a file writable (an immutable file refuses, and needs none).
+    await Promise.all(files.map((file) => chmod(file, FILE_MODE).catch(() => undefined)));
     // Files first: a directory made append-only with its files still mutable protects nothing yet.
     if (!(await changeAttribute('+i', files, names))) return;
     if (dirs.length === 0) return;
