@@ -1,0 +1,142 @@
+// The red team's attacks on the vault, each made as an attacker would make it: real HTTP to a vault
+// on 127.0.0.1, real tokens of the role named, raw request targets where fetch would normalise them.
+// Each test shows the attack refused with a clear JSON error and nothing stored or logged.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { systemClock } from '../core/clock.ts';
+import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { createHttpStore } from '../storage/http/http-store.ts';
+import { fingerprintTree, makeTempDir, removeTree, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import { encodeSignedRecord, jsonBytes } from '../repo/signed-record.ts';
+import { startVault, type VaultOptions } from './server.ts';
+import { createToken, type Role } from './tokens.ts';
+
+type Extra = Partial<Omit<VaultOptions, 'dataDir' | 'clock'>>;
+
+async function vaultFixture(t: { after(fn: () => unknown): void }, label: string, extra: Extra = {}, repos = ['team']) {
+  const dir = await makeTempDir(label);
+  useTemporaryWriterCache(dir);
+  const dataDir = join(dir, 'data');
+  const vault = await startVault({ dataDir, port: 0, clock: systemClock, ...extra });
+  t.after(async () => {
+    await vault.close();
+    await removeTree(dir);
+  });
+  const token = (role: Role, repo = 'team') => createToken(dataDir, { role, repo, nowMs: Date.now() }).token;
+  const storeFor = (secret: string, repo = 'team') => createHttpStore(`${vault.url}/${repo}`, { token: secret, attempts: 1 });
+  const owners = new Map<string, Repository>();
+  for (const repo of repos) {
+    const admin = storeFor(token('admin', repo), repo);
+    await admin.createRepository();
+    owners.set(repo, await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
+  }
+  const openAs = (secret: string, repo = 'team') => openRepository({ store: storeFor(secret, repo), passphrase: TEST_PASSPHRASE, clock: systemClock });
+  return { dir, dataDir, vault, token, storeFor, owner: owners.get(repos[0])!, owners, openAs, repoDir: (repo = 'team') => join(dataDir, 'repos', repo) };
+}
+
+interface Answer { status: number; body: string; code?: string; message?: string }
+
+/** A request whose target reaches the server exactly as written (fetch would fold `..` and `%2e`). */
+function raw(url: string, method: string, path: string, token: string, body?: Buffer | string): Promise<Answer> {
+  const { hostname, port } = new URL(url);
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, method, path, headers: { authorization: `Bearer ${token}`, 'content-length': bytes?.length ?? 0 } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => {
+        let error: { code?: string; message?: string } = {};
+        try {
+          error = JSON.parse(text).error ?? {};
+        } catch {
+          // not JSON: the assertion on the status says enough
+        }
+        resolve({ status: res.statusCode ?? 0, body: text, code: error.code, message: error.message });
+      });
+    });
+    req.on('error', reject);
+    req.end(bytes);
+  });
+}
+
+const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** A well-formed grant record, signed by `repo`'s key: what a writer may store under grants/. */
+const grantBytes = (repo: Repository) => encodeSignedRecord('grant', jsonBytes({ time: new Date().toISOString(), snapshot: null, entries: [] }), repo.key.signer);
+
+test('dot segments, encoded or not, are refused with 400 and nothing is stored in or logged to any repository', async (t) => {
+  const { vault, token, owners, dataDir, repoDir } = await vaultFixture(t, 'vault-dot-segments', {}, ['alpha', 'beta']);
+  const alphaWriter = token('writer', 'alpha');
+  const grant = grantBytes(owners.get('alpha')!);
+  const name = `grants/${sha(grant)}`;
+  const before = { alpha: await fingerprintTree(repoDir('alpha')), beta: await fingerprintTree(repoDir('beta')) };
+  const logs = join(dataDir, 'vault', 'logs');
+  const logOf = (repo: string) => fs.readFile(join(logs, `${repo}.jsonl`), 'utf8').catch(() => '');
+  const logsBefore = { alpha: await logOf('alpha'), beta: await logOf('beta') };
+  const attacks = [
+    `/v1/repos/beta/objects/%2e%2e/%2e%2e/alpha/objects/${name}`, // the red team's: beta's log, alpha's disk
+    `/v1/repos/beta/objects/../../alpha/objects/${name}`,
+    `/v1/repos/beta/objects/%2E%2e/%2e%2E/alpha/objects/${name}`,
+    `/v1/repos/beta/objects/.%2e/.%2e/alpha/objects/${name}`,
+    `/v1/repos/alpha/objects/./${name}`,
+    `/v1/repos/alpha/objects/grants/%2e/${name.slice('grants/'.length)}`,
+    `/v1/repos/alpha/objects/%252e%252e/${name}`,
+    `/v1/repos/alpha/objects/grants%2f${name.slice('grants/'.length)}`,
+    `/v1/repos/alpha/objects/grants\\${name.slice('grants/'.length)}`,
+    `/v1/repos/beta/objects/..\\..\\alpha\\objects\\${name}`,
+    `/v1/repos/alpha/objects//${name}`,
+    `/v1/repos/alpha/objects/${name}/.`,
+  ];
+  for (const path of attacks) {
+    const answer = await raw(vault.url, 'PUT', path, alphaWriter, grant);
+    assert.equal(answer.status, 400, `${path}: ${answer.body}`);
+    assert.equal(answer.code, 'INVALID_OBJECT_NAME', path);
+  }
+  assert.deepEqual(await fingerprintTree(repoDir('alpha')), before.alpha, 'nothing reached alpha');
+  assert.deepEqual(await fingerprintTree(repoDir('beta')), before.beta, 'nothing reached beta');
+  assert.deepEqual({ alpha: await logOf('alpha'), beta: await logOf('beta') }, logsBefore, 'no refused path is logged to either repository');
+
+  // The same upload by its one plain path is stored and logged in alpha, under that path.
+  assert.equal((await raw(vault.url, 'PUT', `/v1/repos/alpha/objects/${name}`, alphaWriter, grant)).status, 201);
+  const last = JSON.parse((await logOf('alpha')).trimEnd().split('\n').at(-1)!);
+  assert.deepEqual([last.path, last.status], [`/v1/repos/alpha/objects/${name}`, 201]);
+  assert.equal(await logOf('beta'), logsBefore.beta);
+});
+
+test('wrong JSON on every JSON endpoint is 400 USAGE with a message, never 503 and never a stack in the log', async (t) => {
+  const { vault, token } = await vaultFixture(t, 'vault-bad-json');
+  const writer = token('writer');
+  const wrong = ['null', '42', '[]', '"names"', 'true', '{}', '{', '{"names":"config"}', '{"names":[1]}', '{"names":[null]}', '{"names":["../config"]}',
+    '{"names":{"0":"config"}}'];
+  const wrongProtect = ['{"names":["config"]}', '{"names":["config"],"untilMs":"soon","mode":"governance"}', '{"names":["config"],"untilMs":1e20,"mode":"governance"}',
+    '{"names":["config"],"untilMs":1.5,"mode":"governance"}', '{"names":["config"],"untilMs":-1,"mode":"governance"}', '{"names":["config"],"untilMs":null,"mode":"governance"}',
+    '{"names":["config"],"untilMs":1,"mode":"forever"}', '{"names":["config"],"untilMs":1}'];
+  const written: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    written.push(String(chunk));
+    return (write as (...args: unknown[]) => boolean).call(process.stderr, chunk, ...rest);
+  }) as typeof process.stderr.write;
+  try {
+    for (const [endpoint, bodies] of [['protection', wrong], ['protect', [...wrong, ...wrongProtect]]] as const) {
+      for (const body of bodies) {
+        const answer = await raw(vault.url, 'POST', `/v1/repos/team/${endpoint}`, writer, body);
+        assert.equal(answer.status, 400, `${endpoint} ${body}: ${answer.body}`);
+        assert.equal(answer.code, 'USAGE', `${endpoint} ${body}`);
+        assert.match(answer.message!, /^(protect|protection): |not JSON/, `${endpoint} ${body}: the message says what is wrong`);
+      }
+    }
+    const limit = await raw(vault.url, 'GET', '/v1/repos/team/objects?prefix=data/&limit=many', writer);
+    assert.deepEqual([limit.status, limit.code], [400, 'USAGE']);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(written.filter((text) => /vault:|TypeError|\n\s+at /.test(text)), [], 'no stack trace in the server log');
+  // A well-formed request still works.
+  assert.equal((await raw(vault.url, 'POST', '/v1/repos/team/protection', writer, '{"names":["config"]}')).status, 200);
+});
