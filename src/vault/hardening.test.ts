@@ -140,3 +140,82 @@ test('wrong JSON on every JSON endpoint is 400 USAGE with a message, never 503 a
   // A well-formed request still works.
   assert.equal((await raw(vault.url, 'POST', '/v1/repos/team/protection', writer, '{"names":["config"]}')).status, 200);
 });
+
+test('junk a writer uploads under snapshots/, index/, audit/ or data/ is refused by its form; every legitimate upload is still stored', async (t) => {
+  const { dir, vault, token, owner, openAs, storeFor, repoDir } = await vaultFixture(t, 'vault-junk');
+  const { addKey, rotateKey } = await import('../repo/key-admin.ts');
+  const { setPolicy } = await import('../engine/policy-admin.ts');
+  const { backup } = await import('../engine/backup.ts');
+  const { verify } = await import('../engine/verify.ts');
+  const { verifyAudit, writeCheckpoint } = await import('../engine/audit-log.ts');
+  const { addHold } = await import('../engine/holds.ts');
+  const { createRequest, approverAuthor, signDecision, submitDecision } = await import('../engine/requests.ts');
+  const { createApproverKey, unlockApproverKey } = await import('../governance/approver-key.ts');
+  const { openRepositoryView } = await import('../repo/repository.ts');
+  const { generateSigningKeyPair } = await import('../crypto/signing.ts');
+  const { signerOf } = await import('../repo/keys.ts');
+  const { encodeHeader } = await import('../repo/object-header.ts');
+
+  // Everything a repository's life uploads, through the vault, each with the role that does it.
+  const admin = await openAs(token('admin'));
+  await addKey(admin, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
+  const approver = async () => unlockApproverKey(JSON.stringify((await createApproverKey('pw', 10)).keyFile), 'pw', 'test');
+  const [alice, bob] = await Promise.all([approver(), approver()]);
+  await setPolicy(admin, { approvers: [{ name: 'alice', publicKey: alice.publicKey.toString('hex') }, { name: 'bob', publicKey: bob.publicKey.toString('hex') }], quorum: 2 });
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), Buffer.alloc(300_000, 7));
+  const writeOnly = await openRepository({ store: storeFor(token('writer')), passphrase: 'writer pass', clock: systemClock });
+  const first = await backup({ repo: writeOnly, paths: [source], retainMs: 86_400_000 });
+  await rotateKey(admin, { reason: 'yearly' });
+  await fs.writeFile(join(source, 'b.bin'), Buffer.alloc(200_000, 9));
+  await backup({ repo: writeOnly, paths: [source], retainMs: 86_400_000 });
+  await addHold({ repo: admin, snapshot: first.snapshotId, reason: 'case 7', actor: 'legal' });
+  const request = await createRequest({ repo: admin, kind: 'unlock', target: first.snapshotId, reason: 'test' });
+  const approverView = await openRepositoryView(storeFor(token('approver')));
+  for (const key of [alice, bob]) await submitDecision(await approverAuthor(approverView, systemClock, key), signDecision(request.id, 'approve', key));
+  // Carrying out the unlock grants again what the other, still locked snapshot shares with it.
+  const { applyToStorage } = await import('../engine/storage-effects.ts');
+  const { unguardedClock } = await import('../engine/retention-state.ts');
+  assert.ok((await applyToStorage(admin, request.id, unguardedClock(systemClock))).regranted > 0);
+  await writeCheckpoint(await openAs(token('maintainer')));
+
+  // Junk whose bytes hash to their names, and well-formed records no key of the repository signed.
+  const writer = token('writer');
+  const junk = Buffer.from('hashes to its name, and is nothing');
+  const stranger = signerOf(generateSigningKeyPair());
+  const forged = (kind: 'snapshot' | 'grant' | 'audit' | 'index', payload: unknown) => encodeSignedRecord(kind, kind === 'snapshot' || kind === 'index' ? Buffer.alloc(40, 1) : jsonBytes(payload), stranger);
+  const entry = { repository: owner.config.repositoryId, seq: 1, time: new Date().toISOString(), actor: 'x', action: 'backup', target: 'x', details: {}, previous: [] };
+  const fakePack = Buffer.concat([encodeHeader('pack'), Buffer.alloc(300, 3)]);
+  const badGrant = encodeSignedRecord('grant', jsonBytes({ time: 'never', snapshot: null, entries: 'all' }), owner.key.signer);
+  const ownerGrantAsSnapshot = grantBytes(owner);
+  const forgedGrant = forged('grant', { time: new Date().toISOString(), snapshot: null, entries: [] });
+  const attempts: [string, Buffer, number, string][] = [
+    [`snapshots/${sha(junk)}`, junk, 422, 'OBJECT_CORRUPT'],
+    [`index/${sha(junk)}`, junk, 422, 'OBJECT_CORRUPT'],
+    [`audit/000000000001-${sha(junk)}`, junk, 422, 'OBJECT_CORRUPT'],
+    [`data/${sha(junk)}`, junk, 400, 'INVALID_OBJECT_NAME'],
+    [`data/${sha(junk).slice(2, 4) === sha(junk).slice(0, 2) ? 'zz' : sha(junk).slice(2, 4)}/${sha(junk)}`, junk, 400, 'INVALID_OBJECT_NAME'],
+    [`index/extra/${sha(junk)}`, junk, 400, 'INVALID_OBJECT_NAME'],
+    [`audit/1-${sha(junk)}`, junk, 400, 'INVALID_OBJECT_NAME'],
+    [`snapshots/${sha(junk).toUpperCase()}`, junk, 400, 'INVALID_OBJECT_NAME'],
+    [`data/${sha(fakePack).slice(0, 2)}/${sha(fakePack)}`, fakePack, 422, 'SIGNATURE_INVALID'],
+    [`snapshots/${sha(forged('snapshot', null))}`, forged('snapshot', null), 422, 'SIGNATURE_INVALID'],
+    [`index/${sha(forged('index', null))}`, forged('index', null), 422, 'SIGNATURE_INVALID'],
+    [`grants/${sha(forgedGrant)}`, forgedGrant, 422, 'SIGNATURE_INVALID'],
+    [`audit/000000000001-${sha(forged('audit', entry))}`, forged('audit', entry), 422, 'SIGNATURE_INVALID'],
+    [`grants/${sha(badGrant)}`, badGrant, 422, 'OBJECT_CORRUPT'],
+    [`snapshots/${sha(ownerGrantAsSnapshot)}`, ownerGrantAsSnapshot, 422, 'OBJECT_CORRUPT'],
+  ];
+  const before = await fingerprintTree(repoDir());
+  for (const [name, bytes, status, code] of attempts) {
+    const answer = await raw(vault.url, 'PUT', `/v1/repos/team/objects/${name}`, writer, bytes);
+    assert.equal(answer.status, status, `${name}: ${answer.body}`);
+    assert.equal(answer.code, code, name);
+    assert.ok(answer.message!.includes(name.slice(0, 40)), `the error names the object: ${answer.message}`);
+  }
+  assert.deepEqual(await fingerprintTree(repoDir()), before, 'no junk reached the disk');
+  // So verify and audit verify still find nothing wrong.
+  assert.deepEqual((await verify({ repo: await openAs(token('reader')), readDataFraction: 1 })).problems, []);
+  assert.deepEqual((await verifyAudit(await openRepositoryView(storeFor(token('auditor'))))).problems, []);
+});

@@ -14,7 +14,8 @@ import type { Clock } from '../core/clock.ts';
 import { isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
-import { checkUpload } from './object-checks.ts';
+import { checkUpload, viewOrNothing } from './object-checks.ts';
+import { openRepositoryView, type RepositoryView } from '../repo/repository.ts';
 import { createByteBudget } from './byte-budget.ts';
 import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
@@ -103,8 +104,9 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     if (section === undefined && req.method === 'GET') return send(res, 200, { name: repo, witness: witnessKey.publicKey.toString('hex') });
     if (section === 'enforcement' && req.method === 'GET') return send(res, 200, enforcement(store));
     if (section === 'protect' && req.method === 'POST') {
-      if (!mayProtect(token.role)) throw forbidden(token, 'extend retention');
       const body = protectBody(await readJson(req, uploadLimits));
+      const refused = body.names.find((n) => !mayProtect(token.role, n));
+      if (refused !== undefined) throw forbidden(token, `extend the retention of ${refused}`);
       // Dates only ever rise (the grants hold the maximum), so a date below what an object holds changes
       // nothing; one already past for an object held longer is no extension at all, only an attempt.
       if (body.untilMs < expiryClock.retentionBaseMs()) await refuseShortening(store, body.names, body.untilMs);
@@ -192,7 +194,8 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     try {
       const bytes = await readBody(req, declared, uploadLimits);
       // A decision's request must exist before anyone decides on it.
-      const request = checkUpload(name, bytes).decidesOn;
+      let view: Promise<RepositoryView | undefined> | undefined;
+      const request = (await checkUpload(name, bytes, { view: () => (view ??= viewOrNothing(() => openRepositoryView(store))) })).decidesOn;
       if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
         throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
       }
