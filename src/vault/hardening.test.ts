@@ -219,3 +219,90 @@ test('junk a writer uploads under snapshots/, index/, audit/ or data/ is refused
   assert.deepEqual((await verify({ repo: await openAs(token('reader')), readDataFraction: 1 })).problems, []);
   assert.deepEqual((await verifyAudit(await openRepositoryView(storeFor(token('auditor'))))).problems, []);
 });
+
+test('a forget mark written under a clock 400 days ahead is refused by the vault; the locked snapshots stay listed, locked and restorable', async (t) => {
+  const { dir, token, openAs, repoDir } = await vaultFixture(t, 'vault-forged-forget');
+  const { backup } = await import('../engine/backup.ts');
+  const { forget } = await import('../engine/forget.ts');
+  const { listSnapshots, findSnapshot } = await import('../engine/snapshots.ts');
+  const { lockStatus } = await import('../engine/locks.ts');
+  const { putRecord, FORGETS } = await import('../repo/retention-records.ts');
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), Buffer.alloc(100_000, 1));
+  const writer = await openAs(token('writer'));
+  const governance = await backup({ repo: writer, paths: [source], retainMs: 90 * 86_400_000 });
+  const compliance = await backup({ repo: writer, paths: [source], retainMs: 90 * 86_400_000, lockMode: 'compliance' });
+  await backup({ repo: writer, paths: [source], retainMs: 86_400_000 });
+
+  // A maintainer token and the full key, on a host whose clock runs 400 days ahead, with no cache.
+  const ahead = () => Date.now() + 400 * 86_400_000;
+  const maintainer = await openAs(token('maintainer'));
+  await assert.rejects(forget({ repo: maintainer, keep: { last: 1 }, clock: { deletionNowMs: ahead, retentionBaseMs: ahead } }),
+    (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /forgets snapshot .* retained until .* by the vault's clock/.test(error.message));
+  // The same mark written by hand, one snapshot at a time: refused for each.
+  for (const id of [governance.snapshotId, compliance.snapshotId]) {
+    await assert.rejects(putRecord(maintainer, FORGETS, { time: new Date(ahead()).toISOString(), snapshots: [id], rule: 'last=1' }),
+      (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE');
+  }
+  await assert.rejects(fs.readdir(join(repoDir(), 'forgets')), 'no forget mark was stored');
+  const reader = await openAs(token('reader'));
+  const listed = (await listSnapshots(reader)).map(({ id }) => id);
+  assert.ok(listed.includes(governance.snapshotId) && listed.includes(compliance.snapshotId));
+  for (const id of [governance.snapshotId, compliance.snapshotId]) {
+    assert.equal((await findSnapshot(reader, id)).id, id);
+    const [status] = await lockStatus({ repo: reader, snapshot: id });
+    assert.equal(status.covered, true);
+  }
+});
+
+test('protect is bounded by the grants and the policy: a writer cannot raise retention to 2100 in compliance or beyond the policy maximum', async (t) => {
+  const { dir, vault, token, openAs, storeFor } = await vaultFixture(t, 'vault-protect-bounds');
+  const { backup } = await import('../engine/backup.ts');
+  const { extendLock, lockStatus } = await import('../engine/locks.ts');
+  const { setPolicy } = await import('../engine/policy-admin.ts');
+  const { addHold } = await import('../engine/holds.ts');
+  const { putRecord, GRANTS } = await import('../repo/retention-records.ts');
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), Buffer.alloc(100_000, 2));
+  const writerToken = token('writer');
+  const writer = await openAs(writerToken);
+  const { snapshotId } = await backup({ repo: writer, paths: [source], retainMs: 7 * 86_400_000 });
+  const names: string[] = [];
+  for await (const { name } of storeFor(writerToken).list('data/')) names.push(name);
+  const protect = (body: unknown) => raw(vault.url, 'POST', '/v1/repos/team/protect', writerToken, JSON.stringify(body));
+  const year2100 = Date.parse('2100-01-01T00:00:00Z');
+  const refusals = [
+    { names, untilMs: year2100, mode: 'compliance' },
+    { names, untilMs: year2100, mode: 'governance' },
+    { names: [`snapshots/${snapshotId}`], untilMs: Date.now() + 30 * 86_400_000, mode: 'governance' },
+    { names, untilMs: Date.now() + 86_400_000, mode: 'compliance' }, // within the date, but a stronger mode than granted
+    { names: ['config'], untilMs: year2100, mode: 'compliance' },
+  ];
+  for (const body of refusals) {
+    const answer = await protect(body);
+    assert.equal(answer.status, 422, `${JSON.stringify(body).slice(0, 120)}: ${answer.body}`);
+    assert.equal(answer.code, 'POLICY_VIOLATION');
+    assert.match(answer.message!, /protect asks for .* to be retained until/);
+  }
+  assert.deepEqual([(await protect({ names, untilMs: 1e20, mode: 'compliance' })).status], [400], 'no date at all');
+  // What the grants give passes.
+  assert.equal((await protect({ names, untilMs: Date.now() + 86_400_000, mode: 'governance' })).status, 200);
+
+  // A grant beyond the policy's maximum is refused before it can make protect pass; so is a pack
+  // upload that asks for it.
+  await setPolicy(await openAs(token('admin')), { maxRetentionMs: 365 * 86_400_000 });
+  const grant = { time: new Date().toISOString(), snapshot: null, entries: [{ mode: 'compliance' as const, until: new Date(year2100).toISOString(), objects: names }] };
+  await assert.rejects(putRecord(writer, GRANTS, grant), (error: Error & { code?: string }) => error.code === 'POLICY_VIOLATION' && /maximum retention of 365 days/.test(error.message));
+  await assert.rejects(putRecord(writer, GRANTS, { time: new Date().toISOString(), snapshot: null, entries: [] }, { retainUntilMs: year2100, mode: 'compliance' }),
+    (error: Error & { code?: string }) => error.code === 'POLICY_VIOLATION' && /the upload of grants\/.* asks for retention until 2100/.test(error.message));
+
+  // Legitimate raises still pass: a lock extended within the policy, a hold, a backup reusing the packs.
+  const admin = await openAs(token('admin'));
+  await extendLock({ repo: admin, snapshot: snapshotId, untilMs: Date.now() + 200 * 86_400_000 });
+  assert.equal((await lockStatus({ repo: admin, snapshot: snapshotId }))[0].covered, true);
+  await addHold({ repo: admin, snapshot: snapshotId, reason: 'audit', actor: 'legal' });
+  await backup({ repo: writer, paths: [source], retainMs: 300 * 86_400_000 });
+  await assert.rejects(extendLock({ repo: admin, snapshot: snapshotId, untilMs: year2100 }), (error: Error & { code?: string }) => error.code === 'POLICY_VIOLATION');
+});

@@ -21,7 +21,8 @@ import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
-import { checkCondemnUpload, checkDeletion, checkPolicyUpload, refuseShortening } from './vault-retention.ts';
+import { checkCondemnUpload, checkDeletion, checkForgetUpload, checkGrantUpload, checkPolicyUpload, checkProtect, checkRetainUntil } from './vault-retention.ts';
+import type { CachedRecord, RecordCache } from '../repo/record-cache.ts';
 import { unguardedClock, type RetentionClock } from '../engine/retention-state.ts';
 
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
@@ -35,6 +36,10 @@ export const DEFAULT_MEMORY_BUDGET_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND = 64 * 1024;
 export const DEFAULT_UPLOAD_GRACE_MS = 10_000;
 
+/** Without a policy maximum, no one may ask the vault to retain anything longer than this from now. */
+export const DEFAULT_MAX_RETENTION_MS = 10 * 365 * 86_400_000;
+const RECORD_CACHE_BYTES = 64 * 1024 * 1024;
+
 export interface VaultOptions {
   dataDir: string;
   host?: string;
@@ -47,6 +52,8 @@ export interface VaultOptions {
   witnessFlushMs?: number;
   /** Object bytes in memory at once (default DEFAULT_MEMORY_BUDGET_BYTES, at least MAX_OBJECT_BYTES). */
   memoryBudgetBytes?: number;
+  /** The longest retention anyone may ask for when the repository's policy sets no maximum (default 10 years). */
+  maxRetentionMs?: number;
   /** The slowest body the vault reads (bytes a second on average, 0 for no minimum) and after how long it judges. */
   minUploadBytesPerSecond?: number;
   uploadGraceMs?: number;
@@ -76,7 +83,9 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
   const metrics = createMetrics(options.clock);
   const stores = new Map<string, Store>();
-  const budget = createByteBudget(Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, MAX_OBJECT_BYTES));
+  const memoryBudget = Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, MAX_OBJECT_BYTES);
+  // No token holds more than half: another token's request always finds room beside it.
+  const budget = createByteBudget(memoryBudget, Math.floor(memoryBudget / 2));
   const storeOf = (repo: string) => {
     let store = stores.get(repo);
     if (!store) stores.set(repo, (store = options.storeFor?.(repo) ?? createFsStore(join(options.dataDir, 'repos', repo))));
@@ -87,6 +96,10 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     graceMs: options.uploadGraceMs ?? DEFAULT_UPLOAD_GRACE_MS,
     nowMs: () => options.clock.monotonicMs(),
   };
+  // Signed records are immutable: each is fetched and verified once, then kept in memory (bounded).
+  const recordCache = createMemoryRecordCache(RECORD_CACHE_BYTES);
+  const viewOf = async (repo: string): Promise<RepositoryView> => ({ ...(await openRepositoryView(storeOf(repo))), recordCache: recordCache(repo) });
+  const maxRetentionMs = options.maxRetentionMs ?? DEFAULT_MAX_RETENTION_MS;
   const witness = createWitness({ signer: witnessKey, clock: options.clock, storeOf, flushAfterMs: options.witnessFlushMs });
 
   async function handle(req: IncomingMessage, res: ServerResponse, token: TokenInfo | undefined, target: Target): Promise<number> {
@@ -108,8 +121,9 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       const refused = body.names.find((n) => !mayProtect(token.role, n));
       if (refused !== undefined) throw forbidden(token, `extend the retention of ${refused}`);
       // Dates only ever rise (the grants hold the maximum), so a date below what an object holds changes
-      // nothing; one already past for an object held longer is no extension at all, only an attempt.
-      if (body.untilMs < expiryClock.retentionBaseMs()) await refuseShortening(store, body.names, body.untilMs);
+      // nothing; one already past for an object held longer is no extension at all, only an attempt;
+      // and none goes beyond what the grants (or, for metadata, the latest of them) give.
+      await checkProtect(await viewOf(repo), body.names, body, expiryClock.retentionBaseMs());
       await store.protect(body.names, { untilMs: body.untilMs, mode: body.mode });
       return send(res, 200, { protected: body.names.length });
     }
@@ -127,10 +141,10 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     if (section === 'objects' && rawName !== undefined) {
       const name = objectNameOf(rawName);
       if (req.method === 'GET' || req.method === 'HEAD') return read(req, res, token, store, name);
-      if (req.method === 'PUT') return write(req, res, token, store, name);
+      if (req.method === 'PUT') return write(req, res, token, repo, name);
       if (req.method === 'DELETE') {
         if (!mayDelete(token.role)) throw forbidden(token, 'delete anything');
-        await checkDeletion(store, name, expiryClock.deletionNowMs());
+        await checkDeletion(await viewOf(repo), name, expiryClock.deletionNowMs());
         await store.deleteExpired(name);
         return send(res, 200, { deleted: name });
       }
@@ -169,7 +183,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       return 200;
     }
     const range = parseRange(req.headers.range, info.sizeBytes);
-    const release = await budget.reserve(range?.length ?? info.sizeBytes);
+    const release = await budget.reserve(range?.length ?? info.sizeBytes, token.id);
     try {
       const bytes = await store.get(name, range);
       metrics.sent(bytes.length);
@@ -184,27 +198,33 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     return range ? 206 : 200;
   }
 
-  async function write(req: IncomingMessage, res: ServerResponse, token: TokenInfo, store: Store, name: string): Promise<number> {
+  async function write(req: IncomingMessage, res: ServerResponse, token: TokenInfo, repo: string, name: string): Promise<number> {
     if (!mayWrite(token.role, name)) throw forbidden(token, `write ${name}`);
+    const store = storeOf(repo);
     const declared = Number(req.headers['content-length']);
     if (!Number.isSafeInteger(declared) || declared > MAX_OBJECT_BYTES) {
       throw new AmberError('OBJECT_TOO_LARGE', `uploads need a content-length of at most ${MAX_OBJECT_BYTES} bytes`);
     }
-    const release = await budget.reserve(declared);
+    const retention = retentionHeaders(req);
+    const release = await budget.reserve(declared, token.id);
     try {
       const bytes = await readBody(req, declared, uploadLimits);
+      let opened: Promise<RepositoryView | undefined> | undefined;
+      const view = () => (opened ??= viewOrNothing(() => viewOf(repo)));
       // A decision's request must exist before anyone decides on it.
-      let view: Promise<RepositoryView | undefined> | undefined;
-      const request = (await checkUpload(name, bytes, { view: () => (view ??= viewOrNothing(() => openRepositoryView(store))) })).decidesOn;
+      const request = (await checkUpload(name, bytes, { view })).decidesOn;
       if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
         throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
       }
-      if (name.startsWith('condemns/')) await checkCondemnUpload(store, name, bytes, expiryClock.deletionNowMs());
-      // The lock is judged by the time moving the clock back cannot lower, as the client does.
-      if (name.startsWith('policies/')) await checkPolicyUpload(store, name, bytes, expiryClock.retentionBaseMs());
-      const retainUntilMs = Number(req.headers['x-amber-retain-until'] ?? NaN);
-      const mode = req.headers['x-amber-retention-mode'];
-      await store.put(name, bytes, Number.isFinite(retainUntilMs) && (mode === 'governance' || mode === 'compliance') ? { retainUntilMs, mode } : undefined);
+      // Judged by the vault's clock: a deletion or a forget by the time moving the clock forward
+      // cannot raise, a lock or a retention bound by the time moving it back cannot lower.
+      if (name.startsWith('condemns/')) await checkCondemnUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+      if (name.startsWith('forgets/')) await checkForgetUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+      if (name.startsWith('policies/')) await checkPolicyUpload((await view())!, name, bytes, expiryClock.retentionBaseMs());
+      if (name.startsWith('grants/')) await checkGrantUpload((await view())!, name, bytes, expiryClock.retentionBaseMs(), maxRetentionMs);
+      const base = await view();
+      if (retention && base) await checkRetainUntil(base, name, retention.retainUntilMs, expiryClock.retentionBaseMs(), maxRetentionMs);
+      await store.put(name, bytes, retention);
       metrics.received(bytes.length);
       return send(res, 201, { stored: name, bytes: bytes.length });
     } finally {
@@ -466,4 +486,36 @@ function createAccessLog(dataDir: string): (repo: string, line: Record<string, u
     lastHash.set(repo, createHash('sha256').update(text).digest('hex'));
     return text;
   };
+}
+
+/** X-Amber-Retain-Until and X-Amber-Retention-Mode, both or neither. */
+function retentionHeaders(req: IncomingMessage): { retainUntilMs: number; mode: 'governance' | 'compliance' } | undefined {
+  const until = req.headers['x-amber-retain-until'];
+  const mode = req.headers['x-amber-retention-mode'];
+  if (until === undefined && mode === undefined) return undefined;
+  const retainUntilMs = Number(until);
+  if (!Number.isSafeInteger(retainUntilMs) || retainUntilMs < 0 || retainUntilMs > MAX_DATE_MS || (mode !== 'governance' && mode !== 'compliance')) {
+    throw new AmberError('USAGE', 'X-Amber-Retain-Until must be a date in epoch milliseconds and X-Amber-Retention-Mode governance or compliance, both or neither');
+  }
+  return { retainUntilMs, mode };
+}
+
+/** Verified records by repository, in memory: oldest dropped first once `maxBytes` of payload is held. */
+function createMemoryRecordCache(maxBytes: number): (repo: string) => RecordCache {
+  const records = new Map<string, CachedRecord>();
+  let bytes = 0;
+  return (repo) => ({
+    get: (name) => records.get(`${repo}\0${name}`),
+    remember(name, record) {
+      const key = `${repo}\0${name}`;
+      if (records.has(key) || record.payload.length > maxBytes / 16) return;
+      records.set(key, record);
+      bytes += record.payload.length;
+      for (const [old, { payload }] of records) {
+        if (bytes <= maxBytes) break;
+        records.delete(old);
+        bytes -= payload.length;
+      }
+    },
+  });
 }
