@@ -306,3 +306,67 @@ test('protect is bounded by the grants and the policy: a writer cannot raise ret
   await backup({ repo: writer, paths: [source], retainMs: 300 * 86_400_000 });
   await assert.rejects(extendLock({ repo: admin, snapshot: snapshotId, untilMs: year2100 }), (error: Error & { code?: string }) => error.code === 'POLICY_VIOLATION');
 });
+
+/** A PUT that declares `declared` bytes and sends one byte per tick, on a raw socket, until stopped. */
+function trickle(url: string, path: string, token: string, declared: number) {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.write(`PUT ${path} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${declared}\r\n\r\n`);
+  let sent = 0;
+  const ticks = setInterval(() => {
+    if (!socket.destroyed && sent < 200) socket.write('x', () => (sent += 1));
+  }, 25);
+  let answer = '';
+  socket.on('data', (chunk) => (answer += chunk));
+  socket.on('error', () => undefined);
+  const closed = new Promise<string>((resolve) => socket.on('close', () => {
+    clearInterval(ticks);
+    resolve(answer);
+  }));
+  return { closed, sentBytes: () => sent, stop: () => socket.destroy(), isOpen: () => !socket.destroyed };
+}
+
+const until = async (condition: () => boolean) => {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
+};
+
+// A vault without these defences never answers: the time-outs turn a hang into a failure, they measure nothing.
+test('two trickling uploads of one token do not hold up another token\'s small upload', { timeout: 60_000 }, async (t) => {
+  const share = 256 * 1024 * 1024;
+  const { vault, token, owner } = await vaultFixture(t, 'vault-fair-budget', { memoryBudgetBytes: 2 * share, minUploadBytesPerSecond: 0 });
+  const slow = token('writer');
+  const name = `data/ab/${'ab'.repeat(32)}`;
+  const trickles = [trickle(vault.url, `/v1/repos/team/objects/${name}`, slow, share), trickle(vault.url, `/v1/repos/team/objects/${name}`, slow, share)];
+  // Both have sent their headers and are trickling (the server has reserved what they declared).
+  await until(() => trickles.every(({ sentBytes }) => sentBytes() >= 4));
+  const grant = grantBytes(owner);
+  const events: string[] = [];
+  const small = raw(vault.url, 'PUT', `/v1/repos/team/objects/grants/${sha(grant)}`, token('writer'), grant).then((answer) => (events.push('small upload answered'), answer));
+  const bothClosed = Promise.all(trickles.map(({ closed }) => closed)).then(() => events.push('trickles closed'));
+  // The trickles never end their bodies (they stop sending after 200 bytes and stay open).
+  const answer = await small;
+  assert.equal(events[0], 'small upload answered', 'the small upload completed while both trickles were still open');
+  assert.ok(trickles.every(({ isOpen }) => isOpen()));
+  assert.equal(answer.status, 201, answer.body);
+  for (const { stop } of trickles) stop();
+  await bothClosed;
+});
+
+test('an upload below the minimum rate is cut off with 408 and its reserved bytes go back to its token', { timeout: 60_000 }, async (t) => {
+  const share = 256 * 1024 * 1024;
+  const { vault, token, owner } = await vaultFixture(t, 'vault-min-rate', { memoryBudgetBytes: 2 * share, minUploadBytesPerSecond: 64 * 1024, uploadGraceMs: 300 });
+  const writer = token('writer');
+  const slow = trickle(vault.url, `/v1/repos/team/objects/data/ab/${'ab'.repeat(32)}`, writer, share);
+  await until(() => slow.sentBytes() >= 2);
+  // The same token's next upload waits for the bytes the slow one holds (its whole share).
+  const grant = grantBytes(owner);
+  const next = raw(vault.url, 'PUT', `/v1/repos/team/objects/grants/${sha(grant)}`, writer, grant);
+  // The trickle never ends its body: only the vault can close it.
+  const cut = await slow.closed;
+  assert.match(cut, /^HTTP\/1\.1 408 /);
+  const body = JSON.parse(cut.slice(cut.indexOf('\r\n\r\n') + 4));
+  assert.equal(body.error.code, 'UPLOAD_TOO_SLOW');
+  assert.match(body.error.message, /slower than the vault's minimum of 65536 bytes a second/);
+  const answer = await next;
+  assert.equal(answer.status, 201, answer.body);
+});
