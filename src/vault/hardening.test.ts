@@ -278,7 +278,6 @@ test('protect is bounded by the grants and the policy: a writer cannot raise ret
     { names, untilMs: year2100, mode: 'governance' },
     { names: [`snapshots/${snapshotId}`], untilMs: Date.now() + 30 * 86_400_000, mode: 'governance' },
     { names, untilMs: Date.now() + 86_400_000, mode: 'compliance' }, // within the date, but a stronger mode than granted
-    { names: ['config'], untilMs: year2100, mode: 'compliance' },
   ];
   for (const body of refusals) {
     const answer = await protect(body);
@@ -287,6 +286,10 @@ test('protect is bounded by the grants and the policy: a writer cannot raise ret
     assert.match(answer.message!, /protect asks for .* to be retained until/);
   }
   assert.deepEqual([(await protect({ names, untilMs: 1e20, mode: 'compliance' })).status], [400], 'no date at all');
+  // Records (config, keys, the audit log) are kept as long as anything, but not beyond the bound.
+  const config = await protect({ names: ['config'], untilMs: year2100, mode: 'compliance' });
+  assert.deepEqual([config.status, config.code], [422, 'POLICY_VIOLATION'], config.body);
+  assert.match(config.message!, /beyond .*the vault's limit of 3650 days/);
   // What the grants give passes.
   assert.equal((await protect({ names, untilMs: Date.now() + 86_400_000, mode: 'governance' })).status, 200);
 

@@ -122,8 +122,8 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       if (refused !== undefined) throw forbidden(token, `extend the retention of ${refused}`);
       // Dates only ever rise (the grants hold the maximum), so a date below what an object holds changes
       // nothing; one already past for an object held longer is no extension at all, only an attempt;
-      // and none goes beyond what the grants (or, for metadata, the latest of them) give.
-      await checkProtect(await viewOf(repo), body.names, body, expiryClock.retentionBaseMs());
+      // and none goes beyond what the grants give (records: beyond the retention bound).
+      await checkProtect(await viewOf(repo), body.names, body, expiryClock.retentionBaseMs(), maxRetentionMs);
       await store.protect(body.names, { untilMs: body.untilMs, mode: body.mode });
       return send(res, 200, { protected: body.names.length });
     }

@@ -12,7 +12,7 @@ import { decodeSignedRecord, hasValidSignature, parseJsonPayload } from '../repo
 import { CONFIG_NAME, METADATA_PREFIXES, PREFIX } from '../repo/layout.ts';
 import { covers, roundUpMs, type ObjectLock } from '../governance/retention.ts';
 import type { Store } from '../storage/store.ts';
-import { loadRetentionState, metadataLock, type RetentionState } from '../engine/retention-state.ts';
+import { loadRetentionState, type RetentionState } from '../engine/retention-state.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -135,27 +135,36 @@ export async function checkGrantUpload(view: RepositoryView, name: string, bytes
   if (latest > ceiling.untilMs) throw beyond(name, latest, ceiling);
 }
 
-const isMetadata = (name: string) => name === CONFIG_NAME || METADATA_PREFIXES.some((kind) => name.startsWith(PREFIX[kind]));
+/**
+ * Records and keys a client keeps as long as anything (config, keys, the retention records, the
+ * audit log), often before the grant that justifies it exists (`init` keeps its first entries for
+ * the retention a backup would get, before the policy that says so): small objects, raised at most to
+ * the retention bound. Index objects are not among them: they are raised only by grants, like data.
+ */
+const isRecord = (name: string) => name === CONFIG_NAME || METADATA_PREFIXES.some((kind) => kind !== 'index' && name.startsWith(PREFIX[kind]));
 
 /**
- * A protect call may raise an object only as far as the records say it is retained: a pack or
- * snapshot to what some grant gives it; metadata (config, keys, index, records, the audit log) to
- * what everything is kept until, as clients compute it. And it never shortens: asking for a date
- * already past for an object held longer is refused (retention is only ever extended).
+ * A protect call may raise an object only as far as the records allow: a pack, snapshot or index
+ * object to what some grant gives it; a record within the retention bound (retentionCeiling). And it
+ * never shortens: asking for a date already past for an object held longer is refused (retention is
+ * only ever extended).
  */
-export async function checkProtect(view: RepositoryView, names: readonly string[], asked: ObjectLock, baseMs: number): Promise<void> {
+export async function checkProtect(view: RepositoryView, names: readonly string[], asked: ObjectLock, baseMs: number, fallbackMaxMs: number): Promise<void> {
   const state = await loadRetentionState(view);
-  const metadata = metadataLock(state, baseMs + CLOCK_TOLERANCE_MS);
+  const ceiling = retentionCeiling(state, baseMs, fallbackMaxMs);
   for (const name of names) {
     const lock = state.ledger.lockOf(name);
     if (asked.untilMs < baseMs && lock && lock.untilMs > asked.untilMs) {
       throw refuse(`${name} is retained until ${iso(lock.untilMs)}; asking for ${iso(asked.untilMs)} would shorten that, and retention is only ever extended`);
     }
-    if (covers(lock, asked.untilMs, asked.mode) || (isMetadata(name) && covers(metadata, asked.untilMs, asked.mode))) continue;
+    if (covers(lock, asked.untilMs, asked.mode)) continue;
+    if (isRecord(name)) {
+      if (asked.untilMs <= ceiling.untilMs) continue;
+      throw beyond(`protect of ${name}`, asked.untilMs, ceiling);
+    }
     throw new AmberError('POLICY_VIOLATION', `protect asks for ${name} to be retained until ${iso(asked.untilMs)} (${asked.mode}), but ${lock
-      ? `its grants give it only until ${iso(lock.untilMs)} (${lock.mode})`
-      : isMetadata(name) ? `metadata is kept only until ${iso(metadata.untilMs)} (${metadata.mode})` : 'no grant names it'}; nothing was changed`, {
-      hint: 'protect raises an object only to what a grant record gives it: write the grant first (backup and lock extend do)',
+      ? `its grants give it only until ${iso(lock.untilMs)} (${lock.mode})` : 'no grant names it'}; nothing was changed`, {
+      hint: 'protect raises a pack, snapshot or index object only to what a grant record gives it: write the grant first (backup and lock extend do)',
     });
   }
 }
