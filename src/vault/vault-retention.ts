@@ -1,7 +1,9 @@
 // The vault's own judgement of retention, from the signed plaintext records (grants, holds, condemn
 // notices, approved requests) and its own clock, never from what a client says. It refuses a condemn
-// notice that names a retained object, and deletes only what such a notice named once its grace has
-// passed, that is still expired and unheld, and that no grant written since has named again.
+// notice or forget mark that names a retained object, and deletes only what such a notice named once
+// its grace has passed, that is still expired and unheld, and that no grant written since has named
+// again. It bounds every retention request: grants and retention dates by the policy's maximum from
+// its clock, protect by what the grants give.
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type PolicyRecord } from '../repo/retention-records.ts';
