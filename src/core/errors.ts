@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   TOKEN_INVALID: 'The vault does not accept this token',
   ROLE_FORBIDDEN: 'The vault token\'s role does not allow this',
   OBJECT_TOO_LARGE: 'An upload is larger than the vault accepts',
+  UPLOAD_TOO_SLOW: 'An upload arrived slower than the vault\'s minimum rate and was cut off',
   STORAGE_UNSUITABLE: 'The storage cannot do what Amber needs of it, for example an S3 bucket without versioning or Object Lock',
   STORAGE_TRANSIENT: 'The storage failed in a way that may pass if retried',
   INVALID_OBJECT_NAME: 'An object name is not valid for the storage',

@@ -56,12 +56,12 @@ export interface LoadedCheckpoint {
 const isTime = (value: unknown) => typeof value === 'string' && !Number.isNaN(Date.parse(value));
 const isHashList = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string' && /^[0-9a-f]{64}$/.test(item));
 
-function isEntry(e: AuditEntry): boolean {
+export function isEntry(e: AuditEntry): boolean {
   return typeof e.repository === 'string' && Number.isSafeInteger(e.seq) && e.seq >= 1 && isTime(e.time) && typeof e.actor === 'string' &&
     typeof e.action === 'string' && typeof e.target === 'string' && e.details !== null && typeof e.details === 'object' && isHashList(e.previous);
 }
 
-function isCheckpoint(c: AuditCheckpoint): boolean {
+export function isCheckpoint(c: AuditCheckpoint): boolean {
   return typeof c.repository === 'string' && isTime(c.time) && Number.isSafeInteger(c.seq) && isHashList(c.heads) &&
     Number.isSafeInteger(c.entries) && c.entries >= 0;
 }

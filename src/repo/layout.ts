@@ -51,3 +51,32 @@ export function hashOfName(name: string): string | undefined {
   const match = /[/-]([0-9a-f]{64})$/.exec(name);
   return match ? match[1] : undefined;
 }
+
+export interface ParsedName {
+  kind: 'config' | PrefixKind;
+  /** The SHA-256 the name carries (of the bytes; of the request for requests/ and executions/). */
+  hash?: string;
+  /** Audit entries and checkpoints: the sequence number. */
+  seq?: number;
+}
+
+const KINDS = Object.entries(PREFIX) as [PrefixKind, string][];
+
+/**
+ * Which object a name is, when it has exactly the layout writers create (`config`, `data/<H[0..2)>/<H>`,
+ * `audit/` and `checkpoints/` as `<seq>-<H>`, every other prefix `<prefix><H>`); undefined for any
+ * other name, so an enforcer can refuse what no reader would ever look for.
+ */
+export function parseObjectName(name: string): ParsedName | undefined {
+  if (name === CONFIG_NAME) return { kind: 'config' };
+  const found = KINDS.find(([, prefix]) => name.startsWith(prefix));
+  if (!found) return undefined;
+  const [kind, prefix] = found;
+  if (kind === 'audit' || kind === 'checkpoints') return parseSequencedName(kind, name) && { kind, ...parseSequencedName(kind, name)! };
+  const rest = name.slice(prefix.length);
+  if (kind === 'data') {
+    const match = /^([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(rest);
+    return match && match[2].startsWith(match[1]) ? { kind, hash: match[2] } : undefined;
+  }
+  return /^[0-9a-f]{64}$/.test(rest) ? { kind, hash: rest } : undefined;
+}

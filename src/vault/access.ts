@@ -44,8 +44,13 @@ export function mayWrite(role: Role, name: string): boolean {
   return matches(name, WRITE[role]);
 }
 
-/** Extending retention: what writers do for reused data, and admins for lock extensions. */
-export const mayProtect = (role: Role): boolean => role === 'writer' || role === 'admin' || role === 'maintainer';
+/**
+ * Extending retention: what writers do for reused data, and admins for lock extensions; approvers
+ * only for what they write themselves (their audit entries, decisions and executions). How far is
+ * bounded by the grants and the policy (vault-retention.ts).
+ */
+export const mayProtect = (role: Role, name: string): boolean =>
+  role === 'writer' || role === 'admin' || role === 'maintainer' || (role === 'approver' && mayWrite(role, name));
 
 /** Deleting expired, condemned objects: only a maintainer (a full-key prune). */
 export const mayDelete = (role: Role): boolean => role === 'maintainer';

@@ -29,3 +29,24 @@ test('a request larger than the whole budget waits for all of it rather than for
   release();
   assert.equal(budget.inUse, 0);
 });
+
+test('one owner holds at most its share: its next request waits for its own bytes while another owner goes ahead', async () => {
+  const budget = createByteBudget(100, 50);
+  const order: string[] = [];
+  const first = await budget.reserve(50, 'slow');
+  const second = budget.reserve(10, 'slow').then((release) => (order.push('slow again'), release));
+  const other = budget.reserve(40, 'other').then((release) => (order.push('other'), release));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(order, ['other'], 'the second owner is not held up by the first one\'s queue');
+  assert.equal(budget.heldBy('slow'), 50);
+  first();
+  (await second)();
+  (await other)();
+  assert.deepEqual(order, ['other', 'slow again']);
+  assert.equal(budget.inUse, 0);
+  // A request larger than the share goes once its owner holds nothing.
+  const big = await budget.reserve(80, 'slow');
+  assert.equal(budget.heldBy('slow'), 80);
+  big();
+  assert.equal(budget.heldBy('slow'), 0);
+});

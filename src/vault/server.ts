@@ -14,20 +14,31 @@ import type { Clock } from '../core/clock.ts';
 import { isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
-import { checkUpload } from './object-checks.ts';
+import { checkUpload, viewOrNothing } from './object-checks.ts';
+import { openRepositoryView, type RepositoryView } from '../repo/repository.ts';
 import { createByteBudget } from './byte-budget.ts';
 import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
-import { checkCondemnUpload, checkDeletion, checkPolicyUpload, refuseShortening } from './vault-retention.ts';
+import { checkCondemnUpload, checkDeletion, checkForgetUpload, checkGrantUpload, checkPolicyUpload, checkProtect, checkRetainUntil } from './vault-retention.ts';
+import type { CachedRecord, RecordCache } from '../repo/record-cache.ts';
 import { unguardedClock, type RetentionClock } from '../engine/retention-state.ts';
 
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
 export const MAX_OBJECT_BYTES = 512 * 1024 * 1024;
 const MAX_JSON_BYTES = 8 * 1024 * 1024;
+const MAX_DATE_MS = 8.64e15;
 /** Object bytes (uploads and reads) held in memory at once, whatever the number of clients. */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 1024 * 1024 * 1024;
+
+/** Uploads slower than this on average, once the grace has passed, are cut off (408). */
+export const DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND = 64 * 1024;
+export const DEFAULT_UPLOAD_GRACE_MS = 10_000;
+
+/** Without a policy maximum, no one may ask the vault to retain anything longer than this from now. */
+export const DEFAULT_MAX_RETENTION_MS = 10 * 365 * 86_400_000;
+const RECORD_CACHE_BYTES = 64 * 1024 * 1024;
 
 export interface VaultOptions {
   dataDir: string;
@@ -41,6 +52,11 @@ export interface VaultOptions {
   witnessFlushMs?: number;
   /** Object bytes in memory at once (default DEFAULT_MEMORY_BUDGET_BYTES, at least MAX_OBJECT_BYTES). */
   memoryBudgetBytes?: number;
+  /** The longest retention anyone may ask for when the repository's policy sets no maximum (default 10 years). */
+  maxRetentionMs?: number;
+  /** The slowest body the vault reads (bytes a second on average, 0 for no minimum) and after how long it judges. */
+  minUploadBytesPerSecond?: number;
+  uploadGraceMs?: number;
   /**
    * Where a repository's objects live: by default the hardened fs store at DIR/repos/NAME. With S3
    * Object Lock behind the vault, the storage enforces retention too. The list of repositories stays
@@ -57,7 +73,7 @@ export interface Vault {
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   USAGE: 400, INVALID_OBJECT_NAME: 400, TOKEN_INVALID: 401, ROLE_FORBIDDEN: 403, REPO_NOT_FOUND: 404, OBJECT_NOT_FOUND: 404,
-  OBJECT_EXISTS: 409, RETENTION_ACTIVE: 409, REPO_EXISTS: 409, POLICY_LOCKED: 409, APPROVAL_REQUIRED: 409, POLICY_VIOLATION: 422, OBJECT_TOO_LARGE: 413, OBJECT_CORRUPT: 422, CONFIG_CORRUPT: 422,
+  OBJECT_EXISTS: 409, RETENTION_ACTIVE: 409, REPO_EXISTS: 409, POLICY_LOCKED: 409, APPROVAL_REQUIRED: 409, POLICY_VIOLATION: 422, OBJECT_TOO_LARGE: 413, UPLOAD_TOO_SLOW: 408, RETENTION_LOCKED: 409, OBJECT_CORRUPT: 422, CONFIG_CORRUPT: 422,
   FORMAT_UNSUPPORTED: 422, SIGNATURE_INVALID: 422, STORAGE_FULL: 507, STORAGE_TRANSIENT: 503,
 };
 
@@ -67,25 +83,31 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
   const metrics = createMetrics(options.clock);
   const stores = new Map<string, Store>();
-  const budget = createByteBudget(Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, MAX_OBJECT_BYTES));
+  const memoryBudget = Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, MAX_OBJECT_BYTES);
+  // No token holds more than half: another token's request always finds room beside it.
+  const budget = createByteBudget(memoryBudget, Math.floor(memoryBudget / 2));
   const storeOf = (repo: string) => {
     let store = stores.get(repo);
     if (!store) stores.set(repo, (store = options.storeFor?.(repo) ?? createFsStore(join(options.dataDir, 'repos', repo))));
     return store;
   };
+  const uploadLimits: UploadLimits = {
+    minBytesPerSecond: options.minUploadBytesPerSecond ?? DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND,
+    graceMs: options.uploadGraceMs ?? DEFAULT_UPLOAD_GRACE_MS,
+    nowMs: () => options.clock.monotonicMs(),
+  };
+  // Signed records are immutable: each is fetched and verified once, then kept in memory (bounded).
+  const recordCache = createMemoryRecordCache(RECORD_CACHE_BYTES);
+  const viewOf = async (repo: string): Promise<RepositoryView> => ({ ...(await openRepositoryView(storeOf(repo))), recordCache: recordCache(repo) });
+  const maxRetentionMs = options.maxRetentionMs ?? DEFAULT_MAX_RETENTION_MS;
   const witness = createWitness({ signer: witnessKey, clock: options.clock, storeOf, flushAfterMs: options.witnessFlushMs });
 
-  async function handle(req: IncomingMessage, res: ServerResponse, token: TokenInfo | undefined): Promise<number> {
-    // Dot segments would be folded away by URL parsing: refuse them as written, before any parsing.
-    const rawPath = (req.url ?? '/').split('?')[0];
-    if (/(^|\/)\.{1,2}(\/|$)|\/\//.test(rawPath)) throw new AmberError('INVALID_OBJECT_NAME', 'a path with . or .. segments or an empty segment is refused');
-    const url = new URL(req.url ?? '/', 'http://vault');
-    if (url.pathname === '/v1/health' && req.method === 'GET') return send(res, 200, { status: 'ok' });
-    if (url.pathname === '/metrics' && req.method === 'GET') return sendText(res, 200, metrics.render());
+  async function handle(req: IncomingMessage, res: ServerResponse, token: TokenInfo | undefined, target: Target): Promise<number> {
+    const { path, query, repo, section, name: rawName } = target;
+    if (path === '/v1/health' && req.method === 'GET') return send(res, 200, { status: 'ok' });
+    if (path === '/metrics' && req.method === 'GET') return sendText(res, 200, metrics.render());
     if (!token) throw new AmberError('TOKEN_INVALID', 'missing, unknown or revoked token', { hint: 'set AMBER_VAULT_TOKEN to a token from `amber vault token create`' });
-    const match = /^\/v1\/repos\/([^/]+)(?:\/(objects|protect|protection|enforcement)(?:\/(.*))?)?$/.exec(url.pathname);
-    if (!match) throw new AmberError('USAGE', `no such endpoint: ${req.method} ${url.pathname}`, { hint: 'see docs/http-api.md' });
-    const [, repo, section, rawName] = match;
+    if (repo === undefined) throw new AmberError('USAGE', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { hint: 'see docs/http-api.md' });
     // Out of scope and nonexistent look the same: a token learns nothing about other repositories.
     if (!REPO_NAME.test(repo) || (token.repo !== '*' && token.repo !== repo)) throw notFound(repo);
     const store = storeOf(repo);
@@ -95,39 +117,39 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     if (section === undefined && req.method === 'GET') return send(res, 200, { name: repo, witness: witnessKey.publicKey.toString('hex') });
     if (section === 'enforcement' && req.method === 'GET') return send(res, 200, enforcement(store));
     if (section === 'protect' && req.method === 'POST') {
-      if (!mayProtect(token.role)) throw forbidden(token, 'extend retention');
-      const body = await readJson<{ names: string[] } & ObjectRetention>(req);
-      if (!Array.isArray(body.names) || !body.names.every((n) => typeof n === 'string' && isValidObjectName(n)) || !Number.isFinite(body.untilMs) || (body.mode !== 'governance' && body.mode !== 'compliance')) {
-        throw new AmberError('USAGE', 'protect needs {names, untilMs, mode}');
-      }
+      const body = protectBody(await readJson(req, uploadLimits));
+      const refused = body.names.find((n) => !mayProtect(token.role, n));
+      if (refused !== undefined) throw forbidden(token, `extend the retention of ${refused}`);
       // Dates only ever rise (the grants hold the maximum), so a date below what an object holds changes
-      // nothing; one already past for an object held longer is no extension at all, only an attempt.
-      if (body.untilMs < expiryClock.retentionBaseMs()) await refuseShortening(store, body.names, body.untilMs);
+      // nothing; one already past for an object held longer is no extension at all, only an attempt;
+      // and none goes beyond what the grants give (records: beyond the retention bound).
+      await checkProtect(await viewOf(repo), body.names, body, expiryClock.retentionBaseMs(), maxRetentionMs);
       await store.protect(body.names, { untilMs: body.untilMs, mode: body.mode });
       return send(res, 200, { protected: body.names.length });
     }
     if (section === 'protection' && req.method === 'POST') {
-      const body = await readJson<{ names: string[] }>(req);
-      if (!Array.isArray(body.names) || !body.names.every((n) => typeof n === 'string' && isValidObjectName(n) && mayRead(token.role, n))) {
-        throw new AmberError('USAGE', 'protection needs {names} that this token may read');
-      }
-      return send(res, 200, await store.protection(body.names));
+      const { names } = namesBody(await readJson(req, uploadLimits), 'protection');
+      const unreadable = names.find((n) => !mayRead(token.role, n));
+      if (unreadable !== undefined) throw forbidden(token, `read ${unreadable}`);
+      return send(res, 200, await store.protection(names));
     }
     if (section === 'objects' && rawName === undefined && req.method === 'GET') {
-      return list(res, token, store, url.searchParams.get('prefix') ?? '', Number(url.searchParams.get('limit') ?? Infinity));
+      const limit = query.get('limit');
+      if (limit !== null && !/^[0-9]{1,9}$/.test(limit)) throw new AmberError('USAGE', `limit=${limit.slice(0, 20)} is not a whole number of objects`);
+      return list(res, token, store, query.get('prefix') ?? '', limit === null ? Infinity : Number(limit));
     }
     if (section === 'objects' && rawName !== undefined) {
       const name = objectNameOf(rawName);
       if (req.method === 'GET' || req.method === 'HEAD') return read(req, res, token, store, name);
-      if (req.method === 'PUT') return write(req, res, token, store, name);
+      if (req.method === 'PUT') return write(req, res, token, repo, name);
       if (req.method === 'DELETE') {
         if (!mayDelete(token.role)) throw forbidden(token, 'delete anything');
-        await checkDeletion(store, name, expiryClock.deletionNowMs());
+        await checkDeletion(await viewOf(repo), name, expiryClock.deletionNowMs());
         await store.deleteExpired(name);
         return send(res, 200, { deleted: name });
       }
     }
-    throw new AmberError('USAGE', `no such endpoint: ${req.method} ${url.pathname}`, { hint: 'see docs/http-api.md' });
+    throw new AmberError('USAGE', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { hint: 'see docs/http-api.md' });
   }
 
   async function createRepository(res: ServerResponse, token: TokenInfo, repo: string, created: boolean): Promise<number> {
@@ -161,7 +183,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       return 200;
     }
     const range = parseRange(req.headers.range, info.sizeBytes);
-    const release = await budget.reserve(range?.length ?? info.sizeBytes);
+    const release = await budget.reserve(range?.length ?? info.sizeBytes, token.id);
     try {
       const bytes = await store.get(name, range);
       metrics.sent(bytes.length);
@@ -176,26 +198,33 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     return range ? 206 : 200;
   }
 
-  async function write(req: IncomingMessage, res: ServerResponse, token: TokenInfo, store: Store, name: string): Promise<number> {
+  async function write(req: IncomingMessage, res: ServerResponse, token: TokenInfo, repo: string, name: string): Promise<number> {
     if (!mayWrite(token.role, name)) throw forbidden(token, `write ${name}`);
+    const store = storeOf(repo);
     const declared = Number(req.headers['content-length']);
     if (!Number.isSafeInteger(declared) || declared > MAX_OBJECT_BYTES) {
       throw new AmberError('OBJECT_TOO_LARGE', `uploads need a content-length of at most ${MAX_OBJECT_BYTES} bytes`);
     }
-    const release = await budget.reserve(declared);
+    const retention = retentionHeaders(req);
+    const release = await budget.reserve(declared, token.id);
     try {
-      const bytes = await readBody(req, declared);
+      const bytes = await readBody(req, declared, uploadLimits);
+      let opened: Promise<RepositoryView | undefined> | undefined;
+      const view = () => (opened ??= viewOrNothing(() => viewOf(repo)));
       // A decision's request must exist before anyone decides on it.
-      const request = checkUpload(name, bytes).decidesOn;
+      const request = (await checkUpload(name, bytes, { view })).decidesOn;
       if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
         throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
       }
-      if (name.startsWith('condemns/')) await checkCondemnUpload(store, name, bytes, expiryClock.deletionNowMs());
-      // The lock is judged by the time moving the clock back cannot lower, as the client does.
-      if (name.startsWith('policies/')) await checkPolicyUpload(store, name, bytes, expiryClock.retentionBaseMs());
-      const retainUntilMs = Number(req.headers['x-amber-retain-until'] ?? NaN);
-      const mode = req.headers['x-amber-retention-mode'];
-      await store.put(name, bytes, Number.isFinite(retainUntilMs) && (mode === 'governance' || mode === 'compliance') ? { retainUntilMs, mode } : undefined);
+      // Judged by the vault's clock: a deletion or a forget by the time moving the clock forward
+      // cannot raise, a lock or a retention bound by the time moving it back cannot lower.
+      if (name.startsWith('condemns/')) await checkCondemnUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+      if (name.startsWith('forgets/')) await checkForgetUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+      if (name.startsWith('policies/')) await checkPolicyUpload((await view())!, name, bytes, expiryClock.retentionBaseMs());
+      if (name.startsWith('grants/')) await checkGrantUpload((await view())!, name, bytes, expiryClock.retentionBaseMs(), maxRetentionMs);
+      const base = await view();
+      if (retention && base) await checkRetainUntil(base, name, retention.retainUntilMs, expiryClock.retentionBaseMs(), maxRetentionMs);
+      await store.put(name, bytes, retention);
       metrics.received(bytes.length);
       return send(res, 201, { stored: name, bytes: bytes.length });
     } finally {
@@ -208,27 +237,35 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     const started = options.clock.monotonicMs();
     const token = checkToken(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]);
-    const repo = /^\/v1\/repos\/([^/?]+)/.exec(req.url ?? '')?.[1];
-    handle(req, res, token).then(
+    // Parsed once: the same repository, section and name are authorised, stored, logged and witnessed.
+    let target: Target | undefined;
+    const handled = Promise.resolve().then(() => {
+      target = parseTarget(req.url ?? '/');
+      return handle(req, res, token, target);
+    });
+    handled.then(
       (status) => status,
       (error: unknown) => {
         const failure = isAmberError(error) ? error : new AmberError('STORAGE_TRANSIENT', 'the vault failed unexpectedly', { cause: error });
         if (!isAmberError(error)) process.stderr.write(`vault: ${(error as Error)?.stack ?? String(error)}\n`);
         const status = STATUS[failure.code] ?? 500;
-        if (!res.headersSent) send(res, status, { error: { code: failure.code, message: failure.message, hint: failure.hint } });
-        else res.destroy();
+        if (!res.headersSent) {
+          // A body cut off for its rate is not read on: the connection goes once the answer is out.
+          if (failure.code === 'UPLOAD_TOO_SLOW') res.once('finish', () => req.destroy());
+          send(res, status, { error: { code: failure.code, message: failure.message, hint: failure.hint } });
+        } else res.destroy();
         // An upload refused before its body was read: drop the rest instead of reading it.
-        if (!req.complete) req.resume();
+        if (!req.complete && failure.code !== 'UPLOAD_TOO_SLOW') req.resume();
         return status;
       },
     ).then((status) => {
       metrics.request(req.method ?? '?', status, options.clock.monotonicMs() - started);
-      const path = req.url ?? '';
-      if (token && repo && REPO_NAME.test(repo) && req.method !== 'GET' && req.method !== 'HEAD' && !path.endsWith('/protection')) {
+      const repo = target?.repo;
+      if (token && repo && REPO_NAME.test(repo) && req.method !== 'GET' && req.method !== 'HEAD' && target!.section !== 'protection') {
         const time = new Date(options.clock.nowMs()).toISOString();
-        const text = accessLog(repo, { time, token: token.id, role: token.role, label: token.label, method: req.method, path: path.slice(0, 600), status });
+        const text = accessLog(repo, { time, token: token.id, role: token.role, label: token.label, method: req.method, path: target!.path.slice(0, 600), status });
         // Work that completes an operation puts the burst on the audit log at once.
-        const commit = req.method === 'DELETE' || /\/objects\/(snapshots|holds|policies|condemns|forgets|decisions|keys|revocations|witnesses)\//.test(path);
+        const commit = req.method === 'DELETE' || (target!.section === 'objects' && /^(snapshots|holds|policies|condemns|forgets|decisions|keys|revocations|witnesses)\//.test(target!.name ?? ''));
         witness.record(repo, { text, token: token.id, role: token.role, label: token.label, time }, commit);
       }
     });
@@ -259,12 +296,61 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   };
 }
 
-/** Object names arrive as one raw path: any percent-encoding (an encoded slash or dot) is refused. */
+/** What a request addresses, parsed once from the raw request target: authorised, stored and logged alike. */
+interface Target {
+  path: string;
+  query: URLSearchParams;
+  repo?: string;
+  section?: 'objects' | 'protect' | 'protection' | 'enforcement';
+  name?: string;
+}
+
+/**
+ * The raw target as the client wrote it (req.url, never a normalised URL): a path with any
+ * percent-encoding (an encoded dot, slash or percent), a backslash, or a `.`, `..` or empty segment is
+ * refused, so no other path can stand behind the one that was authorised and logged.
+ */
+function parseTarget(raw: string): Target {
+  const at = raw.indexOf('?');
+  const path = at < 0 ? raw : raw.slice(0, at);
+  const query = new URLSearchParams(at < 0 ? '' : raw.slice(at + 1));
+  if (!path.startsWith('/') || /[%\\]/.test(path) || path.slice(1).split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) {
+    throw new AmberError('INVALID_OBJECT_NAME', `the path "${path.slice(0, 120)}" has a percent-encoding, a backslash, or a ., .. or empty segment; it was refused`, {
+      hint: 'send object names as they are (lowercase a-z 0-9 _ . - joined by /), never encoded',
+    });
+  }
+  const match = /^\/v1\/repos\/([^/]+)(?:\/(objects|protect|protection|enforcement)(?:\/(.+))?)?$/.exec(path);
+  if (!match) return { path, query };
+  return { path, query, repo: match[1], section: match[2] as Target['section'], name: match[3] };
+}
+
+/** Object names are those of the repository format, never the store's own temporary files. */
 function objectNameOf(raw: string): string {
-  if (raw.includes('%') || !isValidObjectName(raw) || raw.startsWith('tmp/')) {
+  if (!isValidObjectName(raw) || raw.startsWith('tmp/')) {
     throw new AmberError('INVALID_OBJECT_NAME', `"${raw.slice(0, 80)}" is not a valid object name`, { hint: 'names are lowercase segments of a-z 0-9 _ . - joined by /' });
   }
   return raw;
+}
+
+/** The names of a JSON body `{"names": [...]}`: anything else is the client's mistake, said so. */
+function namesBody(body: unknown, endpoint: string): { names: string[] } & Record<string, unknown> {
+  const usage = (what: string) => new AmberError('USAGE', `${endpoint}: ${what}`, { hint: `POST /${endpoint} takes a JSON object; see docs/http-api.md` });
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw usage('the body must be a JSON object');
+  const { names } = body as Record<string, unknown>;
+  if (!Array.isArray(names)) throw usage('"names" must be an array of object names');
+  const bad = names.find((n) => typeof n !== 'string' || !isValidObjectName(n));
+  if (bad !== undefined) throw usage(`${JSON.stringify(bad)?.slice(0, 80)} in "names" is not an object name`);
+  return body as { names: string[] };
+}
+
+function protectBody(body: unknown): { names: string[] } & ObjectRetention {
+  const { names, untilMs, mode } = namesBody(body, 'protect');
+  // Dates beyond what a Date can hold (8.64e15 ms) are no retention anyone can mean.
+  if (typeof untilMs !== 'number' || !Number.isSafeInteger(untilMs) || untilMs < 0 || untilMs > MAX_DATE_MS) {
+    throw new AmberError('USAGE', `protect: "untilMs" must be a whole number of milliseconds since 1970 (a date), not ${JSON.stringify(untilMs)?.slice(0, 40)}`);
+  }
+  if (mode !== 'governance' && mode !== 'compliance') throw new AmberError('USAGE', `protect: "mode" must be "governance" or "compliance", not ${JSON.stringify(mode)?.slice(0, 40)}`);
+  return { names, untilMs, mode };
 }
 
 async function exists(store: Store, name: string): Promise<boolean> {
@@ -287,12 +373,34 @@ function parseRange(header: string | undefined, size: number): { offset: number;
   return { offset: first, length: last - first + 1 };
 }
 
-function readBody(req: IncomingMessage, declared: number): Promise<Buffer> {
+/** The slowest upload the vault waits for: below `minBytesPerSecond` on average after `graceMs`, it is cut off. */
+interface UploadLimits {
+  minBytesPerSecond: number;
+  graceMs: number;
+  nowMs(): number;
+}
+
+function readBody(req: IncomingMessage, declared: number, limits: UploadLimits): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const body = Buffer.allocUnsafeSlow(declared);
     let at = 0;
+    const started = limits.nowMs();
+    // A body that trickles holds its reserved memory: one far below the minimum rate is cut off, so
+    // its bytes go back to the budget instead of staying reserved for the ten-minute timeout.
+    const watch = limits.minBytesPerSecond > 0
+      ? setInterval(() => {
+        const elapsed = limits.nowMs() - started;
+        if (elapsed < limits.graceMs || (at * 1000) / elapsed >= limits.minBytesPerSecond) return;
+        clearInterval(watch);
+        reject(new AmberError('UPLOAD_TOO_SLOW', `the upload sent ${at} of ${declared} bytes in ${Math.round(elapsed / 1000)} s, slower than the vault's minimum of ${limits.minBytesPerSecond} bytes a second; it was cut off`, {
+          hint: 'send the body as fast as the link allows; a link this slow needs a vault with a lower minimum rate',
+        }));
+      }, Math.max(20, Math.min(1000, limits.graceMs / 4)))
+      : undefined;
+    const done = () => clearInterval(watch);
     req.on('data', (chunk: Buffer) => {
       if (at + chunk.length > declared) {
+        done();
         reject(new AmberError('OBJECT_TOO_LARGE', 'the body is longer than its content-length'));
         req.destroy();
         return;
@@ -300,20 +408,25 @@ function readBody(req: IncomingMessage, declared: number): Promise<Buffer> {
       chunk.copy(body, at);
       at += chunk.length;
     });
-    req.on('end', () => (at === declared ? resolve(body) : reject(new AmberError('USAGE', `the body ended after ${at} of ${declared} bytes`))));
-    req.on('error', reject);
-    req.on('aborted', () => reject(new AmberError('STORAGE_TRANSIENT', 'the upload was cut off')));
+    req.on('end', () => {
+      done();
+      if (at === declared) resolve(body);
+      else reject(new AmberError('USAGE', `the body ended after ${at} of ${declared} bytes`));
+    });
+    req.on('error', (error) => (done(), reject(error)));
+    req.on('close', done);
+    req.on('aborted', () => (done(), reject(new AmberError('STORAGE_TRANSIENT', 'the upload was cut off'))));
   });
 }
 
-async function readJson<T>(req: IncomingMessage): Promise<T> {
+async function readJson(req: IncomingMessage, limits: UploadLimits): Promise<unknown> {
   const declared = Number(req.headers['content-length']);
   if (!Number.isSafeInteger(declared) || declared > MAX_JSON_BYTES) throw new AmberError('OBJECT_TOO_LARGE', `a request body is at most ${MAX_JSON_BYTES} bytes`);
+  const text = (await readBody(req, declared, limits)).toString('utf8');
   try {
-    return JSON.parse((await readBody(req, declared)).toString('utf8')) as T;
-  } catch (error) {
-    if (isAmberError(error)) throw error;
-    throw new AmberError('USAGE', 'the request body is not JSON');
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new AmberError('USAGE', 'the request body is not JSON', { hint: 'send a JSON object as docs/http-api.md shows' });
   }
 }
 
@@ -373,4 +486,36 @@ function createAccessLog(dataDir: string): (repo: string, line: Record<string, u
     lastHash.set(repo, createHash('sha256').update(text).digest('hex'));
     return text;
   };
+}
+
+/** X-Amber-Retain-Until and X-Amber-Retention-Mode, both or neither. */
+function retentionHeaders(req: IncomingMessage): { retainUntilMs: number; mode: 'governance' | 'compliance' } | undefined {
+  const until = req.headers['x-amber-retain-until'];
+  const mode = req.headers['x-amber-retention-mode'];
+  if (until === undefined && mode === undefined) return undefined;
+  const retainUntilMs = Number(until);
+  if (!Number.isSafeInteger(retainUntilMs) || retainUntilMs < 0 || retainUntilMs > MAX_DATE_MS || (mode !== 'governance' && mode !== 'compliance')) {
+    throw new AmberError('USAGE', 'X-Amber-Retain-Until must be a date in epoch milliseconds and X-Amber-Retention-Mode governance or compliance, both or neither');
+  }
+  return { retainUntilMs, mode };
+}
+
+/** Verified records by repository, in memory: oldest dropped first once `maxBytes` of payload is held. */
+function createMemoryRecordCache(maxBytes: number): (repo: string) => RecordCache {
+  const records = new Map<string, CachedRecord>();
+  let bytes = 0;
+  return (repo) => ({
+    get: (name) => records.get(`${repo}\0${name}`),
+    remember(name, record) {
+      const key = `${repo}\0${name}`;
+      if (records.has(key) || record.payload.length > maxBytes / 16) return;
+      records.set(key, record);
+      bytes += record.payload.length;
+      for (const [old, { payload }] of records) {
+        if (bytes <= maxBytes) break;
+        records.delete(old);
+        bytes -= payload.length;
+      }
+    },
+  });
 }

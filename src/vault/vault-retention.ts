@@ -1,15 +1,18 @@
 // The vault's own judgement of retention, from the signed plaintext records (grants, holds, condemn
 // notices, approved requests) and its own clock, never from what a client says. It refuses a condemn
-// notice that names a retained object, and deletes only what such a notice named once its grace has
-// passed, that is still expired and unheld, and that no grant written since has named again.
-import { AmberError } from '../core/errors.ts';
-import { openRepositoryView } from '../repo/repository.ts';
-import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type PolicyRecord } from '../repo/retention-records.ts';
+// notice or forget mark that names a retained object, and deletes only what such a notice named once
+// its grace has passed, that is still expired and unheld, and that no grant written since has named
+// again. It bounds every retention request: grants and retention dates by the policy's maximum from
+// its clock, protect by what the grants give.
+import { AmberError, isAmberError } from '../core/errors.ts';
+import type { RepositoryView } from '../repo/repository.ts';
+import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type PolicyRecord } from '../repo/retention-records.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { checkPolicyChange, isLocked } from '../governance/policy.ts';
 import { approvedRequests } from '../engine/request-book.ts';
 import { decodeSignedRecord, hasValidSignature, parseJsonPayload } from '../repo/signed-record.ts';
-import { PREFIX } from '../repo/layout.ts';
+import { CONFIG_NAME, METADATA_PREFIXES, PREFIX } from '../repo/layout.ts';
+import { covers, roundUpMs, type ObjectLock } from '../governance/retention.ts';
 import type { Store } from '../storage/store.ts';
 import { loadRetentionState, type RetentionState } from '../engine/retention-state.ts';
 
@@ -35,8 +38,8 @@ const refuse = (message: string) => new AmberError('RETENTION_ACTIVE', message, 
 });
 
 /** A condemn notice must be the owner's and name only objects that may go now. */
-export async function checkCondemnUpload(store: Store, name: string, bytes: Buffer, nowMs: number): Promise<void> {
-  const view = await openRepositoryView(store);
+export async function checkCondemnUpload(view: RepositoryView, name: string, bytes: Buffer, nowMs: number): Promise<void> {
+  const { store } = view;
   const record = decodeSignedRecord('condemn', bytes, name);
   const owner = view.authority.ownerKeyFor(record.signerKeyId);
   if (!owner || !hasValidSignature('condemn', record, owner)) {
@@ -53,8 +56,8 @@ export async function checkCondemnUpload(store: Store, name: string, bytes: Buff
 }
 
 /** Whether `name` may be deleted now; throws RETENTION_ACTIVE with the reason when not. */
-export async function checkDeletion(store: Store, name: string, nowMs: number): Promise<void> {
-  const view = await openRepositoryView(store);
+export async function checkDeletion(view: RepositoryView, name: string, nowMs: number): Promise<void> {
+  const { store } = view;
   const state = await loadRetentionState(view);
   const notices = (await loadRecords(view, CONDEMNS, [])).filter(({ value }) => value.objects.some((object) => object.name === name));
   const due = notices.find(({ value, writtenMs }) => writtenMs !== undefined && writtenMs + value.graceMs <= nowMs);
@@ -71,16 +74,100 @@ export async function checkDeletion(store: Store, name: string, nowMs: number): 
 }
 
 /**
- * A protect call asks for retention until `untilMs`; one that names an object the grants already hold
- * longer is an attempt to shorten it, and is refused (retention is only ever extended).
+ * A forget mark hides snapshots from listings, restores and what prune keeps: one naming a snapshot
+ * that is still retained or held, by the vault's own clock, is refused and not stored (a client whose
+ * clock runs ahead would otherwise hide locked snapshots).
  */
-export async function refuseShortening(store: Store, names: readonly string[], untilMs: number): Promise<void> {
-  const state = await loadRetentionState(await openRepositoryView(store));
+export async function checkForgetUpload(view: RepositoryView, name: string, bytes: Buffer, nowMs: number): Promise<void> {
+  const mark = parseJsonPayload<ForgetMark>(decodeSignedRecord('forget', bytes, name), name);
+  const state = await loadRetentionState(view);
+  for (const id of mark.snapshots) {
+    if (!/^[0-9a-f]{64}$/.test(id)) throw new AmberError('OBJECT_CORRUPT', `${name} forgets "${id.slice(0, 80)}", which is not a snapshot id; it was not stored`);
+    const why = await retainedBecause(view.store, state, `${PREFIX.snapshots}${id}`, nowMs).catch((error: unknown) => {
+      if (isAmberError(error, 'OBJECT_NOT_FOUND')) return undefined; // nothing to hide
+      throw error;
+    });
+    if (why) {
+      throw new AmberError('RETENTION_ACTIVE', `${name} forgets snapshot ${id.slice(0, 12)}, but ${why} by the vault's clock (${iso(nowMs)}); the forget mark was not stored`, {
+        hint: 'only snapshots whose lock has ended and that no hold names can be forgotten; check the clock of the host that ran forget',
+      });
+    }
+  }
+}
+
+/** How far a client's clock may run ahead of the vault's: it computes retention dates from its own. */
+export const CLOCK_TOLERANCE_MS = 60 * 60_000;
+
+/**
+ * The latest retain-until date anyone may ask of the vault now: the policy's maximum retention (or,
+ * without one, the vault's `fallbackMaxMs`) from the vault's clock, rounded up to the extension step
+ * as clients round; never below what the repository already holds something until (rounded the same
+ * way), so metadata can always be kept as long as what needs it.
+ */
+export function retentionCeiling(state: RetentionState, baseMs: number, fallbackMaxMs: number): { untilMs: number; because: string } {
+  const { maxRetentionMs, extendStepMs } = state.policy.settings;
+  const maxMs = maxRetentionMs ?? fallbackMaxMs;
+  const bound = roundUpMs(baseMs + CLOCK_TOLERANCE_MS + maxMs, extendStepMs);
+  const held = roundUpMs(state.ledger.maxUntilMs, extendStepMs);
+  const because = maxRetentionMs === null ? `the vault's limit of ${days(maxMs)} days (the policy sets no maximum retention)` : `the policy's maximum retention of ${days(maxMs)} days`;
+  return { untilMs: Math.max(bound, held), because };
+}
+
+const days = (ms: number) => Math.round(ms / 86_400_000 * 100) / 100;
+
+const beyond = (what: string, untilMs: number, ceiling: { untilMs: number; because: string }) => new AmberError('POLICY_VIOLATION',
+  `${what} asks for retention until ${iso(untilMs)}, beyond ${iso(ceiling.untilMs)}: ${ceiling.because} from the vault's clock`, {
+    hint: 'ask for a retention within the policy (`amber policy show`); a longer one needs a policy with a longer maximum',
+  });
+
+/** A retention date sent with an upload (X-Amber-Retain-Until) stays within the ceiling. */
+export async function checkRetainUntil(view: RepositoryView, name: string, untilMs: number, baseMs: number, fallbackMaxMs: number): Promise<void> {
+  // Most uploads ask for far less than the shortest ceiling there can be: no grant need be read.
+  if (untilMs <= baseMs + CLOCK_TOLERANCE_MS) return;
+  const ceiling = retentionCeiling(await loadRetentionState(view), baseMs, fallbackMaxMs);
+  if (untilMs > ceiling.untilMs) throw beyond(`the upload of ${name}`, untilMs, ceiling);
+}
+
+/** Every entry of an uploaded grant stays within the ceiling: a grant is what protect may raise to. */
+export async function checkGrantUpload(view: RepositoryView, name: string, bytes: Buffer, baseMs: number, fallbackMaxMs: number): Promise<void> {
+  const grant = parseJsonPayload<Grant>(decodeSignedRecord('grant', bytes, name), name);
+  const latest = Math.max(0, ...grant.entries.map(({ until }) => Date.parse(until)));
+  if (latest <= baseMs + CLOCK_TOLERANCE_MS) return;
+  const ceiling = retentionCeiling(await loadRetentionState(view), baseMs, fallbackMaxMs);
+  if (latest > ceiling.untilMs) throw beyond(name, latest, ceiling);
+}
+
+/**
+ * Records and keys a client keeps as long as anything (config, keys, the retention records, the
+ * audit log), often before the grant that justifies it exists (`init` keeps its first entries for
+ * the retention a backup would get, before the policy that says so): small objects, raised at most to
+ * the retention bound. Index objects are not among them: they are raised only by grants, like data.
+ */
+const isRecord = (name: string) => name === CONFIG_NAME || METADATA_PREFIXES.some((kind) => kind !== 'index' && name.startsWith(PREFIX[kind]));
+
+/**
+ * A protect call may raise an object only as far as the records allow: a pack, snapshot or index
+ * object to what some grant gives it; a record within the retention bound (retentionCeiling). And it
+ * never shortens: asking for a date already past for an object held longer is refused (retention is
+ * only ever extended).
+ */
+export async function checkProtect(view: RepositoryView, names: readonly string[], asked: ObjectLock, baseMs: number, fallbackMaxMs: number): Promise<void> {
+  const state = await loadRetentionState(view);
+  const ceiling = retentionCeiling(state, baseMs, fallbackMaxMs);
   for (const name of names) {
     const lock = state.ledger.lockOf(name);
-    if (lock && lock.untilMs > untilMs) {
-      throw refuse(`${name} is retained until ${iso(lock.untilMs)}; asking for ${iso(untilMs)} would shorten that, and retention is only ever extended`);
+    if (asked.untilMs < baseMs && lock && lock.untilMs > asked.untilMs) {
+      throw refuse(`${name} is retained until ${iso(lock.untilMs)}; asking for ${iso(asked.untilMs)} would shorten that, and retention is only ever extended`);
     }
+    if (covers(lock, asked.untilMs, asked.mode)) continue;
+    if (isRecord(name)) {
+      if (asked.untilMs <= ceiling.untilMs) continue;
+      throw beyond(`protect of ${name}`, asked.untilMs, ceiling);
+    }
+    throw new AmberError('POLICY_VIOLATION', `protect asks for ${name} to be retained until ${iso(asked.untilMs)} (${asked.mode}), but ${lock
+      ? `its grants give it only until ${iso(lock.untilMs)} (${lock.mode})` : 'no grant names it'}; nothing was changed`, {
+      hint: 'protect raises a pack, snapshot or index object only to what a grant record gives it: write the grant first (backup and lock extend do)',
+    });
   }
 }
 
@@ -89,8 +176,7 @@ export async function refuseShortening(store: Store, names: readonly string[], u
  * carries out a policy change the approver quorum approved. The vault checks this itself, so an admin
  * token with the owner key cannot loosen a locked policy either.
  */
-export async function checkPolicyUpload(store: Store, name: string, bytes: Buffer, nowMs: number): Promise<void> {
-  const view = await openRepositoryView(store);
+export async function checkPolicyUpload(view: RepositoryView, name: string, bytes: Buffer, nowMs: number): Promise<void> {
   const record = decodeSignedRecord('policy', bytes, name);
   const owner = view.authority.ownerKeyFor(record.signerKeyId);
   if (!owner || !hasValidSignature('policy', record, owner)) throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by the repository owner`);
