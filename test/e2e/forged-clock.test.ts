@@ -4,8 +4,8 @@
 // twice. Nothing locked may go: not the data, not the snapshot object, not its listing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,4 +146,84 @@ whenS3(() => {
     const honest = { ...s3, AMBER_CACHE_DIR: join(dir, 'honest-cache-s3') };
     assert.equal(JSON.parse(ok(repo, ['clock', 'status', '--json'], honest)).trusted, true, 'an honest host is vouched for by the bucket\'s clock');
   });
+});
+
+/** `amber vault serve` in its own process, under a forged clock if asked; resolves with its URL. */
+async function startVaultProcess(dataDir: string, forged: boolean, servers: ChildProcess[]): Promise<{ url: string; log: () => string }> {
+  const command = [process.execPath, BIN, 'vault', 'serve', '--data', dataDir, '--listen', '127.0.0.1:0'];
+  const argv = forged ? [FAKETIME!, '-f', '+400d', ...command] : command;
+  // A process group of its own: faketime runs the server as its child, and both must stop.
+  const server = spawn(argv[0], argv.slice(1), { env: { PATH: process.env.PATH }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  servers.push(server);
+  let text = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    server.stderr!.on('data', (chunk) => {
+      text += chunk;
+      // The clock's warning, if any, follows the address line at once: wait for the line after it too.
+      const match = /at (http:\/\/127\.0\.0\.1:\d+)\n/.exec(text);
+      if (match) setTimeout(() => resolve(match[1]), 200);
+    });
+    server.on('exit', () => reject(new Error(`the vault exited: ${text}`)));
+  });
+  return { url, log: () => text };
+}
+
+const stopGroup = (server: ChildProcess) => { try { process.kill(-server.pid!, 'SIGKILL'); } catch { /* already gone */ } };
+
+test('through the vault, a forged client clock with an empty cache forgets and deletes nothing; a vault that lost its clock state trusts no time', { skip: noFaketime }, async (t) => {
+  const servers: ChildProcess[] = [];
+  t.after(() => { for (const server of servers) stopGroup(server); });
+  const dataDir = join(dir, 'vault-data');
+  const token = (role: string) => JSON.parse(ok('', ['vault', 'token', 'create', '--data', dataDir, '--role', role, '--repo', 'team', '--json'])).token as string;
+  const [admin, writer, maintainer, reader] = ['admin', 'writer', 'maintainer', 'reader'].map(token);
+  let vault = await startVaultProcess(dataDir, false, servers);
+  const repo = `${vault.url}/team`;
+  const as = (secret: string, cache = 'cache') => ({ AMBER_VAULT_TOKEN: secret, AMBER_CACHE_DIR: join(dir, `vault-${cache}`) });
+  ok(repo, ['init'], as(admin));
+  const compliance = JSON.parse(ok(repo, ['backup', join(dir, 'source'), '--retain', '30d', '--lock-mode', 'compliance', '--json'], as(writer))).id as string;
+  const governance = JSON.parse(ok(repo, ['backup', join(dir, 'source'), '--retain', '30d', '--json'], as(writer))).id as string;
+  const listed = () => JSON.parse(ok(repo, ['snapshots', '--json'], as(reader))).map((entry: { id: string }) => entry.id).sort();
+  const both = [compliance, governance].sort();
+
+  // The red team's maintainer: the full key, a clock 400 days ahead and an empty cache.
+  const attacker = as(maintainer, 'empty');
+  const status = JSON.parse(ok(repo, ['clock', 'status', '--json'], attacker, true));
+  assert.equal(status.trusted, false);
+  assert.match(status.reason, /the wall clock is 400d0h ahead of the clock of http:\/\/127\.0\.0\.1/);
+  assert.deepEqual(JSON.parse(ok(repo, ['forget', '--keep-last', '0', '--json'], attacker, true)).forgotten, []);
+  for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], attacker, true);
+  assert.deepEqual(listed(), both);
+  // Even a forged time confirmed on purpose: the vault refuses the mark by its own clock.
+  ok(repo, ['clock', 'confirm'], attacker, true);
+  const refused = amber(repo, ['forget', '--keep-last', '0'], attacker, true);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /RETENTION_ACTIVE/);
+  assert.deepEqual(listed(), both, 'both locked snapshots are still listed');
+  for (const id of both) {
+    const target = join(dir, `restored-vault-${id.slice(0, 8)}`);
+    ok(repo, ['restore', id, '--target', target], as(reader));
+    assert.deepEqual(await readFile(join(target, dir, 'source', 'ledger.bin')), seededBytes(300_000, 'ledger'));
+  }
+
+  // The vault's own clock state removed, and the vault restarted under the forged clock.
+  for (const server of servers) stopGroup(server);
+  await rm(join(dataDir, 'vault', 'clock.json'));
+  vault = await startVaultProcess(dataDir, true, servers);
+  const forgedRepo = `${vault.url}/team`;
+  assert.match(vault.log(), /warning: the vault's clock is not trusted for deletions: there is no clock state .*amber vault clock confirm/);
+  const vaultStatus = JSON.parse(ok('', ['vault', 'clock', 'status', '--data', dataDir, '--json']));
+  assert.equal(vaultStatus.trusted, false, 'a vault that holds repositories does not anchor itself on an empty state');
+  const forgedAttacker = as(maintainer, 'empty-2');
+  ok(forgedRepo, ['clock', 'confirm'], forgedAttacker, true); // the client now agrees with the forged vault
+  const refusedAgain = amber(forgedRepo, ['forget', '--keep-last', '0'], forgedAttacker, true);
+  assert.equal(refusedAgain.status, 1, 'the vault, trusting no time, refuses the mark');
+  assert.match(refusedAgain.stderr, /RETENTION_ACTIVE/);
+  const objects = await objectsOf(join(dataDir, 'repos', 'team'));
+  for (let run = 0; run < 2; run++) {
+    // The client believes the forged time and condemns what it thinks expired; the vault refuses.
+    const pruned = amber(forgedRepo, ['prune', '--grace', '0s'], forgedAttacker, true);
+    assert.ok(pruned.status === 0 || /RETENTION_ACTIVE/.test(pruned.stderr), pruned.stderr);
+  }
+  assert.deepEqual(await objectsOf(join(dataDir, 'repos', 'team')), objects, 'nothing was deleted');
+  assert.deepEqual(JSON.parse(ok(forgedRepo, ['snapshots', '--json'], as(reader))).map((entry: { id: string }) => entry.id).sort(), both);
 });
