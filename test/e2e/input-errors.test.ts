@@ -84,3 +84,39 @@ test('an epoch record from another repository is named as such', async () => {
   assert.match(result.stderr, new RegExp(`epochs/${theirs} is not signed by a key with the authority to write it \\(a bad signature, or a record from another repository\\)`));
   assert.match(result.stderr, new RegExp(`hint: restore epochs/${theirs} from a copy`));
 });
+
+test('a backup with a retention beyond 1000 years is refused as usage before anything is written', async () => {
+  const repo = join(dir, 'repo');
+  const before = await objectsOf(repo);
+  const result = amber(['backup', source, '--retain', '99999999999y']);
+  assert.equal(result.status, 2, result.stderr);
+  noStack(result.stderr);
+  assert.match(result.stderr, /--retain: "99999999999y" is longer than 1000y \(1000 years\), the longest duration Amber accepts \[INVALID_DURATION\]/);
+  assert.deepEqual(await objectsOf(repo), before, 'no object was written');
+});
+
+test('lock extend, policy, prune, forget and requests bound their durations and dates the same way', async () => {
+  const backup = amber(['backup', source]);
+  assert.equal(backup.status, 0, backup.stderr);
+  const repo = join(dir, 'repo');
+  const before = await objectsOf(repo);
+  const cases: [string[], RegExp][] = [
+    [['lock', 'extend', 'latest', '--until', '+99999999999y'], /--until: "99999999999y" is longer than 1000y/],
+    [['lock', 'extend', 'latest', '--until', '+1000y1d'], /--until: "1000y1d" is longer than 1000y/],
+    [['policy', 'set', '--max-retention', '5000y'], /--max-retention: "5000y" is longer than 1000y/],
+    [['policy', 'set', '--default-retain', '99999999999y'], /--default-retain: "99999999999y" is longer/],
+    [['policy', 'lock', '--cooling-off', '99999999999y'], /--cooling-off: "99999999999y" is longer/],
+    [['prune', '--grace', '99999999999y'], /--grace: "99999999999y" is longer/],
+    [['forget', '--keep-within', '99999999999y'], /--keep-within: "99999999999y" is longer/],
+    [['request', 'unlock', 'latest', '--reason', 'x', '--expires', '99999999999y'], /--expires: "99999999999y" is longer/],
+    [['request', 'unlock', 'latest', '--reason', 'x', '--until', '+99999999999y'], /--until: "99999999999y" is longer/],
+    [['audit', 'export', '--since', '99999999999y'], /--since: "99999999999y" is longer/],
+  ];
+  for (const [args, message] of cases) {
+    const result = amber(args);
+    assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+    noStack(result.stderr);
+    assert.match(result.stderr, message, args.join(' '));
+  }
+  assert.deepEqual(await objectsOf(repo), before, 'no object was written');
+});
