@@ -55,9 +55,15 @@ test('the quick start works end to end', async () => {
   assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'hello world\n');
   assert.deepEqual(await readFile(join(target, source, 'sub', 'data.bin')), Buffer.alloc(300_000, 7));
 
+  // Files an earlier restore completed are kept; any other existing file is refused, not replaced.
+  const same = amber(['restore', 'latest', '--target', target]);
+  assert.equal(same.status, 0, same.stderr);
+  assert.match(same.stdout, /2 files were already restored \(same size, mode and time\) and were kept/);
+  await writeFile(join(target, source, 'hello.txt'), 'changed by hand\n');
   const again = amber(['restore', 'latest', '--target', target]);
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already exists \[TARGET_EXISTS\]\n[^]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/);
+  assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'changed by hand\n');
 
   const verify = amber(['verify', '--read-data']);
   assert.equal(verify.status, 0, verify.stderr);
