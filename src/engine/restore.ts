@@ -11,13 +11,14 @@
 // restore into the same target removes them and keeps the files that were complete.
 import {
   chmodSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lstatSync,
-  lutimesSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, type BigIntStats,
+  lutimesSync, mkdirSync, openSync, accessSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, type BigIntStats,
 } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
+import { fileInTheWay } from '../core/local-paths.ts';
 import { settleAll } from '../core/settle.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -84,9 +85,45 @@ interface Context {
   partialsRemoved: number;
 }
 
+/**
+ * Creates the target and its missing parents one at a time and checks that it may be written, so a
+ * read-only or foreign target is refused up front, by name and with the real cause (a recursive
+ * mkdir answers ENOENT on a read-only filesystem). True when the target is new.
+ */
+function makeTarget(target: string): boolean {
+  const file = fileInTheWay(target);
+  if (file !== undefined) {
+    throw new AmberError('TARGET_UNWRITABLE', file === resolve(target) ? `the restore target ${target} is a file, not a directory` : `the restore target ${target} is below ${file}, which is a file`, {
+      hint: 'choose a directory (new or empty) for --target',
+    });
+  }
+  const missing: string[] = [];
+  for (let dir = resolve(target); !lstatSync(dir, { throwIfNoEntry: false }); dir = dirname(dir)) missing.unshift(dir);
+  try {
+    for (const dir of missing) mkdirSync(dir);
+    accessSync(target, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') {
+      throw new AmberError('TARGET_UNWRITABLE', `the restore target ${target} is on a read-only filesystem (EROFS)`, {
+        cause: error, hint: 'choose a --target on a writable filesystem, or remount this one read-write',
+      });
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new AmberError('TARGET_UNWRITABLE', `this user may not write into the restore target ${target} (${code})`, {
+        cause: error, hint: 'choose a --target you may write, or restore as a user who may',
+      });
+    }
+    throw targetError(error, target);
+  }
+  return missing.length > 0;
+}
+
 /** A partial file's name: hidden, beside its final name, recognisable by a later restore. */
 const PARTIAL_NAME = /^\.(?:.+\.)?amber-partial-[0-9a-f]{16}$/;
 const NAME_MAX = 255;
+/** Linux's limit on a path given to a system call, terminating NUL included. */
+const PATH_MAX = 4096;
 
 /**
  * A fresh partial name in `dir`: 8 random hex digits per process and a counter (a random draw per
@@ -161,12 +198,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (options.signal?.aborted) onAbort();
-    let fresh: boolean;
-    try {
-      fresh = mkdirSync(options.target, { recursive: true }) !== undefined;
-    } catch (error) {
-      throw targetError(error, options.target);
-    }
+    const fresh = makeTarget(options.target);
     if (!fresh) removeStalePartials(context, options.target);
     const root = rootNode(options.snapshot.snapshot.tree);
     const includes = (options.include ?? []).map((path) => splitPath(path));
@@ -514,6 +546,14 @@ function targetError(error: unknown, target: string): unknown {
   if (code === 'EEXIST') return new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite' });
   if (code === 'ELOOP') return new AmberError('UNSAFE_PATH', `"${target}" is a symlink; Amber does not write through symlinks`);
   if (code === 'ENOSPC' || code === 'EDQUOT') return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, { hint: 'free space on the target filesystem, or raise the quota' });
+  if (code === 'ENAMETOOLONG') {
+    // Node has no openat(): a path the kernel refuses whole cannot be reached here, so the entry
+    // (and, for a directory, what is in it) is reported as not restored, never dropped silently.
+    return new AmberError('TARGET_UNWRITABLE', `"${target}" was not restored: its path is ${Buffer.byteLength(target)} bytes, longer than this system accepts (PATH_MAX ${PATH_MAX} bytes, ENAMETOOLONG)`, {
+      cause: error, hint: 'restore that part with --include into a shorter --target, such as /r',
+    });
+  }
+  if (code === 'EROFS') return new AmberError('TARGET_UNWRITABLE', `"${target}" is on a read-only filesystem (EROFS)`, { cause: error, hint: 'restore onto a writable filesystem, or remount it read-write' });
   if (typeof code === 'string') {
     return new AmberError('TARGET_UNWRITABLE', `"${target}" could not be written (${code})`, {
       cause: error,

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,4 +119,109 @@ test('lock extend, policy, prune, forget and requests bound their durations and 
     assert.match(result.stderr, message, args.join(' '));
   }
   assert.deepEqual(await objectsOf(repo), before, 'no object was written');
+});
+
+test('init on a path that is a file says so and leaves the file alone', async () => {
+  const file = join(dir, 'a-file');
+  await writeFile(file, 'not a repository\n');
+  for (const location of [file, join(file, 'repo')]) {
+    const result = amber(['init'], { repo: location });
+    assert.equal(result.status, 2, result.stderr);
+    noStack(result.stderr);
+    assert.doesNotMatch(result.stderr, /STORAGE_TRANSIENT|ENOTDIR|Retry/);
+    assert.match(result.stderr, location === file
+      ? new RegExp(`the repository location ${file} is a file, not a directory \\[USAGE\\]`)
+      : new RegExp(`the repository location ${location} is below ${file}, which is a file, not a directory \\[USAGE\\]`));
+    assert.match(result.stderr, /hint: a local repository is a directory: choose one with --repo/);
+  }
+  assert.equal(await readFile(file, 'utf8'), 'not a repository\n');
+});
+
+test('AMBER_CACHE_DIR pointing at a file is an error naming the variable and the path', async () => {
+  const file = join(dir, 'cache-file');
+  await writeFile(file, 'x');
+  const repo = join(dir, 'repo');
+  const before = await objectsOf(repo);
+  for (const args of [['snapshots'], ['backup', source]]) {
+    const result = amber(args, { env: { AMBER_CACHE_DIR: file } });
+    assert.equal(result.status, 2, `${args[0]}: ${result.stderr}`);
+    noStack(result.stderr);
+    assert.match(result.stderr, new RegExp(`the local cache directory ${file} \\(from AMBER_CACHE_DIR\\) is a file, not a directory \\[USAGE\\]\\nhint: point AMBER_CACHE_DIR at a directory`));
+  }
+  assert.deepEqual(await objectsOf(repo), before, 'the refused backup wrote nothing');
+});
+
+/** Mounts a small tmpfs read-only at a new folder of the test's, with `existing/` in it; undefined and a reason where that cannot be done. */
+function readOnlyMount(): { path: string; unmount: () => void } | string {
+  if (process.getuid?.() !== 0) return 'mounting a read-only filesystem needs root';
+  const path = join(dir, 'read-only');
+  spawnSync('mkdir', ['-p', path]);
+  const run = (args: string[]) => spawnSync(args[0], args.slice(1), { encoding: 'utf8' });
+  const mounted = run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', path]);
+  if (mounted.status !== 0) return `cannot mount a tmpfs here: ${mounted.stderr.trim()}`;
+  run(['mkdir', join(path, 'existing')]);
+  const remounted = run(['mount', '-o', 'remount,ro', path]);
+  if (remounted.status !== 0) {
+    run(['umount', path]);
+    return `cannot remount a tmpfs read-only here: ${remounted.stderr.trim()}`;
+  }
+  return { path, unmount: () => void run(['umount', path]) };
+}
+
+test('restoring onto a read-only filesystem names the target and says it is read-only', async (t) => {
+  const mount = readOnlyMount();
+  if (typeof mount === 'string') return t.skip(mount);
+  t.after(mount.unmount);
+  assert.equal(amber(['backup', source]).status, 0);
+  for (const target of [join(mount.path, 'existing'), join(mount.path, 'new', 'deeper'), mount.path]) {
+    const result = amber(['restore', 'latest', '--target', target]);
+    assert.equal(result.status, 1, result.stderr);
+    noStack(result.stderr);
+    assert.doesNotMatch(result.stderr, /ENOENT/);
+    assert.match(result.stderr, new RegExp(`error: the restore target ${target} is on a read-only filesystem \\(EROFS\\) \\[TARGET_UNWRITABLE\\]\\nhint: choose a --target on a writable filesystem`));
+  }
+});
+
+/** Makes `levels` directories of 200-byte names below `root` by relative steps (the full path may pass PATH_MAX), a file at the bottom. */
+function makeDeepTree(root: string, levels: number, leaf: string): void {
+  const script = `const fs = require('fs'); process.chdir(${JSON.stringify(root)});
+    for (let i = 0; i < ${levels}; i++) { fs.mkdirSync('d'.repeat(200)); process.chdir('d'.repeat(200)); }
+    fs.writeFileSync('leaf.txt', ${JSON.stringify(leaf)});`;
+  const made = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+}
+
+test('a path over PATH_MAX is never dropped silently: backup and restore name it and exit 3', async (t) => {
+  // Node's fs.rm goes through full paths, GNU rm through directory descriptors.
+  t.after(() => spawnSync('rm', ['-rf', join(dir, 'too-deep'), join(dir, 'fits'), join(dir, 'deep-restore-1'), join(dir, 'deep-restore-2')]));
+  const repo = join(dir, 'deep-repo');
+  assert.equal(amber(['init'], { repo }).status, 0);
+  // Backup: the leaf of a tree deeper than 4,096 bytes cannot be read through its path.
+  const tooDeep = join(dir, 'too-deep');
+  await mkdir(tooDeep);
+  await writeFile(join(tooDeep, 'shallow.txt'), 'shallow\n');
+  makeDeepTree(tooDeep, 22, 'deep leaf\n');
+  const backup = amber(['backup', tooDeep], { repo });
+  assert.equal(backup.status, 3, backup.stderr);
+  assert.match(backup.stderr, /could not be read \(ENAMETOOLONG\)/);
+  const snapshot = JSON.parse(amber(['snapshots', '--json'], { repo }).stdout).at(-1);
+  assert.ok(snapshot.flags.includes('partial'), 'the snapshot says it is incomplete');
+  const restoredPartial = amber(['restore', 'latest', '--target', join(dir, 'deep-restore-1')], { repo });
+  assert.equal(restoredPartial.status, 0, restoredPartial.stderr);
+  assert.match(restoredPartial.stderr, /note: snapshot [0-9a-f]{8} is partial: its backup skipped entries/);
+
+  // Restore: a tree that fits when backed up but not below a long --target.
+  const fits = join(dir, 'fits');
+  await mkdir(fits);
+  await writeFile(join(fits, 'shallow.txt'), 'shallow\n');
+  makeDeepTree(fits, 18, 'leaf that fits\n');
+  const second = amber(['backup', fits], { repo });
+  assert.equal(second.status, 0, second.stderr);
+  const target = join(dir, 'deep-restore-2', 't'.repeat(250), 'u'.repeat(250), 'v'.repeat(250));
+  const restored = amber(['restore', 'latest', '--target', target], { repo });
+  assert.equal(restored.status, 3, restored.stderr);
+  noStack(restored.stderr);
+  assert.match(restored.stderr, /was not restored: its path is \d+ bytes, longer than this system accepts \(PATH_MAX 4096 bytes, ENAMETOOLONG\) \[TARGET_UNWRITABLE\]/);
+  assert.match(restored.stderr, /\[RESTORE_INCOMPLETE\]\nhint: the target refused the entries named above/);
+  assert.equal(await readFile(join(target, fits, 'shallow.txt'), 'utf8'), 'shallow\n', 'the rest was restored');
 });

@@ -30,6 +30,10 @@ Examples:
       const repo = await openRepo(context);
       const snapshot = await findSnapshot(repo, ref);
       const total = snapshot.snapshot.summary?.bytesRead;
+      // What the backup skipped is not in the snapshot: say so, or a restore of it looks complete.
+      if (snapshot.snapshot.flags.includes('partial') && !context.globals().quiet && !context.globals().json) {
+        context.output.err.write(`note: snapshot ${shortId(snapshot.id)} is partial: its backup skipped entries it could not read (it exited 3 and named them), so they are not restored\n`);
+      }
       const progress = createProgressLine(context.output.err, context.clock, context.output.showProgress);
       // Ctrl-C or a TERM stops the restore cleanly: its partial files are removed, every file under
       // its final name is complete, and the error (INTERRUPTED, exit 130) says how to finish.
@@ -59,10 +63,13 @@ Examples:
         (r.skipped.length ? `\nnot recreated (sockets and device files): ${r.skipped.map((entry) => entry.path).join(', ')}` : ''));
       if (result.errors.length > 0) {
         const onlyExisting = result.errors.every((error) => error.code === 'TARGET_EXISTS');
+        const onlyTarget = result.errors.every((error) => ['TARGET_EXISTS', 'TARGET_UNWRITABLE', 'STORAGE_FULL', 'UNSAFE_PATH'].includes(error.code));
         throw new AmberError('RESTORE_INCOMPLETE', `${result.errors.length} entr${result.errors.length === 1 ? 'y' : 'ies'} could not be restored`, {
           hint: onlyExisting
             ? 'restore into an empty directory, or pass --overwrite to replace existing files'
-            : 'the errors above name each entry; run `amber verify --read-data` to see what is damaged',
+            : onlyTarget
+              ? 'the target refused the entries named above (see each error): nothing in the repository is damaged'
+              : 'the errors above name each entry; run `amber verify --read-data` to see what is damaged',
         });
       }
     });
