@@ -98,8 +98,8 @@ function makeTarget(target: string): boolean {
     });
   }
   const missing: string[] = [];
-  for (let dir = resolve(target); !lstatSync(dir, { throwIfNoEntry: false }); dir = dirname(dir)) missing.unshift(dir);
   try {
+    for (let dir = resolve(target); !lstatSync(dir, { throwIfNoEntry: false }); dir = dirname(dir)) missing.unshift(dir);
     for (const dir of missing) mkdirSync(dir);
     accessSync(target, constants.W_OK);
   } catch (error) {
