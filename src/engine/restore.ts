@@ -64,6 +64,24 @@ export interface RestoreResult extends RestoreProgress {
 }
 
 const isRoot = process.getuid?.() === 0;
+const EUID = process.geteuid?.();
+const EGID = process.getegid?.();
+
+/** What is known of a directory files are restored into. */
+interface Place {
+  /** Made by this restore: nothing is in it but what the restore puts there. */
+  fresh: boolean;
+  /**
+   * A file created in it gets this process's uid and gid (its gid is the egid, which a setgid
+   * directory or a grpid mount would otherwise replace by the directory's): a root restore then
+   * needs no fchown for files that belong to root, as system files do.
+   */
+  ownsAsCreated: boolean;
+}
+
+function placeOf(dir: string, fresh: boolean): Place {
+  return { fresh, ownsAsCreated: isRoot && lstatSync(dir).gid === EGID };
+}
 /** Files being written at once, and plaintext decoded (or being decoded) but not yet written. */
 const FILES_IN_FLIGHT = 64;
 const BYTES_IN_FLIGHT = 64 * 1024 * 1024;
@@ -206,7 +224,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const pending: Promise<void>[] = [];
     const walk = (async () => {
       try {
-        await restoreChildren(context, root, options.target, fresh, '/', includes.length > 0 ? includes : undefined, pending);
+        await restoreChildren(context, root, options.target, placeOf(options.target, fresh), '/', includes.length > 0 ? includes : undefined, pending);
       } finally {
         await settleAll(pending);
       }
@@ -254,7 +272,7 @@ function createLimiter(limit: number): Limiter {
  * being written. `includes`: remaining path components still to match below it; undefined = all.
  */
 async function restoreChildren(
-  context: Context, dir: TreeNode, targetDir: string, fresh: boolean, path: string, includes: string[][] | undefined, pending: Promise<void>[],
+  context: Context, dir: TreeNode, targetDir: string, place: Place, path: string, includes: string[][] | undefined, pending: Promise<void>[],
 ): Promise<void> {
   const tree = await readTree(context.reader, dir.subtree!);
   for (const node of tree.nodes) {
@@ -275,7 +293,7 @@ async function restoreChildren(
     };
     if (node.type === 'file') {
       await context.files.acquire(1);
-      pending.push(restoreFile(context, node, target, fresh).then(() => {
+      pending.push(restoreFile(context, node, target, place).then(() => {
         context.progress.files += 1;
         context.options.onProgress?.(context.progress);
       }).catch(reportFailure).finally(() => context.files.release(1)));
@@ -287,7 +305,7 @@ async function restoreChildren(
       try {
         const made = makeDirectory(target, context.options.overwrite === true);
         if (!made) removeStalePartials(context, target);
-        if (node.subtree) await restoreChildren(context, node, target, made, nodePath, below, inside);
+        if (node.subtree) await restoreChildren(context, node, target, placeOf(target, made), nodePath, below, inside);
         walked = true;
       } catch (error) {
         reportFailure(error);
@@ -400,23 +418,23 @@ function existingFile(target: string, node: TreeNode, overwrite: boolean): 'pres
   throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
 }
 
-async function restoreFile(context: Context, node: TreeNode, target: string, fresh: boolean): Promise<void> {
+async function restoreFile(context: Context, node: TreeNode, target: string, place: Place): Promise<void> {
   const overwrite = context.options.overwrite === true;
   // In a directory this restore created nothing can be in the way; elsewhere one lstat says what is.
-  const present = !fresh && existingFile(target, node, overwrite) === 'present';
+  const present = !place.fresh && existingFile(target, node, overwrite) === 'present';
   if (present) context.alreadyPresent += 1;
   const linkKey = node.links > 1 ? `${node.deviceId}:${node.inode}` : undefined;
-  if (!linkKey) return present ? undefined : writeFile(context, node, target, fresh, overwrite);
+  if (!linkKey) return present ? undefined : writeFile(context, node, target, place, overwrite);
   // Looked up and claimed without an await in between: links to one inode may be in flight together.
   const known = context.hardLinks.get(linkKey);
   if (!known) {
-    const done = (present ? Promise.resolve() : writeFile(context, node, target, fresh, overwrite)).then(() => target);
+    const done = (present ? Promise.resolve() : writeFile(context, node, target, place, overwrite)).then(() => target);
     context.hardLinks.set(linkKey, done.catch(() => undefined));
     return done.then(() => {});
   }
   const first = await known;
   if (present) return;
-  if (!first) return writeFile(context, node, target, fresh, overwrite); // the first copy failed; this one stands alone
+  if (!first) return writeFile(context, node, target, place, overwrite); // the first copy failed; this one stands alone
   if (context.aborted) throw interrupted(context);
   removeForOverwrite(target, overwrite);
   try {
@@ -426,7 +444,7 @@ async function restoreFile(context: Context, node: TreeNode, target: string, fre
   }
 }
 
-async function writeFile(context: Context, node: TreeNode, target: string, fresh: boolean, overwrite: boolean): Promise<void> {
+async function writeFile(context: Context, node: TreeNode, target: string, place: Place, overwrite: boolean): Promise<void> {
   let partial = '';
   let fd = -1;
   for (let attempt = 0; fd < 0; attempt++) {
@@ -449,7 +467,7 @@ async function writeFile(context: Context, node: TreeNode, target: string, fresh
     // Zeros at the end were skipped as a hole, which only a length makes part of the file.
     if (end < length) ftruncateSync(fd, length);
     // Metadata goes through the descriptor this restore created, never through a path.
-    if (isRoot) fchownSync(fd, node.uid, node.gid);
+    if (isRoot && !(place.ownsAsCreated && node.uid === EUID && node.gid === EGID)) fchownSync(fd, node.uid, node.gid);
     fchmodSync(fd, node.mode);
     futimesSync(fd, ...mtimeOf(node));
   } catch (error) {
@@ -464,7 +482,7 @@ async function writeFile(context: Context, node: TreeNode, target: string, fresh
     throw interrupted(context);
   }
   try {
-    if (fresh || overwrite) {
+    if (place.fresh || overwrite) {
       // A new directory holds nothing else; --overwrite replaces what is there, and only now that
       // the new content is complete and authentic, so a damaged chunk never costs the old file.
       renameSync(partial, target);

@@ -164,3 +164,27 @@ test('a write-only key backs up but cannot read, and a revoked key opens nothing
   assert.match(revoked.stderr, /\[KEY_REVOKED\]/);
   assert.ok(JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) => snapshot.tags.includes('from-writer')), 'backups made before the revocation stay');
 });
+
+test('as root, files keep their owner in a setgid target whose group is another', { skip: process.getuid?.() !== 0 ? 'needs root to own files as others' : undefined }, async () => {
+  // A file created in a setgid directory takes the directory's group: restore must not rely on
+  // the creator's group then (it skips fchown only where new files get the creator's uid and gid).
+  const own = join(dir, 'setgid');
+  await mkdir(join(own, 'src', 'inner'), { recursive: true });
+  await writeFile(join(own, 'src', 'inner', 'root-owned.txt'), 'root\n');
+  await writeFile(join(own, 'src', 'other-owned.txt'), 'other\n');
+  await chown(join(own, 'src', 'other-owned.txt'), 4242, 4343);
+  const mine = { env: { AMBER_REPO: join(own, 'repo') } };
+  assert.equal(amber(['init'], mine).status, 0);
+  assert.equal(amber(['backup', join(own, 'src')], mine).status, 0);
+  const target = join(own, 'target');
+  await mkdir(target);
+  await chown(target, 0, 4343);
+  await chmod(target, 0o2775);
+  const restored = amber(['restore', 'latest', '--target', target], mine);
+  assert.equal(restored.status, 0, restored.stderr);
+  const { stat } = await import('node:fs/promises');
+  const rootOwned = await stat(join(target, own, 'src', 'inner', 'root-owned.txt'));
+  assert.deepEqual([rootOwned.uid, rootOwned.gid], [0, 0]);
+  const otherOwned = await stat(join(target, own, 'src', 'other-owned.txt'));
+  assert.deepEqual([otherOwned.uid, otherOwned.gid], [4242, 4343]);
+});
