@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AmberError } from '../core/errors.ts';
+import { fileInTheWay } from '../core/local-paths.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
@@ -47,6 +48,14 @@ export async function storeFor(location: string): Promise<Store> {
   if (/^https?:/.test(location)) return createHttpStore(location, { token: vaultToken() });
   // The AWS SDK takes a tenth of a second to load: only S3 repositories pay for it.
   if (/^s3:/.test(location)) return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), { clock: systemClock });
+  const file = fileInTheWay(location);
+  if (file !== undefined) {
+    throw new AmberError('USAGE', file === resolve(location)
+      ? `the repository location ${file} is a file, not a directory`
+      : `the repository location ${resolve(location)} is below ${file}, which is a file, not a directory`, {
+      hint: 'a local repository is a directory: choose one with --repo or AMBER_REPO (a new or empty one for `amber init`)',
+    });
+  }
   return createFsStore(resolve(location));
 }
 

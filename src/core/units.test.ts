@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, parseDateMs, parseDurationMs } from './units.ts';
+import { formatBytes, MAX_DATE_MS, MAX_DURATION_MS, parseDateMs, parseDurationMs } from './units.ts';
 import { isAmberError } from './errors.ts';
 
 test('durations use s m h d w y with m meaning minutes', () => {
@@ -22,6 +22,19 @@ test('dates accept ISO and +duration from now', () => {
   assert.equal(parseDateMs('+90d', now), now + 90 * 86_400_000);
   assert.equal(parseDateMs('2027-01-31T00:00:00Z', now), Date.UTC(2027, 0, 31));
   assert.throws(() => parseDateMs('tomorrow', now), (error) => isAmberError(error, 'INVALID_DURATION'));
+});
+
+test('durations and dates are bounded when parsed: at most 1000y and 9999-12-31, the value and the limit named', () => {
+  const now = Date.UTC(2026, 0, 1);
+  assert.equal(parseDurationMs('1000y'), MAX_DURATION_MS);
+  assert.equal(parseDateMs('+1000y', now), now + MAX_DURATION_MS);
+  assert.equal(parseDateMs('9999-12-31T23:59:59.999Z', now), MAX_DATE_MS);
+  for (const bad of ['1001y', '1000y1s', '99999999999y', `${'9'.repeat(400)}s`]) {
+    assert.throws(() => parseDurationMs(bad), (error) => isAmberError(error, 'INVALID_DURATION') && error.message.includes(bad) && /1000y/.test(error.message));
+    assert.throws(() => parseDateMs(`+${bad}`, now), (error) => isAmberError(error, 'INVALID_DURATION') && /1000y/.test(error.message));
+  }
+  // A +DURATION within the bound that still lands past year 9999 (a clock far in the future).
+  assert.throws(() => parseDateMs('+1000y', MAX_DATE_MS - 1000), (error) => isAmberError(error, 'INVALID_DURATION') && /9999-12-31/.test(error.message));
 });
 
 test('byte sizes are printed in binary units', () => {

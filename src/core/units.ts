@@ -5,7 +5,19 @@ const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_0
 const DURATION = /^(\d+)([smhdwy])$/;
 const DURATION_PARTS = /^(?:\d+[smhdwy])+$/;
 
-/** Parses `90d`, `1y2w`, `36h` into milliseconds. */
+/**
+ * The longest duration Amber accepts: 1000 years (of 365 days, as `y` counts). Retention, grace
+ * periods and expiries are bounded when they are parsed, before anything is written: beyond this a
+ * date no longer fits the format's four-digit ISO years once added to today, and a typo such as
+ * `99999999999y` would otherwise get as far as a RangeError after a backup had written its packs.
+ */
+export const MAX_DURATION_MS = 1000 * UNIT_MS.y;
+export const MAX_DURATION_TEXT = '1000y';
+/** The latest date Amber accepts: the last instant a four-digit ISO year (as the format stores dates) can name. */
+export const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+export const MAX_DATE_TEXT = '9999-12-31T23:59:59.999Z';
+
+/** Parses `90d`, `1y2w`, `36h` into milliseconds, at most MAX_DURATION_MS. */
 export function parseDurationMs(text: string): number {
   const trimmed = text.trim();
   if (!DURATION_PARTS.test(trimmed)) {
@@ -18,16 +30,25 @@ export function parseDurationMs(text: string): number {
     const [, count, unit] = DURATION.exec(part)!;
     total += Number(count) * UNIT_MS[unit as keyof typeof UNIT_MS];
   }
+  if (!(total <= MAX_DURATION_MS)) {
+    throw new AmberError('INVALID_DURATION', `"${text}" is longer than ${MAX_DURATION_TEXT} (1000 years), the longest duration Amber accepts`, {
+      hint: `give a duration of at most ${MAX_DURATION_TEXT}, for example 7y or 10y`,
+    });
+  }
   return total;
 }
 
-/** Parses an ISO date/time or `+DURATION` (from now) into epoch milliseconds. */
+/** Parses an ISO date/time or `+DURATION` (from now) into epoch milliseconds, at most MAX_DATE_MS. */
 export function parseDateMs(text: string, nowMs: number): number {
-  if (text.startsWith('+')) return nowMs + parseDurationMs(text.slice(1));
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms)) {
+  const ms = text.startsWith('+') ? nowMs + parseDurationMs(text.slice(1)) : Date.parse(text);
+  if (!text.startsWith('+') && (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms))) {
     throw new AmberError('INVALID_DURATION', `"${text}" is not a date`, {
       hint: 'use an ISO date such as 2027-01-31 or 2027-01-31T12:00:00Z, or +DURATION such as +90d',
+    });
+  }
+  if (ms > MAX_DATE_MS) {
+    throw new AmberError('INVALID_DURATION', `"${text}" is later than ${MAX_DATE_TEXT}, the latest date Amber accepts`, {
+      hint: `give a date up to ${MAX_DATE_TEXT.slice(0, 10)}, or a +DURATION of at most ${MAX_DURATION_TEXT}`,
     });
   }
   return ms;

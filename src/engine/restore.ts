@@ -4,15 +4,21 @@
 // Several files are in flight at once: their blobs are decoded on worker threads and written at their
 // offsets as they arrive, within a bound on open files and on bytes decoded but not yet written. A
 // directory's own metadata is set once everything in it is done.
+// A file is written under a hidden partial name in its own directory (`.NAME.amber-partial-HEX`) and
+// given its final name (one rename, atomic in that directory) only once its content and metadata are
+// complete: a file at its final name is always whole, whenever the restore stops. An interrupted
+// restore (options.signal) removes its partial files; one killed outright leaves them, and the next
+// restore into the same target removes them and keeps the files that were complete.
 import {
   chmodSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lstatSync,
-  lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync,
+  lutimesSync, mkdirSync, openSync, accessSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, type BigIntStats,
 } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
+import { fileInTheWay } from '../core/local-paths.ts';
 import { settleAll } from '../core/settle.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -33,6 +39,8 @@ export interface RestoreOptions {
   overwrite?: boolean;
   onProgress?: (progress: RestoreProgress) => void;
   onWarning?: (warning: { path: string; code: string; message: string }) => void;
+  /** Aborting stops the restore: its partial files are removed and it rejects with INTERRUPTED. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreProgress {
@@ -42,12 +50,38 @@ export interface RestoreProgress {
 }
 
 export interface RestoreResult extends RestoreProgress {
+  /**
+   * Files found already restored (a regular file of the snapshot's size, mode and modification time,
+   * as an earlier, interrupted restore leaves them) and kept; counted in `files` too. Without
+   * --overwrite only such a file is taken as done; any other existing file is an error.
+   */
+  alreadyPresent: number;
+  /** Partial files of an earlier restore that was killed, found in the target and removed. */
+  partialsRemoved: number;
   errors: { path: string; code: string; message: string }[];
   /** Sockets and device files, which are listed but not recreated. */
   skipped: { path: string; type: string }[];
 }
 
 const isRoot = process.getuid?.() === 0;
+const EUID = process.geteuid?.();
+const EGID = process.getegid?.();
+
+/** What is known of a directory files are restored into. */
+interface Place {
+  /** Made by this restore: nothing is in it but what the restore puts there. */
+  fresh: boolean;
+  /**
+   * A file created in it gets this process's uid and gid (its gid is the egid, which a setgid
+   * directory or a grpid mount would otherwise replace by the directory's): a root restore then
+   * needs no fchown for files that belong to root, as system files do.
+   */
+  ownsAsCreated: boolean;
+}
+
+function placeOf(dir: string, fresh: boolean): Place {
+  return { fresh, ownsAsCreated: isRoot && lstatSync(dir).gid === EGID };
+}
 /** Files being written at once, and plaintext decoded (or being decoded) but not yet written. */
 const FILES_IN_FLIGHT = 64;
 const BYTES_IN_FLIGHT = 64 * 1024 * 1024;
@@ -62,6 +96,92 @@ interface Context {
   hardLinks: Map<string, Promise<string | undefined>>;
   files: Limiter;
   bytes: Limiter;
+  /** Partial files being written now: what an interruption removes. */
+  partials: Set<string>;
+  aborted: boolean;
+  alreadyPresent: number;
+  partialsRemoved: number;
+}
+
+/**
+ * Creates the target and its missing parents one at a time and checks that it may be written, so a
+ * read-only or foreign target is refused up front, by name and with the real cause (a recursive
+ * mkdir answers ENOENT on a read-only filesystem). True when the target is new.
+ */
+function makeTarget(target: string): boolean {
+  const file = fileInTheWay(target);
+  if (file !== undefined) {
+    throw new AmberError('TARGET_UNWRITABLE', file === resolve(target) ? `the restore target ${target} is a file, not a directory` : `the restore target ${target} is below ${file}, which is a file`, {
+      hint: 'choose a directory (new or empty) for --target',
+    });
+  }
+  const missing: string[] = [];
+  try {
+    for (let dir = resolve(target); !lstatSync(dir, { throwIfNoEntry: false }); dir = dirname(dir)) missing.unshift(dir);
+    for (const dir of missing) mkdirSync(dir);
+    accessSync(target, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') {
+      throw new AmberError('TARGET_UNWRITABLE', `the restore target ${target} is on a read-only filesystem (EROFS)`, {
+        cause: error, hint: 'choose a --target on a writable filesystem, or remount this one read-write',
+      });
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new AmberError('TARGET_UNWRITABLE', `this user may not write into the restore target ${target} (${code})`, {
+        cause: error, hint: 'choose a --target you may write, or restore as a user who may',
+      });
+    }
+    throw targetError(error, target);
+  }
+  return missing.length > 0;
+}
+
+/** A partial file's name: hidden, beside its final name, recognisable by a later restore. */
+const PARTIAL_NAME = /^\.(?:.+\.)?amber-partial-[0-9a-f]{16}$/;
+const NAME_MAX = 255;
+/** Linux's limit on a path given to a system call, terminating NUL included. */
+const PATH_MAX = 4096;
+
+/**
+ * A fresh partial name in `dir`: 8 random hex digits per process and a counter (a random draw per
+ * file costs more than the rename). O_EXCL still refuses a name that happens to exist.
+ */
+let partialCounter = 0;
+const PARTIAL_PREFIX = randomBytes(4).toString('hex');
+function partialPath(dir: string, name: string): string {
+  partialCounter = (partialCounter + 1) >>> 0;
+  const suffix = `amber-partial-${PARTIAL_PREFIX}${partialCounter.toString(16).padStart(8, '0')}`;
+  // The final name stays readable in the partial one unless that would pass the length of a name.
+  return join(dir, Buffer.byteLength(name) + suffix.length + 2 <= NAME_MAX ? `.${name}.${suffix}` : `.${suffix}`);
+}
+
+/** Removes the partial files a killed restore left in a directory that existed before this one. */
+function removeStalePartials(context: Context, dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // unreadable: the restore reports the directory itself when it writes into it
+  }
+  for (const name of names) {
+    if (!PARTIAL_NAME.test(name)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      context.partialsRemoved += 1;
+    } catch {
+      // a partial file that cannot be removed is only hidden clutter; the restore goes on
+    }
+  }
+}
+
+function interrupted(context: Context): AmberError {
+  const left = context.partials.size;
+  return new AmberError('INTERRUPTED', `the restore was interrupted: ${context.progress.files} files are complete under their names` +
+    (left > 0 ? `, ${left} partial file${left === 1 ? '' : 's'} removed` : '') + '; no file under its final name is incomplete', {
+    hint: 'run the same restore again to finish it: complete files are kept (not restored again) and partial files removed',
+    details: { files: context.progress.files, partialsRemoved: left },
+  });
 }
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
@@ -77,26 +197,45 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     hardLinks: new Map(),
     files: createLimiter(FILES_IN_FLIGHT),
     bytes: createLimiter(BYTES_IN_FLIGHT),
+    partials: new Set(),
+    aborted: false,
+    alreadyPresent: 0,
+    partialsRemoved: 0,
   };
+  // On abort the partial files go at once, synchronously: a worker still writing into one writes
+  // into an unlinked file, and nothing in flight gives it a final name any more (see writeFile).
+  let abortWith: (error: AmberError) => void = () => {};
+  const abortion = new Promise<never>((_, reject) => (abortWith = reject));
+  abortion.catch(() => {});
+  const onAbort = () => {
+    context.aborted = true;
+    const error = interrupted(context);
+    for (const path of context.partials) rmSync(path, { force: true });
+    abortWith(error);
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    try {
-      mkdirSync(options.target, { recursive: true });
-    } catch (error) {
-      throw targetError(error, options.target);
-    }
+    if (options.signal?.aborted) onAbort();
+    const fresh = makeTarget(options.target);
+    if (!fresh) removeStalePartials(context, options.target);
     const root = rootNode(options.snapshot.snapshot.tree);
     const includes = (options.include ?? []).map((path) => splitPath(path));
     for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
     const pending: Promise<void>[] = [];
-    try {
-      await restoreChildren(context, root, options.target, '/', includes.length > 0 ? includes : undefined, pending);
-    } finally {
-      await settleAll(pending);
-    }
+    const walk = (async () => {
+      try {
+        await restoreChildren(context, root, options.target, placeOf(options.target, fresh), '/', includes.length > 0 ? includes : undefined, pending);
+      } finally {
+        await settleAll(pending);
+      }
+    })();
+    walk.catch(() => {});
+    await Promise.race([walk, abortion]);
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     await decoder?.close();
   }
-  return { ...context.progress, errors: context.errors, skipped: context.skipped };
+  return { ...context.progress, alreadyPresent: context.alreadyPresent, partialsRemoved: context.partialsRemoved, errors: context.errors, skipped: context.skipped };
 }
 
 /** Counts a resource; `acquire` waits while the limit is reached, but one holder may always exceed it. */
@@ -132,9 +271,12 @@ function createLimiter(limit: number): Limiter {
  * Walks a directory: creates what is in it and starts its files, adding to `pending` what is still
  * being written. `includes`: remaining path components still to match below it; undefined = all.
  */
-async function restoreChildren(context: Context, dir: TreeNode, targetDir: string, path: string, includes: string[][] | undefined, pending: Promise<void>[]): Promise<void> {
+async function restoreChildren(
+  context: Context, dir: TreeNode, targetDir: string, place: Place, path: string, includes: string[][] | undefined, pending: Promise<void>[],
+): Promise<void> {
   const tree = await readTree(context.reader, dir.subtree!);
   for (const node of tree.nodes) {
+    if (context.aborted) throw interrupted(context);
     let below: string[][] | undefined;
     if (includes) {
       const matching = includes.filter((parts) => parts[0] === node.name);
@@ -144,14 +286,14 @@ async function restoreChildren(context: Context, dir: TreeNode, targetDir: strin
     const nodePath = path === '/' ? `/${node.name}` : `${path}/${node.name}`;
     const target = join(targetDir, node.name);
     const reportFailure = (error: unknown) => {
-      if (!isAmberError(error) || error.code === 'WRITE_ONLY_KEY') throw error;
+      if (!isAmberError(error) || error.code === 'WRITE_ONLY_KEY' || error.code === 'INTERRUPTED') throw error;
       const failure = { path: nodePath, code: error.code, message: error.message };
       context.errors.push(failure);
       context.options.onWarning?.(failure);
     };
     if (node.type === 'file') {
       await context.files.acquire(1);
-      pending.push(restoreFile(context, node, target).then(() => {
+      pending.push(restoreFile(context, node, target, place).then(() => {
         context.progress.files += 1;
         context.options.onProgress?.(context.progress);
       }).catch(reportFailure).finally(() => context.files.release(1)));
@@ -161,8 +303,9 @@ async function restoreChildren(context: Context, dir: TreeNode, targetDir: strin
       const inside: Promise<void>[] = [];
       let walked = false;
       try {
-        makeDirectory(target, context.options.overwrite === true);
-        if (node.subtree) await restoreChildren(context, node, target, nodePath, below, inside);
+        const made = makeDirectory(target, context.options.overwrite === true);
+        if (!made) removeStalePartials(context, target);
+        if (node.subtree) await restoreChildren(context, node, target, placeOf(target, made), nodePath, below, inside);
         walked = true;
       } catch (error) {
         reportFailure(error);
@@ -212,9 +355,11 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
 // File system calls here are synchronous on purpose: each takes microseconds, while a trip through
 // libuv's thread pool costs more than the call itself, and a restore makes several per file.
 
-function makeDirectory(target: string, overwrite: boolean): void {
+/** True when the directory is new: nothing is in it but what this restore puts there. */
+function makeDirectory(target: string, overwrite: boolean): boolean {
   try {
     mkdirSync(target, { mode: 0o700 });
+    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(error, target);
     // Never descend through a symlink: it could point anywhere, outside the target included.
@@ -222,7 +367,9 @@ function makeDirectory(target: string, overwrite: boolean): void {
       if (!overwrite) throw new AmberError('TARGET_EXISTS', `"${target}" exists and is not a directory`, { hint: 'restore into an empty directory, or pass --overwrite' });
       rmSync(target, { force: true });
       mkdirSync(target, { mode: 0o700 });
+      return true;
     }
+    return false;
   }
 }
 
@@ -244,19 +391,51 @@ function removeForOverwrite(target: string, overwrite: boolean): void {
   }
 }
 
-async function restoreFile(context: Context, node: TreeNode, target: string): Promise<void> {
+/**
+ * Whether an existing file is this node as a restore leaves it: a regular file with the snapshot's
+ * size, permissions and modification time (to the microsecond that utimes keeps; to the millisecond
+ * before 1970). Only complete files get their final name, so this is a file an earlier restore finished.
+ */
+function alreadyRestored(existing: BigIntStats, node: TreeNode): boolean {
+  const ns = BigInt(node.mtimeNs);
+  const tolerance = ns < 0n ? 1_000_000n : 1_000n;
+  const drift = existing.mtimeNs - ns;
+  return existing.isFile() && existing.size === BigInt(node.sizeBytes) && Number(existing.mode & 0o7777n) === node.mode
+    && drift <= tolerance && drift >= -tolerance;
+}
+
+/**
+ * What is at `target` before a file is restored there, in a directory that existed before: undefined
+ * (nothing, or something --overwrite replaces) or 'present' (already restored, kept). Anything else
+ * without --overwrite is refused.
+ */
+function existingFile(target: string, node: TreeNode, overwrite: boolean): 'present' | undefined {
+  const existing = lstatSync(target, { bigint: true, throwIfNoEntry: false });
+  if (!existing) return undefined;
+  if (existing.isDirectory()) throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
+  if (overwrite) return undefined;
+  if (alreadyRestored(existing, node)) return 'present';
+  throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
+}
+
+async function restoreFile(context: Context, node: TreeNode, target: string, place: Place): Promise<void> {
   const overwrite = context.options.overwrite === true;
+  // In a directory this restore created nothing can be in the way; elsewhere one lstat says what is.
+  const present = !place.fresh && existingFile(target, node, overwrite) === 'present';
+  if (present) context.alreadyPresent += 1;
   const linkKey = node.links > 1 ? `${node.deviceId}:${node.inode}` : undefined;
-  if (!linkKey) return writeFile(context, node, target, overwrite);
+  if (!linkKey) return present ? undefined : writeFile(context, node, target, place, overwrite);
   // Looked up and claimed without an await in between: links to one inode may be in flight together.
   const known = context.hardLinks.get(linkKey);
   if (!known) {
-    const done = writeFile(context, node, target, overwrite).then(() => target);
+    const done = (present ? Promise.resolve() : writeFile(context, node, target, place, overwrite)).then(() => target);
     context.hardLinks.set(linkKey, done.catch(() => undefined));
     return done.then(() => {});
   }
   const first = await known;
-  if (!first) return writeFile(context, node, target, overwrite); // the first copy failed; this one stands alone
+  if (present) return;
+  if (!first) return writeFile(context, node, target, place, overwrite); // the first copy failed; this one stands alone
+  if (context.aborted) throw interrupted(context);
   removeForOverwrite(target, overwrite);
   try {
     linkSync(first, target);
@@ -265,40 +444,71 @@ async function restoreFile(context: Context, node: TreeNode, target: string): Pr
   }
 }
 
-async function writeFile(context: Context, node: TreeNode, target: string, overwrite: boolean): Promise<void> {
-  // An existing file is replaced (rename) only once the new content is complete and authentic, so a
-  // damaged chunk never costs the file that was there.
-  const replacing = replaceable(target, overwrite);
-  const path = replacing ? join(dirname(target), `.amber-restore-${randomBytes(8).toString('hex')}`) : target;
-  let fd: number;
-  try {
-    // O_EXCL refuses an existing name and O_NOFOLLOW a symlink planted in the target.
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  } catch (error) {
-    throw targetError(error, target);
+async function writeFile(context: Context, node: TreeNode, target: string, place: Place, overwrite: boolean): Promise<void> {
+  let partial = '';
+  let fd = -1;
+  for (let attempt = 0; fd < 0; attempt++) {
+    partial = partialPath(dirname(target), node.name);
+    try {
+      // O_EXCL refuses an existing name and O_NOFOLLOW a symlink planted in the target.
+      fd = openSync(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    } catch (error) {
+      // Another restore's partial file by that name: draw the next one.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw targetError(error, target);
+    }
   }
+  context.partials.add(partial);
+  const discard = () => {
+    context.partials.delete(partial);
+    rmSync(partial, { force: true });
+  };
   try {
     const { length, end } = await writeContent(context, fd, node.content ?? []);
     // Zeros at the end were skipped as a hole, which only a length makes part of the file.
     if (end < length) ftruncateSync(fd, length);
     // Metadata goes through the descriptor this restore created, never through a path.
-    if (isRoot) fchownSync(fd, node.uid, node.gid);
+    if (isRoot && !(place.ownsAsCreated && node.uid === EUID && node.gid === EGID)) fchownSync(fd, node.uid, node.gid);
     fchmodSync(fd, node.mode);
     futimesSync(fd, ...mtimeOf(node));
   } catch (error) {
     closeSync(fd);
-    rmSync(path, { force: true });
+    discard();
     throw targetError(error, target);
   }
   closeSync(fd);
-  if (replacing) {
-    try {
-      renameSync(path, target);
-    } catch (error) {
-      rmSync(path, { force: true });
-      throw targetError(error, target);
-    }
+  // Interrupted meanwhile: the partial file is already gone and must not get a final name.
+  if (context.aborted) {
+    discard();
+    throw interrupted(context);
   }
+  try {
+    if (place.fresh || overwrite) {
+      // A new directory holds nothing else; --overwrite replaces what is there, and only now that
+      // the new content is complete and authentic, so a damaged chunk never costs the old file.
+      renameSync(partial, target);
+    } else {
+      // Elsewhere a name that appeared meanwhile is refused, not replaced: link() never overwrites.
+      giveNameExclusively(partial, target);
+    }
+  } catch (error) {
+    discard();
+    throw targetError(error, target);
+  }
+  context.partials.delete(partial);
+}
+
+/** Renames `partial` to `target` unless something is there; where the filesystem has no hard links, checks first. */
+function giveNameExclusively(partial: string, target: string): void {
+  try {
+    linkSync(partial, target);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw error;
+    if (lstatSync(target, { throwIfNoEntry: false })) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+    renameSync(partial, target);
+    return;
+  }
+  unlinkSync(partial);
 }
 
 /** Reads a file's blobs concurrently and writes each at its offset; resolves with the file's length. */
@@ -354,6 +564,14 @@ function targetError(error: unknown, target: string): unknown {
   if (code === 'EEXIST') return new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite' });
   if (code === 'ELOOP') return new AmberError('UNSAFE_PATH', `"${target}" is a symlink; Amber does not write through symlinks`);
   if (code === 'ENOSPC' || code === 'EDQUOT') return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, { hint: 'free space on the target filesystem, or raise the quota' });
+  if (code === 'ENAMETOOLONG') {
+    // Node has no openat(): a path the kernel refuses whole cannot be reached here, so the entry
+    // (and, for a directory, what is in it) is reported as not restored, never dropped silently.
+    return new AmberError('TARGET_UNWRITABLE', `"${target}" was not restored: its path is ${Buffer.byteLength(target)} bytes, longer than this system accepts (PATH_MAX ${PATH_MAX} bytes, ENAMETOOLONG)`, {
+      cause: error, hint: 'restore that part with --include into a shorter --target, such as /r',
+    });
+  }
+  if (code === 'EROFS') return new AmberError('TARGET_UNWRITABLE', `"${target}" is on a read-only filesystem (EROFS)`, { cause: error, hint: 'restore onto a writable filesystem, or remount it read-write' });
   if (typeof code === 'string') {
     return new AmberError('TARGET_UNWRITABLE', `"${target}" could not be written (${code})`, {
       cause: error,

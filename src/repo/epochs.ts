@@ -4,7 +4,8 @@
 import { AmberError } from '../core/errors.ts';
 import type { KeyId } from '../core/ids.ts';
 import { openWithPrivateKey, sealToPublicKey, type BoxKeyPair } from '../crypto/index.ts';
-import { encodeSignedRecord, jsonBytes, type Signer } from './signed-record.ts';
+import type { RecordProblem } from './records.ts';
+import { encodeSignedRecord, jsonBytes, parseJsonPayload, type SignedRecord, type Signer } from './signed-record.ts';
 
 export interface EpochRecord {
   epoch: number;
@@ -45,6 +46,39 @@ export function encodeEpochRecord(options: {
     ...(options.reason ? { reason: options.reason } : {}),
   };
   return encodeSignedRecord('epoch', jsonBytes(record), options.owner);
+}
+
+/**
+ * An epoch record's payload, checked for the fields the fold below reads: a signed but malformed
+ * record is reported by name as damaged instead of failing later with a TypeError.
+ */
+export function decodeEpochRecord(record: Pick<SignedRecord, 'payload'>, name: string): EpochRecord {
+  const value = parseJsonPayload<Partial<EpochRecord>>(record, name);
+  const ok = typeof value === 'object' && value !== null
+    && Number.isSafeInteger(value.epoch) && (value.epoch as number) >= 0
+    && typeof value.dataPublicKey === 'string' && /^[0-9a-f]{64}$/.test(value.dataPublicKey)
+    && Array.isArray(value.grants)
+    && value.grants.every((grant) => typeof grant?.keyId === 'string' && typeof grant?.box === 'string');
+  if (!ok) throw new AmberError('OBJECT_CORRUPT', `${name} is not a valid epoch record (missing or malformed fields)`);
+  return value as EpochRecord;
+}
+
+/**
+ * The error for a repository none of whose epoch records could be used. Without one nothing can be
+ * encrypted or read, so it names every record that was refused and why (the messages of readRecord:
+ * altered, truncated, signed by another owner — e.g. copied from another repository — or malformed).
+ */
+export function noUsableEpochError(location: string, problems: RecordProblem[]): AmberError {
+  if (problems.length === 0) {
+    return new AmberError('CONFIG_CORRUPT', `${location} has no key epoch record (nothing under epochs/)`, {
+      hint: 'the epochs/ objects were removed: restore them from a copy of the repository (Amber writes them once and never removes them)',
+    });
+  }
+  const causes = problems.map(({ name, problem, code }) => (problem.startsWith(name) ? problem : `${name}: ${problem}`) + (code === 'SIGNATURE_INVALID' ? ' (a bad signature, or a record from another repository)' : ''));
+  return new AmberError('CONFIG_CORRUPT', `${location} has no usable key epoch record: ${causes.join('; ')}`, {
+    hint: `restore ${problems.map(({ name }) => name).join(', ')} from a copy of the repository (objects are write-once: copy the original file back, do not edit it); until then the repository cannot be opened`,
+    details: { objects: problems.map(({ name }) => name) },
+  });
 }
 
 /**

@@ -9,11 +9,11 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { asBuffer, type PutOptions, type Store } from '../storage/store.ts';
 import { createAuthority, type Authority, type RevocationRecord, type WitnessRecord } from './authority.ts';
 import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config.ts';
-import { collectEpochKeys, encodeEpochRecord, type EpochKey, type EpochRecord } from './epochs.ts';
+import { collectEpochKeys, decodeEpochRecord, encodeEpochRecord, noUsableEpochError, type EpochKey, type EpochRecord } from './epochs.ts';
 import { createKeyFile, newRepoSecrets, signerOf, unlockKeyFile, type KeyFileInfo, type UnlockedKey } from './keys.ts';
 import { CONFIG_NAME, objectName } from './layout.ts';
 import type { RecordCache } from './record-cache.ts';
-import { readRecords, type RecordProblem } from './records.ts';
+import { isBadRecord, readRecords, type RecordProblem } from './records.ts';
 import { keyIdOf, parseJsonPayload } from './signed-record.ts';
 
 /** An opened repository: the view anyone may read, and the key that opened it. */
@@ -134,11 +134,20 @@ export async function openRepository(options: OpenOptions): Promise<Repository> 
   const view = await openRepositoryView(store);
   const key = await unlock(view.keyFiles.map(({ info }) => info), options.passphrase, view.revocations, store.location);
   const ownerPublicKey = Buffer.from(view.config.ownerPublicKey, 'hex');
-  const epochRecords = (await readRecords(store, 'epochs', 'epoch', ownerOnly(ownerPublicKey), view.problems))
-    .map(({ name, record }) => parseJsonPayload<EpochRecord>(record, name));
+  const epochProblems: RecordProblem[] = [];
+  const epochRecords: EpochRecord[] = [];
+  for (const { name, record } of await readRecords(store, 'epochs', 'epoch', ownerOnly(ownerPublicKey), epochProblems)) {
+    try {
+      epochRecords.push(decodeEpochRecord(record, name));
+    } catch (error) {
+      if (!isBadRecord(error)) throw error;
+      epochProblems.push({ name, problem: error.message, code: error.code });
+    }
+  }
+  view.problems.push(...epochProblems);
   const epochs = collectEpochKeys(epochRecords, key.keyId, key.holder);
   const currentEpoch = [...epochs.values()].sort((a, b) => b.epoch - a.epoch)[0];
-  if (!currentEpoch) throw new AmberError('CONFIG_CORRUPT', `${store.location} has no valid key epoch record`);
+  if (!currentEpoch) throw noUsableEpochError(store.location, epochProblems);
   return { ...view, clock, key, epochs, currentEpoch };
 }
 

@@ -55,9 +55,15 @@ test('the quick start works end to end', async () => {
   assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'hello world\n');
   assert.deepEqual(await readFile(join(target, source, 'sub', 'data.bin')), Buffer.alloc(300_000, 7));
 
+  // Files an earlier restore completed are kept; any other existing file is refused, not replaced.
+  const same = amber(['restore', 'latest', '--target', target]);
+  assert.equal(same.status, 0, same.stderr);
+  assert.match(same.stdout, /2 files were already restored \(same size, mode and time\) and were kept/);
+  await writeFile(join(target, source, 'hello.txt'), 'changed by hand\n');
   const again = amber(['restore', 'latest', '--target', target]);
-  assert.equal(again.status, 1);
+  assert.equal(again.status, 3, 'incomplete: the rest was restored, the existing file named');
   assert.match(again.stderr, /already exists \[TARGET_EXISTS\]\n[^]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/);
+  assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'changed by hand\n');
 
   const verify = amber(['verify', '--read-data']);
   assert.equal(verify.status, 0, verify.stderr);
@@ -157,4 +163,28 @@ test('a write-only key backs up but cannot read, and a revoked key opens nothing
   assert.equal(revoked.status, 12);
   assert.match(revoked.stderr, /\[KEY_REVOKED\]/);
   assert.ok(JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) => snapshot.tags.includes('from-writer')), 'backups made before the revocation stay');
+});
+
+test('as root, files keep their owner in a setgid target whose group is another', { skip: process.getuid?.() !== 0 ? 'needs root to own files as others' : undefined }, async () => {
+  // A file created in a setgid directory takes the directory's group: restore must not rely on
+  // the creator's group then (it skips fchown only where new files get the creator's uid and gid).
+  const own = join(dir, 'setgid');
+  await mkdir(join(own, 'src', 'inner'), { recursive: true });
+  await writeFile(join(own, 'src', 'inner', 'root-owned.txt'), 'root\n');
+  await writeFile(join(own, 'src', 'other-owned.txt'), 'other\n');
+  await chown(join(own, 'src', 'other-owned.txt'), 4242, 4343);
+  const mine = { env: { AMBER_REPO: join(own, 'repo') } };
+  assert.equal(amber(['init'], mine).status, 0);
+  assert.equal(amber(['backup', join(own, 'src')], mine).status, 0);
+  const target = join(own, 'target');
+  await mkdir(target);
+  await chown(target, 0, 4343);
+  await chmod(target, 0o2775);
+  const restored = amber(['restore', 'latest', '--target', target], mine);
+  assert.equal(restored.status, 0, restored.stderr);
+  const { stat } = await import('node:fs/promises');
+  const rootOwned = await stat(join(target, own, 'src', 'inner', 'root-owned.txt'));
+  assert.deepEqual([rootOwned.uid, rootOwned.gid], [0, 0]);
+  const otherOwned = await stat(join(target, own, 'src', 'other-owned.txt'));
+  assert.deepEqual([otherOwned.uid, otherOwned.gid], [4242, 4343]);
 });

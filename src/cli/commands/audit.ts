@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { AmberError } from '../../core/errors.ts';
-import { parseDateMs, parseDurationMs } from '../../core/units.ts';
 import { readAuditLog, verifyAudit, writeCheckpoint, type AuditVerification } from '../../engine/audit-log.ts';
 import type { LoadedEntry } from '../../repo/audit-records.ts';
 import type { RepositoryView } from '../../repo/repository.ts';
 import { type CliContext, openRepo, openRepoView, print } from '../context.ts';
+import { dateFlag, durationFlag } from '../options.ts';
 
 export function registerAudit(program: Command, context: CliContext): void {
   const audit = program
@@ -105,7 +105,7 @@ Examples:
 async function entriesSince(view: RepositoryView, since: string | undefined, nowMs: number): Promise<{ entries: LoadedEntry[]; describe: (keyId: LoadedEntry['signerKeyId']) => string }> {
   const { entries, describe } = await readAuditLog(view);
   if (since === undefined) return { entries, describe };
-  const fromMs = /^(?:\d+[smhdwy])+$/.test(since) ? nowMs - parseDurationMs(since) : parseDateMs(since, nowMs);
+  const fromMs = /^(?:\d+[smhdwy])+$/.test(since) ? nowMs - durationFlag('--since', since) : dateFlag('--since', since, nowMs);
   return { entries: entries.filter(({ entry }) => Date.parse(entry.time) >= fromMs), describe };
 }
 

@@ -31,6 +31,8 @@ Examples:
   amber lock extend 3f2a9c1e --until +1y
   amber lock extend latest --until 2031-12-31 --lock-mode compliance`)
     .action(async (ref: string, flags: { until: string; lockMode?: RetentionMode }) => {
+      // A bad or out-of-range date is refused before the repository opens; the date counts from the trusted clock below.
+      dateFlag('--until', flags.until, context.clock.nowMs());
       const repo = await openRepo(context);
       const clock = await openRetentionClock(repo);
       const untilMs = dateFlag('--until', flags.until, clock.retentionBaseMs());

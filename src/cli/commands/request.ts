@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { AmberError } from '../../core/errors.ts';
-import { parseDateMs, parseDurationMs } from '../../core/units.ts';
 import { parseApproverPublicKey } from '../../governance/approver-key.ts';
 import { isSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
 import { loadRetentionState } from '../../engine/retention-state.ts';
@@ -11,6 +10,7 @@ import { approverAuthor, createRequest, signDecision, submitDecision, type Submi
 import { type CliContext, openRepo, openRepoView, openRetentionClock, print } from '../context.ts';
 import { approverFromFile, readText } from './approver.ts';
 import { settingsFrom, withSettingOptions, type SetFlags } from './policy.ts';
+import { dateFlag, durationFlag } from '../options.ts';
 
 interface RequestFlags {
   reason: string;
@@ -51,12 +51,15 @@ Examples:
       .option('--as <file>', 'you are an approver: your FILE.pub (you then cannot approve this request)')
       .addHelpText('after', `\nExamples:\n  ${example}`)
       .action(async (snapshot: string, flags: RequestFlags) => {
+        // Checked before the repository opens: a bad value changes nothing (the date is read again below from the trusted clock).
+        const expiresInMs = durationFlag('--expires', flags.expires ?? '72h');
+        if (flags.until !== undefined) dateFlag('--until', flags.until, context.clock.nowMs());
         const repo = await openRepo(context);
         const clock = await openRetentionClock(repo);
         const created = await createRequest({
           repo, kind, target: snapshot, reason: flags.reason, clock,
-          untilMs: flags.until === undefined ? undefined : parseDateMs(flags.until, clock.retentionBaseMs()),
-          expiresInMs: parseDurationMs(flags.expires ?? '72h'),
+          untilMs: flags.until === undefined ? undefined : dateFlag('--until', flags.until, clock.retentionBaseMs()),
+          expiresInMs,
           asApproverKey: asKey(flags.as),
         });
         print(context, created, (result) => `request ${result.id}\n${kind} ${result.target.slice(0, 16)}: needs ${result.quorum} approval(s) before ${result.expires}`);
@@ -77,11 +80,13 @@ Examples:
   amber request policy-change --min-retention 7d --reason "shorter retention agreed by the board"
   amber request policy-change --quorum 2 --reason "an approver left"`)
     .action(async (flags: RequestFlags & SetFlags) => {
+      const expiresInMs = durationFlag('--expires', flags.expires ?? '72h');
+      const policyChange = settingsFrom(flags);
       const repo = await openRepo(context);
       const clock = await openRetentionClock(repo);
       const created = await createRequest({
-        repo, kind: 'policy-change', target: 'policy', reason: flags.reason, clock, policyChange: settingsFrom(flags),
-        expiresInMs: parseDurationMs(flags.expires ?? '72h'), asApproverKey: asKey(flags.as),
+        repo, kind: 'policy-change', target: 'policy', reason: flags.reason, clock, policyChange,
+        expiresInMs, asApproverKey: asKey(flags.as),
       });
       print(context, created, (result) => `request ${result.id}\npolicy-change (${(result.parameters.changes as string[]).join(', ')}): needs ${result.quorum} approval(s) before ${result.expires}`);
     });
@@ -97,8 +102,9 @@ Once approved, \`amber clock confirm --request ID\` on this host trusts the cloc
 Examples:
   amber request confirm-clock --reason "rebooted; time checked against the NTP servers"`)
     .action(async (flags: RequestFlags) => {
+      const expiresInMs = durationFlag('--expires', flags.expires ?? '72h');
       const repo = await openRepo(context);
-      const created = await createRequest({ repo, kind: 'confirm-clock', target: 'clock', reason: flags.reason, expiresInMs: parseDurationMs(flags.expires ?? '72h') });
+      const created = await createRequest({ repo, kind: 'confirm-clock', target: 'clock', reason: flags.reason, expiresInMs });
       print(context, created, (result) => `request ${result.id}\nconfirm-clock (wall time ${String(result.parameters.wall)}): needs ${result.quorum} approval(s) before ${result.expires}`);
     });
 

@@ -75,6 +75,14 @@ function translateFsError(error: unknown, action: Action, name: string, location
   const errno = errnoOf(error);
   let code = errno === undefined ? undefined : CODE_BY_ERRNO[errno];
   if (code === undefined) return error;
+  // A file where the store needs a directory (the location itself, or one of its folders) does not
+  // pass on a retry: say what it is instead of "retry".
+  if (errno === 'ENOTDIR' && action === 'write') {
+    return new AmberError('INVALID_OBJECT_NAME', `Could not write ${name === '' ? `the store ${location}` : `object '${name}' in ${location}`}: a part of its path is a file, not a directory (ENOTDIR)`, {
+      cause: error, details: { name, location, errno },
+      hint: `The store ${location} must be a directory whose folders Amber made; if a file is in the way, choose another location or remove it.`,
+    });
+  }
   // A path vanishing under a write means a directory was removed concurrently, not a missing object.
   if (code === 'OBJECT_NOT_FOUND' && action === 'write') code = 'STORAGE_TRANSIENT';
   const what = name === '' ? `the store ${location}` : `object '${name}' in ${location}`;
