@@ -5,8 +5,6 @@
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
-import { snapshotName } from '../repo/layout.ts';
-import type { SnapshotId } from '../core/ids.ts';
 import { appendAudit } from './audit-log.ts';
 import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
@@ -95,8 +93,9 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
     await appendAudit(repo, { action: 'forget', target: mark, details: { snapshots: forgotten.map(({ snapshotId }) => snapshotId), rule: describeRules(options.keep) } });
     // Readers honour the mark by the store's clock, not this host's: say which snapshots it cannot forget.
     const receivedMs = (await repo.store.stat(mark)).writtenMs;
+    const own = new Map(snapshots.map(({ id, snapshot }) => [id as string, snapshot.retention]));
     for (const decision of forgotten) {
-      const lock = state.ledger.lockOf(snapshotName(decision.snapshotId as SnapshotId));
+      const lock = state.ledger.snapshotLock(decision.snapshotId, own.get(decision.snapshotId) ?? null);
       if (lock !== undefined && (receivedMs === undefined || lock.untilMs > receivedMs)) {
         decision.keptBecause.push(`locked until ${new Date(lock.untilMs).toISOString()} by the store's clock ` +
           `(${receivedMs === undefined ? 'unknown' : new Date(receivedMs).toISOString()}, behind this host's); run forget again later`);

@@ -152,7 +152,10 @@ async function neededPacks(repo: Repository, state: RetentionState): Promise<{ p
     }
   }
   const junk = (problem: RecordProblem) => problem.code === 'SIGNATURE_INVALID' && !state.snapshotGrants.has(hashOfName(problem.name) ?? '');
-  const blocking = problems.filter((problem) => !junk(problem));
+  // A forget mark that forgets nothing (its snapshot stays, and is among those walked above) hides
+  // nothing from prune; verify reports it.
+  const markOnly = (problem: RecordProblem) => problem.name.startsWith(PREFIX.forgets);
+  const blocking = problems.filter((problem) => !junk(problem) && !markOnly(problem));
   if (blocking.length > 0) {
     throw new AmberError('VERIFY_FAILED', `prune stopped: ${blocking.length} snapshot object(s) are damaged, or named by a grant and unreadable, so what they need is unknown, such as ${blocking[0].name}: ${blocking[0].problem}`, {
       hint: 'run `amber verify` to see them; put damaged objects back from an isolated copy, then prune',

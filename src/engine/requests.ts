@@ -165,7 +165,7 @@ export async function submitDecision(repo: Repository | AuditAuthor, decision: S
     // What snapshots still locked share with an unlocked one is granted again for them (it needs a
     // key that reads trees; an approver alone leaves it to `amber request apply`).
     if ((after.kind === 'unlock' || after.kind === 'shorten') && 'key' in repo && repo.key.role === 'full') {
-      await regrantShared(repo, await loadRetentionState(repo), after.target, clock ?? unguardedClock(repo.clock));
+      await regrantShared(repo, await loadRetentionState(repo), before.id, clock ?? unguardedClock(repo.clock));
     }
     // A policy link is owner-signed: a full key writes it now, anyone else leaves it to `amber policy apply`.
     if (after.kind === 'policy-change' && 'key' in repo && repo.key.role === 'full') {

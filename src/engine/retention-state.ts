@@ -1,26 +1,31 @@
 // Everything retention decisions read from the repository, loaded together: the policy chain,
 // grants (folded into per-object dates), holds, forget marks and condemn notices. Records that are
 // forged, unauthorised or malformed are left out and listed in `problems` (verify reports them).
-import type { Clock } from '../core/clock.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Hold, type Loaded } from '../repo/retention-records.ts';
-import { snapshotName } from '../repo/layout.ts';
-import type { SnapshotId } from '../core/ids.ts';
 import { resolvePolicy, type Policy } from '../governance/policy.ts';
 import { approvedRequests } from './request-book.ts';
-import { foldGrants, roundUpMs, strongerMode, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
+import { foldGrants, roundUpMs, strongerMode, type GovernanceEnd, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
+
+export interface ForgetMarkSeen {
+  name: string;
+  /** When the store received the mark, by its own clock. */
+  receivedMs?: number;
+}
 
 export interface RetentionState {
   policy: Policy;
   ledger: RetentionLedger;
+  /** Approved unlock and shorten requests: the snapshot and the date its governance locks end. */
+  governanceRequests: GovernanceRequest[];
+  /** Those of them whose shared objects the owner has granted again for the snapshots still locked. */
+  regranted: Set<string>;
   holds: Loaded<Hold>[];
-  /**
-   * Snapshot ids that an owner-signed forget mark names and that it may forget: the snapshot's lock
-   * had ended when the store received the mark (by the store's clock), and no hold applies. A mark
-   * written by a host with a forged clock therefore hides nothing (it is listed in `problems`).
-   */
-  forgotten: Set<string>;
+  /** Owner-signed forget marks by the snapshot they name; whether one applies is `isForgotten`'s to say. */
+  forgetMarks: Map<string, ForgetMarkSeen[]>;
   condemns: Loaded<CondemnNotice>[];
   /** Object names any condemn notice names: never a dedup source again. */
   condemned: Set<string>;
@@ -42,56 +47,86 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
   ]);
   const policy = resolvePolicy(policies, problems);
   const approved = await approvedRequests(repo, policy, problems);
-  // Approved unlock and shorten requests end a snapshot's governance locks at the approved date.
-  const governanceEnds = new Map<string, number>();
-  for (const { request } of approved) {
-    if (request.kind === 'unlock' || request.kind === 'shorten') {
-      const untilMs = Date.parse(String(request.parameters.until));
-      governanceEnds.set(request.target, Math.min(governanceEnds.get(request.target) ?? Infinity, untilMs));
-    }
-  }
+  // Approved unlock and shorten requests end a snapshot's governance locks at the approved date: its
+  // own object at once, what it shares once the owner has granted that again for the others.
+  const governanceRequests = approved.filter(({ request }) => request.kind === 'unlock' || request.kind === 'shorten')
+    .map(({ id, request }) => ({ id, snapshot: request.target, untilMs: Date.parse(String(request.parameters.until)) }));
+  const regranted = new Set(grants.filter(({ value, signerKeyId }) => typeof value.regrantFor === 'string' && signerKeyId === repo.authority.ownerKeyId)
+    .map(({ value }) => value.regrantFor as string));
   const releasedHolds = new Set(approved.filter(({ request }) => request.kind === 'release-hold').map(({ request }) => request.target));
-  const ledger = foldGrants(grants, governanceEnds);
+  const ledger = foldGrants(grants, governanceEnds(governanceRequests, regranted));
   const heldSnapshots = holds.filter(({ name }) => !releasedHolds.has(name));
   return {
     policy,
     ledger,
+    governanceRequests,
+    regranted,
     holds: heldSnapshots,
     releasedHolds,
     snapshotGrants: new Map(grants.flatMap(({ name, value }) => (value.snapshot === null ? [] : [[value.snapshot, name] as const])).reverse()),
-    forgotten: applicableForgets(forgets, ledger, new Set(heldSnapshots.map(({ value }) => value.snapshot)), problems),
+    forgetMarks: marksBySnapshot(forgets, new Set(heldSnapshots.map(({ value }) => value.snapshot))),
     condemns,
     condemned: new Set(condemns.flatMap(({ value }) => value.objects.map(({ name }) => name))),
     problems,
   };
 }
 
+export interface GovernanceRequest {
+  id: string;
+  snapshot: string;
+  untilMs: number;
+}
+
+/** Where approved requests end each snapshot's governance locks (see foldGrants). */
+export function governanceEnds(requests: GovernanceRequest[], regranted: ReadonlySet<string>): Map<string, GovernanceEnd> {
+  const ends = new Map<string, GovernanceEnd>();
+  for (const { id, snapshot, untilMs } of requests) {
+    const end = ends.get(snapshot) ?? { snapshotMs: Infinity };
+    end.snapshotMs = Math.min(end.snapshotMs, untilMs);
+    if (regranted.has(id)) end.objectsMs = Math.min(end.objectsMs ?? Infinity, untilMs);
+    ends.set(snapshot, end);
+  }
+  return ends;
+}
+
 /**
- * The snapshots forget marks may forget. The mark's own time is written by whoever forgot, so it
- * proves nothing; the time the store received the mark (the vault's or the S3 server's clock, the
- * kernel's on a local directory) is what shows that a snapshot's lock had ended when it was forgotten.
+ * Forget marks by the snapshot they name, with the time the store received each (held snapshots are
+ * left out: a hold keeps them, and once it is released the marks apply again).
  */
-function applicableForgets(forgets: Loaded<ForgetMark>[], ledger: RetentionLedger, held: Set<string>, problems: RecordProblem[]): Set<string> {
-  const forgotten = new Set<string>();
+function marksBySnapshot(forgets: Loaded<ForgetMark>[], held: Set<string>): Map<string, ForgetMarkSeen[]> {
+  const marks = new Map<string, ForgetMarkSeen[]>();
   for (const { name, value, writtenMs } of forgets) {
     for (const id of value.snapshots) {
-      if (held.has(id)) continue; // a hold keeps it; once released, the mark applies again
-      const lock = ledger.lockOf(snapshotName(id as SnapshotId));
-      if (lock === undefined || (writtenMs !== undefined && lock.untilMs <= writtenMs)) {
-        forgotten.add(id);
-        continue;
-      }
-      const received = writtenMs === undefined ? 'at a time the store does not say' : `on ${new Date(writtenMs).toISOString()}`;
-      problems.push({
-        name,
-        code: 'RETENTION_ACTIVE',
-        problem: `it forgets snapshot ${id.slice(0, 8)}, whose ${lock.mode} lock runs until ${new Date(lock.untilMs).toISOString()}, ` +
-          `but the store received it ${received}: the snapshot stays (was the forgetting host's clock wrong?)`,
-      });
+      if (!held.has(id)) marks.set(id, [...(marks.get(id) ?? []), { name, receivedMs: writtenMs }]);
     }
+  }
+  return marks;
+}
+
+/** How far in the future a store's time of receipt may lie (clock skew) before it is not believed. */
+const RECEIPT_SKEW_MS = 60 * 60_000;
+
+/**
+ * Whether a forget mark forgets the snapshot. The mark's own time is written by whoever forgot, so it
+ * proves nothing; the time the store received the mark (the vault's or the S3 server's clock, the
+ * kernel's on a local directory) must show that the snapshot's lock — its grants and its own
+ * retention — had ended by then. A mark that does not is reported and forgets nothing, and so is one
+ * the store says it received in the future (a file time set by hand).
+ */
+export function isForgotten(state: RetentionState, id: string, own: Retention | null, problems: RecordProblem[], nowMs = systemClock.nowMs()): boolean {
+  const lock = state.ledger.snapshotLock(id, own);
+  let forgotten = false;
+  for (const { name, receivedMs } of state.forgetMarks.get(id) ?? []) {
+    const report = (why: string) => problems.push({ name, code: 'RETENTION_ACTIVE', problem: `it forgets snapshot ${id.slice(0, 8)}, ${why}: the snapshot stays` });
+    if (receivedMs === undefined) report('but the store does not say when it received the mark');
+    else if (receivedMs > nowMs + RECEIPT_SKEW_MS) report(`but the store says it received the mark on ${iso(receivedMs)}, in the future (was its time set by hand?)`);
+    else if (lock === undefined || lock.untilMs <= receivedMs) forgotten = true;
+    else report(`whose ${lock.mode} lock runs until ${iso(lock.untilMs)}, but the store received the mark on ${iso(receivedMs)} (was the forgetting host's clock wrong?)`);
   }
   return forgotten;
 }
+
+const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The two times retention decisions use (see governance/guarded-clock.ts for the guarded one). */
 export interface RetentionClock {

@@ -6,13 +6,12 @@ import { decodeSnapshotPayload, type Snapshot } from '../repo/snapshot.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
 import { hashOfName, PREFIX } from '../repo/layout.ts';
-import { loadRetentionState } from './retention-state.ts';
+import { isForgotten, loadRetentionState, type RetentionState } from './retention-state.ts';
 
-async function forgottenSnapshots(repo: Repository): Promise<Set<string>> {
-  // Forged and premature marks are ignored here (see loadRetentionState) and reported by verify.
-  // Most repositories have no mark at all, and need not load the rest of the retention state.
-  for await (const _mark of repo.store.list(PREFIX.forgets)) return (await loadRetentionState(repo)).forgotten;
-  return new Set();
+/** The retention state when any forget mark exists: most repositories have none and skip loading it. */
+async function stateForForgets(repo: Repository): Promise<RetentionState | undefined> {
+  for await (const _mark of repo.store.list(PREFIX.forgets)) return loadRetentionState(repo);
+  return undefined;
 }
 
 export interface SnapshotEntry {
@@ -31,17 +30,15 @@ export async function listSnapshots(repo: Repository, problems: RecordProblem[] 
     });
   }
   const records = await readRecords(repo.store, 'snapshots', 'snapshot', repo.authority.signingKeyFor, problems);
-  const forgotten = options.includeForgotten ? new Set<string>() : await forgottenSnapshots(repo);
+  // Forged, premature and hand-dated marks forget nothing; they are reported (verify fails on them).
+  const state = options.includeForgotten ? undefined : await stateForForgets(repo);
   const entries: SnapshotEntry[] = [];
   for (const { name, record, writtenMs } of records) {
-    if (forgotten.has(hashOfName(name)!)) continue;
     try {
-      entries.push({
-        writtenMs,
-        id: asSnapshotId(hashOfName(name)!),
-        snapshot: decodeSnapshotPayload(record.payload, repo.epochs, name),
-        signer: repo.authority.describe(record.signerKeyId),
-      });
+      const id = asSnapshotId(hashOfName(name)!);
+      const snapshot = decodeSnapshotPayload(record.payload, repo.epochs, name);
+      if (state && isForgotten(state, id, snapshot.retention, problems)) continue;
+      entries.push({ writtenMs, id, snapshot, signer: repo.authority.describe(record.signerKeyId) });
     } catch (error) {
       // One signed snapshot that does not open must not hide all the others.
       if (!isAmberError(error, 'OBJECT_CORRUPT')) throw error;

@@ -10,12 +10,12 @@ import type { Repository } from '../repo/repository.ts';
 import { GRANTS, HOLDS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { covers, raise, type ObjectLock } from '../governance/retention.ts';
+import { covers, foldGrants, raise, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
 import { sharedMetadata, snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
 import { listSnapshots } from './snapshots.ts';
 import { appendAudit } from './audit-log.ts';
 import { findRequest } from './request-book.ts';
-import { loadRetentionState, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { governanceEnds, loadRetentionState, metadataLock, type RetentionClock, type RetentionState } from './retention-state.ts';
 
 export interface StorageEffect {
   request: string;
@@ -37,14 +37,15 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
   const { store } = repo;
   const effect: StorageEffect = { request: request.id, kind: request.kind, lowered: 0, regranted: 0, released: 0 };
   if (request.kind === 'unlock' || request.kind === 'shorten') {
-    const { objects, needed, regranted } = await regrantShared(repo, state, request.target, clock);
+    const { objects, needed, regranted, after } = await regrantShared(repo, state, request.id, clock);
     effect.regranted = regranted;
     if (store.lowerGovernanceRetention) {
       // Every object granted for the snapshot, each down to the latest date anything still needs of
-      // it: the ledger as read, raised by what the surviving locks need (what was just granted again).
+      // it: the ledger with this snapshot's objects capped, raised by what the surviving locks need
+      // (what was just granted again).
       const byDate = new Map<number, string[]>();
       for (const name of objects) {
-        const untilMs = Math.max(state.ledger.lockOf(name)?.untilMs ?? 0, needed.get(name)?.untilMs ?? 0);
+        const untilMs = Math.max(after.lockOf(name)?.untilMs ?? 0, needed.get(name)?.untilMs ?? 0);
         byDate.set(untilMs, [...(byDate.get(untilMs) ?? []), name]);
       }
       for (const [untilMs, names] of byDate) effect.lowered += await store.lowerGovernanceRetention(names, untilMs);
@@ -67,12 +68,21 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
  * was granted that a snapshot still locked needs, at that snapshot's lock, so the ledger (and lock
  * status) keeps covering it. Idempotent: what is covered already is left alone.
  */
-export async function regrantShared(repo: Repository, state: RetentionState, snapshot: string, clock: RetentionClock): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number }> {
+export async function regrantShared(repo: Repository, state: RetentionState, request: string, clock: RetentionClock): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number; after: RetentionLedger }> {
+  const unlock = state.governanceRequests.find(({ id }) => id === request);
+  if (!unlock) throw new AmberError('APPROVAL_REQUIRED', `request ${request.slice(0, 12)} is no approved unlock or shorten`);
   const grants = await loadRecords(repo, GRANTS, []);
-  const objects = [...new Set(grants.filter(({ value }) => value.snapshot === snapshot).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
-  const needed = await neededByOthers(repo, state, snapshot, clock.retentionBaseMs());
-  const regrant = objects.filter((name) => { const lock = needed.get(name); return lock !== undefined && !covers(state.ledger.lockOf(name), lock.untilMs, lock.mode); });
-  return { objects, needed, regranted: regrant.length > 0 ? await grantSurvivors(repo, regrant.map((name) => [name, needed.get(name)!])) : 0 };
+  const objects = [...new Set(grants.filter(({ value }) => value.snapshot === unlock.snapshot).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
+  const needed = await neededByOthers(repo, state, unlock.snapshot, clock.retentionBaseMs());
+  // Judged against the ledger as it will be once this grant is written: the snapshot's shared
+  // objects capped too (until now only its own object was).
+  const after = foldGrants(grants, governanceEnds(state.governanceRequests, new Set([...state.regranted, request])));
+  const regrant = objects.filter((name) => { const lock = needed.get(name); return lock !== undefined && !covers(after.lockOf(name), lock.untilMs, lock.mode); });
+  // Written even when nothing needs it: the grant is the owner's word that the cap may now apply.
+  const regranted = state.regranted.has(request) && regrant.length === 0
+    ? 0
+    : await grantSurvivors(repo, state, request, regrant.map((name) => [name, needed.get(name)!]), clock);
+  return { objects, needed, regranted, after };
 }
 
 /** What every other snapshot still locked needs (itself, its packs, the shared metadata), at its lock. */
@@ -90,15 +100,17 @@ async function neededByOthers(repo: Repository, state: RetentionState, unlocked:
   return needed;
 }
 
-async function grantSurvivors(repo: Repository, locks: [string, ObjectLock][]): Promise<number> {
+async function grantSurvivors(repo: Repository, state: RetentionState, request: string, locks: [string, ObjectLock][], clock: RetentionClock): Promise<number> {
   const entries = new Map<string, GrantEntry>();
   for (const [name, { untilMs, mode }] of locks) {
     const key = `${mode} ${untilMs}`;
     if (!entries.has(key)) entries.set(key, { mode, until: new Date(untilMs).toISOString(), objects: [] });
     entries.get(key)!.objects.push(name);
   }
-  const keep = { untilMs: Math.max(...locks.map(([, lock]) => lock.untilMs)), mode: locks.some(([, lock]) => lock.mode === 'compliance') ? 'compliance' as const : 'governance' as const };
-  const grant = await putRecord(repo, GRANTS, { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: null, entries: [...entries.values()] }, { retainUntilMs: keep.untilMs, mode: keep.mode });
+  const metadata = metadataLock(state, clock.retentionBaseMs());
+  const keep = { untilMs: Math.max(metadata.untilMs, ...locks.map(([, lock]) => lock.untilMs)), mode: locks.some(([, lock]) => lock.mode === 'compliance') ? 'compliance' as const : metadata.mode };
+  const value = { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: null, entries: [...entries.values()], regrantFor: request };
+  const grant = await putRecord(repo, GRANTS, value, { retainUntilMs: keep.untilMs, mode: keep.mode });
   await repo.store.protect([grant], keep);
   return locks.length;
 }

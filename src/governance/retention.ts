@@ -41,25 +41,40 @@ export function roundUpMs(ms: number, stepMs: number): number {
 }
 
 /**
- * `governanceEnds` maps a snapshot to the date a quorum-approved request ended its governance locks:
+ * When quorum-approved requests ended a snapshot's governance locks. `snapshotMs`: the earliest
+ * approved end, which holds for the snapshot object itself at once. `objectsMs`: the earliest end of
+ * those requests whose shared objects a full key has since granted again for the snapshots still
+ * locked (`regrantFor` grants, storage-effects.ts); only then do the snapshot's packs and other
+ * objects lose their governance dates too. Until then a later backup that reused one of those packs,
+ * and wrote no grant of its own because this snapshot's lock covered it, is still covered.
+ */
+export interface GovernanceEnd {
+  snapshotMs: number;
+  objectsMs?: number;
+}
+
+/**
+ * `governanceEnds` maps a snapshot to where quorum-approved requests ended its governance locks:
  * the governance entries of grants made for that snapshot hold only until then (compliance ones are
  * untouched — nothing shortens them); other snapshots' grants on the same objects still hold.
  */
-export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<string, number> = new Map()): RetentionLedger {
+export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<string, GovernanceEnd> = new Map()): RetentionLedger {
   const objects = new Map<string, ObjectLock>();
   const snapshots = new Map<string, ObjectLock>();
   let maxUntilMs = 0;
   let strongest: RetentionMode | undefined;
   for (const { value } of grants) {
-    const endMs = value.snapshot === null ? undefined : governanceEnds.get(value.snapshot);
+    const end = value.snapshot === null ? undefined : governanceEnds.get(value.snapshot);
+    const snapshotObject = value.snapshot === null ? undefined : `snapshots/${value.snapshot}`;
     for (const entry of value.entries) {
       const granted = Date.parse(entry.until);
-      const untilMs = entry.mode === 'governance' && endMs !== undefined ? Math.min(granted, endMs) : granted;
-      maxUntilMs = Math.max(maxUntilMs, untilMs);
+      const capped = (endMs: number | undefined) => (entry.mode === 'governance' && endMs !== undefined ? Math.min(granted, endMs) : granted);
       strongest = strongerMode(strongest, entry.mode);
-      for (const name of entry.objects) objects.set(name, raise(objects.get(name), untilMs, entry.mode));
-      if (value.snapshot !== null && entry.objects.includes(`snapshots/${value.snapshot}`)) {
-        snapshots.set(value.snapshot, raise(snapshots.get(value.snapshot), untilMs, entry.mode));
+      for (const name of entry.objects) {
+        const untilMs = capped(name === snapshotObject ? end?.snapshotMs : end?.objectsMs);
+        maxUntilMs = Math.max(maxUntilMs, untilMs);
+        objects.set(name, raise(objects.get(name), untilMs, entry.mode));
+        if (name === snapshotObject) snapshots.set(value.snapshot!, raise(snapshots.get(value.snapshot!), untilMs, entry.mode));
       }
     }
   }
@@ -69,7 +84,7 @@ export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<
     snapshotLock(snapshotId, own) {
       const granted = snapshots.get(snapshotId);
       if (!own) return granted;
-      const endMs = governanceEnds.get(snapshotId);
+      const endMs = governanceEnds.get(snapshotId)?.snapshotMs;
       const ownUntilMs = own.mode === 'governance' && endMs !== undefined ? Math.min(Date.parse(own.until), endMs) : Date.parse(own.until);
       return raise(granted, ownUntilMs, own.mode);
     },

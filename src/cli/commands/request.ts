@@ -141,7 +141,8 @@ unlock, shorten or release-hold request, run this with the unlock executor's cre
 s3:BypassGovernanceRetention and s3:PutObjectLegalHold; see docs/s3.md). Compliance dates are never
 touched, and no object goes below what another snapshot's lock still needs. On every store, the
 objects an unlocked snapshot shares with snapshots still locked are granted again for those locks,
-so \`amber lock status\` keeps finding them covered.
+so \`amber lock status\` keeps finding them covered; until then (an approval by approvers alone)
+only the snapshot object's lock ends, and its packs stay retained.
 
 Examples:
   AWS_PROFILE=amber-unlock amber request apply 9c41`)
