@@ -52,8 +52,10 @@ export interface BlobSink {
 
 export interface BlobSinkOptions {
   workers?: number;
-  /** Retention every pack and index object gets when it is stored. */
+  /** Retention every pack and (unless `indexRetention`) index object gets when it is stored. */
   retention?: PutOptions;
+  /** Retention index objects get when they are stored. */
+  indexRetention?: PutOptions;
 }
 
 export function createBlobSink(repo: Repository, index: BlobIndex, options: BlobSinkOptions = {}): BlobSink {
@@ -74,7 +76,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
   let created = 0;
   const writes = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  const indexWriter = createIndexWriter(repo, options.retention);
+  const indexWriter = createIndexWriter(repo, options.indexRetention ?? options.retention);
   const packsWritten: string[] = [];
   const reusedPacks = new Set<string>();
   const noteReused = (id: Uint8Array) => {
