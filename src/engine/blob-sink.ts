@@ -182,7 +182,15 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
       rethrowFailure();
       await indexWriter.flush();
     },
-    close: async () => pool?.close(),
+    async close() {
+      // A session that failed (or was abandoned) still indexes the packs it did store, so that no pack is left that no
+      // index object names (invisible to dedup and to readers that go by the index). Best effort:
+      // the store that failed a pack may fail this too, and verify re-indexes what is left.
+      await Promise.allSettled([...encodes, placing]);
+      await Promise.allSettled([...writes]);
+      await indexWriter.flush().catch(() => undefined);
+      await pool?.close();
+    },
     reuse(ids) {
       for (const id of ids) noteReused(Buffer.from(id, 'hex'));
     },

@@ -14,7 +14,8 @@ import { addKey } from '../repo/key-admin.ts';
 import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
-import { createScratchRepo, makeTempDir, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import { createFaultyStore } from '../testing/faulty-store.ts';
+import { createScratchRepo, makeTempDir, openTestRepo, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { freshS3Store, whenS3 } from '../testing/s3-fixture.ts';
 import { backup, type BackupResult } from './backup.ts';
 import { lockStatus } from './locks.ts';
@@ -129,6 +130,20 @@ test('a pack whose blobs are all stored elsewhere too is still an indexed pack, 
   const checked = await verify({ repo: owner, readDataFraction: 0 });
   assert.deepEqual(checked.problems, []);
   assert.equal(checked.unreferencedPacks, 0);
+});
+
+test('a backup that fails on a pack still indexes the packs it did store', async (t) => {
+  let packs = 0;
+  const { dir, repoPath } = await createScratchRepo(t, 'mode-dedup-failed', { chunker: CHUNKER, packTargetBytes: 64 * 1024 });
+  const source = await sourceIn(dir);
+  const repo = await openTestRepo(repoPath);
+  await assert.rejects(backup({ repo: await openTestRepo(repoPath, (inner) => createFaultyStore(inner, { failPutNames: (name) => name.startsWith('data/') && ++packs === 3 })), paths: [source] }));
+  const checked = await verify({ repo, readDataFraction: 1 });
+  assert.deepEqual(checked.problems, []);
+  assert.ok(checked.packs >= 2, `${checked.packs} packs stored before the failure`);
+  assert.equal(checked.unreferencedPacks, 0, 'every pack stored is named by an index object');
+  const next = await backup({ repo, paths: [source] });
+  assert.ok(next.snapshot.summary.bytesAdded < 300_000, 'the next backup dedups against what the failed one stored');
 });
 
 whenS3(() => {
