@@ -3,7 +3,7 @@
 // snapshot's date; reused packs are extended only when their date is earlier, to a date rounded up to
 // the policy's step; metadata (config, keys, index, records) is kept as long as anything needs it.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import type { RetentionMode } from '../storage/store.ts';
+import type { RetentionMode, Store } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import { asPackId } from '../core/ids.ts';
 import { METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
@@ -24,13 +24,26 @@ export function planLock(state: RetentionState, request: RetentionRequest, clock
   return { mode, retainMs, untilMs: clock.retentionBaseMs() + retainMs };
 }
 
-/** Packs a backup in `mode` may dedup against: none locked in the other mode (the index loader
- *  already keeps condemned packs out). */
-export function dedupablePacks(state: RetentionState, mode: RetentionMode): (packId: string) => boolean {
-  return (packId) => {
-    const lock = state.ledger.lockOf(packName(asPackId(packId)));
-    return lock === undefined || lock.mode === mode;
-  };
+/**
+ * Packs a backup in `mode` may dedup against (the index loader already keeps condemned packs out).
+ * Every object a snapshot needs must end up locked at least as long and as strongly as the snapshot:
+ * - a governance snapshot may rely on any pack: a compliance pack is stronger already, and its grant
+ *   extends the date (a compliance lock is extended in compliance, whatever the request's mode);
+ * - a compliance snapshot may rely on a governance pack only where its grant can raise that pack to
+ *   compliance. Stores whose dates are the grant records themselves (`client` enforcement: fs, memory)
+ *   fold every grant in its strongest mode, so they can. S3 cannot without the bypass permission,
+ *   which backup credentials must not hold (the pack would stay governance: a lock gap), and a vault
+ *   client cannot tell what its server keeps objects on; there only compliance packs are reused, and
+ *   the backup stores its own compliance copy of anything else.
+ */
+export function dedupablePacks(state: RetentionState, mode: RetentionMode, store: Pick<Store, 'enforcement'>): (packId: string) => boolean {
+  if (mode === 'governance' || raisesToCompliance(store)) return () => true;
+  return (packId) => state.ledger.lockOf(packName(asPackId(packId)))?.mode === 'compliance';
+}
+
+/** Whether a compliance grant raises an object held in governance to compliance on this store. */
+export function raisesToCompliance(store: Pick<Store, 'enforcement'>): boolean {
+  return store.enforcement().enforcer === 'client';
 }
 
 /** Thrown when a prune condemned a pack this backup reused while it ran: the backup starts again. */

@@ -28,6 +28,7 @@ import type { RetentionMode } from '../storage/store.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import { appendAudit } from './audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
+import { strongerMode } from '../governance/retention.ts';
 import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock } from './backup-lock.ts';
 
 export const PROGRAM = 'amber 0.1.0';
@@ -146,11 +147,16 @@ async function backupWalked(
   const { repo } = options;
   const { started, host, paths } = run;
   const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
-  const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode) });
+  const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode, repo.store) });
   const parent = await createParentLookup(repo, index, { host, paths });
   const session: Session = {
     repo,
-    sink: createBlobSink(repo, index, { retention: { retainUntilMs: lock.untilMs, mode: lock.mode } }),
+    sink: createBlobSink(repo, index, {
+      retention: { retainUntilMs: lock.untilMs, mode: lock.mode },
+      // Index objects are metadata every later snapshot needs: in the strongest mode any grant uses,
+      // as the grant will ask (S3 cannot raise a governance object to compliance afterwards).
+      indexRetention: { retainUntilMs: lock.untilMs, mode: strongerMode(lock.mode, state.ledger.strongestMode)! },
+    }),
     chunker: createChunker(repo.config.chunker, repo.key.secrets.gearSeed),
     exclude: createExcludeMatcher(options.exclude ?? []),
     lister: run.lister,
@@ -389,10 +395,17 @@ async function backupFile(session: Session, path: string, meta: EntryMeta, node:
     session.flags.add('partial');
     return undefined;
   }
-  if (previous) session.summary.filesChanged += 1;
+  // Unchanged, but read again because this backup may not rely on the parent's copy of its chunks
+  // (a compliance backup on a store that cannot raise governance packs to compliance).
+  if (previous && !node.flags?.length && session.parent.sameMetadata(previous, meta) && sameChunks(previous.content!, content)) session.summary.filesUnchanged += 1;
+  else if (previous) session.summary.filesChanged += 1;
   else session.summary.filesNew += 1;
   if (linkKey) session.hardLinks.set(linkKey, content);
   return content;
+}
+
+function sameChunks(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id, n) => id === b[n]);
 }
 
 /**

@@ -52,8 +52,10 @@ export interface BlobSink {
 
 export interface BlobSinkOptions {
   workers?: number;
-  /** Retention every pack and index object gets when it is stored. */
+  /** Retention every pack and (unless `indexRetention`) index object gets when it is stored. */
   retention?: PutOptions;
+  /** Retention index objects get when they are stored. */
+  indexRetention?: PutOptions;
 }
 
 export function createBlobSink(repo: Repository, index: BlobIndex, options: BlobSinkOptions = {}): BlobSink {
@@ -74,7 +76,7 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
   let created = 0;
   const writes = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  const indexWriter = createIndexWriter(repo, options.retention);
+  const indexWriter = createIndexWriter(repo, options.indexRetention ?? options.retention);
   const packsWritten: string[] = [];
   const reusedPacks = new Set<string>();
   const noteReused = (id: Uint8Array) => {
@@ -180,7 +182,15 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
       rethrowFailure();
       await indexWriter.flush();
     },
-    close: async () => pool?.close(),
+    async close() {
+      // A session that failed (or was abandoned) still indexes the packs it did store, so that no pack is left that no
+      // index object names (invisible to dedup and to readers that go by the index). Best effort:
+      // the store that failed a pack may fail this too, and verify re-indexes what is left.
+      await Promise.allSettled([...encodes, placing]);
+      await Promise.allSettled([...writes]);
+      await indexWriter.flush().catch(() => undefined);
+      await pool?.close();
+    },
     reuse(ids) {
       for (const id of ids) noteReused(Buffer.from(id, 'hex'));
     },

@@ -15,8 +15,17 @@ export interface ParentLookup {
   snapshotId: string | undefined;
   /** The parent's node at an absolute path, if there is one. */
   lookup(path: string): Promise<TreeNode | undefined>;
-  /** The parent's chunk list when `meta` shows the file unchanged since then. */
+  /** Whether `meta` shows the file unchanged since the parent (size, mtime, ctime, inode). */
+  sameMetadata(node: TreeNode, meta: EntryMeta): boolean;
+  /** The parent's chunk list when `meta` shows the file unchanged since then and this backup may
+   *  dedup against every chunk of it (else the file is read and stored again). */
   unchangedContent(node: TreeNode, meta: EntryMeta): string[] | undefined;
+}
+
+function sameMetadata(node: TreeNode, meta: EntryMeta): boolean {
+  return node.type === 'file' && !node.flags?.length && node.sizeBytes === meta.sizeBytes &&
+    node.mtimeNs === meta.mtimeNs.toString() && node.ctimeNs === meta.ctimeNs.toString() &&
+    node.inode === meta.inode.toString() && node.content !== undefined;
 }
 
 /** The newest cached snapshot whose object is still in the repository. */
@@ -33,7 +42,7 @@ async function latestStillStored(repo: Repository, candidates: CachedSnapshot[])
   return undefined;
 }
 
-const NO_PARENT: ParentLookup = { snapshotId: undefined, lookup: async () => undefined, unchangedContent: () => undefined };
+const NO_PARENT: ParentLookup = { snapshotId: undefined, lookup: async () => undefined, sameMetadata: () => false, unchangedContent: () => undefined };
 /** Directory listings kept from the parent; the walk is depth-first, so a small window suffices. */
 const CACHED_DIRS = 256;
 
@@ -83,11 +92,9 @@ export async function createParentLookup(repo: Repository, index: BlobIndex, sou
       const dir = path.slice(0, path.lastIndexOf('/')) || '/';
       return (await dirNodes(dir))?.get(path.slice(path.lastIndexOf('/') + 1));
     },
+    sameMetadata,
     unchangedContent(node, meta) {
-      const same = node.type === 'file' && !node.flags?.length && node.sizeBytes === meta.sizeBytes &&
-        node.mtimeNs === meta.mtimeNs.toString() && node.ctimeNs === meta.ctimeNs.toString() &&
-        node.inode === meta.inode.toString() && node.content !== undefined;
-      if (!same) return undefined;
+      if (!sameMetadata(node, meta)) return undefined;
       return node.content!.every((id) => index.hasTrusted(Buffer.from(id, 'hex'))) ? node.content : undefined;
     },
   };

@@ -250,7 +250,9 @@ async function checkPacks(
     // No writer makes such a name (packs are data/<2 hex>/<64 hex>): ignored and reported.
     else problems.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${name} is not a pack name Amber writes, so no key with the authority wrote it` });
   }
-  const indexed = new Set(loaded.index.packIds);
+  // Every pack an index object names, not only those the blob index locates blobs in (one location
+  // per blob): a second copy of blobs stored elsewhere is indexed, not an interrupted backup's leftover.
+  const indexed = loaded.indexedPacks;
   for (const packId of indexed) {
     const name = packName(packId);
     const sizeBytes = stored.get(packId);

@@ -2,6 +2,7 @@
 // by this key or the owner are trusted for dedup (the owner re-signs writers' packs that a full
 // verify read clean); other writers' entries are used for reading only.
 import type { Repository } from './repository.ts';
+import type { PackId } from '../core/ids.ts';
 import { createBlobIndex, type BlobIndex, type BlobLocation } from './blob-index.ts';
 import { readIndexPayload } from './index-file.ts';
 import { readRecords, type RecordProblem } from './records.ts';
@@ -17,6 +18,9 @@ export interface LoadedIndex {
   packEnds: Map<string, number>;
   /** Packs named by an index object that this key or the owner signed. */
   trustedPacks: Set<string>;
+  /** Packs named by any index object read. The blob index keeps one location per blob, so a pack
+   *  whose every blob is also stored elsewhere is named here but absent from `index.packIds`. */
+  indexedPacks: Set<PackId>;
 }
 
 export interface LoadIndexOptions {
@@ -36,12 +40,14 @@ export async function loadIndex(repo: Repository, options: LoadIndexOptions = {}
   const packEnds = new Map<string, number>();
   const indexNames: string[] = [];
   const trustedPacks = new Set<string>();
+  const indexedPacks = new Set<PackId>();
   for (const { name, record } of records) {
     const trustedSigner = record.signerKeyId === repo.key.signer.keyId || record.signerKeyId === repo.authority.ownerKeyId;
     try {
       readIndexPayload(record.payload, repo.key.secrets.indexKey, name, (packId, entry) => {
         index.add(entry.id, { ...entry, packId, trusted: trustedSigner && dedupable(packId) && !condemned.has(packName(packId)) });
         if (trustedSigner) trustedPacks.add(packId);
+        indexedPacks.add(packId);
         packEnds.set(packId, Math.max(packEnds.get(packId) ?? 0, entry.offset + entry.sealedLength));
       });
       indexNames.push(name);
@@ -51,7 +57,7 @@ export async function loadIndex(repo: Repository, options: LoadIndexOptions = {}
       problems.push({ name, problem: error.message, code: error.code });
     }
   }
-  return { index, indexNames, problems, packEnds, trustedPacks };
+  return { index, indexNames, problems, packEnds, trustedPacks, indexedPacks };
 }
 
 /** Every location any readable index object gives for one blob: the slow path after a failed read. */
