@@ -22,13 +22,6 @@ export interface Authority {
   ownerKeyFor(signerKeyId: KeyId): Buffer | undefined;
   /** Any key the owner ever certified, revoked or not, and witnesses: who may have written an audit entry (the log judges revocation by position). */
   certifiedKeyFor(signerKeyId: KeyId): Buffer | undefined;
-  /**
-   * The owner, or any writer the owner ever certified, revoked or not: who may have signed a grant.
-   * Grants only raise retention, so a revocation must not take back what a key granted before it —
-   * it would strip the locks of every snapshot the revoked key made. (The vault refuses new uploads
-   * from a revoked key; what a grant may ask for is bounded by the policy.)
-   */
-  grantSignerFor(signerKeyId: KeyId): Buffer | undefined;
   /** Vault keys the owner accepted as witnesses (audit entries only). */
   readonly witnesses: { publicKey: string; label: string }[];
   isRevoked(keyId: KeyId): boolean;
@@ -67,7 +60,6 @@ export function createAuthority(ownerPublicKey: Buffer, keyFiles: KeyFileInfo[],
       return accepted && !accepted.has(objectName) ? undefined : writer;
     },
     ownerKeyFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : undefined),
-    grantSignerFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : writers.get(signerKeyId)),
     certifiedKeyFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : writers.get(signerKeyId) ?? witnesses.get(signerKeyId)?.key),
     witnesses: [...witnesses.values()].map(({ key, label }) => ({ publicKey: key.toString('hex'), label })),
     isRevoked: (keyId) => revoked.has(keyId),

@@ -286,7 +286,8 @@ function refreshAuthority(repo: Repository): void {
 async function objectsSignedBy(repo: Repository, writer: KeyFileInfo): Promise<string[]> {
   const publicKey = Buffer.from(writer.signingPublicKey, 'hex');
   const found: string[] = [];
-  for (const [prefix, kind] of [['snapshots', 'snapshot'], ['index', 'index']] as const) {
+  // Its grants too: a revocation must not take back the retention the key gave its own backups.
+  for (const [prefix, kind] of [['snapshots', 'snapshot'], ['index', 'index'], ['grants', 'grant']] as const) {
     found.push(...(await recordsSignedBy(repo, prefix, kind, writer.keyId, publicKey)));
   }
   found.push(...(await packsSignedBy(repo, writer.keyId)));
@@ -294,7 +295,7 @@ async function objectsSignedBy(repo: Repository, writer: KeyFileInfo): Promise<s
 }
 
 /** Records whose envelope names `keyId` as signer (read from the tail) and whose signature holds. */
-async function recordsSignedBy(repo: Repository, prefix: 'snapshots' | 'index', kind: ObjectKind, keyId: KeyId, publicKey: Buffer): Promise<string[]> {
+async function recordsSignedBy(repo: Repository, prefix: 'snapshots' | 'index' | 'grants', kind: ObjectKind, keyId: KeyId, publicKey: Buffer): Promise<string[]> {
   const tailBytes = KEY_ID_BYTES + SIGNATURE_BYTES;
   return mapLimited(repo.store.list(PREFIX[prefix]), async ({ name, sizeBytes }) => {
     if (hashOfName(name) === undefined || sizeBytes < tailBytes) return undefined;

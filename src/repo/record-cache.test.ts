@@ -14,6 +14,9 @@ import { openRecordCache } from './record-cache.ts';
 import { GRANTS, loadRecords, putRecord, type Grant } from './retention-records.ts';
 import type { RecordProblem } from './records.ts';
 import { systemClock } from '../core/clock.ts';
+import { encodeSignedRecord, jsonBytes } from './signed-record.ts';
+import { objectName } from './layout.ts';
+import { sha256Hex } from '../crypto/index.ts';
 
 const MAC_KEY = Buffer.alloc(32, 7);
 const grant = (object: string): Grant => ({ time: new Date().toISOString(), snapshot: null, entries: [{ mode: 'governance', until: '2030-01-01T00:00:00.000Z', objects: [object] }] });
@@ -84,7 +87,10 @@ test('a cached record from a writer revoked since is refused and reported', asyn
   const name = await putRecord(writer, GRANTS, grant('data/w'));
   assert.equal((await loadRecords((await counted(repoPath, cachePath)).repo, GRANTS, [])).length, 1);
 
-  await revokeKey(owner, added.keyId, { reason: 'laptop stolen' });
+  // A revocation that accepts none of the writer's grants (as revocations did before they listed
+  // grants): the cached copy of the grant must not outlive the signer's authority.
+  const revocation = encodeSignedRecord('revocation', jsonBytes({ keyId: added.keyId, revokedAt: new Date().toISOString(), reason: 'laptop stolen', acceptedObjects: [] }), owner.key.signer);
+  await owner.store.put(objectName('revocations', sha256Hex(revocation)), revocation);
   const after = await openRepository({ store: createFsStore(repoPath), passphrase: TEST_PASSPHRASE, clock: systemClock });
   after.recordCache = openRecordCache(cachePath, MAC_KEY);
   const problems: RecordProblem[] = [];

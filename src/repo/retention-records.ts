@@ -110,9 +110,7 @@ export async function putRecord<T>(repo: Repository, type: RecordType<T>, value:
 export async function loadRecords<T>(repo: RepositoryView, type: RecordType<T>, problems: RecordProblem[]): Promise<Loaded<T>[]> {
   const signers: SignerLookup = type.ownerOnly
     ? (keyId) => repo.authority.ownerKeyFor(keyId)
-    : type.kind === 'grant'
-      ? (keyId) => repo.authority.grantSignerFor(keyId)
-      : (keyId, name) => repo.authority.signingKeyFor(keyId, name);
+    : (keyId, name) => repo.authority.signingKeyFor(keyId, name);
   const loaded: Loaded<T>[] = [];
   for (const { name, record, writtenMs } of await readRecords(repo.store, type.prefix, type.kind, signers, problems, repo.recordCache)) {
     try {
