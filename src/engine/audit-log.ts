@@ -7,11 +7,15 @@ import type { KeyId } from '../core/ids.ts';
 import type { ObjectLock } from '../governance/retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
-import { keyIdOf, type Signer } from '../repo/signed-record.ts';
+import { decodeSignedRecord, hasValidSignature, keyIdOf, parseJsonPayload, type Signer } from '../repo/signed-record.ts';
+import { sha256Hex } from '../crypto/index.ts';
+import { hashOfName, objectName } from '../repo/layout.ts';
+import type { KeyFileInfo, UnlockedKey } from '../repo/keys.ts';
+import { asBuffer } from '../storage/store.ts';
 import { loadRecords, POLICIES } from '../repo/retention-records.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
 import {
-  listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries,
+  listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries, readAuditEntry,
   type AuditEntry, type AuditEvent, type LoadedCheckpoint, type LoadedEntry,
 } from '../repo/audit-records.ts';
 import { ancestorsOf, checkChain, headsOf, type ChainProblem } from '../governance/audit-chain.ts';
@@ -52,6 +56,7 @@ const authorOf = (repo: Repository): AuditAuthor => ({
 export async function appendAudit(by: Repository | AuditAuthor, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
   const repo = 'key' in by ? authorOf(by) : by;
   const heads = await currentHeads(repo);
+  const signerKeyFile = 'key' in by ? await ownKeyFile(by) : undefined;
   const entry: AuditEntry = {
     repository: repo.config.repositoryId,
     seq: Math.max(0, ...heads.map(({ seq }) => seq)) + 1,
@@ -59,6 +64,7 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
     actor: repo.actor,
     ...event,
     previous: heads.map(({ hash }) => hash).sort(),
+    ...(signerKeyFile ? { signerKeyFile } : {}),
   };
   try {
     const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
@@ -79,6 +85,96 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
       cause: error, hint: 'fix the cause, then check the log with `amber audit verify`; the operation need not be repeated',
     });
   }
+}
+
+const keyFileBytes = new WeakMap<UnlockedKey, Promise<string | undefined>>();
+
+/**
+ * A write-only key's entries carry its own key file (base64), which the owner signed: a reader that
+ * no longer finds that file under keys/ (root removed it) can still tell a certified writer's entry
+ * from junk, and say which key file is missing (docs/format.md §16.8). Full keys sign with the owner
+ * key, whose entries need no certificate.
+ */
+function ownKeyFile(repo: Repository): Promise<string | undefined> {
+  if (repo.key.role !== 'write-only' || repo.key.signer.keyId === repo.authority.ownerKeyId) return Promise.resolve(undefined);
+  let bytes = keyFileBytes.get(repo.key);
+  if (!bytes) {
+    const name = repo.keyFiles.find(({ info }) => info.keyId === repo.key.keyId)?.name;
+    bytes = name === undefined ? Promise.resolve(undefined) : repo.store.get(name).then((got) => asBuffer(got).toString('base64'));
+    keyFileBytes.set(repo.key, bytes);
+  }
+  return bytes;
+}
+
+/** A key the repository's own records name: a certified writer whose entries carry its key file, or a `key.add` entry. */
+export interface NamedKey {
+  keyId: KeyId;
+  /** Its key file's object name, when the record gives it (`key.add` entries before this field name only the id). */
+  keyFile?: string;
+  /** The (first) audit entry that names it. */
+  namedBy: string;
+  how: 'key.add' | 'signed with it';
+}
+
+/**
+ * An entry whose signer is no key in keys/, but that carries an owner-signed key file, pinned to this
+ * config, for exactly that signer, and whose signature that key file's public key verifies: written by
+ * a certified writer whose key file has since gone. Undefined for anything else (junk stays junk).
+ */
+async function readCertifiedEntry(view: RepositoryView, name: string): Promise<{ loaded: LoadedEntry; key: NamedKey } | undefined> {
+  try {
+    const bytes = asBuffer(await view.store.get(name));
+    if (hashOfName(name) !== sha256Hex(bytes)) return undefined;
+    const envelope = decodeSignedRecord('audit', bytes, name);
+    const claimed = parseJsonPayload<{ signerKeyFile?: unknown }>(envelope, name)?.signerKeyFile;
+    if (typeof claimed !== 'string') return undefined;
+    const certificate = Buffer.from(claimed, 'base64');
+    const keyFile = objectName('keys', sha256Hex(certificate));
+    const record = decodeSignedRecord('key', certificate, keyFile);
+    const ownerKey = view.authority.ownerKeyFor(record.signerKeyId);
+    if (!ownerKey || !hasValidSignature('key', record, ownerKey)) return undefined;
+    const info = parseJsonPayload<KeyFileInfo>(record, keyFile);
+    if (info?.configHash !== view.configHash || info.keyId !== envelope.signerKeyId || info.role !== 'write-only') return undefined;
+    const publicKey = Buffer.from(info.signingPublicKey, 'hex');
+    const loaded = await readAuditEntry(view.store, name, (keyId) => (keyId === info.keyId ? publicKey : undefined));
+    return { loaded, key: { keyId: info.keyId, keyFile, namedBy: name, how: 'signed with it' } };
+  } catch (error) {
+    if (isAmberError(error)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Keys that the log's entries name but whose key file keys/ no longer holds: a writer certified by
+ * the key file its entries carry, and every key an owner-signed `key.add` entry records. Nothing
+ * Amber does removes a key file, so each is a removal behind Amber's back (§16.8).
+ */
+export function missingKeys(view: RepositoryView, log: Pick<AuditLog, 'entries' | 'certifiedKeys'>, counts: (name: string) => boolean = () => true): NamedKey[] {
+  const present = new Set(view.keyFiles.map(({ info }) => info.keyId as string));
+  const presentNames = new Set(view.keyFiles.map(({ name }) => name));
+  const missing = new Map<string, NamedKey>();
+  const note = (key: NamedKey) => {
+    const known = missing.get(key.keyId);
+    if (!known) missing.set(key.keyId, key);
+    else if (!known.keyFile && key.keyFile) known.keyFile = key.keyFile;
+  };
+  for (const { name, entry, signerKeyId } of log.entries) {
+    if (!counts(name) || entry.action !== 'key.add' || signerKeyId !== view.authority.ownerKeyId || !/^[0-9a-f]{64}$/.test(entry.target)) continue;
+    const keyFile = typeof entry.details.keyFile === 'string' && /^keys\/[0-9a-f]{64}$/.test(entry.details.keyFile) ? entry.details.keyFile : undefined;
+    if (present.has(entry.target) && (!keyFile || presentNames.has(keyFile))) continue;
+    note({ keyId: entry.target as KeyId, keyFile, namedBy: name, how: 'key.add' });
+  }
+  for (const key of log.certifiedKeys.values()) if (counts(key.namedBy) && !present.has(key.keyId)) note({ ...key });
+  return [...missing.values()];
+}
+
+/** What to tell the operator about a key the records name whose key file is gone. */
+export function describeMissingKey(key: NamedKey): string {
+  const file = key.keyFile ?? 'its key file';
+  const named = key.how === 'key.add' ? `the owner's key.add entry ${key.namedBy} records it` : `the audit entry ${key.namedBy} was signed with it and carries its owner-signed key file`;
+  return `the key file ${key.keyFile ? `${key.keyFile} ` : ''}of key ${key.keyId} is missing from the store, but ${named}: ` +
+    'everything that key signed (its snapshots, grants and audit entries) now reads as unauthorised. ' +
+    `Put ${file} back from an isolated copy of this repository (the same bytes: its name is their hash${key.keyFile ? '' : `; it is the key file whose keyId is ${key.keyId}`}), and find out who removed it`;
 }
 
 /**
@@ -107,6 +203,8 @@ async function currentHeads(repo: AuditAuthor): Promise<{ seq: number; hash: str
 
 export interface AuditLog {
   entries: LoadedEntry[];
+  /** Writers no key file in keys/ certifies whose entries carry their owner-signed key file, by key id. */
+  certifiedKeys: Map<KeyId, NamedKey>;
   /** Who a signer is: owner, writer, witness or approver NAME. */
   describe(keyId: KeyId): string;
   checkpoints: LoadedCheckpoint[];
@@ -116,17 +214,32 @@ export interface AuditLog {
 
 /** Every entry and checkpoint, in sequence order; needs no data key. */
 export async function readAuditLog(view: RepositoryView): Promise<AuditLog> {
-  const { entries, problems, describe } = await readEntries(view);
+  const { entries, certifiedKeys, problems, describe } = await readEntries(view);
   const checkpoints = await readAuditCheckpoints(view.store, (keyId) => view.authority.ownerKeyFor(keyId), problems);
-  return { entries, checkpoints, problems, describe };
+  return { entries, certifiedKeys, checkpoints, problems, describe };
 }
 
 async function readEntries(view: RepositoryView): Promise<Omit<AuditLog, 'checkpoints'>> {
-  const problems: RecordProblem[] = [];
-  const names = await listAuditNames(view.store, problems);
+  const found: RecordProblem[] = [];
+  const names = await listAuditNames(view.store, found);
   const signers = await auditSigners(view);
-  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), signers, problems, view.recordCache);
-  return { entries, problems, describe: signers.describe };
+  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), signers, found, view.recordCache);
+  // An entry of a signer keys/ does not know may be a certified writer's whose key file was removed.
+  const certifiedKeys = new Map<KeyId, NamedKey>();
+  const problems: RecordProblem[] = [];
+  for (const problem of found) {
+    const certified = problem.code === 'SIGNATURE_INVALID' && problem.signer && !signers(problem.signer, problem.name)
+      ? await readCertifiedEntry(view, problem.name) : undefined;
+    if (!certified) {
+      problems.push(problem);
+      continue;
+    }
+    entries.push(certified.loaded);
+    if (!certifiedKeys.has(certified.key.keyId)) certifiedKeys.set(certified.key.keyId, certified.key);
+  }
+  if (certifiedKeys.size > 0) entries.sort((a, b) => a.entry.seq - b.entry.seq || (a.name < b.name ? -1 : 1));
+  const describe = (keyId: KeyId) => (certifiedKeys.has(keyId) ? `writer ${keyId.slice(0, 8)} (key file missing)` : signers.describe(keyId));
+  return { entries, certifiedKeys, problems, describe };
 }
 
 export interface AuditVerification {
@@ -141,6 +254,8 @@ export interface AuditVerification {
    * their names, so no damage made them): not part of the log, reported, and no problem of it.
    */
   ignored: ChainProblem[];
+  /** Keys the valid chain names whose key file is gone; each is also one of `problems`. */
+  missingKeys: NamedKey[];
 }
 
 /** `log` when the caller has read it already (it must be read from the store, not the local cache). */
@@ -153,7 +268,11 @@ export async function verifyAudit(view: RepositoryView, log?: AuditLog): Promise
   // Anyone who may write to the store can add an object; only a real entry missing or altered is tampering.
   const ignored = located.filter(({ code }) => code === 'SIGNATURE_INVALID').map(({ seq, name, problem }) => ({ seq, name, problem }));
   const unreadable = located.filter(({ code }) => code !== 'SIGNATURE_INVALID').map(({ seq, name, problem }) => ({ seq, name, problem }));
-  const problems = [...unreadable, ...chain.problems].sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1));
+  // Only entries of the real chain count as records of a key: not one that is itself tampering.
+  const bad = new Set(chain.problems.map(({ name }) => name));
+  const missing = missingKeys(view, log, (name) => !bad.has(name));
+  const missingProblems = missing.map((key) => ({ seq: seqOfName(key.namedBy), name: key.namedBy, problem: describeMissingKey(key) }));
+  const problems = [...unreadable, ...chain.problems, ...missingProblems].sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1));
   const checkpoint = chain.checkpoint;
   return {
     entries: chain.entries,
@@ -162,6 +281,7 @@ export async function verifyAudit(view: RepositoryView, log?: AuditLog): Promise
     problems,
     firstBad: problems[0] ?? null,
     ignored,
+    missingKeys: missing,
   };
 }
 

@@ -9,7 +9,7 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { hashOfName, PREFIX, snapshotName } from '../repo/layout.ts';
 import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
-import { appendAudit } from './audit-log.ts';
+import { appendAudit, missingKeys, readAuditLog, type NamedKey } from './audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import type { RecordProblem } from '../repo/records.ts';
@@ -132,8 +132,9 @@ function retainedUntil(state: RetentionState, name: string, writtenMs: number | 
 /**
  * Packs that any snapshot not forgotten needs. A snapshot whose trees cannot be read stops the prune,
  * and so does a snapshot object that is damaged or that a grant names (every backup writes its grant
- * first) but does not read: what a real snapshot needs is unknown. An object no key with the
- * authority wrote, that no grant names, is no snapshot: it is returned as ignored.
+ * first) but does not read, or whose signer is a key the audit log names but whose key file is
+ * gone: what a real snapshot needs is unknown. An object no key with the authority wrote, that no
+ * grant names and whose signer no record names, is no snapshot: it is returned as ignored.
  */
 async function neededPacks(repo: Repository, state: RetentionState): Promise<{ packs: Set<string>; ignored: { name: string; problem: string }[] }> {
   const { index } = await loadIndex(repo);
@@ -151,17 +152,38 @@ async function neededPacks(repo: Repository, state: RetentionState): Promise<{ p
       });
     }
   }
-  const junk = (problem: RecordProblem) => problem.code === 'SIGNATURE_INVALID' && !state.snapshotGrants.has(hashOfName(problem.name) ?? '');
+  // A signer the repository's records name (a key.add entry, a writer's own certified entries) whose
+  // key file is gone is a real writer: its snapshots are real backups we cannot read, not junk.
+  const missing = await keysWithoutFile(repo);
+  const missingSigner = (problem: RecordProblem) => (problem.signer === undefined ? undefined : missing.get(problem.signer));
+  const junk = (problem: RecordProblem) => problem.code === 'SIGNATURE_INVALID' && !missingSigner(problem) &&
+    !state.snapshotGrants.has(hashOfName(problem.name) ?? '');
   // A forget mark that forgets nothing (its snapshot stays, and is among those walked above) hides
   // nothing from prune; verify reports it.
   const markOnly = (problem: RecordProblem) => problem.name.startsWith(PREFIX.forgets);
   const blocking = problems.filter((problem) => !junk(problem) && !markOnly(problem));
+  const lost = blocking.map(missingSigner).find((key) => key !== undefined);
+  if (lost) {
+    throw new AmberError('VERIFY_FAILED', `prune stopped: snapshot objects such as ${blocking.find((problem) => missingSigner(problem) === lost)!.name} are signed by key ${lost.keyId.slice(0, 8)}, ` +
+      `whose key file${lost.keyFile ? ` ${lost.keyFile}` : ''} is missing although ${lost.namedBy} names the key, so what they need is unknown`, {
+      hint: 'put the key file back from an isolated copy of this repository (the same bytes: its name is their hash), check with `amber verify`, then prune',
+    });
+  }
   if (blocking.length > 0) {
     throw new AmberError('VERIFY_FAILED', `prune stopped: ${blocking.length} snapshot object(s) are damaged, or named by a grant and unreadable, so what they need is unknown, such as ${blocking[0].name}: ${blocking[0].problem}`, {
       hint: 'run `amber verify` to see them; put damaged objects back from an isolated copy, then prune',
     });
   }
   return { packs: needs.packs, ignored: problems.filter(junk).map(({ name, problem }) => ({ name, problem })) };
+}
+
+/** Keys the audit log names whose key file is gone. A vault token that may not read the log goes without. */
+async function keysWithoutFile(repo: Repository): Promise<Map<string, NamedKey>> {
+  const log = await readAuditLog({ ...repo, recordCache: undefined }).catch((error) => {
+    if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined;
+    throw error;
+  });
+  return new Map((log ? missingKeys(repo, log) : []).map((key) => [key.keyId as string, key]));
 }
 
 /** Deletes the object; the storage's reason when it refuses because the object is still retained. */

@@ -22,7 +22,7 @@ import type { PackCheckInput } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { loadRetentionState, type RetentionState } from './retention-state.ts';
-import { readAuditLog, verifyAudit } from './audit-log.ts';
+import { describeMissingKey, readAuditLog, verifyAudit, type NamedKey } from './audit-log.ts';
 import type { LoadedEntry } from '../repo/audit-records.ts';
 import { lockGaps, type TreeGraph } from './locks.ts';
 
@@ -34,7 +34,12 @@ export interface VerifyProblem {
   blob?: string;
   code: string;
   message: string;
+  /** For an object no key with the authority signed: the signer its envelope names. */
+  signer?: string;
 }
+
+const fromRecord = ({ name, problem, code, signer }: RecordProblem, defaultCode: string): VerifyProblem =>
+  ({ object: name, code: code ?? defaultCode, message: `ignored: ${problem}`, ...(signer ? { signer } : {}) });
 
 export interface VerifyOptions {
   repo: Repository;
@@ -76,12 +81,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       hint: 'run verify with a full-access key',
     });
   }
-  const found: VerifyProblem[] = repo.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
+  const found: VerifyProblem[] = repo.problems.map((problem) => fromRecord(problem, 'SIGNATURE_INVALID'));
   const loaded = await loadIndex(repo);
-  for (const { name, problem, code } of loaded.problems) found.push({ object: name, code: code ?? 'OBJECT_CORRUPT', message: `ignored: ${problem}` });
+  for (const problem of loaded.problems) found.push(fromRecord(problem, 'OBJECT_CORRUPT'));
   const snapshotProblems: RecordProblem[] = [];
   const snapshots = await listSnapshots(repo, snapshotProblems);
-  for (const { name, problem, code } of snapshotProblems) found.push({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
+  for (const problem of snapshotProblems) found.push(fromRecord(problem, 'SIGNATURE_INVALID'));
 
   // The structure check (every snapshot's trees) runs on the main thread while the packs are read
   // and checked on the workers; its problems are reported before theirs.
@@ -96,14 +101,22 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   // A vault token without access to the audit log (a writer) skips it; `amber audit verify` is the auditor's.
   const log = await readAuditLog(repo).catch((error) => { if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined; throw error; });
   const audit = log && await verifyAudit(repo, log);
-  for (const { name, problem } of audit?.problems ?? []) found.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
+  const keyProblems = new Set(audit?.missingKeys.map(({ namedBy }) => namedBy));
+  for (const { name, problem } of audit?.problems ?? []) {
+    if (!keyProblems.has(name)) found.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
+  }
   for (const { name, problem } of audit?.ignored ?? []) found.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
+  // A key the records name whose key file is gone: reported once, and what it signed is no junk.
+  const missingKeys = new Map((audit?.missingKeys ?? []).map((key) => [key.keyId as string, key]));
+  for (const key of missingKeys.values()) {
+    found.push({ object: key.keyFile ?? `keys/ (key ${key.keyId})`, code: 'OBJECT_NOT_FOUND', message: describeMissingKey(key) });
+  }
   // Only entries of the real chain count as records of a backup: not one a revoked key signed late.
-  const tampered = new Set(audit?.problems.map(({ name }) => name));
+  const tampered = new Set(audit?.problems.filter(({ name }) => !keyProblems.has(name)).map(({ name }) => name));
   const named = namedSnapshots(state, log?.entries.filter(({ name }) => !tampered.has(name)));
   const problems: VerifyProblem[] = [];
   const ignored: VerifyProblem[] = [];
-  for (const problem of found) (isUnauthorised(problem, named) ? ignored : problems).push(problem);
+  for (const problem of found) (isUnauthorised(problem, named, missingKeys) ? ignored : problems).push(problem);
   problems.push(...await missingObjects(repo, state, named, problems, notices));
   const certifiedPacks = await certifier.finish();
   return {
@@ -138,8 +151,14 @@ function namedSnapshots(state: RetentionState, entries: readonly LoadedEntry[] =
  * Unauthorised (SIGNATURE_INVALID: no key with the authority wrote it) is not damage — unless it is
  * a snapshot that a grant or an audit entry says was committed: then a real backup does not read.
  */
-function isUnauthorised(problem: VerifyProblem, named: NamedSnapshots): boolean {
+function isUnauthorised(problem: VerifyProblem, named: NamedSnapshots, missingKeys: ReadonlyMap<string, NamedKey>): boolean {
   if (problem.code !== 'SIGNATURE_INVALID') return false;
+  const signer = problem.signer === undefined ? undefined : missingKeys.get(problem.signer);
+  if (signer) {
+    problem.message = `${problem.message}; yet its signer is key ${signer.keyId.slice(0, 8)}, which ${signer.namedBy} names and whose key file` +
+      `${signer.keyFile ? ` ${signer.keyFile}` : ''} is missing: not junk, put the key file back from an isolated copy`;
+    return false;
+  }
   const id = problem.object.startsWith(PREFIX.snapshots) ? hashOfName(problem.object) : undefined;
   if (id === undefined || !named.has(id)) return true;
   problem.message = `${problem.message}; yet ${describeNamer(named.get(id)!)} names snapshot ${id}, so a committed backup does not read: put the object back from an isolated copy`;
@@ -212,7 +231,7 @@ async function checkStrayVersions(repo: Repository): Promise<{ problems: VerifyP
  * Objects it finds whole but unprotected it protects again first (see finishProtection), and says so.
  */
 async function checkLocks(repo: Repository, state: RetentionState, graph: TreeGraph, notices: string[]): Promise<VerifyProblem[]> {
-  const problems: VerifyProblem[] = state.problems.map(({ name, problem, code }) => ({ object: name, code: code ?? 'SIGNATURE_INVALID', message: `ignored: ${problem}` }));
+  const problems: VerifyProblem[] = state.problems.map((problem) => fromRecord(problem, 'SIGNATURE_INVALID'));
   const reprotected: string[] = [];
   for (const { snapshotId, lock, gap } of await lockGaps(repo, state, graph, reprotected)) {
     problems.push({

@@ -8,7 +8,7 @@ import { sha256Hex } from '../crypto/index.ts';
 import type { PutOptions, Store } from '../storage/store.ts';
 import { parseSequencedName, PREFIX, sequencedName } from './layout.ts';
 import type { RecordCache } from './record-cache.ts';
-import { isBadRecord, readCheckedRecord, readRecord, type RecordProblem, type SignerLookup } from './records.ts';
+import { claimedSigner, isBadRecord, readCheckedRecord, readRecord, type RecordProblem, type SignerLookup } from './records.ts';
 import { encodeSignedRecord, jsonBytes, parseJsonPayload, type Signer } from './signed-record.ts';
 
 export interface AuditEvent {
@@ -118,7 +118,8 @@ export async function readAuditEntries(store: Store, names: readonly string[], s
       loaded.push(await readAuditEntry(store, name, signers, cache));
     } catch (error) {
       if (!isBadRecord(error)) throw error;
-      problems.push({ name, problem: error.message, code: error.code });
+      const signer = claimedSigner(error);
+      problems.push({ name, problem: error.message, code: error.code, ...(signer ? { signer } : {}) });
     }
   }
   return loaded;

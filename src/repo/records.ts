@@ -13,7 +13,16 @@ export interface RecordProblem {
   name: string;
   problem: string;
   code?: ErrorCode;
+  /**
+   * The key id the record's envelope names as its signer, when no key with the authority matches it.
+   * A claim only (anyone can write any id), until a record of the repository names that key (§16.8).
+   */
+  signer?: KeyId;
 }
+
+/** The signer a SIGNATURE_INVALID error names, if any. */
+export const claimedSigner = (error: AmberError): KeyId | undefined =>
+  typeof error.details?.signer === 'string' ? error.details.signer as KeyId : undefined;
 
 /** What a reader may rely on once a record's name, hash and signer's authority are checked. */
 export type VerifiedRecord = Pick<SignedRecord, 'payload' | 'signerKeyId'>;
@@ -83,7 +92,8 @@ export async function readRecords(
       loaded.push({ name, record: await readCheckedRecord(store, name, kind, signers, cache), writtenMs });
     } catch (error) {
       if (!isBadRecord(error)) throw error;
-      problems.push({ name, problem: error.message, code: error.code });
+      const signer = claimedSigner(error);
+      problems.push({ name, problem: error.message, code: error.code, ...(signer ? { signer } : {}) });
     }
   }
   loaded.sort((a, b) => (a.name < b.name ? -1 : 1));

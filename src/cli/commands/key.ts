@@ -30,7 +30,7 @@ Examples:
       const repo = await openRepo(context);
       const passphrase = await readPassphrase({ envVar: 'AMBER_NEW_PASSWORD', file: flags.newPasswordFile, prompt: 'passphrase for the new key: ', confirm: true });
       const added = await addKey(repo, { passphrase, role: flags.writeOnly ? 'write-only' : 'full', label: flags.label, kdfLogN: kdfLogN() });
-      await appendAudit(repo, { action: 'key.add', target: added.keyId, details: { role: added.role, label: flags.label } });
+      await appendAudit(repo, { action: 'key.add', target: added.keyId, details: { role: added.role, label: flags.label, keyFile: added.name } });
       print(context, added, (result) => `added ${result.role} key ${shortId(result.keyId)}`);
     });
 
