@@ -7,12 +7,13 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { systemClock } from '../core/clock.ts';
 import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
 import { createHttpStore } from '../storage/http/http-store.ts';
 import { fingerprintTree, makeTempDir, removeTree, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { encodeSignedRecord, jsonBytes } from '../repo/signed-record.ts';
+import { encodeHeader } from '../repo/object-header.ts';
 import { startVault, type VaultOptions } from './server.ts';
 import { createToken, type Role } from './tokens.ts';
 
@@ -154,7 +155,6 @@ test('junk a writer uploads under snapshots/, index/, audit/ or data/ is refused
   const { openRepositoryView } = await import('../repo/repository.ts');
   const { generateSigningKeyPair } = await import('../crypto/signing.ts');
   const { signerOf } = await import('../repo/keys.ts');
-  const { encodeHeader } = await import('../repo/object-header.ts');
 
   // Everything a repository's life uploads, through the vault, each with the role that does it.
   const admin = await openAs(token('admin'));
@@ -361,7 +361,7 @@ test('an upload below the minimum rate is cut off with 408 and its reserved byte
   const writer = token('writer');
   const slow = trickle(vault.url, `/v1/repos/team/objects/data/ab/${'ab'.repeat(32)}`, writer, share);
   await until(() => slow.sentBytes() >= 2);
-  // The same token's next upload waits for the bytes the slow one holds (its whole share).
+  // The same token's next upload goes beside it (the slow one holds only what it has sent) or waits.
   const grant = grantBytes(owner);
   const next = raw(vault.url, 'PUT', `/v1/repos/team/objects/grants/${sha(grant)}`, writer, grant);
   // The trickle never ends its body: only the vault can close it.
@@ -372,4 +372,148 @@ test('an upload below the minimum rate is cut off with 408 and its reserved byte
   assert.match(body.error.message, /slower than the vault's minimum of 65536 bytes a second/);
   const answer = await next;
   assert.equal(answer.status, 201, answer.body);
+});
+
+/** A PUT on a raw socket whose body the test sends when it likes; the answer parsed once it comes. */
+function partialPut(url: string, path: string, token: string, declared: number) {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.write(`PUT ${path} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${declared}\r\n\r\n`);
+  let text = '';
+  socket.on('data', (chunk) => (text += chunk));
+  socket.on('error', () => undefined);
+  const answer = new Promise<{ status: number; retryAfter?: string; code?: string }>((resolve) => socket.on('close', () => {
+    const [head, body = ''] = text.split('\r\n\r\n');
+    let code: string | undefined;
+    try {
+      code = JSON.parse(body).error?.code;
+    } catch {
+      // no JSON: the status says enough
+    }
+    resolve({ status: Number(head.split(' ')[1] ?? 0), retryAfter: /\r\nretry-after: *(\S+)/i.exec(head)?.[1], code });
+  }));
+  const answered = answer.then((a) => (socket.destroy(), a));
+  // The answer's end: the server closes after a cut-off answer; after another one, close it here.
+  socket.on('data', () => {
+    if (/\r\n\r\n\{.*\}$/s.test(text)) socket.end();
+  });
+  return { send: (bytes: Buffer) => socket.write(bytes), answer: answered };
+}
+
+/** A pack's header and then junk, named by its hash: read in full, then refused by its signature (422). */
+function fakePack(size: number) {
+  const header = encodeHeader('pack');
+  const bytes = Buffer.concat([header, randomBytes(size - header.length)]);
+  return { bytes, name: `data/${sha(bytes).slice(0, 2)}/${sha(bytes)}` };
+}
+
+const memoryInUse = async (url: string) => Number(/^amber_vault_memory_bytes_in_use (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())![1]);
+const untilAsync = async (condition: () => Promise<boolean>) => {
+  while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 10));
+};
+
+test('uploads that hold the whole memory budget between them and all wait for more do not deadlock: the oldest finishes, the rest finish or get 503 with Retry-After, and a retry goes through', { timeout: 60_000 }, async (t) => {
+  const size = 1024 * 1024;
+  const quarter = size / 4;
+  const { vault, token } = await vaultFixture(t, 'vault-interleave', { memoryBudgetBytes: size, maxObjectBytes: size, budgetStepBytes: 64 * 1024, minUploadBytesPerSecond: 0 });
+  const packs = [0, 1, 2, 3].map(() => fakePack(size));
+  const tokens = packs.map(() => token('writer'));
+  const uploads: ReturnType<typeof partialPut>[] = [];
+  // Oldest first: each sends a quarter of its body, and the vault holds exactly what arrived.
+  for (const [i, pack] of packs.entries()) {
+    const upload = partialPut(vault.url, `/v1/repos/team/objects/${pack.name}`, tokens[i], size);
+    upload.send(pack.bytes.subarray(0, quarter));
+    uploads.push(upload);
+    await untilAsync(async () => (await memoryInUse(vault.url)) === (i + 1) * quarter);
+  }
+  // The budget is spent; now every one sends the rest and needs more than is free.
+  for (const [i, upload] of uploads.entries()) upload.send(packs[i].bytes.subarray(quarter));
+  const answers = await Promise.all(uploads.map(({ answer }) => answer));
+  assert.equal(answers[0].status, 422, 'the oldest upload was read in full and judged (a fake pack)');
+  for (const answer of answers) {
+    assert.ok(answer.status === 422 || answer.status === 503, JSON.stringify(answer));
+    if (answer.status === 503) assert.deepEqual([answer.code, answer.retryAfter], ['STORAGE_TRANSIENT', '5']);
+  }
+  assert.ok(answers.some(({ status }) => status === 503), 'some upload gave way: together they could never all have finished');
+  assert.equal(await memoryInUse(vault.url), 0, 'every byte went back');
+  // Retried, each goes through.
+  for (const [i, answer] of answers.entries()) {
+    if (answer.status !== 503) continue;
+    const again = await raw(vault.url, 'PUT', `/v1/repos/team/objects/${packs[i].name}`, tokens[i], packs[i].bytes);
+    assert.equal(again.status, 422, again.body);
+  }
+});
+
+test('trickling uploads hold only what they sent: an upload of the largest size from another token goes through beside them', { timeout: 60_000 }, async (t) => {
+  const size = 1024 * 1024;
+  const step = 64 * 1024;
+  const { vault, token } = await vaultFixture(t, 'vault-trickle-steps', { memoryBudgetBytes: 2 * size, maxObjectBytes: size, budgetStepBytes: step, minUploadBytesPerSecond: 0 });
+  const trickles = [0, 1].map((i) => trickle(vault.url, `/v1/repos/team/objects/data/ab/${'ab'.repeat(31)}a${i}`, token('writer'), size));
+  await until(() => trickles.every(({ sentBytes }) => sentBytes() >= 4));
+  await untilAsync(async () => (await memoryInUse(vault.url)) === 2 * step);
+  // Had the vault reserved what they declared, the two would hold the whole budget.
+  const pack = fakePack(size);
+  const answer = await raw(vault.url, 'PUT', `/v1/repos/team/objects/${pack.name}`, token('writer'), pack.bytes);
+  assert.equal(answer.status, 422, answer.body);
+  assert.equal(answer.code, 'SIGNATURE_INVALID', 'read in full and judged');
+  assert.ok(trickles.every(({ isOpen }) => isOpen()));
+  assert.equal(await memoryInUse(vault.url), 2 * step, 'the trickles still hold one step each');
+  for (const { stop } of trickles) stop();
+  await Promise.all(trickles.map(({ closed }) => closed));
+  await untilAsync(async () => (await memoryInUse(vault.url)) === 0);
+});
+
+test('a body without a Content-Length (chunked) is 411 with a message that says so, on uploads and JSON endpoints alike', async (t) => {
+  const { vault, token } = await vaultFixture(t, 'vault-length-required');
+  const writer = token('writer');
+  const { hostname, port } = new URL(vault.url);
+  const chunked = (method: string, path: string, body: string) => new Promise<Answer>((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, method, path, headers: { authorization: `Bearer ${writer}`, 'transfer-encoding': 'chunked' } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => {
+        const error = JSON.parse(text).error ?? {};
+        resolve({ status: res.statusCode ?? 0, body: text, code: error.code, message: error.message });
+      });
+    });
+    req.on('error', reject);
+    req.write(body.slice(0, 5));
+    req.end(body.slice(5));
+  });
+  const pack = `data/ab/${'ab'.repeat(32)}`;
+  for (const [method, path, body] of [['PUT', `/v1/repos/team/objects/${pack}`, 'some bytes of a pack'], ['POST', '/v1/repos/team/protection', '{"names":["config"]}'],
+    ['POST', '/v1/repos/team/protect', `{"names":["config"],"untilMs":${Date.now()},"mode":"governance"}`]] as const) {
+    const answer = await chunked(method, path, body);
+    assert.equal(answer.status, 411, `${method} ${path}: ${answer.body}`);
+    assert.equal(answer.code, 'USAGE');
+    assert.match(answer.message!, /has no Content-Length \(its body is sent chunked\)/);
+    assert.doesNotMatch(answer.message!, /at most/);
+  }
+  // With its length, the same request is answered as ever.
+  assert.equal((await raw(vault.url, 'POST', '/v1/repos/team/protection', writer, '{"names":["config"]}')).status, 200);
+});
+
+test('reads go out a step of the budget at a time and arrive whole, ranges across steps too', { timeout: 60_000 }, async (t) => {
+  const step = 16 * 1024;
+  const { dir, token, storeFor, repoDir, vault } = await vaultFixture(t, 'vault-stepped-reads', { budgetStepBytes: step });
+  const { backup } = await import('../engine/backup.ts');
+  const { createFsStore } = await import('../storage/fs/fs-store.ts');
+  const source = join(dir, 'source');
+  await fs.mkdir(source);
+  await fs.writeFile(join(source, 'a.bin'), randomBytes(200_000));
+  const writer = token('writer');
+  await backup({ repo: await openRepository({ store: storeFor(writer), passphrase: TEST_PASSPHRASE, clock: systemClock }), paths: [source], retainMs: 86_400_000 });
+  const reader = storeFor(token('reader'));
+  const disk = createFsStore(repoDir());
+  let large = 0;
+  for await (const { name, sizeBytes } of disk.list('data/')) {
+    const expected = Buffer.from(await disk.get(name));
+    assert.ok(Buffer.from(await reader.get(name)).equals(expected), name);
+    if (sizeBytes <= 3 * step) continue;
+    large += 1;
+    const range = { offset: step - 10, length: 2 * step + 20 };
+    assert.ok(Buffer.from(await reader.get(name, range)).equals(expected.subarray(range.offset, range.offset + range.length)), `${name} ${JSON.stringify(range)}`);
+  }
+  assert.ok(large > 0, 'a pack larger than three steps was read');
+  assert.equal(await memoryInUse(vault.url), 0);
 });

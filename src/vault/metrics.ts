@@ -9,7 +9,8 @@ export interface Metrics {
   render(): string;
 }
 
-export function createMetrics(clock: Clock): Metrics {
+/** `memoryInUse`: the bytes of the memory budget requests hold now (a gauge). */
+export function createMetrics(clock: Clock, memoryInUse: () => number = () => 0): Metrics {
   const requests = new Map<string, number>();
   let seconds = 0;
   let count = 0;
@@ -40,6 +41,9 @@ export function createMetrics(clock: Clock): Metrics {
         '# HELP amber_vault_sent_bytes_total Object bytes served.',
         '# TYPE amber_vault_sent_bytes_total counter',
         `amber_vault_sent_bytes_total ${bytesOut}`,
+        '# HELP amber_vault_memory_bytes_in_use Bytes of the memory budget uploads and reads hold now.',
+        '# TYPE amber_vault_memory_bytes_in_use gauge',
+        `amber_vault_memory_bytes_in_use ${memoryInUse()}`,
         '# HELP amber_vault_start_time_seconds When the vault started.',
         '# TYPE amber_vault_start_time_seconds gauge',
         `amber_vault_start_time_seconds ${Math.floor(started / 1000)}`,

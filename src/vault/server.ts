@@ -16,7 +16,7 @@ import { createFsStore } from '../storage/fs/fs-store.ts';
 import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
 import { checkUpload, viewOrNothing } from './object-checks.ts';
 import { openRepositoryView, type RepositoryView } from '../repo/repository.ts';
-import { createByteBudget } from './byte-budget.ts';
+import { createByteBudget, type Lease } from './byte-budget.ts';
 import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
@@ -31,6 +31,11 @@ const MAX_JSON_BYTES = 8 * 1024 * 1024;
 const MAX_DATE_MS = 8.64e15;
 /** Object bytes (uploads and reads) held in memory at once, whatever the number of clients. */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 1024 * 1024 * 1024;
+/** Requests take budget in steps of this as their bytes arrive (or are read to be sent), never all they declare. */
+export const DEFAULT_BUDGET_STEP_BYTES = 4 * 1024 * 1024;
+/** The longest a request waits for its next step of the budget before it is answered 503 (Retry-After). */
+export const DEFAULT_BUDGET_WAIT_MS = 30_000;
+const RETRY_AFTER_SECONDS = 5;
 
 /** Uploads slower than this on average, once the grace has passed, are cut off (408). */
 export const DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND = 64 * 1024;
@@ -50,8 +55,13 @@ export interface VaultOptions {
   retentionClock?: RetentionClock;
   /** How long requests wait to be summed up in the audit log when nothing completes an operation. */
   witnessFlushMs?: number;
-  /** Object bytes in memory at once (default DEFAULT_MEMORY_BUDGET_BYTES, at least MAX_OBJECT_BYTES). */
+  /** Object bytes in memory at once (default DEFAULT_MEMORY_BUDGET_BYTES, at least the largest upload). */
   memoryBudgetBytes?: number;
+  /** The budget's step (default DEFAULT_BUDGET_STEP_BYTES) and the longest wait for one (default DEFAULT_BUDGET_WAIT_MS). */
+  budgetStepBytes?: number;
+  budgetWaitMs?: number;
+  /** The largest upload accepted (default MAX_OBJECT_BYTES); tests use less. */
+  maxObjectBytes?: number;
   /** The longest retention anyone may ask for when the repository's policy sets no maximum (default 10 years). */
   maxRetentionMs?: number;
   /** The slowest body the vault reads (bytes a second on average, 0 for no minimum) and after how long it judges. */
@@ -81,11 +91,18 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const checkToken = createTokenChecker(options.dataDir);
   const witnessKey = loadWitnessKey(options.dataDir);
   const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
-  const metrics = createMetrics(options.clock);
   const stores = new Map<string, Store>();
-  const memoryBudget = Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, MAX_OBJECT_BYTES);
-  // No token holds more than half: another token's request always finds room beside it.
-  const budget = createByteBudget(memoryBudget, Math.floor(memoryBudget / 2));
+  const maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
+  const memoryBudget = Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, maxObjectBytes);
+  // No token holds more than half: another token's request always finds room beside it. Requests hold
+  // only what has arrived or is being sent, taken a step at a time (see byte-budget.ts).
+  const budget = createByteBudget(memoryBudget, {
+    share: Math.floor(memoryBudget / 2),
+    waitMs: options.budgetWaitMs ?? DEFAULT_BUDGET_WAIT_MS,
+    retryAfterSeconds: RETRY_AFTER_SECONDS,
+  });
+  const step = Math.max(1, options.budgetStepBytes ?? DEFAULT_BUDGET_STEP_BYTES);
+  const metrics = createMetrics(options.clock, () => budget.inUse);
   const storeOf = (repo: string) => {
     let store = stores.get(repo);
     if (!store) stores.set(repo, (store = options.storeFor?.(repo) ?? createFsStore(join(options.dataDir, 'repos', repo))));
@@ -95,6 +112,16 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     minBytesPerSecond: options.minUploadBytesPerSecond ?? DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND,
     graceMs: options.uploadGraceMs ?? DEFAULT_UPLOAD_GRACE_MS,
     nowMs: () => options.clock.monotonicMs(),
+    step,
+  };
+  /** A JSON body, read within the token's share of the budget. */
+  const jsonOf = async (req: IncomingMessage, token: TokenInfo, endpoint: string) => {
+    const lease = budget.open(token.id);
+    try {
+      return await readJson(req, uploadLimits, lease, endpoint);
+    } finally {
+      lease.release();
+    }
   };
   // Signed records are immutable: each is fetched and verified once, then kept in memory (bounded).
   const recordCache = createMemoryRecordCache(RECORD_CACHE_BYTES);
@@ -117,7 +144,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     if (section === undefined && req.method === 'GET') return send(res, 200, { name: repo, witness: witnessKey.publicKey.toString('hex') });
     if (section === 'enforcement' && req.method === 'GET') return send(res, 200, enforcement(store));
     if (section === 'protect' && req.method === 'POST') {
-      const body = protectBody(await readJson(req, uploadLimits));
+      const body = protectBody(await jsonOf(req, token, 'protect'));
       const refused = body.names.find((n) => !mayProtect(token.role, n));
       if (refused !== undefined) throw forbidden(token, `extend the retention of ${refused}`);
       // Dates only ever rise (the grants hold the maximum), so a date below what an object holds changes
@@ -128,7 +155,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       return send(res, 200, { protected: body.names.length });
     }
     if (section === 'protection' && req.method === 'POST') {
-      const { names } = namesBody(await readJson(req, uploadLimits), 'protection');
+      const { names } = namesBody(await jsonOf(req, token, 'protection'), 'protection');
       const unreadable = names.find((n) => !mayRead(token.role, n));
       if (unreadable !== undefined) throw forbidden(token, `read ${unreadable}`);
       return send(res, 200, await store.protection(names));
@@ -183,17 +210,21 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       return 200;
     }
     const range = parseRange(req.headers.range, info.sizeBytes);
-    const release = await budget.reserve(range?.length ?? info.sizeBytes, token.id);
+    const offset = range?.offset ?? 0;
+    const length = range?.length ?? info.sizeBytes;
+    // One step of the budget, held for the whole read: the object goes out a piece at a time, each read
+    // from the store once the one before has been handed to the socket, so a reader that reads slowly
+    // holds one step, not the object.
+    const lease = budget.open(token.id);
+    const piece = Math.min(length, step);
     try {
-      const bytes = await store.get(name, range);
-      metrics.sent(bytes.length);
-      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': bytes.length });
-      await new Promise<void>((resolve) => {
-        res.once('close', resolve);
-        res.end(bytes);
-      });
+      await lease.grow(piece);
+      const first = await store.get(name, piece === info.sizeBytes ? undefined : { offset, length: piece });
+      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': length });
+      await sendPieces(res, first, async (at) => store.get(name, { offset: offset + at, length: Math.min(piece, length - at) }), length, uploadLimits);
+      metrics.sent(length);
     } finally {
-      release();
+      lease.release();
     }
     return range ? 206 : 200;
   }
@@ -201,14 +232,14 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   async function write(req: IncomingMessage, res: ServerResponse, token: TokenInfo, repo: string, name: string): Promise<number> {
     if (!mayWrite(token.role, name)) throw forbidden(token, `write ${name}`);
     const store = storeOf(repo);
-    const declared = Number(req.headers['content-length']);
-    if (!Number.isSafeInteger(declared) || declared > MAX_OBJECT_BYTES) {
-      throw new AmberError('OBJECT_TOO_LARGE', `uploads need a content-length of at most ${MAX_OBJECT_BYTES} bytes`);
+    const declared = declaredLength(req, `PUT of ${name}`);
+    if (declared > maxObjectBytes) {
+      throw new AmberError('OBJECT_TOO_LARGE', `the upload of ${name} declares ${declared} bytes; the vault accepts at most ${maxObjectBytes}`);
     }
     const retention = retentionHeaders(req);
-    const release = await budget.reserve(declared, token.id);
+    const lease = budget.open(token.id);
     try {
-      const bytes = await readBody(req, declared, uploadLimits);
+      const bytes = await readBody(req, declared, uploadLimits, lease);
       let opened: Promise<RepositoryView | undefined> | undefined;
       const view = () => (opened ??= viewOrNothing(() => viewOf(repo)));
       // A decision's request must exist before anyone decides on it.
@@ -228,7 +259,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       metrics.received(bytes.length);
       return send(res, 201, { stored: name, bytes: bytes.length });
     } finally {
-      release();
+      lease.release();
     }
   }
 
@@ -248,14 +279,21 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       (error: unknown) => {
         const failure = isAmberError(error) ? error : new AmberError('STORAGE_TRANSIENT', 'the vault failed unexpectedly', { cause: error });
         if (!isAmberError(error)) process.stderr.write(`vault: ${(error as Error)?.stack ?? String(error)}\n`);
-        const status = STATUS[failure.code] ?? 500;
+        const details = failure.details ?? {};
+        const status = typeof details.httpStatus === 'number' ? details.httpStatus : STATUS[failure.code] ?? 500;
+        // A body cut off for its rate or refused room in the budget half-way is not read on: the
+        // connection goes once the answer is out.
+        const cutOff = !req.complete && (failure.code === 'UPLOAD_TOO_SLOW' || typeof details.retryAfterSeconds === 'number');
         if (!res.headersSent) {
-          // A body cut off for its rate is not read on: the connection goes once the answer is out.
-          if (failure.code === 'UPLOAD_TOO_SLOW') res.once('finish', () => req.destroy());
+          if (cutOff) {
+            res.setHeader('connection', 'close');
+            res.once('finish', () => req.destroy());
+          }
+          if (typeof details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(details.retryAfterSeconds));
           send(res, status, { error: { code: failure.code, message: failure.message, hint: failure.hint } });
         } else res.destroy();
         // An upload refused before its body was read: drop the rest instead of reading it.
-        if (!req.complete && failure.code !== 'UPLOAD_TOO_SLOW') req.resume();
+        if (!req.complete && !cutOff) req.resume();
         return status;
       },
     ).then((status) => {
@@ -373,56 +411,184 @@ function parseRange(header: string | undefined, size: number): { offset: number;
   return { offset: first, length: last - first + 1 };
 }
 
-/** The slowest upload the vault waits for: below `minBytesPerSecond` on average after `graceMs`, it is cut off. */
+/** The slowest body the vault waits for: below `minBytesPerSecond` on average after `graceMs`, it is cut off. */
 interface UploadLimits {
   minBytesPerSecond: number;
   graceMs: number;
   nowMs(): number;
+  /** Bytes of the memory budget taken at a time. */
+  step: number;
 }
 
-function readBody(req: IncomingMessage, declared: number, limits: UploadLimits): Promise<Buffer> {
+/**
+ * The body's length as declared. A body without a Content-Length (sent chunked) is refused with 411:
+ * the vault checks the length against its limits before it reads anything.
+ */
+function declaredLength(req: IncomingMessage, what: string): number {
+  const header = req.headers['content-length'];
+  if (header === undefined) {
+    throw new AmberError('USAGE', `${what}: the request has no Content-Length${req.headers['transfer-encoding'] ? ' (its body is sent chunked)' : ''}; the vault needs the body's length before it reads it`, {
+      hint: 'send the body with a Content-Length header (Amber\'s own client always does)',
+      details: { httpStatus: 411 },
+    });
+  }
+  const declared = Number(header);
+  if (!Number.isSafeInteger(declared) || declared < 0) throw new AmberError('USAGE', `${what}: Content-Length ${header.slice(0, 40)} is not a number of bytes`);
+  return declared;
+}
+
+/**
+ * Watches a body's average rate once `graceMs` has passed, not counting time spent waiting for the
+ * memory budget (the client is not at fault for that); calls `slow` once if it falls below the minimum.
+ */
+function watchRate(limits: UploadLimits, progress: () => number, paused: () => boolean, slow: (at: number, elapsedMs: number) => void): () => void {
+  if (limits.minBytesPerSecond <= 0) return () => undefined;
+  const started = limits.nowMs();
+  let pausedMs = 0;
+  let pausedSince: number | undefined;
+  const watch = setInterval(() => {
+    const now = limits.nowMs();
+    if (paused()) {
+      pausedSince ??= now;
+      return;
+    }
+    if (pausedSince !== undefined) pausedMs += now - pausedSince;
+    pausedSince = undefined;
+    const elapsed = now - started - pausedMs;
+    const at = progress();
+    if (elapsed < limits.graceMs || (at * 1000) / elapsed >= limits.minBytesPerSecond) return;
+    clearInterval(watch);
+    slow(at, elapsed);
+  }, Math.max(20, Math.min(1000, limits.graceMs / 4)));
+  return () => clearInterval(watch);
+}
+
+/**
+ * Reads a body of `declared` bytes, growing `lease` a step at a time as its bytes arrive: the body is
+ * not read on (TCP holds the rest back) while it waits for the next step, and a body that cannot get
+ * one in time fails with 503. So a body that trickles holds only the bytes it has delivered.
+ */
+function readBody(req: IncomingMessage, declared: number, limits: UploadLimits, lease: Lease): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const body = Buffer.allocUnsafeSlow(declared);
+    // Allocated once the first step is granted; the system commits its pages only as bytes are
+    // written into them, so what is resident follows what arrived (and what the budget counts).
+    let body: Buffer | undefined;
     let at = 0;
-    const started = limits.nowMs();
-    // A body that trickles holds its reserved memory: one far below the minimum rate is cut off, so
-    // its bytes go back to the budget instead of staying reserved for the ten-minute timeout.
-    const watch = limits.minBytesPerSecond > 0
-      ? setInterval(() => {
-        const elapsed = limits.nowMs() - started;
-        if (elapsed < limits.graceMs || (at * 1000) / elapsed >= limits.minBytesPerSecond) return;
-        clearInterval(watch);
-        reject(new AmberError('UPLOAD_TOO_SLOW', `the upload sent ${at} of ${declared} bytes in ${Math.round(elapsed / 1000)} s, slower than the vault's minimum of ${limits.minBytesPerSecond} bytes a second; it was cut off`, {
-          hint: 'send the body as fast as the link allows; a link this slow needs a vault with a lower minimum rate',
-        }));
-      }, Math.max(20, Math.min(1000, limits.graceMs / 4)))
-      : undefined;
-    const done = () => clearInterval(watch);
+    let settled = false;
+    let growing = false;
+    let ended = false;
+    const queue: Buffer[] = [];
+    // A body that trickles holds what it has delivered: one far below the minimum rate is cut off, so
+    // its bytes go back to the budget instead of staying held for the ten-minute timeout.
+    const stopWatch = watchRate(limits, () => at, () => growing, (sent, elapsed) => {
+      finish(new AmberError('UPLOAD_TOO_SLOW', `the upload sent ${sent} of ${declared} bytes in ${Math.round(elapsed / 1000)} s, slower than the vault's minimum of ${limits.minBytesPerSecond} bytes a second; it was cut off`, {
+        hint: 'send the body as fast as the link allows; a link this slow needs a vault with a lower minimum rate',
+      }));
+    });
+    const finish = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      stopWatch();
+      queue.length = 0;
+      if (error !== undefined) reject(error);
+      else if (at === declared) resolve(body ?? Buffer.alloc(0));
+      else reject(new AmberError('USAGE', `the body ended after ${at} of ${declared} bytes`));
+    };
+    const drain = () => {
+      while (!settled && queue.length > 0) {
+        const chunk = queue[0];
+        if (at + chunk.length > lease.held) {
+          growing = true;
+          req.pause();
+          const want = Math.min(declared, Math.max(at + chunk.length, lease.held + limits.step)) - lease.held;
+          lease.grow(want).then(() => {
+            growing = false;
+            body ??= Buffer.allocUnsafeSlow(declared);
+            drain();
+            if (!growing && !settled) req.resume();
+          }, (error: unknown) => finish(error));
+          return;
+        }
+        queue.shift();
+        chunk.copy(body!, at);
+        at += chunk.length;
+      }
+      if (ended) finish();
+    };
     req.on('data', (chunk: Buffer) => {
-      if (at + chunk.length > declared) {
-        done();
-        reject(new AmberError('OBJECT_TOO_LARGE', 'the body is longer than its content-length'));
+      if (settled) return;
+      if (at + queue.reduce((sum, c) => sum + c.length, 0) + chunk.length > declared) {
+        finish(new AmberError('OBJECT_TOO_LARGE', 'the body is longer than its content-length'));
         req.destroy();
         return;
       }
-      chunk.copy(body, at);
-      at += chunk.length;
+      queue.push(chunk);
+      if (!growing) drain();
     });
     req.on('end', () => {
-      done();
-      if (at === declared) resolve(body);
-      else reject(new AmberError('USAGE', `the body ended after ${at} of ${declared} bytes`));
+      ended = true;
+      if (!growing) drain();
     });
-    req.on('error', (error) => (done(), reject(error)));
-    req.on('close', done);
-    req.on('aborted', () => (done(), reject(new AmberError('STORAGE_TRANSIENT', 'the upload was cut off'))));
+    // A client that goes away mid-body ('aborted', a reset) is no fault of the vault's.
+    req.on('error', (error) => finish(new AmberError('STORAGE_TRANSIENT', 'the upload was cut off', { cause: error })));
+    req.on('close', () => {
+      if (!ended) finish(new AmberError('STORAGE_TRANSIENT', 'the upload was cut off'));
+    });
   });
 }
 
-async function readJson(req: IncomingMessage, limits: UploadLimits): Promise<unknown> {
-  const declared = Number(req.headers['content-length']);
-  if (!Number.isSafeInteger(declared) || declared > MAX_JSON_BYTES) throw new AmberError('OBJECT_TOO_LARGE', `a request body is at most ${MAX_JSON_BYTES} bytes`);
-  const text = (await readBody(req, declared, limits)).toString('utf8');
+/**
+ * Sends `length` bytes a piece at a time: `first`, then `next(at)` for each further piece, each fetched
+ * once the one before is handed to the socket. Progress counts in slices of a piece, so a reader slower
+ * than the minimum rate is cut off, and one that reads as fast as the rate allows is not.
+ */
+async function sendPieces(res: ServerResponse, first: Uint8Array, next: (at: number) => Promise<Uint8Array>, length: number, limits: UploadLimits): Promise<void> {
+  const SLICE = 64 * 1024;
+  let at = 0;
+  const stopWatch = watchRate(limits, () => at, () => false, () => res.destroy());
+  try {
+    let piece = first;
+    let sent = 0;
+    for (;;) {
+      sent += piece.length;
+      const last = sent >= length;
+      await new Promise<void>((resolve, reject) => {
+        const onClose = () => reject(new AmberError('STORAGE_TRANSIENT', 'the reader went away'));
+        res.once('close', onClose);
+        const done = (error?: Error | null) => {
+          res.off('close', onClose);
+          if (error) reject(error);
+          else resolve();
+        };
+        // Slices of one buffer: no copy, and each one counts once the socket has taken it.
+        for (let from = 0; from < piece.length; from += SLICE) {
+          const slice = piece.subarray(from, Math.min(piece.length, from + SLICE));
+          const end = from + SLICE >= piece.length;
+          const counted = (error?: Error | null) => {
+            if (!error) at += slice.length;
+            if (end) done(error);
+          };
+          if (end && last) res.end(slice, () => counted());
+          else res.write(slice, counted);
+        }
+        if (piece.length === 0) {
+          if (last) res.end(() => done());
+          else done();
+        }
+      });
+      if (last) return;
+      piece = await next(sent);
+      if (piece.length === 0) throw new AmberError('STORAGE_TRANSIENT', `the object shrank while it was read (${sent} of ${length} bytes)`);
+    }
+  } finally {
+    stopWatch();
+  }
+}
+
+async function readJson(req: IncomingMessage, limits: UploadLimits, lease: Lease, endpoint: string): Promise<unknown> {
+  const declared = declaredLength(req, `POST /${endpoint}`);
+  if (declared > MAX_JSON_BYTES) throw new AmberError('OBJECT_TOO_LARGE', `POST /${endpoint}: the body declares ${declared} bytes; a request body is at most ${MAX_JSON_BYTES} bytes`);
+  const text = (await readBody(req, declared, limits, lease)).toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch {
