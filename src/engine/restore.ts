@@ -445,6 +445,9 @@ async function restoreFile(context: Context, node: TreeNode, target: string, pla
 }
 
 async function writeFile(context: Context, node: TreeNode, target: string, place: Place, overwrite: boolean): Promise<void> {
+  // The walk may still reach files after an interruption removed the partial files: it must start
+  // none (the process may exit before one made now could be removed).
+  if (context.aborted) throw interrupted(context);
   let partial = '';
   let fd = -1;
   for (let attempt = 0; fd < 0; attempt++) {

@@ -47,7 +47,8 @@ Examples:
     .description('release a legal hold: needs a request approved by the approver quorum')
     .argument('<snapshot>', 'snapshot id or id prefix')
     .addHelpText('after', `
-Until approvals exist, this command explains the refusal and changes nothing.
+This command changes nothing: it explains the refusal and names the request to make instead
+(\`amber request release-hold SNAPSHOT --reason …\`), which takes effect once the quorum approves it.
 
 Examples:
   amber hold release 3f2a9c1e`)

@@ -46,7 +46,8 @@ Examples:
     .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
     .addHelpText('after', `
 Lifting a governance lock needs an M-of-N approved request; a compliance lock is never lifted.
-Until approvals exist, this command explains the refusal and changes nothing.
+This command changes nothing: it explains the refusal and names the request to make instead
+(\`amber request unlock SNAPSHOT --reason …\`), which takes effect once the quorum approves it.
 
 Examples:
   amber lock lift 3f2a9c1e`)
