@@ -181,6 +181,22 @@ test('an entry at the checkpoint\'s own level that the checkpoint missed is a ra
   assert.equal(result.checkpoint?.entries, 4);
 });
 
+test('a full key seals each operation from the checkpoint before it, reading no entry, and the count stays exact', async (t) => {
+  const { owner } = await createScratchRepo(t, 'audit-incremental-checkpoint');
+  const LENGTH = 40; // more than the window of newest entries an append reads to find the heads
+  for (let i = 0; i < LENGTH - 1; i++) await appendAudit(owner, { action: 'test', target: String(i), details: {} });
+  const reads: string[] = [];
+  const store = { ...owner.store, get: (...args: Parameters<typeof owner.store.get>) => { reads.push(args[0]); return owner.store.get(...args); } };
+  await appendAudit({ ...owner, store }, { action: 'test', target: 'last', details: {} });
+  const entryReads = reads.filter((name) => name.startsWith('audit/'));
+  assert.ok(entryReads.length <= 20, `an append and its seal read ${entryReads.length} of ${LENGTH} entries`);
+  const { checkpoints } = await readAuditLog(owner);
+  assert.deepEqual(checkpoints.map(({ checkpoint }) => checkpoint.entries), Array.from({ length: LENGTH }, (_, i) => i + 1));
+  const result = await verifyAudit(owner);
+  assert.deepEqual(result.problems, []);
+  assert.equal(result.checkpoint?.entries, LENGTH);
+});
+
 test('an unmerged fork behind the last checkpoint is reported', async (t) => {
   const { repoPath, owner } = await createScratchRepo(t, 'audit-fork');
   const { repo: laptop } = await writer(repoPath, owner);

@@ -75,7 +75,7 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
       // checkpoint names it as a head. (Write-only keys and witnesses cannot sign one; their entries
       // are covered from the next full-key operation on.) A vault token that may not read the log
       // cannot seal it; a maintainer's prune will.
-      await writeCheckpoint(repo.owner, { lock }).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
+      await sealAfter(repo.owner, written, lock).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
     }
     return written;
   } catch (error) {
@@ -286,6 +286,32 @@ export async function verifyAudit(view: RepositoryView, log?: AuditLog): Promise
 }
 
 const seqOfName = (name: string) => Number(/^(?:audit|checkpoints)\/(\d{12})-/.exec(name)?.[1] ?? 0);
+
+/**
+ * The checkpoint after an entry this owner just appended. When the newest checkpoint sealed exactly
+ * the heads the entry follows, the entry is the one new head and the count grows by one: nothing
+ * else need be read, so sealing after every operation costs the same however long the log is.
+ * Otherwise (another client appended meanwhile, or no checkpoint yet) the whole log is counted.
+ */
+async function sealAfter(repo: Repository, written: LoadedEntry, lock: ObjectLock): Promise<void> {
+  const before = written.entry.seq - 1;
+  const top = await readAuditCheckpoints(repo.store, (keyId) => repo.authority.ownerKeyFor(keyId), [], (name) => seqOfName(name) === before);
+  const previous = [...written.entry.previous].sort().join();
+  const sealed = top.find(({ checkpoint }) => [...checkpoint.heads].sort().join() === previous);
+  if (!sealed || written.entry.previous.length === 0) {
+    await writeCheckpoint(repo, { lock });
+    return;
+  }
+  const checkpoint = {
+    repository: repo.config.repositoryId,
+    time: new Date(repo.clock.nowMs()).toISOString(),
+    seq: written.entry.seq,
+    heads: [written.hash],
+    entries: sealed.checkpoint.entries + 1,
+  };
+  const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+  await repo.store.protect([name], lock);
+}
 
 /**
  * Signs the log as it stands: its heads and how many entries lie behind them. Only the owner key

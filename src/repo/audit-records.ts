@@ -125,9 +125,10 @@ export async function readAuditEntries(store: Store, names: readonly string[], s
   return loaded;
 }
 
-export async function readAuditCheckpoints(store: Store, signers: SignerLookup, problems: RecordProblem[]): Promise<LoadedCheckpoint[]> {
+export async function readAuditCheckpoints(store: Store, signers: SignerLookup, problems: RecordProblem[], only?: (name: string) => boolean): Promise<LoadedCheckpoint[]> {
   const loaded: LoadedCheckpoint[] = [];
   for await (const { name } of store.list(PREFIX.checkpoints)) {
+    if (only && !only(name)) continue;
     try {
       const record = await readRecord(store, name, 'checkpoint', signers);
       const checkpoint = parseJsonPayload<AuditCheckpoint>(record, name);
