@@ -56,7 +56,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
   }
   const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
   const state = await loadRetentionState(repo);
-  const snapshots = await listSnapshots(repo);
+  const snapshots = await listSnapshots(repo, [], { state });
   const reasons = new Map<string, string[]>(snapshots.map(({ id }) => [id, []]));
   const trusted = snapshots.filter((entry) => {
     const why = untrustedTime(entry, nowMs);

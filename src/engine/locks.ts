@@ -130,7 +130,7 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
   const { repo } = options;
   const policyNowMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
   const state = options.state ?? await loadRetentionState(repo);
-  const entries: SnapshotEntry[] = options.snapshot ? [await findSnapshot(repo, options.snapshot)] : await listSnapshots(repo);
+  const entries: SnapshotEntry[] = options.snapshot ? [await findSnapshot(repo, options.snapshot)] : await listSnapshots(repo, [], { state });
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const metadata = await sharedMetadata(repo);

@@ -60,7 +60,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   for (const prefix of [PREFIX.data, PREFIX.snapshots]) {
     for await (const { name, sizeBytes, writtenMs } of repo.store.list(prefix)) stored.set(name, { sizeBytes, writtenMs });
   }
-  const live = new Set((await listSnapshots(repo)).map(({ id }) => snapshotName(id)));
+  const live = new Set((await listSnapshots(repo, [], { state })).map(({ id }) => snapshotName(id)));
   const heldSnapshots = new Set(state.holds.map(({ value }) => snapshotName(value.snapshot as SnapshotId)));
 
   /** Why an object must stay, or undefined when it may go. */
@@ -142,7 +142,7 @@ async function neededPacks(repo: Repository, state: RetentionState): Promise<{ p
   const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
   const seen = new Set<string>();
   const problems: RecordProblem[] = [];
-  for (const { id, snapshot } of await listSnapshots(repo, problems)) {
+  for (const { id, snapshot } of await listSnapshots(repo, problems, { state })) {
     try {
       await collectPacks(reader, index, snapshot.tree, seen, needs);
     } catch (error) {

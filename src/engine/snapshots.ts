@@ -23,7 +23,8 @@ export interface SnapshotEntry {
 }
 
 /** Snapshots an owner-signed forget mark names are left out unless `includeForgotten`. */
-export async function listSnapshots(repo: Repository, problems: RecordProblem[] = [], options: { includeForgotten?: boolean } = {}): Promise<SnapshotEntry[]> {
+/** `state`: the retention state the caller has loaded already, so that it is not read again. */
+export async function listSnapshots(repo: Repository, problems: RecordProblem[] = [], options: { includeForgotten?: boolean; state?: RetentionState } = {}): Promise<SnapshotEntry[]> {
   if (repo.key.role !== 'full') {
     throw new AmberError('WRITE_ONLY_KEY', `key ${repo.key.keyId.slice(0, 8)} is write-only: it can add backups but not list, read or restore them`, {
       hint: 'use a full-access key for snapshots, ls, dump, restore and verify',
@@ -31,7 +32,7 @@ export async function listSnapshots(repo: Repository, problems: RecordProblem[] 
   }
   const records = await readRecords(repo.store, 'snapshots', 'snapshot', repo.authority.signingKeyFor, problems);
   // Forged, premature and hand-dated marks forget nothing; they are reported (verify fails on them).
-  const state = options.includeForgotten ? undefined : await stateForForgets(repo);
+  const state = options.includeForgotten ? undefined : options.state ?? await stateForForgets(repo);
   const entries: SnapshotEntry[] = [];
   for (const { name, record, writtenMs } of records) {
     try {

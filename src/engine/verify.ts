@@ -84,14 +84,14 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const found: VerifyProblem[] = repo.problems.map((problem) => fromRecord(problem, 'SIGNATURE_INVALID'));
   const loaded = await loadIndex(repo);
   for (const problem of loaded.problems) found.push(fromRecord(problem, 'OBJECT_CORRUPT'));
+  const state = await loadRetentionState(repo);
   const snapshotProblems: RecordProblem[] = [];
-  const snapshots = await listSnapshots(repo, snapshotProblems);
+  const snapshots = await listSnapshots(repo, snapshotProblems, { state });
   for (const problem of snapshotProblems) found.push(fromRecord(problem, 'SIGNATURE_INVALID'));
 
   // The structure check (every snapshot's trees) runs on the main thread while the packs are read
   // and checked on the workers; its problems are reported before theirs.
   const certifier = createCertifier(repo, loaded.trustedPacks);
-  const state = await loadRetentionState(repo);
   const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
   found.push(...structure.problems, ...data.problems);
   const notices: string[] = [];
