@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('..', import.meta.url));
 const RANK: Record<string, number> = {
-  core: 0, chunker: 1, crypto: 1, storage: 2, source: 2, repo: 3, governance: 4, engine: 5, vault: 6,
-  insight: 6, ops: 7, cli: 8, web: 8, testing: 9,
+  core: 0, chunker: 1, crypto: 1, storage: 2, source: 2, repo: 3, governance: 4, engine: 5, protection: 6,
+  insight: 7, ops: 8, vault: 9, cli: 10, web: 10, testing: 11,
 };
 
 function sourceFiles(dir: string): string[] {

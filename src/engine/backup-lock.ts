@@ -11,7 +11,7 @@ import { sharedMetadata } from './snapshot-objects.ts';
 import { CONDEMNS, GRANTS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { retentionUnder, type RetentionRequest } from '../governance/policy.ts';
 import { covers, roundUpMs, strongerMode, type ObjectLock } from '../governance/retention.ts';
-import type { RetentionClock, RetentionState } from './retention-state.ts';
+import type { RetentionClock, RetentionState } from '../governance/retention-state.ts';
 
 export interface LockPlan {
   mode: RetentionMode;

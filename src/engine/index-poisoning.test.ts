@@ -9,7 +9,7 @@ import { sha256Hex } from '../crypto/index.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { systemClock } from '../core/clock.ts';
 import { openRepository, type Repository } from '../repo/repository.ts';
-import { addKey } from '../repo/key-admin.ts';
+import { addKey } from '../protection/key-admin.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
 import { objectName } from '../repo/layout.ts';

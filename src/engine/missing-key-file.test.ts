@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateSigningKeyPair } from '../crypto/index.ts';
 import { systemClock } from '../core/clock.ts';
-import { addKey } from '../repo/key-admin.ts';
+import { addKey } from '../protection/key-admin.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { backup } from './backup.ts';
 import { createKeyFile, newRepoSecrets, signerOf } from '../repo/keys.ts';
@@ -21,9 +21,9 @@ import { freshS3Store, s3Env, whenS3 } from '../testing/s3-fixture.ts';
 import { createS3Store } from '../storage/s3/s3-store.ts';
 import { initRepository, openRepository } from '../repo/repository.ts';
 import { listSnapshots } from './snapshots.ts';
-import { appendAudit, readAuditLog, verifyAudit } from './audit-log.ts';
+import { appendAudit, readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 import { verify } from './verify.ts';
-import { prune } from './prune.ts';
+import { prune } from '../protection/prune.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 

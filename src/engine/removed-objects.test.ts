@@ -10,12 +10,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../core/clock.ts';
 import { openRepository } from '../repo/repository.ts';
-import { addKey } from '../repo/key-admin.ts';
+import { addKey } from '../protection/key-admin.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { listNames, makeTempDir, openTestRepo, removeTree, seededBytes, TEST_PASSPHRASE, createScratchRepo } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { verify } from './verify.ts';
-import { readAuditLog, verifyAudit } from './audit-log.ts';
+import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 

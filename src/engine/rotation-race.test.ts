@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { rotateKey } from '../repo/key-admin.ts';
+import { rotateKey } from '../protection/key-admin.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import { createTestRepo, makeTempDir, openTestRepo, removeTree, seededBytes } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';

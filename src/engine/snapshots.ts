@@ -6,7 +6,7 @@ import { decodeSnapshotPayload, type Snapshot } from '../repo/snapshot.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
 import { hashOfName, PREFIX } from '../repo/layout.ts';
-import { isForgotten, loadRetentionState, type RetentionState } from './retention-state.ts';
+import { isForgotten, loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
 
 /** The retention state when any forget mark exists: most repositories have none and skip loading it. */
 async function stateForForgets(repo: Repository): Promise<RetentionState | undefined> {

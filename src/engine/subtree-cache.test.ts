@@ -11,8 +11,8 @@ import { createScratchRepo, openTestRepo, seededBytes, SMALL_CHUNKER } from '../
 import { backup, type BackupResult } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
-import { lockGaps } from './locks.ts';
-import { loadRetentionState } from './retention-state.ts';
+import { lockGaps } from './lock-coverage.ts';
+import { loadRetentionState } from '../governance/retention-state.ts';
 import { cacheRoot } from './writer-cache.ts';
 import { comparePostOrder, openSubtreeCache, subtreeKey } from './subtree-cache.ts';
 import { readListing } from '../source/listing.ts';

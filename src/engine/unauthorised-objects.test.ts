@@ -21,8 +21,8 @@ import { startVault } from '../vault/server.ts';
 import { createToken } from '../vault/tokens.ts';
 import { backup } from './backup.ts';
 import { verify } from './verify.ts';
-import { verifyAudit } from './audit-log.ts';
-import { prune } from './prune.ts';
+import { verifyAudit } from '../governance/audit-log.ts';
+import { prune } from '../protection/prune.ts';
 import { listSnapshots } from './snapshots.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));

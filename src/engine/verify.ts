@@ -21,10 +21,10 @@ import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
 import type { PackCheckInput } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
-import { loadRetentionState, type RetentionState } from './retention-state.ts';
-import { describeMissingKey, readAuditLog, verifyAudit, type NamedKey } from './audit-log.ts';
+import { loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
+import { describeMissingKey, readAuditLog, verifyAudit, type NamedKey } from '../governance/audit-log.ts';
 import type { LoadedEntry } from '../repo/audit-records.ts';
-import { lockGaps, type TreeGraph } from './locks.ts';
+import { lockGaps, type TreeGraph } from './lock-coverage.ts';
 
 /** Packs in memory at once: one checked by every worker while the next is read. */
 const READ_AHEAD_PACKS = 2;

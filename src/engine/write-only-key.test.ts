@@ -14,7 +14,7 @@ import { createFsStore } from '../storage/fs/fs-store.ts';
 import type { Store } from '../storage/store.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { addKey, revokeKey, rotateKey } from '../repo/key-admin.ts';
+import { addKey, revokeKey, rotateKey } from '../protection/key-admin.ts';
 import { PREFIX, snapshotName } from '../repo/layout.ts';
 import { decodeTrailer, TRAILER_BYTES } from '../repo/pack.ts';
 import { initRepository, openRepository, type Repository } from '../repo/repository.ts';

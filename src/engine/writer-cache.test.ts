@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { systemClock } from '../core/clock.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRepository } from '../repo/repository.ts';
-import { addKey } from '../repo/key-admin.ts';
+import { addKey } from '../protection/key-admin.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import { createScratchRepo, openTestRepo, seededBytes, SMALL_CHUNKER } from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';

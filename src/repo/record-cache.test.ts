@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Store } from '../storage/store.ts';
 import { alterObjectFile, createScratchRepo, openTestRepo, TEST_PASSPHRASE } from '../testing/repo-fixture.ts';
 import { verify } from '../engine/verify.ts';
-import { addKey, revokeKey } from './key-admin.ts';
+import { addKey, revokeKey } from '../protection/key-admin.ts';
 import { openRepository, type Repository } from './repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRecordCache } from './record-cache.ts';

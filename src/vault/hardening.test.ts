@@ -144,13 +144,13 @@ test('wrong JSON on every JSON endpoint is 400 USAGE with a message, never 503 a
 
 test('junk a writer uploads under snapshots/, index/, audit/ or data/ is refused by its form; every legitimate upload is still stored', async (t) => {
   const { dir, vault, token, owner, openAs, storeFor, repoDir } = await vaultFixture(t, 'vault-junk');
-  const { addKey, rotateKey } = await import('../repo/key-admin.ts');
-  const { setPolicy } = await import('../engine/policy-admin.ts');
+  const { addKey, rotateKey } = await import('../protection/key-admin.ts');
+  const { setPolicy } = await import('../protection/policy-admin.ts');
   const { backup } = await import('../engine/backup.ts');
   const { verify } = await import('../engine/verify.ts');
-  const { verifyAudit, writeCheckpoint } = await import('../engine/audit-log.ts');
-  const { addHold } = await import('../engine/holds.ts');
-  const { createRequest, approverAuthor, signDecision, submitDecision } = await import('../engine/requests.ts');
+  const { verifyAudit, writeCheckpoint } = await import('../governance/audit-log.ts');
+  const { addHold } = await import('../protection/holds.ts');
+  const { createRequest, approverAuthor, signDecision, submitDecision } = await import('../protection/approvals.ts');
   const { createApproverKey, unlockApproverKey } = await import('../governance/approver-key.ts');
   const { openRepositoryView } = await import('../repo/repository.ts');
   const { generateSigningKeyPair } = await import('../crypto/signing.ts');
@@ -175,8 +175,8 @@ test('junk a writer uploads under snapshots/, index/, audit/ or data/ is refused
   const approverView = await openRepositoryView(storeFor(token('approver')));
   for (const key of [alice, bob]) await submitDecision(await approverAuthor(approverView, systemClock, key), signDecision(request.id, 'approve', key));
   // Carrying out the unlock grants again what the other, still locked snapshot shares with it.
-  const { applyToStorage } = await import('../engine/storage-effects.ts');
-  const { unguardedClock } = await import('../engine/retention-state.ts');
+  const { applyToStorage } = await import('../protection/storage-effects.ts');
+  const { unguardedClock } = await import('../governance/retention-state.ts');
   assert.ok((await applyToStorage(admin, request.id, unguardedClock(systemClock))).regranted > 0);
   await writeCheckpoint(await openAs(token('maintainer')));
 
@@ -223,9 +223,9 @@ test('junk a writer uploads under snapshots/, index/, audit/ or data/ is refused
 test('a forget mark written under a clock 400 days ahead is refused by the vault; the locked snapshots stay listed, locked and restorable', async (t) => {
   const { dir, token, openAs, repoDir } = await vaultFixture(t, 'vault-forged-forget');
   const { backup } = await import('../engine/backup.ts');
-  const { forget } = await import('../engine/forget.ts');
+  const { forget } = await import('../protection/forget.ts');
   const { listSnapshots, findSnapshot } = await import('../engine/snapshots.ts');
-  const { lockStatus } = await import('../engine/locks.ts');
+  const { lockStatus } = await import('../engine/lock-coverage.ts');
   const { putRecord, FORGETS } = await import('../repo/retention-records.ts');
   const source = join(dir, 'source');
   await fs.mkdir(source);
@@ -259,9 +259,10 @@ test('a forget mark written under a clock 400 days ahead is refused by the vault
 test('protect is bounded by the grants and the policy: a writer cannot raise retention to 2100 in compliance or beyond the policy maximum', async (t) => {
   const { dir, vault, token, openAs, storeFor } = await vaultFixture(t, 'vault-protect-bounds');
   const { backup } = await import('../engine/backup.ts');
-  const { extendLock, lockStatus } = await import('../engine/locks.ts');
-  const { setPolicy } = await import('../engine/policy-admin.ts');
-  const { addHold } = await import('../engine/holds.ts');
+  const { extendLock } = await import('../protection/locks.ts');
+  const { lockStatus } = await import('../engine/lock-coverage.ts');
+  const { setPolicy } = await import('../protection/policy-admin.ts');
+  const { addHold } = await import('../protection/holds.ts');
   const { putRecord, GRANTS } = await import('../repo/retention-records.ts');
   const source = join(dir, 'source');
   await fs.mkdir(source);

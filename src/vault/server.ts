@@ -23,7 +23,7 @@ import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
 import { checkCondemnUpload, checkDeletion, checkForgetUpload, checkGrantUpload, checkPolicyUpload, checkProtect, checkRetainUntil } from './vault-retention.ts';
 import type { CachedRecord, RecordCache } from '../repo/record-cache.ts';
-import { unguardedClock, type RetentionClock } from '../engine/retention-state.ts';
+import { unguardedClock, type RetentionClock } from '../governance/retention-state.ts';
 
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
 export const MAX_OBJECT_BYTES = 512 * 1024 * 1024;

@@ -9,12 +9,12 @@ import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type PolicyRecord } from '../repo/retention-records.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { checkPolicyChange, isLocked } from '../governance/policy.ts';
-import { approvedRequests } from '../engine/request-book.ts';
+import { approvedRequests } from '../governance/requests.ts';
 import { decodeSignedRecord, hasValidSignature, parseJsonPayload } from '../repo/signed-record.ts';
 import { CONFIG_NAME, METADATA_PREFIXES, PREFIX } from '../repo/layout.ts';
 import { covers, roundUpMs, type ObjectLock } from '../governance/retention.ts';
 import type { Store } from '../storage/store.ts';
-import { loadRetentionState, type RetentionState } from '../engine/retention-state.ts';
+import { loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -18,7 +18,7 @@ import { verify } from '../engine/verify.ts';
 import { findSnapshot } from '../engine/snapshots.ts';
 import { startVault } from './server.ts';
 import { createToken, revokeToken, type Role } from './tokens.ts';
-import { putRequest } from '../governance/request-records.ts';
+import { putRequest } from '../governance/requests.ts';
 import type { Store } from '../storage/store.ts';
 import { freshS3Store, s3Env, whenS3 } from '../testing/s3-fixture.ts';
 import { decisionMessage } from '../governance/requests.ts';
@@ -182,8 +182,8 @@ test('the vault deletes only what an owner-signed condemn notice named, after it
     (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /retained until/.test(error.message));
 
   await new Promise((resolve) => setTimeout(resolve, 1_500));
-  const { forget } = await import('../engine/forget.ts');
-  const { prune } = await import('../engine/prune.ts');
+  const { forget } = await import('../protection/forget.ts');
+  const { prune } = await import('../protection/prune.ts');
   assert.deepEqual((await forget({ repo: maintainer, keep: { last: 1 } })).forgotten.map(({ snapshotId }) => snapshotId), [short.snapshotId]);
   const first = await prune({ repo: maintainer, graceMs: 0 });
   assert.ok(first.condemned.length >= 2, 'the old snapshot and its pack are condemned');
@@ -197,8 +197,8 @@ test('the vault deletes only what an owner-signed condemn notice named, after it
 
 test('a vault the owner accepted as witness signs one audit entry per burst of requests, naming the tokens that made them', async (t) => {
   const { dir, dataDir, token, owner, storeFor, openAs } = await vaultFixture(t, 'vault-witness');
-  const { addWitness } = await import('../repo/key-admin.ts');
-  const { readAuditLog, verifyAudit } = await import('../engine/audit-log.ts');
+  const { addWitness } = await import('../protection/key-admin.ts');
+  const { readAuditLog, verifyAudit } = await import('../governance/audit-log.ts');
   const adminStore = storeFor(token('admin'));
   const witnessKey = (await adminStore.witnessKey())!;
   assert.match(witnessKey, /^[0-9a-f]{64}$/);
@@ -238,7 +238,8 @@ test('lock extend through the vault extends what it must and asks for nothing sh
   const writer = await openAs(token('writer'));
   const first = await backup({ repo: writer, paths: [source], retainMs: 3_600_000 });
   await backup({ repo: writer, paths: [source], retainMs: 90 * 86_400_000 });
-  const { extendLock, lockStatus } = await import('../engine/locks.ts');
+  const { extendLock } = await import('../protection/locks.ts');
+  const { lockStatus } = await import('../engine/lock-coverage.ts');
   // The first snapshot's packs are held 90 days by the second; extending it to 30 days asks nothing of them.
   const extended = await extendLock({ repo: await openAs(token('admin')), snapshot: first.snapshotId, untilMs: Date.now() + 30 * 86_400_000 });
   assert.equal(extended.snapshotId, first.snapshotId);
@@ -252,7 +253,7 @@ test('the vault keeps everything a held snapshot needs, even after its lock ends
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'evidence.bin'), seededBytes(250_000, 'evidence'));
   const held = await backup({ repo: await openAs(token('writer')), paths: [source], retainMs: 1_000 });
-  const { addHold } = await import('../engine/holds.ts');
+  const { addHold } = await import('../protection/holds.ts');
   const hold = await addHold({ repo: await openAs(token('admin')), snapshot: held.snapshotId, reason: 'case 12', actor: 'legal' });
   const pack = hold.objects!.find((name) => name.startsWith('data/'))!;
   assert.ok(pack, 'the hold names the packs the snapshot needs');
@@ -268,7 +269,7 @@ test('the vault keeps everything a held snapshot needs, even after its lock ends
 test('the vault itself refuses policy links that loosen a locked policy or fork the chain, whatever client writes them', async (t) => {
   const { token, openAs } = await vaultFixture(t, 'vault-policy');
   const admin = await openAs(token('admin'));
-  const { setPolicy, lockPolicy, showPolicy } = await import('../engine/policy-admin.ts');
+  const { setPolicy, lockPolicy, showPolicy } = await import('../protection/policy-admin.ts');
   const first = await setPolicy(admin, { minRetentionMs: 7 * 86_400_000 });
   const locked = await lockPolicy(admin, 0);
   // A modified client with the owner key and an admin token skips its own checks and writes the links itself.

@@ -13,7 +13,7 @@ import { generateSigningKeyPair } from '../crypto/index.ts';
 import { keyIdOf, type Signer } from '../repo/signed-record.ts';
 import { openRepositoryView } from '../repo/repository.ts';
 import type { Store } from '../storage/store.ts';
-import { appendAudit } from '../engine/audit-log.ts';
+import { appendAudit } from '../governance/audit-log.ts';
 
 /** The witness key, made on the vault's first start and kept (0600) in the data directory. */
 export function loadWitnessKey(dataDir: string): Signer {

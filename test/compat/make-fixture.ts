@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { systemClock } from '../../src/core/clock.ts';
 import { createFsStore } from '../../src/storage/fs/fs-store.ts';
 import { initRepository, openRepository } from '../../src/repo/repository.ts';
-import { addKey } from '../../src/repo/key-admin.ts';
+import { addKey } from '../../src/protection/key-admin.ts';
 import { backup } from '../../src/engine/backup.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';

@@ -11,10 +11,10 @@ import { createTestRepo, openTestRepo, makeTempDir, removeTree, seededBytes, use
 import { backup } from '../../src/engine/backup.ts';
 import { listSnapshots } from '../../src/engine/snapshots.ts';
 import { verify } from '../../src/engine/verify.ts';
-import { addKey } from '../../src/repo/key-admin.ts';
+import { addKey } from '../../src/protection/key-admin.ts';
 import { FORGETS, putRecord } from '../../src/repo/retention-records.ts';
 import { createFsStore } from '../../src/storage/fs/fs-store.ts';
-import { readAuditLog, verifyAudit } from '../../src/engine/audit-log.ts';
+import { readAuditLog, verifyAudit } from '../../src/governance/audit-log.ts';
 
 const DAY = 86_400_000;
 const root = process.getuid?.() === 0 ? false : 'needs root (chattr)';

@@ -14,7 +14,7 @@ import { makeTempDir, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWrit
 import { backup } from '../../src/engine/backup.ts';
 import { listSnapshots } from '../../src/engine/snapshots.ts';
 import { verify } from '../../src/engine/verify.ts';
-import { addKey, revokeKey } from '../../src/repo/key-admin.ts';
+import { addKey, revokeKey } from '../../src/protection/key-admin.ts';
 import { CONDEMNS, FORGETS, putRecord } from '../../src/repo/retention-records.ts';
 import { startVault } from '../../src/vault/server.ts';
 import { createToken } from '../../src/vault/tokens.ts';

@@ -15,9 +15,9 @@ import { backup } from '../../src/engine/backup.ts';
 import { CONDEMNS, putRecord } from '../../src/repo/retention-records.ts';
 import { startVault } from '../../src/vault/server.ts';
 import { createToken } from '../../src/vault/tokens.ts';
-import { setPolicy } from '../../src/engine/policy-admin.ts';
+import { setPolicy } from '../../src/protection/policy-admin.ts';
 import { createApproverKey, unlockApproverKey } from '../../src/governance/approver-key.ts';
-import { approverAuthor, createRequest, signDecision, submitDecision } from '../../src/engine/requests.ts';
+import { approverAuthor, createRequest, signDecision, submitDecision } from '../../src/protection/approvals.ts';
 import { verify } from '../../src/engine/verify.ts';
 
 const DAY = 86_400_000;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { AmberError } from '../../core/errors.ts';
 import { createApproverKey, parseApproverPublicKey, unlockApproverKey, type ApproverSigner } from '../../governance/approver-key.ts';
 import { approverSet } from '../../governance/policy.ts';
-import { setPolicy, showPolicy } from '../../engine/policy-admin.ts';
+import { setPolicy, showPolicy } from '../../protection/policy-admin.ts';
 import { type CliContext, kdfLogN, openRepo, openRetentionClock, print } from '../context.ts';
 import { readPassphrase } from '../passphrase.ts';
 

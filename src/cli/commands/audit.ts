@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { AmberError } from '../../core/errors.ts';
-import { readAuditLog, verifyAudit, writeCheckpoint, type AuditVerification } from '../../engine/audit-log.ts';
+import { readAuditLog, verifyAudit, writeCheckpoint, type AuditVerification } from '../../governance/audit-log.ts';
 import type { LoadedEntry } from '../../repo/audit-records.ts';
 import type { RepositoryView } from '../../repo/repository.ts';
 import { type CliContext, openRepo, openRepoView, print } from '../context.ts';

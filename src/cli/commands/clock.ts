@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { ClockStatus } from '../../governance/guarded-clock.ts';
 import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
-import { appendAudit } from '../../engine/audit-log.ts';
-import { authoriseClockConfirmation } from '../../engine/requests.ts';
+import { appendAudit } from '../../governance/audit-log.ts';
+import { authoriseClockConfirmation } from '../../protection/approvals.ts';
 
 export function registerClock(program: Command, context: CliContext): void {
   const clock = program

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
-import { forget, type ForgetDecision, type ForgetResult } from '../../engine/forget.ts';
+import { forget, type ForgetDecision, type ForgetResult } from '../../protection/forget.ts';
 import type { KeepRules } from '../../governance/keep-rules.ts';
 import { type CliContext, openRepo, openRetentionClock, print, warnIfClockUntrusted } from '../context.ts';
 import { countFlag, durationFlag } from '../options.ts';

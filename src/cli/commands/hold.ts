@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
-import { addHold, listHolds, releaseHold, type HoldEntry } from '../../engine/holds.ts';
+import { addHold, listHolds, releaseHold, type HoldEntry } from '../../protection/holds.ts';
 import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
 
 export function registerHold(program: Command, context: CliContext): void {

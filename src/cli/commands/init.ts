@@ -1,16 +1,16 @@
 import type { Command } from 'commander';
 import { formatDurationMs } from '../../core/units.ts';
 import { initRepository } from '../../repo/repository.ts';
-import { addWitness } from '../../repo/key-admin.ts';
+import { addWitness } from '../../protection/key-admin.ts';
 import type { PolicySettings } from '../../repo/retention-records.ts';
 import type { RetentionMode } from '../../storage/store.ts';
-import { setPolicy, showPolicy } from '../../engine/policy-admin.ts';
+import { setPolicy, showPolicy } from '../../protection/policy-admin.ts';
 import { actorFor, type CliContext, kdfLogN, openRetentionClock, print, repoLocation, storeFor } from '../context.ts';
 import type { HttpStore } from '../../storage/http/http-store.ts';
 import { AmberError, isAmberError } from '../../core/errors.ts';
 import { DEFAULT_POLICY } from '../../governance/policy.ts';
 import { bucketNote, describeBucketNote, isS3Store, prepareBucket, type BucketNote } from '../bucket.ts';
-import { appendAudit } from '../../engine/audit-log.ts';
+import { appendAudit } from '../../governance/audit-log.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { readPassphrase } from '../passphrase.ts';
 

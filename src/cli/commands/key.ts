@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
-import { addKey, listKeys, revokeKey, rotateKey, type KeyListing } from '../../repo/key-admin.ts';
+import { addKey, listKeys, revokeKey, rotateKey, type KeyListing } from '../../protection/key-admin.ts';
 import { type CliContext, kdfLogN, openRepo, print } from '../context.ts';
 import { readPassphrase } from '../passphrase.ts';
-import { appendAudit } from '../../engine/audit-log.ts';
+import { appendAudit } from '../../governance/audit-log.ts';
 
 export function registerKey(program: Command, context: CliContext): void {
   const key = program

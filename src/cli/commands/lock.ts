@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { AmberError } from '../../core/errors.ts';
 import { shortId } from '../../core/ids.ts';
 import type { RetentionMode } from '../../storage/store.ts';
-import { extendLock, liftLock, lockStatus, type ExtendResult, type LockStatus } from '../../engine/locks.ts';
+import { extendLock, liftLock, type ExtendResult } from '../../protection/locks.ts';
+import { lockStatus, type LockStatus } from '../../engine/lock-coverage.ts';
 import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
 import { dateFlag, lockModeOption } from '../options.ts';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
-import { prune, type PruneResult } from '../../engine/prune.ts';
+import { prune, type PruneResult } from '../../protection/prune.ts';
 import { type CliContext, openRepo, openRetentionClock, print, warnIfClockUntrusted } from '../context.ts';
 import { durationFlag } from '../options.ts';
 

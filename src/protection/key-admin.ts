@@ -21,15 +21,15 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import { nowIso } from '../core/clock.ts';
 import { asPackId, type KeyId } from '../core/ids.ts';
 import { generateBoxKeyPair, sha256Hex, SIGNATURE_BYTES } from '../crypto/index.ts';
-import { createAuthority, type RevocationRecord, type WitnessRecord } from './authority.ts';
-import { collectEpochKeys, encodeEpochRecord, epochKeyVariants, type EpochKey, type EpochRecord } from './epochs.ts';
-import { createKeyFile, unlockKeyFile, type KeyFileInfo, type KeyRole } from './keys.ts';
-import { hashOfName, objectName, packName, PREFIX } from './layout.ts';
-import type { ObjectKind } from './object-header.ts';
-import { decodeTrailer, TRAILER_BYTES } from './pack.ts';
-import { readRecord, readRecords, type RecordProblem } from './records.ts';
-import type { Repository } from './repository.ts';
-import { encodeSignedRecord, jsonBytes, parseJsonPayload } from './signed-record.ts';
+import { createAuthority, type RevocationRecord, type WitnessRecord } from '../repo/authority.ts';
+import { collectEpochKeys, encodeEpochRecord, epochKeyVariants, type EpochKey, type EpochRecord } from '../repo/epochs.ts';
+import { createKeyFile, unlockKeyFile, type KeyFileInfo, type KeyRole } from '../repo/keys.ts';
+import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
+import type { ObjectKind } from '../repo/object-header.ts';
+import { decodeTrailer, TRAILER_BYTES } from '../repo/pack.ts';
+import { readRecord, readRecords, type RecordProblem } from '../repo/records.ts';
+import type { Repository } from '../repo/repository.ts';
+import { encodeSignedRecord, jsonBytes, parseJsonPayload } from '../repo/signed-record.ts';
 
 /** Short key ids must have at least this many hex digits, as for snapshots. */
 export const MIN_KEY_PREFIX = 4;

@@ -5,10 +5,10 @@
 import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
-import { appendAudit } from './audit-log.ts';
+import { appendAudit } from '../governance/audit-log.ts';
 import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock } from './retention-state.ts';
-import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock } from '../governance/retention-state.ts';
+import { listSnapshots, type SnapshotEntry } from '../engine/snapshots.ts';
 
 /** How far a snapshot's claimed time may be from when the store received it. */
 export const TIME_TOLERANCE_MS = 60 * 60_000;

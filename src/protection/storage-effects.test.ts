@@ -11,17 +11,17 @@ import { initRepository } from '../repo/repository.ts';
 import { makeTempDir, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { freshS3Store, whenS3 } from '../testing/s3-fixture.ts';
 import { createApproverKey, unlockApproverKey } from '../governance/approver-key.ts';
-import { backup } from './backup.ts';
+import { backup } from '../engine/backup.ts';
 import { addHold } from './holds.ts';
 import { setPolicy } from './policy-admin.ts';
-import { createRequest, signDecision, submitDecision } from './requests.ts';
-import { loadRetentionState, unguardedClock } from './retention-state.ts';
+import { createRequest, signDecision, submitDecision } from './approvals.ts';
+import { loadRetentionState, unguardedClock } from '../governance/retention-state.ts';
 import { applyToStorage } from './storage-effects.ts';
-import { lockStatus } from './locks.ts';
+import { lockStatus } from '../engine/lock-coverage.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { snapshotNeeds } from './snapshot-objects.ts';
-import { findSnapshot } from './snapshots.ts';
+import { snapshotNeeds } from '../engine/snapshot-objects.ts';
+import { findSnapshot } from '../engine/snapshots.ts';
 
 const DAY_MS = 86_400_000;
 

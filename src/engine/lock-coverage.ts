@@ -1,94 +1,19 @@
-// Snapshot locks: extend (never shorten), and the coverage proof — the retention every object a
-// snapshot needs actually has in the store and its grant records, not what the snapshot claims.
-import { AmberError, isAmberError } from '../core/errors.ts';
+// The coverage proof of snapshot locks: the retention every object a snapshot needs actually has in
+// the store and its grant records, not what the snapshot claims. Read-only; `lock status` and verify share it.
+import { isAmberError } from '../core/errors.ts';
 import type { Enforcement, ObjectProtection, RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import { findAllLocations, loadIndex } from '../repo/index-loader.ts';
 import { packName } from '../repo/layout.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { approverSet, isLocked, retentionUnder, type Policy } from '../governance/policy.ts';
+import { approverSet, isLocked, type Policy } from '../governance/policy.ts';
 import { covers, type ObjectLock } from '../governance/retention.ts';
-import { finishProtection, writeGrant } from './backup-lock.ts';
-import { appendAudit } from './audit-log.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { finishProtection } from './backup-lock.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { collectPacks, sharedMetadata, snapshotNeeds, snapshotObject, type SnapshotNeeds } from './snapshot-objects.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
-
-export interface ExtendOptions {
-  repo: Repository;
-  snapshot: string;
-  untilMs: number;
-  mode?: RetentionMode;
-  clock?: RetentionClock;
-}
-
-export interface ExtendResult {
-  snapshotId: string;
-  previous: { mode: RetentionMode; until: string } | null;
-  mode: RetentionMode;
-  until: string;
-  objects: number;
-  grant: string;
-}
-
-/** Raises a snapshot's lock and the retention of every object it needs; refuses anything that would lower it. */
-export async function extendLock(options: ExtendOptions): Promise<ExtendResult> {
-  const { repo } = options;
-  const clock = options.clock ?? unguardedClock(repo.clock);
-  const state = await loadRetentionState(repo);
-  const entry = await findSnapshot(repo, options.snapshot);
-  const current = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
-  const mode = options.mode ?? current?.mode ?? state.policy.settings.defaultMode;
-  refuseWeakening(entry.id, current, options.untilMs, mode);
-  retentionUnder(state.policy.settings, { mode, retainMs: Math.max(0, options.untilMs - clock.retentionBaseMs()) });
-  const { index } = await loadIndex(repo);
-  const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
-  const objects = [snapshotObject(entry.id), ...[...needs.packs].sort()];
-  const { grant, metadataLock } = await writeGrant(repo, state, {
-    snapshotId: entry.id, entries: [{ mode, until: iso(options.untilMs), objects }], untilMs: options.untilMs, mode, nowMs: repo.clock.nowMs(),
-  });
-  const result = {
-    snapshotId: entry.id,
-    previous: current ? { mode: current.mode, until: iso(current.untilMs) } : null,
-    mode, until: iso(options.untilMs), objects: objects.length, grant,
-  };
-  await appendAudit(repo, { action: 'lock.extend', target: entry.id, details: { previous: result.previous, mode, until: result.until, objects: objects.length, grant } }, { lock: metadataLock });
-  return result;
-}
-
-function refuseWeakening(id: string, current: ObjectLock | undefined, untilMs: number, mode: RetentionMode): void {
-  if (!current) return;
-  if (current.mode === 'compliance' && mode !== 'compliance') {
-    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${iso(current.untilMs)}; it cannot become governance`, {
-      hint: 'a compliance lock can only be extended',
-    });
-  }
-  if (untilMs >= current.untilMs) return;
-  if (current.mode === 'compliance') {
-    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${iso(current.untilMs)}; nothing can shorten it`, {
-      hint: `choose a date after ${iso(current.untilMs)} to extend it`,
-    });
-  }
-  throw new AmberError('APPROVAL_REQUIRED', `shortening the governance lock of snapshot ${id.slice(0, 8)} (until ${iso(current.untilMs)}) needs a request approved by the approver quorum`, {
-    hint: `ask the approvers: amber request unlock|shorten ${id.slice(0, 8)} --reason TEXT`,
-  });
-}
-
-/** Lifting a lock is shortening it to now: refused the same way. */
-export async function liftLock(options: { repo: Repository; snapshot: string; clock?: RetentionClock }): Promise<never> {
-  const { repo } = options;
-  const state = await loadRetentionState(repo);
-  const entry = await findSnapshot(repo, options.snapshot);
-  const current = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
-  const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
-  if (!current || current.untilMs <= nowMs) {
-    throw new AmberError('USAGE', `snapshot ${entry.id.slice(0, 8)} has no lock in force to lift`);
-  }
-  refuseWeakening(entry.id, current, nowMs, current.mode);
-  throw new Error('unreachable: refuseWeakening refuses every shortening');
-}
 
 export interface ObjectGap {
   name: string;

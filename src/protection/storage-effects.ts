@@ -11,11 +11,11 @@ import { GRANTS, HOLDS, loadRecords, putRecord, type GrantEntry } from '../repo/
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { covers, foldGrants, raise, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
-import { sharedMetadata, snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
-import { listSnapshots } from './snapshots.ts';
-import { appendAudit } from './audit-log.ts';
-import { findRequest } from './request-book.ts';
-import { governanceEnds, loadRetentionState, metadataLock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import { sharedMetadata, snapshotNeeds, snapshotObject } from '../engine/snapshot-objects.ts';
+import { listSnapshots } from '../engine/snapshots.ts';
+import { appendAudit } from '../governance/audit-log.ts';
+import { findRequest } from '../governance/requests.ts';
+import { governanceEnds, loadRetentionState, metadataLock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 
 export interface StorageEffect {
   request: string;

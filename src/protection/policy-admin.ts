@@ -4,9 +4,9 @@ import { AmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-records.ts';
 import { checkPolicyChange, isLocked, type Policy } from '../governance/policy.ts';
-import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
-import { appendAudit } from './audit-log.ts';
-import { approvedRequests } from './request-book.ts';
+import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { appendAudit } from '../governance/audit-log.ts';
+import { approvedRequests } from '../governance/requests.ts';
 
 export interface PolicyView extends Policy {
   locked: boolean;

@@ -9,13 +9,13 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { hashOfName, PREFIX, snapshotName } from '../repo/layout.ts';
 import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
-import { appendAudit, missingKeys, readAuditLog, type NamedKey } from './audit-log.ts';
+import { appendAudit, missingKeys, readAuditLog, type NamedKey } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from './retention-state.ts';
-import { listSnapshots } from './snapshots.ts';
-import { collectPacks, type SnapshotNeeds } from './snapshot-objects.ts';
+import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { listSnapshots } from '../engine/snapshots.ts';
+import { collectPacks, type SnapshotNeeds } from '../engine/snapshot-objects.ts';
 
 export interface PruneOptions {
   repo: Repository;

@@ -3,12 +3,12 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository } from '../repo/repository.ts';
 import { HOLDS, putRecord, type Hold } from '../repo/retention-records.ts';
-import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock } from './retention-state.ts';
-import { appendAudit } from './audit-log.ts';
-import { findSnapshot } from './snapshots.ts';
+import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock } from '../governance/retention-state.ts';
+import { appendAudit } from '../governance/audit-log.ts';
+import { findSnapshot } from '../engine/snapshots.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { snapshotNeeds, snapshotObject } from './snapshot-objects.ts';
+import { snapshotNeeds, snapshotObject } from '../engine/snapshot-objects.ts';
 
 export interface HoldEntry extends Hold {
   name: string;

@@ -6,9 +6,9 @@ import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Hold, type Loaded } from '../repo/retention-records.ts';
-import { resolvePolicy, type Policy } from '../governance/policy.ts';
-import { approvedRequests } from './request-book.ts';
-import { foldGrants, roundUpMs, strongerMode, type GovernanceEnd, type ObjectLock, type RetentionLedger } from '../governance/retention.ts';
+import { resolvePolicy, type Policy } from './policy.ts';
+import { approvedRequests } from './requests.ts';
+import { foldGrants, roundUpMs, strongerMode, type GovernanceEnd, type ObjectLock, type RetentionLedger } from './retention.ts';
 
 export interface ForgetMarkSeen {
   name: string;

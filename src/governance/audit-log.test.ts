@@ -7,17 +7,17 @@ import { join } from 'node:path';
 import { systemClock } from '../core/clock.ts';
 import { openRepository, openRepositoryView, type Repository } from '../repo/repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
-import { addKey, revokeKey } from '../repo/key-admin.ts';
+import { addKey, revokeKey } from '../protection/key-admin.ts';
 import { putAuditEntry, type AuditEntry } from '../repo/audit-records.ts';
 import { generateSigningKeyPair } from '../crypto/index.ts';
 import { keyIdOf } from '../repo/signed-record.ts';
 import { alterObjectFile, createScratchRepo, liftAttributes, listNames, openTestRepo, seededBytes } from '../testing/repo-fixture.ts';
-import { verify } from './verify.ts';
+import { verify } from '../engine/verify.ts';
 import { appendAudit, readAuditLog, verifyAudit, writeCheckpoint } from './audit-log.ts';
-import { backup } from './backup.ts';
-import { addHold } from './holds.ts';
-import { extendLock } from './locks.ts';
-import { setPolicy } from './policy-admin.ts';
+import { backup } from '../engine/backup.ts';
+import { addHold } from '../protection/holds.ts';
+import { extendLock } from '../protection/locks.ts';
+import { setPolicy } from '../protection/policy-admin.ts';
 
 const DAY = 86_400_000;
 
