@@ -1,5 +1,6 @@
 // The storage contract every backend implements. It knows nothing of the repository format:
 // names are opaque slash-separated strings, bytes are opaque.
+import { AmberError } from '../core/errors.ts';
 //
 // Guarantees every backend gives (the conformance suite in src/testing checks them):
 // - put is create-only: it never replaces an existing object, and a failed or interrupted put never
@@ -135,6 +136,22 @@ const SEGMENT = /^[a-z0-9_][a-z0-9_.-]{0,127}$/;
 export function isValidObjectName(name: string): boolean {
   if (name.length === 0 || name.length > 512) return false;
   return name.split('/').every((segment) => SEGMENT.test(segment) && !segment.includes('..'));
+}
+
+/**
+ * Throws INVALID_OBJECT_NAME unless name is a valid object name for the store at location (every
+ * backend and the vault check names with this, so the code and message are the same everywhere).
+ * `reserved` is a top-level directory the store keeps for itself (fs and vault: `tmp`).
+ */
+export function checkObjectName(name: string, location: string, reserved?: string): void {
+  const isReserved = reserved !== undefined && (name === reserved || name.startsWith(`${reserved}/`));
+  if (!isValidObjectName(name) || isReserved) {
+    throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(name.slice(0, 80))}${name.length > 80 ? '…' : ''} is not valid for ${location}`, {
+      hint: isReserved
+        ? `'${reserved}/' holds the store's temporary files and cannot hold objects.`
+        : 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
+    });
+  }
 }
 
 /** A Buffer over the same memory (Buffer.from(uint8Array) would copy: tens of MiB for a pack). */

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
-import { isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
+import { checkObjectName, isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
 import { checkUpload, viewOrNothing } from './object-checks.ts';
@@ -166,7 +166,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       return list(res, token, store, query.get('prefix') ?? '', limit === null ? Infinity : Number(limit));
     }
     if (section === 'objects' && rawName !== undefined) {
-      const name = objectNameOf(rawName);
+      const name = objectNameOf(rawName, repo);
       if (req.method === 'GET' || req.method === 'HEAD') return read(req, res, token, store, name);
       if (req.method === 'PUT') return write(req, res, token, repo, name);
       if (req.method === 'DELETE') {
@@ -363,10 +363,8 @@ function parseTarget(raw: string): Target {
 }
 
 /** Object names are those of the repository format, never the store's own temporary files. */
-function objectNameOf(raw: string): string {
-  if (!isValidObjectName(raw) || raw.startsWith('tmp/')) {
-    throw new AmberError('INVALID_OBJECT_NAME', `"${raw.slice(0, 80)}" is not a valid object name`, { hint: 'names are lowercase segments of a-z 0-9 _ . - joined by /' });
-  }
+function objectNameOf(raw: string, repo: string): string {
+  checkObjectName(raw, `repository ${repo}`, 'tmp');
   return raw;
 }
 

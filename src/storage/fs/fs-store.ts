@@ -20,7 +20,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { AmberError } from '../../core/errors.ts';
 import type { AmberErrorOptions, ErrorCode } from '../../core/errors.ts';
-import { isValidObjectName } from '../store.ts';
+import { checkObjectName, isValidObjectName } from '../store.ts';
 import type { ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, Store } from '../store.ts';
 
 /** Directory under the root for temporary files; names under it are reserved. */
@@ -202,14 +202,7 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
   const durableDirs = new Set<string>();
 
   function checkName(name: string): void {
-    const reserved = isReserved(name);
-    if (!isValidObjectName(name) || reserved) {
-      throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(name)} is not valid for ${location}`, {
-        hint: reserved
-          ? `'${TMP_DIR}/' holds temporary files in a filesystem store and cannot hold objects.`
-          : 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
-      });
-    }
+    checkObjectName(name, location, TMP_DIR);
   }
 
   function pathOf(name: string): string {

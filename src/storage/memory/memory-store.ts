@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { systemClock } from '../../core/clock.ts';
 import type { Clock } from '../../core/clock.ts';
 import { AmberError } from '../../core/errors.ts';
-import { isValidObjectName } from '../store.ts';
+import { checkObjectName } from '../store.ts';
 import type {
   ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, RetentionMode, Store,
 } from '../store.ts';
@@ -46,11 +46,7 @@ export function createMemoryStore(location = 'memory:', options: MemoryStoreOpti
   const objects = new Map<string, StoredObject>();
 
   function checkName(name: string): void {
-    if (!isValidObjectName(name)) {
-      throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(name)} is not valid for ${location}`, {
-        hint: 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
-      });
-    }
+    checkObjectName(name, location);
   }
 
   function lookup(name: string): StoredObject {

@@ -18,7 +18,7 @@ import {
 import { AmberError, isAmberError } from '../../core/errors.ts';
 import type { Clock } from '../../core/clock.ts';
 import {
-  asBuffer, isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions,
+  asBuffer, checkObjectName, isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions,
   type RetentionMode, type Store, type StrayVersion,
 } from '../store.ts';
 import { formatS3Location, type S3Location } from './s3-location.ts';
@@ -120,11 +120,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
   const pins = new Map<string, Pin>();
 
   function checkName(name: string): void {
-    if (!isValidObjectName(name)) {
-      throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(name)} is not valid for ${location}`, {
-        hint: 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
-      });
-    }
+    checkObjectName(name, location);
   }
 
   async function send<T>(what: string, call: () => Promise<T>): Promise<T> {
