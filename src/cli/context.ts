@@ -1,6 +1,6 @@
 // What every command shares: global options, opening the repository, and printing results.
 import { createHmac } from 'node:crypto';
-import { hostname, userInfo } from 'node:os';
+import { operatorName } from '../core/operator.ts';
 import { join, resolve } from 'node:path';
 import { AmberError } from '../core/errors.ts';
 import { fileInTheWay } from '../core/local-paths.ts';
@@ -140,15 +140,7 @@ export function actorFor(store: Store): string {
 }
 
 /** Who is at the keyboard, as recorded in holds and clock confirmations: user@host. */
-export function operatorName(): string {
-  let user = process.env.USER ?? 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    // No passwd entry for this uid (some containers): fall back to $USER.
-  }
-  return `${user}@${hostname()}`;
-}
+export { operatorName };
 
 /** Prints a result as JSON (with --json) or as the text `render` makes of it. */
 export function print<T>(context: CliContext, result: T, render: (result: T) => string): void {

@@ -1,7 +1,7 @@
 // Backup: walk the sources depth-first, store file contents and one tree per directory, then the
 // snapshot last. Unreadable entries are reported and skipped; everything else still lands.
 import { closeSync, fstatSync, lstatSync, openSync, promises as fs, readSync } from 'node:fs';
-import { hostname, userInfo } from 'node:os';
+import { hostName, userName } from '../core/operator.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AmberError, isAmberError } from '../core/errors.ts';
@@ -128,7 +128,7 @@ async function backupOnce(options: BackupOptions, state: RetentionState, walk: D
   const { repo } = options;
   const started = repo.clock.monotonicMs();
   const paths = (options.paths ?? []).map((path) => resolve(path));
-  const host = options.host ?? hostname();
+  const host = options.host ?? hostName();
   const lister = walk ?? startWalk(options.stdin ? [] : paths, options.exclude);
   const subtrees = options.stdin || options.cache === false ? undefined : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] });
   try {
@@ -193,7 +193,7 @@ async function backupWalked(
   const snapshot: Snapshot = {
     time: nowIso(repo.clock),
     host,
-    username: currentUser(),
+    username: userName(),
     paths: options.stdin ? [`/${options.stdin.filename}`] : paths,
     tags: options.tags ?? [],
     tree,
@@ -522,12 +522,4 @@ export function nodeFromMeta(meta: EntryMeta): TreeNode {
   if (meta.linkTarget !== undefined) node.linkTarget = meta.linkTarget;
   if (meta.rdev !== undefined) node.rdev = meta.rdev.toString();
   return node;
-}
-
-function currentUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return '';
-  }
 }

@@ -5,7 +5,7 @@
 // decisions themselves, so a forged execution record can neither fake nor block it) and the first
 // process to notice records the execution, exactly once.
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { hostName } from '../core/operator.ts';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
@@ -53,7 +53,7 @@ async function subjectOf(options: CreateRequestOptions, state: RetentionState, n
   }
   if (options.kind === 'confirm-clock') {
     // What is confirmed is this host's wall time now; the clock command checks it against its own state.
-    return { target: 'clock', parameters: { wall: new Date(repo.clock.nowMs()).toISOString(), host: hostname() } };
+    return { target: 'clock', parameters: { wall: new Date(repo.clock.nowMs()).toISOString(), host: hostName() } };
   }
   const snapshot = await findSnapshot(repo, options.target);
   if (options.kind === 'release-hold') {
@@ -194,7 +194,7 @@ export async function authoriseClockConfirmation(repo: Repository, requestRef: s
   const request = await findRequest(repo, state.policy, clock.retentionBaseMs(), requestRef);
   if (request.kind !== 'confirm-clock') throw new AmberError('USAGE', `request ${request.id.slice(0, 12)} is a ${request.kind} request, not confirm-clock`);
   if (request.status !== 'executed') throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is ${request.status}, not approved`);
-  if (request.parameters.host !== hostname()) throw new AmberError('USAGE', `request ${request.id.slice(0, 12)} confirms the clock of ${String(request.parameters.host)}, not of this host`);
+  if (request.parameters.host !== hostName()) throw new AmberError('USAGE', `request ${request.id.slice(0, 12)} confirms the clock of ${String(request.parameters.host)}, not of this host`);
   if (Date.parse(request.expires) < clock.retentionBaseMs()) throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} expired on ${request.expires}; make a new one`);
   return request.id;
 }

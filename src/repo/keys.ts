@@ -4,7 +4,7 @@
 // Roles: a full key holds the owner signing key and a holder key pair through which it receives
 // every epoch's data private key; a write-only key holds only the shared secrets (id key, gear seed,
 // index key) and its own signing key, so it can add data but never decrypt what is stored.
-import { hostname, userInfo } from 'node:os';
+import { hostName, userName } from '../core/operator.ts';
 import { AmberError } from '../core/errors.ts';
 import { type KeyId } from '../core/ids.ts';
 import {
@@ -100,8 +100,8 @@ export async function createKeyFile(options: NewKeyOptions): Promise<{ bytes: Bu
     keyId,
     role: options.role,
     createdAt: options.createdAt,
-    hostname: hostname(),
-    username: safeUsername(),
+    hostname: hostName(),
+    username: userName(),
     label: options.label ?? '',
     configHash: options.configHash,
     signingPublicKey: signing.publicKey.toString('hex'),
@@ -138,12 +138,4 @@ export async function unlockKeyFile(info: KeyFileInfo, passphrase: string): Prom
     signer: signerOf(signing),
     holder: secret.holder ? pairFromJson(secret.holder) : undefined,
   };
-}
-
-function safeUsername(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return '';
-  }
 }
