@@ -56,10 +56,26 @@ export function decisionMessage(id: string, decision: Decision): Buffer {
   return Buffer.from(`amber/v1/request-decision\0${id}\0${decision}`, 'utf8');
 }
 
-export function isSignedDecision(value: unknown): value is SignedDecision {
+function isSignedDecision(value: unknown): value is SignedDecision {
   const d = value as SignedDecision;
   return d !== null && typeof d === 'object' && d.type === 'amber-decision' && /^[0-9a-f]{64}$/.test(d.request) &&
     (d.decision === 'approve' || d.decision === 'reject') && /^[0-9a-f]{64}$/.test(d.approver) && typeof d.signature === 'string';
+}
+
+/** A signed decision from its JSON (a decisions/ object, a `--out SIG` file); undefined when it is none. */
+export function parseSignedDecision(json: string | Uint8Array): SignedDecision | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof json === 'string' ? json : Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return isSignedDecision(value) ? value : undefined;
+}
+
+/** Whether the approver key a decision names signed it, over the request it names. */
+export function decisionSignatureVerifies(decision: SignedDecision): boolean {
+  return verifySignature(Buffer.from(decision.approver, 'hex'), decisionMessage(decision.request, decision.decision), Buffer.from(decision.signature, 'base64'));
 }
 
 export type RequestStatus = 'pending' | 'executed' | 'rejected' | 'expired';
@@ -87,7 +103,7 @@ export function tally(id: string, requester: ApprovalRequest['requester'], decis
     const refuse = (reason: string) => result.refused.push({ approver: approver?.name ?? decision.approver.slice(0, 16), decision: decision.decision, reason });
     if (decision.request !== id) refuse('signed for another request');
     else if (!approver) refuse('not a registered approver');
-    else if (!verifySignature(Buffer.from(decision.approver, 'hex'), decisionMessage(id, decision.decision), Buffer.from(decision.signature, 'base64'))) refuse('the signature does not verify');
+    else if (!decisionSignatureVerifies(decision)) refuse('the signature does not verify');
     else if (requester.approverKey === decision.approver) refuse('the requester cannot decide on their own request');
     else if (decided.has(approver.publicKey)) refuse('this approver has already decided');
     else {
@@ -178,13 +194,8 @@ export async function loadDecisions(view: RepositoryView, problems: RecordProble
   const found: StoredDecision[] = [];
   for await (const { name, writtenMs } of view.store.list(PREFIX.decisions)) {
     const bytes = asBuffer(await view.store.get(name));
-    let decision: unknown;
-    try {
-      decision = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      decision = undefined;
-    }
-    if (hashOfName(name) !== sha256Hex(bytes) || !isSignedDecision(decision)) {
+    const decision = parseSignedDecision(bytes);
+    if (hashOfName(name) !== sha256Hex(bytes) || decision === undefined) {
       problems.push({ name, problem: `${name} is not a well-formed decision matching its name`, code: 'OBJECT_CORRUPT' });
       continue;
     }

@@ -9,7 +9,6 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { KeyId } from '../core/ids.ts';
 import { asPackId } from '../core/ids.ts';
 import { sha256Hex } from '../crypto/index.ts';
-import { verifySignature } from '../crypto/index.ts';
 import { decodeConfig } from '../repo/config.ts';
 import { parseObjectName, type PrefixKind } from '../repo/layout.ts';
 import type { ObjectKind } from '../repo/object-header.ts';
@@ -18,7 +17,7 @@ import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES } from '../repo/retention-records.ts';
 import { decodeSignedRecord, hasValidSignature, keyIdOf, parseJsonPayload } from '../repo/signed-record.ts';
 import { isCheckpoint, isEntry, type AuditCheckpoint, type AuditEntry } from '../repo/audit-records.ts';
-import { decisionMessage, isSignedDecision } from '../governance/requests.ts';
+import { decisionSignatureVerifies, parseSignedDecision } from '../governance/requests.ts';
 
 const mismatch = (name: string, what: string) => new AmberError('OBJECT_CORRUPT', `${name}: ${what}; the object was not stored`, {
   hint: 'names carry the hash of what they name: upload the bytes that belong to this name',
@@ -128,15 +127,9 @@ async function signerKey(view: RepositoryView, signers: Signers, keyId: KeyId, n
 
 /** Whether the approver named in it signed it (whether that approver counts is for the tally); the request it names. */
 function checkDecision(name: string, bytes: Buffer): string {
-  let decision: unknown;
-  try {
-    decision = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    decision = undefined;
-  }
-  if (!isSignedDecision(decision)) throw mismatch(name, 'it is not a signed decision');
-  const signed = verifySignature(Buffer.from(decision.approver, 'hex'), decisionMessage(decision.request, decision.decision), Buffer.from(decision.signature, 'base64'));
-  if (!signed) throw new AmberError('SIGNATURE_INVALID', `${name}: the decision's signature does not verify with the approver key it names; it was not stored`);
+  const decision = parseSignedDecision(bytes);
+  if (decision === undefined) throw mismatch(name, 'it is not a signed decision');
+  if (!decisionSignatureVerifies(decision)) throw new AmberError('SIGNATURE_INVALID', `${name}: the decision's signature does not verify with the approver key it names; it was not stored`);
   return decision.request;
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { AmberError } from '../../core/errors.ts';
 import { parseApproverPublicKey } from '../../governance/approver-key.ts';
-import { isSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
+import { parseSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
 import { loadRetentionState } from '../../governance/retention-state.ts';
 import { findRequest, readRequests, type RequestView } from '../../governance/requests.ts';
 import { applyToStorage } from '../../protection/storage-effects.ts';
@@ -191,13 +191,8 @@ Examples:
     .argument('<sig>', 'the signature file')
     .addHelpText('after', `\nExamples:\n  amber approval submit alice.sig`)
     .action(async (file: string) => {
-      let signed: unknown;
-      try {
-        signed = JSON.parse(readText(file));
-      } catch {
-        signed = undefined;
-      }
-      if (!isSignedDecision(signed)) throw new AmberError('USAGE', `${file} is not a decision signed by \`amber approve --out\``);
+      const signed = parseSignedDecision(readText(file));
+      if (signed === undefined) throw new AmberError('USAGE', `${file} is not a decision signed by \`amber approve --out\``);
       const repo = await openRepo(context);
       print(context, await submitDecision(repo, signed, await openRetentionClock(repo)), renderSubmit);
     });
