@@ -1,6 +1,7 @@
 // The only place that reads the system clock. Everything else takes a Clock, so tests can move
 // time and retention decisions can later go through the guarded clock.
 import { performance } from 'node:perf_hooks';
+import { isoDate } from './units.ts';
 
 export interface Clock {
   /** Wall-clock time in milliseconds since the epoch. */
@@ -15,5 +16,5 @@ export const systemClock: Clock = {
 };
 
 export function nowIso(clock: Clock): string {
-  return new Date(clock.nowMs()).toISOString();
+  return isoDate(clock.nowMs());
 }

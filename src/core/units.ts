@@ -54,6 +54,11 @@ export function parseDateMs(text: string, nowMs: number): number {
   return ms;
 }
 
+/** Epoch milliseconds as an ISO 8601 UTC date/time (2027-01-31T12:00:00.000Z): how Amber writes every date. */
+export function isoDate(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
 export function formatDurationMs(ms: number): string {
   if (ms < 1_000) return `${Math.round(ms)}ms`;
   const seconds = ms / 1_000;

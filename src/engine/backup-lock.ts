@@ -6,6 +6,7 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { RetentionMode, Store } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import { asPackId } from '../core/ids.ts';
+import { isoDate } from '../core/units.ts';
 import { METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
 import { sharedMetadata } from './snapshot-objects.ts';
 import { CONDEMNS, GRANTS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
@@ -110,7 +111,6 @@ export interface LockCommit {
   metadataLock: { untilMs: number; mode: RetentionMode };
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
  * Adds the metadata entry (everything every reader needs, kept until the latest date anything is
@@ -124,8 +124,8 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
   const metaUntilMs = roundUpMs(Math.max(grant.untilMs, ledger.maxUntilMs), policy.settings.extendStepMs);
   const metaMode = strongerMode(grant.mode, ledger.strongestMode)!;
   const metadata = (await sharedMetadata(repo, METADATA_PREFIXES)).map(({ name }) => name).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
-  const entries = metadata.length > 0 ? [...grant.entries, { mode: metaMode, until: iso(metaUntilMs), objects: metadata }] : grant.entries;
-  const name = await putRecord(repo, GRANTS, { time: iso(grant.nowMs), snapshot: grant.snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
+  const entries = metadata.length > 0 ? [...grant.entries, { mode: metaMode, until: isoDate(metaUntilMs), objects: metadata }] : grant.entries;
+  const name = await putRecord(repo, GRANTS, { time: isoDate(grant.nowMs), snapshot: grant.snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
   // Issued together: a store that locks in batches (fs: one chattr process) does it in one go.
   await Promise.all([
     ...entries.map(({ objects, until, mode }) => {
@@ -152,9 +152,9 @@ export async function grantBackupLocks(repo: Repository, state: RetentionState, 
   const writtenSet = new Set(options.written);
   const newPacks = options.written.filter((name) => name.startsWith(PREFIX.data));
   const snapshot = `snapshots/${snapshotId}`;
-  const entries: GrantEntry[] = [{ mode: plan.mode, until: iso(plan.untilMs), objects: [...newPacks, snapshot] }];
+  const entries: GrantEntry[] = [{ mode: plan.mode, until: isoDate(plan.untilMs), objects: [...newPacks, snapshot] }];
   const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(state.ledger.lockOf(name), plan.untilMs, plan.mode));
-  if (extend.length > 0) entries.push({ mode: plan.mode, until: iso(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)), objects: extend.sort() });
+  if (extend.length > 0) entries.push({ mode: plan.mode, until: isoDate(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)), objects: extend.sort() });
   // What this backup relies on and did not write: a backup killed after storing them but before
   // protecting them left them open, and covered packs are not even in this grant. Counted before the
   // grant's own protect, so that the backup can say what it finished.

@@ -28,6 +28,7 @@ import type { RetentionMode } from '../storage/store.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
+import { isoDate } from '../core/units.ts';
 import { strongerMode } from '../governance/retention.ts';
 import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock } from './backup-lock.ts';
 
@@ -199,7 +200,7 @@ async function backupWalked(
     tree,
     ...(session.parent.snapshotId ? { parent: session.parent.snapshotId } : {}),
     summary,
-    retention: { mode: lock.mode, until: new Date(lock.untilMs).toISOString() },
+    retention: { mode: lock.mode, until: isoDate(lock.untilMs) },
     flags: [...session.flags].sort(),
     program: PROGRAM,
   };

@@ -1,6 +1,7 @@
 // The coverage proof of snapshot locks: the retention every object a snapshot needs actually has in
 // the store and its grant records, not what the snapshot claims. Read-only; `lock status` and verify share it.
 import { isAmberError } from '../core/errors.ts';
+import { isoDate } from '../core/units.ts';
 import type { Enforcement, ObjectProtection, RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import { findAllLocations, loadIndex } from '../repo/index-loader.ts';
@@ -13,7 +14,6 @@ import { loadRetentionState, unguardedClock, type RetentionClock, type Retention
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { collectPacks, sharedMetadata, snapshotNeeds, snapshotObject, type SnapshotNeeds } from './snapshot-objects.ts';
 
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export interface ObjectGap {
   name: string;
@@ -103,9 +103,9 @@ export async function lockStatus(options: { repo: Repository; snapshot?: string;
       snapshotId: entry.id,
       time: entry.snapshot.time,
       host: entry.snapshot.host,
-      lock: lock ? { mode: lock.mode, until: iso(lock.untilMs) } : null,
+      lock: lock ? { mode: lock.mode, until: isoDate(lock.untilMs) } : null,
       covered: gaps.length === 0,
-      earliestDeletable: Number.isFinite(earliest) ? iso(earliest) : null,
+      earliestDeletable: Number.isFinite(earliest) ? isoDate(earliest) : null,
       objects: objects.length + neededMetadata.length,
       lockedByStore,
       holds: state.holds.filter(({ value }) => value.snapshot === entry.id).map(({ value }) => ({ reason: value.reason, time: value.time })),
@@ -130,7 +130,7 @@ async function gapOf(repo: Repository, state: RetentionState, object: {
   if (!found) return { name, problem: 'missing from the store' };
   const held = heldLock(state, name, found);
   if (lock && !covers(held, lock.untilMs, lock.mode) && !(await otherCopiesCover(repo, state, await object.blobs(), lock))) {
-    return { name, problem: held ? `retained only until ${iso(held.untilMs)} (${held.mode}), the lock needs ${iso(lock.untilMs)} (${lock.mode})` : 'has no retention at all' };
+    return { name, problem: held ? `retained only until ${isoDate(held.untilMs)} (${held.mode}), the lock needs ${isoDate(lock.untilMs)} (${lock.mode})` : 'has no retention at all' };
   }
   if (object.storeLocks && !found.locked) {
     // verify and the next backup set it again where they may; this says what to run where they may not.
@@ -199,7 +199,7 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
       return (await blobsOf.get(item.entry.id))?.get(name);
     };
     const gap = await gapOf(repo, state, { name, found: protection.get(name), lock: item.lock, storeLocks, blobs });
-    if (gap) gaps.push({ snapshotId: item.entry.id, lock: { mode: item.lock.mode, until: iso(item.lock.untilMs) }, gap });
+    if (gap) gaps.push({ snapshotId: item.entry.id, lock: { mode: item.lock.mode, until: isoDate(item.lock.untilMs) }, gap });
   }
   return gaps;
 }

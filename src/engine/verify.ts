@@ -5,6 +5,7 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { asPackId, type PackId } from '../core/ids.ts';
 import { settleAll } from '../core/settle.ts';
+import { isoDate } from '../core/units.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex, type LoadedIndex } from '../repo/index-loader.ts';
@@ -200,7 +201,7 @@ async function missingObjects(repo: Repository, state: RetentionState, named: Na
       object: name,
       code: 'OBJECT_NOT_FOUND',
       message: `${id ? `snapshot ${id}` : name} is missing from the store, but ${by} names it` +
-        `${Number.isFinite(untilMs) ? ` (retained until ${new Date(untilMs).toISOString()})` : ''}: ` +
+        `${Number.isFinite(untilMs) ? ` (retained until ${isoDate(untilMs)})` : ''}: ` +
         `it was removed, and not by Amber (prune deletes only what a condemn notice names). Put ${name} back from an isolated copy of this repository (the same bytes: the name is their hash), and find out who removed it`,
     });
   }

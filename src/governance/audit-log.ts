@@ -13,6 +13,7 @@ import type { KeyId } from '../core/ids.ts';
 import type { ObjectLock } from './retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
+import { nowIso } from '../core/clock.ts';
 import { decodeSignedRecord, hasValidSignature, keyIdOf, parseJsonPayload, type Signer } from '../repo/signed-record.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { hashOfName, objectName } from '../repo/layout.ts';
@@ -62,7 +63,7 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
   const entry: AuditEntry = {
     repository: repo.config.repositoryId,
     seq: Math.max(0, ...heads.map(({ seq }) => seq)) + 1,
-    time: new Date(repo.clock.nowMs()).toISOString(),
+    time: nowIso(repo.clock),
     actor: repo.actor,
     ...event,
     previous: heads.map(({ hash }) => hash).sort(),
@@ -306,7 +307,7 @@ async function sealAfter(repo: Repository, written: LoadedEntry, lock: ObjectLoc
   }
   const checkpoint = {
     repository: repo.config.repositoryId,
-    time: new Date(repo.clock.nowMs()).toISOString(),
+    time: nowIso(repo.clock),
     seq: written.entry.seq,
     heads: [written.hash],
     entries: sealed.checkpoint.entries + 1,
@@ -329,7 +330,7 @@ export async function writeCheckpoint(repo: Repository, options: { lock?: Object
   const byHash = new Map(log.entries.map((loaded) => [loaded.hash, loaded]));
   const checkpoint = {
     repository: repo.config.repositoryId,
-    time: new Date(repo.clock.nowMs()).toISOString(),
+    time: nowIso(repo.clock),
     seq: Math.max(0, ...heads.map(({ entry }) => entry.seq)),
     heads: heads.map(({ hash }) => hash).sort(),
     entries: ancestorsOf(heads.map(({ hash }) => hash), byHash).size,

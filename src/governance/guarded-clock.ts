@@ -39,7 +39,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { dirname } from 'node:path';
 import { AmberError } from '../core/errors.ts';
 import { systemClock } from '../core/clock.ts';
-import { formatDurationMs } from '../core/units.ts';
+import { isoDate, formatDurationMs } from '../core/units.ts';
 import { hmacSha256 } from '../crypto/index.ts';
 
 export interface TimeSources {
@@ -325,7 +325,7 @@ function checkAnchor(anchor: ClockAnchor, sources: TimeSources, { wallMs, tolera
 
 function anchorNow(sources: TimeSources, confirmedBy?: string): ClockAnchor {
   const wallMs = sources.wallMs();
-  const anchor = { bootId: sources.bootId(), wallMs, sinceBootMs: sources.sinceBootMs(), at: new Date(wallMs).toISOString() };
+  const anchor = { bootId: sources.bootId(), wallMs, sinceBootMs: sources.sinceBootMs(), at: isoDate(wallMs) };
   return confirmedBy === undefined ? anchor : { ...anchor, confirmedBy };
 }
 

@@ -2,6 +2,7 @@
 // grants (folded into per-object dates), holds, forget marks and condemn notices. Records that are
 // forged, unauthorised or malformed are left out and listed in `problems` (verify reports them).
 import { systemClock, type Clock } from '../core/clock.ts';
+import { isoDate } from '../core/units.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
@@ -119,14 +120,13 @@ export function isForgotten(state: RetentionState, id: string, own: Retention | 
   for (const { name, receivedMs } of state.forgetMarks.get(id) ?? []) {
     const report = (why: string) => problems.push({ name, code: 'RETENTION_ACTIVE', problem: `it forgets snapshot ${id.slice(0, 8)}, ${why}: the snapshot stays` });
     if (receivedMs === undefined) report('but the store does not say when it received the mark');
-    else if (receivedMs > nowMs + RECEIPT_SKEW_MS) report(`but the store says it received the mark on ${iso(receivedMs)}, in the future (was its time set by hand?)`);
+    else if (receivedMs > nowMs + RECEIPT_SKEW_MS) report(`but the store says it received the mark on ${isoDate(receivedMs)}, in the future (was its time set by hand?)`);
     else if (lock === undefined || lock.untilMs <= receivedMs) forgotten = true;
-    else report(`whose ${lock.mode} lock runs until ${iso(lock.untilMs)}, but the store received the mark on ${iso(receivedMs)} (was the forgetting host's clock wrong?)`);
+    else report(`whose ${lock.mode} lock runs until ${isoDate(lock.untilMs)}, but the store received the mark on ${isoDate(receivedMs)} (was the forgetting host's clock wrong?)`);
   }
   return forgotten;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The two times retention decisions use (see governance/guarded-clock.ts for the guarded one). */
 export interface RetentionClock {

@@ -9,6 +9,8 @@ import { hostName } from '../core/operator.ts';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
+import { isoDate } from '../core/units.ts';
+import { nowIso } from '../core/clock.ts';
 import { loadDecisions, putDecision, putExecution, putRequest } from '../governance/requests.ts';
 import { regrantShared } from './storage-effects.ts';
 import { findRequest, readRequests, requestView, type RequestView } from '../governance/requests.ts';
@@ -53,7 +55,7 @@ async function subjectOf(options: CreateRequestOptions, state: RetentionState, n
   }
   if (options.kind === 'confirm-clock') {
     // What is confirmed is this host's wall time now; the clock command checks it against its own state.
-    return { target: 'clock', parameters: { wall: new Date(repo.clock.nowMs()).toISOString(), host: hostName() } };
+    return { target: 'clock', parameters: { wall: nowIso(repo.clock), host: hostName() } };
   }
   const snapshot = await findSnapshot(repo, options.target);
   if (options.kind === 'release-hold') {
@@ -64,15 +66,15 @@ async function subjectOf(options: CreateRequestOptions, state: RetentionState, n
   const lock = state.ledger.snapshotLock(snapshot.id, snapshot.snapshot.retention);
   if (!lock || lock.untilMs <= nowMs) throw new AmberError('USAGE', `snapshot ${snapshot.id.slice(0, 8)} has no lock in force`);
   if (lock.mode === 'compliance') {
-    throw new AmberError('RETENTION_LOCKED', `snapshot ${snapshot.id.slice(0, 8)} is under a compliance lock until ${new Date(lock.untilMs).toISOString()}; no request can lift or shorten it`, {
+    throw new AmberError('RETENTION_LOCKED', `snapshot ${snapshot.id.slice(0, 8)} is under a compliance lock until ${isoDate(lock.untilMs)}; no request can lift or shorten it`, {
       hint: 'a compliance lock can only be extended; it ends on its date',
     });
   }
   const untilMs = options.kind === 'unlock' ? nowMs : options.untilMs;
   if (untilMs === undefined || !(untilMs < lock.untilMs)) {
-    throw new AmberError('USAGE', `shorten needs a date before the lock's end (${new Date(lock.untilMs).toISOString()})`, { hint: 'pass --until DATE' });
+    throw new AmberError('USAGE', `shorten needs a date before the lock's end (${isoDate(lock.untilMs)})`, { hint: 'pass --until DATE' });
   }
-  return { target: snapshot.id, parameters: { until: new Date(untilMs).toISOString(), lockedUntil: new Date(lock.untilMs).toISOString() } };
+  return { target: snapshot.id, parameters: { until: isoDate(untilMs), lockedUntil: isoDate(lock.untilMs) } };
 }
 
 export async function createRequest(options: CreateRequestOptions): Promise<RequestView> {
@@ -94,8 +96,8 @@ export async function createRequest(options: CreateRequestOptions): Promise<Requ
     target,
     parameters,
     requester: { name: repo.actor ?? repo.key.keyId.slice(0, 8), keyId: repo.key.keyId, ...(options.asApproverKey ? { approverKey: options.asApproverKey } : {}) },
-    created: new Date(nowMs).toISOString(),
-    expires: new Date(nowMs + (options.expiresInMs ?? DEFAULT_REQUEST_EXPIRY_MS)).toISOString(),
+    created: isoDate(nowMs),
+    expires: isoDate(nowMs + (options.expiresInMs ?? DEFAULT_REQUEST_EXPIRY_MS)),
     nonce: randomBytes(16).toString('hex'),
   };
   if (options.asApproverKey && !approvers.some(({ publicKey }) => publicKey === options.asApproverKey)) {
@@ -158,7 +160,7 @@ export async function submitDecision(repo: Repository | AuditAuthor, decision: S
   let executedNow = false;
   if (after.status === 'executed') {
     const decisions = (await loadDecisions(repo, [])).filter(({ decision: d }) => d.request === before.id).map(({ name: n }) => n);
-    executedNow = await putExecution(repo.store, 'key' in repo ? repo.key.signer : repo.signer, { request: before.id, time: new Date(nowMs).toISOString(), decisions });
+    executedNow = await putExecution(repo.store, 'key' in repo ? repo.key.signer : repo.signer, { request: before.id, time: isoDate(nowMs), decisions });
     if (executedNow) {
       await appendAudit(repo, { action: 'request.execute', target: before.id, details: { kind: after.kind, target: after.target, parameters: after.parameters, approvedBy: after.approvedBy } });
     }

@@ -3,6 +3,7 @@
 // future, or far from when the store received them) take no part in the keep rules and are never
 // forgotten: forged times must not push real snapshots out of the daily/weekly buckets.
 import { AmberError } from '../core/errors.ts';
+import { isoDate } from '../core/units.ts';
 import type { Repository } from '../repo/repository.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
 import { appendAudit } from '../governance/audit-log.ts';
@@ -42,7 +43,7 @@ export function untrustedTime(entry: SnapshotEntry, nowMs: number): string | und
   if (!Number.isFinite(timeMs)) return 'its time is not a date';
   if (timeMs > nowMs + TIME_TOLERANCE_MS) return `its time ${entry.snapshot.time} is in the future`;
   if (entry.writtenMs !== undefined && Math.abs(timeMs - entry.writtenMs) > TIME_TOLERANCE_MS) {
-    return `its time ${entry.snapshot.time} is far from when the store received it (${new Date(entry.writtenMs).toISOString()})`;
+    return `its time ${entry.snapshot.time} is far from when the store received it (${isoDate(entry.writtenMs)})`;
   }
   return undefined;
 }
@@ -75,7 +76,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
   }
   for (const { id, snapshot } of snapshots) {
     const lock = state.ledger.snapshotLock(id, snapshot.retention);
-    if (lock && lock.untilMs > nowMs) reasons.get(id)!.push(`locked until ${new Date(lock.untilMs).toISOString()} (${lock.mode})`);
+    if (lock && lock.untilMs > nowMs) reasons.get(id)!.push(`locked until ${isoDate(lock.untilMs)} (${lock.mode})`);
     for (const { value } of state.holds) if (value.snapshot === id) reasons.get(id)!.push(`held: ${value.reason}`);
   }
   const decide = ({ id, snapshot }: SnapshotEntry): ForgetDecision => ({
@@ -86,7 +87,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
   let mark: string | null = null;
   if (!options.dryRun && forgotten.length > 0) {
     mark = await putRecord(repo, FORGETS, {
-      time: new Date(nowMs).toISOString(),
+      time: isoDate(nowMs),
       snapshots: forgotten.map(({ snapshotId }) => snapshotId),
       rule: describeRules(options.keep),
     });
@@ -97,8 +98,8 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
     for (const decision of forgotten) {
       const lock = state.ledger.snapshotLock(decision.snapshotId, own.get(decision.snapshotId) ?? null);
       if (lock !== undefined && (receivedMs === undefined || lock.untilMs > receivedMs)) {
-        decision.keptBecause.push(`locked until ${new Date(lock.untilMs).toISOString()} by the store's clock ` +
-          `(${receivedMs === undefined ? 'unknown' : new Date(receivedMs).toISOString()}, behind this host's); run forget again later`);
+        decision.keptBecause.push(`locked until ${isoDate(lock.untilMs)} by the store's clock ` +
+          `(${receivedMs === undefined ? 'unknown' : isoDate(receivedMs)}, behind this host's); run forget again later`);
       }
     }
     forgotten = forgotten.filter(({ keptBecause }) => keptBecause.length === 0);

@@ -1,6 +1,7 @@
 // Legal holds: a held snapshot is never forgotten and nothing it needs is pruned, whatever its
 // retention. Adding a hold needs the owner key; releasing one needs an approved request.
 import { AmberError, isAmberError } from '../core/errors.ts';
+import { nowIso } from '../core/clock.ts';
 import type { Repository } from '../repo/repository.ts';
 import { HOLDS, putRecord, type Hold } from '../repo/retention-records.ts';
 import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock } from '../governance/retention-state.ts';
@@ -24,7 +25,7 @@ export async function addHold(options: { repo: Repository; snapshot: string; rea
   const { index } = await loadIndex(repo);
   const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
   const hold: Hold = {
-    time: new Date(repo.clock.nowMs()).toISOString(), snapshot: entry.id, reason: options.reason, actor: options.actor,
+    time: nowIso(repo.clock), snapshot: entry.id, reason: options.reason, actor: options.actor,
     objects: [snapshotObject(entry.id), ...[...needs.packs].sort()],
   };
   // A hold is kept at least as long as anything else is retained.

@@ -1,6 +1,7 @@
 // Snapshot locks: extend (never shorten) and lift (refused: it needs the quorum); the coverage proof is
 // engine/lock-coverage.ts, which verify shares.
 import { AmberError } from '../core/errors.ts';
+import { isoDate } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -13,7 +14,6 @@ import { loadRetentionState, unguardedClock, type RetentionClock } from '../gove
 import { findSnapshot } from '../engine/snapshots.ts';
 import { snapshotNeeds, snapshotObject } from '../engine/snapshot-objects.ts';
 
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export interface ExtendOptions {
   repo: Repository;
@@ -46,12 +46,12 @@ export async function extendLock(options: ExtendOptions): Promise<ExtendResult> 
   const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
   const objects = [snapshotObject(entry.id), ...[...needs.packs].sort()];
   const { grant, metadataLock } = await writeGrant(repo, state, {
-    snapshotId: entry.id, entries: [{ mode, until: iso(options.untilMs), objects }], untilMs: options.untilMs, mode, nowMs: repo.clock.nowMs(),
+    snapshotId: entry.id, entries: [{ mode, until: isoDate(options.untilMs), objects }], untilMs: options.untilMs, mode, nowMs: repo.clock.nowMs(),
   });
   const result = {
     snapshotId: entry.id,
-    previous: current ? { mode: current.mode, until: iso(current.untilMs) } : null,
-    mode, until: iso(options.untilMs), objects: objects.length, grant,
+    previous: current ? { mode: current.mode, until: isoDate(current.untilMs) } : null,
+    mode, until: isoDate(options.untilMs), objects: objects.length, grant,
   };
   await appendAudit(repo, { action: 'lock.extend', target: entry.id, details: { previous: result.previous, mode, until: result.until, objects: objects.length, grant } }, { lock: metadataLock });
   return result;
@@ -60,17 +60,17 @@ export async function extendLock(options: ExtendOptions): Promise<ExtendResult> 
 function refuseWeakening(id: string, current: ObjectLock | undefined, untilMs: number, mode: RetentionMode): void {
   if (!current) return;
   if (current.mode === 'compliance' && mode !== 'compliance') {
-    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${iso(current.untilMs)}; it cannot become governance`, {
+    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${isoDate(current.untilMs)}; it cannot become governance`, {
       hint: 'a compliance lock can only be extended',
     });
   }
   if (untilMs >= current.untilMs) return;
   if (current.mode === 'compliance') {
-    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${iso(current.untilMs)}; nothing can shorten it`, {
-      hint: `choose a date after ${iso(current.untilMs)} to extend it`,
+    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${isoDate(current.untilMs)}; nothing can shorten it`, {
+      hint: `choose a date after ${isoDate(current.untilMs)} to extend it`,
     });
   }
-  throw new AmberError('APPROVAL_REQUIRED', `shortening the governance lock of snapshot ${id.slice(0, 8)} (until ${iso(current.untilMs)}) needs a request approved by the approver quorum`, {
+  throw new AmberError('APPROVAL_REQUIRED', `shortening the governance lock of snapshot ${id.slice(0, 8)} (until ${isoDate(current.untilMs)}) needs a request approved by the approver quorum`, {
     hint: `ask the approvers: amber request unlock|shorten ${id.slice(0, 8)} --reason TEXT`,
   });
 }

@@ -1,6 +1,7 @@
 // Reading and changing the repository policy: each change is a new owner-signed link of the chain.
 import { strongerMode } from '../governance/retention.ts';
 import { AmberError } from '../core/errors.ts';
+import { isoDate } from '../core/units.ts';
 import type { Repository } from '../repo/repository.ts';
 import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-records.ts';
 import { checkPolicyChange, isLocked, type Policy } from '../governance/policy.ts';
@@ -22,7 +23,7 @@ const lockJudgeMs = (repo: Repository, clock?: RetentionClock) => (clock ?? ungu
 
 async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string, approval?: string): Promise<Policy> {
   const nowMs = repo.clock.nowMs();
-  const record = { time: new Date(nowMs).toISOString(), previous: state.policy.head, settings, lock, ...(approval ? { approval } : {}) };
+  const record = { time: isoDate(nowMs), previous: state.policy.head, settings, lock, ...(approval ? { approval } : {}) };
   // Kept as strongly as the new settings ask, so their own record is not the weak link.
   const current = metadataLock(state, nowMs);
   const keep = { ...current, mode: strongerMode(strongerMode(current.mode, settings.defaultMode), settings.requireCompliance ? 'compliance' : undefined)! };
@@ -45,7 +46,7 @@ export async function lockPolicy(repo: Repository, coolingOffMs: number, clock?:
     throw new AmberError('USAGE', `the policy already has a lock (cooling-off until ${state.policy.lock.coolingOffUntil})`);
   }
   const nowMs = lockJudgeMs(repo, clock);
-  return append(repo, state, state.policy.settings, { at: new Date(nowMs).toISOString(), coolingOffUntil: new Date(nowMs + coolingOffMs).toISOString() }, 'policy.lock');
+  return append(repo, state, state.policy.settings, { at: isoDate(nowMs), coolingOffUntil: isoDate(nowMs + coolingOffMs) }, 'policy.lock');
 }
 
 /** Cancels a lock still in its cooling-off period. */

@@ -12,6 +12,7 @@ import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
 import { appendAudit, missingKeys, readAuditLog, type NamedKey } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId } from '../core/ids.ts';
+import { isoDate } from '../core/units.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 import { listSnapshots } from '../engine/snapshots.ts';
@@ -69,7 +70,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     if (live.has(name)) return 'the snapshot is not forgotten';
     if (heldSnapshots.has(name)) return 'a legal hold applies';
     const untilMs = retainedUntil(state, name, stored.get(name)?.writtenMs);
-    if (untilMs > nowMs) return `retained until ${new Date(untilMs).toISOString()}`;
+    if (untilMs > nowMs) return `retained until ${isoDate(untilMs)}`;
     return undefined;
   };
 
@@ -78,7 +79,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     const dueMs = Date.parse(value.time) + value.graceMs;
     for (const { name, sizeBytes } of value.objects) {
       if (!stored.has(name) || result.deleted.some((done) => done.name === name)) continue;
-      const reason = dueMs > nowMs ? `grace period until ${new Date(dueMs).toISOString()}` : keepReason(name);
+      const reason = dueMs > nowMs ? `grace period until ${isoDate(dueMs)}` : keepReason(name);
       if (reason) {
         result.spared.push({ name, sizeBytes, reason });
         continue;
@@ -101,7 +102,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   }
   result.condemned.sort((a, b) => (a.name < b.name ? -1 : 1));
   if (!options.dryRun && result.condemned.length > 0) {
-    result.notice = await putRecord(repo, CONDEMNS, { time: new Date(nowMs).toISOString(), graceMs: options.graceMs, objects: result.condemned });
+    result.notice = await putRecord(repo, CONDEMNS, { time: isoDate(nowMs), graceMs: options.graceMs, objects: result.condemned });
   }
   if (!options.dryRun && repo.store.removeDeleteMarkers) result.deleteMarkersRemoved = await repo.store.removeDeleteMarkers('');
   if (!options.dryRun && (result.deleted.length > 0 || result.notice)) {

@@ -6,6 +6,8 @@
 // holds until someone allowed to bypass governance retention (the unlock executor) lowers them.
 // Nothing here touches compliance dates, and no object goes below what another lock still needs.
 import { AmberError } from '../core/errors.ts';
+import { isoDate } from '../core/units.ts';
+import { nowIso } from '../core/clock.ts';
 import type { Repository } from '../repo/repository.ts';
 import { GRANTS, HOLDS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -104,12 +106,12 @@ async function grantSurvivors(repo: Repository, state: RetentionState, request: 
   const entries = new Map<string, GrantEntry>();
   for (const [name, { untilMs, mode }] of locks) {
     const key = `${mode} ${untilMs}`;
-    if (!entries.has(key)) entries.set(key, { mode, until: new Date(untilMs).toISOString(), objects: [] });
+    if (!entries.has(key)) entries.set(key, { mode, until: isoDate(untilMs), objects: [] });
     entries.get(key)!.objects.push(name);
   }
   const metadata = metadataLock(state, clock.retentionBaseMs());
   const keep = { untilMs: Math.max(metadata.untilMs, ...locks.map(([, lock]) => lock.untilMs)), mode: locks.some(([, lock]) => lock.mode === 'compliance') ? 'compliance' as const : metadata.mode };
-  const value = { time: new Date(repo.clock.nowMs()).toISOString(), snapshot: null, entries: [...entries.values()], regrantFor: request };
+  const value = { time: nowIso(repo.clock), snapshot: null, entries: [...entries.values()], regrantFor: request };
   const grant = await putRecord(repo, GRANTS, value, { retainUntilMs: keep.untilMs, mode: keep.mode });
   await repo.store.protect([grant], keep);
   return locks.length;

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
+import { nowIso } from '../core/clock.ts';
 import { checkObjectName, isValidObjectName, type ObjectRetention, type Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { mayCreateRepository, mayDelete, mayList, mayProtect, mayRead, mayWrite } from './access.ts';
@@ -300,7 +301,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       metrics.request(req.method ?? '?', status, options.clock.monotonicMs() - started);
       const repo = target?.repo;
       if (token && repo && REPO_NAME.test(repo) && req.method !== 'GET' && req.method !== 'HEAD' && target!.section !== 'protection') {
-        const time = new Date(options.clock.nowMs()).toISOString();
+        const time = nowIso(options.clock);
         const text = accessLog(repo, { time, token: token.id, role: token.role, label: token.label, method: req.method, path: target!.path.slice(0, 600), status });
         // Work that completes an operation puts the burst on the audit log at once.
         const commit = req.method === 'DELETE' || (target!.section === 'objects' && /^(snapshots|holds|policies|condemns|forgets|decisions|keys|revocations|witnesses)\//.test(target!.name ?? ''));

@@ -6,6 +6,7 @@ import { appendFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
+import { isoDate } from '../core/units.ts';
 
 export const ROLES = ['writer', 'reader', 'maintainer', 'auditor', 'approver', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -45,7 +46,7 @@ export function createToken(dataDir: string, options: { role: Role; repo: string
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const line: TokenLine = {
-    op: 'create', id, role: options.role, repo: options.repo, label: options.label ?? '', time: new Date(options.nowMs).toISOString(),
+    op: 'create', id, role: options.role, repo: options.repo, label: options.label ?? '', time: isoDate(options.nowMs),
     hash: hashOf(secret).toString('hex'),
   };
   append(dataDir, line);
@@ -56,7 +57,7 @@ export function revokeToken(dataDir: string, id: string, nowMs: number): TokenIn
   const known = readTokens(dataDir).get(id);
   if (!known) throw new AmberError('USAGE', `no token ${id}`, { hint: '`amber vault token list --data DIR` shows them' });
   if (known.info.revoked) throw new AmberError('USAGE', `token ${id} was already revoked on ${known.info.revoked}`);
-  const time = new Date(nowMs).toISOString();
+  const time = isoDate(nowMs);
   append(dataDir, { op: 'revoke', id, time });
   return { ...known.info, revoked: time };
 }

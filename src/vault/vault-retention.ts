@@ -8,6 +8,7 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type PolicyRecord } from '../repo/retention-records.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
+import { isoDate } from '../core/units.ts';
 import { checkPolicyChange, isLocked } from '../governance/policy.ts';
 import { approvedRequests } from '../governance/requests.ts';
 import { decodeSignedRecord, hasValidSignature, parseJsonPayload } from '../repo/signed-record.ts';
@@ -16,17 +17,16 @@ import { covers, roundUpMs, type ObjectLock } from '../governance/retention.ts';
 import type { Store } from '../storage/store.ts';
 import { loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
 
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Why an object is still retained at `nowMs`, or undefined when it may go. */
 async function retainedBecause(store: Store, state: RetentionState, name: string, nowMs: number): Promise<string | undefined> {
   const lock = state.ledger.lockOf(name);
-  if (lock && lock.untilMs > nowMs) return `it is retained until ${iso(lock.untilMs)} (${lock.mode})`;
+  if (lock && lock.untilMs > nowMs) return `it is retained until ${isoDate(lock.untilMs)} (${lock.mode})`;
   if (!lock) {
     // Like prune: an object no grant names keeps the default retention from when the vault received it.
     const writtenMs = (await store.stat(name)).writtenMs;
     const untilMs = writtenMs === undefined ? Infinity : writtenMs + state.policy.settings.defaultRetentionMs;
-    if (untilMs > nowMs) return `no grant names it, so it keeps the default retention until ${Number.isFinite(untilMs) ? iso(untilMs) : 'further notice'}`;
+    if (untilMs > nowMs) return `no grant names it, so it keeps the default retention until ${Number.isFinite(untilMs) ? isoDate(untilMs) : 'further notice'}`;
   }
   const held = state.holds.find(({ value }) => name === `${PREFIX.snapshots}${value.snapshot}` || value.objects?.includes(name));
   if (held) return `it is under a legal hold (${held.value.reason})`;
@@ -88,7 +88,7 @@ export async function checkForgetUpload(view: RepositoryView, name: string, byte
       throw error;
     });
     if (why) {
-      throw new AmberError('RETENTION_ACTIVE', `${name} forgets snapshot ${id.slice(0, 12)}, but ${why} by the vault's clock (${iso(nowMs)}); the forget mark was not stored`, {
+      throw new AmberError('RETENTION_ACTIVE', `${name} forgets snapshot ${id.slice(0, 12)}, but ${why} by the vault's clock (${isoDate(nowMs)}); the forget mark was not stored`, {
         hint: 'only snapshots whose lock has ended and that no hold names can be forgotten; check the clock of the host that ran forget',
       });
     }
@@ -116,7 +116,7 @@ export function retentionCeiling(state: RetentionState, baseMs: number, fallback
 const days = (ms: number) => Math.round(ms / 86_400_000 * 100) / 100;
 
 const beyond = (what: string, untilMs: number, ceiling: { untilMs: number; because: string }) => new AmberError('POLICY_VIOLATION',
-  `${what} asks for retention until ${iso(untilMs)}, beyond ${iso(ceiling.untilMs)}: ${ceiling.because} from the vault's clock`, {
+  `${what} asks for retention until ${isoDate(untilMs)}, beyond ${isoDate(ceiling.untilMs)}: ${ceiling.because} from the vault's clock`, {
     hint: 'ask for a retention within the policy (`amber policy show`); a longer one needs a policy with a longer maximum',
   });
 
@@ -157,15 +157,15 @@ export async function checkProtect(view: RepositoryView, names: readonly string[
   for (const name of names) {
     const lock = state.ledger.lockOf(name);
     if (asked.untilMs < baseMs && lock && lock.untilMs > asked.untilMs) {
-      throw refuse(`${name} is retained until ${iso(lock.untilMs)}; asking for ${iso(asked.untilMs)} would shorten that, and retention is only ever extended`);
+      throw refuse(`${name} is retained until ${isoDate(lock.untilMs)}; asking for ${isoDate(asked.untilMs)} would shorten that, and retention is only ever extended`);
     }
     if (covers(lock, asked.untilMs, asked.mode)) continue;
     if (isRecord(name)) {
       if (asked.untilMs <= ceiling.untilMs) continue;
       throw beyond(`protect of ${name}`, asked.untilMs, ceiling);
     }
-    throw new AmberError('POLICY_VIOLATION', `protect asks for ${name} to be retained until ${iso(asked.untilMs)} (${asked.mode}), but ${lock
-      ? `its grants give it only until ${iso(lock.untilMs)} (${lock.mode})` : 'no grant names it'}; nothing was changed`, {
+    throw new AmberError('POLICY_VIOLATION', `protect asks for ${name} to be retained until ${isoDate(asked.untilMs)} (${asked.mode}), but ${lock
+      ? `its grants give it only until ${isoDate(lock.untilMs)} (${lock.mode})` : 'no grant names it'}; nothing was changed`, {
       hint: 'protect raises a pack, snapshot or index object only to what a grant record gives it: write the grant first (backup and lock extend do)',
     });
   }

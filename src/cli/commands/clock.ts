@@ -3,6 +3,7 @@ import type { ClockStatus } from '../../governance/guarded-clock.ts';
 import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
 import { appendAudit } from '../../governance/audit-log.ts';
 import { authoriseClockConfirmation } from '../../protection/approvals.ts';
+import { isoDate } from '../../core/units.ts';
 
 export function registerClock(program: Command, context: CliContext): void {
   const clock = program
@@ -49,12 +50,12 @@ Examples:
       const guarded = await openRetentionClock(repo);
       const approval = await authoriseClockConfirmation(repo, flags.request, guarded);
       const status = await guarded.confirm(approval ? `${operatorName()} (request ${approval.slice(0, 12)})` : operatorName());
-      await appendAudit(repo, { action: 'clock.confirm', target: 'clock', details: { wall: new Date(status.wallMs).toISOString(), lastTrusted: new Date(status.lastTrustedMs).toISOString(), request: approval } });
+      await appendAudit(repo, { action: 'clock.confirm', target: 'clock', details: { wall: isoDate(status.wallMs), lastTrusted: isoDate(status.lastTrustedMs), request: approval } });
       print(context, status, renderClockStatus);
     });
 }
 
-const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : 'none (nothing may expire)');
+const iso = (ms: number) => (ms > 0 ? isoDate(ms) : 'none (nothing may expire)');
 
 export function renderClockStatus(status: ClockStatus): string {
   const lines = [

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 import { shortId } from '../../core/ids.ts';
-import { formatBytes } from '../../core/units.ts';
+import { formatBytes, isoDate } from '../../core/units.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../../engine/snapshots.ts';
 import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
 import { loadIndex } from '../../repo/index-loader.ts';
@@ -79,7 +79,7 @@ function nodeJson(path: string, node: TreeNode) {
 
 function renderNode(path: string, node: TreeNode): string {
   const mode = (node.type === 'dir' ? 'd' : node.type === 'symlink' ? 'l' : '-') + modeString(node.mode);
-  const time = new Date(Number(BigInt(node.mtimeNs) / 1_000_000n)).toISOString().slice(0, 19).replace('T', ' ');
+  const time = isoDate(Number(BigInt(node.mtimeNs) / 1_000_000n)).slice(0, 19).replace('T', ' ');
   const size = node.type === 'file' ? formatBytes(node.sizeBytes) : '';
   return `${mode} ${String(node.uid).padStart(5)} ${String(node.gid).padStart(5)} ${size.padStart(10)} ${time} ${path}${node.linkTarget !== undefined ? ` -> ${node.linkTarget}` : ''}`;
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { systemClock } from '../../core/clock.ts';
 import type { Clock } from '../../core/clock.ts';
 import { AmberError } from '../../core/errors.ts';
+import { isoDate } from '../../core/units.ts';
 import { checkObjectName } from '../store.ts';
 import type {
   ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, RetentionMode, Store,
@@ -147,7 +148,7 @@ export function createMemoryStore(location = 'memory:', options: MemoryStoreOpti
         });
       }
       if (retention !== undefined && retention.untilMs > clock.nowMs()) {
-        const until = new Date(retention.untilMs).toISOString();
+        const until = isoDate(retention.untilMs);
         throw new AmberError('RETENTION_ACTIVE', `Object '${name}' in ${location} is retained until ${until} (${retention.mode} mode)`, {
           hint: `It can be removed after ${until}; run the removal again then.`,
           details: { name, location, untilMs: retention.untilMs, mode: retention.mode },

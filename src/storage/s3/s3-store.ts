@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AmberError, isAmberError } from '../../core/errors.ts';
 import type { Clock } from '../../core/clock.ts';
+import { isoDate } from '../../core/units.ts';
 import {
   asBuffer, checkObjectName, isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions,
   type RetentionMode, type Store, type StrayVersion,
@@ -347,7 +348,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     for (const { versionId } of versions) {
       const held = await head(name, versionId);
       if (held.legalHold) throw retained('a legal hold is on');
-      if (held.untilMs !== undefined && held.untilMs > nowMs) throw retained(`its ${held.mode} retention runs until ${new Date(held.untilMs).toISOString()}`);
+      if (held.untilMs !== undefined && held.untilMs > nowMs) throw retained(`its ${held.mode} retention runs until ${isoDate(held.untilMs)}`);
     }
     pins.delete(name);
     // Newest first, so that the oldest, the object itself, goes last; then the markers.
