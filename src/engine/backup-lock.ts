@@ -5,9 +5,9 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { RetentionMode, Store } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
-import { asPackId } from '../core/ids.ts';
+import { asPackId, asSnapshotId } from '../core/ids.ts';
 import { isoDate } from '../core/units.ts';
-import { METADATA_PREFIXES, PREFIX, packName } from '../repo/layout.ts';
+import { METADATA_PREFIXES, PREFIX, packName, snapshotName } from '../repo/layout.ts';
 import { sharedMetadata } from './snapshot-objects.ts';
 import { CONDEMNS, GRANTS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { retentionUnder, type RetentionRequest } from '../governance/policy.ts';
@@ -151,7 +151,7 @@ export async function grantBackupLocks(repo: Repository, state: RetentionState, 
   const { plan, snapshotId } = options;
   const writtenSet = new Set(options.written);
   const newPacks = options.written.filter((name) => name.startsWith(PREFIX.data));
-  const snapshot = `snapshots/${snapshotId}`;
+  const snapshot = snapshotName(asSnapshotId(snapshotId));
   const entries: GrantEntry[] = [{ mode: plan.mode, until: isoDate(plan.untilMs), objects: [...newPacks, snapshot] }];
   const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(state.ledger.lockOf(name), plan.untilMs, plan.mode));
   if (extend.length > 0) entries.push({ mode: plan.mode, until: isoDate(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)), objects: extend.sort() });

@@ -3,7 +3,7 @@
 // re-hashed. Problems name the object (and blob) they hit. A clean full read by a full-access key
 // certifies the packs it read, so write-only keys may then dedup against them.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { asPackId, type PackId } from '../core/ids.ts';
+import { asPackId, asSnapshotId, type PackId } from '../core/ids.ts';
 import { settleAll } from '../core/settle.ts';
 import { isoDate } from '../core/units.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
@@ -13,7 +13,7 @@ import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { decodeTrailer, TRAILER_BYTES, type PackEntry } from '../repo/pack.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { hashOfName, METADATA_PREFIXES, packName, PREFIX } from '../repo/layout.ts';
+import { hashOfName, METADATA_PREFIXES, packName, PREFIX, snapshotName } from '../repo/layout.ts';
 import type { IndexedPack } from '../repo/index-file.ts';
 import { createIndexWriter } from '../repo/index-writer.ts';
 import { readTree } from './tree-walk.ts';
@@ -184,7 +184,7 @@ async function missingObjects(repo: Repository, state: RetentionState, named: Na
   // What the grants retain, and every snapshot an audit entry records (its grant may be gone too).
   const expected = new Map<string, number>();
   for (const name of state.ledger.names()) expected.set(name, state.ledger.lockOf(name)!.untilMs);
-  for (const [id, { audit }] of named) if (audit && !expected.has(`${PREFIX.snapshots}${id}`)) expected.set(`${PREFIX.snapshots}${id}`, Number.NaN);
+  for (const [id, { audit }] of named) if (audit && !expected.has(snapshotName(asSnapshotId(id)))) expected.set(snapshotName(asSnapshotId(id)), Number.NaN);
   const problems: VerifyProblem[] = [];
   for (const [name, untilMs] of expected) {
     // Amber deletes only what a condemn notice names (prune, the vault): anything else missing was removed behind its back.

@@ -4,6 +4,8 @@
 import type { RetentionMode } from '../storage/store.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { Grant, Loaded } from '../repo/retention-records.ts';
+import { snapshotName } from '../repo/layout.ts';
+import { asSnapshotId } from '../core/ids.ts';
 
 export interface ObjectLock {
   untilMs: number;
@@ -65,7 +67,7 @@ export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<
   let strongest: RetentionMode | undefined;
   for (const { value } of grants) {
     const end = value.snapshot === null ? undefined : governanceEnds.get(value.snapshot);
-    const snapshotObject = value.snapshot === null ? undefined : `snapshots/${value.snapshot}`;
+    const snapshotObject = value.snapshot === null ? undefined : snapshotName(asSnapshotId(value.snapshot));
     for (const entry of value.entries) {
       const granted = Date.parse(entry.until);
       const capped = (endMs: number | undefined) => (entry.mode === 'governance' && endMs !== undefined ? Math.min(granted, endMs) : granted);

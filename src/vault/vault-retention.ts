@@ -9,10 +9,11 @@ import type { RepositoryView } from '../repo/repository.ts';
 import { CONDEMNS, GRANTS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type PolicyRecord } from '../repo/retention-records.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { isoDate } from '../core/units.ts';
+import { asSnapshotId } from '../core/ids.ts';
 import { checkPolicyChange, isLocked } from '../governance/policy.ts';
 import { approvedRequests } from '../governance/requests.ts';
 import { decodeSignedRecord, hasValidSignature, parseJsonPayload } from '../repo/signed-record.ts';
-import { CONFIG_NAME, METADATA_PREFIXES, PREFIX } from '../repo/layout.ts';
+import { CONFIG_NAME, METADATA_PREFIXES, PREFIX, snapshotName } from '../repo/layout.ts';
 import { covers, roundUpMs, type ObjectLock } from '../governance/retention.ts';
 import type { Store } from '../storage/store.ts';
 import { loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
@@ -28,7 +29,7 @@ async function retainedBecause(store: Store, state: RetentionState, name: string
     const untilMs = writtenMs === undefined ? Infinity : writtenMs + state.policy.settings.defaultRetentionMs;
     if (untilMs > nowMs) return `no grant names it, so it keeps the default retention until ${Number.isFinite(untilMs) ? isoDate(untilMs) : 'further notice'}`;
   }
-  const held = state.holds.find(({ value }) => name === `${PREFIX.snapshots}${value.snapshot}` || value.objects?.includes(name));
+  const held = state.holds.find(({ value }) => name === snapshotName(asSnapshotId(value.snapshot)) || value.objects?.includes(name));
   if (held) return `it is under a legal hold (${held.value.reason})`;
   return undefined;
 }
@@ -83,7 +84,7 @@ export async function checkForgetUpload(view: RepositoryView, name: string, byte
   const state = await loadRetentionState(view);
   for (const id of mark.snapshots) {
     if (!/^[0-9a-f]{64}$/.test(id)) throw new AmberError('OBJECT_CORRUPT', `${name} forgets "${id.slice(0, 80)}", which is not a snapshot id; it was not stored`);
-    const why = await retainedBecause(view.store, state, `${PREFIX.snapshots}${id}`, nowMs).catch((error: unknown) => {
+    const why = await retainedBecause(view.store, state, snapshotName(asSnapshotId(id)), nowMs).catch((error: unknown) => {
       if (isAmberError(error, 'OBJECT_NOT_FOUND')) return undefined; // nothing to hide
       throw error;
     });
