@@ -2,13 +2,13 @@
 // (one hash pass); its blobs, in groups of a few MiB, on worker threads reading the pack from shared
 // memory, so even a repository of few packs keeps every core busy.
 import type { PackEntry } from '../repo/pack.ts';
-import { checkPackBlobs, checkPackFrame, type PackCheckInput, type PackProblem } from './pack-check.ts';
+import { checkPackBlobs, checkPackFrame, type PackCheckInput, type VerifyProblem } from './pack-check.ts';
 import type { BlobCheckTask } from './verify-worker.ts';
 import { createWorkerPool, defaultPoolSize } from './worker-pool.ts';
 import { settleAll } from '../core/settle.ts';
 
 export interface PackCheckResult {
-  problems: PackProblem[];
+  problems: VerifyProblem[];
   entries: PackEntry[];
 }
 
@@ -26,7 +26,7 @@ const GROUP_SEALED_BYTES = 4 * 1024 * 1024;
 const MIN_SHARED_BYTES = 17 * 1024 * 1024;
 
 export function createPackCheckPool(size = defaultPoolSize()): PackCheckPool {
-  const workers = size > 0 ? createWorkerPool<BlobCheckTask, PackProblem[]>(new URL('./verify-worker.ts', import.meta.url), size) : undefined;
+  const workers = size > 0 ? createWorkerPool<BlobCheckTask, VerifyProblem[]>(new URL('./verify-worker.ts', import.meta.url), size) : undefined;
   const free: SharedArrayBuffer[] = [];
   const give = (memory: Buffer) => {
     if (memory.buffer instanceof SharedArrayBuffer && !free.includes(memory.buffer)) free.push(memory.buffer);

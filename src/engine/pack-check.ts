@@ -8,11 +8,14 @@ import type { BoxKeyPair } from '../crypto/index.ts';
 import { decodeBlob } from '../repo/blob-codec.ts';
 import { checkPackBytes, decodePackHeader, decodeTrailer, TRAILER_BYTES, unwrapPackKey, type PackEntry, type PackTrailer } from '../repo/pack.ts';
 
-export interface PackProblem {
+/** A problem verify reports (here: with one pack's bytes), naming the object and blob it hit. */
+export interface VerifyProblem {
   object: string;
   blob?: string;
   code: string;
   message: string;
+  /** For an object no key with the authority signed: the signer its envelope names. */
+  signer?: string;
 }
 
 export interface PackCheckInput {
@@ -27,7 +30,7 @@ export interface PackCheckInput {
 }
 
 export interface PackFrame {
-  problems: PackProblem[];
+  problems: VerifyProblem[];
   entries: PackEntry[];
   /** Present when the blobs can be read. */
   dataKey?: Buffer;
@@ -35,7 +38,7 @@ export interface PackFrame {
 
 export function checkPackFrame(input: PackCheckInput): PackFrame {
   const { bytes, name } = input;
-  const problems: PackProblem[] = [];
+  const problems: VerifyProblem[] = [];
   try {
     let trailer: PackTrailer;
     try {
@@ -62,8 +65,8 @@ export function checkPackFrame(input: PackCheckInput): PackFrame {
 }
 
 /** Decodes and re-hashes each of `entries` from the pack's bytes. */
-export function checkPackBlobs(bytes: Buffer, entries: PackEntry[], keys: { dataKey: Buffer; idKey: Buffer }, name: string): PackProblem[] {
-  const problems: PackProblem[] = [];
+export function checkPackBlobs(bytes: Buffer, entries: PackEntry[], keys: { dataKey: Buffer; idKey: Buffer }, name: string): VerifyProblem[] {
+  const problems: VerifyProblem[] = [];
   for (const entry of entries) {
     try {
       decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), keys, name, { transient: true });

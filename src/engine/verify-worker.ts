@@ -2,7 +2,7 @@
 // pack's bytes are shared memory the main thread read them into; nothing is copied.
 import { parentPort } from 'node:worker_threads';
 import type { PackEntry } from '../repo/pack.ts';
-import { checkPackBlobs, type PackProblem } from './pack-check.ts';
+import { checkPackBlobs, type VerifyProblem } from './pack-check.ts';
 import { serveTasks } from './worker-pool.ts';
 
 export interface BlobCheckTask {
@@ -15,7 +15,7 @@ export interface BlobCheckTask {
 
 const buffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-serveTasks<BlobCheckTask, PackProblem[]>(parentPort!, (task) => ({
+serveTasks<BlobCheckTask, VerifyProblem[]>(parentPort!, (task) => ({
   reply: checkPackBlobs(
     buffer(task.bytes),
     task.entries.map((entry) => ({ ...entry, id: buffer(entry.id) })),

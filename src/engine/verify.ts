@@ -19,7 +19,7 @@ import { createIndexWriter } from '../repo/index-writer.ts';
 import { readTree } from './tree-walk.ts';
 import { asBuffer } from '../storage/store.ts';
 import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
-import type { PackCheckInput } from './pack-check.ts';
+import type { PackCheckInput, VerifyProblem } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
@@ -30,14 +30,7 @@ import { lockGaps, type TreeGraph } from './lock-coverage.ts';
 /** Packs in memory at once: one checked by every worker while the next is read. */
 const READ_AHEAD_PACKS = 2;
 
-export interface VerifyProblem {
-  object: string;
-  blob?: string;
-  code: string;
-  message: string;
-  /** For an object no key with the authority signed: the signer its envelope names. */
-  signer?: string;
-}
+export type { VerifyProblem };
 
 const fromRecord = ({ name, problem, code, signer }: RecordProblem, defaultCode: string): VerifyProblem =>
   ({ object: name, code: code ?? defaultCode, message: `ignored: ${problem}`, ...(signer ? { signer } : {}) });
