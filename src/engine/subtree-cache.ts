@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Repository } from '../repo/repository.ts';
 import { compareNames } from '../source/list-directory.ts';
-import { cacheRoot } from './writer-cache.ts';
+import { cacheRoot } from '../core/local-paths.ts';
 
 export interface CachedSubtree {
   tree: string;

@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
-import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Hold, type Loaded } from '../repo/retention-records.ts';
+import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type Hold, type Loaded } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from './policy.ts';
 import { approvedRequests } from './requests.ts';
 import { foldGrants, roundUpMs, strongerMode, type GovernanceEnd, type ObjectLock, type RetentionLedger } from './retention.ts';
@@ -18,6 +18,8 @@ export interface ForgetMarkSeen {
 
 export interface RetentionState {
   policy: Policy;
+  /** Every valid grant as stored; `ledger` is their fold. */
+  grants: Loaded<Grant>[];
   ledger: RetentionLedger;
   /** Approved unlock and shorten requests: the snapshot and the date its governance locks end. */
   governanceRequests: GovernanceRequest[];
@@ -58,6 +60,7 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
   const heldSnapshots = holds.filter(({ name }) => !releasedHolds.has(name));
   return {
     policy,
+    grants,
     ledger,
     governanceRequests,
     regranted,
@@ -134,11 +137,6 @@ export interface RetentionClock {
   retentionBaseMs(): number;
   /** "Now" for deciding that something has expired: never raised by moving the clock forward. */
   deletionNowMs(): number;
-}
-
-/** Plain wall time, for callers that do not guard the clock (tests of other things, scripts). */
-export function unguardedClock(clock: Clock): RetentionClock {
-  return { retentionBaseMs: () => clock.nowMs(), deletionNowMs: () => clock.nowMs() };
 }
 
 /** Retention for records everything depends on (holds, policy links, audit entries): as long as anything, from `baseMs` at least. */

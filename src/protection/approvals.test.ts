@@ -14,12 +14,12 @@ import { lockStatus } from '../engine/lock-coverage.ts';
 import { addHold, listHolds } from './holds.ts';
 import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy } from './policy-admin.ts';
 import { approverSet } from '../governance/policy.ts';
-import { unguardedClock } from '../governance/retention-state.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
 import { authoriseClockConfirmation, createRequest, signDecision, submitDecision } from './approvals.ts';
 import { readAuditLog } from '../governance/audit-log.ts';
 import { readRequests } from '../governance/requests.ts';
 import { loadRetentionState } from '../governance/retention-state.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const fails = (code: ErrorCode, pattern?: RegExp) => (error: unknown) => isAmberError(error, code) && (!pattern || pattern.test(error.message));
 
@@ -40,7 +40,7 @@ async function governed(t: { after(fn: () => unknown): void }, label: string) {
   return { owner, alice, bob, carol, mallory, locked, source };
 }
 
-const actions = async (repo: Repository) => (await readAuditLog(repo)).entries.map(({ entry }) => entry.action);
+const actions = async (repo: Operation) => (await readAuditLog(repo)).entries.map(({ entry }) => entry.action);
 
 test('decisions that must not count are refused, each with its reason, and logged', async (t) => {
   const { owner, alice, bob, mallory, locked } = await governed(t, 'requests-refused');
@@ -95,7 +95,7 @@ test('a quorum executes once even when the approvals race, and the unlock lets f
 
 test('a hold is released only by an approved request, and rejections close a request', async (t) => {
   const { owner, alice, bob, carol, locked } = await governed(t, 'requests-hold');
-  await addHold({ repo: owner, snapshot: locked.snapshotId, reason: 'case 9', actor: 'legal' });
+  await addHold(owner, { snapshot: locked.snapshotId, reason: 'case 9' });
   const release = await createRequest({ repo: owner, kind: 'release-hold', target: locked.snapshotId, reason: 'case closed' });
   await submitDecision(owner, signDecision(release.id, 'reject', alice));
   const closed = await submitDecision(owner, signDecision(release.id, 'reject', bob));
@@ -142,15 +142,15 @@ test('a locked policy is loosened only through an approved policy-change request
 
 test('once a quorum is set, the clock is confirmed only with an approved confirm-clock request from this host', async (t) => {
   const { owner, alice, bob } = await governed(t, 'requests-clock');
-  const clock = unguardedClock(owner.clock);
-  await assert.rejects(authoriseClockConfirmation(owner, undefined, clock), fails('APPROVAL_REQUIRED'));
+  const clock = testRetentionClock(owner.clock);
+  await assert.rejects(authoriseClockConfirmation(testOperation(owner, clock), undefined), fails('APPROVAL_REQUIRED'));
   const request = await createRequest({ repo: owner, kind: 'confirm-clock', target: 'clock', reason: 'checked against NTP' });
-  await assert.rejects(authoriseClockConfirmation(owner, request.id, clock), fails('APPROVAL_REQUIRED', /pending/));
+  await assert.rejects(authoriseClockConfirmation(testOperation(owner, clock), request.id), fails('APPROVAL_REQUIRED', /pending/));
   await submitDecision(owner, signDecision(request.id, 'approve', alice));
   await submitDecision(owner, signDecision(request.id, 'approve', bob));
-  assert.equal(await authoriseClockConfirmation(owner, request.id, clock), request.id);
+  assert.equal(await authoriseClockConfirmation(testOperation(owner, clock), request.id), request.id);
   const later = { retentionBaseMs: () => Date.now() + 100 * 3_600_000, deletionNowMs: () => Date.now() };
-  await assert.rejects(authoriseClockConfirmation(owner, request.id, later), fails('APPROVAL_REQUIRED', /expired/));
+  await assert.rejects(authoriseClockConfirmation(testOperation(owner, later), request.id), fails('APPROVAL_REQUIRED', /expired/));
 });
 
 test('a removed approver no longer counts, and a request altered after it was made takes no decision', async (t) => {

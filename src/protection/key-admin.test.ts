@@ -15,17 +15,19 @@ import type { KeyFileInfo } from '../repo/keys.ts';
 import { objectName, packName, snapshotName } from '../repo/layout.ts';
 import { assemblePack, newPackKey } from '../repo/pack.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
-import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
 import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
 import { parseJsonPayload } from '../repo/signed-record.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const KDF = 10;
-const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock });
+const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
 const fails = (code: ErrorCode) => (error: unknown) => isAmberError(error, code);
 
-async function newRepo(): Promise<{ store: Store; owner: Repository }> {
+async function newRepo(): Promise<{ store: Store; owner: Operation }> {
   const store = createMemoryStore();
-  const owner = await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF });
+  const owner = testOperation(await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF }));
   return { store, owner };
 }
 
@@ -176,7 +178,7 @@ test('rotateKey starts a new epoch granted only to full keys that are not revoke
 });
 
 /** A pack, an index object and a snapshot signed by `repo`'s key; returns their names. */
-async function writeObjects(repo: Repository, text: string): Promise<string[]> {
+async function writeObjects(repo: Operation, text: string): Promise<string[]> {
   const plaintext = Buffer.from(text);
   const id = blobIdOf(repo.key.secrets.idKey, plaintext);
   const packKey = newPackKey(repo.currentEpoch.epoch, repo.currentEpoch.publicKey, randomKey());
