@@ -25,10 +25,27 @@ import { appendAudit, readAuditLog, verifyAudit } from '../governance/audit-log.
 import { verify } from './verify.ts';
 import { prune } from '../protection/prune.ts';
 import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
+import { objectName } from '../repo/layout.ts';
+import { sha256Hex } from '../crypto/index.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 
 /** As root by hand: lift the attributes (where chattr works), remove the file, set the directory's again. */
+/**
+ * A write-only key added the way Amber did before `addKey` wrote its own key.add entry: a key file
+ * and nothing in the log, so only the writer's own entries name it.
+ */
+async function addKeyWithoutEntry(owner: Operation, passphrase: string): Promise<{ keyId: string; name: string }> {
+  const { bytes, info } = await createKeyFile({
+    role: 'write-only', passphrase, secrets: owner.key.secrets, owner: owner.key.signer, configHash: owner.configHash,
+    createdAt: new Date().toISOString(), kdfLogN: 10,
+  });
+  const name = objectName('keys', sha256Hex(bytes));
+  await owner.store.put(name, bytes);
+  return { keyId: info.keyId, name };
+}
+
 async function removeAsRoot(repoPath: string, name: string): Promise<void> {
   const path = join(repoPath, name);
   const chattr = (...args: string[]) => spawnSync('chattr', args, { stdio: 'ignore' }).status === 0;
@@ -83,7 +100,7 @@ test('a writer whose key file is gone keeps its snapshots out of prune\'s junk e
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(40_000, 'missing-key-prune'));
-  const added = await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
+  const added = await addKeyWithoutEntry(owner, 'writer pass');
   const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }));
   await backup({ repo: writer, paths: [source] });
   await removeAsRoot(repoPath, added.name);
@@ -97,8 +114,8 @@ test('a writer whose key file is gone keeps its snapshots out of prune\'s junk e
 
 test('an old key.add entry that names only the key id is checked against the key ids in keys/', async (t) => {
   const { repoPath, owner } = await createScratchRepo(t, 'missing-key-old-entry');
-  const added = await addKey(owner, { passphrase: 'second full', role: 'full', kdfLogN: 10 });
-  const entry = await appendAudit(owner, { action: 'key.add', target: added.keyId, details: { role: added.role, label: '' } });
+  const added = await addKeyWithoutEntry(owner, 'second key');
+  const entry = await appendAudit(owner, { action: 'key.add', target: added.keyId, details: { role: 'write-only', label: '' } });
   await removeAsRoot(repoPath, added.name);
   const repo = await openTestRepo(repoPath);
   const audit = await verifyAudit(repo);

@@ -18,7 +18,7 @@ import { sha256Hex } from '../crypto/index.ts';
 import { hashOfName, objectName } from '../repo/layout.ts';
 import type { KeyFileInfo, UnlockedKey } from '../repo/keys.ts';
 import { asBuffer } from '../storage/store.ts';
-import { loadRecords, POLICIES } from '../repo/retention-records.ts';
+import { loadRecords, POLICIES, type Loaded, type PolicyRecord } from '../repo/retention-records.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
 import { listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries, readAuditEntry, type AuditEntry, type AuditEvent, type LoadedCheckpoint, type LoadedEntry } from '../repo/audit-records.ts';
 import { metadataLock, type RetentionClock, type RetentionState } from './retention-state.ts';
@@ -31,9 +31,9 @@ const HEAD_WINDOW = 16;
  * Who may sign audit entries: keys the owner certified, accepted witnesses, and approvers — every key
  * any link of the policy chain ever registered, since their entries stay valid after they leave.
  */
-async function auditSigners(view: RepositoryView): Promise<SignerLookup & { describe(keyId: KeyId): string }> {
+async function auditSigners(view: RepositoryView, links?: Loaded<PolicyRecord>[]): Promise<SignerLookup & { describe(keyId: KeyId): string }> {
   const approvers = new Map<string, { key: Buffer; name: string }>();
-  for (const { value } of await loadRecords(view, POLICIES, [])) {
+  for (const { value } of links ?? await loadRecords(view, POLICIES, [])) {
     for (const { name, publicKey } of value.settings.approvers ?? []) approvers.set(keyIdOf(Buffer.from(publicKey, 'hex')), { key: Buffer.from(publicKey, 'hex'), name });
   }
   const lookup = (keyId: KeyId) => view.authority.certifiedKeyFor(keyId) ?? approvers.get(keyId)?.key;
@@ -193,7 +193,8 @@ export function describeMissingKey(key: NamedKey): string {
 async function currentHeads(repo: AuditAuthor): Promise<{ seq: number; hash: string }[]> {
   const problems: RecordProblem[] = [];
   const names = await listAuditNames(repo.store, problems);
-  const signers = await auditSigners(repo);
+  // The policy links the operation's retention state holds already: an append reads nothing twice.
+  const signers = await auditSigners(repo, (await repo.retentionState()).policyLinks);
   const valid: LoadedEntry[] = [];
   try {
     for (const { name, seq } of names.reverse()) {

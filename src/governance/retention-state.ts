@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
-import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type Hold, type Loaded } from '../repo/retention-records.ts';
+import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type Hold, type Loaded, type PolicyRecord } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from './policy.ts';
 import { approvedRequests } from './requests.ts';
 import { foldGrants, roundUpMs, strongerMode, type GovernanceEnd, type ObjectLock, type RetentionLedger } from './retention.ts';
@@ -18,6 +18,8 @@ export interface ForgetMarkSeen {
 
 export interface RetentionState {
   policy: Policy;
+  /** Every valid link of the policy chain, current or not (audit entries of past approvers stay valid). */
+  policyLinks: Loaded<PolicyRecord>[];
   /** Every valid grant as stored; `ledger` is their fold. */
   grants: Loaded<Grant>[];
   ledger: RetentionLedger;
@@ -60,6 +62,7 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
   const heldSnapshots = holds.filter(({ name }) => !releasedHolds.has(name));
   return {
     policy,
+    policyLinks: policies,
     grants,
     ledger,
     governanceRequests,

@@ -15,7 +15,8 @@ import { addHold, listHolds } from './holds.ts';
 import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy } from './policy-admin.ts';
 import { approverSet } from '../governance/policy.ts';
 import { testOperation, testRetentionClock } from '../testing/operation.ts';
-import { authoriseClockConfirmation, createRequest, signDecision, submitDecision } from './approvals.ts';
+import { approverAuthor, authoriseClockConfirmation, createRequest, signDecision, submitDecision } from './approvals.ts';
+import { openRepositoryView } from '../repo/repository.ts';
 import { readAuditLog } from '../governance/audit-log.ts';
 import { readRequests } from '../governance/requests.ts';
 import { loadRetentionState } from '../governance/retention-state.ts';
@@ -181,4 +182,50 @@ test('an approved unlock leaves the snapshots that share its data covered: what 
   const [status] = await lockStatus({ repo: owner, snapshot: kept.snapshotId });
   assert.deepEqual(status.gaps, [], 'the shared pack is still held for the kept snapshot');
   assert.ok((await actions(owner)).includes('request.execute'));
+});
+
+/**
+ * `op` on a store that counts how often the policy chain is read: every load of the retention state
+ * (and every partial read of the policy) lists policies/ once. The sweep over all metadata that
+ * granting shared objects again makes (snapshot-objects.ts sharedMetadata) lists it too, along with
+ * epochs/, which nothing else in an approval lists: those listings are not state loads.
+ */
+function countingStateLoads(op: Operation): { op: Operation; loads: () => number } {
+  const listed = new Map<string, number>();
+  const store = { ...op.store, list: (prefix: string) => { listed.set(prefix, (listed.get(prefix) ?? 0) + 1); return op.store.list(prefix); } };
+  return { op: testOperation({ ...op, store }), loads: () => (listed.get('policies/') ?? 0) - (listed.get('epochs/') ?? 0) };
+}
+
+test('one approval reads the retention state once, also the one that executes an unlock and grants shared objects again', async (t) => {
+  const { owner, alice, bob, source } = await governed(t, 'requests-one-load');
+  await backup({ repo: owner, paths: [source], retainMs: 40 * 86_400_000 }); // shares the pack with `locked`
+  const target = (await backup({ repo: owner, paths: [source], retainMs: 30 * 86_400_000 })).snapshotId;
+  const request = await createRequest({ repo: owner, kind: 'unlock', target, reason: 'wrong disk' });
+
+  const first = countingStateLoads(owner);
+  assert.equal((await submitDecision(first.op, signDecision(request.id, 'approve', alice))).executedNow, false);
+  assert.equal(first.loads(), 1, 'the first approval');
+
+  const last = countingStateLoads(owner);
+  const done = await submitDecision(last.op, signDecision(request.id, 'approve', bob));
+  assert.equal(done.executedNow, true);
+  assert.equal(last.loads(), 1, 'the approval that completes the quorum, executes and grants again');
+  assert.ok((await actions(owner)).includes('request.execute'));
+  // It granted the shared objects again (the owner's word that the unlocked snapshot's cap applies),
+  // and every snapshot still locked stays covered.
+  assert.ok((await loadRetentionState(owner)).regranted.has(request.id));
+  for (const status of await lockStatus({ repo: testOperation(owner) })) {
+    if (status.snapshotId !== target) assert.deepEqual(status.gaps, [], `snapshot ${status.snapshotId.slice(0, 8)} stays covered`);
+  }
+});
+
+test('an approver without the repository key reads the retention state once for their decision', async (t) => {
+  const { owner, alice, locked } = await governed(t, 'requests-one-load-approver');
+  const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'r' });
+  let loads = 0;
+  const store = { ...owner.store, list: (prefix: string) => { if (prefix === 'policies/') loads++; return owner.store.list(prefix); } };
+  const view = await openRepositoryView(store);
+  const author = await approverAuthor(view, owner.clock, alice, testRetentionClock(owner.clock));
+  await submitDecision(author, signDecision(request.id, 'approve', alice));
+  assert.equal(loads, 1);
 });

@@ -20,6 +20,7 @@ import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
 import { parseJsonPayload } from '../repo/signed-record.ts';
 import { testOperation, testRetentionClock } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
+import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 
 const KDF = 10;
 const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
@@ -204,4 +205,18 @@ test('records written by key administration carry the owner signature', async ()
   assert.deepEqual(problems, []);
   const infos = keys.map(({ name, record }) => parseJsonPayload<KeyFileInfo>(record, name));
   assert.ok(infos.every((info) => info.configHash === owner.configHash));
+});
+
+test('every key change writes its own audit entry, whoever calls the service (not only the CLI)', async () => {
+  const { owner } = await newRepo();
+  const added = await addKey(owner, { passphrase: 'writer', role: 'write-only', label: 'db1', kdfLogN: KDF });
+  await revokeKey(owner, added.keyId, { reason: 'host retired' });
+  const rotated = await rotateKey(owner, { reason: 'after revoking' });
+  const entries = (await readAuditLog(owner)).entries.map(({ entry }) => [entry.action, entry.target, entry.details]);
+  assert.deepEqual(entries, [
+    ['key.add', added.keyId, { role: 'write-only', label: 'db1', keyFile: added.name }],
+    ['key.revoke', added.keyId, { reason: 'host retired' }],
+    ['key.rotate', owner.config.repositoryId, { epoch: rotated.epoch, record: rotated.name, grantedTo: rotated.grantedTo, reason: 'after revoking' }],
+  ]);
+  assert.deepEqual((await verifyAudit(owner)).problems, []);
 });
