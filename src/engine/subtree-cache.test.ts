@@ -15,7 +15,7 @@ import { lockGaps } from './lock-coverage.ts';
 import { loadRetentionState } from '../governance/retention-state.ts';
 import { cacheRoot } from '../core/local-paths.ts';
 import { comparePostOrder, openSubtreeCache, subtreeKey } from './subtree-cache.ts';
-import { readListing } from '../source/listing.ts';
+import { readListing } from '../source/fs/listing.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { resolvePath } from './tree-walk.ts';

@@ -1,7 +1,6 @@
 // Everything retention decisions read from the repository, loaded together: the policy chain,
 // grants (folded into per-object dates), holds, forget marks and condemn notices. Records that are
 // forged, unauthorised or malformed are left out and listed in `problems` (verify reports them).
-import { systemClock, type Clock } from '../core/clock.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
@@ -119,7 +118,7 @@ const RECEIPT_SKEW_MS = 60 * 60_000;
  * retention — had ended by then. A mark that does not is reported and forgets nothing, and so is one
  * the store says it received in the future (a file time set by hand).
  */
-export function isForgotten(state: RetentionState, id: string, own: Retention | null, problems: RecordProblem[], nowMs = systemClock.nowMs()): boolean {
+export function isForgotten(state: RetentionState, id: string, own: Retention | null, problems: RecordProblem[], nowMs: number): boolean {
   const lock = state.ledger.snapshotLock(id, own);
   let forgotten = false;
   for (const { name, receivedMs } of state.forgetMarks.get(id) ?? []) {

@@ -5,7 +5,7 @@ import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
 import { backup, startWalk, type BackupResult } from '../../engine/backup.ts';
 import { scanSources } from '../../engine/scan.ts';
-import { readExcludeFile } from '../../source/excludes.ts';
+import { readExcludeFile } from '../../source/fs/excludes.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { type CliContext, openOp, print } from '../context.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
