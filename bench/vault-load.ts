@@ -13,6 +13,7 @@ import { systemClock } from '../src/core/clock.ts';
 import { startVault } from '../src/vault/server.ts';
 import { createToken } from '../src/vault/tokens.ts';
 import { removeTree } from './lib/remove-tree.ts';
+import { testOperation, testRetentionClock } from '../src/testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../bin/amber.js', import.meta.url));
 const { values } = parseArgs({ options: { clients: { type: 'string', default: '4' }, seconds: { type: 'string', default: '60' }, mib: { type: 'string', default: '16' } } });
@@ -22,7 +23,7 @@ const mib = Number(values.mib);
 
 const dir = await mkdtemp(join(tmpdir(), 'amber-vault-load-'));
 const dataDir = join(dir, 'data');
-const vault = await startVault({ dataDir, port: 0, clock: systemClock });
+const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock) });
 const env = (token: string) => ({ PATH: process.env.PATH, AMBER_PASSWORD: 'load test', AMBER_KDF_LOG_N: '12', AMBER_CACHE_DIR: join(dir, 'cache'), AMBER_VAULT_TOKEN: token });
 const repo = `${vault.url}/load`;
 

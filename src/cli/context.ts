@@ -1,19 +1,17 @@
 // What every command shares: global options, opening the repository, and printing results.
-import { createHmac } from 'node:crypto';
 import { operatorName } from '../core/operator.ts';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { AmberError } from '../core/errors.ts';
-import { fileInTheWay } from '../core/local-paths.ts';
+import { cacheRoot, fileInTheWay } from '../core/local-paths.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { createHttpStore, type HttpStore } from '../storage/http/http-store.ts';
 import { parseS3Location } from '../storage/s3/s3-location.ts';
 import { readFileSync } from 'node:fs';
-import { openRepository, openRepositoryView, type Repository, type RepositoryView } from '../repo/repository.ts';
-import { openRecordCache } from '../repo/record-cache.ts';
-import { cacheRoot } from '../engine/writer-cache.ts';
-import { openGuardedClock, type GuardedClock } from '../governance/guarded-clock.ts';
+import { openRepositoryView, type RepositoryView } from '../repo/repository.ts';
+import type { GuardedClock } from '../governance/guarded-clock.ts';
+import { openOperation, type Operation } from '../governance/operation.ts';
 import { readPassphrase } from './passphrase.ts';
 
 export interface GlobalOptions {
@@ -89,7 +87,11 @@ export async function openRepoView(context: CliContext): Promise<RepositoryView>
   return openRepositoryView(await existingStore(context));
 }
 
-export async function openRepo(context: CliContext): Promise<Repository> {
+/**
+ * Opens the operation every command that changes or judges retention runs with: the repository with
+ * its passphrase, the actor, this host's record cache and guarded clock for it.
+ */
+export async function openOp(context: CliContext): Promise<Operation & { retentionClock: GuardedClock }> {
   const globals = context.globals();
   const store = await existingStore(context);
   const passphrase = await readPassphrase({
@@ -97,34 +99,7 @@ export async function openRepo(context: CliContext): Promise<Repository> {
     file: globals.passwordFile ?? process.env.AMBER_PASSWORD_FILE,
     prompt: `passphrase for ${store.location}: `,
   });
-  const repo = await openRepository({ store, passphrase, clock: context.clock });
-  repo.actor = actorFor(store);
-  repo.recordCache = openRecordCache(join(cacheRoot(), repo.config.repositoryId, 'records.jsonl'), localStateKey(repo, 'record-cache'));
-  return repo;
-}
-
-/** MAC key for this host's local state about a repository (clock, record cache): only key holders can forge it. */
-function localStateKey(repo: Repository, purpose: string): Buffer {
-  return createHmac('sha256', repo.key.secrets.idKey).update(`amber/v1/${purpose}`).digest();
-}
-
-/**
- * The guarded clock every retention decision of this host uses: its state lives in the local cache
- * ($AMBER_CACHE_DIR), one file per repository, MAC'd with a key derived from the repository's id key.
- * `firstUse: 'anchor'` is for `init` only: a repository being created has nothing to expire yet.
- */
-export async function openRetentionClock(repo: Repository, options: { firstUse?: 'anchor' } = {}): Promise<GuardedClock> {
-  const { store } = repo;
-  return openGuardedClock({
-    statePath: join(cacheRoot(), repo.config.repositoryId, 'clock.json'),
-    macKey: localStateKey(repo, 'clock-state'),
-    firstUse: options.firstUse,
-    // Without trusted local state, a vault's or S3 server's clock may vouch for this host's wall time.
-    reference: async () => {
-      const wallMs = await store.serverTimeMs?.();
-      return wallMs === undefined ? undefined : { source: `the clock of ${store.location}`, wallMs };
-    },
-  });
+  return openOperation({ store, passphrase, clock: context.clock, actor: actorFor(store), cacheDir: cacheRoot() });
 }
 
 /** Says on stderr, once per command, that deletions wait because the clock is not trusted. */

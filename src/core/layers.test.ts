@@ -34,3 +34,14 @@ test('every import under src/ points to the same or a lower layer', () => {
   }
   assert.deepEqual(violations, []);
 });
+
+test('the CLI parses and renders only: no command writes an audit entry or loads retention state itself', () => {
+  const offenders: string[] = [];
+  for (const file of sourceFiles(join(SRC, 'cli'))) {
+    const text = readFileSync(file, 'utf8');
+    for (const name of ['appendAudit', 'loadRetentionState', 'putRecord', 'openGuardedClock']) {
+      if (text.includes(name)) offenders.push(`${relative(SRC, file)} uses ${name}`);
+    }
+  }
+  assert.deepEqual(offenders, []);
+});

@@ -6,19 +6,19 @@ import { join } from 'node:path';
 import { createHardTree, SPARSE_FILE_BYTES } from '../testing/tree-fixture.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import { createTestRepo, makeTempDir, rejectsWithCode, removeTree, seededBytes } from '../testing/repo-fixture.ts';
-import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { backup, type BackupResult } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
 import { resolvePath, splitPath } from './tree-walk.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const MiB = 1024 * 1024;
 
 let root = '';
 let source = '';
-let repo: Repository;
+let repo: Operation;
 let first: BackupResult;
 let targets = 0;
 

@@ -9,13 +9,14 @@ import { nowIso } from '../core/clock.ts';
 import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
 import { chunksOf, chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
 import { sha256Hex } from '../crypto/index.ts';
-import { readEntryMeta, type EntryMeta } from '../source/entry-meta.ts';
-import { compareNames } from '../source/list-directory.ts';
-import { createExcludeMatcher, type ExcludeMatcher } from '../source/excludes.ts';
-import { errorOf } from '../source/listing.ts';
+import { readEntryMeta, type EntryMeta } from '../source/fs/entry-meta.ts';
+import { compareNames } from '../source/fs/list-directory.ts';
+import { createExcludeMatcher, type ExcludeMatcher } from '../source/fs/excludes.ts';
+import { errorOf } from '../source/fs/listing.ts';
 import { createDirectoryLister, type DirectoryLister } from './directory-lister.ts';
 import { defaultPoolSize } from './worker-pool.ts';
 import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
 import { encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
@@ -25,7 +26,7 @@ import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
 import { openSubtreeCache, subtreeKey, type SubtreeCache } from './subtree-cache.ts';
 import type { RetentionMode } from '../storage/store.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import { isoDate } from '../core/units.ts';
@@ -48,7 +49,7 @@ export interface BackupProgress {
 }
 
 export interface BackupOptions {
-  repo: Repository;
+  repo: Operation;
   paths?: string[];
   stdin?: { stream: Readable; filename: string };
   tags?: string[];
@@ -60,8 +61,6 @@ export interface BackupOptions {
   /** Retention for this snapshot; the repository policy's defaults and bounds apply. */
   retainMs?: number;
   lockMode?: RetentionMode;
-  /** Where retain-until dates start from (the CLI passes the guarded clock); default: wall time. */
-  retentionClock?: RetentionClock;
   /** False: neither use nor update the local cache of unchanged directories' trees. */
   cache?: boolean;
   /** A walk started before the repository was opened (startWalk, with the same paths and excludes). */
@@ -79,7 +78,7 @@ export interface BackupResult {
 }
 
 interface Session {
-  repo: Repository;
+  repo: Operation;
   sink: BlobSink;
   chunker: Chunker;
   exclude: ExcludeMatcher;
@@ -103,7 +102,9 @@ interface Session {
 export async function backup(options: BackupOptions): Promise<BackupResult> {
   try {
     for (let attempt = 1; ; attempt++) {
-      const state = await loadRetentionState(options.repo);
+      // A restart reads the state again: a prune condemned a pack meanwhile.
+      if (attempt > 1) options.repo.retentionStateChanged();
+      const state = await options.repo.retentionState();
       try {
         return await backupOnce(options, state, attempt === 1 ? options.walk : undefined);
       } catch (error) {
@@ -111,6 +112,8 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
       }
     }
   } finally {
+    // Its grants and snapshot are written (or a part of them): what the operation read is stale.
+    options.repo.retentionStateChanged();
     // A walker left running would keep the process alive after a refused backup.
     await options.walk?.close();
   }
@@ -147,7 +150,7 @@ async function backupWalked(
 ): Promise<BackupResult> {
   const { repo } = options;
   const { started, host, paths } = run;
-  const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, options.retentionClock ?? unguardedClock(repo.clock));
+  const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, repo.retentionClock);
   const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode, repo.store) });
   const parent = await createParentLookup(repo, index, { host, paths });
   const session: Session = {

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../crypto/index.ts';
 import { hashOfName, packName } from '../repo/layout.ts';
-import type { Repository } from '../repo/repository.ts';
 import { asPackId } from '../core/ids.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import {
@@ -19,6 +18,7 @@ import { backup, type BackupResult } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { verify } from './verify.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const KiB = 1024;
 // The child runs on the same Node as the tests (the project's pinned Node 24).
@@ -31,7 +31,7 @@ const BACKUP_WINDOW_MS = 700;
 let root = '';
 let source = '';
 let repoPath = '';
-let repo: Repository;
+let repo: Operation;
 let first: BackupResult;
 
 before(async () => {

@@ -18,7 +18,7 @@ import { compareTrees } from '../testing/tree-compare.ts';
 import type { BackupChildRequest } from '../testing/backup-child.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import type { Store } from '../storage/store.ts';
-import { openRepository, type Repository } from '../repo/repository.ts';
+import { openRepository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { CONFIG_NAME, objectName, packName } from '../repo/layout.ts';
@@ -29,6 +29,8 @@ import { restore } from './restore.ts';
 import { verify, type VerifyProblem } from './verify.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { resolvePath, rootNode, walkNodes } from './tree-walk.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -52,7 +54,7 @@ interface Case {
   dir: string;
   source: string;
   repoPath: string;
-  repo: Repository;
+  repo: Operation;
   result: BackupResult;
 }
 
@@ -70,7 +72,7 @@ async function backedUpCase(): Promise<Case> {
 }
 
 /** Each file of the snapshot (absolute path) → the packs holding its chunks. */
-async function packsByFile(repo: Repository, tree: string): Promise<Map<string, Set<string>>> {
+async function packsByFile(repo: Operation, tree: string): Promise<Map<string, Set<string>>> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const files = new Map<string, Set<string>>();
@@ -91,7 +93,7 @@ async function largestPack(store: Store): Promise<{ name: string; id: PackId; si
   return (await packsBySize(store))[0];
 }
 
-async function restoreAll(c: Case, repo: Repository, snapshotId: string = c.result.snapshotId) {
+async function restoreAll(c: Case, repo: Operation, snapshotId: string = c.result.snapshotId) {
   const target = join(c.dir, `target-${randomBytes(4).toString('hex')}`);
   const result = await restore({ repo, snapshot: await findSnapshot(repo, snapshotId), target });
   return { target, result, restoredSource: join(target, c.source) };
@@ -148,7 +150,7 @@ test('a config with any one byte flipped is refused as CONFIG_CORRUPT, and the r
     const store: Store = { ...inner, get: async (name, range) => (name === CONFIG_NAME ? damaged : inner.get(name, range)) };
     let code = 'opened';
     try {
-      await openRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock });
+      testOperation(await openRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock }));
     } catch (caught) {
       code = (caught as { code?: string }).code ?? String(caught);
     }

@@ -4,7 +4,7 @@
 import { parentPort } from 'node:worker_threads';
 import { isAmberError } from '../core/errors.ts';
 import { decodeBlob, type BlobType } from '../repo/blob-codec.ts';
-import { writeNonZero } from '../source/sparse-write.ts';
+import { writeNonZero } from '../source/fs/sparse-write.ts';
 import { serveTasks } from './worker-pool.ts';
 
 export interface DecodeTask {

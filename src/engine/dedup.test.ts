@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { createTestRepo, makeTempDir, removeTree, seededBytes } from '../testing/repo-fixture.ts';
-import type { Repository } from '../repo/repository.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
 import { resolvePath, rootNode, walkNodes } from './tree-walk.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -27,7 +27,7 @@ after(async () => {
 
 const newRepo = () => createTestRepo(join(root, `repo-${++repos}`), { chunker: CHUNKER, packTargetBytes: 4 * MiB });
 
-async function readerFor(repo: Repository): Promise<BlobReader> {
+async function readerFor(repo: Operation): Promise<BlobReader> {
   return createBlobReader(repo, (await loadIndex(repo)).index);
 }
 
@@ -43,7 +43,7 @@ async function treeBytes(reader: BlobReader, tree: string): Promise<number> {
   return total;
 }
 
-async function restoredBytes(repo: Repository, snapshotId: string, path: string): Promise<Buffer> {
+async function restoredBytes(repo: Operation, snapshotId: string, path: string): Promise<Buffer> {
   const target = join(root, `target-${snapshotId.slice(0, 12)}`);
   const result = await restore({ repo, snapshot: await findSnapshot(repo, snapshotId), target, include: [path] });
   assert.deepEqual(result.errors, []);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '../testing/repo-fixture.ts';
-import { readListing } from '../source/listing.ts';
+import { readListing } from '../source/fs/listing.ts';
 import { createDirectoryLister } from './directory-lister.ts';
 
 async function tree(): Promise<string> {

@@ -3,7 +3,7 @@
 // backup ever asks for another directory than the next one walked, the walker is stopped and the
 // rest of the backup lists directories itself, so a disagreement costs speed, never correctness.
 import type { Worker } from 'node:worker_threads';
-import { readListing, type Listing } from '../source/listing.ts';
+import { readListing, type Listing } from '../source/fs/listing.ts';
 import { startWorker } from './worker-pool.ts';
 
 export interface DirectoryLister {

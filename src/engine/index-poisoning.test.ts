@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { sha256Hex } from '../crypto/index.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { systemClock } from '../core/clock.ts';
-import { openRepository, type Repository } from '../repo/repository.ts';
+import { openRepository } from '../repo/repository.ts';
 import { addKey } from '../protection/key-admin.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { encodeIndex, type IndexedPack } from '../repo/index-file.ts';
@@ -20,17 +20,19 @@ import { createScratchRepo, openTestRepo, seededBytes, SMALL_CHUNKER } from '../
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
+import type { Operation } from '../governance/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 
 const FILE_BYTES = 1024 * 1024;
 const BOGUS_OFFSET = 12_345;
 
-async function writer(repoPath: string, owner: Repository, passphrase: string): Promise<Repository> {
+async function writer(repoPath: string, owner: Operation, passphrase: string): Promise<Operation> {
   await addKey(owner, { passphrase, role: 'write-only', kdfLogN: 10 });
-  return openRepository({ store: createFsStore(repoPath), passphrase, clock: systemClock });
+  return openRepository({ store: createFsStore(repoPath), passphrase, clock: systemClock }).then((opened) => testOperation(opened));
 }
 
 /** Index entries signed by `forger` that place every blob it can see at a bogus offset in its own pack. */
-async function forgeIndex(forger: Repository, options: { sortBefore?: string } = {}): Promise<string> {
+async function forgeIndex(forger: Operation, options: { sortBefore?: string } = {}): Promise<string> {
   const { index } = await loadIndex(forger);
   const entries: PackEntry[] = [];
   const seen = await listBlobIds(forger);
@@ -49,7 +51,7 @@ async function forgeIndex(forger: Repository, options: { sortBefore?: string } =
   }
 }
 
-async function listBlobIds(repo: Repository): Promise<Buffer[]> {
+async function listBlobIds(repo: Operation): Promise<Buffer[]> {
   const ids: Buffer[] = [];
   const { readIndexPayload } = await import('../repo/index-file.ts');
   const { readRecords } = await import('../repo/records.ts');

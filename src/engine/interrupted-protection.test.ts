@@ -15,6 +15,7 @@ import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRepository } from '../repo/repository.ts';
 import { systemClock } from '../core/clock.ts';
 import { verify } from './verify.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 const CHILD = fileURLToPath(new URL('../testing/backup-child.ts', import.meta.url));
@@ -101,7 +102,7 @@ test('where the process may not set the attribute, the unprotected snapshot is a
   await killedBackup('snapshots/');
   const [left] = await unprotected(repo, 'snapshots/');
   // A store that may not lock (as a user without CAP_LINUX_IMMUTABLE): it still reads the attributes.
-  const owner = await openRepository({ store: createFsStore(repo, { lockObjects: false }), passphrase: TEST_PASSPHRASE, clock: systemClock });
+  const owner = testOperation(await openRepository({ store: createFsStore(repo, { lockObjects: false }), passphrase: TEST_PASSPHRASE, clock: systemClock }));
   const { problems, notices } = await verify({ repo: owner, readDataFraction: 0 });
   const gap = problems.find(({ object }) => object === left);
   assert.equal(gap?.code, 'LOCK_GAP', JSON.stringify(problems));

@@ -4,8 +4,8 @@
 // entries may wait unconsumed (see directory-lister.ts).
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createExcludeMatcher } from '../source/excludes.ts';
-import { readListing } from '../source/listing.ts';
+import { createExcludeMatcher } from '../source/fs/excludes.ts';
+import { readListing } from '../source/fs/listing.ts';
 
 const { excludes, progress, windowEntries } = workerData as { excludes: string[]; progress: SharedArrayBuffer; windowEntries: number };
 const exclude = createExcludeMatcher(excludes);

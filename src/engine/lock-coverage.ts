@@ -4,13 +4,14 @@ import { isAmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
 import type { Enforcement, ObjectProtection, RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 import { findAllLocations, loadIndex } from '../repo/index-loader.ts';
 import { packName } from '../repo/layout.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { approverSet, isLocked, type Policy } from '../governance/policy.ts';
 import { covers, type ObjectLock } from '../governance/retention.ts';
 import { finishProtection } from './backup-lock.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { collectPacks, sharedMetadata, snapshotNeeds, snapshotObject, type SnapshotNeeds } from './snapshot-objects.ts';
 
@@ -51,10 +52,10 @@ export function liftableBy(mode: RetentionMode | undefined, policy: Policy, nowM
 }
 
 /** Reads the actual retention of everything each snapshot needs and says whether it covers the lock. */
-export async function lockStatus(options: { repo: Repository; snapshot?: string; state?: RetentionState; clock?: RetentionClock }): Promise<LockStatus[]> {
+export async function lockStatus(options: { repo: Operation; snapshot?: string; state?: RetentionState }): Promise<LockStatus[]> {
   const { repo } = options;
-  const policyNowMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
-  const state = options.state ?? await loadRetentionState(repo);
+  const policyNowMs = repo.retentionClock.retentionBaseMs();
+  const state = options.state ?? await repo.retentionState();
   const entries: SnapshotEntry[] = options.snapshot ? [await findSnapshot(repo, options.snapshot)] : await listSnapshots(repo, [], { state });
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);

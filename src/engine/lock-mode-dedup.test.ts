@@ -11,7 +11,7 @@ import { systemClock } from '../core/clock.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import { addKey } from '../protection/key-admin.ts';
-import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import { createFaultyStore } from '../testing/faulty-store.ts';
@@ -26,6 +26,8 @@ import { verify } from './verify.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { snapshotNeeds } from './snapshot-objects.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const DAY = 86_400_000;
 const CHUNKER = { minSizeBytes: 16 * 1024, avgSizeBytes: 64 * 1024, maxSizeBytes: 256 * 1024 };
@@ -38,7 +40,7 @@ async function sourceIn(dir: string): Promise<string> {
   return source;
 }
 
-const backupIn = (repo: Repository, source: string, mode: RetentionMode, retainMs: number) =>
+const backupIn = (repo: Operation, source: string, mode: RetentionMode, retainMs: number) =>
   backup({ repo, paths: [source], lockMode: mode, retainMs });
 
 /** What a backup of an unchanged source must show: its parent used, nothing read, nothing stored. */
@@ -56,7 +58,7 @@ function assertDeduplicated(result: BackupResult, parent: SnapshotId, label: str
 }
 
 /** verify finds nothing wrong and every stored pack named by an index object; lock status has no gap. */
-async function assertIndexedAndCovered(repo: Repository, snapshots: number): Promise<void> {
+async function assertIndexedAndCovered(repo: Operation, snapshots: number): Promise<void> {
   const checked = await verify({ repo, readDataFraction: 1 });
   assert.deepEqual(checked.problems, []);
   assert.equal(checked.unreferencedPacks, 0, 'no uninterrupted backup leaves a pack that no index object names');
@@ -65,7 +67,7 @@ async function assertIndexedAndCovered(repo: Repository, snapshots: number): Pro
   for (const status of statuses) assert.deepEqual(status.gaps, [], `snapshot ${status.snapshotId.slice(0, 8)} (${status.lock?.mode}) is covered`);
 }
 
-async function assertRestores(repo: Repository, dir: string, snapshotId: SnapshotId, source: string): Promise<void> {
+async function assertRestores(repo: Operation, dir: string, snapshotId: SnapshotId, source: string): Promise<void> {
   const target = join(dir, `restored-${snapshotId.slice(0, 12)}`);
   const result = await restore({ repo, snapshot: await findSnapshot(repo, snapshotId), target });
   assert.deepEqual(result.errors, []);
@@ -73,7 +75,7 @@ async function assertRestores(repo: Repository, dir: string, snapshotId: Snapsho
 }
 
 /** The lock the grants give every pack a snapshot needs. */
-async function packLocks(repo: Repository, snapshotId: SnapshotId) {
+async function packLocks(repo: Operation, snapshotId: SnapshotId) {
   const { index } = await loadIndex(repo);
   const { packs } = await snapshotNeeds(createBlobReader(repo, index), index, (await findSnapshot(repo, snapshotId)).snapshot.tree);
   const { ledger } = await loadRetentionState(repo);
@@ -123,7 +125,7 @@ test('a pack whose blobs are all stored elsewhere too is still an indexed pack, 
   const source = await sourceIn(dir);
   for (const name of ['alpha', 'beta']) {
     await addKey(owner, { role: 'write-only', passphrase: name, label: name, kdfLogN: 10 });
-    const writer = await openRepository({ store: createFsStore(repoPath), passphrase: name, clock: systemClock });
+    const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: name, clock: systemClock }));
     const copy = await backupIn(writer, source, 'governance', DAY);
     assert.ok(copy.snapshot.summary.bytesAdded > 300_000, `${name} stored its own copy`);
   }
@@ -152,10 +154,10 @@ whenS3(() => {
     t.after(() => removeTree(dir));
     useTemporaryWriterCache(dir);
     const store = await freshS3Store();
-    const owner = await initRepository({
+    const owner = testOperation(await initRepository({
       store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10, chunker: CHUNKER,
       retention: { retainUntilMs: Date.now() + DAY, mode: 'compliance' },
-    });
+    }));
     const source = await sourceIn(dir);
     const first = await backupIn(owner, source, 'compliance', DAY);
     const governance = await backupIn(owner, source, 'governance', DAY);

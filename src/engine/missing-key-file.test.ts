@@ -24,10 +24,28 @@ import { listSnapshots } from './snapshots.ts';
 import { appendAudit, readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 import { verify } from './verify.ts';
 import { prune } from '../protection/prune.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
+import { objectName } from '../repo/layout.ts';
+import { sha256Hex } from '../crypto/index.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 
 /** As root by hand: lift the attributes (where chattr works), remove the file, set the directory's again. */
+/**
+ * A write-only key added the way Amber did before `addKey` wrote its own key.add entry: a key file
+ * and nothing in the log, so only the writer's own entries name it.
+ */
+async function addKeyWithoutEntry(owner: Operation, passphrase: string): Promise<{ keyId: string; name: string }> {
+  const { bytes, info } = await createKeyFile({
+    role: 'write-only', passphrase, secrets: owner.key.secrets, owner: owner.key.signer, configHash: owner.configHash,
+    createdAt: new Date().toISOString(), kdfLogN: 10,
+  });
+  const name = objectName('keys', sha256Hex(bytes));
+  await owner.store.put(name, bytes);
+  return { keyId: info.keyId, name };
+}
+
 async function removeAsRoot(repoPath: string, name: string): Promise<void> {
   const path = join(repoPath, name);
   const chattr = (...args: string[]) => spawnSync('chattr', args, { stdio: 'ignore' }).status === 0;
@@ -82,8 +100,8 @@ test('a writer whose key file is gone keeps its snapshots out of prune\'s junk e
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(40_000, 'missing-key-prune'));
-  const added = await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
-  const writer = await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock });
+  const added = await addKeyWithoutEntry(owner, 'writer pass');
+  const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }));
   await backup({ repo: writer, paths: [source] });
   await removeAsRoot(repoPath, added.name);
   const repo = await openTestRepo(repoPath);
@@ -96,8 +114,8 @@ test('a writer whose key file is gone keeps its snapshots out of prune\'s junk e
 
 test('an old key.add entry that names only the key id is checked against the key ids in keys/', async (t) => {
   const { repoPath, owner } = await createScratchRepo(t, 'missing-key-old-entry');
-  const added = await addKey(owner, { passphrase: 'second full', role: 'full', kdfLogN: 10 });
-  const entry = await appendAudit(owner, { action: 'key.add', target: added.keyId, details: { role: added.role, label: '' } });
+  const added = await addKeyWithoutEntry(owner, 'second key');
+  const entry = await appendAudit(owner, { action: 'key.add', target: added.keyId, details: { role: 'write-only', label: '' } });
   await removeAsRoot(repoPath, added.name);
   const repo = await openTestRepo(repoPath);
   const audit = await verifyAudit(repo);
@@ -137,10 +155,10 @@ whenS3(() => {
     await fs.mkdir(source);
     await fs.writeFile(join(source, 'a.bin'), seededBytes(40_000, 'missing-key-s3'));
     const store = await freshS3Store();
-    const owner = await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 });
+    const owner = testOperation(await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
     const added = await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
     await appendAudit(owner, { action: 'key.add', target: added.keyId, details: { role: added.role, keyFile: added.name } });
-    const writer = await openRepository({ store, passphrase: 'writer pass', clock: systemClock });
+    const writer = testOperation(await openRepository({ store, passphrase: 'writer pass', clock: systemClock }));
     const { snapshotId } = await backup({ repo: writer, paths: [source], retainMs: 86_400_000, lockMode: 'compliance' });
     const s3 = new S3Client({ endpoint: s3Env!.endpoint, forcePathStyle: true, region: s3Env!.region, credentials: s3Env!.credentials, requestChecksumCalculation: 'WHEN_REQUIRED' });
     const { Versions } = await s3.send(new ListObjectVersionsCommand({ Bucket: store.bucket, Prefix: added.name }));
@@ -148,7 +166,7 @@ whenS3(() => {
     await assert.rejects(s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: added.name, VersionId: Versions![0].VersionId, BypassGovernanceRetention: true })));
     await s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: added.name }));
     const fresh = createS3Store({ endpoint: s3Env!.endpoint, bucket: store.bucket, prefix: '' }, { clock: systemClock, credentials: s3Env!.credentials, region: s3Env!.region });
-    const repo = await openRepository({ store: fresh, passphrase: TEST_PASSPHRASE, clock: systemClock });
+    const repo = testOperation(await openRepository({ store: fresh, passphrase: TEST_PASSPHRASE, clock: systemClock }));
     assert.ok((await listSnapshots(repo)).some(({ id }) => id === snapshotId), 'Amber reads the oldest version: the key file is still there');
     const { problems } = await verify({ repo, readDataFraction: 0 });
     assert.deepEqual(problems.map(({ object, code }) => [object, code]), [[added.name, 'STORAGE_TAMPERED']]);

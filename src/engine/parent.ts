@@ -5,7 +5,7 @@ import type { BlobIndex } from '../repo/blob-index.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { decodeTree, type TreeNode } from '../repo/tree.ts';
 import type { Repository } from '../repo/repository.ts';
-import type { EntryMeta } from '../source/entry-meta.ts';
+import type { EntryMeta } from '../source/fs/entry-meta.ts';
 import { listSnapshots } from './snapshots.ts';
 import { openWriterCache, type CachedSnapshot } from './writer-cache.ts';
 import { snapshotName } from '../repo/layout.ts';

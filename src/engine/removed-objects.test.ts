@@ -16,6 +16,7 @@ import { listNames, makeTempDir, openTestRepo, removeTree, seededBytes, TEST_PAS
 import { backup } from './backup.ts';
 import { verify } from './verify.ts';
 import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 
@@ -89,7 +90,7 @@ test('a write-only key cannot checkpoint: its newest entry is covered from the n
   await fs.writeFile(join(source, 'a.bin'), seededBytes(30_000, 'writer-audit'));
   await backup({ repo: owner, paths: [source] });
   await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
-  const laptop = await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock });
+  const laptop = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }));
   await backup({ repo: laptop, paths: [source] });
   const entries = (await readAuditLog(owner)).entries;
   const newest = entries.at(-1)!;

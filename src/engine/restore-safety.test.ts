@@ -9,17 +9,17 @@ import { asSnapshotId } from '../core/ids.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { snapshotName } from '../repo/layout.ts';
-import type { Repository } from '../repo/repository.ts';
 import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
 import { createTestRepo, fingerprintTree, makeTempDir, rejectsWithCode, removeTree } from '../testing/repo-fixture.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { restore, type RestoreResult } from './restore.ts';
 import { findSnapshot, type SnapshotEntry } from './snapshots.ts';
+import type { Operation } from '../governance/operation.ts';
 
 let root = '';
 let sentinel = '';
-let repo: Repository;
+let repo: Operation;
 let targets = 0;
 
 before(async () => {

@@ -26,7 +26,7 @@ import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import { createDecodePool } from './decode-pool.ts';
 import { defaultPoolSize } from './worker-pool.ts';
 import type { TreeNode } from '../repo/tree.ts';
-import { utimeSecondsFromNs } from '../source/entry-meta.ts';
+import { utimeSecondsFromNs } from '../source/fs/entry-meta.ts';
 import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 

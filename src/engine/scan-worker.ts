@@ -2,7 +2,7 @@
 import { lstatSync, readdirSync, type Dirent } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createExcludeMatcher } from '../source/excludes.ts';
+import { createExcludeMatcher } from '../source/fs/excludes.ts';
 
 const { paths, excludes } = workerData as { paths: string[]; excludes: string[] };
 const exclude = createExcludeMatcher(excludes);

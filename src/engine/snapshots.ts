@@ -7,10 +7,14 @@ import { readRecords, type RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
 import { hashOfName, PREFIX } from '../repo/layout.ts';
 import { isForgotten, loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
+import type { Operation } from '../governance/operation.ts';
 
-/** The retention state when any forget mark exists: most repositories have none and skip loading it. */
-async function stateForForgets(repo: Repository): Promise<RetentionState | undefined> {
-  for await (const _mark of repo.store.list(PREFIX.forgets)) return loadRetentionState(repo);
+/**
+ * The retention state when any forget mark exists: most repositories have none and skip loading it.
+ * An operation's own state is used (it is read once per operation).
+ */
+async function stateForForgets(repo: Repository | Operation): Promise<RetentionState | undefined> {
+  for await (const _mark of repo.store.list(PREFIX.forgets)) return 'retentionState' in repo ? repo.retentionState() : loadRetentionState(repo);
   return undefined;
 }
 
@@ -38,7 +42,7 @@ export async function listSnapshots(repo: Repository, problems: RecordProblem[] 
     try {
       const id = asSnapshotId(hashOfName(name)!);
       const snapshot = decodeSnapshotPayload(record.payload, repo.epochs, name);
-      if (state && isForgotten(state, id, snapshot.retention, problems)) continue;
+      if (state && isForgotten(state, id, snapshot.retention, problems, repo.clock.nowMs())) continue;
       entries.push({ writtenMs, id, snapshot, signer: repo.authority.describe(record.signerKeyId) });
     } catch (error) {
       // One signed snapshot that does not open must not hide all the others.

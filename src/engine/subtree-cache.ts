@@ -17,8 +17,8 @@ import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSy
 import { join } from 'node:path';
 import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Repository } from '../repo/repository.ts';
-import { compareNames } from '../source/list-directory.ts';
-import { cacheRoot } from './writer-cache.ts';
+import { compareNames } from '../source/fs/list-directory.ts';
+import { cacheRoot } from '../core/local-paths.ts';
 
 export interface CachedSubtree {
   tree: string;

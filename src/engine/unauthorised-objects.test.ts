@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../core/clock.ts';
-import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
 import { createHttpStore } from '../storage/http/http-store.ts';
 import type { Store } from '../storage/store.ts';
 import { createScratchRepo, flipByte, liftAttributes, listNames, makeTempDir, rejectsWithCode, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
@@ -24,6 +24,8 @@ import { verify } from './verify.ts';
 import { verifyAudit } from '../governance/audit-log.ts';
 import { prune } from '../protection/prune.ts';
 import { listSnapshots } from './snapshots.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -51,7 +53,7 @@ async function plantFiles(repoDir: string, junk: { name: string; bytes: Buffer }
 }
 
 /** What every reader must do with the junk in `repo`, which holds `snapshots` real backups. */
-async function assertJunkIgnored(repo: Repository, junk: { name: string; bytes: Buffer }[], snapshots: number): Promise<void> {
+async function assertJunkIgnored(repo: Operation, junk: { name: string; bytes: Buffer }[], snapshots: number): Promise<void> {
   const junkNames = junk.map(({ name }) => name).sort();
   const verified = await verify({ repo, readDataFraction: 1 });
   assert.deepEqual(verified.problems, [], 'no damage to anything a snapshot needs');
@@ -101,7 +103,7 @@ test('fs: the four junk objects are ignored and reported by verify (exit 0), aud
   assert.equal(pruned.status, 0, pruned.stdout + pruned.stderr);
   assert.match(pruned.stdout, new RegExp(`warning: ignored ${junk[0].name}, which is no snapshot`));
 
-  const owner = await openRepository({ store: (await import('../storage/fs/fs-store.ts')).createFsStore(repo), passphrase: TEST_PASSPHRASE, clock: systemClock });
+  const owner = testOperation(await openRepository({ store: (await import('../storage/fs/fs-store.ts')).createFsStore(repo), passphrase: TEST_PASSPHRASE, clock: systemClock }));
   await assertJunkIgnored(owner, junk, 2);
 
   // With the junk still there, a real entry altered, or removed, is still tampering.
@@ -135,19 +137,19 @@ test('vault: junk written straight into the directory behind a vault is ignored 
   const dir = await makeTempDir('junk-vault');
   useTemporaryWriterCache(dir);
   const dataDir = join(dir, 'data');
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock });
+  const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock) });
   t.after(async () => {
     await vault.close();
     await removeTree(dir);
   });
   const admin = createHttpStore(`${vault.url}/team`, { token: createToken(dataDir, { role: 'admin', repo: 'team', nowMs: Date.now() }).token, attempts: 1 });
   await admin.createRepository();
-  await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 });
+  testOperation(await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
   // A maintainer may read everything and prune; a writer backs up.
   const as = async (role: 'writer' | 'maintainer') => openRepository({
     store: createHttpStore(`${vault.url}/team`, { token: createToken(dataDir, { role, repo: 'team', nowMs: Date.now() }).token, attempts: 1 }),
     passphrase: TEST_PASSPHRASE, clock: systemClock,
-  });
+  }).then((opened) => testOperation(opened));
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(100_000, 'junk-vault'));
@@ -162,7 +164,7 @@ whenS3(() => {
     const dir = await makeTempDir('junk-s3');
     t.after(() => removeTree(dir));
     const store: Store = await freshS3Store();
-    const owner = await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 });
+    const owner = testOperation(await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
     const source = join(dir, 'source');
     await fs.mkdir(source);
     await fs.writeFile(join(source, 'a.bin'), seededBytes(100_000, 'junk-s3'));

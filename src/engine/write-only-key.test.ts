@@ -17,7 +17,7 @@ import type { RecordProblem } from '../repo/records.ts';
 import { addKey, revokeKey, rotateKey } from '../protection/key-admin.ts';
 import { PREFIX, snapshotName } from '../repo/layout.ts';
 import { decodeTrailer, TRAILER_BYTES } from '../repo/pack.ts';
-import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
 import { decodeSignedRecord } from '../repo/signed-record.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import { removeTree, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
@@ -25,6 +25,8 @@ import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { verify } from './verify.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const KDF = 10;
 const CHUNKER = { minSizeBytes: 4 * 1024, avgSizeBytes: 16 * 1024, maxSizeBytes: 64 * 1024 };
@@ -36,12 +38,12 @@ after(async () => {
 });
 
 const fails = (code: ErrorCode) => (error: unknown) => isAmberError(error, code);
-const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock });
+const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
 
 interface Fixture {
   root: string;
   store: Store;
-  owner: Repository;
+  owner: Operation;
 }
 
 async function fixture(): Promise<Fixture> {
@@ -49,7 +51,7 @@ async function fixture(): Promise<Fixture> {
   useTemporaryWriterCache(root);
   roots.push(root);
   const store = createFsStore(join(root, 'repo'));
-  const owner = await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF, chunker: CHUNKER });
+  const owner = testOperation(await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF, chunker: CHUNKER }));
   return { root, store, owner };
 }
 
@@ -63,14 +65,14 @@ async function sourceDir(f: Fixture, name: string): Promise<string> {
   return dir;
 }
 
-async function backupOf(repo: Repository, path: string) {
+async function backupOf(repo: Operation, path: string) {
   const result = await backup({ repo, paths: [path] });
   assert.deepEqual(result.warnings, []);
   return result;
 }
 
 /** Restores the snapshot with `repo` and checks the source comes back bit for bit. */
-async function assertRestores(repo: Repository, snapshotId: SnapshotId, source: string): Promise<void> {
+async function assertRestores(repo: Operation, snapshotId: SnapshotId, source: string): Promise<void> {
   const target = await fs.mkdtemp(join(tmpdir(), 'amber-keys-restore-'));
   roots.push(target);
   const result = await restore({ repo, snapshot: await findSnapshot(repo, snapshotId), target });

@@ -13,12 +13,13 @@ import { createScratchRepo, openTestRepo, seededBytes, SMALL_CHUNKER } from '../
 import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
-import { cacheRoot } from './writer-cache.ts';
+import { cacheRoot } from '../core/local-paths.ts';
+import { testOperation } from '../testing/operation.ts';
 
 test('a write-only key reuses unchanged files from its local cache, and falls back to reading when the cache lies', async (t) => {
   const { dir, repoPath, owner } = await createScratchRepo(t, 'writer-cache', { chunker: SMALL_CHUNKER });
   await addKey(owner, { passphrase: 'writer', role: 'write-only', kdfLogN: 10 });
-  const writer = () => openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock: systemClock });
+  const writer = () => openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock: systemClock }).then((opened) => testOperation(opened));
   const source = join(dir, 'source');
   await fs.mkdir(join(source, 'sub'), { recursive: true });
   for (let n = 0; n < 5; n++) await fs.writeFile(join(source, 'sub', `file-${n}.bin`), seededBytes(300_000, `file ${n}`));

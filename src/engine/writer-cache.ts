@@ -3,11 +3,10 @@
 // tree is used only when it hashes (HMAC under the repository id key) to its id, a parent only when
 // its snapshot still exists in the repository, and its files' chunks only when the index has them.
 import { mkdirSync, readFileSync, renameSync, appendFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
-import { fileInTheWay } from '../core/local-paths.ts';
+import { cacheRoot } from '../core/local-paths.ts';
 import { blobIdOf } from '../repo/blob-codec.ts';
 import type { Repository } from '../repo/repository.ts';
 
@@ -25,27 +24,6 @@ export interface WriterCache {
   tree(id: string): Buffer | undefined;
   rememberSnapshot(snapshot: CachedSnapshot): void;
   snapshots(): CachedSnapshot[];
-}
-
-/**
- * This host's local state for repositories: caches, and the guarded clock's state, which retention
- * decisions need. A location that is a file would otherwise be skipped silently (caches are optional),
- * so it is refused here, naming the variable it came from.
- */
-export function cacheRoot(): string {
-  const [variable, root] = process.env.AMBER_CACHE_DIR
-    ? ['AMBER_CACHE_DIR', process.env.AMBER_CACHE_DIR]
-    : process.env.XDG_CACHE_HOME ? ['XDG_CACHE_HOME', join(process.env.XDG_CACHE_HOME, 'amber')] : ['HOME', join(homedir(), '.cache', 'amber')];
-  const file = fileInTheWay(root);
-  if (file !== undefined) {
-    throw new AmberError('USAGE', `the local cache directory ${root} (from ${variable}) ${file === resolve(root) ? 'is a file' : `is below ${file}, which is a file`}, not a directory`, {
-      hint: variable === 'AMBER_CACHE_DIR'
-        ? 'point AMBER_CACHE_DIR at a directory (it is created if missing), or unset it to use ~/.cache/amber'
-        : 'set AMBER_CACHE_DIR to a directory (it is created if missing)',
-      details: { variable, path: root },
-    });
-  }
-  return root;
 }
 
 /** Undefined when the cache folder cannot be made (a backup then reads every file, as without one). */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../core/clock.ts';
-import { openRepository, openRepositoryView, type Repository } from '../repo/repository.ts';
+import { openRepository, openRepositoryView } from '../repo/repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { addKey, revokeKey } from '../protection/key-admin.ts';
 import { putAuditEntry, type AuditEntry } from '../repo/audit-records.ts';
@@ -18,6 +18,8 @@ import { backup } from '../engine/backup.ts';
 import { addHold } from '../protection/holds.ts';
 import { extendLock } from '../protection/locks.ts';
 import { setPolicy } from '../protection/policy-admin.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from './operation.ts';
 
 const DAY = 86_400_000;
 
@@ -29,7 +31,7 @@ async function loggedRepo(t: { after(fn: () => unknown): void }, label: string) 
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(100_000, label));
   const first = await backup({ repo: owner, paths: [source], retainMs: 60_000 });
-  await addHold({ repo: owner, snapshot: first.snapshotId, reason: 'case 7', actor: 'alice@test' });
+  await addHold(owner, { snapshot: first.snapshotId, reason: 'case 7' });
   await extendLock({ repo: owner, snapshot: first.snapshotId, untilMs: Date.now() + 2 * DAY });
   await setPolicy(owner, { minRetentionMs: 1000 });
   const checkpoint = await writeCheckpoint(owner);
@@ -44,9 +46,9 @@ async function removeObject(repoPath: string, name: string): Promise<void> {
   await fs.rm(join(repoPath, name));
 }
 
-async function writer(repoPath: string, owner: Repository): Promise<{ repo: Repository; keyId: string }> {
+async function writer(repoPath: string, owner: Operation): Promise<{ repo: Operation; keyId: string }> {
   const added = await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
-  return { repo: await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }), keyId: added.keyId };
+  return { repo: testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock })), keyId: added.keyId };
 }
 
 test('a clean log verifies without a passphrase and lists every operation in order, signed by its actor', async (t) => {
@@ -108,7 +110,8 @@ test('entries inserted or reordered by a holder of a writer key are caught', asy
   const reordered = await putAuditEntry(hostile.store, base(2, [log.entries[4].hash]), hostile.key.signer);
   const result = await verifyAudit(await openRepositoryView(createFsStore(repoPath)));
   const about = (name: string) => result.problems.filter((problem) => problem.name === name).map(({ problem }) => problem).join('; ');
-  assert.match(about(inserted.name), /not part of the log signed at checkpoint 5/);
+  // Adding the writer's key was entry 6, sealed by checkpoint 6.
+  assert.match(about(inserted.name), /not part of the log signed at checkpoint 6/);
   assert.match(about(reordered.name), /has sequence number 2 but follows entry 5/);
   assert.equal(result.firstBad?.name, reordered.name);
   assert.ok(names.every((name) => about(name) === ''), 'the honest entries are not blamed');
@@ -143,42 +146,42 @@ test('forged entries (unknown key) are ignored and reported apart; entries by a 
 
 test('two writers appending at once fork the log for one step; the next append merges it and it verifies', async (t) => {
   const { repoPath, owner } = await createScratchRepo(t, 'audit-race');
-  const { repo: laptop } = await writer(repoPath, owner);
+  const { repo: laptop } = await writer(repoPath, owner); // entry 1: key.add
   await appendAudit(owner, { action: 'init', target: 'r', details: {} });
   const [a, b] = await Promise.all([
     appendAudit(owner, { action: 'backup', target: 'from owner', details: {} }),
     appendAudit(laptop, { action: 'backup', target: 'from laptop', details: {} }),
   ]);
-  assert.equal(a.entry.seq, 2);
-  assert.equal(b.entry.seq, 2);
+  assert.equal(a.entry.seq, 3);
+  assert.equal(b.entry.seq, 3);
   let result = await verifyAudit(owner);
   assert.deepEqual(result.problems, [], 'the owner\'s checkpoint at level 2 may have missed the laptop\'s entry: a race, not tampering');
   assert.equal(result.heads.length, 2, 'a fork, not a lost entry');
   const merged = await appendAudit(laptop, { action: 'backup', target: 'next', details: {} });
   assert.deepEqual(merged.entry.previous, [a.hash, b.hash].sort());
-  assert.equal(merged.entry.seq, 3);
+  assert.equal(merged.entry.seq, 4);
   await writeCheckpoint(owner);
   result = await verifyAudit(owner);
   assert.deepEqual(result.problems, []);
   assert.equal(result.heads.length, 1);
-  assert.equal(result.checkpoint?.entries, 4);
+  assert.equal(result.checkpoint?.entries, 5);
 });
 
 test('an entry at the checkpoint\'s own level that the checkpoint missed is a race, merged by the next append', async (t) => {
   const { repoPath, owner } = await createScratchRepo(t, 'audit-top-race');
-  const { repo: laptop } = await writer(repoPath, owner);
+  const { repo: laptop } = await writer(repoPath, owner); // entry 1: key.add
   const root = await appendAudit(owner, { action: 'init', target: 'r', details: {} });
-  await appendAudit(owner, { action: 'backup', target: 'a', details: {} }); // its checkpoint (level 2) sees only this
+  await appendAudit(owner, { action: 'backup', target: 'a', details: {} }); // its checkpoint (level 3) sees only this
   const raced = await putAuditEntry(laptop.store, {
-    repository: owner.config.repositoryId, seq: 2, time: new Date().toISOString(), actor: 'laptop', action: 'backup', target: 'b', details: {}, previous: [root.hash],
+    repository: owner.config.repositoryId, seq: 3, time: new Date().toISOString(), actor: 'laptop', action: 'backup', target: 'b', details: {}, previous: [root.hash],
   }, laptop.key.signer);
-  assert.equal((await readAuditLog(owner)).checkpoints.at(-1)?.checkpoint.entries, 2, 'the checkpoint missed the laptop\'s entry');
+  assert.equal((await readAuditLog(owner)).checkpoints.at(-1)?.checkpoint.entries, 3, 'the checkpoint missed the laptop\'s entry');
   assert.deepEqual((await verifyAudit(owner)).problems, []);
   const merged = await appendAudit(owner, { action: 'backup', target: 'c', details: {} });
   assert.ok(merged.entry.previous.includes(raced.hash));
   const result = await verifyAudit(owner);
   assert.deepEqual(result.problems, []);
-  assert.equal(result.checkpoint?.entries, 4);
+  assert.equal(result.checkpoint?.entries, 5);
 });
 
 test('a full key seals each operation from the checkpoint before it, reading no entry, and the count stays exact', async (t) => {
@@ -199,15 +202,15 @@ test('a full key seals each operation from the checkpoint before it, reading no 
 
 test('an unmerged fork behind the last checkpoint is reported', async (t) => {
   const { repoPath, owner } = await createScratchRepo(t, 'audit-fork');
-  const { repo: laptop } = await writer(repoPath, owner);
+  const { repo: laptop } = await writer(repoPath, owner); // entry 1: key.add
   const root = await appendAudit(owner, { action: 'init', target: 'r', details: {} });
   await appendAudit(owner, { action: 'backup', target: 'a', details: {} });
-  await appendAudit(owner, { action: 'backup', target: 'c', details: {} }); // and checkpoints at level 3
-  // A writer's entry that says it saw only the root, stored after the checkpoint at level 3: it claims
+  await appendAudit(owner, { action: 'backup', target: 'c', details: {} }); // and checkpoints at level 4
+  // A writer's entry that says it saw only the root, stored after the checkpoint at level 4: it claims
   // a place in history the checkpoint sealed without it. (At the checkpoint's own level such an entry
   // would be a fork at the top, which concurrent clients make and the next append merges.)
   const late = await putAuditEntry(laptop.store, {
-    repository: owner.config.repositoryId, seq: 2, time: new Date().toISOString(), actor: 'laptop', action: 'backup', target: 'b', details: {}, previous: [root.hash],
+    repository: owner.config.repositoryId, seq: 3, time: new Date().toISOString(), actor: 'laptop', action: 'backup', target: 'b', details: {}, previous: [root.hash],
   }, laptop.key.signer);
   const result = await verifyAudit(owner);
   assert.deepEqual(result.problems.map(({ name }) => name), [late.name]);
@@ -216,12 +219,12 @@ test('an unmerged fork behind the last checkpoint is reported', async (t) => {
 
 test('a full key checkpoints the log after each of its operations; a writer never signs one', async (t) => {
   const { repoPath, owner } = await createScratchRepo(t, 'audit-auto-checkpoint');
-  const { repo: laptop } = await writer(repoPath, owner);
+  const { repo: laptop } = await writer(repoPath, owner); // the owner's key.add: entry 1, sealed
   for (let i = 0; i < 5; i++) await appendAudit(laptop, { action: 'backup', target: String(i), details: {} });
-  assert.equal((await readAuditLog(owner)).checkpoints.length, 0);
+  assert.equal((await readAuditLog(owner)).checkpoints.length, 1);
   await appendAudit(owner, { action: 'test', target: 'owner', details: {} });
   const { checkpoints } = await readAuditLog(owner);
-  assert.deepEqual(checkpoints.map(({ checkpoint }) => [checkpoint.seq, checkpoint.entries]), [[6, 6]]);
+  assert.deepEqual(checkpoints.map(({ checkpoint }) => [checkpoint.seq, checkpoint.entries]), [[1, 1], [7, 7]]);
   assert.deepEqual((await verifyAudit(owner)).problems, []);
 });
 

@@ -19,10 +19,11 @@ import { sha256Hex } from '../crypto/index.ts';
 import { hashOfName, objectName } from '../repo/layout.ts';
 import type { KeyFileInfo, UnlockedKey } from '../repo/keys.ts';
 import { asBuffer } from '../storage/store.ts';
-import { loadRecords, POLICIES } from '../repo/retention-records.ts';
+import { loadRecords, POLICIES, type Loaded, type PolicyRecord } from '../repo/retention-records.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
 import { listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries, readAuditEntry, type AuditEntry, type AuditEvent, type LoadedCheckpoint, type LoadedEntry } from '../repo/audit-records.ts';
-import { loadRetentionState, metadataLock } from './retention-state.ts';
+import { metadataLock, type RetentionClock, type RetentionState } from './retention-state.ts';
+import type { Operation } from './operation.ts';
 
 /** How many of the newest sequence levels an append reads to find every head. */
 const HEAD_WINDOW = 16;
@@ -31,9 +32,9 @@ const HEAD_WINDOW = 16;
  * Who may sign audit entries: keys the owner certified, accepted witnesses, and approvers — every key
  * any link of the policy chain ever registered, since their entries stay valid after they leave.
  */
-async function auditSigners(view: RepositoryView): Promise<SignerLookup & { describe(keyId: KeyId): string }> {
+async function auditSigners(view: RepositoryView, links?: Loaded<PolicyRecord>[]): Promise<SignerLookup & { describe(keyId: KeyId): string }> {
   const approvers = new Map<string, { key: Buffer; name: string }>();
-  for (const { value } of await loadRecords(view, POLICIES, [])) {
+  for (const { value } of links ?? await loadRecords(view, POLICIES, [])) {
     for (const { name, publicKey } of value.settings.approvers ?? []) approvers.set(keyIdOf(Buffer.from(publicKey, 'hex')), { key: Buffer.from(publicKey, 'hex'), name });
   }
   const lookup = (keyId: KeyId) => view.authority.certifiedKeyFor(keyId) ?? approvers.get(keyId)?.key;
@@ -47,16 +48,20 @@ export interface AuditAuthor extends RepositoryView {
   clock: Clock;
   actor: string;
   signer: Signer;
+  /** The retention state the operation already holds: entries are retained as long as anything it names. */
+  retentionState(): Promise<RetentionState>;
+  /** The clock the operation judges retention and expiry by. */
+  retentionClock: RetentionClock;
   /** Only the owner key signs checkpoints. */
-  owner?: Repository;
+  owner?: Operation;
 }
 
-const authorOf = (repo: Repository): AuditAuthor => ({
-  ...repo, actor: repo.actor ?? `key ${repo.key.keyId.slice(0, 8)}`, signer: repo.key.signer, owner: repo.key.role === 'full' ? repo : undefined,
+const authorOf = (op: Operation): AuditAuthor => ({
+  ...op, signer: op.key.signer, owner: op.key.role === 'full' ? op : undefined,
 });
 
 /** Writes one entry for an operation that changed the repository; returns it. */
-export async function appendAudit(by: Repository | AuditAuthor, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
+export async function appendAudit(by: Operation | AuditAuthor, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
   const repo = 'key' in by ? authorOf(by) : by;
   const heads = await currentHeads(repo);
   const signerKeyFile = 'key' in by ? await ownKeyFile(by) : undefined;
@@ -70,7 +75,7 @@ export async function appendAudit(by: Repository | AuditAuthor, event: AuditEven
     ...(signerKeyFile ? { signerKeyFile } : {}),
   };
   try {
-    const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
+    const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.clock.nowMs());
     const written = await putAuditEntry(repo.store, entry, repo.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
     await repo.store.protect([written.name], lock);
     if (repo.owner) {
@@ -189,7 +194,8 @@ export function describeMissingKey(key: NamedKey): string {
 async function currentHeads(repo: AuditAuthor): Promise<{ seq: number; hash: string }[]> {
   const problems: RecordProblem[] = [];
   const names = await listAuditNames(repo.store, problems);
-  const signers = await auditSigners(repo);
+  // The policy links the operation's retention state holds already: an append reads nothing twice.
+  const signers = await auditSigners(repo, (await repo.retentionState()).policyLinks);
   const valid: LoadedEntry[] = [];
   try {
     for (const { name, seq } of names.reverse()) {
@@ -296,7 +302,7 @@ const seqOfName = (name: string) => Number(/^(?:audit|checkpoints)\/(\d{12})-/.e
  * else need be read, so sealing after every operation costs the same however long the log is.
  * Otherwise (another client appended meanwhile, or no checkpoint yet) the whole log is counted.
  */
-async function sealAfter(repo: Repository, written: LoadedEntry, lock: ObjectLock): Promise<void> {
+async function sealAfter(repo: Operation, written: LoadedEntry, lock: ObjectLock): Promise<void> {
   const before = written.entry.seq - 1;
   const top = await readAuditCheckpoints(repo.store, (keyId) => repo.authority.ownerKeyFor(keyId), [], (name) => seqOfName(name) === before);
   const previous = [...written.entry.previous].sort().join();
@@ -320,7 +326,7 @@ async function sealAfter(repo: Repository, written: LoadedEntry, lock: ObjectLoc
  * Signs the log as it stands: its heads and how many entries lie behind them. Only the owner key
  * signs checkpoints; entries removed behind one are then detected even if every later one is gone.
  */
-export async function writeCheckpoint(repo: Repository, options: { lock?: ObjectLock } = {}): Promise<LoadedCheckpoint['checkpoint'] & { name: string }> {
+export async function writeCheckpoint(repo: Operation, options: { lock?: ObjectLock } = {}): Promise<LoadedCheckpoint['checkpoint'] & { name: string }> {
   if (repo.key.role !== 'full') {
     throw new AmberError('WRITE_ONLY_KEY', 'audit checkpoints are signed with the owner key', { hint: 'run this with a full-access key' });
   }
@@ -335,7 +341,7 @@ export async function writeCheckpoint(repo: Repository, options: { lock?: Object
     heads: heads.map(({ hash }) => hash).sort(),
     entries: ancestorsOf(heads.map(({ hash }) => hash), byHash).size,
   };
-  const lock = options.lock ?? metadataLock(await loadRetentionState(repo), repo.clock.nowMs());
+  const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.clock.nowMs());
   const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
   await repo.store.protect([name], lock);
   return { ...checkpoint, name };

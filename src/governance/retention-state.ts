@@ -1,12 +1,11 @@
 // Everything retention decisions read from the repository, loaded together: the policy chain,
 // grants (folded into per-object dates), holds, forget marks and condemn notices. Records that are
 // forged, unauthorised or malformed are left out and listed in `problems` (verify reports them).
-import { systemClock, type Clock } from '../core/clock.ts';
 import { isoDate } from '../core/units.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
-import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Hold, type Loaded } from '../repo/retention-records.ts';
+import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type Hold, type Loaded, type PolicyRecord } from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from './policy.ts';
 import { approvedRequests } from './requests.ts';
 import { foldGrants, roundUpMs, strongerMode, type GovernanceEnd, type ObjectLock, type RetentionLedger } from './retention.ts';
@@ -19,6 +18,10 @@ export interface ForgetMarkSeen {
 
 export interface RetentionState {
   policy: Policy;
+  /** Every valid link of the policy chain, current or not (audit entries of past approvers stay valid). */
+  policyLinks: Loaded<PolicyRecord>[];
+  /** Every valid grant as stored; `ledger` is their fold. */
+  grants: Loaded<Grant>[];
   ledger: RetentionLedger;
   /** Approved unlock and shorten requests: the snapshot and the date its governance locks end. */
   governanceRequests: GovernanceRequest[];
@@ -59,6 +62,8 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
   const heldSnapshots = holds.filter(({ name }) => !releasedHolds.has(name));
   return {
     policy,
+    policyLinks: policies,
+    grants,
     ledger,
     governanceRequests,
     regranted,
@@ -114,7 +119,7 @@ const RECEIPT_SKEW_MS = 60 * 60_000;
  * retention — had ended by then. A mark that does not is reported and forgets nothing, and so is one
  * the store says it received in the future (a file time set by hand).
  */
-export function isForgotten(state: RetentionState, id: string, own: Retention | null, problems: RecordProblem[], nowMs = systemClock.nowMs()): boolean {
+export function isForgotten(state: RetentionState, id: string, own: Retention | null, problems: RecordProblem[], nowMs: number): boolean {
   const lock = state.ledger.snapshotLock(id, own);
   let forgotten = false;
   for (const { name, receivedMs } of state.forgetMarks.get(id) ?? []) {
@@ -134,11 +139,6 @@ export interface RetentionClock {
   retentionBaseMs(): number;
   /** "Now" for deciding that something has expired: never raised by moving the clock forward. */
   deletionNowMs(): number;
-}
-
-/** Plain wall time, for callers that do not guard the clock (tests of other things, scripts). */
-export function unguardedClock(clock: Clock): RetentionClock {
-  return { retentionBaseMs: () => clock.nowMs(), deletionNowMs: () => clock.nowMs() };
 }
 
 /** Retention for records everything depends on (holds, policy links, audit entries): as long as anything, from `baseMs` at least. */

@@ -14,12 +14,13 @@ import { lockStatus } from '../engine/lock-coverage.ts';
 import { addHold, listHolds } from './holds.ts';
 import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy } from './policy-admin.ts';
 import { approverSet } from '../governance/policy.ts';
-import { unguardedClock } from '../governance/retention-state.ts';
-import { authoriseClockConfirmation, createRequest, signDecision, submitDecision } from './approvals.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { approverAuthor, authoriseClockConfirmation, createRequest, signDecision, submitDecision } from './approvals.ts';
+import { openRepositoryView } from '../repo/repository.ts';
 import { readAuditLog } from '../governance/audit-log.ts';
 import { readRequests } from '../governance/requests.ts';
 import { loadRetentionState } from '../governance/retention-state.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const fails = (code: ErrorCode, pattern?: RegExp) => (error: unknown) => isAmberError(error, code) && (!pattern || pattern.test(error.message));
 
@@ -40,7 +41,7 @@ async function governed(t: { after(fn: () => unknown): void }, label: string) {
   return { owner, alice, bob, carol, mallory, locked, source };
 }
 
-const actions = async (repo: Repository) => (await readAuditLog(repo)).entries.map(({ entry }) => entry.action);
+const actions = async (repo: Operation) => (await readAuditLog(repo)).entries.map(({ entry }) => entry.action);
 
 test('decisions that must not count are refused, each with its reason, and logged', async (t) => {
   const { owner, alice, bob, mallory, locked } = await governed(t, 'requests-refused');
@@ -95,7 +96,7 @@ test('a quorum executes once even when the approvals race, and the unlock lets f
 
 test('a hold is released only by an approved request, and rejections close a request', async (t) => {
   const { owner, alice, bob, carol, locked } = await governed(t, 'requests-hold');
-  await addHold({ repo: owner, snapshot: locked.snapshotId, reason: 'case 9', actor: 'legal' });
+  await addHold(owner, { snapshot: locked.snapshotId, reason: 'case 9' });
   const release = await createRequest({ repo: owner, kind: 'release-hold', target: locked.snapshotId, reason: 'case closed' });
   await submitDecision(owner, signDecision(release.id, 'reject', alice));
   const closed = await submitDecision(owner, signDecision(release.id, 'reject', bob));
@@ -142,15 +143,15 @@ test('a locked policy is loosened only through an approved policy-change request
 
 test('once a quorum is set, the clock is confirmed only with an approved confirm-clock request from this host', async (t) => {
   const { owner, alice, bob } = await governed(t, 'requests-clock');
-  const clock = unguardedClock(owner.clock);
-  await assert.rejects(authoriseClockConfirmation(owner, undefined, clock), fails('APPROVAL_REQUIRED'));
+  const clock = testRetentionClock(owner.clock);
+  await assert.rejects(authoriseClockConfirmation(testOperation(owner, clock), undefined), fails('APPROVAL_REQUIRED'));
   const request = await createRequest({ repo: owner, kind: 'confirm-clock', target: 'clock', reason: 'checked against NTP' });
-  await assert.rejects(authoriseClockConfirmation(owner, request.id, clock), fails('APPROVAL_REQUIRED', /pending/));
+  await assert.rejects(authoriseClockConfirmation(testOperation(owner, clock), request.id), fails('APPROVAL_REQUIRED', /pending/));
   await submitDecision(owner, signDecision(request.id, 'approve', alice));
   await submitDecision(owner, signDecision(request.id, 'approve', bob));
-  assert.equal(await authoriseClockConfirmation(owner, request.id, clock), request.id);
+  assert.equal(await authoriseClockConfirmation(testOperation(owner, clock), request.id), request.id);
   const later = { retentionBaseMs: () => Date.now() + 100 * 3_600_000, deletionNowMs: () => Date.now() };
-  await assert.rejects(authoriseClockConfirmation(owner, request.id, later), fails('APPROVAL_REQUIRED', /expired/));
+  await assert.rejects(authoriseClockConfirmation(testOperation(owner, later), request.id), fails('APPROVAL_REQUIRED', /expired/));
 });
 
 test('a removed approver no longer counts, and a request altered after it was made takes no decision', async (t) => {
@@ -181,4 +182,50 @@ test('an approved unlock leaves the snapshots that share its data covered: what 
   const [status] = await lockStatus({ repo: owner, snapshot: kept.snapshotId });
   assert.deepEqual(status.gaps, [], 'the shared pack is still held for the kept snapshot');
   assert.ok((await actions(owner)).includes('request.execute'));
+});
+
+/**
+ * `op` on a store that counts how often the policy chain is read: every load of the retention state
+ * (and every partial read of the policy) lists policies/ once. The sweep over all metadata that
+ * granting shared objects again makes (snapshot-objects.ts sharedMetadata) lists it too, along with
+ * epochs/, which nothing else in an approval lists: those listings are not state loads.
+ */
+function countingStateLoads(op: Operation): { op: Operation; loads: () => number } {
+  const listed = new Map<string, number>();
+  const store = { ...op.store, list: (prefix: string) => { listed.set(prefix, (listed.get(prefix) ?? 0) + 1); return op.store.list(prefix); } };
+  return { op: testOperation({ ...op, store }), loads: () => (listed.get('policies/') ?? 0) - (listed.get('epochs/') ?? 0) };
+}
+
+test('one approval reads the retention state once, also the one that executes an unlock and grants shared objects again', async (t) => {
+  const { owner, alice, bob, source } = await governed(t, 'requests-one-load');
+  await backup({ repo: owner, paths: [source], retainMs: 40 * 86_400_000 }); // shares the pack with `locked`
+  const target = (await backup({ repo: owner, paths: [source], retainMs: 30 * 86_400_000 })).snapshotId;
+  const request = await createRequest({ repo: owner, kind: 'unlock', target, reason: 'wrong disk' });
+
+  const first = countingStateLoads(owner);
+  assert.equal((await submitDecision(first.op, signDecision(request.id, 'approve', alice))).executedNow, false);
+  assert.equal(first.loads(), 1, 'the first approval');
+
+  const last = countingStateLoads(owner);
+  const done = await submitDecision(last.op, signDecision(request.id, 'approve', bob));
+  assert.equal(done.executedNow, true);
+  assert.equal(last.loads(), 1, 'the approval that completes the quorum, executes and grants again');
+  assert.ok((await actions(owner)).includes('request.execute'));
+  // It granted the shared objects again (the owner's word that the unlocked snapshot's cap applies),
+  // and every snapshot still locked stays covered.
+  assert.ok((await loadRetentionState(owner)).regranted.has(request.id));
+  for (const status of await lockStatus({ repo: testOperation(owner) })) {
+    if (status.snapshotId !== target) assert.deepEqual(status.gaps, [], `snapshot ${status.snapshotId.slice(0, 8)} stays covered`);
+  }
+});
+
+test('an approver without the repository key reads the retention state once for their decision', async (t) => {
+  const { owner, alice, locked } = await governed(t, 'requests-one-load-approver');
+  const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'r' });
+  let loads = 0;
+  const store = { ...owner.store, list: (prefix: string) => { if (prefix === 'policies/') loads++; return owner.store.list(prefix); } };
+  const view = await openRepositoryView(store);
+  const author = await approverAuthor(view, owner.clock, alice, testRetentionClock(owner.clock));
+  await submitDecision(author, signDecision(request.id, 'approve', alice));
+  assert.equal(loads, 1);
 });

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostName } from '../core/operator.ts';
 import { AmberError, isAmberError } from '../core/errors.ts';
-import type { Repository, RepositoryView } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
+import type { RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
 import { isoDate } from '../core/units.ts';
 import { nowIso } from '../core/clock.ts';
@@ -20,14 +21,14 @@ import type { ApproverSigner } from '../governance/approver-key.ts';
 import { loadRecords, POLICIES, type PolicySettings } from '../repo/retention-records.ts';
 import { appendAudit, type AuditAuthor } from '../governance/audit-log.ts';
 import { applyApprovedPolicyChange } from './policy-admin.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 import { findSnapshot } from '../engine/snapshots.ts';
 import { listHolds } from './holds.ts';
 
 export const DEFAULT_REQUEST_EXPIRY_MS = 72 * 3_600_000;
 
 export interface CreateRequestOptions {
-  repo: Repository;
+  repo: Operation;
   kind: RequestKind;
   /** A snapshot id or prefix (unlock, shorten, release-hold); ignored for policy-change and confirm-clock. */
   target: string;
@@ -39,7 +40,6 @@ export interface CreateRequestOptions {
   expiresInMs?: number;
   /** `--as APPROVER`: the requester's approver key, which then cannot approve. */
   asApproverKey?: string;
-  clock?: RetentionClock;
 }
 
 /** What a request of each kind is about, checked now: a request that could never be carried out is refused. */
@@ -80,14 +80,14 @@ async function subjectOf(options: CreateRequestOptions, state: RetentionState, n
 export async function createRequest(options: CreateRequestOptions): Promise<RequestView> {
   const { repo } = options;
   if (options.reason.trim() === '') throw new AmberError('USAGE', 'a request needs a reason', { hint: 'pass --reason "why"' });
-  const state = await loadRetentionState(repo);
+  const state = await repo.retentionState();
   const { approvers, quorum } = approverSet(state.policy.settings);
   if (quorum === 0) {
     throw new AmberError('APPROVAL_REQUIRED', 'the repository has no approver quorum yet, so no request can be approved', {
       hint: 'register approvers (`amber approver add`) and set `amber policy set --quorum M` first',
     });
   }
-  const nowMs = (options.clock ?? unguardedClock(repo.clock)).retentionBaseMs();
+  const nowMs = repo.retentionClock.retentionBaseMs();
   const { target, parameters } = await subjectOf(options, state, nowMs);
   parameters.reason = options.reason;
   const request: ApprovalRequest = {
@@ -124,11 +124,13 @@ export interface SubmitResult {
  * An approver acting with their own key only, without any repository passphrase: their audit entries
  * and any execution record they complete are signed with the approver key.
  */
-export async function approverAuthor(view: RepositoryView, clock: Clock, approver: ApproverSigner): Promise<AuditAuthor> {
-  const policy = resolvePolicy(await loadRecords(view, POLICIES, []), []);
+export async function approverAuthor(view: RepositoryView, clock: Clock, approver: ApproverSigner, retentionClock: RetentionClock): Promise<AuditAuthor> {
+  // Loaded once for the whole approval: registration, the decision's checks and the audit entries.
+  const state = loadRetentionState(view);
+  const { policy } = await state;
   const registered = approverSet(policy.settings).approvers.find(({ publicKey }) => publicKey === approver.publicKey.toString('hex'));
   if (!registered) throw new AmberError('APPROVAL_REFUSED', 'this approver key is not registered in the repository policy', { hint: '`amber approver list` shows who is' });
-  return { ...view, clock, actor: `approver ${registered.name}`, signer: approver.signer };
+  return { ...view, clock, actor: `approver ${registered.name}`, signer: approver.signer, retentionClock, retentionState: () => state };
 }
 
 /**
@@ -136,9 +138,10 @@ export async function approverAuthor(view: RepositoryView, clock: Clock, approve
  * requester, a second decision by the same approver, another request, an expired or closed request)
  * is refused with the reason — and the refusal is logged.
  */
-export async function submitDecision(repo: Repository | AuditAuthor, decision: SignedDecision, clock?: RetentionClock): Promise<SubmitResult> {
-  const nowMs = (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
-  const policy = resolvePolicy(await loadRecords(repo, POLICIES, []), []);
+export async function submitDecision(repo: Operation | AuditAuthor, decision: SignedDecision): Promise<SubmitResult> {
+  const nowMs = repo.retentionClock.retentionBaseMs();
+  const state = await repo.retentionState();
+  const { policy } = state;
   const refuse = async (reason: string): Promise<never> => {
     await appendAudit(repo, { action: `request.${decision.decision}.refused`, target: decision.request, details: { approver: decision.approver, reason } });
     throw new AmberError('APPROVAL_REFUSED', `the ${decision.decision === 'approve' ? 'approval' : 'rejection'} of request ${decision.request.slice(0, 12)} does not count: ${reason}`);
@@ -167,17 +170,36 @@ export async function submitDecision(repo: Repository | AuditAuthor, decision: S
     // What snapshots still locked share with an unlocked one is granted again for them (it needs a
     // key that reads trees; an approver alone leaves it to `amber request apply`).
     if ((after.kind === 'unlock' || after.kind === 'shorten') && 'key' in repo && repo.key.role === 'full') {
-      await regrantShared(repo, await loadRetentionState(repo), before.id, clock ?? unguardedClock(repo.clock));
+      // The state as read before this decision, with this request now approved: nothing else changed meanwhile.
+      await regrantShared(repo, state, { id: before.id, snapshot: after.target, untilMs: Date.parse(String(after.parameters.until)) });
     }
     // A policy link is owner-signed: a full key writes it now, anyone else leaves it to `amber policy apply`.
     if (after.kind === 'policy-change' && 'key' in repo && repo.key.role === 'full') {
       // A vault token that may not write the policy (an approver's) leaves it to an admin's `policy apply`.
-      await applyApprovedPolicyChange(repo, before.id, clock).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
+      await applyApprovedPolicyChange(repo, before.id).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
     }
   } else if (after.status === 'rejected') {
     await appendAudit(repo, { action: 'request.rejected', target: before.id, details: { rejectedBy: after.rejectedBy } });
   }
+  // Read once for the whole approval; the decision (and an execution) change it from here on.
+  if ('retentionStateChanged' in repo) repo.retentionStateChanged();
   return { request: after, executedNow };
+}
+
+/** Every request of the repository and where it stands. */
+export async function listRequests(repo: Operation | AuditAuthor): Promise<RequestView[]> {
+  return (await readRequests(repo, (await repo.retentionState()).policy, repo.retentionClock.retentionBaseMs())).requests;
+}
+
+/** One request by its id or an unambiguous prefix. */
+export async function showRequest(repo: Operation | AuditAuthor, ref: string): Promise<RequestView> {
+  return findRequest(repo, (await repo.retentionState()).policy, repo.retentionClock.retentionBaseMs(), ref);
+}
+
+/** An approver's decision on the request `ref`, signed with their key and filed in one step. */
+export async function decide(author: AuditAuthor, ref: string, decision: Decision, approver: ApproverSigner): Promise<SubmitResult> {
+  const found = await showRequest(author, ref);
+  return submitDecision(author, signDecision(found.id, decision, approver));
 }
 
 /**
@@ -185,8 +207,9 @@ export async function submitDecision(repo: Repository | AuditAuthor, decision: S
  * one, only with an executed confirm-clock request made on this host that has not expired by a time
  * that moving the clock back cannot lower.
  */
-export async function authoriseClockConfirmation(repo: Repository, requestRef: string | undefined, clock: RetentionClock): Promise<string | null> {
-  const state = await loadRetentionState(repo);
+export async function authoriseClockConfirmation(repo: Operation, requestRef: string | undefined): Promise<string | null> {
+  const clock = repo.retentionClock;
+  const state = await repo.retentionState();
   if (approverSet(state.policy.settings).quorum === 0) return null;
   if (requestRef === undefined) {
     throw new AmberError('APPROVAL_REQUIRED', 'the repository has an approver quorum: confirming the clock needs an approved request', {

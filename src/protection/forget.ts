@@ -4,21 +4,20 @@
 // forgotten: forged times must not push real snapshots out of the daily/weekly buckets.
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock } from '../governance/retention-state.ts';
+import { loadRetentionState, type RetentionClock } from '../governance/retention-state.ts';
 import { listSnapshots, type SnapshotEntry } from '../engine/snapshots.ts';
 
 /** How far a snapshot's claimed time may be from when the store received it. */
 export const TIME_TOLERANCE_MS = 60 * 60_000;
 
 export interface ForgetOptions {
-  repo: Repository;
+  repo: Operation;
   keep: KeepRules;
   dryRun?: boolean;
-  clock?: RetentionClock;
 }
 
 export interface ForgetDecision {
@@ -55,8 +54,8 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
       hint: 'for example --keep-daily 7 --keep-weekly 4; snapshots no rule keeps are forgotten once their lock ends',
     });
   }
-  const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
-  const state = await loadRetentionState(repo);
+  const nowMs = repo.retentionClock.deletionNowMs();
+  const state = await repo.retentionState();
   const snapshots = await listSnapshots(repo, [], { state });
   const reasons = new Map<string, string[]>(snapshots.map(({ id }) => [id, []]));
   const trusted = snapshots.filter((entry) => {
@@ -92,6 +91,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
       rule: describeRules(options.keep),
     });
     await appendAudit(repo, { action: 'forget', target: mark, details: { snapshots: forgotten.map(({ snapshotId }) => snapshotId), rule: describeRules(options.keep) } });
+    repo.retentionStateChanged();
     // Readers honour the mark by the store's clock, not this host's: say which snapshots it cannot forget.
     const receivedMs = (await repo.store.stat(mark)).writtenMs;
     const own = new Map(snapshots.map(({ id, snapshot }) => [id as string, snapshot.retention]));

@@ -15,17 +15,20 @@ import type { KeyFileInfo } from '../repo/keys.ts';
 import { objectName, packName, snapshotName } from '../repo/layout.ts';
 import { assemblePack, newPackKey } from '../repo/pack.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
-import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
 import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
 import { parseJsonPayload } from '../repo/signed-record.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
+import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 
 const KDF = 10;
-const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock });
+const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
 const fails = (code: ErrorCode) => (error: unknown) => isAmberError(error, code);
 
-async function newRepo(): Promise<{ store: Store; owner: Repository }> {
+async function newRepo(): Promise<{ store: Store; owner: Operation }> {
   const store = createMemoryStore();
-  const owner = await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF });
+  const owner = testOperation(await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF }));
   return { store, owner };
 }
 
@@ -176,7 +179,7 @@ test('rotateKey starts a new epoch granted only to full keys that are not revoke
 });
 
 /** A pack, an index object and a snapshot signed by `repo`'s key; returns their names. */
-async function writeObjects(repo: Repository, text: string): Promise<string[]> {
+async function writeObjects(repo: Operation, text: string): Promise<string[]> {
   const plaintext = Buffer.from(text);
   const id = blobIdOf(repo.key.secrets.idKey, plaintext);
   const packKey = newPackKey(repo.currentEpoch.epoch, repo.currentEpoch.publicKey, randomKey());
@@ -202,4 +205,18 @@ test('records written by key administration carry the owner signature', async ()
   assert.deepEqual(problems, []);
   const infos = keys.map(({ name, record }) => parseJsonPayload<KeyFileInfo>(record, name));
   assert.ok(infos.every((info) => info.configHash === owner.configHash));
+});
+
+test('every key change writes its own audit entry, whoever calls the service (not only the CLI)', async () => {
+  const { owner } = await newRepo();
+  const added = await addKey(owner, { passphrase: 'writer', role: 'write-only', label: 'db1', kdfLogN: KDF });
+  await revokeKey(owner, added.keyId, { reason: 'host retired' });
+  const rotated = await rotateKey(owner, { reason: 'after revoking' });
+  const entries = (await readAuditLog(owner)).entries.map(({ entry }) => [entry.action, entry.target, entry.details]);
+  assert.deepEqual(entries, [
+    ['key.add', added.keyId, { role: 'write-only', label: 'db1', keyFile: added.name }],
+    ['key.revoke', added.keyId, { reason: 'host retired' }],
+    ['key.rotate', owner.config.repositoryId, { epoch: rotated.epoch, record: rotated.name, grantedTo: rotated.grantedTo, reason: 'after revoking' }],
+  ]);
+  assert.deepEqual((await verifyAudit(owner)).problems, []);
 });

@@ -28,7 +28,9 @@ import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
 import type { ObjectKind } from '../repo/object-header.ts';
 import { decodeTrailer, TRAILER_BYTES } from '../repo/pack.ts';
 import { readRecord, readRecords, type RecordProblem } from '../repo/records.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
+import { appendAudit } from '../governance/audit-log.ts';
+import type { ObjectLock } from '../governance/retention.ts';
 import { encodeSignedRecord, jsonBytes, parseJsonPayload } from '../repo/signed-record.ts';
 
 /** Short key ids must have at least this many hex digits, as for snapshots. */
@@ -87,7 +89,7 @@ export interface RotatedKey {
 }
 
 /** Adds a full or write-only key. Grants come before the key file, so a crash leaves no half key. */
-export async function addKey(repo: Repository, options: AddKeyOptions): Promise<AddedKey> {
+export async function addKey(repo: Operation, options: AddKeyOptions): Promise<AddedKey> {
   requireFullKey(repo, 'add a key');
   const state = await loadKeyState(repo);
   await refuseReusedPassphrase(state.keyFiles.map(({ info }) => info), options.passphrase, state.revoked);
@@ -110,11 +112,12 @@ export async function addKey(repo: Repository, options: AddKeyOptions): Promise<
   const name = await putRecord(repo, 'keys', bytes);
   repo.keyFiles.push({ name, info });
   refreshAuthority(repo);
+  await appendAudit(repo, { action: 'key.add', target: info.keyId, details: { role: info.role, label: options.label ?? '', keyFile: name } });
   return { keyId: info.keyId, role: info.role, name, epochsGranted };
 }
 
 /** Every key pinned to this repository's config, oldest first. Any key may list them. */
-export async function listKeys(repo: Repository): Promise<KeyListing[]> {
+export async function listKeys(repo: Operation): Promise<KeyListing[]> {
   const state = await loadKeyState(repo);
   return state.keyFiles
     .map(({ info }): KeyListing => {
@@ -139,7 +142,7 @@ export async function listKeys(repo: Repository): Promise<KeyListing[]> {
  * it signed until now are listed in the record and stay valid, anything it signs later is ignored.
  * See the top of this file for what revocation cannot undo.
  */
-export async function revokeKey(repo: Repository, keyIdOrPrefix: string, options: { reason: string }): Promise<RevokedKey> {
+export async function revokeKey(repo: Operation, keyIdOrPrefix: string, options: { reason: string }): Promise<RevokedKey> {
   requireFullKey(repo, 'revoke a key');
   const state = await loadKeyState(repo);
   const info = findKey(state.keyFiles.map(({ info }) => info), keyIdOrPrefix, repo.store.location);
@@ -159,6 +162,7 @@ export async function revokeKey(repo: Repository, keyIdOrPrefix: string, options
   const name = await putRecord(repo, 'revocations', encodeSignedRecord('revocation', jsonBytes(record), repo.key.signer));
   repo.revocations.push(record);
   refreshAuthority(repo);
+  await appendAudit(repo, { action: 'key.revoke', target: info.keyId, details: { reason: options.reason } });
   return { keyId: info.keyId, role: info.role, revokedAt: record.revokedAt, name, acceptedObjects: acceptedObjects.length };
 }
 
@@ -166,7 +170,7 @@ export async function revokeKey(repo: Repository, keyIdOrPrefix: string, options
  * Starts a new epoch with a fresh data key pair, granted to every full key that is not revoked.
  * Backups sealed after this (by any key that opens the repository afterwards) use the new epoch.
  */
-export async function rotateKey(repo: Repository, options: { reason?: string } = {}): Promise<RotatedKey> {
+export async function rotateKey(repo: Operation, options: { reason?: string } = {}): Promise<RotatedKey> {
   requireFullKey(repo, 'rotate the data key');
   const state = await loadKeyState(repo);
   const known = collectEpochKeys(state.epochRecords, repo.key.keyId, repo.key.holder);
@@ -181,7 +185,9 @@ export async function rotateKey(repo: Repository, options: { reason?: string } =
   const entry: EpochKey = { epoch, publicKey: dataPair.publicKey, privateKey: dataPair.privateKey };
   repo.epochs.set(epoch, entry);
   repo.currentEpoch = entry;
-  return { epoch, name, grantedTo: holders.map(({ keyId }) => keyId) };
+  const grantedTo = holders.map(({ keyId }) => keyId);
+  await appendAudit(repo, { action: 'key.rotate', target: repo.config.repositoryId, details: { epoch, record: name, grantedTo, reason: options.reason ?? null } });
+  return { epoch, name, grantedTo };
 }
 
 /** The one key whose id is `ref` or starts with it. */
@@ -202,7 +208,7 @@ export function findKey(keys: KeyFileInfo[], ref: string, location: string): Key
   return matches[0];
 }
 
-function requireFullKey(repo: Repository, action: string): void {
+function requireFullKey(repo: Operation, action: string): void {
   if (repo.key.role !== 'full' || repo.key.signer.keyId !== repo.authority.ownerKeyId) {
     throw new AmberError('WRITE_ONLY_KEY', `a write-only key cannot ${action}`, {
       hint: 'open the repository with a full-access key to administer keys',
@@ -218,7 +224,7 @@ interface KeyState {
 }
 
 /** Key files, revocations and epochs as stored now (another admin may have changed them since open). */
-async function loadKeyState(repo: Repository): Promise<KeyState> {
+async function loadKeyState(repo: Operation): Promise<KeyState> {
   const ownerPublicKey = Buffer.from(repo.config.ownerPublicKey, 'hex');
   const owner = (keyId: KeyId) => (keyId === repo.authority.ownerKeyId ? ownerPublicKey : undefined);
   const problems: RecordProblem[] = [];
@@ -237,7 +243,7 @@ async function loadKeyState(repo: Repository): Promise<KeyState> {
 }
 
 /** Epochs whose private key the opening key holds, from the stored records and from this session. */
-function readableEpochs(repo: Repository, records: EpochRecord[]): EpochKey[] {
+function readableEpochs(repo: Operation, records: EpochRecord[]): EpochKey[] {
   const epochs = collectEpochKeys(records, repo.key.keyId, repo.key.holder);
   for (const [number, epoch] of repo.epochs) if (!epochs.get(number)?.privateKey) epochs.set(number, epoch);
   return [...epochs.values()].flatMap(epochKeyVariants).filter((epoch) => epoch.privateKey).sort((a, b) => a.epoch - b.epoch);
@@ -257,9 +263,11 @@ async function refuseReusedPassphrase(keys: KeyFileInfo[], passphrase: string, r
   }
 }
 
-async function putRecord(repo: Repository, prefix: 'keys' | 'epochs' | 'revocations' | 'witnesses', bytes: Buffer): Promise<string> {
+async function putRecord(repo: Operation, prefix: 'keys' | 'epochs' | 'revocations' | 'witnesses', bytes: Buffer): Promise<string> {
   const name = objectName(prefix, sha256Hex(bytes));
   await repo.store.put(name, bytes);
+  // Who may sign what changed, and with it which retention records count.
+  repo.retentionStateChanged();
   return name;
 }
 
@@ -267,7 +275,7 @@ async function putRecord(repo: Repository, prefix: 'keys' | 'epochs' | 'revocati
  * Accepts a vault's key as a witness: it may sign audit entries (what the vault's clients did), and
  * nothing else. Owner only. Adding the same key twice changes nothing.
  */
-export async function addWitness(repo: Repository, publicKey: string, label: string): Promise<string | undefined> {
+export async function addWitness(repo: Operation, publicKey: string, label: string, audit: { lock?: ObjectLock } = {}): Promise<string | undefined> {
   if (repo.key.role !== 'full') throw new AmberError('WRITE_ONLY_KEY', 'accepting a witness needs a full-access key');
   if (!/^[0-9a-f]{64}$/.test(publicKey)) throw new AmberError('USAGE', 'a witness key is 64 hex digits (an Ed25519 public key)');
   if (repo.witnesses.some((witness) => witness.publicKey === publicKey)) return undefined;
@@ -275,15 +283,16 @@ export async function addWitness(repo: Repository, publicKey: string, label: str
   const name = await putRecord(repo, 'witnesses', encodeSignedRecord('witness', jsonBytes(record), repo.key.signer));
   repo.witnesses = [...repo.witnesses, record];
   refreshAuthority(repo);
+  await appendAudit(repo, { action: 'witness.add', target: publicKey, details: { label } }, audit);
   return name;
 }
 
-function refreshAuthority(repo: Repository): void {
+function refreshAuthority(repo: Operation): void {
   repo.authority = createAuthority(Buffer.from(repo.config.ownerPublicKey, 'hex'), repo.keyFiles.map(({ info }) => info), repo.revocations, repo.witnesses);
 }
 
 /** Names of the snapshots, index objects and packs that `writer` signed and that exist now. */
-async function objectsSignedBy(repo: Repository, writer: KeyFileInfo): Promise<string[]> {
+async function objectsSignedBy(repo: Operation, writer: KeyFileInfo): Promise<string[]> {
   const publicKey = Buffer.from(writer.signingPublicKey, 'hex');
   const found: string[] = [];
   // Its grants too: a revocation must not take back the retention the key gave its own backups.
@@ -295,7 +304,7 @@ async function objectsSignedBy(repo: Repository, writer: KeyFileInfo): Promise<s
 }
 
 /** Records whose envelope names `keyId` as signer (read from the tail) and whose signature holds. */
-async function recordsSignedBy(repo: Repository, prefix: 'snapshots' | 'index' | 'grants', kind: ObjectKind, keyId: KeyId, publicKey: Buffer): Promise<string[]> {
+async function recordsSignedBy(repo: Operation, prefix: 'snapshots' | 'index' | 'grants', kind: ObjectKind, keyId: KeyId, publicKey: Buffer): Promise<string[]> {
   const tailBytes = KEY_ID_BYTES + SIGNATURE_BYTES;
   return mapLimited(repo.store.list(PREFIX[prefix]), async ({ name, sizeBytes }) => {
     if (hashOfName(name) === undefined || sizeBytes < tailBytes) return undefined;
@@ -315,7 +324,7 @@ async function recordsSignedBy(repo: Repository, prefix: 'snapshots' | 'index' |
  * Packs whose trailer names `keyId`. Only the trailer is read (packs are large): listing a pack does
  * not make it valid, since every full read still checks its hash and signature.
  */
-async function packsSignedBy(repo: Repository, keyId: KeyId): Promise<string[]> {
+async function packsSignedBy(repo: Operation, keyId: KeyId): Promise<string[]> {
   return mapLimited(repo.store.list(PREFIX.data), async ({ name, sizeBytes }) => {
     const hash = hashOfName(name);
     if (!hash || name !== packName(asPackId(hash)) || sizeBytes < TRAILER_BYTES) return undefined;

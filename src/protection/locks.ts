@@ -3,24 +3,23 @@
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { retentionUnder } from '../governance/policy.ts';
 import type { ObjectLock } from '../governance/retention.ts';
 import { writeGrant } from '../engine/backup-lock.ts';
 import { appendAudit } from '../governance/audit-log.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock } from '../governance/retention-state.ts';
+import { loadRetentionState, type RetentionClock } from '../governance/retention-state.ts';
 import { findSnapshot } from '../engine/snapshots.ts';
 import { snapshotNeeds, snapshotObject } from '../engine/snapshot-objects.ts';
 
 
 export interface ExtendOptions {
-  repo: Repository;
+  repo: Operation;
   snapshot: string;
   untilMs: number;
   mode?: RetentionMode;
-  clock?: RetentionClock;
 }
 
 export interface ExtendResult {
@@ -35,8 +34,8 @@ export interface ExtendResult {
 /** Raises a snapshot's lock and the retention of every object it needs; refuses anything that would lower it. */
 export async function extendLock(options: ExtendOptions): Promise<ExtendResult> {
   const { repo } = options;
-  const clock = options.clock ?? unguardedClock(repo.clock);
-  const state = await loadRetentionState(repo);
+  const clock = repo.retentionClock;
+  const state = await repo.retentionState();
   const entry = await findSnapshot(repo, options.snapshot);
   const current = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
   const mode = options.mode ?? current?.mode ?? state.policy.settings.defaultMode;
@@ -48,6 +47,7 @@ export async function extendLock(options: ExtendOptions): Promise<ExtendResult> 
   const { grant, metadataLock } = await writeGrant(repo, state, {
     snapshotId: entry.id, entries: [{ mode, until: isoDate(options.untilMs), objects }], untilMs: options.untilMs, mode, nowMs: repo.clock.nowMs(),
   });
+  repo.retentionStateChanged();
   const result = {
     snapshotId: entry.id,
     previous: current ? { mode: current.mode, until: isoDate(current.untilMs) } : null,
@@ -76,12 +76,12 @@ function refuseWeakening(id: string, current: ObjectLock | undefined, untilMs: n
 }
 
 /** Lifting a lock is shortening it to now: refused the same way. */
-export async function liftLock(options: { repo: Repository; snapshot: string; clock?: RetentionClock }): Promise<never> {
+export async function liftLock(options: { repo: Operation; snapshot: string }): Promise<never> {
   const { repo } = options;
-  const state = await loadRetentionState(repo);
+  const state = await repo.retentionState();
   const entry = await findSnapshot(repo, options.snapshot);
   const current = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
-  const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
+  const nowMs = repo.retentionClock.deletionNowMs();
   if (!current || current.untilMs <= nowMs) {
     throw new AmberError('USAGE', `snapshot ${entry.id.slice(0, 8)} has no lock in force to lift`);
   }

@@ -2,10 +2,10 @@
 import { strongerMode } from '../governance/retention.ts';
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 import { POLICIES, putRecord, type PolicySettings } from '../repo/retention-records.ts';
 import { checkPolicyChange, isLocked, type Policy } from '../governance/policy.ts';
-import { loadRetentionState, metadataLock, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { metadataLock, type RetentionState } from '../governance/retention-state.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { approvedRequests } from '../governance/requests.ts';
 
@@ -13,15 +13,15 @@ export interface PolicyView extends Policy {
   locked: boolean;
 }
 
-export async function showPolicy(repo: Repository, clock?: RetentionClock): Promise<PolicyView> {
-  const { policy } = await loadRetentionState(repo);
-  return { ...policy, locked: isLocked(policy, lockJudgeMs(repo, clock)) };
+export async function showPolicy(repo: Operation): Promise<PolicyView> {
+  const { policy } = await repo.retentionState();
+  return { ...policy, locked: isLocked(policy, lockJudgeMs(repo)) };
 }
 
 // Whether the lock is in force is judged with the time that moving the clock back cannot lower.
-const lockJudgeMs = (repo: Repository, clock?: RetentionClock) => (clock ?? unguardedClock(repo.clock)).retentionBaseMs();
+const lockJudgeMs = (repo: Operation) => repo.retentionClock.retentionBaseMs();
 
-async function append(repo: Repository, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string, approval?: string): Promise<Policy> {
+async function append(repo: Operation, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string, approval?: string): Promise<Policy> {
   const nowMs = repo.clock.nowMs();
   const record = { time: isoDate(nowMs), previous: state.policy.head, settings, lock, ...(approval ? { approval } : {}) };
   // Kept as strongly as the new settings ask, so their own record is not the weak link.
@@ -29,31 +29,32 @@ async function append(repo: Repository, state: RetentionState, settings: PolicyS
   const keep = { ...current, mode: strongerMode(strongerMode(current.mode, settings.defaultMode), settings.requireCompliance ? 'compliance' : undefined)! };
   const name = await putRecord(repo, POLICIES, record, { retainUntilMs: keep.untilMs, mode: keep.mode });
   await repo.store.protect([name], keep);
+  repo.retentionStateChanged();
   await appendAudit(repo, { action, target: 'policy', details: { record: name, previous: state.policy.head, settings, lock, approval: approval ?? null } }, { lock: keep });
   return { settings, lock, head: name, approval };
 }
 
-export async function setPolicy(repo: Repository, change: Partial<PolicySettings>, clock?: RetentionClock): Promise<Policy> {
-  const state = await loadRetentionState(repo);
+export async function setPolicy(repo: Operation, change: Partial<PolicySettings>): Promise<Policy> {
+  const state = await repo.retentionState();
   const next: PolicySettings = { ...state.policy.settings, ...change };
-  checkPolicyChange(state.policy, next, lockJudgeMs(repo, clock));
+  checkPolicyChange(state.policy, next, lockJudgeMs(repo));
   return append(repo, state, next, state.policy.lock, 'policy.set');
 }
 
-export async function lockPolicy(repo: Repository, coolingOffMs: number, clock?: RetentionClock): Promise<Policy> {
-  const state = await loadRetentionState(repo);
+export async function lockPolicy(repo: Operation, coolingOffMs: number): Promise<Policy> {
+  const state = await repo.retentionState();
   if (state.policy.lock) {
     throw new AmberError('USAGE', `the policy already has a lock (cooling-off until ${state.policy.lock.coolingOffUntil})`);
   }
-  const nowMs = lockJudgeMs(repo, clock);
+  const nowMs = lockJudgeMs(repo);
   return append(repo, state, state.policy.settings, { at: isoDate(nowMs), coolingOffUntil: isoDate(nowMs + coolingOffMs) }, 'policy.lock');
 }
 
 /** Cancels a lock still in its cooling-off period. */
-export async function unlockPolicy(repo: Repository, clock?: RetentionClock): Promise<Policy> {
-  const state = await loadRetentionState(repo);
+export async function unlockPolicy(repo: Operation): Promise<Policy> {
+  const state = await repo.retentionState();
   if (!state.policy.lock) throw new AmberError('USAGE', 'the policy is not locked');
-  if (isLocked(state.policy, lockJudgeMs(repo, clock))) {
+  if (isLocked(state.policy, lockJudgeMs(repo))) {
     throw new AmberError('POLICY_LOCKED', `the policy lock took effect on ${state.policy.lock.coolingOffUntil}; it can no longer be cancelled`, {
       hint: 'a locked policy stays locked; it can only be tightened',
     });
@@ -66,8 +67,8 @@ export async function unlockPolicy(repo: Repository, clock?: RetentionClock): Pr
  * request; it applies only on top of the link the request was made against, so a policy that
  * changed meanwhile needs a new request. Applying it twice is a no-op.
  */
-export async function applyApprovedPolicyChange(repo: Repository, requestId: string, clock?: RetentionClock): Promise<Policy> {
-  const state = await loadRetentionState(repo);
+export async function applyApprovedPolicyChange(repo: Operation, requestId: string): Promise<Policy> {
+  const state = await repo.retentionState();
   if (state.policy.approval === requestId) return state.policy;
   const found = (await approvedRequests(repo, state.policy)).find(({ id, request }) => id === requestId && request.kind === 'policy-change');
   if (!found) {
@@ -80,6 +81,6 @@ export async function applyApprovedPolicyChange(repo: Repository, requestId: str
   if (previous !== state.policy.head) {
     throw new AmberError('USAGE', `the policy changed after request ${requestId.slice(0, 12)} was made; it no longer applies`, { hint: 'make a new request against the current policy' });
   }
-  checkPolicyChange(state.policy, settings, lockJudgeMs(repo, clock), true);
+  checkPolicyChange(state.policy, settings, lockJudgeMs(repo), true);
   return append(repo, state, settings, state.policy.lock, 'policy.change', requestId);
 }

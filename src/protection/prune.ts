@@ -4,7 +4,7 @@
 // retention has ended. Backups never dedup against a condemned pack, and re-check notices before they
 // commit, so a deletion can never take data a newer snapshot uses.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { hashOfName, PREFIX, snapshotName } from '../repo/layout.ts';
@@ -14,16 +14,15 @@ import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId } from '../core/ids.ts';
 import { isoDate } from '../core/units.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { loadRetentionState, unguardedClock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 import { listSnapshots } from '../engine/snapshots.ts';
 import { collectPacks, type SnapshotNeeds } from '../engine/snapshot-objects.ts';
 
 export interface PruneOptions {
-  repo: Repository;
+  repo: Operation;
   /** How long a condemned object waits before a later prune may delete it. */
   graceMs: number;
   dryRun?: boolean;
-  clock?: RetentionClock;
   onDelete?: (name: string, sizeBytes: number) => void;
 }
 
@@ -54,8 +53,8 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
       hint: 'run prune with the owner passphrase',
     });
   }
-  const nowMs = (options.clock ?? unguardedClock(repo.clock)).deletionNowMs();
-  const state = await loadRetentionState(repo);
+  const nowMs = repo.retentionClock.deletionNowMs();
+  const state = await repo.retentionState();
   const { packs: needed, ignored } = await neededPacks(repo, state);
   const stored = new Map<string, { sizeBytes: number; writtenMs?: number }>();
   for (const prefix of [PREFIX.data, PREFIX.snapshots]) {
@@ -115,6 +114,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
         condemned: result.condemned.length, bytesCondemned: result.bytesCondemned, graceMs: options.graceMs,
       },
     });
+    repo.retentionStateChanged();
   }
   return result;
 }
@@ -137,7 +137,7 @@ function retainedUntil(state: RetentionState, name: string, writtenMs: number | 
  * gone: what a real snapshot needs is unknown. An object no key with the authority wrote, that no
  * grant names and whose signer no record names, is no snapshot: it is returned as ignored.
  */
-async function neededPacks(repo: Repository, state: RetentionState): Promise<{ packs: Set<string>; ignored: { name: string; problem: string }[] }> {
+async function neededPacks(repo: Operation, state: RetentionState): Promise<{ packs: Set<string>; ignored: { name: string; problem: string }[] }> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
@@ -179,7 +179,7 @@ async function neededPacks(repo: Repository, state: RetentionState): Promise<{ p
 }
 
 /** Keys the audit log names whose key file is gone. A vault token that may not read the log goes without. */
-async function keysWithoutFile(repo: Repository): Promise<Map<string, NamedKey>> {
+async function keysWithoutFile(repo: Operation): Promise<Map<string, NamedKey>> {
   const log = await readAuditLog({ ...repo, recordCache: undefined }).catch((error) => {
     if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined;
     throw error;
@@ -188,7 +188,7 @@ async function keysWithoutFile(repo: Repository): Promise<Map<string, NamedKey>>
 }
 
 /** Deletes the object; the storage's reason when it refuses because the object is still retained. */
-async function deleteObject(repo: Repository, name: string): Promise<string | undefined> {
+async function deleteObject(repo: Operation, name: string): Promise<string | undefined> {
   try {
     await repo.store.deleteExpired(name);
   } catch (error) {

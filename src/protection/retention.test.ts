@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import { isAmberError, type ErrorCode } from '../core/errors.ts';
-import { openRepository, type Repository } from '../repo/repository.ts';
+import { openRepository } from '../repo/repository.ts';
 import { addKey } from './key-admin.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import type { ObjectInfo, Store } from '../storage/store.ts';
@@ -27,6 +27,8 @@ import { lockPolicy, setPolicy, showPolicy, unlockPolicy } from './policy-admin.
 import { loadRetentionState } from '../governance/retention-state.ts';
 import { openGuardedClock } from '../governance/guarded-clock.ts';
 import { findSnapshot, listSnapshots } from '../engine/snapshots.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -64,7 +66,7 @@ async function scratch(t: { after(fn: () => unknown): void }, label: string, opt
   const clock = movableClock();
   const fsStore = createFsStore(repoPath);
   const store = options.storeMovesWithClock === false ? fsStore : storeOnClock(fsStore, clock);
-  const repo = await openRepository({ store, passphrase: TEST_PASSPHRASE, clock });
+  const repo = testOperation(await openRepository({ store, passphrase: TEST_PASSPHRASE, clock }));
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(300_000, `${label}-a`));
@@ -72,7 +74,7 @@ async function scratch(t: { after(fn: () => unknown): void }, label: string, opt
   return { dir, repoPath, repo, clock, source };
 }
 
-const packsOf = (repo: Repository) => listNames(repo.store, PREFIX.data);
+const packsOf = (repo: Operation) => listNames(repo.store, PREFIX.data);
 
 test('a locked snapshot survives aggressive forget and prune, and goes once its lock ends', async (t) => {
   const { repo, clock, source, dir } = await scratch(t, 'retention-expiry');
@@ -171,8 +173,8 @@ test('locks extend but never shorten; governance shortening needs approval, comp
 test('a held snapshot outlives its lock; release needs approval', async (t) => {
   const { repo, clock, source } = await scratch(t, 'retention-hold');
   const held = await backup({ repo, paths: [source], retainMs: 1_000 });
-  await addHold({ repo, snapshot: held.snapshotId, reason: 'case 17', actor: 'legal@test' });
-  await assert.rejects(releaseHold({ repo, snapshot: held.snapshotId }), fails('APPROVAL_REQUIRED'));
+  await addHold(repo, { snapshot: held.snapshotId, reason: 'case 17' });
+  await assert.rejects(releaseHold(repo, { snapshot: held.snapshotId }), fails('APPROVAL_REQUIRED'));
   clock.offsetMs = DAY;
   const result = await forget({ repo, keep: { hourly: 0 } });
   assert.deepEqual(result.forgotten, []);
@@ -188,7 +190,7 @@ test('records forged without the owner key are ignored and reported by verify', 
   const victim = await backup({ repo, paths: [source], retainMs: DAY });
   // A write-only key (a stolen backup credential) signs owner-only records.
   await addKey(repo, { role: 'write-only', passphrase: 'writer', label: 'stolen', kdfLogN: 10 });
-  const writer = await openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock });
+  const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock }));
   const forgeAsWriter = async <T>(type: { prefix: string; kind: string; ownerOnly: boolean }, value: T) =>
     putRecord({ ...writer, key: { ...writer.key, role: 'full' } }, { ...type, ownerOnly: false, isValid: () => true } as never, value);
   const forgedForget = await forgeAsWriter(FORGETS, { time: new Date().toISOString(), snapshots: [victim.snapshotId], rule: 'forged' });
@@ -259,7 +261,7 @@ test('the policy bounds backups and extensions, and once locked can only be tigh
   // Moving the clock back does not unlock the policy for a command judged by the retention base.
   clock.offsetMs = 0;
   const base = { retentionBaseMs: () => Date.now() + 73 * HOUR, deletionNowMs: () => Date.now() };
-  await assert.rejects(setPolicy(repo, { minRetentionMs: 60_000 }, base), fails('POLICY_LOCKED'));
+  await assert.rejects(setPolicy(testOperation(repo, base), { minRetentionMs: 60_000 }), fails('POLICY_LOCKED'));
 });
 
 test('moving the system clock a year forward or back expires nothing early (guarded clock)', async (t) => {
@@ -268,7 +270,7 @@ test('moving the system clock a year forward or back expires nothing early (guar
   const sources = { wallMs: () => time.wall, sinceBootMs: () => time.sinceBoot, bootId: () => time.boot };
   const open = () => openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: Buffer.alloc(32, 7), sources, firstUse: 'anchor' });
   const guarded = await open(); // anchored at the real time, as `amber init` does
-  const locked = await backup({ repo, paths: [source], retainMs: 180 * DAY, retentionClock: guarded });
+  const locked = await backup({ repo: testOperation(repo, guarded), paths: [source], retainMs: 180 * DAY });
   const packs = await packsOf(repo);
 
   // The attacker moves the wall clock a year ahead (the repository clock with it).
@@ -276,9 +278,9 @@ test('moving the system clock a year forward or back expires nothing early (guar
   clock.offsetMs = 365 * DAY;
   const jumped = await open();
   assert.equal(jumped.status().trusted, false);
-  assert.deepEqual((await forget({ repo, keep: { hourly: 0 }, clock: jumped })).forgotten, []);
-  await prune({ repo, graceMs: 0, clock: jumped });
-  await prune({ repo, graceMs: 0, clock: jumped });
+  assert.deepEqual((await forget({ repo: testOperation(repo, jumped), keep: { hourly: 0 } })).forgotten, []);
+  await prune({ repo: testOperation(repo, jumped), graceMs: 0 });
+  await prune({ repo: testOperation(repo, jumped), graceMs: 0 });
   assert.deepEqual(await packsOf(repo), packs, 'nothing was deleted');
   assert.deepEqual((await listSnapshots(repo)).map(({ id }) => id), [locked.snapshotId]);
 
@@ -287,6 +289,6 @@ test('moving the system clock a year forward or back expires nothing early (guar
   clock.offsetMs = -365 * DAY;
   const back = await open();
   assert.equal(back.status().trusted, false);
-  const late = await backup({ repo, paths: [source], retainMs: DAY, retentionClock: back });
+  const late = await backup({ repo: testOperation(repo, back), paths: [source], retainMs: DAY });
   assert.ok(Date.parse(late.snapshot.retention!.until) >= Date.now() + DAY - 60_000, 'the lock counts from the last trusted time, not the wall clock');
 });

@@ -15,13 +15,14 @@ import { backup } from '../engine/backup.ts';
 import { addHold } from './holds.ts';
 import { setPolicy } from './policy-admin.ts';
 import { createRequest, signDecision, submitDecision } from './approvals.ts';
-import { loadRetentionState, unguardedClock } from '../governance/retention-state.ts';
+import { loadRetentionState } from '../governance/retention-state.ts';
 import { applyToStorage } from './storage-effects.ts';
 import { lockStatus } from '../engine/lock-coverage.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { snapshotNeeds } from '../engine/snapshot-objects.ts';
 import { findSnapshot } from '../engine/snapshots.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -31,7 +32,7 @@ whenS3(() => {
     t.after(() => removeTree(dir));
     useTemporaryWriterCache(dir);
     const store = await freshS3Store();
-    const owner = await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 });
+    const owner = testOperation(await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
     const keys = await Promise.all([1, 2, 3].map(async () => unlockApproverKey(JSON.stringify((await createApproverKey('pw', 10)).keyFile), 'pw', 'test')));
     const [alice, bob] = keys;
     await setPolicy(owner, { approvers: keys.map((key, i) => ({ name: `approver${i}`, publicKey: key.publicKey.toString('hex') })), quorum: 2 });
@@ -46,13 +47,13 @@ whenS3(() => {
     assert.ok(before > Date.now() + 29 * DAY_MS);
 
     const unlock = await createRequest({ repo: owner, kind: 'unlock', target: mistake.snapshotId, reason: 'backed up the wrong disk' });
-    const clock = unguardedClock(systemClock);
-    await assert.rejects(applyToStorage(owner, unlock.id, clock), (error: unknown) => isAmberError(error, 'APPROVAL_REQUIRED'));
+    const clock = testRetentionClock(systemClock);
+    await assert.rejects(applyToStorage(testOperation(owner, clock), unlock.id), (error: unknown) => isAmberError(error, 'APPROVAL_REQUIRED'));
     assert.equal((await store.protection([snapshotName]))[0].untilMs, before, 'nothing changes before the quorum');
     await submitDecision(owner, signDecision(unlock.id, 'approve', alice));
     await submitDecision(owner, signDecision(unlock.id, 'approve', bob));
 
-    const effect = await applyToStorage(owner, unlock.id, clock);
+    const effect = await applyToStorage(testOperation(owner, clock), unlock.id);
     assert.ok(effect.lowered > 0);
     const [snapshot] = await store.protection([snapshotName]);
     assert.ok(snapshot.untilMs! < Date.now() + 60_000, `the unlocked snapshot's own object goes: ${new Date(snapshot.untilMs!).toISOString()}`);
@@ -70,12 +71,12 @@ whenS3(() => {
     assert.deepEqual(status.gaps, [], 'lock status still finds the kept snapshot covered');
 
     // Two holds share the kept snapshot's objects; releasing one leaves the other's legal holds on.
-    await addHold({ repo: owner, snapshot: kept.snapshotId, reason: 'case 1', actor: 'legal' });
-    await addHold({ repo: owner, snapshot: kept.snapshotId, reason: 'case 2', actor: 'legal' });
+    await addHold(owner, { snapshot: kept.snapshotId, reason: 'case 1' });
+    await addHold(owner, { snapshot: kept.snapshotId, reason: 'case 2' });
     const release = await createRequest({ repo: owner, kind: 'release-hold', target: kept.snapshotId, reason: 'case 1 closed' });
     await submitDecision(owner, signDecision(release.id, 'approve', alice));
     await submitDecision(owner, signDecision(release.id, 'approve', bob));
-    assert.equal((await applyToStorage(owner, release.id, clock)).released, 0, 'case 2 still holds every object');
+    assert.equal((await applyToStorage(testOperation(owner, clock), release.id)).released, 0, 'case 2 still holds every object');
     assert.ok((await store.protection([`snapshots/${kept.snapshotId}`]))[0].legalHold);
   });
 });

@@ -8,7 +8,7 @@
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
 import { nowIso } from '../core/clock.ts';
-import type { Repository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
 import { GRANTS, HOLDS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
@@ -17,7 +17,7 @@ import { sharedMetadata, snapshotNeeds, snapshotObject } from '../engine/snapsho
 import { listSnapshots } from '../engine/snapshots.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { findRequest } from '../governance/requests.ts';
-import { governanceEnds, loadRetentionState, metadataLock, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import { governanceEnds, metadataLock, type GovernanceRequest, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
 
 export interface StorageEffect {
   request: string;
@@ -30,8 +30,9 @@ export interface StorageEffect {
   released: number;
 }
 
-export async function applyToStorage(repo: Repository, requestRef: string, clock: RetentionClock): Promise<StorageEffect> {
-  const state = await loadRetentionState(repo);
+export async function applyToStorage(repo: Operation, requestRef: string): Promise<StorageEffect> {
+  const clock = repo.retentionClock;
+  const state = await repo.retentionState();
   const request = await findRequest(repo, state.policy, clock.retentionBaseMs(), requestRef);
   if (request.status !== 'executed') {
     throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is ${request.status}: only an approved request changes the storage`);
@@ -39,7 +40,9 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
   const { store } = repo;
   const effect: StorageEffect = { request: request.id, kind: request.kind, lowered: 0, regranted: 0, released: 0 };
   if (request.kind === 'unlock' || request.kind === 'shorten') {
-    const { objects, needed, regranted, after } = await regrantShared(repo, state, request.id, clock);
+    const unlock = state.governanceRequests.find(({ id }) => id === request.id);
+    if (!unlock) throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is no approved unlock or shorten`);
+    const { objects, needed, regranted, after } = await regrantShared(repo, state, unlock);
     effect.regranted = regranted;
     if (store.lowerGovernanceRetention) {
       // Every object granted for the snapshot, each down to the latest date anything still needs of
@@ -70,25 +73,27 @@ export async function applyToStorage(repo: Repository, requestRef: string, clock
  * was granted that a snapshot still locked needs, at that snapshot's lock, so the ledger (and lock
  * status) keeps covering it. Idempotent: what is covered already is left alone.
  */
-export async function regrantShared(repo: Repository, state: RetentionState, request: string, clock: RetentionClock): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number; after: RetentionLedger }> {
-  const unlock = state.governanceRequests.find(({ id }) => id === request);
-  if (!unlock) throw new AmberError('APPROVAL_REQUIRED', `request ${request.slice(0, 12)} is no approved unlock or shorten`);
-  const grants = await loadRecords(repo, GRANTS, []);
+export async function regrantShared(repo: Operation, state: RetentionState, unlock: GovernanceRequest): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number; after: RetentionLedger }> {
+  const { retentionClock: clock } = repo;
+  const request = unlock.id;
+  const { grants } = state;
+  const requests = [...state.governanceRequests.filter(({ id }) => id !== request), unlock];
   const objects = [...new Set(grants.filter(({ value }) => value.snapshot === unlock.snapshot).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
   const needed = await neededByOthers(repo, state, unlock.snapshot, clock.retentionBaseMs());
   // Judged against the ledger as it will be once this grant is written: the snapshot's shared
   // objects capped too (until now only its own object was).
-  const after = foldGrants(grants, governanceEnds(state.governanceRequests, new Set([...state.regranted, request])));
+  const after = foldGrants(grants, governanceEnds(requests, new Set([...state.regranted, request])));
   const regrant = objects.filter((name) => { const lock = needed.get(name); return lock !== undefined && !covers(after.lockOf(name), lock.untilMs, lock.mode); });
   // Written even when nothing needs it: the grant is the owner's word that the cap may now apply.
   const regranted = state.regranted.has(request) && regrant.length === 0
     ? 0
     : await grantSurvivors(repo, state, request, regrant.map((name) => [name, needed.get(name)!]), clock);
+  repo.retentionStateChanged();
   return { objects, needed, regranted, after };
 }
 
 /** What every other snapshot still locked needs (itself, its packs, the shared metadata), at its lock. */
-async function neededByOthers(repo: Repository, state: RetentionState, unlocked: string, nowMs: number): Promise<Map<string, ObjectLock>> {
+async function neededByOthers(repo: Operation, state: RetentionState, unlocked: string, nowMs: number): Promise<Map<string, ObjectLock>> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const metadata = (await sharedMetadata(repo)).map(({ name }) => name);
@@ -102,7 +107,7 @@ async function neededByOthers(repo: Repository, state: RetentionState, unlocked:
   return needed;
 }
 
-async function grantSurvivors(repo: Repository, state: RetentionState, request: string, locks: [string, ObjectLock][], clock: RetentionClock): Promise<number> {
+async function grantSurvivors(repo: Operation, state: RetentionState, request: string, locks: [string, ObjectLock][], clock: RetentionClock): Promise<number> {
   const entries = new Map<string, GrantEntry>();
   for (const [name, { untilMs, mode }] of locks) {
     const key = `${mode} ${untilMs}`;

@@ -8,7 +8,7 @@ import { canOpenEpoch, openUnderEpoch } from './epochs.ts';
 import { decodeBlob, type BlobRef } from './blob-codec.ts';
 import { packName } from './layout.ts';
 import { decodeTrailer, TRAILER_BYTES, unwrapPackKey } from './pack.ts';
-import { writeNonZero } from '../source/sparse-write.ts';
+import { writeNonZero } from '../source/fs/sparse-write.ts';
 import type { Repository } from './repository.ts';
 
 export interface BlobReader {

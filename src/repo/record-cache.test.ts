@@ -8,7 +8,7 @@ import type { Store } from '../storage/store.ts';
 import { alterObjectFile, createScratchRepo, openTestRepo, TEST_PASSPHRASE } from '../testing/repo-fixture.ts';
 import { verify } from '../engine/verify.ts';
 import { addKey, revokeKey } from '../protection/key-admin.ts';
-import { openRepository, type Repository } from './repository.ts';
+import { openRepository } from './repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRecordCache } from './record-cache.ts';
 import { GRANTS, loadRecords, putRecord, type Grant } from './retention-records.ts';
@@ -17,12 +17,14 @@ import { systemClock } from '../core/clock.ts';
 import { encodeSignedRecord, jsonBytes } from './signed-record.ts';
 import { objectName } from './layout.ts';
 import { sha256Hex } from '../crypto/index.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 const MAC_KEY = Buffer.alloc(32, 7);
 const grant = (object: string): Grant => ({ time: new Date().toISOString(), snapshot: null, entries: [{ mode: 'governance', until: '2030-01-01T00:00:00.000Z', objects: [object] }] });
 
 /** Opens the repository through a store that counts the records it fetches. */
-async function counted(repoPath: string, cachePath: string): Promise<{ repo: Repository; gets: () => number }> {
+async function counted(repoPath: string, cachePath: string): Promise<{ repo: Operation; gets: () => number }> {
   let gets = 0;
   const repo = await openTestRepo(repoPath, (store: Store) => ({
     ...store,
@@ -83,7 +85,7 @@ test('a cached record from a writer revoked since is refused and reported', asyn
   const { dir, repoPath, owner } = await createScratchRepo(t, 'record-cache-revoked');
   const cachePath = join(dir, 'cache', 'records.jsonl');
   const added = await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
-  const writer = await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock });
+  const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }));
   const name = await putRecord(writer, GRANTS, grant('data/w'));
   assert.equal((await loadRecords((await counted(repoPath, cachePath)).repo, GRANTS, [])).length, 1);
 
@@ -91,7 +93,7 @@ test('a cached record from a writer revoked since is refused and reported', asyn
   // grants): the cached copy of the grant must not outlive the signer's authority.
   const revocation = encodeSignedRecord('revocation', jsonBytes({ keyId: added.keyId, revokedAt: new Date().toISOString(), reason: 'laptop stolen', acceptedObjects: [] }), owner.key.signer);
   await owner.store.put(objectName('revocations', sha256Hex(revocation)), revocation);
-  const after = await openRepository({ store: createFsStore(repoPath), passphrase: TEST_PASSPHRASE, clock: systemClock });
+  const after = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: TEST_PASSPHRASE, clock: systemClock }));
   after.recordCache = openRecordCache(cachePath, MAC_KEY);
   const problems: RecordProblem[] = [];
   assert.deepEqual(await loadRecords(after, GRANTS, problems), []);

@@ -1,5 +1,7 @@
 // Creating and opening a repository: config, key files, epochs and revocations,
 // each checked against the owner key before anything trusts it.
+import { createHmac } from 'node:crypto';
+import { join } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
 import { nowIso } from '../core/clock.ts';
@@ -12,7 +14,7 @@ import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config
 import { collectEpochKeys, decodeEpochRecord, encodeEpochRecord, noUsableEpochError, type EpochKey, type EpochRecord } from './epochs.ts';
 import { createKeyFile, newRepoSecrets, signerOf, unlockKeyFile, type KeyFileInfo, type UnlockedKey } from './keys.ts';
 import { CONFIG_NAME, objectName } from './layout.ts';
-import type { RecordCache } from './record-cache.ts';
+import { openRecordCache, type RecordCache } from './record-cache.ts';
 import { isBadRecord, readRecords, type RecordProblem } from './records.ts';
 import { keyIdOf, parseJsonPayload } from './signed-record.ts';
 
@@ -22,8 +24,8 @@ export interface Repository extends RepositoryView {
   key: UnlockedKey;
   epochs: Map<number, EpochKey>;
   currentEpoch: EpochKey;
-  /** Who is acting, as the audit log names them (user@host); the key's id when unset. */
-  actor?: string;
+  /** Who is acting, as the audit log names them (user@host, and the vault token); the key's id when not given. */
+  actor: string;
 }
 
 export interface InitOptions {
@@ -33,6 +35,8 @@ export interface InitOptions {
   chunker?: ChunkerParams;
   packTargetBytes?: number;
   kdfLogN?: number;
+  actor?: string;
+  cacheDir?: string;
   /** Retention for the config, first key and epoch, on stores that keep dates as objects are written (S3). */
   retention?: PutOptions;
 }
@@ -64,13 +68,17 @@ export async function initRepository(options: InitOptions): Promise<Repository> 
     if (isAmberError(error, 'OBJECT_EXISTS')) throw new AmberError('REPO_EXISTS', `${store.location} already holds a repository`);
     throw error;
   }
-  return openRepository({ store, passphrase: options.passphrase, clock });
+  return openRepository({ store, passphrase: options.passphrase, clock, actor: options.actor, cacheDir: options.cacheDir });
 }
 
 export interface OpenOptions {
   store: Store;
   passphrase: string;
   clock: Clock;
+  /** Who is acting, as the audit log names them; default: `key <id>`. */
+  actor?: string;
+  /** This host's local state directory: with it, retention records verified on an earlier run are cached there. */
+  cacheDir?: string;
 }
 
 /**
@@ -148,7 +156,16 @@ export async function openRepository(options: OpenOptions): Promise<Repository> 
   const epochs = collectEpochKeys(epochRecords, key.keyId, key.holder);
   const currentEpoch = [...epochs.values()].sort((a, b) => b.epoch - a.epoch)[0];
   if (!currentEpoch) throw noUsableEpochError(store.location, epochProblems);
-  return { ...view, clock, key, epochs, currentEpoch };
+  const repo: Repository = { ...view, clock, key, epochs, currentEpoch, actor: options.actor ?? `key ${key.keyId.slice(0, 8)}` };
+  if (options.cacheDir !== undefined) {
+    repo.recordCache = openRecordCache(join(options.cacheDir, view.config.repositoryId, 'records.jsonl'), localStateKey(repo, 'record-cache'));
+  }
+  return repo;
+}
+
+/** MAC key for this host's local state about a repository (clock, record cache): only key holders can forge it. */
+export function localStateKey(repo: Repository, purpose: string): Buffer {
+  return createHmac('sha256', repo.key.secrets.idKey).update(`amber/v1/${purpose}`).digest();
 }
 
 async function readConfigBytes(store: Store): Promise<Buffer> {

@@ -5,6 +5,7 @@
 import { systemClock } from '../core/clock.ts';
 import { isAmberError } from '../core/errors.ts';
 import { backup } from '../engine/backup.ts';
+import { testOperation } from './operation.ts';
 import { openRepository } from '../repo/repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import type { Store } from '../storage/store.ts';
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
   const store = killAfterPuts !== undefined ? killingStore(fsStore, (_, puts) => puts >= killAfterPuts)
     : killAfterPutOf !== undefined ? killingStore(fsStore, (name) => name.startsWith(killAfterPutOf))
       : fsStore;
-  const repo = await openRepository({ store, passphrase: request.passphrase, clock: systemClock });
+  const repo = testOperation(await openRepository({ store, passphrase: request.passphrase, clock: systemClock }));
   process.stdout.write('ready\n');
   try {
     const result = await backup({ repo, paths: request.paths });

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { systemClock } from '../core/clock.ts';
 import { isAmberError, type AmberError, type ErrorCode } from '../core/errors.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
+import type { Operation } from '../governance/operation.ts';
+import { testOperation } from './operation.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import type { Store } from '../storage/store.ts';
 
@@ -55,17 +57,18 @@ export interface TestRepoOptions {
 }
 
 /** A new repository at `path` (scrypt kept cheap with logN 10). */
-export async function createTestRepo(path: string, options: TestRepoOptions = {}): Promise<Repository> {
+/** A new repository at `path` (scrypt kept cheap with logN 10), as an operation judged by wall time. */
+export async function createTestRepo(path: string, options: TestRepoOptions = {}): Promise<Operation> {
   const store = (options.wrap ?? ((inner) => inner))(createFsStore(path));
-  return initRepository({
+  return testOperation(await initRepository({
     store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10,
     chunker: options.chunker, packTargetBytes: options.packTargetBytes,
-  });
+  }));
 }
 
-export async function openTestRepo(path: string, wrap?: (store: Store) => Store): Promise<Repository> {
+export async function openTestRepo(path: string, wrap?: (store: Store) => Store): Promise<Operation> {
   const store = (wrap ?? ((inner) => inner))(createFsStore(path));
-  return openRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock });
+  return testOperation(await openRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock }));
 }
 
 /** `sizeBytes` of AES-CTR keystream keyed by `label`: incompressible, and the same label gives the same bytes. */

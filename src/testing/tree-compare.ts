@@ -6,7 +6,7 @@
 // 2106) is lost to rounding and a sub-microsecond difference says nothing about the restore.
 import { promises as fs } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { entryTypeOf } from '../source/entry-meta.ts';
+import { entryTypeOf } from '../source/fs/entry-meta.ts';
 
 export interface CompareTreesOptions {
   /** Skip uid/gid, e.g. when the restore did not run as root. Default false. */

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { DEEP_LEVELS, OTHER_OWNER, SPARSE_FILE_BYTES, createHardTree } from './tree-fixture.ts';
 import { compareTrees } from './tree-compare.ts';
-import { utimeSecondsFromNs } from '../source/entry-meta.ts';
+import { utimeSecondsFromNs } from '../source/fs/entry-meta.ts';
 
 const execFileAsync = promisify(execFile);
 const isRoot = process.getuid?.() === 0;

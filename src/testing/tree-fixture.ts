@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { utimeSecondsFromNs } from '../source/entry-meta.ts';
+import { utimeSecondsFromNs } from '../source/fs/entry-meta.ts';
 import { seededRandom } from './repo-fixture.ts';
 
 const MiB = 1024 * 1024;

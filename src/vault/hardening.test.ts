@@ -9,13 +9,15 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { systemClock } from '../core/clock.ts';
-import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
+import { initRepository, openRepository } from '../repo/repository.ts';
 import { createHttpStore } from '../storage/http/http-store.ts';
 import { fingerprintTree, makeTempDir, removeTree, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
 import { encodeSignedRecord, jsonBytes } from '../repo/signed-record.ts';
 import { encodeHeader } from '../repo/object-header.ts';
 import { startVault, type VaultOptions } from './server.ts';
 import { createToken, type Role } from './tokens.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import type { Operation } from '../governance/operation.ts';
 
 type Extra = Partial<Omit<VaultOptions, 'dataDir' | 'clock'>>;
 
@@ -23,20 +25,20 @@ async function vaultFixture(t: { after(fn: () => unknown): void }, label: string
   const dir = await makeTempDir(label);
   useTemporaryWriterCache(dir);
   const dataDir = join(dir, 'data');
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock, ...extra });
+  const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock), ...extra });
   t.after(async () => {
     await vault.close();
     await removeTree(dir);
   });
   const token = (role: Role, repo = 'team') => createToken(dataDir, { role, repo, nowMs: Date.now() }).token;
   const storeFor = (secret: string, repo = 'team') => createHttpStore(`${vault.url}/${repo}`, { token: secret, attempts: 1 });
-  const owners = new Map<string, Repository>();
+  const owners = new Map<string, Operation>();
   for (const repo of repos) {
     const admin = storeFor(token('admin', repo), repo);
     await admin.createRepository();
-    owners.set(repo, await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
+    owners.set(repo, testOperation(await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 })));
   }
-  const openAs = (secret: string, repo = 'team') => openRepository({ store: storeFor(secret, repo), passphrase: TEST_PASSPHRASE, clock: systemClock });
+  const openAs = (secret: string, repo = 'team') => openRepository({ store: storeFor(secret, repo), passphrase: TEST_PASSPHRASE, clock: systemClock }).then((opened) => testOperation(opened));
   return { dir, dataDir, vault, token, storeFor, owner: owners.get(repos[0])!, owners, openAs, repoDir: (repo = 'team') => join(dataDir, 'repos', repo) };
 }
 
@@ -68,7 +70,7 @@ function raw(url: string, method: string, path: string, token: string, body?: Bu
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** A well-formed grant record, signed by `repo`'s key: what a writer may store under grants/. */
-const grantBytes = (repo: Repository) => encodeSignedRecord('grant', jsonBytes({ time: new Date().toISOString(), snapshot: null, entries: [] }), repo.key.signer);
+const grantBytes = (repo: Operation) => encodeSignedRecord('grant', jsonBytes({ time: new Date().toISOString(), snapshot: null, entries: [] }), repo.key.signer);
 
 test('dot segments, encoded or not, are refused with 400 and nothing is stored in or logged to any repository', async (t) => {
   const { vault, token, owners, dataDir, repoDir } = await vaultFixture(t, 'vault-dot-segments', {}, ['alpha', 'beta']);
@@ -165,19 +167,18 @@ test('junk a writer uploads under snapshots/, index/, audit/ or data/ is refused
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), Buffer.alloc(300_000, 7));
-  const writeOnly = await openRepository({ store: storeFor(token('writer')), passphrase: 'writer pass', clock: systemClock });
+  const writeOnly = testOperation(await openRepository({ store: storeFor(token('writer')), passphrase: 'writer pass', clock: systemClock }));
   const first = await backup({ repo: writeOnly, paths: [source], retainMs: 86_400_000 });
   await rotateKey(admin, { reason: 'yearly' });
   await fs.writeFile(join(source, 'b.bin'), Buffer.alloc(200_000, 9));
   await backup({ repo: writeOnly, paths: [source], retainMs: 86_400_000 });
-  await addHold({ repo: admin, snapshot: first.snapshotId, reason: 'case 7', actor: 'legal' });
+  await addHold(admin, { snapshot: first.snapshotId, reason: 'case 7' });
   const request = await createRequest({ repo: admin, kind: 'unlock', target: first.snapshotId, reason: 'test' });
   const approverView = await openRepositoryView(storeFor(token('approver')));
-  for (const key of [alice, bob]) await submitDecision(await approverAuthor(approverView, systemClock, key), signDecision(request.id, 'approve', key));
+  for (const key of [alice, bob]) await submitDecision(await approverAuthor(approverView, systemClock, key, testRetentionClock(systemClock)), signDecision(request.id, 'approve', key));
   // Carrying out the unlock grants again what the other, still locked snapshot shares with it.
   const { applyToStorage } = await import('../protection/storage-effects.ts');
-  const { unguardedClock } = await import('../governance/retention-state.ts');
-  assert.ok((await applyToStorage(admin, request.id, unguardedClock(systemClock))).regranted > 0);
+  assert.ok((await applyToStorage(testOperation(admin, testRetentionClock(systemClock)), request.id)).regranted > 0);
   await writeCheckpoint(await openAs(token('maintainer')));
 
   // Junk whose bytes hash to their names, and well-formed records no key of the repository signed.
@@ -238,7 +239,7 @@ test('a forget mark written under a clock 400 days ahead is refused by the vault
   // A maintainer token and the full key, on a host whose clock runs 400 days ahead, with no cache.
   const ahead = () => Date.now() + 400 * 86_400_000;
   const maintainer = await openAs(token('maintainer'));
-  await assert.rejects(forget({ repo: maintainer, keep: { last: 1 }, clock: { deletionNowMs: ahead, retentionBaseMs: ahead } }),
+  await assert.rejects(forget({ repo: testOperation(maintainer, { deletionNowMs: ahead, retentionBaseMs: ahead }), keep: { last: 1 } }),
     (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /forgets snapshot .* retained until .* by the vault's clock/.test(error.message));
   // The same mark written by hand, one snapshot at a time: refused for each.
   for (const id of [governance.snapshotId, compliance.snapshotId]) {
@@ -306,7 +307,7 @@ test('protect is bounded by the grants and the policy: a writer cannot raise ret
   const admin = await openAs(token('admin'));
   await extendLock({ repo: admin, snapshot: snapshotId, untilMs: Date.now() + 200 * 86_400_000 });
   assert.equal((await lockStatus({ repo: admin, snapshot: snapshotId }))[0].covered, true);
-  await addHold({ repo: admin, snapshot: snapshotId, reason: 'audit', actor: 'legal' });
+  await addHold(admin, { snapshot: snapshotId, reason: 'audit' });
   await backup({ repo: writer, paths: [source], retainMs: 300 * 86_400_000 });
   await assert.rejects(extendLock({ repo: admin, snapshot: snapshotId, untilMs: year2100 }), (error: Error & { code?: string }) => error.code === 'POLICY_VIOLATION');
 });
@@ -503,7 +504,7 @@ test('reads go out a step of the budget at a time and arrive whole, ranges acros
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), randomBytes(200_000));
   const writer = token('writer');
-  await backup({ repo: await openRepository({ store: storeFor(writer), passphrase: TEST_PASSPHRASE, clock: systemClock }), paths: [source], retainMs: 86_400_000 });
+  await backup({ repo: testOperation(await openRepository({ store: storeFor(writer), passphrase: TEST_PASSPHRASE, clock: systemClock })), paths: [source], retainMs: 86_400_000 });
   const reader = storeFor(token('reader'));
   const disk = createFsStore(repoDir());
   let large = 0;

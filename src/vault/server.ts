@@ -24,7 +24,7 @@ import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
 import { checkCondemnUpload, checkDeletion, checkForgetUpload, checkGrantUpload, checkPolicyUpload, checkProtect, checkRetainUntil } from './vault-retention.ts';
 import type { CachedRecord, RecordCache } from '../repo/record-cache.ts';
-import { unguardedClock, type RetentionClock } from '../governance/retention-state.ts';
+import type { RetentionClock } from '../governance/retention-state.ts';
 
 /** Packs are tens of MiB; the largest blob is 256 MiB. Anything larger is refused before it is read. */
 export const MAX_OBJECT_BYTES = 512 * 1024 * 1024;
@@ -52,8 +52,8 @@ export interface VaultOptions {
   port?: number;
   tls?: { cert: string; key: string };
   clock: Clock;
-  /** Expiry decisions (condemn notices, deletions) use this; `amber vault serve` passes its guarded clock. */
-  retentionClock?: RetentionClock;
+  /** Expiry decisions (condemn notices, deletions) use this: `amber vault serve` passes its guarded clock. */
+  retentionClock: RetentionClock;
   /** How long requests wait to be summed up in the audit log when nothing completes an operation. */
   witnessFlushMs?: number;
   /** Object bytes in memory at once (default DEFAULT_MEMORY_BUDGET_BYTES, at least the largest upload). */
@@ -91,7 +91,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 export async function startVault(options: VaultOptions): Promise<Vault> {
   const checkToken = createTokenChecker(options.dataDir);
   const witnessKey = loadWitnessKey(options.dataDir);
-  const expiryClock = options.retentionClock ?? unguardedClock(options.clock);
+  const expiryClock = options.retentionClock;
   const stores = new Map<string, Store>();
   const maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
   const memoryBudget = Math.max(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES, maxObjectBytes);
@@ -128,7 +128,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const recordCache = createMemoryRecordCache(RECORD_CACHE_BYTES);
   const viewOf = async (repo: string): Promise<RepositoryView> => ({ ...(await openRepositoryView(storeOf(repo))), recordCache: recordCache(repo) });
   const maxRetentionMs = options.maxRetentionMs ?? DEFAULT_MAX_RETENTION_MS;
-  const witness = createWitness({ signer: witnessKey, clock: options.clock, storeOf, flushAfterMs: options.witnessFlushMs });
+  const witness = createWitness({ signer: witnessKey, clock: options.clock, retentionClock: expiryClock, storeOf, flushAfterMs: options.witnessFlushMs });
 
   async function handle(req: IncomingMessage, res: ServerResponse, token: TokenInfo | undefined, target: Target): Promise<number> {
     const { path, query, repo, section, name: rawName } = target;

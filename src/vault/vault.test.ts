@@ -22,12 +22,13 @@ import { putRequest } from '../governance/requests.ts';
 import type { Store } from '../storage/store.ts';
 import { freshS3Store, s3Env, whenS3 } from '../testing/s3-fixture.ts';
 import { decisionMessage } from '../governance/requests.ts';
+import { testOperation, testRetentionClock } from '../testing/operation.ts';
 
 async function vaultFixture(t: { after(fn: () => unknown): void }, label: string, backing?: (repo: string) => Store) {
   const dir = await makeTempDir(label);
   useTemporaryWriterCache(dir);
   const dataDir = join(dir, 'data');
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock, storeFor: backing });
+  const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock), storeFor: backing });
   t.after(async () => {
     await vault.close();
     await removeTree(dir);
@@ -36,8 +37,8 @@ async function vaultFixture(t: { after(fn: () => unknown): void }, label: string
   const storeFor = (secret: string, repo = 'team') => createHttpStore(`${vault.url}/${repo}`, { token: secret, attempts: 1 });
   const admin = storeFor(token('admin'));
   await admin.createRepository();
-  const owner = await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 });
-  const openAs = (secret: string) => openRepository({ store: storeFor(secret), passphrase: TEST_PASSPHRASE, clock: systemClock });
+  const owner = testOperation(await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
+  const openAs = (secret: string) => openRepository({ store: storeFor(secret), passphrase: TEST_PASSPHRASE, clock: systemClock }).then((opened) => testOperation(opened));
   return { dir, dataDir, vault, token, storeFor, owner, openAs, repoDir: join(dataDir, 'repos', 'team') };
 }
 
@@ -254,7 +255,7 @@ test('the vault keeps everything a held snapshot needs, even after its lock ends
   await fs.writeFile(join(source, 'evidence.bin'), seededBytes(250_000, 'evidence'));
   const held = await backup({ repo: await openAs(token('writer')), paths: [source], retainMs: 1_000 });
   const { addHold } = await import('../protection/holds.ts');
-  const hold = await addHold({ repo: await openAs(token('admin')), snapshot: held.snapshotId, reason: 'case 12', actor: 'legal' });
+  const hold = await addHold(await openAs(token('admin')), { snapshot: held.snapshotId, reason: 'case 12' });
   const pack = hold.objects!.find((name) => name.startsWith('data/'))!;
   assert.ok(pack, 'the hold names the packs the snapshot needs');
   await new Promise((resolve) => setTimeout(resolve, 1_500));

@@ -14,6 +14,7 @@ import { keyIdOf, type Signer } from '../repo/signed-record.ts';
 import { openRepositoryView } from '../repo/repository.ts';
 import type { Store } from '../storage/store.ts';
 import { appendAudit } from '../governance/audit-log.ts';
+import { loadRetentionState, type RetentionClock } from '../governance/retention-state.ts';
 
 /** The witness key, made on the vault's first start and kept (0600) in the data directory. */
 export function loadWitnessKey(dataDir: string): Signer {
@@ -41,7 +42,7 @@ export interface AccessLine {
 }
 
 /** Collects a repository's access-log lines and writes them into its audit log in one signed entry. */
-export function createWitness(options: { signer: Signer; clock: Clock; storeOf: (repo: string) => Store; flushAfterMs?: number; maxPending?: number }) {
+export function createWitness(options: { signer: Signer; clock: Clock; retentionClock: RetentionClock; storeOf: (repo: string) => Store; flushAfterMs?: number; maxPending?: number }) {
   const pending = new Map<string, AccessLine[]>();
   const running = new Map<string, Promise<void>>();
   const timers = new Map<string, NodeJS.Timeout>();
@@ -60,7 +61,9 @@ export function createWitness(options: { signer: Signer; clock: Clock; storeOf: 
       tokens.set(line.token, known);
     }
     const hashes = lines.map(({ text }) => createHash('sha256').update(text).digest('hex'));
-    await appendAudit({ ...view, clock: options.clock, actor: 'vault', signer: options.signer }, {
+    await appendAudit({
+      ...view, clock: options.clock, retentionClock: options.retentionClock, actor: 'vault', signer: options.signer, retentionState: () => loadRetentionState(view),
+    }, {
       action: 'vault.requests',
       target: repo,
       details: {

@@ -15,6 +15,7 @@ import { restore } from '../../src/engine/restore.ts';
 import { verify } from '../../src/engine/verify.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
+import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
 
 for (const version of ['v1']) {
   test(`a format ${version} repository opens, lists, restores exactly and verifies`, async (t) => {
@@ -22,7 +23,7 @@ for (const version of ['v1']) {
     t.after(() => removeTree(work));
     execFileSync('tar', ['-xzf', fileURLToPath(new URL(`./${version}.tar.gz`, import.meta.url)), '-C', work]);
     const store = createFsStore(join(work, 'repo'));
-    const repo = await openRepository({ store, passphrase: FIXTURE.passphrase, clock: systemClock });
+    const repo = testOperation(await openRepository({ store, passphrase: FIXTURE.passphrase, clock: systemClock }));
 
     const snapshots = await listSnapshots(repo);
     assert.deepEqual(snapshots.map(({ snapshot }) => snapshot.tags), [['first'], ['by-writer']]);
@@ -44,7 +45,7 @@ for (const version of ['v1']) {
     }
 
     assert.deepEqual((await verify({ repo, readDataFraction: 1 })).problems, []);
-    const writer = await openRepository({ store, passphrase: FIXTURE.writerPassphrase, clock: systemClock });
+    const writer = testOperation(await openRepository({ store, passphrase: FIXTURE.writerPassphrase, clock: systemClock }));
     await assert.rejects(listSnapshots(writer), (error) => isAmberError(error, 'WRITE_ONLY_KEY'));
   });
 }

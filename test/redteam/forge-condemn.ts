@@ -5,8 +5,9 @@ import { storeFor } from '../../src/cli/context.ts';
 import { openRepository } from '../../src/repo/repository.ts';
 import { systemClock } from '../../src/core/clock.ts';
 import { CONDEMNS, putRecord } from '../../src/repo/retention-records.ts';
+import { testOperation } from '../../src/testing/operation.ts';
 const [location, ...names] = process.argv.slice(2);
-const repo = await openRepository({ store: await storeFor(location), passphrase: process.env.AMBER_PASSWORD!, clock: systemClock });
+const repo = testOperation(await openRepository({ store: await storeFor(location), passphrase: process.env.AMBER_PASSWORD!, clock: systemClock }));
 for (const name of names) {
   try {
     await putRecord(repo, CONDEMNS, { time: new Date().toISOString(), graceMs: 0, objects: [{ name, sizeBytes: 1 }] });

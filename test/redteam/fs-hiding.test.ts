@@ -15,6 +15,7 @@ import { addKey } from '../../src/protection/key-admin.ts';
 import { FORGETS, putRecord } from '../../src/repo/retention-records.ts';
 import { createFsStore } from '../../src/storage/fs/fs-store.ts';
 import { readAuditLog, verifyAudit } from '../../src/governance/audit-log.ts';
+import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
 
 const DAY = 86_400_000;
 const root = process.getuid?.() === 0 ? false : 'needs root (chattr)';
@@ -30,7 +31,7 @@ async function writerRepo(t: { after(fn: () => unknown): void }, label: string) 
   const path = join(dir, 'repo');
   const owner = await createTestRepo(path);
   const added = await addKey(owner, { passphrase: 'db1 writer passphrase', role: 'write-only', kdfLogN: 10 });
-  const writer = await openRepository({ store: createFsStore(path), passphrase: 'db1 writer passphrase', clock: systemClock });
+  const writer = testOperation(await openRepository({ store: createFsStore(path), passphrase: 'db1 writer passphrase', clock: systemClock }));
   const { snapshotId } = await backup({ repo: writer, paths: [source], retainMs: 7 * 365 * DAY, lockMode: 'compliance' });
   return { path, owner, added, snapshotId };
 }

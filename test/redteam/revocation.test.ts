@@ -19,6 +19,7 @@ import { CONDEMNS, FORGETS, putRecord } from '../../src/repo/retention-records.t
 import { startVault } from '../../src/vault/server.ts';
 import { createToken } from '../../src/vault/tokens.ts';
 import { createFsStore } from '../../src/storage/fs/fs-store.ts';
+import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
 
 const DAY = 86_400_000;
 const WRITER_PASS = 'writer passphrase for the db1 host';
@@ -32,7 +33,7 @@ test('fs: after revoking a writer, a forget mark hides its 7-year compliance sna
   await fs.writeFile(join(source, 'a.bin'), seededBytes(200_000, 'a'));
   const owner = await createTestRepo(join(dir, 'repo'));
   const added = await addKey(owner, { passphrase: WRITER_PASS, role: 'write-only', kdfLogN: 10 });
-  const writer = await openRepository({ store: createFsStore(join(dir, 'repo')), passphrase: WRITER_PASS, clock: systemClock });
+  const writer = testOperation(await openRepository({ store: createFsStore(join(dir, 'repo')), passphrase: WRITER_PASS, clock: systemClock }));
   const { snapshotId } = await backup({ repo: writer, paths: [source], retainMs: 7 * 365 * DAY, lockMode: 'compliance' });
   await revokeKey(owner, added.keyId, { reason: 'db1 stolen' });
   const reopened = await openTestRepo(join(dir, 'repo'));
@@ -49,7 +50,7 @@ test('vault: after revoking a writer, a maintainer with the full key forgets, co
   const dataDir = join(dir, 'data');
   let offsetMs = 0;
   const vaultClock: Clock = { nowMs: () => Date.now() + offsetMs, monotonicMs: () => systemClock.monotonicMs() };
-  const vault = await startVault({ dataDir, port: 0, clock: vaultClock });
+  const vault = await startVault({ dataDir, port: 0, clock: vaultClock, retentionClock: testRetentionClock(vaultClock) });
   t.after(async () => {
     await vault.close();
     await removeTree(dir);
@@ -58,18 +59,18 @@ test('vault: after revoking a writer, a maintainer with the full key forgets, co
   const storeFor = (secret: string) => createHttpStore(`${vault.url}/team`, { token: secret, attempts: 1 });
   const adminStore = storeFor(token('admin'));
   await adminStore.createRepository();
-  const owner = await initRepository({ store: adminStore, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 });
+  const owner = testOperation(await initRepository({ store: adminStore, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
   const added = await addKey(owner, { passphrase: WRITER_PASS, role: 'write-only', kdfLogN: 10 });
   const source = join(dir, 'src');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(200_000, 'a'));
-  const writer = await openRepository({ store: storeFor(token('writer')), passphrase: WRITER_PASS, clock: systemClock });
+  const writer = testOperation(await openRepository({ store: storeFor(token('writer')), passphrase: WRITER_PASS, clock: systemClock }));
   const { snapshotId } = await backup({ repo: writer, paths: [source], retainMs: 7 * 365 * DAY, lockMode: 'compliance' });
   // The owner revokes the stolen host's key, as the docs say to.
-  await revokeKey(await openRepository({ store: storeFor(token('admin')), passphrase: TEST_PASSPHRASE, clock: systemClock }), added.keyId, { reason: 'db1 stolen' });
+  await revokeKey(testOperation(await openRepository({ store: storeFor(token('admin')), passphrase: TEST_PASSPHRASE, clock: systemClock })), added.keyId, { reason: 'db1 stolen' });
 
   offsetMs = 31 * DAY; // a month later, by the vault's own (honest) clock
-  const maintainer = await openRepository({ store: storeFor(token('maintainer')), passphrase: TEST_PASSPHRASE, clock: vaultClock });
+  const maintainer = testOperation(await openRepository({ store: storeFor(token('maintainer')), passphrase: TEST_PASSPHRASE, clock: vaultClock }));
   const snapshot = `snapshots/${snapshotId}`;
   const forgot = await putRecord(maintainer, FORGETS, { time: new Date(vaultClock.nowMs()).toISOString(), snapshots: [snapshotId], rule: 'last=0' }).then(() => 'stored', (error: Error & { code?: string }) => error.code);
   const packs = (await fs.readdir(join(dataDir, 'repos/team/data'), { recursive: true })).filter((p) => /\/[0-9a-f]{64}$/.test(p)).map((p) => `data/${p}`);

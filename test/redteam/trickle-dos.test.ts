@@ -11,12 +11,13 @@ import { makeTempDir, removeTree } from '../../src/testing/repo-fixture.ts';
 import { startVault } from '../../src/vault/server.ts';
 import { createToken } from '../../src/vault/tokens.ts';
 import { mkdirSync } from 'node:fs';
+import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
 
 test('vault: two trickling tokens hold the whole memory budget and a third token cannot upload one byte', async (t) => {
   const dir = await makeTempDir('rt-trickle');
   const dataDir = join(dir, 'data');
   const budget = 512 * 1024 * 1024;
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock, memoryBudgetBytes: budget, minUploadBytesPerSecond: 4096, uploadGraceMs: 1000 });
+  const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock), memoryBudgetBytes: budget, minUploadBytesPerSecond: 4096, uploadGraceMs: 1000 });
   const sockets: Socket[] = [];
   t.after(async () => {
     for (const s of sockets) s.destroy();

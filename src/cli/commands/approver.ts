@@ -4,7 +4,7 @@ import { AmberError } from '../../core/errors.ts';
 import { createApproverKey, parseApproverPublicKey, unlockApproverKey, type ApproverSigner } from '../../governance/approver-key.ts';
 import { approverSet } from '../../governance/policy.ts';
 import { setPolicy, showPolicy } from '../../protection/policy-admin.ts';
-import { type CliContext, kdfLogN, openRepo, openRetentionClock, print } from '../context.ts';
+import { type CliContext, kdfLogN, openOp, print } from '../context.ts';
 import { readPassphrase } from '../passphrase.ts';
 
 export function registerApprover(program: Command, context: CliContext): void {
@@ -47,10 +47,9 @@ Examples:
   amber policy set --quorum 2`)
     .action(async (name: string, flags: { publicKey: string }) => {
       const publicKey = parseApproverPublicKey(readText(flags.publicKey), flags.publicKey).toString('hex');
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
-      const { approvers } = approverSet((await showPolicy(repo, clock)).settings);
-      const policy = await setPolicy(repo, { approvers: [...approvers, { name, publicKey }] }, clock);
+      const repo = await openOp(context);
+      const { approvers } = approverSet((await showPolicy(repo)).settings);
+      const policy = await setPolicy(repo, { approvers: [...approvers, { name, publicKey }] });
       print(context, approverSet(policy.settings), (result) => `registered approver ${name}; ${result.approvers.length} approver(s), quorum ${result.quorum || 'not set'}`);
     });
 
@@ -61,8 +60,8 @@ Examples:
 Examples:
   amber approver list --json`)
     .action(async () => {
-      const repo = await openRepo(context);
-      const set = approverSet((await showPolicy(repo, await openRetentionClock(repo))).settings);
+      const repo = await openOp(context);
+      const set = approverSet((await showPolicy(repo)).settings);
       print(context, set, (result) => [
         ...result.approvers.map(({ name, publicKey }) => `${name.padEnd(16)} ${publicKey}`),
         result.approvers.length === 0 ? 'no approvers' : `quorum: ${result.quorum || 'not set'} of ${result.approvers.length}`,

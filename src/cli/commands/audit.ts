@@ -3,7 +3,7 @@ import { AmberError } from '../../core/errors.ts';
 import { readAuditLog, verifyAudit, writeCheckpoint, type AuditVerification } from '../../governance/audit-log.ts';
 import type { LoadedEntry } from '../../repo/audit-records.ts';
 import type { RepositoryView } from '../../repo/repository.ts';
-import { type CliContext, openRepo, openRepoView, print } from '../context.ts';
+import { type CliContext, openOp, openRepoView, print } from '../context.ts';
 import { dateFlag, durationFlag } from '../options.ts';
 
 export function registerAudit(program: Command, context: CliContext): void {
@@ -97,7 +97,7 @@ detects any entry removed behind it. Needs a full-access key.
 Examples:
   amber audit checkpoint`)
     .action(async () => {
-      const checkpoint = await writeCheckpoint(await openRepo(context));
+      const checkpoint = await writeCheckpoint(await openOp(context));
       print(context, checkpoint, (result) => `checkpoint at entry #${result.seq}: ${result.entries} entries, ${result.heads.length} head(s) (${result.name})`);
     });
 }

@@ -5,9 +5,9 @@ import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
 import { backup, startWalk, type BackupResult } from '../../engine/backup.ts';
 import { scanSources } from '../../engine/scan.ts';
-import { readExcludeFile } from '../../source/excludes.ts';
+import { readExcludeFile } from '../../source/fs/excludes.ts';
 import type { RetentionMode } from '../../storage/store.ts';
-import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { type CliContext, openOp, print } from '../context.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
 import { EXIT } from '../exit-status.ts';
@@ -58,11 +58,9 @@ Examples:
       for (const file of flags.excludeFile) patterns.push(...(await readExcludeFile(file)));
       // The walk of the sources starts now: its lstat calls overlap the passphrase's KDF and the index load.
       const walk = flags.stdin ? undefined : startWalk(paths, patterns);
-      let repo: Awaited<ReturnType<typeof openRepo>>;
-      let retentionClock: Awaited<ReturnType<typeof openRetentionClock>>;
+      let repo: Awaited<ReturnType<typeof openOp>>;
       try {
-        repo = await openRepo(context);
-        retentionClock = await openRetentionClock(repo);
+        repo = await openOp(context);
       } catch (error) {
         await walk?.close();
         throw error;
@@ -79,7 +77,6 @@ Examples:
         exclude: patterns,
         retainMs,
         lockMode: flags.lockMode,
-        retentionClock,
         cache: flags.cache,
         walk,
         onWarning: (warning) => {

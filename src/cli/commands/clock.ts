@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import type { ClockStatus } from '../../governance/guarded-clock.ts';
-import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
-import { appendAudit } from '../../governance/audit-log.ts';
-import { authoriseClockConfirmation } from '../../protection/approvals.ts';
+import { type CliContext, openOp, operatorName, print } from '../context.ts';
+import { confirmClock } from '../../protection/clock-admin.ts';
 import { isoDate } from '../../core/units.ts';
 
 export function registerClock(program: Command, context: CliContext): void {
@@ -26,9 +25,8 @@ Examples:
   amber clock status
   amber clock status --json`)
     .action(async () => {
-      const repo = await openRepo(context);
-      const guarded = await openRetentionClock(repo);
-      print(context, guarded.status(), renderClockStatus);
+      const op = await openOp(context);
+      print(context, op.retentionClock.status(), renderClockStatus);
     });
 
   clock
@@ -46,12 +44,8 @@ Examples:
   amber clock confirm --request 9c41d2`)
     .option('--request <id>', 'the approved confirm-clock request (needed once a quorum is set)')
     .action(async (flags: { request?: string }) => {
-      const repo = await openRepo(context);
-      const guarded = await openRetentionClock(repo);
-      const approval = await authoriseClockConfirmation(repo, flags.request, guarded);
-      const status = await guarded.confirm(approval ? `${operatorName()} (request ${approval.slice(0, 12)})` : operatorName());
-      await appendAudit(repo, { action: 'clock.confirm', target: 'clock', details: { wall: isoDate(status.wallMs), lastTrusted: isoDate(status.lastTrustedMs), request: approval } });
-      print(context, status, renderClockStatus);
+      const op = await openOp(context);
+      print(context, await confirmClock(op, { request: flags.request, confirmedBy: operatorName() }), renderClockStatus);
     });
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
 import { forget, type ForgetDecision, type ForgetResult } from '../../protection/forget.ts';
 import type { KeepRules } from '../../governance/keep-rules.ts';
-import { type CliContext, openRepo, openRetentionClock, print, warnIfClockUntrusted } from '../context.ts';
+import { type CliContext, openOp, print, warnIfClockUntrusted } from '../context.ts';
 import { countFlag, durationFlag } from '../options.ts';
 
 interface ForgetFlags {
@@ -39,10 +39,9 @@ Examples:
   amber forget --keep-last 10 --keep-within 30d`)
     .action(async (flags: ForgetFlags) => {
       const keep = keepRules(flags);
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
-      warnIfClockUntrusted(context, clock);
-      const result = await forget({ repo, keep, dryRun: flags.dryRun, clock });
+      const repo = await openOp(context);
+      warnIfClockUntrusted(context, repo.retentionClock);
+      const result = await forget({ repo, keep, dryRun: flags.dryRun });
       print(context, result, render);
     });
 }

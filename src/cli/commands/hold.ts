@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
 import { addHold, listHolds, releaseHold, type HoldEntry } from '../../protection/holds.ts';
-import { type CliContext, openRepo, openRetentionClock, operatorName, print } from '../context.ts';
+import { type CliContext, openOp, operatorName, print } from '../context.ts';
 
 export function registerHold(program: Command, context: CliContext): void {
   const hold = program
@@ -24,8 +24,8 @@ Releasing a hold needs a request approved by the approver quorum.
 Examples:
   amber hold add 3f2a9c1e --reason "litigation 2026-17"`)
     .action(async (ref: string, flags: { reason: string }) => {
-      const repo = await openRepo(context);
-      const added = await addHold({ repo, snapshot: ref, reason: flags.reason, actor: operatorName(), clock: await openRetentionClock(repo) });
+      const repo = await openOp(context);
+      const added = await addHold(repo, { snapshot: ref, reason: flags.reason });
       print(context, added, (result) => `held snapshot ${shortId(result.snapshot)}: ${result.reason} (by ${result.actor})` +
         (result.storageHold ? `\nstorage legal hold: ${result.storageHold}` : ''));
     });
@@ -38,7 +38,7 @@ Examples:
   amber hold list
   amber hold list --json`)
     .action(async () => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       print(context, await listHolds(repo), renderHolds);
     });
 
@@ -53,8 +53,8 @@ This command changes nothing: it explains the refusal and names the request to m
 Examples:
   amber hold release 3f2a9c1e`)
     .action(async (ref: string) => {
-      const repo = await openRepo(context);
-      await releaseHold({ repo, snapshot: ref });
+      const repo = await openOp(context);
+      await releaseHold(repo, { snapshot: ref });
     });
 }
 

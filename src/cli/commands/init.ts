@@ -1,16 +1,14 @@
 import type { Command } from 'commander';
 import { formatDurationMs } from '../../core/units.ts';
-import { initRepository } from '../../repo/repository.ts';
-import { addWitness } from '../../protection/key-admin.ts';
+import { createRepository } from '../../protection/create-repository.ts';
+import { cacheRoot } from '../../core/local-paths.ts';
 import type { PolicySettings } from '../../repo/retention-records.ts';
 import type { RetentionMode } from '../../storage/store.ts';
-import { setPolicy, showPolicy } from '../../protection/policy-admin.ts';
-import { actorFor, type CliContext, kdfLogN, openRetentionClock, print, repoLocation, storeFor } from '../context.ts';
+import { actorFor, type CliContext, kdfLogN, print, repoLocation, storeFor } from '../context.ts';
 import type { HttpStore } from '../../storage/http/http-store.ts';
 import { AmberError, isAmberError } from '../../core/errors.ts';
 import { DEFAULT_POLICY } from '../../governance/policy.ts';
 import { bucketNote, describeBucketNote, isS3Store, prepareBucket, type BucketNote } from '../bucket.ts';
-import { appendAudit } from '../../governance/audit-log.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { readPassphrase } from '../passphrase.ts';
 
@@ -64,30 +62,21 @@ retention longer than the policy minimum raises the minimum to it.`)
       // The config and first keys are locked as they are written, for the retention a backup would get.
       const initialMs = Math.max(defaultRetainMs ?? DEFAULT_POLICY.defaultRetentionMs, minRetentionMs ?? 0);
       const retention = { retainUntilMs: context.clock.nowMs() + initialMs, mode: flags.lockMode ?? DEFAULT_POLICY.defaultMode };
-      const repo = await initRepository({ store, passphrase, clock: context.clock, kdfLogN: kdfLogN(), retention });
-      repo.actor = actorFor(store);
-      // The creating host anchors its guarded clock now; every other host (or an emptied cache) must
-      // have its time confirmed, or vouched for by the storage server's clock, before deletions.
-      const clock = await openRetentionClock(repo, { firstUse: 'anchor' });
-      // The first entries are kept like the config, before the policy that sets the mode is written.
-      const firstLock = { lock: { untilMs: retention.retainUntilMs, mode: retention.mode } };
-      await appendAudit(repo, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } }, firstLock);
-      // A vault records what its clients do in the audit log, signed with its own key, once the owner accepts it.
-      const witness = 'witnessKey' in store ? await (store as HttpStore).witnessKey() : undefined;
-      if (witness && await addWitness(repo, witness, store.location)) {
-        await appendAudit(repo, { action: 'witness.add', target: witness, details: { label: store.location } }, firstLock);
-      }
-      let policy: PolicySettings | undefined;
+      let policy: Partial<PolicySettings> | undefined;
       if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {
-        const current = (await showPolicy(repo, clock)).settings;
-        const change: Partial<PolicySettings> = {
-          defaultRetentionMs: Math.max(defaultRetainMs ?? current.defaultRetentionMs, minRetentionMs ?? 0),
-        };
-        if (minRetentionMs !== undefined) change.minRetentionMs = minRetentionMs;
-        if (flags.lockMode !== undefined) change.defaultMode = flags.lockMode;
-        policy = (await setPolicy(repo, change, clock)).settings;
+        policy = { defaultRetentionMs: Math.max(defaultRetainMs ?? DEFAULT_POLICY.defaultRetentionMs, minRetentionMs ?? 0) };
+        if (minRetentionMs !== undefined) policy.minRetentionMs = minRetentionMs;
+        if (flags.lockMode !== undefined) policy.defaultMode = flags.lockMode;
       }
-      print(context, { repositoryId: repo.config.repositoryId, location: store.location, keyId: repo.key.keyId, ...(policy ? { policy } : {}), ...(bucket ? { bucket } : {}) }, (result) =>
+      // A vault records what its clients do in the audit log, signed with its own key, once the owner accepts it.
+      const witnessKey = 'witnessKey' in store ? await (store as HttpStore).witnessKey() : undefined;
+      const created = await createRepository({
+        store, passphrase, clock: context.clock, actor: actorFor(store), cacheDir: cacheRoot(), kdfLogN: kdfLogN(), retention, policy,
+        witness: witnessKey ? { publicKey: witnessKey, label: store.location } : undefined,
+      });
+      const repo = created.op;
+      const settings = created.policy;
+      print(context, { repositoryId: repo.config.repositoryId, location: store.location, keyId: repo.key.keyId, ...(settings ? { policy: settings } : {}), ...(bucket ? { bucket } : {}) }, (result) =>
         `created repository ${result.repositoryId.slice(0, 8)} at ${result.location}\n` +
         (bucket ? `${describeBucketNote(bucket, null)}\n` : '') +
         (result.policy ? `policy: backups locked for ${formatDurationMs(result.policy.defaultRetentionMs)} (${result.policy.defaultMode}) by default` +

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
 import { addKey, listKeys, revokeKey, rotateKey, type KeyListing } from '../../protection/key-admin.ts';
-import { type CliContext, kdfLogN, openRepo, print } from '../context.ts';
+import { type CliContext, kdfLogN, openOp, print } from '../context.ts';
 import { readPassphrase } from '../passphrase.ts';
-import { appendAudit } from '../../governance/audit-log.ts';
 
 export function registerKey(program: Command, context: CliContext): void {
   const key = program
@@ -27,10 +26,9 @@ Examples:
   AMBER_NEW_PASSWORD=... amber key add --label alice
   amber key add --write-only --label db1 --new-password-file /root/db1.pass`)
     .action(async (flags: { writeOnly?: boolean; label: string; newPasswordFile?: string }) => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const passphrase = await readPassphrase({ envVar: 'AMBER_NEW_PASSWORD', file: flags.newPasswordFile, prompt: 'passphrase for the new key: ', confirm: true });
       const added = await addKey(repo, { passphrase, role: flags.writeOnly ? 'write-only' : 'full', label: flags.label, kdfLogN: kdfLogN() });
-      await appendAudit(repo, { action: 'key.add', target: added.keyId, details: { role: added.role, label: flags.label, keyFile: added.name } });
       print(context, added, (result) => `added ${result.role} key ${shortId(result.keyId)}`);
     });
 
@@ -42,7 +40,7 @@ Examples:
   amber key list
   amber key list --json`)
     .action(async () => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const keys = await listKeys(repo);
       print(context, keys, renderKeys);
     });
@@ -59,9 +57,8 @@ decrypt before. Run \`amber key rotate\` so that new data is sealed to keys it n
 Examples:
   amber key revoke 3f2a9c1e --reason "laptop stolen"`)
     .action(async (ref: string, flags: { reason: string }) => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const revoked = await revokeKey(repo, ref, { reason: flags.reason });
-      await appendAudit(repo, { action: 'key.revoke', target: revoked.keyId, details: { reason: flags.reason } });
       print(context, revoked, (result) =>
         `revoked ${result.role} key ${shortId(result.keyId)}; ${result.acceptedObjects} objects it signed before stay valid`);
     });
@@ -74,9 +71,8 @@ Examples:
 Examples:
   amber key rotate --reason "after revoking a full key"`)
     .action(async (flags: { reason?: string }) => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const rotated = await rotateKey(repo, { reason: flags.reason });
-      await appendAudit(repo, { action: 'key.rotate', target: repo.config.repositoryId, details: { epoch: rotated.epoch, record: rotated.name, grantedTo: rotated.grantedTo, reason: flags.reason ?? null } });
       print(context, rotated, (result) => `started key epoch ${result.epoch}, granted to ${result.grantedTo.length} full key(s)`);
     });
 }

@@ -4,7 +4,7 @@ import { shortId } from '../../core/ids.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { extendLock, liftLock, type ExtendResult } from '../../protection/locks.ts';
 import { lockStatus, type LockStatus } from '../../engine/lock-coverage.ts';
-import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { type CliContext, openOp, print } from '../context.ts';
 import { dateFlag, lockModeOption } from '../options.ts';
 
 export function registerLock(program: Command, context: CliContext): void {
@@ -34,10 +34,10 @@ Examples:
     .action(async (ref: string, flags: { until: string; lockMode?: RetentionMode }) => {
       // A bad or out-of-range date is refused before the repository opens; the date counts from the trusted clock below.
       dateFlag('--until', flags.until, context.clock.nowMs());
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
+      const repo = await openOp(context);
+      const clock = repo.retentionClock;
       const untilMs = dateFlag('--until', flags.until, clock.retentionBaseMs());
-      const result = await extendLock({ repo, snapshot: ref, untilMs, mode: flags.lockMode, clock });
+      const result = await extendLock({ repo, snapshot: ref, untilMs, mode: flags.lockMode });
       print(context, result, renderExtend);
     });
 
@@ -53,8 +53,8 @@ This command changes nothing: it explains the refusal and names the request to m
 Examples:
   amber lock lift 3f2a9c1e`)
     .action(async (ref: string) => {
-      const repo = await openRepo(context);
-      await liftLock({ repo, snapshot: ref, clock: await openRetentionClock(repo) });
+      const repo = await openOp(context);
+      await liftLock({ repo, snapshot: ref });
     });
 
   lock
@@ -72,8 +72,8 @@ Examples:
   amber lock status
   amber lock status latest --json | jq '.[0].covered'`)
     .action(async (ref: string | undefined) => {
-      const repo = await openRepo(context);
-      const statuses = await lockStatus({ repo, snapshot: ref, clock: await openRetentionClock(repo) });
+      const repo = await openOp(context);
+      const statuses = await lockStatus({ repo, snapshot: ref });
       print(context, statuses, renderStatuses);
       const gaps = statuses.filter(({ covered }) => !covered);
       if (gaps.length > 0) {

@@ -5,9 +5,8 @@ import type { PolicySettings } from '../../repo/retention-records.ts';
 import type { RetentionClock } from '../../governance/retention-state.ts';
 import { describePolicy, isLocked, type Policy } from '../../governance/policy.ts';
 import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy, unlockPolicy } from '../../protection/policy-admin.ts';
-import { loadRetentionState } from '../../governance/retention-state.ts';
-import { findRequest } from '../../governance/requests.ts';
-import { type CliContext, openRepo, openRetentionClock, print } from '../context.ts';
+import { showRequest } from '../../protection/approvals.ts';
+import { type CliContext, openOp, print } from '../context.ts';
 import { bucketNote, describeBucketNote, isS3Store } from '../bucket.ts';
 import { boundFlag, durationFlag, LOCK_MODES } from '../options.ts';
 
@@ -44,9 +43,9 @@ Examples:
   amber policy show
   amber policy show --json`)
     .action(async () => {
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
-      const policyNow = await showPolicy(repo, clock);
+      const repo = await openOp(context);
+      const clock = repo.retentionClock;
+      const policyNow = await showPolicy(repo);
       if (!isS3Store(repo.store)) return printPolicy(policyNow, clock);
       // On S3, what the bucket itself holds to: its Object Lock and default retention.
       const nowMs = clock.retentionBaseMs();
@@ -72,9 +71,9 @@ Examples:
       if (Object.keys(change).length === 0) {
         throw new AmberError('USAGE', 'policy set needs at least one setting to change', { hint: 'amber policy set --help lists them' });
       }
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
-      printPolicy(await setPolicy(repo, change, clock), clock);
+      const repo = await openOp(context);
+      const clock = repo.retentionClock;
+      printPolicy(await setPolicy(repo, change), clock);
     });
 
   policy
@@ -88,11 +87,9 @@ when the quorum was completed by someone else.
 Examples:
   amber policy apply 9c41d2`)
     .action(async (ref: string) => {
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
-      const state = await loadRetentionState(repo);
-      const request = await findRequest(repo, state.policy, clock.retentionBaseMs(), ref);
-      printPolicy(await applyApprovedPolicyChange(repo, request.id, clock), clock);
+      const repo = await openOp(context);
+      const request = await showRequest(repo, ref);
+      printPolicy(await applyApprovedPolicyChange(repo, request.id), repo.retentionClock);
     });
 
   policy
@@ -107,9 +104,9 @@ Examples:
   amber policy lock --cooling-off 72h`)
     .action(async (flags: { coolingOff: string }) => {
       const coolingOffMs = durationFlag('--cooling-off', flags.coolingOff);
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
-      printPolicy(await lockPolicy(repo, coolingOffMs, clock), clock);
+      const repo = await openOp(context);
+      const clock = repo.retentionClock;
+      printPolicy(await lockPolicy(repo, coolingOffMs), clock);
     });
 
   policy
@@ -119,9 +116,9 @@ Examples:
 Examples:
   amber policy unlock`)
     .action(async () => {
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
-      printPolicy(await unlockPolicy(repo, clock), clock);
+      const repo = await openOp(context);
+      const clock = repo.retentionClock;
+      printPolicy(await unlockPolicy(repo), clock);
     });
 }
 

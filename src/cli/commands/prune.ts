@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { prune, type PruneResult } from '../../protection/prune.ts';
-import { type CliContext, openRepo, openRetentionClock, print, warnIfClockUntrusted } from '../context.ts';
+import { type CliContext, openOp, print, warnIfClockUntrusted } from '../context.ts';
 import { durationFlag } from '../options.ts';
 
 export function registerPrune(program: Command, context: CliContext): void {
@@ -23,16 +23,15 @@ Examples:
   amber prune --grace 72h`)
     .action(async (flags: { grace: string; dryRun?: boolean }) => {
       const graceMs = durationFlag('--grace', flags.grace);
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const dryRun = flags.dryRun === true;
       const { json, quiet } = context.globals();
       // Each deletion is printed as it happens: a prune that fails half-way has still logged what it removed.
       const onDelete = json || quiet ? undefined : (name: string, sizeBytes: number) => {
         context.output.out.write(`${dryRun ? 'would delete' : 'deleted'} ${name} ${formatBytes(sizeBytes)}\n`);
       };
-      const clock = await openRetentionClock(repo);
-      warnIfClockUntrusted(context, clock);
-      const result = await prune({ repo, graceMs, dryRun, clock, onDelete });
+      warnIfClockUntrusted(context, repo.retentionClock);
+      const result = await prune({ repo, graceMs, dryRun, onDelete });
       print(context, result, (r) => render(r, graceMs));
     });
 }

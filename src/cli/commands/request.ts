@@ -3,11 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { AmberError } from '../../core/errors.ts';
 import { parseApproverPublicKey } from '../../governance/approver-key.ts';
 import { parseSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
-import { loadRetentionState } from '../../governance/retention-state.ts';
-import { findRequest, readRequests, type RequestView } from '../../governance/requests.ts';
+import type { RequestView } from '../../governance/requests.ts';
+import { openApproverClock } from '../../governance/operation.ts';
+import { cacheRoot } from '../../core/local-paths.ts';
 import { applyToStorage } from '../../protection/storage-effects.ts';
-import { approverAuthor, createRequest, signDecision, submitDecision, type SubmitResult } from '../../protection/approvals.ts';
-import { type CliContext, openRepo, openRepoView, openRetentionClock, print } from '../context.ts';
+import { approverAuthor, createRequest, decide, listRequests, showRequest, signDecision, submitDecision, type SubmitResult } from '../../protection/approvals.ts';
+import { type CliContext, openOp, openRepoView, print } from '../context.ts';
 import { approverFromFile, readText } from './approver.ts';
 import { settingsFrom, withSettingOptions, type SetFlags } from './policy.ts';
 import { dateFlag, durationFlag } from '../options.ts';
@@ -54,10 +55,10 @@ Examples:
         // Checked before the repository opens: a bad value changes nothing (the date is read again below from the trusted clock).
         const expiresInMs = durationFlag('--expires', flags.expires ?? '72h');
         if (flags.until !== undefined) dateFlag('--until', flags.until, context.clock.nowMs());
-        const repo = await openRepo(context);
-        const clock = await openRetentionClock(repo);
+        const repo = await openOp(context);
+        const clock = repo.retentionClock;
         const created = await createRequest({
-          repo, kind, target: snapshot, reason: flags.reason, clock,
+          repo, kind, target: snapshot, reason: flags.reason,
           untilMs: flags.until === undefined ? undefined : dateFlag('--until', flags.until, clock.retentionBaseMs()),
           expiresInMs,
           asApproverKey: asKey(flags.as),
@@ -82,10 +83,10 @@ Examples:
     .action(async (flags: RequestFlags & SetFlags) => {
       const expiresInMs = durationFlag('--expires', flags.expires ?? '72h');
       const policyChange = settingsFrom(flags);
-      const repo = await openRepo(context);
-      const clock = await openRetentionClock(repo);
+      const repo = await openOp(context);
+      const clock = repo.retentionClock;
       const created = await createRequest({
-        repo, kind: 'policy-change', target: 'policy', reason: flags.reason, clock, policyChange,
+        repo, kind: 'policy-change', target: 'policy', reason: flags.reason, policyChange,
         expiresInMs, asApproverKey: asKey(flags.as),
       });
       print(context, created, (result) => `request ${result.id}\npolicy-change (${(result.parameters.changes as string[]).join(', ')}): needs ${result.quorum} approval(s) before ${result.expires}`);
@@ -103,7 +104,7 @@ Examples:
   amber request confirm-clock --reason "rebooted; time checked against the NTP servers"`)
     .action(async (flags: RequestFlags) => {
       const expiresInMs = durationFlag('--expires', flags.expires ?? '72h');
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const created = await createRequest({ repo, kind: 'confirm-clock', target: 'clock', reason: flags.reason, expiresInMs });
       print(context, created, (result) => `request ${result.id}\nconfirm-clock (wall time ${String(result.parameters.wall)}): needs ${result.quorum} approval(s) before ${result.expires}`);
     });
@@ -113,9 +114,7 @@ Examples:
     .description('list requests and their status (pending, executed, rejected, expired)')
     .addHelpText('after', `\nExamples:\n  amber request list --json`)
     .action(async () => {
-      const repo = await openRepo(context);
-      const state = await loadRetentionState(repo);
-      const { requests } = await readRequests(repo, state.policy, (await openRetentionClock(repo)).retentionBaseMs());
+      const requests = await listRequests(await openOp(context));
       print(context, requests, (rows) => rows.length === 0 ? 'no requests' : rows.map((row) =>
         `${row.id.slice(0, 12)}  ${row.status.padEnd(8)}  ${row.kind} ${row.target.slice(0, 16)}  ${row.approvedBy.length}/${row.quorum} approvals  by ${row.requester.name}, expires ${row.expires}`).join('\n'));
     });
@@ -126,9 +125,7 @@ Examples:
     .argument('<id>', 'request id or prefix')
     .addHelpText('after', `\nExamples:\n  amber request show 9c41 --json`)
     .action(async (id: string) => {
-      const repo = await openRepo(context);
-      const state = await loadRetentionState(repo);
-      print(context, await findRequest(repo, state.policy, (await openRetentionClock(repo)).retentionBaseMs(), id), renderRequest);
+      print(context, await showRequest(await openOp(context), id), renderRequest);
     });
 
   request
@@ -147,8 +144,8 @@ only the snapshot object's lock ends, and its packs stay retained.
 Examples:
   AWS_PROFILE=amber-unlock amber request apply 9c41`)
     .action(async (id: string) => {
-      const repo = await openRepo(context);
-      const effect = await applyToStorage(repo, id, await openRetentionClock(repo));
+      const repo = await openOp(context);
+      const effect = await applyToStorage(repo, id);
       print(context, effect, (result) => `request ${result.request.slice(0, 12)} (${result.kind}): lowered the governance retention of ${result.lowered} object(s), granted ${result.regranted} shared object(s) again for the locks that still need them, lifted ${result.released} legal hold(s)`);
     });
 
@@ -176,10 +173,8 @@ Examples:
         // An approver needs their own key, never the repository's passphrase: they act as themselves.
         const approver = await approverFromFile(flags.key);
         const view = await openRepoView(context);
-        const author = await approverAuthor(view, context.clock, approver);
-        const state = await loadRetentionState(author);
-        const found = await findRequest(view, state.policy, context.clock.nowMs(), id);
-        print(context, await submitDecision(author, signDecision(found.id, decision as Decision, approver)), renderSubmit);
+        const author = await approverAuthor(view, context.clock, approver, await openApproverClock(view, approver, cacheRoot()));
+        print(context, await decide(author, id, decision, approver), renderSubmit);
       });
   }
 
@@ -193,8 +188,8 @@ Examples:
     .action(async (file: string) => {
       const signed = parseSignedDecision(readText(file));
       if (signed === undefined) throw new AmberError('USAGE', `${file} is not a decision signed by \`amber approve --out\``);
-      const repo = await openRepo(context);
-      print(context, await submitDecision(repo, signed, await openRetentionClock(repo)), renderSubmit);
+      const repo = await openOp(context);
+      print(context, await submitDecision(repo, signed), renderSubmit);
     });
 }
 

@@ -4,7 +4,7 @@ import { shortId } from '../../core/ids.ts';
 import { AmberError } from '../../core/errors.ts';
 import { findSnapshot } from '../../engine/snapshots.ts';
 import { restore } from '../../engine/restore.ts';
-import { type CliContext, openRepo, print } from '../context.ts';
+import { type CliContext, openOp, print } from '../context.ts';
 import { createProgressLine } from '../progress.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -27,7 +27,7 @@ Examples:
   amber restore latest --target /tmp/restore
   amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs`)
     .action(async (ref: string, flags: { target: string; include: string[]; overwrite?: boolean }) => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const snapshot = await findSnapshot(repo, ref);
       const total = snapshot.snapshot.summary?.bytesRead;
       // What the backup skipped is not in the snapshot: say so, or a restore of it looks complete.

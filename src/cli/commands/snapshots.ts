@@ -9,7 +9,7 @@ import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
 import { loadIndex } from '../../repo/index-loader.ts';
 import { createBlobReader } from '../../repo/blob-reader.ts';
 import type { TreeNode } from '../../repo/tree.ts';
-import { type CliContext, openRepo, print } from '../context.ts';
+import { type CliContext, openOp, print } from '../context.ts';
 
 export function snapshotJson({ id, snapshot, signer }: SnapshotEntry) {
   return { id, shortId: shortId(id), ...snapshot, signer };
@@ -24,7 +24,7 @@ Examples:
   amber snapshots --repo /srv/backups/main
   amber snapshots --json | jq '.[] | select(.host == "db1") | .id'`)
     .action(async () => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const entries = await listSnapshots(repo);
       print(context, entries.map(snapshotJson), () => renderSnapshots(entries));
     });
@@ -39,7 +39,7 @@ Examples:
   amber ls latest
   amber ls 3f2a9c1e /home/alice/docs --json`)
     .action(async (ref: string, path: string) => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const entry = await findSnapshot(repo, ref);
       const reader = createBlobReader(repo, (await loadIndex(repo)).index);
       const start = path === '/' ? rootNode(entry.snapshot.tree) : await resolvePath(reader, entry.snapshot.tree, path);
@@ -60,7 +60,7 @@ Examples:
   amber dump latest /etc/hosts
   amber dump latest /mydb.sql | psql mydb`)
     .action(async (ref: string, file: string) => {
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const entry = await findSnapshot(repo, ref);
       const reader = createBlobReader(repo, (await loadIndex(repo)).index);
       const node = await resolvePath(reader, entry.snapshot.tree, file);

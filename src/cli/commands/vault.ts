@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { AmberError } from '../../core/errors.ts';
-import { openGuardedClock } from '../../governance/guarded-clock.ts';
+import { openVaultClock } from '../../vault/vault-clock.ts';
 import { parse as parseYaml } from 'yaml';
 import { startVault } from '../../vault/server.ts';
 import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo } from '../../vault/tokens.ts';
@@ -56,7 +55,7 @@ Examples:
       const match = /^(.+):(\d{1,5})$/.exec(flags.listen);
       if (!match) throw new AmberError('USAGE', `--listen ${flags.listen}: expected HOST:PORT, e.g. 127.0.0.1:8420`);
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new AmberError('USAGE', 'TLS needs both --tls-cert and --tls-key');
-      const retentionClock = await vaultClock(flags.data);
+      const retentionClock = await openVaultClock(flags.data);
       const server = await startVault({
         dataDir: flags.data, host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]), clock: context.clock,
         retentionClock,
@@ -124,13 +123,13 @@ Examples:
     .description('show whether the vault\'s clock is trusted for deletions, and why')
     .requiredOption('--data <dir>', 'the vault\'s data directory')
     .addHelpText('after', `\nExamples:\n  amber vault clock status --data /srv/vault --json`)
-    .action(async (flags: { data: string }) => print(context, (await vaultClock(flags.data)).status(), renderClockStatus));
+    .action(async (flags: { data: string }) => print(context, (await openVaultClock(flags.data)).status(), renderClockStatus));
   clock
     .command('confirm')
     .description('confirm that this server\'s wall clock is right (after checking it); restart the server afterwards')
     .requiredOption('--data <dir>', 'the vault\'s data directory')
     .addHelpText('after', `\nExamples:\n  date -u && amber vault clock confirm --data /srv/vault`)
-    .action(async (flags: { data: string }) => print(context, await (await vaultClock(flags.data)).confirm(operatorName()), renderClockStatus));
+    .action(async (flags: { data: string }) => print(context, await (await openVaultClock(flags.data)).confirm(operatorName()), renderClockStatus));
 
   token
     .command('list')
@@ -151,30 +150,6 @@ Examples:
     .action((id: string, flags: { data: string }) => {
       print(context, revokeToken(flags.data, id, context.clock.nowMs()), (result) => `revoked token ${result.id} (${result.role} of ${result.repo})`);
     });
-}
-
-/**
- * The vault's own guarded clock: deletions never trust a wall clock that jumped. Its state is MAC'd
- * with a key kept beside it in the data directory (made on first start). A new vault anchors it on
- * first start; a vault that holds repositories but no clock state (removed, or a fresh key) trusts
- * no time until `amber vault clock confirm`, so emptying the state cannot make a forged clock count.
- */
-async function vaultClock(dataDir: string) {
-  const dir = join(dataDir, 'vault');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const keyPath = join(dir, 'clock.key');
-  try {
-    writeFileSync(keyPath, randomBytes(32), { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  let repositories: string[] = [];
-  try {
-    repositories = readdirSync(join(dataDir, 'repos'));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  return openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: readFileSync(keyPath), firstUse: repositories.length === 0 ? 'anchor' : 'wait' });
 }
 
 /** An S3 bucket behind the vault: checked for Object Lock once at start, each repository under its own prefix. */

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { AmberError } from '../../core/errors.ts';
 import { formatBytes } from '../../core/units.ts';
 import { verify, type VerifyResult } from '../../engine/verify.ts';
-import { type CliContext, openRepo, print } from '../context.ts';
+import { type CliContext, openOp, print } from '../context.ts';
 import { createProgressLine } from '../progress.ts';
 
 export function registerVerify(program: Command, context: CliContext): void {
@@ -18,7 +18,7 @@ Examples:
   amber verify --read-data-subset 5% # a random 5 % of the packs`)
     .action(async (flags: { readData?: boolean; readDataSubset?: string }) => {
       const fraction = flags.readData ? 1 : flags.readDataSubset ? parsePercent(flags.readDataSubset) : 0;
-      const repo = await openRepo(context);
+      const repo = await openOp(context);
       const progress = createProgressLine(context.output.err, context.clock, context.output.showProgress);
       const result = await verify({ repo, readDataFraction: fraction, onProgress: (state) => progress.update({ bytes: state.bytesRead, label: `${state.packsRead}/${state.packsTotal} packs` }) });
       progress.done();

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metaFromStats, readEntryMeta, utimeSecondsFromNs } from './entry-meta.ts';
-import { isAmberError } from '../core/errors.ts';
+import { isAmberError } from '../../core/errors.ts';
 
 let root = '';
 before(async () => {

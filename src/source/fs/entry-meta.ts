@@ -1,7 +1,7 @@
 // What a backup records about one filesystem entry, read with lstat so symlinks are never followed.
 import { lstatSync, readlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { AmberError } from '../core/errors.ts';
+import { AmberError } from '../../core/errors.ts';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 

@@ -10,7 +10,7 @@
 // - A pattern that matches a directory also matches everything below it.
 // Node's path.matchesGlob is not used: its `*` skips dotfiles, restic's does not.
 import { promises as fs } from 'node:fs';
-import { AmberError } from '../core/errors.ts';
+import { AmberError } from '../../core/errors.ts';
 
 /** Says whether the entry at `absolutePath` (whose last component is `name`) is excluded. */
 export type ExcludeMatcher = (absolutePath: string, name: string, isDir: boolean) => boolean;

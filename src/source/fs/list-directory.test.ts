@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compareNames, listDirectory } from './list-directory.ts';
-import { isAmberError } from '../core/errors.ts';
+import { isAmberError } from '../../core/errors.ts';
 
 let root = '';
 before(async () => {

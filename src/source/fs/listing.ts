@@ -3,7 +3,7 @@
 // thread can produce it and the backup consume it unchanged.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { AmberError, isAmberError, type ErrorCode } from '../core/errors.ts';
+import { AmberError, isAmberError, type ErrorCode } from '../../core/errors.ts';
 import { readEntryMeta, type EntryMeta } from './entry-meta.ts';
 import { listDirectory } from './list-directory.ts';
 

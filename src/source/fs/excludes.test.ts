@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createExcludeMatcher, readExcludeFile } from './excludes.ts';
-import { isAmberError } from '../core/errors.ts';
+import { isAmberError } from '../../core/errors.ts';
 
 function excluded(patterns: string[], path: string, isDir = false): boolean {
   const name = path === '/' ? '' : path.slice(path.lastIndexOf('/') + 1);

@@ -1,6 +1,6 @@
 // Directory listings in one fixed order, so the same directory always yields the same tree.
 import { readdirSync } from 'node:fs';
-import { AmberError } from '../core/errors.ts';
+import { AmberError } from '../../core/errors.ts';
 import { translateSourceError } from './entry-meta.ts';
 
 export interface ListDirectoryOptions {
