@@ -5,7 +5,7 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { RetentionMode, Store } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
-import { asPackId, asSnapshotId } from '../core/ids.ts';
+import { asPackId, type PackId, type SnapshotId } from '../core/ids.ts';
 import { isoDate } from '../core/units.ts';
 import { METADATA_PREFIXES, PREFIX, packName, snapshotName } from '../repo/layout.ts';
 import { sharedMetadata } from './snapshot-objects.ts';
@@ -37,9 +37,9 @@ export function planLock(state: RetentionState, request: RetentionRequest, clock
  *   client cannot tell what its server keeps objects on; there only compliance packs are reused, and
  *   the backup stores its own compliance copy of anything else.
  */
-export function dedupablePacks(state: RetentionState, mode: RetentionMode, store: Pick<Store, 'enforcement'>): (packId: string) => boolean {
+export function dedupablePacks(state: RetentionState, mode: RetentionMode, store: Pick<Store, 'enforcement'>): (packId: PackId) => boolean {
   if (mode === 'governance' || raisesToCompliance(store)) return () => true;
-  return (packId) => state.ledger.lockOf(packName(asPackId(packId)))?.mode === 'compliance';
+  return (packId) => state.ledger.lockOf(packName(packId))?.mode === 'compliance';
 }
 
 /** Whether a compliance grant raises an object held in governance to compliance on this store. */
@@ -118,7 +118,7 @@ export interface LockCommit {
  * it names except `skip` (an object not stored yet: the caller protects it once it is).
  */
 export async function writeGrant(repo: Repository, state: RetentionState, grant: {
-  snapshotId: string; entries: GrantEntry[]; untilMs: number; mode: RetentionMode; nowMs: number; skip?: string;
+  snapshotId: SnapshotId | null; entries: GrantEntry[]; untilMs: number; mode: RetentionMode; nowMs: number; skip?: string;
 }): Promise<LockCommit> {
   const { ledger, policy } = state;
   const metaUntilMs = roundUpMs(Math.max(grant.untilMs, ledger.maxUntilMs), policy.settings.extendStepMs);
@@ -141,7 +141,7 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
 /** The backup's grant: new objects at the snapshot's date, reused packs extended in policy steps. */
 export async function grantBackupLocks(repo: Repository, state: RetentionState, options: {
   plan: LockPlan;
-  snapshotId: string;
+  snapshotId: SnapshotId;
   written: readonly string[];
   reused: ReadonlySet<string>;
   /** The parent snapshot's object, which the backup also relies on. */
@@ -151,7 +151,7 @@ export async function grantBackupLocks(repo: Repository, state: RetentionState, 
   const { plan, snapshotId } = options;
   const writtenSet = new Set(options.written);
   const newPacks = options.written.filter((name) => name.startsWith(PREFIX.data));
-  const snapshot = snapshotName(asSnapshotId(snapshotId));
+  const snapshot = snapshotName(snapshotId);
   const entries: GrantEntry[] = [{ mode: plan.mode, until: isoDate(plan.untilMs), objects: [...newPacks, snapshot] }];
   const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(state.ledger.lockOf(name), plan.untilMs, plan.mode));
   if (extend.length > 0) entries.push({ mode: plan.mode, until: isoDate(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)), objects: extend.sort() });

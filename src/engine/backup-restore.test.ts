@@ -13,6 +13,7 @@ import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
 import { resolvePath, splitPath } from './tree-walk.ts';
 import type { Operation } from '../governance/operation.ts';
+import type { TreeId } from '../core/ids.ts';
 
 const MiB = 1024 * 1024;
 
@@ -110,7 +111,7 @@ test('a second backup of the unchanged tree reads nothing and adds only ancestor
   // The source's own tree is the same blob; only trees of the ancestors (/, /tmp, …) can differ, when
   // something else touched those directories between the backups (this test's other restores do).
   const reader = createBlobReader(repo, (await loadIndex(repo)).index);
-  const treeAt = async (tree: string, path: string) => (path === '/' ? tree : (await resolvePath(reader, tree, path)).subtree!);
+  const treeAt = async (tree: TreeId, path: string) => (path === '/' ? tree : (await resolvePath(reader, tree, path)).subtree!);
   assert.equal(await treeAt(second.snapshot.tree, source), await treeAt(first.snapshot.tree, source));
   const ancestors = ['/', ...splitPath(source).slice(0, -1).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`)];
   let changedTrees = 0;

@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { nowIso } from '../core/clock.ts';
-import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
+import { asSnapshotId, asTreeId, type SnapshotId, type TreeId } from '../core/ids.ts';
 import { chunksOf, chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { readEntryMeta, type EntryMeta } from '../source/fs/entry-meta.ts';
@@ -175,7 +175,7 @@ async function backupWalked(
     subtrees: run.subtrees,
     options,
   };
-  let tree: string;
+  let tree: TreeId;
   try {
     const rootNodes = options.stdin
       ? [await stdinNode(session, options.stdin)]
@@ -212,7 +212,7 @@ async function backupWalked(
   await checkNotCondemned(repo, state, session.sink.reusedPacks);
   const commit = await grantBackupLocks(repo, state, {
     plan: lock, snapshotId, written: session.sink.written, reused: session.sink.reusedPacks, nowMs: repo.clock.nowMs(),
-    parent: session.parent.snapshotId ? snapshotName(asSnapshotId(session.parent.snapshotId)) : undefined,
+    parent: session.parent.snapshotId ? snapshotName(session.parent.snapshotId) : undefined,
   });
   const retention = { untilMs: lock.untilMs, mode: lock.mode };
   await repo.store.put(snapshotName(snapshotId), bytes, { retainUntilMs: retention.untilMs, mode: retention.mode });
@@ -240,10 +240,10 @@ function soleDirectory(paths: string[]): string | undefined {
 }
 
 /** Stores a directory's tree; a write-only key also keeps it in its local cache for the next backup. */
-async function storeTree(session: Session, nodes: TreeNode[]): Promise<string> {
+async function storeTree(session: Session, nodes: TreeNode[]): Promise<TreeId> {
   const bytes = encodeTree({ nodes });
   const copy = session.writerCache ? Buffer.from(bytes) : undefined; // storeBlob may move `bytes` to a worker
-  const id = await session.sink.storeBlob('tree', bytes);
+  const id = asTreeId(await session.sink.storeBlob('tree', bytes));
   if (copy) session.writerCache!.rememberTree(id, copy);
   return id;
 }
@@ -319,7 +319,7 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
  * Stores a directory's tree. Subdirectories come first: when they and the directory's own entries
  * are as the last backup saw them, its tree from then is reused whole (see subtree-cache.ts).
  */
-async function backupDirectory(session: Session, dir: string): Promise<string> {
+async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
   const listing = await session.lister.list(dir);
   // Only a directory read without a problem is cached: a skipped entry must be retried next time.
   let clean = listing.undecodable.length === 0 && !listing.problem;
@@ -345,7 +345,7 @@ async function backupDirectory(session: Session, dir: string): Promise<string> {
     if (!session.exclude(path, entry.name, entry.meta.type === 'dir')) kept.push({ path, meta: entry.meta });
   }
   const nodes: (TreeNode | undefined)[] = new Array(kept.length);
-  const childTrees: string[] = [];
+  const childTrees: TreeId[] = [];
   for (const [n, { path, meta }] of kept.entries()) {
     if (meta.type !== 'dir') continue;
     const node = (await backupEntry(session, path, meta))!;

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../core/clock.ts';
-import type { PackId } from '../core/ids.ts';
+import type { PackId, TreeId } from '../core/ids.ts';
 import {
   alterObjectFile, createTestRepo, flipByte, liftAttributes, listNames, makeTempDir, openTestRepo, rejectsWithCode, removeTree, seededBytes,
   NOBODY, SMALL_CHUNKER, TEST_PASSPHRASE, whyNobodyCannotRun,
@@ -72,7 +72,7 @@ async function backedUpCase(): Promise<Case> {
 }
 
 /** Each file of the snapshot (absolute path) → the packs holding its chunks. */
-async function packsByFile(repo: Operation, tree: string): Promise<Map<string, Set<string>>> {
+async function packsByFile(repo: Operation, tree: TreeId): Promise<Map<string, Set<string>>> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const files = new Map<string, Set<string>>();

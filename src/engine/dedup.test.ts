@@ -10,6 +10,7 @@ import { restore } from './restore.ts';
 import { findSnapshot } from './snapshots.ts';
 import { resolvePath, rootNode, walkNodes } from './tree-walk.ts';
 import type { Operation } from '../governance/operation.ts';
+import type { TreeId } from '../core/ids.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -32,7 +33,7 @@ async function readerFor(repo: Operation): Promise<BlobReader> {
 }
 
 /** Plaintext bytes of every distinct tree blob of a snapshot. */
-async function treeBytes(reader: BlobReader, tree: string): Promise<number> {
+async function treeBytes(reader: BlobReader, tree: TreeId): Promise<number> {
   const seen = new Set<string>();
   let total = 0;
   await walkNodes(reader, rootNode(tree), '/', async (_path, node) => {
@@ -94,7 +95,7 @@ test('identical files in different directories are stored once', async () => {
   assert.ok((await restoredBytes(repo, result.snapshotId, join(dir, 'b', 'c', 'copy-in-b-c.bin'))).equals(content));
 });
 
-async function countTrees(reader: BlobReader, tree: string): Promise<number> {
+async function countTrees(reader: BlobReader, tree: TreeId): Promise<number> {
   const seen = new Set<string>();
   await walkNodes(reader, rootNode(tree), '/', (_path, node) => {
     if (node.type === 'dir' && node.subtree) seen.add(node.subtree);

@@ -2,6 +2,7 @@
 // the store and its grant records, not what the snapshot claims. Read-only; `lock status` and verify share it.
 import { isAmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
+import type { SnapshotId, TreeId } from '../core/ids.ts';
 import type { Enforcement, ObjectProtection, RetentionMode } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { Operation } from '../governance/operation.ts';
@@ -22,7 +23,7 @@ export interface ObjectGap {
 }
 
 export interface LockStatus {
-  snapshotId: string;
+  snapshotId: SnapshotId;
   time: string;
   host: string;
   /** The snapshot's lock: its own field raised by extensions. */
@@ -60,7 +61,7 @@ export async function lockStatus(options: { repo: Operation; snapshot?: string; 
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const metadata = await sharedMetadata(repo);
-  const needsOf = new Map<string, { objects: string[]; unlocated: string[]; blobsByPack?: Map<string, string[]> }>();
+  const needsOf = new Map<SnapshotId, { objects: string[]; unlocated: string[]; blobsByPack?: Map<string, string[]> }>();
   const all = new Set<string>(metadata.map(({ name }) => name));
   for (const entry of entries) {
     let needs: { packs: Set<string>; unlocated: string[]; blobsByPack?: Map<string, string[]> };
@@ -141,7 +142,7 @@ async function gapOf(repo: Repository, state: RetentionState, object: {
 }
 
 export interface SnapshotGap {
-  snapshotId: string;
+  snapshotId: SnapshotId;
   lock: { mode: RetentionMode; until: string };
   gap: ObjectGap;
 }
@@ -156,14 +157,14 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const collect = graph
-    ? async (tree: string, seen: Set<string>, needs: SnapshotNeeds) => walkGraph(graph, tree, seen, needs)
-    : (tree: string, seen: Set<string>, needs: SnapshotNeeds) => collectPacks(reader, index, tree, seen, needs);
+    ? async (tree: TreeId, seen: Set<TreeId>, needs: SnapshotNeeds) => walkGraph(graph, tree, seen, needs)
+    : (tree: TreeId, seen: Set<TreeId>, needs: SnapshotNeeds) => collectPacks(reader, index, tree, seen, needs);
   const metadata = await sharedMetadata(repo);
   const locked = (await listSnapshots(repo))
     .map((entry) => ({ entry, lock: state.ledger.snapshotLock(entry.id, entry.snapshot.retention) }))
     .filter((item): item is { entry: SnapshotEntry; lock: ObjectLock } => item.lock !== undefined)
     .sort((a, b) => (a.lock.mode === b.lock.mode ? b.lock.untilMs - a.lock.untilMs : a.lock.mode === 'compliance' ? -1 : 1));
-  const seen = { compliance: new Set<string>(), governance: new Set<string>() };
+  const seen = { compliance: new Set<TreeId>(), governance: new Set<TreeId>() };
   const checkedMetadata = { compliance: new Set<string>(), governance: new Set<string>() };
   const duties: { name: string; item: (typeof locked)[number] }[] = [];
   for (const item of locked) {
@@ -191,7 +192,7 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
     if (protection.get(name)?.locked === false) reprotected.push(name);
     protection.set(name, { ...protection.get(name)!, locked: true });
   }
-  const blobsOf = new Map<string, Promise<Map<string, string[]> | undefined>>();
+  const blobsOf = new Map<SnapshotId, Promise<Map<string, string[]> | undefined>>();
   const gaps: SnapshotGap[] = [];
   for (const { name, item } of duties) {
     const blobs = async () => {
@@ -206,10 +207,10 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
 }
 
 /** Trees already read (by verify's structure check): each tree's own pack and its chunks' packs, and its subtrees. */
-export type TreeGraph = Map<string, { packs: Set<string>; subtrees: string[] }>;
+export type TreeGraph = Map<TreeId, { packs: Set<string>; subtrees: TreeId[] }>;
 
 /** collectPacks over a graph in memory; a tree the graph lacks (unreadable) adds nothing. */
-function walkGraph(graph: TreeGraph, root: string, seen: Set<string>, needs: SnapshotNeeds): void {
+function walkGraph(graph: TreeGraph, root: TreeId, seen: Set<TreeId>, needs: SnapshotNeeds): void {
   const stack = [root];
   while (stack.length > 0) {
     const tree = stack.pop()!;

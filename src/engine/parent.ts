@@ -9,10 +9,10 @@ import type { EntryMeta } from '../source/fs/entry-meta.ts';
 import { listSnapshots } from './snapshots.ts';
 import { openWriterCache, type CachedSnapshot } from './writer-cache.ts';
 import { snapshotName } from '../repo/layout.ts';
-import { asSnapshotId } from '../core/ids.ts';
+import type { SnapshotId, TreeId } from '../core/ids.ts';
 
 export interface ParentLookup {
-  snapshotId: string | undefined;
+  snapshotId: SnapshotId | undefined;
   /** The parent's node at an absolute path, if there is one. */
   lookup(path: string): Promise<TreeNode | undefined>;
   /** Whether `meta` shows the file unchanged since the parent (size, mtime, ctime, inode). */
@@ -29,11 +29,10 @@ function sameMetadata(node: TreeNode, meta: EntryMeta): boolean {
 }
 
 /** The newest cached snapshot whose object is still in the repository. */
-async function latestStillStored(repo: Repository, candidates: CachedSnapshot[]): Promise<{ id: string; tree: string } | undefined> {
+async function latestStillStored(repo: Repository, candidates: CachedSnapshot[]): Promise<{ id: SnapshotId; tree: TreeId } | undefined> {
   for (const candidate of [...candidates].sort((a, b) => (a.time < b.time ? 1 : -1))) {
-    if (!/^[0-9a-f]{64}$/.test(candidate.id)) continue;
     try {
-      await repo.store.stat(snapshotName(asSnapshotId(candidate.id)));
+      await repo.store.stat(snapshotName(candidate.id));
       return { id: candidate.id, tree: candidate.tree };
     } catch {
       // forgotten, or never landed: try the one before
@@ -49,8 +48,8 @@ const CACHED_DIRS = 256;
 export async function createParentLookup(repo: Repository, index: BlobIndex, source: { host: string; paths: string[] }): Promise<ParentLookup> {
   const key = [...source.paths].sort().join('\0');
   const sameSource = (snapshot: { host: string; paths: string[] }) => snapshot.host === source.host && [...snapshot.paths].sort().join('\0') === key;
-  let parent: { id: string; tree: string } | undefined;
-  let readTreeBytes: (treeId: string) => Promise<Buffer | undefined>;
+  let parent: { id: SnapshotId; tree: TreeId } | undefined;
+  let readTreeBytes: (treeId: TreeId) => Promise<Buffer | undefined>;
   if (repo.key.role === 'full') {
     const entry = (await listSnapshots(repo)).filter(({ snapshot }) => sameSource(snapshot)).at(-1);
     parent = entry && { id: entry.id, tree: entry.snapshot.tree };
@@ -67,7 +66,7 @@ export async function createParentLookup(repo: Repository, index: BlobIndex, sou
   const root = parent.tree;
   const dirs = new Map<string, Promise<Map<string, TreeNode> | undefined>>();
 
-  const readDir = async (treeId: string): Promise<Map<string, TreeNode> | undefined> => {
+  const readDir = async (treeId: TreeId): Promise<Map<string, TreeNode> | undefined> => {
     const bytes = await readTreeBytes(treeId);
     return bytes && new Map(decodeTree(bytes, treeId).nodes.map((node) => [node.name, node]));
   };

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { nowIso } from '../core/clock.ts';
-import { asSnapshotId } from '../core/ids.ts';
+import { asSnapshotId, asTreeId, type TreeId } from '../core/ids.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { snapshotName } from '../repo/layout.ts';
@@ -37,14 +37,14 @@ after(async () => {
 
 const TIME_NS = '1700000000123456789';
 const meta = { uid: 0, gid: 0, sizeBytes: 0, mtimeNs: TIME_NS, ctimeNs: TIME_NS, inode: '0', deviceId: '0', links: 1 };
-const dir = (name: string, subtree: string): TreeNode => ({ ...meta, name, type: 'dir', mode: 0o755, subtree });
+const dir = (name: string, subtree: TreeId): TreeNode => ({ ...meta, name, type: 'dir', mode: 0o755, subtree });
 const symlink = (name: string, linkTarget: string): TreeNode => ({ ...meta, name, type: 'symlink', mode: 0o777, linkTarget, sizeBytes: linkTarget.length });
 const file = (name: string, content: string[], sizeBytes: number): TreeNode => ({ ...meta, name, type: 'file', mode: 0o644, content, sizeBytes });
 
 /** Builds trees with a blob sink, bypassing every check a real backup makes, and signs a snapshot of them. */
-async function craft(build: (helpers: { tree: (nodes: TreeNode[]) => Promise<string>; text: (name: string, text: string) => Promise<TreeNode> }) => Promise<string>): Promise<SnapshotEntry> {
+async function craft(build: (helpers: { tree: (nodes: TreeNode[]) => Promise<TreeId>; text: (name: string, text: string) => Promise<TreeNode> }) => Promise<TreeId>): Promise<SnapshotEntry> {
   const sink: BlobSink = createBlobSink(repo, (await loadIndex(repo)).index);
-  const tree = (nodes: TreeNode[]) => sink.storeBlob('tree', encodeTree({ nodes }));
+  const tree = async (nodes: TreeNode[]) => asTreeId(await sink.storeBlob('tree', encodeTree({ nodes })));
   const text = async (name: string, content: string) => file(name, [await sink.storeBlob('data', Buffer.from(content))], Buffer.byteLength(content));
   const rootTree = await build({ tree, text });
   await sink.flush();

@@ -4,7 +4,7 @@ import type { BlobIndex } from '../repo/blob-index.ts';
 import type { BlobReader } from '../repo/blob-reader.ts';
 import { CONFIG_NAME, PREFIX, packName, snapshotName, type PrefixKind } from '../repo/layout.ts';
 import type { Repository } from '../repo/repository.ts';
-import type { SnapshotId } from '../core/ids.ts';
+import type { SnapshotId, TreeId } from '../core/ids.ts';
 import { readTree } from './tree-walk.ts';
 
 export interface SnapshotNeeds {
@@ -21,7 +21,7 @@ export interface SnapshotNeeds {
  * Adds to `needs` the packs below `treeId`. Trees in `seen` are skipped, so one set shared across
  * snapshots reads each tree once (prune); a fresh one per snapshot gives that snapshot's own packs.
  */
-export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId: string, seen: Set<string>, needs: SnapshotNeeds): Promise<void> {
+export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId: TreeId, seen: Set<TreeId>, needs: SnapshotNeeds): Promise<void> {
   if (seen.has(treeId)) return;
   seen.add(treeId);
   const locate = (id: string) => {
@@ -41,7 +41,7 @@ export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId:
   }
 }
 
-export async function snapshotNeeds(reader: BlobReader, index: BlobIndex, rootTree: string, withBlobs = false): Promise<SnapshotNeeds> {
+export async function snapshotNeeds(reader: BlobReader, index: BlobIndex, rootTree: TreeId, withBlobs = false): Promise<SnapshotNeeds> {
   const needs: SnapshotNeeds = { packs: new Set(), unlocated: [], ...(withBlobs ? { blobsByPack: new Map() } : {}) };
   await collectPacks(reader, index, rootTree, new Set(), needs);
   return needs;
@@ -62,4 +62,4 @@ export async function sharedMetadata(repo: Repository, prefixes: readonly Prefix
   return found.sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
-export const snapshotObject = (id: SnapshotId | string): string => snapshotName(id as SnapshotId);
+export const snapshotObject = (id: SnapshotId): string => snapshotName(id);

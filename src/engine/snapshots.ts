@@ -1,11 +1,11 @@
 // Listing and finding snapshots. Only snapshots signed by a key with the authority are listed;
 // the others are reported as problems.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { asSnapshotId, type SnapshotId } from '../core/ids.ts';
+import type { SnapshotId } from '../core/ids.ts';
 import { decodeSnapshotPayload, type Snapshot } from '../repo/snapshot.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
-import { hashOfName, PREFIX } from '../repo/layout.ts';
+import { hashOfName, PREFIX, snapshotIdOf } from '../repo/layout.ts';
 import { isForgotten, loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
 import type { Operation } from '../governance/operation.ts';
 
@@ -40,7 +40,8 @@ export async function listSnapshots(repo: Repository, problems: RecordProblem[] 
   const entries: SnapshotEntry[] = [];
   for (const { name, record, writtenMs } of records) {
     try {
-      const id = asSnapshotId(hashOfName(name)!);
+      const id = snapshotIdOf(name);
+      if (id === undefined) throw new AmberError('OBJECT_CORRUPT', `${name} is not named as a snapshot is (snapshots/<64 hex digits>)`);
       const snapshot = decodeSnapshotPayload(record.payload, repo.epochs, name);
       if (state && isForgotten(state, id, snapshot.retention, problems, repo.clock.nowMs())) continue;
       entries.push({ writtenMs, id, snapshot, signer: repo.authority.describe(record.signerKeyId) });

@@ -20,6 +20,7 @@ import { createBlobReader } from '../repo/blob-reader.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { resolvePath } from './tree-walk.ts';
 import type { Operation } from '../governance/operation.ts';
+import { asTreeId, type TreeId } from '../core/ids.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -153,10 +154,10 @@ test('a row naming blobs the repository lacks is not used, even with a valid MAC
   const repo = await open();
   // Rows written with the real key but naming a tree and content that were never stored, for every
   // directory, keyed exactly as a backup would key them.
-  const fake = (n: number) => Buffer.alloc(32, n).toString('hex');
+  const fake = (n: number) => asTreeId(Buffer.alloc(32, n).toString('hex'));
   const cache = openSubtreeCache(repo, { host: hostname(), paths: [source], excludes: [] })!;
   const rows: string[] = [];
-  const finish = (path: string): string => {
+  const finish = (path: string): TreeId => {
     const listing = readListing(path);
     const children = listing.entries.filter((entry) => 'meta' in entry && entry.meta.type === 'dir').map((entry) => finish(join(path, entry.name)));
     const tree = fake(rows.length + 1);

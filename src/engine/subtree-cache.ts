@@ -19,9 +19,10 @@ import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, 
 import type { Repository } from '../repo/repository.ts';
 import { compareNames } from '../source/fs/list-directory.ts';
 import { cacheRoot } from '../core/local-paths.ts';
+import { asTreeId, type TreeId } from '../core/ids.ts';
 
 export interface CachedSubtree {
-  tree: string;
+  tree: TreeId;
   /** The tree blob's id, then the ids of the blobs its files' contents name; 32 bytes each. */
   blobs: Buffer;
 }
@@ -33,7 +34,7 @@ export interface SubtreeCache {
    */
   find(dir: string, key: Buffer): CachedSubtree | undefined;
   /** Records `dir`'s new tree and the blob ids its files name, for the next backup. */
-  remember(dir: string, key: Buffer, tree: string, contentBlobs: Iterable<string>): void;
+  remember(dir: string, key: Buffer, tree: TreeId, contentBlobs: Iterable<string>): void;
   /** Records again, for the next backup, a tree `find` gave and the backup reused. */
   keep(dir: string, key: Buffer, reused: CachedSubtree): void;
   /** Puts this backup's record in place of the last one; call once its snapshot is stored. */
@@ -205,7 +206,7 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
     find(path, key) {
       while (row && comparePostOrder(row.dir, path) < 0) row = reader.next();
       if (!row || row.dir !== path || !row.key.equals(key)) return undefined;
-      return { tree: row.blobs.toString('hex', 0, 32), blobs: row.blobs };
+      return { tree: asTreeId(row.blobs.toString('hex', 0, 32)), blobs: row.blobs };
     },
     remember(path, key, tree, contentBlobs) {
       if (out !== undefined) write(path, key, Buffer.concat([Buffer.from(tree, 'hex'), ...[...new Set(contentBlobs)].map((id) => Buffer.from(id, 'hex'))]));

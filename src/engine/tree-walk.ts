@@ -1,14 +1,15 @@
 // Navigating a snapshot's trees: resolve a path to its node, or visit every node below one.
 import { AmberError } from '../core/errors.ts';
 import type { BlobReader } from '../repo/blob-reader.ts';
+import type { TreeId } from '../core/ids.ts';
 import { decodeTree, type Tree, type TreeNode } from '../repo/tree.ts';
 
-export async function readTree(reader: BlobReader, treeId: string): Promise<Tree> {
+export async function readTree(reader: BlobReader, treeId: TreeId): Promise<Tree> {
   return decodeTree(await reader.readBlob(Buffer.from(treeId, 'hex')), treeId.slice(0, 16));
 }
 
 /** The root is a synthetic directory node named "/". */
-export function rootNode(treeId: string): TreeNode {
+export function rootNode(treeId: TreeId): TreeNode {
   return { name: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, sizeBytes: 0, mtimeNs: '0', ctimeNs: '0', inode: '0', deviceId: '0', links: 1, subtree: treeId };
 }
 
@@ -17,7 +18,7 @@ export function splitPath(path: string): string[] {
 }
 
 /** The node at an absolute path inside the snapshot. */
-export async function resolvePath(reader: BlobReader, rootTree: string, path: string): Promise<TreeNode> {
+export async function resolvePath(reader: BlobReader, rootTree: TreeId, path: string): Promise<TreeNode> {
   let node = rootNode(rootTree);
   for (const part of splitPath(path)) {
     if (part === '..') throw new AmberError('PATH_NOT_FOUND', `"${path}" may not contain ".."`);

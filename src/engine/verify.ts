@@ -3,7 +3,7 @@
 // re-hashed. Problems name the object (and blob) they hit. A clean full read by a full-access key
 // certifies the packs it read, so write-only keys may then dedup against them.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { asPackId, asSnapshotId, type PackId } from '../core/ids.ts';
+import { asPackId, asSnapshotId, isHexId, type PackId, type SnapshotId, type TreeId } from '../core/ids.ts';
 import { settleAll } from '../core/settle.ts';
 import { isoDate } from '../core/units.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
@@ -13,7 +13,7 @@ import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
 import { decodeTrailer, TRAILER_BYTES, type PackEntry } from '../repo/pack.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { hashOfName, METADATA_PREFIXES, packName, PREFIX, snapshotName } from '../repo/layout.ts';
+import { hashOfName, METADATA_PREFIXES, packName, PREFIX, snapshotIdOf, snapshotName } from '../repo/layout.ts';
 import type { IndexedPack } from '../repo/index-file.ts';
 import { createIndexWriter } from '../repo/index-writer.ts';
 import { readTree } from './tree-walk.ts';
@@ -130,13 +130,15 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
 }
 
 /** Snapshot id → the records that say it was committed: its grant and its backup's audit entry. */
-type NamedSnapshots = Map<string, { grant?: string; audit?: string }>;
+type NamedSnapshots = Map<SnapshotId, { grant?: string; audit?: string }>;
 
 function namedSnapshots(state: RetentionState, entries: readonly LoadedEntry[] = []): NamedSnapshots {
   const named: NamedSnapshots = new Map();
   for (const [id, grant] of state.snapshotGrants) named.set(id, { grant });
   for (const { name, entry } of entries) {
-    if (entry.action === 'backup' && /^[0-9a-f]{64}$/.test(entry.target)) named.set(entry.target, { ...named.get(entry.target), audit: name });
+    if (entry.action !== 'backup' || !isHexId(entry.target)) continue;
+    const id = asSnapshotId(entry.target);
+    named.set(id, { ...named.get(id), audit: name });
   }
   return named;
 }
@@ -153,7 +155,7 @@ function isUnauthorised(problem: VerifyProblem, named: NamedSnapshots, missingKe
       `${signer.keyFile ? ` ${signer.keyFile}` : ''} is missing: not junk, put the key file back from an isolated copy`;
     return false;
   }
-  const id = problem.object.startsWith(PREFIX.snapshots) ? hashOfName(problem.object) : undefined;
+  const id = snapshotIdOf(problem.object);
   if (id === undefined || !named.has(id)) return true;
   problem.message = `${problem.message}; yet ${describeNamer(named.get(id)!)} names snapshot ${id}, so a committed backup does not read: put the object back from an isolated copy`;
   return false;
@@ -177,12 +179,12 @@ async function missingObjects(repo: Repository, state: RetentionState, named: Na
   // What the grants retain, and every snapshot an audit entry records (its grant may be gone too).
   const expected = new Map<string, number>();
   for (const name of state.ledger.names()) expected.set(name, state.ledger.lockOf(name)!.untilMs);
-  for (const [id, { audit }] of named) if (audit && !expected.has(snapshotName(asSnapshotId(id)))) expected.set(snapshotName(asSnapshotId(id)), Number.NaN);
+  for (const [id, { audit }] of named) if (audit && !expected.has(snapshotName(id))) expected.set(snapshotName(id), Number.NaN);
   const problems: VerifyProblem[] = [];
   for (const [name, untilMs] of expected) {
     // Amber deletes only what a condemn notice names (prune, the vault): anything else missing was removed behind its back.
     if (stored.has(name) || already.has(name) || state.condemned.has(name) || !prefixes.some((prefix) => name.startsWith(prefix))) continue;
-    const id = name.startsWith(PREFIX.snapshots) ? hashOfName(name) : undefined;
+    const id = snapshotIdOf(name);
     const namer = id === undefined ? undefined : named.get(id);
     if (id !== undefined && namer && !namer.audit) {
       notices.push(`the grant ${namer.grant} names snapshot ${id.slice(0, 8)}, which the store does not hold and no audit entry records: ` +
@@ -256,10 +258,11 @@ async function checkPacks(
   repo: Repository, loaded: LoadedIndex, options: VerifyOptions, certifier: ReturnType<typeof createCertifier>, condemned: ReadonlySet<string>,
 ) {
   const problems: VerifyProblem[] = [];
-  const stored = new Map<string, number>();
+  const stored = new Map<PackId, number>();
   for await (const { name, sizeBytes } of repo.store.list(PREFIX.data)) {
     const hash = hashOfName(name);
-    if (hash && name === packName(asPackId(hash))) stored.set(hash, sizeBytes);
+    const packId = hash === undefined ? undefined : asPackId(hash);
+    if (packId && name === packName(packId)) stored.set(packId, sizeBytes);
     // No writer makes such a name (packs are data/<2 hex>/<64 hex>): ignored and reported.
     else problems.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${name} is not a pack name Amber writes, so no key with the authority wrote it` });
   }
@@ -277,7 +280,7 @@ async function checkPacks(
   }
 
   // Unreferenced packs are read too: a renamed or altered pack must not pass for a crash's leftover.
-  const toRead = choosePacks([...stored.keys()].map(asPackId), options.readDataFraction);
+  const toRead = choosePacks([...stored.keys()], options.readDataFraction);
   let bytesRead = 0;
   const pool = createPackCheckPool(toRead.length > 1 ? undefined : 0);
   try {
@@ -313,17 +316,17 @@ async function checkPacks(
     packs: stored.size,
     packsRead: toRead.length,
     bytesRead,
-    unreferencedPacks: [...stored.keys()].filter((id) => !indexed.has(id as PackId)).length,
+    unreferencedPacks: [...stored.keys()].filter((id) => !indexed.has(id)).length,
   };
 }
 
 async function checkTree(
-  reader: BlobReader, index: BlobIndex, treeId: string, where: string, graph: TreeGraph,
+  reader: BlobReader, index: BlobIndex, treeId: TreeId, where: string, graph: TreeGraph,
   counts: { trees: number; blobsReferenced: number }, problems: VerifyProblem[],
 ): Promise<void> {
   if (graph.has(treeId)) return;
   const own = index.packOf(Buffer.from(treeId, 'hex'));
-  const node: TreeGraph extends Map<string, infer V> ? V : never = { packs: new Set(own === undefined ? [] : [packName(own)]), subtrees: [] };
+  const node: TreeGraph extends Map<TreeId, infer V> ? V : never = { packs: new Set(own === undefined ? [] : [packName(own)]), subtrees: [] };
   graph.set(treeId, node);
   counts.trees += 1;
   // Tree reads resolve without a turn of the event loop; this lets the pack reads of checkPacks run.

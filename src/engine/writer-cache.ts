@@ -9,19 +9,20 @@ import { AmberError } from '../core/errors.ts';
 import { cacheRoot } from '../core/local-paths.ts';
 import { blobIdOf } from '../repo/blob-codec.ts';
 import type { Repository } from '../repo/repository.ts';
+import { isHexId, type SnapshotId, type TreeId } from '../core/ids.ts';
 
 export interface CachedSnapshot {
-  id: string;
+  id: SnapshotId;
   time: string;
   host: string;
   paths: string[];
-  tree: string;
+  tree: TreeId;
 }
 
 export interface WriterCache {
-  rememberTree(id: string, bytes: Uint8Array): void;
+  rememberTree(id: TreeId, bytes: Uint8Array): void;
   /** The tree's bytes when cached and authentic. */
-  tree(id: string): Buffer | undefined;
+  tree(id: TreeId): Buffer | undefined;
   rememberSnapshot(snapshot: CachedSnapshot): void;
   snapshots(): CachedSnapshot[];
 }
@@ -67,7 +68,7 @@ export function openWriterCache(repo: Repository): WriterCache | undefined {
         return readFileSync(list, 'utf8').split('\n').flatMap((line) => {
           try {
             const entry = JSON.parse(line) as CachedSnapshot;
-            return typeof entry.id === 'string' && typeof entry.tree === 'string' && Array.isArray(entry.paths) ? [entry] : [];
+            return isHexId(entry.id) && isHexId(entry.tree) && Array.isArray(entry.paths) ? [entry] : [];
           } catch {
             return [];
           }

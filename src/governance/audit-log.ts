@@ -9,7 +9,7 @@
 // Forks (two writers appending at once) are normal until the next append merges them; one still
 // open behind the last checkpoint is reported.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import type { KeyId } from '../core/ids.ts';
+import { asKeyId, isHexId, type KeyId } from '../core/ids.ts';
 import type { ObjectLock } from './retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
@@ -170,7 +170,7 @@ export function missingKeys(view: RepositoryView, log: Pick<AuditLog, 'entries' 
     if (!counts(name) || entry.action !== 'key.add' || signerKeyId !== view.authority.ownerKeyId || !/^[0-9a-f]{64}$/.test(entry.target)) continue;
     const keyFile = typeof entry.details.keyFile === 'string' && /^keys\/[0-9a-f]{64}$/.test(entry.details.keyFile) ? entry.details.keyFile : undefined;
     if (present.has(entry.target) && (!keyFile || presentNames.has(keyFile))) continue;
-    note({ keyId: entry.target as KeyId, keyFile, namedBy: name, how: 'key.add' });
+    note({ keyId: asKeyId(entry.target), keyFile, namedBy: name, how: 'key.add' });
   }
   for (const key of log.certifiedKeys.values()) if (counts(key.namedBy) && !present.has(key.keyId)) note({ ...key });
   return [...missing.values()];
@@ -448,7 +448,7 @@ function checkRevokedSigners(entries: readonly LoadedEntry[], context: ChainCont
   if (context.revoked.size === 0) return;
   const revokedAtSeq = new Map<string, number>();
   for (const { entry } of entries) {
-    if (entry.action === 'key.revoke' && context.revoked.has(entry.target as KeyId)) {
+    if (entry.action === 'key.revoke' && isHexId(entry.target) && context.revoked.has(asKeyId(entry.target))) {
       revokedAtSeq.set(entry.target, Math.min(revokedAtSeq.get(entry.target) ?? Infinity, entry.seq));
     }
   }

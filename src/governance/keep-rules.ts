@@ -1,6 +1,7 @@
 // Which snapshots a forget policy keeps (the grandfather-father-son rules people know from restic):
 // the last N, the newest in each of the last N hours/days/weeks/months/years, and all within a span
 // of the newest. Pure: the caller decides which snapshots may take part (trusted times only).
+import type { SnapshotId } from '../core/ids.ts';
 
 export interface KeepRules {
   last?: number;
@@ -13,7 +14,7 @@ export interface KeepRules {
 }
 
 export interface Dated {
-  id: string;
+  id: SnapshotId;
   timeMs: number;
 }
 
@@ -41,10 +42,10 @@ export function hasAnyRule(rules: KeepRules): boolean {
 }
 
 /** For each kept snapshot, the rules that keep it. Snapshots absent from the map are not kept by any rule. */
-export function applyKeepRules(snapshots: Dated[], rules: KeepRules): Map<string, string[]> {
+export function applyKeepRules(snapshots: Dated[], rules: KeepRules): Map<SnapshotId, string[]> {
   const newestFirst = [...snapshots].sort((a, b) => b.timeMs - a.timeMs || (a.id < b.id ? -1 : 1));
-  const kept = new Map<string, string[]>();
-  const keep = (id: string, reason: string) => kept.set(id, [...(kept.get(id) ?? []), reason]);
+  const kept = new Map<SnapshotId, string[]>();
+  const keep = (id: SnapshotId, reason: string) => kept.set(id, [...(kept.get(id) ?? []), reason]);
   newestFirst.slice(0, rules.last ?? 0).forEach(({ id }) => keep(id, 'last'));
   for (const [rule, label, bucketOf] of BUCKETS) {
     let left = (rules[rule] as number | undefined) ?? 0;

@@ -2,6 +2,7 @@
 // grants (folded into per-object dates), holds, forget marks and condemn notices. Records that are
 // forged, unauthorised or malformed are left out and listed in `problems` (verify reports them).
 import { isoDate } from '../core/units.ts';
+import { asSnapshotId, isHexId, type SnapshotId } from '../core/ids.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
@@ -29,12 +30,12 @@ export interface RetentionState {
   regranted: Set<string>;
   holds: Loaded<Hold>[];
   /** Owner-signed forget marks by the snapshot they name; whether one applies is `isForgotten`'s to say. */
-  forgetMarks: Map<string, ForgetMarkSeen[]>;
+  forgetMarks: Map<SnapshotId, ForgetMarkSeen[]>;
   condemns: Loaded<CondemnNotice>[];
   /** Object names any condemn notice names: never a dedup source again. */
   condemned: Set<string>;
   /** Snapshot id → the first valid grant naming it: every backup writes one before its snapshot. */
-  snapshotGrants: Map<string, string>;
+  snapshotGrants: Map<SnapshotId, string>;
   /** Holds (object names) that a quorum-approved request released. */
   releasedHolds: Set<string>;
   problems: RecordProblem[];
@@ -53,8 +54,8 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
   const approved = await approvedRequests(repo, policy, problems);
   // Approved unlock and shorten requests end a snapshot's governance locks at the approved date: its
   // own object at once, what it shares once the owner has granted that again for the others.
-  const governanceRequests = approved.filter(({ request }) => request.kind === 'unlock' || request.kind === 'shorten')
-    .map(({ id, request }) => ({ id, snapshot: request.target, untilMs: Date.parse(String(request.parameters.until)) }));
+  const governanceRequests = approved.filter(({ request }) => (request.kind === 'unlock' || request.kind === 'shorten') && isHexId(request.target))
+    .map(({ id, request }) => ({ id, snapshot: asSnapshotId(request.target), untilMs: Date.parse(String(request.parameters.until)) }));
   const regranted = new Set(grants.filter(({ value, signerKeyId }) => typeof value.regrantFor === 'string' && signerKeyId === repo.authority.ownerKeyId)
     .map(({ value }) => value.regrantFor as string));
   const releasedHolds = new Set(approved.filter(({ request }) => request.kind === 'release-hold').map(({ request }) => request.target));
@@ -79,13 +80,13 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
 
 export interface GovernanceRequest {
   id: string;
-  snapshot: string;
+  snapshot: SnapshotId;
   untilMs: number;
 }
 
 /** Where approved requests end each snapshot's governance locks (see foldGrants). */
-export function governanceEnds(requests: GovernanceRequest[], regranted: ReadonlySet<string>): Map<string, GovernanceEnd> {
-  const ends = new Map<string, GovernanceEnd>();
+export function governanceEnds(requests: GovernanceRequest[], regranted: ReadonlySet<string>): Map<SnapshotId, GovernanceEnd> {
+  const ends = new Map<SnapshotId, GovernanceEnd>();
   for (const { id, snapshot, untilMs } of requests) {
     const end = ends.get(snapshot) ?? { snapshotMs: Infinity };
     end.snapshotMs = Math.min(end.snapshotMs, untilMs);
@@ -99,8 +100,8 @@ export function governanceEnds(requests: GovernanceRequest[], regranted: Readonl
  * Forget marks by the snapshot they name, with the time the store received each (held snapshots are
  * left out: a hold keeps them, and once it is released the marks apply again).
  */
-function marksBySnapshot(forgets: Loaded<ForgetMark>[], held: Set<string>): Map<string, ForgetMarkSeen[]> {
-  const marks = new Map<string, ForgetMarkSeen[]>();
+function marksBySnapshot(forgets: Loaded<ForgetMark>[], held: Set<SnapshotId>): Map<SnapshotId, ForgetMarkSeen[]> {
+  const marks = new Map<SnapshotId, ForgetMarkSeen[]>();
   for (const { name, value, writtenMs } of forgets) {
     for (const id of value.snapshots) {
       if (!held.has(id)) marks.set(id, [...(marks.get(id) ?? []), { name, receivedMs: writtenMs }]);
@@ -119,7 +120,7 @@ const RECEIPT_SKEW_MS = 60 * 60_000;
  * retention — had ended by then. A mark that does not is reported and forgets nothing, and so is one
  * the store says it received in the future (a file time set by hand).
  */
-export function isForgotten(state: RetentionState, id: string, own: Retention | null, problems: RecordProblem[], nowMs: number): boolean {
+export function isForgotten(state: RetentionState, id: SnapshotId, own: Retention | null, problems: RecordProblem[], nowMs: number): boolean {
   const lock = state.ledger.snapshotLock(id, own);
   let forgotten = false;
   for (const { name, receivedMs } of state.forgetMarks.get(id) ?? []) {

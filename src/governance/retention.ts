@@ -5,7 +5,7 @@ import type { RetentionMode } from '../storage/store.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { Grant, Loaded } from '../repo/retention-records.ts';
 import { snapshotName } from '../repo/layout.ts';
-import { asSnapshotId } from '../core/ids.ts';
+import type { SnapshotId } from '../core/ids.ts';
 
 export interface ObjectLock {
   untilMs: number;
@@ -16,7 +16,7 @@ export interface RetentionLedger {
   /** The highest date (and strongest mode) any grant gives the object; undefined when none does. */
   lockOf(name: string): ObjectLock | undefined;
   /** A snapshot's retention intent: its own field raised by every grant that names it. */
-  snapshotLock(snapshotId: string, own: Retention | null): ObjectLock | undefined;
+  snapshotLock(snapshotId: SnapshotId, own: Retention | null): ObjectLock | undefined;
   /** Every object name some grant names. */
   names(): Iterable<string>;
   /** The latest date anything is retained until (0 when nothing is). */
@@ -60,14 +60,14 @@ export interface GovernanceEnd {
  * the governance entries of grants made for that snapshot hold only until then (compliance ones are
  * untouched — nothing shortens them); other snapshots' grants on the same objects still hold.
  */
-export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<string, GovernanceEnd> = new Map()): RetentionLedger {
+export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<SnapshotId, GovernanceEnd> = new Map()): RetentionLedger {
   const objects = new Map<string, ObjectLock>();
-  const snapshots = new Map<string, ObjectLock>();
+  const snapshots = new Map<SnapshotId, ObjectLock>();
   let maxUntilMs = 0;
   let strongest: RetentionMode | undefined;
   for (const { value } of grants) {
     const end = value.snapshot === null ? undefined : governanceEnds.get(value.snapshot);
-    const snapshotObject = value.snapshot === null ? undefined : snapshotName(asSnapshotId(value.snapshot));
+    const snapshotObject = value.snapshot === null ? undefined : snapshotName(value.snapshot);
     for (const entry of value.entries) {
       const granted = Date.parse(entry.until);
       const capped = (endMs: number | undefined) => (entry.mode === 'governance' && endMs !== undefined ? Math.min(granted, endMs) : granted);

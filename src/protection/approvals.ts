@@ -11,6 +11,7 @@ import type { Operation } from '../governance/operation.ts';
 import type { RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
 import { isoDate } from '../core/units.ts';
+import { asSnapshotId, isHexId } from '../core/ids.ts';
 import { nowIso } from '../core/clock.ts';
 import { loadDecisions, putDecision, putExecution, putRequest } from '../governance/requests.ts';
 import { regrantShared } from './storage-effects.ts';
@@ -169,9 +170,9 @@ export async function submitDecision(repo: Operation | AuditAuthor, decision: Si
     }
     // What snapshots still locked share with an unlocked one is granted again for them (it needs a
     // key that reads trees; an approver alone leaves it to `amber request apply`).
-    if ((after.kind === 'unlock' || after.kind === 'shorten') && 'key' in repo && repo.key.role === 'full') {
+    if ((after.kind === 'unlock' || after.kind === 'shorten') && isHexId(after.target) && 'key' in repo && repo.key.role === 'full') {
       // The state as read before this decision, with this request now approved: nothing else changed meanwhile.
-      await regrantShared(repo, state, { id: before.id, snapshot: after.target, untilMs: Date.parse(String(after.parameters.until)) });
+      await regrantShared(repo, state, { id: before.id, snapshot: asSnapshotId(after.target), untilMs: Date.parse(String(after.parameters.until)) });
     }
     // A policy link is owner-signed: a full key writes it now, anyone else leaves it to `amber policy apply`.
     if (after.kind === 'policy-change' && 'key' in repo && repo.key.role === 'full') {

@@ -4,6 +4,7 @@
 // forgotten: forged times must not push real snapshots out of the daily/weekly buckets.
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
+import type { SnapshotId } from '../core/ids.ts';
 import type { Operation } from '../governance/operation.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
 import { appendAudit } from '../governance/audit-log.ts';
@@ -21,7 +22,7 @@ export interface ForgetOptions {
 }
 
 export interface ForgetDecision {
-  snapshotId: string;
+  snapshotId: SnapshotId;
   time: string;
   host: string;
   paths: string[];
@@ -57,7 +58,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
   const nowMs = repo.retentionClock.deletionNowMs();
   const state = await repo.retentionState();
   const snapshots = await listSnapshots(repo, [], { state });
-  const reasons = new Map<string, string[]>(snapshots.map(({ id }) => [id, []]));
+  const reasons = new Map<SnapshotId, string[]>(snapshots.map(({ id }) => [id, []]));
   const trusted = snapshots.filter((entry) => {
     const why = untrustedTime(entry, nowMs);
     if (why) reasons.get(entry.id)!.push(`time untrusted: ${why}`);
@@ -94,7 +95,7 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
     repo.retentionStateChanged();
     // Readers honour the mark by the store's clock, not this host's: say which snapshots it cannot forget.
     const receivedMs = (await repo.store.stat(mark)).writtenMs;
-    const own = new Map(snapshots.map(({ id, snapshot }) => [id as string, snapshot.retention]));
+    const own = new Map(snapshots.map(({ id, snapshot }) => [id, snapshot.retention]));
     for (const decision of forgotten) {
       const lock = state.ledger.snapshotLock(decision.snapshotId, own.get(decision.snapshotId) ?? null);
       if (lock !== undefined && (receivedMs === undefined || lock.untilMs > receivedMs)) {

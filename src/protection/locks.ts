@@ -2,6 +2,7 @@
 // engine/lock-coverage.ts, which verify shares.
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
+import type { SnapshotId } from '../core/ids.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import type { Operation } from '../governance/operation.ts';
 import { loadIndex } from '../repo/index-loader.ts';
@@ -23,7 +24,7 @@ export interface ExtendOptions {
 }
 
 export interface ExtendResult {
-  snapshotId: string;
+  snapshotId: SnapshotId;
   previous: { mode: RetentionMode; until: string } | null;
   mode: RetentionMode;
   until: string;
@@ -57,7 +58,7 @@ export async function extendLock(options: ExtendOptions): Promise<ExtendResult> 
   return result;
 }
 
-function refuseWeakening(id: string, current: ObjectLock | undefined, untilMs: number, mode: RetentionMode): void {
+function refuseWeakening(id: SnapshotId, current: ObjectLock | undefined, untilMs: number, mode: RetentionMode): void {
   if (!current) return;
   if (current.mode === 'compliance' && mode !== 'compliance') {
     throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${isoDate(current.untilMs)}; it cannot become governance`, {

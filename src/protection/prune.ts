@@ -7,11 +7,11 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { Operation } from '../governance/operation.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
-import { hashOfName, PREFIX, snapshotName } from '../repo/layout.ts';
+import { PREFIX, snapshotIdOf, snapshotName } from '../repo/layout.ts';
 import { CONDEMNS, putRecord } from '../repo/retention-records.ts';
 import { appendAudit, missingKeys, readAuditLog, type NamedKey } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
-import type { SnapshotId } from '../core/ids.ts';
+import type { SnapshotId, TreeId } from '../core/ids.ts';
 import { isoDate } from '../core/units.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
@@ -61,7 +61,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     for await (const { name, sizeBytes, writtenMs } of repo.store.list(prefix)) stored.set(name, { sizeBytes, writtenMs });
   }
   const live = new Set((await listSnapshots(repo, [], { state })).map(({ id }) => snapshotName(id)));
-  const heldSnapshots = new Set(state.holds.map(({ value }) => snapshotName(value.snapshot as SnapshotId)));
+  const heldSnapshots = new Set(state.holds.map(({ value }) => snapshotName(value.snapshot)));
 
   /** Why an object must stay, or undefined when it may go. */
   const keepReason = (name: string): string | undefined => {
@@ -141,7 +141,7 @@ async function neededPacks(repo: Operation, state: RetentionState): Promise<{ pa
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
-  const seen = new Set<string>();
+  const seen = new Set<TreeId>();
   const problems: RecordProblem[] = [];
   for (const { id, snapshot } of await listSnapshots(repo, problems, { state })) {
     try {
@@ -157,8 +157,9 @@ async function neededPacks(repo: Operation, state: RetentionState): Promise<{ pa
   // key file is gone is a real writer: its snapshots are real backups we cannot read, not junk.
   const missing = await keysWithoutFile(repo);
   const missingSigner = (problem: RecordProblem) => (problem.signer === undefined ? undefined : missing.get(problem.signer));
+  const hasGrant = (id: SnapshotId | undefined) => id !== undefined && state.snapshotGrants.has(id);
   const junk = (problem: RecordProblem) => problem.code === 'SIGNATURE_INVALID' && !missingSigner(problem) &&
-    !state.snapshotGrants.has(hashOfName(problem.name) ?? '');
+    !hasGrant(snapshotIdOf(problem.name));
   // A forget mark that forgets nothing (its snapshot stays, and is among those walked above) hides
   // nothing from prune; verify reports it.
   const markOnly = (problem: RecordProblem) => problem.name.startsWith(PREFIX.forgets);

@@ -7,6 +7,7 @@
 // Nothing here touches compliance dates, and no object goes below what another lock still needs.
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
+import type { SnapshotId } from '../core/ids.ts';
 import { nowIso } from '../core/clock.ts';
 import type { Operation } from '../governance/operation.ts';
 import { GRANTS, HOLDS, loadRecords, putRecord, type GrantEntry } from '../repo/retention-records.ts';
@@ -93,7 +94,7 @@ export async function regrantShared(repo: Operation, state: RetentionState, unlo
 }
 
 /** What every other snapshot still locked needs (itself, its packs, the shared metadata), at its lock. */
-async function neededByOthers(repo: Operation, state: RetentionState, unlocked: string, nowMs: number): Promise<Map<string, ObjectLock>> {
+async function neededByOthers(repo: Operation, state: RetentionState, unlocked: SnapshotId, nowMs: number): Promise<Map<string, ObjectLock>> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const metadata = (await sharedMetadata(repo)).map(({ name }) => name);

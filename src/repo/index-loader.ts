@@ -26,7 +26,7 @@ export interface LoadedIndex {
 export interface LoadIndexOptions {
   /** Packs a backup may dedup against (default all): entries in others are kept for reading only,
    *  e.g. packs condemned by prune or held in another lock mode. */
-  dedupable?: (packId: string) => boolean;
+  dedupable?: (packId: PackId) => boolean;
 }
 
 export async function loadIndex(repo: Repository, options: LoadIndexOptions = {}): Promise<LoadedIndex> {

@@ -1,6 +1,6 @@
 // The only place that builds object names. Every name but `config` carries the SHA-256 of the
 // object's bytes, so any reader can check an object against its name.
-import type { PackId, SnapshotId } from '../core/ids.ts';
+import { asSnapshotId, type PackId, type SnapshotId } from '../core/ids.ts';
 
 export const CONFIG_NAME = 'config';
 
@@ -79,4 +79,10 @@ export function parseObjectName(name: string): ParsedName | undefined {
     return match && match[2].startsWith(match[1]) ? { kind, hash: match[2] } : undefined;
   }
   return /^[0-9a-f]{64}$/.test(rest) ? { kind, hash: rest } : undefined;
+}
+
+/** The snapshot a name is the object of (`snapshots/<id>`), or undefined when it is no snapshot's. */
+export function snapshotIdOf(name: string): SnapshotId | undefined {
+  const parsed = parseObjectName(name);
+  return parsed?.kind === 'snapshots' ? asSnapshotId(parsed.hash!) : undefined;
 }

@@ -7,6 +7,7 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import type { PutOptions, RetentionMode } from '../storage/store.ts';
 import { objectName, type PrefixKind } from './layout.ts';
+import { isHexId, type SnapshotId } from '../core/ids.ts';
 import type { ObjectKind } from './object-header.ts';
 import { readRecords, type RecordProblem, type SignerLookup } from './records.ts';
 import type { Repository, RepositoryView } from './repository.ts';
@@ -22,7 +23,7 @@ export interface GrantEntry {
 export interface Grant {
   time: string;
   /** The snapshot whose retention this grant raises, or null for objects only. */
-  snapshot: string | null;
+  snapshot: SnapshotId | null;
   entries: GrantEntry[];
   [unknownField: string]: unknown;
 }
@@ -30,7 +31,7 @@ export interface Grant {
 /** A legal hold: the snapshot and everything it needs stay past any retention until released. */
 export interface Hold {
   time: string;
-  snapshot: string;
+  snapshot: SnapshotId;
   reason: string;
   actor: string;
   /** The packs the snapshot needs (and the snapshot itself), so an enforcer without the key (a vault) can keep them. */
@@ -41,7 +42,7 @@ export interface Hold {
 /** Snapshots the owner has forgotten: no longer listed, restored or kept by prune. */
 export interface ForgetMark {
   time: string;
-  snapshots: string[];
+  snapshots: SnapshotId[];
   rule: string;
   [unknownField: string]: unknown;
 }
@@ -67,17 +68,17 @@ const isMode = (value: unknown): value is RetentionMode => value === 'governance
 
 export const GRANTS: RecordType<Grant> = {
   prefix: 'grants', kind: 'grant', ownerOnly: false,
-  isValid: (g) => isTime(g.time) && (g.snapshot === null || typeof g.snapshot === 'string') && Array.isArray(g.entries) &&
+  isValid: (g) => isTime(g.time) && (g.snapshot === null || isHexId(g.snapshot)) && Array.isArray(g.entries) &&
     g.entries.every((e) => isMode(e?.mode) && isTime(e.until) && isStringArray(e.objects)),
 };
 export const HOLDS: RecordType<Hold> = {
   prefix: 'holds', kind: 'hold', ownerOnly: true,
-  isValid: (h) => isTime(h.time) && typeof h.snapshot === 'string' && typeof h.reason === 'string' && typeof h.actor === 'string' &&
+  isValid: (h) => isTime(h.time) && isHexId(h.snapshot) && typeof h.reason === 'string' && typeof h.actor === 'string' &&
     (h.objects === undefined || isStringArray(h.objects)),
 };
 export const FORGETS: RecordType<ForgetMark> = {
   prefix: 'forgets', kind: 'forget', ownerOnly: true,
-  isValid: (f) => isTime(f.time) && isStringArray(f.snapshots) && typeof f.rule === 'string',
+  isValid: (f) => isTime(f.time) && Array.isArray(f.snapshots) && f.snapshots.every(isHexId) && typeof f.rule === 'string',
 };
 export const CONDEMNS: RecordType<CondemnNotice> = {
   prefix: 'condemns', kind: 'condemn', ownerOnly: true,

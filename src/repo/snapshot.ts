@@ -3,6 +3,7 @@
 // object is signed by its writer.
 //   payload = epoch u32 ‖ sealed box(JSON)
 import { AmberError } from '../core/errors.ts';
+import { isHexId, type TreeId } from '../core/ids.ts';
 import { openWithPrivateKey, sealToPublicKey } from '../crypto/index.ts';
 import { canOpenEpoch, openUnderEpoch, type EpochKey } from './epochs.ts';
 import { encodeSignedRecord, jsonBytes, type Signer } from './signed-record.ts';
@@ -31,7 +32,7 @@ export interface Snapshot {
   username: string;
   paths: string[];
   tags: string[];
-  tree: string;
+  tree: TreeId;
   parent?: string;
   summary: SnapshotSummary;
   /** The snapshot's retention intent; objects carry the enforced retention (see docs/format.md). */
@@ -59,10 +60,13 @@ export function decodeSnapshotPayload(payload: Buffer, epochs: Map<number, Epoch
       hint: 'reading snapshots needs a full-access key (write-only keys can only add backups)',
     });
   }
+  let snapshot: Snapshot;
   try {
     const json = openUnderEpoch(epoch, (pair) => openWithPrivateKey(pair, payload.subarray(4), AAD));
-    return JSON.parse(json.toString('utf8')) as Snapshot;
+    snapshot = JSON.parse(json.toString('utf8')) as Snapshot;
   } catch (cause) {
     throw new AmberError('OBJECT_CORRUPT', `${where} failed authentication`, { cause });
   }
+  if (!isHexId(snapshot?.tree)) throw new AmberError('OBJECT_CORRUPT', `${where} names no root tree (64 hex digits)`);
+  return snapshot;
 }

@@ -1,6 +1,7 @@
 // Trees: one blob per directory listing its entries, sorted by name bytes. JSON, so readers keep
 // fields they do not know. Times are nanoseconds as decimal strings (they exceed 2^53).
 import { AmberError } from '../core/errors.ts';
+import { isHexId, type TreeId } from '../core/ids.ts';
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
@@ -22,7 +23,7 @@ export interface TreeNode {
   /** Blob ids (hex) of the file's chunks, in order. */
   content?: string[];
   /** Blob id (hex) of the directory's tree. */
-  subtree?: string;
+  subtree?: TreeId;
   /** e.g. "changed-while-read". */
   flags?: string[];
   [unknownField: string]: unknown;
@@ -57,6 +58,7 @@ export function decodeTree(bytes: Uint8Array, where: string): Tree {
       });
     }
     seen.add(node?.name);
+    if (node?.subtree !== undefined && !isHexId(node.subtree)) throw new AmberError('OBJECT_CORRUPT', `tree ${where}: the subtree of ${JSON.stringify(node.name)} is not a tree id`);
     if (!SAFE_NAME(node?.name)) {
       throw new AmberError('UNSAFE_PATH', `tree ${where} contains the unsafe name ${JSON.stringify(node?.name)}`, {
         hint: 'the snapshot was crafted or damaged; nothing was written for this entry',

@@ -29,7 +29,7 @@ async function retainedBecause(store: Store, state: RetentionState, name: string
     const untilMs = writtenMs === undefined ? Infinity : writtenMs + state.policy.settings.defaultRetentionMs;
     if (untilMs > nowMs) return `no grant names it, so it keeps the default retention until ${Number.isFinite(untilMs) ? isoDate(untilMs) : 'further notice'}`;
   }
-  const held = state.holds.find(({ value }) => name === snapshotName(asSnapshotId(value.snapshot)) || value.objects?.includes(name));
+  const held = state.holds.find(({ value }) => name === snapshotName(value.snapshot) || value.objects?.includes(name));
   if (held) return `it is under a legal hold (${held.value.reason})`;
   return undefined;
 }
