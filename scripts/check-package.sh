@@ -29,7 +29,13 @@ supported() {
   ((major > 23 || (major == 23 && minor >= 8) || (major == 22 && minor >= 15)))
 }
 
-machine_node=$(command -v node || true)
+# The machine's node: the first on PATH outside node_modules (`npm run` puts the pinned one first).
+machine_node=
+IFS=: read -ra path_dirs <<<"$PATH"
+for dir in "${path_dirs[@]}"; do
+  case $dir in */node_modules/*) continue ;; esac
+  if [ -x "$dir/node" ]; then machine_node=$dir/node; break; fi
+done
 machine_version=$([ -n "$machine_node" ] && "$machine_node" -p process.versions.node || echo none)
 if [ -n "${AMBER_CHECK_NODE:-}" ]; then
   node_dir=$AMBER_CHECK_NODE
