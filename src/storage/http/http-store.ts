@@ -2,7 +2,7 @@
 // write-once and retention; this store only speaks the protocol, retries what may pass (network
 // errors, 5xx) with backoff, and turns the server's JSON errors back into Amber's error codes.
 import { AmberError, ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
-import type { ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, Store } from '../store.ts';
+import { isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions, type Store } from '../store.ts';
 
 export interface HttpStoreOptions {
   token: string;
@@ -91,7 +91,20 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     throw new AmberError(code, `${what}: ${body.error?.message ?? `the vault answered ${response.status}`}`, { hint: body.error?.hint });
   }
 
-  const objectPath = (object: string) => `/objects/${object}`;
+  // Names are checked here, before they become a URL: fetch would fold `..` and turn a backslash into `/`,
+  // and send another path than the one named.
+  function checkName(object: string): void {
+    if (!isValidObjectName(object)) {
+      throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(object.slice(0, 80))} is not valid for ${origin}/${name}`, {
+        hint: 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
+      });
+    }
+  }
+
+  const objectPath = (object: string) => {
+    checkName(object);
+    return `/objects/${object}`;
+  };
 
   async function json<T>(method: string, path: string, body: unknown, what: string): Promise<T> {
     const response = await call(method, path, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -175,11 +188,15 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     enforcement: () => VAULT_ENFORCEMENT,
 
     async protect(names: string[], retention: ObjectRetention) {
+      names.forEach(checkName);
       if (names.length === 0) return;
       await json('POST', '/protect', { names, ...retention }, `protecting ${names.length} objects`);
     },
 
-    protection: (names: string[]) => json<ObjectProtection[]>('POST', '/protection', { names }, `reading the protection of ${names.length} objects`),
+    async protection(names: string[]) {
+      names.forEach(checkName);
+      return json<ObjectProtection[]>('POST', '/protection', { names }, `reading the protection of ${names.length} objects`);
+    },
 
     async deleteExpired(object: string) {
       const response = await call('DELETE', objectPath(object));
