@@ -137,10 +137,25 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     },
 
     async get(object: string, range?: ByteRange, into?: Uint8Array) {
+      const pastEnd = (sizeBytes?: number) => new AmberError('OBJECT_CORRUPT',
+        `a read of bytes ${range!.offset}+${range!.length} is past the end of ${object} in ${store.location} (${sizeBytes ?? 'it holds fewer'} bytes)`);
+      if (range?.length === 0) {
+        // No Range header asks for nothing (bytes=N-(N-1) is malformed): the object's size says whether the place exists.
+        const { sizeBytes } = await store.stat(object);
+        if (range.offset > sizeBytes) throw pastEnd(sizeBytes);
+        return new Uint8Array(0);
+      }
       const headers: Record<string, string> = range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {};
       const response = await call('GET', objectPath(object), { headers });
       if (!response.ok) return fail(response, `reading ${object}`);
-      const bytes = new Uint8Array(await response.arrayBuffer());
+      let bytes = new Uint8Array(await response.arrayBuffer());
+      if (range) {
+        // A range running past the end comes back cut short (206), as HTTP ranges do; one that is not
+        // honoured at all comes back whole (200).
+        if (response.status === 200) bytes = bytes.subarray(range.offset, range.offset + range.length);
+        const total = Number(/\/(\d+)$/.exec(response.headers.get('content-range') ?? '')?.[1] ?? NaN);
+        if (bytes.length !== range.length) throw pastEnd(Number.isFinite(total) ? total : undefined);
+      }
       if (into && into.length >= bytes.length) {
         into.set(bytes);
         return into.subarray(0, bytes.length);
