@@ -220,7 +220,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     try {
       await lease.grow(piece);
       const first = await store.get(name, piece === info.sizeBytes ? undefined : { offset, length: piece });
-      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': length });
+      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': length, ...(range ? { 'content-range': `bytes ${offset}-${offset + length - 1}/${info.sizeBytes}` } : {}) });
       await sendPieces(res, first, async (at) => store.get(name, { offset: offset + at, length: Math.min(piece, length - at) }), length, uploadLimits);
       metrics.sent(length);
     } finally {
@@ -407,7 +407,8 @@ function parseRange(header: string | undefined, size: number): { offset: number;
   if (!match) throw new AmberError('USAGE', `unsupported range "${header}": use bytes=FIRST-LAST`);
   const first = Number(match[1]);
   const last = Math.min(Number(match[2]), size - 1);
-  if (first > last) throw new AmberError('USAGE', `range ${header} is outside the object (${size} bytes)`);
+  // A reader asks for bytes its records say are there: none being there is the object's fault (416).
+  if (first > last) throw new AmberError('OBJECT_CORRUPT', `range ${header} is outside the object (${size} bytes)`, { details: { httpStatus: 416 } });
   return { offset: first, length: last - first + 1 };
 }
 
