@@ -277,7 +277,8 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const run = await begin(makeStore);
       const { store } = run;
       const object = await run.add('data/ab/ab01', bytesOf('x'));
-      const prefixes = ['index/', 'data/zz', 'data/ab/ab01/', 'data/ab/ab01x', `${object.name}/`, `${object.name}x`, '../', '/', 'data//', 'data/../'];
+      // Including prefixes no valid name can start with: nothing is under them either.
+      const prefixes = ['index/', 'data/zz', 'data/ab/ab01/', 'data/ab/ab01x', `${object.name}/`, `${object.name}x`, '../', '/', 'data//', 'data/../', 'A', 'data/AB', 'a\\b', '%2e', 'data/ab/ab01?x'];
       for (const prefix of prefixes) {
         assert.deepEqual(await listNames(store, prefix), [], `prefix ${JSON.stringify(prefix)}`);
       }
