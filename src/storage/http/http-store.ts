@@ -172,6 +172,8 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
+      // No object name starts with a character names never hold (the vault refuses such a prefix).
+      if (!/^[a-z0-9_./-]*$/.test(prefix)) return;
       const response = await call('GET', `/objects?prefix=${encodeURIComponent(prefix)}`);
       if (response.status === 404) return;
       if (!response.ok || !response.body) return fail(response, `listing ${prefix || 'the repository'}`);
