@@ -25,6 +25,14 @@ const VAULT_ENFORCEMENT: Enforcement = {
   notes: 'The vault server enforces write-once and retention; whoever administers the vault host can still lift it. Run it on a host backup clients have no power over.',
 };
 
+/**
+ * The vault's error codes by status, for answers without a body (HEAD): each of these statuses has
+ * one code for an object request that passed this store's own name check (docs/http-api.md).
+ */
+const HEAD_CODES: Partial<Record<number, ErrorCode>> = {
+  400: 'INVALID_OBJECT_NAME', 401: 'TOKEN_INVALID', 403: 'ROLE_FORBIDDEN', 503: 'STORAGE_TRANSIENT', 507: 'STORAGE_FULL',
+};
+
 export function parseVaultLocation(location: string): { origin: string; name: string } {
   let url: URL;
   try {
@@ -80,14 +88,14 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     }
   }
 
-  async function fail(response: Response, what: string): Promise<never> {
+  async function fail(response: Response, what: string, bodyless = false): Promise<never> {
     let body: { error?: { code?: string; message?: string; hint?: string } } = {};
     try {
       body = await response.json() as typeof body;
     } catch {
-      // not JSON: a proxy, or the wrong server
+      // not JSON: a proxy, the wrong server, or the answer to a HEAD (which has no body: its status says)
     }
-    const code = (body.error?.code && body.error.code in ERROR_CODES ? body.error.code : 'STORAGE_TRANSIENT') as ErrorCode;
+    const code = (body.error?.code && body.error.code in ERROR_CODES ? body.error.code : (bodyless && HEAD_CODES[response.status]) || 'STORAGE_TRANSIENT') as ErrorCode;
     throw new AmberError(code, `${what}: ${body.error?.message ?? `the vault answered ${response.status}`}`, { hint: body.error?.hint });
   }
 
@@ -166,7 +174,7 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     async stat(object: string) {
       const response = await call('HEAD', objectPath(object));
       if (response.status === 404) throw new AmberError('OBJECT_NOT_FOUND', `${object} does not exist in ${store.location}`);
-      if (!response.ok) return fail(response, `reading ${object}`);
+      if (!response.ok) return fail(response, `reading ${object}`, true);
       const written = Number(response.headers.get('x-amber-written') || NaN);
       return { name: object, sizeBytes: Number(response.headers.get('content-length')), ...(Number.isFinite(written) ? { writtenMs: written } : {}) };
     },
