@@ -210,7 +210,7 @@ test('stat reports the vault\'s refusals with the codes get reports them with', 
   const dir = await makeTempDir('http-refusals');
   dirs.push(dir);
   const dataDir = join(dir, 'data');
-  const vault = await startVault({ dataDir, host: '127.0.0.1', port: 0, clock: systemClock });
+  const vault = await startVault({ dataDir, host: '127.0.0.1', port: 0, clock: systemClock, retentionClock: { retentionBaseMs: () => Date.now(), deletionNowMs: () => Date.now() } });
   vaults.push(vault);
   const storeWith = (token: string) => createHttpStore(`${vault.url}/${REPO}`, { token, attempts: 1 });
   const token = (role: Role) => createToken(dataDir, { role, repo: REPO, nowMs: Date.now() }).token;
