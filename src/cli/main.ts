@@ -29,14 +29,16 @@ export function buildProgram(setExit: (status: number) => void): { program: Comm
   program
     .description('Immutable, encrypted, deduplicating backups')
     .version(VERSION)
-    .addOption(new Option('-r, --repo <location>', 'repository location: a directory path, or a vault http(s)://HOST:PORT/NAME').env('AMBER_REPO'))
+    .addOption(new Option('-r, --repo <location>', 'repository location: a directory path, a vault http(s)://HOST:PORT/NAME, or s3:https://ENDPOINT/BUCKET[/PREFIX]').env('AMBER_REPO'))
     .addOption(new Option('--password-file <file>', 'read the passphrase from a file').env('AMBER_PASSWORD_FILE'))
     .option('--json', 'print results as JSON for scripts')
     .option('-q, --quiet', 'print only errors')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .addHelpText('after', `
-The passphrase comes from AMBER_PASSWORD, --password-file, or a prompt on the terminal.
+The passphrase comes from AMBER_PASSWORD, --password-file, or a prompt on the terminal. A vault
+repository also needs a token: AMBER_VAULT_TOKEN, or AMBER_VAULT_TOKEN_FILE (its first line). An S3
+repository takes its credentials from the AWS SDK's usual sources (AWS_ACCESS_KEY_ID, AWS_PROFILE…).
 
 Examples:
   amber init --repo /srv/backups/main

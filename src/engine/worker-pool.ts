@@ -75,13 +75,26 @@ export function createWorkerPool<Task, Reply>(url: URL, size: number, workerData
  */
 export function startWorker(url: URL, workerData?: unknown): Worker {
   const compileCache = module.getCompileCacheDir?.();
-  const worker = new Worker(url, {
+  const worker = new Worker(asBuilt(url), {
     workerData,
     env: compileCache ? { ...process.env, NODE_COMPILE_CACHE: compileCache } : process.env,
     resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 },
   });
   worker.unref();
   return worker;
+}
+
+/**
+ * Callers name a worker by its source file (`new URL('./codec-worker.ts', import.meta.url)`); the
+ * package runs the JavaScript that `npm run build` emits into dist/, where the file is
+ * `codec-worker.js`. A worker module takes this module's own extension, so one name serves both.
+ */
+const BUILT = new URL(import.meta.url).pathname.endsWith('.js');
+function asBuilt(url: URL): URL {
+  if (!BUILT || url.protocol !== 'file:' || !url.pathname.endsWith('.ts')) return url;
+  const built = new URL(url);
+  built.pathname = `${url.pathname.slice(0, -'.ts'.length)}.js`;
+  return built;
 }
 
 /** The worker side: answers each task with `handle`'s result and the memory to transfer back. */

@@ -221,7 +221,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     try {
       await lease.grow(piece);
       const first = await store.get(name, piece === info.sizeBytes ? undefined : { offset, length: piece });
-      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': length });
+      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': length, ...(range ? { 'content-range': `bytes ${offset}-${offset + length - 1}/${info.sizeBytes}` } : {}) });
       await sendPieces(res, first, async (at) => store.get(name, { offset: offset + at, length: Math.min(piece, length - at) }), length, uploadLimits);
       metrics.sent(length);
     } finally {
@@ -243,19 +243,29 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       const bytes = await readBody(req, declared, uploadLimits, lease);
       let opened: Promise<RepositoryView | undefined> | undefined;
       const view = () => (opened ??= viewOrNothing(() => viewOf(repo)));
-      // A decision's request must exist before anyone decides on it.
-      const request = (await checkUpload(name, bytes, { view })).decidesOn;
-      if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
-        throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
+      try {
+        // A decision's request must exist before anyone decides on it.
+        const request = (await checkUpload(name, bytes, { view })).decidesOn;
+        if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
+          throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
+        }
+        // Judged by the vault's clock: a deletion or a forget by the time moving the clock forward
+        // cannot raise, a lock or a retention bound by the time moving it back cannot lower.
+        if (name.startsWith('condemns/')) await checkCondemnUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+        if (name.startsWith('forgets/')) await checkForgetUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+        if (name.startsWith('policies/')) await checkPolicyUpload((await view())!, name, bytes, expiryClock.retentionBaseMs());
+        if (name.startsWith('grants/')) await checkGrantUpload((await view())!, name, bytes, expiryClock.retentionBaseMs(), maxRetentionMs);
+        const base = await view();
+        if (retention && base) await checkRetainUntil(base, name, retention.retainUntilMs, expiryClock.retentionBaseMs(), maxRetentionMs);
+      } catch (error) {
+        // A put of a name the repository holds fails with OBJECT_EXISTS whatever the bytes (the Store
+        // contract): other bytes under an existing name are refused as a replacement first. Asked only
+        // when a check failed, so an accepted upload costs no extra look-up.
+        if (isAmberError(error) && (await exists(store, name))) {
+          throw new AmberError('OBJECT_EXISTS', `${name} already exists in repository ${repo}; objects are never replaced`, { cause: error });
+        }
+        throw error;
       }
-      // Judged by the vault's clock: a deletion or a forget by the time moving the clock forward
-      // cannot raise, a lock or a retention bound by the time moving it back cannot lower.
-      if (name.startsWith('condemns/')) await checkCondemnUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
-      if (name.startsWith('forgets/')) await checkForgetUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
-      if (name.startsWith('policies/')) await checkPolicyUpload((await view())!, name, bytes, expiryClock.retentionBaseMs());
-      if (name.startsWith('grants/')) await checkGrantUpload((await view())!, name, bytes, expiryClock.retentionBaseMs(), maxRetentionMs);
-      const base = await view();
-      if (retention && base) await checkRetainUntil(base, name, retention.retainUntilMs, expiryClock.retentionBaseMs(), maxRetentionMs);
       await store.put(name, bytes, retention);
       metrics.received(bytes.length);
       return send(res, 201, { stored: name, bytes: bytes.length });
@@ -406,7 +416,8 @@ function parseRange(header: string | undefined, size: number): { offset: number;
   if (!match) throw new AmberError('USAGE', `unsupported range "${header}": use bytes=FIRST-LAST`);
   const first = Number(match[1]);
   const last = Math.min(Number(match[2]), size - 1);
-  if (first > last) throw new AmberError('USAGE', `range ${header} is outside the object (${size} bytes)`);
+  // A reader asks for bytes its records say are there: none being there is the object's fault (416).
+  if (first > last) throw new AmberError('OBJECT_CORRUPT', `range ${header} is outside the object (${size} bytes)`, { details: { httpStatus: 416 } });
   return { offset: first, length: last - first + 1 };
 }
 

@@ -38,10 +38,15 @@ Examples:
 
   approver
     .command('add')
-    .description('register an approver (free until the policy is locked; afterwards it needs a quorum)')
+    .description('register an approver (until the policy is locked; then the approver set is frozen)')
     .argument('<name>', 'a name to recognise the approver by, e.g. alice')
     .requiredOption('--public-key <file>', 'the approver\'s FILE.pub')
     .addHelpText('after', `
+The approvers are part of the policy. Once its lock is in force (after the cooling-off period) a
+different approver set loosens it and is refused (POLICY_LOCKED) without an approved policy-change
+request, and \`amber request policy-change\` has no option for the approver set yet: register every
+approver and set the quorum before \`amber policy lock\`. There is no command to remove an approver.
+
 Examples:
   amber approver add alice --public-key alice.key.pub
   amber policy set --quorum 2`)

@@ -19,7 +19,9 @@ Examples:
     .requiredOption('--reason <text>', 'why the data must be kept, e.g. a case number (recorded)')
     .addHelpText('after', `
 A held snapshot is never forgotten and nothing it needs is pruned, whatever its retention.
-Releasing a hold needs a request approved by the approver quorum.
+Releasing a hold needs a request approved by the approver quorum
+(\`amber request release-hold SNAPSHOT --reason …\`); on S3, \`amber request apply ID\` then lifts the
+bucket's legal holds.
 
 Examples:
   amber hold add 3f2a9c1e --reason "litigation 2026-17"`)
@@ -45,7 +47,7 @@ Examples:
   hold
     .command('release')
     .description('release a legal hold: needs a request approved by the approver quorum')
-    .argument('<snapshot>', 'snapshot id or id prefix')
+    .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
     .addHelpText('after', `
 This command changes nothing: it explains the refusal and names the request to make instead
 (\`amber request release-hold SNAPSHOT --reason …\`), which takes effect once the quorum approves it.

@@ -66,7 +66,7 @@ For each snapshot: its lock, whether every object it needs is retained at least 
 or not (GAP, with each object and what is wrong), the earliest date any of them could be deleted,
 how many the store itself refuses to change, who enforces retention and what that holds against,
 who could lift a governance lock early (the key holder until the policy is locked, then the approver
-quorum), and legal holds. Exit status 1 (LOCK_GAP) when any snapshot has a gap.
+quorum, or nobody if the locked policy has none), and legal holds. Exit status 1 (LOCK_GAP) when any snapshot has a gap.
 
 Examples:
   amber lock status

@@ -34,7 +34,7 @@ Examples:
   amber request shorten 3f2a9c1e --until 2026-12-01 --reason "retention policy changed"
   amber request release-hold 3f2a9c1e --reason "case 2026-17 closed"
   amber request list
-  amber approve 9c41… --key ~/alice.key`);
+  amber approve 9c41d2 --key ~/alice.key`);
 
   const kinds: { kind: RequestKind; description: string; example: string }[] = [
     { kind: 'unlock', description: 'end a snapshot\'s governance lock now', example: 'amber request unlock 3f2a9c1e --reason "locked by mistake"' },
@@ -47,7 +47,9 @@ Examples:
       .description(description)
       .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
       .requiredOption('--reason <text>', 'why (recorded, shown to approvers)')
-      .option('--until <date>', 'shorten: the new end of the lock (ISO date or +DURATION)')
+      .option('--until <date>', kind === 'shorten'
+        ? 'the new end of the lock, before its current end (ISO date or +DURATION); required'
+        : 'only for `amber request shorten`; ignored here')
       .option('--expires <duration>', 'how long approvers have, e.g. 24h', '72h')
       .option('--as <file>', 'you are an approver: your FILE.pub (you then cannot approve this request)')
       .addHelpText('after', `\nExamples:\n  ${example}`)
@@ -162,7 +164,8 @@ repository passphrase is needed: your audit entry is signed with your approver k
 
 Examples:
   amber ${decision} 9c41d2 --key ~/alice.key
-  amber ${decision} 9c41d2…(64 hex digits) --key ~/alice.key --out alice.sig`)
+  # offline, with the full id (\`amber request show ID --json\` prints it):
+  amber ${decision} 9c41d2ccfcd8035fa9da4272a7b3aa4b710655fc1081e84c1e2b8b58ecb5dc99 --key ~/alice.key --out alice.sig`)
       .action(async (id: string, flags: { key: string; out?: string }) => {
         if (flags.out) {
           const signed = signDecision(id, decision, await approverFromFile(flags.key));
@@ -181,6 +184,13 @@ Examples:
   program
     .command('approval')
     .description('file decisions signed elsewhere')
+    .addHelpText('after', `
+A decision signed offline (\`amber approve|reject ID --key FILE --out SIG\`, on the approver's own
+machine) is filed by anyone who can open the repository (its passphrase); it counts if the store
+receives it before the request expires.
+
+Examples:
+  amber approval submit alice.sig`)
     .command('submit')
     .description('file a decision signed offline with `amber approve|reject ID --key FILE --out SIG`')
     .argument('<sig>', 'the signature file')

@@ -32,7 +32,7 @@ Examples:
     .option('--tls-key <file>', 'and this private key (PEM)')
     .option('--store <s3:…>', 'keep the repositories\' objects in an S3 bucket with Object Lock (s3:https://HOST/BUCKET[/PREFIX]), each under PREFIX/NAME')
     .option('--memory-mib <n>', 'object bytes held in memory at once, in MiB (default 1024, at least 512)')
-    .option('--config <file>', 'a YAML file with data, listen, tls: {cert, key} and memoryMiB; options given here win')
+    .option('--config <file>', 'a YAML file with data, listen, tls: {cert, key}, memoryMiB and store; options given here win')
     .addHelpText('after', `
 Clients trust a private CA through NODE_EXTRA_CA_CERTS. The server logs each mutating request to
 DATA/vault/logs/REPO.jsonl with the token's id; /v1/health and /metrics (Prometheus) need no token.

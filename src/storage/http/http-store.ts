@@ -2,7 +2,7 @@
 // write-once and retention; this store only speaks the protocol, retries what may pass (network
 // errors, 5xx) with backoff, and turns the server's JSON errors back into Amber's error codes.
 import { AmberError, ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
-import type { ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, Store } from '../store.ts';
+import { isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions, type Store } from '../store.ts';
 
 export interface HttpStoreOptions {
   token: string;
@@ -23,6 +23,14 @@ const VAULT_ENFORCEMENT: Enforcement = {
   enforcer: 'server',
   holdsAgainst: ['backup clients and their credentials (tokens can add, never change or remove)', 'root on the backed-up hosts'],
   notes: 'The vault server enforces write-once and retention; whoever administers the vault host can still lift it. Run it on a host backup clients have no power over.',
+};
+
+/**
+ * The vault's error codes by status, for answers without a body (HEAD): each of these statuses has
+ * one code for an object request that passed this store's own name check (docs/http-api.md).
+ */
+const HEAD_CODES: Partial<Record<number, ErrorCode>> = {
+  400: 'INVALID_OBJECT_NAME', 401: 'TOKEN_INVALID', 403: 'ROLE_FORBIDDEN', 503: 'STORAGE_TRANSIENT', 507: 'STORAGE_FULL',
 };
 
 export function parseVaultLocation(location: string): { origin: string; name: string } {
@@ -80,18 +88,31 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     }
   }
 
-  async function fail(response: Response, what: string): Promise<never> {
+  async function fail(response: Response, what: string, bodyless = false): Promise<never> {
     let body: { error?: { code?: string; message?: string; hint?: string } } = {};
     try {
       body = await response.json() as typeof body;
     } catch {
-      // not JSON: a proxy, or the wrong server
+      // not JSON: a proxy, the wrong server, or the answer to a HEAD (which has no body: its status says)
     }
-    const code = (body.error?.code && body.error.code in ERROR_CODES ? body.error.code : 'STORAGE_TRANSIENT') as ErrorCode;
+    const code = (body.error?.code && body.error.code in ERROR_CODES ? body.error.code : (bodyless && HEAD_CODES[response.status]) || 'STORAGE_TRANSIENT') as ErrorCode;
     throw new AmberError(code, `${what}: ${body.error?.message ?? `the vault answered ${response.status}`}`, { hint: body.error?.hint });
   }
 
-  const objectPath = (object: string) => `/objects/${object}`;
+  // Names are checked here, before they become a URL: fetch would fold `..` and turn a backslash into `/`,
+  // and send another path than the one named.
+  function checkName(object: string): void {
+    if (!isValidObjectName(object)) {
+      throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(object.slice(0, 80))} is not valid for ${origin}/${name}`, {
+        hint: 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
+      });
+    }
+  }
+
+  const objectPath = (object: string) => {
+    checkName(object);
+    return `/objects/${object}`;
+  };
 
   async function json<T>(method: string, path: string, body: unknown, what: string): Promise<T> {
     const response = await call(method, path, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -124,10 +145,25 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     },
 
     async get(object: string, range?: ByteRange, into?: Uint8Array) {
+      const pastEnd = (sizeBytes?: number) => new AmberError('OBJECT_CORRUPT',
+        `a read of bytes ${range!.offset}+${range!.length} is past the end of ${object} in ${store.location} (${sizeBytes ?? 'it holds fewer'} bytes)`);
+      if (range?.length === 0) {
+        // No Range header asks for nothing (bytes=N-(N-1) is malformed): the object's size says whether the place exists.
+        const { sizeBytes } = await store.stat(object);
+        if (range.offset > sizeBytes) throw pastEnd(sizeBytes);
+        return new Uint8Array(0);
+      }
       const headers: Record<string, string> = range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {};
       const response = await call('GET', objectPath(object), { headers });
       if (!response.ok) return fail(response, `reading ${object}`);
-      const bytes = new Uint8Array(await response.arrayBuffer());
+      let bytes = new Uint8Array(await response.arrayBuffer());
+      if (range) {
+        // A range running past the end comes back cut short (206), as HTTP ranges do; one that is not
+        // honoured at all comes back whole (200).
+        if (response.status === 200) bytes = bytes.subarray(range.offset, range.offset + range.length);
+        const total = Number(/\/(\d+)$/.exec(response.headers.get('content-range') ?? '')?.[1] ?? NaN);
+        if (bytes.length !== range.length) throw pastEnd(Number.isFinite(total) ? total : undefined);
+      }
       if (into && into.length >= bytes.length) {
         into.set(bytes);
         return into.subarray(0, bytes.length);
@@ -138,12 +174,14 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     async stat(object: string) {
       const response = await call('HEAD', objectPath(object));
       if (response.status === 404) throw new AmberError('OBJECT_NOT_FOUND', `${object} does not exist in ${store.location}`);
-      if (!response.ok) return fail(response, `reading ${object}`);
+      if (!response.ok) return fail(response, `reading ${object}`, true);
       const written = Number(response.headers.get('x-amber-written') || NaN);
       return { name: object, sizeBytes: Number(response.headers.get('content-length')), ...(Number.isFinite(written) ? { writtenMs: written } : {}) };
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
+      // No object name starts with a character names never hold (the vault refuses such a prefix).
+      if (!/^[a-z0-9_./-]*$/.test(prefix)) return;
       const response = await call('GET', `/objects?prefix=${encodeURIComponent(prefix)}`);
       if (response.status === 404) return;
       if (!response.ok || !response.body) return fail(response, `listing ${prefix || 'the repository'}`);
@@ -175,11 +213,15 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     enforcement: () => VAULT_ENFORCEMENT,
 
     async protect(names: string[], retention: ObjectRetention) {
+      names.forEach(checkName);
       if (names.length === 0) return;
       await json('POST', '/protect', { names, ...retention }, `protecting ${names.length} objects`);
     },
 
-    protection: (names: string[]) => json<ObjectProtection[]>('POST', '/protection', { names }, `reading the protection of ${names.length} objects`),
+    async protection(names: string[]) {
+      names.forEach(checkName);
+      return json<ObjectProtection[]>('POST', '/protection', { names }, `reading the protection of ${names.length} objects`);
+    },
 
     async deleteExpired(object: string) {
       const response = await call('DELETE', objectPath(object));
