@@ -2,7 +2,7 @@
 // write-once and retention; this store only speaks the protocol, retries what may pass (network
 // errors, 5xx) with backoff, and turns the server's JSON errors back into Amber's error codes.
 import { AmberError, ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
-import { isValidObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions, type Store } from '../store.ts';
+import { checkObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions, type Store } from '../store.ts';
 
 export interface HttpStoreOptions {
   token: string;
@@ -102,11 +102,7 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
   // Names are checked here, before they become a URL: fetch would fold `..` and turn a backslash into `/`,
   // and send another path than the one named.
   function checkName(object: string): void {
-    if (!isValidObjectName(object)) {
-      throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(object.slice(0, 80))} is not valid for ${origin}/${name}`, {
-        hint: 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
-      });
-    }
+    checkObjectName(object, `${origin}/${name}`);
   }
 
   const objectPath = (object: string) => {
