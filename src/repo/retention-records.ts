@@ -68,7 +68,9 @@ const isMode = (value: unknown): value is RetentionMode => value === 'governance
 
 export const GRANTS: RecordType<Grant> = {
   prefix: 'grants', kind: 'grant', ownerOnly: false,
-  isValid: (g) => isTime(g.time) && (g.snapshot === null || isHexId(g.snapshot)) && Array.isArray(g.entries) &&
+  // A grant only ever raises retention, so one whose snapshot field is not an id still counts for its
+  // objects (it matches no snapshot): dropping it would drop retention a key with the authority gave.
+  isValid: (g) => isTime(g.time) && (g.snapshot === null || typeof g.snapshot === 'string') && Array.isArray(g.entries) &&
     g.entries.every((e) => isMode(e?.mode) && isTime(e.until) && isStringArray(e.objects)),
 };
 export const HOLDS: RecordType<Hold> = {
