@@ -13,7 +13,7 @@ import { systemClock } from '../src/core/clock.ts';
 import { startVault } from '../src/vault/server.ts';
 import { createToken } from '../src/vault/tokens.ts';
 import { removeTree } from './lib/remove-tree.ts';
-import { testOperation, testRetentionClock } from '../src/testing/operation.ts';
+import { testRetentionClock } from '../src/testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../bin/amber.js', import.meta.url));
 const { values } = parseArgs({ options: { clients: { type: 'string', default: '4' }, seconds: { type: 'string', default: '60' }, mib: { type: 'string', default: '16' } } });

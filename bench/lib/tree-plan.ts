@@ -151,7 +151,7 @@ const MEDIUM_MIX: { nature: PlannedFile['nature']; area: Area; weight: number }[
   { nature: 'image', area: 'opt', weight: 0.2 },
 ];
 
-function mediumContent(random: Random, nature: PlannedFile['nature'], seed: string, sizeBytes: number): Content {
+function mediumContent(_random: Random, nature: PlannedFile['nature'], seed: string, sizeBytes: number): Content {
   if (nature === 'binary') return { kind: 'random', seed, sizeBytes };
   if (nature === 'image') return { kind: 'image', seed, sizeBytes };
   return text(nature, seed, sizeBytes);

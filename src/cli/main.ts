@@ -1,6 +1,6 @@
 // The amber command line: parse, call a service, render; map errors to exit statuses.
 import { Command, CommanderError, Option } from 'commander';
-import { AmberError, isAmberError } from '../core/errors.ts';
+import { type AmberError, isAmberError } from '../core/errors.ts';
 import { createContext, type GlobalOptions } from './context.ts';
 import { EXIT, exitStatusFor } from './exit-status.ts';
 import { registerInit } from './commands/init.ts';

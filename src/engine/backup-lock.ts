@@ -5,7 +5,7 @@
 import { AmberError, isAmberError } from '../core/errors.ts';
 import type { RetentionMode, Store } from '../storage/store.ts';
 import type { Repository } from '../repo/repository.ts';
-import { asPackId, type PackId, type SnapshotId } from '../core/ids.ts';
+import type { PackId, SnapshotId } from '../core/ids.ts';
 import { isoDate } from '../core/units.ts';
 import { METADATA_PREFIXES, PREFIX, packName, snapshotName } from '../repo/layout.ts';
 import { sharedMetadata } from './snapshot-objects.ts';

@@ -15,7 +15,6 @@ import { createExcludeMatcher, type ExcludeMatcher } from '../source/fs/excludes
 import { errorOf } from '../source/fs/listing.ts';
 import { createDirectoryLister, type DirectoryLister } from './directory-lister.ts';
 import { defaultPoolSize } from './worker-pool.ts';
-import type { Repository } from '../repo/repository.ts';
 import type { Operation } from '../governance/operation.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
@@ -26,7 +25,7 @@ import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
 import { openSubtreeCache, subtreeKey, type SubtreeCache } from './subtree-cache.ts';
 import type { RetentionMode } from '../storage/store.ts';
-import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import type { RetentionState } from '../governance/retention-state.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import { isoDate } from '../core/units.ts';

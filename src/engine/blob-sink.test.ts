@@ -7,7 +7,7 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { seededBytes } from '../testing/repo-fixture.ts';
 import { createBlobSink } from './blob-sink.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 
 const content = (n: number) => seededBytes(1 + (n % 30) * 9_000, `blob ${n % 30}`);
 

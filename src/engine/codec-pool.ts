@@ -50,7 +50,7 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
 
   function send(waiting: Waiting[], plaintext: Buffer): void {
     const ids = new Uint8Array(waiting.length * 32);
-    waiting.forEach((task, n) => ids.set(task.id, n * 32));
+    for (const [n, task] of waiting.entries()) ids.set(task.id, n * 32);
     const batch: EncodeBatch = { types: waiting.map((task) => task.type), ids, plaintext, lengths: waiting.map((task) => task.rawLength) };
     workers.run(batch, [plaintext.buffer as ArrayBuffer, ids.buffer]).then(
       (result) => settle(waiting, result),

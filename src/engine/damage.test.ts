@@ -29,7 +29,7 @@ import { restore } from './restore.ts';
 import { verify, type VerifyProblem } from './verify.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { resolvePath, rootNode, walkNodes } from './tree-walk.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const KiB = 1024;

@@ -15,7 +15,7 @@ import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRepository } from '../repo/repository.ts';
 import { systemClock } from '../core/clock.ts';
 import { verify } from './verify.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 const CHILD = fileURLToPath(new URL('../testing/backup-child.ts', import.meta.url));

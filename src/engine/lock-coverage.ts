@@ -12,7 +12,7 @@ import { createBlobReader } from '../repo/blob-reader.ts';
 import { approverSet, isLocked, type Policy } from '../governance/policy.ts';
 import { covers, type ObjectLock } from '../governance/retention.ts';
 import { finishProtection } from './backup-lock.ts';
-import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import type { RetentionState } from '../governance/retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { collectPacks, sharedMetadata, snapshotNeeds, snapshotObject, type SnapshotNeeds } from './snapshot-objects.ts';
 

@@ -26,7 +26,7 @@ import { verify } from './verify.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { snapshotNeeds } from './snapshot-objects.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const DAY = 86_400_000;

@@ -24,7 +24,7 @@ import { listSnapshots } from './snapshots.ts';
 import { appendAudit, readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 import { verify } from './verify.ts';
 import { prune } from '../protection/prune.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 import { objectName } from '../repo/layout.ts';
 import { sha256Hex } from '../crypto/index.ts';

@@ -16,7 +16,7 @@ import { listNames, makeTempDir, openTestRepo, removeTree, seededBytes, TEST_PAS
 import { backup } from './backup.ts';
 import { verify } from './verify.ts';
 import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 

@@ -25,7 +25,7 @@ import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { verify } from './verify.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const KDF = 10;

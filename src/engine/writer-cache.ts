@@ -5,7 +5,6 @@
 import { mkdirSync, readFileSync, renameSync, appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { AmberError } from '../core/errors.ts';
 import { cacheRoot } from '../core/local-paths.ts';
 import { blobIdOf } from '../repo/blob-codec.ts';
 import type { Repository } from '../repo/repository.ts';

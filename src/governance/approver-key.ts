@@ -61,7 +61,7 @@ export async function unlockApproverKey(text: string, passphrase: string, source
   } catch {
     // reported below
   }
-  if (!file || file.type !== 'amber-approver-key' || !isHexKey(file.publicKey) || typeof file.sealedPrivateKey !== 'string' || file.kdf?.algorithm !== 'scrypt') {
+  if (file?.type !== 'amber-approver-key' || !isHexKey(file.publicKey) || typeof file.sealedPrivateKey !== 'string' || file.kdf?.algorithm !== 'scrypt') {
     throw new AmberError('USAGE', `${source} is not an Amber approver key file`, { hint: 'pass the private key file made by `amber approver keygen` (not FILE.pub)' });
   }
   let privateKey: Buffer;

@@ -18,7 +18,7 @@ import { backup } from '../engine/backup.ts';
 import { addHold } from '../protection/holds.ts';
 import { extendLock } from '../protection/locks.ts';
 import { setPolicy } from '../protection/policy-admin.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from './operation.ts';
 
 const DAY = 86_400_000;

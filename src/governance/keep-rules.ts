@@ -46,7 +46,7 @@ export function applyKeepRules(snapshots: Dated[], rules: KeepRules): Map<Snapsh
   const newestFirst = [...snapshots].sort((a, b) => b.timeMs - a.timeMs || (a.id < b.id ? -1 : 1));
   const kept = new Map<SnapshotId, string[]>();
   const keep = (id: SnapshotId, reason: string) => kept.set(id, [...(kept.get(id) ?? []), reason]);
-  newestFirst.slice(0, rules.last ?? 0).forEach(({ id }) => keep(id, 'last'));
+  for (const { id } of newestFirst.slice(0, rules.last ?? 0)) keep(id, 'last');
   for (const [rule, label, bucketOf] of BUCKETS) {
     let left = (rules[rule] as number | undefined) ?? 0;
     let previous: string | undefined;

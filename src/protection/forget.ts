@@ -9,7 +9,6 @@ import type { Operation } from '../governance/operation.ts';
 import { FORGETS, putRecord } from '../repo/retention-records.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
-import { loadRetentionState, type RetentionClock } from '../governance/retention-state.ts';
 import { listSnapshots, type SnapshotEntry } from '../engine/snapshots.ts';
 
 /** How far a snapshot's claimed time may be from when the store received it. */

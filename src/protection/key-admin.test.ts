@@ -18,7 +18,7 @@ import { readRecords, type RecordProblem } from '../repo/records.ts';
 import { initRepository, openRepository } from '../repo/repository.ts';
 import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
 import { parseJsonPayload } from '../repo/signed-record.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 
@@ -144,7 +144,7 @@ test('a revocation accepts exactly the snapshots, index objects and packs the wr
 
   const reopened = await open(store, 'owner');
   for (const name of written) assert.ok(reopened.authority.signingKeyFor(writer.key.keyId, name), name);
-  assert.equal(reopened.authority.signingKeyFor(writer.key.keyId, 'snapshots/' + 'e'.repeat(64)), undefined);
+  assert.equal(reopened.authority.signingKeyFor(writer.key.keyId, `snapshots/${'e'.repeat(64)}`), undefined);
   assert.ok(reopened.authority.isRevoked(writer.key.keyId));
   // The revoking session sees the revocation at once, too.
   assert.ok(owner.authority.isRevoked(writer.key.keyId));

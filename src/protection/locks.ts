@@ -11,7 +11,6 @@ import { retentionUnder } from '../governance/policy.ts';
 import type { ObjectLock } from '../governance/retention.ts';
 import { writeGrant } from '../engine/backup-lock.ts';
 import { appendAudit } from '../governance/audit-log.ts';
-import { loadRetentionState, type RetentionClock } from '../governance/retention-state.ts';
 import { findSnapshot } from '../engine/snapshots.ts';
 import { snapshotNeeds, snapshotObject } from '../engine/snapshot-objects.ts';
 

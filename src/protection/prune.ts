@@ -14,7 +14,7 @@ import { merkleRoot } from '../core/merkle.ts';
 import type { SnapshotId, TreeId } from '../core/ids.ts';
 import { isoDate } from '../core/units.ts';
 import type { RecordProblem } from '../repo/records.ts';
-import { loadRetentionState, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import type { RetentionState } from '../governance/retention-state.ts';
 import { listSnapshots } from '../engine/snapshots.ts';
 import { collectPacks, type SnapshotNeeds } from '../engine/snapshot-objects.ts';
 

@@ -27,7 +27,7 @@ import { lockPolicy, setPolicy, showPolicy, unlockPolicy } from './policy-admin.
 import { loadRetentionState } from '../governance/retention-state.ts';
 import { openGuardedClock } from '../governance/guarded-clock.ts';
 import { findSnapshot, listSnapshots } from '../engine/snapshots.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const HOUR = 3_600_000;

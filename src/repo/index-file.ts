@@ -20,7 +20,7 @@ const AAD = Buffer.from('amber/v1/index', 'ascii');
 
 export function encodeIndex(packs: IndexedPack[], indexKey: Buffer, signer: Signer): Buffer {
   const rows: { entry: PackEntry; packNo: number }[] = [];
-  packs.forEach((pack, packNo) => pack.entries.forEach((entry) => rows.push({ entry, packNo })));
+  for (const [packNo, pack] of packs.entries()) for (const entry of pack.entries) rows.push({ entry, packNo });
   rows.sort((a, b) => Buffer.compare(a.entry.id, b.entry.id));
   const plain = Buffer.alloc(8 + packs.length * 32 + rows.length * ENTRY_BYTES);
   let at = plain.writeUInt32BE(packs.length, 0);
@@ -38,9 +38,7 @@ export function encodeIndex(packs: IndexedPack[], indexKey: Buffer, signer: Sign
   return encodeSignedRecord('index', seal(indexKey, plain, AAD), signer);
 }
 
-export interface IndexVisitor {
-  (packId: PackId, entry: PackEntry): void;
-}
+export type IndexVisitor = (packId: PackId, entry: PackEntry) => void
 
 /** Decrypts an index payload and calls `visit` per entry without building a JS object per entry list. */
 export function readIndexPayload(sealed: Buffer, indexKey: Buffer, where: string, visit: IndexVisitor): void {

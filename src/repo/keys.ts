@@ -6,7 +6,7 @@
 // index key) and its own signing key, so it can add data but never decrypt what is stored.
 import { hostName, userName } from '../core/operator.ts';
 import { AmberError } from '../core/errors.ts';
-import { type KeyId } from '../core/ids.ts';
+import type { KeyId } from '../core/ids.ts';
 import {
   deriveWrappingKey, generateBoxKeyPair, generateSigningKeyPair, newScryptParams, open, randomKey, seal,
   type BoxKeyPair, type ScryptParams, type SigningKeyPair,

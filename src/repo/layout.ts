@@ -76,7 +76,7 @@ export function parseObjectName(name: string): ParsedName | undefined {
   const rest = name.slice(prefix.length);
   if (kind === 'data') {
     const match = /^([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(rest);
-    return match && match[2].startsWith(match[1]) ? { kind, hash: match[2] } : undefined;
+    return match?.[2].startsWith(match[1]) ? { kind, hash: match[2] } : undefined;
   }
   return /^[0-9a-f]{64}$/.test(rest) ? { kind, hash: rest } : undefined;
 }

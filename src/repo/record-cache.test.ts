@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Store } from '../storage/store.ts';
 import { alterObjectFile, createScratchRepo, openTestRepo, TEST_PASSPHRASE } from '../testing/repo-fixture.ts';
 import { verify } from '../engine/verify.ts';
-import { addKey, revokeKey } from '../protection/key-admin.ts';
+import { addKey, } from '../protection/key-admin.ts';
 import { openRepository } from './repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRecordCache } from './record-cache.ts';
@@ -17,7 +17,7 @@ import { systemClock } from '../core/clock.ts';
 import { encodeSignedRecord, jsonBytes } from './signed-record.ts';
 import { objectName } from './layout.ts';
 import { sha256Hex } from '../crypto/index.ts';
-import { testOperation, testRetentionClock } from '../testing/operation.ts';
+import { testOperation, } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const MAC_KEY = Buffer.alloc(32, 7);

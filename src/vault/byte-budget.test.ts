@@ -6,8 +6,14 @@ test('the byte budget holds requests beyond its limit until bytes are released, 
   const budget = createByteBudget(100);
   const first = await budget.reserve(60);
   const order: string[] = [];
-  const big = budget.reserve(80).then((release) => (order.push('big'), release));
-  const small = budget.reserve(10).then((release) => (order.push('small'), release));
+  const big = budget.reserve(80).then((release) => {
+    order.push('big');
+    return release;
+  });
+  const small = budget.reserve(10).then((release) => {
+    order.push('small');
+    return release;
+  });
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(order, [], 'nothing fits while 60 of 100 are reserved and the big one is first in line');
   assert.equal(budget.inUse, 60);
@@ -34,8 +40,14 @@ test('one owner holds at most its share: its next request waits for its own byte
   const budget = createByteBudget(100, 50);
   const order: string[] = [];
   const first = await budget.reserve(50, 'slow');
-  const second = budget.reserve(10, 'slow').then((release) => (order.push('slow again'), release));
-  const other = budget.reserve(40, 'other').then((release) => (order.push('other'), release));
+  const second = budget.reserve(10, 'slow').then((release) => {
+    order.push('slow again');
+    return release;
+  });
+  const other = budget.reserve(40, 'other').then((release) => {
+    order.push('other');
+    return release;
+  });
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(order, ['other'], 'the second owner is not held up by the first one\'s queue');
   assert.equal(budget.heldBy('slow'), 50);

@@ -164,7 +164,10 @@ export function createByteBudget(limit: number, options: ByteBudgetOptions | num
           lease.waiting = {
             bytes: size,
             grant,
-            fail: (error) => (forget(), reject(error)),
+            fail: (error) => {
+              forget();
+              reject(error);
+            },
           };
           if (Number.isFinite(waitMs)) {
             lease.waiting.timer = setTimeout(() => {

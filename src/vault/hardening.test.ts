@@ -346,7 +346,10 @@ test('two trickling uploads of one token do not hold up another token\'s small u
   await until(() => trickles.every(({ sentBytes }) => sentBytes() >= 4));
   const grant = grantBytes(owner);
   const events: string[] = [];
-  const small = raw(vault.url, 'PUT', `/v1/repos/team/objects/grants/${sha(grant)}`, token('writer'), grant).then((answer) => (events.push('small upload answered'), answer));
+  const small = raw(vault.url, 'PUT', `/v1/repos/team/objects/grants/${sha(grant)}`, token('writer'), grant).then((answer) => {
+    events.push('small upload answered');
+    return answer;
+  });
   const bothClosed = Promise.all(trickles.map(({ closed }) => closed)).then(() => events.push('trickles closed'));
   // The trickles never end their bodies (they stop sending after 200 bytes and stay open).
   const answer = await small;
@@ -394,7 +397,10 @@ function partialPut(url: string, path: string, token: string, declared: number) 
     }
     resolve({ status: Number(head.split(' ')[1] ?? 0), retryAfter: /\r\nretry-after: *(\S+)/i.exec(head)?.[1], code });
   }));
-  const answered = answer.then((a) => (socket.destroy(), a));
+  const answered = answer.then((a) => {
+    socket.destroy();
+    return a;
+  });
   // The answer's end: the server closes after a cut-off answer; after another one, close it here.
   socket.on('data', () => {
     if (/\r\n\r\n\{.*\}$/s.test(text)) socket.end();

@@ -15,7 +15,7 @@ import { restore } from '../../src/engine/restore.ts';
 import { verify } from '../../src/engine/verify.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
-import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
+import { testOperation, } from '../../src/testing/operation.ts';
 
 for (const version of ['v1']) {
   test(`a format ${version} repository opens, lists, restores exactly and verifies`, async (t) => {

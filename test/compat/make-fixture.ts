@@ -13,7 +13,7 @@ import { addKey } from '../../src/protection/key-admin.ts';
 import { backup } from '../../src/engine/backup.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
-import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
+import { testOperation, } from '../../src/testing/operation.ts';
 
 const version = process.argv[2] ?? 'v1';
 const work = await mkdtemp(join(tmpdir(), 'amber-compat-'));

@@ -62,7 +62,7 @@ test('the quick start works end to end', async () => {
   await writeFile(join(target, source, 'hello.txt'), 'changed by hand\n');
   const again = amber(['restore', 'latest', '--target', target]);
   assert.equal(again.status, 3, 'incomplete: the rest was restored, the existing file named');
-  assert.match(again.stderr, /already exists \[TARGET_EXISTS\]\n[^]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/);
+  assert.match(again.stderr, /already exists \[TARGET_EXISTS\]\n[\s\S]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/);
   assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'changed by hand\n');
 
   const verify = amber(['verify', '--read-data']);

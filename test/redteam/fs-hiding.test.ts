@@ -15,7 +15,7 @@ import { addKey } from '../../src/protection/key-admin.ts';
 import { FORGETS, putRecord } from '../../src/repo/retention-records.ts';
 import { createFsStore } from '../../src/storage/fs/fs-store.ts';
 import { readAuditLog, verifyAudit } from '../../src/governance/audit-log.ts';
-import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
+import { testOperation, } from '../../src/testing/operation.ts';
 
 const DAY = 86_400_000;
 const root = process.getuid?.() === 0 ? false : 'needs root (chattr)';
@@ -38,7 +38,7 @@ async function writerRepo(t: { after(fn: () => unknown): void }, label: string) 
 
 test('fs as root: removing one writer key file hides all its locked snapshots, and verify and audit verify stay green', { skip: root }, async (t) => {
   const { path, owner, snapshotId } = await writerRepo(t, 'rt-keyfile');
-  const writerKey = owner.keyFiles.find(({ info }) => info.role === 'write-only')?.name !;
+  const writerKey = owner.keyFiles.find(({ info }) => info.role === 'write-only')!.name;
   chattr('-i', join(path, writerKey));
   chattr('-a', join(path, 'keys'));
   await fs.rm(join(path, writerKey));

@@ -11,7 +11,7 @@ import { makeTempDir, removeTree } from '../../src/testing/repo-fixture.ts';
 import { startVault } from '../../src/vault/server.ts';
 import { createToken } from '../../src/vault/tokens.ts';
 import { mkdirSync } from 'node:fs';
-import { testOperation, testRetentionClock } from '../../src/testing/operation.ts';
+import { testRetentionClock } from '../../src/testing/operation.ts';
 
 test('vault: two trickling tokens hold the whole memory budget and a third token cannot upload one byte', async (t) => {
   const dir = await makeTempDir('rt-trickle');

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { shortId } from '../../core/ids.ts';
 import { addHold, listHolds, releaseHold, type HoldEntry } from '../../protection/holds.ts';
-import { type CliContext, openOp, operatorName, print } from '../context.ts';
+import { type CliContext, openOp, print } from '../context.ts';
 
 export function registerHold(program: Command, context: CliContext): void {
   const hold = program

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { AmberError } from '../../core/errors.ts';
 import { parseApproverPublicKey } from '../../governance/approver-key.ts';
-import { parseSignedDecision, type Decision, type RequestKind } from '../../governance/requests.ts';
+import { parseSignedDecision, type RequestKind } from '../../governance/requests.ts';
 import type { RequestView } from '../../governance/requests.ts';
 import { openApproverClock } from '../../governance/operation.ts';
 import { cacheRoot } from '../../core/local-paths.ts';
@@ -86,7 +86,6 @@ Examples:
       const expiresInMs = durationFlag('--expires', flags.expires ?? '72h');
       const policyChange = settingsFrom(flags);
       const repo = await openOp(context);
-      const clock = repo.retentionClock;
       const created = await createRequest({
         repo, kind: 'policy-change', target: 'policy', reason: flags.reason, policyChange,
         expiresInMs, asApproverKey: asKey(flags.as),

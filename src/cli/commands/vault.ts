@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { AmberError } from '../../core/errors.ts';
 import { openVaultClock } from '../../vault/vault-clock.ts';
 import { parse as parseYaml } from 'yaml';

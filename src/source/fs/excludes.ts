@@ -116,7 +116,7 @@ function escapeOutsideClass(char: string): string {
 }
 
 function escapeInClass(char: string): string {
-  return /[\\\]\[^-]/.test(char) ? `\\${char}` : char;
+  return /[\\\][^-]/.test(char) ? `\\${char}` : char;
 }
 
 function badPattern(pattern: string, reason: string): AmberError {
