@@ -11,7 +11,9 @@ import { parseArgs } from 'node:util';
 import { removeTree } from './lib/remove-tree.ts';
 
 const BIN = fileURLToPath(new URL('../bin/amber.js', import.meta.url));
-const { values } = parseArgs({ options: { 'file-gib': { type: 'string', default: '2' }, 'small-files': { type: 'string', default: '200000' } } });
+const { values } = parseArgs({
+  options: { 'file-gib': { type: 'string', default: '2' }, 'small-files': { type: 'string', default: '200000' } },
+});
 
 interface Measured {
   status: number | null;
@@ -76,8 +78,14 @@ try {
   const fileBytes = Number(values['file-gib']) * 1024 ** 3;
   const big = join(dir, 'big-repo');
   await run(['init', '--repo', big], env);
-  const one = await run(['backup', '--repo', big, '--stdin', '--stdin-filename', 'big.bin', '--json'], env, pseudoRandom(fileBytes));
-  console.log(`one ${values['file-gib']} GiB file: status ${one.status}, peak RSS ${one.peakRssMb.toFixed(0)} MB, ${one.seconds.toFixed(1)} s`);
+  const one = await run(
+    ['backup', '--repo', big, '--stdin', '--stdin-filename', 'big.bin', '--json'],
+    env,
+    pseudoRandom(fileBytes),
+  );
+  console.log(
+    `one ${values['file-gib']} GiB file: status ${one.status}, peak RSS ${one.peakRssMb.toFixed(0)} MB, ${one.seconds.toFixed(1)} s`,
+  );
 
   const count = Number(values['small-files']);
   const tree = join(dir, 'small');
@@ -85,9 +93,13 @@ try {
   const smallRepo = join(dir, 'small-repo');
   await run(['init', '--repo', smallRepo], env);
   const many = await run(['backup', '--repo', smallRepo, tree, '--json'], env);
-  console.log(`${count} small files: status ${many.status}, peak RSS ${many.peakRssMb.toFixed(0)} MB, ${many.seconds.toFixed(1)} s`);
+  console.log(
+    `${count} small files: status ${many.status}, peak RSS ${many.peakRssMb.toFixed(0)} MB, ${many.seconds.toFixed(1)} s`,
+  );
   const again = await run(['backup', '--repo', smallRepo, tree, '--json'], env);
-  console.log(`${count} small files, no change: status ${again.status}, peak RSS ${again.peakRssMb.toFixed(0)} MB, ${again.seconds.toFixed(1)} s`);
+  console.log(
+    `${count} small files, no change: status ${again.status}, peak RSS ${again.peakRssMb.toFixed(0)} MB, ${again.seconds.toFixed(1)} s`,
+  );
 } finally {
   await removeTree(dir);
 }

@@ -36,22 +36,46 @@ const key = createSecretKey(randomBytes(32));
 const chunker = createChunker(DEFAULT_CHUNKER_PARAMS, randomBytes(32));
 
 console.log(`node ${process.version}, 1 MiB messages, median of 5`);
-rate('SHA-256 (node:crypto)', random.length, perChunk(random, (c) => createHash('sha256').update(c).digest()));
-rate('HMAC-SHA-256, key imported once', random.length, perChunk(random, (c) => createHmac('sha256', key).update(c).digest()));
-rate('AES-256-GCM seal', random.length, perChunk(random, (c) => {
-  const cipher = createCipheriv('aes-256-gcm', key, randomBytes(12));
-  cipher.update(c);
-  cipher.final();
-}));
+rate(
+  'SHA-256 (node:crypto)',
+  random.length,
+  perChunk(random, (c) => createHash('sha256').update(c).digest()),
+);
+rate(
+  'HMAC-SHA-256, key imported once',
+  random.length,
+  perChunk(random, (c) => createHmac('sha256', key).update(c).digest()),
+);
+rate(
+  'AES-256-GCM seal',
+  random.length,
+  perChunk(random, (c) => {
+    const cipher = createCipheriv('aes-256-gcm', key, randomBytes(12));
+    cipher.update(c);
+    cipher.final();
+  }),
+);
 rate('FastCDC cut points (random data)', random.length, () => {
-  for (let at = 0; at < random.length;) at += chunker.cutPoint(random, at, random.length);
+  for (let at = 0; at < random.length; ) at += chunker.cutPoint(random, at, random.length);
 });
 for (const level of [1, 3, 6]) {
   const params = { params: { [zlib.ZSTD_c_compressionLevel]: level } };
-  rate(`zstd level ${level} compress, text`, text.length, perChunk(text, (c) => zstdCompressSync(c, params)));
-  rate(`zstd level ${level} compress, incompressible`, random.length, perChunk(random, (c) => zstdCompressSync(c, params)));
+  rate(
+    `zstd level ${level} compress, text`,
+    text.length,
+    perChunk(text, (c) => zstdCompressSync(c, params)),
+  );
+  rate(
+    `zstd level ${level} compress, incompressible`,
+    random.length,
+    perChunk(random, (c) => zstdCompressSync(c, params)),
+  );
   const ratio = (8 * MiB) / zstdCompressSync(text.subarray(0, 8 * MiB), params).length;
   console.log(`${`zstd level ${level} ratio on the text`.padEnd(44)} ${ratio.toFixed(2).padStart(6)}×`);
 }
 const compressed = zstdCompressSync(text.subarray(0, MiB));
-rate('zstd decompress, text', text.length, perChunk(text, () => zstdDecompressSync(compressed)));
+rate(
+  'zstd decompress, text',
+  text.length,
+  perChunk(text, () => zstdDecompressSync(compressed)),
+);

@@ -9,8 +9,28 @@ import { fileURLToPath } from 'node:url';
 import { applyMutation, planMutation, type Mutation } from './lib/mutation.ts';
 import { hasGnuTime, runChecked, type Measured } from './lib/measure.ts';
 import { HELP, parseOptions, type BenchOptions } from './lib/options.ts';
-import { emptySamples, emptySizes, formatBytes, PHASE_LABELS, phaseMedians, renderTables, sizeMedians, type Phase, type Samples, type SizeSamples } from './lib/report.ts';
-import { amberCompressionNote, amberVersion, createAmber, createRestic, findRestic, type BackupCounts, type ResticAvailability, type Tool } from './lib/tools.ts';
+import {
+  emptySamples,
+  emptySizes,
+  formatBytes,
+  PHASE_LABELS,
+  phaseMedians,
+  renderTables,
+  sizeMedians,
+  type Phase,
+  type Samples,
+  type SizeSamples,
+} from './lib/report.ts';
+import {
+  amberCompressionNote,
+  amberVersion,
+  createAmber,
+  createRestic,
+  findRestic,
+  type BackupCounts,
+  type ResticAvailability,
+  type Tool,
+} from './lib/tools.ts';
 import { diffManifests, diskUsageBytes, treeManifest } from './lib/tree-compare.ts';
 import { planTree, type TreePlan } from './lib/tree-plan.ts';
 import { ensureTree, type CachedTree } from './lib/tree-write.ts';
@@ -18,14 +38,15 @@ import { removeTree } from './lib/remove-tree.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-const RESTIC_COMPRESSION = 'restic: --compression auto on a version 2 repository (zstd "default" speed of klauspost/compress, about zstd level 3)';
+const RESTIC_COMPRESSION =
+  'restic: --compression auto on a version 2 repository (zstd "default" speed of klauspost/compress, about zstd level 3)';
 const NOTES = [
   'Both repositories are on the same disk as the tree; restic fsyncs its files and Amber fsyncs every object.',
   'Every command opens the repository with its passphrase KDF (Amber: default scrypt, AMBER_KDF_LOG_N unset; restic: its calibrated scrypt); the "open" row is that fixed cost, and it is inside every other row.',
   'Page cache is warm: the tree is freshly copied before each repetition and nothing is dropped; `sync` runs (untimed) before every measured command.',
   'The 5 % change is applied in place to the live copy, so unchanged files keep inode, size, mtime and ctime; both tools find their parent snapshot by host and path.',
   'Peak RSS is the largest "Maximum resident set size" from /usr/bin/time -v over all repetitions; times are medians.',
-  'Restored trees are removed only when their repetition ends, so neither restore follows the deletion of the other\'s 50,000 files (ext4 allocates inodes slowly for a minute after many were freed).',
+  "Restored trees are removed only when their repetition ends, so neither restore follows the deletion of the other's 50,000 files (ext4 allocates inodes slowly for a minute after many were freed).",
 ];
 
 interface RunContext {
@@ -38,16 +59,31 @@ interface RunContext {
   sizes: SizeSamples;
 }
 
-const countsText = (counts: BackupCounts | undefined) => (counts ? ` [${counts.filesNew} new, ${counts.filesChanged} changed, ${counts.filesUnchanged} unchanged]` : '');
+const countsText = (counts: BackupCounts | undefined) =>
+  counts ? ` [${counts.filesNew} new, ${counts.filesChanged} changed, ${counts.filesUnchanged} unchanged]` : '';
 
 /** Runs one phase for every tool in `order`, recording each tool's sample. */
-async function phase(ctx: RunContext, rep: number, order: Tool[], name: Phase, action: (tool: Tool) => Promise<Measured & { counts?: BackupCounts }>): Promise<void> {
+async function phase(
+  ctx: RunContext,
+  rep: number,
+  order: Tool[],
+  name: Phase,
+  action: (tool: Tool) => Promise<Measured & { counts?: BackupCounts }>,
+): Promise<void> {
   const parts: string[] = [];
   for (const [index, tool] of order.entries()) {
     await runChecked('sync', []);
     const result = await action(tool);
-    ctx.samples[name][tool.name].push({ rep, order: index + 1, seconds: result.seconds, peakRssBytes: result.peakRssBytes, counts: result.counts });
-    parts.push(`${tool.name} ${result.seconds.toFixed(2)} s, ${formatBytes(result.peakRssBytes)}${countsText(result.counts)}`);
+    ctx.samples[name][tool.name].push({
+      rep,
+      order: index + 1,
+      seconds: result.seconds,
+      peakRssBytes: result.peakRssBytes,
+      counts: result.counts,
+    });
+    parts.push(
+      `${tool.name} ${result.seconds.toFixed(2)} s, ${formatBytes(result.peakRssBytes)}${countsText(result.counts)}`,
+    );
   }
   log(`  ${PHASE_LABELS[name].padEnd(24)} ${parts.join('; ')}`);
 }
@@ -62,14 +98,21 @@ async function recordSizes(ctx: RunContext, tools: Tool[], point: keyof SizeSamp
  * tool's restore slows ext4's inode allocation for about a minute (it skips inodes freed in the last
  * 60 s), which made whichever tool restored second 40-80 % slower.
  */
-async function restoreAndCheck(ctx: RunContext, tool: Tool, live: string, expected: Awaited<ReturnType<typeof treeManifest>>): Promise<Measured> {
+async function restoreAndCheck(
+  ctx: RunContext,
+  tool: Tool,
+  live: string,
+  expected: Awaited<ReturnType<typeof treeManifest>>,
+): Promise<Measured> {
   const target = join(ctx.runDir, `restore-${tool.name}`);
   await rm(target, { recursive: true, force: true });
   await mkdir(target);
   const result = await tool.restore(target);
   const differences = diffManifests(expected, await treeManifest(join(target, live)));
   if (differences.length > 0) {
-    throw new Error(`${tool.name} restored a tree that differs from the source (kept in ${target}):\n  ${differences.join('\n  ')}`);
+    throw new Error(
+      `${tool.name} restored a tree that differs from the source (kept in ${target}):\n  ${differences.join('\n  ')}`,
+    );
   }
   return result;
 }
@@ -103,18 +146,24 @@ function amberRevision(): string {
   const root = fileURLToPath(new URL('..', import.meta.url));
   const head = spawnSync('git', ['-C', root, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' });
   if (head.status !== 0) return 'unknown';
-  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bin', 'package.json'], { encoding: 'utf8' });
+  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bin', 'package.json'], {
+    encoding: 'utf8',
+  });
   return `${head.stdout.trim()}${dirty.stdout.trim() ? ' with uncommitted changes in src/' : ''}`;
 }
 
 function describePlan(plan: TreePlan, mutation: Mutation): void {
   const s = plan.summary;
-  log(`tree: ${s.files} files (${s.smallFiles} small, ${s.mediumFiles} medium, ${s.largeFiles} large), ${s.dirs} dirs, ${s.symlinks} symlinks, ` +
-    `${formatBytes(s.totalBytes)}, ${(100 * s.incompressibleBytes / s.totalBytes).toFixed(1)} % incompressible, ` +
-    `${s.exactDuplicateFiles} exact and ${s.nearDuplicateFiles} near duplicates`);
+  log(
+    `tree: ${s.files} files (${s.smallFiles} small, ${s.mediumFiles} medium, ${s.largeFiles} large), ${s.dirs} dirs, ${s.symlinks} symlinks, ` +
+      `${formatBytes(s.totalBytes)}, ${((100 * s.incompressibleBytes) / s.totalBytes).toFixed(1)} % incompressible, ` +
+      `${s.exactDuplicateFiles} exact and ${s.nearDuplicateFiles} near duplicates`,
+  );
   const m = mutation.summary;
-  log(`one day of changes: ${(100 * m.changedShare).toFixed(1)} % of bytes; ${m.filesOverwritten} files rewritten in place, ` +
-    `${m.filesAppended} appended, ${m.filesCreated} created, ${m.filesDeleted} deleted`);
+  log(
+    `one day of changes: ${(100 * m.changedShare).toFixed(1)} % of bytes; ${m.filesOverwritten} files rewritten in place, ` +
+      `${m.filesAppended} appended, ${m.filesCreated} created, ${m.filesDeleted} deleted`,
+  );
 }
 
 interface Finished {
@@ -133,18 +182,38 @@ async function report({ options, plan, tree, mutation, restic, ctx, startedAt }:
   const compression = [amberCompressionNote(), restic.available ? RESTIC_COMPRESSION : 'restic: not run'];
   const amber = `${amberVersion()} (git ${amberRevision()})`;
   const s = plan.summary;
-  console.log(`\n${formatBytes(s.totalBytes)} tree, ${s.files} files, ${s.dirs} dirs; ${options.reps} repetition${options.reps === 1 ? '' : 's'}; ${cpus().length} cores`);
-  console.log(`Amber ${amber} on Node ${process.version}; ${restic.available ? restic.version : `restic not available (${restic.reason})`}`);
+  console.log(
+    `\n${formatBytes(s.totalBytes)} tree, ${s.files} files, ${s.dirs} dirs; ${options.reps} repetition${options.reps === 1 ? '' : 's'}; ${cpus().length} cores`,
+  );
+  console.log(
+    `Amber ${amber} on Node ${process.version}; ${restic.available ? restic.version : `restic not available (${restic.reason})`}`,
+  );
   console.log(`\n${renderTables(phases, sizes)}\n`);
   console.log('speed-up = restic time / Amber time (>1: Amber faster); size ratio = Amber / restic.');
   for (const line of [...compression, ...NOTES]) console.log(`- ${line}`);
 
   const results = {
     meta: {
-      startedAt, finishedAt: new Date().toISOString(), host: hostname(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(),
-      node: process.version, amber, restic: restic.available ? restic.version : null, resticSkipped: restic.available ? null : restic.reason,
-      options: { size: options.sizeLabel, sizeBytes: options.sizeBytes, reps: options.reps, seed: options.seed, workDir: options.workDir },
-      compression, notes: NOTES, ratios: 'speedup = restic seconds / Amber seconds; size ratio = Amber bytes / restic bytes',
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      host: hostname(),
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memoryBytes: totalmem(),
+      node: process.version,
+      amber,
+      restic: restic.available ? restic.version : null,
+      resticSkipped: restic.available ? null : restic.reason,
+      options: {
+        size: options.sizeLabel,
+        sizeBytes: options.sizeBytes,
+        reps: options.reps,
+        seed: options.seed,
+        workDir: options.workDir,
+      },
+      compression,
+      notes: NOTES,
+      ratios: 'speedup = restic seconds / Amber seconds; size ratio = Amber bytes / restic bytes',
     },
     tree: { ...plan.summary, cachedAt: tree.root, generatedSeconds: tree.generated ? tree.seconds : null },
     mutation: mutation.summary,
@@ -165,7 +234,9 @@ async function main(): Promise<void> {
   }
   const startedAt = new Date().toISOString();
   if (!hasGnuTime()) log('warning: /usr/bin/time is missing (apt-get install time); peak RSS is reported as n/a');
-  const restic: ResticAvailability = options.restic ? await findRestic(log) : { available: false, reason: '--no-restic given' };
+  const restic: ResticAvailability = options.restic
+    ? await findRestic(log)
+    : { available: false, reason: '--no-restic given' };
   if (!restic.available) console.log(`restic not available: ${restic.reason}; reporting Amber only`);
 
   const plan = planTree(options.seed, options.sizeBytes);
@@ -173,11 +244,20 @@ async function main(): Promise<void> {
   describePlan(plan, mutation);
   await mkdir(options.workDir, { recursive: true });
   const tree = await ensureTree(plan, options.workDir, options.fresh);
-  log(tree.generated ? `generated ${tree.root} in ${tree.seconds.toFixed(1)} s` : `reusing cached tree ${tree.root} (--fresh regenerates it)`);
+  log(
+    tree.generated
+      ? `generated ${tree.root} in ${tree.seconds.toFixed(1)} s`
+      : `reusing cached tree ${tree.root} (--fresh regenerates it)`,
+  );
 
   const ctx: RunContext = {
-    options, treeRoot: tree.root, runDir: join(options.workDir, 'run'), mutation,
-    withRestic: restic.available, samples: emptySamples(), sizes: emptySizes(),
+    options,
+    treeRoot: tree.root,
+    runDir: join(options.workDir, 'run'),
+    mutation,
+    withRestic: restic.available,
+    samples: emptySamples(),
+    sizes: emptySizes(),
   };
   try {
     for (let rep = 1; rep <= options.reps; rep++) await runRepetition(ctx, rep);

@@ -16,15 +16,32 @@ import { removeTree } from './lib/remove-tree.ts';
 import { testRetentionClock } from '../src/testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../bin/amber.js', import.meta.url));
-const { values } = parseArgs({ options: { clients: { type: 'string', default: '4' }, seconds: { type: 'string', default: '60' }, mib: { type: 'string', default: '16' } } });
+const { values } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '4' },
+    seconds: { type: 'string', default: '60' },
+    mib: { type: 'string', default: '16' },
+  },
+});
 const clients = Number(values.clients);
 const seconds = Number(values.seconds);
 const mib = Number(values.mib);
 
 const dir = await mkdtemp(join(tmpdir(), 'amber-vault-load-'));
 const dataDir = join(dir, 'data');
-const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock) });
-const env = (token: string) => ({ PATH: process.env.PATH, AMBER_PASSWORD: 'load test', AMBER_KDF_LOG_N: '12', AMBER_CACHE_DIR: join(dir, 'cache'), AMBER_VAULT_TOKEN: token });
+const vault = await startVault({
+  dataDir,
+  port: 0,
+  clock: systemClock,
+  retentionClock: testRetentionClock(systemClock),
+});
+const env = (token: string) => ({
+  PATH: process.env.PATH,
+  AMBER_PASSWORD: 'load test',
+  AMBER_KDF_LOG_N: '12',
+  AMBER_CACHE_DIR: join(dir, 'cache'),
+  AMBER_VAULT_TOKEN: token,
+});
 const repo = `${vault.url}/load`;
 
 function run(args: string[], token: string): Promise<{ status: number | null; stderr: string }> {
@@ -42,35 +59,47 @@ try {
   if (init.status !== 0) throw new Error(`init failed: ${init.stderr}`);
 
   const deadline = Date.now() + seconds * 1000;
-  const results = await Promise.all(Array.from({ length: clients }, async (_, client) => {
-    const token = createToken(dataDir, { role: 'writer', repo: 'load', label: `client ${client}`, nowMs: Date.now() }).token;
-    const source = join(dir, `client-${client}`);
-    await mkdir(source, { recursive: true });
-    let runs = 0;
-    let failures = 0;
-    let bytes = 0;
-    const errors: string[] = [];
-    while (Date.now() < deadline) {
-      // Each run adds one new file, so every backup uploads data as well as metadata.
-      const file = randomBytes(mib * 1024 * 1024);
-      await writeFile(join(source, `run-${runs}.bin`), file);
-      const result = await run(['backup', '--repo', repo, source, '--quiet'], token);
-      runs += 1;
-      if (result.status === 0) bytes += file.length;
-      else {
-        failures += 1;
-        errors.push(result.stderr.trim().split('\n')[0]);
+  const results = await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      const token = createToken(dataDir, {
+        role: 'writer',
+        repo: 'load',
+        label: `client ${client}`,
+        nowMs: Date.now(),
+      }).token;
+      const source = join(dir, `client-${client}`);
+      await mkdir(source, { recursive: true });
+      let runs = 0;
+      let failures = 0;
+      let bytes = 0;
+      const errors: string[] = [];
+      while (Date.now() < deadline) {
+        // Each run adds one new file, so every backup uploads data as well as metadata.
+        const file = randomBytes(mib * 1024 * 1024);
+        await writeFile(join(source, `run-${runs}.bin`), file);
+        const result = await run(['backup', '--repo', repo, source, '--quiet'], token);
+        runs += 1;
+        if (result.status === 0) bytes += file.length;
+        else {
+          failures += 1;
+          errors.push(result.stderr.trim().split('\n')[0]);
+        }
       }
-    }
-    return { runs, failures, bytes, errors };
-  }));
+      return { runs, failures, bytes, errors };
+    }),
+  );
   const runs = results.reduce((sum, r) => sum + r.runs, 0);
   const failures = results.reduce((sum, r) => sum + r.failures, 0);
   const bytes = results.reduce((sum, r) => sum + r.bytes, 0);
-  console.log(`${clients} clients for ${seconds} s against ${vault.url}: ${runs} backups (${(runs / seconds).toFixed(2)}/s), ` +
-    `${(bytes / 1048576 / seconds).toFixed(1)} MiB/s of new data, ${failures} failed`);
+  console.log(
+    `${clients} clients for ${seconds} s against ${vault.url}: ${runs} backups (${(runs / seconds).toFixed(2)}/s), ` +
+      `${(bytes / 1048576 / seconds).toFixed(1)} MiB/s of new data, ${failures} failed`,
+  );
   for (const error of new Set(results.flatMap((r) => r.errors))) console.log(`  failure: ${error}`);
-  const verify = await run(['verify', '--repo', repo], createToken(dataDir, { role: 'reader', repo: 'load', nowMs: Date.now() }).token);
+  const verify = await run(
+    ['verify', '--repo', repo],
+    createToken(dataDir, { role: 'reader', repo: 'load', nowMs: Date.now() }).token,
+  );
   console.log(`verify after the load: ${verify.status === 0 ? 'no problems' : verify.stderr.trim()}`);
   process.exitCode = failures === 0 && verify.status === 0 ? 0 : 1;
 } finally {

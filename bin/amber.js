@@ -25,7 +25,10 @@ else await run();
 async function run() {
   // The package's floor is zstd in node:zlib (22.15 on 22.x, 23.8 on 23.x); it must match "engines".
   if (!fromSource && !(major > 23 || (major === 23 && minor >= 8) || (major === 22 && minor >= 15))) {
-    fail(`Amber needs Node.js 22.15 or later (23.8 or later on 23.x); this is ${process.version}`, 'install a current Node.js LTS');
+    fail(
+      `Amber needs Node.js 22.15 or later (23.8 or later on 23.x); this is ${process.version}`,
+      'install a current Node.js LTS',
+    );
   }
   // Node keeps the compiled (or type-stripped) modules on disk between runs: half the start-up time.
   module.enableCompileCache?.();
@@ -36,7 +39,10 @@ async function run() {
 function handOver() {
   const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
   if (!existsSync(pinned) || process.env.AMBER_REEXEC === '1') {
-    fail(`Amber's sources need Node.js 24 or later; this is ${process.version}`, 'run `npm ci` in the project and use `npx amber`, or install Node.js 24');
+    fail(
+      `Amber's sources need Node.js 24 or later; this is ${process.version}`,
+      'run `npm ci` in the project and use `npx amber`, or install Node.js 24',
+    );
   }
   const child = spawn(pinned, ['--max-semi-space-size=2', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: 'inherit',

@@ -24,20 +24,26 @@ const problems: string[] = [];
 for (const file of files) {
   const name = relative(dist, file);
   if (!name.endsWith('.js')) problems.push(`${name}: not JavaScript`);
-  if (name.startsWith('testing/') || /\.(test|bench)\.js$/.test(name)) problems.push(`${name}: test code in the package (imported by the CLI?)`);
+  if (name.startsWith('testing/') || /\.(test|bench)\.js$/.test(name))
+    problems.push(`${name}: test code in the package (imported by the CLI?)`);
   if (!name.endsWith('.js')) continue;
   const text = readFileSync(file, 'utf8');
-  const specifiers = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)'(\.{1,2}\/[^']*)'/g)].map((match) => match[1]);
+  const specifiers = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)'(\.{1,2}\/[^']*)'/g)].map(
+    (match) => match[1],
+  );
   for (const specifier of specifiers) {
     if (!specifier.endsWith('.js')) problems.push(`${name}: import '${specifier}' does not name a .js file`);
     else if (!existsSync(resolve(dirname(file), specifier))) problems.push(`${name}: import '${specifier}' is missing`);
   }
   for (const match of text.matchAll(/new URL\('(\.{1,2}\/[^']+)\.ts', import\.meta\.url\)/g)) {
-    if (!existsSync(resolve(dirname(file), `${match[1]}.js`))) problems.push(`${name}: worker ${match[1]}.js is missing`);
+    if (!existsSync(resolve(dirname(file), `${match[1]}.js`)))
+      problems.push(`${name}: worker ${match[1]}.js is missing`);
   }
 }
 if (problems.length > 0) {
-  process.stderr.write(`build: dist/ is not a package that runs:\n${problems.map((problem) => `  ${problem}\n`).join('')}`);
+  process.stderr.write(
+    `build: dist/ is not a package that runs:\n${problems.map((problem) => `  ${problem}\n`).join('')}`,
+  );
   process.exit(1);
 }
 process.stdout.write(`build: ${files.length} files in dist/\n`);

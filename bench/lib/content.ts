@@ -29,7 +29,7 @@ export interface ImageSegment {
 export function imageSegments(seed: string, sizeBytes: number): ImageSegment[] {
   const random = createRandom(`image:${seed}`);
   const segments: ImageSegment[] = [];
-  for (let done = 0; done < sizeBytes;) {
+  for (let done = 0; done < sizeBytes; ) {
     const roll = random.float();
     const kind = roll < 0.3 ? 'zeros' : roll < 0.55 ? 'random' : 'text';
     const length = Math.min(sizeBytes - done, Math.ceil(random.logUniform(64 << 10, 4 << 20) / 4096) * 4096);
@@ -42,10 +42,16 @@ export function imageSegments(seed: string, sizeBytes: number): ImageSegment[] {
 /** Bytes of `content` that no compressor can shrink. */
 export function incompressibleBytes(content: Content): number {
   switch (content.kind) {
-    case 'text': return 0;
-    case 'random': return content.sizeBytes;
-    case 'image': return imageSegments(content.seed, content.sizeBytes).filter((s) => s.kind === 'random').reduce((sum, s) => sum + s.sizeBytes, 0);
-    case 'edited': return Math.round(incompressibleBytes(content.base) * content.sizeBytes / Math.max(1, content.base.sizeBytes));
+    case 'text':
+      return 0;
+    case 'random':
+      return content.sizeBytes;
+    case 'image':
+      return imageSegments(content.seed, content.sizeBytes)
+        .filter((s) => s.kind === 'random')
+        .reduce((sum, s) => sum + s.sizeBytes, 0);
+    case 'edited':
+      return Math.round((incompressibleBytes(content.base) * content.sizeBytes) / Math.max(1, content.base.sizeBytes));
   }
 }
 
@@ -55,17 +61,25 @@ export function incompressibleBytes(content: Content): number {
  */
 export function* contentChunks(content: Content): Generator<Buffer> {
   switch (content.kind) {
-    case 'text': yield* textChunks(content.style, content.seed, content.sizeBytes); break;
-    case 'random': yield* randomChunks(content.seed, content.sizeBytes); break;
-    case 'image': yield* imageChunks(content.seed, content.sizeBytes); break;
-    case 'edited': yield* editedChunks(content.base, content.edits); break;
+    case 'text':
+      yield* textChunks(content.style, content.seed, content.sizeBytes);
+      break;
+    case 'random':
+      yield* randomChunks(content.seed, content.sizeBytes);
+      break;
+    case 'image':
+      yield* imageChunks(content.seed, content.sizeBytes);
+      break;
+    case 'edited':
+      yield* editedChunks(content.base, content.edits);
+      break;
   }
 }
 
 function* textChunks(style: TextStyle, seed: string, sizeBytes: number): Generator<Buffer> {
   const source = createTextSource(style, seed);
   const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, sizeBytes + MAX_LINE_BYTES));
-  for (let done = 0; done < sizeBytes;) {
+  for (let done = 0; done < sizeBytes; ) {
     const filled = source.fill(buffer);
     const piece = buffer.subarray(0, Math.min(filled, sizeBytes - done));
     done += piece.length;
@@ -84,12 +98,14 @@ function* imageChunks(seed: string, sizeBytes: number): Generator<Buffer> {
   let text: Generator<Buffer> | undefined;
   for (const segment of imageSegments(seed, sizeBytes)) {
     if (segment.kind === 'zeros') {
-      for (let done = 0; done < segment.sizeBytes; done += zeros.length) yield zeros.subarray(0, Math.min(zeros.length, segment.sizeBytes - done));
+      for (let done = 0; done < segment.sizeBytes; done += zeros.length)
+        yield zeros.subarray(0, Math.min(zeros.length, segment.sizeBytes - done));
     } else if (segment.kind === 'random') {
-      for (let done = 0; done < segment.sizeBytes; done += CHUNK_BYTES) yield noise(Math.min(CHUNK_BYTES, segment.sizeBytes - done));
+      for (let done = 0; done < segment.sizeBytes; done += CHUNK_BYTES)
+        yield noise(Math.min(CHUNK_BYTES, segment.sizeBytes - done));
     } else {
       text ??= textChunks('sql', seed, Number.MAX_SAFE_INTEGER);
-      for (let done = 0; done < segment.sizeBytes;) {
+      for (let done = 0; done < segment.sizeBytes; ) {
         const piece = text.next().value!;
         const part = piece.subarray(0, Math.min(piece.length, segment.sizeBytes - done));
         done += part.length;

@@ -55,7 +55,11 @@ export async function runMeasured(command: string, args: string[], env: NodeJS.P
 }
 
 /** Runs a helper command (not measured) and fails loudly when it does not succeed. */
-export async function runChecked(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function runChecked(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (data: string) => (output = keepTail(output, data)));

@@ -47,7 +47,11 @@ interface Day {
 const changed = (day: Day) => day.bytes.deleted + day.bytes.overwritten + day.bytes.appended + day.bytes.created;
 
 /** An untouched file from `files` (marked touched), or undefined after a bounded number of tries. */
-function pickUntouched(day: Day, files: PlannedFile[], accept: (file: PlannedFile) => boolean = () => true): PlannedFile | undefined {
+function pickUntouched(
+  day: Day,
+  files: PlannedFile[],
+  accept: (file: PlannedFile) => boolean = () => true,
+): PlannedFile | undefined {
   for (let tries = 0; tries < 64 && files.length > 0; tries++) {
     const file = day.random.pick(files);
     if (day.touched.has(file.path) || !accept(file)) continue;
@@ -72,18 +76,28 @@ function planOverwrites(day: Day): void {
   const image = day.plan.files.find((f) => f.nature === 'image' && f.role === 'large');
   for (let i = 0; image && image.content.sizeBytes > PAGE_BYTES && day.bytes.overwritten < day.total * 0.01; i++) {
     const offset = day.random.int(0, Math.floor(image.content.sizeBytes / PAGE_BYTES)) * PAGE_BYTES;
-    day.m.overwrites.push({ path: image.path, offset, content: { kind: 'random', seed: `page:${i}`, sizeBytes: PAGE_BYTES } });
+    day.m.overwrites.push({
+      path: image.path,
+      offset,
+      content: { kind: 'random', seed: `page:${i}`, sizeBytes: PAGE_BYTES },
+    });
     day.bytes.overwritten += PAGE_BYTES;
   }
   // An edited document is usually rewritten in large part, not a byte here and there.
-  const texts = day.candidates.filter((f) => f.nature !== 'binary' && f.nature !== 'image' && f.content.sizeBytes >= 2048);
+  const texts = day.candidates.filter(
+    (f) => f.nature !== 'binary' && f.nature !== 'image' && f.content.sizeBytes >= 2048,
+  );
   while (day.bytes.overwritten < day.total * 0.015) {
     const file = pickUntouched(day, texts);
     if (!file) return;
     const size = file.content.sizeBytes;
     const length = Math.min(size, Math.round(size * (0.2 + 0.8 * day.random.float())));
     const offset = day.random.int(0, size - length + 1);
-    day.m.overwrites.push({ path: file.path, offset, content: { kind: 'text', style: 'prose', seed: `edit:${file.path}`, sizeBytes: length } });
+    day.m.overwrites.push({
+      path: file.path,
+      offset,
+      content: { kind: 'text', style: 'prose', seed: `edit:${file.path}`, sizeBytes: length },
+    });
     day.bytes.overwritten += length;
   }
 }
@@ -95,7 +109,10 @@ function planAppends(day: Day): void {
     const file = pickUntouched(day, logs);
     if (!file) return;
     const sizeBytes = Math.round(day.random.logUniform(4 << 10, Math.max(8 << 10, day.total * 0.002)));
-    day.m.appends.push({ path: file.path, content: { kind: 'text', style: 'log', seed: `append:${file.path}`, sizeBytes } });
+    day.m.appends.push({
+      path: file.path,
+      content: { kind: 'text', style: 'log', seed: `append:${file.path}`, sizeBytes },
+    });
     day.bytes.appended += sizeBytes;
   }
 }
@@ -107,8 +124,14 @@ function planCreates(day: Day): void {
   for (let i = 0; day.bytes.created < day.total * 0.01; i++) {
     const sizeBytes = Math.round(day.random.logUniform(16 << 10, Math.max(32 << 10, day.total * 0.002)));
     const photo = day.random.chance(0.5);
-    const content: Content = photo ? { kind: 'random', seed: `upload:${i}`, sizeBytes } : { kind: 'text', style: 'csv', seed: `upload:${i}`, sizeBytes };
-    day.m.creates.push({ path: `${uploads}/${photo ? `IMG_${1000 + i}.jpg` : `export-${i}.csv`}`, content, mode: 0o644 });
+    const content: Content = photo
+      ? { kind: 'random', seed: `upload:${i}`, sizeBytes }
+      : { kind: 'text', style: 'csv', seed: `upload:${i}`, sizeBytes };
+    day.m.creates.push({
+      path: `${uploads}/${photo ? `IMG_${1000 + i}.jpg` : `export-${i}.csv`}`,
+      content,
+      mode: 0o644,
+    });
     day.bytes.created += sizeBytes;
   }
   // New sources make up the rest of the 5 %, whatever the other steps fell short by.
@@ -116,7 +139,11 @@ function planCreates(day: Day): void {
   for (let i = 0; changed(day) < day.total * 0.05 && sources.length > 0; i++) {
     const neighbour = day.random.pick(sources).path;
     const sizeBytes = Math.max(1, Math.round(day.random.logNormal(2500, 1)));
-    day.m.creates.push({ path: `${neighbour.slice(0, neighbour.lastIndexOf('/'))}/new_${i}.ts`, content: { kind: 'text', style: 'source', seed: `new:${i}`, sizeBytes }, mode: 0o644 });
+    day.m.creates.push({
+      path: `${neighbour.slice(0, neighbour.lastIndexOf('/'))}/new_${i}.ts`,
+      content: { kind: 'text', style: 'source', seed: `new:${i}`, sizeBytes },
+      mode: 0o644,
+    });
     day.bytes.created += sizeBytes;
   }
 }
@@ -153,7 +180,10 @@ export function planMutation(plan: TreePlan): Mutation {
 export async function applyMutation(mutation: Mutation, root: string): Promise<void> {
   for (const path of mutation.deletes) await unlink(join(root, path));
   for (const dir of mutation.newDirs) await mkdir(join(root, dir), { recursive: true });
-  for (const { path, offset, content } of mutation.overwrites) await overwriteContent(join(root, path), offset, content);
+  for (const { path, offset, content } of mutation.overwrites)
+    await overwriteContent(join(root, path), offset, content);
   await forEachLimited(mutation.appends, 4, ({ path, content }) => writeContent(join(root, path), content, 0o644, 'a'));
-  await forEachLimited(mutation.creates, 8, ({ path, content, mode }) => writeContent(join(root, path), content, mode, 'w'));
+  await forEachLimited(mutation.creates, 8, ({ path, content, mode }) =>
+    writeContent(join(root, path), content, mode, 'w'),
+  );
 }

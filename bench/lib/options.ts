@@ -45,7 +45,22 @@ Examples:
   npm run bench                               # 1 GiB, 5 repetitions, ~20-30 min on 2 cores
   npm run bench -- --size 4GiB --reps 5       # the long run`;
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 };
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+};
 
 export function parseSize(text: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
@@ -73,7 +88,8 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   });
   if (values.help) return 'help';
   const reps = Number(values.reps);
-  if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps: expected a positive whole number, got "${values.reps}"`);
+  if (!Number.isInteger(reps) || reps < 1)
+    throw new Error(`--reps: expected a positive whole number, got "${values.reps}"`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const out = values.out ?? fileURLToPath(new URL(`../results/${stamp}.json`, import.meta.url));
   return {

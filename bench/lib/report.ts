@@ -16,7 +16,13 @@ export const PHASE_LABELS: Record<Phase, string> = {
 };
 
 /** The issue's targets for Amber's speed-up over restic. */
-export const TARGETS: Partial<Record<Phase, number>> = { initial: 3, 'no-change': 5, incremental: 3, restore: 2, verify: 2 };
+export const TARGETS: Partial<Record<Phase, number>> = {
+  initial: 3,
+  'no-change': 5,
+  incremental: 3,
+  restore: 2,
+  verify: 2,
+};
 
 export const SIZE_POINTS = ['afterInitial', 'afterIncremental'] as const;
 export type SizePoint = (typeof SIZE_POINTS)[number];
@@ -111,7 +117,12 @@ const times = (value: number | null) => (value === null ? 'n/a' : `${value.toFix
 function table(rows: string[][], rightAligned: boolean[]): string {
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
   return rows
-    .map((row) => row.map((cell, column) => (rightAligned[column] ? cell.padStart(widths[column]) : cell.padEnd(widths[column]))).join('  ').trimEnd())
+    .map((row) =>
+      row
+        .map((cell, column) => (rightAligned[column] ? cell.padStart(widths[column]) : cell.padEnd(widths[column])))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 
@@ -120,13 +131,29 @@ export function renderTables(phases: Record<Phase, PhaseMedians>, sizes: Record<
   for (const phase of PHASES) {
     const m = phases[phase];
     const met = m.target && m.speedup !== null ? (m.speedup >= m.target ? ' ok' : ' short') : '';
-    phaseRows.push([PHASE_LABELS[phase], seconds(m.amberSeconds), seconds(m.resticSeconds), times(m.speedup), m.target ? `≥${m.target}×${met}` : '', formatBytes(m.amberPeakRssBytes), formatBytes(m.resticPeakRssBytes)]);
+    phaseRows.push([
+      PHASE_LABELS[phase],
+      seconds(m.amberSeconds),
+      seconds(m.resticSeconds),
+      times(m.speedup),
+      m.target ? `≥${m.target}×${met}` : '',
+      formatBytes(m.amberPeakRssBytes),
+      formatBytes(m.resticPeakRssBytes),
+    ]);
   }
   const sizeRows = [['repository size (du -sb)', 'Amber', 'restic', 'Amber/restic']];
-  const labels: Record<SizePoint, string> = { afterInitial: 'after initial backup', afterIncremental: 'after 5 % backup (3 snapshots)' };
+  const labels: Record<SizePoint, string> = {
+    afterInitial: 'after initial backup',
+    afterIncremental: 'after 5 % backup (3 snapshots)',
+  };
   for (const point of SIZE_POINTS) {
     const m = sizes[point];
-    sizeRows.push([labels[point], formatBytes(m.amberBytes), formatBytes(m.resticBytes), m.ratio === null ? 'n/a' : m.ratio.toFixed(3)]);
+    sizeRows.push([
+      labels[point],
+      formatBytes(m.amberBytes),
+      formatBytes(m.resticBytes),
+      m.ratio === null ? 'n/a' : m.ratio.toFixed(3),
+    ]);
   }
   return `${table(phaseRows, [false, true, true, true, false, true, true])}\n\n${table(sizeRows, [false, true, true, true])}`;
 }

@@ -15,7 +15,8 @@ export interface TextSource {
 export const MAX_LINE_BYTES = 1024;
 
 const VOCABULARY_SIZE = 4096;
-const LETTERS = 'eeeeeeeeeeeetttttttttaaaaaaaaoooooooiiiiiiinnnnnnnsssssshhhhhhrrrrrrddddllllcccuuummmwwffggyyppbbvkjxqz';
+const LETTERS =
+  'eeeeeeeeeeeetttttttttaaaaaaaaoooooooiiiiiiinnnnnnnsssssshhhhhhrrrrrrddddllllcccuuummmwwffggyyppbbvkjxqz';
 
 interface Vocabulary {
   words: string[];
@@ -45,7 +46,8 @@ function getVocabulary(): Vocabulary {
   let cumulative = 0;
   let rank = 0;
   for (let slot = 0; slot < zipf.length; slot++) {
-    while (rank < words.length - 1 && (cumulative + weights[rank]) / total * 65536 < slot + 0.5) cumulative += weights[rank++];
+    while (rank < words.length - 1 && ((cumulative + weights[rank]) / total) * 65536 < slot + 0.5)
+      cumulative += weights[rank++];
     zipf[slot] = rank;
   }
   vocabulary = { words, zipf };
@@ -61,7 +63,28 @@ interface LineState {
   row: number;
 }
 
-const KEYWORDS = ['const', 'return', 'if', 'else', 'for', 'function', 'import', 'export', 'let', 'await', 'async', 'new', 'this', 'null', 'true', 'false', 'self', 'def', 'struct', 'int'];
+const KEYWORDS = [
+  'const',
+  'return',
+  'if',
+  'else',
+  'for',
+  'function',
+  'import',
+  'export',
+  'let',
+  'await',
+  'async',
+  'new',
+  'this',
+  'null',
+  'true',
+  'false',
+  'self',
+  'def',
+  'struct',
+  'int',
+];
 const LEVELS = ['INFO ', 'INFO ', 'INFO ', 'INFO ', 'DEBUG', 'DEBUG', 'WARN ', 'ERROR'];
 
 function sourceLine(s: LineState): string {
@@ -107,7 +130,8 @@ function csvLine(s: LineState): string {
 
 function sqlLine(s: LineState): string {
   s.row++;
-  if (s.row % 500 === 1) return `\nCREATE TABLE ${s.word()}_${s.word()} (id integer PRIMARY KEY, name text, amount numeric, note text);\n`;
+  if (s.row % 500 === 1)
+    return `\nCREATE TABLE ${s.word()}_${s.word()} (id integer PRIMARY KEY, name text, amount numeric, note text);\n`;
   return `INSERT INTO ${s.word()} VALUES (${s.row}, '${s.word()} ${s.word()}', ${cents(s.random)}, '${s.words(s.random.int(1, 8))}');\n`;
 }
 

@@ -39,7 +39,9 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 async function checked(tool: ToolName, verb: string, run: Promise<Measured>, argv: string[]): Promise<Measured> {
   const result = await run;
   if (result.status !== 0) {
-    throw new Error(`${tool} ${verb} failed with exit status ${result.status}: ${argv.join(' ')}\n${result.stderr.slice(-4000)}${result.stdout.slice(-2000)}`);
+    throw new Error(
+      `${tool} ${verb} failed with exit status ${result.status}: ${argv.join(' ')}\n${result.stderr.slice(-4000)}${result.stdout.slice(-2000)}`,
+    );
   }
   return result;
 }
@@ -62,7 +64,11 @@ export function createAmber(repo: string, cacheDir: string): Tool {
       const result = await run('backup', ['backup', path, '--json']);
       const report = parseJson(result.stdout);
       const summary = (report as { summary?: Record<string, number> } | undefined)?.summary;
-      const counts = summary && { filesNew: summary.filesNew, filesChanged: summary.filesChanged, filesUnchanged: summary.filesUnchanged };
+      const counts = summary && {
+        filesNew: summary.filesNew,
+        filesChanged: summary.filesChanged,
+        filesUnchanged: summary.filesUnchanged,
+      };
       return { ...result, counts, report };
     },
     restore: (target) => run('restore', ['restore', 'latest', '--target', target]),
@@ -83,9 +89,16 @@ export function createRestic(repo: string, cacheDir: string): Tool {
     open: () => run('snapshots', ['snapshots']),
     async backup(path) {
       const result = await run('backup', ['backup', '--compression', 'auto', '--json', path]);
-      const report = result.stdout.split('\n').map(parseJson).find((line) => (line as { message_type?: string } | undefined)?.message_type === 'summary');
+      const report = result.stdout
+        .split('\n')
+        .map(parseJson)
+        .find((line) => (line as { message_type?: string } | undefined)?.message_type === 'summary');
       const summary = report as Record<string, number> | undefined;
-      const counts = summary && { filesNew: summary.files_new, filesChanged: summary.files_changed, filesUnchanged: summary.files_unmodified };
+      const counts = summary && {
+        filesNew: summary.files_new,
+        filesChanged: summary.files_changed,
+        filesUnchanged: summary.files_unmodified,
+      };
       return { ...result, counts, report };
     },
     restore: (target) => run('restore', ['restore', 'latest', '--target', target]),
@@ -109,8 +122,12 @@ export function amberVersion(): string {
 /** Amber's zstd level as its normative format document states it (the bench never imports src/). */
 export function amberCompressionNote(): string {
   const format = readFileSync(fileURLToPath(new URL('../../docs/format.md', import.meta.url)), 'utf8');
-  const levels = /Amber uses (level\s+\d+ for data blobs and level\s+\d+ for trees)/.exec(format)?.[1]?.replace(/\s+/g, ' ');
-  return levels ? `Amber: its default, zstd ${levels} (per docs/format.md)` : "Amber: its default zstd levels (not stated in docs/format.md)";
+  const levels = /Amber uses (level\s+\d+ for data blobs and level\s+\d+ for trees)/
+    .exec(format)?.[1]
+    ?.replace(/\s+/g, ' ');
+  return levels
+    ? `Amber: its default, zstd ${levels} (per docs/format.md)`
+    : 'Amber: its default zstd levels (not stated in docs/format.md)';
 }
 
 export type ResticAvailability = { available: true; version: string } | { available: false; reason: string };
@@ -124,7 +141,8 @@ function resticVersion(): string | undefined {
 export async function findRestic(log: (line: string) => void): Promise<ResticAvailability> {
   let version = resticVersion();
   if (!version) {
-    if (process.getuid?.() !== 0) return { available: false, reason: 'not on PATH, and not running as root to apt-get install it' };
+    if (process.getuid?.() !== 0)
+      return { available: false, reason: 'not on PATH, and not running as root to apt-get install it' };
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     log('restic is not on PATH; trying apt-get install -y restic');
     try {
@@ -135,13 +153,20 @@ export async function findRestic(log: (line: string) => void): Promise<ResticAva
         await runChecked('apt-get', ['update'], env);
         await runChecked('apt-get', ['install', '-y', 'restic'], env);
       } catch (error) {
-        return { available: false, reason: `apt-get install restic failed: ${String((error as Error).message).split('\n').filter(Boolean).at(-1)}` };
+        return {
+          available: false,
+          reason: `apt-get install restic failed: ${String((error as Error).message)
+            .split('\n')
+            .filter(Boolean)
+            .at(-1)}`,
+        };
       }
     }
     version = resticVersion();
     if (!version) return { available: false, reason: 'installed with apt-get but `restic version` still fails' };
   }
   const [major, minor] = (/restic (\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
-  if (!(major > 0 || minor >= 14)) return { available: false, reason: `${version} predates compression (repository version 2 needs restic 0.14+)` };
+  if (!(major > 0 || minor >= 14))
+    return { available: false, reason: `${version} predates compression (repository version 2 needs restic 0.14+)` };
   return { available: true, version };
 }

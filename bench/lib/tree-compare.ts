@@ -39,11 +39,21 @@ export async function treeManifest(root: string): Promise<ManifestEntry[]> {
   for await (const { path, full } of walk(root)) {
     const stat = await lstat(full);
     const type = stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : 'other';
-    entries.push({ path, type, mode: stat.mode & 0o7777, sizeBytes: type === 'file' || type === 'symlink' ? stat.size : 0, content: type === 'symlink' ? await readlink(full) : '' });
+    entries.push({
+      path,
+      type,
+      mode: stat.mode & 0o7777,
+      sizeBytes: type === 'file' || type === 'symlink' ? stat.size : 0,
+      content: type === 'symlink' ? await readlink(full) : '',
+    });
   }
-  await forEachLimited(entries.filter((entry) => entry.type === 'file'), 8, async (entry) => {
-    entry.content = await hashFile(join(root, entry.path));
-  });
+  await forEachLimited(
+    entries.filter((entry) => entry.type === 'file'),
+    8,
+    async (entry) => {
+      entry.content = await hashFile(join(root, entry.path));
+    },
+  );
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -56,9 +66,12 @@ export function diffManifests(expected: ManifestEntry[], actual: ManifestEntry[]
     byPath.delete(want.path);
     if (!got) differences.push(`missing: ${want.path}`);
     else if (got.type !== want.type) differences.push(`${want.path}: ${got.type} instead of ${want.type}`);
-    else if (got.sizeBytes !== want.sizeBytes) differences.push(`${want.path}: ${got.sizeBytes} bytes instead of ${want.sizeBytes}`);
-    else if (got.content !== want.content) differences.push(`${want.path}: different ${want.type === 'symlink' ? 'link target' : 'contents'}`);
-    else if (got.mode !== want.mode) differences.push(`${want.path}: mode ${got.mode.toString(8)} instead of ${want.mode.toString(8)}`);
+    else if (got.sizeBytes !== want.sizeBytes)
+      differences.push(`${want.path}: ${got.sizeBytes} bytes instead of ${want.sizeBytes}`);
+    else if (got.content !== want.content)
+      differences.push(`${want.path}: different ${want.type === 'symlink' ? 'link target' : 'contents'}`);
+    else if (got.mode !== want.mode)
+      differences.push(`${want.path}: mode ${got.mode.toString(8)} instead of ${want.mode.toString(8)}`);
     if (differences.length >= limit) return differences;
   }
   for (const extra of byPath.keys()) {

@@ -106,7 +106,14 @@ function text(style: TextStyle, seed: string, sizeBytes: number): Content {
   return { kind: 'text', style, seed, sizeBytes };
 }
 
-function addFile(b: Budget, area: Area, nature: PlannedFile['nature'], role: Role, content: Content, mode = 0o644): PlannedFile {
+function addFile(
+  b: Budget,
+  area: Area,
+  nature: PlannedFile['nature'],
+  role: Role,
+  content: Content,
+  mode = 0o644,
+): PlannedFile {
   const extension = b.random.pick(EXTENSIONS[nature === 'image' ? 'binary' : nature]);
   const file: PlannedFile = { path: `${b.dirs.pick(area)}/${b.nextName()}.${extension}`, content, mode, role, nature };
   b.files.push(file);
@@ -118,9 +125,27 @@ function planLarge(b: Budget, sizeBytes: number): void {
   const dump = text('sql', `${b.seed}:dump`, share(0.08));
   b.files.push({ path: 'backups/db/shop-2024-05-17.sql', content: dump, mode: 0o600, role: 'large', nature: 'sql' });
   // Yesterday's dump: the same database with scattered rows changed, a classic near duplicate.
-  b.files.push({ path: 'backups/db/shop-2024-05-16.sql', content: nearDuplicate(b.random, dump, 40), mode: 0o600, role: 'large', nature: 'sql' });
-  b.files.push({ path: 'var/lib/vm/disk0.img', content: { kind: 'image', seed: `${b.seed}:vm`, sizeBytes: share(0.08) }, mode: 0o600, role: 'large', nature: 'image' });
-  b.files.push({ path: 'backups/home-2024-05.tar.gz', content: { kind: 'random', seed: `${b.seed}:archive`, sizeBytes: share(0.06) }, mode: 0o600, role: 'large', nature: 'binary' });
+  b.files.push({
+    path: 'backups/db/shop-2024-05-16.sql',
+    content: nearDuplicate(b.random, dump, 40),
+    mode: 0o600,
+    role: 'large',
+    nature: 'sql',
+  });
+  b.files.push({
+    path: 'var/lib/vm/disk0.img',
+    content: { kind: 'image', seed: `${b.seed}:vm`, sizeBytes: share(0.08) },
+    mode: 0o600,
+    role: 'large',
+    nature: 'image',
+  });
+  b.files.push({
+    path: 'backups/home-2024-05.tar.gz',
+    content: { kind: 'random', seed: `${b.seed}:archive`, sizeBytes: share(0.06) },
+    mode: 0o600,
+    role: 'large',
+    nature: 'binary',
+  });
 }
 
 /** A copy of `base` with `count` small edits (replacements, insertions, deletions) spread through it. */
@@ -160,7 +185,7 @@ function mediumContent(_random: Random, nature: PlannedFile['nature'], seed: str
 function planMedium(b: Budget, budgetBytes: number, maxBytes: number): void {
   const total = MEDIUM_MIX.reduce((sum, m) => sum + m.weight, 0);
   for (const mix of MEDIUM_MIX) {
-    let left = budgetBytes * mix.weight / total;
+    let left = (budgetBytes * mix.weight) / total;
     while (left > SMALL_MAX_BYTES) {
       const sizeBytes = Math.min(Math.round(left), Math.round(b.random.logUniform(SMALL_MAX_BYTES, maxBytes)));
       const content = mediumContent(b.random, mix.nature, `${b.seed}:m${b.files.length}`, sizeBytes);
@@ -196,8 +221,15 @@ function pickWeighted<T extends { weight: number }>(random: Random, items: T[]):
 }
 
 function planSmall(b: Budget, count: number, budgetBytes: number): void {
-  const sizes = Array.from({ length: count }, () => (b.random.chance(0.015) ? 0 : Math.max(1, b.random.logNormal(2500, 1.1))));
-  const scale = budgetBytes / Math.max(1, sizes.reduce((sum, size) => sum + size, 0));
+  const sizes = Array.from({ length: count }, () =>
+    b.random.chance(0.015) ? 0 : Math.max(1, b.random.logNormal(2500, 1.1)),
+  );
+  const scale =
+    budgetBytes /
+    Math.max(
+      1,
+      sizes.reduce((sum, size) => sum + size, 0),
+    );
   const first = b.files.length;
   for (const size of sizes) {
     const sizeBytes = Math.min(SMALL_MAX_BYTES, Math.round(size * scale));
@@ -206,15 +238,35 @@ function planSmall(b: Budget, count: number, budgetBytes: number): void {
     if (own > 20 && roll < 0.04) {
       // A vendored library or a copied config: an exact duplicate somewhere else.
       const original = b.files[first + b.random.int(0, own)];
-      addFile(b, b.random.pick(['home', 'opt', 'srv'] as const), original.nature, 'small', original.content, original.mode);
+      addFile(
+        b,
+        b.random.pick(['home', 'opt', 'srv'] as const),
+        original.nature,
+        'small',
+        original.content,
+        original.mode,
+      );
     } else if (own > 20 && roll < 0.07) {
       const original = b.files[first + b.random.int(0, own)];
-      addFile(b, b.random.pick(['home', 'opt', 'srv'] as const), original.nature, 'small', nearDuplicate(b.random, original.content, b.random.int(1, 4)), original.mode);
+      addFile(
+        b,
+        b.random.pick(['home', 'opt', 'srv'] as const),
+        original.nature,
+        'small',
+        nearDuplicate(b.random, original.content, b.random.int(1, 4)),
+        original.mode,
+      );
     } else {
       const mix = pickWeighted(b.random, SMALL_MIX);
       const seed = `${b.seed}:s${b.files.length}`;
-      const content: Content = mix.nature === 'binary' ? { kind: 'random', seed, sizeBytes } : text(mix.nature as TextStyle, seed, sizeBytes);
-      const mode = mix.nature === 'source' && b.random.chance(0.05) ? 0o755 : mix.area === 'etc' && b.random.chance(0.1) ? 0o600 : 0o644;
+      const content: Content =
+        mix.nature === 'binary' ? { kind: 'random', seed, sizeBytes } : text(mix.nature as TextStyle, seed, sizeBytes);
+      const mode =
+        mix.nature === 'source' && b.random.chance(0.05)
+          ? 0o755
+          : mix.area === 'etc' && b.random.chance(0.1)
+            ? 0o600
+            : 0o644;
       addFile(b, mix.area, mix.nature, 'small', content, mode);
     }
   }
@@ -254,8 +306,15 @@ export function planTree(seed: string, sizeBytes: number): TreePlan {
   const random = createRandom(`tree:${seed}:${sizeBytes}`);
   const dirs = createDirSet(random);
   let names = 0;
-  const budget: Budget = { random, dirs, files: [], seed, nextName: () => `${random.pick(['index', 'main', 'util', 'readme', 'report', 'data', 'test', 'page', 'item', 'core'])}_${(names++).toString(36)}` };
-  const fileCount = Math.max(200, Math.round(FILES_PER_GIB * sizeBytes / GIB));
+  const budget: Budget = {
+    random,
+    dirs,
+    files: [],
+    seed,
+    nextName: () =>
+      `${random.pick(['index', 'main', 'util', 'readme', 'report', 'data', 'test', 'page', 'item', 'core'])}_${(names++).toString(36)}`,
+  };
+  const fileCount = Math.max(200, Math.round((FILES_PER_GIB * sizeBytes) / GIB));
   const areas: Area[] = ['home', 'home', 'home', 'srv', 'opt', 'opt', 'etc', 'log'];
   for (let i = 0; i < fileCount / FILES_PER_DIR; i++) dirs.add(random.pick(areas));
 
@@ -268,8 +327,18 @@ export function planTree(seed: string, sizeBytes: number): TreePlan {
   for (let i = 0; i < Math.ceil(fileCount / 300); i++) {
     const file = random.pick(budget.files);
     const name = file.path.slice(file.path.lastIndexOf('/') + 1);
-    links.push({ path: `${file.path.slice(0, file.path.lastIndexOf('/'))}/current-${i}`, target: random.chance(0.9) ? name : `../missing-${i}` });
+    links.push({
+      path: `${file.path.slice(0, file.path.lastIndexOf('/'))}/current-${i}`,
+      target: random.chance(0.9) ? name : `../missing-${i}`,
+    });
   }
   const dirList = allDirs(dirs, [...budget.files.map((f) => f.path), ...links.map((l) => l.path)]);
-  return { seed, sizeBytes, dirs: dirList, files: budget.files, links, summary: summarize(budget.files, dirList, links) };
+  return {
+    seed,
+    sizeBytes,
+    dirs: dirList,
+    files: budget.files,
+    links,
+    summary: summarize(budget.files, dirList, links),
+  };
 }

@@ -11,7 +11,12 @@ export const GENERATOR_VERSION = 1;
 const WRITERS = 8;
 
 /** Writes `content` to `path` (created or truncated) a piece at a time. */
-export async function writeContent(path: string, content: Content, mode: number, flags: 'w' | 'a' = 'w'): Promise<void> {
+export async function writeContent(
+  path: string,
+  content: Content,
+  mode: number,
+  flags: 'w' | 'a' = 'w',
+): Promise<void> {
   const handle = await open(path, flags, mode);
   try {
     for (const piece of contentChunks(content)) await handle.write(piece);
@@ -36,7 +41,11 @@ export async function overwriteContent(path: string, offset: number, content: Co
 }
 
 /** Runs `task` over `items` with at most `limit` in flight. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await task(items[next++]);
@@ -68,11 +77,19 @@ export async function ensureTree(plan: TreePlan, workDir: string, fresh: boolean
   const root = join(dir, 'tree');
   if (!fresh && existsSync(marker)) {
     const recorded = JSON.parse(await readFile(marker, 'utf8')) as { summary: TreePlan['summary'] };
-    if (JSON.stringify(recorded.summary) === JSON.stringify(plan.summary)) return { root, generated: false, seconds: 0 };
+    if (JSON.stringify(recorded.summary) === JSON.stringify(plan.summary))
+      return { root, generated: false, seconds: 0 };
   }
   const started = performance.now();
   await rm(dir, { recursive: true, force: true });
   await writeTree(plan, root);
-  await writeFile(marker, JSON.stringify({ seed: plan.seed, sizeBytes: plan.sizeBytes, generatorVersion: GENERATOR_VERSION, summary: plan.summary }, null, 2));
+  await writeFile(
+    marker,
+    JSON.stringify(
+      { seed: plan.seed, sizeBytes: plan.sizeBytes, generatorVersion: GENERATOR_VERSION, summary: plan.summary },
+      null,
+      2,
+    ),
+  );
   return { root, generated: true, seconds: (performance.now() - started) / 1000 };
 }

@@ -43,9 +43,13 @@ for (let round = 0; round < rounds; round++) {
     speeds[index].push(totalBytes / 1e6 / ((performance.now() - startMs) / 1000));
   }
 }
-console.log(`${totalBytes / MiB} MiB of random data, ${chunks} chunks (mean ${(totalBytes / chunks / MiB).toFixed(2)} MiB), ${rounds} rounds`);
+console.log(
+  `${totalBytes / MiB} MiB of random data, ${chunks} chunks (mean ${(totalBytes / chunks / MiB).toFixed(2)} MiB), ${rounds} rounds`,
+);
 for (const [index, [label]] of cases.entries()) {
   const sorted = speeds[index].sort((a, b) => a - b);
   const median = sorted[sorted.length >> 1].toFixed(0);
-  console.log(`${label.padEnd(38)} median ${median.padStart(5)} MB/s   best ${sorted.at(-1)!.toFixed(0).padStart(5)} MB/s`);
+  console.log(
+    `${label.padEnd(38)} median ${median.padStart(5)} MB/s   best ${sorted.at(-1)!.toFixed(0).padStart(5)} MB/s`,
+  );
 }

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
-import { chunkStream, createChunker, createGearTable, DEFAULT_CHUNKER_PARAMS, validateChunkerParams } from './fastcdc.ts';
+import {
+  chunkStream,
+  createChunker,
+  createGearTable,
+  DEFAULT_CHUNKER_PARAMS,
+  validateChunkerParams,
+} from './fastcdc.ts';
 import type { Chunker, ChunkerParams } from './fastcdc.ts';
 
 const KiB = 1024;
@@ -20,7 +26,13 @@ function seedOf(label: string): Buffer {
 }
 
 /** FastCDC with normalized chunking, one byte at a time, as the paper's pseudocode reads. */
-function referenceCutPoint(params: ChunkerParams, gear: Uint32Array, data: Uint8Array, start: number, end: number): number {
+function referenceCutPoint(
+  params: ChunkerParams,
+  gear: Uint32Array,
+  data: Uint8Array,
+  start: number,
+  end: number,
+): number {
   const bits = Math.log2(params.avgSizeBytes);
   const maskHard = (0xffffffff << (32 - (bits + 2))) >>> 0;
   const maskEasy = (0xffffffff << (32 - (bits - 2))) >>> 0;
@@ -195,7 +207,7 @@ test('an empty source yields nothing', async () => {
   assert.deepEqual(await collect(fromPieces([new Uint8Array(0), new Uint8Array(0)]), chunker), []);
 });
 
-test("copies of the chunks rebuild the stream even when the source reuses its buffer", async () => {
+test('copies of the chunks rebuild the stream even when the source reuses its buffer', async () => {
   const chunker = createChunker(TINY, seedOf('reuse'));
   const data = pseudoRandomBytes(16 * KiB, 'reuse data');
   async function* reusingSource(pieceBytes: number): AsyncGenerator<Uint8Array> {

@@ -101,7 +101,9 @@ export function createChunker(params: ChunkerParams, seed: Uint8Array): Chunker 
   const maskEasy = topBitsMask(avgBits - NORMALIZATION_LEVEL);
 
   function cutPoint(data: Uint8Array, start: number, end: number): number {
-    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start < end && end <= data.length)) {
+    if (
+      !(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start < end && end <= data.length)
+    ) {
       throw new Error(`cutPoint needs 0 <= start < end <= ${data.length}, got ${start} and ${end}`);
     }
     const available = end - start;
@@ -177,7 +179,8 @@ export type Fill = (into: Buffer, offset: number, maxBytes: number) => number | 
 export async function* chunksOf(fill: Fill, chunker: Chunker, work?: Buffer): AsyncGenerator<Buffer> {
   const maxSize = chunker.params.maxSizeBytes;
   const capacity = 2 * maxSize;
-  if (work !== undefined && work.length < capacity) throw new RangeError(`the working buffer needs ${capacity} bytes, got ${work.length}`);
+  if (work !== undefined && work.length < capacity)
+    throw new RangeError(`the working buffer needs ${capacity} bytes, got ${work.length}`);
   work ??= Buffer.allocUnsafeSlow(capacity);
   // Bytes in work[start, end) are read and not yet chunked.
   let start = 0;
@@ -205,20 +208,28 @@ export async function* chunksOf(fill: Fill, chunker: Chunker, work?: Buffer): As
 }
 
 /** `chunksOf` over a stream of byte pieces (which may reuse their memory once the next is asked for). */
-export function chunkStream(source: AsyncIterable<Uint8Array>, chunker: Chunker, work?: Buffer): AsyncGenerator<Buffer> {
+export function chunkStream(
+  source: AsyncIterable<Uint8Array>,
+  chunker: Chunker,
+  work?: Buffer,
+): AsyncGenerator<Buffer> {
   const pieces = source[Symbol.asyncIterator]();
   let piece: Uint8Array = new Uint8Array(0);
   let offset = 0;
-  return chunksOf(async (into, at, maxBytes) => {
-    while (offset === piece.length) {
-      const next = await pieces.next();
-      if (next.done) return 0;
-      piece = next.value;
-      offset = 0;
-    }
-    const copied = Math.min(maxBytes, piece.length - offset);
-    into.set(piece.subarray(offset, offset + copied), at);
-    offset += copied;
-    return copied;
-  }, chunker, work);
+  return chunksOf(
+    async (into, at, maxBytes) => {
+      while (offset === piece.length) {
+        const next = await pieces.next();
+        if (next.done) return 0;
+        piece = next.value;
+        offset = 0;
+      }
+      const copied = Math.min(maxBytes, piece.length - offset);
+      into.set(piece.subarray(offset, offset + copied), at);
+      offset += copied;
+      return copied;
+    },
+    chunker,
+    work,
+  );
 }

@@ -19,9 +19,13 @@ export async function prepareBucket(store: S3Store, create: boolean): Promise<Bu
   }
   const state = await store.bucketLockState();
   if (!state.objectLock || !state.versioning) {
-    throw new AmberError('STORAGE_UNSUITABLE', `bucket ${store.bucket} has ${state.versioning ? 'versioning but no Object Lock' : 'neither versioning nor Object Lock'}; Amber will not claim immutability there`, {
-      hint: 'create a new bucket with Object Lock (`amber init --create-bucket` does), since most S3 servers cannot turn it on for an existing bucket',
-    });
+    throw new AmberError(
+      'STORAGE_UNSUITABLE',
+      `bucket ${store.bucket} has ${state.versioning ? 'versioning but no Object Lock' : 'neither versioning nor Object Lock'}; Amber will not claim immutability there`,
+      {
+        hint: 'create a new bucket with Object Lock (`amber init --create-bucket` does), since most S3 servers cannot turn it on for an existing bucket',
+      },
+    );
   }
   return state;
 }
@@ -34,19 +38,34 @@ export interface BucketNote {
   effectiveMinRetentionMs: number | null;
 }
 
-export async function bucketNote(store: S3Store, policyMinMs: number | null, known?: BucketLockState): Promise<BucketNote> {
-  const state = known ?? await store.bucketLockState();
+export async function bucketNote(
+  store: S3Store,
+  policyMinMs: number | null,
+  known?: BucketLockState,
+): Promise<BucketNote> {
+  const state = known ?? (await store.bucketLockState());
   const bucketMs = bucketDefaultMs(state);
   const effective = Math.max(policyMinMs ?? 0, bucketMs);
-  return { bucket: store.bucket, objectLock: state.objectLock, defaultRetention: state.defaultRetention ?? null, effectiveMinRetentionMs: effective > 0 ? effective : null };
+  return {
+    bucket: store.bucket,
+    objectLock: state.objectLock,
+    defaultRetention: state.defaultRetention ?? null,
+    effectiveMinRetentionMs: effective > 0 ? effective : null,
+  };
 }
 
 export function describeBucketNote(note: BucketNote, policyMinMs: number | null): string {
-  const lines = [`bucket ${note.bucket}: Object Lock ${note.objectLock ? 'enabled' : 'NOT enabled: nothing here is immutable'}` +
-    (note.defaultRetention ? `, default retention ${note.defaultRetention.days}d (${note.defaultRetention.mode})` : ', no default retention')];
+  const lines = [
+    `bucket ${note.bucket}: Object Lock ${note.objectLock ? 'enabled' : 'NOT enabled: nothing here is immutable'}` +
+      (note.defaultRetention
+        ? `, default retention ${note.defaultRetention.days}d (${note.defaultRetention.mode})`
+        : ', no default retention'),
+  ];
   if (note.effectiveMinRetentionMs !== null && note.effectiveMinRetentionMs > (policyMinMs ?? 0)) {
-    lines.push(`the bucket's default retention raises the effective minimum to ${formatDurationMs(note.effectiveMinRetentionMs)}: ` +
-      'Amber sends explicit dates, so set the policy minimum to match (`amber policy set --min-retention`)');
+    lines.push(
+      `the bucket's default retention raises the effective minimum to ${formatDurationMs(note.effectiveMinRetentionMs)}: ` +
+        'Amber sends explicit dates, so set the policy minimum to match (`amber policy set --min-retention`)',
+    );
   }
   return lines.join('\n');
 }

@@ -45,14 +45,19 @@ export function repoLocation(globals: GlobalOptions): string {
 export async function storeFor(location: string): Promise<Store> {
   if (/^https?:/.test(location)) return createHttpStore(location, { token: vaultToken() });
   // The AWS SDK takes a tenth of a second to load: only S3 repositories pay for it.
-  if (/^s3:/.test(location)) return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), { clock: systemClock });
+  if (/^s3:/.test(location))
+    return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), { clock: systemClock });
   const file = fileInTheWay(location);
   if (file !== undefined) {
-    throw new AmberError('USAGE', file === resolve(location)
-      ? `the repository location ${file} is a file, not a directory`
-      : `the repository location ${resolve(location)} is below ${file}, which is a file, not a directory`, {
-      hint: 'a local repository is a directory: choose one with --repo or AMBER_REPO (a new or empty one for `amber init`)',
-    });
+    throw new AmberError(
+      'USAGE',
+      file === resolve(location)
+        ? `the repository location ${file} is a file, not a directory`
+        : `the repository location ${resolve(location)} is below ${file}, which is a file, not a directory`,
+      {
+        hint: 'a local repository is a directory: choose one with --repo or AMBER_REPO (a new or empty one for `amber init`)',
+      },
+    );
   }
   return createFsStore(resolve(location));
 }
@@ -68,7 +73,10 @@ function vaultToken(): string {
     }
   }
   const token = process.env.AMBER_VAULT_TOKEN;
-  if (!token) throw new AmberError('TOKEN_INVALID', 'a vault repository needs a token', { hint: 'set AMBER_VAULT_TOKEN or AMBER_VAULT_TOKEN_FILE' });
+  if (!token)
+    throw new AmberError('TOKEN_INVALID', 'a vault repository needs a token', {
+      hint: 'set AMBER_VAULT_TOKEN or AMBER_VAULT_TOKEN_FILE',
+    });
   return token;
 }
 

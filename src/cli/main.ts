@@ -29,13 +29,20 @@ export function buildProgram(setExit: (status: number) => void): { program: Comm
   program
     .description('Immutable, encrypted, deduplicating backups')
     .version(VERSION)
-    .addOption(new Option('-r, --repo <location>', 'repository location: a directory path, a vault http(s)://HOST:PORT/NAME, or s3:https://ENDPOINT/BUCKET[/PREFIX]').env('AMBER_REPO'))
+    .addOption(
+      new Option(
+        '-r, --repo <location>',
+        'repository location: a directory path, a vault http(s)://HOST:PORT/NAME, or s3:https://ENDPOINT/BUCKET[/PREFIX]',
+      ).env('AMBER_REPO'),
+    )
     .addOption(new Option('--password-file <file>', 'read the passphrase from a file').env('AMBER_PASSWORD_FILE'))
     .option('--json', 'print results as JSON for scripts')
     .option('-q, --quiet', 'print only errors')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 The passphrase comes from AMBER_PASSWORD, --password-file, or a prompt on the terminal. A vault
 repository also needs a token: AMBER_VAULT_TOKEN, or AMBER_VAULT_TOKEN_FILE (its first line). An S3
 repository takes its credentials from the AWS SDK's usual sources (AWS_ACCESS_KEY_ID, AWS_PROFILE…).
@@ -49,7 +56,8 @@ Examples:
   amber backup --repo /srv/backups/main /srv/finance --retain 7y --lock-mode compliance
   amber lock status --repo /srv/backups/main
   amber forget --repo /srv/backups/main --keep-daily 7 --keep-weekly 5 && amber prune --repo /srv/backups/main
-  amber audit verify --repo /srv/backups/main`);
+  amber audit verify --repo /srv/backups/main`,
+    );
   registerInit(program, context);
   registerBackup(program, context, setExit);
   registerSnapshotCommands(program, context);
@@ -87,14 +95,18 @@ export async function main(argv: string[]): Promise<number> {
       return exitStatusFor(error.code);
     }
     if ((error as NodeJS.ErrnoException)?.code === 'EPIPE') return EXIT.ok;
-    process.stderr.write(`amber: unexpected error (this is a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`);
+    process.stderr.write(
+      `amber: unexpected error (this is a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`,
+    );
     return EXIT.error;
   }
 }
 
 function reportError(error: AmberError, json: boolean): void {
   if (json) {
-    process.stderr.write(`${JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint, details: error.details } })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint, details: error.details } })}\n`,
+    );
     return;
   }
   process.stderr.write(`error: ${error.message} [${error.code}]\n`);

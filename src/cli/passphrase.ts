@@ -15,7 +15,10 @@ export async function readPassphrase(source: PassphraseSource): Promise<string> 
     try {
       return readFileSync(source.file, 'utf8').replace(/\r?\n$/, '');
     } catch (cause) {
-      throw new AmberError('USAGE', `cannot read the passphrase file "${source.file}"`, { cause, hint: 'check the path and its permissions' });
+      throw new AmberError('USAGE', `cannot read the passphrase file "${source.file}"`, {
+        cause,
+        hint: 'check the path and its permissions',
+      });
     }
   }
   const fromEnv = process.env[source.envVar];
@@ -58,6 +61,10 @@ async function promptHidden(prompt: string, envVar: string): Promise<string> {
     output.write('\n');
     input.destroy();
     output.destroy();
-    try { closeSync(fd); } catch { /* already closed by the streams */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed by the streams */
+    }
   }
 }

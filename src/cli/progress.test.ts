@@ -6,7 +6,12 @@ import type { Clock } from '../core/clock.ts';
 
 function capture() {
   let text = '';
-  const stream = new Writable({ write(chunk, _encoding, done) { text += chunk; done(); } });
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      text += chunk;
+      done();
+    },
+  });
   return { stream, text: () => text };
 }
 
@@ -22,7 +27,10 @@ test('progress shows files, bytes, rate and ETA, redrawn in place at most every 
   clock.advance(1000);
   line.update({ files: 10, bytes: 50 * 1024 * 1024, totalBytes: 100 * 1024 * 1024, label: '/data/x' });
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the progress line is drawn with ESC [K
-  assert.match(out.text(), /\r\x1b\[K\[1\.0s\] {2}10 files {2}50\.0 MiB \/ 100\.0 MiB {2}50\.0 MiB\/s {2}ETA 1\.0s {2}\/data\/x/);
+  assert.match(
+    out.text(),
+    /\r\x1b\[K\[1\.0s\] {2}10 files {2}50\.0 MiB \/ 100\.0 MiB {2}50\.0 MiB\/s {2}ETA 1\.0s {2}\/data\/x/,
+  );
   const drawn = out.text();
   clock.advance(50);
   line.update({ files: 11, bytes: 51 * 1024 * 1024 });

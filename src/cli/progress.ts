@@ -25,7 +25,8 @@ export function createProgressLine(stream: NodeJS.WritableStream, clock: Clock, 
       if (files !== undefined) parts.push(`${files} files`);
       parts.push(totalBytes ? `${formatBytes(bytes)} / ${formatBytes(totalBytes)}` : formatBytes(bytes));
       parts.push(`${formatBytes(rate)}/s`);
-      if (totalBytes && rate > 0 && totalBytes > bytes) parts.push(`ETA ${formatDurationMs(((totalBytes - bytes) / rate) * 1000)}`);
+      if (totalBytes && rate > 0 && totalBytes > bytes)
+        parts.push(`ETA ${formatDurationMs(((totalBytes - bytes) / rate) * 1000)}`);
       let line = parts.join('  ');
       const width = (stream as NodeJS.WriteStream).columns ?? 100;
       if (label) line = `${line}  ${label}`;

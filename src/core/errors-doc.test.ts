@@ -24,7 +24,10 @@ test('docs/errors.md lists exactly the codes of ERROR_CODES', () => {
   const documented = [...documentedCodes().keys()].sort();
   const catalogue = Object.keys(ERROR_CODES).sort();
   assert.deepEqual(
-    { missingFromDoc: catalogue.filter((code) => !documented.includes(code)), notInCatalogue: documented.filter((code) => !catalogue.includes(code)) },
+    {
+      missingFromDoc: catalogue.filter((code) => !documented.includes(code)),
+      notInCatalogue: documented.filter((code) => !catalogue.includes(code)),
+    },
     { missingFromDoc: [], notInCatalogue: [] },
   );
 });
@@ -40,6 +43,10 @@ test('docs/errors.md gives each code the exit status the CLI uses', () => {
 test('docs/errors.md describes every exit status the CLI can give', () => {
   const text = readFileSync(DOC_URL, 'utf8');
   const described = new Set([...text.matchAll(/^\|\s*(\d+)\s*\|/gm)].map((match) => Number(match[1])));
-  const used = new Set<number>([...Object.values(EXIT), ...Object.keys(ERROR_CODES).map((code) => exitStatusFor(code as ErrorCode))]);
-  for (const status of used) assert.ok(described.has(status), `exit status ${status} is not described in docs/errors.md`);
+  const used = new Set<number>([
+    ...Object.values(EXIT),
+    ...Object.keys(ERROR_CODES).map((code) => exitStatusFor(code as ErrorCode)),
+  ]);
+  for (const status of used)
+    assert.ok(described.has(status), `exit status ${status} is not described in docs/errors.md`);
 });

@@ -33,10 +33,11 @@ export const ERROR_CODES = {
   STORAGE_FULL: 'The storage has no space left',
   STORAGE_ACCESS_DENIED: 'The storage refused access',
   TOKEN_INVALID: 'The vault does not accept this token',
-  ROLE_FORBIDDEN: 'The vault token\'s role does not allow this',
+  ROLE_FORBIDDEN: "The vault token's role does not allow this",
   OBJECT_TOO_LARGE: 'An upload is larger than the vault accepts',
-  UPLOAD_TOO_SLOW: 'An upload arrived slower than the vault\'s minimum rate and was cut off',
-  STORAGE_UNSUITABLE: 'The storage cannot do what Amber needs of it, for example an S3 bucket without versioning or Object Lock',
+  UPLOAD_TOO_SLOW: "An upload arrived slower than the vault's minimum rate and was cut off",
+  STORAGE_UNSUITABLE:
+    'The storage cannot do what Amber needs of it, for example an S3 bucket without versioning or Object Lock',
   STORAGE_TRANSIENT: 'The storage failed in a way that may pass if retried',
   INVALID_OBJECT_NAME: 'An object name is not valid for the storage',
   RETENTION_ACTIVE: 'The object is under retention or legal hold and cannot be removed',
@@ -48,7 +49,8 @@ export const ERROR_CODES = {
   LOCK_GAP: 'An object a locked snapshot needs is not retained as long as the lock',
   RESTORE_INCOMPLETE: 'Some entries could not be restored; each one was reported',
   VERIFY_FAILED: 'Verification found missing or damaged data',
-  STORAGE_TAMPERED: 'The storage holds a version or delete marker Amber never writes: someone tried to replace or hide an object',
+  STORAGE_TAMPERED:
+    'The storage holds a version or delete marker Amber never writes: someone tried to replace or hide an object',
   AUDIT_TAMPERED: 'The audit log was altered: an entry is edited, missing, reordered or inserted',
   INTERRUPTED: 'The operation was interrupted',
 } as const;

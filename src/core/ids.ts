@@ -26,7 +26,11 @@ export const isHexId = (text: unknown): text is string => typeof text === 'strin
 
 function checked<T extends string>(what: string): (hex: string) => T {
   return (hex) => {
-    if (!isHexId(hex)) throw new AmberError('OBJECT_CORRUPT', `${JSON.stringify(String(hex).slice(0, 80))} is not a ${what} (64 lowercase hex digits)`);
+    if (!isHexId(hex))
+      throw new AmberError(
+        'OBJECT_CORRUPT',
+        `${JSON.stringify(String(hex).slice(0, 80))} is not a ${what} (64 lowercase hex digits)`,
+      );
     return hex as T;
   };
 }

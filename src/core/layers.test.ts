@@ -8,8 +8,21 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('..', import.meta.url));
 const RANK: Record<string, number> = {
-  core: 0, chunker: 1, crypto: 1, storage: 2, source: 2, repo: 3, governance: 4, engine: 5, protection: 6,
-  insight: 7, ops: 8, vault: 9, cli: 10, web: 10, testing: 11,
+  core: 0,
+  chunker: 1,
+  crypto: 1,
+  storage: 2,
+  source: 2,
+  repo: 3,
+  governance: 4,
+  engine: 5,
+  protection: 6,
+  insight: 7,
+  ops: 8,
+  vault: 9,
+  cli: 10,
+  web: 10,
+  testing: 11,
 };
 
 function sourceFiles(dir: string): string[] {
@@ -26,7 +39,10 @@ test('every import under src/ points to the same or a lower layer', () => {
   const violations: string[] = [];
   for (const file of sourceFiles(SRC)) {
     const from = layerOf(file);
-    assert.ok(from in RANK, `${relative(SRC, file)} is in a folder with no layer; add it to RANK and docs/architecture.md`);
+    assert.ok(
+      from in RANK,
+      `${relative(SRC, file)} is in a folder with no layer; add it to RANK and docs/architecture.md`,
+    );
     for (const [, spec] of readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)\s[^'"]*['"](\.[^'"]+)['"]/gm)) {
       const to = layerOf(resolve(dirname(file), spec));
       if (RANK[to] > RANK[from]) violations.push(`${relative(SRC, file)} (${from}) imports ${spec} (${to})`);

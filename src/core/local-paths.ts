@@ -33,15 +33,22 @@ export function fileInTheWay(path: string): string | undefined {
 export function cacheRoot(): string {
   const [variable, root] = process.env.AMBER_CACHE_DIR
     ? ['AMBER_CACHE_DIR', process.env.AMBER_CACHE_DIR]
-    : process.env.XDG_CACHE_HOME ? ['XDG_CACHE_HOME', join(process.env.XDG_CACHE_HOME, 'amber')] : ['HOME', join(homedir(), '.cache', 'amber')];
+    : process.env.XDG_CACHE_HOME
+      ? ['XDG_CACHE_HOME', join(process.env.XDG_CACHE_HOME, 'amber')]
+      : ['HOME', join(homedir(), '.cache', 'amber')];
   const file = fileInTheWay(root);
   if (file !== undefined) {
-    throw new AmberError('USAGE', `the local cache directory ${root} (from ${variable}) ${file === resolve(root) ? 'is a file' : `is below ${file}, which is a file`}, not a directory`, {
-      hint: variable === 'AMBER_CACHE_DIR'
-        ? 'point AMBER_CACHE_DIR at a directory (it is created if missing), or unset it to use ~/.cache/amber'
-        : 'set AMBER_CACHE_DIR to a directory (it is created if missing)',
-      details: { variable, path: root },
-    });
+    throw new AmberError(
+      'USAGE',
+      `the local cache directory ${root} (from ${variable}) ${file === resolve(root) ? 'is a file' : `is below ${file}, which is a file`}, not a directory`,
+      {
+        hint:
+          variable === 'AMBER_CACHE_DIR'
+            ? 'point AMBER_CACHE_DIR at a directory (it is created if missing), or unset it to use ~/.cache/amber'
+            : 'set AMBER_CACHE_DIR to a directory (it is created if missing)',
+        details: { variable, path: root },
+      },
+    );
   }
   return root;
 }

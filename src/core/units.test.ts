@@ -13,7 +13,10 @@ test('durations use s m h d w y with m meaning minutes', () => {
 
 test('a malformed duration is refused with a hint', () => {
   for (const bad of ['', '10', '3mo', '-1d', 'd', '1.5d']) {
-    assert.throws(() => parseDurationMs(bad), (error) => isAmberError(error, 'INVALID_DURATION') && error.hint !== undefined);
+    assert.throws(
+      () => parseDurationMs(bad),
+      (error) => isAmberError(error, 'INVALID_DURATION') && error.hint !== undefined,
+    );
   }
 });
 
@@ -21,7 +24,10 @@ test('dates accept ISO and +duration from now', () => {
   const now = Date.UTC(2026, 0, 1);
   assert.equal(parseDateMs('+90d', now), now + 90 * 86_400_000);
   assert.equal(parseDateMs('2027-01-31T00:00:00Z', now), Date.UTC(2027, 0, 31));
-  assert.throws(() => parseDateMs('tomorrow', now), (error) => isAmberError(error, 'INVALID_DURATION'));
+  assert.throws(
+    () => parseDateMs('tomorrow', now),
+    (error) => isAmberError(error, 'INVALID_DURATION'),
+  );
 });
 
 test('durations and dates are bounded when parsed: at most 1000y and 9999-12-31, the value and the limit named', () => {
@@ -30,11 +36,20 @@ test('durations and dates are bounded when parsed: at most 1000y and 9999-12-31,
   assert.equal(parseDateMs('+1000y', now), now + MAX_DURATION_MS);
   assert.equal(parseDateMs('9999-12-31T23:59:59.999Z', now), MAX_DATE_MS);
   for (const bad of ['1001y', '1000y1s', '99999999999y', `${'9'.repeat(400)}s`]) {
-    assert.throws(() => parseDurationMs(bad), (error) => isAmberError(error, 'INVALID_DURATION') && error.message.includes(bad) && /1000y/.test(error.message));
-    assert.throws(() => parseDateMs(`+${bad}`, now), (error) => isAmberError(error, 'INVALID_DURATION') && /1000y/.test(error.message));
+    assert.throws(
+      () => parseDurationMs(bad),
+      (error) => isAmberError(error, 'INVALID_DURATION') && error.message.includes(bad) && /1000y/.test(error.message),
+    );
+    assert.throws(
+      () => parseDateMs(`+${bad}`, now),
+      (error) => isAmberError(error, 'INVALID_DURATION') && /1000y/.test(error.message),
+    );
   }
   // A +DURATION within the bound that still lands past year 9999 (a clock far in the future).
-  assert.throws(() => parseDateMs('+1000y', MAX_DATE_MS - 1000), (error) => isAmberError(error, 'INVALID_DURATION') && /9999-12-31/.test(error.message));
+  assert.throws(
+    () => parseDateMs('+1000y', MAX_DATE_MS - 1000),
+    (error) => isAmberError(error, 'INVALID_DURATION') && /9999-12-31/.test(error.message),
+  );
 });
 
 test('byte sizes are printed in binary units', () => {

@@ -31,9 +31,13 @@ export function parseDurationMs(text: string): number {
     total += Number(count) * UNIT_MS[unit as keyof typeof UNIT_MS];
   }
   if (!(total <= MAX_DURATION_MS)) {
-    throw new AmberError('INVALID_DURATION', `"${text}" is longer than ${MAX_DURATION_TEXT} (1000 years), the longest duration Amber accepts`, {
-      hint: `give a duration of at most ${MAX_DURATION_TEXT}, for example 7y or 10y`,
-    });
+    throw new AmberError(
+      'INVALID_DURATION',
+      `"${text}" is longer than ${MAX_DURATION_TEXT} (1000 years), the longest duration Amber accepts`,
+      {
+        hint: `give a duration of at most ${MAX_DURATION_TEXT}, for example 7y or 10y`,
+      },
+    );
   }
   return total;
 }
@@ -47,9 +51,13 @@ export function parseDateMs(text: string, nowMs: number): number {
     });
   }
   if (ms > MAX_DATE_MS) {
-    throw new AmberError('INVALID_DURATION', `"${text}" is later than ${MAX_DATE_TEXT}, the latest date Amber accepts`, {
-      hint: `give a date up to ${MAX_DATE_TEXT.slice(0, 10)}, or a +DURATION of at most ${MAX_DURATION_TEXT}`,
-    });
+    throw new AmberError(
+      'INVALID_DURATION',
+      `"${text}" is later than ${MAX_DATE_TEXT}, the latest date Amber accepts`,
+      {
+        hint: `give a date up to ${MAX_DATE_TEXT.slice(0, 10)}, or a +DURATION of at most ${MAX_DURATION_TEXT}`,
+      },
+    );
   }
   return ms;
 }

@@ -1,5 +1,12 @@
 // AES-256-GCM with a random 96-bit nonce per message. Sealed layout: nonce(12) ‖ ciphertext ‖ tag(16).
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomBytes,
+  randomFillSync,
+  type KeyObject,
+} from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
 
 export const KEY_BYTES = 32;

@@ -2,8 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  deriveWrappingKey, generateBoxKeyPair, generateSigningKeyPair, hmacSha256, newScryptParams, open,
-  openWithPrivateKey, randomKey, seal, sealToPublicKey, signMessage, verifySignature,
+  deriveWrappingKey,
+  generateBoxKeyPair,
+  generateSigningKeyPair,
+  hmacSha256,
+  newScryptParams,
+  open,
+  openWithPrivateKey,
+  randomKey,
+  seal,
+  sealToPublicKey,
+  signMessage,
+  verifySignature,
 } from './index.ts';
 import { isAmberError } from '../core/errors.ts';
 
@@ -15,10 +25,19 @@ test('seal and open round-trip, and any flipped bit is detected', () => {
   for (const position of [0, 12, 500, sealed.length - 1]) {
     const damaged = Buffer.from(sealed);
     damaged[position] ^= 1;
-    assert.throws(() => open(key, damaged, Buffer.from('aad')), (error) => isAmberError(error, 'OBJECT_CORRUPT'));
+    assert.throws(
+      () => open(key, damaged, Buffer.from('aad')),
+      (error) => isAmberError(error, 'OBJECT_CORRUPT'),
+    );
   }
-  assert.throws(() => open(key, sealed, Buffer.from('other')), (error) => isAmberError(error, 'OBJECT_CORRUPT'));
-  assert.throws(() => open(randomKey(), sealed, Buffer.from('aad')), (error) => isAmberError(error, 'OBJECT_CORRUPT'));
+  assert.throws(
+    () => open(key, sealed, Buffer.from('other')),
+    (error) => isAmberError(error, 'OBJECT_CORRUPT'),
+  );
+  assert.throws(
+    () => open(randomKey(), sealed, Buffer.from('aad')),
+    (error) => isAmberError(error, 'OBJECT_CORRUPT'),
+  );
 });
 
 test('two seals of the same plaintext differ (random nonces)', () => {
@@ -48,7 +67,10 @@ test('a sealed box opens only with the recipient private key', () => {
   const secret = randomKey();
   const box = sealToPublicKey(recipient.publicKey, secret);
   assert.deepEqual(openWithPrivateKey(recipient, box), secret);
-  assert.throws(() => openWithPrivateKey(stranger, box), (error) => isAmberError(error, 'OBJECT_CORRUPT'));
+  assert.throws(
+    () => openWithPrivateKey(stranger, box),
+    (error) => isAmberError(error, 'OBJECT_CORRUPT'),
+  );
 });
 
 test('passphrase keys depend on passphrase and salt', async () => {

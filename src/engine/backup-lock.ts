@@ -37,7 +37,11 @@ export function planLock(state: RetentionState, request: RetentionRequest, clock
  *   client cannot tell what its server keeps objects on; there only compliance packs are reused, and
  *   the backup stores its own compliance copy of anything else.
  */
-export function dedupablePacks(state: RetentionState, mode: RetentionMode, store: Pick<Store, 'enforcement'>): (packId: PackId) => boolean {
+export function dedupablePacks(
+  state: RetentionState,
+  mode: RetentionMode,
+  store: Pick<Store, 'enforcement'>,
+): (packId: PackId) => boolean {
   if (mode === 'governance' || raisesToCompliance(store)) return () => true;
   return (packId) => state.ledger.lockOf(packName(packId))?.mode === 'compliance';
 }
@@ -51,7 +55,11 @@ export function raisesToCompliance(store: Pick<Store, 'enforcement'>): boolean {
 export class CondemnedDuringBackup extends Error {}
 
 /** Re-reads condemn notices just before the commit; a reused pack named in a new one means retry. */
-export async function checkNotCondemned(repo: Repository, state: RetentionState, reused: ReadonlySet<string>): Promise<void> {
+export async function checkNotCondemned(
+  repo: Repository,
+  state: RetentionState,
+  reused: ReadonlySet<string>,
+): Promise<void> {
   const fresh = await loadRecords(repo, CONDEMNS, []);
   for (const { value } of fresh) {
     const hit = value.objects.find(({ name }) => reused.has(name) && !state.condemned.has(name));
@@ -67,7 +75,12 @@ export async function checkNotCondemned(repo: Repository, state: RetentionState,
  * have ended (a snapshot still locked needs it). Returns the names that are protected now; where the
  * process may not set the attribute (not root) nothing changes and the caller reports the gap.
  */
-export async function finishProtection(repo: Repository, state: RetentionState, unprotected: Iterable<{ name: string; fallback?: ObjectLock }>, nowMs: number): Promise<string[]> {
+export async function finishProtection(
+  repo: Repository,
+  state: RetentionState,
+  unprotected: Iterable<{ name: string; fallback?: ObjectLock }>,
+  nowMs: number,
+): Promise<string[]> {
   const groups = new Map<string, { lock: ObjectLock; names: string[] }>();
   for (const { name, fallback } of unprotected) {
     const own = state.ledger.lockOf(name);
@@ -111,21 +124,39 @@ export interface LockCommit {
   metadataLock: { untilMs: number; mode: RetentionMode };
 }
 
-
 /**
  * Adds the metadata entry (everything every reader needs, kept until the latest date anything is
  * retained, rounded up), writes the grant, and applies the store's own protection to every object
  * it names except `skip` (an object not stored yet: the caller protects it once it is).
  */
-export async function writeGrant(repo: Repository, state: RetentionState, grant: {
-  snapshotId: SnapshotId | null; entries: GrantEntry[]; untilMs: number; mode: RetentionMode; nowMs: number; skip?: string;
-}): Promise<LockCommit> {
+export async function writeGrant(
+  repo: Repository,
+  state: RetentionState,
+  grant: {
+    snapshotId: SnapshotId | null;
+    entries: GrantEntry[];
+    untilMs: number;
+    mode: RetentionMode;
+    nowMs: number;
+    skip?: string;
+  },
+): Promise<LockCommit> {
   const { ledger, policy } = state;
   const metaUntilMs = roundUpMs(Math.max(grant.untilMs, ledger.maxUntilMs), policy.settings.extendStepMs);
   const metaMode = strongerMode(grant.mode, ledger.strongestMode)!;
-  const metadata = (await sharedMetadata(repo, METADATA_PREFIXES)).map(({ name }) => name).filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
-  const entries = metadata.length > 0 ? [...grant.entries, { mode: metaMode, until: isoDate(metaUntilMs), objects: metadata }] : grant.entries;
-  const name = await putRecord(repo, GRANTS, { time: isoDate(grant.nowMs), snapshot: grant.snapshotId, entries }, { retainUntilMs: metaUntilMs, mode: metaMode });
+  const metadata = (await sharedMetadata(repo, METADATA_PREFIXES))
+    .map(({ name }) => name)
+    .filter((name) => !covers(ledger.lockOf(name), metaUntilMs, metaMode));
+  const entries =
+    metadata.length > 0
+      ? [...grant.entries, { mode: metaMode, until: isoDate(metaUntilMs), objects: metadata }]
+      : grant.entries;
+  const name = await putRecord(
+    repo,
+    GRANTS,
+    { time: isoDate(grant.nowMs), snapshot: grant.snapshotId, entries },
+    { retainUntilMs: metaUntilMs, mode: metaMode },
+  );
   // Issued together: a store that locks in batches (fs: one chattr process) does it in one go.
   await Promise.all([
     ...entries.map(({ objects, until, mode }) => {
@@ -139,38 +170,68 @@ export async function writeGrant(repo: Repository, state: RetentionState, grant:
 }
 
 /** The backup's grant: new objects at the snapshot's date, reused packs extended in policy steps. */
-export async function grantBackupLocks(repo: Repository, state: RetentionState, options: {
-  plan: LockPlan;
-  snapshotId: SnapshotId;
-  written: readonly string[];
-  reused: ReadonlySet<string>;
-  /** The parent snapshot's object, which the backup also relies on. */
-  parent?: string;
-  nowMs: number;
-}): Promise<LockCommit> {
+export async function grantBackupLocks(
+  repo: Repository,
+  state: RetentionState,
+  options: {
+    plan: LockPlan;
+    snapshotId: SnapshotId;
+    written: readonly string[];
+    reused: ReadonlySet<string>;
+    /** The parent snapshot's object, which the backup also relies on. */
+    parent?: string;
+    nowMs: number;
+  },
+): Promise<LockCommit> {
   const { plan, snapshotId } = options;
   const writtenSet = new Set(options.written);
   const newPacks = options.written.filter((name) => name.startsWith(PREFIX.data));
   const snapshot = snapshotName(snapshotId);
   const entries: GrantEntry[] = [{ mode: plan.mode, until: isoDate(plan.untilMs), objects: [...newPacks, snapshot] }];
-  const extend = [...options.reused].filter((name) => !writtenSet.has(name) && !covers(state.ledger.lockOf(name), plan.untilMs, plan.mode));
-  if (extend.length > 0) entries.push({ mode: plan.mode, until: isoDate(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)), objects: extend.sort() });
+  const extend = [...options.reused].filter(
+    (name) => !writtenSet.has(name) && !covers(state.ledger.lockOf(name), plan.untilMs, plan.mode),
+  );
+  if (extend.length > 0)
+    entries.push({
+      mode: plan.mode,
+      until: isoDate(roundUpMs(plan.untilMs, state.policy.settings.extendStepMs)),
+      objects: extend.sort(),
+    });
   // What this backup relies on and did not write: a backup killed after storing them but before
   // protecting them left them open, and covered packs are not even in this grant. Counted before the
   // grant's own protect, so that the backup can say what it finished.
   const relied = [...options.reused].filter((name) => !writtenSet.has(name));
   if (options.parent) relied.push(options.parent);
   const unlocked = await unlockedObjects(repo, relied);
-  const commit = await writeGrant(repo, state, { snapshotId, entries, untilMs: plan.untilMs, mode: plan.mode, nowMs: options.nowMs, skip: snapshot });
+  const commit = await writeGrant(repo, state, {
+    snapshotId,
+    entries,
+    untilMs: plan.untilMs,
+    mode: plan.mode,
+    nowMs: options.nowMs,
+    skip: snapshot,
+  });
   const fallback = { untilMs: plan.untilMs, mode: plan.mode };
-  return { ...commit, reprotected: await finishProtection(repo, state, unlocked.map((name) => ({ name, fallback })), options.nowMs) };
+  return {
+    ...commit,
+    reprotected: await finishProtection(
+      repo,
+      state,
+      unlocked.map((name) => ({ name, fallback })),
+      options.nowMs,
+    ),
+  };
 }
 
 export function lockError(error: unknown): never {
   if (error instanceof CondemnedDuringBackup) {
-    throw new AmberError('STORAGE_TRANSIENT', `${error.message}; the backup read from standard input cannot be repeated`, {
-      hint: 'run the backup again: it will store its own copy of what was condemned',
-    });
+    throw new AmberError(
+      'STORAGE_TRANSIENT',
+      `${error.message}; the backup read from standard input cannot be repeated`,
+      {
+        hint: 'run the backup again: it will store its own copy of what was condemned',
+      },
+    );
   }
   throw error;
 }

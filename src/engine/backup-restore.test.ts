@@ -57,7 +57,10 @@ test('a sparse file is restored sparse', async () => {
   const restored = await fs.stat(under(target, sparse));
   assert.equal(restored.size, SPARSE_FILE_BYTES);
   // Four 4 KiB regions hold data; everything else must stay a hole, even inside the chunks that hold them.
-  assert.ok(restored.blocks * 512 <= 256 * 1024, `the restored sparse file allocates ${restored.blocks * 512} of ${restored.size} bytes`);
+  assert.ok(
+    restored.blocks * 512 <= 256 * 1024,
+    `the restored sparse file allocates ${restored.blocks * 512} of ${restored.size} bytes`,
+  );
   assert.deepEqual(await compareTrees(sparse, under(target, sparse)), []);
 });
 
@@ -69,7 +72,12 @@ test('restore with include restores only that subdirectory (and its ancestors)',
   assert.deepEqual(await fs.readdir(under(target, source)), ['nested']);
   assert.deepEqual(await compareTrees(nested, under(target, nested)), []);
   await rejectsWithCode(
-    restore({ repo, snapshot: await findSnapshot(repo, 'latest'), target: newTarget(), include: [join(source, 'no-such-entry')] }),
+    restore({
+      repo,
+      snapshot: await findSnapshot(repo, 'latest'),
+      target: newTarget(),
+      include: [join(source, 'no-such-entry')],
+    }),
     'PATH_NOT_FOUND',
   );
 });
@@ -82,7 +90,10 @@ test('restore refuses to replace an existing file unless overwrite is set, and n
   await fs.writeFile(under(target, file), 'precious');
 
   const refused = await restore({ repo, snapshot, target, include: [file] });
-  assert.deepEqual(refused.errors.map(({ path, code }) => ({ path, code })), [{ path: file, code: 'TARGET_EXISTS' }]);
+  assert.deepEqual(
+    refused.errors.map(({ path, code }) => ({ path, code })),
+    [{ path: file, code: 'TARGET_EXISTS' }],
+  );
   assert.match(refused.errors[0].message, /one-byte/);
   assert.equal(await fs.readFile(under(target, file), 'utf8'), 'precious');
 
@@ -94,7 +105,10 @@ test('restore refuses to replace an existing file unless overwrite is set, and n
   await fs.mkdir(under(target, empty));
   await fs.writeFile(join(under(target, empty), 'keep'), 'kept');
   const notReplaced = await restore({ repo, snapshot, target, include: [empty], overwrite: true });
-  assert.deepEqual(notReplaced.errors.map(({ code }) => code), ['TARGET_EXISTS']);
+  assert.deepEqual(
+    notReplaced.errors.map(({ code }) => code),
+    ['TARGET_EXISTS'],
+  );
   assert.equal(await fs.readFile(join(under(target, empty), 'keep'), 'utf8'), 'kept');
 });
 
@@ -111,9 +125,15 @@ test('a second backup of the unchanged tree reads nothing and adds only ancestor
   // The source's own tree is the same blob; only trees of the ancestors (/, /tmp, …) can differ, when
   // something else touched those directories between the backups (this test's other restores do).
   const reader = createBlobReader(repo, (await loadIndex(repo)).index);
-  const treeAt = async (tree: TreeId, path: string) => (path === '/' ? tree : (await resolvePath(reader, tree, path)).subtree!);
+  const treeAt = async (tree: TreeId, path: string) =>
+    path === '/' ? tree : (await resolvePath(reader, tree, path)).subtree!;
   assert.equal(await treeAt(second.snapshot.tree, source), await treeAt(first.snapshot.tree, source));
-  const ancestors = ['/', ...splitPath(source).slice(0, -1).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`)];
+  const ancestors = [
+    '/',
+    ...splitPath(source)
+      .slice(0, -1)
+      .map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`),
+  ];
   let changedTrees = 0;
   let changedBytes = 0;
   for (const path of ancestors) {
@@ -150,7 +170,9 @@ test('a backup of two paths restores both and nothing else', async () => {
 
 test('a backup from a stream (--stdin) restores the same bytes under the given file name', async () => {
   const data = seededBytes(3 * MiB + 123, 'stdin');
-  const pieces = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+  const pieces = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) =>
+    data.subarray(i * 65536, (i + 1) * 65536),
+  );
   const result = await backup({ repo, stdin: { stream: Readable.from(pieces), filename: 'db.sql' } });
   assert.deepEqual(result.snapshot.paths, ['/db.sql']);
   assert.equal(result.snapshot.summary.bytesRead, data.length);
@@ -206,7 +228,8 @@ test('a file of several hundred MiB, half compressible, restores bit-identical',
   const target = newTarget();
   assert.deepEqual((await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target })).errors, []);
   const restored = createHash('sha256');
-  for await (const chunk of (await fs.open(under(target, path))).createReadStream({ highWaterMark: piece })) restored.update(chunk);
+  for await (const chunk of (await fs.open(under(target, path))).createReadStream({ highWaterMark: piece }))
+    restored.update(chunk);
   assert.equal(restored.digest('hex'), expected.digest('hex'));
   await fs.rm(target, { recursive: true });
   await fs.rm(dir, { recursive: true });
@@ -217,7 +240,8 @@ test('files restored in flight together: many links to one inode, multi-chunk fi
   const dir = join(tree, 'many');
   await fs.mkdir(dir, { recursive: true });
   // Several multi-chunk files (their blobs decode on workers) next to 40 links to one small inode.
-  for (let n = 0; n < 4; n++) await fs.writeFile(join(dir, `big-${n}.bin`), seededBytes(3 * MiB + n * 12345, `in-flight-${n}`));
+  for (let n = 0; n < 4; n++)
+    await fs.writeFile(join(dir, `big-${n}.bin`), seededBytes(3 * MiB + n * 12345, `in-flight-${n}`));
   await fs.writeFile(join(dir, 'link-00'), 'shared by forty names');
   for (let n = 1; n < 40; n++) await fs.link(join(dir, 'link-00'), join(dir, `link-${String(n).padStart(2, '0')}`));
   await fs.utimes(dir, new Date('2001-02-03T04:05:06Z'), new Date('2001-02-03T04:05:06Z'));
@@ -227,15 +251,25 @@ test('files restored in flight together: many links to one inode, multi-chunk fi
   assert.deepEqual(restored.errors, []);
   assert.deepEqual(await compareTrees(tree, under(target, tree)), []);
   const inodes = new Set<number>();
-  for (let n = 0; n < 40; n++) inodes.add((await fs.stat(join(under(target, dir), `link-${String(n).padStart(2, '0')}`))).ino);
+  for (let n = 0; n < 40; n++)
+    inodes.add((await fs.stat(join(under(target, dir), `link-${String(n).padStart(2, '0')}`))).ino);
   assert.equal(inodes.size, 1, 'all forty names are links to one restored file');
   assert.equal((await fs.stat(under(target, dir))).mtime.toISOString(), '2001-02-03T04:05:06.000Z');
 });
 
 test('excluded directories and files are left out of the snapshot, and everything around them is kept', async () => {
   const tree = join(root, 'with-excludes');
-  for (const dir of ['keep/cache', 'keep/inner', 'node_modules/pkg']) await fs.mkdir(join(tree, dir), { recursive: true });
-  for (const file of ['keep/a.txt', 'keep/b.tmp', 'keep/cache/c.txt', 'keep/inner/d.txt', 'node_modules/pkg/e.js', 'z.txt']) await fs.writeFile(join(tree, file), file);
+  for (const dir of ['keep/cache', 'keep/inner', 'node_modules/pkg'])
+    await fs.mkdir(join(tree, dir), { recursive: true });
+  for (const file of [
+    'keep/a.txt',
+    'keep/b.tmp',
+    'keep/cache/c.txt',
+    'keep/inner/d.txt',
+    'node_modules/pkg/e.js',
+    'z.txt',
+  ])
+    await fs.writeFile(join(tree, file), file);
   const result = await backup({ repo, paths: [tree], exclude: ['*.tmp', 'node_modules', 'keep/cache/'] });
   const target = newTarget();
   await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target });
@@ -258,7 +292,10 @@ test('a target the filesystem refuses: one entry is reported with TARGET_UNWRITA
   const wanted = 4096 - 1 - tree.length - 1 - 100;
   while (target.length < wanted) target = join(target, 'd'.repeat(Math.min(200, wanted - target.length - 1)));
   const restored = await restore({ repo, snapshot, target });
-  assert.deepEqual(restored.errors.map(({ path, code }) => ({ path, code })), [{ path: join(tree, longName), code: 'TARGET_UNWRITABLE' }]);
+  assert.deepEqual(
+    restored.errors.map(({ path, code }) => ({ path, code })),
+    [{ path: join(tree, longName), code: 'TARGET_UNWRITABLE' }],
+  );
   assert.match(restored.errors[0].message, /ENAMETOOLONG/);
   assert.equal(await fs.readFile(join(target, tree, 'short'), 'utf8'), 'fits');
 
@@ -286,6 +323,7 @@ test('files that end in zeros, or are nothing but zeros, restore at their full l
   for (const [name, bytes] of Object.entries(files)) {
     const restored = await fs.stat(under(target, join(tails, name)));
     assert.equal(restored.size, bytes.length, name);
-    if (bytes.length >= MiB) assert.ok(restored.blocks * 512 <= 64 * 1024, `${name} allocates ${restored.blocks * 512} bytes`);
+    if (bytes.length >= MiB)
+      assert.ok(restored.blocks * 512 <= 64 * 1024, `${name} allocates ${restored.blocks * 512} bytes`);
   }
 });

@@ -30,7 +30,14 @@ import { appendAudit } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
 import { isoDate } from '../core/units.ts';
 import { strongerMode } from '../governance/retention.ts';
-import { checkNotCondemned, CondemnedDuringBackup, dedupablePacks, grantBackupLocks, lockError, planLock } from './backup-lock.ts';
+import {
+  checkNotCondemned,
+  CondemnedDuringBackup,
+  dedupablePacks,
+  grantBackupLocks,
+  lockError,
+  planLock,
+} from './backup-lock.ts';
 
 export const PROGRAM = 'amber 0.1.0';
 
@@ -124,16 +131,27 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
  * backup() as `walk`, with the same paths and excludes.
  */
 export function startWalk(paths: string[], exclude: string[] = []): DirectoryLister {
-  return createDirectoryLister({ excludes: exclude, ahead: defaultPoolSize() > 0, start: soleDirectory(paths.map((path) => resolve(path))) });
+  return createDirectoryLister({
+    excludes: exclude,
+    ahead: defaultPoolSize() > 0,
+    start: soleDirectory(paths.map((path) => resolve(path))),
+  });
 }
 
-async function backupOnce(options: BackupOptions, state: RetentionState, walk: DirectoryLister | undefined): Promise<BackupResult> {
+async function backupOnce(
+  options: BackupOptions,
+  state: RetentionState,
+  walk: DirectoryLister | undefined,
+): Promise<BackupResult> {
   const { repo } = options;
   const started = repo.clock.monotonicMs();
   const paths = (options.paths ?? []).map((path) => resolve(path));
   const host = options.host ?? hostName();
   const lister = walk ?? startWalk(options.stdin ? [] : paths, options.exclude);
-  const subtrees = options.stdin || options.cache === false ? undefined : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] });
+  const subtrees =
+    options.stdin || options.cache === false
+      ? undefined
+      : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] });
   try {
     return await backupWalked(options, state, { lister, subtrees, started, host, paths });
   } finally {
@@ -164,7 +182,18 @@ async function backupWalked(
     exclude: createExcludeMatcher(options.exclude ?? []),
     lister: run.lister,
     parent,
-    summary: { filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, filesSkipped: 0, bytesRead: 0, bytesAdded: 0, bytesStored: 0, blobsAdded: 0, durationMs: 0 },
+    summary: {
+      filesNew: 0,
+      filesChanged: 0,
+      filesUnchanged: 0,
+      dirs: 0,
+      filesSkipped: 0,
+      bytesRead: 0,
+      bytesAdded: 0,
+      bytesStored: 0,
+      blobsAdded: 0,
+      durationMs: 0,
+    },
     warnings: [],
     flags: new Set(),
     progress: { files: 0, dirs: 0, bytesRead: 0, currentPath: '' },
@@ -176,9 +205,7 @@ async function backupWalked(
   };
   let tree: TreeId;
   try {
-    const rootNodes = options.stdin
-      ? [await stdinNode(session, options.stdin)]
-      : await sourceRootNodes(session, paths);
+    const rootNodes = options.stdin ? [await stdinNode(session, options.stdin)] : await sourceRootNodes(session, paths);
     tree = await storeTree(session, rootNodes);
     await session.sink.flush();
   } finally {
@@ -210,7 +237,11 @@ async function backupWalked(
   const snapshotId = asSnapshotId(sha256Hex(bytes));
   await checkNotCondemned(repo, state, session.sink.reusedPacks);
   const commit = await grantBackupLocks(repo, state, {
-    plan: lock, snapshotId, written: session.sink.written, reused: session.sink.reusedPacks, nowMs: repo.clock.nowMs(),
+    plan: lock,
+    snapshotId,
+    written: session.sink.written,
+    reused: session.sink.reusedPacks,
+    nowMs: repo.clock.nowMs(),
     parent: session.parent.snapshotId ? snapshotName(session.parent.snapshotId) : undefined,
   });
   const retention = { untilMs: lock.untilMs, mode: lock.mode };
@@ -218,16 +249,31 @@ async function backupWalked(
   await repo.store.protect([snapshotName(snapshotId)], retention);
   session.subtrees?.commit();
   const stored = [...session.sink.written, snapshotName(snapshotId), commit.grant];
-  await appendAudit(repo, {
-    action: 'backup',
-    target: snapshotId,
-    details: {
-      objects: stored.length, merkleRoot: merkleRoot(stored), host, paths: snapshot.paths,
-      retention: snapshot.retention, bytesAdded: summary.bytesAdded, flags: snapshot.flags,
+  await appendAudit(
+    repo,
+    {
+      action: 'backup',
+      target: snapshotId,
+      details: {
+        objects: stored.length,
+        merkleRoot: merkleRoot(stored),
+        host,
+        paths: snapshot.paths,
+        retention: snapshot.retention,
+        bytesAdded: summary.bytesAdded,
+        flags: snapshot.flags,
+      },
     },
-  }, { lock: commit.metadataLock });
+    { lock: commit.metadataLock },
+  );
   session.writerCache?.rememberSnapshot({ id: snapshotId, time: snapshot.time, host, paths: snapshot.paths, tree });
-  return { snapshotId, snapshot, warnings: session.warnings, partial: session.flags.size > 0, reprotected: commit.reprotected.length };
+  return {
+    snapshotId,
+    snapshot,
+    warnings: session.warnings,
+    partial: session.flags.size > 0,
+    reprotected: commit.reprotected.length,
+  };
 }
 
 function soleDirectory(paths: string[]): string | undefined {
@@ -260,7 +306,8 @@ function warn(session: Session, path: string, error: unknown): void {
  * home → u → docs, with the real metadata of every ancestor directory.
  */
 async function sourceRootNodes(session: Session, paths: string[]): Promise<TreeNode[]> {
-  if (paths.length === 0) throw new AmberError('USAGE', 'no path to back up was given', { hint: 'name at least one file or directory' });
+  if (paths.length === 0)
+    throw new AmberError('USAGE', 'no path to back up was given', { hint: 'name at least one file or directory' });
   for (const path of paths) {
     try {
       await fs.lstat(path);
@@ -293,7 +340,10 @@ async function ancestorNodes(session: Session, dir: string, paths: string[]): Pr
       const node = await backupEntry(session, child, meta);
       if (node) nodes.push(node);
     } else {
-      nodes.push({ ...nodeFromMeta(meta), subtree: await storeTree(session, await ancestorNodes(session, child, wanted)) });
+      nodes.push({
+        ...nodeFromMeta(meta),
+        subtree: await storeTree(session, await ancestorNodes(session, child, wanted)),
+      });
     }
   }
   return nodes;
@@ -323,7 +373,11 @@ async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
   // Only a directory read without a problem is cached: a skipped entry must be retried next time.
   let clean = listing.undecodable.length === 0 && !listing.problem;
   for (const hex of listing.undecodable) {
-    warn(session, join(dir, hex), new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${hex}); it was skipped`));
+    warn(
+      session,
+      join(dir, hex),
+      new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${hex}); it was skipped`),
+    );
     session.summary.filesSkipped += 1;
     session.flags.add('partial');
   }
@@ -367,13 +421,27 @@ async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
   const stored = nodes.filter((node) => node !== undefined);
   const tree = await storeTree(session, stored);
   // Not a directory with hard links either: reusing it would leave their other names uncounted.
-  if (key && session.summary.filesSkipped === skipped && stored.every((node) => !node.flags?.length && (node.type === 'dir' || node.links <= 1))) {
-    session.subtrees!.remember(dir, key, tree, stored.flatMap((node) => node.content ?? []));
+  if (
+    key &&
+    session.summary.filesSkipped === skipped &&
+    stored.every((node) => !node.flags?.length && (node.type === 'dir' || node.links <= 1))
+  ) {
+    session.subtrees!.remember(
+      dir,
+      key,
+      tree,
+      stored.flatMap((node) => node.content ?? []),
+    );
   }
   return tree;
 }
 
-async function backupFile(session: Session, path: string, meta: EntryMeta, node: TreeNode): Promise<string[] | undefined> {
+async function backupFile(
+  session: Session,
+  path: string,
+  meta: EntryMeta,
+  node: TreeNode,
+): Promise<string[] | undefined> {
   session.progress.files += 1;
   const linkKey = meta.nlink > 1 ? `${meta.deviceId}:${meta.inode}` : undefined;
   const known = linkKey ? session.hardLinks.get(linkKey) : undefined;
@@ -400,7 +468,13 @@ async function backupFile(session: Session, path: string, meta: EntryMeta, node:
   }
   // Unchanged, but read again because this backup may not rely on the parent's copy of its chunks
   // (a compliance backup on a store that cannot raise governance packs to compliance).
-  if (previous && !node.flags?.length && session.parent.sameMetadata(previous, meta) && sameChunks(previous.content!, content)) session.summary.filesUnchanged += 1;
+  if (
+    previous &&
+    !node.flags?.length &&
+    session.parent.sameMetadata(previous, meta) &&
+    sameChunks(previous.content!, content)
+  )
+    session.summary.filesUnchanged += 1;
   else if (previous) session.summary.filesChanged += 1;
   else session.summary.filesNew += 1;
   if (linkKey) session.hardLinks.set(linkKey, content);
@@ -420,21 +494,35 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
   try {
     fd = openSync(path, 'r');
   } catch (error) {
-    throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be opened (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error, details: { path } });
+    throw new AmberError(
+      'SOURCE_UNREADABLE',
+      `"${path}" could not be opened (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      { cause: error, details: { path } },
+    );
   }
   try {
-    const { content, bytes } = await readSmallFile(session, fd, meta.sizeBytes) ?? await readLargeFile(session, fd);
+    const { content, bytes } = (await readSmallFile(session, fd, meta.sizeBytes)) ?? (await readLargeFile(session, fd));
     const after = fstatSync(fd, { bigint: true });
     if (after.mtimeNs !== meta.mtimeNs || after.ctimeNs !== meta.ctimeNs || bytes !== meta.sizeBytes) {
       node.flags = ['changed-while-read'];
       node.sizeBytes = bytes;
       session.flags.add('changed-while-read');
-      warn(session, path, new AmberError('SOURCE_CHANGED', `"${path}" changed while it was read; it was stored as read`, { details: { path } }));
+      warn(
+        session,
+        path,
+        new AmberError('SOURCE_CHANGED', `"${path}" changed while it was read; it was stored as read`, {
+          details: { path },
+        }),
+      );
     }
     return content;
   } catch (error) {
     if (isAmberError(error)) throw error;
-    throw new AmberError('SOURCE_UNREADABLE', `"${path}" could not be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error, details: { path } });
+    throw new AmberError(
+      'SOURCE_UNREADABLE',
+      `"${path}" could not be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      { cause: error, details: { path } },
+    );
   } finally {
     closeSync(fd);
   }
@@ -444,7 +532,11 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
  * A file no longer than the chunker's minimum is exactly one chunk: it is read into the session's
  * buffer and stored from there, with no allocation per file. Undefined when the file is larger.
  */
-async function readSmallFile(session: Session, fd: number, expectedBytes: number): Promise<{ content: string[]; bytes: number } | undefined> {
+async function readSmallFile(
+  session: Session,
+  fd: number,
+  expectedBytes: number,
+): Promise<{ content: string[]; bytes: number } | undefined> {
   const limit = session.chunker.params.minSizeBytes;
   const buffer = session.readBuffer;
   if (limit >= buffer.length) return undefined;
@@ -472,7 +564,8 @@ async function readLargeFile(session: Session, fd: number): Promise<{ content: s
     countRead(session, bytesRead);
     return bytesRead;
   };
-  for await (const chunk of chunksOf(fill, session.chunker, session.readBuffer)) content.push(await session.sink.storeBlob('data', chunk));
+  for await (const chunk of chunksOf(fill, session.chunker, session.readBuffer))
+    content.push(await session.sink.storeBlob('data', chunk));
   return { content, bytes: position };
 }
 
@@ -492,7 +585,9 @@ async function* countBytes(source: AsyncIterable<Buffer>, session: Session): Asy
 async function stdinNode(session: Session, stdin: { stream: Readable; filename: string }): Promise<TreeNode> {
   const name = basename(stdin.filename);
   if (name !== stdin.filename || name === '' || name === '.' || name === '..' || dirname(stdin.filename) !== '.') {
-    throw new AmberError('USAGE', `--stdin-filename "${stdin.filename}" must be a plain file name`, { hint: 'for example --stdin-filename db.sql' });
+    throw new AmberError('USAGE', `--stdin-filename "${stdin.filename}" must be a plain file name`, {
+      hint: 'for example --stdin-filename db.sql',
+    });
   }
   const content: string[] = [];
   let bytes = 0;
@@ -503,8 +598,18 @@ async function stdinNode(session: Session, stdin: { stream: Readable; filename: 
   session.summary.filesNew += 1;
   const nowNs = (BigInt(session.repo.clock.nowMs()) * 1_000_000n).toString();
   return {
-    name, type: 'file', mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0,
-    sizeBytes: bytes, mtimeNs: nowNs, ctimeNs: nowNs, inode: '0', deviceId: '0', links: 1, content,
+    name,
+    type: 'file',
+    mode: 0o600,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    sizeBytes: bytes,
+    mtimeNs: nowNs,
+    ctimeNs: nowNs,
+    inode: '0',
+    deviceId: '0',
+    links: 1,
+    content,
   };
 }
 

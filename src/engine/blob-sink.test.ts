@@ -7,13 +7,21 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { seededBytes } from '../testing/repo-fixture.ts';
 import { createBlobSink } from './blob-sink.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 
 const content = (n: number) => seededBytes(1 + (n % 30) * 9_000, `blob ${n % 30}`);
 
 for (const workers of [0, 2]) {
   test(`blobs stored with ${workers} encoding workers read back exactly, each stored once`, async () => {
-    const repo = testOperation(await initRepository({ store: createMemoryStore(), passphrase: 'p', clock: systemClock, kdfLogN: 10, packTargetBytes: 256 * 1024 }));
+    const repo = testOperation(
+      await initRepository({
+        store: createMemoryStore(),
+        passphrase: 'p',
+        clock: systemClock,
+        kdfLogN: 10,
+        packTargetBytes: 256 * 1024,
+      }),
+    );
     const sink = createBlobSink(repo, (await loadIndex(repo)).index, { workers });
     const shared = Buffer.alloc(512 * 1024);
     const ids: string[] = [];

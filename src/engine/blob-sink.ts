@@ -61,7 +61,8 @@ export interface BlobSinkOptions {
 export function createBlobSink(repo: Repository, index: BlobIndex, options: BlobSinkOptions = {}): BlobSink {
   const packKey: PackKey = newPackKey(repo.currentEpoch.epoch, repo.currentEpoch.publicKey, randomKey());
   const workers = options.workers ?? defaultPoolSize();
-  const pool: CodecPool | undefined = workers > 0 ? createCodecPool({ dataKey: packKey.dataKey, size: workers }) : undefined;
+  const pool: CodecPool | undefined =
+    workers > 0 ? createCodecPool({ dataKey: packKey.dataKey, size: workers }) : undefined;
   const encodes = new Set<Promise<void>>();
   let encodeBytes = 0;
   // Waiters for room in the encoding window, woken one by one (Promise.race over many long-lived
@@ -155,7 +156,8 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
         return asBlobId(id.toString('hex'));
       }
       encodeBytes += size;
-      const encoded: Promise<void> = pool.encode(type, id, Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength))
+      const encoded: Promise<void> = pool
+        .encode(type, id, Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength))
         .then((blob) => {
           placing = placing.then(() => place(blob));
           return placing;

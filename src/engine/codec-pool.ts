@@ -29,12 +29,20 @@ const BATCH_BLOBS = 256;
 const RETAINED_BYTES = 32 * 1024 * 1024;
 
 export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdLevel?: number }): CodecPool {
-  const workers = createWorkerPool<EncodeBatch, EncodedBatch>(new URL('./codec-worker.ts', import.meta.url), options.size ?? defaultPoolSize(), {
-    dataKey: new Uint8Array(options.dataKey),
-    zstdLevel: options.zstdLevel,
-  });
+  const workers = createWorkerPool<EncodeBatch, EncodedBatch>(
+    new URL('./codec-worker.ts', import.meta.url),
+    options.size ?? defaultPoolSize(),
+    {
+      dataKey: new Uint8Array(options.dataKey),
+      zstdLevel: options.zstdLevel,
+    },
+  );
   const memory = createBufferPool(RETAINED_BYTES);
-  let batch: { waiting: Waiting[]; buffer: Buffer | undefined; bytes: number } = { waiting: [], buffer: undefined, bytes: 0 };
+  let batch: { waiting: Waiting[]; buffer: Buffer | undefined; bytes: number } = {
+    waiting: [],
+    buffer: undefined,
+    bytes: 0,
+  };
   let flushScheduled = false;
 
   function settle(waiting: Waiting[], result: EncodedBatch): void {
@@ -43,7 +51,13 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
     let at = 0;
     waiting.forEach((task, n) => {
       const length = result.sealedLengths[n];
-      task.resolve({ id: task.id, type: task.type, compression: result.compressions[n], rawLength: task.rawLength, sealed: sealed.subarray(at, at + length) });
+      task.resolve({
+        id: task.id,
+        type: task.type,
+        compression: result.compressions[n],
+        rawLength: task.rawLength,
+        sealed: sealed.subarray(at, at + length),
+      });
       at += length;
     });
   }
@@ -51,7 +65,12 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
   function send(waiting: Waiting[], plaintext: Buffer): void {
     const ids = new Uint8Array(waiting.length * 32);
     for (const [n, task] of waiting.entries()) ids.set(task.id, n * 32);
-    const batch: EncodeBatch = { types: waiting.map((task) => task.type), ids, plaintext, lengths: waiting.map((task) => task.rawLength) };
+    const batch: EncodeBatch = {
+      types: waiting.map((task) => task.type),
+      ids,
+      plaintext,
+      lengths: waiting.map((task) => task.rawLength),
+    };
     workers.run(batch, [plaintext.buffer as ArrayBuffer, ids.buffer]).then(
       (result) => settle(waiting, result),
       (error: Error) => {

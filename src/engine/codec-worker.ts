@@ -33,14 +33,23 @@ serveTasks<EncodeBatch, EncodedBatch>(parentPort!, (batch) => {
   const ids = Buffer.from(batch.ids.buffer, batch.ids.byteOffset, batch.ids.byteLength);
   let at = 0;
   batch.lengths.forEach((length, n) => {
-    const blob = encodeBlob({ plaintext: source.subarray(at, at + length), id: ids.subarray(n * 32, n * 32 + 32), type: batch.types[n], dataKey: key, zstdLevel });
+    const blob = encodeBlob({
+      plaintext: source.subarray(at, at + length),
+      id: ids.subarray(n * 32, n * 32 + 32),
+      type: batch.types[n],
+      dataKey: key,
+      zstdLevel,
+    });
     sealedParts.push(blob.sealed);
     compressions.push(blob.compression);
     at += length;
   });
   // One buffer of its own (never a slice of Node's pool, which cannot be transferred). A lone blob
   // is sealed into such a buffer already.
-  const sealed = sealedParts.length === 1 ? sealedParts[0] : Buffer.allocUnsafeSlow(sealedParts.reduce((total, part) => total + part.length, 0));
+  const sealed =
+    sealedParts.length === 1
+      ? sealedParts[0]
+      : Buffer.allocUnsafeSlow(sealedParts.reduce((total, part) => total + part.length, 0));
   let offset = 0;
   if (sealedParts.length > 1) for (const part of sealedParts) offset += part.copy(sealed, offset);
   return {

@@ -11,7 +11,15 @@ import { hashOfName, packName } from '../repo/layout.ts';
 import { asPackId } from '../core/ids.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import {
-  createTestRepo, listNames, makeTempDir, openTestRepo, removeTree, seededBytes, seededRandom, SMALL_CHUNKER, TEST_PASSPHRASE,
+  createTestRepo,
+  listNames,
+  makeTempDir,
+  openTestRepo,
+  removeTree,
+  seededBytes,
+  seededRandom,
+  SMALL_CHUNKER,
+  TEST_PASSPHRASE,
 } from '../testing/repo-fixture.ts';
 import type { BackupChildRequest } from '../testing/backup-child.ts';
 import { backup, type BackupResult } from './backup.ts';
@@ -38,7 +46,8 @@ before(async () => {
   root = await makeTempDir('crash');
   source = join(root, 'src');
   await fs.mkdir(join(source, 'base'), { recursive: true });
-  for (let i = 0; i < 4; i++) await fs.writeFile(join(source, 'base', `b${i}.bin`), seededBytes(200 * KiB, `base-${i}`));
+  for (let i = 0; i < 4; i++)
+    await fs.writeFile(join(source, 'base', `b${i}.bin`), seededBytes(200 * KiB, `base-${i}`));
   repoPath = join(root, 'repo');
   // Small packs, so each backup makes many puts and a kill can land between any two of them.
   repo = await createTestRepo(repoPath, { chunker: SMALL_CHUNKER, packTargetBytes: 128 * KiB });
@@ -61,10 +70,17 @@ interface ChildOutcome {
  * the repository; with `killAfterPuts` the child SIGKILLs itself right after that many puts.
  */
 async function runChild(options: { killAfterMs?: number; killAfterPuts?: number }): Promise<ChildOutcome> {
-  const request: BackupChildRequest = { repo: repoPath, passphrase: TEST_PASSPHRASE, paths: [source], killAfterPuts: options.killAfterPuts };
+  const request: BackupChildRequest = {
+    repo: repoPath,
+    passphrase: TEST_PASSPHRASE,
+    paths: [source],
+    killAfterPuts: options.killAfterPuts,
+  };
   const child = spawn(NODE, [CHILD, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const outcome: ChildOutcome = { signal: null, status: null, stdout: '', stderr: '' };
-  child.stderr.on('data', (piece) => { outcome.stderr += piece; });
+  child.stderr.on('data', (piece) => {
+    outcome.stderr += piece;
+  });
   child.stdout.on('data', (piece) => {
     const wasReady = outcome.stdout.includes('ready\n');
     outcome.stdout += piece;
@@ -72,11 +88,13 @@ async function runChild(options: { killAfterMs?: number; killAfterPuts?: number 
       setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
     }
   });
-  await new Promise<void>((resolve) => child.on('close', (status, signal) => {
-    outcome.status = status;
-    outcome.signal = signal;
-    resolve();
-  }));
+  await new Promise<void>((resolve) =>
+    child.on('close', (status, signal) => {
+      outcome.status = status;
+      outcome.signal = signal;
+      resolve();
+    }),
+  );
   return outcome;
 }
 
@@ -88,24 +106,32 @@ test('backups killed at random points leave a repository that verifies, restores
     // New data each time, so every backup has packs to write.
     const dir = join(source, `new-${iteration}`);
     await fs.mkdir(dir);
-    for (let i = 0; i < 6; i++) await fs.writeFile(join(dir, `n${i}.bin`), seededBytes(160 * KiB, `new-${iteration}-${i}`));
+    for (let i = 0; i < 6; i++)
+      await fs.writeFile(join(dir, `n${i}.bin`), seededBytes(160 * KiB, `new-${iteration}-${i}`));
     const packsBefore = (await listNames(repo.store, 'data/')).length;
     const snapshotsBefore = (await listNames(repo.store, 'snapshots/')).length;
 
-    const outcome = iteration % 2 === 0
-      ? await runChild({ killAfterMs: Math.floor(random() * BACKUP_WINDOW_MS) })
-      : await runChild({ killAfterPuts: 1 + Math.floor(random() * 12) });
+    const outcome =
+      iteration % 2 === 0
+        ? await runChild({ killAfterMs: Math.floor(random() * BACKUP_WINDOW_MS) })
+        : await runChild({ killAfterPuts: 1 + Math.floor(random() * 12) });
     if (outcome.signal === 'SIGKILL') killed += 1;
     else assert.equal(outcome.status, 0, `the child failed: ${outcome.stdout}${outcome.stderr}`);
 
     const packsAfter = (await listNames(repo.store, 'data/')).length;
     const snapshotsAfter = (await listNames(repo.store, 'snapshots/')).length;
-    if (outcome.signal === 'SIGKILL' && packsAfter > packsBefore && snapshotsAfter === snapshotsBefore) interruptedAfterWriting += 1;
+    if (outcome.signal === 'SIGKILL' && packsAfter > packsBefore && snapshotsAfter === snapshotsBefore)
+      interruptedAfterWriting += 1;
     await checkEveryObjectMatchesItsName();
   }
-  t.diagnostic(`${killed} of ${ITERATIONS} backups killed, ${interruptedAfterWriting} after storing packs and before the snapshot`);
+  t.diagnostic(
+    `${killed} of ${ITERATIONS} backups killed, ${interruptedAfterWriting} after storing packs and before the snapshot`,
+  );
   assert.ok(killed >= ITERATIONS / 2, `${killed} of ${ITERATIONS} children were killed`);
-  assert.ok(interruptedAfterWriting >= 1, 'at least one backup was killed after it had stored packs and before its snapshot');
+  assert.ok(
+    interruptedAfterWriting >= 1,
+    'at least one backup was killed after it had stored packs and before its snapshot',
+  );
 
   const reopened = await openTestRepo(repoPath);
   const result = await verify({ repo: reopened, readDataFraction: 1 });
@@ -129,7 +155,11 @@ test('backups killed at random points leave a repository that verifies, restores
   const next = await backup({ repo: reopened, paths: [source] });
   assert.equal(next.partial, false);
   const finalTarget = join(root, 'target-final');
-  assert.deepEqual((await restore({ repo: reopened, snapshot: await findSnapshot(reopened, next.snapshotId), target: finalTarget })).errors, []);
+  assert.deepEqual(
+    (await restore({ repo: reopened, snapshot: await findSnapshot(reopened, next.snapshotId), target: finalTarget }))
+      .errors,
+    [],
+  );
   assert.deepEqual(await compareTrees(source, join(finalTarget, source)), []);
   assert.deepEqual((await verify({ repo: reopened, readDataFraction: 1 })).problems, []);
 });

@@ -10,8 +10,20 @@ import { fileURLToPath } from 'node:url';
 import { systemClock } from '../core/clock.ts';
 import type { PackId, TreeId } from '../core/ids.ts';
 import {
-  alterObjectFile, createTestRepo, flipByte, liftAttributes, listNames, makeTempDir, openTestRepo, rejectsWithCode, removeTree, seededBytes,
-  NOBODY, SMALL_CHUNKER, TEST_PASSPHRASE, whyNobodyCannotRun,
+  alterObjectFile,
+  createTestRepo,
+  flipByte,
+  liftAttributes,
+  listNames,
+  makeTempDir,
+  openTestRepo,
+  rejectsWithCode,
+  removeTree,
+  seededBytes,
+  NOBODY,
+  SMALL_CHUNKER,
+  TEST_PASSPHRASE,
+  whyNobodyCannotRun,
 } from '../testing/repo-fixture.ts';
 import { createFaultyStore } from '../testing/faulty-store.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
@@ -29,7 +41,7 @@ import { restore } from './restore.ts';
 import { verify, type VerifyProblem } from './verify.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { resolvePath, rootNode, walkNodes } from './tree-walk.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const KiB = 1024;
@@ -64,7 +76,8 @@ async function backedUpCase(): Promise<Case> {
   const source = join(dir, 'src');
   await fs.mkdir(source, { recursive: true, mode: 0o755 });
   await fs.chmod(dir, 0o755);
-  for (let i = 0; i < FILE_COUNT; i++) await fs.writeFile(join(source, `f${i}.bin`), seededBytes(300_000, `${dir}/${i}`));
+  for (let i = 0; i < FILE_COUNT; i++)
+    await fs.writeFile(join(source, `f${i}.bin`), seededBytes(300_000, `${dir}/${i}`));
   const repoPath = join(dir, 'repo');
   const repo = await createTestRepo(repoPath, { chunker: SMALL_CHUNKER, packTargetBytes: 512 * KiB });
   const result = await backup({ repo, paths: [source] });
@@ -77,7 +90,8 @@ async function packsByFile(repo: Operation, tree: TreeId): Promise<Map<string, S
   const reader = createBlobReader(repo, index);
   const files = new Map<string, Set<string>>();
   await walkNodes(reader, rootNode(tree), '/', (path, node) => {
-    if (node.type === 'file') files.set(path, new Set((node.content ?? []).map((id) => index.get(Buffer.from(id, 'hex'))!.packId)));
+    if (node.type === 'file')
+      files.set(path, new Set((node.content ?? []).map((id) => index.get(Buffer.from(id, 'hex'))!.packId)));
   });
   return files;
 }
@@ -86,7 +100,9 @@ async function packsByFile(repo: Operation, tree: TreeId): Promise<Map<string, S
 async function packsBySize(store: Store): Promise<{ name: string; id: PackId; sizeBytes: number }[]> {
   const packs = [];
   for await (const info of store.list('data/')) packs.push(info);
-  return packs.sort((a, b) => b.sizeBytes - a.sizeBytes).map(({ name, sizeBytes }) => ({ name, sizeBytes, id: name.slice(name.lastIndexOf('/') + 1) as PackId }));
+  return packs
+    .sort((a, b) => b.sizeBytes - a.sizeBytes)
+    .map(({ name, sizeBytes }) => ({ name, sizeBytes, id: name.slice(name.lastIndexOf('/') + 1) as PackId }));
 }
 
 async function largestPack(store: Store): Promise<{ name: string; id: PackId; sizeBytes: number }> {
@@ -99,7 +115,11 @@ async function restoreAll(c: Case, repo: Operation, snapshotId: string = c.resul
   return { target, result, restoredSource: join(target, c.source) };
 }
 
-const exists = (path: string) => fs.lstat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  fs.lstat(path).then(
+    () => true,
+    () => false,
+  );
 const objects = (problems: VerifyProblem[]) => problems.map(({ object, code }) => `${code} ${object}`).sort();
 
 test('a wrong passphrase is WRONG_PASSWORD and names the repository', async () => {
@@ -147,7 +167,10 @@ test('a config with any one byte flipped is refused as CONFIG_CORRUPT, and the r
     const damaged = Buffer.from(good);
     damaged[offset] ^= 0x01;
     const inner = createFsStore(c.repoPath);
-    const store: Store = { ...inner, get: async (name, range) => (name === CONFIG_NAME ? damaged : inner.get(name, range)) };
+    const store: Store = {
+      ...inner,
+      get: async (name, range) => (name === CONFIG_NAME ? damaged : inner.get(name, range)),
+    };
     let code = 'opened';
     try {
       testOperation(await openRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock }));
@@ -187,10 +210,16 @@ test('a config copied from another repository is refused as CONFIG_CORRUPT (repl
 test('a truncated pack: restore fails only the files it holds, naming the pack; verify reports it, with or without reading data', async () => {
   const c = await backedUpCase();
   const holders = await packsByFile(c.repo, c.result.snapshot.tree);
-  const filesIn = (id: PackId) => [...holders].filter(([, packs]) => packs.has(id)).map(([path]) => path).sort();
+  const filesIn = (id: PackId) =>
+    [...holders]
+      .filter(([, packs]) => packs.has(id))
+      .map(([path]) => path)
+      .sort();
   // Blobs land in packs in the order the encoding workers finish, so pick a pack that holds chunks
   // of some files but not all: the others must restore untouched.
-  const victim = (await packsBySize(c.repo.store)).find(({ id }) => filesIn(id).length > 0 && filesIn(id).length < FILE_COUNT);
+  const victim = (await packsBySize(c.repo.store)).find(
+    ({ id }) => filesIn(id).length > 0 && filesIn(id).length < FILE_COUNT,
+  );
   assert.ok(victim, 'some pack holds chunks of some files but not all');
   const affected = filesIn(victim.id);
   await alterObjectFile(join(c.repoPath, victim.name), (bytes) => bytes.subarray(0, Math.floor(bytes.length / 2)));
@@ -210,7 +239,10 @@ test('a truncated pack: restore fails only the files it holds, naming the pack; 
   for (const readDataFraction of [0, 1]) {
     const { problems } = await verify({ repo, readDataFraction });
     assert.ok(problems.length > 0, `verify with readDataFraction ${readDataFraction} reports the damage`);
-    assert.ok(problems.every(({ object }) => object === victim.name), JSON.stringify(problems));
+    assert.ok(
+      problems.every(({ object }) => object === victim.name),
+      JSON.stringify(problems),
+    );
     assert.ok(problems.some(({ message }) => /truncated/.test(message)));
   }
 });
@@ -225,14 +257,19 @@ test('a pack renamed to another valid-looking name: verify reports the missing n
 
   const repo = await openTestRepo(c.repoPath);
   // The snapshots that need the pack have also lost its lock: a gap.
-  assert.deepEqual(objects((await verify({ repo, readDataFraction: 1 })).problems), [
-    `OBJECT_CORRUPT ${packName(fakeId)}`,
-    `OBJECT_NOT_FOUND ${victim.name}`,
+  assert.deepEqual(
+    objects((await verify({ repo, readDataFraction: 1 })).problems),
+    [`OBJECT_CORRUPT ${packName(fakeId)}`, `OBJECT_NOT_FOUND ${victim.name}`, `LOCK_GAP ${victim.name}`].sort(),
+  );
+  assert.deepEqual(objects((await verify({ repo, readDataFraction: 0 })).problems), [
     `LOCK_GAP ${victim.name}`,
-  ].sort());
-  assert.deepEqual(objects((await verify({ repo, readDataFraction: 0 })).problems), [`LOCK_GAP ${victim.name}`, `OBJECT_NOT_FOUND ${victim.name}`]);
+    `OBJECT_NOT_FOUND ${victim.name}`,
+  ]);
   const { result } = await restoreAll(c, repo);
-  assert.ok(result.errors.length > 0 && result.errors.every(({ code, message }) => code === 'OBJECT_NOT_FOUND' && message.includes(victim.name)));
+  assert.ok(
+    result.errors.length > 0 &&
+      result.errors.every(({ code, message }) => code === 'OBJECT_NOT_FOUND' && message.includes(victim.name)),
+  );
 });
 
 test('a flipped byte inside a pack: verify names the pack and the blob; restore fails that one file without writing it', async () => {
@@ -246,7 +283,8 @@ test('a flipped byte inside a pack: verify names the pack and the blob; restore 
   await walkNodes(reader, rootNode(c.result.snapshot.tree), '/', (path, node) => {
     for (const id of node.content ?? []) {
       const at = index.get(Buffer.from(id, 'hex'))!;
-      if (at.packId === victim.id && at.offset <= middle && middle < at.offset + at.sealedLength) hit = { blob: id, file: path };
+      if (at.packId === victim.id && at.offset <= middle && middle < at.offset + at.sealedLength)
+        hit = { blob: id, file: path };
     }
   });
   assert.ok(hit, 'the middle of the largest pack lies inside a file chunk');
@@ -254,12 +292,21 @@ test('a flipped byte inside a pack: verify names the pack and the blob; restore 
 
   const repo = await openTestRepo(c.repoPath);
   const { problems } = await verify({ repo, readDataFraction: 1 });
-  assert.ok(problems.every(({ object }) => object === victim.name), JSON.stringify(problems));
-  assert.deepEqual(problems.filter(({ blob }) => blob).map(({ blob, code }) => ({ blob, code })), [{ blob: hit.blob, code: 'OBJECT_CORRUPT' }]);
+  assert.ok(
+    problems.every(({ object }) => object === victim.name),
+    JSON.stringify(problems),
+  );
+  assert.deepEqual(
+    problems.filter(({ blob }) => blob).map(({ blob, code }) => ({ blob, code })),
+    [{ blob: hit.blob, code: 'OBJECT_CORRUPT' }],
+  );
   assert.ok(problems.some(({ blob, message }) => !blob && /does not hash to its name/.test(message)));
 
   const { result, target } = await restoreAll(c, repo);
-  assert.deepEqual(result.errors.map(({ path, code }) => ({ path, code })), [{ path: hit.file, code: 'OBJECT_CORRUPT' }]);
+  assert.deepEqual(
+    result.errors.map(({ path, code }) => ({ path, code })),
+    [{ path: hit.file, code: 'OBJECT_CORRUPT' }],
+  );
   assert.ok(result.errors[0].message.includes(victim.name) && result.errors[0].message.includes(hit.blob.slice(0, 16)));
   assert.equal(await exists(join(target, hit.file)), false);
   for (let i = 0; i < FILE_COUNT; i++) {
@@ -270,10 +317,23 @@ test('a flipped byte inside a pack: verify names the pack and the blob; restore 
   // Restoring over an existing copy with overwrite keeps that copy: a damaged chunk never costs it.
   const existing = join(target, hit.file);
   await fs.copyFile(hit.file, existing);
-  const again = await restore({ repo, snapshot: await findSnapshot(repo, 'latest'), target, include: [hit.file], overwrite: true });
-  assert.deepEqual(again.errors.map(({ code }) => code), ['OBJECT_CORRUPT']);
+  const again = await restore({
+    repo,
+    snapshot: await findSnapshot(repo, 'latest'),
+    target,
+    include: [hit.file],
+    overwrite: true,
+  });
+  assert.deepEqual(
+    again.errors.map(({ code }) => code),
+    ['OBJECT_CORRUPT'],
+  );
   assert.ok((await fs.readFile(existing)).equals(await fs.readFile(hit.file)));
-  assert.deepEqual((await fs.readdir(join(target, c.source))).filter((name) => name.startsWith('.amber')), [], 'no temporary file is left behind');
+  assert.deepEqual(
+    (await fs.readdir(join(target, c.source))).filter((name) => name.startsWith('.amber')),
+    [],
+    'no temporary file is left behind',
+  );
 });
 
 test('a flipped byte in a large chunk, decoded on a worker thread: restore fails that file naming pack and blob, and writes nothing of it', async () => {
@@ -285,7 +345,8 @@ test('a flipped byte in a large chunk, decoded on a worker thread: restore fails
   await walkNodes(reader, rootNode(c.result.snapshot.tree), '/', (path, node) => {
     for (const id of node.content ?? []) {
       const at = index.get(Buffer.from(id, 'hex'))!;
-      if (!hit && at.rawLength >= 64 * KiB) hit = { blob: id, file: path, packId: at.packId, offset: at.offset, sealedLength: at.sealedLength };
+      if (!hit && at.rawLength >= 64 * KiB)
+        hit = { blob: id, file: path, packId: at.packId, offset: at.offset, sealedLength: at.sealedLength };
     }
   });
   assert.ok(hit, 'the case has a chunk of at least 64 KiB');
@@ -293,8 +354,14 @@ test('a flipped byte in a large chunk, decoded on a worker thread: restore fails
 
   const repo = await openTestRepo(c.repoPath);
   const { result, target } = await restoreAll(c, repo);
-  assert.deepEqual(result.errors.map(({ path, code }) => ({ path, code })), [{ path: hit.file, code: 'OBJECT_CORRUPT' }]);
-  assert.ok(result.errors[0].message.includes(packName(hit.packId)) && result.errors[0].message.includes(hit.blob.slice(0, 16)), result.errors[0].message);
+  assert.deepEqual(
+    result.errors.map(({ path, code }) => ({ path, code })),
+    [{ path: hit.file, code: 'OBJECT_CORRUPT' }],
+  );
+  assert.ok(
+    result.errors[0].message.includes(packName(hit.packId)) && result.errors[0].message.includes(hit.blob.slice(0, 16)),
+    result.errors[0].message,
+  );
   assert.equal(await exists(join(target, hit.file)), false);
   assert.deepEqual((await fs.readdir(join(target, c.source))).length, FILE_COUNT - 1);
   for (let i = 0; i < FILE_COUNT; i++) {
@@ -317,7 +384,9 @@ test('a flipped byte in an index object: the index is reported and ignored, neve
   const structure = await verify({ repo: damaged, readDataFraction: 0 });
   assert.equal(structure.certifiedPacks, 0, 'a structure-only verify writes nothing');
   // What only that index located is now missing, and said so: the snapshot's root tree.
-  assert.ok(structure.problems.some(({ object, code }) => object.startsWith('snapshot ') && code === 'OBJECT_NOT_FOUND'));
+  assert.ok(
+    structure.problems.some(({ object, code }) => object.startsWith('snapshot ') && code === 'OBJECT_NOT_FOUND'),
+  );
 
   const { problems, certifiedPacks } = await verify({ repo: damaged, readDataFraction: 1 });
   const byObject = new Map(problems.map((problem) => [problem.object, problem]));
@@ -332,7 +401,10 @@ test('a flipped byte in an index object: the index is reported and ignored, neve
   const fresh = await backup({ repo, paths: [c.source] });
   assert.ok(fresh.snapshot.summary.bytesAdded < 300_000, 'the re-indexed data dedups');
   const clean = await verify({ repo: await openTestRepo(c.repoPath), readDataFraction: 1 });
-  assert.deepEqual(clean.problems.map(({ object }) => object).sort(), [indexName, objectName('index', sha256Hex(garbage))].sort());
+  assert.deepEqual(
+    clean.problems.map(({ object }) => object).sort(),
+    [indexName, objectName('index', sha256Hex(garbage))].sort(),
+  );
 });
 
 test('a flipped byte in a snapshot: it is reported and ignored, named when asked for, and the other snapshots still restore', async () => {
@@ -342,7 +414,10 @@ test('a flipped byte in a snapshot: it is reported and ignored, named when asked
   await flipByte(join(c.repoPath, damagedName));
 
   const repo = await openTestRepo(c.repoPath);
-  assert.deepEqual((await listSnapshots(repo)).map(({ id }) => id), [second.snapshotId]);
+  assert.deepEqual(
+    (await listSnapshots(repo)).map(({ id }) => id),
+    [second.snapshotId],
+  );
   const { problems } = await verify({ repo, readDataFraction: 1 });
   assert.deepEqual(objects(problems), [`OBJECT_CORRUPT ${damagedName}`]);
   const error = await rejectsWithCode(findSnapshot(repo, c.result.snapshotId.slice(0, 12)), 'OBJECT_CORRUPT');
@@ -366,7 +441,10 @@ test('a full disk fails the backup with STORAGE_FULL; the earlier snapshot still
 
   const repo = await openTestRepo(c.repoPath);
   assert.ok((await listNames(repo.store, 'data/')).length > packsBefore, 'the failed backup had stored some packs');
-  assert.deepEqual((await listSnapshots(repo)).map(({ id }) => id), [c.result.snapshotId]);
+  assert.deepEqual(
+    (await listSnapshots(repo)).map(({ id }) => id),
+    [c.result.snapshotId],
+  );
   assert.deepEqual((await verify({ repo, readDataFraction: 1 })).problems, []);
   const { result, restoredSource } = await restoreAll(c, repo);
   assert.deepEqual(result.errors, []);
@@ -383,15 +461,21 @@ async function runChild(request: BackupChildRequest): Promise<Record<string, unk
   const child = spawn(NODE, [CHILD, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (piece) => { stdout += piece; });
-  child.stderr.on('data', (piece) => { stderr += piece; });
+  child.stdout.on('data', (piece) => {
+    stdout += piece;
+  });
+  child.stderr.on('data', (piece) => {
+    stderr += piece;
+  });
   const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const last = stdout.trim().split('\n').at(-1) ?? '';
   assert.ok(last.startsWith('{'), `child exited ${status}: ${stdout}${stderr}`);
   return JSON.parse(last);
 }
 
-test('an unreadable file and directory are reported and skipped, the snapshot is partial, and the rest restores', { skip: whyNobodyCannotRun() }, async () => {
+test('an unreadable file and directory are reported and skipped, the snapshot is partial, and the rest restores', {
+  skip: whyNobodyCannotRun(),
+}, async () => {
   const c = await backedUpCase();
   const secret = join(c.source, 'secret.txt');
   const locked = join(c.source, 'locked');
@@ -405,18 +489,31 @@ test('an unreadable file and directory are reported and skipped, the snapshot is
   await liftAttributes(c.repoPath);
   for await (const path of walkAll(c.repoPath)) await fs.lchown(path, NOBODY, NOBODY);
 
-  const outcome = await runChild({ repo: c.repoPath, passphrase: TEST_PASSPHRASE, paths: [c.source], uid: NOBODY, gid: NOBODY }) as {
-    snapshotId: string; partial: boolean; flags: string[]; warnings: { path: string; code: string; message: string }[];
-    summary: { filesSkipped: number }; uid: number;
+  const outcome = (await runChild({
+    repo: c.repoPath,
+    passphrase: TEST_PASSPHRASE,
+    paths: [c.source],
+    uid: NOBODY,
+    gid: NOBODY,
+  })) as {
+    snapshotId: string;
+    partial: boolean;
+    flags: string[];
+    warnings: { path: string; code: string; message: string }[];
+    summary: { filesSkipped: number };
+    uid: number;
   };
   assert.equal(outcome.uid, NOBODY);
   assert.equal(outcome.partial, true);
   assert.deepEqual(outcome.flags, ['partial']);
   assert.equal(outcome.summary.filesSkipped, 2);
-  assert.deepEqual(outcome.warnings.map(({ path, code }) => ({ path, code })).sort((a, b) => a.path.localeCompare(b.path)), [
-    { path: locked, code: 'SOURCE_UNREADABLE' },
-    { path: secret, code: 'SOURCE_UNREADABLE' },
-  ]);
+  assert.deepEqual(
+    outcome.warnings.map(({ path, code }) => ({ path, code })).sort((a, b) => a.path.localeCompare(b.path)),
+    [
+      { path: locked, code: 'SOURCE_UNREADABLE' },
+      { path: secret, code: 'SOURCE_UNREADABLE' },
+    ],
+  );
   assert.ok(outcome.warnings.every(({ path, message }) => message.includes(path)));
 
   const repo = await openTestRepo(c.repoPath);
@@ -457,7 +554,10 @@ test('a file that grows while it is read is stored as read and flagged on the no
   assert.ok(grown);
   assert.equal(result.partial, true);
   assert.deepEqual(result.snapshot.flags, ['changed-while-read']);
-  assert.deepEqual(result.warnings.map(({ path, code }) => ({ path, code })), [{ path: growing, code: 'SOURCE_CHANGED' }]);
+  assert.deepEqual(
+    result.warnings.map(({ path, code }) => ({ path, code })),
+    [{ path: growing, code: 'SOURCE_CHANGED' }],
+  );
 
   const repo = await openTestRepo(c.repoPath);
   const { index } = await loadIndex(repo);

@@ -38,12 +38,19 @@ function stableKey(bytes: Uint8Array): Buffer {
 
 serveTasks<DecodeTask, DecodeReply>(parentPort!, (task) => {
   try {
-    const plaintext = decodeBlob({ ...task, id: buffer(task.id) }, buffer(task.sealed), { dataKey: stableKey(task.dataKey), idKey: stableKey(task.idKey) }, task.where, { transient: true });
+    const plaintext = decodeBlob(
+      { ...task, id: buffer(task.id) },
+      buffer(task.sealed),
+      { dataKey: stableKey(task.dataKey), idKey: stableKey(task.idKey) },
+      task.where,
+      { transient: true },
+    );
     return { reply: { end: writeNonZero(task.fd, plaintext, task.position) } };
   } catch (error) {
     if (isAmberError(error)) return { reply: { problem: { code: error.code, message: error.message, errno: false } } };
     const code = (error as NodeJS.ErrnoException).code;
-    if (typeof code === 'string') return { reply: { problem: { code, message: (error as Error).message, errno: true } } };
+    if (typeof code === 'string')
+      return { reply: { problem: { code, message: (error as Error).message, errno: true } } };
     throw error;
   }
 });

@@ -91,7 +91,10 @@ test('identical files in different directories are stored once', async () => {
   assert.equal(result.snapshot.summary.bytesRead, 2 * content.length);
   // A fresh repository: what was added is one copy of the content plus every tree, exactly.
   assert.equal(result.snapshot.summary.bytesAdded, content.length + (await treeBytes(reader, result.snapshot.tree)));
-  assert.equal(result.snapshot.summary.blobsAdded, new Set(a.content).size + (await countTrees(reader, result.snapshot.tree)));
+  assert.equal(
+    result.snapshot.summary.blobsAdded,
+    new Set(a.content).size + (await countTrees(reader, result.snapshot.tree)),
+  );
   assert.ok((await restoredBytes(repo, result.snapshotId, join(dir, 'b', 'c', 'copy-in-b-c.bin'))).equals(content));
 });
 
@@ -120,7 +123,10 @@ test('backups from two hosts dedup against each other', async () => {
   assert.equal(beta.snapshot.parent, undefined);
   assert.equal(beta.snapshot.summary.filesNew, 1);
   assert.equal(beta.snapshot.summary.bytesRead, content.length);
-  assert.ok(beta.snapshot.summary.bytesAdded <= (await treeBytes(await readerFor(repo), beta.snapshot.tree)), 'beta stored no file data');
+  assert.ok(
+    beta.snapshot.summary.bytesAdded <= (await treeBytes(await readerFor(repo), beta.snapshot.tree)),
+    'beta stored no file data',
+  );
 
   // The same path from another host does not take the other host's snapshot as its parent.
   const alphaAgain = await backup({ repo, paths: [betaDir], host: 'alpha' });

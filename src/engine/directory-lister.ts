@@ -18,7 +18,11 @@ export interface DirectoryLister {
 const WINDOW_ENTRIES = 20_000;
 
 /** `start`: a directory the backup will list first, walked from now on (while the repository loads). */
-export function createDirectoryLister(options: { excludes: string[]; ahead: boolean; start?: string }): DirectoryLister {
+export function createDirectoryLister(options: {
+  excludes: string[];
+  ahead: boolean;
+  start?: string;
+}): DirectoryLister {
   if (!options.ahead) return { list: async (dir) => readListing(dir), readingAhead: false, close: async () => {} };
   const progress = new SharedArrayBuffer(8);
   const counters = new Int32Array(progress);
@@ -29,7 +33,11 @@ export function createDirectoryLister(options: { excludes: string[]; ahead: bool
   let waiter: (() => void) | undefined;
 
   const start = (): Worker => {
-    const started = startWorker(new URL('./list-worker.ts', import.meta.url), { excludes: options.excludes, progress, windowEntries: WINDOW_ENTRIES });
+    const started = startWorker(new URL('./list-worker.ts', import.meta.url), {
+      excludes: options.excludes,
+      progress,
+      windowEntries: WINDOW_ENTRIES,
+    });
     started.on('message', (message: Listing | { done: string }) => {
       if ('done' in message) walking = false;
       else arrived.push(message);

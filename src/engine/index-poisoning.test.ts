@@ -28,7 +28,9 @@ const BOGUS_OFFSET = 12_345;
 
 async function writer(repoPath: string, owner: Operation, passphrase: string): Promise<Operation> {
   await addKey(owner, { passphrase, role: 'write-only', kdfLogN: 10 });
-  return openRepository({ store: createFsStore(repoPath), passphrase, clock: systemClock }).then((opened) => testOperation(opened));
+  return openRepository({ store: createFsStore(repoPath), passphrase, clock: systemClock }).then((opened) =>
+    testOperation(opened),
+  );
 }
 
 /** Index entries signed by `forger` that place every blob it can see at a bogus offset in its own pack. */
@@ -38,7 +40,14 @@ async function forgeIndex(forger: Operation, options: { sortBefore?: string } = 
   const seen = await listBlobIds(forger);
   for (const id of seen) {
     const location = index.get(id)!;
-    entries.push({ id, type: location.type, compression: location.compression, offset: BOGUS_OFFSET, sealedLength: location.sealedLength, rawLength: location.rawLength });
+    entries.push({
+      id,
+      type: location.type,
+      compression: location.compression,
+      offset: BOGUS_OFFSET,
+      sealedLength: location.sealedLength,
+      rawLength: location.rawLength,
+    });
   }
   const bogusPack: IndexedPack = { id: asPackId(index.packIds[0]), entries };
   for (let attempt = 0; ; attempt++) {
@@ -63,7 +72,7 @@ async function listBlobIds(repo: Operation): Promise<Buffer[]> {
   return ids;
 }
 
-test('forged index entries from one writer neither poison another writer\'s dedup nor break the owner\'s restores', async (t) => {
+test("forged index entries from one writer neither poison another writer's dedup nor break the owner's restores", async (t) => {
   const { dir, repoPath, owner } = await createScratchRepo(t, 'poison', { chunker: SMALL_CHUNKER });
   const honest = await writer(repoPath, owner, 'honest writer');
   const hostile = await writer(repoPath, owner, 'hostile writer');
@@ -89,10 +98,10 @@ test('forged index entries from one writer neither poison another writer\'s dedu
   // A third writer backing up the same data dedups against neither of them: it stores its own copy.
   const third = await writer(repoPath, owner, 'third writer');
   const copy = await backup({ repo: third, paths: [source] });
-  assert.ok(copy.snapshot.summary.bytesAdded >= FILE_BYTES, 'a writer never trusts another writer\'s index');
+  assert.ok(copy.snapshot.summary.bytesAdded >= FILE_BYTES, "a writer never trusts another writer's index");
 });
 
-test('a forged index cannot shadow the owner\'s own entries, whatever order it sorts in', async (t) => {
+test("a forged index cannot shadow the owner's own entries, whatever order it sorts in", async (t) => {
   const { dir, repoPath, owner } = await createScratchRepo(t, 'poison-owner', { chunker: SMALL_CHUNKER });
   const source = join(dir, 'source');
   await fs.mkdir(source);

@@ -7,7 +7,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createExcludeMatcher } from '../source/fs/excludes.ts';
 import { readListing } from '../source/fs/listing.ts';
 
-const { excludes, progress, windowEntries } = workerData as { excludes: string[]; progress: SharedArrayBuffer; windowEntries: number };
+const { excludes, progress, windowEntries } = workerData as {
+  excludes: string[];
+  progress: SharedArrayBuffer;
+  windowEntries: number;
+};
 const exclude = createExcludeMatcher(excludes);
 /** [0] entries sent, [1] entries consumed by the backup. */
 const counters = new Int32Array(progress);
@@ -18,7 +22,7 @@ parentPort!.on('message', ({ root }: { root: string }) => {
     const dir = pending.pop()!;
     const listing = readListing(dir);
     // Wait while the backup is a full window behind.
-    for (let sent = Atomics.load(counters, 0); sent - Atomics.load(counters, 1) > windowEntries;) {
+    for (let sent = Atomics.load(counters, 0); sent - Atomics.load(counters, 1) > windowEntries; ) {
       Atomics.wait(counters, 1, Atomics.load(counters, 1), 1000);
     }
     Atomics.add(counters, 0, listing.entries.length + 1);

@@ -16,7 +16,6 @@ import type { RetentionState } from '../governance/retention-state.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from './snapshots.ts';
 import { collectPacks, sharedMetadata, snapshotNeeds, snapshotObject, type SnapshotNeeds } from './snapshot-objects.ts';
 
-
 export interface ObjectGap {
   name: string;
   problem: string;
@@ -47,21 +46,31 @@ export function liftableBy(mode: RetentionMode | undefined, policy: Policy, nowM
   if (mode === undefined) return 'no lock';
   if (mode === 'compliance') return 'nobody (compliance)';
   const { approvers, quorum } = approverSet(policy.settings);
-  if (!isLocked(policy, nowMs)) return 'the key holder (until the policy is locked, the owner can register approvers of their own)';
+  if (!isLocked(policy, nowMs))
+    return 'the key holder (until the policy is locked, the owner can register approvers of their own)';
   if (quorum === 0) return 'nobody (the locked policy has no approver quorum)';
   return `a quorum of ${quorum} of ${approvers.length} approvers (amber request unlock)`;
 }
 
 /** Reads the actual retention of everything each snapshot needs and says whether it covers the lock. */
-export async function lockStatus(options: { repo: Operation; snapshot?: string; state?: RetentionState }): Promise<LockStatus[]> {
+export async function lockStatus(options: {
+  repo: Operation;
+  snapshot?: string;
+  state?: RetentionState;
+}): Promise<LockStatus[]> {
   const { repo } = options;
   const policyNowMs = repo.retentionClock.retentionBaseMs();
-  const state = options.state ?? await repo.retentionState();
-  const entries: SnapshotEntry[] = options.snapshot ? [await findSnapshot(repo, options.snapshot)] : await listSnapshots(repo, [], { state });
+  const state = options.state ?? (await repo.retentionState());
+  const entries: SnapshotEntry[] = options.snapshot
+    ? [await findSnapshot(repo, options.snapshot)]
+    : await listSnapshots(repo, [], { state });
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const metadata = await sharedMetadata(repo);
-  const needsOf = new Map<SnapshotId, { objects: string[]; unlocated: string[]; blobsByPack?: Map<string, string[]> }>();
+  const needsOf = new Map<
+    SnapshotId,
+    { objects: string[]; unlocated: string[]; blobsByPack?: Map<string, string[]> }
+  >();
   const all = new Set<string>(metadata.map(({ name }) => name));
   for (const entry of entries) {
     let needs: { packs: Set<string>; unlocated: string[]; blobsByPack?: Map<string, string[]> };
@@ -85,14 +94,18 @@ export async function lockStatus(options: { repo: Operation; snapshot?: string; 
   for (const entry of entries) {
     const lock = state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
     const { objects, unlocated, blobsByPack } = needsOf.get(entry.id)!;
-    const gaps: ObjectGap[] = unlocated.map((id) => (/^[0-9a-f]{64}$/.test(id)
-      ? { name: `blob ${id.slice(0, 16)}`, problem: 'no index entry locates it' }
-      : { name: snapshotObject(entry.id), problem: id }));
+    const gaps: ObjectGap[] = unlocated.map((id) =>
+      /^[0-9a-f]{64}$/.test(id)
+        ? { name: `blob ${id.slice(0, 16)}`, problem: 'no index entry locates it' }
+        : { name: snapshotObject(entry.id), problem: id },
+    );
     let earliest = Number.POSITIVE_INFINITY;
     let lockedByStore = 0;
     // Metadata written after the snapshot (a later key, epoch or index object) is not needed by it.
     const committedMs = entry.writtenMs ?? Number.POSITIVE_INFINITY;
-    const neededMetadata = metadata.filter(({ writtenMs }) => writtenMs === undefined || writtenMs <= committedMs).map(({ name }) => name);
+    const neededMetadata = metadata
+      .filter(({ writtenMs }) => writtenMs === undefined || writtenMs <= committedMs)
+      .map(({ name }) => name);
     for (const name of [...objects, ...neededMetadata]) {
       const found = protection.get(name);
       if (found?.locked) lockedByStore += 1;
@@ -110,7 +123,9 @@ export async function lockStatus(options: { repo: Operation; snapshot?: string; 
       earliestDeletable: Number.isFinite(earliest) ? isoDate(earliest) : null,
       objects: objects.length + neededMetadata.length,
       lockedByStore,
-      holds: state.holds.filter(({ value }) => value.snapshot === entry.id).map(({ value }) => ({ reason: value.reason, time: value.time })),
+      holds: state.holds
+        .filter(({ value }) => value.snapshot === entry.id)
+        .map(({ value }) => ({ reason: value.reason, time: value.time })),
       liftableBy: liftableBy(lock?.mode, state.policy, policyNowMs),
       enforcement,
       gaps,
@@ -121,22 +136,45 @@ export async function lockStatus(options: { repo: Operation; snapshot?: string; 
 
 /** A store that keeps dates is the enforcer; otherwise the signed grants are. */
 function heldLock(state: RetentionState, name: string, found: ObjectProtection): ObjectLock | undefined {
-  return found.untilMs !== undefined ? { untilMs: found.untilMs, mode: found.mode ?? 'governance' } : state.ledger.lockOf(name);
+  return found.untilMs !== undefined
+    ? { untilMs: found.untilMs, mode: found.mode ?? 'governance' }
+    : state.ledger.lockOf(name);
 }
 
 /** What is wrong with one object a snapshot under `lock` needs, if anything. */
-async function gapOf(repo: Repository, state: RetentionState, object: {
-  name: string; found: ObjectProtection | undefined; lock: ObjectLock | undefined; storeLocks: boolean; blobs: () => string[] | undefined | Promise<string[] | undefined>;
-}): Promise<ObjectGap | undefined> {
+async function gapOf(
+  repo: Repository,
+  state: RetentionState,
+  object: {
+    name: string;
+    found: ObjectProtection | undefined;
+    lock: ObjectLock | undefined;
+    storeLocks: boolean;
+    blobs: () => string[] | undefined | Promise<string[] | undefined>;
+  },
+): Promise<ObjectGap | undefined> {
   const { name, found, lock } = object;
   if (!found) return { name, problem: 'missing from the store' };
   const held = heldLock(state, name, found);
-  if (lock && !covers(held, lock.untilMs, lock.mode) && !(await otherCopiesCover(repo, state, await object.blobs(), lock))) {
-    return { name, problem: held ? `retained only until ${isoDate(held.untilMs)} (${held.mode}), the lock needs ${isoDate(lock.untilMs)} (${lock.mode})` : 'has no retention at all' };
+  if (
+    lock &&
+    !covers(held, lock.untilMs, lock.mode) &&
+    !(await otherCopiesCover(repo, state, await object.blobs(), lock))
+  ) {
+    return {
+      name,
+      problem: held
+        ? `retained only until ${isoDate(held.untilMs)} (${held.mode}), the lock needs ${isoDate(lock.untilMs)} (${lock.mode})`
+        : 'has no retention at all',
+    };
   }
   if (object.storeLocks && !found.locked) {
     // verify and the next backup set it again where they may; this says what to run where they may not.
-    return { name, problem: 'is not immutable although the store makes objects so (a run killed before protecting it, or the attribute was lifted): run `amber verify` as root to finish its protection' };
+    return {
+      name,
+      problem:
+        'is not immutable although the store makes objects so (a run killed before protecting it, or the attribute was lifted): run `amber verify` as root to finish its protection',
+    };
   }
   return undefined;
 }
@@ -153,7 +191,12 @@ export interface SnapshotGap {
  * packs must cover longest. A gap is blamed on that snapshot. Blobs no index locates are verify's
  * structure check's to report.
  */
-export async function lockGaps(repo: Repository, state: RetentionState, graph?: TreeGraph, reprotected: string[] = []): Promise<SnapshotGap[]> {
+export async function lockGaps(
+  repo: Repository,
+  state: RetentionState,
+  graph?: TreeGraph,
+  reprotected: string[] = [],
+): Promise<SnapshotGap[]> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const collect = graph
@@ -163,7 +206,9 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
   const locked = (await listSnapshots(repo))
     .map((entry) => ({ entry, lock: state.ledger.snapshotLock(entry.id, entry.snapshot.retention) }))
     .filter((item): item is { entry: SnapshotEntry; lock: ObjectLock } => item.lock !== undefined)
-    .sort((a, b) => (a.lock.mode === b.lock.mode ? b.lock.untilMs - a.lock.untilMs : a.lock.mode === 'compliance' ? -1 : 1));
+    .sort((a, b) =>
+      a.lock.mode === b.lock.mode ? b.lock.untilMs - a.lock.untilMs : a.lock.mode === 'compliance' ? -1 : 1,
+    );
   const seen = { compliance: new Set<TreeId>(), governance: new Set<TreeId>() };
   const checkedMetadata = { compliance: new Set<string>(), governance: new Set<string>() };
   const duties: { name: string; item: (typeof locked)[number] }[] = [];
@@ -175,9 +220,13 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
       if (!isAmberError(error)) throw error; // damaged trees: the structure check reports them
     }
     const committedMs = item.entry.writtenMs ?? Number.POSITIVE_INFINITY;
-    const newMetadata = metadata.filter(({ name, writtenMs }) => (writtenMs === undefined || writtenMs <= committedMs) && !checkedMetadata[item.lock.mode].has(name));
+    const newMetadata = metadata.filter(
+      ({ name, writtenMs }) =>
+        (writtenMs === undefined || writtenMs <= committedMs) && !checkedMetadata[item.lock.mode].has(name),
+    );
     for (const { name } of newMetadata) checkedMetadata[item.lock.mode].add(name);
-    for (const name of [snapshotObject(item.entry.id), ...needs.packs, ...newMetadata.map(({ name: n }) => n)]) duties.push({ name, item });
+    for (const name of [snapshotObject(item.entry.id), ...needs.packs, ...newMetadata.map(({ name: n }) => n)])
+      duties.push({ name, item });
   }
   const names = [...new Set(duties.map(({ name }) => name))];
   const protection = new Map<string, ObjectProtection>();
@@ -185,9 +234,12 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
   const storeLocks = [...protection.values()].some(({ locked: isLocked }) => isLocked);
   // Whole objects left unprotected (an interrupted run, a lifted attribute) are protected again
   // where this process may; only those it cannot protect are gaps. Reported by the caller.
-  const unlocked = storeLocks && repo.store.enforcement().enforcer === 'client'
-    ? duties.filter(({ name }) => protection.get(name)?.locked === false).map(({ name, item }) => ({ name, fallback: item.lock }))
-    : [];
+  const unlocked =
+    storeLocks && repo.store.enforcement().enforcer === 'client'
+      ? duties
+          .filter(({ name }) => protection.get(name)?.locked === false)
+          .map(({ name, item }) => ({ name, fallback: item.lock }))
+      : [];
   for (const name of await finishProtection(repo, state, unlocked, repo.clock.nowMs())) {
     if (protection.get(name)?.locked === false) reprotected.push(name);
     protection.set(name, { ...protection.get(name)!, locked: true });
@@ -197,11 +249,19 @@ export async function lockGaps(repo: Repository, state: RetentionState, graph?: 
   for (const { name, item } of duties) {
     const blobs = async () => {
       // Only for a gap: which blobs of this snapshot led to the pack (their other copies may cover them).
-      if (!blobsOf.has(item.entry.id)) blobsOf.set(item.entry.id, snapshotNeeds(reader, index, item.entry.snapshot.tree, true).then((needs) => needs.blobsByPack, () => undefined));
+      if (!blobsOf.has(item.entry.id))
+        blobsOf.set(
+          item.entry.id,
+          snapshotNeeds(reader, index, item.entry.snapshot.tree, true).then(
+            (needs) => needs.blobsByPack,
+            () => undefined,
+          ),
+        );
       return (await blobsOf.get(item.entry.id))?.get(name);
     };
     const gap = await gapOf(repo, state, { name, found: protection.get(name), lock: item.lock, storeLocks, blobs });
-    if (gap) gaps.push({ snapshotId: item.entry.id, lock: { mode: item.lock.mode, until: isoDate(item.lock.untilMs) }, gap });
+    if (gap)
+      gaps.push({ snapshotId: item.entry.id, lock: { mode: item.lock.mode, until: isoDate(item.lock.untilMs) }, gap });
   }
   return gaps;
 }
@@ -228,11 +288,17 @@ function walkGraph(graph: TreeGraph, root: TreeId, seen: Set<TreeId>, needs: Sna
  * writers may each store the same blob, and the index keeps only one of the copies. Slow (it reads
  * every index object per blob), so it runs only for a gap.
  */
-async function otherCopiesCover(repo: Repository, state: RetentionState, blobs: string[] | undefined, lock: ObjectLock): Promise<boolean> {
+async function otherCopiesCover(
+  repo: Repository,
+  state: RetentionState,
+  blobs: string[] | undefined,
+  lock: ObjectLock,
+): Promise<boolean> {
   if (!blobs || blobs.length === 0) return false;
   for (const id of blobs) {
     const copies = await findAllLocations(repo, Buffer.from(id, 'hex'));
-    if (!copies.some(({ packId }) => covers(state.ledger.lockOf(packName(packId)), lock.untilMs, lock.mode))) return false;
+    if (!copies.some(({ packId }) => covers(state.ledger.lockOf(packName(packId)), lock.untilMs, lock.mode)))
+      return false;
   }
   return true;
 }
@@ -243,7 +309,13 @@ async function protectionOf(repo: Repository, names: string[]): Promise<(ObjectP
     return await repo.store.protection(names);
   } catch {
     const result: (ObjectProtection | undefined)[] = [];
-    for (const name of names) result.push(await repo.store.protection([name]).then(([one]) => one, () => undefined));
+    for (const name of names)
+      result.push(
+        await repo.store.protection([name]).then(
+          ([one]) => one,
+          () => undefined,
+        ),
+      );
     return result;
   }
 }

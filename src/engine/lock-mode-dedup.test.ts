@@ -15,7 +15,15 @@ import { initRepository, openRepository } from '../repo/repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { compareTrees } from '../testing/tree-compare.ts';
 import { createFaultyStore } from '../testing/faulty-store.ts';
-import { createScratchRepo, makeTempDir, openTestRepo, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import {
+  createScratchRepo,
+  makeTempDir,
+  openTestRepo,
+  removeTree,
+  seededBytes,
+  TEST_PASSPHRASE,
+  useTemporaryWriterCache,
+} from '../testing/repo-fixture.ts';
 import { freshS3Store, whenS3 } from '../testing/s3-fixture.ts';
 import { backup, type BackupResult } from './backup.ts';
 import { lockStatus } from './lock-coverage.ts';
@@ -26,7 +34,7 @@ import { verify } from './verify.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
 import { snapshotNeeds } from './snapshot-objects.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const DAY = 86_400_000;
@@ -48,13 +56,21 @@ function assertDeduplicated(result: BackupResult, parent: SnapshotId, label: str
   const { summary } = result.snapshot;
   assert.equal(result.snapshot.parent, parent, `${label}: the previous snapshot is the parent`);
   assert.deepEqual(
-    { filesUnchanged: summary.filesUnchanged, filesChanged: summary.filesChanged, filesNew: summary.filesNew, bytesRead: summary.bytesRead },
+    {
+      filesUnchanged: summary.filesUnchanged,
+      filesChanged: summary.filesChanged,
+      filesNew: summary.filesNew,
+      bytesRead: summary.bytesRead,
+    },
     { filesUnchanged: 2, filesChanged: 0, filesNew: 0, bytesRead: 0 },
     `${label}: the unchanged files are not read again`,
   );
   // At most the trees of the source's ancestors (/tmp changes all the time, by a few KiB on a busy
   // machine); no file's chunk, since no file was read.
-  assert.ok(summary.bytesAdded < 16 * 1024, `${label}: nothing the repository holds is stored again (${summary.bytesAdded} bytes added)`);
+  assert.ok(
+    summary.bytesAdded < 16 * 1024,
+    `${label}: nothing the repository holds is stored again (${summary.bytesAdded} bytes added)`,
+  );
 }
 
 /** verify finds nothing wrong and every stored pack named by an index object; lock status has no gap. */
@@ -64,7 +80,8 @@ async function assertIndexedAndCovered(repo: Operation, snapshots: number): Prom
   assert.equal(checked.unreferencedPacks, 0, 'no uninterrupted backup leaves a pack that no index object names');
   const statuses = await lockStatus({ repo });
   assert.equal(statuses.length, snapshots);
-  for (const status of statuses) assert.deepEqual(status.gaps, [], `snapshot ${status.snapshotId.slice(0, 8)} (${status.lock?.mode}) is covered`);
+  for (const status of statuses)
+    assert.deepEqual(status.gaps, [], `snapshot ${status.snapshotId.slice(0, 8)} (${status.lock?.mode}) is covered`);
 }
 
 async function assertRestores(repo: Operation, dir: string, snapshotId: SnapshotId, source: string): Promise<void> {
@@ -77,7 +94,11 @@ async function assertRestores(repo: Operation, dir: string, snapshotId: Snapshot
 /** The lock the grants give every pack a snapshot needs. */
 async function packLocks(repo: Operation, snapshotId: SnapshotId) {
   const { index } = await loadIndex(repo);
-  const { packs } = await snapshotNeeds(createBlobReader(repo, index), index, (await findSnapshot(repo, snapshotId)).snapshot.tree);
+  const { packs } = await snapshotNeeds(
+    createBlobReader(repo, index),
+    index,
+    (await findSnapshot(repo, snapshotId)).snapshot.tree,
+  );
   const { ledger } = await loadRetentionState(repo);
   return [...packs].map((name) => ledger.lockOf(name));
 }
@@ -93,8 +114,15 @@ test('a governance backup after a compliance one reuses the unchanged files and 
   assertDeduplicated(longer, governance.snapshotId, 'governance with a longer retention');
   // The compliance packs it reuses are extended for the longer lock, and stay compliance.
   const locks = await packLocks(owner, longer.snapshotId);
-  assert.ok(locks.some((lock) => lock?.mode === 'compliance'), 'the file\'s chunks are in a compliance pack');
-  for (const lock of locks) assert.ok(lock && lock.untilMs >= Date.parse(longer.snapshot.retention!.until), 'every pack it needs is kept at least as long');
+  assert.ok(
+    locks.some((lock) => lock?.mode === 'compliance'),
+    "the file's chunks are in a compliance pack",
+  );
+  for (const lock of locks)
+    assert.ok(
+      lock && lock.untilMs >= Date.parse(longer.snapshot.retention!.until),
+      'every pack it needs is kept at least as long',
+    );
   await assertIndexedAndCovered(owner, 3);
   for (const { snapshotId } of [compliance, governance, longer]) await assertRestores(owner, dir, snapshotId, source);
 });
@@ -117,7 +145,7 @@ test('a compliance backup after governance ones raises the governance packs on t
   for (const { snapshotId } of [governance, compliance, again]) await assertRestores(owner, dir, snapshotId, source);
 });
 
-test('a pack whose blobs are all stored elsewhere too is still an indexed pack, not an interrupted backup\'s leftover', async (t) => {
+test("a pack whose blobs are all stored elsewhere too is still an indexed pack, not an interrupted backup's leftover", async (t) => {
   // A write-only key dedups only against its own packs and the owner's: a second writer's first
   // backup stores a second copy of everything the first stored, in packs whose every blob the blob
   // index (one location per blob) locates in the first writer's.
@@ -125,7 +153,9 @@ test('a pack whose blobs are all stored elsewhere too is still an indexed pack, 
   const source = await sourceIn(dir);
   for (const name of ['alpha', 'beta']) {
     await addKey(owner, { role: 'write-only', passphrase: name, label: name, kdfLogN: 10 });
-    const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: name, clock: systemClock }));
+    const writer = testOperation(
+      await openRepository({ store: createFsStore(repoPath), passphrase: name, clock: systemClock }),
+    );
     const copy = await backupIn(writer, source, 'governance', DAY);
     assert.ok(copy.snapshot.summary.bytesAdded > 300_000, `${name} stored its own copy`);
   }
@@ -136,10 +166,20 @@ test('a pack whose blobs are all stored elsewhere too is still an indexed pack, 
 
 test('a backup that fails on a pack still indexes the packs it did store', async (t) => {
   let packs = 0;
-  const { dir, repoPath } = await createScratchRepo(t, 'mode-dedup-failed', { chunker: CHUNKER, packTargetBytes: 64 * 1024 });
+  const { dir, repoPath } = await createScratchRepo(t, 'mode-dedup-failed', {
+    chunker: CHUNKER,
+    packTargetBytes: 64 * 1024,
+  });
   const source = await sourceIn(dir);
   const repo = await openTestRepo(repoPath);
-  await assert.rejects(backup({ repo: await openTestRepo(repoPath, (inner) => createFaultyStore(inner, { failPutNames: (name) => name.startsWith('data/') && ++packs === 3 })), paths: [source] }));
+  await assert.rejects(
+    backup({
+      repo: await openTestRepo(repoPath, (inner) =>
+        createFaultyStore(inner, { failPutNames: (name) => name.startsWith('data/') && ++packs === 3 }),
+      ),
+      paths: [source],
+    }),
+  );
   const checked = await verify({ repo, readDataFraction: 1 });
   assert.deepEqual(checked.problems, []);
   assert.ok(checked.packs >= 2, `${checked.packs} packs stored before the failure`);
@@ -154,10 +194,16 @@ whenS3(() => {
     t.after(() => removeTree(dir));
     useTemporaryWriterCache(dir);
     const store = await freshS3Store();
-    const owner = testOperation(await initRepository({
-      store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10, chunker: CHUNKER,
-      retention: { retainUntilMs: Date.now() + DAY, mode: 'compliance' },
-    }));
+    const owner = testOperation(
+      await initRepository({
+        store,
+        passphrase: TEST_PASSPHRASE,
+        clock: systemClock,
+        kdfLogN: 10,
+        chunker: CHUNKER,
+        retention: { retainUntilMs: Date.now() + DAY, mode: 'compliance' },
+      }),
+    );
     const source = await sourceIn(dir);
     const first = await backupIn(owner, source, 'compliance', DAY);
     const governance = await backupIn(owner, source, 'governance', DAY);
@@ -174,11 +220,21 @@ whenS3(() => {
     // Beyond new.bin's bytes only trees are new: those of the source's parent directories (/tmp and
     // its other entries) change between runs, by a few KiB on a busy machine. Nothing else was read,
     // so no other file's data can have been stored again.
-    assert.ok(summary.bytesAdded >= 200_000 && summary.bytesAdded < 200_000 + 16 * 1024, `${summary.bytesAdded} bytes added`);
-    assert.deepEqual({ unchanged: summary.filesUnchanged, changed: summary.filesChanged, new: summary.filesNew }, { unchanged: 3, changed: 0, new: 0 }, 'read again, but not changed');
+    assert.ok(
+      summary.bytesAdded >= 200_000 && summary.bytesAdded < 200_000 + 16 * 1024,
+      `${summary.bytesAdded} bytes added`,
+    );
+    assert.deepEqual(
+      { unchanged: summary.filesUnchanged, changed: summary.filesChanged, new: summary.filesNew },
+      { unchanged: 3, changed: 0, new: 0 },
+      'read again, but not changed',
+    );
     const again = await backupIn(owner, source, 'compliance', 2 * DAY);
     assert.equal(again.snapshot.summary.bytesRead, 0, 'the next compliance backup dedups against the compliance copy');
-    assert.ok(again.snapshot.summary.bytesAdded < 16 * 1024, `${again.snapshot.summary.bytesAdded} bytes added (trees only)`);
+    assert.ok(
+      again.snapshot.summary.bytesAdded < 16 * 1024,
+      `${again.snapshot.summary.bytesAdded} bytes added (trees only)`,
+    );
     await assertIndexedAndCovered(owner, 5);
     // The earlier snapshots predate new.bin; these two are the source as it is now.
     for (const { snapshotId } of [compliance, again]) await assertRestores(owner, dir, snapshotId, source);

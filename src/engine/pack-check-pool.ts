@@ -26,7 +26,10 @@ const GROUP_SEALED_BYTES = 4 * 1024 * 1024;
 const MIN_SHARED_BYTES = 17 * 1024 * 1024;
 
 export function createPackCheckPool(size = defaultPoolSize()): PackCheckPool {
-  const workers = size > 0 ? createWorkerPool<BlobCheckTask, VerifyProblem[]>(new URL('./verify-worker.ts', import.meta.url), size) : undefined;
+  const workers =
+    size > 0
+      ? createWorkerPool<BlobCheckTask, VerifyProblem[]>(new URL('./verify-worker.ts', import.meta.url), size)
+      : undefined;
   const free: SharedArrayBuffer[] = [];
   const give = (memory: Buffer) => {
     if (memory.buffer instanceof SharedArrayBuffer && !free.includes(memory.buffer)) free.push(memory.buffer);
@@ -35,7 +38,8 @@ export function createPackCheckPool(size = defaultPoolSize()): PackCheckPool {
     give,
     take(sizeBytes) {
       const index = free.findIndex((memory) => memory.byteLength >= sizeBytes);
-      const memory = index >= 0 ? free.splice(index, 1)[0] : new SharedArrayBuffer(Math.max(sizeBytes, MIN_SHARED_BYTES));
+      const memory =
+        index >= 0 ? free.splice(index, 1)[0] : new SharedArrayBuffer(Math.max(sizeBytes, MIN_SHARED_BYTES));
       return Buffer.from(memory, 0, sizeBytes);
     },
     async check(input) {
@@ -45,8 +49,10 @@ export function createPackCheckPool(size = defaultPoolSize()): PackCheckPool {
         const keys = { dataKey: frame.dataKey, idKey: input.idKey };
         const groups = groupEntries(frame.entries);
         const problems = workers
-          // Every group finishes before the shared memory is reused, even when one fails.
-          ? await settleAll(groups.map((entries) => workers.run({ bytes: input.bytes, entries, ...keys, name: input.name })))
+          ? // Every group finishes before the shared memory is reused, even when one fails.
+            await settleAll(
+              groups.map((entries) => workers.run({ bytes: input.bytes, entries, ...keys, name: input.name })),
+            )
           : groups.map((entries) => checkPackBlobs(input.bytes, entries, keys, input.name));
         return { problems: [...frame.problems, ...problems.flat()], entries: frame.entries };
       } finally {

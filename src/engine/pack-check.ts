@@ -6,7 +6,15 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import type { PackId } from '../core/ids.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
 import { decodeBlob } from '../repo/blob-codec.ts';
-import { checkPackBytes, decodePackHeader, decodeTrailer, TRAILER_BYTES, unwrapPackKey, type PackEntry, type PackTrailer } from '../repo/pack.ts';
+import {
+  checkPackBytes,
+  decodePackHeader,
+  decodeTrailer,
+  TRAILER_BYTES,
+  unwrapPackKey,
+  type PackEntry,
+  type PackTrailer,
+} from '../repo/pack.ts';
 
 /** A problem verify reports (here: with one pack's bytes), naming the object and blob it hit. */
 export interface VerifyProblem {
@@ -51,11 +59,19 @@ export function checkPackFrame(input: PackCheckInput): PackFrame {
       trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), name);
     }
     if (input.epochPairs.length === 0) {
-      throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this key cannot open (damaged, or not granted to this key)`);
+      throw new AmberError(
+        'OBJECT_CORRUPT',
+        `${name} names key epoch ${trailer.epoch}, which this key cannot open (damaged, or not granted to this key)`,
+      );
     }
     const dataKey = unwrapWithAny(input.epochPairs, trailer, name);
     const headerEnd = bytes.length - TRAILER_BYTES;
-    const entries = decodePackHeader(bytes.subarray(headerEnd - trailer.headerLength, headerEnd), dataKey, bytes.length, name);
+    const entries = decodePackHeader(
+      bytes.subarray(headerEnd - trailer.headerLength, headerEnd),
+      dataKey,
+      bytes.length,
+      name,
+    );
     return { problems, entries, dataKey };
   } catch (error) {
     if (!isAmberError(error)) throw error;
@@ -65,11 +81,18 @@ export function checkPackFrame(input: PackCheckInput): PackFrame {
 }
 
 /** Decodes and re-hashes each of `entries` from the pack's bytes. */
-export function checkPackBlobs(bytes: Buffer, entries: PackEntry[], keys: { dataKey: Buffer; idKey: Buffer }, name: string): VerifyProblem[] {
+export function checkPackBlobs(
+  bytes: Buffer,
+  entries: PackEntry[],
+  keys: { dataKey: Buffer; idKey: Buffer },
+  name: string,
+): VerifyProblem[] {
   const problems: VerifyProblem[] = [];
   for (const entry of entries) {
     try {
-      decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), keys, name, { transient: true });
+      decodeBlob(entry, bytes.subarray(entry.offset, entry.offset + entry.sealedLength), keys, name, {
+        transient: true,
+      });
     } catch (error) {
       if (!isAmberError(error)) throw error;
       problems.push({ object: name, blob: entry.id.toString('hex'), code: error.code, message: error.message });

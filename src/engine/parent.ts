@@ -23,13 +23,22 @@ export interface ParentLookup {
 }
 
 function sameMetadata(node: TreeNode, meta: EntryMeta): boolean {
-  return node.type === 'file' && !node.flags?.length && node.sizeBytes === meta.sizeBytes &&
-    node.mtimeNs === meta.mtimeNs.toString() && node.ctimeNs === meta.ctimeNs.toString() &&
-    node.inode === meta.inode.toString() && node.content !== undefined;
+  return (
+    node.type === 'file' &&
+    !node.flags?.length &&
+    node.sizeBytes === meta.sizeBytes &&
+    node.mtimeNs === meta.mtimeNs.toString() &&
+    node.ctimeNs === meta.ctimeNs.toString() &&
+    node.inode === meta.inode.toString() &&
+    node.content !== undefined
+  );
 }
 
 /** The newest cached snapshot whose object is still in the repository. */
-async function latestStillStored(repo: Repository, candidates: CachedSnapshot[]): Promise<{ id: SnapshotId; tree: TreeId } | undefined> {
+async function latestStillStored(
+  repo: Repository,
+  candidates: CachedSnapshot[],
+): Promise<{ id: SnapshotId; tree: TreeId } | undefined> {
   for (const candidate of [...candidates].sort((a, b) => (a.time < b.time ? 1 : -1))) {
     try {
       await repo.store.stat(snapshotName(candidate.id));
@@ -41,13 +50,23 @@ async function latestStillStored(repo: Repository, candidates: CachedSnapshot[])
   return undefined;
 }
 
-const NO_PARENT: ParentLookup = { snapshotId: undefined, lookup: async () => undefined, sameMetadata: () => false, unchangedContent: () => undefined };
+const NO_PARENT: ParentLookup = {
+  snapshotId: undefined,
+  lookup: async () => undefined,
+  sameMetadata: () => false,
+  unchangedContent: () => undefined,
+};
 /** Directory listings kept from the parent; the walk is depth-first, so a small window suffices. */
 const CACHED_DIRS = 256;
 
-export async function createParentLookup(repo: Repository, index: BlobIndex, source: { host: string; paths: string[] }): Promise<ParentLookup> {
+export async function createParentLookup(
+  repo: Repository,
+  index: BlobIndex,
+  source: { host: string; paths: string[] },
+): Promise<ParentLookup> {
   const key = [...source.paths].sort().join('\0');
-  const sameSource = (snapshot: { host: string; paths: string[] }) => snapshot.host === source.host && [...snapshot.paths].sort().join('\0') === key;
+  const sameSource = (snapshot: { host: string; paths: string[] }) =>
+    snapshot.host === source.host && [...snapshot.paths].sort().join('\0') === key;
   let parent: { id: SnapshotId; tree: TreeId } | undefined;
   let readTreeBytes: (treeId: TreeId) => Promise<Buffer | undefined>;
   if (repo.key.role === 'full') {

@@ -12,11 +12,19 @@ import { systemClock } from '../core/clock.ts';
 import { openRepository } from '../repo/repository.ts';
 import { addKey } from '../protection/key-admin.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
-import { listNames, makeTempDir, openTestRepo, removeTree, seededBytes, TEST_PASSPHRASE, createScratchRepo } from '../testing/repo-fixture.ts';
+import {
+  listNames,
+  makeTempDir,
+  openTestRepo,
+  removeTree,
+  seededBytes,
+  TEST_PASSPHRASE,
+  createScratchRepo,
+} from '../testing/repo-fixture.ts';
 import { backup } from './backup.ts';
 import { verify } from './verify.ts';
 import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 
@@ -40,7 +48,13 @@ async function threeBackups(t: { after(fn: () => unknown): void }, label: string
   const repo = join(dir, 'repo');
   const source = join(dir, 'source');
   await fs.mkdir(source);
-  const env = { PATH: process.env.PATH, AMBER_PASSWORD: TEST_PASSPHRASE, AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache') };
+  const env = {
+    PATH: process.env.PATH,
+    AMBER_PASSWORD: TEST_PASSPHRASE,
+    AMBER_KDF_LOG_N: '10',
+    AMBER_REPO: repo,
+    AMBER_CACHE_DIR: join(dir, 'cache'),
+  };
   const amber = (...args: string[]) => {
     const run = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env });
     return { status: run.status, out: `${run.stdout}${run.stderr}`, stdout: run.stdout };
@@ -64,13 +78,18 @@ for (const which of ['newest', 'oldest'] as const) {
     await removeAsRoot(repo, `snapshots/${id}`);
     const run = amber('verify');
     assert.equal(run.status, 1, run.out);
-    const line = run.out.split('\n').find((text) => text.startsWith('error:') && text.includes(`snapshot ${id} is missing from the store`));
+    const line = run.out
+      .split('\n')
+      .find((text) => text.startsWith('error:') && text.includes(`snapshot ${id} is missing from the store`));
     assert.ok(line, run.out);
     assert.match(line, /the audit entry audit\/\d{12}-[0-9a-f]{64}/);
     assert.match(line, /the grant grants\/[0-9a-f]{64}/);
     assert.match(line, /put snapshots\/[0-9a-f]{64} back from an isolated copy/i);
     const { problems } = await verify({ repo: await openTestRepo(repo), readDataFraction: 0 });
-    assert.deepEqual(problems.map(({ object, code }) => [object, code]), [[`snapshots/${id}`, 'OBJECT_NOT_FOUND']]);
+    assert.deepEqual(
+      problems.map(({ object, code }) => [object, code]),
+      [[`snapshots/${id}`, 'OBJECT_NOT_FOUND']],
+    );
   });
 }
 
@@ -90,13 +109,15 @@ test('a write-only key cannot checkpoint: its newest entry is covered from the n
   await fs.writeFile(join(source, 'a.bin'), seededBytes(30_000, 'writer-audit'));
   await backup({ repo: owner, paths: [source] });
   await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
-  const laptop = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }));
+  const laptop = testOperation(
+    await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }),
+  );
   await backup({ repo: laptop, paths: [source] });
   const entries = (await readAuditLog(owner)).entries;
   const newest = entries.at(-1)!;
   assert.equal(newest.signerKeyId, laptop.key.keyId, 'the writer logged its backup');
   const sealed = (await verifyAudit(owner)).checkpoint;
-  assert.ok(sealed && sealed.seq < newest.entry.seq, 'and signed no checkpoint over it; the owner\'s backup did');
+  assert.ok(sealed && sealed.seq < newest.entry.seq, "and signed no checkpoint over it; the owner's backup did");
   // What holds for a writer's newest entry: removed before any full-key operation, nothing reveals it.
   await removeAsRoot(repoPath, newest.name);
   assert.deepEqual((await verifyAudit(owner)).problems, []);

@@ -38,21 +38,59 @@ after(async () => {
 const TIME_NS = '1700000000123456789';
 const meta = { uid: 0, gid: 0, sizeBytes: 0, mtimeNs: TIME_NS, ctimeNs: TIME_NS, inode: '0', deviceId: '0', links: 1 };
 const dir = (name: string, subtree: TreeId): TreeNode => ({ ...meta, name, type: 'dir', mode: 0o755, subtree });
-const symlink = (name: string, linkTarget: string): TreeNode => ({ ...meta, name, type: 'symlink', mode: 0o777, linkTarget, sizeBytes: linkTarget.length });
-const file = (name: string, content: string[], sizeBytes: number): TreeNode => ({ ...meta, name, type: 'file', mode: 0o644, content, sizeBytes });
+const symlink = (name: string, linkTarget: string): TreeNode => ({
+  ...meta,
+  name,
+  type: 'symlink',
+  mode: 0o777,
+  linkTarget,
+  sizeBytes: linkTarget.length,
+});
+const file = (name: string, content: string[], sizeBytes: number): TreeNode => ({
+  ...meta,
+  name,
+  type: 'file',
+  mode: 0o644,
+  content,
+  sizeBytes,
+});
 
 /** Builds trees with a blob sink, bypassing every check a real backup makes, and signs a snapshot of them. */
-async function craft(build: (helpers: { tree: (nodes: TreeNode[]) => Promise<TreeId>; text: (name: string, text: string) => Promise<TreeNode> }) => Promise<TreeId>): Promise<SnapshotEntry> {
+async function craft(
+  build: (helpers: {
+    tree: (nodes: TreeNode[]) => Promise<TreeId>;
+    text: (name: string, text: string) => Promise<TreeNode>;
+  }) => Promise<TreeId>,
+): Promise<SnapshotEntry> {
   const sink: BlobSink = createBlobSink(repo, (await loadIndex(repo)).index);
   const tree = async (nodes: TreeNode[]) => asTreeId(await sink.storeBlob('tree', encodeTree({ nodes })));
-  const text = async (name: string, content: string) => file(name, [await sink.storeBlob('data', Buffer.from(content))], Buffer.byteLength(content));
+  const text = async (name: string, content: string) =>
+    file(name, [await sink.storeBlob('data', Buffer.from(content))], Buffer.byteLength(content));
   const rootTree = await build({ tree, text });
   await sink.flush();
   await sink.close();
   const snapshot: Snapshot = {
-    time: nowIso(repo.clock), host: 'mallory', username: 'mallory', paths: ['/hostile'], tags: [], tree: rootTree,
-    summary: { filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, filesSkipped: 0, bytesRead: 0, bytesAdded: 0, bytesStored: 0, blobsAdded: 0, durationMs: 0 },
-    retention: null, flags: [], program: 'crafted by a test',
+    time: nowIso(repo.clock),
+    host: 'mallory',
+    username: 'mallory',
+    paths: ['/hostile'],
+    tags: [],
+    tree: rootTree,
+    summary: {
+      filesNew: 0,
+      filesChanged: 0,
+      filesUnchanged: 0,
+      dirs: 0,
+      filesSkipped: 0,
+      bytesRead: 0,
+      bytesAdded: 0,
+      bytesStored: 0,
+      blobsAdded: 0,
+      durationMs: 0,
+    },
+    retention: null,
+    flags: [],
+    program: 'crafted by a test',
   };
   const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
   const id = asSnapshotId(sha256Hex(bytes));
@@ -65,7 +103,8 @@ async function craft(build: (helpers: { tree: (nodes: TreeNode[]) => Promise<Tre
  * symlink under the test's root (the sentinel, the repository, the other targets) is as it was.
  */
 async function restoreContained(
-  entry: SnapshotEntry, options: { overwrite?: boolean; prepare?: (target: string) => Promise<void>; target?: string } = {},
+  entry: SnapshotEntry,
+  options: { overwrite?: boolean; prepare?: (target: string) => Promise<void>; target?: string } = {},
 ): Promise<{ target: string; outcome: RestoreResult | Error }> {
   const target = options.target ?? join(root, 'targets', `t${++targets}`);
   await options.prepare?.(target);
@@ -75,7 +114,9 @@ async function restoreContained(
     return new Map([...all].filter(([name]) => name !== mine && !name.startsWith(`${mine}/`)));
   };
   const before = await outside();
-  const outcome = await restore({ repo, snapshot: entry, target, overwrite: options.overwrite }).catch((error: Error) => error);
+  const outcome = await restore({ repo, snapshot: entry, target, overwrite: options.overwrite }).catch(
+    (error: Error) => error,
+  );
   assert.deepEqual(await outside(), before, 'nothing outside the target changed');
   assert.equal(await fs.readFile(join(sentinel, 'keep.txt'), 'utf8'), 'must never change\n');
   assert.deepEqual((await fs.readdir(sentinel)).sort(), ['inner', 'keep.txt']);
@@ -88,14 +129,28 @@ function errorsOf(outcome: RestoreResult | Error): { path: string; code: string 
 }
 
 test('unsafe names in a nested tree are refused for that directory only; its siblings restore', async () => {
-  for (const bad of ['..', '.', '', 'a/b', '../escaped.txt', `${'../'.repeat(8)}tmp/escaped.txt`, join(sentinel, 'pwned.txt'), 'nul\0byte']) {
-    const entry = await craft(async ({ tree, text }) => tree([
-      dir('evil', await tree([await text(bad, 'pwned\n')])),
-      dir('fine', await tree([await text('ok.txt', 'ok\n')])),
-    ]));
+  for (const bad of [
+    '..',
+    '.',
+    '',
+    'a/b',
+    '../escaped.txt',
+    `${'../'.repeat(8)}tmp/escaped.txt`,
+    join(sentinel, 'pwned.txt'),
+    'nul\0byte',
+  ]) {
+    const entry = await craft(async ({ tree, text }) =>
+      tree([
+        dir('evil', await tree([await text(bad, 'pwned\n')])),
+        dir('fine', await tree([await text('ok.txt', 'ok\n')])),
+      ]),
+    );
     const { target, outcome } = await restoreContained(entry);
     assert.deepEqual(errorsOf(outcome), [{ path: '/evil', code: 'UNSAFE_PATH' }], `name ${JSON.stringify(bad)}`);
-    assert.ok((outcome as RestoreResult).errors[0].message.includes(JSON.stringify(bad)), (outcome as RestoreResult).errors[0].message);
+    assert.ok(
+      (outcome as RestoreResult).errors[0].message.includes(JSON.stringify(bad)),
+      (outcome as RestoreResult).errors[0].message,
+    );
     assert.equal(await fs.readFile(join(target, 'fine', 'ok.txt'), 'utf8'), 'ok\n');
     assert.deepEqual(await fs.readdir(join(target, 'evil')), []);
   }
@@ -103,10 +158,9 @@ test('unsafe names in a nested tree are refused for that directory only; its sib
 
 test('".." and names with "/" in the root tree stop the restore with UNSAFE_PATH before anything is written', async () => {
   for (const bad of ['..', '../escaped.txt']) {
-    const entry = await craft(async ({ tree, text }) => tree([
-      dir(bad, await tree([await text('escaped.txt', 'pwned\n')])),
-      await text('zzz.txt', 'after\n'),
-    ]));
+    const entry = await craft(async ({ tree, text }) =>
+      tree([dir(bad, await tree([await text('escaped.txt', 'pwned\n')])), await text('zzz.txt', 'after\n')]),
+    );
     const { target, outcome } = await restoreContained(entry);
     assert.ok(outcome instanceof Error);
     await rejectsWithCode(Promise.reject(outcome), 'UNSAFE_PATH');
@@ -129,24 +183,36 @@ test('a duplicate name, a symlink to a directory outside and a directory with a 
 });
 
 test('an absolute symlink followed by a file of the same name is refused, and nothing is written through the link', async () => {
-  const entry = await craft(async ({ tree, text }) => tree([symlink('keep.txt', join(sentinel, 'keep.txt')), await text('keep.txt', 'pwned\n')]));
+  const entry = await craft(async ({ tree, text }) =>
+    tree([symlink('keep.txt', join(sentinel, 'keep.txt')), await text('keep.txt', 'pwned\n')]),
+  );
   const { target, outcome } = await restoreContained(entry);
   await rejectsWithCode(Promise.reject(outcome), 'UNSAFE_PATH');
   assert.deepEqual(await fs.readdir(target), []);
 });
 
 test('a symlink restored by one snapshot is never written through by the next, with or without overwrite', async () => {
-  const links = await craft(async ({ tree }) => tree([symlink('dir', sentinel), symlink('file', join(sentinel, 'keep.txt'))]));
-  const contents = await craft(async ({ tree, text }) => tree([
-    dir('dir', await tree([await text('pwned.txt', 'pwned\n'), dir('inner', await tree([await text('deep.txt', 'pwned\n')]))])),
-    await text('file', 'pwned\n'),
-  ]));
+  const links = await craft(async ({ tree }) =>
+    tree([symlink('dir', sentinel), symlink('file', join(sentinel, 'keep.txt'))]),
+  );
+  const contents = await craft(async ({ tree, text }) =>
+    tree([
+      dir(
+        'dir',
+        await tree([await text('pwned.txt', 'pwned\n'), dir('inner', await tree([await text('deep.txt', 'pwned\n')]))]),
+      ),
+      await text('file', 'pwned\n'),
+    ]),
+  );
   const { target, outcome } = await restoreContained(links);
   assert.deepEqual(errorsOf(outcome), []);
   assert.equal(await fs.readlink(join(target, 'dir')), sentinel);
 
   const refused = await restoreContained(contents, { target });
-  assert.deepEqual(errorsOf(refused.outcome), [{ path: '/dir', code: 'TARGET_EXISTS' }, { path: '/file', code: 'TARGET_EXISTS' }]);
+  assert.deepEqual(errorsOf(refused.outcome), [
+    { path: '/dir', code: 'TARGET_EXISTS' },
+    { path: '/file', code: 'TARGET_EXISTS' },
+  ]);
   assert.equal(await fs.readlink(join(target, 'dir')), sentinel);
   assert.equal(await fs.readlink(join(target, 'file')), join(sentinel, 'keep.txt'));
 
@@ -159,9 +225,17 @@ test('a symlink restored by one snapshot is never written through by the next, w
 });
 
 test('symlinks already in the target that point outside are replaced, not followed, when overwrite is set', async () => {
-  const entry = await craft(async ({ tree, text }) => tree([
-    dir('a', await tree([dir('inner', await tree([await text('new.txt', 'restored\n')])), await text('keep.txt', 'restored\n')])),
-  ]));
+  const entry = await craft(async ({ tree, text }) =>
+    tree([
+      dir(
+        'a',
+        await tree([
+          dir('inner', await tree([await text('new.txt', 'restored\n')])),
+          await text('keep.txt', 'restored\n'),
+        ]),
+      ),
+    ]),
+  );
   // The target's own directories are symlinks into the sentinel: a/ itself, and inside a real a/ too.
   const plant = (layout: 'dir-link' | 'inner-links') => async (target: string) => {
     await fs.mkdir(target);
@@ -175,7 +249,9 @@ test('symlinks already in the target that point outside are replaced, not follow
   };
   for (const layout of ['dir-link', 'inner-links'] as const) {
     const kept = await restoreContained(entry, { prepare: plant(layout) });
-    assert.ok(errorsOf(kept.outcome).length > 0 && errorsOf(kept.outcome).every(({ code }) => code === 'TARGET_EXISTS'));
+    assert.ok(
+      errorsOf(kept.outcome).length > 0 && errorsOf(kept.outcome).every(({ code }) => code === 'TARGET_EXISTS'),
+    );
 
     const { target, outcome } = await restoreContained(entry, { prepare: plant(layout), overwrite: true });
     assert.deepEqual(errorsOf(outcome), []);

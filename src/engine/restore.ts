@@ -10,8 +10,26 @@
 // restore (options.signal) removes its partial files; one killed outright leaves them, and the next
 // restore into the same target removes them and keeps the files that were complete.
 import {
-  chmodSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lstatSync,
-  lutimesSync, mkdirSync, openSync, accessSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, type BigIntStats,
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  ftruncateSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  accessSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  type BigIntStats,
 } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -111,25 +129,34 @@ interface Context {
 function makeTarget(target: string): boolean {
   const file = fileInTheWay(target);
   if (file !== undefined) {
-    throw new AmberError('TARGET_UNWRITABLE', file === resolve(target) ? `the restore target ${target} is a file, not a directory` : `the restore target ${target} is below ${file}, which is a file`, {
-      hint: 'choose a directory (new or empty) for --target',
-    });
+    throw new AmberError(
+      'TARGET_UNWRITABLE',
+      file === resolve(target)
+        ? `the restore target ${target} is a file, not a directory`
+        : `the restore target ${target} is below ${file}, which is a file`,
+      {
+        hint: 'choose a directory (new or empty) for --target',
+      },
+    );
   }
   const missing: string[] = [];
   try {
-    for (let dir = resolve(target); !lstatSync(dir, { throwIfNoEntry: false }); dir = dirname(dir)) missing.unshift(dir);
+    for (let dir = resolve(target); !lstatSync(dir, { throwIfNoEntry: false }); dir = dirname(dir))
+      missing.unshift(dir);
     for (const dir of missing) mkdirSync(dir);
     accessSync(target, constants.W_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EROFS') {
       throw new AmberError('TARGET_UNWRITABLE', `the restore target ${target} is on a read-only filesystem (EROFS)`, {
-        cause: error, hint: 'choose a --target on a writable filesystem, or remount this one read-write',
+        cause: error,
+        hint: 'choose a --target on a writable filesystem, or remount this one read-write',
       });
     }
     if (code === 'EACCES' || code === 'EPERM') {
       throw new AmberError('TARGET_UNWRITABLE', `this user may not write into the restore target ${target} (${code})`, {
-        cause: error, hint: 'choose a --target you may write, or restore as a user who may',
+        cause: error,
+        hint: 'choose a --target you may write, or restore as a user who may',
       });
     }
     throw targetError(error, target);
@@ -177,11 +204,16 @@ function removeStalePartials(context: Context, dir: string): void {
 
 function interrupted(context: Context): AmberError {
   const left = context.partials.size;
-  return new AmberError('INTERRUPTED', `the restore was interrupted: ${context.progress.files} files are complete under their names` +
-    (left > 0 ? `, ${left} partial file${left === 1 ? '' : 's'} removed` : '') + '; no file under its final name is incomplete', {
-    hint: 'run the same restore again to finish it: complete files are kept (not restored again) and partial files removed',
-    details: { files: context.progress.files, partialsRemoved: left },
-  });
+  return new AmberError(
+    'INTERRUPTED',
+    `the restore was interrupted: ${context.progress.files} files are complete under their names` +
+      (left > 0 ? `, ${left} partial file${left === 1 ? '' : 's'} removed` : '') +
+      '; no file under its final name is incomplete',
+    {
+      hint: 'run the same restore again to finish it: complete files are kept (not restored again) and partial files removed',
+      details: { files: context.progress.files, partialsRemoved: left },
+    },
+  );
 }
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
@@ -224,7 +256,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const pending: Promise<void>[] = [];
     const walk = (async () => {
       try {
-        await restoreChildren(context, root, options.target, placeOf(options.target, fresh), '/', includes.length > 0 ? includes : undefined, pending);
+        await restoreChildren(
+          context,
+          root,
+          options.target,
+          placeOf(options.target, fresh),
+          '/',
+          includes.length > 0 ? includes : undefined,
+          pending,
+        );
       } finally {
         await settleAll(pending);
       }
@@ -235,7 +275,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     options.signal?.removeEventListener('abort', onAbort);
     await decoder?.close();
   }
-  return { ...context.progress, alreadyPresent: context.alreadyPresent, partialsRemoved: context.partialsRemoved, errors: context.errors, skipped: context.skipped };
+  return {
+    ...context.progress,
+    alreadyPresent: context.alreadyPresent,
+    partialsRemoved: context.partialsRemoved,
+    errors: context.errors,
+    skipped: context.skipped,
+  };
 }
 
 /** Counts a resource; `acquire` waits while the limit is reached, but one holder may always exceed it. */
@@ -272,7 +318,13 @@ function createLimiter(limit: number): Limiter {
  * being written. `includes`: remaining path components still to match below it; undefined = all.
  */
 async function restoreChildren(
-  context: Context, dir: TreeNode, targetDir: string, place: Place, path: string, includes: string[][] | undefined, pending: Promise<void>[],
+  context: Context,
+  dir: TreeNode,
+  targetDir: string,
+  place: Place,
+  path: string,
+  includes: string[][] | undefined,
+  pending: Promise<void>[],
 ): Promise<void> {
   const tree = await readTree(context.reader, dir.subtree!);
   for (const node of tree.nodes) {
@@ -293,10 +345,15 @@ async function restoreChildren(
     };
     if (node.type === 'file') {
       await context.files.acquire(1);
-      pending.push(restoreFile(context, node, target, place).then(() => {
-        context.progress.files += 1;
-        context.options.onProgress?.(context.progress);
-      }).catch(reportFailure).finally(() => context.files.release(1)));
+      pending.push(
+        restoreFile(context, node, target, place)
+          .then(() => {
+            context.progress.files += 1;
+            context.options.onProgress?.(context.progress);
+          })
+          .catch(reportFailure)
+          .finally(() => context.files.release(1)),
+      );
     } else if (node.type === 'dir') {
       // The walk goes on while files are written; a directory's mode and times are set once
       // everything inside it is done (writing into it would change its times again).
@@ -310,11 +367,15 @@ async function restoreChildren(
       } catch (error) {
         reportFailure(error);
       } finally {
-        pending.push(settleAll(inside).then(() => {
-          if (!walked) return;
-          applyMetadata(node, target);
-          context.progress.dirs += 1;
-        }).catch(reportFailure));
+        pending.push(
+          settleAll(inside)
+            .then(() => {
+              if (!walked) return;
+              applyMetadata(node, target);
+              context.progress.dirs += 1;
+            })
+            .catch(reportFailure),
+        );
       }
     } else {
       try {
@@ -339,9 +400,14 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
       break;
     case 'fifo':
       removeForOverwrite(target, context.options.overwrite === true);
-      if (lstatSync(target, { throwIfNoEntry: false })) throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
+      if (lstatSync(target, { throwIfNoEntry: false }))
+        throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
       await promisify(execFile)('mkfifo', [target]).catch((error: unknown) => {
-        throw new AmberError('RESTORE_INCOMPLETE', `the named pipe "${target}" could not be created (${(error as Error).message.trim()})`, { cause: error });
+        throw new AmberError(
+          'RESTORE_INCOMPLETE',
+          `the named pipe "${target}" could not be created (${(error as Error).message.trim()})`,
+          { cause: error },
+        );
       });
       break;
     default:
@@ -364,7 +430,10 @@ function makeDirectory(target: string, overwrite: boolean): boolean {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(error, target);
     // Never descend through a symlink: it could point anywhere, outside the target included.
     if (!lstatSync(target).isDirectory()) {
-      if (!overwrite) throw new AmberError('TARGET_EXISTS', `"${target}" exists and is not a directory`, { hint: 'restore into an empty directory, or pass --overwrite' });
+      if (!overwrite)
+        throw new AmberError('TARGET_EXISTS', `"${target}" exists and is not a directory`, {
+          hint: 'restore into an empty directory, or pass --overwrite',
+        });
       rmSync(target, { force: true });
       mkdirSync(target, { mode: 0o700 });
       return true;
@@ -378,7 +447,8 @@ function replaceable(target: string, overwrite: boolean): boolean {
   if (!overwrite) return false;
   const existing = lstatSync(target, { throwIfNoEntry: false });
   if (!existing) return false;
-  if (existing.isDirectory()) throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
+  if (existing.isDirectory())
+    throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
   return true;
 }
 
@@ -400,8 +470,13 @@ function alreadyRestored(existing: BigIntStats, node: TreeNode): boolean {
   const ns = BigInt(node.mtimeNs);
   const tolerance = ns < 0n ? 1_000_000n : 1_000n;
   const drift = existing.mtimeNs - ns;
-  return existing.isFile() && existing.size === BigInt(node.sizeBytes) && Number(existing.mode & 0o7777n) === node.mode
-    && drift <= tolerance && drift >= -tolerance;
+  return (
+    existing.isFile() &&
+    existing.size === BigInt(node.sizeBytes) &&
+    Number(existing.mode & 0o7777n) === node.mode &&
+    drift <= tolerance &&
+    drift >= -tolerance
+  );
 }
 
 /**
@@ -412,7 +487,8 @@ function alreadyRestored(existing: BigIntStats, node: TreeNode): boolean {
 function existingFile(target: string, node: TreeNode, overwrite: boolean): 'present' | undefined {
   const existing = lstatSync(target, { bigint: true, throwIfNoEntry: false });
   if (!existing) return undefined;
-  if (existing.isDirectory()) throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
+  if (existing.isDirectory())
+    throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
   if (overwrite) return undefined;
   if (alreadyRestored(existing, node)) return 'present';
   throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
@@ -429,7 +505,10 @@ async function restoreFile(context: Context, node: TreeNode, target: string, pla
   const known = context.hardLinks.get(linkKey);
   if (!known) {
     const done = (present ? Promise.resolve() : writeFile(context, node, target, place, overwrite)).then(() => target);
-    context.hardLinks.set(linkKey, done.catch(() => undefined));
+    context.hardLinks.set(
+      linkKey,
+      done.catch(() => undefined),
+    );
     return done.then(() => {});
   }
   const first = await known;
@@ -444,7 +523,13 @@ async function restoreFile(context: Context, node: TreeNode, target: string, pla
   }
 }
 
-async function writeFile(context: Context, node: TreeNode, target: string, place: Place, overwrite: boolean): Promise<void> {
+async function writeFile(
+  context: Context,
+  node: TreeNode,
+  target: string,
+  place: Place,
+  overwrite: boolean,
+): Promise<void> {
   // The walk may still reach files after an interruption removed the partial files: it must start
   // none (the process may exit before one made now could be removed).
   if (context.aborted) throw interrupted(context);
@@ -527,10 +612,15 @@ async function writeContent(context: Context, fd: number, content: string[]): Pr
     await context.bytes.acquire(expected);
     const at = position;
     position += expected;
-    writes.push(context.reader.writeBlob(id, fd, at).then((writtenTo) => {
-      context.progress.bytesWritten += expected;
-      end = Math.max(end, writtenTo);
-    }).finally(() => context.bytes.release(expected)));
+    writes.push(
+      context.reader
+        .writeBlob(id, fd, at)
+        .then((writtenTo) => {
+          context.progress.bytesWritten += expected;
+          end = Math.max(end, writtenTo);
+        })
+        .finally(() => context.bytes.release(expected)),
+    );
   }
   // Every write is finished before the caller closes the descriptor, even when one failed.
   await settleAll(writes);
@@ -564,21 +654,42 @@ function applyMetadata(node: TreeNode, target: string): void {
 function targetError(error: unknown, target: string): unknown {
   if (isAmberError(error)) return error;
   const code = (error as NodeJS.ErrnoException)?.code;
-  if (code === 'EEXIST') return new AmberError('TARGET_EXISTS', `"${target}" already exists`, { hint: 'restore into an empty directory, or pass --overwrite' });
-  if (code === 'ELOOP') return new AmberError('UNSAFE_PATH', `"${target}" is a symlink; Amber does not write through symlinks`);
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, { hint: 'free space on the target filesystem, or raise the quota' });
+  if (code === 'EEXIST')
+    return new AmberError('TARGET_EXISTS', `"${target}" already exists`, {
+      hint: 'restore into an empty directory, or pass --overwrite',
+    });
+  if (code === 'ELOOP')
+    return new AmberError('UNSAFE_PATH', `"${target}" is a symlink; Amber does not write through symlinks`);
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, {
+      hint: 'free space on the target filesystem, or raise the quota',
+    });
   if (code === 'ENAMETOOLONG') {
     // Node has no openat(): a path the kernel refuses whole cannot be reached here, so the entry
     // (and, for a directory, what is in it) is reported as not restored, never dropped silently.
-    return new AmberError('TARGET_UNWRITABLE', `"${target}" was not restored: its path is ${Buffer.byteLength(target)} bytes, longer than this system accepts (PATH_MAX ${PATH_MAX} bytes, ENAMETOOLONG)`, {
-      cause: error, hint: 'restore that part with --include into a shorter --target, such as /r',
-    });
+    return new AmberError(
+      'TARGET_UNWRITABLE',
+      `"${target}" was not restored: its path is ${Buffer.byteLength(target)} bytes, longer than this system accepts (PATH_MAX ${PATH_MAX} bytes, ENAMETOOLONG)`,
+      {
+        cause: error,
+        hint: 'restore that part with --include into a shorter --target, such as /r',
+      },
+    );
   }
-  if (code === 'EROFS') return new AmberError('TARGET_UNWRITABLE', `"${target}" is on a read-only filesystem (EROFS)`, { cause: error, hint: 'restore onto a writable filesystem, or remount it read-write' });
+  if (code === 'EROFS')
+    return new AmberError('TARGET_UNWRITABLE', `"${target}" is on a read-only filesystem (EROFS)`, {
+      cause: error,
+      hint: 'restore onto a writable filesystem, or remount it read-write',
+    });
   if (typeof code === 'string') {
     return new AmberError('TARGET_UNWRITABLE', `"${target}" could not be written (${code})`, {
       cause: error,
-      hint: code === 'EACCES' || code === 'EPERM' ? 'restore where you may write, or as a user who may' : code === 'ENAMETOOLONG' ? 'choose a shorter --target' : undefined,
+      hint:
+        code === 'EACCES' || code === 'EPERM'
+          ? 'restore where you may write, or as a user who may'
+          : code === 'ENAMETOOLONG'
+            ? 'choose a shorter --target'
+            : undefined,
     });
   }
   return error;

@@ -21,7 +21,13 @@ export interface SnapshotNeeds {
  * Adds to `needs` the packs below `treeId`. Trees in `seen` are skipped, so one set shared across
  * snapshots reads each tree once (prune); a fresh one per snapshot gives that snapshot's own packs.
  */
-export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId: TreeId, seen: Set<TreeId>, needs: SnapshotNeeds): Promise<void> {
+export async function collectPacks(
+  reader: BlobReader,
+  index: BlobIndex,
+  treeId: TreeId,
+  seen: Set<TreeId>,
+  needs: SnapshotNeeds,
+): Promise<void> {
   if (seen.has(treeId)) return;
   seen.add(treeId);
   const locate = (id: string) => {
@@ -41,7 +47,12 @@ export async function collectPacks(reader: BlobReader, index: BlobIndex, treeId:
   }
 }
 
-export async function snapshotNeeds(reader: BlobReader, index: BlobIndex, rootTree: TreeId, withBlobs = false): Promise<SnapshotNeeds> {
+export async function snapshotNeeds(
+  reader: BlobReader,
+  index: BlobIndex,
+  rootTree: TreeId,
+  withBlobs = false,
+): Promise<SnapshotNeeds> {
   const needs: SnapshotNeeds = { packs: new Set(), unlocated: [], ...(withBlobs ? { blobsByPack: new Map() } : {}) };
   await collectPacks(reader, index, rootTree, new Set(), needs);
   return needs;
@@ -54,7 +65,10 @@ const NEEDED_METADATA: readonly PrefixKind[] = ['keys', 'epochs', 'revocations',
  * `config` and the objects under `prefixes`, with when the store received each (a snapshot needs only
  * the metadata that existed when it was committed).
  */
-export async function sharedMetadata(repo: Repository, prefixes: readonly PrefixKind[] = NEEDED_METADATA): Promise<{ name: string; writtenMs?: number }[]> {
+export async function sharedMetadata(
+  repo: Repository,
+  prefixes: readonly PrefixKind[] = NEEDED_METADATA,
+): Promise<{ name: string; writtenMs?: number }[]> {
   const found: { name: string; writtenMs?: number }[] = [{ name: CONFIG_NAME }];
   for (const prefix of prefixes) {
     for await (const { name, writtenMs } of repo.store.list(PREFIX[prefix])) found.push({ name, writtenMs });

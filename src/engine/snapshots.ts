@@ -14,7 +14,8 @@ import type { Operation } from '../governance/operation.ts';
  * An operation's own state is used (it is read once per operation).
  */
 async function stateForForgets(repo: Repository | Operation): Promise<RetentionState | undefined> {
-  for await (const _mark of repo.store.list(PREFIX.forgets)) return 'retentionState' in repo ? repo.retentionState() : loadRetentionState(repo);
+  for await (const _mark of repo.store.list(PREFIX.forgets))
+    return 'retentionState' in repo ? repo.retentionState() : loadRetentionState(repo);
   return undefined;
 }
 
@@ -28,20 +29,29 @@ export interface SnapshotEntry {
 
 /** Snapshots an owner-signed forget mark names are left out unless `includeForgotten`. */
 /** `state`: the retention state the caller has loaded already, so that it is not read again. */
-export async function listSnapshots(repo: Repository, problems: RecordProblem[] = [], options: { includeForgotten?: boolean; state?: RetentionState } = {}): Promise<SnapshotEntry[]> {
+export async function listSnapshots(
+  repo: Repository,
+  problems: RecordProblem[] = [],
+  options: { includeForgotten?: boolean; state?: RetentionState } = {},
+): Promise<SnapshotEntry[]> {
   if (repo.key.role !== 'full') {
-    throw new AmberError('WRITE_ONLY_KEY', `key ${repo.key.keyId.slice(0, 8)} is write-only: it can add backups but not list, read or restore them`, {
-      hint: 'use a full-access key for snapshots, ls, dump, restore and verify',
-    });
+    throw new AmberError(
+      'WRITE_ONLY_KEY',
+      `key ${repo.key.keyId.slice(0, 8)} is write-only: it can add backups but not list, read or restore them`,
+      {
+        hint: 'use a full-access key for snapshots, ls, dump, restore and verify',
+      },
+    );
   }
   const records = await readRecords(repo.store, 'snapshots', 'snapshot', repo.authority.signingKeyFor, problems);
   // Forged, premature and hand-dated marks forget nothing; they are reported (verify fails on them).
-  const state = options.includeForgotten ? undefined : options.state ?? await stateForForgets(repo);
+  const state = options.includeForgotten ? undefined : (options.state ?? (await stateForForgets(repo)));
   const entries: SnapshotEntry[] = [];
   for (const { name, record, writtenMs } of records) {
     try {
       const id = snapshotIdOf(name);
-      if (id === undefined) throw new AmberError('OBJECT_CORRUPT', `${name} is not named as a snapshot is (snapshots/<64 hex digits>)`);
+      if (id === undefined)
+        throw new AmberError('OBJECT_CORRUPT', `${name} is not named as a snapshot is (snapshots/<64 hex digits>)`);
       const snapshot = decodeSnapshotPayload(record.payload, repo.epochs, name);
       if (state && isForgotten(state, id, snapshot.retention, problems, repo.clock.nowMs())) continue;
       entries.push({ writtenMs, id, snapshot, signer: repo.authority.describe(record.signerKeyId) });
@@ -51,7 +61,9 @@ export async function listSnapshots(repo: Repository, problems: RecordProblem[] 
       problems.push({ name, problem: error.message, code: error.code });
     }
   }
-  return entries.sort((a, b) => (a.snapshot.time < b.snapshot.time ? -1 : a.snapshot.time > b.snapshot.time ? 1 : a.id < b.id ? -1 : 1));
+  return entries.sort((a, b) =>
+    a.snapshot.time < b.snapshot.time ? -1 : a.snapshot.time > b.snapshot.time ? 1 : a.id < b.id ? -1 : 1,
+  );
 }
 
 /** Resolves `latest`, a full id or a unique prefix of at least 4 hex digits. */
@@ -59,33 +71,51 @@ export async function findSnapshot(repo: Repository, ref: string): Promise<Snaps
   const problems: RecordProblem[] = [];
   const all = await listSnapshots(repo, problems);
   // A damaged snapshot asked for by id is named as damaged, not reported as absent.
-  const damaged = /^[0-9a-f]{4,64}$/.test(ref) && !all.some((entry) => entry.id.startsWith(ref))
-    ? problems.find(({ name }) => hashOfName(name)?.startsWith(ref))
-    : undefined;
+  const damaged =
+    /^[0-9a-f]{4,64}$/.test(ref) && !all.some((entry) => entry.id.startsWith(ref))
+      ? problems.find(({ name }) => hashOfName(name)?.startsWith(ref))
+      : undefined;
   if (damaged) {
-    throw new AmberError(damaged.code ?? 'OBJECT_CORRUPT', `snapshot ${ref} is damaged or unauthorised and was ignored: ${damaged.problem}`, {
-      hint: 'run `amber verify` to see what else is affected; restore from another snapshot',
-    });
+    throw new AmberError(
+      damaged.code ?? 'OBJECT_CORRUPT',
+      `snapshot ${ref} is damaged or unauthorised and was ignored: ${damaged.problem}`,
+      {
+        hint: 'run `amber verify` to see what else is affected; restore from another snapshot',
+      },
+    );
   }
   if (ref === 'latest') {
     const latest = all.at(-1);
     if (!latest && problems.length > 0) {
-      throw new AmberError('SNAPSHOT_NOT_FOUND', `${repo.store.location} has no readable snapshot; ${problems.length} damaged or unauthorised one(s) were ignored, such as ${problems[0].name}`, {
-        hint: 'run `amber verify` to see what is damaged',
-      });
+      throw new AmberError(
+        'SNAPSHOT_NOT_FOUND',
+        `${repo.store.location} has no readable snapshot; ${problems.length} damaged or unauthorised one(s) were ignored, such as ${problems[0].name}`,
+        {
+          hint: 'run `amber verify` to see what is damaged',
+        },
+      );
     }
-    if (!latest) throw new AmberError('SNAPSHOT_NOT_FOUND', `${repo.store.location} has no snapshots yet`, { hint: 'run `amber backup` first' });
+    if (!latest)
+      throw new AmberError('SNAPSHOT_NOT_FOUND', `${repo.store.location} has no snapshots yet`, {
+        hint: 'run `amber backup` first',
+      });
     return latest;
   }
   if (!/^[0-9a-f]{4,64}$/.test(ref)) {
-    throw new AmberError('SNAPSHOT_NOT_FOUND', `"${ref}" is not a snapshot id`, { hint: 'use `latest` or an id (or prefix) from `amber snapshots`' });
+    throw new AmberError('SNAPSHOT_NOT_FOUND', `"${ref}" is not a snapshot id`, {
+      hint: 'use `latest` or an id (or prefix) from `amber snapshots`',
+    });
   }
   const matches = all.filter((entry) => entry.id.startsWith(ref));
   if (matches.length > 1) {
-    throw new AmberError('SNAPSHOT_AMBIGUOUS', `"${ref}" matches ${matches.length} snapshots`, { hint: 'give more digits of the id' });
+    throw new AmberError('SNAPSHOT_AMBIGUOUS', `"${ref}" matches ${matches.length} snapshots`, {
+      hint: 'give more digits of the id',
+    });
   }
   if (matches.length === 0) {
-    throw new AmberError('SNAPSHOT_NOT_FOUND', `no snapshot ${ref} in ${repo.store.location}`, { hint: 'list them with `amber snapshots`' });
+    throw new AmberError('SNAPSHOT_NOT_FOUND', `no snapshot ${ref} in ${repo.store.location}`, {
+      hint: 'list them with `amber snapshots`',
+    });
   }
   return matches[0];
 }

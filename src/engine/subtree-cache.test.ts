@@ -36,15 +36,17 @@ async function setUp(t: { after(fn: () => unknown): void }) {
   const source = join(dir, 'source');
   for (const sub of ['a/deep/er', 'a/other', 'b', 'c/empty']) await fs.mkdir(join(source, sub), { recursive: true });
   const files = ['a/deep/er/one.bin', 'a/deep/two.txt', 'a/other/three.bin', 'b/four.txt', 'top.txt'];
-  for (const [n, file] of files.entries()) await fs.writeFile(join(source, file), seededBytes(20_000 + n * 30_000, file));
+  for (const [n, file] of files.entries())
+    await fs.writeFile(join(source, file), seededBytes(20_000 + n * 30_000, file));
   await fs.symlink('a/deep', join(source, 'b', 'link'));
   const reads = { data: 0 };
-  const counting = (store: Store): Store => Object.assign(Object.create(store) as Store, {
-    get: (name: string, ...rest: Parameters<Store['get']>[1][]) => {
-      if (name.startsWith('data/')) reads.data += 1;
-      return store.get(name, ...(rest as [])) as ReturnType<Store['get']>;
-    },
-  });
+  const counting = (store: Store): Store =>
+    Object.assign(Object.create(store) as Store, {
+      get: (name: string, ...rest: Parameters<Store['get']>[1][]) => {
+        if (name.startsWith('data/')) reads.data += 1;
+        return store.get(name, ...(rest as [])) as ReturnType<Store['get']>;
+      },
+    });
   const open = () => openTestRepo(repoPath, counting);
   return { dir, source, files, reads, open };
 }
@@ -55,7 +57,13 @@ async function sourceTree(repo: Operation, result: BackupResult, source: string)
   return (await resolvePath(createBlobReader(repo, index), result.snapshot.tree, source)).subtree!;
 }
 
-async function restoresExactly(repo: Operation, dir: string, source: string, result: BackupResult, label: string): Promise<void> {
+async function restoresExactly(
+  repo: Operation,
+  dir: string,
+  source: string,
+  result: BackupResult,
+  label: string,
+): Promise<void> {
   const target = join(dir, `restored-${label}`);
   const restored = await restore({ repo, snapshot: await findSnapshot(repo, result.snapshotId), target });
   assert.deepEqual(restored.errors, [], label);
@@ -159,7 +167,9 @@ test('a row naming blobs the repository lacks is not used, even with a valid MAC
   const rows: string[] = [];
   const finish = (path: string): TreeId => {
     const listing = readListing(path);
-    const children = listing.entries.filter((entry) => 'meta' in entry && entry.meta.type === 'dir').map((entry) => finish(join(path, entry.name)));
+    const children = listing.entries
+      .filter((entry) => 'meta' in entry && entry.meta.type === 'dir')
+      .map((entry) => finish(join(path, entry.name)));
     const tree = fake(rows.length + 1);
     cache.remember(path, subtreeKey(listing.fingerprint, children), tree, [fake(200)]);
     rows.push(path);
@@ -200,4 +210,3 @@ test('an unfinished record left by a killed backup is removed once a day old; a 
   await fs.stat(recent);
   assert.deepEqual((await cacheFiles()).sort(), [recent, record].sort(), 'the record itself stays');
 });
-

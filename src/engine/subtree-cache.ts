@@ -13,7 +13,17 @@
 // made; and a tree is reused only when it and every blob its files name are in the index as blobs
 // this key may dedup against (the same test a parent's unchanged file passes). A row that fails
 // either test is ignored and the directory is backed up as without a cache.
-import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Repository } from '../repo/repository.ts';
@@ -54,7 +64,9 @@ const WRITE_BYTES = 1 << 20;
  * exclude patterns, which decide which entries a tree holds, choose the record file itself.
  */
 export function subtreeKey(fingerprint: string, childTrees: readonly string[]): Buffer {
-  return createHash('sha256').update(`${fingerprint}\n${childTrees.join(',')}`).digest();
+  return createHash('sha256')
+    .update(`${fingerprint}\n${childTrees.join(',')}`)
+    .digest();
 }
 
 /** Where `a` comes in a depth-first walk that finishes children before their parent, against `b`. */
@@ -123,7 +135,12 @@ function rowReader(path: string, macKey: KeyObject): { next(): Row | undefined; 
     const body = record.subarray(0, length - 32);
     const mac = createHmac('sha256', macKey).update(body).digest();
     const blobsAt = 6 + dirBytes + 32;
-    if (!timingSafeEqual(mac, record.subarray(length - 32)) || blobsAt + 32 > body.length || (body.length - blobsAt) % 32 !== 0) return finish();
+    if (
+      !timingSafeEqual(mac, record.subarray(length - 32)) ||
+      blobsAt + 32 > body.length ||
+      (body.length - blobsAt) % 32 !== 0
+    )
+      return finish();
     return {
       dir: record.toString('utf8', 6, 6 + dirBytes),
       key: Buffer.from(record.subarray(6 + dirBytes, blobsAt)),
@@ -149,9 +166,14 @@ function removeStale(dir: string, beforeMs: number): void {
 }
 
 /** Undefined when the cache folder cannot be made; the backup then works as without a cache. */
-export function openSubtreeCache(repo: Repository, source: { host: string; paths: string[]; excludes: string[] }): SubtreeCache | undefined {
+export function openSubtreeCache(
+  repo: Repository,
+  source: { host: string; paths: string[]; excludes: string[] },
+): SubtreeCache | undefined {
   const dir = join(cacheRoot(), repo.config.repositoryId, repo.key.keyId, 'subtrees');
-  const name = createHash('sha256').update(JSON.stringify({ host: source.host, paths: [...source.paths].sort(), excludes: source.excludes })).digest('hex');
+  const name = createHash('sha256')
+    .update(JSON.stringify({ host: source.host, paths: [...source.paths].sort(), excludes: source.excludes }))
+    .digest('hex');
   const file = join(dir, name);
   const temporary = join(dir, `.${name}.${randomBytes(6).toString('hex')}`);
   let out: number | undefined;
@@ -163,7 +185,9 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
     return undefined;
   }
   // A key object made once: importing raw key bytes costs more than the HMAC of a row.
-  const macKey = createSecretKey(createHmac('sha256', repo.key.secrets.idKey).update('amber/v1/subtree-cache').digest());
+  const macKey = createSecretKey(
+    createHmac('sha256', repo.key.secrets.idKey).update('amber/v1/subtree-cache').digest(),
+  );
   const reader = rowReader(file, macKey);
   let row = reader.next();
   let pending: Buffer[] = [MAGIC];
@@ -173,7 +197,7 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
     if (out === undefined) return;
     try {
       const joined = Buffer.concat(pending, pendingBytes);
-      for (let at = 0; at < joined.length;) at += writeSync(out, joined, at);
+      for (let at = 0; at < joined.length; ) at += writeSync(out, joined, at);
     } catch {
       // A full disk or the like: this backup writes no record and the last one stays.
       drop();
@@ -209,7 +233,12 @@ export function openSubtreeCache(repo: Repository, source: { host: string; paths
       return { tree: asTreeId(row.blobs.toString('hex', 0, 32)), blobs: row.blobs };
     },
     remember(path, key, tree, contentBlobs) {
-      if (out !== undefined) write(path, key, Buffer.concat([Buffer.from(tree, 'hex'), ...[...new Set(contentBlobs)].map((id) => Buffer.from(id, 'hex'))]));
+      if (out !== undefined)
+        write(
+          path,
+          key,
+          Buffer.concat([Buffer.from(tree, 'hex'), ...[...new Set(contentBlobs)].map((id) => Buffer.from(id, 'hex'))]),
+        );
     },
     keep(path, key, reused) {
       write(path, key, reused.blobs);

@@ -10,7 +10,20 @@ export async function readTree(reader: BlobReader, treeId: TreeId): Promise<Tree
 
 /** The root is a synthetic directory node named "/". */
 export function rootNode(treeId: TreeId): TreeNode {
-  return { name: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, sizeBytes: 0, mtimeNs: '0', ctimeNs: '0', inode: '0', deviceId: '0', links: 1, subtree: treeId };
+  return {
+    name: '/',
+    type: 'dir',
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    sizeBytes: 0,
+    mtimeNs: '0',
+    ctimeNs: '0',
+    inode: '0',
+    deviceId: '0',
+    links: 1,
+    subtree: treeId,
+  };
 }
 
 export function splitPath(path: string): string[] {
@@ -22,10 +35,16 @@ export async function resolvePath(reader: BlobReader, rootTree: TreeId, path: st
   let node = rootNode(rootTree);
   for (const part of splitPath(path)) {
     if (part === '..') throw new AmberError('PATH_NOT_FOUND', `"${path}" may not contain ".."`);
-    if (node.type !== 'dir' || !node.subtree) throw new AmberError('PATH_NOT_FOUND', `"${path}" is not in the snapshot`, { hint: 'list the snapshot with `amber ls`' });
+    if (node.type !== 'dir' || !node.subtree)
+      throw new AmberError('PATH_NOT_FOUND', `"${path}" is not in the snapshot`, {
+        hint: 'list the snapshot with `amber ls`',
+      });
     const tree = await readTree(reader, node.subtree);
     const next = tree.nodes.find((candidate) => candidate.name === part);
-    if (!next) throw new AmberError('PATH_NOT_FOUND', `"${path}" is not in the snapshot`, { hint: 'list the snapshot with `amber ls`' });
+    if (!next)
+      throw new AmberError('PATH_NOT_FOUND', `"${path}" is not in the snapshot`, {
+        hint: 'list the snapshot with `amber ls`',
+      });
     node = next;
   }
   return node;

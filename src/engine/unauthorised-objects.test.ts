@@ -15,7 +15,18 @@ import { systemClock } from '../core/clock.ts';
 import { initRepository, openRepository } from '../repo/repository.ts';
 import { createHttpStore } from '../storage/http/http-store.ts';
 import type { Store } from '../storage/store.ts';
-import { createScratchRepo, flipByte, liftAttributes, listNames, makeTempDir, rejectsWithCode, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import {
+  createScratchRepo,
+  flipByte,
+  liftAttributes,
+  listNames,
+  makeTempDir,
+  rejectsWithCode,
+  removeTree,
+  seededBytes,
+  TEST_PASSPHRASE,
+  useTemporaryWriterCache,
+} from '../testing/repo-fixture.ts';
 import { freshS3Store, whenS3 } from '../testing/s3-fixture.ts';
 import { startVault } from '../vault/server.ts';
 import { createToken } from '../vault/tokens.ts';
@@ -53,20 +64,34 @@ async function plantFiles(repoDir: string, junk: { name: string; bytes: Buffer }
 }
 
 /** What every reader must do with the junk in `repo`, which holds `snapshots` real backups. */
-async function assertJunkIgnored(repo: Operation, junk: { name: string; bytes: Buffer }[], snapshots: number): Promise<void> {
+async function assertJunkIgnored(
+  repo: Operation,
+  junk: { name: string; bytes: Buffer }[],
+  snapshots: number,
+): Promise<void> {
   const junkNames = junk.map(({ name }) => name).sort();
   const verified = await verify({ repo, readDataFraction: 1 });
   assert.deepEqual(verified.problems, [], 'no damage to anything a snapshot needs');
-  assert.deepEqual(verified.ignored.map(({ object }) => object).sort(), junkNames, 'each junk object is reported, once');
+  assert.deepEqual(
+    verified.ignored.map(({ object }) => object).sort(),
+    junkNames,
+    'each junk object is reported, once',
+  );
   assert.equal(verified.snapshots, snapshots);
 
   const audit = await verifyAudit(repo);
   assert.deepEqual(audit.problems, [], 'the real chain is not called tampered');
   assert.equal(audit.firstBad, null);
-  assert.deepEqual(audit.ignored.map(({ name }) => name), junkNames.filter((name) => name.startsWith('audit/')));
+  assert.deepEqual(
+    audit.ignored.map(({ name }) => name),
+    junkNames.filter((name) => name.startsWith('audit/')),
+  );
 
   const pruned = await prune({ repo, graceMs: 0 });
-  assert.deepEqual(pruned.ignored.map(({ name }) => name), junkNames.filter((name) => name.startsWith('snapshots/')));
+  assert.deepEqual(
+    pruned.ignored.map(({ name }) => name),
+    junkNames.filter((name) => name.startsWith('snapshots/')),
+  );
   assert.equal((await listSnapshots(repo)).length, snapshots);
 }
 
@@ -77,7 +102,13 @@ test('fs: the four junk objects are ignored and reported by verify (exit 0), aud
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(200_000, 'junk-fs'));
-  const env = { PATH: process.env.PATH, AMBER_PASSWORD: TEST_PASSPHRASE, AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache') };
+  const env = {
+    PATH: process.env.PATH,
+    AMBER_PASSWORD: TEST_PASSPHRASE,
+    AMBER_KDF_LOG_N: '10',
+    AMBER_REPO: repo,
+    AMBER_CACHE_DIR: join(dir, 'cache'),
+  };
   const amber = (...args: string[]) => {
     const run = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env });
     return { status: run.status, stdout: run.stdout, stderr: run.stderr };
@@ -91,8 +122,13 @@ test('fs: the four junk objects are ignored and reported by verify (exit 0), aud
   await plantFiles(repo, junk);
 
   const verified = amber('verify', '--read-data');
-  assert.equal(verified.status, 0, `verify exits 0 when every real snapshot and its data are intact:\n${verified.stdout}${verified.stderr}`);
-  for (const { name } of junk) assert.ok(verified.stdout.includes(`warning: ignored: ${name}`), `verify names ${name}:\n${verified.stdout}`);
+  assert.equal(
+    verified.status,
+    0,
+    `verify exits 0 when every real snapshot and its data are intact:\n${verified.stdout}${verified.stderr}`,
+  );
+  for (const { name } of junk)
+    assert.ok(verified.stdout.includes(`warning: ignored: ${name}`), `verify names ${name}:\n${verified.stdout}`);
   assert.match(verified.stdout, /4 unauthorised objects ignored/);
   assert.match(verified.stdout, /no problems found/);
   const audit = amber('audit', 'verify');
@@ -103,11 +139,19 @@ test('fs: the four junk objects are ignored and reported by verify (exit 0), aud
   assert.equal(pruned.status, 0, pruned.stdout + pruned.stderr);
   assert.match(pruned.stdout, new RegExp(`warning: ignored ${junk[0].name}, which is no snapshot`));
 
-  const owner = testOperation(await openRepository({ store: (await import('../storage/fs/fs-store.ts')).createFsStore(repo), passphrase: TEST_PASSPHRASE, clock: systemClock }));
+  const owner = testOperation(
+    await openRepository({
+      store: (await import('../storage/fs/fs-store.ts')).createFsStore(repo),
+      passphrase: TEST_PASSPHRASE,
+      clock: systemClock,
+    }),
+  );
   await assertJunkIgnored(owner, junk, 2);
 
   // With the junk still there, a real entry altered, or removed, is still tampering.
-  const [first] = (await listNames(owner.store, 'audit/')).filter((name) => name.startsWith('audit/000000000001-') && name !== junk[2].name);
+  const [first] = (await listNames(owner.store, 'audit/')).filter(
+    (name) => name.startsWith('audit/000000000001-') && name !== junk[2].name,
+  );
   await flipByte(join(repo, first));
   const altered = await verifyAudit(owner);
   assert.equal(altered.firstBad?.name, first);
@@ -116,7 +160,10 @@ test('fs: the four junk objects are ignored and reported by verify (exit 0), aud
   await liftAttributes(join(repo, 'audit'));
   await fs.rm(join(repo, first));
   const removed = await verifyAudit(owner);
-  assert.ok(removed.problems.some(({ problem }) => /which is missing \(removed\)/.test(problem)), JSON.stringify(removed.problems));
+  assert.ok(
+    removed.problems.some(({ problem }) => /which is missing \(removed\)/.test(problem)),
+    JSON.stringify(removed.problems),
+  );
 });
 
 test('a damaged snapshot object that was really written still stops prune, and verify fails on it', async (t) => {
@@ -130,26 +177,42 @@ test('a damaged snapshot object that was really written still stops prune, and v
   const error = await rejectsWithCode(prune({ repo: owner, graceMs: 0 }), 'VERIFY_FAILED');
   assert.match(error.message, new RegExp(`snapshots/${snapshotId}`));
   const { problems } = await verify({ repo: owner, readDataFraction: 0 });
-  assert.ok(problems.some(({ object, code }) => object === `snapshots/${snapshotId}` && code === 'OBJECT_CORRUPT'), JSON.stringify(problems));
+  assert.ok(
+    problems.some(({ object, code }) => object === `snapshots/${snapshotId}` && code === 'OBJECT_CORRUPT'),
+    JSON.stringify(problems),
+  );
 });
 
 test('vault: junk written straight into the directory behind a vault is ignored by verify, audit verify and prune through it', async (t) => {
   const dir = await makeTempDir('junk-vault');
   useTemporaryWriterCache(dir);
   const dataDir = join(dir, 'data');
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock) });
+  const vault = await startVault({
+    dataDir,
+    port: 0,
+    clock: systemClock,
+    retentionClock: testRetentionClock(systemClock),
+  });
   t.after(async () => {
     await vault.close();
     await removeTree(dir);
   });
-  const admin = createHttpStore(`${vault.url}/team`, { token: createToken(dataDir, { role: 'admin', repo: 'team', nowMs: Date.now() }).token, attempts: 1 });
+  const admin = createHttpStore(`${vault.url}/team`, {
+    token: createToken(dataDir, { role: 'admin', repo: 'team', nowMs: Date.now() }).token,
+    attempts: 1,
+  });
   await admin.createRepository();
   testOperation(await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
   // A maintainer may read everything and prune; a writer backs up.
-  const as = async (role: 'writer' | 'maintainer') => openRepository({
-    store: createHttpStore(`${vault.url}/team`, { token: createToken(dataDir, { role, repo: 'team', nowMs: Date.now() }).token, attempts: 1 }),
-    passphrase: TEST_PASSPHRASE, clock: systemClock,
-  }).then((opened) => testOperation(opened));
+  const as = async (role: 'writer' | 'maintainer') =>
+    openRepository({
+      store: createHttpStore(`${vault.url}/team`, {
+        token: createToken(dataDir, { role, repo: 'team', nowMs: Date.now() }).token,
+        attempts: 1,
+      }),
+      passphrase: TEST_PASSPHRASE,
+      clock: systemClock,
+    }).then((opened) => testOperation(opened));
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(100_000, 'junk-vault'));
@@ -164,7 +227,9 @@ whenS3(() => {
     const dir = await makeTempDir('junk-s3');
     t.after(() => removeTree(dir));
     const store: Store = await freshS3Store();
-    const owner = testOperation(await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
+    const owner = testOperation(
+      await initRepository({ store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }),
+    );
     const source = join(dir, 'source');
     await fs.mkdir(source);
     await fs.writeFile(join(source, 'a.bin'), seededBytes(100_000, 'junk-s3'));

@@ -32,8 +32,12 @@ const READ_AHEAD_PACKS = 2;
 
 export type { VerifyProblem };
 
-const fromRecord = ({ name, problem, code, signer }: RecordProblem, defaultCode: string): VerifyProblem =>
-  ({ object: name, code: code ?? defaultCode, message: `ignored: ${problem}`, ...(signer ? { signer } : {}) });
+const fromRecord = ({ name, problem, code, signer }: RecordProblem, defaultCode: string): VerifyProblem => ({
+  object: name,
+  code: code ?? defaultCode,
+  message: `ignored: ${problem}`,
+  ...(signer ? { signer } : {}),
+});
 
 export interface VerifyOptions {
   repo: Repository;
@@ -86,32 +90,47 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   // The structure check (every snapshot's trees) runs on the main thread while the packs are read
   // and checked on the workers; its problems are reported before theirs.
   const certifier = createCertifier(repo, loaded.trustedPacks);
-  const [structure, data] = await settleAll([checkStructure(repo, loaded, snapshots), checkPacks(repo, loaded, options, certifier, state.condemned)]);
+  const [structure, data] = await settleAll([
+    checkStructure(repo, loaded, snapshots),
+    checkPacks(repo, loaded, options, certifier, state.condemned),
+  ]);
   found.push(...structure.problems, ...data.problems);
   const notices: string[] = [];
-  found.push(...await checkLocks(repo, state, structure.graph, notices));
+  found.push(...(await checkLocks(repo, state, structure.graph, notices)));
   const strays = await checkStrayVersions(repo);
   found.push(...strays.problems);
   // A vault token without access to the audit log (a writer) skips it; `amber audit verify` is the auditor's.
-  const log = await readAuditLog(repo).catch((error) => { if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined; throw error; });
-  const audit = log && await verifyAudit(repo, log);
+  const log = await readAuditLog(repo).catch((error) => {
+    if (isAmberError(error, 'ROLE_FORBIDDEN')) return undefined;
+    throw error;
+  });
+  const audit = log && (await verifyAudit(repo, log));
   const keyProblems = new Set(audit?.missingKeys.map(({ namedBy }) => namedBy));
   for (const { name, problem } of audit?.problems ?? []) {
-    if (!keyProblems.has(name)) found.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
+    if (!keyProblems.has(name))
+      found.push({ object: name, code: 'AUDIT_TAMPERED', message: `audit log: ${name}: ${problem}` });
   }
-  for (const { name, problem } of audit?.ignored ?? []) found.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
+  for (const { name, problem } of audit?.ignored ?? [])
+    found.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${problem}` });
   // A key the records name whose key file is gone: reported once, and what it signed is no junk.
   const missingKeys = new Map((audit?.missingKeys ?? []).map((key) => [key.keyId as string, key]));
   for (const key of missingKeys.values()) {
-    found.push({ object: key.keyFile ?? `keys/ (key ${key.keyId})`, code: 'OBJECT_NOT_FOUND', message: describeMissingKey(key) });
+    found.push({
+      object: key.keyFile ?? `keys/ (key ${key.keyId})`,
+      code: 'OBJECT_NOT_FOUND',
+      message: describeMissingKey(key),
+    });
   }
   // Only entries of the real chain count as records of a backup: not one a revoked key signed late.
   const tampered = new Set(audit?.problems.filter(({ name }) => !keyProblems.has(name)).map(({ name }) => name));
-  const named = namedSnapshots(state, log?.entries.filter(({ name }) => !tampered.has(name)));
+  const named = namedSnapshots(
+    state,
+    log?.entries.filter(({ name }) => !tampered.has(name)),
+  );
   const problems: VerifyProblem[] = [];
   const ignored: VerifyProblem[] = [];
   for (const problem of found) (isUnauthorised(problem, named, missingKeys) ? ignored : problems).push(problem);
-  problems.push(...await missingObjects(repo, state, named, problems, notices));
+  problems.push(...(await missingObjects(repo, state, named, problems, notices)));
   const certifiedPacks = await certifier.finish();
   return {
     snapshots: snapshots.length,
@@ -147,11 +166,16 @@ function namedSnapshots(state: RetentionState, entries: readonly LoadedEntry[] =
  * Unauthorised (SIGNATURE_INVALID: no key with the authority wrote it) is not damage — unless it is
  * a snapshot that a grant or an audit entry says was committed: then a real backup does not read.
  */
-function isUnauthorised(problem: VerifyProblem, named: NamedSnapshots, missingKeys: ReadonlyMap<string, NamedKey>): boolean {
+function isUnauthorised(
+  problem: VerifyProblem,
+  named: NamedSnapshots,
+  missingKeys: ReadonlyMap<string, NamedKey>,
+): boolean {
   if (problem.code !== 'SIGNATURE_INVALID') return false;
   const signer = problem.signer === undefined ? undefined : missingKeys.get(problem.signer);
   if (signer) {
-    problem.message = `${problem.message}; yet its signer is key ${signer.keyId.slice(0, 8)}, which ${signer.namedBy} names and whose key file` +
+    problem.message =
+      `${problem.message}; yet its signer is key ${signer.keyId.slice(0, 8)}, which ${signer.namedBy} names and whose key file` +
       `${signer.keyFile ? ` ${signer.keyFile}` : ''} is missing: not junk, put the key file back from an isolated copy`;
     return false;
   }
@@ -171,7 +195,13 @@ const describeNamer = ({ grant, audit }: { grant?: string; audit?: string }) =>
  * backup killed after its grant never stored its snapshot, so a snapshot that only a grant names
  * (no audit entry records its backup) is a notice, not a problem.
  */
-async function missingObjects(repo: Repository, state: RetentionState, named: NamedSnapshots, reported: VerifyProblem[], notices: string[]): Promise<VerifyProblem[]> {
+async function missingObjects(
+  repo: Repository,
+  state: RetentionState,
+  named: NamedSnapshots,
+  reported: VerifyProblem[],
+  notices: string[],
+): Promise<VerifyProblem[]> {
   const prefixes = [PREFIX.data, PREFIX.snapshots, ...METADATA_PREFIXES.map((kind) => PREFIX[kind])];
   const stored = new Set<string>();
   for (const prefix of prefixes) for await (const { name } of repo.store.list(prefix)) stored.add(name);
@@ -179,23 +209,33 @@ async function missingObjects(repo: Repository, state: RetentionState, named: Na
   // What the grants retain, and every snapshot an audit entry records (its grant may be gone too).
   const expected = new Map<string, number>();
   for (const name of state.ledger.names()) expected.set(name, state.ledger.lockOf(name)!.untilMs);
-  for (const [id, { audit }] of named) if (audit && !expected.has(snapshotName(id))) expected.set(snapshotName(id), Number.NaN);
+  for (const [id, { audit }] of named)
+    if (audit && !expected.has(snapshotName(id))) expected.set(snapshotName(id), Number.NaN);
   const problems: VerifyProblem[] = [];
   for (const [name, untilMs] of expected) {
     // Amber deletes only what a condemn notice names (prune, the vault): anything else missing was removed behind its back.
-    if (stored.has(name) || already.has(name) || state.condemned.has(name) || !prefixes.some((prefix) => name.startsWith(prefix))) continue;
+    if (
+      stored.has(name) ||
+      already.has(name) ||
+      state.condemned.has(name) ||
+      !prefixes.some((prefix) => name.startsWith(prefix))
+    )
+      continue;
     const id = snapshotIdOf(name);
     const namer = id === undefined ? undefined : named.get(id);
     if (id !== undefined && namer && !namer.audit) {
-      notices.push(`the grant ${namer.grant} names snapshot ${id.slice(0, 8)}, which the store does not hold and no audit entry records: ` +
-        'a backup killed between its grant and its snapshot leaves this (harmless); if none was, put the snapshot back from an isolated copy');
+      notices.push(
+        `the grant ${namer.grant} names snapshot ${id.slice(0, 8)}, which the store does not hold and no audit entry records: ` +
+          'a backup killed between its grant and its snapshot leaves this (harmless); if none was, put the snapshot back from an isolated copy',
+      );
       continue;
     }
     const by = namer ? describeNamer(namer) : 'a grant';
     problems.push({
       object: name,
       code: 'OBJECT_NOT_FOUND',
-      message: `${id ? `snapshot ${id}` : name} is missing from the store, but ${by} names it` +
+      message:
+        `${id ? `snapshot ${id}` : name} is missing from the store, but ${by} names it` +
         `${Number.isFinite(untilMs) ? ` (retained until ${isoDate(untilMs)})` : ''}: ` +
         `it was removed, and not by Amber (prune deletes only what a condemn notice names). Put ${name} back from an isolated copy of this repository (the same bytes: the name is their hash), and find out who removed it`,
     });
@@ -215,8 +255,15 @@ async function checkStrayVersions(repo: Repository): Promise<{ problems: VerifyP
   for await (const stray of repo.store.strayVersions('')) {
     if (stray.kind === 'later-version' && stray.sameBytes) duplicates += 1;
     else {
-      const what = stray.kind === 'delete-marker' ? 'a delete marker hides it from plain reads' : 'a later version with other bytes was written over it';
-      problems.push({ object: stray.name, code: 'STORAGE_TAMPERED', message: `${stray.name}: ${what} (version ${stray.versionId}); Amber reads the first version, which is intact` });
+      const what =
+        stray.kind === 'delete-marker'
+          ? 'a delete marker hides it from plain reads'
+          : 'a later version with other bytes was written over it';
+      problems.push({
+        object: stray.name,
+        code: 'STORAGE_TAMPERED',
+        message: `${stray.name}: ${what} (version ${stray.versionId}); Amber reads the first version, which is intact`,
+      });
     }
   }
   return { problems, duplicates };
@@ -226,17 +273,25 @@ async function checkStrayVersions(repo: Repository): Promise<{ problems: VerifyP
  * Forged or malformed retention records, and every snapshot whose lock its objects do not cover.
  * Objects it finds whole but unprotected it protects again first (see finishProtection), and says so.
  */
-async function checkLocks(repo: Repository, state: RetentionState, graph: TreeGraph, notices: string[]): Promise<VerifyProblem[]> {
+async function checkLocks(
+  repo: Repository,
+  state: RetentionState,
+  graph: TreeGraph,
+  notices: string[],
+): Promise<VerifyProblem[]> {
   const problems: VerifyProblem[] = state.problems.map((problem) => fromRecord(problem, 'SIGNATURE_INVALID'));
   const reprotected: string[] = [];
   for (const { snapshotId, lock, gap } of await lockGaps(repo, state, graph, reprotected)) {
     problems.push({
-      object: gap.name, code: 'LOCK_GAP',
+      object: gap.name,
+      code: 'LOCK_GAP',
       message: `snapshot ${snapshotId.slice(0, 8)} is locked until ${lock.until} but ${gap.name} ${gap.problem}; repair: \`amber lock extend ${snapshotId.slice(0, 8)} --until ${lock.until}\` (as root where objects are made immutable)`,
     });
   }
   if (reprotected.length > 0) {
-    notices.push(`finished the protection of ${reprotected.length} object${reprotected.length === 1 ? '' : 's'} an interrupted run left unprotected (or whose attribute was lifted): ${reprotected.slice(0, 3).join(', ')}${reprotected.length > 3 ? ', …' : ''}`);
+    notices.push(
+      `finished the protection of ${reprotected.length} object${reprotected.length === 1 ? '' : 's'} an interrupted run left unprotected (or whose attribute was lifted): ${reprotected.slice(0, 3).join(', ')}${reprotected.length > 3 ? ', …' : ''}`,
+    );
   }
   return problems;
 }
@@ -255,7 +310,11 @@ async function checkStructure(repo: Repository, loaded: LoadedIndex, snapshots: 
 
 /** Every stored pack against the index, and the chosen packs read whole and checked. */
 async function checkPacks(
-  repo: Repository, loaded: LoadedIndex, options: VerifyOptions, certifier: ReturnType<typeof createCertifier>, condemned: ReadonlySet<string>,
+  repo: Repository,
+  loaded: LoadedIndex,
+  options: VerifyOptions,
+  certifier: ReturnType<typeof createCertifier>,
+  condemned: ReadonlySet<string>,
 ) {
   const problems: VerifyProblem[] = [];
   const stored = new Map<PackId, number>();
@@ -264,7 +323,12 @@ async function checkPacks(
     const packId = hash === undefined ? undefined : asPackId(hash);
     if (packId && name === packName(packId)) stored.set(packId, sizeBytes);
     // No writer makes such a name (packs are data/<2 hex>/<64 hex>): ignored and reported.
-    else problems.push({ object: name, code: 'SIGNATURE_INVALID', message: `ignored: ${name} is not a pack name Amber writes, so no key with the authority wrote it` });
+    else
+      problems.push({
+        object: name,
+        code: 'SIGNATURE_INVALID',
+        message: `ignored: ${name} is not a pack name Amber writes, so no key with the authority wrote it`,
+      });
   }
   // Every pack an index object names, not only those the blob index locates blobs in (one location
   // per blob): a second copy of blobs stored elsewhere is indexed, not an interrupted backup's leftover.
@@ -275,8 +339,18 @@ async function checkPacks(
     const neededBytes = (loaded.packEnds.get(packId) ?? 0) + TRAILER_BYTES;
     // Index objects are never rewritten, so they still list the packs prune deleted.
     if (sizeBytes === undefined && condemned.has(name)) continue;
-    if (sizeBytes === undefined) problems.push({ object: name, code: 'OBJECT_NOT_FOUND', message: `pack ${name} is in the index but missing from storage` });
-    else if (sizeBytes < neededBytes) problems.push({ object: name, code: 'OBJECT_CORRUPT', message: `pack ${name} holds ${sizeBytes} bytes, fewer than the ${neededBytes} its index entries need (truncated)` });
+    if (sizeBytes === undefined)
+      problems.push({
+        object: name,
+        code: 'OBJECT_NOT_FOUND',
+        message: `pack ${name} is in the index but missing from storage`,
+      });
+    else if (sizeBytes < neededBytes)
+      problems.push({
+        object: name,
+        code: 'OBJECT_CORRUPT',
+        message: `pack ${name} holds ${sizeBytes} bytes, fewer than the ${neededBytes} its index entries need (truncated)`,
+      });
   }
 
   // Unreferenced packs are read too: a renamed or altered pack must not pass for a crash's leftover.
@@ -289,14 +363,16 @@ async function checkPacks(
     const checks: Promise<PackCheckResult>[] = [];
     const start = (packId: PackId) => {
       const memory = pool.take(stored.get(packId) ?? 0);
-      checks.push(repo.store.get(packName(packId), undefined, memory).then(
-        (bytes) => pool.check(checkInput(repo, packId, asBuffer(bytes))),
-        (error: unknown) => {
-          pool.give(memory);
-          if (!isAmberError(error)) throw error;
-          return { problems: [{ object: packName(packId), code: error.code, message: error.message }], entries: [] };
-        },
-      ));
+      checks.push(
+        repo.store.get(packName(packId), undefined, memory).then(
+          (bytes) => pool.check(checkInput(repo, packId, asBuffer(bytes))),
+          (error: unknown) => {
+            pool.give(memory);
+            if (!isAmberError(error)) throw error;
+            return { problems: [{ object: packName(packId), code: error.code, message: error.message }], entries: [] };
+          },
+        ),
+      );
     };
     for (let next = 0; next < Math.min(toRead.length, READ_AHEAD_PACKS); next++) start(toRead[next]);
     for (const [done, packId] of toRead.entries()) {
@@ -321,12 +397,20 @@ async function checkPacks(
 }
 
 async function checkTree(
-  reader: BlobReader, index: BlobIndex, treeId: TreeId, where: string, graph: TreeGraph,
-  counts: { trees: number; blobsReferenced: number }, problems: VerifyProblem[],
+  reader: BlobReader,
+  index: BlobIndex,
+  treeId: TreeId,
+  where: string,
+  graph: TreeGraph,
+  counts: { trees: number; blobsReferenced: number },
+  problems: VerifyProblem[],
 ): Promise<void> {
   if (graph.has(treeId)) return;
   const own = index.packOf(Buffer.from(treeId, 'hex'));
-  const node: TreeGraph extends Map<TreeId, infer V> ? V : never = { packs: new Set(own === undefined ? [] : [packName(own)]), subtrees: [] };
+  const node: TreeGraph extends Map<TreeId, infer V> ? V : never = {
+    packs: new Set(own === undefined ? [] : [packName(own)]),
+    subtrees: [],
+  };
   graph.set(treeId, node);
   counts.trees += 1;
   // Tree reads resolve without a turn of the event loop; this lets the pack reads of checkPacks run.
@@ -336,7 +420,12 @@ async function checkTree(
     nodes = (await readTree(reader, treeId)).nodes;
   } catch (error) {
     if (!isAmberError(error)) throw error;
-    problems.push({ object: where, blob: treeId, code: error.code, message: `tree ${treeId.slice(0, 16)} of ${where}: ${error.message}` });
+    problems.push({
+      object: where,
+      blob: treeId,
+      code: error.code,
+      message: `tree ${treeId.slice(0, 16)} of ${where}: ${error.message}`,
+    });
     return;
   }
   for (const entry of nodes) {
@@ -344,7 +433,13 @@ async function checkTree(
       counts.blobsReferenced += 1;
       const location = index.get(Buffer.from(blob, 'hex'));
       if (location) node.packs.add(packName(location.packId));
-      else problems.push({ object: where, blob, code: 'OBJECT_NOT_FOUND', message: `chunk ${blob.slice(0, 16)} of "${entry.name}" (${where}) is not in any pack` });
+      else
+        problems.push({
+          object: where,
+          blob,
+          code: 'OBJECT_NOT_FOUND',
+          message: `chunk ${blob.slice(0, 16)} of "${entry.name}" (${where}) is not in any pack`,
+        });
     }
     if (entry.subtree) {
       node.subtrees.push(entry.subtree);
@@ -363,7 +458,9 @@ function checkInput(repo: Repository, packId: PackId, bytes: Buffer): PackCheckI
     signerPublicKey = repo.authority.signingKeyFor(trailer.signerKeyId, name);
     const epoch = repo.epochs.get(trailer.epoch);
     if (canOpenEpoch(epoch)) {
-      epochPairs = epochKeyVariants(epoch).flatMap((variant) => (variant.privateKey ? [{ publicKey: variant.publicKey, privateKey: variant.privateKey }] : []));
+      epochPairs = epochKeyVariants(epoch).flatMap((variant) =>
+        variant.privateKey ? [{ publicKey: variant.publicKey, privateKey: variant.privateKey }] : [],
+      );
     }
   }
   return { bytes, packId, name, signerPublicKey, epochPairs, idKey: repo.key.secrets.idKey };
@@ -374,9 +471,20 @@ function misplaced(index: BlobIndex, packId: PackId, entries: PackEntry[]): Veri
   const name = packName(packId);
   return entries.flatMap((entry) => {
     const location = index.get(entry.id);
-    if (location?.packId !== packId || (location.offset === entry.offset && location.sealedLength === entry.sealedLength)) return [];
+    if (
+      location?.packId !== packId ||
+      (location.offset === entry.offset && location.sealedLength === entry.sealedLength)
+    )
+      return [];
     const blob = entry.id.toString('hex');
-    return [{ object: name, blob, code: 'OBJECT_CORRUPT', message: `the index places blob ${blob.slice(0, 16)} elsewhere in ${name} than its header does` }];
+    return [
+      {
+        object: name,
+        blob,
+        code: 'OBJECT_CORRUPT',
+        message: `the index places blob ${blob.slice(0, 16)} elsewhere in ${name} than its header does`,
+      },
+    ];
   });
 }
 
@@ -385,7 +493,11 @@ function choosePacks(packs: PackId[], fraction: number): PackId[] {
   if (fraction >= 1) return packs;
   const count = Math.max(1, Math.ceil(packs.length * fraction));
   // A random subset, so repeated subset runs cover the whole repository over time.
-  return [...packs].map((id) => ({ id, order: Math.random() })).sort((a, b) => a.order - b.order).slice(0, count).map(({ id }) => id);
+  return [...packs]
+    .map((id) => ({ id, order: Math.random() }))
+    .sort((a, b) => a.order - b.order)
+    .slice(0, count)
+    .map(({ id }) => id);
 }
 
 /**

@@ -15,12 +15,15 @@ async function workerModule(t: { after(fn: () => unknown): void }, source: strin
 }
 
 test('a task that throws in the worker fails alone; the next task is served', async (t) => {
-  const url = await workerModule(t, `
+  const url = await workerModule(
+    t,
+    `
     import { parentPort } from 'node:worker_threads';
     parentPort.on('message', ({ seq, task }) => {
       if (task === 'bad') parentPort.postMessage({ seq, error: 'bad task' });
       else parentPort.postMessage({ seq, reply: task * 2 });
-    });`);
+    });`,
+  );
   const pool = createWorkerPool<number | string, number>(url, 2);
   try {
     await assert.rejects(pool.run('bad'), /bad task/);
@@ -30,7 +33,9 @@ test('a task that throws in the worker fails alone; the next task is served', as
   }
 });
 
-test('a worker that dies fails what it held and every later task, instead of leaving them waiting', { timeout: 20_000 }, async (t) => {
+test('a worker that dies fails what it held and every later task, instead of leaving them waiting', {
+  timeout: 20_000,
+}, async (t) => {
   const url = await workerModule(t, `throw new Error('cannot start');`);
   const pool = createWorkerPool<number, number>(url, 1);
   try {

@@ -98,7 +98,10 @@ function asBuilt(url: URL): URL {
 }
 
 /** The worker side: answers each task with `handle`'s result and the memory to transfer back. */
-export function serveTasks<Task, Reply>(port: MessagePort, handle: (task: Task) => { reply: Reply; transfer?: Transferable[] }): void {
+export function serveTasks<Task, Reply>(
+  port: MessagePort,
+  handle: (task: Task) => { reply: Reply; transfer?: Transferable[] },
+): void {
   port.on('message', ({ seq, task }: { seq: number; task: Task }) => {
     try {
       const { reply, transfer } = handle(task);

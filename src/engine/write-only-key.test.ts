@@ -25,7 +25,7 @@ import { backup } from './backup.ts';
 import { restore } from './restore.ts';
 import { findSnapshot, listSnapshots } from './snapshots.ts';
 import { verify } from './verify.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const KDF = 10;
@@ -38,7 +38,8 @@ after(async () => {
 });
 
 const fails = (code: ErrorCode) => (error: unknown) => isAmberError(error, code);
-const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
+const open = (store: Store, passphrase: string) =>
+  openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
 
 interface Fixture {
   root: string;
@@ -51,7 +52,9 @@ async function fixture(): Promise<Fixture> {
   useTemporaryWriterCache(root);
   roots.push(root);
   const store = createFsStore(join(root, 'repo'));
-  const owner = testOperation(await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF, chunker: CHUNKER }));
+  const owner = testOperation(
+    await initRepository({ store, passphrase: 'owner', clock: systemClock, kdfLogN: KDF, chunker: CHUNKER }),
+  );
   return { root, store, owner };
 }
 
@@ -88,7 +91,10 @@ async function snapshotEpoch(store: Store, id: SnapshotId): Promise<number> {
 async function packTrailers(store: Store): Promise<Map<string, { epoch: number; signerKeyId: string }>> {
   const trailers = new Map<string, { epoch: number; signerKeyId: string }>();
   for await (const { name, sizeBytes } of store.list(PREFIX.data)) {
-    trailers.set(name, decodeTrailer(await store.get(name, { offset: sizeBytes - TRAILER_BYTES, length: TRAILER_BYTES }), name));
+    trailers.set(
+      name,
+      decodeTrailer(await store.get(name, { offset: sizeBytes - TRAILER_BYTES, length: TRAILER_BYTES }), name),
+    );
   }
   return trailers;
 }
@@ -118,7 +124,10 @@ test('a write-only key backs up and dedups its own data but can read nothing bac
   assert.ok(first.snapshot.summary.blobsAdded >= 16, `first backup added ${first.snapshot.summary.blobsAdded} blobs`);
   const second = await backupOf(writer, source);
   assert.ok(second.snapshot.summary.blobsAdded <= 2, `second backup added ${second.snapshot.summary.blobsAdded} blobs`);
-  assert.ok(second.snapshot.summary.bytesAdded < 4096, `second backup added ${second.snapshot.summary.bytesAdded} bytes`);
+  assert.ok(
+    second.snapshot.summary.bytesAdded < 4096,
+    `second backup added ${second.snapshot.summary.bytesAdded} bytes`,
+  );
 
   await assert.rejects(listSnapshots(writer), fails('WRITE_ONLY_KEY'));
   await assert.rejects(findSnapshot(writer, 'latest'), fails('WRITE_ONLY_KEY'));
@@ -152,7 +161,10 @@ test('a writer does not dedup against another writer until a full-key verify cer
   // B's blobs are in the index, but A stores them again rather than trust B's packs.
   const a = await open(f.store, 'writer-a');
   const untrusted = await backupOf(a, one);
-  assert.ok(untrusted.snapshot.summary.bytesAdded >= 2 * FILE_BYTES, `A added ${untrusted.snapshot.summary.bytesAdded} bytes`);
+  assert.ok(
+    untrusted.snapshot.summary.bytesAdded >= 2 * FILE_BYTES,
+    `A added ${untrusted.snapshot.summary.bytesAdded} bytes`,
+  );
 
   const owner = await open(f.store, 'owner');
   const checked = await verify({ repo: owner, readDataFraction: 1 });
@@ -188,13 +200,22 @@ test('a revoked writer keeps its earlier backups valid but cannot open or add an
   const owner = await open(f.store, 'owner');
   const problems: RecordProblem[] = [];
   const listed = await listSnapshots(owner, problems);
-  assert.deepEqual(listed.map(({ id }) => id), [earlier.snapshotId]);
-  assert.deepEqual(problems.map(({ name }) => name), [snapshotName(afterwards.snapshotId)]);
+  assert.deepEqual(
+    listed.map(({ id }) => id),
+    [earlier.snapshotId],
+  );
+  assert.deepEqual(
+    problems.map(({ name }) => name),
+    [snapshotName(afterwards.snapshotId)],
+  );
   const loaded = await loadIndex(owner);
   assert.equal(loaded.problems.length, 1);
   assert.ok(loaded.problems[0].name.startsWith(PREFIX.index));
   // Asked for by id, it is refused (as absent, or as named but not signed with authority).
-  await assert.rejects(findSnapshot(owner, afterwards.snapshotId), (error) => fails('SNAPSHOT_NOT_FOUND')(error) || fails('SIGNATURE_INVALID')(error));
+  await assert.rejects(
+    findSnapshot(owner, afterwards.snapshotId),
+    (error) => fails('SNAPSHOT_NOT_FOUND')(error) || fails('SIGNATURE_INVALID')(error),
+  );
 
   await assertRestores(owner, earlier.snapshotId, one);
   const checked = await verify({ repo: owner, readDataFraction: 1 });
@@ -230,7 +251,10 @@ test('after rotation backups seal to the new epoch, kept full keys read everythi
   assert.equal(await snapshotEpoch(f.store, written.snapshotId), 1);
   const newPacks = [...(await packTrailers(f.store))].filter(([name]) => !packsBefore.has(name));
   assert.ok(newPacks.length >= 2);
-  assert.ok(newPacks.every(([, trailer]) => trailer.epoch === 1), JSON.stringify(newPacks));
+  assert.ok(
+    newPacks.every(([, trailer]) => trailer.epoch === 1),
+    JSON.stringify(newPacks),
+  );
   assert.ok([...packsBefore].length > 0);
 
   const second = await open(f.store, 'second');

@@ -19,10 +19,14 @@ import { testOperation } from '../testing/operation.ts';
 test('a write-only key reuses unchanged files from its local cache, and falls back to reading when the cache lies', async (t) => {
   const { dir, repoPath, owner } = await createScratchRepo(t, 'writer-cache', { chunker: SMALL_CHUNKER });
   await addKey(owner, { passphrase: 'writer', role: 'write-only', kdfLogN: 10 });
-  const writer = () => openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock: systemClock }).then((opened) => testOperation(opened));
+  const writer = () =>
+    openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock: systemClock }).then((opened) =>
+      testOperation(opened),
+    );
   const source = join(dir, 'source');
   await fs.mkdir(join(source, 'sub'), { recursive: true });
-  for (let n = 0; n < 5; n++) await fs.writeFile(join(source, 'sub', `file-${n}.bin`), seededBytes(300_000, `file ${n}`));
+  for (let n = 0; n < 5; n++)
+    await fs.writeFile(join(source, 'sub', `file-${n}.bin`), seededBytes(300_000, `file ${n}`));
 
   const first = await backup({ repo: await writer(), paths: [source] });
   assert.equal(first.snapshot.summary.filesNew, 5);
@@ -50,6 +54,9 @@ test('a write-only key reuses unchanged files from its local cache, and falls ba
   assert.equal(fourth.snapshot.summary.filesNew, 5);
   const reader = await openTestRepo(repoPath);
   const target = join(dir, 'restored');
-  assert.deepEqual((await restore({ repo: reader, snapshot: await findSnapshot(reader, fourth.snapshotId), target })).errors, []);
+  assert.deepEqual(
+    (await restore({ repo: reader, snapshot: await findSnapshot(reader, fourth.snapshotId), target })).errors,
+    [],
+  );
   assert.deepEqual(await compareTrees(source, join(target, source)), []);
 });

@@ -64,14 +64,16 @@ export function openWriterCache(repo: Repository): WriterCache | undefined {
     },
     snapshots() {
       try {
-        return readFileSync(list, 'utf8').split('\n').flatMap((line) => {
-          try {
-            const entry = JSON.parse(line) as CachedSnapshot;
-            return isHexId(entry.id) && isHexId(entry.tree) && Array.isArray(entry.paths) ? [entry] : [];
-          } catch {
-            return [];
-          }
-        });
+        return readFileSync(list, 'utf8')
+          .split('\n')
+          .flatMap((line) => {
+            try {
+              const entry = JSON.parse(line) as CachedSnapshot;
+              return isHexId(entry.id) && isHexId(entry.tree) && Array.isArray(entry.paths) ? [entry] : [];
+            } catch {
+              return [];
+            }
+          });
       } catch {
         return [];
       }

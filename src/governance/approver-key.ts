@@ -3,7 +3,15 @@
 // key that the repository owner registers. Signing a decision needs the file and its passphrase.
 import { AmberError } from '../core/errors.ts';
 import { keyIdOf, type Signer } from '../repo/signed-record.ts';
-import { deriveWrappingKey, generateSigningKeyPair, newScryptParams, open, seal, signMessage, type ScryptParams } from '../crypto/index.ts';
+import {
+  deriveWrappingKey,
+  generateSigningKeyPair,
+  newScryptParams,
+  open,
+  seal,
+  signMessage,
+  type ScryptParams,
+} from '../crypto/index.ts';
 
 export interface ApproverKeyFile {
   type: 'amber-approver-key';
@@ -29,13 +37,22 @@ export interface ApproverSigner {
 const AAD = Buffer.from('amber/v1/approver-key', 'ascii');
 const isHexKey = (value: unknown) => typeof value === 'string' && /^[0-9a-f]{64}$/.test(value);
 
-export async function createApproverKey(passphrase: string, kdfLogN?: number): Promise<{ keyFile: ApproverKeyFile; publicFile: ApproverPublicKeyFile }> {
+export async function createApproverKey(
+  passphrase: string,
+  kdfLogN?: number,
+): Promise<{ keyFile: ApproverKeyFile; publicFile: ApproverPublicKeyFile }> {
   const pair = generateSigningKeyPair();
   const kdf = newScryptParams(kdfLogN);
   const sealed = seal(await deriveWrappingKey(passphrase, kdf), pair.privateKey, AAD);
   const publicKey = pair.publicKey.toString('hex');
   return {
-    keyFile: { type: 'amber-approver-key', version: 1, publicKey, kdf: { algorithm: 'scrypt', ...kdf }, sealedPrivateKey: sealed.toString('base64') },
+    keyFile: {
+      type: 'amber-approver-key',
+      version: 1,
+      publicKey,
+      kdf: { algorithm: 'scrypt', ...kdf },
+      sealedPrivateKey: sealed.toString('base64'),
+    },
     publicFile: { type: 'amber-approver-public-key', version: 1, publicKey },
   };
 }
@@ -48,8 +65,14 @@ export function parseApproverPublicKey(text: string, source: string): Buffer {
   } catch {
     // reported below
   }
-  if (!parsed || (parsed.type !== 'amber-approver-public-key' && parsed.type !== 'amber-approver-key') || !isHexKey(parsed.publicKey)) {
-    throw new AmberError('USAGE', `${source} is not an Amber approver public key file`, { hint: 'create one with `amber approver keygen --out FILE` and pass FILE.pub' });
+  if (
+    !parsed ||
+    (parsed.type !== 'amber-approver-public-key' && parsed.type !== 'amber-approver-key') ||
+    !isHexKey(parsed.publicKey)
+  ) {
+    throw new AmberError('USAGE', `${source} is not an Amber approver public key file`, {
+      hint: 'create one with `amber approver keygen --out FILE` and pass FILE.pub',
+    });
   }
   return Buffer.from(parsed.publicKey!, 'hex');
 }
@@ -61,15 +84,28 @@ export async function unlockApproverKey(text: string, passphrase: string, source
   } catch {
     // reported below
   }
-  if (file?.type !== 'amber-approver-key' || !isHexKey(file.publicKey) || typeof file.sealedPrivateKey !== 'string' || file.kdf?.algorithm !== 'scrypt') {
-    throw new AmberError('USAGE', `${source} is not an Amber approver key file`, { hint: 'pass the private key file made by `amber approver keygen` (not FILE.pub)' });
+  if (
+    file?.type !== 'amber-approver-key' ||
+    !isHexKey(file.publicKey) ||
+    typeof file.sealedPrivateKey !== 'string' ||
+    file.kdf?.algorithm !== 'scrypt'
+  ) {
+    throw new AmberError('USAGE', `${source} is not an Amber approver key file`, {
+      hint: 'pass the private key file made by `amber approver keygen` (not FILE.pub)',
+    });
   }
   let privateKey: Buffer;
   try {
     privateKey = open(await deriveWrappingKey(passphrase, file.kdf), Buffer.from(file.sealedPrivateKey, 'base64'), AAD);
   } catch {
-    throw new AmberError('WRONG_PASSWORD', `the passphrase does not open the approver key ${source}`, { hint: 'check AMBER_APPROVER_PASSWORD' });
+    throw new AmberError('WRONG_PASSWORD', `the passphrase does not open the approver key ${source}`, {
+      hint: 'check AMBER_APPROVER_PASSWORD',
+    });
   }
   const publicKey = Buffer.from(file.publicKey, 'hex');
-  return { publicKey, sign: (message) => signMessage(privateKey, publicKey, message), signer: { keyId: keyIdOf(publicKey), publicKey, privateKey } };
+  return {
+    publicKey,
+    sign: (message) => signMessage(privateKey, publicKey, message),
+    signer: { keyId: keyIdOf(publicKey), publicKey, privateKey },
+  };
 }

@@ -14,14 +14,31 @@ import type { ObjectLock } from './retention.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
 import type { Clock } from '../core/clock.ts';
 import { nowIso } from '../core/clock.ts';
-import { decodeSignedRecord, hasValidSignature, keyIdOf, parseJsonPayload, type Signer } from '../repo/signed-record.ts';
+import {
+  decodeSignedRecord,
+  hasValidSignature,
+  keyIdOf,
+  parseJsonPayload,
+  type Signer,
+} from '../repo/signed-record.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import { hashOfName, objectName } from '../repo/layout.ts';
 import type { KeyFileInfo, UnlockedKey } from '../repo/keys.ts';
 import { asBuffer } from '../storage/store.ts';
 import { loadRecords, POLICIES, type Loaded, type PolicyRecord } from '../repo/retention-records.ts';
 import type { RecordProblem, SignerLookup } from '../repo/records.ts';
-import { listAuditNames, putAuditCheckpoint, putAuditEntry, readAuditCheckpoints, readAuditEntries, readAuditEntry, type AuditEntry, type AuditEvent, type LoadedCheckpoint, type LoadedEntry } from '../repo/audit-records.ts';
+import {
+  listAuditNames,
+  putAuditCheckpoint,
+  putAuditEntry,
+  readAuditCheckpoints,
+  readAuditEntries,
+  readAuditEntry,
+  type AuditEntry,
+  type AuditEvent,
+  type LoadedCheckpoint,
+  type LoadedEntry,
+} from '../repo/audit-records.ts';
 import { metadataLock, type RetentionClock, type RetentionState } from './retention-state.ts';
 import type { Operation } from './operation.ts';
 
@@ -32,14 +49,21 @@ const HEAD_WINDOW = 16;
  * Who may sign audit entries: keys the owner certified, accepted witnesses, and approvers — every key
  * any link of the policy chain ever registered, since their entries stay valid after they leave.
  */
-async function auditSigners(view: RepositoryView, links?: Loaded<PolicyRecord>[]): Promise<SignerLookup & { describe(keyId: KeyId): string }> {
+async function auditSigners(
+  view: RepositoryView,
+  links?: Loaded<PolicyRecord>[],
+): Promise<SignerLookup & { describe(keyId: KeyId): string }> {
   const approvers = new Map<string, { key: Buffer; name: string }>();
-  for (const { value } of links ?? await loadRecords(view, POLICIES, [])) {
-    for (const { name, publicKey } of value.settings.approvers ?? []) approvers.set(keyIdOf(Buffer.from(publicKey, 'hex')), { key: Buffer.from(publicKey, 'hex'), name });
+  for (const { value } of links ?? (await loadRecords(view, POLICIES, []))) {
+    for (const { name, publicKey } of value.settings.approvers ?? [])
+      approvers.set(keyIdOf(Buffer.from(publicKey, 'hex')), { key: Buffer.from(publicKey, 'hex'), name });
   }
   const lookup = (keyId: KeyId) => view.authority.certifiedKeyFor(keyId) ?? approvers.get(keyId)?.key;
   return Object.assign(lookup, {
-    describe: (keyId: KeyId) => (approvers.has(keyId) && !view.authority.certifiedKeyFor(keyId) ? `approver ${approvers.get(keyId)!.name}` : view.authority.describe(keyId)),
+    describe: (keyId: KeyId) =>
+      approvers.has(keyId) && !view.authority.certifiedKeyFor(keyId)
+        ? `approver ${approvers.get(keyId)!.name}`
+        : view.authority.describe(keyId),
   });
 }
 
@@ -57,11 +81,17 @@ export interface AuditAuthor extends RepositoryView {
 }
 
 const authorOf = (op: Operation): AuditAuthor => ({
-  ...op, signer: op.key.signer, owner: op.key.role === 'full' ? op : undefined,
+  ...op,
+  signer: op.key.signer,
+  owner: op.key.role === 'full' ? op : undefined,
 });
 
 /** Writes one entry for an operation that changed the repository; returns it. */
-export async function appendAudit(by: Operation | AuditAuthor, event: AuditEvent, options: { lock?: ObjectLock } = {}): Promise<LoadedEntry> {
+export async function appendAudit(
+  by: Operation | AuditAuthor,
+  event: AuditEvent,
+  options: { lock?: ObjectLock } = {},
+): Promise<LoadedEntry> {
   const repo = 'key' in by ? authorOf(by) : by;
   const heads = await currentHeads(repo);
   const signerKeyFile = 'key' in by ? await ownKeyFile(by) : undefined;
@@ -76,22 +106,32 @@ export async function appendAudit(by: Operation | AuditAuthor, event: AuditEvent
   };
   try {
     const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.clock.nowMs());
-    const written = await putAuditEntry(repo.store, entry, repo.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+    const written = await putAuditEntry(repo.store, entry, repo.signer, {
+      retainUntilMs: lock.untilMs,
+      mode: lock.mode,
+    });
     await repo.store.protect([written.name], lock);
     if (repo.owner) {
       // Sealed after every operation of a full key, so removing the newest entry is detected: the
       // checkpoint names it as a head. (Write-only keys and witnesses cannot sign one; their entries
       // are covered from the next full-key operation on.) A vault token that may not read the log
       // cannot seal it; a maintainer's prune will.
-      await sealAfter(repo.owner, written, lock).catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
+      await sealAfter(repo.owner, written, lock).catch((error) => {
+        if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
+      });
     }
     return written;
   } catch (error) {
     if (!(error instanceof AmberError)) throw error;
     // The operation itself is done: say so, so that nobody repeats it (a second backup, a second hold).
-    throw new AmberError(error.code, `${event.action} ${event.target.slice(0, 16)} took effect, but its audit entry could not be written: ${error.message}`, {
-      cause: error, hint: 'fix the cause, then check the log with `amber audit verify`; the operation need not be repeated',
-    });
+    throw new AmberError(
+      error.code,
+      `${event.action} ${event.target.slice(0, 16)} took effect, but its audit entry could not be written: ${error.message}`,
+      {
+        cause: error,
+        hint: 'fix the cause, then check the log with `amber audit verify`; the operation need not be repeated',
+      },
+    );
   }
 }
 
@@ -104,11 +144,15 @@ const keyFileBytes = new WeakMap<UnlockedKey, Promise<string | undefined>>();
  * key, whose entries need no certificate.
  */
 function ownKeyFile(repo: Repository): Promise<string | undefined> {
-  if (repo.key.role !== 'write-only' || repo.key.signer.keyId === repo.authority.ownerKeyId) return Promise.resolve(undefined);
+  if (repo.key.role !== 'write-only' || repo.key.signer.keyId === repo.authority.ownerKeyId)
+    return Promise.resolve(undefined);
   let bytes = keyFileBytes.get(repo.key);
   if (!bytes) {
     const name = repo.keyFiles.find(({ info }) => info.keyId === repo.key.keyId)?.name;
-    bytes = name === undefined ? Promise.resolve(undefined) : repo.store.get(name).then((got) => asBuffer(got).toString('base64'));
+    bytes =
+      name === undefined
+        ? Promise.resolve(undefined)
+        : repo.store.get(name).then((got) => asBuffer(got).toString('base64'));
     keyFileBytes.set(repo.key, bytes);
   }
   return bytes;
@@ -129,7 +173,10 @@ export interface NamedKey {
  * config, for exactly that signer, and whose signature that key file's public key verifies: written by
  * a certified writer whose key file has since gone. Undefined for anything else (junk stays junk).
  */
-async function readCertifiedEntry(view: RepositoryView, name: string): Promise<{ loaded: LoadedEntry; key: NamedKey } | undefined> {
+async function readCertifiedEntry(
+  view: RepositoryView,
+  name: string,
+): Promise<{ loaded: LoadedEntry; key: NamedKey } | undefined> {
   try {
     const bytes = asBuffer(await view.store.get(name));
     if (hashOfName(name) !== sha256Hex(bytes)) return undefined;
@@ -142,7 +189,8 @@ async function readCertifiedEntry(view: RepositoryView, name: string): Promise<{
     const ownerKey = view.authority.ownerKeyFor(record.signerKeyId);
     if (!ownerKey || !hasValidSignature('key', record, ownerKey)) return undefined;
     const info = parseJsonPayload<KeyFileInfo>(record, keyFile);
-    if (info?.configHash !== view.configHash || info.keyId !== envelope.signerKeyId || info.role !== 'write-only') return undefined;
+    if (info?.configHash !== view.configHash || info.keyId !== envelope.signerKeyId || info.role !== 'write-only')
+      return undefined;
     const publicKey = Buffer.from(info.signingPublicKey, 'hex');
     const loaded = await readAuditEntry(view.store, name, (keyId) => (keyId === info.keyId ? publicKey : undefined));
     return { loaded, key: { keyId: info.keyId, keyFile, namedBy: name, how: 'signed with it' } };
@@ -157,7 +205,11 @@ async function readCertifiedEntry(view: RepositoryView, name: string): Promise<{
  * the key file its entries carry, and every key an owner-signed `key.add` entry records. Nothing
  * Amber does removes a key file, so each is a removal behind Amber's back (§16.8).
  */
-export function missingKeys(view: RepositoryView, log: Pick<AuditLog, 'entries' | 'certifiedKeys'>, counts: (name: string) => boolean = () => true): NamedKey[] {
+export function missingKeys(
+  view: RepositoryView,
+  log: Pick<AuditLog, 'entries' | 'certifiedKeys'>,
+  counts: (name: string) => boolean = () => true,
+): NamedKey[] {
   const present = new Set(view.keyFiles.map(({ info }) => info.keyId as string));
   const presentNames = new Set(view.keyFiles.map(({ name }) => name));
   const missing = new Map<string, NamedKey>();
@@ -167,8 +219,17 @@ export function missingKeys(view: RepositoryView, log: Pick<AuditLog, 'entries' 
     else if (!known.keyFile && key.keyFile) known.keyFile = key.keyFile;
   };
   for (const { name, entry, signerKeyId } of log.entries) {
-    if (!counts(name) || entry.action !== 'key.add' || signerKeyId !== view.authority.ownerKeyId || !/^[0-9a-f]{64}$/.test(entry.target)) continue;
-    const keyFile = typeof entry.details.keyFile === 'string' && /^keys\/[0-9a-f]{64}$/.test(entry.details.keyFile) ? entry.details.keyFile : undefined;
+    if (
+      !counts(name) ||
+      entry.action !== 'key.add' ||
+      signerKeyId !== view.authority.ownerKeyId ||
+      !/^[0-9a-f]{64}$/.test(entry.target)
+    )
+      continue;
+    const keyFile =
+      typeof entry.details.keyFile === 'string' && /^keys\/[0-9a-f]{64}$/.test(entry.details.keyFile)
+        ? entry.details.keyFile
+        : undefined;
     if (present.has(entry.target) && (!keyFile || presentNames.has(keyFile))) continue;
     note({ keyId: asKeyId(entry.target), keyFile, namedBy: name, how: 'key.add' });
   }
@@ -179,10 +240,15 @@ export function missingKeys(view: RepositoryView, log: Pick<AuditLog, 'entries' 
 /** What to tell the operator about a key the records name whose key file is gone. */
 export function describeMissingKey(key: NamedKey): string {
   const file = key.keyFile ?? 'its key file';
-  const named = key.how === 'key.add' ? `the owner's key.add entry ${key.namedBy} records it` : `the audit entry ${key.namedBy} was signed with it and carries its owner-signed key file`;
-  return `the key file ${key.keyFile ? `${key.keyFile} ` : ''}of key ${key.keyId} is missing from the store, but ${named}: ` +
+  const named =
+    key.how === 'key.add'
+      ? `the owner's key.add entry ${key.namedBy} records it`
+      : `the audit entry ${key.namedBy} was signed with it and carries its owner-signed key file`;
+  return (
+    `the key file ${key.keyFile ? `${key.keyFile} ` : ''}of key ${key.keyId} is missing from the store, but ${named}: ` +
     'everything that key signed (its snapshots, grants and audit entries) now reads as unauthorised. ' +
-    `Put ${file} back from an isolated copy of this repository (the same bytes: its name is their hash${key.keyFile ? '' : `; it is the key file whose keyId is ${key.keyId}`}), and find out who removed it`;
+    `Put ${file} back from an isolated copy of this repository (the same bytes: its name is their hash${key.keyFile ? '' : `; it is the key file whose keyId is ${key.keyId}`}), and find out who removed it`
+  );
 }
 
 /**
@@ -200,7 +266,7 @@ async function currentHeads(repo: AuditAuthor): Promise<{ seq: number; hash: str
   try {
     for (const { name, seq } of names.reverse()) {
       if (valid.length > 0 && seq <= valid[0].entry.seq - HEAD_WINDOW) break;
-      valid.push(...await readAuditEntries(repo.store, [name], signers, problems, repo.recordCache));
+      valid.push(...(await readAuditEntries(repo.store, [name], signers, problems, repo.recordCache)));
     }
   } catch (error) {
     if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
@@ -232,13 +298,21 @@ async function readEntries(view: RepositoryView): Promise<Omit<AuditLog, 'checkp
   const found: RecordProblem[] = [];
   const names = await listAuditNames(view.store, found);
   const signers = await auditSigners(view);
-  const entries = await readAuditEntries(view.store, names.map(({ name }) => name), signers, found, view.recordCache);
+  const entries = await readAuditEntries(
+    view.store,
+    names.map(({ name }) => name),
+    signers,
+    found,
+    view.recordCache,
+  );
   // An entry of a signer keys/ does not know may be a certified writer's whose key file was removed.
   const certifiedKeys = new Map<KeyId, NamedKey>();
   const problems: RecordProblem[] = [];
   for (const problem of found) {
-    const certified = problem.code === 'SIGNATURE_INVALID' && problem.signer && !signers(problem.signer, problem.name)
-      ? await readCertifiedEntry(view, problem.name) : undefined;
+    const certified =
+      problem.code === 'SIGNATURE_INVALID' && problem.signer && !signers(problem.signer, problem.name)
+        ? await readCertifiedEntry(view, problem.name)
+        : undefined;
     if (!certified) {
       problems.push(problem);
       continue;
@@ -247,7 +321,8 @@ async function readEntries(view: RepositoryView): Promise<Omit<AuditLog, 'checkp
     if (!certifiedKeys.has(certified.key.keyId)) certifiedKeys.set(certified.key.keyId, certified.key);
   }
   if (certifiedKeys.size > 0) entries.sort((a, b) => a.entry.seq - b.entry.seq || (a.name < b.name ? -1 : 1));
-  const describe = (keyId: KeyId) => (certifiedKeys.has(keyId) ? `writer ${keyId.slice(0, 8)} (key file missing)` : signers.describe(keyId));
+  const describe = (keyId: KeyId) =>
+    certifiedKeys.has(keyId) ? `writer ${keyId.slice(0, 8)} (key file missing)` : signers.describe(keyId);
   return { entries, certifiedKeys, problems, describe };
 }
 
@@ -275,18 +350,30 @@ export async function verifyAudit(view: RepositoryView, log?: AuditLog): Promise
   const chain = checkChain(log.entries, log.checkpoints, { repositoryId: view.config.repositoryId, revoked });
   const located = log.problems.map(({ name, problem, code }) => ({ seq: seqOfName(name), name, problem, code }));
   // Anyone who may write to the store can add an object; only a real entry missing or altered is tampering.
-  const ignored = located.filter(({ code }) => code === 'SIGNATURE_INVALID').map(({ seq, name, problem }) => ({ seq, name, problem }));
-  const unreadable = located.filter(({ code }) => code !== 'SIGNATURE_INVALID').map(({ seq, name, problem }) => ({ seq, name, problem }));
+  const ignored = located
+    .filter(({ code }) => code === 'SIGNATURE_INVALID')
+    .map(({ seq, name, problem }) => ({ seq, name, problem }));
+  const unreadable = located
+    .filter(({ code }) => code !== 'SIGNATURE_INVALID')
+    .map(({ seq, name, problem }) => ({ seq, name, problem }));
   // Only entries of the real chain count as records of a key: not one that is itself tampering.
   const bad = new Set(chain.problems.map(({ name }) => name));
   const missing = missingKeys(view, log, (name) => !bad.has(name));
-  const missingProblems = missing.map((key) => ({ seq: seqOfName(key.namedBy), name: key.namedBy, problem: describeMissingKey(key) }));
-  const problems = [...unreadable, ...chain.problems, ...missingProblems].sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1));
+  const missingProblems = missing.map((key) => ({
+    seq: seqOfName(key.namedBy),
+    name: key.namedBy,
+    problem: describeMissingKey(key),
+  }));
+  const problems = [...unreadable, ...chain.problems, ...missingProblems].sort(
+    (a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1),
+  );
   const checkpoint = chain.checkpoint;
   return {
     entries: chain.entries,
     heads: chain.heads.map(({ name }) => name),
-    checkpoint: checkpoint ? { name: checkpoint.name, seq: checkpoint.checkpoint.seq, entries: checkpoint.checkpoint.entries } : null,
+    checkpoint: checkpoint
+      ? { name: checkpoint.name, seq: checkpoint.checkpoint.seq, entries: checkpoint.checkpoint.entries }
+      : null,
     problems,
     firstBad: problems[0] ?? null,
     ignored,
@@ -304,7 +391,12 @@ const seqOfName = (name: string) => Number(/^(?:audit|checkpoints)\/(\d{12})-/.e
  */
 async function sealAfter(repo: Operation, written: LoadedEntry, lock: ObjectLock): Promise<void> {
   const before = written.entry.seq - 1;
-  const top = await readAuditCheckpoints(repo.store, (keyId) => repo.authority.ownerKeyFor(keyId), [], (name) => seqOfName(name) === before);
+  const top = await readAuditCheckpoints(
+    repo.store,
+    (keyId) => repo.authority.ownerKeyFor(keyId),
+    [],
+    (name) => seqOfName(name) === before,
+  );
   const previous = [...written.entry.previous].sort().join();
   const sealed = top.find(({ checkpoint }) => [...checkpoint.heads].sort().join() === previous);
   if (!sealed || written.entry.previous.length === 0) {
@@ -318,7 +410,10 @@ async function sealAfter(repo: Operation, written: LoadedEntry, lock: ObjectLock
     heads: [written.hash],
     entries: sealed.checkpoint.entries + 1,
   };
-  const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+  const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, {
+    retainUntilMs: lock.untilMs,
+    mode: lock.mode,
+  });
   await repo.store.protect([name], lock);
 }
 
@@ -326,9 +421,14 @@ async function sealAfter(repo: Operation, written: LoadedEntry, lock: ObjectLock
  * Signs the log as it stands: its heads and how many entries lie behind them. Only the owner key
  * signs checkpoints; entries removed behind one are then detected even if every later one is gone.
  */
-export async function writeCheckpoint(repo: Operation, options: { lock?: ObjectLock } = {}): Promise<LoadedCheckpoint['checkpoint'] & { name: string }> {
+export async function writeCheckpoint(
+  repo: Operation,
+  options: { lock?: ObjectLock } = {},
+): Promise<LoadedCheckpoint['checkpoint'] & { name: string }> {
   if (repo.key.role !== 'full') {
-    throw new AmberError('WRITE_ONLY_KEY', 'audit checkpoints are signed with the owner key', { hint: 'run this with a full-access key' });
+    throw new AmberError('WRITE_ONLY_KEY', 'audit checkpoints are signed with the owner key', {
+      hint: 'run this with a full-access key',
+    });
   }
   // Only the entries: earlier checkpoints do not change what this one says.
   const log = await readEntries(repo);
@@ -339,10 +439,16 @@ export async function writeCheckpoint(repo: Operation, options: { lock?: ObjectL
     time: nowIso(repo.clock),
     seq: Math.max(0, ...heads.map(({ entry }) => entry.seq)),
     heads: heads.map(({ hash }) => hash).sort(),
-    entries: ancestorsOf(heads.map(({ hash }) => hash), byHash).size,
+    entries: ancestorsOf(
+      heads.map(({ hash }) => hash),
+      byHash,
+    ).size,
   };
   const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.clock.nowMs());
-  const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, { retainUntilMs: lock.untilMs, mode: lock.mode });
+  const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, {
+    retainUntilMs: lock.untilMs,
+    mode: lock.mode,
+  });
   await repo.store.protect([name], lock);
   return { ...checkpoint, name };
 }
@@ -369,7 +475,11 @@ export function headsOf(entries: readonly LoadedEntry[]): LoadedEntry[] {
 }
 
 /** The entries `heads` lead back to (themselves included); hashes with no entry are reported. */
-export function ancestorsOf(heads: readonly string[], byHash: ReadonlyMap<string, LoadedEntry>, missing?: (hash: string, from?: LoadedEntry) => void): Set<string> {
+export function ancestorsOf(
+  heads: readonly string[],
+  byHash: ReadonlyMap<string, LoadedEntry>,
+  missing?: (hash: string, from?: LoadedEntry) => void,
+): Set<string> {
   const seen = new Set<string>();
   const stack: { hash: string; from?: LoadedEntry }[] = heads.map((hash) => ({ hash }));
   while (stack.length > 0) {
@@ -392,7 +502,11 @@ export interface ChainContext {
   revoked: ReadonlyMap<KeyId, { revokedAt: string }>;
 }
 
-export function checkChain(entries: readonly LoadedEntry[], checkpoints: readonly LoadedCheckpoint[], context: ChainContext): ChainReport {
+export function checkChain(
+  entries: readonly LoadedEntry[],
+  checkpoints: readonly LoadedCheckpoint[],
+  context: ChainContext,
+): ChainReport {
   const problems: ChainProblem[] = [];
   const report = (loaded: { name: string; entry?: { seq: number }; seq?: number }, problem: string) =>
     problems.push({ seq: loaded.entry?.seq ?? loaded.seq ?? 0, name: loaded.name, problem });
@@ -400,16 +514,19 @@ export function checkChain(entries: readonly LoadedEntry[], checkpoints: readonl
 
   for (const loaded of entries) {
     const { entry } = loaded;
-    if (entry.repository !== context.repositoryId) report(loaded, `belongs to repository ${entry.repository}, not this one (copied in)`);
+    if (entry.repository !== context.repositoryId)
+      report(loaded, `belongs to repository ${entry.repository}, not this one (copied in)`);
     const previous = entry.previous.map((hash) => byHash.get(hash));
     previous.forEach((found, i) => {
       if (!found) report(loaded, `follows entry ${entry.previous[i].slice(0, 12)}, which is missing (removed)`);
     });
-    if (entry.previous.length === 0 && entry.seq !== 1) report(loaded, `entry ${entry.seq} names no previous entry (inserted)`);
+    if (entry.previous.length === 0 && entry.seq !== 1)
+      report(loaded, `entry ${entry.seq} names no previous entry (inserted)`);
     const known = previous.filter((found) => found !== undefined);
     if (known.length === entry.previous.length && entry.previous.length > 0) {
       const expected = 1 + Math.max(...known.map((found) => found.entry.seq));
-      if (entry.seq !== expected) report(loaded, `has sequence number ${entry.seq} but follows entry ${expected - 1} (reordered or inserted)`);
+      if (entry.seq !== expected)
+        report(loaded, `has sequence number ${entry.seq} but follows entry ${expected - 1} (reordered or inserted)`);
     }
   }
   checkRevokedSigners(entries, context, report);
@@ -417,17 +534,26 @@ export function checkChain(entries: readonly LoadedEntry[], checkpoints: readonl
   // Of the checkpoints at the highest level, the one that saw most: two full keys finishing at once
   // each seal the log (one follows every full-key operation), and the later one saw both entries.
   const top = checkpoints.at(-1)?.checkpoint.seq;
-  const checkpoint = checkpoints.filter(({ checkpoint: { seq } }) => seq === top).sort((a, b) => b.checkpoint.entries - a.checkpoint.entries)[0];
+  const checkpoint = checkpoints
+    .filter(({ checkpoint: { seq } }) => seq === top)
+    .sort((a, b) => b.checkpoint.entries - a.checkpoint.entries)[0];
   if (checkpoint) {
     const { heads, entries: count, seq } = checkpoint.checkpoint;
     // Behind a missing entry the walk cannot go on: what lies below it is not blamed for being unreachable.
     let blindBelowSeq = 0;
     const behind = ancestorsOf(heads, byHash, (hash, from) => {
-      if (!from) report({ name: checkpoint.name, seq }, `the checkpoint names head ${hash.slice(0, 12)}, which is missing (log truncated)`);
+      if (!from)
+        report(
+          { name: checkpoint.name, seq },
+          `the checkpoint names head ${hash.slice(0, 12)}, which is missing (log truncated)`,
+        );
       blindBelowSeq = Math.max(blindBelowSeq, from?.entry.seq ?? seq + 1);
     });
     if (behind.size !== count) {
-      report({ name: checkpoint.name, seq }, `the checkpoint counts ${count} entries behind it, ${behind.size} found (entries removed or inserted)`);
+      report(
+        { name: checkpoint.name, seq },
+        `the checkpoint counts ${count} entries behind it, ${behind.size} found (entries removed or inserted)`,
+      );
     }
     // An entry at the checkpoint's own level that it does not cover was appended while it was being
     // written (a checkpoint follows every full-key operation, so two clients often meet there): that
@@ -437,14 +563,19 @@ export function checkChain(entries: readonly LoadedEntry[], checkpoints: readonl
         report(loaded, `is not part of the log signed at checkpoint ${seq} (inserted later, or a fork never merged)`);
       }
     }
-    if (checkpoint.checkpoint.repository !== context.repositoryId) report({ name: checkpoint.name, seq }, 'the checkpoint belongs to another repository');
+    if (checkpoint.checkpoint.repository !== context.repositoryId)
+      report({ name: checkpoint.name, seq }, 'the checkpoint belongs to another repository');
   }
   problems.sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1));
   return { entries: entries.length, heads: headsOf(entries), checkpoint, problems };
 }
 
 /** An entry a revoked key signed after the entry that revoked it (or, without one, after the revocation time). */
-function checkRevokedSigners(entries: readonly LoadedEntry[], context: ChainContext, report: (loaded: LoadedEntry, problem: string) => void): void {
+function checkRevokedSigners(
+  entries: readonly LoadedEntry[],
+  context: ChainContext,
+  report: (loaded: LoadedEntry, problem: string) => void,
+): void {
   if (context.revoked.size === 0) return;
   const revokedAtSeq = new Map<string, number>();
   for (const { entry } of entries) {
@@ -456,7 +587,8 @@ function checkRevokedSigners(entries: readonly LoadedEntry[], context: ChainCont
     const revocation = context.revoked.get(loaded.signerKeyId);
     if (!revocation) continue;
     const atSeq = revokedAtSeq.get(loaded.signerKeyId);
-    const late = atSeq !== undefined ? loaded.entry.seq > atSeq : Date.parse(loaded.entry.time) > Date.parse(revocation.revokedAt);
+    const late =
+      atSeq !== undefined ? loaded.entry.seq > atSeq : Date.parse(loaded.entry.time) > Date.parse(revocation.revokedAt);
     if (late) report(loaded, `is signed by key ${loaded.signerKeyId.slice(0, 8)} after its revocation`);
   }
 }

@@ -18,11 +18,24 @@ function fakeSources() {
   const sources: TimeSources = { wallMs: () => time.wall, sinceBootMs: () => time.sinceBoot, bootId: () => time.boot };
   return {
     sources,
-    advance(ms: number) { time.wall += ms; time.sinceBoot += ms; },
-    setWall(ms: number) { time.wall = ms; },
-    jump(ms: number) { time.wall += ms; },
-    reboot(ms: number, boot = 'bbbbbbbb-0000-4000-8000-000000000002') { time.wall += ms; time.sinceBoot = 30_000; time.boot = boot; },
-    get wall() { return time.wall; },
+    advance(ms: number) {
+      time.wall += ms;
+      time.sinceBoot += ms;
+    },
+    setWall(ms: number) {
+      time.wall = ms;
+    },
+    jump(ms: number) {
+      time.wall += ms;
+    },
+    reboot(ms: number, boot = 'bbbbbbbb-0000-4000-8000-000000000002') {
+      time.wall += ms;
+      time.sinceBoot = 30_000;
+      time.boot = boot;
+    },
+    get wall() {
+      return time.wall;
+    },
   };
 }
 
@@ -34,7 +47,8 @@ async function scratch(t: { after(fn: () => Promise<void>): void }) {
 
 /** Opens the clock as a repository's creator does (first use anchors), unless `extra` says otherwise. */
 function opener(statePath: string, sources: TimeSources) {
-  return (extra: Partial<GuardedClockOptions> = {}) => openGuardedClock({ statePath, macKey: KEY, sources, firstUse: 'anchor', ...extra });
+  return (extra: Partial<GuardedClockOptions> = {}) =>
+    openGuardedClock({ statePath, macKey: KEY, sources, firstUse: 'anchor', ...extra });
 }
 
 test('first use anchored on purpose (a new repository) is trusted and saves the anchor in a private file', async (t) => {
@@ -265,7 +279,10 @@ test('an empty cache and a clock a year ahead expire nothing: no state trusts no
     const clock = await open({ firstUse: 'wait' });
     const status = clock.status();
     assert.equal(status.trusted, false);
-    assert.match(status.reason, /no clock state for this repository on this host .*first use, or it was removed.*amber clock confirm/);
+    assert.match(
+      status.reason,
+      /no clock state for this repository on this host .*first use, or it was removed.*amber clock confirm/,
+    );
     assert.equal(status.deletionNowMs, 0, 'nothing may expire');
     assert.equal(clock.retentionBaseMs(), fake.wall, 'new locks still start from the highest time seen');
     await assert.rejects(stat(statePath), { code: 'ENOENT' }, 'a second run must not find a forged anchor to trust');
@@ -287,8 +304,17 @@ test('without state, a reference clock the host cannot set decides: agreeing wal
   assert.equal(forged.deletionNowMs(), 0);
   await assert.rejects(stat(statePath), { code: 'ENOENT' });
   const creating = await open({ firstUse: 'anchor', reference: async () => server });
-  assert.equal(creating.status().trusted, false, 'even a new repository is not anchored to a time its storage server contradicts');
-  const unreadable = await open({ firstUse: 'wait', reference: async () => { throw new Error('connection refused'); } });
+  assert.equal(
+    creating.status().trusted,
+    false,
+    'even a new repository is not anchored to a time its storage server contradicts',
+  );
+  const unreadable = await open({
+    firstUse: 'wait',
+    reference: async () => {
+      throw new Error('connection refused');
+    },
+  });
   assert.equal(unreadable.status().trusted, false, 'a reference that cannot be read vouches for nothing');
   fake.jump(-400 * DAY + 20_000);
   const honest = await open({ firstUse: 'wait', reference: async () => server });
@@ -305,7 +331,9 @@ test('after a reboot, a reference clock that agrees re-anchors the clock; one th
   await open();
   fake.advance(DAY);
   fake.reboot(60_000);
-  const disagrees = await open({ reference: async () => ({ source: "the S3 server's clock", wallMs: fake.wall - 30 * DAY }) });
+  const disagrees = await open({
+    reference: async () => ({ source: "the S3 server's clock", wallMs: fake.wall - 30 * DAY }),
+  });
   assert.equal(disagrees.status().trusted, false);
   assert.match(disagrees.status().reason, /rebooted/);
   const agrees = await open({ reference: async () => ({ source: "the S3 server's clock", wallMs: fake.wall }) });
@@ -328,11 +356,12 @@ test('first use whose state cannot be saved trusts nothing, and confirm reports 
   await assert.rejects(clock.confirm('dave'), (error) => isAmberError(error, 'STORAGE_ACCESS_DENIED'));
 });
 
-test('the system time sources agree with themselves across two runs of this boot',
-  { skip: !existsSync('/proc/sys/kernel/random/boot_id') && 'no Linux boot id' }, async (t) => {
-    const statePath = await scratch(t);
-    await openGuardedClock({ statePath, macKey: KEY, sources: systemTimeSources, firstUse: 'anchor' });
-    const clock = await openGuardedClock({ statePath, macKey: KEY, sources: systemTimeSources });
-    assert.equal(clock.status().trusted, true, clock.status().reason);
-    assert.match(systemTimeSources.bootId(), /^[0-9a-f-]{36}$/);
-  });
+test('the system time sources agree with themselves across two runs of this boot', {
+  skip: !existsSync('/proc/sys/kernel/random/boot_id') && 'no Linux boot id',
+}, async (t) => {
+  const statePath = await scratch(t);
+  await openGuardedClock({ statePath, macKey: KEY, sources: systemTimeSources, firstUse: 'anchor' });
+  const clock = await openGuardedClock({ statePath, macKey: KEY, sources: systemTimeSources });
+  assert.equal(clock.status().trusted, true, clock.status().reason);
+  assert.match(systemTimeSources.bootId(), /^[0-9a-f-]{36}$/);
+});

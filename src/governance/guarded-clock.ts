@@ -221,20 +221,28 @@ export async function openGuardedClock(options: GuardedClockOptions): Promise<Gu
       if (checked.agrees) {
         const anchor = anchorNow(sources, checked.source);
         const next = { ...newState(anchor, state.history), lastTrustedMs: Math.max(lastTrustedMs, anchor.wallMs) };
-        await writeState(statePath, macKey, next).then(() => {
-          state = next;
-          lastTrustedMs = next.lastTrustedMs;
-          untrustedReason = undefined;
-          lowestWallMs = Infinity;
-          anchoredHere = true;
-        }, () => {});
+        await writeState(statePath, macKey, next).then(
+          () => {
+            state = next;
+            lastTrustedMs = next.lastTrustedMs;
+            untrustedReason = undefined;
+            lowestWallMs = Infinity;
+            anchoredHere = true;
+          },
+          () => {},
+        );
       }
     }
     // A trusted run saves the raised lastTrusted for the next boot; failing to is harmless (a lower
     // lastTrusted only delays expiry) and must not fail a backup.
     if (evaluate().trusted && lastTrustedMs > state.lastTrustedMs) {
       const raised = { ...state, lastTrustedMs };
-      await writeState(statePath, macKey, raised).then(() => { state = raised; }, () => {});
+      await writeState(statePath, macKey, raised).then(
+        () => {
+          state = raised;
+        },
+        () => {},
+      );
     }
   } else if (loaded.kind === 'missing') {
     const checked = await checkReference(options.reference, sources, toleranceMs);
@@ -248,12 +256,14 @@ export async function openGuardedClock(options: GuardedClockOptions): Promise<Gu
         anchoredHere = true;
       } catch (error) {
         // Trust that is not saved would be first use again next run, so the check would never happen.
-        untrustedReason = `first use on this host, but the clock state could not be saved at ${statePath} ` +
+        untrustedReason =
+          `first use on this host, but the clock state could not be saved at ${statePath} ` +
           `(${describe(error)}); nothing may expire${UNTRUSTED_HINT}`;
       }
     } else {
       // Nothing is saved: an anchor taken now would make a forged time trusted from the next run on.
-      untrustedReason = `there is no clock state for this repository on this host (${statePath}: first use, or it was removed)` +
+      untrustedReason =
+        `there is no clock state for this repository on this host (${statePath}: first use, or it was removed)` +
         `${checked.reason ? `, and ${checked.reason}` : ''}, so no time is known to be right; nothing may expire${UNTRUSTED_HINT}`;
     }
   } else {
@@ -280,9 +290,11 @@ export async function openGuardedClock(options: GuardedClockOptions): Promise<Gu
       try {
         await writeState(statePath, macKey, next);
       } catch (error) {
-        throw new AmberError(errnoOf(error) === 'ENOSPC' ? 'STORAGE_FULL' : 'STORAGE_ACCESS_DENIED',
+        throw new AmberError(
+          errnoOf(error) === 'ENOSPC' ? 'STORAGE_FULL' : 'STORAGE_ACCESS_DENIED',
           `The clock confirmation could not be saved at ${statePath}: ${describe(error)}`,
-          { cause: error, hint: 'make the cache directory writable by this user, then confirm again' });
+          { cause: error, hint: 'make the cache directory writable by this user, then confirm again' },
+        );
       }
       state = next;
       lastTrustedMs = next.lastTrustedMs;
@@ -304,23 +316,38 @@ function checkAnchor(anchor: ClockAnchor, sources: TimeSources, { wallMs, tolera
   const since = `the anchor set ${anchor.confirmedBy ? `by ${anchor.confirmedBy}` : 'on first use'} at ${anchor.at}`;
   const bootId = sources.bootId();
   if (!anchoredHere && (bootId === '' || anchor.bootId === '')) {
-    return { trusted: false, reason: `the boot id cannot be read, so this run cannot show it shares the boot of ${since}` };
+    return {
+      trusted: false,
+      reason: `the boot id cannot be read, so this run cannot show it shares the boot of ${since}`,
+    };
   }
   if (!anchoredHere && bootId !== anchor.bootId) {
-    return { trusted: false, reason: `the host rebooted since ${since} (boot ${anchor.bootId.slice(0, 8)}, now ${bootId.slice(0, 8)})` };
+    return {
+      trusted: false,
+      reason: `the host rebooted since ${since} (boot ${anchor.bootId.slice(0, 8)}, now ${bootId.slice(0, 8)})`,
+    };
   }
   const elapsedMs = sources.sinceBootMs() - anchor.sinceBootMs;
   if (elapsedMs < 0) {
-    return { trusted: false, reason: `the time since boot went back by ${formatDurationMs(-elapsedMs)} since ${since}` };
+    return {
+      trusted: false,
+      reason: `the time since boot went back by ${formatDurationMs(-elapsedMs)} since ${since}`,
+    };
   }
   const offsetMs = wallMs - (anchor.wallMs + elapsedMs);
   const allowedMs = toleranceMs + (elapsedMs * MAX_DRIFT_PPM) / 1_000_000;
   if (Math.abs(offsetMs) > allowedMs) {
     const direction = offsetMs > 0 ? 'forward' : 'back';
-    return { trusted: false, reason: `the wall clock jumped ${direction} ${formatDurationMs(Math.abs(offsetMs))} since ${since}` };
+    return {
+      trusted: false,
+      reason: `the wall clock jumped ${direction} ${formatDurationMs(Math.abs(offsetMs))} since ${since}`,
+    };
   }
   const boot = bootId.slice(0, 8) || 'id unknown';
-  return { trusted: true, reason: `wall time agrees with ${since} (boot ${boot}, off by ${formatDurationMs(Math.abs(offsetMs))})` };
+  return {
+    trusted: true,
+    reason: `wall time agrees with ${since} (boot ${boot}, off by ${formatDurationMs(Math.abs(offsetMs))})`,
+  };
 }
 
 function anchorNow(sources: TimeSources, confirmedBy?: string): ClockAnchor {
@@ -340,7 +367,8 @@ async function checkReference(reference: GuardedClockOptions['reference'], sourc
   if (time === undefined || !Number.isFinite(time.wallMs)) return { agrees: false, reason: '' };
   const offsetMs = sources.wallMs() - time.wallMs;
   const off = formatDurationMs(Math.abs(offsetMs));
-  if (Math.abs(offsetMs) <= toleranceMs) return { agrees: true, source: time.source, reason: `wall time agrees with ${time.source} (off by ${off})` };
+  if (Math.abs(offsetMs) <= toleranceMs)
+    return { agrees: true, source: time.source, reason: `wall time agrees with ${time.source} (off by ${off})` };
   return { agrees: false, reason: `the wall clock is ${off} ${offsetMs > 0 ? 'ahead of' : 'behind'} ${time.source}` };
 }
 
@@ -357,7 +385,9 @@ function macOf(key: Buffer, state: unknown): Buffer {
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).filter(([, item]) => item !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([name, item]) => `${JSON.stringify(name)}:${canonicalJson(item)}`).join(',')}}`;
   }
   return JSON.stringify(value);
@@ -377,7 +407,8 @@ async function readState(path: string, key: Buffer): Promise<LoadedState> {
   } catch {
     return { kind: 'bad', reason: `the clock state at ${path} is not valid JSON` };
   }
-  const mac = typeof file?.mac === 'string' && /^[0-9a-f]{64}$/.test(file.mac) ? Buffer.from(file.mac, 'hex') : undefined;
+  const mac =
+    typeof file?.mac === 'string' && /^[0-9a-f]{64}$/.test(file.mac) ? Buffer.from(file.mac, 'hex') : undefined;
   if (mac === undefined || !timingSafeEqual(mac, macOf(key, file.state))) {
     return { kind: 'bad', reason: `the clock state at ${path} was altered or written with another key (bad MAC)` };
   }
@@ -390,11 +421,20 @@ async function readState(path: string, key: Buffer): Promise<LoadedState> {
 function isClockState(value: unknown): value is ClockState {
   const state = value as ClockState;
   const finite = (n: unknown) => typeof n === 'number' && Number.isFinite(n);
-  return typeof state === 'object' && state !== null && state.version === 1 && finite(state.lastTrustedMs) &&
-    typeof state.anchor === 'object' && state.anchor !== null && typeof state.anchor.bootId === 'string' &&
-    finite(state.anchor.wallMs) && finite(state.anchor.sinceBootMs) && typeof state.anchor.at === 'string' &&
+  return (
+    typeof state === 'object' &&
+    state !== null &&
+    state.version === 1 &&
+    finite(state.lastTrustedMs) &&
+    typeof state.anchor === 'object' &&
+    state.anchor !== null &&
+    typeof state.anchor.bootId === 'string' &&
+    finite(state.anchor.wallMs) &&
+    finite(state.anchor.sinceBootMs) &&
+    typeof state.anchor.at === 'string' &&
     (state.anchor.confirmedBy === undefined || typeof state.anchor.confirmedBy === 'string') &&
-    Array.isArray(state.history);
+    Array.isArray(state.history)
+  );
 }
 
 // Temporary file, fsync, rename over the old state, fsync the directory: a crash leaves the old state

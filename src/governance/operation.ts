@@ -27,14 +27,18 @@ export function operationOn(repo: Repository, retentionClock: RetentionClock): O
   let loaded: Promise<RetentionState> | undefined;
   const load = () => {
     const loading = loadRetentionState(operation);
-    loading.catch(() => { if (loaded === loading) loaded = undefined; }); // a failed read is tried again
+    loading.catch(() => {
+      if (loaded === loading) loaded = undefined;
+    }); // a failed read is tried again
     return (loaded = loading);
   };
   const operation: Operation = {
     ...repo,
     retentionClock,
     retentionState: () => loaded ?? load(),
-    retentionStateChanged: () => { loaded = undefined; },
+    retentionStateChanged: () => {
+      loaded = undefined;
+    },
   };
   return operation;
 }
@@ -52,9 +56,17 @@ export interface OpenOperationOptions {
 }
 
 /** Opens the repository with its passphrase and this host's guarded clock for it. */
-export async function openOperation(options: OpenOperationOptions): Promise<Operation & { retentionClock: GuardedClock }> {
+export async function openOperation(
+  options: OpenOperationOptions,
+): Promise<Operation & { retentionClock: GuardedClock }> {
   const cacheDir = options.cacheDir ?? cacheRoot();
-  const repo = await openRepository({ store: options.store, passphrase: options.passphrase, clock: options.clock, actor: options.actor, cacheDir });
+  const repo = await openRepository({
+    store: options.store,
+    passphrase: options.passphrase,
+    clock: options.clock,
+    actor: options.actor,
+    cacheDir,
+  });
   const clock = await openRetentionClock(repo, { cacheDir, firstUse: options.firstUse });
   return operationOn(repo, clock) as Operation & { retentionClock: GuardedClock };
 }
@@ -63,7 +75,10 @@ export async function openOperation(options: OpenOperationOptions): Promise<Oper
  * The guarded clock of this host for a repository: its state lives in the local cache, one file per
  * repository, MAC'd with a key derived from the repository's id key, so only key holders can forge it.
  */
-export async function openRetentionClock(repo: Repository, options: { cacheDir?: string; firstUse?: 'anchor' } = {}): Promise<GuardedClock> {
+export async function openRetentionClock(
+  repo: Repository,
+  options: { cacheDir?: string; firstUse?: 'anchor' } = {},
+): Promise<GuardedClock> {
   const { store } = repo;
   return openGuardedClock({
     statePath: join(options.cacheDir ?? cacheRoot(), repo.config.repositoryId, 'clock.json'),
@@ -82,11 +97,21 @@ export async function openRetentionClock(repo: Repository, options: { cacheDir?:
  * repository secret to MAC the state with): its state is MAC'd with a key only the approver's
  * private key can derive (Ed25519 signatures are deterministic), and the storage server may vouch.
  */
-export async function openApproverClock(view: RepositoryView, approver: { publicKey: Buffer; sign(message: Uint8Array): Buffer }, cacheDir = cacheRoot()): Promise<GuardedClock> {
+export async function openApproverClock(
+  view: RepositoryView,
+  approver: { publicKey: Buffer; sign(message: Uint8Array): Buffer },
+  cacheDir = cacheRoot(),
+): Promise<GuardedClock> {
   const { store } = view;
   return openGuardedClock({
-    statePath: join(cacheDir, view.config.repositoryId, `approver-${approver.publicKey.toString('hex').slice(0, 16)}-clock.json`),
-    macKey: createHash('sha256').update(approver.sign(Buffer.from('amber/v1/approver-clock-state'))).digest(),
+    statePath: join(
+      cacheDir,
+      view.config.repositoryId,
+      `approver-${approver.publicKey.toString('hex').slice(0, 16)}-clock.json`,
+    ),
+    macKey: createHash('sha256')
+      .update(approver.sign(Buffer.from('amber/v1/approver-clock-state')))
+      .digest(),
     reference: async () => {
       const wallMs = await store.serverTimeMs?.();
       return wallMs === undefined ? undefined : { source: `the clock of ${store.location}`, wallMs };

@@ -28,7 +28,10 @@ export interface ApproverSet {
 }
 
 /** The approvers and quorum of a policy (none in records written before approvers existed). */
-export const approverSet = (settings: PolicySettings): ApproverSet => ({ approvers: settings.approvers ?? [], quorum: settings.quorum ?? 0 });
+export const approverSet = (settings: PolicySettings): ApproverSet => ({
+  approvers: settings.approvers ?? [],
+  quorum: settings.quorum ?? 0,
+});
 
 export interface Policy {
   settings: PolicySettings;
@@ -62,7 +65,10 @@ export function resolvePolicy(records: Loaded<PolicyRecord>[], problems: RecordP
   while (next.length > 0) {
     const ranked = [...next].sort((a, b) => depthOf(b.name) - depthOf(a.name) || (a.name < b.name ? -1 : 1));
     if (ranked.length > 1) {
-      problems.push({ name: ranked[1].name, problem: `the policy chain forks after ${current?.name ?? 'its root'}; ${ranked[0].name} was followed` });
+      problems.push({
+        name: ranked[1].name,
+        problem: `the policy chain forks after ${current?.name ?? 'its root'}; ${ranked[0].name} was followed`,
+      });
     }
     current = ranked[0];
     if (seen.has(current.name)) break;
@@ -71,14 +77,19 @@ export function resolvePolicy(records: Loaded<PolicyRecord>[], problems: RecordP
   }
   for (const record of records) {
     if (!seen.has(record.name) && !problems.some(({ name }) => name === record.name)) {
-      problems.push({ name: record.name, problem: 'a policy record that does not continue the policy chain was ignored' });
+      problems.push({
+        name: record.name,
+        problem: 'a policy record that does not continue the policy chain was ignored',
+      });
     }
   }
   return current
     ? {
-      settings: { ...current.value.settings, ...approverSet(current.value.settings) }, lock: current.value.lock, head: current.name,
-      ...(typeof current.value.approval === 'string' ? { approval: current.value.approval } : {}),
-    }
+        settings: { ...current.value.settings, ...approverSet(current.value.settings) },
+        lock: current.value.lock,
+        head: current.name,
+        ...(typeof current.value.approval === 'string' ? { approval: current.value.approval } : {}),
+      }
     : { settings: DEFAULT_POLICY, lock: null, head: null };
 }
 
@@ -90,7 +101,10 @@ export function isLocked(policy: Policy, nowMs: number): boolean {
 /** Refuses settings that contradict themselves, and (once locked) any change that loosens. */
 export function checkPolicyChange(policy: Policy, next: PolicySettings, nowMs: number, approved = false): void {
   if (next.minRetentionMs !== null && next.maxRetentionMs !== null && next.minRetentionMs > next.maxRetentionMs) {
-    throw new AmberError('POLICY_VIOLATION', `the minimum retention ${formatDurationMs(next.minRetentionMs)} is longer than the maximum ${formatDurationMs(next.maxRetentionMs)}`);
+    throw new AmberError(
+      'POLICY_VIOLATION',
+      `the minimum retention ${formatDurationMs(next.minRetentionMs)} is longer than the maximum ${formatDurationMs(next.maxRetentionMs)}`,
+    );
   }
   checkRetentionMs(next, next.defaultRetentionMs, 'the default retention');
   if (next.requireCompliance && next.defaultMode !== 'compliance') {
@@ -99,20 +113,31 @@ export function checkPolicyChange(policy: Policy, next: PolicySettings, nowMs: n
     });
   }
   const { approvers, quorum } = approverSet(next);
-  if (new Set(approvers.map(({ publicKey }) => publicKey)).size !== approvers.length || new Set(approvers.map(({ name }) => name)).size !== approvers.length) {
+  if (
+    new Set(approvers.map(({ publicKey }) => publicKey)).size !== approvers.length ||
+    new Set(approvers.map(({ name }) => name)).size !== approvers.length
+  ) {
     throw new AmberError('POLICY_VIOLATION', 'each approver must have its own name and its own key');
   }
   if (quorum > approvers.length) {
-    throw new AmberError('POLICY_VIOLATION', `a quorum of ${quorum} needs at least ${quorum} approvers; there are ${approvers.length}`, {
-      hint: 'add approvers first (`amber approver add`), then raise the quorum',
-    });
+    throw new AmberError(
+      'POLICY_VIOLATION',
+      `a quorum of ${quorum} needs at least ${quorum} approvers; there are ${approvers.length}`,
+      {
+        hint: 'add approvers first (`amber approver add`), then raise the quorum',
+      },
+    );
   }
   if (!isLocked(policy, nowMs) || approved) return;
   const loosened = loosening(policy.settings, next);
   if (loosened.length > 0) {
-    throw new AmberError('POLICY_LOCKED', `the policy was locked on ${policy.lock!.coolingOffUntil}; without an approved request it can only be tightened, not changed by ${loosened.join(', ')}`, {
-      hint: 'a locked policy takes a longer minimum, requiring compliance, or a quorum raised up to N-1 as they are; for anything else, `amber request policy-change`',
-    });
+    throw new AmberError(
+      'POLICY_LOCKED',
+      `the policy was locked on ${policy.lock!.coolingOffUntil}; without an approved request it can only be tightened, not changed by ${loosened.join(', ')}`,
+      {
+        hint: 'a locked policy takes a longer minimum, requiring compliance, or a quorum raised up to N-1 as they are; for anything else, `amber request policy-change`',
+      },
+    );
   }
 }
 
@@ -127,23 +152,36 @@ export function loosening(was: PolicySettings, next: PolicySettings): string[] {
   if (was.defaultMode === 'compliance' && next.defaultMode !== 'compliance') loosened.push('a governance default');
   if (next.defaultRetentionMs < was.defaultRetentionMs) loosened.push('a shorter default retention');
   if (was.extendStepMs !== next.extendStepMs) loosened.push('a different extension step');
-  const keys = (set: ApproverSet) => set.approvers.map(({ name, publicKey }) => `${name}\0${publicKey}`).sort().join('\n');
+  const keys = (set: ApproverSet) =>
+    set.approvers
+      .map(({ name, publicKey }) => `${name}\0${publicKey}`)
+      .sort()
+      .join('\n');
   if (keys(before) !== keys(after)) loosened.push('a different approver set');
   if (after.quorum < before.quorum) loosened.push('a lower quorum');
-  if (after.quorum > before.quorum && after.quorum > after.approvers.length - 1) loosened.push(`a quorum of all ${after.approvers.length} approvers (one lost key would block every request)`);
+  if (after.quorum > before.quorum && after.quorum > after.approvers.length - 1)
+    loosened.push(`a quorum of all ${after.approvers.length} approvers (one lost key would block every request)`);
   return loosened;
 }
 
 function checkRetentionMs(settings: PolicySettings, retentionMs: number, what: string): void {
   if (settings.minRetentionMs !== null && retentionMs < settings.minRetentionMs) {
-    throw new AmberError('POLICY_VIOLATION', `${what} (${formatDurationMs(retentionMs)}) is shorter than the policy's minimum of ${formatDurationMs(settings.minRetentionMs)}`, {
-      hint: 'ask for a longer retention; `amber policy show` prints the bounds',
-    });
+    throw new AmberError(
+      'POLICY_VIOLATION',
+      `${what} (${formatDurationMs(retentionMs)}) is shorter than the policy's minimum of ${formatDurationMs(settings.minRetentionMs)}`,
+      {
+        hint: 'ask for a longer retention; `amber policy show` prints the bounds',
+      },
+    );
   }
   if (settings.maxRetentionMs !== null && retentionMs > settings.maxRetentionMs) {
-    throw new AmberError('POLICY_VIOLATION', `${what} (${formatDurationMs(retentionMs)}) is longer than the policy's maximum of ${formatDurationMs(settings.maxRetentionMs)}`, {
-      hint: 'ask for a shorter retention, or raise the maximum with `amber policy set --max-retention`',
-    });
+    throw new AmberError(
+      'POLICY_VIOLATION',
+      `${what} (${formatDurationMs(retentionMs)}) is longer than the policy's maximum of ${formatDurationMs(settings.maxRetentionMs)}`,
+      {
+        hint: 'ask for a shorter retention, or raise the maximum with `amber policy set --max-retention`',
+      },
+    );
   }
 }
 
@@ -153,13 +191,20 @@ export interface RetentionRequest {
 }
 
 /** The mode and duration a backup or extension gets under the policy; refuses what it forbids. */
-export function retentionUnder(settings: PolicySettings, request: RetentionRequest): { mode: RetentionMode; retainMs: number } {
+export function retentionUnder(
+  settings: PolicySettings,
+  request: RetentionRequest,
+): { mode: RetentionMode; retainMs: number } {
   const mode = request.mode ?? settings.defaultMode;
   const retainMs = request.retainMs ?? settings.defaultRetentionMs;
   if (settings.requireCompliance && mode !== 'compliance') {
-    throw new AmberError('POLICY_VIOLATION', 'the repository policy requires compliance mode; governance locks are refused', {
-      hint: 'use --lock-mode compliance (or leave it out to get the default)',
-    });
+    throw new AmberError(
+      'POLICY_VIOLATION',
+      'the repository policy requires compliance mode; governance locks are refused',
+      {
+        hint: 'use --lock-mode compliance (or leave it out to get the default)',
+      },
+    );
   }
   checkRetentionMs(settings, retainMs, 'the retention asked for');
   return { mode, retainMs };
@@ -168,18 +213,23 @@ export function retentionUnder(settings: PolicySettings, request: RetentionReque
 export function describePolicy(policy: Policy, nowMs: number): string {
   const s = policy.settings;
   const span = (ms: number | null) => (ms === null ? 'none' : formatDurationMs(ms));
-  const lock = policy.lock === null
-    ? 'not locked'
-    : isLocked(policy, nowMs)
-      ? `locked since ${policy.lock.coolingOffUntil} (only tightening is allowed)`
-      : `lock pending: may still be changed or cancelled until ${policy.lock.coolingOffUntil}`;
+  const lock =
+    policy.lock === null
+      ? 'not locked'
+      : isLocked(policy, nowMs)
+        ? `locked since ${policy.lock.coolingOffUntil} (only tightening is allowed)`
+        : `lock pending: may still be changed or cancelled until ${policy.lock.coolingOffUntil}`;
   return [
     `minimum retention:  ${span(s.minRetentionMs)}`,
     `maximum retention:  ${span(s.maxRetentionMs)}`,
     `default:            ${formatDurationMs(s.defaultRetentionMs)} ${s.defaultMode}`,
     `compliance needed:  ${s.requireCompliance ? 'yes' : 'no'}`,
     `extension step:     ${formatDurationMs(s.extendStepMs)}`,
-    `approvers:          ${approverSet(s).approvers.map(({ name }) => name).join(', ') || 'none'}`,
+    `approvers:          ${
+      approverSet(s)
+        .approvers.map(({ name }) => name)
+        .join(', ') || 'none'
+    }`,
     `quorum:             ${describeQuorum(approverSet(s))}`,
     `lock:               ${lock}`,
   ].join('\n');

@@ -19,7 +19,14 @@ import { asBuffer, type PutOptions, type Store } from '../storage/store.ts';
 import { hashOfName, objectName, PREFIX } from '../repo/layout.ts';
 import { isBadRecord, type RecordProblem } from '../repo/records.ts';
 import type { Repository, RepositoryView } from '../repo/repository.ts';
-import { decodeSignedRecord, encodeSignedRecord, hasValidSignature, jsonBytes, parseJsonPayload, type Signer } from '../repo/signed-record.ts';
+import {
+  decodeSignedRecord,
+  encodeSignedRecord,
+  hasValidSignature,
+  jsonBytes,
+  parseJsonPayload,
+  type Signer,
+} from '../repo/signed-record.ts';
 import { approverSet, type Policy } from './policy.ts';
 
 export const REQUEST_KINDS = ['unlock', 'shorten', 'release-hold', 'policy-change', 'confirm-clock'] as const;
@@ -58,15 +65,24 @@ export function decisionMessage(id: string, decision: Decision): Buffer {
 
 function isSignedDecision(value: unknown): value is SignedDecision {
   const d = value as SignedDecision;
-  return d !== null && typeof d === 'object' && d.type === 'amber-decision' && /^[0-9a-f]{64}$/.test(d.request) &&
-    (d.decision === 'approve' || d.decision === 'reject') && /^[0-9a-f]{64}$/.test(d.approver) && typeof d.signature === 'string';
+  return (
+    d !== null &&
+    typeof d === 'object' &&
+    d.type === 'amber-decision' &&
+    /^[0-9a-f]{64}$/.test(d.request) &&
+    (d.decision === 'approve' || d.decision === 'reject') &&
+    /^[0-9a-f]{64}$/.test(d.approver) &&
+    typeof d.signature === 'string'
+  );
 }
 
 /** A signed decision from its JSON (a decisions/ object, a `--out SIG` file); undefined when it is none. */
 export function parseSignedDecision(json: string | Uint8Array): SignedDecision | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(typeof json === 'string' ? json : Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
+    value = JSON.parse(
+      typeof json === 'string' ? json : Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'),
+    );
   } catch {
     return undefined;
   }
@@ -75,7 +91,11 @@ export function parseSignedDecision(json: string | Uint8Array): SignedDecision |
 
 /** Whether the approver key a decision names signed it, over the request it names. */
 export function decisionSignatureVerifies(decision: SignedDecision): boolean {
-  return verifySignature(Buffer.from(decision.approver, 'hex'), decisionMessage(decision.request, decision.decision), Buffer.from(decision.signature, 'base64'));
+  return verifySignature(
+    Buffer.from(decision.approver, 'hex'),
+    decisionMessage(decision.request, decision.decision),
+    Buffer.from(decision.signature, 'base64'),
+  );
 }
 
 export type RequestStatus = 'pending' | 'executed' | 'rejected' | 'expired';
@@ -94,13 +114,24 @@ export interface Tally {
  * a registered approver over this request's id, not by the requester, each approver once (their
  * first valid decision; a later change of mind does not count twice).
  */
-export function tally(id: string, requester: ApprovalRequest['requester'], decisions: readonly SignedDecision[], approvers: readonly Approver[], quorum: number): Tally {
+export function tally(
+  id: string,
+  requester: ApprovalRequest['requester'],
+  decisions: readonly SignedDecision[],
+  approvers: readonly Approver[],
+  quorum: number,
+): Tally {
   const byKey = new Map(approvers.map((approver) => [approver.publicKey, approver]));
   const result: Tally = { approvedBy: [], rejectedBy: [], refused: [], quorumReached: false, rejected: false };
   const decided = new Set<string>();
   for (const decision of decisions) {
     const approver = byKey.get(decision.approver);
-    const refuse = (reason: string) => result.refused.push({ approver: approver?.name ?? decision.approver.slice(0, 16), decision: decision.decision, reason });
+    const refuse = (reason: string) =>
+      result.refused.push({
+        approver: approver?.name ?? decision.approver.slice(0, 16),
+        decision: decision.decision,
+        reason,
+      });
     if (decision.request !== id) refuse('signed for another request');
     else if (!approver) refuse('not a registered approver');
     else if (!decisionSignatureVerifies(decision)) refuse('the signature does not verify');
@@ -138,7 +169,11 @@ export interface StoredDecision {
 
 export async function putRequest(repo: Repository, request: ApprovalRequest, options?: PutOptions): Promise<string> {
   const id = requestId(request);
-  await repo.store.put(objectName('requests', id), encodeSignedRecord('request', requestBytes(request), repo.key.signer), options);
+  await repo.store.put(
+    objectName('requests', id),
+    encodeSignedRecord('request', requestBytes(request), repo.key.signer),
+    options,
+  );
   return id;
 }
 
@@ -155,9 +190,18 @@ export async function putDecision(store: Store, decision: SignedDecision, option
 
 /** Records the execution; false when another process executed the request first. */
 /** Signed by whoever completed the quorum: a repository key or the approver's own. */
-export async function putExecution(store: Store, signer: Signer, execution: Execution, options?: PutOptions): Promise<boolean> {
+export async function putExecution(
+  store: Store,
+  signer: Signer,
+  execution: Execution,
+  options?: PutOptions,
+): Promise<boolean> {
   try {
-    await store.put(objectName('executions', execution.request), encodeSignedRecord('execution', jsonBytes(execution), signer), options);
+    await store.put(
+      objectName('executions', execution.request),
+      encodeSignedRecord('execution', jsonBytes(execution), signer),
+      options,
+    );
     return true;
   } catch (error) {
     if (isAmberError(error, 'OBJECT_EXISTS')) return false;
@@ -166,7 +210,9 @@ export async function putExecution(store: Store, signer: Signer, execution: Exec
 }
 
 /** Signed by a key the owner certified and not revoked (or an object its revocation accepts). */
-const signerOf = (view: RepositoryView) => (keyId: Parameters<RepositoryView['authority']['signingKeyFor']>[0], name: string) => view.authority.signingKeyFor(keyId, name);
+const signerOf =
+  (view: RepositoryView) => (keyId: Parameters<RepositoryView['authority']['signingKeyFor']>[0], name: string) =>
+    view.authority.signingKeyFor(keyId, name);
 
 export async function loadRequests(view: RepositoryView, problems: RecordProblem[]): Promise<StoredRequest[]> {
   const found: StoredRequest[] = [];
@@ -174,10 +220,15 @@ export async function loadRequests(view: RepositoryView, problems: RecordProblem
     try {
       const record = decodeSignedRecord('request', asBuffer(await view.store.get(name)), name);
       const key = signerOf(view)(record.signerKeyId, name);
-      if (!key || !hasValidSignature('request', record, key)) throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by a key of this repository`);
+      if (!key || !hasValidSignature('request', record, key))
+        throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by a key of this repository`);
       const request = parseJsonPayload<ApprovalRequest>(record, name);
       const id = hashOfName(name);
-      if (id !== sha256Hex(record.payload) || canonicalJson(request) !== record.payload.toString('utf8') || id !== requestId(request)) {
+      if (
+        id !== sha256Hex(record.payload) ||
+        canonicalJson(request) !== record.payload.toString('utf8') ||
+        id !== requestId(request)
+      ) {
         throw new AmberError('OBJECT_CORRUPT', `${name} does not hold the request its id names (altered)`);
       }
       found.push({ id, request, writtenMs });
@@ -196,7 +247,11 @@ export async function loadDecisions(view: RepositoryView, problems: RecordProble
     const bytes = asBuffer(await view.store.get(name));
     const decision = parseSignedDecision(bytes);
     if (hashOfName(name) !== sha256Hex(bytes) || decision === undefined) {
-      problems.push({ name, problem: `${name} is not a well-formed decision matching its name`, code: 'OBJECT_CORRUPT' });
+      problems.push({
+        name,
+        problem: `${name} is not a well-formed decision matching its name`,
+        code: 'OBJECT_CORRUPT',
+      });
       continue;
     }
     found.push({ name, decision, writtenMs });
@@ -219,9 +274,28 @@ export interface RequestView {
   refused: Tally['refused'];
 }
 
-export function requestView(id: string, request: ApprovalRequest, counted: Tally, status: RequestStatus, quorum: number): RequestView {
+export function requestView(
+  id: string,
+  request: ApprovalRequest,
+  counted: Tally,
+  status: RequestStatus,
+  quorum: number,
+): RequestView {
   const { kind, target, parameters, requester, created, expires } = request;
-  return { id, kind, target, parameters, requester, created, expires, status, quorum, approvedBy: counted.approvedBy, rejectedBy: counted.rejectedBy, refused: counted.refused };
+  return {
+    id,
+    kind,
+    target,
+    parameters,
+    requester,
+    created,
+    expires,
+    status,
+    quorum,
+    approvedBy: counted.approvedBy,
+    rejectedBy: counted.rejectedBy,
+    refused: counted.refused,
+  };
 }
 
 export interface RequestBook {
@@ -237,8 +311,21 @@ async function tallied(repo: RepositoryView, policy: Policy, problems: RecordPro
   const [requests, decisions] = await Promise.all([loadRequests(repo, problems), loadDecisions(repo, problems)]);
   return requests.map((stored) => {
     const expiresMs = Date.parse(stored.request.expires);
-    const timely = decisions.filter(({ decision, writtenMs }) => decision.request === stored.id && (writtenMs === undefined || writtenMs <= expiresMs));
-    return { stored, expiresMs, counted: tally(stored.id, stored.request.requester, timely.map(({ decision }) => decision), approvers, quorum) };
+    const timely = decisions.filter(
+      ({ decision, writtenMs }) =>
+        decision.request === stored.id && (writtenMs === undefined || writtenMs <= expiresMs),
+    );
+    return {
+      stored,
+      expiresMs,
+      counted: tally(
+        stored.id,
+        stored.request.requester,
+        timely.map(({ decision }) => decision),
+        approvers,
+        quorum,
+      ),
+    };
   });
 }
 
@@ -246,9 +333,15 @@ async function tallied(repo: RepositoryView, policy: Policy, problems: RecordPro
  * Requests whose effect is in force: a quorum approved them before they expired. Needs no clock:
  * what counts is when the store received each decision.
  */
-export async function approvedRequests(repo: RepositoryView, policy: Policy, problems: RecordProblem[] = []): Promise<StoredRequest[]> {
+export async function approvedRequests(
+  repo: RepositoryView,
+  policy: Policy,
+  problems: RecordProblem[] = [],
+): Promise<StoredRequest[]> {
   if (approverSet(policy.settings).quorum === 0) return []; // no decision can count: nothing to read
-  return (await tallied(repo, policy, problems)).filter(({ counted }) => counted.quorumReached).map(({ stored }) => stored);
+  return (await tallied(repo, policy, problems))
+    .filter(({ counted }) => counted.quorumReached)
+    .map(({ stored }) => stored);
 }
 
 /** Every request with its status under `policy`; `nowMs` decides expiry (a time the clock cannot lower). */
@@ -257,7 +350,13 @@ export async function readRequests(repo: RepositoryView, policy: Policy, nowMs: 
   const { quorum } = approverSet(policy.settings);
   const book: RequestBook = { requests: [], approved: [], problems };
   for (const { stored, expiresMs, counted } of await tallied(repo, policy, problems)) {
-    const status: RequestStatus = counted.quorumReached ? 'executed' : counted.rejected ? 'rejected' : nowMs > expiresMs ? 'expired' : 'pending';
+    const status: RequestStatus = counted.quorumReached
+      ? 'executed'
+      : counted.rejected
+        ? 'rejected'
+        : nowMs > expiresMs
+          ? 'expired'
+          : 'pending';
     if (status === 'executed') book.approved.push(stored);
     book.requests.push(requestView(stored.id, stored.request, counted, status, quorum));
   }
@@ -265,8 +364,17 @@ export async function readRequests(repo: RepositoryView, policy: Policy, nowMs: 
   return book;
 }
 
-export async function findRequest(repo: RepositoryView, policy: Policy, nowMs: number, ref: string): Promise<RequestView> {
-  const matches = (await readRequests(repo, policy, nowMs)).requests.filter(({ id }) => id.startsWith(ref.toLowerCase()));
+export async function findRequest(
+  repo: RepositoryView,
+  policy: Policy,
+  nowMs: number,
+  ref: string,
+): Promise<RequestView> {
+  const matches = (await readRequests(repo, policy, nowMs)).requests.filter(({ id }) =>
+    id.startsWith(ref.toLowerCase()),
+  );
   if (matches.length === 1 && ref.length >= 4) return matches[0];
-  throw new AmberError('USAGE', matches.length > 1 ? `request id ${ref} is ambiguous` : `no request ${ref}`, { hint: '`amber request list` shows the ids' });
+  throw new AmberError('USAGE', matches.length > 1 ? `request id ${ref} is ambiguous` : `no request ${ref}`, {
+    hint: '`amber request list` shows the ids',
+  });
 }

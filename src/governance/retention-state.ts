@@ -6,10 +6,30 @@ import { asSnapshotId, isHexId, type SnapshotId } from '../core/ids.ts';
 import type { Retention } from '../repo/snapshot.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { RepositoryView } from '../repo/repository.ts';
-import { CONDEMNS, FORGETS, GRANTS, HOLDS, loadRecords, POLICIES, type CondemnNotice, type ForgetMark, type Grant, type Hold, type Loaded, type PolicyRecord } from '../repo/retention-records.ts';
+import {
+  CONDEMNS,
+  FORGETS,
+  GRANTS,
+  HOLDS,
+  loadRecords,
+  POLICIES,
+  type CondemnNotice,
+  type ForgetMark,
+  type Grant,
+  type Hold,
+  type Loaded,
+  type PolicyRecord,
+} from '../repo/retention-records.ts';
 import { resolvePolicy, type Policy } from './policy.ts';
 import { approvedRequests } from './requests.ts';
-import { foldGrants, roundUpMs, strongerMode, type GovernanceEnd, type ObjectLock, type RetentionLedger } from './retention.ts';
+import {
+  foldGrants,
+  roundUpMs,
+  strongerMode,
+  type GovernanceEnd,
+  type ObjectLock,
+  type RetentionLedger,
+} from './retention.ts';
 
 export interface ForgetMarkSeen {
   name: string;
@@ -54,11 +74,23 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
   const approved = await approvedRequests(repo, policy, problems);
   // Approved unlock and shorten requests end a snapshot's governance locks at the approved date: its
   // own object at once, what it shares once the owner has granted that again for the others.
-  const governanceRequests = approved.filter(({ request }) => (request.kind === 'unlock' || request.kind === 'shorten') && isHexId(request.target))
-    .map(({ id, request }) => ({ id, snapshot: asSnapshotId(request.target), untilMs: Date.parse(String(request.parameters.until)) }));
-  const regranted = new Set(grants.filter(({ value, signerKeyId }) => typeof value.regrantFor === 'string' && signerKeyId === repo.authority.ownerKeyId)
-    .map(({ value }) => value.regrantFor as string));
-  const releasedHolds = new Set(approved.filter(({ request }) => request.kind === 'release-hold').map(({ request }) => request.target));
+  const governanceRequests = approved
+    .filter(({ request }) => (request.kind === 'unlock' || request.kind === 'shorten') && isHexId(request.target))
+    .map(({ id, request }) => ({
+      id,
+      snapshot: asSnapshotId(request.target),
+      untilMs: Date.parse(String(request.parameters.until)),
+    }));
+  const regranted = new Set(
+    grants
+      .filter(
+        ({ value, signerKeyId }) => typeof value.regrantFor === 'string' && signerKeyId === repo.authority.ownerKeyId,
+      )
+      .map(({ value }) => value.regrantFor as string),
+  );
+  const releasedHolds = new Set(
+    approved.filter(({ request }) => request.kind === 'release-hold').map(({ request }) => request.target),
+  );
   const ledger = foldGrants(grants, governanceEnds(governanceRequests, regranted));
   const heldSnapshots = holds.filter(({ name }) => !releasedHolds.has(name));
   return {
@@ -70,7 +102,9 @@ export async function loadRetentionState(repo: RepositoryView): Promise<Retentio
     regranted,
     holds: heldSnapshots,
     releasedHolds,
-    snapshotGrants: new Map(grants.flatMap(({ name, value }) => (value.snapshot === null ? [] : [[value.snapshot, name] as const])).reverse()),
+    snapshotGrants: new Map(
+      grants.flatMap(({ name, value }) => (value.snapshot === null ? [] : [[value.snapshot, name] as const])).reverse(),
+    ),
     forgetMarks: marksBySnapshot(forgets, new Set(heldSnapshots.map(({ value }) => value.snapshot))),
     condemns,
     condemned: new Set(condemns.flatMap(({ value }) => value.objects.map(({ name }) => name))),
@@ -85,7 +119,10 @@ export interface GovernanceRequest {
 }
 
 /** Where approved requests end each snapshot's governance locks (see foldGrants). */
-export function governanceEnds(requests: GovernanceRequest[], regranted: ReadonlySet<string>): Map<SnapshotId, GovernanceEnd> {
+export function governanceEnds(
+  requests: GovernanceRequest[],
+  regranted: ReadonlySet<string>,
+): Map<SnapshotId, GovernanceEnd> {
   const ends = new Map<SnapshotId, GovernanceEnd>();
   for (const { id, snapshot, untilMs } of requests) {
     const end = ends.get(snapshot) ?? { snapshotMs: Infinity };
@@ -120,19 +157,35 @@ const RECEIPT_SKEW_MS = 60 * 60_000;
  * retention — had ended by then. A mark that does not is reported and forgets nothing, and so is one
  * the store says it received in the future (a file time set by hand).
  */
-export function isForgotten(state: RetentionState, id: SnapshotId, own: Retention | null, problems: RecordProblem[], nowMs: number): boolean {
+export function isForgotten(
+  state: RetentionState,
+  id: SnapshotId,
+  own: Retention | null,
+  problems: RecordProblem[],
+  nowMs: number,
+): boolean {
   const lock = state.ledger.snapshotLock(id, own);
   let forgotten = false;
   for (const { name, receivedMs } of state.forgetMarks.get(id) ?? []) {
-    const report = (why: string) => problems.push({ name, code: 'RETENTION_ACTIVE', problem: `it forgets snapshot ${id.slice(0, 8)}, ${why}: the snapshot stays` });
+    const report = (why: string) =>
+      problems.push({
+        name,
+        code: 'RETENTION_ACTIVE',
+        problem: `it forgets snapshot ${id.slice(0, 8)}, ${why}: the snapshot stays`,
+      });
     if (receivedMs === undefined) report('but the store does not say when it received the mark');
-    else if (receivedMs > nowMs + RECEIPT_SKEW_MS) report(`but the store says it received the mark on ${isoDate(receivedMs)}, in the future (was its time set by hand?)`);
+    else if (receivedMs > nowMs + RECEIPT_SKEW_MS)
+      report(
+        `but the store says it received the mark on ${isoDate(receivedMs)}, in the future (was its time set by hand?)`,
+      );
     else if (lock === undefined || lock.untilMs <= receivedMs) forgotten = true;
-    else report(`whose ${lock.mode} lock runs until ${isoDate(lock.untilMs)}, but the store received the mark on ${isoDate(receivedMs)} (was the forgetting host's clock wrong?)`);
+    else
+      report(
+        `whose ${lock.mode} lock runs until ${isoDate(lock.untilMs)}, but the store received the mark on ${isoDate(receivedMs)} (was the forgetting host's clock wrong?)`,
+      );
   }
   return forgotten;
 }
-
 
 /** The two times retention decisions use (see governance/guarded-clock.ts for the guarded one). */
 export interface RetentionClock {
@@ -149,6 +202,9 @@ export function metadataLock(state: RetentionState, baseMs: number): ObjectLock 
   const { defaultMode, requireCompliance } = state.policy.settings;
   return {
     untilMs: roundUpMs(Math.max(state.ledger.maxUntilMs, baseMs), state.policy.settings.extendStepMs),
-    mode: strongerMode(strongerMode(state.ledger.strongestMode, defaultMode), requireCompliance ? 'compliance' : undefined)!,
+    mode: strongerMode(
+      strongerMode(state.ledger.strongestMode, defaultMode),
+      requireCompliance ? 'compliance' : undefined,
+    )!,
   };
 }

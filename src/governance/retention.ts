@@ -26,7 +26,7 @@ export interface RetentionLedger {
 }
 
 export const strongerMode = (a: RetentionMode | undefined, b: RetentionMode | undefined): RetentionMode | undefined =>
-  a === 'compliance' || b === 'compliance' ? 'compliance' : a ?? b;
+  a === 'compliance' || b === 'compliance' ? 'compliance' : (a ?? b);
 
 export function raise(lock: ObjectLock | undefined, untilMs: number, mode: RetentionMode): ObjectLock {
   return { untilMs: Math.max(lock?.untilMs ?? 0, untilMs), mode: strongerMode(lock?.mode, mode)! };
@@ -60,7 +60,10 @@ export interface GovernanceEnd {
  * the governance entries of grants made for that snapshot hold only until then (compliance ones are
  * untouched — nothing shortens them); other snapshots' grants on the same objects still hold.
  */
-export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<SnapshotId, GovernanceEnd> = new Map()): RetentionLedger {
+export function foldGrants(
+  grants: Loaded<Grant>[],
+  governanceEnds: ReadonlyMap<SnapshotId, GovernanceEnd> = new Map(),
+): RetentionLedger {
   const objects = new Map<string, ObjectLock>();
   const snapshots = new Map<SnapshotId, ObjectLock>();
   let maxUntilMs = 0;
@@ -70,13 +73,15 @@ export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<
     const snapshotObject = value.snapshot === null ? undefined : snapshotName(value.snapshot);
     for (const entry of value.entries) {
       const granted = Date.parse(entry.until);
-      const capped = (endMs: number | undefined) => (entry.mode === 'governance' && endMs !== undefined ? Math.min(granted, endMs) : granted);
+      const capped = (endMs: number | undefined) =>
+        entry.mode === 'governance' && endMs !== undefined ? Math.min(granted, endMs) : granted;
       strongest = strongerMode(strongest, entry.mode);
       for (const name of entry.objects) {
         const untilMs = capped(name === snapshotObject ? end?.snapshotMs : end?.objectsMs);
         maxUntilMs = Math.max(maxUntilMs, untilMs);
         objects.set(name, raise(objects.get(name), untilMs, entry.mode));
-        if (name === snapshotObject) snapshots.set(value.snapshot!, raise(snapshots.get(value.snapshot!), untilMs, entry.mode));
+        if (name === snapshotObject)
+          snapshots.set(value.snapshot!, raise(snapshots.get(value.snapshot!), untilMs, entry.mode));
       }
     }
   }
@@ -87,7 +92,10 @@ export function foldGrants(grants: Loaded<Grant>[], governanceEnds: ReadonlyMap<
       const granted = snapshots.get(snapshotId);
       if (!own) return granted;
       const endMs = governanceEnds.get(snapshotId)?.snapshotMs;
-      const ownUntilMs = own.mode === 'governance' && endMs !== undefined ? Math.min(Date.parse(own.until), endMs) : Date.parse(own.until);
+      const ownUntilMs =
+        own.mode === 'governance' && endMs !== undefined
+          ? Math.min(Date.parse(own.until), endMs)
+          : Date.parse(own.until);
       return raise(granted, ownUntilMs, own.mode);
     },
     maxUntilMs,

@@ -15,14 +15,21 @@ import { addHold, listHolds } from './holds.ts';
 import { applyApprovedPolicyChange, lockPolicy, setPolicy, showPolicy } from './policy-admin.ts';
 import { approverSet } from '../governance/policy.ts';
 import { testOperation, testRetentionClock } from '../testing/operation.ts';
-import { approverAuthor, authoriseClockConfirmation, createRequest, signDecision, submitDecision } from './approvals.ts';
+import {
+  approverAuthor,
+  authoriseClockConfirmation,
+  createRequest,
+  signDecision,
+  submitDecision,
+} from './approvals.ts';
 import { openRepositoryView } from '../repo/repository.ts';
 import { readAuditLog } from '../governance/audit-log.ts';
 import { readRequests } from '../governance/requests.ts';
 import { loadRetentionState } from '../governance/retention-state.ts';
 import type { Operation } from '../governance/operation.ts';
 
-const fails = (code: ErrorCode, pattern?: RegExp) => (error: unknown) => isAmberError(error, code) && (!pattern || pattern.test(error.message));
+const fails = (code: ErrorCode, pattern?: RegExp) => (error: unknown) =>
+  isAmberError(error, code) && (!pattern || pattern.test(error.message));
 
 async function approver(): Promise<ApproverSigner> {
   const { keyFile } = await createApproverKey('pw', 10);
@@ -32,8 +39,15 @@ async function approver(): Promise<ApproverSigner> {
 async function governed(t: { after(fn: () => unknown): void }, label: string) {
   const { dir, owner } = await createScratchRepo(t, label);
   const [alice, bob, carol, mallory] = await Promise.all([approver(), approver(), approver(), approver()]);
-  const approvers = [['alice', alice], ['bob', bob], ['carol', carol]] as const;
-  await setPolicy(owner, { approvers: approvers.map(([name, key]) => ({ name, publicKey: key.publicKey.toString('hex') })), quorum: 2 });
+  const approvers = [
+    ['alice', alice],
+    ['bob', bob],
+    ['carol', carol],
+  ] as const;
+  await setPolicy(owner, {
+    approvers: approvers.map(([name, key]) => ({ name, publicKey: key.publicKey.toString('hex') })),
+    quorum: 2,
+  });
   const source = join(dir, 'source');
   await fs.mkdir(source);
   await fs.writeFile(join(source, 'a.bin'), seededBytes(50_000, label));
@@ -45,19 +59,37 @@ const actions = async (repo: Operation) => (await readAuditLog(repo)).entries.ma
 
 test('decisions that must not count are refused, each with its reason, and logged', async (t) => {
   const { owner, alice, bob, mallory, locked } = await governed(t, 'requests-refused');
-  const first = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'mistake', asApproverKey: alice.publicKey.toString('hex') });
+  const first = await createRequest({
+    repo: owner,
+    kind: 'unlock',
+    target: locked.snapshotId,
+    reason: 'mistake',
+    asApproverKey: alice.publicKey.toString('hex'),
+  });
   const other = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'second' });
   assert.notEqual(first.id, other.id, 'a nonce makes each request its own');
 
-  await assert.rejects(submitDecision(owner, signDecision(first.id, 'approve', mallory)), fails('APPROVAL_REFUSED', /not a registered approver/));
-  const forged = { ...signDecision(first.id, 'approve', bob), signature: signDecision(first.id, 'reject', bob).signature };
+  await assert.rejects(
+    submitDecision(owner, signDecision(first.id, 'approve', mallory)),
+    fails('APPROVAL_REFUSED', /not a registered approver/),
+  );
+  const forged = {
+    ...signDecision(first.id, 'approve', bob),
+    signature: signDecision(first.id, 'reject', bob).signature,
+  };
   await assert.rejects(submitDecision(owner, forged), fails('APPROVAL_REFUSED', /does not verify/));
-  await assert.rejects(submitDecision(owner, signDecision(first.id, 'approve', alice)), fails('APPROVAL_REFUSED', /requester cannot decide/));
+  await assert.rejects(
+    submitDecision(owner, signDecision(first.id, 'approve', alice)),
+    fails('APPROVAL_REFUSED', /requester cannot decide/),
+  );
   // Bob's approval of the other request, replayed for this one.
   const replayed = { ...signDecision(other.id, 'approve', bob), request: first.id };
   await assert.rejects(submitDecision(owner, replayed), fails('APPROVAL_REFUSED', /does not verify/));
   await submitDecision(owner, signDecision(first.id, 'approve', bob));
-  await assert.rejects(submitDecision(owner, signDecision(first.id, 'approve', bob)), fails('APPROVAL_REFUSED', /already decided/));
+  await assert.rejects(
+    submitDecision(owner, signDecision(first.id, 'approve', bob)),
+    fails('APPROVAL_REFUSED', /already decided/),
+  );
 
   const state = await loadRetentionState(owner);
   const { requests } = await readRequests(owner, state.policy, Date.now());
@@ -74,37 +106,63 @@ test('an expired request takes no decision; a request cannot lift a compliance l
   const snapshot = (await backup({ repo: owner, paths: [source], retainMs: 86_400_000 })).snapshotId;
   const request = await createRequest({ repo: owner, kind: 'unlock', target: snapshot, reason: 'r', expiresInMs: 1 });
   await new Promise((resolve) => setTimeout(resolve, 20));
-  await assert.rejects(submitDecision(owner, signDecision(request.id, 'approve', bob)), fails('APPROVAL_REFUSED', /is expired/));
+  await assert.rejects(
+    submitDecision(owner, signDecision(request.id, 'approve', bob)),
+    fails('APPROVAL_REFUSED', /is expired/),
+  );
 
   const compliance = await backup({ repo: owner, paths: [source], retainMs: 86_400_000, lockMode: 'compliance' });
-  await assert.rejects(createRequest({ repo: owner, kind: 'unlock', target: compliance.snapshotId, reason: 'r' }), fails('RETENTION_LOCKED'));
+  await assert.rejects(
+    createRequest({ repo: owner, kind: 'unlock', target: compliance.snapshotId, reason: 'r' }),
+    fails('RETENTION_LOCKED'),
+  );
 });
 
 test('a quorum executes once even when the approvals race, and the unlock lets forget remove the snapshot', async (t) => {
   const { owner, alice, bob, carol, locked } = await governed(t, 'requests-quorum');
   await assert.equal((await forget({ repo: owner, keep: { last: 0 } })).forgotten.length, 0, 'locked: kept');
   const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'test data' });
-  const results = await Promise.all([alice, bob, carol].map((key) => submitDecision(owner, signDecision(request.id, 'approve', key)).catch((error) => error)));
+  const results = await Promise.all(
+    [alice, bob, carol].map((key) =>
+      submitDecision(owner, signDecision(request.id, 'approve', key)).catch((error) => error),
+    ),
+  );
   const executed = results.filter((result) => !(result instanceof Error) && result.executedNow);
   assert.equal(executed.length, 1, 'exactly one submission executed it');
   assert.equal((await actions(owner)).filter((action) => action === 'request.execute').length, 1);
   const state = await loadRetentionState(owner);
   assert.ok(state.ledger.snapshotLock(locked.snapshotId, null)!.untilMs <= Date.now());
   const result = await forget({ repo: owner, keep: { last: 0 } });
-  assert.deepEqual(result.forgotten.map(({ snapshotId }) => snapshotId), [locked.snapshotId]);
+  assert.deepEqual(
+    result.forgotten.map(({ snapshotId }) => snapshotId),
+    [locked.snapshotId],
+  );
 });
 
 test('a hold is released only by an approved request, and rejections close a request', async (t) => {
   const { owner, alice, bob, carol, locked } = await governed(t, 'requests-hold');
   await addHold(owner, { snapshot: locked.snapshotId, reason: 'case 9' });
-  const release = await createRequest({ repo: owner, kind: 'release-hold', target: locked.snapshotId, reason: 'case closed' });
+  const release = await createRequest({
+    repo: owner,
+    kind: 'release-hold',
+    target: locked.snapshotId,
+    reason: 'case closed',
+  });
   await submitDecision(owner, signDecision(release.id, 'reject', alice));
   const closed = await submitDecision(owner, signDecision(release.id, 'reject', bob));
   assert.equal(closed.request.status, 'rejected', 'with M=2 of N=3, two rejections close it');
-  await assert.rejects(submitDecision(owner, signDecision(release.id, 'approve', carol)), fails('APPROVAL_REFUSED', /is rejected/));
+  await assert.rejects(
+    submitDecision(owner, signDecision(release.id, 'approve', carol)),
+    fails('APPROVAL_REFUSED', /is rejected/),
+  );
   assert.equal((await listHolds(owner)).length, 1);
 
-  const again = await createRequest({ repo: owner, kind: 'release-hold', target: locked.snapshotId, reason: 'case closed, really' });
+  const again = await createRequest({
+    repo: owner,
+    kind: 'release-hold',
+    target: locked.snapshotId,
+    reason: 'case closed, really',
+  });
   await submitDecision(owner, signDecision(again.id, 'approve', alice));
   await submitDecision(owner, signDecision(again.id, 'approve', carol));
   assert.deepEqual(await listHolds(owner), []);
@@ -117,12 +175,27 @@ test('a locked policy is loosened only through an approved policy-change request
   await lockPolicy(owner, 0);
   assert.match((await lockStatus({ repo: owner }))[0].liftableBy, /a quorum of 2 of 3 approvers/);
   await assert.rejects(setPolicy(owner, { minRetentionMs: 86_400_000 }), fails('POLICY_LOCKED'));
-  await assert.rejects(setPolicy(owner, { approvers: [] , quorum: 0 }), fails('POLICY_LOCKED', /approver set/));
+  await assert.rejects(setPolicy(owner, { approvers: [], quorum: 0 }), fails('POLICY_LOCKED', /approver set/));
   await assert.rejects(setPolicy(owner, { quorum: 3 }), fails('POLICY_LOCKED', /one lost key/));
   await assert.rejects(setPolicy(owner, { quorum: 4 }), fails('POLICY_VIOLATION'));
-  await assert.rejects(createRequest({ repo: owner, kind: 'policy-change', target: 'policy', reason: 'r', policyChange: { minRetentionMs: 14 * 86_400_000 } }), fails('USAGE', /needs no approval/));
+  await assert.rejects(
+    createRequest({
+      repo: owner,
+      kind: 'policy-change',
+      target: 'policy',
+      reason: 'r',
+      policyChange: { minRetentionMs: 14 * 86_400_000 },
+    }),
+    fails('USAGE', /needs no approval/),
+  );
 
-  const request = await createRequest({ repo: owner, kind: 'policy-change', target: 'policy', reason: 'board decision', policyChange: { minRetentionMs: 86_400_000 } });
+  const request = await createRequest({
+    repo: owner,
+    kind: 'policy-change',
+    target: 'policy',
+    reason: 'board decision',
+    policyChange: { minRetentionMs: 86_400_000 },
+  });
   await submitDecision(owner, signDecision(request.id, 'approve', alice));
   assert.equal((await showPolicy(owner)).settings.minRetentionMs, 7 * 86_400_000, 'one approval is not a quorum');
   await submitDecision(owner, signDecision(request.id, 'approve', carol));
@@ -130,14 +203,27 @@ test('a locked policy is loosened only through an approved policy-change request
   assert.equal(policy.settings.minRetentionMs, 86_400_000);
   assert.equal(policy.approval, request.id);
   assert.equal(policy.locked, true, 'the lock stays');
-  assert.equal((await applyApprovedPolicyChange(owner, request.id)).head, policy.head, 'applying again changes nothing');
+  assert.equal(
+    (await applyApprovedPolicyChange(owner, request.id)).head,
+    policy.head,
+    'applying again changes nothing',
+  );
   assert.equal((await actions(owner)).filter((action) => action === 'policy.change').length, 1);
 
   // A request made against a policy that changed meanwhile no longer applies.
-  const stale = await createRequest({ repo: owner, kind: 'policy-change', target: 'policy', reason: 'r', policyChange: { quorum: 1 } });
+  const stale = await createRequest({
+    repo: owner,
+    kind: 'policy-change',
+    target: 'policy',
+    reason: 'r',
+    policyChange: { quorum: 1 },
+  });
   await setPolicy(owner, { minRetentionMs: 2 * 86_400_000 });
   await submitDecision(owner, signDecision(stale.id, 'approve', alice));
-  await assert.rejects(submitDecision(owner, signDecision(stale.id, 'approve', bob)), fails('USAGE', /policy changed after request/));
+  await assert.rejects(
+    submitDecision(owner, signDecision(stale.id, 'approve', bob)),
+    fails('USAGE', /policy changed after request/),
+  );
   assert.equal(approverSet((await showPolicy(owner)).settings).quorum, 2);
 });
 
@@ -145,13 +231,24 @@ test('once a quorum is set, the clock is confirmed only with an approved confirm
   const { owner, alice, bob } = await governed(t, 'requests-clock');
   const clock = testRetentionClock(owner.clock);
   await assert.rejects(authoriseClockConfirmation(testOperation(owner, clock), undefined), fails('APPROVAL_REQUIRED'));
-  const request = await createRequest({ repo: owner, kind: 'confirm-clock', target: 'clock', reason: 'checked against NTP' });
-  await assert.rejects(authoriseClockConfirmation(testOperation(owner, clock), request.id), fails('APPROVAL_REQUIRED', /pending/));
+  const request = await createRequest({
+    repo: owner,
+    kind: 'confirm-clock',
+    target: 'clock',
+    reason: 'checked against NTP',
+  });
+  await assert.rejects(
+    authoriseClockConfirmation(testOperation(owner, clock), request.id),
+    fails('APPROVAL_REQUIRED', /pending/),
+  );
   await submitDecision(owner, signDecision(request.id, 'approve', alice));
   await submitDecision(owner, signDecision(request.id, 'approve', bob));
   assert.equal(await authoriseClockConfirmation(testOperation(owner, clock), request.id), request.id);
   const later = { retentionBaseMs: () => Date.now() + 100 * 3_600_000, deletionNowMs: () => Date.now() };
-  await assert.rejects(authoriseClockConfirmation(testOperation(owner, later), request.id), fails('APPROVAL_REQUIRED', /expired/));
+  await assert.rejects(
+    authoriseClockConfirmation(testOperation(owner, later), request.id),
+    fails('APPROVAL_REQUIRED', /expired/),
+  );
 });
 
 test('a removed approver no longer counts, and a request altered after it was made takes no decision', async (t) => {
@@ -159,16 +256,27 @@ test('a removed approver no longer counts, and a request altered after it was ma
   const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'r' });
   const { approvers } = approverSet((await showPolicy(owner)).settings);
   await setPolicy(owner, { approvers: approvers.filter(({ name }) => name !== 'bob') });
-  await assert.rejects(submitDecision(owner, signDecision(request.id, 'approve', bob)), fails('APPROVAL_REFUSED', /not a registered approver/));
+  await assert.rejects(
+    submitDecision(owner, signDecision(request.id, 'approve', bob)),
+    fails('APPROVAL_REFUSED', /not a registered approver/),
+  );
 
   // Someone with access to the storage edits the stored request (a longer expiry, say) after it was made.
   const path = join(owner.store.location, 'requests', request.id);
-  await alterObjectFile(path, (bytes) => Buffer.from(bytes.toString('latin1').replace(request.expires, '2099-01-01T00:00:00.000Z'), 'latin1'));
-  await assert.rejects(submitDecision(owner, signDecision(request.id, 'approve', alice)), fails('APPROVAL_REFUSED', /altered/));
+  await alterObjectFile(path, (bytes) =>
+    Buffer.from(bytes.toString('latin1').replace(request.expires, '2099-01-01T00:00:00.000Z'), 'latin1'),
+  );
+  await assert.rejects(
+    submitDecision(owner, signDecision(request.id, 'approve', alice)),
+    fails('APPROVAL_REFUSED', /altered/),
+  );
   const logged = (await readAuditLog(owner)).entries.filter(({ entry }) => entry.action === 'request.approve.refused');
   assert.equal(logged.length, 2, 'both refusals are logged');
-  const { problems } = await readRequests(owner, (await showPolicy(owner)), Date.now());
-  assert.deepEqual(problems.map(({ name }) => name), [`requests/${request.id}`]);
+  const { problems } = await readRequests(owner, await showPolicy(owner), Date.now());
+  assert.deepEqual(
+    problems.map(({ name }) => name),
+    [`requests/${request.id}`],
+  );
 });
 
 test('an approved unlock leaves the snapshots that share its data covered: what they reused is granted again for their locks', async (t) => {
@@ -192,8 +300,17 @@ test('an approved unlock leaves the snapshots that share its data covered: what 
  */
 function countingStateLoads(op: Operation): { op: Operation; loads: () => number } {
   const listed = new Map<string, number>();
-  const store = { ...op.store, list: (prefix: string) => { listed.set(prefix, (listed.get(prefix) ?? 0) + 1); return op.store.list(prefix); } };
-  return { op: testOperation({ ...op, store }), loads: () => (listed.get('policies/') ?? 0) - (listed.get('epochs/') ?? 0) };
+  const store = {
+    ...op.store,
+    list: (prefix: string) => {
+      listed.set(prefix, (listed.get(prefix) ?? 0) + 1);
+      return op.store.list(prefix);
+    },
+  };
+  return {
+    op: testOperation({ ...op, store }),
+    loads: () => (listed.get('policies/') ?? 0) - (listed.get('epochs/') ?? 0),
+  };
 }
 
 test('one approval reads the retention state once, also the one that executes an unlock and grants shared objects again', async (t) => {
@@ -215,7 +332,8 @@ test('one approval reads the retention state once, also the one that executes an
   // and every snapshot still locked stays covered.
   assert.ok((await loadRetentionState(owner)).regranted.has(request.id));
   for (const status of await lockStatus({ repo: testOperation(owner) })) {
-    if (status.snapshotId !== target) assert.deepEqual(status.gaps, [], `snapshot ${status.snapshotId.slice(0, 8)} stays covered`);
+    if (status.snapshotId !== target)
+      assert.deepEqual(status.gaps, [], `snapshot ${status.snapshotId.slice(0, 8)} stays covered`);
   }
 });
 
@@ -223,7 +341,13 @@ test('an approver without the repository key reads the retention state once for 
   const { owner, alice, locked } = await governed(t, 'requests-one-load-approver');
   const request = await createRequest({ repo: owner, kind: 'unlock', target: locked.snapshotId, reason: 'r' });
   let loads = 0;
-  const store = { ...owner.store, list: (prefix: string) => { if (prefix === 'policies/') loads++; return owner.store.list(prefix); } };
+  const store = {
+    ...owner.store,
+    list: (prefix: string) => {
+      if (prefix === 'policies/') loads++;
+      return owner.store.list(prefix);
+    },
+  };
   const view = await openRepositoryView(store);
   const author = await approverAuthor(view, owner.clock, alice, testRetentionClock(owner.clock));
   await submitDecision(author, signDecision(request.id, 'approve', alice));

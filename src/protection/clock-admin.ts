@@ -8,11 +8,17 @@ import { authoriseClockConfirmation } from './approvals.ts';
 import { isoDate } from '../core/units.ts';
 
 /** Trusts the wall time again, in the name of `confirmedBy` (who checked it). */
-export async function confirmClock(op: Operation & { retentionClock: GuardedClock }, options: { request?: string; confirmedBy: string }): Promise<ClockStatus> {
+export async function confirmClock(
+  op: Operation & { retentionClock: GuardedClock },
+  options: { request?: string; confirmedBy: string },
+): Promise<ClockStatus> {
   const approval = await authoriseClockConfirmation(op, options.request);
-  const status = await op.retentionClock.confirm(approval ? `${options.confirmedBy} (request ${approval.slice(0, 12)})` : options.confirmedBy);
+  const status = await op.retentionClock.confirm(
+    approval ? `${options.confirmedBy} (request ${approval.slice(0, 12)})` : options.confirmedBy,
+  );
   await appendAudit(op, {
-    action: 'clock.confirm', target: 'clock',
+    action: 'clock.confirm',
+    target: 'clock',
     details: { wall: isoDate(status.wallMs), lastTrusted: isoDate(status.lastTrustedMs), request: approval },
   });
   return status;

@@ -29,17 +29,33 @@ export interface CreateRepositoryOptions {
   policy?: Partial<PolicySettings>;
 }
 
-export async function createRepository(options: CreateRepositoryOptions): Promise<{ op: Operation & { retentionClock: GuardedClock }; policy?: PolicySettings }> {
+export async function createRepository(
+  options: CreateRepositoryOptions,
+): Promise<{ op: Operation & { retentionClock: GuardedClock }; policy?: PolicySettings }> {
   const repo = await initRepository({
-    store: options.store, passphrase: options.passphrase, clock: options.clock, kdfLogN: options.kdfLogN, retention: options.retention,
-    chunker: options.chunker, packTargetBytes: options.packTargetBytes, actor: options.actor, cacheDir: options.cacheDir,
+    store: options.store,
+    passphrase: options.passphrase,
+    clock: options.clock,
+    kdfLogN: options.kdfLogN,
+    retention: options.retention,
+    chunker: options.chunker,
+    packTargetBytes: options.packTargetBytes,
+    actor: options.actor,
+    cacheDir: options.cacheDir,
   });
   // The creating host anchors its guarded clock now; every other host (or an emptied cache) must
   // have its time confirmed, or vouched for by the storage server's clock, before deletions.
-  const op = operationOn(repo, await openRetentionClock(repo, { cacheDir: options.cacheDir, firstUse: 'anchor' })) as Operation & { retentionClock: GuardedClock };
+  const op = operationOn(
+    repo,
+    await openRetentionClock(repo, { cacheDir: options.cacheDir, firstUse: 'anchor' }),
+  ) as Operation & { retentionClock: GuardedClock };
   // The first entries are kept like the config, before the policy that sets the mode is written.
   const firstLock = { lock: { untilMs: options.retention.retainUntilMs!, mode: options.retention.mode! } };
-  await appendAudit(op, { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } }, firstLock);
+  await appendAudit(
+    op,
+    { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } },
+    firstLock,
+  );
   if (options.witness) await addWitness(op, options.witness.publicKey, options.witness.label, firstLock);
   if (!options.policy || Object.keys(options.policy).length === 0) return { op };
   return { op, policy: (await setPolicy(op, options.policy)).settings };

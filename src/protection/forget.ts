@@ -70,7 +70,10 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
     groups.set(key, [...(groups.get(key) ?? []), entry]);
   }
   for (const group of groups.values()) {
-    const kept = applyKeepRules(group.map(({ id, snapshot }) => ({ id, timeMs: Date.parse(snapshot.time) })), options.keep);
+    const kept = applyKeepRules(
+      group.map(({ id, snapshot }) => ({ id, timeMs: Date.parse(snapshot.time) })),
+      options.keep,
+    );
     for (const [id, rules] of kept) reasons.get(id)!.push(`policy: ${rules.join(', ')}`);
   }
   for (const { id, snapshot } of snapshots) {
@@ -79,7 +82,11 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
     for (const { value } of state.holds) if (value.snapshot === id) reasons.get(id)!.push(`held: ${value.reason}`);
   }
   const decide = ({ id, snapshot }: SnapshotEntry): ForgetDecision => ({
-    snapshotId: id, time: snapshot.time, host: snapshot.host, paths: snapshot.paths, keptBecause: reasons.get(id)!,
+    snapshotId: id,
+    time: snapshot.time,
+    host: snapshot.host,
+    paths: snapshot.paths,
+    keptBecause: reasons.get(id)!,
   });
   const decisions = snapshots.map(decide);
   let forgotten = decisions.filter(({ keptBecause }) => keptBecause.length === 0);
@@ -90,7 +97,11 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
       snapshots: forgotten.map(({ snapshotId }) => snapshotId),
       rule: describeRules(options.keep),
     });
-    await appendAudit(repo, { action: 'forget', target: mark, details: { snapshots: forgotten.map(({ snapshotId }) => snapshotId), rule: describeRules(options.keep) } });
+    await appendAudit(repo, {
+      action: 'forget',
+      target: mark,
+      details: { snapshots: forgotten.map(({ snapshotId }) => snapshotId), rule: describeRules(options.keep) },
+    });
     repo.retentionStateChanged();
     // Readers honour the mark by the store's clock, not this host's: say which snapshots it cannot forget.
     const receivedMs = (await repo.store.stat(mark)).writtenMs;
@@ -98,15 +109,25 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
     for (const decision of forgotten) {
       const lock = state.ledger.snapshotLock(decision.snapshotId, own.get(decision.snapshotId) ?? null);
       if (lock !== undefined && (receivedMs === undefined || lock.untilMs > receivedMs)) {
-        decision.keptBecause.push(`locked until ${isoDate(lock.untilMs)} by the store's clock ` +
-          `(${receivedMs === undefined ? 'unknown' : isoDate(receivedMs)}, behind this host's); run forget again later`);
+        decision.keptBecause.push(
+          `locked until ${isoDate(lock.untilMs)} by the store's clock ` +
+            `(${receivedMs === undefined ? 'unknown' : isoDate(receivedMs)}, behind this host's); run forget again later`,
+        );
       }
     }
     forgotten = forgotten.filter(({ keptBecause }) => keptBecause.length === 0);
   }
-  return { forgotten, kept: decisions.filter(({ keptBecause }) => keptBecause.length > 0), mark, dryRun: options.dryRun === true };
+  return {
+    forgotten,
+    kept: decisions.filter(({ keptBecause }) => keptBecause.length > 0),
+    mark,
+    dryRun: options.dryRun === true,
+  };
 }
 
 export function describeRules(rules: KeepRules): string {
-  return Object.entries(rules).filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`).join(' ');
+  return Object.entries(rules)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(' ');
 }

@@ -18,12 +18,13 @@ import { readRecords, type RecordProblem } from '../repo/records.ts';
 import { initRepository, openRepository } from '../repo/repository.ts';
 import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
 import { parseJsonPayload } from '../repo/signed-record.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 import { readAuditLog, verifyAudit } from '../governance/audit-log.ts';
 
 const KDF = 10;
-const open = (store: Store, passphrase: string) => openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
+const open = (store: Store, passphrase: string) =>
+  openRepository({ store, passphrase, clock: systemClock }).then((opened) => testOperation(opened));
 const fails = (code: ErrorCode) => (error: unknown) => isAmberError(error, code);
 
 async function newRepo(): Promise<{ store: Store; owner: Operation }> {
@@ -33,7 +34,11 @@ async function newRepo(): Promise<{ store: Store; owner: Operation }> {
 }
 
 /** The owner-signed records under a prefix, decoded. */
-async function storedRecords<T>(store: Store, prefix: 'epochs' | 'revocations', kind: 'epoch' | 'revocation'): Promise<T[]> {
+async function storedRecords<T>(
+  store: Store,
+  prefix: 'epochs' | 'revocations',
+  kind: 'epoch' | 'revocation',
+): Promise<T[]> {
   const config = (await open(store, 'owner')).config;
   const ownerKey = Buffer.from(config.ownerPublicKey, 'hex');
   const problems: RecordProblem[] = [];
@@ -79,7 +84,10 @@ test('a write-only key opens without any epoch private key and cannot administer
 
 test('a passphrase that already opens a key is refused for a new one', async () => {
   const { owner } = await newRepo();
-  await assert.rejects(addKey(owner, { passphrase: 'owner', role: 'write-only', kdfLogN: KDF }), fails('PASSPHRASE_IN_USE'));
+  await assert.rejects(
+    addKey(owner, { passphrase: 'owner', role: 'write-only', kdfLogN: KDF }),
+    fails('PASSPHRASE_IN_USE'),
+  );
 });
 
 test('listKeys shows roles, the current key and revocations', async () => {
@@ -92,7 +100,11 @@ test('listKeys shows roles, the current key and revocations', async () => {
   assert.equal(keys.length, 3);
   const byId = new Map(keys.map((key) => [key.keyId, key]));
   assert.deepEqual(
-    { role: byId.get(owner.key.keyId)!.role, current: byId.get(owner.key.keyId)!.current, revoked: byId.get(owner.key.keyId)!.revoked },
+    {
+      role: byId.get(owner.key.keyId)!.role,
+      current: byId.get(owner.key.keyId)!.current,
+      revoked: byId.get(owner.key.keyId)!.revoked,
+    },
     { role: 'full', current: false, revoked: false },
   );
   assert.equal(byId.get(second.keyId)!.current, true);
@@ -183,12 +195,20 @@ async function writeObjects(repo: Operation, text: string): Promise<string[]> {
   const plaintext = Buffer.from(text);
   const id = blobIdOf(repo.key.secrets.idKey, plaintext);
   const packKey = newPackKey(repo.currentEpoch.epoch, repo.currentEpoch.publicKey, randomKey());
-  const pack = assemblePack([encodeBlob({ plaintext, id, type: 'data', dataKey: packKey.dataKey })], packKey, repo.key.signer);
+  const pack = assemblePack(
+    [encodeBlob({ plaintext, id, type: 'data', dataKey: packKey.dataKey })],
+    packKey,
+    repo.key.signer,
+  );
   await repo.store.put(packName(pack.id), pack.bytes);
   const index = encodeIndex([{ id: pack.id, entries: pack.entries }], repo.key.secrets.indexKey, repo.key.signer);
   const indexName = objectName('index', sha256Hex(index));
   await repo.store.put(indexName, index);
-  const snapshot = encodeSnapshot({ time: text, tree: id.toString('hex') } as unknown as Snapshot, repo.currentEpoch, repo.key.signer);
+  const snapshot = encodeSnapshot(
+    { time: text, tree: id.toString('hex') } as unknown as Snapshot,
+    repo.currentEpoch,
+    repo.key.signer,
+  );
   const name = snapshotName(asSnapshotId(sha256Hex(snapshot)));
   await repo.store.put(name, snapshot);
   return [packName(pack.id), indexName, name];
@@ -216,7 +236,11 @@ test('every key change writes its own audit entry, whoever calls the service (no
   assert.deepEqual(entries, [
     ['key.add', added.keyId, { role: 'write-only', label: 'db1', keyFile: added.name }],
     ['key.revoke', added.keyId, { reason: 'host retired' }],
-    ['key.rotate', owner.config.repositoryId, { epoch: rotated.epoch, record: rotated.name, grantedTo: rotated.grantedTo, reason: 'after revoking' }],
+    [
+      'key.rotate',
+      owner.config.repositoryId,
+      { epoch: rotated.epoch, record: rotated.name, grantedTo: rotated.grantedTo, reason: 'after revoking' },
+    ],
   ]);
   assert.deepEqual((await verifyAudit(owner)).problems, []);
 });

@@ -22,7 +22,13 @@ import { nowIso } from '../core/clock.ts';
 import { asPackId, type KeyId } from '../core/ids.ts';
 import { generateBoxKeyPair, sha256Hex, SIGNATURE_BYTES } from '../crypto/index.ts';
 import { createAuthority, type RevocationRecord, type WitnessRecord } from '../repo/authority.ts';
-import { collectEpochKeys, encodeEpochRecord, epochKeyVariants, type EpochKey, type EpochRecord } from '../repo/epochs.ts';
+import {
+  collectEpochKeys,
+  encodeEpochRecord,
+  epochKeyVariants,
+  type EpochKey,
+  type EpochRecord,
+} from '../repo/epochs.ts';
 import { createKeyFile, unlockKeyFile, type KeyFileInfo, type KeyRole } from '../repo/keys.ts';
 import { hashOfName, objectName, packName, PREFIX } from '../repo/layout.ts';
 import type { ObjectKind } from '../repo/object-header.ts';
@@ -92,18 +98,32 @@ export interface RotatedKey {
 export async function addKey(repo: Operation, options: AddKeyOptions): Promise<AddedKey> {
   requireFullKey(repo, 'add a key');
   const state = await loadKeyState(repo);
-  await refuseReusedPassphrase(state.keyFiles.map(({ info }) => info), options.passphrase, state.revoked);
+  await refuseReusedPassphrase(
+    state.keyFiles.map(({ info }) => info),
+    options.passphrase,
+    state.revoked,
+  );
   const createdAt = nowIso(repo.clock);
   const { bytes, info } = await createKeyFile({
-    role: options.role, passphrase: options.passphrase, secrets: repo.key.secrets, owner: repo.key.signer,
-    configHash: repo.configHash, createdAt, label: options.label, kdfLogN: options.kdfLogN,
+    role: options.role,
+    passphrase: options.passphrase,
+    secrets: repo.key.secrets,
+    owner: repo.key.signer,
+    configHash: repo.configHash,
+    createdAt,
+    label: options.label,
+    kdfLogN: options.kdfLogN,
   });
   const epochsGranted: number[] = [];
   if (options.role === 'full') {
     const holders = [{ keyId: info.keyId, holderPublicKey: Buffer.from(info.holderPublicKey!, 'hex') }];
     for (const epoch of readableEpochs(repo, state.epochRecords)) {
       const grant = encodeEpochRecord({
-        epoch: epoch.epoch, dataPair: { publicKey: epoch.publicKey, privateKey: epoch.privateKey! }, holders, createdAt, owner: repo.key.signer,
+        epoch: epoch.epoch,
+        dataPair: { publicKey: epoch.publicKey, privateKey: epoch.privateKey! },
+        holders,
+        createdAt,
+        owner: repo.key.signer,
       });
       await putRecord(repo, 'epochs', grant);
       epochsGranted.push(epoch.epoch);
@@ -112,7 +132,11 @@ export async function addKey(repo: Operation, options: AddKeyOptions): Promise<A
   const name = await putRecord(repo, 'keys', bytes);
   repo.keyFiles.push({ name, info });
   refreshAuthority(repo);
-  await appendAudit(repo, { action: 'key.add', target: info.keyId, details: { role: info.role, label: options.label ?? '', keyFile: name } });
+  await appendAudit(repo, {
+    action: 'key.add',
+    target: info.keyId,
+    details: { role: info.role, label: options.label ?? '', keyFile: name },
+  });
   return { keyId: info.keyId, role: info.role, name, epochsGranted };
 }
 
@@ -142,28 +166,58 @@ export async function listKeys(repo: Operation): Promise<KeyListing[]> {
  * it signed until now are listed in the record and stay valid, anything it signs later is ignored.
  * See the top of this file for what revocation cannot undo.
  */
-export async function revokeKey(repo: Operation, keyIdOrPrefix: string, options: { reason: string }): Promise<RevokedKey> {
+export async function revokeKey(
+  repo: Operation,
+  keyIdOrPrefix: string,
+  options: { reason: string },
+): Promise<RevokedKey> {
   requireFullKey(repo, 'revoke a key');
   const state = await loadKeyState(repo);
-  const info = findKey(state.keyFiles.map(({ info }) => info), keyIdOrPrefix, repo.store.location);
+  const info = findKey(
+    state.keyFiles.map(({ info }) => info),
+    keyIdOrPrefix,
+    repo.store.location,
+  );
   if (info.keyId === repo.key.keyId) {
-    throw new AmberError('KEY_IN_USE', `key ${info.keyId.slice(0, 8)} is the key this command runs with; it cannot revoke itself`, {
-      hint: 'open the repository with another full-access key to revoke this one',
-    });
+    throw new AmberError(
+      'KEY_IN_USE',
+      `key ${info.keyId.slice(0, 8)} is the key this command runs with; it cannot revoke itself`,
+      {
+        hint: 'open the repository with another full-access key to revoke this one',
+      },
+    );
   }
   const earlier = state.revoked.get(info.keyId);
   if (earlier) {
     // A second record would accept objects the key signed after its first revocation.
-    throw new AmberError('KEY_ALREADY_REVOKED', `key ${info.keyId.slice(0, 8)} was already revoked at ${earlier.revokedAt}`);
+    throw new AmberError(
+      'KEY_ALREADY_REVOKED',
+      `key ${info.keyId.slice(0, 8)} was already revoked at ${earlier.revokedAt}`,
+    );
   }
   // A full key signs with the owner key, whose objects stay valid anyway: nothing to list for it.
   const acceptedObjects = info.role === 'write-only' ? await objectsSignedBy(repo, info) : [];
-  const record: RevocationRecord = { keyId: info.keyId, revokedAt: nowIso(repo.clock), reason: options.reason, acceptedObjects };
-  const name = await putRecord(repo, 'revocations', encodeSignedRecord('revocation', jsonBytes(record), repo.key.signer));
+  const record: RevocationRecord = {
+    keyId: info.keyId,
+    revokedAt: nowIso(repo.clock),
+    reason: options.reason,
+    acceptedObjects,
+  };
+  const name = await putRecord(
+    repo,
+    'revocations',
+    encodeSignedRecord('revocation', jsonBytes(record), repo.key.signer),
+  );
   repo.revocations.push(record);
   refreshAuthority(repo);
   await appendAudit(repo, { action: 'key.revoke', target: info.keyId, details: { reason: options.reason } });
-  return { keyId: info.keyId, role: info.role, revokedAt: record.revokedAt, name, acceptedObjects: acceptedObjects.length };
+  return {
+    keyId: info.keyId,
+    role: info.role,
+    revokedAt: record.revokedAt,
+    name,
+    acceptedObjects: acceptedObjects.length,
+  };
 }
 
 /**
@@ -180,13 +234,24 @@ export async function rotateKey(repo: Operation, options: { reason?: string } = 
     .filter((info) => info.role === 'full' && info.holderPublicKey && !state.revoked.has(info.keyId))
     .map((info) => ({ keyId: info.keyId, holderPublicKey: Buffer.from(info.holderPublicKey!, 'hex') }));
   const dataPair = generateBoxKeyPair();
-  const bytes = encodeEpochRecord({ epoch, dataPair, holders, createdAt: nowIso(repo.clock), owner: repo.key.signer, reason: options.reason });
+  const bytes = encodeEpochRecord({
+    epoch,
+    dataPair,
+    holders,
+    createdAt: nowIso(repo.clock),
+    owner: repo.key.signer,
+    reason: options.reason,
+  });
   const name = await putRecord(repo, 'epochs', bytes);
   const entry: EpochKey = { epoch, publicKey: dataPair.publicKey, privateKey: dataPair.privateKey };
   repo.epochs.set(epoch, entry);
   repo.currentEpoch = entry;
   const grantedTo = holders.map(({ keyId }) => keyId);
-  await appendAudit(repo, { action: 'key.rotate', target: repo.config.repositoryId, details: { epoch, record: name, grantedTo, reason: options.reason ?? null } });
+  await appendAudit(repo, {
+    action: 'key.rotate',
+    target: repo.config.repositoryId,
+    details: { epoch, record: name, grantedTo, reason: options.reason ?? null },
+  });
   return { epoch, name, grantedTo };
 }
 
@@ -198,12 +263,18 @@ export function findKey(keys: KeyFileInfo[], ref: string, location: string): Key
       hint: `give at least ${MIN_KEY_PREFIX} hex digits of an id from \`amber key list\``,
     });
   }
-  const matches = [...new Map(keys.filter((info) => info.keyId.startsWith(prefix)).map((info) => [info.keyId, info])).values()];
+  const matches = [
+    ...new Map(keys.filter((info) => info.keyId.startsWith(prefix)).map((info) => [info.keyId, info])).values(),
+  ];
   if (matches.length > 1) {
-    throw new AmberError('KEY_AMBIGUOUS', `"${ref}" matches ${matches.length} keys`, { hint: 'give more digits of the key id' });
+    throw new AmberError('KEY_AMBIGUOUS', `"${ref}" matches ${matches.length} keys`, {
+      hint: 'give more digits of the key id',
+    });
   }
   if (matches.length === 0) {
-    throw new AmberError('KEY_NOT_FOUND', `no key ${ref} in ${location}`, { hint: 'list the keys with `amber key list`' });
+    throw new AmberError('KEY_NOT_FOUND', `no key ${ref} in ${location}`, {
+      hint: 'list the keys with `amber key list`',
+    });
   }
   return matches[0];
 }
@@ -237,8 +308,9 @@ async function loadKeyState(repo: Operation): Promise<KeyState> {
     const first = revoked.get(revocation.keyId);
     if (!first || revocation.revokedAt < first.revokedAt) revoked.set(revocation.keyId, revocation);
   }
-  const epochRecords = (await readRecords(repo.store, 'epochs', 'epoch', owner, problems))
-    .map(({ name, record }) => parseJsonPayload<EpochRecord>(record, name));
+  const epochRecords = (await readRecords(repo.store, 'epochs', 'epoch', owner, problems)).map(({ name, record }) =>
+    parseJsonPayload<EpochRecord>(record, name),
+  );
   return { keyFiles, revoked, epochRecords, problems };
 }
 
@@ -246,24 +318,39 @@ async function loadKeyState(repo: Operation): Promise<KeyState> {
 function readableEpochs(repo: Operation, records: EpochRecord[]): EpochKey[] {
   const epochs = collectEpochKeys(records, repo.key.keyId, repo.key.holder);
   for (const [number, epoch] of repo.epochs) if (!epochs.get(number)?.privateKey) epochs.set(number, epoch);
-  return [...epochs.values()].flatMap(epochKeyVariants).filter((epoch) => epoch.privateKey).sort((a, b) => a.epoch - b.epoch);
+  return [...epochs.values()]
+    .flatMap(epochKeyVariants)
+    .filter((epoch) => epoch.privateKey)
+    .sort((a, b) => a.epoch - b.epoch);
 }
 
 /** Refuses a passphrase that already opens a key: only the first key it opens would ever be used. */
-async function refuseReusedPassphrase(keys: KeyFileInfo[], passphrase: string, revoked: Map<string, RevocationRecord>): Promise<void> {
+async function refuseReusedPassphrase(
+  keys: KeyFileInfo[],
+  passphrase: string,
+  revoked: Map<string, RevocationRecord>,
+): Promise<void> {
   for (const info of keys) {
     const opened = await unlockKeyFile(info, passphrase).catch((error: unknown) => {
       if (isAmberError(error)) return undefined; // a damaged key file opens nothing
       throw error;
     });
     if (!opened) continue;
-    throw new AmberError('PASSPHRASE_IN_USE', `the new passphrase already opens key ${info.keyId.slice(0, 8)}${revoked.has(info.keyId) ? ' (revoked)' : ''}`, {
-      hint: 'choose a different passphrase for each key',
-    });
+    throw new AmberError(
+      'PASSPHRASE_IN_USE',
+      `the new passphrase already opens key ${info.keyId.slice(0, 8)}${revoked.has(info.keyId) ? ' (revoked)' : ''}`,
+      {
+        hint: 'choose a different passphrase for each key',
+      },
+    );
   }
 }
 
-async function putRecord(repo: Operation, prefix: 'keys' | 'epochs' | 'revocations' | 'witnesses', bytes: Buffer): Promise<string> {
+async function putRecord(
+  repo: Operation,
+  prefix: 'keys' | 'epochs' | 'revocations' | 'witnesses',
+  bytes: Buffer,
+): Promise<string> {
   const name = objectName(prefix, sha256Hex(bytes));
   await repo.store.put(name, bytes);
   // Who may sign what changed, and with it which retention records count.
@@ -275,9 +362,15 @@ async function putRecord(repo: Operation, prefix: 'keys' | 'epochs' | 'revocatio
  * Accepts a vault's key as a witness: it may sign audit entries (what the vault's clients did), and
  * nothing else. Owner only. Adding the same key twice changes nothing.
  */
-export async function addWitness(repo: Operation, publicKey: string, label: string, audit: { lock?: ObjectLock } = {}): Promise<string | undefined> {
+export async function addWitness(
+  repo: Operation,
+  publicKey: string,
+  label: string,
+  audit: { lock?: ObjectLock } = {},
+): Promise<string | undefined> {
   if (repo.key.role !== 'full') throw new AmberError('WRITE_ONLY_KEY', 'accepting a witness needs a full-access key');
-  if (!/^[0-9a-f]{64}$/.test(publicKey)) throw new AmberError('USAGE', 'a witness key is 64 hex digits (an Ed25519 public key)');
+  if (!/^[0-9a-f]{64}$/.test(publicKey))
+    throw new AmberError('USAGE', 'a witness key is 64 hex digits (an Ed25519 public key)');
   if (repo.witnesses.some((witness) => witness.publicKey === publicKey)) return undefined;
   const record: WitnessRecord = { time: nowIso(repo.clock), publicKey, label };
   const name = await putRecord(repo, 'witnesses', encodeSignedRecord('witness', jsonBytes(record), repo.key.signer));
@@ -288,7 +381,12 @@ export async function addWitness(repo: Operation, publicKey: string, label: stri
 }
 
 function refreshAuthority(repo: Operation): void {
-  repo.authority = createAuthority(Buffer.from(repo.config.ownerPublicKey, 'hex'), repo.keyFiles.map(({ info }) => info), repo.revocations, repo.witnesses);
+  repo.authority = createAuthority(
+    Buffer.from(repo.config.ownerPublicKey, 'hex'),
+    repo.keyFiles.map(({ info }) => info),
+    repo.revocations,
+    repo.witnesses,
+  );
 }
 
 /** Names of the snapshots, index objects and packs that `writer` signed and that exist now. */
@@ -296,7 +394,11 @@ async function objectsSignedBy(repo: Operation, writer: KeyFileInfo): Promise<st
   const publicKey = Buffer.from(writer.signingPublicKey, 'hex');
   const found: string[] = [];
   // Its grants too: a revocation must not take back the retention the key gave its own backups.
-  for (const [prefix, kind] of [['snapshots', 'snapshot'], ['index', 'index'], ['grants', 'grant']] as const) {
+  for (const [prefix, kind] of [
+    ['snapshots', 'snapshot'],
+    ['index', 'index'],
+    ['grants', 'grant'],
+  ] as const) {
     found.push(...(await recordsSignedBy(repo, prefix, kind, writer.keyId, publicKey)));
   }
   found.push(...(await packsSignedBy(repo, writer.keyId)));
@@ -304,7 +406,13 @@ async function objectsSignedBy(repo: Operation, writer: KeyFileInfo): Promise<st
 }
 
 /** Records whose envelope names `keyId` as signer (read from the tail) and whose signature holds. */
-async function recordsSignedBy(repo: Operation, prefix: 'snapshots' | 'index' | 'grants', kind: ObjectKind, keyId: KeyId, publicKey: Buffer): Promise<string[]> {
+async function recordsSignedBy(
+  repo: Operation,
+  prefix: 'snapshots' | 'index' | 'grants',
+  kind: ObjectKind,
+  keyId: KeyId,
+  publicKey: Buffer,
+): Promise<string[]> {
   const tailBytes = KEY_ID_BYTES + SIGNATURE_BYTES;
   return mapLimited(repo.store.list(PREFIX[prefix]), async ({ name, sizeBytes }) => {
     if (hashOfName(name) === undefined || sizeBytes < tailBytes) return undefined;
@@ -314,7 +422,8 @@ async function recordsSignedBy(repo: Operation, prefix: 'snapshots' | 'index' | 
       await readRecord(repo.store, name, kind, (signer) => (signer === keyId ? publicKey : undefined));
       return name;
     } catch (error) {
-      if (isAmberError(error) && ['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'].includes(error.code)) return undefined;
+      if (isAmberError(error) && ['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'].includes(error.code))
+        return undefined;
       throw error;
     }
   });
@@ -329,7 +438,10 @@ async function packsSignedBy(repo: Operation, keyId: KeyId): Promise<string[]> {
     const hash = hashOfName(name);
     if (!hash || name !== packName(asPackId(hash)) || sizeBytes < TRAILER_BYTES) return undefined;
     try {
-      const trailer = decodeTrailer(await repo.store.get(name, { offset: sizeBytes - TRAILER_BYTES, length: TRAILER_BYTES }), name);
+      const trailer = decodeTrailer(
+        await repo.store.get(name, { offset: sizeBytes - TRAILER_BYTES, length: TRAILER_BYTES }),
+        name,
+      );
       return trailer.signerKeyId === keyId ? name : undefined;
     } catch (error) {
       if (isAmberError(error, 'OBJECT_CORRUPT') || isAmberError(error, 'OBJECT_NOT_FOUND')) return undefined;
@@ -346,11 +458,14 @@ async function mapLimited<T, R>(items: AsyncIterable<T>, work: (item: T) => Prom
   for await (const item of items) {
     if (failure) break;
     const task: Promise<void> = work(item)
-      .then((result) => {
-        if (result !== undefined) results.push(result);
-      }, (error: unknown) => {
-        failure ??= { error };
-      })
+      .then(
+        (result) => {
+          if (result !== undefined) results.push(result);
+        },
+        (error: unknown) => {
+          failure ??= { error };
+        },
+      )
       .finally(() => running.delete(task));
     running.add(task);
     if (running.size >= TRAILER_READS_IN_FLIGHT) await Promise.race(running);

@@ -14,7 +14,6 @@ import { appendAudit } from '../governance/audit-log.ts';
 import { findSnapshot } from '../engine/snapshots.ts';
 import { snapshotNeeds, snapshotObject } from '../engine/snapshot-objects.ts';
 
-
 export interface ExtendOptions {
   repo: Operation;
   snapshot: string;
@@ -45,34 +44,61 @@ export async function extendLock(options: ExtendOptions): Promise<ExtendResult> 
   const needs = await snapshotNeeds(createBlobReader(repo, index), index, entry.snapshot.tree);
   const objects = [snapshotObject(entry.id), ...[...needs.packs].sort()];
   const { grant, metadataLock } = await writeGrant(repo, state, {
-    snapshotId: entry.id, entries: [{ mode, until: isoDate(options.untilMs), objects }], untilMs: options.untilMs, mode, nowMs: repo.clock.nowMs(),
+    snapshotId: entry.id,
+    entries: [{ mode, until: isoDate(options.untilMs), objects }],
+    untilMs: options.untilMs,
+    mode,
+    nowMs: repo.clock.nowMs(),
   });
   repo.retentionStateChanged();
   const result = {
     snapshotId: entry.id,
     previous: current ? { mode: current.mode, until: isoDate(current.untilMs) } : null,
-    mode, until: isoDate(options.untilMs), objects: objects.length, grant,
+    mode,
+    until: isoDate(options.untilMs),
+    objects: objects.length,
+    grant,
   };
-  await appendAudit(repo, { action: 'lock.extend', target: entry.id, details: { previous: result.previous, mode, until: result.until, objects: objects.length, grant } }, { lock: metadataLock });
+  await appendAudit(
+    repo,
+    {
+      action: 'lock.extend',
+      target: entry.id,
+      details: { previous: result.previous, mode, until: result.until, objects: objects.length, grant },
+    },
+    { lock: metadataLock },
+  );
   return result;
 }
 
 function refuseWeakening(id: SnapshotId, current: ObjectLock | undefined, untilMs: number, mode: RetentionMode): void {
   if (!current) return;
   if (current.mode === 'compliance' && mode !== 'compliance') {
-    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${isoDate(current.untilMs)}; it cannot become governance`, {
-      hint: 'a compliance lock can only be extended',
-    });
+    throw new AmberError(
+      'RETENTION_LOCKED',
+      `snapshot ${id.slice(0, 8)} is under a compliance lock until ${isoDate(current.untilMs)}; it cannot become governance`,
+      {
+        hint: 'a compliance lock can only be extended',
+      },
+    );
   }
   if (untilMs >= current.untilMs) return;
   if (current.mode === 'compliance') {
-    throw new AmberError('RETENTION_LOCKED', `snapshot ${id.slice(0, 8)} is under a compliance lock until ${isoDate(current.untilMs)}; nothing can shorten it`, {
-      hint: `choose a date after ${isoDate(current.untilMs)} to extend it`,
-    });
+    throw new AmberError(
+      'RETENTION_LOCKED',
+      `snapshot ${id.slice(0, 8)} is under a compliance lock until ${isoDate(current.untilMs)}; nothing can shorten it`,
+      {
+        hint: `choose a date after ${isoDate(current.untilMs)} to extend it`,
+      },
+    );
   }
-  throw new AmberError('APPROVAL_REQUIRED', `shortening the governance lock of snapshot ${id.slice(0, 8)} (until ${isoDate(current.untilMs)}) needs a request approved by the approver quorum`, {
-    hint: `ask the approvers: amber request unlock|shorten ${id.slice(0, 8)} --reason TEXT`,
-  });
+  throw new AmberError(
+    'APPROVAL_REQUIRED',
+    `shortening the governance lock of snapshot ${id.slice(0, 8)} (until ${isoDate(current.untilMs)}) needs a request approved by the approver quorum`,
+    {
+      hint: `ask the approvers: amber request unlock|shorten ${id.slice(0, 8)} --reason TEXT`,
+    },
+  );
 }
 
 /** Lifting a lock is shortening it to now: refused the same way. */

@@ -21,16 +21,43 @@ export async function showPolicy(repo: Operation): Promise<PolicyView> {
 // Whether the lock is in force is judged with the time that moving the clock back cannot lower.
 const lockJudgeMs = (repo: Operation) => repo.retentionClock.retentionBaseMs();
 
-async function append(repo: Operation, state: RetentionState, settings: PolicySettings, lock: Policy['lock'], action: string, approval?: string): Promise<Policy> {
+async function append(
+  repo: Operation,
+  state: RetentionState,
+  settings: PolicySettings,
+  lock: Policy['lock'],
+  action: string,
+  approval?: string,
+): Promise<Policy> {
   const nowMs = repo.clock.nowMs();
-  const record = { time: isoDate(nowMs), previous: state.policy.head, settings, lock, ...(approval ? { approval } : {}) };
+  const record = {
+    time: isoDate(nowMs),
+    previous: state.policy.head,
+    settings,
+    lock,
+    ...(approval ? { approval } : {}),
+  };
   // Kept as strongly as the new settings ask, so their own record is not the weak link.
   const current = metadataLock(state, nowMs);
-  const keep = { ...current, mode: strongerMode(strongerMode(current.mode, settings.defaultMode), settings.requireCompliance ? 'compliance' : undefined)! };
+  const keep = {
+    ...current,
+    mode: strongerMode(
+      strongerMode(current.mode, settings.defaultMode),
+      settings.requireCompliance ? 'compliance' : undefined,
+    )!,
+  };
   const name = await putRecord(repo, POLICIES, record, { retainUntilMs: keep.untilMs, mode: keep.mode });
   await repo.store.protect([name], keep);
   repo.retentionStateChanged();
-  await appendAudit(repo, { action, target: 'policy', details: { record: name, previous: state.policy.head, settings, lock, approval: approval ?? null } }, { lock: keep });
+  await appendAudit(
+    repo,
+    {
+      action,
+      target: 'policy',
+      details: { record: name, previous: state.policy.head, settings, lock, approval: approval ?? null },
+    },
+    { lock: keep },
+  );
   return { settings, lock, head: name, approval };
 }
 
@@ -44,10 +71,19 @@ export async function setPolicy(repo: Operation, change: Partial<PolicySettings>
 export async function lockPolicy(repo: Operation, coolingOffMs: number): Promise<Policy> {
   const state = await repo.retentionState();
   if (state.policy.lock) {
-    throw new AmberError('USAGE', `the policy already has a lock (cooling-off until ${state.policy.lock.coolingOffUntil})`);
+    throw new AmberError(
+      'USAGE',
+      `the policy already has a lock (cooling-off until ${state.policy.lock.coolingOffUntil})`,
+    );
   }
   const nowMs = lockJudgeMs(repo);
-  return append(repo, state, state.policy.settings, { at: isoDate(nowMs), coolingOffUntil: isoDate(nowMs + coolingOffMs) }, 'policy.lock');
+  return append(
+    repo,
+    state,
+    state.policy.settings,
+    { at: isoDate(nowMs), coolingOffUntil: isoDate(nowMs + coolingOffMs) },
+    'policy.lock',
+  );
 }
 
 /** Cancels a lock still in its cooling-off period. */
@@ -55,9 +91,13 @@ export async function unlockPolicy(repo: Operation): Promise<Policy> {
   const state = await repo.retentionState();
   if (!state.policy.lock) throw new AmberError('USAGE', 'the policy is not locked');
   if (isLocked(state.policy, lockJudgeMs(repo))) {
-    throw new AmberError('POLICY_LOCKED', `the policy lock took effect on ${state.policy.lock.coolingOffUntil}; it can no longer be cancelled`, {
-      hint: 'a locked policy stays locked; it can only be tightened',
-    });
+    throw new AmberError(
+      'POLICY_LOCKED',
+      `the policy lock took effect on ${state.policy.lock.coolingOffUntil}; it can no longer be cancelled`,
+      {
+        hint: 'a locked policy stays locked; it can only be tightened',
+      },
+    );
   }
   return append(repo, state, state.policy.settings, null, 'policy.unlock');
 }
@@ -70,16 +110,29 @@ export async function unlockPolicy(repo: Operation): Promise<Policy> {
 export async function applyApprovedPolicyChange(repo: Operation, requestId: string): Promise<Policy> {
   const state = await repo.retentionState();
   if (state.policy.approval === requestId) return state.policy;
-  const found = (await approvedRequests(repo, state.policy)).find(({ id, request }) => id === requestId && request.kind === 'policy-change');
+  const found = (await approvedRequests(repo, state.policy)).find(
+    ({ id, request }) => id === requestId && request.kind === 'policy-change',
+  );
   if (!found) {
-    throw new AmberError('APPROVAL_REQUIRED', `request ${requestId.slice(0, 12)} is not a policy change approved by the quorum`, { hint: '`amber request show ID` shows where it stands' });
+    throw new AmberError(
+      'APPROVAL_REQUIRED',
+      `request ${requestId.slice(0, 12)} is not a policy change approved by the quorum`,
+      { hint: '`amber request show ID` shows where it stands' },
+    );
   }
   const { previous, settings } = found.request.parameters as { previous: string | null; settings: PolicySettings };
   if (!POLICIES.isValid({ time: found.request.created, previous, settings, lock: null })) {
-    throw new AmberError('OBJECT_CORRUPT', `request ${requestId.slice(0, 12)} holds settings that are not a valid policy`);
+    throw new AmberError(
+      'OBJECT_CORRUPT',
+      `request ${requestId.slice(0, 12)} holds settings that are not a valid policy`,
+    );
   }
   if (previous !== state.policy.head) {
-    throw new AmberError('USAGE', `the policy changed after request ${requestId.slice(0, 12)} was made; it no longer applies`, { hint: 'make a new request against the current policy' });
+    throw new AmberError(
+      'USAGE',
+      `the policy changed after request ${requestId.slice(0, 12)} was made; it no longer applies`,
+      { hint: 'make a new request against the current policy' },
+    );
   }
   checkPolicyChange(state.policy, settings, lockJudgeMs(repo), true);
   return append(repo, state, settings, state.policy.lock, 'policy.change', requestId);

@@ -49,16 +49,21 @@ export interface PruneResult {
 export async function prune(options: PruneOptions): Promise<PruneResult> {
   const { repo } = options;
   if (repo.key.role !== 'full') {
-    throw new AmberError('WRITE_ONLY_KEY', 'prune reads every snapshot and signs condemn notices, which needs a full-access key', {
-      hint: 'run prune with the owner passphrase',
-    });
+    throw new AmberError(
+      'WRITE_ONLY_KEY',
+      'prune reads every snapshot and signs condemn notices, which needs a full-access key',
+      {
+        hint: 'run prune with the owner passphrase',
+      },
+    );
   }
   const nowMs = repo.retentionClock.deletionNowMs();
   const state = await repo.retentionState();
   const { packs: needed, ignored } = await neededPacks(repo, state);
   const stored = new Map<string, { sizeBytes: number; writtenMs?: number }>();
   for (const prefix of [PREFIX.data, PREFIX.snapshots]) {
-    for await (const { name, sizeBytes, writtenMs } of repo.store.list(prefix)) stored.set(name, { sizeBytes, writtenMs });
+    for await (const { name, sizeBytes, writtenMs } of repo.store.list(prefix))
+      stored.set(name, { sizeBytes, writtenMs });
   }
   const live = new Set((await listSnapshots(repo, [], { state })).map(({ id }) => snapshotName(id)));
   const heldSnapshots = new Set(state.holds.map(({ value }) => snapshotName(value.snapshot)));
@@ -73,7 +78,17 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
     return undefined;
   };
 
-  const result: PruneResult = { dryRun: options.dryRun === true, deleted: [], spared: [], condemned: [], notice: null, bytesFreed: 0, bytesCondemned: 0, deleteMarkersRemoved: 0, ignored };
+  const result: PruneResult = {
+    dryRun: options.dryRun === true,
+    deleted: [],
+    spared: [],
+    condemned: [],
+    notice: null,
+    bytesFreed: 0,
+    bytesCondemned: 0,
+    deleteMarkersRemoved: 0,
+    ignored,
+  };
   for (const { value } of state.condemns) {
     const dueMs = Date.parse(value.time) + value.graceMs;
     for (const { name, sizeBytes } of value.objects) {
@@ -101,17 +116,26 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
   }
   result.condemned.sort((a, b) => (a.name < b.name ? -1 : 1));
   if (!options.dryRun && result.condemned.length > 0) {
-    result.notice = await putRecord(repo, CONDEMNS, { time: isoDate(nowMs), graceMs: options.graceMs, objects: result.condemned });
+    result.notice = await putRecord(repo, CONDEMNS, {
+      time: isoDate(nowMs),
+      graceMs: options.graceMs,
+      objects: result.condemned,
+    });
   }
-  if (!options.dryRun && repo.store.removeDeleteMarkers) result.deleteMarkersRemoved = await repo.store.removeDeleteMarkers('');
+  if (!options.dryRun && repo.store.removeDeleteMarkers)
+    result.deleteMarkersRemoved = await repo.store.removeDeleteMarkers('');
   if (!options.dryRun && (result.deleted.length > 0 || result.notice)) {
     await appendAudit(repo, {
       action: 'prune',
       target: result.notice ?? 'repository',
       details: {
         // The names are in the condemn notices; the entry proves which of them went.
-        deleted: result.deleted.length, deletedRoot: merkleRoot(result.deleted.map(({ name }) => name)), bytesFreed: result.bytesFreed,
-        condemned: result.condemned.length, bytesCondemned: result.bytesCondemned, graceMs: options.graceMs,
+        deleted: result.deleted.length,
+        deletedRoot: merkleRoot(result.deleted.map(({ name }) => name)),
+        bytesFreed: result.bytesFreed,
+        condemned: result.condemned.length,
+        bytesCondemned: result.bytesCondemned,
+        graceMs: options.graceMs,
       },
     });
     repo.retentionStateChanged();
@@ -137,7 +161,10 @@ function retainedUntil(state: RetentionState, name: string, writtenMs: number | 
  * gone: what a real snapshot needs is unknown. An object no key with the authority wrote, that no
  * grant names and whose signer no record names, is no snapshot: it is returned as ignored.
  */
-async function neededPacks(repo: Operation, state: RetentionState): Promise<{ packs: Set<string>; ignored: { name: string; problem: string }[] }> {
+async function neededPacks(
+  repo: Operation,
+  state: RetentionState,
+): Promise<{ packs: Set<string>; ignored: { name: string; problem: string }[] }> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const needs: SnapshotNeeds = { packs: new Set(), unlocated: [] };
@@ -148,33 +175,47 @@ async function neededPacks(repo: Operation, state: RetentionState): Promise<{ pa
       await collectPacks(reader, index, snapshot.tree, seen, needs);
     } catch (error) {
       if (!isAmberError(error)) throw error;
-      throw new AmberError('VERIFY_FAILED', `prune stopped: the trees of snapshot ${id.slice(0, 8)} cannot be read (${error.message}), so what it needs is unknown`, {
-        cause: error, hint: 'run `amber verify --read-data` and repair the repository before pruning',
-      });
+      throw new AmberError(
+        'VERIFY_FAILED',
+        `prune stopped: the trees of snapshot ${id.slice(0, 8)} cannot be read (${error.message}), so what it needs is unknown`,
+        {
+          cause: error,
+          hint: 'run `amber verify --read-data` and repair the repository before pruning',
+        },
+      );
     }
   }
   // A signer the repository's records name (a key.add entry, a writer's own certified entries) whose
   // key file is gone is a real writer: its snapshots are real backups we cannot read, not junk.
   const missing = await keysWithoutFile(repo);
-  const missingSigner = (problem: RecordProblem) => (problem.signer === undefined ? undefined : missing.get(problem.signer));
+  const missingSigner = (problem: RecordProblem) =>
+    problem.signer === undefined ? undefined : missing.get(problem.signer);
   const hasGrant = (id: SnapshotId | undefined) => id !== undefined && state.snapshotGrants.has(id);
-  const junk = (problem: RecordProblem) => problem.code === 'SIGNATURE_INVALID' && !missingSigner(problem) &&
-    !hasGrant(snapshotIdOf(problem.name));
+  const junk = (problem: RecordProblem) =>
+    problem.code === 'SIGNATURE_INVALID' && !missingSigner(problem) && !hasGrant(snapshotIdOf(problem.name));
   // A forget mark that forgets nothing (its snapshot stays, and is among those walked above) hides
   // nothing from prune; verify reports it.
   const markOnly = (problem: RecordProblem) => problem.name.startsWith(PREFIX.forgets);
   const blocking = problems.filter((problem) => !junk(problem) && !markOnly(problem));
   const lost = blocking.map(missingSigner).find((key) => key !== undefined);
   if (lost) {
-    throw new AmberError('VERIFY_FAILED', `prune stopped: snapshot objects such as ${blocking.find((problem) => missingSigner(problem) === lost)!.name} are signed by key ${lost.keyId.slice(0, 8)}, ` +
-      `whose key file${lost.keyFile ? ` ${lost.keyFile}` : ''} is missing although ${lost.namedBy} names the key, so what they need is unknown`, {
-      hint: 'put the key file back from an isolated copy of this repository (the same bytes: its name is their hash), check with `amber verify`, then prune',
-    });
+    throw new AmberError(
+      'VERIFY_FAILED',
+      `prune stopped: snapshot objects such as ${blocking.find((problem) => missingSigner(problem) === lost)!.name} are signed by key ${lost.keyId.slice(0, 8)}, ` +
+        `whose key file${lost.keyFile ? ` ${lost.keyFile}` : ''} is missing although ${lost.namedBy} names the key, so what they need is unknown`,
+      {
+        hint: 'put the key file back from an isolated copy of this repository (the same bytes: its name is their hash), check with `amber verify`, then prune',
+      },
+    );
   }
   if (blocking.length > 0) {
-    throw new AmberError('VERIFY_FAILED', `prune stopped: ${blocking.length} snapshot object(s) are damaged, or named by a grant and unreadable, so what they need is unknown, such as ${blocking[0].name}: ${blocking[0].problem}`, {
-      hint: 'run `amber verify` to see them; put damaged objects back from an isolated copy, then prune',
-    });
+    throw new AmberError(
+      'VERIFY_FAILED',
+      `prune stopped: ${blocking.length} snapshot object(s) are damaged, or named by a grant and unreadable, so what they need is unknown, such as ${blocking[0].name}: ${blocking[0].problem}`,
+      {
+        hint: 'run `amber verify` to see them; put damaged objects back from an isolated copy, then prune',
+      },
+    );
   }
   return { packs: needs.packs, ignored: problems.filter(junk).map(({ name, problem }) => ({ name, problem })) };
 }

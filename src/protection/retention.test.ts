@@ -27,7 +27,7 @@ import { lockPolicy, setPolicy, showPolicy, unlockPolicy } from './policy-admin.
 import { loadRetentionState } from '../governance/retention-state.ts';
 import { openGuardedClock } from '../governance/guarded-clock.ts';
 import { findSnapshot, listSnapshots } from '../engine/snapshots.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const HOUR = 3_600_000;
@@ -47,7 +47,8 @@ function movableClock(): Clock & { offsetMs: number } {
  */
 function storeOnClock(store: Store, clock: { offsetMs: number }): Store {
   const shift = new Map<string, number>();
-  const stamp = (info: ObjectInfo): ObjectInfo => info.writtenMs === undefined ? info : { ...info, writtenMs: info.writtenMs + (shift.get(info.name) ?? 0) };
+  const stamp = (info: ObjectInfo): ObjectInfo =>
+    info.writtenMs === undefined ? info : { ...info, writtenMs: info.writtenMs + (shift.get(info.name) ?? 0) };
   return {
     ...store,
     put: async (name, bytes, options) => {
@@ -61,7 +62,11 @@ function storeOnClock(store: Store, clock: { offsetMs: number }): Store {
   };
 }
 
-async function scratch(t: { after(fn: () => unknown): void }, label: string, options: { storeMovesWithClock?: boolean } = {}) {
+async function scratch(
+  t: { after(fn: () => unknown): void },
+  label: string,
+  options: { storeMovesWithClock?: boolean } = {},
+) {
   const { dir, repoPath } = await createScratchRepo(t, label);
   const clock = movableClock();
   const fsStore = createFsStore(repoPath);
@@ -93,10 +98,19 @@ test('a locked snapshot survives aggressive forget and prune, and goes once its 
 
   clock.offsetMs = 60_000; // both locks have ended
   const late = await forget({ repo, keep: { last: 1 } });
-  assert.deepEqual(late.forgotten.map((f) => f.snapshotId), [first.snapshotId]);
-  assert.deepEqual((await listSnapshots(repo)).map(({ id }) => id), [second.snapshotId]);
+  assert.deepEqual(
+    late.forgotten.map((f) => f.snapshotId),
+    [first.snapshotId],
+  );
+  assert.deepEqual(
+    (await listSnapshots(repo)).map(({ id }) => id),
+    [second.snapshotId],
+  );
   const condemning = await prune({ repo, graceMs: 0 });
-  assert.ok(condemning.condemned.some(({ name }) => name === snapshotName(first.snapshotId)), 'the forgotten snapshot object is condemned');
+  assert.ok(
+    condemning.condemned.some(({ name }) => name === snapshotName(first.snapshotId)),
+    'the forgotten snapshot object is condemned',
+  );
   assert.deepEqual(condemning.deleted, [], 'condemning deletes nothing');
   const deleting = await prune({ repo, graceMs: 0 });
   assert.ok(deleting.deleted.some(({ name }) => name === snapshotName(first.snapshotId)));
@@ -137,10 +151,17 @@ test('a new snapshot that reuses old packs extends their retention, and lock sta
     assert.ok(Date.parse(status.earliestDeletable!) >= Date.parse(first.snapshot.retention!.until));
     const second = await backup({ repo: s.repo, paths: [s.source], retainMs: 90 * DAY });
     // (Trees of the source's ancestors may change: other tests create directories in the same /tmp.)
-    assert.deepEqual([second.snapshot.summary.filesNew, second.snapshot.summary.filesUnchanged], [0, 2], 'the files reuse their chunks');
+    assert.deepEqual(
+      [second.snapshot.summary.filesNew, second.snapshot.summary.filesUnchanged],
+      [0, 2],
+      'the files reuse their chunks',
+    );
     const state = await loadRetentionState(s.repo);
     for (const pack of await packsOf(s.repo)) {
-      assert.ok(state.ledger.lockOf(pack)!.untilMs >= Date.parse(second.snapshot.retention!.until), `${pack} was extended`);
+      assert.ok(
+        state.ledger.lockOf(pack)!.untilMs >= Date.parse(second.snapshot.retention!.until),
+        `${pack} was extended`,
+      );
     }
     const [after] = await lockStatus({ repo: s.repo, snapshot: second.snapshotId });
     assert.equal(after.covered, true, JSON.stringify(after.gaps));
@@ -153,7 +174,10 @@ test('locks extend but never shorten; governance shortening needs approval, comp
   const { repo, source } = await scratch(t, 'retention-shorten');
   const gov = await backup({ repo, paths: [source], retainMs: DAY });
   const until = Date.parse(gov.snapshot.retention!.until);
-  await assert.rejects(extendLock({ repo, snapshot: gov.snapshotId, untilMs: until - HOUR }), fails('APPROVAL_REQUIRED'));
+  await assert.rejects(
+    extendLock({ repo, snapshot: gov.snapshotId, untilMs: until - HOUR }),
+    fails('APPROVAL_REQUIRED'),
+  );
   await assert.rejects(liftLock({ repo, snapshot: gov.snapshotId }), fails('APPROVAL_REQUIRED'));
   const extended = await extendLock({ repo, snapshot: gov.snapshotId, untilMs: until + 30 * DAY });
   assert.equal(extended.until, new Date(until + 30 * DAY).toISOString());
@@ -162,11 +186,21 @@ test('locks extend but never shorten; governance shortening needs approval, comp
   assert.equal(status.covered, true, JSON.stringify(status.gaps));
 
   const comp = await backup({ repo, paths: [source], retainMs: DAY, lockMode: 'compliance' });
-  assert.equal(comp.snapshot.summary.bytesRead, 0, 'on fs the grant raises the reused governance packs to compliance: nothing is read or stored again');
+  assert.equal(
+    comp.snapshot.summary.bytesRead,
+    0,
+    'on fs the grant raises the reused governance packs to compliance: nothing is read or stored again',
+  );
   assert.deepEqual((await lockStatus({ repo, snapshot: comp.snapshotId }))[0].gaps, []);
   const compUntil = Date.parse(comp.snapshot.retention!.until);
-  await assert.rejects(extendLock({ repo, snapshot: comp.snapshotId, untilMs: compUntil - 1 }), fails('RETENTION_LOCKED'));
-  await assert.rejects(extendLock({ repo, snapshot: comp.snapshotId, untilMs: compUntil + DAY, mode: 'governance' }), fails('RETENTION_LOCKED'));
+  await assert.rejects(
+    extendLock({ repo, snapshot: comp.snapshotId, untilMs: compUntil - 1 }),
+    fails('RETENTION_LOCKED'),
+  );
+  await assert.rejects(
+    extendLock({ repo, snapshot: comp.snapshotId, untilMs: compUntil + DAY, mode: 'governance' }),
+    fails('RETENTION_LOCKED'),
+  );
   await assert.rejects(liftLock({ repo, snapshot: comp.snapshotId }), fails('RETENTION_LOCKED'));
 });
 
@@ -192,14 +226,40 @@ test('records forged without the owner key are ignored and reported by verify', 
   await addKey(repo, { role: 'write-only', passphrase: 'writer', label: 'stolen', kdfLogN: 10 });
   const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer', clock }));
   const forgeAsWriter = async <T>(type: { prefix: string; kind: string; ownerOnly: boolean }, value: T) =>
-    putRecord({ ...writer, key: { ...writer.key, role: 'full' } }, { ...type, ownerOnly: false, isValid: () => true } as never, value);
-  const forgedForget = await forgeAsWriter(FORGETS, { time: new Date().toISOString(), snapshots: [victim.snapshotId], rule: 'forged' });
-  const forgedPolicy = await forgeAsWriter(POLICIES, {
-    time: new Date().toISOString(), previous: null, lock: null,
-    settings: { minRetentionMs: null, maxRetentionMs: 1, defaultMode: 'governance', defaultRetentionMs: 0, requireCompliance: false, extendStepMs: 1 },
+    putRecord(
+      { ...writer, key: { ...writer.key, role: 'full' } },
+      { ...type, ownerOnly: false, isValid: () => true } as never,
+      value,
+    );
+  const forgedForget = await forgeAsWriter(FORGETS, {
+    time: new Date().toISOString(),
+    snapshots: [victim.snapshotId],
+    rule: 'forged',
   });
-  const forgedHold = await forgeAsWriter(HOLDS, { time: new Date().toISOString(), snapshot: victim.snapshotId, reason: 'forged', actor: 'x' });
-  const forgedCondemn = await forgeAsWriter(CONDEMNS, { time: new Date(0).toISOString(), graceMs: 0, objects: (await packsOf(repo)).map((name) => ({ name, sizeBytes: 1 })) });
+  const forgedPolicy = await forgeAsWriter(POLICIES, {
+    time: new Date().toISOString(),
+    previous: null,
+    lock: null,
+    settings: {
+      minRetentionMs: null,
+      maxRetentionMs: 1,
+      defaultMode: 'governance',
+      defaultRetentionMs: 0,
+      requireCompliance: false,
+      extendStepMs: 1,
+    },
+  });
+  const forgedHold = await forgeAsWriter(HOLDS, {
+    time: new Date().toISOString(),
+    snapshot: victim.snapshotId,
+    reason: 'forged',
+    actor: 'x',
+  });
+  const forgedCondemn = await forgeAsWriter(CONDEMNS, {
+    time: new Date(0).toISOString(),
+    graceMs: 0,
+    objects: (await packsOf(repo)).map((name) => ({ name, sizeBytes: 1 })),
+  });
   // A grant whose bytes were edited after signing (a raised date) no longer verifies.
   const [grant] = await listNames(repo.store, PREFIX.grants);
   const grantPath = join(repoPath, grant);
@@ -208,17 +268,25 @@ test('records forged without the owner key are ignored and reported by verify', 
   const forgedGrant = `grants/${(await import('../crypto/index.ts')).sha256Hex(tampered)}`;
   await repo.store.put(forgedGrant, tampered);
 
-  assert.deepEqual((await listSnapshots(repo)).map(({ id }) => id), [victim.snapshotId], 'the forged forget is ignored');
+  assert.deepEqual(
+    (await listSnapshots(repo)).map(({ id }) => id),
+    [victim.snapshotId],
+    'the forged forget is ignored',
+  );
   assert.equal((await showPolicy(repo)).settings.maxRetentionMs, null, 'the forged policy is ignored');
   clock.offsetMs = 2 * DAY;
   await prune({ repo, graceMs: 0 });
   assert.ok((await packsOf(repo)).length > 0, 'a forged condemn notice deletes nothing');
   // Reported apart, as unauthorised objects ignored: none of them is damage to the backups.
   const reported = (await verify({ repo, readDataFraction: 0 })).ignored.map(({ object }) => object);
-  for (const name of [forgedForget, forgedPolicy, forgedHold, forgedCondemn, forgedGrant]) assert.ok(reported.includes(name), `${name} is reported`);
+  for (const name of [forgedForget, forgedPolicy, forgedHold, forgedCondemn, forgedGrant])
+    assert.ok(reported.includes(name), `${name} is reported`);
   const state = await loadRetentionState(repo);
   assert.equal(state.holds.length, 0);
-  assert.ok(!state.ledger.lockOf(snapshotName(victim.snapshotId as SnapshotId)) || state.ledger.lockOf(snapshotName(victim.snapshotId as SnapshotId))!.untilMs < Date.parse('2999-01-01'));
+  assert.ok(
+    !state.ledger.lockOf(snapshotName(victim.snapshotId as SnapshotId)) ||
+      state.ledger.lockOf(snapshotName(victim.snapshotId as SnapshotId))!.untilMs < Date.parse('2999-01-01'),
+  );
   void GRANTS;
 });
 
@@ -245,7 +313,10 @@ test('the policy bounds backups and extensions, and once locked can only be tigh
   await assert.rejects(backup({ repo, paths: [source], retainMs: 1_000 }), fails('POLICY_VIOLATION'));
   await assert.rejects(backup({ repo, paths: [source], retainMs: 2 * 365 * DAY }), fails('POLICY_VIOLATION'));
   const ok = await backup({ repo, paths: [source], retainMs: 2 * HOUR });
-  await assert.rejects(extendLock({ repo, snapshot: ok.snapshotId, untilMs: Date.now() + 3 * 365 * DAY }), fails('POLICY_VIOLATION'));
+  await assert.rejects(
+    extendLock({ repo, snapshot: ok.snapshotId, untilMs: Date.now() + 3 * 365 * DAY }),
+    fails('POLICY_VIOLATION'),
+  );
 
   await lockPolicy(repo, 72 * HOUR);
   await setPolicy(repo, { minRetentionMs: 30 * 60_000 }); // cooling-off: still changeable
@@ -256,8 +327,14 @@ test('the policy bounds backups and extensions, and once locked can only be tigh
   await assert.rejects(setPolicy(repo, { minRetentionMs: 60_000 }), fails('POLICY_LOCKED'));
   await assert.rejects(unlockPolicy(repo), fails('POLICY_LOCKED'));
   await setPolicy(repo, { minRetentionMs: 2 * HOUR, requireCompliance: true, defaultMode: 'compliance' });
-  await assert.rejects(setPolicy(repo, { requireCompliance: false, defaultMode: 'governance' }), fails('POLICY_LOCKED'));
-  await assert.rejects(backup({ repo, paths: [source], retainMs: 3 * HOUR, lockMode: 'governance' }), fails('POLICY_VIOLATION'));
+  await assert.rejects(
+    setPolicy(repo, { requireCompliance: false, defaultMode: 'governance' }),
+    fails('POLICY_LOCKED'),
+  );
+  await assert.rejects(
+    backup({ repo, paths: [source], retainMs: 3 * HOUR, lockMode: 'governance' }),
+    fails('POLICY_VIOLATION'),
+  );
   // Moving the clock back does not unlock the policy for a command judged by the retention base.
   clock.offsetMs = 0;
   const base = { retentionBaseMs: () => Date.now() + 73 * HOUR, deletionNowMs: () => Date.now() };
@@ -268,7 +345,8 @@ test('moving the system clock a year forward or back expires nothing early (guar
   const { repo, clock, source, dir } = await scratch(t, 'retention-clock', { storeMovesWithClock: false });
   const time = { wall: Date.now(), sinceBoot: 1_000_000, boot: 'boot-a' };
   const sources = { wallMs: () => time.wall, sinceBootMs: () => time.sinceBoot, bootId: () => time.boot };
-  const open = () => openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: Buffer.alloc(32, 7), sources, firstUse: 'anchor' });
+  const open = () =>
+    openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: Buffer.alloc(32, 7), sources, firstUse: 'anchor' });
   const guarded = await open(); // anchored at the real time, as `amber init` does
   const locked = await backup({ repo: testOperation(repo, guarded), paths: [source], retainMs: 180 * DAY });
   const packs = await packsOf(repo);
@@ -282,7 +360,10 @@ test('moving the system clock a year forward or back expires nothing early (guar
   await prune({ repo: testOperation(repo, jumped), graceMs: 0 });
   await prune({ repo: testOperation(repo, jumped), graceMs: 0 });
   assert.deepEqual(await packsOf(repo), packs, 'nothing was deleted');
-  assert.deepEqual((await listSnapshots(repo)).map(({ id }) => id), [locked.snapshotId]);
+  assert.deepEqual(
+    (await listSnapshots(repo)).map(({ id }) => id),
+    [locked.snapshotId],
+  );
 
   // Back a year: new locks are not shortened either (they start from the last trusted time).
   time.wall -= 2 * 365 * DAY;
@@ -290,5 +371,8 @@ test('moving the system clock a year forward or back expires nothing early (guar
   const back = await open();
   assert.equal(back.status().trusted, false);
   const late = await backup({ repo: testOperation(repo, back), paths: [source], retainMs: DAY });
-  assert.ok(Date.parse(late.snapshot.retention!.until) >= Date.now() + DAY - 60_000, 'the lock counts from the last trusted time, not the wall clock');
+  assert.ok(
+    Date.parse(late.snapshot.retention!.until) >= Date.now() + DAY - 60_000,
+    'the lock counts from the last trusted time, not the wall clock',
+  );
 });

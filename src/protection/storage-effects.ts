@@ -18,7 +18,13 @@ import { sharedMetadata, snapshotNeeds, snapshotObject } from '../engine/snapsho
 import { listSnapshots } from '../engine/snapshots.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { findRequest } from '../governance/requests.ts';
-import { governanceEnds, metadataLock, type GovernanceRequest, type RetentionClock, type RetentionState } from '../governance/retention-state.ts';
+import {
+  governanceEnds,
+  metadataLock,
+  type GovernanceRequest,
+  type RetentionClock,
+  type RetentionState,
+} from '../governance/retention-state.ts';
 
 export interface StorageEffect {
   request: string;
@@ -36,13 +42,17 @@ export async function applyToStorage(repo: Operation, requestRef: string): Promi
   const state = await repo.retentionState();
   const request = await findRequest(repo, state.policy, clock.retentionBaseMs(), requestRef);
   if (request.status !== 'executed') {
-    throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is ${request.status}: only an approved request changes the storage`);
+    throw new AmberError(
+      'APPROVAL_REQUIRED',
+      `request ${request.id.slice(0, 12)} is ${request.status}: only an approved request changes the storage`,
+    );
   }
   const { store } = repo;
   const effect: StorageEffect = { request: request.id, kind: request.kind, lowered: 0, regranted: 0, released: 0 };
   if (request.kind === 'unlock' || request.kind === 'shorten') {
     const unlock = state.governanceRequests.find(({ id }) => id === request.id);
-    if (!unlock) throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is no approved unlock or shorten`);
+    if (!unlock)
+      throw new AmberError('APPROVAL_REQUIRED', `request ${request.id.slice(0, 12)} is no approved unlock or shorten`);
     const { objects, needed, regranted, after } = await regrantShared(repo, state, unlock);
     effect.regranted = regranted;
     if (store.lowerGovernanceRetention) {
@@ -64,7 +74,11 @@ export async function applyToStorage(repo: Operation, requestRef: string): Promi
     if (lift.length > 0) await store.setLegalHold(lift, false);
     effect.released = lift.length;
   }
-  await appendAudit(repo, { action: 'request.apply', target: request.id, details: { kind: request.kind, lowered: effect.lowered, regranted: effect.regranted, released: effect.released } });
+  await appendAudit(repo, {
+    action: 'request.apply',
+    target: request.id,
+    details: { kind: request.kind, lowered: effect.lowered, regranted: effect.regranted, released: effect.released },
+  });
   return effect;
 }
 
@@ -74,27 +88,52 @@ export async function applyToStorage(repo: Operation, requestRef: string): Promi
  * was granted that a snapshot still locked needs, at that snapshot's lock, so the ledger (and lock
  * status) keeps covering it. Idempotent: what is covered already is left alone.
  */
-export async function regrantShared(repo: Operation, state: RetentionState, unlock: GovernanceRequest): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number; after: RetentionLedger }> {
+export async function regrantShared(
+  repo: Operation,
+  state: RetentionState,
+  unlock: GovernanceRequest,
+): Promise<{ objects: string[]; needed: Map<string, ObjectLock>; regranted: number; after: RetentionLedger }> {
   const { retentionClock: clock } = repo;
   const request = unlock.id;
   const { grants } = state;
   const requests = [...state.governanceRequests.filter(({ id }) => id !== request), unlock];
-  const objects = [...new Set(grants.filter(({ value }) => value.snapshot === unlock.snapshot).flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)))];
+  const objects = [
+    ...new Set(
+      grants
+        .filter(({ value }) => value.snapshot === unlock.snapshot)
+        .flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)),
+    ),
+  ];
   const needed = await neededByOthers(repo, state, unlock.snapshot, clock.retentionBaseMs());
   // Judged against the ledger as it will be once this grant is written: the snapshot's shared
   // objects capped too (until now only its own object was).
   const after = foldGrants(grants, governanceEnds(requests, new Set([...state.regranted, request])));
-  const regrant = objects.filter((name) => { const lock = needed.get(name); return lock !== undefined && !covers(after.lockOf(name), lock.untilMs, lock.mode); });
+  const regrant = objects.filter((name) => {
+    const lock = needed.get(name);
+    return lock !== undefined && !covers(after.lockOf(name), lock.untilMs, lock.mode);
+  });
   // Written even when nothing needs it: the grant is the owner's word that the cap may now apply.
-  const regranted = state.regranted.has(request) && regrant.length === 0
-    ? 0
-    : await grantSurvivors(repo, state, request, regrant.map((name) => [name, needed.get(name)!]), clock);
+  const regranted =
+    state.regranted.has(request) && regrant.length === 0
+      ? 0
+      : await grantSurvivors(
+          repo,
+          state,
+          request,
+          regrant.map((name) => [name, needed.get(name)!]),
+          clock,
+        );
   repo.retentionStateChanged();
   return { objects, needed, regranted, after };
 }
 
 /** What every other snapshot still locked needs (itself, its packs, the shared metadata), at its lock. */
-async function neededByOthers(repo: Operation, state: RetentionState, unlocked: SnapshotId, nowMs: number): Promise<Map<string, ObjectLock>> {
+async function neededByOthers(
+  repo: Operation,
+  state: RetentionState,
+  unlocked: SnapshotId,
+  nowMs: number,
+): Promise<Map<string, ObjectLock>> {
   const { index } = await loadIndex(repo);
   const reader = createBlobReader(repo, index);
   const metadata = (await sharedMetadata(repo)).map(({ name }) => name);
@@ -103,12 +142,19 @@ async function neededByOthers(repo: Operation, state: RetentionState, unlocked: 
     const lock = entry.id === unlocked ? undefined : state.ledger.snapshotLock(entry.id, entry.snapshot.retention);
     if (!lock || lock.untilMs <= nowMs) continue;
     const { packs } = await snapshotNeeds(reader, index, entry.snapshot.tree);
-    for (const name of [snapshotObject(entry.id), ...packs, ...metadata]) needed.set(name, raise(needed.get(name), lock.untilMs, lock.mode));
+    for (const name of [snapshotObject(entry.id), ...packs, ...metadata])
+      needed.set(name, raise(needed.get(name), lock.untilMs, lock.mode));
   }
   return needed;
 }
 
-async function grantSurvivors(repo: Operation, state: RetentionState, request: string, locks: [string, ObjectLock][], clock: RetentionClock): Promise<number> {
+async function grantSurvivors(
+  repo: Operation,
+  state: RetentionState,
+  request: string,
+  locks: [string, ObjectLock][],
+  clock: RetentionClock,
+): Promise<number> {
   const entries = new Map<string, GrantEntry>();
   for (const [name, { untilMs, mode }] of locks) {
     const key = `${mode} ${untilMs}`;
@@ -116,7 +162,10 @@ async function grantSurvivors(repo: Operation, state: RetentionState, request: s
     entries.get(key)!.objects.push(name);
   }
   const metadata = metadataLock(state, clock.retentionBaseMs());
-  const keep = { untilMs: Math.max(metadata.untilMs, ...locks.map(([, lock]) => lock.untilMs)), mode: locks.some(([, lock]) => lock.mode === 'compliance') ? 'compliance' as const : metadata.mode };
+  const keep = {
+    untilMs: Math.max(metadata.untilMs, ...locks.map(([, lock]) => lock.untilMs)),
+    mode: locks.some(([, lock]) => lock.mode === 'compliance') ? ('compliance' as const) : metadata.mode,
+  };
   const value = { time: nowIso(repo.clock), snapshot: null, entries: [...entries.values()], regrantFor: request };
   const grant = await putRecord(repo, GRANTS, value, { retainUntilMs: keep.untilMs, mode: keep.mode });
   await repo.store.protect([grant], keep);

@@ -8,7 +8,14 @@ import { sha256Hex } from '../crypto/index.ts';
 import type { PutOptions, Store } from '../storage/store.ts';
 import { parseSequencedName, PREFIX, sequencedName } from './layout.ts';
 import type { RecordCache } from './record-cache.ts';
-import { claimedSigner, isBadRecord, readCheckedRecord, readRecord, type RecordProblem, type SignerLookup } from './records.ts';
+import {
+  claimedSigner,
+  isBadRecord,
+  readCheckedRecord,
+  readRecord,
+  type RecordProblem,
+  type SignerLookup,
+} from './records.ts';
 import { encodeSignedRecord, jsonBytes, parseJsonPayload, type Signer } from './signed-record.ts';
 
 export interface AuditEvent {
@@ -54,19 +61,41 @@ export interface LoadedCheckpoint {
 }
 
 const isTime = (value: unknown) => typeof value === 'string' && !Number.isNaN(Date.parse(value));
-const isHashList = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string' && /^[0-9a-f]{64}$/.test(item));
+const isHashList = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((item) => typeof item === 'string' && /^[0-9a-f]{64}$/.test(item));
 
 export function isEntry(e: AuditEntry): boolean {
-  return typeof e.repository === 'string' && Number.isSafeInteger(e.seq) && e.seq >= 1 && isTime(e.time) && typeof e.actor === 'string' &&
-    typeof e.action === 'string' && typeof e.target === 'string' && e.details !== null && typeof e.details === 'object' && isHashList(e.previous);
+  return (
+    typeof e.repository === 'string' &&
+    Number.isSafeInteger(e.seq) &&
+    e.seq >= 1 &&
+    isTime(e.time) &&
+    typeof e.actor === 'string' &&
+    typeof e.action === 'string' &&
+    typeof e.target === 'string' &&
+    e.details !== null &&
+    typeof e.details === 'object' &&
+    isHashList(e.previous)
+  );
 }
 
 export function isCheckpoint(c: AuditCheckpoint): boolean {
-  return typeof c.repository === 'string' && isTime(c.time) && Number.isSafeInteger(c.seq) && isHashList(c.heads) &&
-    Number.isSafeInteger(c.entries) && c.entries >= 0;
+  return (
+    typeof c.repository === 'string' &&
+    isTime(c.time) &&
+    Number.isSafeInteger(c.seq) &&
+    isHashList(c.heads) &&
+    Number.isSafeInteger(c.entries) &&
+    c.entries >= 0
+  );
 }
 
-export async function putAuditEntry(store: Store, entry: AuditEntry, signer: Signer, options?: PutOptions): Promise<LoadedEntry> {
+export async function putAuditEntry(
+  store: Store,
+  entry: AuditEntry,
+  signer: Signer,
+  options?: PutOptions,
+): Promise<LoadedEntry> {
   const bytes = encodeSignedRecord('audit', jsonBytes(entry), signer);
   const hash = sha256Hex(bytes);
   const name = sequencedName('audit', entry.seq, hash);
@@ -79,7 +108,12 @@ export async function putAuditEntry(store: Store, entry: AuditEntry, signer: Sig
   return { name, hash, entry, signerKeyId: signer.keyId };
 }
 
-export async function putAuditCheckpoint(store: Store, checkpoint: AuditCheckpoint, signer: Signer, options?: PutOptions): Promise<string> {
+export async function putAuditCheckpoint(
+  store: Store,
+  checkpoint: AuditCheckpoint,
+  signer: Signer,
+  options?: PutOptions,
+): Promise<string> {
   const bytes = encodeSignedRecord('checkpoint', jsonBytes(checkpoint), signer);
   const name = sequencedName('checkpoints', checkpoint.seq, sha256Hex(bytes));
   await store.put(name, bytes, options);
@@ -87,31 +121,51 @@ export async function putAuditCheckpoint(store: Store, checkpoint: AuditCheckpoi
 }
 
 /** Names of the log's entries with their sequence numbers, in order; other names under audit/ are problems. */
-export async function listAuditNames(store: Store, problems: RecordProblem[]): Promise<{ name: string; seq: number; hash: string }[]> {
+export async function listAuditNames(
+  store: Store,
+  problems: RecordProblem[],
+): Promise<{ name: string; seq: number; hash: string }[]> {
   const names: { name: string; seq: number; hash: string }[] = [];
   for await (const { name } of store.list(PREFIX.audit)) {
     const parsed = parseSequencedName('audit', name);
     if (parsed) names.push({ name, ...parsed });
     // No author with the authority writes such a name: ignored, like an unsigned entry.
-    else problems.push({ name, problem: `${name} is not an audit entry name, so no key with the authority wrote it`, code: 'SIGNATURE_INVALID' });
+    else
+      problems.push({
+        name,
+        problem: `${name} is not an audit entry name, so no key with the authority wrote it`,
+        code: 'SIGNATURE_INVALID',
+      });
   }
   return names.sort((a, b) => a.seq - b.seq || (a.hash < b.hash ? -1 : 1));
 }
 
 /** One entry, checked against its name (bytes, sequence number) and its signer's authority. */
-export async function readAuditEntry(store: Store, name: string, signers: SignerLookup, cache?: RecordCache): Promise<LoadedEntry> {
+export async function readAuditEntry(
+  store: Store,
+  name: string,
+  signers: SignerLookup,
+  cache?: RecordCache,
+): Promise<LoadedEntry> {
   const record = await readCheckedRecord(store, name, 'audit', signers, cache);
   const entry = parseJsonPayload<AuditEntry>(record, name);
   if (entry === null || typeof entry !== 'object' || !isEntry(entry)) {
     throw new AmberError('OBJECT_CORRUPT', `${name} is signed but not a well-formed audit entry`);
   }
   const parsed = parseSequencedName('audit', name)!;
-  if (entry.seq !== parsed.seq) throw new AmberError('OBJECT_CORRUPT', `${name} says it is entry ${entry.seq} (renamed)`);
+  if (entry.seq !== parsed.seq)
+    throw new AmberError('OBJECT_CORRUPT', `${name} says it is entry ${entry.seq} (renamed)`);
   return { name, hash: parsed.hash, entry, signerKeyId: record.signerKeyId };
 }
 
 /** Reads entries; bad ones land in `problems`, anything but a bad record is thrown. */
-export async function readAuditEntries(store: Store, names: readonly string[], signers: SignerLookup, problems: RecordProblem[], cache?: RecordCache): Promise<LoadedEntry[]> {
+export async function readAuditEntries(
+  store: Store,
+  names: readonly string[],
+  signers: SignerLookup,
+  problems: RecordProblem[],
+  cache?: RecordCache,
+): Promise<LoadedEntry[]> {
   const loaded: LoadedEntry[] = [];
   for (const name of names) {
     try {
@@ -125,7 +179,12 @@ export async function readAuditEntries(store: Store, names: readonly string[], s
   return loaded;
 }
 
-export async function readAuditCheckpoints(store: Store, signers: SignerLookup, problems: RecordProblem[], only?: (name: string) => boolean): Promise<LoadedCheckpoint[]> {
+export async function readAuditCheckpoints(
+  store: Store,
+  signers: SignerLookup,
+  problems: RecordProblem[],
+  only?: (name: string) => boolean,
+): Promise<LoadedCheckpoint[]> {
   const loaded: LoadedCheckpoint[] = [];
   for await (const { name } of store.list(PREFIX.checkpoints)) {
     if (only && !only(name)) continue;

@@ -36,10 +36,21 @@ export interface WitnessRecord {
   [unknownField: string]: unknown;
 }
 
-export function createAuthority(ownerPublicKey: Buffer, keyFiles: KeyFileInfo[], revocations: RevocationRecord[], witnessRecords: WitnessRecord[] = []): Authority {
+export function createAuthority(
+  ownerPublicKey: Buffer,
+  keyFiles: KeyFileInfo[],
+  revocations: RevocationRecord[],
+  witnessRecords: WitnessRecord[] = [],
+): Authority {
   const ownerKeyId = keyIdOf(ownerPublicKey);
-  const witnesses = new Map(witnessRecords.filter(({ publicKey }) => /^[0-9a-f]{64}$/.test(publicKey))
-    .map(({ publicKey, label }) => [keyIdOf(Buffer.from(publicKey, 'hex')) as string, { key: Buffer.from(publicKey, 'hex'), label }]));
+  const witnesses = new Map(
+    witnessRecords
+      .filter(({ publicKey }) => /^[0-9a-f]{64}$/.test(publicKey))
+      .map(({ publicKey, label }) => [
+        keyIdOf(Buffer.from(publicKey, 'hex')) as string,
+        { key: Buffer.from(publicKey, 'hex'), label },
+      ]),
+  );
   const writers = new Map<string, Buffer>();
   for (const info of keyFiles) {
     if (info.role === 'write-only') writers.set(info.keyId, Buffer.from(info.signingPublicKey, 'hex'));
@@ -60,7 +71,8 @@ export function createAuthority(ownerPublicKey: Buffer, keyFiles: KeyFileInfo[],
       return accepted && !accepted.has(objectName) ? undefined : writer;
     },
     ownerKeyFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : undefined),
-    certifiedKeyFor: (signerKeyId) => (signerKeyId === ownerKeyId ? ownerPublicKey : writers.get(signerKeyId) ?? witnesses.get(signerKeyId)?.key),
+    certifiedKeyFor: (signerKeyId) =>
+      signerKeyId === ownerKeyId ? ownerPublicKey : (writers.get(signerKeyId) ?? witnesses.get(signerKeyId)?.key),
     witnesses: [...witnesses.values()].map(({ key, label }) => ({ publicKey: key.toString('hex'), label })),
     isRevoked: (keyId) => revoked.has(keyId),
     describe(signerKeyId) {

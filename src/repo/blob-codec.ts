@@ -45,20 +45,34 @@ export function blobIdOf(idKey: Uint8Array, plaintext: Uint8Array): Buffer {
 /** Writers refuse blobs readers would refuse; checked before a blob is handed to a worker. */
 export function checkBlobSize(type: BlobType, length: number): void {
   if (length > MAX_BLOB_BYTES) {
-    throw new AmberError('SOURCE_UNREADABLE', `a ${type} blob of ${length} bytes exceeds the format's limit of ${MAX_BLOB_BYTES}`, {
-      hint: 'a directory with this many entries cannot be stored in one tree; split it or exclude it',
-    });
+    throw new AmberError(
+      'SOURCE_UNREADABLE',
+      `a ${type} blob of ${length} bytes exceeds the format's limit of ${MAX_BLOB_BYTES}`,
+      {
+        hint: 'a directory with this many entries cannot be stored in one tree; split it or exclude it',
+      },
+    );
   }
 }
 
-export function encodeBlob(options: { plaintext: Uint8Array; id: Buffer; type: BlobType; dataKey: Uint8Array; zstdLevel?: number }): EncodedBlob {
+export function encodeBlob(options: {
+  plaintext: Uint8Array;
+  id: Buffer;
+  type: BlobType;
+  dataKey: Uint8Array;
+  zstdLevel?: number;
+}): EncodedBlob {
   const { plaintext } = options;
   checkBlobSize(options.type, plaintext.length);
   let body: Uint8Array = plaintext;
   let compression: number = COMPRESSION.none;
   if (plaintext.length >= 64) {
     // Kept only when it saves at least 2 %: incompressible data then costs nothing to read.
-    const compressed = zstdCompress(plaintext, options.zstdLevel ?? ZSTD_LEVEL[options.type], Math.ceil(plaintext.length * 0.98));
+    const compressed = zstdCompress(
+      plaintext,
+      options.zstdLevel ?? ZSTD_LEVEL[options.type],
+      Math.ceil(plaintext.length * 0.98),
+    );
     if (compressed) {
       body = compressed;
       compression = COMPRESSION.zstd;
@@ -96,21 +110,42 @@ function scratchFor(length: number): Buffer | undefined {
  * writes it at once), so a compressed blob is decompressed into memory this thread reuses: fresh
  * memory costs a page fault per 4 KiB here, more than decompressing into it.
  */
-export function decodeBlob(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Uint8Array; idKey: Uint8Array }, where: string, options: { transient?: boolean } = {}): Buffer {
+export function decodeBlob(
+  ref: BlobRef,
+  sealed: Uint8Array,
+  keys: { dataKey: Uint8Array; idKey: Uint8Array },
+  where: string,
+  options: { transient?: boolean } = {},
+): Buffer {
   // Only a failure spells the id out: decoding runs once per blob of a restore or verify.
   const hex = () => ref.id.toString('hex');
   let plaintext: Buffer;
   if (ref.compression !== COMPRESSION.none && ref.compression !== COMPRESSION.zstd) {
-    throw new AmberError('OBJECT_CORRUPT', `blob ${hex().slice(0, 16)} in ${where} names unknown compression ${ref.compression}`, { details: { blob: hex(), object: where } });
+    throw new AmberError(
+      'OBJECT_CORRUPT',
+      `blob ${hex().slice(0, 16)} in ${where} names unknown compression ${ref.compression}`,
+      { details: { blob: hex(), object: where } },
+    );
   }
   try {
     const body = open(keys.dataKey, sealed, blobAad(ref.type, ref.id));
-    plaintext = ref.compression === COMPRESSION.zstd ? zstdDecompress(body, Math.min(ref.rawLength, MAX_BLOB_BYTES), options.transient ? scratchFor(ref.rawLength) : undefined) : body;
+    plaintext =
+      ref.compression === COMPRESSION.zstd
+        ? zstdDecompress(
+            body,
+            Math.min(ref.rawLength, MAX_BLOB_BYTES),
+            options.transient ? scratchFor(ref.rawLength) : undefined,
+          )
+        : body;
   } catch (cause) {
-    throw new AmberError('OBJECT_CORRUPT', `blob ${hex().slice(0, 16)} in ${where} failed authentication or decompression`, {
-      cause,
-      details: { blob: hex(), object: where },
-    });
+    throw new AmberError(
+      'OBJECT_CORRUPT',
+      `blob ${hex().slice(0, 16)} in ${where} failed authentication or decompression`,
+      {
+        cause,
+        details: { blob: hex(), object: where },
+      },
+    );
   }
   if (plaintext.length !== ref.rawLength || !blobIdOf(keys.idKey, plaintext).equals(ref.id)) {
     throw new AmberError('OBJECT_CORRUPT', `blob ${hex().slice(0, 16)} in ${where} does not match its id`, {

@@ -107,7 +107,7 @@ export function createBlobIndex(): BlobIndex {
     } else {
       if ((size + 1) * 4 > slots.length * 3) grow();
       entry = size;
-      if ((entry >>> PAGE_BITS) === pages.length) pages.push(newPage());
+      if (entry >>> PAGE_BITS === pages.length) pages.push(newPage());
       pages[entry >>> PAGE_BITS].ids.set(id.subarray(0, 32), (entry & (PAGE_SIZE - 1)) * 32);
       slots[slotOf(id)] = entry + 1;
       size += 1;

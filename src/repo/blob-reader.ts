@@ -27,7 +27,14 @@ export interface BlobReader {
 /** Decodes a sealed blob and writes it elsewhere (worker threads); same checks and errors as `decodeBlob`. */
 export interface BlobDecoder {
   /** Resolves like BlobReader.writeBlob. */
-  decodeAndWrite(ref: BlobRef, sealed: Uint8Array, keys: { dataKey: Uint8Array; idKey: Uint8Array }, where: string, fd: number, position: number): Promise<number>;
+  decodeAndWrite(
+    ref: BlobRef,
+    sealed: Uint8Array,
+    keys: { dataKey: Uint8Array; idKey: Uint8Array },
+    where: string,
+    fd: number,
+    position: number,
+  ): Promise<number>;
 }
 
 /** Tree packs are read in windows of this size where the store names none. */
@@ -85,23 +92,27 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
   async function sealedAt(id: Buffer, location: BlobLocation) {
     const name = packName(location.packId);
     const { dataKey, sizeBytes } = await packAccess(location.packId);
-    const sealed = (windowed(location) ? await windows.read(name, location.offset, location.sealedLength, sizeBytes) : undefined) ??
-      await getRange(repo, name, location.offset, location.sealedLength);
+    const sealed =
+      (windowed(location) ? await windows.read(name, location.offset, location.sealedLength, sizeBytes) : undefined) ??
+      (await getRange(repo, name, location.offset, location.sealedLength));
     return { ref: { id, ...location }, sealed, keys: { dataKey, idKey: repo.key.secrets.idKey }, name };
   }
 
   return {
     packDataKey,
     rawLengthOf: (id) => index.get(id)?.rawLength,
-    readBlob: (id) => fromAnyCopy(id, async (location) => {
-      const { ref, sealed, keys, name } = await sealedAt(id, location);
-      return decodeBlob(ref, sealed, keys, name);
-    }),
-    writeBlob: (id, fd, position) => fromAnyCopy(id, async (location) => {
-      const { ref, sealed, keys, name } = await sealedAt(id, location);
-      if (decoder && location.rawLength >= DECODE_ELSEWHERE_BYTES) return decoder.decodeAndWrite(ref, sealed, keys, name, fd, position);
-      return writeNonZero(fd, decodeBlob(ref, sealed, keys, name, { transient: true }), position);
-    }),
+    readBlob: (id) =>
+      fromAnyCopy(id, async (location) => {
+        const { ref, sealed, keys, name } = await sealedAt(id, location);
+        return decodeBlob(ref, sealed, keys, name);
+      }),
+    writeBlob: (id, fd, position) =>
+      fromAnyCopy(id, async (location) => {
+        const { ref, sealed, keys, name } = await sealedAt(id, location);
+        if (decoder && location.rawLength >= DECODE_ELSEWHERE_BYTES)
+          return decoder.decodeAndWrite(ref, sealed, keys, name, fd, position);
+        return writeNonZero(fd, decodeBlob(ref, sealed, keys, name, { transient: true }), position);
+      }),
   };
 }
 
@@ -133,7 +144,8 @@ function createReadAhead(repo: Repository, windowBytes: number) {
       cache.set(key, window);
       if (cache.size > MAX_WINDOWS) cache.delete(cache.keys().next().value!);
       return window.then((bytes) => {
-        if (offset - start + length > bytes.length) throw new AmberError('OBJECT_CORRUPT', `${name} is shorter than the index says (truncated)`);
+        if (offset - start + length > bytes.length)
+          throw new AmberError('OBJECT_CORRUPT', `${name} is shorter than the index says (truncated)`);
         return bytes.subarray(offset - start, offset - start + length);
       });
     },
@@ -147,9 +159,13 @@ async function loadPackAccess(repo: Repository, packId: PackId): Promise<PackAcc
   const epoch = repo.epochs.get(trailer.epoch);
   // An epoch the repository never had means the trailer is not a trailer: the pack is damaged.
   if (!epoch) {
-    throw new AmberError('OBJECT_CORRUPT', `${name} names key epoch ${trailer.epoch}, which this repository does not have (damaged or truncated)`, {
-      hint: 'run `amber verify --read-data` to see which snapshots are affected',
-    });
+    throw new AmberError(
+      'OBJECT_CORRUPT',
+      `${name} names key epoch ${trailer.epoch}, which this repository does not have (damaged or truncated)`,
+      {
+        hint: 'run `amber verify --read-data` to see which snapshots are affected',
+      },
+    );
   }
   if (!canOpenEpoch(epoch)) {
     throw new AmberError('WRITE_ONLY_KEY', `${name} cannot be decrypted with this key`, {
@@ -162,7 +178,8 @@ async function loadPackAccess(repo: Repository, packId: PackId): Promise<PackAcc
 async function statPack(repo: Repository, name: string) {
   try {
     const info = await repo.store.stat(name);
-    if (info.sizeBytes < TRAILER_BYTES) throw new AmberError('OBJECT_CORRUPT', `${name} is truncated (${info.sizeBytes} bytes)`);
+    if (info.sizeBytes < TRAILER_BYTES)
+      throw new AmberError('OBJECT_CORRUPT', `${name} is truncated (${info.sizeBytes} bytes)`);
     return info;
   } catch (error) {
     if (isAmberError(error, 'OBJECT_NOT_FOUND')) {

@@ -3,7 +3,14 @@
 import { randomBytes } from 'node:crypto';
 import { AmberError } from '../core/errors.ts';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from '../chunker/fastcdc.ts';
-import { decodeSignedRecord, encodeSignedRecord, hasValidSignature, jsonBytes, parseJsonPayload, type Signer } from './signed-record.ts';
+import {
+  decodeSignedRecord,
+  encodeSignedRecord,
+  hasValidSignature,
+  jsonBytes,
+  parseJsonPayload,
+  type Signer,
+} from './signed-record.ts';
 import { CONFIG_NAME } from './layout.ts';
 
 export interface RepoConfig {
@@ -25,7 +32,12 @@ export interface RepoConfig {
 export const KNOWN_FEATURES: readonly string[] = [];
 export const DEFAULT_PACK_TARGET_BYTES = 16 * 1024 * 1024;
 
-export function newConfig(options: { ownerPublicKey: Buffer; createdAt: string; chunker?: ChunkerParams; packTargetBytes?: number }): RepoConfig {
+export function newConfig(options: {
+  ownerPublicKey: Buffer;
+  createdAt: string;
+  chunker?: ChunkerParams;
+  packTargetBytes?: number;
+}): RepoConfig {
   return {
     repositoryId: randomBytes(32).toString('hex'),
     formatVersion: 1,
@@ -51,7 +63,10 @@ export function decodeConfig(bytes: Buffer, location: string): RepoConfig {
   try {
     const record = decodeSignedRecord('config', bytes, where);
     config = parseJsonPayload<RepoConfig>(record, where);
-    if (typeof config.ownerPublicKey !== 'string' || !hasValidSignature('config', record, Buffer.from(config.ownerPublicKey, 'hex'))) {
+    if (
+      typeof config.ownerPublicKey !== 'string' ||
+      !hasValidSignature('config', record, Buffer.from(config.ownerPublicKey, 'hex'))
+    ) {
       throw new AmberError('CONFIG_CORRUPT', `${where} is not signed by the owner key it names`);
     }
   } catch (error) {
@@ -66,9 +81,13 @@ export function decodeConfig(bytes: Buffer, location: string): RepoConfig {
   checkConfigFields(config, where);
   const unknown = (config.requiredFeatures ?? []).filter((feature) => !KNOWN_FEATURES.includes(feature));
   if (unknown.length > 0) {
-    throw new AmberError('FORMAT_UNSUPPORTED', `${where} requires features this Amber does not know: ${unknown.join(', ')}`, {
-      hint: 'upgrade Amber to open this repository',
-    });
+    throw new AmberError(
+      'FORMAT_UNSUPPORTED',
+      `${where} requires features this Amber does not know: ${unknown.join(', ')}`,
+      {
+        hint: 'upgrade Amber to open this repository',
+      },
+    );
   }
   return config;
 }
@@ -79,21 +98,37 @@ const SUPPORTED = { formatVersion: 1, idHash: 'hmac-sha256', aead: 'aes-256-gcm'
 function checkConfigFields(config: RepoConfig, where: string): void {
   for (const [field, value] of Object.entries(SUPPORTED)) {
     if (config[field] !== value) {
-      throw new AmberError('FORMAT_UNSUPPORTED', `${where} uses ${field} ${JSON.stringify(config[field])}; this Amber supports ${JSON.stringify(value)}`, {
-        hint: 'upgrade Amber to open this repository',
-      });
+      throw new AmberError(
+        'FORMAT_UNSUPPORTED',
+        `${where} uses ${field} ${JSON.stringify(config[field])}; this Amber supports ${JSON.stringify(value)}`,
+        {
+          hint: 'upgrade Amber to open this repository',
+        },
+      );
     }
   }
   if (config.chunker?.algorithm !== 'fastcdc') {
-    throw new AmberError('FORMAT_UNSUPPORTED', `${where} uses chunker ${JSON.stringify(config.chunker?.algorithm)}; this Amber supports "fastcdc"`);
+    throw new AmberError(
+      'FORMAT_UNSUPPORTED',
+      `${where} uses chunker ${JSON.stringify(config.chunker?.algorithm)}; this Amber supports "fastcdc"`,
+    );
   }
   try {
     validateChunkerParams(config.chunker);
   } catch (cause) {
-    throw new AmberError('CONFIG_CORRUPT', `${where} has invalid chunker parameters: ${(cause as Error).message}`, { cause });
+    throw new AmberError('CONFIG_CORRUPT', `${where} has invalid chunker parameters: ${(cause as Error).message}`, {
+      cause,
+    });
   }
-  if (!Number.isInteger(config.packTargetBytes) || config.packTargetBytes < 1024 || config.packTargetBytes > 1024 ** 3) {
-    throw new AmberError('CONFIG_CORRUPT', `${where} has an invalid pack size ${JSON.stringify(config.packTargetBytes)}`);
+  if (
+    !Number.isInteger(config.packTargetBytes) ||
+    config.packTargetBytes < 1024 ||
+    config.packTargetBytes > 1024 ** 3
+  ) {
+    throw new AmberError(
+      'CONFIG_CORRUPT',
+      `${where} has an invalid pack size ${JSON.stringify(config.packTargetBytes)}`,
+    );
   }
   if (typeof config.repositoryId !== 'string' || !/^[0-9a-f]{64}$/.test(config.repositoryId)) {
     throw new AmberError('CONFIG_CORRUPT', `${where} has an invalid repository id`);

@@ -41,7 +41,9 @@ export function encodeEpochRecord(options: {
     createdAt: options.createdAt,
     grants: options.holders.map(({ keyId, holderPublicKey }) => ({
       keyId,
-      box: sealToPublicKey(holderPublicKey, options.dataPair.privateKey, grantAad(options.epoch, keyId)).toString('base64'),
+      box: sealToPublicKey(holderPublicKey, options.dataPair.privateKey, grantAad(options.epoch, keyId)).toString(
+        'base64',
+      ),
     })),
     ...(options.reason ? { reason: options.reason } : {}),
   };
@@ -54,11 +56,15 @@ export function encodeEpochRecord(options: {
  */
 export function decodeEpochRecord(record: Pick<SignedRecord, 'payload'>, name: string): EpochRecord {
   const value = parseJsonPayload<Partial<EpochRecord>>(record, name);
-  const ok = typeof value === 'object' && value !== null
-    && Number.isSafeInteger(value.epoch) && (value.epoch as number) >= 0
-    && typeof value.dataPublicKey === 'string' && /^[0-9a-f]{64}$/.test(value.dataPublicKey)
-    && Array.isArray(value.grants)
-    && value.grants.every((grant) => typeof grant?.keyId === 'string' && typeof grant?.box === 'string');
+  const ok =
+    typeof value === 'object' &&
+    value !== null &&
+    Number.isSafeInteger(value.epoch) &&
+    (value.epoch as number) >= 0 &&
+    typeof value.dataPublicKey === 'string' &&
+    /^[0-9a-f]{64}$/.test(value.dataPublicKey) &&
+    Array.isArray(value.grants) &&
+    value.grants.every((grant) => typeof grant?.keyId === 'string' && typeof grant?.box === 'string');
   if (!ok) throw new AmberError('OBJECT_CORRUPT', `${name} is not a valid epoch record (missing or malformed fields)`);
   return value as EpochRecord;
 }
@@ -74,7 +80,11 @@ export function noUsableEpochError(location: string, problems: RecordProblem[]):
       hint: 'the epochs/ objects were removed: restore them from a copy of the repository (Amber writes them once and never removes them)',
     });
   }
-  const causes = problems.map(({ name, problem, code }) => (problem.startsWith(name) ? problem : `${name}: ${problem}`) + (code === 'SIGNATURE_INVALID' ? ' (a bad signature, or a record from another repository)' : ''));
+  const causes = problems.map(
+    ({ name, problem, code }) =>
+      (problem.startsWith(name) ? problem : `${name}: ${problem}`) +
+      (code === 'SIGNATURE_INVALID' ? ' (a bad signature, or a record from another repository)' : ''),
+  );
   return new AmberError('CONFIG_CORRUPT', `${location} has no usable key epoch record: ${causes.join('; ')}`, {
     hint: `restore ${problems.map(({ name }) => name).join(', ')} from a copy of the repository (objects are write-once: copy the original file back, do not edit it); until then the repository cannot be opened`,
     details: { objects: problems.map(({ name }) => name) },
@@ -86,10 +96,17 @@ export function noUsableEpochError(location: string, problems: RecordProblem[]):
  * granted. Two rotations at once can give one number two keys; both stay usable (data may be sealed
  * to either) and the one with the lower public key is the primary, so every writer picks the same.
  */
-export function collectEpochKeys(records: EpochRecord[], keyId: KeyId, holder: BoxKeyPair | undefined): Map<number, EpochKey> {
+export function collectEpochKeys(
+  records: EpochRecord[],
+  keyId: KeyId,
+  holder: BoxKeyPair | undefined,
+): Map<number, EpochKey> {
   const byKey = new Map<string, EpochKey>();
   for (const record of records) {
-    const entry = byKey.get(record.dataPublicKey) ?? { epoch: record.epoch, publicKey: Buffer.from(record.dataPublicKey, 'hex') };
+    const entry = byKey.get(record.dataPublicKey) ?? {
+      epoch: record.epoch,
+      publicKey: Buffer.from(record.dataPublicKey, 'hex'),
+    };
     if (entry.epoch !== record.epoch) continue; // one key under two numbers: the first record stands
     const grant = holder ? record.grants.find((candidate) => candidate.keyId === keyId) : undefined;
     if (grant && holder && !entry.privateKey) {

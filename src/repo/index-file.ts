@@ -38,7 +38,7 @@ export function encodeIndex(packs: IndexedPack[], indexKey: Buffer, signer: Sign
   return encodeSignedRecord('index', seal(indexKey, plain, AAD), signer);
 }
 
-export type IndexVisitor = (packId: PackId, entry: PackEntry) => void
+export type IndexVisitor = (packId: PackId, entry: PackEntry) => void;
 
 /** Decrypts an index payload and calls `visit` per entry without building a JS object per entry list. */
 export function readIndexPayload(sealed: Buffer, indexKey: Buffer, where: string, visit: IndexVisitor): void {

@@ -33,7 +33,9 @@ export async function loadIndex(repo: Repository, options: LoadIndexOptions = {}
   const dedupable = options.dedupable ?? (() => true);
   // Index objects are never rewritten, so they still name packs that prune condemned (and perhaps
   // deleted): such entries are kept only as a last resort, behind any other copy.
-  const condemned = new Set((await loadRecords(repo, CONDEMNS, [])).flatMap(({ value }) => value.objects.map(({ name }) => name)));
+  const condemned = new Set(
+    (await loadRecords(repo, CONDEMNS, [])).flatMap(({ value }) => value.objects.map(({ name }) => name)),
+  );
   const problems: RecordProblem[] = [];
   const index = createBlobIndex();
   const records = await readRecords(repo.store, 'index', 'index', repo.authority.signingKeyFor, problems);
@@ -42,10 +44,15 @@ export async function loadIndex(repo: Repository, options: LoadIndexOptions = {}
   const trustedPacks = new Set<string>();
   const indexedPacks = new Set<PackId>();
   for (const { name, record } of records) {
-    const trustedSigner = record.signerKeyId === repo.key.signer.keyId || record.signerKeyId === repo.authority.ownerKeyId;
+    const trustedSigner =
+      record.signerKeyId === repo.key.signer.keyId || record.signerKeyId === repo.authority.ownerKeyId;
     try {
       readIndexPayload(record.payload, repo.key.secrets.indexKey, name, (packId, entry) => {
-        index.add(entry.id, { ...entry, packId, trusted: trustedSigner && dedupable(packId) && !condemned.has(packName(packId)) });
+        index.add(entry.id, {
+          ...entry,
+          packId,
+          trusted: trustedSigner && dedupable(packId) && !condemned.has(packName(packId)),
+        });
         if (trustedSigner) trustedPacks.add(packId);
         indexedPacks.add(packId);
         packEnds.set(packId, Math.max(packEnds.get(packId) ?? 0, entry.offset + entry.sealedLength));

@@ -8,8 +8,16 @@ import { hostName, userName } from '../core/operator.ts';
 import { AmberError } from '../core/errors.ts';
 import type { KeyId } from '../core/ids.ts';
 import {
-  deriveWrappingKey, generateBoxKeyPair, generateSigningKeyPair, newScryptParams, open, randomKey, seal,
-  type BoxKeyPair, type ScryptParams, type SigningKeyPair,
+  deriveWrappingKey,
+  generateBoxKeyPair,
+  generateSigningKeyPair,
+  newScryptParams,
+  open,
+  randomKey,
+  seal,
+  type BoxKeyPair,
+  type ScryptParams,
+  type SigningKeyPair,
 } from '../crypto/index.ts';
 import { encodeSignedRecord, jsonBytes, keyIdOf, type Signer } from './signed-record.ts';
 
@@ -82,10 +90,15 @@ export interface NewKeyOptions {
 }
 
 /** Creates a key file (signed by the owner) and the unlocked key it opens to. */
-export async function createKeyFile(options: NewKeyOptions): Promise<{ bytes: Buffer; key: UnlockedKey; info: KeyFileInfo }> {
+export async function createKeyFile(
+  options: NewKeyOptions,
+): Promise<{ bytes: Buffer; key: UnlockedKey; info: KeyFileInfo }> {
   const writer = options.role === 'write-only' ? generateSigningKeyPair() : undefined;
   const holder = options.role === 'full' ? generateBoxKeyPair() : undefined;
-  const signing: SigningKeyPair = writer ?? { publicKey: options.owner.publicKey, privateKey: options.owner.privateKey };
+  const signing: SigningKeyPair = writer ?? {
+    publicKey: options.owner.publicKey,
+    privateKey: options.owner.privateKey,
+  };
   const keyId = keyIdOf(holder ? holder.publicKey : signing.publicKey);
   const kdf = newScryptParams(options.kdfLogN);
   const secret: WrappedSecrets = {
@@ -125,7 +138,10 @@ export async function unlockKeyFile(info: KeyFileInfo, passphrase: string): Prom
   }
   const signing = pairFromJson(secret.signing);
   if (signing.publicKey.toString('hex') !== info.signingPublicKey) {
-    throw new AmberError('OBJECT_CORRUPT', `key ${info.keyId.slice(0, 8)} holds a signing key that does not match its public part`);
+    throw new AmberError(
+      'OBJECT_CORRUPT',
+      `key ${info.keyId.slice(0, 8)} holds a signing key that does not match its public part`,
+    );
   }
   return {
     keyId: info.keyId,

@@ -18,7 +18,9 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-const prefixes = Object.values(PREFIX).map((prefix) => prefix.replace(/\/$/, '')).join('|');
+const prefixes = Object.values(PREFIX)
+  .map((prefix) => prefix.replace(/\/$/, ''))
+  .join('|');
 const HAND_BUILT = [
   // `snapshots/${id}`, `data/${id.slice(0, 2)}/${id}` (a prefix right before an interpolation)
   new RegExp(String.raw`(?<![\w/.$-])(?:${prefixes})/\$\{`),
@@ -32,19 +34,43 @@ const HAND_BUILT = [
 
 /** Lines of a source that build an object name by hand, as `file:line: text`. */
 function handBuiltNames(file: string, text: string): string[] {
-  return text.split('\n').flatMap((line, at) => (HAND_BUILT.some((pattern) => pattern.test(line)) ? [`${file}:${at + 1}: ${line.trim()}`] : []));
+  return text
+    .split('\n')
+    .flatMap((line, at) =>
+      HAND_BUILT.some((pattern) => pattern.test(line)) ? [`${file}:${at + 1}: ${line.trim()}`] : [],
+    );
 }
 
 test('the checks see each way of building a name by hand, and not a prefix alone or a message about one', () => {
   // biome-ignore lint/suspicious/noTemplateCurlyInString: these strings are source lines the check reads
-  const built = ['`snapshots/${id}`', '`data/${id.slice(0, 2)}/${id}`', "'grants/' + hash", '`${PREFIX.snapshots}${id}`', '`${PREFIX[kind]}${hash}`', 'PREFIX.audit + name'];
+  const built = [
+    '`snapshots/${id}`',
+    '`data/${id.slice(0, 2)}/${id}`',
+    "'grants/' + hash",
+    '`${PREFIX.snapshots}${id}`',
+    '`${PREFIX[kind]}${hash}`',
+    'PREFIX.audit + name',
+  ];
   for (const line of built) assert.equal(handBuiltNames('x.ts', line).length, 1, line);
   // biome-ignore lint/suspicious/noTemplateCurlyInString: these strings are source lines the check reads
-  const fine = ["store.list(PREFIX.snapshots)", "name.startsWith('keys/')", '`keys/ (key ${key.keyId})`', 'snapshotName(id)', '`${where.prefix}/${name}`', "const DATA_READ = ['config', 'data/'];"];
+  const fine = [
+    'store.list(PREFIX.snapshots)',
+    "name.startsWith('keys/')",
+    '`keys/ (key ${key.keyId})`',
+    'snapshotName(id)',
+    '`${where.prefix}/${name}`',
+    "const DATA_READ = ['config', 'data/'];",
+  ];
   for (const line of fine) assert.deepEqual(handBuiltNames('x.ts', line), [], line);
 });
 
 test('no production file under src/ but layout.ts builds an object name by hand', () => {
-  const found = sourceFiles(SRC).filter((file) => file !== LAYOUT).flatMap((file) => handBuiltNames(relative(SRC, file), readFileSync(file, 'utf8')));
-  assert.deepEqual(found, [], 'build object names with the functions of src/repo/layout.ts (add one there if it is missing)');
+  const found = sourceFiles(SRC)
+    .filter((file) => file !== LAYOUT)
+    .flatMap((file) => handBuiltNames(relative(SRC, file), readFileSync(file, 'utf8')));
+  assert.deepEqual(
+    found,
+    [],
+    'build object names with the functions of src/repo/layout.ts (add one there if it is missing)',
+  );
 });

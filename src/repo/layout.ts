@@ -26,7 +26,21 @@ export const PREFIX = {
 
 /** Objects every snapshot needs besides its packs and itself: retained as long as anything is. */
 export const METADATA_PREFIXES: readonly PrefixKind[] = [
-  'keys', 'epochs', 'revocations', 'index', 'grants', 'policies', 'holds', 'forgets', 'condemns', 'audit', 'checkpoints', 'requests', 'decisions', 'executions', 'witnesses',
+  'keys',
+  'epochs',
+  'revocations',
+  'index',
+  'grants',
+  'policies',
+  'holds',
+  'forgets',
+  'condemns',
+  'audit',
+  'checkpoints',
+  'requests',
+  'decisions',
+  'executions',
+  'witnesses',
 ];
 
 export type PrefixKind = keyof typeof PREFIX;
@@ -38,7 +52,8 @@ export const objectName = (kind: Exclude<PrefixKind, 'data'>, hash: string): str
 type Sequenced = 'audit' | 'checkpoints';
 
 /** Audit entries and checkpoints sort by sequence in a plain listing: `audit/<seq, 12 digits>-<hash>`. */
-export const sequencedName = (kind: Sequenced, seq: number, hash: string): string => `${PREFIX[kind]}${String(seq).padStart(12, '0')}-${hash}`;
+export const sequencedName = (kind: Sequenced, seq: number, hash: string): string =>
+  `${PREFIX[kind]}${String(seq).padStart(12, '0')}-${hash}`;
 
 /** Sequence number and hash of such a name, or undefined when the name is not one. */
 export function parseSequencedName(kind: Sequenced, name: string): { seq: number; hash: string } | undefined {
@@ -72,7 +87,8 @@ export function parseObjectName(name: string): ParsedName | undefined {
   const found = KINDS.find(([, prefix]) => name.startsWith(prefix));
   if (!found) return undefined;
   const [kind, prefix] = found;
-  if (kind === 'audit' || kind === 'checkpoints') return parseSequencedName(kind, name) && { kind, ...parseSequencedName(kind, name)! };
+  if (kind === 'audit' || kind === 'checkpoints')
+    return parseSequencedName(kind, name) && { kind, ...parseSequencedName(kind, name)! };
   const rest = name.slice(prefix.length);
   if (kind === 'data') {
     const match = /^([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(rest);

@@ -42,9 +42,13 @@ export function checkHeader(bytes: Uint8Array, kind: ObjectKind, name: string): 
     throw new AmberError('OBJECT_CORRUPT', `${name} is not an Amber object (bad magic)`);
   }
   if (bytes[4] !== FORMAT_VERSION) {
-    throw new AmberError('FORMAT_UNSUPPORTED', `${name} has format version ${bytes[4]}; this Amber reads version ${FORMAT_VERSION}`, {
-      hint: 'upgrade Amber to read this repository',
-    });
+    throw new AmberError(
+      'FORMAT_UNSUPPORTED',
+      `${name} has format version ${bytes[4]}; this Amber reads version ${FORMAT_VERSION}`,
+      {
+        hint: 'upgrade Amber to read this repository',
+      },
+    );
   }
   if (bytes[5] !== OBJECT_KIND[kind]) {
     throw new AmberError('OBJECT_CORRUPT', `${name} is an object of kind ${bytes[5]}, expected ${kind}`);

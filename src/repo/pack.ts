@@ -7,8 +7,16 @@
 import { AmberError } from '../core/errors.ts';
 import { asPackId, type KeyId, type PackId } from '../core/ids.ts';
 import {
-  createSha256, open, openWithPrivateKey, seal, SEALED_BOX_OVERHEAD_BYTES, sealToPublicKey, signMessage,
-  SIGNATURE_BYTES, verifySignature, type BoxKeyPair,
+  createSha256,
+  open,
+  openWithPrivateKey,
+  seal,
+  SEALED_BOX_OVERHEAD_BYTES,
+  sealToPublicKey,
+  signMessage,
+  SIGNATURE_BYTES,
+  verifySignature,
+  type BoxKeyPair,
 } from '../crypto/index.ts';
 import { BLOB_TYPE, type BlobType, type EncodedBlob } from './blob-codec.ts';
 import { checkHeader, encodeHeader, HEADER_BYTES } from './object-header.ts';
@@ -87,7 +95,9 @@ export function createPackBuilder(targetBytes: number): PackBuilder {
   let entries: PackEntry[] = [];
   const ensure = (extra: number) => {
     if (size + extra <= buffer.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(Math.min(buffer.length * 2, targetBytes + TAIL_RESERVE_BYTES), size + extra + TAIL_RESERVE_BYTES));
+    const grown = Buffer.allocUnsafeSlow(
+      Math.max(Math.min(buffer.length * 2, targetBytes + TAIL_RESERVE_BYTES), size + extra + TAIL_RESERVE_BYTES),
+    );
     buffer.copy(grown, 0, 0, size);
     buffer = grown;
   };
@@ -105,7 +115,14 @@ export function createPackBuilder(targetBytes: number): PackBuilder {
       return entries.length;
     },
     add(blob) {
-      entries.push({ id: blob.id, type: blob.type, compression: blob.compression, offset: size, sealedLength: blob.sealed.length, rawLength: blob.rawLength });
+      entries.push({
+        id: blob.id,
+        type: blob.type,
+        compression: blob.compression,
+        offset: size,
+        sealedLength: blob.sealed.length,
+        rawLength: blob.rawLength,
+      });
       append(blob.sealed);
     },
     finish(key, signer) {
@@ -120,7 +137,11 @@ export function createPackBuilder(targetBytes: number): PackBuilder {
       append(Buffer.from(signer.keyId, 'hex'));
       const hash = createSha256().update(buffer.subarray(0, size));
       const withSignature = hash.copy();
-      const signature = signMessage(signer.privateKey, signer.publicKey, Buffer.concat([domain('pack'), hash.digest()]));
+      const signature = signMessage(
+        signer.privateKey,
+        signer.publicKey,
+        Buffer.concat([domain('pack'), hash.digest()]),
+      );
       append(signature);
       const id = asPackId(withSignature.update(signature).digest('hex'));
       return { bytes: buffer.subarray(0, size), id, entries };
@@ -167,7 +188,12 @@ export function decodeTrailer(tail: Uint8Array, where: string): PackTrailer {
 }
 
 /** Decrypts a pack header given the bytes that precede the trailer's end. */
-export function decodePackHeader(sealedHeader: Uint8Array, dataKey: Buffer, packSizeBytes: number, where: string): PackEntry[] {
+export function decodePackHeader(
+  sealedHeader: Uint8Array,
+  dataKey: Buffer,
+  packSizeBytes: number,
+  where: string,
+): PackEntry[] {
   let plain: Buffer;
   try {
     plain = open(dataKey, sealedHeader, HEADER_AAD);
@@ -175,7 +201,8 @@ export function decodePackHeader(sealedHeader: Uint8Array, dataKey: Buffer, pack
     throw new AmberError('OBJECT_CORRUPT', `the header of ${where} failed authentication`, { cause });
   }
   const count = plain.length >= 4 ? plain.readUInt32BE(0) : -1;
-  if (count < 0 || plain.length !== 4 + count * ENTRY_BYTES) throw new AmberError('OBJECT_CORRUPT', `the header of ${where} is malformed`);
+  if (count < 0 || plain.length !== 4 + count * ENTRY_BYTES)
+    throw new AmberError('OBJECT_CORRUPT', `the header of ${where} is malformed`);
   const entries: PackEntry[] = [];
   const blobsEnd = packSizeBytes - TRAILER_BYTES - sealedHeader.length;
   for (let at = 4; at < plain.length; at += ENTRY_BYTES) {
@@ -197,7 +224,12 @@ export function decodePackHeader(sealedHeader: Uint8Array, dataKey: Buffer, pack
 }
 
 /** Checks a whole pack's bytes: magic, hash against its id, and the signature by `signerPublicKey`. */
-export function checkPackBytes(bytes: Buffer, id: PackId, signerPublicKey: (keyId: KeyId) => Buffer | undefined, where: string): PackTrailer {
+export function checkPackBytes(
+  bytes: Buffer,
+  id: PackId,
+  signerPublicKey: (keyId: KeyId) => Buffer | undefined,
+  where: string,
+): PackTrailer {
   checkHeader(bytes, 'pack', where);
   if (bytes.length < HEADER_BYTES + TRAILER_BYTES) throw new AmberError('OBJECT_CORRUPT', `${where} is truncated`);
   // One pass: the digest of everything before the signature is what was signed, and the same state
@@ -210,7 +242,10 @@ export function checkPackBytes(bytes: Buffer, id: PackId, signerPublicKey: (keyI
   const trailer = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), where);
   const publicKey = signerPublicKey(trailer.signerKeyId);
   const digest = signedHash.digest();
-  if (!publicKey || !verifySignature(publicKey, Buffer.concat([domain('pack'), digest]), bytes.subarray(bytes.length - SIGNATURE_BYTES))) {
+  if (
+    !publicKey ||
+    !verifySignature(publicKey, Buffer.concat([domain('pack'), digest]), bytes.subarray(bytes.length - SIGNATURE_BYTES))
+  ) {
     throw new AmberError('SIGNATURE_INVALID', `${where} is not signed by a key with authority to write it`);
   }
   return trailer;

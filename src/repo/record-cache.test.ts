@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Store } from '../storage/store.ts';
 import { alterObjectFile, createScratchRepo, openTestRepo, TEST_PASSPHRASE } from '../testing/repo-fixture.ts';
 import { verify } from '../engine/verify.ts';
-import { addKey, } from '../protection/key-admin.ts';
+import { addKey } from '../protection/key-admin.ts';
 import { openRepository } from './repository.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
 import { openRecordCache } from './record-cache.ts';
@@ -17,11 +17,15 @@ import { systemClock } from '../core/clock.ts';
 import { encodeSignedRecord, jsonBytes } from './signed-record.ts';
 import { objectName } from './layout.ts';
 import { sha256Hex } from '../crypto/index.ts';
-import { testOperation, } from '../testing/operation.ts';
+import { testOperation } from '../testing/operation.ts';
 import type { Operation } from '../governance/operation.ts';
 
 const MAC_KEY = Buffer.alloc(32, 7);
-const grant = (object: string): Grant => ({ time: new Date().toISOString(), snapshot: null, entries: [{ mode: 'governance', until: '2030-01-01T00:00:00.000Z', objects: [object] }] });
+const grant = (object: string): Grant => ({
+  time: new Date().toISOString(),
+  snapshot: null,
+  entries: [{ mode: 'governance', until: '2030-01-01T00:00:00.000Z', objects: [object] }],
+});
 
 /** Opens the repository through a store that counts the records it fetches. */
 async function counted(repoPath: string, cachePath: string): Promise<{ repo: Operation; gets: () => number }> {
@@ -49,7 +53,12 @@ test('cached records are not fetched again; new ones are, and both are returned'
   await putRecord(owner, GRANTS, grant('data/4'));
   const second = await counted(repoPath, cachePath);
   const loaded = await loadRecords(second.repo, GRANTS, []);
-  assert.deepEqual(loaded.map(({ value }) => value.entries[0].objects[0]).sort(), ['data/1', 'data/2', 'data/3', 'data/4']);
+  assert.deepEqual(loaded.map(({ value }) => value.entries[0].objects[0]).sort(), [
+    'data/1',
+    'data/2',
+    'data/3',
+    'data/4',
+  ]);
   assert.equal(second.gets(), 1, 'only the record written since the last run is fetched');
 });
 
@@ -60,12 +69,18 @@ test('an edited cache line is ignored, and a cached record the store no longer l
   await loadRecords((await counted(repoPath, cachePath)).repo, GRANTS, []);
 
   // An attacker with the cache file (not the key) rewrites the payload to extend a lie.
-  const lines = (await fs.readFile(cachePath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+  const lines = (await fs.readFile(cachePath, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   lines[0].p = Buffer.from(JSON.stringify(grant('data/forged'))).toString('base64');
   await fs.writeFile(cachePath, `${lines.map((line) => JSON.stringify(line)).join('\n')}\n`);
   const edited = await counted(repoPath, cachePath);
   const loaded = await loadRecords(edited.repo, GRANTS, []);
-  assert.deepEqual(loaded.map(({ value }) => value.entries[0].objects[0]), ['data/real']);
+  assert.deepEqual(
+    loaded.map(({ value }) => value.entries[0].objects[0]),
+    ['data/real'],
+  );
   assert.equal(edited.gets(), 1, 'the edited line was not trusted, so the record was fetched');
 
   // The store no longer lists the record (a restored older copy of the repository, say).
@@ -78,24 +93,43 @@ test('an edited cache line is ignored, and a cached record the store no longer l
   const checked = await counted(repoPath, cachePath);
   assert.equal((await loadRecords(checked.repo, GRANTS, [])).length, 1, 'the cache still vouches for it');
   const report = await verify({ repo: checked.repo, readDataFraction: 0 });
-  assert.deepEqual(report.problems.filter(({ object }) => object === name).map(({ code }) => code), ['OBJECT_CORRUPT']);
+  assert.deepEqual(
+    report.problems.filter(({ object }) => object === name).map(({ code }) => code),
+    ['OBJECT_CORRUPT'],
+  );
 });
 
 test('a cached record from a writer revoked since is refused and reported', async (t) => {
   const { dir, repoPath, owner } = await createScratchRepo(t, 'record-cache-revoked');
   const cachePath = join(dir, 'cache', 'records.jsonl');
   const added = await addKey(owner, { passphrase: 'writer pass', role: 'write-only', kdfLogN: 10 });
-  const writer = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }));
+  const writer = testOperation(
+    await openRepository({ store: createFsStore(repoPath), passphrase: 'writer pass', clock: systemClock }),
+  );
   const name = await putRecord(writer, GRANTS, grant('data/w'));
   assert.equal((await loadRecords((await counted(repoPath, cachePath)).repo, GRANTS, [])).length, 1);
 
   // A revocation that accepts none of the writer's grants (as revocations did before they listed
   // grants): the cached copy of the grant must not outlive the signer's authority.
-  const revocation = encodeSignedRecord('revocation', jsonBytes({ keyId: added.keyId, revokedAt: new Date().toISOString(), reason: 'laptop stolen', acceptedObjects: [] }), owner.key.signer);
+  const revocation = encodeSignedRecord(
+    'revocation',
+    jsonBytes({
+      keyId: added.keyId,
+      revokedAt: new Date().toISOString(),
+      reason: 'laptop stolen',
+      acceptedObjects: [],
+    }),
+    owner.key.signer,
+  );
   await owner.store.put(objectName('revocations', sha256Hex(revocation)), revocation);
-  const after = testOperation(await openRepository({ store: createFsStore(repoPath), passphrase: TEST_PASSPHRASE, clock: systemClock }));
+  const after = testOperation(
+    await openRepository({ store: createFsStore(repoPath), passphrase: TEST_PASSPHRASE, clock: systemClock }),
+  );
   after.recordCache = openRecordCache(cachePath, MAC_KEY);
   const problems: RecordProblem[] = [];
   assert.deepEqual(await loadRecords(after, GRANTS, problems), []);
-  assert.deepEqual(problems.map((problem) => [problem.name, problem.code]), [[name, 'SIGNATURE_INVALID']]);
+  assert.deepEqual(
+    problems.map((problem) => [problem.name, problem.code]),
+    [[name, 'SIGNATURE_INVALID']],
+  );
 });

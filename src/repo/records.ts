@@ -22,7 +22,7 @@ export interface RecordProblem {
 
 /** The signer a SIGNATURE_INVALID error names, if any. */
 export const claimedSigner = (error: AmberError): KeyId | undefined =>
-  typeof error.details?.signer === 'string' ? error.details.signer as KeyId : undefined;
+  typeof error.details?.signer === 'string' ? (error.details.signer as KeyId) : undefined;
 
 /** What a reader may rely on once a record's name, hash and signer's authority are checked. */
 export type VerifiedRecord = Pick<SignedRecord, 'payload' | 'signerKeyId'>;
@@ -36,11 +36,19 @@ export interface LoadedRecord {
 
 export type SignerLookup = (signerKeyId: KeyId, name: string) => Buffer | undefined;
 
-export async function readRecord(store: Store, name: string, kind: ObjectKind, signers: SignerLookup): Promise<SignedRecord> {
+export async function readRecord(
+  store: Store,
+  name: string,
+  kind: ObjectKind,
+  signers: SignerLookup,
+): Promise<SignedRecord> {
   const bytes = asBuffer(await store.get(name));
   const expectedHash = hashOfName(name);
   if (expectedHash === undefined) {
-    throw new AmberError('SIGNATURE_INVALID', `${name} is not a name Amber writes (it carries no hash of its bytes), so no key with the authority wrote it`);
+    throw new AmberError(
+      'SIGNATURE_INVALID',
+      `${name} is not a name Amber writes (it carries no hash of its bytes), so no key with the authority wrote it`,
+    );
   }
   // The hash first: bytes that match their name are exactly what someone stored, so a record that
   // then fails to decode was never written by an authorised author (damage would break the hash).
@@ -52,7 +60,11 @@ export async function readRecord(store: Store, name: string, kind: ObjectKind, s
     record = decodeSignedRecord(kind, bytes, name);
   } catch (error) {
     if (!isAmberError(error, 'OBJECT_CORRUPT')) throw error;
-    throw new AmberError('SIGNATURE_INVALID', `${error.message}: its bytes match its name, so no damage made it and no key with the authority wrote it`, { cause: error });
+    throw new AmberError(
+      'SIGNATURE_INVALID',
+      `${error.message}: its bytes match its name, so no damage made it and no key with the authority wrote it`,
+      { cause: error },
+    );
   }
   const publicKey = signers(record.signerKeyId, name);
   if (!publicKey || !hasValidSignature(kind, record, publicKey)) {
@@ -64,7 +76,13 @@ export async function readRecord(store: Store, name: string, kind: ObjectKind, s
 }
 
 /** A record checked once before comes from the cache while its signer still has the authority. */
-export async function readCheckedRecord(store: Store, name: string, kind: ObjectKind, signers: SignerLookup, cache?: RecordCache): Promise<VerifiedRecord> {
+export async function readCheckedRecord(
+  store: Store,
+  name: string,
+  kind: ObjectKind,
+  signers: SignerLookup,
+  cache?: RecordCache,
+): Promise<VerifiedRecord> {
   const cached = cache?.get(name);
   if (cached && signers(cached.signerKeyId, name)) return cached;
   const record = await readRecord(store, name, kind, signers);
@@ -75,7 +93,8 @@ export async function readCheckedRecord(store: Store, name: string, kind: Object
 const BAD_RECORD: readonly ErrorCode[] = ['OBJECT_CORRUPT', 'SIGNATURE_INVALID', 'FORMAT_UNSUPPORTED'];
 
 /** Whether an error says a record is bad (reported and ignored), not that reading failed. */
-export const isBadRecord = (error: unknown): error is AmberError => isAmberError(error) && BAD_RECORD.includes(error.code);
+export const isBadRecord = (error: unknown): error is AmberError =>
+  isAmberError(error) && BAD_RECORD.includes(error.code);
 
 /** Every valid record under a prefix; invalid ones land in `problems`. Bounded by the listing. */
 export async function readRecords(

@@ -11,7 +11,14 @@ import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import { asBuffer, type PutOptions, type Store } from '../storage/store.ts';
 import { createAuthority, type Authority, type RevocationRecord, type WitnessRecord } from './authority.ts';
 import { decodeConfig, encodeConfig, newConfig, type RepoConfig } from './config.ts';
-import { collectEpochKeys, decodeEpochRecord, encodeEpochRecord, noUsableEpochError, type EpochKey, type EpochRecord } from './epochs.ts';
+import {
+  collectEpochKeys,
+  decodeEpochRecord,
+  encodeEpochRecord,
+  noUsableEpochError,
+  type EpochKey,
+  type EpochRecord,
+} from './epochs.ts';
 import { createKeyFile, newRepoSecrets, signerOf, unlockKeyFile, type KeyFileInfo, type UnlockedKey } from './keys.ts';
 import { CONFIG_NAME, objectName } from './layout.ts';
 import { openRecordCache, type RecordCache } from './record-cache.ts';
@@ -51,24 +58,46 @@ export async function initRepository(options: InitOptions): Promise<Repository> 
   }
   const owner = signerOf(generateSigningKeyPair());
   const createdAt = nowIso(clock);
-  const config = newConfig({ ownerPublicKey: owner.publicKey, createdAt, chunker: options.chunker, packTargetBytes: options.packTargetBytes });
+  const config = newConfig({
+    ownerPublicKey: owner.publicKey,
+    createdAt,
+    chunker: options.chunker,
+    packTargetBytes: options.packTargetBytes,
+  });
   const configBytes = encodeConfig(config, owner);
   const configHash = sha256Hex(configBytes);
   const { bytes: keyBytes, info } = await createKeyFile({
-    role: 'full', passphrase: options.passphrase, secrets: newRepoSecrets(), owner, configHash, createdAt, kdfLogN: options.kdfLogN,
+    role: 'full',
+    passphrase: options.passphrase,
+    secrets: newRepoSecrets(),
+    owner,
+    configHash,
+    createdAt,
+    kdfLogN: options.kdfLogN,
   });
   const epochBytes = encodeEpochRecord({
-    epoch: 0, dataPair: generateBoxKeyPair(), holders: [{ keyId: info.keyId, holderPublicKey: Buffer.from(info.holderPublicKey!, 'hex') }], createdAt, owner,
+    epoch: 0,
+    dataPair: generateBoxKeyPair(),
+    holders: [{ keyId: info.keyId, holderPublicKey: Buffer.from(info.holderPublicKey!, 'hex') }],
+    createdAt,
+    owner,
   });
   await store.put(objectName('epochs', sha256Hex(epochBytes)), epochBytes, options.retention);
   await store.put(objectName('keys', sha256Hex(keyBytes)), keyBytes, options.retention);
   try {
     await store.put(CONFIG_NAME, configBytes, options.retention);
   } catch (error) {
-    if (isAmberError(error, 'OBJECT_EXISTS')) throw new AmberError('REPO_EXISTS', `${store.location} already holds a repository`);
+    if (isAmberError(error, 'OBJECT_EXISTS'))
+      throw new AmberError('REPO_EXISTS', `${store.location} already holds a repository`);
     throw error;
   }
-  return openRepository({ store, passphrase: options.passphrase, clock, actor: options.actor, cacheDir: options.cacheDir });
+  return openRepository({
+    store,
+    passphrase: options.passphrase,
+    clock,
+    actor: options.actor,
+    cacheDir: options.cacheDir,
+  });
 }
 
 export interface OpenOptions {
@@ -107,28 +136,50 @@ export async function openRepositoryView(store: Store): Promise<RepositoryView> 
   const ownerPublicKey = Buffer.from(config.ownerPublicKey, 'hex');
   const problems: RecordProblem[] = [];
   const owner = ownerOnly(ownerPublicKey);
-  const keyFiles = (await readRecords(store, 'keys', 'key', owner, problems))
-    .map(({ name, record }) => ({ name, info: parseJsonPayload<KeyFileInfo>(record, name) }));
+  const keyFiles = (await readRecords(store, 'keys', 'key', owner, problems)).map(({ name, record }) => ({
+    name,
+    info: parseJsonPayload<KeyFileInfo>(record, name),
+  }));
   const pinned = keyFiles.filter(({ info }) => info.configHash === configHash);
   // Key files signed by another owner than the config names also mean the config was replaced.
   if (pinned.length === 0 && (keyFiles.length > 0 || problems.some(({ code }) => code === 'SIGNATURE_INVALID'))) {
-    throw new AmberError('CONFIG_CORRUPT', `the config in ${store.location} is not the one its keys were made for (it was replaced)`, {
-      hint: 'restore the original config object; Amber refuses a replaced config',
-    });
+    throw new AmberError(
+      'CONFIG_CORRUPT',
+      `the config in ${store.location} is not the one its keys were made for (it was replaced)`,
+      {
+        hint: 'restore the original config object; Amber refuses a replaced config',
+      },
+    );
   }
   if (pinned.length === 0 && problems.length > 0) {
-    throw new AmberError('OBJECT_CORRUPT', `no key file in ${store.location} is intact: ${problems.map(({ name }) => name).join(', ')}`, {
-      hint: 'restore the key files from a copy of the repository',
-    });
+    throw new AmberError(
+      'OBJECT_CORRUPT',
+      `no key file in ${store.location} is intact: ${problems.map(({ name }) => name).join(', ')}`,
+      {
+        hint: 'restore the key files from a copy of the repository',
+      },
+    );
   }
-  const revocations = (await readRecords(store, 'revocations', 'revocation', owner, problems))
-    .map(({ name, record }) => parseJsonPayload<RevocationRecord>(record, name));
-  const witnesses = (await readRecords(store, 'witnesses', 'witness', owner, problems))
-    .map(({ name, record }) => parseJsonPayload<WitnessRecord>(record, name));
+  const revocations = (await readRecords(store, 'revocations', 'revocation', owner, problems)).map(({ name, record }) =>
+    parseJsonPayload<RevocationRecord>(record, name),
+  );
+  const witnesses = (await readRecords(store, 'witnesses', 'witness', owner, problems)).map(({ name, record }) =>
+    parseJsonPayload<WitnessRecord>(record, name),
+  );
   return {
-    store, config, configHash, revocations, witnesses, problems,
+    store,
+    config,
+    configHash,
+    revocations,
+    witnesses,
+    problems,
     keyFiles: pinned,
-    authority: createAuthority(ownerPublicKey, pinned.map(({ info }) => info), revocations, witnesses),
+    authority: createAuthority(
+      ownerPublicKey,
+      pinned.map(({ info }) => info),
+      revocations,
+      witnesses,
+    ),
   };
 }
 
@@ -140,11 +191,22 @@ const ownerOnly = (ownerPublicKey: Buffer) => {
 export async function openRepository(options: OpenOptions): Promise<Repository> {
   const { store, clock } = options;
   const view = await openRepositoryView(store);
-  const key = await unlock(view.keyFiles.map(({ info }) => info), options.passphrase, view.revocations, store.location);
+  const key = await unlock(
+    view.keyFiles.map(({ info }) => info),
+    options.passphrase,
+    view.revocations,
+    store.location,
+  );
   const ownerPublicKey = Buffer.from(view.config.ownerPublicKey, 'hex');
   const epochProblems: RecordProblem[] = [];
   const epochRecords: EpochRecord[] = [];
-  for (const { name, record } of await readRecords(store, 'epochs', 'epoch', ownerOnly(ownerPublicKey), epochProblems)) {
+  for (const { name, record } of await readRecords(
+    store,
+    'epochs',
+    'epoch',
+    ownerOnly(ownerPublicKey),
+    epochProblems,
+  )) {
     try {
       epochRecords.push(decodeEpochRecord(record, name));
     } catch (error) {
@@ -156,9 +218,19 @@ export async function openRepository(options: OpenOptions): Promise<Repository> 
   const epochs = collectEpochKeys(epochRecords, key.keyId, key.holder);
   const currentEpoch = [...epochs.values()].sort((a, b) => b.epoch - a.epoch)[0];
   if (!currentEpoch) throw noUsableEpochError(store.location, epochProblems);
-  const repo: Repository = { ...view, clock, key, epochs, currentEpoch, actor: options.actor ?? `key ${key.keyId.slice(0, 8)}` };
+  const repo: Repository = {
+    ...view,
+    clock,
+    key,
+    epochs,
+    currentEpoch,
+    actor: options.actor ?? `key ${key.keyId.slice(0, 8)}`,
+  };
   if (options.cacheDir !== undefined) {
-    repo.recordCache = openRecordCache(join(options.cacheDir, view.config.repositoryId, 'records.jsonl'), localStateKey(repo, 'record-cache'));
+    repo.recordCache = openRecordCache(
+      join(options.cacheDir, view.config.repositoryId, 'records.jsonl'),
+      localStateKey(repo, 'record-cache'),
+    );
   }
   return repo;
 }
@@ -181,7 +253,12 @@ async function readConfigBytes(store: Store): Promise<Buffer> {
   }
 }
 
-async function unlock(keys: KeyFileInfo[], passphrase: string, revocations: RevocationRecord[], location: string): Promise<UnlockedKey> {
+async function unlock(
+  keys: KeyFileInfo[],
+  passphrase: string,
+  revocations: RevocationRecord[],
+  location: string,
+): Promise<UnlockedKey> {
   const revoked = new Set(revocations.map((record) => record.keyId));
   for (const info of keys) {
     const key = await unlockKeyFile(info, passphrase);

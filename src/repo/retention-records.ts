@@ -63,28 +63,49 @@ interface RecordType<T> {
 }
 
 const isTime = (value: unknown): value is string => typeof value === 'string' && !Number.isNaN(Date.parse(value));
-const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string');
+const isStringArray = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((item) => typeof item === 'string');
 const isMode = (value: unknown): value is RetentionMode => value === 'governance' || value === 'compliance';
 
 export const GRANTS: RecordType<Grant> = {
-  prefix: 'grants', kind: 'grant', ownerOnly: false,
+  prefix: 'grants',
+  kind: 'grant',
+  ownerOnly: false,
   // A grant only ever raises retention, so one whose snapshot field is not an id still counts for its
   // objects (it matches no snapshot): dropping it would drop retention a key with the authority gave.
-  isValid: (g) => isTime(g.time) && (g.snapshot === null || typeof g.snapshot === 'string') && Array.isArray(g.entries) &&
+  isValid: (g) =>
+    isTime(g.time) &&
+    (g.snapshot === null || typeof g.snapshot === 'string') &&
+    Array.isArray(g.entries) &&
     g.entries.every((e) => isMode(e?.mode) && isTime(e.until) && isStringArray(e.objects)),
 };
 export const HOLDS: RecordType<Hold> = {
-  prefix: 'holds', kind: 'hold', ownerOnly: true,
-  isValid: (h) => isTime(h.time) && isHexId(h.snapshot) && typeof h.reason === 'string' && typeof h.actor === 'string' &&
+  prefix: 'holds',
+  kind: 'hold',
+  ownerOnly: true,
+  isValid: (h) =>
+    isTime(h.time) &&
+    isHexId(h.snapshot) &&
+    typeof h.reason === 'string' &&
+    typeof h.actor === 'string' &&
     (h.objects === undefined || isStringArray(h.objects)),
 };
 export const FORGETS: RecordType<ForgetMark> = {
-  prefix: 'forgets', kind: 'forget', ownerOnly: true,
-  isValid: (f) => isTime(f.time) && Array.isArray(f.snapshots) && f.snapshots.every(isHexId) && typeof f.rule === 'string',
+  prefix: 'forgets',
+  kind: 'forget',
+  ownerOnly: true,
+  isValid: (f) =>
+    isTime(f.time) && Array.isArray(f.snapshots) && f.snapshots.every(isHexId) && typeof f.rule === 'string',
 };
 export const CONDEMNS: RecordType<CondemnNotice> = {
-  prefix: 'condemns', kind: 'condemn', ownerOnly: true,
-  isValid: (c) => isTime(c.time) && Number.isSafeInteger(c.graceMs) && c.graceMs >= 0 && Array.isArray(c.objects) &&
+  prefix: 'condemns',
+  kind: 'condemn',
+  ownerOnly: true,
+  isValid: (c) =>
+    isTime(c.time) &&
+    Number.isSafeInteger(c.graceMs) &&
+    c.graceMs >= 0 &&
+    Array.isArray(c.objects) &&
     c.objects.every((o) => typeof o?.name === 'string' && Number.isSafeInteger(o.sizeBytes)),
 };
 
@@ -96,7 +117,12 @@ export interface Loaded<T> {
 }
 
 /** Signs and stores a record; returns its name. Only the owner key may write owner-only kinds. */
-export async function putRecord<T>(repo: Repository, type: RecordType<T>, value: T, options?: PutOptions): Promise<string> {
+export async function putRecord<T>(
+  repo: Repository,
+  type: RecordType<T>,
+  value: T,
+  options?: PutOptions,
+): Promise<string> {
   if (type.ownerOnly && repo.key.role !== 'full') {
     throw new AmberError('WRITE_ONLY_KEY', `writing ${type.prefix} records needs a full-access key`, {
       hint: 'run this with the owner passphrase (a full-access key)',
@@ -110,12 +136,23 @@ export async function putRecord<T>(repo: Repository, type: RecordType<T>, value:
 
 /** Every record of a type that an authorised key signed and that is well formed; the rest land in problems. */
 /** Reading needs no key: the vault and auditors read records with a repository view. */
-export async function loadRecords<T>(repo: RepositoryView, type: RecordType<T>, problems: RecordProblem[]): Promise<Loaded<T>[]> {
+export async function loadRecords<T>(
+  repo: RepositoryView,
+  type: RecordType<T>,
+  problems: RecordProblem[],
+): Promise<Loaded<T>[]> {
   const signers: SignerLookup = type.ownerOnly
     ? (keyId) => repo.authority.ownerKeyFor(keyId)
     : (keyId, name) => repo.authority.signingKeyFor(keyId, name);
   const loaded: Loaded<T>[] = [];
-  for (const { name, record, writtenMs } of await readRecords(repo.store, type.prefix, type.kind, signers, problems, repo.recordCache)) {
+  for (const { name, record, writtenMs } of await readRecords(
+    repo.store,
+    type.prefix,
+    type.kind,
+    signers,
+    problems,
+    repo.recordCache,
+  )) {
     try {
       const value = parseJsonPayload<T>(record, name);
       if (value === null || typeof value !== 'object' || !type.isValid(value)) {
@@ -165,15 +202,28 @@ export interface PolicyRecord {
 const isDuration = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 
 export const POLICIES: RecordType<PolicyRecord> = {
-  prefix: 'policies', kind: 'policy', ownerOnly: true,
+  prefix: 'policies',
+  kind: 'policy',
+  ownerOnly: true,
   isValid: (p) => {
     const s = p.settings;
-    return isTime(p.time) && (p.previous === null || typeof p.previous === 'string') && s !== null && typeof s === 'object' &&
-      (s.minRetentionMs === null || isDuration(s.minRetentionMs)) && (s.maxRetentionMs === null || isDuration(s.maxRetentionMs)) &&
-      isMode(s.defaultMode) && isDuration(s.defaultRetentionMs) && typeof s.requireCompliance === 'boolean' &&
-      isDuration(s.extendStepMs) && s.extendStepMs > 0 &&
-      (s.approvers === undefined || (Array.isArray(s.approvers) && s.approvers.every((a) => typeof a?.name === 'string' && /^[0-9a-f]{64}$/.test(a.publicKey)))) &&
+    return (
+      isTime(p.time) &&
+      (p.previous === null || typeof p.previous === 'string') &&
+      s !== null &&
+      typeof s === 'object' &&
+      (s.minRetentionMs === null || isDuration(s.minRetentionMs)) &&
+      (s.maxRetentionMs === null || isDuration(s.maxRetentionMs)) &&
+      isMode(s.defaultMode) &&
+      isDuration(s.defaultRetentionMs) &&
+      typeof s.requireCompliance === 'boolean' &&
+      isDuration(s.extendStepMs) &&
+      s.extendStepMs > 0 &&
+      (s.approvers === undefined ||
+        (Array.isArray(s.approvers) &&
+          s.approvers.every((a) => typeof a?.name === 'string' && /^[0-9a-f]{64}$/.test(a.publicKey)))) &&
       (s.quorum === undefined || isDuration(s.quorum)) &&
-      (p.lock === null || (typeof p.lock === 'object' && isTime(p.lock.at) && isTime(p.lock.coolingOffUntil)));
+      (p.lock === null || (typeof p.lock === 'object' && isTime(p.lock.at) && isTime(p.lock.coolingOffUntil)))
+    );
   },
 };

@@ -39,7 +39,12 @@ export function encodeTree(tree: Tree): Buffer {
 }
 
 const SAFE_NAME = (name: unknown): name is string =>
-  typeof name === 'string' && name.length > 0 && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
+  typeof name === 'string' &&
+  name.length > 0 &&
+  name !== '.' &&
+  name !== '..' &&
+  !name.includes('/') &&
+  !name.includes('\0');
 
 /** Parses a tree and refuses names that could escape a restore target. */
 export function decodeTree(bytes: Uint8Array, where: string): Tree {
@@ -58,7 +63,11 @@ export function decodeTree(bytes: Uint8Array, where: string): Tree {
       });
     }
     seen.add(node?.name);
-    if (node?.subtree !== undefined && !isHexId(node.subtree)) throw new AmberError('OBJECT_CORRUPT', `tree ${where}: the subtree of ${JSON.stringify(node.name)} is not a tree id`);
+    if (node?.subtree !== undefined && !isHexId(node.subtree))
+      throw new AmberError(
+        'OBJECT_CORRUPT',
+        `tree ${where}: the subtree of ${JSON.stringify(node.name)} is not a tree id`,
+      );
     if (!SAFE_NAME(node?.name)) {
       throw new AmberError('UNSAFE_PATH', `tree ${where} contains the unsafe name ${JSON.stringify(node?.name)}`, {
         hint: 'the snapshot was crafted or damaged; nothing was written for this entry',

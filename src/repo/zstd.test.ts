@@ -44,7 +44,10 @@ test('each frame stands alone: a reused context carries no history from the prev
   const frame = compress(second);
   // A fresh reader with nothing before it decodes the second frame, so no match reaches into the first.
   assert.deepEqual(zstdDecompressSync(frame), second);
-  assert.ok(frame.length > 20_000, `the random 20 kB the blobs share was stored again, not referenced (${frame.length} bytes)`);
+  assert.ok(
+    frame.length > 20_000,
+    `the random 20 kB the blobs share was stored again, not referenced (${frame.length} bytes)`,
+  );
 });
 
 test('input that would not shrink below the limit is left uncompressed', () => {

@@ -8,7 +8,15 @@ import zlib from 'node:zlib';
 
 interface NativeHandle {
   reset(): void;
-  writeSync(flush: number, input: Uint8Array, inOffset: number, inLength: number, output: Uint8Array, outOffset: number, outLength: number): void;
+  writeSync(
+    flush: number,
+    input: Uint8Array,
+    inOffset: number,
+    inLength: number,
+    output: Uint8Array,
+    outOffset: number,
+    outLength: number,
+  ): void;
 }
 
 interface Context {
@@ -21,8 +29,12 @@ interface Context {
 const END = zlib.constants.ZSTD_e_end;
 
 function contextOf(engine: zlib.ZstdCompress | zlib.ZstdDecompress): Context | undefined {
-  const { _handle: handle, _writeState: state } = engine as unknown as { _handle?: NativeHandle; _writeState?: Uint32Array };
-  if (typeof handle?.writeSync !== 'function' || typeof handle.reset !== 'function' || !(state instanceof Uint32Array)) return undefined;
+  const { _handle: handle, _writeState: state } = engine as unknown as {
+    _handle?: NativeHandle;
+    _writeState?: Uint32Array;
+  };
+  if (typeof handle?.writeSync !== 'function' || typeof handle.reset !== 'function' || !(state instanceof Uint32Array))
+    return undefined;
   // A native error destroys the engine inside writeSync: `errored` is set at once and its handle
   // closed, so the context is dropped and the next call makes a new one. The 'error' event itself
   // comes later and must not go unheard.
@@ -35,7 +47,11 @@ let decompressor: Context | undefined;
 let reuseWorks = true;
 
 function compressor(level: number): Context | undefined {
-  if (!compressors.has(level)) compressors.set(level, contextOf(new zlib.ZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: level } })));
+  if (!compressors.has(level))
+    compressors.set(
+      level,
+      contextOf(new zlib.ZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: level } })),
+    );
   return compressors.get(level);
 }
 

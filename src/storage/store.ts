@@ -146,11 +146,15 @@ export function isValidObjectName(name: string): boolean {
 export function checkObjectName(name: string, location: string, reserved?: string): void {
   const isReserved = reserved !== undefined && (name === reserved || name.startsWith(`${reserved}/`));
   if (!isValidObjectName(name) || isReserved) {
-    throw new AmberError('INVALID_OBJECT_NAME', `Object name ${JSON.stringify(name.slice(0, 80))}${name.length > 80 ? '…' : ''} is not valid for ${location}`, {
-      hint: isReserved
-        ? `'${reserved}/' holds the store's temporary files and cannot hold objects.`
-        : 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
-    });
+    throw new AmberError(
+      'INVALID_OBJECT_NAME',
+      `Object name ${JSON.stringify(name.slice(0, 80))}${name.length > 80 ? '…' : ''} is not valid for ${location}`,
+      {
+        hint: isReserved
+          ? `'${reserved}/' holds the store's temporary files and cannot hold objects.`
+          : 'Object names are lowercase segments of a-z, 0-9, _, . and - joined by /.',
+      },
+    );
   }
 }
 

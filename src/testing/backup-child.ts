@@ -43,17 +43,26 @@ async function main(): Promise<void> {
   if (request.uid !== undefined) process.setuid?.(request.uid);
   const fsStore = createFsStore(request.repo);
   const { killAfterPuts, killAfterPutOf } = request;
-  const store = killAfterPuts !== undefined ? killingStore(fsStore, (_, puts) => puts >= killAfterPuts)
-    : killAfterPutOf !== undefined ? killingStore(fsStore, (name) => name.startsWith(killAfterPutOf))
-      : fsStore;
+  const store =
+    killAfterPuts !== undefined
+      ? killingStore(fsStore, (_, puts) => puts >= killAfterPuts)
+      : killAfterPutOf !== undefined
+        ? killingStore(fsStore, (name) => name.startsWith(killAfterPutOf))
+        : fsStore;
   const repo = testOperation(await openRepository({ store, passphrase: request.passphrase, clock: systemClock }));
   process.stdout.write('ready\n');
   try {
     const result = await backup({ repo, paths: request.paths });
-    process.stdout.write(`${JSON.stringify({
-      snapshotId: result.snapshotId, partial: result.partial, flags: result.snapshot.flags,
-      warnings: result.warnings, summary: result.snapshot.summary, uid: process.getuid?.(),
-    })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        snapshotId: result.snapshotId,
+        partial: result.partial,
+        flags: result.snapshot.flags,
+        warnings: result.warnings,
+        summary: result.snapshot.summary,
+        uid: process.getuid?.(),
+      })}\n`,
+    );
   } catch (error) {
     if (!isAmberError(error)) throw error;
     process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`);

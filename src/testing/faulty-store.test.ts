@@ -12,7 +12,10 @@ test('a put that does not fit fails with STORAGE_FULL and stores nothing', async
   const store = createFaultyStore(inner, { fullAfterBytes: 10 });
   await store.put('data/a', new Uint8Array(6));
   await assertAmberCode(store.put('data/b', new Uint8Array(6)), 'STORAGE_FULL');
-  assert.deepEqual((await listAll(inner, '')).map(({ name, sizeBytes }) => ({ name, sizeBytes })), [{ name: 'data/a', sizeBytes: 6 }]);
+  assert.deepEqual(
+    (await listAll(inner, '')).map(({ name, sizeBytes }) => ({ name, sizeBytes })),
+    [{ name: 'data/a', sizeBytes: 6 }],
+  );
   await assertAmberCode(inner.stat('data/b'), 'OBJECT_NOT_FOUND');
   // What still fits is accepted.
   await store.put('data/c', new Uint8Array(4));
@@ -29,7 +32,10 @@ test('a refused put does not count against the space', async () => {
 test('concurrent puts cannot together overshoot the space', async () => {
   const store = createFaultyStore(createMemoryStore(), { fullAfterBytes: 10 });
   const results = await Promise.allSettled([1, 2, 3].map((i) => store.put(`data/${i}`, new Uint8Array(4))));
-  assert.deepEqual(results.map((result) => result.status), ['fulfilled', 'fulfilled', 'rejected']);
+  assert.deepEqual(
+    results.map((result) => result.status),
+    ['fulfilled', 'fulfilled', 'rejected'],
+  );
 });
 
 test('chosen gets and puts fail with STORAGE_TRANSIENT', async () => {

@@ -16,19 +16,27 @@ export function createFaultyStore(inner: Store, faults: StoreFaults): Store {
   let storedBytes = 0;
 
   function transient(action: string, name: string): AmberError {
-    return new AmberError('STORAGE_TRANSIENT', `Injected failure: could not ${action} object '${name}' in ${inner.location}`, {
-      hint: 'This failure was injected by a test.',
-    });
+    return new AmberError(
+      'STORAGE_TRANSIENT',
+      `Injected failure: could not ${action} object '${name}' in ${inner.location}`,
+      {
+        hint: 'This failure was injected by a test.',
+      },
+    );
   }
 
   async function put(name: string, bytes: Uint8Array, options?: PutOptions): Promise<void> {
     if (faults.failPutNames?.(name)) throw transient('write', name);
     const limit = faults.fullAfterBytes ?? Infinity;
     if (storedBytes + bytes.length > limit) {
-      throw new AmberError('STORAGE_FULL', `Injected failure: no space left to write object '${name}' in ${inner.location}`, {
-        hint: 'This failure was injected by a test.',
-        details: { name, sizeBytes: bytes.length, storedBytes, fullAfterBytes: limit },
-      });
+      throw new AmberError(
+        'STORAGE_FULL',
+        `Injected failure: no space left to write object '${name}' in ${inner.location}`,
+        {
+          hint: 'This failure was injected by a test.',
+          details: { name, sizeBytes: bytes.length, storedBytes, fullAfterBytes: limit },
+        },
+      );
     }
     // Reserved before awaiting, so concurrent puts cannot together overshoot the limit.
     storedBytes += bytes.length;

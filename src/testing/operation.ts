@@ -12,6 +12,9 @@ export function testRetentionClock(clock: Clock): RetentionClock {
 }
 
 /** `repo` as an operation judged by `retentionClock` (default: the repository's own clock, unguarded). */
-export function testOperation(repo: Repository, retentionClock: RetentionClock = testRetentionClock(repo.clock)): Operation {
+export function testOperation(
+  repo: Repository,
+  retentionClock: RetentionClock = testRetentionClock(repo.clock),
+): Operation {
   return operationOn(repo, retentionClock);
 }

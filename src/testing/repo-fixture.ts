@@ -18,7 +18,11 @@ import type { Store } from '../storage/store.ts';
 export const TEST_PASSPHRASE = 'correct horse battery staple';
 
 /** Small chunks and packs, so a few MiB of data spread over many chunks and several packs. */
-export const SMALL_CHUNKER: ChunkerParams = { minSizeBytes: 16 * 1024, avgSizeBytes: 64 * 1024, maxSizeBytes: 256 * 1024 };
+export const SMALL_CHUNKER: ChunkerParams = {
+  minSizeBytes: 16 * 1024,
+  avgSizeBytes: 64 * 1024,
+  maxSizeBytes: 256 * 1024,
+};
 
 export async function makeTempDir(label: string): Promise<string> {
   return fs.mkdtemp(join(tmpdir(), `amber-${label}-`));
@@ -27,7 +31,9 @@ export async function makeTempDir(label: string): Promise<string> {
 /** Runs chattr or lsattr; its output, or undefined where it is missing or fails. */
 function attrTool(tool: 'chattr' | 'lsattr', args: string[]): Promise<string | undefined> {
   return new Promise((done) => {
-    execFile(tool, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }, (error, stdout) => done(error ? undefined : stdout));
+    execFile(tool, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }, (error, stdout) =>
+      done(error ? undefined : stdout),
+    );
   });
 }
 
@@ -60,10 +66,16 @@ export interface TestRepoOptions {
 /** A new repository at `path` (scrypt kept cheap with logN 10), as an operation judged by wall time. */
 export async function createTestRepo(path: string, options: TestRepoOptions = {}): Promise<Operation> {
   const store = (options.wrap ?? ((inner) => inner))(createFsStore(path));
-  return testOperation(await initRepository({
-    store, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10,
-    chunker: options.chunker, packTargetBytes: options.packTargetBytes,
-  }));
+  return testOperation(
+    await initRepository({
+      store,
+      passphrase: TEST_PASSPHRASE,
+      clock: systemClock,
+      kdfLogN: 10,
+      chunker: options.chunker,
+      packTargetBytes: options.packTargetBytes,
+    }),
+  );
 }
 
 export async function openTestRepo(path: string, wrap?: (store: Store) => Store): Promise<Operation> {
@@ -147,7 +159,12 @@ export async function fingerprintTree(root: string): Promise<Map<string, string>
       } else if (entry.isSymbolicLink()) {
         result.set(name, `symlink → ${await fs.readlink(path)}`);
       } else {
-        result.set(name, createHash('sha256').update(await fs.readFile(path)).digest('hex'));
+        result.set(
+          name,
+          createHash('sha256')
+            .update(await fs.readFile(path))
+            .digest('hex'),
+        );
       }
     }
   };
@@ -177,7 +194,11 @@ export function useTemporaryWriterCache(dir: string): void {
  * A throwaway directory removed after the test, holding a fresh repository at `repo/` and the
  * writer cache of any write-only key the test adds.
  */
-export async function createScratchRepo(t: { after(fn: () => unknown): void }, label: string, options: TestRepoOptions = {}) {
+export async function createScratchRepo(
+  t: { after(fn: () => unknown): void },
+  label: string,
+  options: TestRepoOptions = {},
+) {
   const dir = await makeTempDir(label);
   useTemporaryWriterCache(dir);
   t.after(() => removeTree(dir));

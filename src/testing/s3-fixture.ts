@@ -15,7 +15,12 @@ export const s3Env = process.env.S3_ENDPOINT
   : undefined;
 
 /** The S3 test files, named in the one line that says they were skipped. */
-const S3_SUITE = ['src/storage/s3/s3-store.test.ts', 'src/engine/storage-effects.test.ts', 'src/vault/vault.test.ts (vault on S3)', 'test/e2e/s3-cli.test.ts'];
+const S3_SUITE = [
+  'src/storage/s3/s3-store.test.ts',
+  'src/engine/storage-effects.test.ts',
+  'src/vault/vault.test.ts (vault on S3)',
+  'test/e2e/s3-cli.test.ts',
+];
 
 /**
  * Registers `define` when the S3 server is there. Without it the suite is reported by one skipped
@@ -24,7 +29,9 @@ const S3_SUITE = ['src/storage/s3/s3-store.test.ts', 'src/engine/storage-effects
 export function whenS3(define: () => void, options: { announceSkip?: boolean } = {}): void {
   if (s3Env) define();
   else if (options.announceSkip) {
-    test('S3 suite', { skip: `S3_ENDPOINT is not set, so the S3 tests did not run (${S3_SUITE.join(', ')}); \`bash .ci/run\` starts a Ceph RADOS Gateway, or see docs/s3.md#tests` }, () => {});
+    test('S3 suite', {
+      skip: `S3_ENDPOINT is not set, so the S3 tests did not run (${S3_SUITE.join(', ')}); \`bash .ci/run\` starts a Ceph RADOS Gateway, or see docs/s3.md#tests`,
+    }, () => {});
   }
 }
 
@@ -46,10 +53,18 @@ export function s3CliEnv(): Record<string, string> {
   };
 }
 
-export async function freshS3Store(options: { prefix?: string; clock?: Clock; create?: boolean; bucket?: string } = {}): Promise<S3Store> {
-  const store = createS3Store({ endpoint: s3Env!.endpoint, bucket: options.bucket ?? freshBucketName(), prefix: options.prefix ?? '' }, {
-    clock: options.clock ?? systemClock, credentials: s3Env!.credentials, region: s3Env!.region, maxAttempts: 3,
-  });
+export async function freshS3Store(
+  options: { prefix?: string; clock?: Clock; create?: boolean; bucket?: string } = {},
+): Promise<S3Store> {
+  const store = createS3Store(
+    { endpoint: s3Env!.endpoint, bucket: options.bucket ?? freshBucketName(), prefix: options.prefix ?? '' },
+    {
+      clock: options.clock ?? systemClock,
+      credentials: s3Env!.credentials,
+      region: s3Env!.region,
+      maxAttempts: 3,
+    },
+  );
   if (options.create !== false) await store.createBucket();
   return store;
 }

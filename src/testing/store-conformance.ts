@@ -132,7 +132,9 @@ async function begin(make: () => Promise<Store | StoreSubject>): Promise<Run> {
   const all = () => {
     const sizes = new Map(stored);
     for (const own of subject.ownObjects?.() ?? []) sizes.set(own.name, own.bytes.length);
-    return [...sizes].map(([name, sizeBytes]) => ({ name, sizeBytes })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...sizes]
+      .map(([name, sizeBytes]) => ({ name, sizeBytes }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   };
   const checkRefusal = async (name: string, bytes: Uint8Array, standIn: StandIn) => {
     if (standIn.name === name && sameBytes(standIn.bytes, bytes)) {
@@ -193,7 +195,11 @@ function prefixesOf(names: string[]): string[] {
 /** The directory part of a name, with its slash ('' for a top-level name). */
 const directoryOf = (name: string) => name.slice(0, name.lastIndexOf('/') + 1);
 
-export function describeStoreConformance(label: string, makeStore: () => Promise<Store | StoreSubject>, options: ConformanceOptions = {}): void {
+export function describeStoreConformance(
+  label: string,
+  makeStore: () => Promise<Store | StoreSubject>,
+  options: ConformanceOptions = {},
+): void {
   describe(`${label} store conformance`, () => {
     test('a new store does not exist until something is put', async () => {
       const run = await begin(makeStore);
@@ -265,7 +271,15 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
     test('list yields the objects under a prefix, nested or mid-segment', async () => {
       const run = await begin(makeStore);
       const { store } = run;
-      const names = ['config', 'data/ab/ab01', 'data/ab/ab02', 'data/ac/ac01', 'data/b0/b001', 'keys/k1', 'snapshots/s1'];
+      const names = [
+        'config',
+        'data/ab/ab01',
+        'data/ab/ab02',
+        'data/ac/ac01',
+        'data/b0/b001',
+        'keys/k1',
+        'snapshots/s1',
+      ];
       for (const name of names) await run.add(name, bytesOf(name));
       assert.ok(run.names().length >= names.length);
       for (const prefix of prefixesOf(run.names())) {
@@ -278,7 +292,23 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const { store } = run;
       const object = await run.add('data/ab/ab01', bytesOf('x'));
       // Including prefixes no valid name can start with: nothing is under them either.
-      const prefixes = ['index/', 'data/zz', 'data/ab/ab01/', 'data/ab/ab01x', `${object.name}/`, `${object.name}x`, '../', '/', 'data//', 'data/../', 'A', 'data/AB', 'a\\b', '%2e', 'data/ab/ab01?x'];
+      const prefixes = [
+        'index/',
+        'data/zz',
+        'data/ab/ab01/',
+        'data/ab/ab01x',
+        `${object.name}/`,
+        `${object.name}x`,
+        '../',
+        '/',
+        'data//',
+        'data/../',
+        'A',
+        'data/AB',
+        'a\\b',
+        '%2e',
+        'data/ab/ab01?x',
+      ];
       for (const prefix of prefixes) {
         assert.deepEqual(await listNames(store, prefix), [], `prefix ${JSON.stringify(prefix)}`);
       }
@@ -286,7 +316,19 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
 
     test('invalid names are refused and nothing is written', async () => {
       const { store } = await begin(makeStore);
-      const invalid = ['../x', 'a/../b', '', 'A', '/abs', 'a//b', 'a/', '.hidden', 'a\\b', 'x'.repeat(129), `${'a/'.repeat(256)}a`];
+      const invalid = [
+        '../x',
+        'a/../b',
+        '',
+        'A',
+        '/abs',
+        'a//b',
+        'a/',
+        '.hidden',
+        'a\\b',
+        'x'.repeat(129),
+        `${'a/'.repeat(256)}a`,
+      ];
       for (const name of invalid) {
         await assertAmberCode(store.put(name, bytesOf('x')), 'INVALID_OBJECT_NAME');
         await assertAmberCode(store.get(name), 'INVALID_OBJECT_NAME');
@@ -300,16 +342,23 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const run = await begin(makeStore);
       const { store, subject } = run;
       const contents = Array.from({ length: 8 }, (_, i) => bytesOf(`writer ${i}`));
-      const rivals: StandIn[] = subject.rivals ? await subject.rivals('data/race', contents) : contents.map((bytes) => ({ name: 'data/race', bytes }));
+      const rivals: StandIn[] = subject.rivals
+        ? await subject.rivals('data/race', contents)
+        : contents.map((bytes) => ({ name: 'data/race', bytes }));
       assert.equal(rivals.length, contents.length);
       assert.equal(new Set(rivals.map(({ name }) => name)).size, 1, 'one name');
-      assert.equal(new Set(rivals.map(({ bytes }) => Buffer.from(bytes).toString('hex'))).size, rivals.length, 'different bytes each');
+      assert.equal(
+        new Set(rivals.map(({ bytes }) => Buffer.from(bytes).toString('hex'))).size,
+        rivals.length,
+        'different bytes each',
+      );
       if (rivals[0].refusedWith) await assertAmberCode(store.put('data/race', contents[0]), rivals[0].refusedWith);
       const results = await Promise.allSettled(rivals.map(({ name, bytes }) => store.put(name, bytes)));
       const winners = results.flatMap((result, i) => (result.status === 'fulfilled' ? [i] : []));
       assert.equal(winners.length, 1);
       for (const result of results) {
-        if (result.status === 'rejected') assert.ok(isAmberError(result.reason, 'OBJECT_EXISTS'), String(result.reason));
+        if (result.status === 'rejected')
+          assert.ok(isAmberError(result.reason, 'OBJECT_EXISTS'), String(result.reason));
       }
       assertBytesEqual(await store.get(rivals[0].name), rivals[winners[0]].bytes);
     });
@@ -355,7 +404,9 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       assertBytesEqual(await store.get(empty.name), new Uint8Array(0));
       assert.equal((await store.stat(empty.name)).sizeBytes, 0);
       assert.deepEqual(await listSized(store, directoryOf(empty.name)), run.expected(directoryOf(empty.name)));
-      assert.ok(run.expected(directoryOf(empty.name)).some(({ name, sizeBytes }) => name === empty.name && sizeBytes === 0));
+      assert.ok(
+        run.expected(directoryOf(empty.name)).some(({ name, sizeBytes }) => name === empty.name && sizeBytes === 0),
+      );
     });
 
     test('a 20 MiB object round-trips', async () => {
@@ -368,7 +419,10 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       assert.ok(bytes.length >= big.length);
       assert.equal((await store.stat(name)).sizeBytes, bytes.length);
       assertBytesEqual(await store.get(name), bytes);
-      assertBytesEqual(await store.get(name, { offset: bytes.length - 4096, length: 4096 }), bytes.subarray(bytes.length - 4096));
+      assertBytesEqual(
+        await store.get(name, { offset: bytes.length - 4096, length: 4096 }),
+        bytes.subarray(bytes.length - 4096),
+      );
     });
 
     test('enforcement says who enforces retention', async () => {
@@ -396,7 +450,7 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       assert.equal(stated.writtenMs, listed.writtenMs);
     });
 
-    test('a store run by a server reads the server\'s clock, where it has one', async () => {
+    test("a store run by a server reads the server's clock, where it has one", async () => {
       const { store } = await begin(makeStore);
       if (!store.serverTimeMs) return;
       const serverMs = await store.serverTimeMs();
@@ -434,10 +488,14 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const run = await begin(makeStore);
       const { store } = run;
       const names: string[] = [];
-      for (const name of ['data/b0/b001', 'config', 'data/ab/ab01']) names.push((await run.add(name, bytesOf(name))).name);
+      for (const name of ['data/b0/b001', 'config', 'data/ab/ab01'])
+        names.push((await run.add(name, bytesOf(name))).name);
       await run.protect([names[0]], { untilMs: systemClock.nowMs() + DAY_MS, mode: 'governance' });
       const held = await store.protection(names);
-      assert.deepEqual(held.map((entry) => entry.name), names);
+      assert.deepEqual(
+        held.map((entry) => entry.name),
+        names,
+      );
       for (const entry of held) assert.equal(typeof entry.locked, 'boolean');
       assert.equal(held[1].locked, false, 'an object never protected is not locked');
       assert.equal(held[1].untilMs, undefined);
@@ -527,7 +585,10 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       const run = await begin(makeStore);
       const { store, subject } = run;
       const untilMs = systemClock.nowMs() + DAY_MS;
-      const object = await run.put(await run.object('snapshots/born-held', bytesOf('born held')), { retainUntilMs: untilMs, mode: 'governance' });
+      const object = await run.put(await run.object('snapshots/born-held', bytesOf('born held')), {
+        retainUntilMs: untilMs,
+        mode: 'governance',
+      });
       const [held] = await store.protection([object.name]);
       if (held.untilMs !== undefined) {
         assert.ok(held.untilMs >= untilMs && held.untilMs - untilMs < 1000, `${held.untilMs} for ${untilMs}`);
@@ -540,7 +601,11 @@ export function describeStoreConformance(label: string, makeStore: () => Promise
       }
     });
 
-    test('a hold keeps an object whose date has passed', { skip: options.holds ? false : 'the backend gives the suite no way to place a hold (memory and fs keep none of their own; S3 legal holds are tested in s3-store.test.ts)' }, async () => {
+    test('a hold keeps an object whose date has passed', {
+      skip: options.holds
+        ? false
+        : 'the backend gives the suite no way to place a hold (memory and fs keep none of their own; S3 legal holds are tested in s3-store.test.ts)',
+    }, async () => {
       const run = await begin(makeStore);
       const { store, subject } = run;
       const object = await run.add('snapshots/held', bytesOf('held'));

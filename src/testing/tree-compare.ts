@@ -38,7 +38,11 @@ interface Comparison {
 const CHUNK_BYTES = 1024 * 1024;
 
 /** Returns human-readable differences between the trees at `expected` and `actual`; empty when equal. */
-export async function compareTrees(expected: string, actual: string, options: CompareTreesOptions = {}): Promise<string[]> {
+export async function compareTrees(
+  expected: string,
+  actual: string,
+  options: CompareTreesOptions = {},
+): Promise<string[]> {
   const comparison: Comparison = {
     options,
     toleranceNs: options.mtimeToleranceNs ?? 1000n,
@@ -65,7 +69,8 @@ async function compareEntry(comparison: Comparison, relative: Buffer, expected: 
     differences.push(`${name}: is a ${expectedType} in expected but a ${actualType} in actual`);
     return;
   }
-  if (relative.length > 0 || options.ignoreRootMeta !== true) compareMeta(comparison, name, expected.stats, actual.stats);
+  if (relative.length > 0 || options.ignoreRootMeta !== true)
+    compareMeta(comparison, name, expected.stats, actual.stats);
   if (expectedType === 'dir') {
     await compareDirectories(comparison, relative, expected.path, actual.path);
     return;
@@ -75,9 +80,14 @@ async function compareEntry(comparison: Comparison, relative: Buffer, expected: 
   comparison.actualInodes.set(key, `${actual.stats.dev}:${actual.stats.ino}`);
   if (expectedType === 'file') await compareFiles(comparison, name, expected, actual);
   if (expectedType === 'symlink') {
-    const [expectedTarget, actualTarget] = await Promise.all([fs.readlink(expected.path, 'buffer'), fs.readlink(actual.path, 'buffer')]);
+    const [expectedTarget, actualTarget] = await Promise.all([
+      fs.readlink(expected.path, 'buffer'),
+      fs.readlink(actual.path, 'buffer'),
+    ]);
     if (!expectedTarget.equals(actualTarget)) {
-      differences.push(`${name}: symlink points to ${show(expectedTarget)} in expected but ${show(actualTarget)} in actual`);
+      differences.push(
+        `${name}: symlink points to ${show(expectedTarget)} in expected but ${show(actualTarget)} in actual`,
+      );
     }
   }
   if ((expectedType === 'chardev' || expectedType === 'blockdev') && expected.stats.rdev !== actual.stats.rdev) {
@@ -90,27 +100,48 @@ function compareMeta(comparison: Comparison, name: string, expected: BigIntStats
   const expectedMode = expected.mode & 0o7777n;
   const actualMode = actual.mode & 0o7777n;
   if (expectedMode !== actualMode) {
-    differences.push(`${name}: mode ${expectedMode.toString(8).padStart(4, '0')} in expected but ${actualMode.toString(8).padStart(4, '0')} in actual`);
+    differences.push(
+      `${name}: mode ${expectedMode.toString(8).padStart(4, '0')} in expected but ${actualMode.toString(8).padStart(4, '0')} in actual`,
+    );
   }
   if (options.ignoreOwner !== true && (expected.uid !== actual.uid || expected.gid !== actual.gid)) {
-    differences.push(`${name}: owner ${expected.uid}:${expected.gid} in expected but ${actual.uid}:${actual.gid} in actual`);
+    differences.push(
+      `${name}: owner ${expected.uid}:${expected.gid} in expected but ${actual.uid}:${actual.gid} in actual`,
+    );
   }
   compareTime(differences, name, 'mtime', expected.mtimeNs, actual.mtimeNs, toleranceNs);
-  if (options.ignoreCtime === false) compareTime(differences, name, 'ctime', expected.ctimeNs, actual.ctimeNs, toleranceNs);
+  if (options.ignoreCtime === false)
+    compareTime(differences, name, 'ctime', expected.ctimeNs, actual.ctimeNs, toleranceNs);
 }
 
-function compareTime(differences: string[], name: string, label: string, expectedNs: bigint, actualNs: bigint, toleranceNs: bigint): void {
+function compareTime(
+  differences: string[],
+  name: string,
+  label: string,
+  expectedNs: bigint,
+  actualNs: bigint,
+  toleranceNs: bigint,
+): void {
   const offNs = actualNs - expectedNs;
   if (offNs > toleranceNs || -offNs > toleranceNs) {
-    differences.push(`${name}: ${label} ${expectedNs} ns in expected but ${actualNs} ns in actual (off by ${offNs} ns)`);
+    differences.push(
+      `${name}: ${label} ${expectedNs} ns in expected but ${actualNs} ns in actual (off by ${offNs} ns)`,
+    );
   }
 }
 
-async function compareDirectories(comparison: Comparison, relative: Buffer, expectedDir: Buffer, actualDir: Buffer): Promise<void> {
+async function compareDirectories(
+  comparison: Comparison,
+  relative: Buffer,
+  expectedDir: Buffer,
+  actualDir: Buffer,
+): Promise<void> {
   const [expectedNames, actualNames] = await Promise.all([listNames(expectedDir), listNames(actualDir)]);
   const actualSet = new Set(actualNames.map((name) => name.toString('latin1')));
   const expectedSet = new Set(expectedNames.map((name) => name.toString('latin1')));
-  const all = [...expectedNames, ...actualNames.filter((name) => !expectedSet.has(name.toString('latin1')))].sort(Buffer.compare);
+  const all = [...expectedNames, ...actualNames.filter((name) => !expectedSet.has(name.toString('latin1')))].sort(
+    Buffer.compare,
+  );
   for (const entryName of all) {
     const childRelative = relative.length === 0 ? entryName : Buffer.concat([relative, Buffer.from('/'), entryName]);
     const expectedPath = Buffer.concat([expectedDir, Buffer.from('/'), entryName]);
@@ -123,8 +154,16 @@ async function compareDirectories(comparison: Comparison, relative: Buffer, expe
       const type = entryTypeOf(await fs.lstat(actualPath, { bigint: true }));
       comparison.differences.push(`${show(childRelative)}: extra in actual (a ${type})`);
     } else {
-      const [expectedStats, actualStats] = await Promise.all([fs.lstat(expectedPath, { bigint: true }), fs.lstat(actualPath, { bigint: true })]);
-      await compareEntry(comparison, childRelative, { stats: expectedStats, path: expectedPath }, { stats: actualStats, path: actualPath });
+      const [expectedStats, actualStats] = await Promise.all([
+        fs.lstat(expectedPath, { bigint: true }),
+        fs.lstat(actualPath, { bigint: true }),
+      ]);
+      await compareEntry(
+        comparison,
+        childRelative,
+        { stats: expectedStats, path: expectedPath },
+        { stats: actualStats, path: actualPath },
+      );
     }
   }
 }
@@ -135,7 +174,9 @@ async function listNames(dir: Buffer): Promise<Buffer[]> {
 
 async function compareFiles(comparison: Comparison, name: string, expected: Side, actual: Side): Promise<void> {
   if (expected.stats.size !== actual.stats.size) {
-    comparison.differences.push(`${name}: size ${expected.stats.size} bytes in expected but ${actual.stats.size} in actual`);
+    comparison.differences.push(
+      `${name}: size ${expected.stats.size} bytes in expected but ${actual.stats.size} in actual`,
+    );
     return;
   }
   const offset = await firstDifferentByte(expected.path, actual.path);

@@ -44,7 +44,12 @@ test('the tree holds the hard cases', async () => {
   const names = await fs.readdir(join(tree, 'names'));
   assert.ok(names.some((name) => Buffer.byteLength(name) === 255 && name.startsWith('\u5b57')));
   assert.ok(names.some((name) => Buffer.byteLength(name) === 255 && name.startsWith('n')));
-  const leaf = join(tree, 'deep', ...Array.from({ length: DEEP_LEVELS }, (_, i) => `d${String(i + 1).padStart(2, '0')}`), 'leaf.txt');
+  const leaf = join(
+    tree,
+    'deep',
+    ...Array.from({ length: DEEP_LEVELS }, (_, i) => `d${String(i + 1).padStart(2, '0')}`),
+    'leaf.txt',
+  );
   assert.equal(await fs.readFile(leaf, 'utf8'), 'bottom\n');
   assert.equal((await fs.stat(join(tree, 'files', 'large.bin'))).size, 12 * 1024 * 1024);
   assert.equal((await fs.stat(join(tree, 'files', 'one-mib.bin'))).size, 1024 * 1024);
@@ -150,7 +155,9 @@ test('names joined by a hard link that were separate files are reported', async 
   await keepDirTime(copy, 'hardlinks/c');
   const differences = await compareTrees(tree, copy);
   assert.ok(
-    differences.includes('hard links: "hardlinks/a/pair-1", "hardlinks/b/pair-2", "hardlinks/c/single" share one inode in actual but not in expected'),
+    differences.includes(
+      'hard links: "hardlinks/a/pair-1", "hardlinks/b/pair-2", "hardlinks/c/single" share one inode in actual but not in expected',
+    ),
     differences.join('\n'),
   );
   assert.ok(!differences.some((difference) => difference.includes('share one inode in expected')));
@@ -170,8 +177,14 @@ test('mtimes are compared to the microsecond, directories included', async () =>
   await fs.utimes(nested, utimeSecondsFromNs(nestedTime), utimeSecondsFromNs(nestedTime));
   const differences = await compareTrees(tree, copy);
   assert.equal(differences.length, 2, differences.join('\n'));
-  assert.match(differences[0], /^"empty-dir": mtime \d+ ns in expected but \d+ ns in actual \(off by -1000000000 ns\)$/);
-  assert.match(differences[1], /^"files\/text\.txt": mtime \d+ ns in expected but \d+ ns in actual \(off by (1[89]|2[01])\d\d ns\)$/);
+  assert.match(
+    differences[0],
+    /^"empty-dir": mtime \d+ ns in expected but \d+ ns in actual \(off by -1000000000 ns\)$/,
+  );
+  assert.match(
+    differences[1],
+    /^"files\/text\.txt": mtime \d+ ns in expected but \d+ ns in actual \(off by (1[89]|2[01])\d\d ns\)$/,
+  );
 });
 
 test('a changed type and, as root, a changed owner are reported', async () => {

@@ -2,9 +2,42 @@
 // request; the repository format decides which objects a command touches (see docs/http-api.md).
 import type { Role } from './tokens.ts';
 
-const METADATA_READ = ['config', 'keys/', 'epochs/', 'revocations/', 'witnesses/', 'policies/', 'grants/', 'holds/', 'forgets/', 'condemns/', 'audit/', 'checkpoints/', 'requests/', 'decisions/', 'executions/'];
+const METADATA_READ = [
+  'config',
+  'keys/',
+  'epochs/',
+  'revocations/',
+  'witnesses/',
+  'policies/',
+  'grants/',
+  'holds/',
+  'forgets/',
+  'condemns/',
+  'audit/',
+  'checkpoints/',
+  'requests/',
+  'decisions/',
+  'executions/',
+];
 
-const DATA_READ = ['config', 'keys/', 'epochs/', 'revocations/', 'witnesses/', 'policies/', 'grants/', 'holds/', 'forgets/', 'condemns/', 'data/', 'index/', 'snapshots/', 'requests/', 'decisions/', 'executions/'];
+const DATA_READ = [
+  'config',
+  'keys/',
+  'epochs/',
+  'revocations/',
+  'witnesses/',
+  'policies/',
+  'grants/',
+  'holds/',
+  'forgets/',
+  'condemns/',
+  'data/',
+  'index/',
+  'snapshots/',
+  'requests/',
+  'decisions/',
+  'executions/',
+];
 
 const READ: Record<Role, readonly string[] | 'all'> = {
   reader: 'all',
@@ -25,10 +58,23 @@ const WRITE: Record<Role, readonly string[]> = {
   maintainer: ['condemns/', 'forgets/', 'index/', 'audit/', 'checkpoints/'],
   approver: ['decisions/', 'executions/', 'audit/'],
   // init, keys, policy, holds, lock extensions and requests on the owner's behalf
-  admin: ['config', 'keys/', 'epochs/', 'revocations/', 'witnesses/', 'policies/', 'holds/', 'grants/', 'requests/', 'audit/', 'checkpoints/'],
+  admin: [
+    'config',
+    'keys/',
+    'epochs/',
+    'revocations/',
+    'witnesses/',
+    'policies/',
+    'holds/',
+    'grants/',
+    'requests/',
+    'audit/',
+    'checkpoints/',
+  ],
 };
 
-const matches = (name: string, prefixes: readonly string[]) => prefixes.some((prefix) => (prefix.endsWith('/') ? name.startsWith(prefix) : name === prefix));
+const matches = (name: string, prefixes: readonly string[]) =>
+  prefixes.some((prefix) => (prefix.endsWith('/') ? name.startsWith(prefix) : name === prefix));
 
 /** Listing names (not contents): writers see the audit log's names to append after its newest entries. */
 export function mayList(role: Role, name: string): boolean {

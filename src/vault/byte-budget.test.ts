@@ -49,7 +49,7 @@ test('one owner holds at most its share: its next request waits for its own byte
     return release;
   });
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(order, ['other'], 'the second owner is not held up by the first one\'s queue');
+  assert.deepEqual(order, ['other'], "the second owner is not held up by the first one's queue");
   assert.equal(budget.heldBy('slow'), 50);
   first();
   (await second)();
@@ -64,7 +64,11 @@ test('one owner holds at most its share: its next request waits for its own byte
 });
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-const codeOf = (promise: Promise<unknown>) => promise.then(() => 'granted', (error: { code?: string; details?: { httpStatus?: number } }) => `${error.code} ${error.details?.httpStatus}`);
+const codeOf = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'granted',
+    (error: { code?: string; details?: { httpStatus?: number } }) => `${error.code} ${error.details?.httpStatus}`,
+  );
 
 test('a lease holds only the steps it grew by, and gives them all back once', async () => {
   const budget = createByteBudget(100, { share: 50 });
@@ -103,11 +107,21 @@ test('uploads that hold the whole budget and all wait for more do not deadlock: 
   const budget = createByteBudget(40, { share: 40 });
   const leases = [0, 1, 2, 3].map(() => budget.open());
   for (const lease of leases) await lease.grow(10); // each holds 10 of its 40: the budget is spent
-  const outcomes = leases.map((lease) => (async () => {
-    for (let held = 10; held < 40; held += 10) await lease.grow(10);
-    lease.release(); // done: what it holds goes to the others
-  })().then(() => 'done', (error: { code?: string; details?: { httpStatus?: number } }) => `${error.code} ${error.details?.httpStatus}`));
-  assert.deepEqual(await Promise.all(outcomes), ['done', 'STORAGE_TRANSIENT 503', 'STORAGE_TRANSIENT 503', 'STORAGE_TRANSIENT 503']);
+  const outcomes = leases.map((lease) =>
+    (async () => {
+      for (let held = 10; held < 40; held += 10) await lease.grow(10);
+      lease.release(); // done: what it holds goes to the others
+    })().then(
+      () => 'done',
+      (error: { code?: string; details?: { httpStatus?: number } }) => `${error.code} ${error.details?.httpStatus}`,
+    ),
+  );
+  assert.deepEqual(await Promise.all(outcomes), [
+    'done',
+    'STORAGE_TRANSIENT 503',
+    'STORAGE_TRANSIENT 503',
+    'STORAGE_TRANSIENT 503',
+  ]);
   assert.equal(budget.inUse, 0);
 });
 

@@ -50,20 +50,30 @@ interface State {
   owner: Owner | undefined;
   /** Whether it ever held bytes: such requests are served before new ones. */
   started: boolean;
-  waiting?: { bytes: number; grant: () => void; fail: (error: AmberError) => void; timer?: ReturnType<typeof setTimeout> };
+  waiting?: {
+    bytes: number;
+    grant: () => void;
+    fail: (error: AmberError) => void;
+    timer?: ReturnType<typeof setTimeout>;
+  };
   done: boolean;
 }
 
 export function createByteBudget(limit: number, options: ByteBudgetOptions | number = {}): ByteBudget {
-  const { share = Math.floor(limit / 2), waitMs = Infinity, retryAfterSeconds = 5 } = typeof options === 'number' ? { share: options } : options;
+  const {
+    share = Math.floor(limit / 2),
+    waitMs = Infinity,
+    retryAfterSeconds = 5,
+  } = typeof options === 'number' ? { share: options } : options;
   let inUse = 0;
   let nextSeq = 0;
   const leases = new Set<State>();
   const owners = new Map<string, Owner>();
-  const failure = (message: string) => new AmberError('STORAGE_TRANSIENT', message, {
-    hint: `the vault is busy with other uploads and reads; retry in ${retryAfterSeconds} s or later`,
-    details: { httpStatus: 503, retryAfterSeconds },
-  });
+  const failure = (message: string) =>
+    new AmberError('STORAGE_TRANSIENT', message, {
+      hint: `the vault is busy with other uploads and reads; retry in ${retryAfterSeconds} s or later`,
+      details: { httpStatus: 503, retryAfterSeconds },
+    });
 
   // An owner may go past its share only with a single request that holds bytes (a request larger than
   // the share goes alone); the budget as a whole is never exceeded.
@@ -73,9 +83,11 @@ export function createByteBudget(limit: number, options: ByteBudgetOptions | num
     for (const other of owner.leases) if (other !== lease && other.held > 0) return false;
     return true;
   };
-  const waiters = () => [...leases].filter((lease) => lease.waiting)
-    // Requests already under way first (one of them can always finish), then newcomers; each by age.
-    .sort((a, b) => Number(b.started) - Number(a.started) || a.seq - b.seq);
+  const waiters = () =>
+    [...leases]
+      .filter((lease) => lease.waiting)
+      // Requests already under way first (one of them can always finish), then newcomers; each by age.
+      .sort((a, b) => Number(b.started) - Number(a.started) || a.seq - b.seq);
 
   const take = (lease: State, bytes: number) => {
     lease.held += bytes;
@@ -125,7 +137,12 @@ export function createByteBudget(limit: number, options: ByteBudgetOptions | num
       if (waiting.length === 0) return;
       const holders = [...leases].filter((lease) => lease.held > 0);
       if (stuck(holders)) {
-        fail(youngest(holders), failure(`the vault's memory budget (${limit} bytes) is held by uploads that all wait for more; this one, the youngest, was stopped so the others can finish`));
+        fail(
+          youngest(holders),
+          failure(
+            `the vault's memory budget (${limit} bytes) is held by uploads that all wait for more; this one, the youngest, was stopped so the others can finish`,
+          ),
+        );
         continue;
       }
       const blocked = waiting.find((lease) => {
@@ -135,8 +152,12 @@ export function createByteBudget(limit: number, options: ByteBudgetOptions | num
         return stuck(holders) && holders.every((other) => !fitsOwner(other, other.waiting!.bytes));
       });
       if (!blocked) return;
-      fail(youngest([...blocked.owner!.leases].filter((other) => other.held > 0)),
-        failure(`this token's share of the vault's memory budget (${share} bytes) is held by its uploads that all wait for more; this one, the youngest, was stopped so the others can finish`));
+      fail(
+        youngest([...blocked.owner!.leases].filter((other) => other.held > 0)),
+        failure(
+          `this token's share of the vault's memory budget (${share} bytes) is held by its uploads that all wait for more; this one, the youngest, was stopped so the others can finish`,
+        ),
+      );
     }
   };
 
@@ -150,14 +171,15 @@ export function createByteBudget(limit: number, options: ByteBudgetOptions | num
     leases.add(lease);
     owner?.leases.add(lease);
     const forget = () => {
-      if (owner && ownerId !== undefined && owner.leases.size === 0 && owners.get(ownerId) === owner) owners.delete(ownerId);
+      if (owner && ownerId !== undefined && owner.leases.size === 0 && owners.get(ownerId) === owner)
+        owners.delete(ownerId);
     };
     return {
       get held() {
         return lease.held;
       },
       grow(bytes) {
-        if (lease.done) return Promise.reject(failure('the request gave up its share of the vault\'s memory budget'));
+        if (lease.done) return Promise.reject(failure("the request gave up its share of the vault's memory budget"));
         if (lease.waiting) throw new Error('a lease grows one step at a time');
         const size = Math.max(0, Math.min(bytes, limit - lease.held));
         return new Promise<void>((grant, reject) => {
@@ -171,7 +193,12 @@ export function createByteBudget(limit: number, options: ByteBudgetOptions | num
           };
           if (Number.isFinite(waitMs)) {
             lease.waiting.timer = setTimeout(() => {
-              fail(lease, failure(`the upload or read waited ${Math.round(waitMs / 1000)} s for room in the vault's memory budget (${limit} bytes, ${share} a token) and gave up`));
+              fail(
+                lease,
+                failure(
+                  `the upload or read waited ${Math.round(waitMs / 1000)} s for room in the vault's memory budget (${limit} bytes, ${share} a token) and gave up`,
+                ),
+              );
               settle();
             }, waitMs);
             lease.waiting.timer.unref?.();
@@ -182,7 +209,7 @@ export function createByteBudget(limit: number, options: ByteBudgetOptions | num
       release() {
         if (lease.done) return;
         if (lease.waiting) {
-          fail(lease, failure('the request ended while it waited for the vault\'s memory budget'));
+          fail(lease, failure("the request ended while it waited for the vault's memory budget"));
         } else drop(lease);
         forget();
         settle();

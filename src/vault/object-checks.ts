@@ -19,30 +19,32 @@ import { decodeSignedRecord, hasValidSignature, keyIdOf, parseJsonPayload } from
 import { isCheckpoint, isEntry, type AuditCheckpoint, type AuditEntry } from '../repo/audit-records.ts';
 import { decisionSignatureVerifies, parseSignedDecision } from '../governance/requests.ts';
 
-const mismatch = (name: string, what: string) => new AmberError('OBJECT_CORRUPT', `${name}: ${what}; the object was not stored`, {
-  hint: 'names carry the hash of what they name: upload the bytes that belong to this name',
-});
+const mismatch = (name: string, what: string) =>
+  new AmberError('OBJECT_CORRUPT', `${name}: ${what}; the object was not stored`, {
+    hint: 'names carry the hash of what they name: upload the bytes that belong to this name',
+  });
 
 type Signers = 'owner' | 'writer' | 'audit';
 
 /** The record kind under each prefix and who may sign it (docs/format.md §6.8, §18). */
-const RECORDS: Partial<Record<PrefixKind, { kind: ObjectKind; signers: Signers; valid?: (value: never) => boolean }>> = {
-  keys: { kind: 'key', signers: 'owner' },
-  epochs: { kind: 'epoch', signers: 'owner' },
-  revocations: { kind: 'revocation', signers: 'owner' },
-  witnesses: { kind: 'witness', signers: 'owner' },
-  policies: { kind: 'policy', signers: 'owner', valid: POLICIES.isValid },
-  holds: { kind: 'hold', signers: 'owner', valid: HOLDS.isValid },
-  forgets: { kind: 'forget', signers: 'owner', valid: FORGETS.isValid },
-  condemns: { kind: 'condemn', signers: 'owner', valid: CONDEMNS.isValid },
-  checkpoints: { kind: 'checkpoint', signers: 'owner', valid: isCheckpoint as (value: never) => boolean },
-  index: { kind: 'index', signers: 'writer' },
-  snapshots: { kind: 'snapshot', signers: 'writer' },
-  grants: { kind: 'grant', signers: 'writer', valid: GRANTS.isValid },
-  requests: { kind: 'request', signers: 'writer' },
-  audit: { kind: 'audit', signers: 'audit', valid: isEntry as (value: never) => boolean },
-  executions: { kind: 'execution', signers: 'audit' },
-};
+const RECORDS: Partial<Record<PrefixKind, { kind: ObjectKind; signers: Signers; valid?: (value: never) => boolean }>> =
+  {
+    keys: { kind: 'key', signers: 'owner' },
+    epochs: { kind: 'epoch', signers: 'owner' },
+    revocations: { kind: 'revocation', signers: 'owner' },
+    witnesses: { kind: 'witness', signers: 'owner' },
+    policies: { kind: 'policy', signers: 'owner', valid: POLICIES.isValid },
+    holds: { kind: 'hold', signers: 'owner', valid: HOLDS.isValid },
+    forgets: { kind: 'forget', signers: 'owner', valid: FORGETS.isValid },
+    condemns: { kind: 'condemn', signers: 'owner', valid: CONDEMNS.isValid },
+    checkpoints: { kind: 'checkpoint', signers: 'owner', valid: isCheckpoint as (value: never) => boolean },
+    index: { kind: 'index', signers: 'writer' },
+    snapshots: { kind: 'snapshot', signers: 'writer' },
+    grants: { kind: 'grant', signers: 'writer', valid: GRANTS.isValid },
+    requests: { kind: 'request', signers: 'writer' },
+    audit: { kind: 'audit', signers: 'audit', valid: isEntry as (value: never) => boolean },
+    executions: { kind: 'execution', signers: 'audit' },
+  };
 
 /** What the checks read from the repository: its view (undefined before `config` exists). */
 export interface UploadContext {
@@ -50,12 +52,20 @@ export interface UploadContext {
 }
 
 /** Refuses what does not belong under the name; for a decision, returns the request it decides on. */
-export async function checkUpload(name: string, bytes: Buffer, context: UploadContext): Promise<{ decidesOn?: string }> {
+export async function checkUpload(
+  name: string,
+  bytes: Buffer,
+  context: UploadContext,
+): Promise<{ decidesOn?: string }> {
   const parsed = parseObjectName(name);
   if (!parsed) {
-    throw new AmberError('INVALID_OBJECT_NAME', `${name} is not an object name of an Amber repository; the object was not stored`, {
-      hint: 'see docs/format.md §2 for the names: data/<first 2 of H>/<H>, audit/<12-digit seq>-<H>, <prefix>/<H>, config',
-    });
+    throw new AmberError(
+      'INVALID_OBJECT_NAME',
+      `${name} is not an object name of an Amber repository; the object was not stored`,
+      {
+        hint: 'see docs/format.md §2 for the names: data/<first 2 of H>/<H>, audit/<12-digit seq>-<H>, <prefix>/<H>, config',
+      },
+    );
   }
   if (parsed.kind === 'config') {
     decodeConfig(bytes, name);
@@ -78,7 +88,8 @@ export async function checkUpload(name: string, bytes: Buffer, context: UploadCo
     // A request is named by the hash of its canonical JSON, the record's payload.
     if (sha256Hex(record.payload) !== hash) throw mismatch(name, 'the request does not hash to its id');
   } else if (parsed.kind === 'executions') {
-    if (parseJsonPayload<{ request?: unknown } | null>(record, name)?.request !== hash) throw mismatch(name, 'the execution names another request');
+    if (parseJsonPayload<{ request?: unknown } | null>(record, name)?.request !== hash)
+      throw mismatch(name, 'the execution names another request');
   } else if (record.hash !== hash) {
     throw mismatch(name, 'the bytes do not hash to the name');
   }
@@ -86,18 +97,30 @@ export async function checkUpload(name: string, bytes: Buffer, context: UploadCo
   if (!view) {
     // `init` stores the first epoch and key file before the config that names the owner key.
     if (parsed.kind === 'keys' || parsed.kind === 'epochs') return {};
-    throw new AmberError('REPO_NOT_FOUND', `${name} cannot be stored before the repository's config`, { hint: 'initialise the repository first (`amber init`)' });
+    throw new AmberError('REPO_NOT_FOUND', `${name} cannot be stored before the repository's config`, {
+      hint: 'initialise the repository first (`amber init`)',
+    });
   }
   const key = await signerKey(view, type.signers, record.signerKeyId, name);
   if (!key || !hasValidSignature(type.kind, record, key)) {
-    throw new AmberError('SIGNATURE_INVALID', `${name} is not signed by a key with the authority to write ${type.kind} records (${view.authority.describe(record.signerKeyId)}); the object was not stored`, {
-      hint: type.signers === 'owner' ? 'only the owner key (a full-access key) writes these' : 'sign it with a key the repository certifies and has not revoked',
-    });
+    throw new AmberError(
+      'SIGNATURE_INVALID',
+      `${name} is not signed by a key with the authority to write ${type.kind} records (${view.authority.describe(record.signerKeyId)}); the object was not stored`,
+      {
+        hint:
+          type.signers === 'owner'
+            ? 'only the owner key (a full-access key) writes these'
+            : 'sign it with a key the repository certifies and has not revoked',
+      },
+    );
   }
   if (type.valid) {
     const value = parseJsonPayload<unknown>(record, name);
     if (value === null || typeof value !== 'object' || Array.isArray(value) || !type.valid(value as never)) {
-      throw new AmberError('OBJECT_CORRUPT', `${name} is signed but not a well-formed ${type.kind} record; it was not stored`);
+      throw new AmberError(
+        'OBJECT_CORRUPT',
+        `${name} is signed but not a well-formed ${type.kind} record; it was not stored`,
+      );
     }
     const seq = (value as AuditEntry | AuditCheckpoint).seq;
     if (parsed.seq !== undefined && seq !== parsed.seq) throw mismatch(name, `the record says it is number ${seq}`);
@@ -107,19 +130,29 @@ export async function checkUpload(name: string, bytes: Buffer, context: UploadCo
 
 async function required(context: UploadContext, name: string): Promise<RepositoryView> {
   const view = await context.view();
-  if (!view) throw new AmberError('REPO_NOT_FOUND', `${name} cannot be stored before the repository's config`, { hint: 'initialise the repository first (`amber init`)' });
+  if (!view)
+    throw new AmberError('REPO_NOT_FOUND', `${name} cannot be stored before the repository's config`, {
+      hint: 'initialise the repository first (`amber init`)',
+    });
   return view;
 }
 
 /** The public key that may sign this record as `keyId`, by the rules of its kind. */
-async function signerKey(view: RepositoryView, signers: Signers, keyId: KeyId, name: string): Promise<Buffer | undefined> {
+async function signerKey(
+  view: RepositoryView,
+  signers: Signers,
+  keyId: KeyId,
+  name: string,
+): Promise<Buffer | undefined> {
   if (signers === 'owner') return view.authority.ownerKeyFor(keyId);
   if (signers === 'writer') return view.authority.signingKeyFor(keyId, name);
   // Audit entries and executions: any key the owner certified, a witness, or an approver of the policy.
   const certified = view.authority.certifiedKeyFor(keyId);
   if (certified) return certified;
   for (const { value } of await loadRecords(view, POLICIES, [])) {
-    const approver = value.settings.approvers?.find(({ publicKey }) => keyIdOf(Buffer.from(publicKey, 'hex')) === keyId);
+    const approver = value.settings.approvers?.find(
+      ({ publicKey }) => keyIdOf(Buffer.from(publicKey, 'hex')) === keyId,
+    );
     if (approver) return Buffer.from(approver.publicKey, 'hex');
   }
   return undefined;
@@ -129,7 +162,11 @@ async function signerKey(view: RepositoryView, signers: Signers, keyId: KeyId, n
 function checkDecision(name: string, bytes: Buffer): string {
   const decision = parseSignedDecision(bytes);
   if (decision === undefined) throw mismatch(name, 'it is not a signed decision');
-  if (!decisionSignatureVerifies(decision)) throw new AmberError('SIGNATURE_INVALID', `${name}: the decision's signature does not verify with the approver key it names; it was not stored`);
+  if (!decisionSignatureVerifies(decision))
+    throw new AmberError(
+      'SIGNATURE_INVALID',
+      `${name}: the decision's signature does not verify with the approver key it names; it was not stored`,
+    );
   return decision.request;
 }
 

@@ -22,7 +22,15 @@ import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
-import { checkCondemnUpload, checkDeletion, checkForgetUpload, checkGrantUpload, checkPolicyUpload, checkProtect, checkRetainUntil } from './vault-retention.ts';
+import {
+  checkCondemnUpload,
+  checkDeletion,
+  checkForgetUpload,
+  checkGrantUpload,
+  checkPolicyUpload,
+  checkProtect,
+  checkRetainUntil,
+} from './vault-retention.ts';
 import type { CachedRecord, RecordCache } from '../repo/record-cache.ts';
 import type { RetentionClock } from '../governance/retention-state.ts';
 
@@ -83,9 +91,27 @@ export interface Vault {
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
-  USAGE: 400, INVALID_OBJECT_NAME: 400, TOKEN_INVALID: 401, ROLE_FORBIDDEN: 403, REPO_NOT_FOUND: 404, OBJECT_NOT_FOUND: 404,
-  OBJECT_EXISTS: 409, RETENTION_ACTIVE: 409, REPO_EXISTS: 409, POLICY_LOCKED: 409, APPROVAL_REQUIRED: 409, POLICY_VIOLATION: 422, OBJECT_TOO_LARGE: 413, UPLOAD_TOO_SLOW: 408, RETENTION_LOCKED: 409, OBJECT_CORRUPT: 422, CONFIG_CORRUPT: 422,
-  FORMAT_UNSUPPORTED: 422, SIGNATURE_INVALID: 422, STORAGE_FULL: 507, STORAGE_TRANSIENT: 503,
+  USAGE: 400,
+  INVALID_OBJECT_NAME: 400,
+  TOKEN_INVALID: 401,
+  ROLE_FORBIDDEN: 403,
+  REPO_NOT_FOUND: 404,
+  OBJECT_NOT_FOUND: 404,
+  OBJECT_EXISTS: 409,
+  RETENTION_ACTIVE: 409,
+  REPO_EXISTS: 409,
+  POLICY_LOCKED: 409,
+  APPROVAL_REQUIRED: 409,
+  POLICY_VIOLATION: 422,
+  OBJECT_TOO_LARGE: 413,
+  UPLOAD_TOO_SLOW: 408,
+  RETENTION_LOCKED: 409,
+  OBJECT_CORRUPT: 422,
+  CONFIG_CORRUPT: 422,
+  FORMAT_UNSUPPORTED: 422,
+  SIGNATURE_INVALID: 422,
+  STORAGE_FULL: 507,
+  STORAGE_TRANSIENT: 503,
 };
 
 export async function startVault(options: VaultOptions): Promise<Vault> {
@@ -106,7 +132,8 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   const metrics = createMetrics(options.clock, () => budget.inUse);
   const storeOf = (repo: string) => {
     let store = stores.get(repo);
-    if (!store) stores.set(repo, (store = options.storeFor?.(repo) ?? createFsStore(join(options.dataDir, 'repos', repo))));
+    if (!store)
+      stores.set(repo, (store = options.storeFor?.(repo) ?? createFsStore(join(options.dataDir, 'repos', repo))));
     return store;
   };
   const uploadLimits: UploadLimits = {
@@ -126,23 +153,44 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
   };
   // Signed records are immutable: each is fetched and verified once, then kept in memory (bounded).
   const recordCache = createMemoryRecordCache(RECORD_CACHE_BYTES);
-  const viewOf = async (repo: string): Promise<RepositoryView> => ({ ...(await openRepositoryView(storeOf(repo))), recordCache: recordCache(repo) });
+  const viewOf = async (repo: string): Promise<RepositoryView> => ({
+    ...(await openRepositoryView(storeOf(repo))),
+    recordCache: recordCache(repo),
+  });
   const maxRetentionMs = options.maxRetentionMs ?? DEFAULT_MAX_RETENTION_MS;
-  const witness = createWitness({ signer: witnessKey, clock: options.clock, retentionClock: expiryClock, storeOf, flushAfterMs: options.witnessFlushMs });
+  const witness = createWitness({
+    signer: witnessKey,
+    clock: options.clock,
+    retentionClock: expiryClock,
+    storeOf,
+    flushAfterMs: options.witnessFlushMs,
+  });
 
-  async function handle(req: IncomingMessage, res: ServerResponse, token: TokenInfo | undefined, target: Target): Promise<number> {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    token: TokenInfo | undefined,
+    target: Target,
+  ): Promise<number> {
     const { path, query, repo, section, name: rawName } = target;
     if (path === '/v1/health' && req.method === 'GET') return send(res, 200, { status: 'ok' });
     if (path === '/metrics' && req.method === 'GET') return sendText(res, 200, metrics.render());
-    if (!token) throw new AmberError('TOKEN_INVALID', 'missing, unknown or revoked token', { hint: 'set AMBER_VAULT_TOKEN to a token from `amber vault token create`' });
-    if (repo === undefined) throw new AmberError('USAGE', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { hint: 'see docs/http-api.md' });
+    if (!token)
+      throw new AmberError('TOKEN_INVALID', 'missing, unknown or revoked token', {
+        hint: 'set AMBER_VAULT_TOKEN to a token from `amber vault token create`',
+      });
+    if (repo === undefined)
+      throw new AmberError('USAGE', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, {
+        hint: 'see docs/http-api.md',
+      });
     // Out of scope and nonexistent look the same: a token learns nothing about other repositories.
     if (!REPO_NAME.test(repo) || (token.repo !== '*' && token.repo !== repo)) throw notFound(repo);
     const store = storeOf(repo);
     const created = existsSync(join(options.dataDir, 'repos', repo));
     if (section === undefined && req.method === 'PUT') return createRepository(res, token, repo, created);
     if (!created) throw notFound(repo);
-    if (section === undefined && req.method === 'GET') return send(res, 200, { name: repo, witness: witnessKey.publicKey.toString('hex') });
+    if (section === undefined && req.method === 'GET')
+      return send(res, 200, { name: repo, witness: witnessKey.publicKey.toString('hex') });
     if (section === 'enforcement' && req.method === 'GET') return send(res, 200, enforcement(store));
     if (section === 'protect' && req.method === 'POST') {
       const body = protectBody(await jsonOf(req, token, 'protect'));
@@ -163,7 +211,8 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     }
     if (section === 'objects' && rawName === undefined && req.method === 'GET') {
       const limit = query.get('limit');
-      if (limit !== null && !/^[0-9]{1,9}$/.test(limit)) throw new AmberError('USAGE', `limit=${limit.slice(0, 20)} is not a whole number of objects`);
+      if (limit !== null && !/^[0-9]{1,9}$/.test(limit))
+        throw new AmberError('USAGE', `limit=${limit.slice(0, 20)} is not a whole number of objects`);
       return list(res, token, store, query.get('prefix') ?? '', limit === null ? Infinity : Number(limit));
     }
     if (section === 'objects' && rawName !== undefined) {
@@ -177,18 +226,32 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
         return send(res, 200, { deleted: name });
       }
     }
-    throw new AmberError('USAGE', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { hint: 'see docs/http-api.md' });
+    throw new AmberError('USAGE', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, {
+      hint: 'see docs/http-api.md',
+    });
   }
 
-  async function createRepository(res: ServerResponse, token: TokenInfo, repo: string, created: boolean): Promise<number> {
+  async function createRepository(
+    res: ServerResponse,
+    token: TokenInfo,
+    repo: string,
+    created: boolean,
+  ): Promise<number> {
     if (!mayCreateRepository(token.role)) throw forbidden(token, 'create repositories');
     if (created) throw new AmberError('REPO_EXISTS', `repository ${repo} already exists`);
     mkdirSync(join(options.dataDir, 'repos', repo), { recursive: true, mode: 0o700 });
     return send(res, 201, { name: repo });
   }
 
-  async function list(res: ServerResponse, token: TokenInfo, store: Store, prefix: string, limit: number): Promise<number> {
-    if (prefix !== '' && !/^[a-z0-9_./-]*$/.test(prefix)) throw new AmberError('INVALID_OBJECT_NAME', 'a listing prefix is part of an object name');
+  async function list(
+    res: ServerResponse,
+    token: TokenInfo,
+    store: Store,
+    prefix: string,
+    limit: number,
+  ): Promise<number> {
+    if (prefix !== '' && !/^[a-z0-9_./-]*$/.test(prefix))
+      throw new AmberError('INVALID_OBJECT_NAME', 'a listing prefix is part of an object name');
     // One JSON object per line, streamed: a listing of any size in bounded memory.
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     let listed = 0;
@@ -201,7 +264,13 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     return 200;
   }
 
-  async function read(req: IncomingMessage, res: ServerResponse, token: TokenInfo, store: Store, name: string): Promise<number> {
+  async function read(
+    req: IncomingMessage,
+    res: ServerResponse,
+    token: TokenInfo,
+    store: Store,
+    name: string,
+  ): Promise<number> {
     if (!mayRead(token.role, name)) throw forbidden(token, `read ${name}`);
     const info = await store.stat(name);
     const headers = { 'content-type': 'application/octet-stream', 'x-amber-written': String(info.writtenMs ?? '') };
@@ -221,8 +290,18 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     try {
       await lease.grow(piece);
       const first = await store.get(name, piece === info.sizeBytes ? undefined : { offset, length: piece });
-      res.writeHead(range ? 206 : 200, { ...headers, 'content-length': length, ...(range ? { 'content-range': `bytes ${offset}-${offset + length - 1}/${info.sizeBytes}` } : {}) });
-      await sendPieces(res, first, async (at) => store.get(name, { offset: offset + at, length: Math.min(piece, length - at) }), length, uploadLimits);
+      res.writeHead(range ? 206 : 200, {
+        ...headers,
+        'content-length': length,
+        ...(range ? { 'content-range': `bytes ${offset}-${offset + length - 1}/${info.sizeBytes}` } : {}),
+      });
+      await sendPieces(
+        res,
+        first,
+        async (at) => store.get(name, { offset: offset + at, length: Math.min(piece, length - at) }),
+        length,
+        uploadLimits,
+      );
       metrics.sent(length);
     } finally {
       lease.release();
@@ -230,12 +309,21 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     return range ? 206 : 200;
   }
 
-  async function write(req: IncomingMessage, res: ServerResponse, token: TokenInfo, repo: string, name: string): Promise<number> {
+  async function write(
+    req: IncomingMessage,
+    res: ServerResponse,
+    token: TokenInfo,
+    repo: string,
+    name: string,
+  ): Promise<number> {
     if (!mayWrite(token.role, name)) throw forbidden(token, `write ${name}`);
     const store = storeOf(repo);
     const declared = declaredLength(req, `PUT of ${name}`);
     if (declared > maxObjectBytes) {
-      throw new AmberError('OBJECT_TOO_LARGE', `the upload of ${name} declares ${declared} bytes; the vault accepts at most ${maxObjectBytes}`);
+      throw new AmberError(
+        'OBJECT_TOO_LARGE',
+        `the upload of ${name} declares ${declared} bytes; the vault accepts at most ${maxObjectBytes}`,
+      );
     }
     const retention = retentionHeaders(req);
     const lease = budget.open(token.id);
@@ -247,22 +335,34 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
         // A decision's request must exist before anyone decides on it.
         const request = (await checkUpload(name, bytes, { view })).decidesOn;
         if (request !== undefined && !(await exists(store, objectName('requests', request)))) {
-          throw new AmberError('OBJECT_NOT_FOUND', `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`);
+          throw new AmberError(
+            'OBJECT_NOT_FOUND',
+            `${name} decides on request ${request.slice(0, 16)}, which this repository does not hold`,
+          );
         }
         // Judged by the vault's clock: a deletion or a forget by the time moving the clock forward
         // cannot raise, a lock or a retention bound by the time moving it back cannot lower.
-        if (name.startsWith('condemns/')) await checkCondemnUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
-        if (name.startsWith('forgets/')) await checkForgetUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
-        if (name.startsWith('policies/')) await checkPolicyUpload((await view())!, name, bytes, expiryClock.retentionBaseMs());
-        if (name.startsWith('grants/')) await checkGrantUpload((await view())!, name, bytes, expiryClock.retentionBaseMs(), maxRetentionMs);
+        if (name.startsWith('condemns/'))
+          await checkCondemnUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+        if (name.startsWith('forgets/'))
+          await checkForgetUpload((await view())!, name, bytes, expiryClock.deletionNowMs());
+        if (name.startsWith('policies/'))
+          await checkPolicyUpload((await view())!, name, bytes, expiryClock.retentionBaseMs());
+        if (name.startsWith('grants/'))
+          await checkGrantUpload((await view())!, name, bytes, expiryClock.retentionBaseMs(), maxRetentionMs);
         const base = await view();
-        if (retention && base) await checkRetainUntil(base, name, retention.retainUntilMs, expiryClock.retentionBaseMs(), maxRetentionMs);
+        if (retention && base)
+          await checkRetainUntil(base, name, retention.retainUntilMs, expiryClock.retentionBaseMs(), maxRetentionMs);
       } catch (error) {
         // A put of a name the repository holds fails with OBJECT_EXISTS whatever the bytes (the Store
         // contract): other bytes under an existing name are refused as a replacement first. Asked only
         // when a check failed, so an accepted upload costs no extra look-up.
         if (isAmberError(error) && (await exists(store, name))) {
-          throw new AmberError('OBJECT_EXISTS', `${name} already exists in repository ${repo}; objects are never replaced`, { cause: error });
+          throw new AmberError(
+            'OBJECT_EXISTS',
+            `${name} already exists in repository ${repo}; objects are never replaced`,
+            { cause: error },
+          );
         }
         throw error;
       }
@@ -285,39 +385,65 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       target = parseTarget(req.url ?? '/');
       return handle(req, res, token, target);
     });
-    handled.then(
-      (status) => status,
-      (error: unknown) => {
-        const failure = isAmberError(error) ? error : new AmberError('STORAGE_TRANSIENT', 'the vault failed unexpectedly', { cause: error });
-        if (!isAmberError(error)) process.stderr.write(`vault: ${(error as Error)?.stack ?? String(error)}\n`);
-        const details = failure.details ?? {};
-        const status = typeof details.httpStatus === 'number' ? details.httpStatus : STATUS[failure.code] ?? 500;
-        // A body cut off for its rate or refused room in the budget half-way is not read on: the
-        // connection goes once the answer is out.
-        const cutOff = !req.complete && (failure.code === 'UPLOAD_TOO_SLOW' || typeof details.retryAfterSeconds === 'number');
-        if (!res.headersSent) {
-          if (cutOff) {
-            res.setHeader('connection', 'close');
-            res.once('finish', () => req.destroy());
-          }
-          if (typeof details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(details.retryAfterSeconds));
-          send(res, status, { error: { code: failure.code, message: failure.message, hint: failure.hint } });
-        } else res.destroy();
-        // An upload refused before its body was read: drop the rest instead of reading it.
-        if (!req.complete && !cutOff) req.resume();
-        return status;
-      },
-    ).then((status) => {
-      metrics.request(req.method ?? '?', status, options.clock.monotonicMs() - started);
-      const repo = target?.repo;
-      if (token && repo && REPO_NAME.test(repo) && req.method !== 'GET' && req.method !== 'HEAD' && target!.section !== 'protection') {
-        const time = nowIso(options.clock);
-        const text = accessLog(repo, { time, token: token.id, role: token.role, label: token.label, method: req.method, path: target!.path.slice(0, 600), status });
-        // Work that completes an operation puts the burst on the audit log at once.
-        const commit = req.method === 'DELETE' || (target!.section === 'objects' && /^(snapshots|holds|policies|condemns|forgets|decisions|keys|revocations|witnesses)\//.test(target!.name ?? ''));
-        witness.record(repo, { text, token: token.id, role: token.role, label: token.label, time }, commit);
-      }
-    });
+    handled
+      .then(
+        (status) => status,
+        (error: unknown) => {
+          const failure = isAmberError(error)
+            ? error
+            : new AmberError('STORAGE_TRANSIENT', 'the vault failed unexpectedly', { cause: error });
+          if (!isAmberError(error)) process.stderr.write(`vault: ${(error as Error)?.stack ?? String(error)}\n`);
+          const details = failure.details ?? {};
+          const status = typeof details.httpStatus === 'number' ? details.httpStatus : (STATUS[failure.code] ?? 500);
+          // A body cut off for its rate or refused room in the budget half-way is not read on: the
+          // connection goes once the answer is out.
+          const cutOff =
+            !req.complete && (failure.code === 'UPLOAD_TOO_SLOW' || typeof details.retryAfterSeconds === 'number');
+          if (!res.headersSent) {
+            if (cutOff) {
+              res.setHeader('connection', 'close');
+              res.once('finish', () => req.destroy());
+            }
+            if (typeof details.retryAfterSeconds === 'number')
+              res.setHeader('retry-after', String(details.retryAfterSeconds));
+            send(res, status, { error: { code: failure.code, message: failure.message, hint: failure.hint } });
+          } else res.destroy();
+          // An upload refused before its body was read: drop the rest instead of reading it.
+          if (!req.complete && !cutOff) req.resume();
+          return status;
+        },
+      )
+      .then((status) => {
+        metrics.request(req.method ?? '?', status, options.clock.monotonicMs() - started);
+        const repo = target?.repo;
+        if (
+          token &&
+          repo &&
+          REPO_NAME.test(repo) &&
+          req.method !== 'GET' &&
+          req.method !== 'HEAD' &&
+          target!.section !== 'protection'
+        ) {
+          const time = nowIso(options.clock);
+          const text = accessLog(repo, {
+            time,
+            token: token.id,
+            role: token.role,
+            label: token.label,
+            method: req.method,
+            path: target!.path.slice(0, 600),
+            status,
+          });
+          // Work that completes an operation puts the burst on the audit log at once.
+          const commit =
+            req.method === 'DELETE' ||
+            (target!.section === 'objects' &&
+              /^(snapshots|holds|policies|condemns|forgets|decisions|keys|revocations|witnesses)\//.test(
+                target!.name ?? '',
+              ));
+          witness.record(repo, { text, token: token.id, role: token.role, label: token.label, time }, commit);
+        }
+      });
   };
 
   const server = options.tls
@@ -363,10 +489,21 @@ function parseTarget(raw: string): Target {
   const at = raw.indexOf('?');
   const path = at < 0 ? raw : raw.slice(0, at);
   const query = new URLSearchParams(at < 0 ? '' : raw.slice(at + 1));
-  if (!path.startsWith('/') || /[%\\]/.test(path) || path.slice(1).split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) {
-    throw new AmberError('INVALID_OBJECT_NAME', `the path "${path.slice(0, 120)}" has a percent-encoding, a backslash, or a ., .. or empty segment; it was refused`, {
-      hint: 'send object names as they are (lowercase a-z 0-9 _ . - joined by /), never encoded',
-    });
+  if (
+    !path.startsWith('/') ||
+    /[%\\]/.test(path) ||
+    path
+      .slice(1)
+      .split('/')
+      .some((segment) => segment === '' || segment === '.' || segment === '..')
+  ) {
+    throw new AmberError(
+      'INVALID_OBJECT_NAME',
+      `the path "${path.slice(0, 120)}" has a percent-encoding, a backslash, or a ., .. or empty segment; it was refused`,
+      {
+        hint: 'send object names as they are (lowercase a-z 0-9 _ . - joined by /), never encoded',
+      },
+    );
   }
   const match = /^\/v1\/repos\/([^/]+)(?:\/(objects|protect|protection|enforcement)(?:\/(.+))?)?$/.exec(path);
   if (!match) return { path, query };
@@ -381,7 +518,10 @@ function objectNameOf(raw: string, repo: string): string {
 
 /** The names of a JSON body `{"names": [...]}`: anything else is the client's mistake, said so. */
 function namesBody(body: unknown, endpoint: string): { names: string[] } & Record<string, unknown> {
-  const usage = (what: string) => new AmberError('USAGE', `${endpoint}: ${what}`, { hint: `POST /${endpoint} takes a JSON object; see docs/http-api.md` });
+  const usage = (what: string) =>
+    new AmberError('USAGE', `${endpoint}: ${what}`, {
+      hint: `POST /${endpoint} takes a JSON object; see docs/http-api.md`,
+    });
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw usage('the body must be a JSON object');
   const { names } = body as Record<string, unknown>;
   if (!Array.isArray(names)) throw usage('"names" must be an array of object names');
@@ -394,9 +534,16 @@ function protectBody(body: unknown): { names: string[] } & ObjectRetention {
   const { names, untilMs, mode } = namesBody(body, 'protect');
   // Dates beyond what a Date can hold (8.64e15 ms) are no retention anyone can mean.
   if (typeof untilMs !== 'number' || !Number.isSafeInteger(untilMs) || untilMs < 0 || untilMs > MAX_DATE_MS) {
-    throw new AmberError('USAGE', `protect: "untilMs" must be a whole number of milliseconds since 1970 (a date), not ${JSON.stringify(untilMs)?.slice(0, 40)}`);
+    throw new AmberError(
+      'USAGE',
+      `protect: "untilMs" must be a whole number of milliseconds since 1970 (a date), not ${JSON.stringify(untilMs)?.slice(0, 40)}`,
+    );
   }
-  if (mode !== 'governance' && mode !== 'compliance') throw new AmberError('USAGE', `protect: "mode" must be "governance" or "compliance", not ${JSON.stringify(mode)?.slice(0, 40)}`);
+  if (mode !== 'governance' && mode !== 'compliance')
+    throw new AmberError(
+      'USAGE',
+      `protect: "mode" must be "governance" or "compliance", not ${JSON.stringify(mode)?.slice(0, 40)}`,
+    );
   return { names, untilMs, mode };
 }
 
@@ -417,7 +564,10 @@ function parseRange(header: string | undefined, size: number): { offset: number;
   const first = Number(match[1]);
   const last = Math.min(Number(match[2]), size - 1);
   // A reader asks for bytes its records say are there: none being there is the object's fault (416).
-  if (first > last) throw new AmberError('OBJECT_CORRUPT', `range ${header} is outside the object (${size} bytes)`, { details: { httpStatus: 416 } });
+  if (first > last)
+    throw new AmberError('OBJECT_CORRUPT', `range ${header} is outside the object (${size} bytes)`, {
+      details: { httpStatus: 416 },
+    });
   return { offset: first, length: last - first + 1 };
 }
 
@@ -437,13 +587,18 @@ interface UploadLimits {
 function declaredLength(req: IncomingMessage, what: string): number {
   const header = req.headers['content-length'];
   if (header === undefined) {
-    throw new AmberError('USAGE', `${what}: the request has no Content-Length${req.headers['transfer-encoding'] ? ' (its body is sent chunked)' : ''}; the vault needs the body's length before it reads it`, {
-      hint: 'send the body with a Content-Length header (Amber\'s own client always does)',
-      details: { httpStatus: 411 },
-    });
+    throw new AmberError(
+      'USAGE',
+      `${what}: the request has no Content-Length${req.headers['transfer-encoding'] ? ' (its body is sent chunked)' : ''}; the vault needs the body's length before it reads it`,
+      {
+        hint: "send the body with a Content-Length header (Amber's own client always does)",
+        details: { httpStatus: 411 },
+      },
+    );
   }
   const declared = Number(header);
-  if (!Number.isSafeInteger(declared) || declared < 0) throw new AmberError('USAGE', `${what}: Content-Length ${header.slice(0, 40)} is not a number of bytes`);
+  if (!Number.isSafeInteger(declared) || declared < 0)
+    throw new AmberError('USAGE', `${what}: Content-Length ${header.slice(0, 40)} is not a number of bytes`);
   return declared;
 }
 
@@ -451,25 +606,33 @@ function declaredLength(req: IncomingMessage, what: string): number {
  * Watches a body's average rate once `graceMs` has passed, not counting time spent waiting for the
  * memory budget (the client is not at fault for that); calls `slow` once if it falls below the minimum.
  */
-function watchRate(limits: UploadLimits, progress: () => number, paused: () => boolean, slow: (at: number, elapsedMs: number) => void): () => void {
+function watchRate(
+  limits: UploadLimits,
+  progress: () => number,
+  paused: () => boolean,
+  slow: (at: number, elapsedMs: number) => void,
+): () => void {
   if (limits.minBytesPerSecond <= 0) return () => undefined;
   const started = limits.nowMs();
   let pausedMs = 0;
   let pausedSince: number | undefined;
-  const watch = setInterval(() => {
-    const now = limits.nowMs();
-    if (paused()) {
-      pausedSince ??= now;
-      return;
-    }
-    if (pausedSince !== undefined) pausedMs += now - pausedSince;
-    pausedSince = undefined;
-    const elapsed = now - started - pausedMs;
-    const at = progress();
-    if (elapsed < limits.graceMs || (at * 1000) / elapsed >= limits.minBytesPerSecond) return;
-    clearInterval(watch);
-    slow(at, elapsed);
-  }, Math.max(20, Math.min(1000, limits.graceMs / 4)));
+  const watch = setInterval(
+    () => {
+      const now = limits.nowMs();
+      if (paused()) {
+        pausedSince ??= now;
+        return;
+      }
+      if (pausedSince !== undefined) pausedMs += now - pausedSince;
+      pausedSince = undefined;
+      const elapsed = now - started - pausedMs;
+      const at = progress();
+      if (elapsed < limits.graceMs || (at * 1000) / elapsed >= limits.minBytesPerSecond) return;
+      clearInterval(watch);
+      slow(at, elapsed);
+    },
+    Math.max(20, Math.min(1000, limits.graceMs / 4)),
+  );
   return () => clearInterval(watch);
 }
 
@@ -490,11 +653,22 @@ function readBody(req: IncomingMessage, declared: number, limits: UploadLimits, 
     const queue: Buffer[] = [];
     // A body that trickles holds what it has delivered: one far below the minimum rate is cut off, so
     // its bytes go back to the budget instead of staying held for the ten-minute timeout.
-    const stopWatch = watchRate(limits, () => at, () => growing, (sent, elapsed) => {
-      finish(new AmberError('UPLOAD_TOO_SLOW', `the upload sent ${sent} of ${declared} bytes in ${Math.round(elapsed / 1000)} s, slower than the vault's minimum of ${limits.minBytesPerSecond} bytes a second; it was cut off`, {
-        hint: 'send the body as fast as the link allows; a link this slow needs a vault with a lower minimum rate',
-      }));
-    });
+    const stopWatch = watchRate(
+      limits,
+      () => at,
+      () => growing,
+      (sent, elapsed) => {
+        finish(
+          new AmberError(
+            'UPLOAD_TOO_SLOW',
+            `the upload sent ${sent} of ${declared} bytes in ${Math.round(elapsed / 1000)} s, slower than the vault's minimum of ${limits.minBytesPerSecond} bytes a second; it was cut off`,
+            {
+              hint: 'send the body as fast as the link allows; a link this slow needs a vault with a lower minimum rate',
+            },
+          ),
+        );
+      },
+    );
     const finish = (error?: unknown) => {
       if (settled) return;
       settled = true;
@@ -511,12 +685,15 @@ function readBody(req: IncomingMessage, declared: number, limits: UploadLimits, 
           growing = true;
           req.pause();
           const want = Math.min(declared, Math.max(at + chunk.length, lease.held + limits.step)) - lease.held;
-          lease.grow(want).then(() => {
-            growing = false;
-            body ??= Buffer.allocUnsafeSlow(declared);
-            drain();
-            if (!growing && !settled) req.resume();
-          }, (error: unknown) => finish(error));
+          lease.grow(want).then(
+            () => {
+              growing = false;
+              body ??= Buffer.allocUnsafeSlow(declared);
+              drain();
+              if (!growing && !settled) req.resume();
+            },
+            (error: unknown) => finish(error),
+          );
           return;
         }
         queue.shift();
@@ -552,10 +729,21 @@ function readBody(req: IncomingMessage, declared: number, limits: UploadLimits, 
  * once the one before is handed to the socket. Progress counts in slices of a piece, so a reader slower
  * than the minimum rate is cut off, and one that reads as fast as the rate allows is not.
  */
-async function sendPieces(res: ServerResponse, first: Uint8Array, next: (at: number) => Promise<Uint8Array>, length: number, limits: UploadLimits): Promise<void> {
+async function sendPieces(
+  res: ServerResponse,
+  first: Uint8Array,
+  next: (at: number) => Promise<Uint8Array>,
+  length: number,
+  limits: UploadLimits,
+): Promise<void> {
   const SLICE = 64 * 1024;
   let at = 0;
-  const stopWatch = watchRate(limits, () => at, () => false, () => res.destroy());
+  const stopWatch = watchRate(
+    limits,
+    () => at,
+    () => false,
+    () => res.destroy(),
+  );
   try {
     let piece = first;
     let sent = 0;
@@ -588,7 +776,8 @@ async function sendPieces(res: ServerResponse, first: Uint8Array, next: (at: num
       });
       if (last) return;
       piece = await next(sent);
-      if (piece.length === 0) throw new AmberError('STORAGE_TRANSIENT', `the object shrank while it was read (${sent} of ${length} bytes)`);
+      if (piece.length === 0)
+        throw new AmberError('STORAGE_TRANSIENT', `the object shrank while it was read (${sent} of ${length} bytes)`);
     }
   } finally {
     stopWatch();
@@ -597,12 +786,18 @@ async function sendPieces(res: ServerResponse, first: Uint8Array, next: (at: num
 
 async function readJson(req: IncomingMessage, limits: UploadLimits, lease: Lease, endpoint: string): Promise<unknown> {
   const declared = declaredLength(req, `POST /${endpoint}`);
-  if (declared > MAX_JSON_BYTES) throw new AmberError('OBJECT_TOO_LARGE', `POST /${endpoint}: the body declares ${declared} bytes; a request body is at most ${MAX_JSON_BYTES} bytes`);
+  if (declared > MAX_JSON_BYTES)
+    throw new AmberError(
+      'OBJECT_TOO_LARGE',
+      `POST /${endpoint}: the body declares ${declared} bytes; a request body is at most ${MAX_JSON_BYTES} bytes`,
+    );
   const text = (await readBody(req, declared, limits, lease)).toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new AmberError('USAGE', 'the request body is not JSON', { hint: 'send a JSON object as docs/http-api.md shows' });
+    throw new AmberError('USAGE', 'the request body is not JSON', {
+      hint: 'send a JSON object as docs/http-api.md shows',
+    });
   }
 }
 
@@ -619,19 +814,25 @@ function sendText(res: ServerResponse, status: number, text: string): number {
   return status;
 }
 
-const notFound = (repo: string) => new AmberError('REPO_NOT_FOUND', `no repository ${repo.slice(0, 64)} for this token`, {
-  hint: 'check the repository name in the URL and the token\'s scope',
-});
+const notFound = (repo: string) =>
+  new AmberError('REPO_NOT_FOUND', `no repository ${repo.slice(0, 64)} for this token`, {
+    hint: "check the repository name in the URL and the token's scope",
+  });
 
-const forbidden = (token: TokenInfo, what: string) => new AmberError('ROLE_FORBIDDEN', `a ${token.role} token may not ${what}`, {
-  hint: 'use a token with the role this needs (docs/http-api.md lists them)',
-});
+const forbidden = (token: TokenInfo, what: string) =>
+  new AmberError('ROLE_FORBIDDEN', `a ${token.role} token may not ${what}`, {
+    hint: 'use a token with the role this needs (docs/http-api.md lists them)',
+  });
 
 function enforcement(store: Store) {
   const base = store.enforcement();
   return {
     enforcer: 'server',
-    holdsAgainst: ['backup clients and their credentials (tokens can add, never change or remove)', 'root on the backed-up hosts', ...base.holdsAgainst],
+    holdsAgainst: [
+      'backup clients and their credentials (tokens can add, never change or remove)',
+      'root on the backed-up hosts',
+      ...base.holdsAgainst,
+    ],
     notes: `The vault enforces write-once and retention itself; on its own disk: ${base.notes}`,
   };
 }
@@ -665,13 +866,23 @@ function createAccessLog(dataDir: string): (repo: string, line: Record<string, u
 }
 
 /** X-Amber-Retain-Until and X-Amber-Retention-Mode, both or neither. */
-function retentionHeaders(req: IncomingMessage): { retainUntilMs: number; mode: 'governance' | 'compliance' } | undefined {
+function retentionHeaders(
+  req: IncomingMessage,
+): { retainUntilMs: number; mode: 'governance' | 'compliance' } | undefined {
   const until = req.headers['x-amber-retain-until'];
   const mode = req.headers['x-amber-retention-mode'];
   if (until === undefined && mode === undefined) return undefined;
   const retainUntilMs = Number(until);
-  if (!Number.isSafeInteger(retainUntilMs) || retainUntilMs < 0 || retainUntilMs > MAX_DATE_MS || (mode !== 'governance' && mode !== 'compliance')) {
-    throw new AmberError('USAGE', 'X-Amber-Retain-Until must be a date in epoch milliseconds and X-Amber-Retention-Mode governance or compliance, both or neither');
+  if (
+    !Number.isSafeInteger(retainUntilMs) ||
+    retainUntilMs < 0 ||
+    retainUntilMs > MAX_DATE_MS ||
+    (mode !== 'governance' && mode !== 'compliance')
+  ) {
+    throw new AmberError(
+      'USAGE',
+      'X-Amber-Retain-Until must be a date in epoch milliseconds and X-Amber-Retention-Mode governance or compliance, both or neither',
+    );
   }
   return { retainUntilMs, mode };
 }

@@ -37,25 +37,42 @@ const TOKEN = /^amber_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const tokensPath = (dataDir: string) => join(dataDir, 'vault', 'tokens.jsonl');
 const hashOf = (secret: string) => createHash('sha256').update(secret, 'utf8').digest();
 
-export function createToken(dataDir: string, options: { role: Role; repo: string; label?: string; nowMs: number }): { token: string; info: TokenInfo } {
-  if (!ROLES.includes(options.role)) throw new AmberError('USAGE', `--role ${options.role}: choose one of ${ROLES.join(', ')}`);
+export function createToken(
+  dataDir: string,
+  options: { role: Role; repo: string; label?: string; nowMs: number },
+): { token: string; info: TokenInfo } {
+  if (!ROLES.includes(options.role))
+    throw new AmberError('USAGE', `--role ${options.role}: choose one of ${ROLES.join(', ')}`);
   if (options.repo !== '*' && !REPO_NAME.test(options.repo)) {
-    throw new AmberError('USAGE', `--repo ${options.repo}: a repository name is 1-63 lowercase letters, digits, - or _ (or * for an admin of every repository)`);
+    throw new AmberError(
+      'USAGE',
+      `--repo ${options.repo}: a repository name is 1-63 lowercase letters, digits, - or _ (or * for an admin of every repository)`,
+    );
   }
-  if (options.repo === '*' && options.role !== 'admin') throw new AmberError('USAGE', 'only admin tokens may span every repository (--repo *)');
+  if (options.repo === '*' && options.role !== 'admin')
+    throw new AmberError('USAGE', 'only admin tokens may span every repository (--repo *)');
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const line: TokenLine = {
-    op: 'create', id, role: options.role, repo: options.repo, label: options.label ?? '', time: isoDate(options.nowMs),
+    op: 'create',
+    id,
+    role: options.role,
+    repo: options.repo,
+    label: options.label ?? '',
+    time: isoDate(options.nowMs),
     hash: hashOf(secret).toString('hex'),
   };
   append(dataDir, line);
-  return { token: `amber_${id}_${secret}`, info: { id, role: options.role, repo: options.repo, label: line.label!, created: line.time } };
+  return {
+    token: `amber_${id}_${secret}`,
+    info: { id, role: options.role, repo: options.repo, label: line.label!, created: line.time },
+  };
 }
 
 export function revokeToken(dataDir: string, id: string, nowMs: number): TokenInfo {
   const known = readTokens(dataDir).get(id);
-  if (!known) throw new AmberError('USAGE', `no token ${id}`, { hint: '`amber vault token list --data DIR` shows them' });
+  if (!known)
+    throw new AmberError('USAGE', `no token ${id}`, { hint: '`amber vault token list --data DIR` shows them' });
   if (known.info.revoked) throw new AmberError('USAGE', `token ${id} was already revoked on ${known.info.revoked}`);
   const time = isoDate(nowMs);
   append(dataDir, { op: 'revoke', id, time });
@@ -88,7 +105,10 @@ function readTokens(dataDir: string): Map<string, { info: TokenInfo; hash: Buffe
       continue; // a torn last line from a crash: that token was never shown
     }
     if (line.op === 'create' && line.hash && line.role && line.repo !== undefined) {
-      tokens.set(line.id, { info: { id: line.id, role: line.role, repo: line.repo, label: line.label ?? '', created: line.time }, hash: Buffer.from(line.hash, 'hex') });
+      tokens.set(line.id, {
+        info: { id: line.id, role: line.role, repo: line.repo, label: line.label ?? '', created: line.time },
+        hash: Buffer.from(line.hash, 'hex'),
+      });
     } else if (line.op === 'revoke' && tokens.has(line.id)) {
       tokens.get(line.id)!.info.revoked = line.time;
     }

@@ -26,5 +26,9 @@ export async function openVaultClock(dataDir: string): Promise<GuardedClock> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  return openGuardedClock({ statePath: join(dir, 'clock.json'), macKey: readFileSync(keyPath), firstUse: repositories.length === 0 ? 'anchor' : 'wait' });
+  return openGuardedClock({
+    statePath: join(dir, 'clock.json'),
+    macKey: readFileSync(keyPath),
+    firstUse: repositories.length === 0 ? 'anchor' : 'wait',
+  });
 }

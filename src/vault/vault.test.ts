@@ -11,7 +11,14 @@ import { systemClock } from '../core/clock.ts';
 import { initRepository, openRepository } from '../repo/repository.ts';
 import { createHttpStore } from '../storage/http/http-store.ts';
 import { createS3Store } from '../storage/s3/s3-store.ts';
-import { fingerprintTree, makeTempDir, removeTree, seededBytes, TEST_PASSPHRASE, useTemporaryWriterCache } from '../testing/repo-fixture.ts';
+import {
+  fingerprintTree,
+  makeTempDir,
+  removeTree,
+  seededBytes,
+  TEST_PASSPHRASE,
+  useTemporaryWriterCache,
+} from '../testing/repo-fixture.ts';
 import { backup } from '../engine/backup.ts';
 import { restore } from '../engine/restore.ts';
 import { verify } from '../engine/verify.ts';
@@ -28,29 +35,56 @@ async function vaultFixture(t: { after(fn: () => unknown): void }, label: string
   const dir = await makeTempDir(label);
   useTemporaryWriterCache(dir);
   const dataDir = join(dir, 'data');
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock), storeFor: backing });
+  const vault = await startVault({
+    dataDir,
+    port: 0,
+    clock: systemClock,
+    retentionClock: testRetentionClock(systemClock),
+    storeFor: backing,
+  });
   t.after(async () => {
     await vault.close();
     await removeTree(dir);
   });
   const token = (role: Role, repo = 'team') => createToken(dataDir, { role, repo, nowMs: Date.now() }).token;
-  const storeFor = (secret: string, repo = 'team') => createHttpStore(`${vault.url}/${repo}`, { token: secret, attempts: 1 });
+  const storeFor = (secret: string, repo = 'team') =>
+    createHttpStore(`${vault.url}/${repo}`, { token: secret, attempts: 1 });
   const admin = storeFor(token('admin'));
   await admin.createRepository();
-  const owner = testOperation(await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }));
-  const openAs = (secret: string) => openRepository({ store: storeFor(secret), passphrase: TEST_PASSPHRASE, clock: systemClock }).then((opened) => testOperation(opened));
+  const owner = testOperation(
+    await initRepository({ store: admin, passphrase: TEST_PASSPHRASE, clock: systemClock, kdfLogN: 10 }),
+  );
+  const openAs = (secret: string) =>
+    openRepository({ store: storeFor(secret), passphrase: TEST_PASSPHRASE, clock: systemClock }).then((opened) =>
+      testOperation(opened),
+    );
   return { dir, dataDir, vault, token, storeFor, owner, openAs, repoDir: join(dataDir, 'repos', 'team') };
 }
 
 /** A raw request, so that paths reach the server exactly as written (fetch would normalise `..`). */
-function raw(url: string, method: string, path: string, token: string, body?: Buffer): Promise<{ status: number; body: string }> {
+function raw(
+  url: string,
+  method: string,
+  path: string,
+  token: string,
+  body?: Buffer,
+): Promise<{ status: number; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, method, path, headers: { authorization: `Bearer ${token}`, 'content-length': body?.length ?? 0 } }, (res) => {
-      let text = '';
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = httpRequest(
+      {
+        host: hostname,
+        port,
+        method,
+        path,
+        headers: { authorization: `Bearer ${token}`, 'content-length': body?.length ?? 0 },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -61,14 +95,16 @@ const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 test('backups through the vault restore bit for bit and verify; four clients at once succeed and dedup', async (t) => {
   const { dir, token, openAs } = await vaultFixture(t, 'vault-roundtrip');
   const shared = seededBytes(3_000_000, 'shared');
-  const sources = await Promise.all([0, 1, 2, 3].map(async (i) => {
-    const source = join(dir, `source-${i}`);
-    await fs.mkdir(join(source, 'nested'), { recursive: true });
-    await fs.writeFile(join(source, 'shared.bin'), shared);
-    await fs.writeFile(join(source, 'nested', `own-${i}.bin`), seededBytes(400_000 + i, `own-${i}`));
-    await fs.writeFile(join(source, 'notes.txt'), `client ${i}\n`.repeat(500));
-    return source;
-  }));
+  const sources = await Promise.all(
+    [0, 1, 2, 3].map(async (i) => {
+      const source = join(dir, `source-${i}`);
+      await fs.mkdir(join(source, 'nested'), { recursive: true });
+      await fs.writeFile(join(source, 'shared.bin'), shared);
+      await fs.writeFile(join(source, 'nested', `own-${i}.bin`), seededBytes(400_000 + i, `own-${i}`));
+      await fs.writeFile(join(source, 'notes.txt'), `client ${i}\n`.repeat(500));
+      return source;
+    }),
+  );
   const clients = await Promise.all(sources.map(() => openAs(token('writer'))));
   const results = await Promise.all(clients.map((repo, i) => backup({ repo, paths: [sources[i]] })));
   assert.equal(new Set(results.map(({ snapshotId }) => snapshotId)).size, 4);
@@ -78,7 +114,10 @@ test('backups through the vault restore bit for bit and verify; four clients at 
   await fs.mkdir(again);
   await fs.writeFile(join(again, 'copy-of-shared.bin'), shared);
   const fifth = await backup({ repo: await openAs(token('writer')), paths: [again] });
-  assert.ok(fifth.snapshot.summary.bytesAdded < 10_000, `dedup across clients: ${fifth.snapshot.summary.bytesAdded} bytes added`);
+  assert.ok(
+    fifth.snapshot.summary.bytesAdded < 10_000,
+    `dedup across clients: ${fifth.snapshot.summary.bytesAdded} bytes added`,
+  );
 
   const reader = await openAs(token('reader'));
   for (const [i, { snapshotId }] of results.entries()) {
@@ -112,7 +151,12 @@ test('a writer token can neither delete, overwrite, forge, shorten, hold, approv
     ['PUT', `objects/policies/${sha(junk)}`, 403, junk],
     ['PUT', 'objects/config', 403, junk],
     ['GET', `objects/${audit}`, 403],
-    ['POST', 'protect', 409, Buffer.from(JSON.stringify({ names: [pack], untilMs: Date.now() - 1000, mode: 'governance' }))],
+    [
+      'POST',
+      'protect',
+      409,
+      Buffer.from(JSON.stringify({ names: [pack], untilMs: Date.now() - 1000, mode: 'governance' })),
+    ],
     ['POST', '../tokens', 400, Buffer.from('{"role":"admin"}')],
     ['GET', 'objects/../config', 400],
     ['GET', 'objects/data%2F..%2Fconfig', 400],
@@ -155,7 +199,10 @@ test('a reader cannot write; a revoked token stops at once; a wrong token learns
   assert.equal(JSON.parse(outOfScope.body).error.code, JSON.parse(nonexistent.body).error.code);
   const health = await fetch(`${vault.url}/v1/health`);
   assert.deepEqual(await health.json(), { status: 'ok' });
-  assert.match(await (await fetch(`${vault.url}/metrics`)).text(), /amber_vault_requests_total\{method="GET",status="401"\} [1-9]/);
+  assert.match(
+    await (await fetch(`${vault.url}/metrics`)).text(),
+    /amber_vault_requests_total\{method="GET",status="401"\} [1-9]/,
+  );
 });
 
 test('the vault deletes only what an owner-signed condemn notice named, after its grace, once expired; a maintainer prunes through it', async (t) => {
@@ -179,13 +226,22 @@ test('the vault deletes only what an owner-signed condemn notice named, after it
 
   // A condemn notice naming the locked snapshot is refused by the vault itself.
   const { putRecord, CONDEMNS } = await import('../repo/retention-records.ts');
-  await assert.rejects(putRecord(maintainer, CONDEMNS, { time: new Date().toISOString(), graceMs: 0, objects: [{ name: keptSnapshot, sizeBytes: 1 }] }),
-    (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /retained until/.test(error.message));
+  await assert.rejects(
+    putRecord(maintainer, CONDEMNS, {
+      time: new Date().toISOString(),
+      graceMs: 0,
+      objects: [{ name: keptSnapshot, sizeBytes: 1 }],
+    }),
+    (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /retained until/.test(error.message),
+  );
 
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   const { forget } = await import('../protection/forget.ts');
   const { prune } = await import('../protection/prune.ts');
-  assert.deepEqual((await forget({ repo: maintainer, keep: { last: 1 } })).forgotten.map(({ snapshotId }) => snapshotId), [short.snapshotId]);
+  assert.deepEqual(
+    (await forget({ repo: maintainer, keep: { last: 1 } })).forgotten.map(({ snapshotId }) => snapshotId),
+    [short.snapshotId],
+  );
   const first = await prune({ repo: maintainer, graceMs: 0 });
   assert.ok(first.condemned.length >= 2, 'the old snapshot and its pack are condemned');
   const second = await prune({ repo: maintainer, graceMs: 0 });
@@ -216,16 +272,25 @@ test('a vault the owner accepted as witness signs one audit entry per burst of r
   const auditor = storeFor(token('auditor'));
   const { openRepositoryView } = await import('../repo/repository.ts');
   let entries: Awaited<ReturnType<typeof readAuditLog>>['entries'] = [];
-  for (let waited = 0; waited < 5_000 && !entries.some(({ entry }) => entry.action === 'vault.requests'); waited += 50) {
+  for (
+    let waited = 0;
+    waited < 5_000 && !entries.some(({ entry }) => entry.action === 'vault.requests');
+    waited += 50
+  ) {
     await new Promise((resolve) => setTimeout(resolve, 50));
     entries = (await readAuditLog(await openRepositoryView(auditor))).entries;
   }
   const vaultEntries = entries.filter(({ entry }) => entry.action === 'vault.requests');
   assert.ok(vaultEntries.length >= 1, 'the vault put the requests on the record');
-  const tokens = vaultEntries.flatMap(({ entry }) => entry.details.tokens as { token: string; label: string; requests: number }[]);
+  const tokens = vaultEntries.flatMap(
+    ({ entry }) => entry.details.tokens as { token: string; label: string; requests: number }[],
+  );
   const byWriter = tokens.filter(({ token: id }) => id === writerToken.info.id);
   assert.ok(byWriter.length > 0 && byWriter.every(({ label }) => label === 'db1'));
-  assert.ok(byWriter.reduce((sum, { requests }) => sum + requests, 0) >= 3, 'packs, index, grant and snapshot uploads are counted');
+  assert.ok(
+    byWriter.reduce((sum, { requests }) => sum + requests, 0) >= 3,
+    'packs, index, grant and snapshot uploads are counted',
+  );
   const view = await openRepositoryView(auditor);
   assert.match(view.authority.describe(vaultEntries[0].signerKeyId), /^witness test vault/);
   assert.deepEqual((await verifyAudit(view)).problems, []);
@@ -242,7 +307,11 @@ test('lock extend through the vault extends what it must and asks for nothing sh
   const { extendLock } = await import('../protection/locks.ts');
   const { lockStatus } = await import('../engine/lock-coverage.ts');
   // The first snapshot's packs are held 90 days by the second; extending it to 30 days asks nothing of them.
-  const extended = await extendLock({ repo: await openAs(token('admin')), snapshot: first.snapshotId, untilMs: Date.now() + 30 * 86_400_000 });
+  const extended = await extendLock({
+    repo: await openAs(token('admin')),
+    snapshot: first.snapshotId,
+    untilMs: Date.now() + 30 * 86_400_000,
+  });
   assert.equal(extended.snapshotId, first.snapshotId);
   const [status] = await lockStatus({ repo: await openAs(token('reader')), snapshot: first.snapshotId });
   assert.equal(status.covered, true, JSON.stringify(status.gaps));
@@ -262,8 +331,15 @@ test('the vault keeps everything a held snapshot needs, even after its lock ends
   const { putRecord, CONDEMNS } = await import('../repo/retention-records.ts');
   const maintainer = await openAs(token('maintainer'));
   for (const name of [pack, `snapshots/${held.snapshotId}`]) {
-    await assert.rejects(putRecord(maintainer, CONDEMNS, { time: new Date().toISOString(), graceMs: 0, objects: [{ name, sizeBytes: 1 }] }),
-      (error: Error & { code?: string }) => error.code === 'RETENTION_ACTIVE' && /legal hold \(case 12\)/.test(error.message));
+    await assert.rejects(
+      putRecord(maintainer, CONDEMNS, {
+        time: new Date().toISOString(),
+        graceMs: 0,
+        objects: [{ name, sizeBytes: 1 }],
+      }),
+      (error: Error & { code?: string }) =>
+        error.code === 'RETENTION_ACTIVE' && /legal hold \(case 12\)/.test(error.message),
+    );
   }
 });
 
@@ -275,14 +351,32 @@ test('the vault itself refuses policy links that loosen a locked policy or fork 
   const locked = await lockPolicy(admin, 0);
   // A modified client with the owner key and an admin token skips its own checks and writes the links itself.
   const { putRecord, POLICIES } = await import('../repo/retention-records.ts');
-  const loosen = { time: new Date().toISOString(), previous: locked.head, settings: { ...locked.settings, minRetentionMs: 1_000 }, lock: locked.lock };
-  await assert.rejects(putRecord(admin, POLICIES, loosen), (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED' && /tightened/.test(error.message));
+  const loosen = {
+    time: new Date().toISOString(),
+    previous: locked.head,
+    settings: { ...locked.settings, minRetentionMs: 1_000 },
+    lock: locked.lock,
+  };
+  await assert.rejects(
+    putRecord(admin, POLICIES, loosen),
+    (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED' && /tightened/.test(error.message),
+  );
   const fork = { time: new Date().toISOString(), previous: first.head, settings: first.settings, lock: null };
-  await assert.rejects(putRecord(admin, POLICIES, fork), (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED' && /does not continue the policy chain/.test(error.message));
+  await assert.rejects(
+    putRecord(admin, POLICIES, fork),
+    (error: Error & { code?: string }) =>
+      error.code === 'POLICY_LOCKED' && /does not continue the policy chain/.test(error.message),
+  );
   const unlock = { time: new Date().toISOString(), previous: locked.head, settings: locked.settings, lock: null };
-  await assert.rejects(putRecord(admin, POLICIES, unlock), (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED');
+  await assert.rejects(
+    putRecord(admin, POLICIES, unlock),
+    (error: Error & { code?: string }) => error.code === 'POLICY_LOCKED',
+  );
   const forged = { ...loosen, approval: 'ab'.repeat(32) };
-  await assert.rejects(putRecord(admin, POLICIES, forged), (error: Error & { code?: string }) => error.code === 'APPROVAL_REQUIRED');
+  await assert.rejects(
+    putRecord(admin, POLICIES, forged),
+    (error: Error & { code?: string }) => error.code === 'APPROVAL_REQUIRED',
+  );
   // Tightening passes.
   const tighter = await setPolicy(admin, { minRetentionMs: 14 * 86_400_000 });
   assert.equal((await showPolicy(admin)).settings.minRetentionMs, tighter.settings.minRetentionMs);
@@ -291,18 +385,31 @@ test('the vault itself refuses policy links that loosen a locked policy or fork 
 test('an approver token files only decisions its named key signed, on requests the repository holds', async (t) => {
   const { vault, token, owner, repoDir } = await vaultFixture(t, 'vault-decisions');
   const request = await putRequest(owner, {
-    repository: owner.config.repositoryId, kind: 'unlock', target: 'a'.repeat(64), parameters: { reason: 'test' },
-    requester: { name: 'owner', keyId: owner.key.keyId }, created: new Date().toISOString(), expires: new Date(Date.now() + 3_600_000).toISOString(), nonce: 'n1',
+    repository: owner.config.repositoryId,
+    kind: 'unlock',
+    target: 'a'.repeat(64),
+    parameters: { reason: 'test' },
+    requester: { name: 'owner', keyId: owner.key.keyId },
+    created: new Date().toISOString(),
+    expires: new Date(Date.now() + 3_600_000).toISOString(),
+    nonce: 'n1',
   });
   const alice = generateKeyPairSync('ed25519');
   const mallory = generateKeyPairSync('ed25519');
   const rawKey = (key: KeyObject) => Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url').toString('hex');
-  const decision = (forRequest: string, signedBy: KeyObject, named: KeyObject) => Buffer.from(`${JSON.stringify({
-    type: 'amber-decision', request: forRequest, decision: 'approve', approver: rawKey(named),
-    signature: sign(null, decisionMessage(forRequest, 'approve'), signedBy).toString('base64'),
-  })}\n`);
+  const decision = (forRequest: string, signedBy: KeyObject, named: KeyObject) =>
+    Buffer.from(
+      `${JSON.stringify({
+        type: 'amber-decision',
+        request: forRequest,
+        decision: 'approve',
+        approver: rawKey(named),
+        signature: sign(null, decisionMessage(forRequest, 'approve'), signedBy).toString('base64'),
+      })}\n`,
+    );
   const approver = token('approver');
-  const put = (bytes: Buffer) => raw(vault.url, 'PUT', `/v1/repos/team/objects/decisions/${sha(bytes)}`, approver, bytes);
+  const put = (bytes: Buffer) =>
+    raw(vault.url, 'PUT', `/v1/repos/team/objects/decisions/${sha(bytes)}`, approver, bytes);
   const before = await fingerprintTree(repoDir);
   const refusals: [Buffer, number, string][] = [
     [Buffer.from('{"type":"amber-decision"}'), 422, 'OBJECT_CORRUPT'],
@@ -321,7 +428,11 @@ test('an approver token files only decisions its named key signed, on requests t
 whenS3(() => {
   test('a vault keeping its objects in S3: backups restore and verify, every object carries its lock in the bucket, and a writer still cannot delete', async (t) => {
     const bucket = await freshS3Store();
-    const perRepo = (repo: string) => createS3Store({ endpoint: s3Env!.endpoint, bucket: bucket.bucket, prefix: repo }, { clock: systemClock, credentials: s3Env!.credentials, region: s3Env!.region });
+    const perRepo = (repo: string) =>
+      createS3Store(
+        { endpoint: s3Env!.endpoint, bucket: bucket.bucket, prefix: repo },
+        { clock: systemClock, credentials: s3Env!.credentials, region: s3Env!.region },
+      );
     const { dir, vault, token, openAs, dataDir } = await vaultFixture(t, 'vault-s3', perRepo);
     const source = join(dir, 'source');
     await fs.mkdir(source);
@@ -342,7 +453,11 @@ whenS3(() => {
     }
     const pack = names.find((name) => name.startsWith('data/'))!;
     assert.equal((await raw(vault.url, 'DELETE', `/v1/repos/team/objects/${pack}`, token('writer'))).status, 403);
-    assert.equal((await raw(vault.url, 'DELETE', `/v1/repos/team/objects/${pack}`, token('maintainer'))).status, 409, 'nor can a maintainer, without a condemn notice');
+    assert.equal(
+      (await raw(vault.url, 'DELETE', `/v1/repos/team/objects/${pack}`, token('maintainer'))).status,
+      409,
+      'nor can a maintainer, without a condemn notice',
+    );
     await fs.access(join(dataDir, 'repos', 'team'));
   });
 });

@@ -31,7 +31,10 @@ export function loadWitnessKey(dataDir: string): Signer {
   return { keyId: keyIdOf(publicKey), publicKey, privateKey: Buffer.from(stored.privateKey, 'hex') };
 }
 
-const hexPair = ({ publicKey, privateKey }: { publicKey: Buffer; privateKey: Buffer }) => ({ publicKey: publicKey.toString('hex'), privateKey: privateKey.toString('hex') });
+const hexPair = ({ publicKey, privateKey }: { publicKey: Buffer; privateKey: Buffer }) => ({
+  publicKey: publicKey.toString('hex'),
+  privateKey: privateKey.toString('hex'),
+});
 
 export interface AccessLine {
   text: string;
@@ -42,7 +45,14 @@ export interface AccessLine {
 }
 
 /** Collects a repository's access-log lines and writes them into its audit log in one signed entry. */
-export function createWitness(options: { signer: Signer; clock: Clock; retentionClock: RetentionClock; storeOf: (repo: string) => Store; flushAfterMs?: number; maxPending?: number }) {
+export function createWitness(options: {
+  signer: Signer;
+  clock: Clock;
+  retentionClock: RetentionClock;
+  storeOf: (repo: string) => Store;
+  flushAfterMs?: number;
+  maxPending?: number;
+}) {
   const pending = new Map<string, AccessLine[]>();
   const running = new Map<string, Promise<void>>();
   const timers = new Map<string, NodeJS.Timeout>();
@@ -50,10 +60,14 @@ export function createWitness(options: { signer: Signer; clock: Clock; retention
   async function write(repo: string, lines: AccessLine[]): Promise<void> {
     const store = options.storeOf(repo);
     // Before `config` exists (the first uploads of an init) no owner can have accepted this vault yet.
-    const view = await openRepositoryView(store).catch((error) => { if (isAmberError(error, 'REPO_NOT_FOUND')) return undefined; throw error; });
+    const view = await openRepositoryView(store).catch((error) => {
+      if (isAmberError(error, 'REPO_NOT_FOUND')) return undefined;
+      throw error;
+    });
     if (!view) return;
     // Only a repository whose owner accepted this vault's key has it as a signer of its log.
-    if (!view.authority.witnesses.some(({ publicKey }) => publicKey === options.signer.publicKey.toString('hex'))) return;
+    if (!view.authority.witnesses.some(({ publicKey }) => publicKey === options.signer.publicKey.toString('hex')))
+      return;
     const tokens = new Map<string, { token: string; role: string; label: string; requests: number }>();
     for (const line of lines) {
       const known = tokens.get(line.token) ?? { token: line.token, role: line.role, label: line.label, requests: 0 };
@@ -61,16 +75,28 @@ export function createWitness(options: { signer: Signer; clock: Clock; retention
       tokens.set(line.token, known);
     }
     const hashes = lines.map(({ text }) => createHash('sha256').update(text).digest('hex'));
-    await appendAudit({
-      ...view, clock: options.clock, retentionClock: options.retentionClock, actor: 'vault', signer: options.signer, retentionState: () => loadRetentionState(view),
-    }, {
-      action: 'vault.requests',
-      target: repo,
-      details: {
-        requests: lines.length, from: lines[0].time, to: lines.at(-1)!.time,
-        tokens: [...tokens.values()], accessLogRoot: merkleRoot(hashes), accessLogLast: hashes.at(-1)!,
+    await appendAudit(
+      {
+        ...view,
+        clock: options.clock,
+        retentionClock: options.retentionClock,
+        actor: 'vault',
+        signer: options.signer,
+        retentionState: () => loadRetentionState(view),
       },
-    });
+      {
+        action: 'vault.requests',
+        target: repo,
+        details: {
+          requests: lines.length,
+          from: lines[0].time,
+          to: lines.at(-1)!.time,
+          tokens: [...tokens.values()],
+          accessLogRoot: merkleRoot(hashes),
+          accessLogLast: hashes.at(-1)!,
+        },
+      },
+    );
   }
 
   function flush(repo: string): Promise<void> {
@@ -80,9 +106,13 @@ export function createWitness(options: { signer: Signer; clock: Clock; retention
     pending.delete(repo);
     if (lines.length === 0) return running.get(repo) ?? Promise.resolve();
     // One append at a time per repository: the vault never forks its own entries.
-    const next = (running.get(repo) ?? Promise.resolve()).then(() => write(repo, lines)).catch((error) => {
-      process.stderr.write(`vault: the audit entry for ${lines.length} request(s) to ${repo} could not be written (they are in the access log): ${(error as Error).message}\n`);
-    });
+    const next = (running.get(repo) ?? Promise.resolve())
+      .then(() => write(repo, lines))
+      .catch((error) => {
+        process.stderr.write(
+          `vault: the audit entry for ${lines.length} request(s) to ${repo} could not be written (they are in the access log): ${(error as Error).message}\n`,
+        );
+      });
     running.set(repo, next);
     return next;
   }
@@ -94,7 +124,8 @@ export function createWitness(options: { signer: Signer; clock: Clock; retention
       lines.push(line);
       pending.set(repo, lines);
       if (commit || lines.length >= (options.maxPending ?? 256)) void flush(repo);
-      else if (!timers.has(repo)) timers.set(repo, setTimeout(() => void flush(repo), options.flushAfterMs ?? 30_000).unref());
+      else if (!timers.has(repo))
+        timers.set(repo, setTimeout(() => void flush(repo), options.flushAfterMs ?? 30_000).unref());
     },
     flush,
     async close(): Promise<void> {

@@ -15,7 +15,7 @@ import { restore } from '../../src/engine/restore.ts';
 import { verify } from '../../src/engine/verify.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
-import { testOperation, } from '../../src/testing/operation.ts';
+import { testOperation } from '../../src/testing/operation.ts';
 
 for (const version of ['v1']) {
   test(`a format ${version} repository opens, lists, restores exactly and verifies`, async (t) => {
@@ -26,8 +26,14 @@ for (const version of ['v1']) {
     const repo = testOperation(await openRepository({ store, passphrase: FIXTURE.passphrase, clock: systemClock }));
 
     const snapshots = await listSnapshots(repo);
-    assert.deepEqual(snapshots.map(({ snapshot }) => snapshot.tags), [['first'], ['by-writer']]);
-    assert.deepEqual(snapshots.map(({ signer }) => signer.split(' ')[0]), ['owner', 'writer']);
+    assert.deepEqual(
+      snapshots.map(({ snapshot }) => snapshot.tags),
+      [['first'], ['by-writer']],
+    );
+    assert.deepEqual(
+      snapshots.map(({ signer }) => signer.split(' ')[0]),
+      ['owner', 'writer'],
+    );
 
     for (const [n, entry] of snapshots.entries()) {
       const target = join(work, `restore-${n}`);
@@ -38,14 +44,19 @@ for (const version of ['v1']) {
         assert.deepEqual(await readFile(join(root, path)), FIXTURE.bytes(content), `${path} in snapshot ${n}`);
       }
       assert.equal(await readlink(join(root, 'docs', 'link-to-notes')), 'notes.txt');
-      assert.equal((await lstat(join(root, 'docs', 'hardlink-to-notes'))).ino, (await lstat(join(root, 'notes.txt'))).ino);
+      assert.equal(
+        (await lstat(join(root, 'docs', 'hardlink-to-notes'))).ino,
+        (await lstat(join(root, 'notes.txt'))).ino,
+      );
       const later = readFile(join(root, 'docs', 'deep', 'later.txt'));
       if (n === 0) await assert.rejects(later);
       else assert.deepEqual(await later, FIXTURE.bytes(FIXTURE.later));
     }
 
     assert.deepEqual((await verify({ repo, readDataFraction: 1 })).problems, []);
-    const writer = testOperation(await openRepository({ store, passphrase: FIXTURE.writerPassphrase, clock: systemClock }));
+    const writer = testOperation(
+      await openRepository({ store, passphrase: FIXTURE.writerPassphrase, clock: systemClock }),
+    );
     await assert.rejects(listSnapshots(writer), (error) => isAmberError(error, 'WRITE_ONLY_KEY'));
   });
 }

@@ -13,24 +13,34 @@ import { addKey } from '../../src/protection/key-admin.ts';
 import { backup } from '../../src/engine/backup.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
-import { testOperation, } from '../../src/testing/operation.ts';
+import { testOperation } from '../../src/testing/operation.ts';
 
 const version = process.argv[2] ?? 'v1';
 const work = await mkdtemp(join(tmpdir(), 'amber-compat-'));
 try {
   const source = join(work, FIXTURE.sourceDir);
   await mkdir(join(source, 'docs', 'deep'), { recursive: true });
-  for (const [path, content] of Object.entries(FIXTURE.files)) await writeFile(join(source, path), FIXTURE.bytes(content));
+  for (const [path, content] of Object.entries(FIXTURE.files))
+    await writeFile(join(source, path), FIXTURE.bytes(content));
   await symlink('notes.txt', join(source, 'docs', 'link-to-notes'));
   await link(join(source, 'notes.txt'), join(source, 'docs', 'hardlink-to-notes'));
   for (const path of Object.keys(FIXTURE.files)) await utimes(join(source, path), 1_700_000_000, 1_700_000_000);
 
   const store = createFsStore(join(work, 'repo'));
-  const owner = testOperation(await initRepository({ store, passphrase: FIXTURE.passphrase, clock: systemClock, kdfLogN: 10 }));
+  const owner = testOperation(
+    await initRepository({ store, passphrase: FIXTURE.passphrase, clock: systemClock, kdfLogN: 10 }),
+  );
   await backup({ repo: owner, paths: [source], host: 'compat', tags: ['first'] });
-  await addKey(owner, { passphrase: FIXTURE.writerPassphrase, role: 'write-only', label: 'compat writer', kdfLogN: 10 });
+  await addKey(owner, {
+    passphrase: FIXTURE.writerPassphrase,
+    role: 'write-only',
+    label: 'compat writer',
+    kdfLogN: 10,
+  });
   await writeFile(join(source, 'docs', 'deep', 'later.txt'), FIXTURE.bytes(FIXTURE.later));
-  const writer = testOperation(await openRepository({ store, passphrase: FIXTURE.writerPassphrase, clock: systemClock }));
+  const writer = testOperation(
+    await openRepository({ store, passphrase: FIXTURE.writerPassphrase, clock: systemClock }),
+  );
   await backup({ repo: writer, paths: [source], host: 'compat', tags: ['by-writer'] });
 
   const out = fileURLToPath(new URL(`./${version}.tar.gz`, import.meta.url));

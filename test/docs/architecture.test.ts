@@ -34,13 +34,24 @@ test('the folder table lists exactly the folders of src/ (two levels deep), and 
   const srcFolders = foldersUnder(join(ROOT, 'src'), 2).sort();
   const documentedSrc = documented.filter((folder) => folder.startsWith('src/')).sort();
   assert.deepEqual(
-    { missingFromDoc: srcFolders.filter((f) => !documentedSrc.includes(f)), gone: documentedSrc.filter((f) => !srcFolders.includes(f)) },
+    {
+      missingFromDoc: srcFolders.filter((f) => !documentedSrc.includes(f)),
+      gone: documentedSrc.filter((f) => !srcFolders.includes(f)),
+    },
     { missingFromDoc: [], gone: [] },
   );
   const others = documented.filter((folder) => !folder.startsWith('src/'));
   const existing = new Set([...foldersUnder(join(ROOT, 'test'), 1), 'bench/']);
-  assert.deepEqual(others.filter((folder) => !existing.has(folder)), [], 'every other folder the table names exists');
-  assert.deepEqual([...existing].filter((folder) => !others.includes(folder)), [], 'every test folder is in the table');
+  assert.deepEqual(
+    others.filter((folder) => !existing.has(folder)),
+    [],
+    'every other folder the table names exists',
+  );
+  assert.deepEqual(
+    [...existing].filter((folder) => !others.includes(folder)),
+    [],
+    'every test folder is in the table',
+  );
 });
 
 test('the command table lists exactly the commands the CLI has, with their subcommands, and services that exist', () => {
@@ -48,13 +59,16 @@ test('the command table lists exactly the commands the CLI has, with their subco
   const commands = program.commands.map((command) => `amber ${command.name()}`).sort();
   const documented = firstCells('Commands').sort();
   assert.deepEqual(documented, commands);
-  const rows = new Map(DOC.split('\n').flatMap((line) => {
-    const match = /^\|\s*`amber ([a-z-]+)`\s*\|(.*)\|\s*$/.exec(line);
-    return match ? [[match[1], match[2]] as const] : [];
-  }));
+  const rows = new Map(
+    DOC.split('\n').flatMap((line) => {
+      const match = /^\|\s*`amber ([a-z-]+)`\s*\|(.*)\|\s*$/.exec(line);
+      return match ? [[match[1], match[2]] as const] : [];
+    }),
+  );
   for (const command of program.commands) {
     const row = rows.get(command.name())!;
-    for (const sub of command.commands) assert.match(row, new RegExp(`\\b${sub.name()}\\b`), `amber ${command.name()} ${sub.name()} is named in its row`);
+    for (const sub of command.commands)
+      assert.match(row, new RegExp(`\\b${sub.name()}\\b`), `amber ${command.name()} ${sub.name()} is named in its row`);
     for (const [, file] of row.matchAll(/`([a-z-]+\/[a-z-]+\.ts)`/g)) {
       assert.doesNotThrow(() => readFileSync(join(ROOT, 'src', file)), `amber ${command.name()}: src/${file} exists`);
     }

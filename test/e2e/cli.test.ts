@@ -17,7 +17,14 @@ function amber(args: string[], options: SpawnSyncOptions & { password?: string }
   const result = spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
     ...options,
-    env: { PATH: process.env.PATH, AMBER_PASSWORD: options.password ?? 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache'), ...(options.env ?? {}) },
+    env: {
+      PATH: process.env.PATH,
+      AMBER_PASSWORD: options.password ?? 'test passphrase',
+      AMBER_KDF_LOG_N: '10',
+      AMBER_REPO: repo,
+      AMBER_CACHE_DIR: join(dir, 'cache'),
+      ...(options.env ?? {}),
+    },
   });
   return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
@@ -42,7 +49,8 @@ test('the quick start works end to end', async () => {
 
   const list = JSON.parse(amber(['snapshots', '--json']).stdout);
   assert.equal(list.length, 1);
-  for (const field of ['id', 'time', 'host', 'paths', 'tags', 'retention']) assert.ok(field in list[0], `snapshots --json has ${field}`);
+  for (const field of ['id', 'time', 'host', 'paths', 'tags', 'retention'])
+    assert.ok(field in list[0], `snapshots --json has ${field}`);
   assert.deepEqual(list[0].tags, ['first']);
   assert.deepEqual(list[0].paths, [source]);
 
@@ -62,7 +70,10 @@ test('the quick start works end to end', async () => {
   await writeFile(join(target, source, 'hello.txt'), 'changed by hand\n');
   const again = amber(['restore', 'latest', '--target', target]);
   assert.equal(again.status, 3, 'incomplete: the rest was restored, the existing file named');
-  assert.match(again.stderr, /already exists \[TARGET_EXISTS\]\n[\s\S]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/);
+  assert.match(
+    again.stderr,
+    /already exists \[TARGET_EXISTS\]\n[\s\S]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/,
+  );
   assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'changed by hand\n');
 
   const verify = amber(['verify', '--read-data']);
@@ -73,7 +84,11 @@ test('the quick start works end to end', async () => {
   assert.equal(JSON.parse(second.stdout).summary.filesUnchanged, 2);
 
   // The local record of unchanged directories is kept per source, and --no-cache leaves it alone.
-  const recordFiles = () => spawnSync('find', [join(dir, 'cache'), '-path', '*/subtrees/*', '-type', 'f'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+  const recordFiles = () =>
+    spawnSync('find', [join(dir, 'cache'), '-path', '*/subtrees/*', '-type', 'f'], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n')
+      .filter(Boolean);
   assert.equal(recordFiles().length, 1);
   const before = await readFile(recordFiles()[0]);
   await writeFile(join(source, 'hello.txt'), 'hello again\n');
@@ -115,7 +130,9 @@ test('every command has help with examples', () => {
   }
 });
 
-test('an unreadable file is reported and skipped, the rest lands, and the exit status is 3', { skip: whyNobodyCannotRun() }, async () => {
+test('an unreadable file is reported and skipped, the rest lands, and the exit status is 3', {
+  skip: whyNobodyCannotRun(),
+}, async () => {
   // Root reads everything, so the backup runs as the unprivileged user nobody.
   const nobody = NOBODY;
   const own = join(dir, 'nobody');
@@ -144,28 +161,46 @@ test('verify reads a subset of packs on request and refuses a bad percentage', (
 });
 
 test('a write-only key backs up but cannot read, and a revoked key opens nothing', () => {
-  const added = amber(['key', 'add', '--write-only', '--label', 'laptop', '--json'], { env: { AMBER_NEW_PASSWORD: 'writer passphrase' } });
+  const added = amber(['key', 'add', '--write-only', '--label', 'laptop', '--json'], {
+    env: { AMBER_NEW_PASSWORD: 'writer passphrase' },
+  });
   assert.equal(added.status, 0, added.stderr);
   const { keyId } = JSON.parse(added.stdout);
   const asWriter = { password: 'writer passphrase' };
   assert.equal(amber(['backup', source, '--tag', 'from-writer'], asWriter).status, 0);
-  for (const command of [['snapshots'], ['ls', 'latest'], ['restore', 'latest', '--target', join(dir, 'nope')], ['verify']]) {
+  for (const command of [
+    ['snapshots'],
+    ['ls', 'latest'],
+    ['restore', 'latest', '--target', join(dir, 'nope')],
+    ['verify'],
+  ]) {
     const refused = amber(command, asWriter);
     assert.equal(refused.status, 1, command.join(' '));
     assert.match(refused.stderr, /\[WRITE_ONLY_KEY\]/);
   }
   const keys = JSON.parse(amber(['key', 'list', '--json']).stdout);
   assert.deepEqual(keys.map((key: { role: string }) => key.role).sort(), ['full', 'write-only']);
-  assert.ok(JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) => snapshot.tags.includes('from-writer')));
+  assert.ok(
+    JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) =>
+      snapshot.tags.includes('from-writer'),
+    ),
+  );
 
   assert.equal(amber(['key', 'revoke', keyId.slice(0, 8), '--reason', 'laptop stolen']).status, 0);
   const revoked = amber(['snapshots'], asWriter);
   assert.equal(revoked.status, 12);
   assert.match(revoked.stderr, /\[KEY_REVOKED\]/);
-  assert.ok(JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) => snapshot.tags.includes('from-writer')), 'backups made before the revocation stay');
+  assert.ok(
+    JSON.parse(amber(['snapshots', '--json']).stdout).some((snapshot: { tags: string[] }) =>
+      snapshot.tags.includes('from-writer'),
+    ),
+    'backups made before the revocation stay',
+  );
 });
 
-test('as root, files keep their owner in a setgid target whose group is another', { skip: process.getuid?.() !== 0 ? 'needs root to own files as others' : undefined }, async () => {
+test('as root, files keep their owner in a setgid target whose group is another', {
+  skip: process.getuid?.() !== 0 ? 'needs root to own files as others' : undefined,
+}, async () => {
   // A file created in a setgid directory takes the directory's group: restore must not rely on
   // the creator's group then (it skips fchown only where new files get the creator's uid and gid).
   const own = join(dir, 'setgid');

@@ -18,7 +18,15 @@ let repo: string;
 function amber(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, AMBER_PASSWORD: 'owner pass', AMBER_APPROVER_PASSWORD: 'approver pass', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache'), ...env },
+    env: {
+      PATH: process.env.PATH,
+      AMBER_PASSWORD: 'owner pass',
+      AMBER_APPROVER_PASSWORD: 'approver pass',
+      AMBER_KDF_LOG_N: '10',
+      AMBER_REPO: repo,
+      AMBER_CACHE_DIR: join(dir, 'cache'),
+      ...env,
+    },
   });
   return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
@@ -63,7 +71,10 @@ test('a quorum lifts a governance lock; the audit log shows it and catches an ed
   const wrongPassphrase = amber(['approve', id, '--key', join(dir, 'bob.key')], { AMBER_APPROVER_PASSWORD: 'nope' });
   assert.match(wrongPassphrase.stderr, /WRONG_PASSWORD/);
   // Bob signs on his own machine: no repository, no repository passphrase.
-  ok(['approve', id, '--key', join(dir, 'bob.key'), '--out', join(dir, 'bob.sig')], { AMBER_REPO: '', AMBER_PASSWORD: '' });
+  ok(['approve', id, '--key', join(dir, 'bob.key'), '--out', join(dir, 'bob.sig')], {
+    AMBER_REPO: '',
+    AMBER_PASSWORD: '',
+  });
   assert.match(ok(['approval', 'submit', join(dir, 'bob.sig')]), /executed now/);
   const again = amber(['approval', 'submit', join(dir, 'bob.sig')]);
   assert.match(again.stderr, /APPROVAL_REFUSED/);
@@ -75,10 +86,23 @@ test('a quorum lifts a governance lock; the audit log shows it and catches an ed
   // The auditor: no passphrase at all.
   const auditor = { AMBER_PASSWORD: '' };
   const actions = json(['audit', 'log'], auditor).map((row: { action: string }) => row.action);
-  for (const action of ['init', 'policy.set', 'backup', 'policy.lock', 'request.create', 'request.approve', 'request.execute', 'request.approve.refused', 'forget', 'prune']) {
+  for (const action of [
+    'init',
+    'policy.set',
+    'backup',
+    'policy.lock',
+    'request.create',
+    'request.approve',
+    'request.execute',
+    'request.approve.refused',
+    'forget',
+    'prune',
+  ]) {
     assert.ok(actions.includes(action), `${action} is logged`);
   }
-  const approval = json(['audit', 'log'], auditor).find((row: { action: string; actor: string }) => row.action === 'request.approve' && row.actor === 'approver alice');
+  const approval = json(['audit', 'log'], auditor).find(
+    (row: { action: string; actor: string }) => row.action === 'request.approve' && row.actor === 'approver alice',
+  );
   assert.equal(approval?.signer, 'approver alice', 'the approver signed their own entry');
   const verified = json(['audit', 'verify'], auditor);
   assert.deepEqual(verified.problems, []);
@@ -88,7 +112,10 @@ test('a quorum lifts a governance lock; the audit log shows it and catches an ed
   assert.equal(csv.length, actions.length + 1);
 
   const entries = (await readdir(join(repo, 'audit'))).sort();
-  await alterObjectFile(join(repo, 'audit', entries[2]), (bytes) => { bytes[bytes.length - 80] ^= 1; return bytes; });
+  await alterObjectFile(join(repo, 'audit', entries[2]), (bytes) => {
+    bytes[bytes.length - 80] ^= 1;
+    return bytes;
+  });
   const tampered = amber(['audit', 'verify'], auditor);
   assert.equal(tampered.status, 1);
   assert.match(tampered.stderr, new RegExp(`first bad entry is #3 \\(audit/${entries[2]}\\)[\\s\\S]*AUDIT_TAMPERED`));

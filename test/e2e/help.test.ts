@@ -13,13 +13,23 @@ interface Found {
 }
 
 function everyCommand(command: Command, path: string[] = []): Found[] {
-  return command.commands.flatMap((sub) => [{ path: [...path, sub.name()], command: sub }, ...everyCommand(sub, [...path, sub.name()])]);
+  return command.commands.flatMap((sub) => [
+    { path: [...path, sub.name()], command: sub },
+    ...everyCommand(sub, [...path, sub.name()]),
+  ]);
 }
 
 /** What `--help` prints, including the text added after the options. */
 function helpOf(command: Command): string {
   let out = '';
-  command.configureOutput({ writeOut: (text) => { out += text; }, writeErr: (text) => { out += text; } });
+  command.configureOutput({
+    writeOut: (text) => {
+      out += text;
+    },
+    writeErr: (text) => {
+      out += text;
+    },
+  });
   command.outputHelp();
   return out;
 }
@@ -63,7 +73,7 @@ function shellCommands(line: string): string[][] {
     if (quote) {
       if (c === quote) quote = '';
       else word += c;
-    } else if (c === '\'' || c === '"') {
+    } else if (c === "'" || c === '"') {
       quote = c;
       inWord = true;
     } else if (c === '#' && !inWord) {

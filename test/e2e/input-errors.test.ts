@@ -18,8 +18,12 @@ function amber(args: string[], options: SpawnSyncOptions & { repo?: string } = {
     encoding: 'utf8',
     ...options,
     env: {
-      PATH: process.env.PATH, AMBER_PASSWORD: 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: options.repo ?? join(dir, 'repo'),
-      AMBER_CACHE_DIR: join(dir, 'cache'), ...(options.env ?? {}),
+      PATH: process.env.PATH,
+      AMBER_PASSWORD: 'test passphrase',
+      AMBER_KDF_LOG_N: '10',
+      AMBER_REPO: options.repo ?? join(dir, 'repo'),
+      AMBER_CACHE_DIR: join(dir, 'cache'),
+      ...(options.env ?? {}),
     },
   });
   return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
@@ -38,7 +42,8 @@ async function objectsOf(repo: string): Promise<string[]> {
   return names.sort();
 }
 
-const noStack = (stderr: string) => assert.doesNotMatch(stderr, /unexpected error|at .*\.ts:\d+/, 'no stack trace for an expected failure');
+const noStack = (stderr: string) =>
+  assert.doesNotMatch(stderr, /unexpected error|at .*\.ts:\d+/, 'no stack trace for an expected failure');
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'amber-input-'));
@@ -62,9 +67,17 @@ test('a damaged epoch record is named with its cause and what to do', async () =
   const result = amber(['snapshots'], { repo });
   assert.equal(result.status, 1, result.stderr);
   noStack(result.stderr);
-  assert.match(result.stderr, new RegExp(`epochs/${epoch} does not hash to its name`), 'names the object and the cause');
+  assert.match(
+    result.stderr,
+    new RegExp(`epochs/${epoch} does not hash to its name`),
+    'names the object and the cause',
+  );
   assert.match(result.stderr, /\[CONFIG_CORRUPT\]/);
-  assert.match(result.stderr, new RegExp(`hint: restore epochs/${epoch} from a copy of the repository`), 'says what to do');
+  assert.match(
+    result.stderr,
+    new RegExp(`hint: restore epochs/${epoch} from a copy of the repository`),
+    'says what to do',
+  );
 });
 
 test('an epoch record from another repository is named as such', async () => {
@@ -81,7 +94,12 @@ test('an epoch record from another repository is named as such', async () => {
   const result = amber(['snapshots'], { repo });
   assert.equal(result.status, 1, result.stderr);
   noStack(result.stderr);
-  assert.match(result.stderr, new RegExp(`epochs/${theirs} is not signed by a key with the authority to write it \\(a bad signature, or a record from another repository\\)`));
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `epochs/${theirs} is not signed by a key with the authority to write it \\(a bad signature, or a record from another repository\\)`,
+    ),
+  );
   assert.match(result.stderr, new RegExp(`hint: restore epochs/${theirs} from a copy`));
 });
 
@@ -91,7 +109,10 @@ test('a backup with a retention beyond 1000 years is refused as usage before any
   const result = amber(['backup', source, '--retain', '99999999999y']);
   assert.equal(result.status, 2, result.stderr);
   noStack(result.stderr);
-  assert.match(result.stderr, /--retain: "99999999999y" is longer than 1000y \(1000 years\), the longest duration Amber accepts \[INVALID_DURATION\]/);
+  assert.match(
+    result.stderr,
+    /--retain: "99999999999y" is longer than 1000y \(1000 years\), the longest duration Amber accepts \[INVALID_DURATION\]/,
+  );
   assert.deepEqual(await objectsOf(repo), before, 'no object was written');
 });
 
@@ -108,7 +129,10 @@ test('lock extend, policy, prune, forget and requests bound their durations and 
     [['policy', 'lock', '--cooling-off', '99999999999y'], /--cooling-off: "99999999999y" is longer/],
     [['prune', '--grace', '99999999999y'], /--grace: "99999999999y" is longer/],
     [['forget', '--keep-within', '99999999999y'], /--keep-within: "99999999999y" is longer/],
-    [['request', 'unlock', 'latest', '--reason', 'x', '--expires', '99999999999y'], /--expires: "99999999999y" is longer/],
+    [
+      ['request', 'unlock', 'latest', '--reason', 'x', '--expires', '99999999999y'],
+      /--expires: "99999999999y" is longer/,
+    ],
     [['request', 'unlock', 'latest', '--reason', 'x', '--until', '+99999999999y'], /--until: "99999999999y" is longer/],
     [['audit', 'export', '--since', '99999999999y'], /--since: "99999999999y" is longer/],
   ];
@@ -129,9 +153,14 @@ test('init on a path that is a file says so and leaves the file alone', async ()
     assert.equal(result.status, 2, result.stderr);
     noStack(result.stderr);
     assert.doesNotMatch(result.stderr, /STORAGE_TRANSIENT|ENOTDIR|Retry/);
-    assert.match(result.stderr, location === file
-      ? new RegExp(`the repository location ${file} is a file, not a directory \\[USAGE\\]`)
-      : new RegExp(`the repository location ${location} is below ${file}, which is a file, not a directory \\[USAGE\\]`));
+    assert.match(
+      result.stderr,
+      location === file
+        ? new RegExp(`the repository location ${file} is a file, not a directory \\[USAGE\\]`)
+        : new RegExp(
+            `the repository location ${location} is below ${file}, which is a file, not a directory \\[USAGE\\]`,
+          ),
+    );
     assert.match(result.stderr, /hint: a local repository is a directory: choose one with --repo/);
   }
   assert.equal(await readFile(file, 'utf8'), 'not a repository\n');
@@ -146,7 +175,12 @@ test('AMBER_CACHE_DIR pointing at a file is an error naming the variable and the
     const result = amber(args, { env: { AMBER_CACHE_DIR: file } });
     assert.equal(result.status, 2, `${args[0]}: ${result.stderr}`);
     noStack(result.stderr);
-    assert.match(result.stderr, new RegExp(`the local cache directory ${file} \\(from AMBER_CACHE_DIR\\) is a file, not a directory \\[USAGE\\]\\nhint: point AMBER_CACHE_DIR at a directory`));
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `the local cache directory ${file} \\(from AMBER_CACHE_DIR\\) is a file, not a directory \\[USAGE\\]\\nhint: point AMBER_CACHE_DIR at a directory`,
+      ),
+    );
   }
   assert.deepEqual(await objectsOf(repo), before, 'the refused backup wrote nothing');
 });
@@ -178,7 +212,12 @@ test('restoring onto a read-only filesystem names the target and says it is read
     assert.equal(result.status, 1, result.stderr);
     noStack(result.stderr);
     assert.doesNotMatch(result.stderr, /ENOENT/);
-    assert.match(result.stderr, new RegExp(`error: the restore target ${target} is on a read-only filesystem \\(EROFS\\) \\[TARGET_UNWRITABLE\\]\\nhint: choose a --target on a writable filesystem`));
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `error: the restore target ${target} is on a read-only filesystem \\(EROFS\\) \\[TARGET_UNWRITABLE\\]\\nhint: choose a --target on a writable filesystem`,
+      ),
+    );
   }
 });
 
@@ -193,7 +232,15 @@ function makeDeepTree(root: string, levels: number, leaf: string): void {
 
 test('a path over PATH_MAX is never dropped silently: backup and restore name it and exit 3', async (t) => {
   // Node's fs.rm goes through full paths, GNU rm through directory descriptors.
-  t.after(() => spawnSync('rm', ['-rf', join(dir, 'too-deep'), join(dir, 'fits'), join(dir, 'deep-restore-1'), join(dir, 'deep-restore-2')]));
+  t.after(() =>
+    spawnSync('rm', [
+      '-rf',
+      join(dir, 'too-deep'),
+      join(dir, 'fits'),
+      join(dir, 'deep-restore-1'),
+      join(dir, 'deep-restore-2'),
+    ]),
+  );
   const repo = join(dir, 'deep-repo');
   assert.equal(amber(['init'], { repo }).status, 0);
   // Backup: the leaf of a tree deeper than 4,096 bytes cannot be read through its path.
@@ -221,7 +268,10 @@ test('a path over PATH_MAX is never dropped silently: backup and restore name it
   const restored = amber(['restore', 'latest', '--target', target], { repo });
   assert.equal(restored.status, 3, restored.stderr);
   noStack(restored.stderr);
-  assert.match(restored.stderr, /was not restored: its path is \d+ bytes, longer than this system accepts \(PATH_MAX 4096 bytes, ENAMETOOLONG\) \[TARGET_UNWRITABLE\]/);
+  assert.match(
+    restored.stderr,
+    /was not restored: its path is \d+ bytes, longer than this system accepts \(PATH_MAX 4096 bytes, ENAMETOOLONG\) \[TARGET_UNWRITABLE\]/,
+  );
   assert.match(restored.stderr, /\[RESTORE_INCOMPLETE\]\nhint: the target refused the entries named above/);
   assert.equal(await readFile(join(target, fits, 'shallow.txt'), 'utf8'), 'shallow\n', 'the rest was restored');
 });

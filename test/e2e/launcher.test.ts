@@ -34,7 +34,11 @@ function olderNode(): string | undefined {
 }
 
 const OLD_NODE = olderNode();
-const skip = !OLD_NODE ? 'no Node older than 24 on PATH: the hand-over is not used' : !existsSync('/proc/self/stat') ? 'needs /proc to find the child' : false;
+const skip = !OLD_NODE
+  ? 'no Node older than 24 on PATH: the hand-over is not used'
+  : !existsSync('/proc/self/stat')
+    ? 'needs /proc to find the child'
+    : false;
 const dir = await mkdtemp(join(tmpdir(), 'amber-launcher-'));
 const started: number[] = [];
 after(async () => {
@@ -48,7 +52,12 @@ after(async () => {
   await removeTree(dir);
 });
 
-const env = () => ({ PATH: process.env.PATH, AMBER_PASSWORD: 'launcher pass', AMBER_KDF_LOG_N: '10', AMBER_CACHE_DIR: join(dir, 'cache') });
+const env = () => ({
+  PATH: process.env.PATH,
+  AMBER_PASSWORD: 'launcher pass',
+  AMBER_KDF_LOG_N: '10',
+  AMBER_CACHE_DIR: join(dir, 'cache'),
+});
 
 /** The pids whose parent is `pid` (from /proc/PID/stat; a zombie counts as gone). */
 function childrenOf(pid: number): number[] {
@@ -88,7 +97,8 @@ function portOpen(port: number): Promise<boolean> {
 
 function exited(child: ChildProcess, ms = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      return resolve({ code: child.exitCode, signal: child.signalCode });
     const timer = setTimeout(() => reject(new Error(`the launcher did not exit within ${ms} ms`)), ms);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
@@ -99,7 +109,10 @@ function exited(child: ChildProcess, ms = 15_000): Promise<{ code: number | null
 
 /** `amber vault serve` through the launcher on the older Node: the launcher, the real server's pid, its port. */
 async function serve(name: string): Promise<{ launcher: ChildProcess; server: number; port: number }> {
-  const launcher = spawn(OLD_NODE!, [BIN, 'vault', 'serve', '--data', join(dir, name), '--listen', '127.0.0.1:0'], { env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
+  const launcher = spawn(OLD_NODE!, [BIN, 'vault', 'serve', '--data', join(dir, name), '--listen', '127.0.0.1:0'], {
+    env: env(),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   started.push(launcher.pid!);
   let text = '';
   const port = await new Promise<number>((resolve, reject) => {
@@ -121,7 +134,9 @@ async function serve(name: string): Promise<{ launcher: ChildProcess; server: nu
   return { launcher, server, port };
 }
 
-test('SIGTERM to the launcher stops the real vault server, and the launcher exits as the server did', { skip }, async () => {
+test('SIGTERM to the launcher stops the real vault server, and the launcher exits as the server did', {
+  skip,
+}, async () => {
   const { launcher, server, port } = await serve('term');
   launcher.kill('SIGTERM');
   // The vault stops cleanly on SIGTERM and exits 0, as it does when Node 24 runs it directly.
@@ -138,7 +153,9 @@ test('SIGINT from outside a terminal is passed on too', { skip }, async () => {
   assert.equal(await portOpen(port), false);
 });
 
-test('a signal that kills the real amber (the vault does not handle SIGHUP) kills the launcher the same way', { skip }, async () => {
+test('a signal that kills the real amber (the vault does not handle SIGHUP) kills the launcher the same way', {
+  skip,
+}, async () => {
   const { launcher, server, port } = await serve('hup');
   launcher.kill('SIGHUP');
   assert.deepEqual(await exited(launcher), { code: null, signal: 'SIGHUP' });
@@ -146,7 +163,9 @@ test('a signal that kills the real amber (the vault does not handle SIGHUP) kill
   assert.equal(await portOpen(port), false);
 });
 
-test('the launcher exits with the real amber\'s exit status', { skip: OLD_NODE ? false : 'no Node older than 24 on PATH' }, () => {
+test("the launcher exits with the real amber's exit status", {
+  skip: OLD_NODE ? false : 'no Node older than 24 on PATH',
+}, () => {
   const run = (args: string[]) => spawnSync(OLD_NODE!, [BIN, ...args], { encoding: 'utf8', env: env() });
   const missing = run(['snapshots', '--repo', join(dir, 'nonexistent')]);
   assert.equal(missing.status, EXIT.repoNotFound, missing.stderr);
@@ -155,5 +174,8 @@ test('the launcher exits with the real amber\'s exit status', { skip: OLD_NODE ?
   assert.equal(usage.status, EXIT.usage, usage.stderr);
   const version = run(['--version']);
   assert.equal(version.status, EXIT.ok, version.stderr);
-  assert.equal(version.stdout.trim(), JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')).version);
+  assert.equal(
+    version.stdout.trim(),
+    JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')).version,
+  );
 });

@@ -26,7 +26,13 @@ let dir: string;
 let repo: string;
 let source: string;
 
-const env = () => ({ PATH: process.env.PATH, AMBER_PASSWORD: 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache') });
+const env = () => ({
+  PATH: process.env.PATH,
+  AMBER_PASSWORD: 'test passphrase',
+  AMBER_KDF_LOG_N: '10',
+  AMBER_REPO: repo,
+  AMBER_CACHE_DIR: join(dir, 'cache'),
+});
 
 function amber(args: string[]) {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: env() });
@@ -58,14 +64,20 @@ function filesBelow(root: string): { complete: string[]; partial: string[] } {
 async function assertNoWrongFile(restored: string): Promise<number> {
   const { complete } = filesBelow(restored);
   for (const name of complete) {
-    assert.ok((await readFile(join(restored, name))).equals(await readFile(join(source, name))), `${name} under its final name is whole and right`);
+    assert.ok(
+      (await readFile(join(restored, name))).equals(await readFile(join(source, name))),
+      `${name} under its final name is whole and right`,
+    );
   }
   return complete.length;
 }
 
 /** Starts a restore and freezes it while it is part-way: a few large files are there, most are still to come. */
 async function restoreStoppedPartWay(target: string) {
-  const child = spawn(process.execPath, [BIN, 'restore', 'latest', '--target', target], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'restore', 'latest', '--target', target], {
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let stdout = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
@@ -104,8 +116,10 @@ before(async () => {
   await mkdir(join(source, 'large'), { recursive: true });
   await mkdir(join(source, 'small', 'deeper'), { recursive: true });
   // Random content: every byte must come from the repository, none of it compresses away.
-  for (let i = 0; i < LARGE_FILES; i++) await writeFile(join(source, 'large', `f${String(i).padStart(2, '0')}.bin`), randomBytes(LARGE_BYTES));
-  for (let i = 0; i < 200; i++) await writeFile(join(source, 'small', i % 2 ? 'deeper' : '', `s${i}.txt`), randomBytes(100 + i * 37));
+  for (let i = 0; i < LARGE_FILES; i++)
+    await writeFile(join(source, 'large', `f${String(i).padStart(2, '0')}.bin`), randomBytes(LARGE_BYTES));
+  for (let i = 0; i < 200; i++)
+    await writeFile(join(source, 'small', i % 2 ? 'deeper' : '', `s${i}.txt`), randomBytes(100 + i * 37));
   await link(join(source, 'large', 'f00.bin'), join(source, 'small', 'hard-link-to-f00.bin'));
   assert.equal(amber(['init']).status, 0);
   const backup = amber(['backup', source]);
@@ -120,12 +134,18 @@ test('Ctrl-C during a restore leaves no wrong file under a final name, removes t
   const { code, bySignal, stderr } = await run.stop('SIGINT');
   assert.equal(bySignal, null, 'the restore handled the signal and exited');
   assert.equal(code, 130, stderr);
-  assert.match(stderr, /the restore was interrupted: \d+ files are complete under their names(?:, \d+ partial files? removed)?; no file under its final name is incomplete \[INTERRUPTED\]/);
+  assert.match(
+    stderr,
+    /the restore was interrupted: \d+ files are complete under their names(?:, \d+ partial files? removed)?; no file under its final name is incomplete \[INTERRUPTED\]/,
+  );
   assert.match(stderr, /hint: run the same restore again to finish it/);
   assert.doesNotMatch(stderr, /unexpected error|at .*\.ts:\d+/);
   const { partial, complete } = filesBelow(run.restored);
   assert.deepEqual(partial, [], 'the partial files were removed');
-  assert.ok(complete.filter((name) => name.startsWith('large/')).length < LARGE_FILES, 'the restore stopped before the end');
+  assert.ok(
+    complete.filter((name) => name.startsWith('large/')).length < LARGE_FILES,
+    'the restore stopped before the end',
+  );
   assert.equal(await assertNoWrongFile(run.restored), complete.length);
 
   const again = amber(['restore', 'latest', '--target', target]);
@@ -149,5 +169,8 @@ test('kill -9 during a restore leaves no wrong file under a final name, and a re
   assert.match(again.stdout, new RegExp(`removed ${left.length} partial files left by an interrupted restore`));
   assert.deepEqual(await compareTrees(source, run.restored), []);
   assert.deepEqual(filesBelow(run.restored).partial, []);
-  assert.deepEqual((await readdir(target)).filter((name) => PARTIAL.test(name)), []);
+  assert.deepEqual(
+    (await readdir(target)).filter((name) => PARTIAL.test(name)),
+    [],
+  );
 });

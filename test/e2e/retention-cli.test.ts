@@ -22,7 +22,14 @@ function amber(args: string[], options: SpawnSyncOptions = {}) {
   const result = spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
     ...options,
-    env: { PATH: process.env.PATH, AMBER_PASSWORD: 'test passphrase', AMBER_KDF_LOG_N: '10', AMBER_REPO: repo, AMBER_CACHE_DIR: join(dir, 'cache'), ...(options.env ?? {}) },
+    env: {
+      PATH: process.env.PATH,
+      AMBER_PASSWORD: 'test passphrase',
+      AMBER_KDF_LOG_N: '10',
+      AMBER_REPO: repo,
+      AMBER_CACHE_DIR: join(dir, 'cache'),
+      ...(options.env ?? {}),
+    },
   });
   return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
@@ -37,7 +44,11 @@ function json(args: string[]) {
 function refused(args: string[], code: string, status = 1) {
   const result = amber(args);
   assert.equal(result.status, status, `amber ${args.join(' ')} exits ${status}: ${result.stderr}`);
-  assert.match(result.stderr, new RegExp(`^error: .* \\[${code}\\]\\n`), `amber ${args.join(' ')} is refused with ${code}`);
+  assert.match(
+    result.stderr,
+    new RegExp(`^error: .* \\[${code}\\]\\n`),
+    `amber ${args.join(' ')} is refused with ${code}`,
+  );
   return result;
 }
 
@@ -110,19 +121,26 @@ test('a lock is extended but never lifted or shortened', () => {
 
 test('lock status reports a gap, with exit status 1, when an object loses its protection', async (t) => {
   const [before] = json(['lock', 'status', firstId]);
-  if (before.lockedByStore === 0) return t.skip('the store cannot make objects immutable here (not root, or no attributes)');
+  if (before.lockedByStore === 0)
+    return t.skip('the store cannot make objects immutable here (not root, or no attributes)');
   const packs: string[] = [];
-  for (const sub of await readdir(join(repo, 'data'))) for (const name of await readdir(join(repo, 'data', sub))) packs.push(join(repo, 'data', sub, name));
+  for (const sub of await readdir(join(repo, 'data')))
+    for (const name of await readdir(join(repo, 'data', sub))) packs.push(join(repo, 'data', sub, name));
   assert.equal(spawnSync('chattr', ['-i', '--', ...packs]).status, 0);
 
   const gap = amber(['lock', 'status', firstId]);
   assert.equal(gap.status, 1);
   assert.match(gap.stdout, / {2}GAP$/m);
-  assert.match(gap.stdout, /gap: data\/\S+ is not immutable although the store makes objects so .*: run `amber verify` as root to finish its protection/);
+  assert.match(
+    gap.stdout,
+    /gap: data\/\S+ is not immutable although the store makes objects so .*: run `amber verify` as root to finish its protection/,
+  );
   assert.match(gap.stderr, /\[LOCK_GAP\]\nhint: /);
 
   // Extending to the lock's own date (what the LOCK_GAP hint says) re-applies the protection.
-  const gapped = JSON.parse(amber(['lock', 'status', '--json']).stdout).filter((status: { covered: boolean }) => !status.covered);
+  const gapped = JSON.parse(amber(['lock', 'status', '--json']).stdout).filter(
+    (status: { covered: boolean }) => !status.covered,
+  );
   assert.ok(gapped.some((status: { snapshotId: string }) => status.snapshotId === firstId));
   for (const status of gapped) json(['lock', 'extend', status.snapshotId, '--until', status.lock.until]);
   const repaired = amber(['lock', 'status']);
@@ -135,14 +153,19 @@ test('a legal hold is added and listed, and its release is refused', () => {
   assert.equal(hold.snapshot, firstId);
   assert.match(hold.actor, /.+@.+/);
   const holds = json(['hold', 'list']);
-  assert.deepEqual(holds.map((entry: { reason: string }) => entry.reason), ['case 2026-17']);
+  assert.deepEqual(
+    holds.map((entry: { reason: string }) => entry.reason),
+    ['case 2026-17'],
+  );
   assert.match(amber(['hold', 'list']).stdout, new RegExp(`^${firstId.slice(0, 8)}  .*case 2026-17$`, 'm'));
   assert.match(amber(['lock', 'status', firstId]).stdout, /hold since \S+: case 2026-17/);
   refused(['hold', 'release', firstId.slice(0, 8)], 'APPROVAL_REQUIRED');
   assert.equal(amber(['hold', 'add', firstId]).status, 2, '--reason is required');
 });
 
-test('forget keeps locked and held snapshots; prune condemns, then deletes after the grace', { skip: whyClockCannotBeTrusted() }, async () => {
+test('forget keeps locked and held snapshots; prune condemns, then deletes after the grace', {
+  skip: whyClockCannotBeTrusted(),
+}, async () => {
   const locked = json(['forget', '--keep-last', '1', '--dry-run']);
   assert.deepEqual(locked.forgotten, [], 'every snapshot is still locked');
   const first = locked.kept.find((entry: { snapshotId: string }) => entry.snapshotId === firstId);
@@ -162,7 +185,10 @@ test('forget keeps locked and held snapshots; prune condemns, then deletes after
   assert.match(dryRun.stdout, new RegExp(`^would forget  ${old.id.slice(0, 8)}  `, 'm'));
   assert.match(dryRun.stdout, /^keep {10}.*\n +policy: last$/m);
   const forgotten = json(['forget', '--keep-last', '1']);
-  assert.deepEqual(forgotten.forgotten.map((entry: { snapshotId: string }) => entry.snapshotId), [old.id]);
+  assert.deepEqual(
+    forgotten.forgotten.map((entry: { snapshotId: string }) => entry.snapshotId),
+    [old.id],
+  );
   assert.ok(forgotten.kept.some((entry: { snapshotId: string }) => entry.snapshotId === newer.id));
   assert.match(forgotten.mark, /^forgets\//);
 
@@ -221,7 +247,9 @@ test('the policy is set, enforced on backups, locked with a cooling-off and unlo
   assert.equal(json(['policy', 'set', '--no-require-compliance']).settings.requireCompliance, false);
 });
 
-test('clock status shows the guarded clock, and confirm records who confirmed it', { skip: whyClockCannotBeTrusted() }, () => {
+test('clock status shows the guarded clock, and confirm records who confirmed it', {
+  skip: whyClockCannotBeTrusted(),
+}, () => {
   const status = json(['clock', 'status']);
   assert.equal(status.trusted, true, status.reason);
   assert.ok(status.deletionNowMs > 0 && status.anchor);
@@ -233,10 +261,24 @@ test('clock status shows the guarded clock, and confirm records who confirmed it
 
 test('every retention command has help with examples', () => {
   const commands = [
-    ['lock'], ['lock', 'extend'], ['lock', 'lift'], ['lock', 'status'],
-    ['hold'], ['hold', 'add'], ['hold', 'list'], ['hold', 'release'],
-    ['policy'], ['policy', 'show'], ['policy', 'set'], ['policy', 'lock'], ['policy', 'unlock'],
-    ['forget'], ['prune'], ['clock'], ['clock', 'status'], ['clock', 'confirm'],
+    ['lock'],
+    ['lock', 'extend'],
+    ['lock', 'lift'],
+    ['lock', 'status'],
+    ['hold'],
+    ['hold', 'add'],
+    ['hold', 'list'],
+    ['hold', 'release'],
+    ['policy'],
+    ['policy', 'show'],
+    ['policy', 'set'],
+    ['policy', 'lock'],
+    ['policy', 'unlock'],
+    ['forget'],
+    ['prune'],
+    ['clock'],
+    ['clock', 'status'],
+    ['clock', 'confirm'],
   ];
   for (const command of commands) {
     const help = amber([...command, '--help']);

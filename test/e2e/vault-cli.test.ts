@@ -21,7 +21,13 @@ after(async () => {
   await removeTree(dir);
 });
 
-const env = (token: string) => ({ PATH: process.env.PATH, AMBER_PASSWORD: 'owner pass', AMBER_KDF_LOG_N: '10', AMBER_CACHE_DIR: join(dir, 'cache'), AMBER_VAULT_TOKEN: token });
+const env = (token: string) => ({
+  PATH: process.env.PATH,
+  AMBER_PASSWORD: 'owner pass',
+  AMBER_KDF_LOG_N: '10',
+  AMBER_CACHE_DIR: join(dir, 'cache'),
+  AMBER_VAULT_TOKEN: token,
+});
 
 function amber(args: string[], token = '') {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: env(token) });
@@ -36,7 +42,10 @@ function token(role: string): string {
 
 /** Starts `amber vault serve ARGS` and returns its URL once it listens. */
 async function serveWith(args: string[]): Promise<{ url: string; server: ChildProcess }> {
-  const server = spawn(process.execPath, [BIN, 'vault', 'serve', ...args], { env: env(''), stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(process.execPath, [BIN, 'vault', 'serve', ...args], {
+    env: env(''),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   servers.push(server);
   let text = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -68,7 +77,13 @@ async function everyObjectIsWhole(repoDir: string): Promise<number> {
       count += 1;
       const hash = /[/-]([0-9a-f]{64})$/.exec(name)?.[1];
       if (!hash || name.startsWith('requests/') || name.startsWith('executions/')) continue;
-      assert.equal(createHash('sha256').update(await readFile(full)).digest('hex'), hash, `${name} is whole`);
+      assert.equal(
+        createHash('sha256')
+          .update(await readFile(full))
+          .digest('hex'),
+        hash,
+        `${name} is whole`,
+      );
     }
   };
   await visit(repoDir);
@@ -87,7 +102,10 @@ test('a vault killed with SIGKILL mid-backup shows no partial object; after a re
   await mkdir(source);
   for (let i = 0; i < 12; i++) await writeFile(join(source, `part-${i}.bin`), seededBytes(6_000_000, `part-${i}`));
 
-  const backup = spawn(process.execPath, [BIN, 'backup', '--repo', repo, source], { env: env(writer), stdio: ['ignore', 'ignore', 'pipe'] });
+  const backup = spawn(process.execPath, [BIN, 'backup', '--repo', repo, source], {
+    env: env(writer),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let backupErr = '';
   backup.stderr!.on('data', (chunk) => (backupErr += chunk));
   const repoDir = join(dataDir, 'repos', 'team');
@@ -101,7 +119,7 @@ test('a vault killed with SIGKILL mid-backup shows no partial object; after a re
   const status = await new Promise<number | null>((resolve) => backup.on('exit', resolve));
   assert.notEqual(status, 0, 'the backup cannot finish without its server');
   assert.match(backupErr, /vault at http:\/\/127\.0\.0\.1:\d+ cannot be reached|STORAGE_TRANSIENT/);
-  assert.ok(await everyObjectIsWhole(repoDir) > 0);
+  assert.ok((await everyObjectIsWhole(repoDir)) > 0);
 
   ({ url, server } = await serve(Number(new URL(url).port)));
   const rerun = amber(['backup', '--repo', repo, source, '--json'], writer);
@@ -128,18 +146,59 @@ test('vault serve takes its settings from a YAML file, and refuses one with unkn
   assert.match(refused.stderr, /unknown setting port/);
 });
 
-const noOpenssl = spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed (it makes the test certificate)';
+const noOpenssl =
+  spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed (it makes the test certificate)';
 
-test('vault serve over TLS: a client that trusts the certificate works, one that does not is refused clearly', { skip: noOpenssl }, async () => {
+test('vault serve over TLS: a client that trusts the certificate works, one that does not is refused clearly', {
+  skip: noOpenssl,
+}, async () => {
   const cert = join(dir, 'vault.crt');
   const key = join(dir, 'vault.key');
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  const made = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-days',
+      '1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(made.status, 0, made.stderr);
-  const { url } = await serveWith(['--data', join(dir, 'tls-data'), '--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key]);
-  const admin = spawnSync(process.execPath, [BIN, 'vault', 'token', 'create', '--data', join(dir, 'tls-data'), '--role', 'admin', '--repo', 'secure', '--json'], { encoding: 'utf8', env: env('') });
+  const { url } = await serveWith([
+    '--data',
+    join(dir, 'tls-data'),
+    '--listen',
+    '127.0.0.1:0',
+    '--tls-cert',
+    cert,
+    '--tls-key',
+    key,
+  ]);
+  const admin = spawnSync(
+    process.execPath,
+    [BIN, 'vault', 'token', 'create', '--data', join(dir, 'tls-data'), '--role', 'admin', '--repo', 'secure', '--json'],
+    { encoding: 'utf8', env: env('') },
+  );
   const adminToken = JSON.parse(admin.stdout).token as string;
-  const init = (extra: Record<string, string>) => spawnSync(process.execPath, [BIN, 'init', '--repo', `${url}/secure`], { encoding: 'utf8', env: { ...env(adminToken), ...extra } });
+  const init = (extra: Record<string, string>) =>
+    spawnSync(process.execPath, [BIN, 'init', '--repo', `${url}/secure`], {
+      encoding: 'utf8',
+      env: { ...env(adminToken), ...extra },
+    });
   const untrusted = init({});
   assert.notEqual(untrusted.status, 0);
   assert.match(untrusted.stderr, /cannot be reached: .*certificate[\s\S]*STORAGE_TRANSIENT[\s\S]*NODE_EXTRA_CA_CERTS/);

@@ -17,7 +17,15 @@ test('vault: two trickling tokens hold the whole memory budget and a third token
   const dir = await makeTempDir('rt-trickle');
   const dataDir = join(dir, 'data');
   const budget = 512 * 1024 * 1024;
-  const vault = await startVault({ dataDir, port: 0, clock: systemClock, retentionClock: testRetentionClock(systemClock), memoryBudgetBytes: budget, minUploadBytesPerSecond: 4096, uploadGraceMs: 1000 });
+  const vault = await startVault({
+    dataDir,
+    port: 0,
+    clock: systemClock,
+    retentionClock: testRetentionClock(systemClock),
+    memoryBudgetBytes: budget,
+    minUploadBytesPerSecond: 4096,
+    uploadGraceMs: 1000,
+  });
   const sockets: Socket[] = [];
   t.after(async () => {
     for (const s of sockets) s.destroy();
@@ -30,7 +38,9 @@ test('vault: two trickling tokens hold the whole memory budget and a third token
   for (const i of [0, 1]) {
     const secret = token();
     const s = connect(port, '127.0.0.1', () => {
-      s.write(`PUT /v1/repos/team/objects/data/aa/${'a'.repeat(63)}${i} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Length: ${budget / 2}\r\n\r\n`);
+      s.write(
+        `PUT /v1/repos/team/objects/data/aa/${'a'.repeat(63)}${i} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Length: ${budget / 2}\r\n\r\n`,
+      );
       const iv = setInterval(() => s.write(Buffer.alloc(1024)), 100); // 10 KiB/s, above the minimum
       s.on('close', () => clearInterval(iv));
     });
@@ -40,10 +50,18 @@ test('vault: two trickling tokens hold the whole memory budget and a third token
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const victimToken = token();
   const answered = await new Promise<string>((resolve) => {
-    const s = connect(port, '127.0.0.1', () => s.write(`PUT /v1/repos/team/objects/grants/${'b'.repeat(64)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${victimToken}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`));
+    const s = connect(port, '127.0.0.1', () =>
+      s.write(
+        `PUT /v1/repos/team/objects/grants/${'b'.repeat(64)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${victimToken}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`,
+      ),
+    );
     sockets.push(s);
     s.on('data', (d) => resolve(String(d).split('\r\n')[0]));
     setTimeout(() => resolve('no answer within 8 s'), 8000);
   });
-  assert.notEqual(answered, 'no answer within 8 s', 'another token\'s one-byte upload must not wait for two trickling uploads');
+  assert.notEqual(
+    answered,
+    'no answer within 8 s',
+    "another token's one-byte upload must not wait for two trickling uploads",
+  );
 });

@@ -10,7 +10,9 @@ export function registerAudit(program: Command, context: CliContext): void {
   const audit = program
     .command('audit')
     .description('the tamper-evident audit log: read it, verify it, export it (no passphrase needed)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Every state-changing operation appends one signed entry that names the entry before it. Reading and
 verifying the log needs only access to the repository, not its passphrase.
 
@@ -18,40 +20,61 @@ Examples:
   amber audit log --since 7d
   amber audit verify
   amber audit export --format csv > audit.csv
-  amber audit checkpoint`);
+  amber audit checkpoint`,
+    );
 
   audit
     .command('log')
-    .description('list the log\'s entries, oldest first')
+    .description("list the log's entries, oldest first")
     .option('--since <when>', 'only entries from this date (2026-11-01) or this long ago (7d)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   amber audit log
-  amber audit log --since 24h --json`)
+  amber audit log --since 24h --json`,
+    )
     .action(async (flags: { since?: string }) => {
       const view = await openRepoView(context);
       const { entries, describe } = await entriesSince(view, flags.since, context.clock.nowMs());
-      print(context, entries.map((loaded) => exportRow(describe, loaded)), (rows) =>
-        rows.length === 0 ? 'no audit entries' : rows.map((row) =>
-          `#${row.seq}  ${row.time}  ${row.actor} (${row.signer})  ${row.action} ${row.target.slice(0, 16)}  ${summarise(row.details)}`).join('\n'));
+      print(
+        context,
+        entries.map((loaded) => exportRow(describe, loaded)),
+        (rows) =>
+          rows.length === 0
+            ? 'no audit entries'
+            : rows
+                .map(
+                  (row) =>
+                    `#${row.seq}  ${row.time}  ${row.actor} (${row.signer})  ${row.action} ${row.target.slice(0, 16)}  ${summarise(row.details)}`,
+                )
+                .join('\n'),
+      );
     });
 
   audit
     .command('verify')
     .description('check the log: edited, removed, reordered or inserted entries, truncation behind the last checkpoint')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Exits with status 1 and names the first bad entry when anything is wrong.
 
 Examples:
   amber audit verify
-  amber audit verify --json`)
+  amber audit verify --json`,
+    )
     .action(async () => {
       const result = await verifyAudit(await openRepoView(context));
       print(context, result, renderVerification);
       if (result.firstBad) {
-        throw new AmberError('AUDIT_TAMPERED', `the audit log has ${result.problems.length} problem(s); the first bad entry is #${result.firstBad.seq} (${result.firstBad.name}): ${result.firstBad.problem}`, {
-          hint: 'treat this as an incident: compare with an isolated copy and keep the altered objects as evidence',
-        });
+        throw new AmberError(
+          'AUDIT_TAMPERED',
+          `the audit log has ${result.problems.length} problem(s); the first bad entry is #${result.firstBad.seq} (${result.firstBad.name}): ${result.firstBad.problem}`,
+          {
+            hint: 'treat this as an incident: compare with an isolated copy and keep the altered objects as evidence',
+          },
+        );
       }
     });
 
@@ -60,14 +83,18 @@ Examples:
     .description('write every entry for auditors, as JSON lines or CSV')
     .option('--format <format>', 'jsonl or csv', 'jsonl')
     .option('--since <when>', 'only entries from this date or this long ago')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Each row carries the entry's object name and hash, so an auditor can check it against the repository.
 
 Examples:
   amber audit export --format jsonl > audit.jsonl
-  amber audit export --format csv --since 2026-01-01 > audit-2026.csv`)
+  amber audit export --format csv --since 2026-01-01 > audit-2026.csv`,
+    )
     .action(async (flags: { format: string; since?: string }) => {
-      if (flags.format !== 'jsonl' && flags.format !== 'csv') throw new AmberError('USAGE', `--format ${flags.format}: choose jsonl or csv`);
+      if (flags.format !== 'jsonl' && flags.format !== 'csv')
+        throw new AmberError('USAGE', `--format ${flags.format}: choose jsonl or csv`);
       const view = await openRepoView(context);
       const { entries, describe } = await entriesSince(view, flags.since, context.clock.nowMs());
       const rows = entries.map((loaded) => exportRow(describe, loaded));
@@ -76,12 +103,25 @@ Examples:
         for (const row of rows) out.write(`${JSON.stringify(row)}\n`);
         return;
       }
-      const columns = ['seq', 'time', 'actor', 'signer', 'signerKeyId', 'action', 'target', 'details', 'previous', 'name'] as const;
+      const columns = [
+        'seq',
+        'time',
+        'actor',
+        'signer',
+        'signerKeyId',
+        'action',
+        'target',
+        'details',
+        'previous',
+        'name',
+      ] as const;
       out.write(`${columns.join(',')}\n`);
       for (const row of rows) {
         const cells = columns.map((column) => {
           const value = row[column];
-          return csvCell(typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value));
+          return csvCell(
+            typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value),
+          );
         });
         out.write(`${cells.join(',')}\n`);
       }
@@ -90,29 +130,55 @@ Examples:
   audit
     .command('checkpoint')
     .description('sign the log as it stands with the owner key (run it on a schedule, e.g. after backups)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 A checkpoint records the log's heads and how many entries lie behind them; \`audit verify\` then
 detects any entry removed behind it. Needs a full-access key.
 
 Examples:
-  amber audit checkpoint`)
+  amber audit checkpoint`,
+    )
     .action(async () => {
       const checkpoint = await writeCheckpoint(await openOp(context));
-      print(context, checkpoint, (result) => `checkpoint at entry #${result.seq}: ${result.entries} entries, ${result.heads.length} head(s) (${result.name})`);
+      print(
+        context,
+        checkpoint,
+        (result) =>
+          `checkpoint at entry #${result.seq}: ${result.entries} entries, ${result.heads.length} head(s) (${result.name})`,
+      );
     });
 }
 
-async function entriesSince(view: RepositoryView, since: string | undefined, nowMs: number): Promise<{ entries: LoadedEntry[]; describe: (keyId: LoadedEntry['signerKeyId']) => string }> {
+async function entriesSince(
+  view: RepositoryView,
+  since: string | undefined,
+  nowMs: number,
+): Promise<{ entries: LoadedEntry[]; describe: (keyId: LoadedEntry['signerKeyId']) => string }> {
   const { entries, describe } = await readAuditLog(view);
   if (since === undefined) return { entries, describe };
-  const fromMs = /^(?:\d+[smhdwy])+$/.test(since) ? nowMs - durationFlag('--since', since) : dateFlag('--since', since, nowMs);
+  const fromMs = /^(?:\d+[smhdwy])+$/.test(since)
+    ? nowMs - durationFlag('--since', since)
+    : dateFlag('--since', since, nowMs);
   return { entries: entries.filter(({ entry }) => Date.parse(entry.time) >= fromMs), describe };
 }
 
-function exportRow(describe: (keyId: LoadedEntry['signerKeyId']) => string, { name, hash, entry, signerKeyId }: LoadedEntry) {
+function exportRow(
+  describe: (keyId: LoadedEntry['signerKeyId']) => string,
+  { name, hash, entry, signerKeyId }: LoadedEntry,
+) {
   return {
-    seq: entry.seq, time: entry.time, actor: entry.actor, signer: describe(signerKeyId), signerKeyId,
-    action: entry.action, target: entry.target, details: entry.details, previous: entry.previous, name, hash,
+    seq: entry.seq,
+    time: entry.time,
+    actor: entry.actor,
+    signer: describe(signerKeyId),
+    signerKeyId,
+    action: entry.action,
+    target: entry.target,
+    details: entry.details,
+    previous: entry.previous,
+    name,
+    hash,
   };
 }
 
@@ -130,11 +196,18 @@ function csvCell(text: string): string {
 function renderVerification(result: AuditVerification): string {
   const lines = result.problems.map((problem) => `error: #${problem.seq} ${problem.name}: ${problem.problem}`);
   lines.push(...result.ignored.map((object) => `warning: ignored ${object.name}: ${object.problem}`));
-  if (result.ignored.length) lines.push(`${result.ignored.length} unauthorised objects ignored (no key with the authority wrote them; not part of the log)`);
-  lines.push(`checked ${result.entries} entries; ${result.heads.length} head(s)${result.heads.length > 1 ? ' (a fork the next entry merges)' : ''}`);
-  lines.push(result.checkpoint
-    ? `last checkpoint: entry #${result.checkpoint.seq}, ${result.checkpoint.entries} entries behind it`
-    : 'no checkpoint yet: run `amber audit checkpoint` so that removed entries are detected');
+  if (result.ignored.length)
+    lines.push(
+      `${result.ignored.length} unauthorised objects ignored (no key with the authority wrote them; not part of the log)`,
+    );
+  lines.push(
+    `checked ${result.entries} entries; ${result.heads.length} head(s)${result.heads.length > 1 ? ' (a fork the next entry merges)' : ''}`,
+  );
+  lines.push(
+    result.checkpoint
+      ? `last checkpoint: entry #${result.checkpoint.seq}, ${result.checkpoint.entries} entries behind it`
+      : 'no checkpoint yet: run `amber audit checkpoint` so that removed entries are detected',
+  );
   lines.push(result.problems.length ? `${result.problems.length} problems found` : 'the audit log is intact');
   return lines.join('\n');
 }

@@ -37,10 +37,22 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
     .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect, [])
     .option('--stdin', 'back up standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
-    .option('--retain <duration>', 'lock the snapshot and everything it needs for this long, e.g. 90d (default: the policy\'s)')
-    .option('--no-cache', 'neither use nor update the local record of unchanged directories (every directory is compared with the parent snapshot)')
-    .addOption(lockModeOption('governance (lifted only by an approver quorum) or compliance (never lifted); default: the policy\'s'))
-    .addHelpText('after', `
+    .option(
+      '--retain <duration>',
+      "lock the snapshot and everything it needs for this long, e.g. 90d (default: the policy's)",
+    )
+    .option(
+      '--no-cache',
+      'neither use nor update the local record of unchanged directories (every directory is compared with the parent snapshot)',
+    )
+    .addOption(
+      lockModeOption(
+        "governance (lifted only by an approver quorum) or compliance (never lifted); default: the policy's",
+      ),
+    )
+    .addHelpText(
+      'after',
+      `
 Every snapshot is locked: nothing it needs can be deleted before its retention ends. The repository
 policy (\`amber policy show\`) gives the default retention and mode and the bounds --retain must keep.
 
@@ -49,10 +61,14 @@ Exit status 3 means the snapshot was written but something was skipped or change
 Examples:
   amber backup --repo /srv/backups/main /home /etc --exclude '*.tmp' --tag nightly
   amber backup /srv/finance --retain 7y --lock-mode compliance
-  pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d`)
+  pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d`,
+    )
     .action(async (paths: string[], flags: BackupFlags) => {
       if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');
-      if (!flags.stdin && paths.length === 0) throw new AmberError('USAGE', 'name at least one path to back up, or use --stdin', { hint: 'amber backup --help shows examples' });
+      if (!flags.stdin && paths.length === 0)
+        throw new AmberError('USAGE', 'name at least one path to back up, or use --stdin', {
+          hint: 'amber backup --help shows examples',
+        });
       const retainMs = flags.retain === undefined ? undefined : durationFlag('--retain', flags.retain);
       const patterns = [...flags.exclude];
       for (const file of flags.excludeFile) patterns.push(...(await readExcludeFile(file)));
@@ -83,18 +99,34 @@ Examples:
           progress.done();
           if (!context.globals().json) output.err.write(`warning: ${warning.message}\n`);
         },
-        onProgress: (state) => progress.update({ files: state.files, bytes: state.bytesRead, totalBytes: totals?.done ? totals.bytes : undefined, label: state.currentPath }),
+        onProgress: (state) =>
+          progress.update({
+            files: state.files,
+            bytes: state.bytesRead,
+            totalBytes: totals?.done ? totals.bytes : undefined,
+            label: state.currentPath,
+          }),
       });
       progress.done();
       // What the storage billed for (S3 counts each request): a cost figure, not part of the snapshot.
       const requests = isS3Store(repo.store) ? repo.store.requestCounts() : undefined;
-      print(context, { ...toJson(result), ...(requests ? { storageRequests: requests } : {}) }, () => renderSummary(result) + (requests ? `\n${renderRequests(requests)}` : ''));
+      print(
+        context,
+        { ...toJson(result), ...(requests ? { storageRequests: requests } : {}) },
+        () => renderSummary(result) + (requests ? `\n${renderRequests(requests)}` : ''),
+      );
       if (result.partial) setExit(EXIT.partial);
     });
 }
 
 function toJson(result: BackupResult) {
-  return { id: result.snapshotId, ...result.snapshot, partial: result.partial, warnings: result.warnings, reprotected: result.reprotected };
+  return {
+    id: result.snapshotId,
+    ...result.snapshot,
+    partial: result.partial,
+    warnings: result.warnings,
+    reprotected: result.reprotected,
+  };
 }
 
 function renderSummary({ snapshotId, snapshot, warnings, partial, reprotected }: BackupResult): string {
@@ -107,13 +139,18 @@ function renderSummary({ snapshotId, snapshot, warnings, partial, reprotected }:
     `Duration:    ${formatDurationMs(s.durationMs)}`,
     `snapshot ${shortId(snapshotId)} saved${lockText(snapshot.retention)}${partial ? ` (incomplete: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} above)` : ''}`,
   ];
-  if (reprotected) lines.push(`finished the protection of ${reprotected} object${reprotected === 1 ? '' : 's'} an interrupted run left unprotected`);
+  if (reprotected)
+    lines.push(
+      `finished the protection of ${reprotected} object${reprotected === 1 ? '' : 's'} an interrupted run left unprotected`,
+    );
   return lines.join('\n');
 }
 
 function renderRequests(counts: Record<string, number>): string {
   const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  const each = Object.entries(counts).sort(([, a], [, b]) => b - a).map(([command, n]) => `${command.replace(/Command$/, '')} ${n}`);
+  const each = Object.entries(counts)
+    .sort(([, a], [, b]) => b - a)
+    .map(([command, n]) => `${command.replace(/Command$/, '')} ${n}`);
   return `S3 requests: ${total} (${each.join(', ')})`;
 }
 

@@ -28,7 +28,9 @@ export function registerForget(program: Command, context: CliContext): void {
     .option('--keep-yearly <n>', 'keep the newest snapshot of each of the last N years that have one')
     .option('--keep-within <duration>', 'keep every snapshot within this span of the newest, e.g. 30d')
     .option('--dry-run', 'show what would be forgotten; change nothing')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Rules apply to each group of snapshots with the same host and paths, in UTC. A snapshot is kept
 when any rule keeps it, while its lock lasts (by the guarded clock), and while a legal hold applies.
 Forgetting writes a signed mark; no data is deleted until \`amber prune\` condemns it and a later
@@ -36,7 +38,8 @@ prune deletes it after the grace period.
 
 Examples:
   amber forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
-  amber forget --keep-last 10 --keep-within 30d`)
+  amber forget --keep-last 10 --keep-within 30d`,
+    )
     .action(async (flags: ForgetFlags) => {
       const keep = keepRules(flags);
       const repo = await openOp(context);
@@ -49,8 +52,12 @@ Examples:
 function keepRules(flags: ForgetFlags): KeepRules {
   const rules: KeepRules = {};
   const counts = [
-    ['last', '--keep-last', flags.keepLast], ['hourly', '--keep-hourly', flags.keepHourly], ['daily', '--keep-daily', flags.keepDaily],
-    ['weekly', '--keep-weekly', flags.keepWeekly], ['monthly', '--keep-monthly', flags.keepMonthly], ['yearly', '--keep-yearly', flags.keepYearly],
+    ['last', '--keep-last', flags.keepLast],
+    ['hourly', '--keep-hourly', flags.keepHourly],
+    ['daily', '--keep-daily', flags.keepDaily],
+    ['weekly', '--keep-weekly', flags.keepWeekly],
+    ['monthly', '--keep-monthly', flags.keepMonthly],
+    ['yearly', '--keep-yearly', flags.keepYearly],
   ] as const;
   for (const [rule, flag, text] of counts) if (text !== undefined) rules[rule] = countFlag(flag, text);
   if (flags.keepWithin !== undefined) rules.withinMs = durationFlag('--keep-within', flags.keepWithin);
@@ -64,10 +71,15 @@ function line(decision: ForgetDecision): string {
 function render(result: ForgetResult): string {
   const lines: string[] = [];
   const width = result.dryRun ? 12 : 6;
-  for (const kept of result.kept) lines.push(`${'keep'.padEnd(width)}  ${line(kept)}`, ...kept.keptBecause.map((reason) => `${' '.repeat(width + 4)}${reason}`));
+  for (const kept of result.kept)
+    lines.push(
+      `${'keep'.padEnd(width)}  ${line(kept)}`,
+      ...kept.keptBecause.map((reason) => `${' '.repeat(width + 4)}${reason}`),
+    );
   const verb = result.dryRun ? 'would forget' : 'forget';
   for (const gone of result.forgotten) lines.push(`${verb.padEnd(width)}  ${line(gone)}`);
-  const summary = `kept ${result.kept.length} snapshot${result.kept.length === 1 ? '' : 's'}, ` +
+  const summary =
+    `kept ${result.kept.length} snapshot${result.kept.length === 1 ? '' : 's'}, ` +
     `${result.dryRun ? 'would forget' : 'forgot'} ${result.forgotten.length}` +
     (result.mark ? ` (mark ${result.mark})` : '') +
     (result.forgotten.length > 0 && !result.dryRun ? '; run `amber prune` to condemn their data' : '');

@@ -27,7 +27,9 @@ export function registerInit(program: Command, context: CliContext): void {
     .option('--default-retain <duration>', 'retention of a backup that names none (default 30d, raised to the minimum)')
     .addOption(lockModeOption('default lock mode: governance or compliance (default governance)'))
     .option('--create-bucket', 'S3: create the bucket, with Object Lock enabled')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Without retention options the repository starts with the default policy: 30 days, governance
 mode, no bounds. \`amber policy set\` changes it later; \`amber policy lock\` freezes it.
 
@@ -38,10 +40,13 @@ Examples:
   amber init --repo s3:https://s3.example.net:7480/backups/finance --create-bucket --lock-mode compliance
 
 On S3 the bucket must have versioning and Object Lock (init refuses one without); a bucket default
-retention longer than the policy minimum raises the minimum to it.`)
+retention longer than the policy minimum raises the minimum to it.`,
+    )
     .action(async (flags: InitFlags) => {
-      let minRetentionMs = flags.minRetention === undefined ? undefined : durationFlag('--min-retention', flags.minRetention);
-      const defaultRetainMs = flags.defaultRetain === undefined ? undefined : durationFlag('--default-retain', flags.defaultRetain);
+      let minRetentionMs =
+        flags.minRetention === undefined ? undefined : durationFlag('--min-retention', flags.minRetention);
+      const defaultRetainMs =
+        flags.defaultRetain === undefined ? undefined : durationFlag('--default-retain', flags.defaultRetain);
       const globals = context.globals();
       const store = await storeFor(repoLocation(globals));
       const passphrase = await readPassphrase({
@@ -51,36 +56,69 @@ retention longer than the policy minimum raises the minimum to it.`)
         confirm: true,
       });
       // On a vault, an admin token creates the repository first (a repository made by another admin is used as it is).
-      if ('createRepository' in store) await (store as HttpStore).createRepository().catch((error) => { if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error; });
-      if (flags.createBucket && !isS3Store(store)) throw new AmberError('USAGE', '--create-bucket is for S3 repositories (--repo s3:…)');
+      if ('createRepository' in store)
+        await (store as HttpStore).createRepository().catch((error) => {
+          if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
+        });
+      if (flags.createBucket && !isS3Store(store))
+        throw new AmberError('USAGE', '--create-bucket is for S3 repositories (--repo s3:…)');
       let bucket: BucketNote | undefined;
       if (isS3Store(store)) {
-        bucket = await bucketNote(store, minRetentionMs ?? null, await prepareBucket(store, flags.createBucket === true));
+        bucket = await bucketNote(
+          store,
+          minRetentionMs ?? null,
+          await prepareBucket(store, flags.createBucket === true),
+        );
         // Amber always sends explicit dates, which override the bucket's default: keep to the longer one.
-        if (bucket.effectiveMinRetentionMs !== null && bucket.effectiveMinRetentionMs > (minRetentionMs ?? 0)) minRetentionMs = bucket.effectiveMinRetentionMs;
+        if (bucket.effectiveMinRetentionMs !== null && bucket.effectiveMinRetentionMs > (minRetentionMs ?? 0))
+          minRetentionMs = bucket.effectiveMinRetentionMs;
       }
       // The config and first keys are locked as they are written, for the retention a backup would get.
       const initialMs = Math.max(defaultRetainMs ?? DEFAULT_POLICY.defaultRetentionMs, minRetentionMs ?? 0);
-      const retention = { retainUntilMs: context.clock.nowMs() + initialMs, mode: flags.lockMode ?? DEFAULT_POLICY.defaultMode };
+      const retention = {
+        retainUntilMs: context.clock.nowMs() + initialMs,
+        mode: flags.lockMode ?? DEFAULT_POLICY.defaultMode,
+      };
       let policy: Partial<PolicySettings> | undefined;
       if (minRetentionMs !== undefined || defaultRetainMs !== undefined || flags.lockMode !== undefined) {
-        policy = { defaultRetentionMs: Math.max(defaultRetainMs ?? DEFAULT_POLICY.defaultRetentionMs, minRetentionMs ?? 0) };
+        policy = {
+          defaultRetentionMs: Math.max(defaultRetainMs ?? DEFAULT_POLICY.defaultRetentionMs, minRetentionMs ?? 0),
+        };
         if (minRetentionMs !== undefined) policy.minRetentionMs = minRetentionMs;
         if (flags.lockMode !== undefined) policy.defaultMode = flags.lockMode;
       }
       // A vault records what its clients do in the audit log, signed with its own key, once the owner accepts it.
       const witnessKey = 'witnessKey' in store ? await (store as HttpStore).witnessKey() : undefined;
       const created = await createRepository({
-        store, passphrase, clock: context.clock, actor: actorFor(store), cacheDir: cacheRoot(), kdfLogN: kdfLogN(), retention, policy,
+        store,
+        passphrase,
+        clock: context.clock,
+        actor: actorFor(store),
+        cacheDir: cacheRoot(),
+        kdfLogN: kdfLogN(),
+        retention,
+        policy,
         witness: witnessKey ? { publicKey: witnessKey, label: store.location } : undefined,
       });
       const repo = created.op;
       const settings = created.policy;
-      print(context, { repositoryId: repo.config.repositoryId, location: store.location, keyId: repo.key.keyId, ...(settings ? { policy: settings } : {}), ...(bucket ? { bucket } : {}) }, (result) =>
-        `created repository ${result.repositoryId.slice(0, 8)} at ${result.location}\n` +
-        (bucket ? `${describeBucketNote(bucket, null)}\n` : '') +
-        (result.policy ? `policy: backups locked for ${formatDurationMs(result.policy.defaultRetentionMs)} (${result.policy.defaultMode}) by default` +
-          `${result.policy.minRetentionMs !== null ? `, at least ${formatDurationMs(result.policy.minRetentionMs)}` : ''}\n` : '') +
-        'Keep the passphrase safe: without it, no one (you included) can restore anything.');
+      print(
+        context,
+        {
+          repositoryId: repo.config.repositoryId,
+          location: store.location,
+          keyId: repo.key.keyId,
+          ...(settings ? { policy: settings } : {}),
+          ...(bucket ? { bucket } : {}),
+        },
+        (result) =>
+          `created repository ${result.repositoryId.slice(0, 8)} at ${result.location}\n` +
+          (bucket ? `${describeBucketNote(bucket, null)}\n` : '') +
+          (result.policy
+            ? `policy: backups locked for ${formatDurationMs(result.policy.defaultRetentionMs)} (${result.policy.defaultMode}) by default` +
+              `${result.policy.minRetentionMs !== null ? `, at least ${formatDurationMs(result.policy.minRetentionMs)}` : ''}\n`
+            : '') +
+          'Keep the passphrase safe: without it, no one (you included) can restore anything.',
+      );
     });
 }

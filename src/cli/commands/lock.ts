@@ -11,26 +11,32 @@ export function registerLock(program: Command, context: CliContext): void {
   const lock = program
     .command('lock')
     .description('extend, inspect or (with an approved request) lift snapshot retention locks')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   amber lock status
   amber lock extend 3f2a9c1e --until +90d
-  amber lock extend latest --until 2030-01-01 --lock-mode compliance`);
+  amber lock extend latest --until 2030-01-01 --lock-mode compliance`,
+    );
 
   lock
     .command('extend')
     .description('keep a snapshot and everything it needs until a later date (never shortens)')
     .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
     .requiredOption('--until <date>', 'ISO date (2030-01-01, 2030-01-01T12:00:00Z) or +DURATION from now (+90d)')
-    .addOption(lockModeOption('governance, or compliance (never lifted); default: the snapshot\'s current mode'))
-    .addHelpText('after', `
+    .addOption(lockModeOption("governance, or compliance (never lifted); default: the snapshot's current mode"))
+    .addHelpText(
+      'after',
+      `
 A governance lock may become compliance; a compliance lock stays compliance. An earlier date than
 the current lock is refused: shortening needs an approved request (governance) or is impossible
 (compliance).
 
 Examples:
   amber lock extend 3f2a9c1e --until +1y
-  amber lock extend latest --until 2031-12-31 --lock-mode compliance`)
+  amber lock extend latest --until 2031-12-31 --lock-mode compliance`,
+    )
     .action(async (ref: string, flags: { until: string; lockMode?: RetentionMode }) => {
       // A bad or out-of-range date is refused before the repository opens; the date counts from the trusted clock below.
       dateFlag('--until', flags.until, context.clock.nowMs());
@@ -43,15 +49,18 @@ Examples:
 
   lock
     .command('lift')
-    .description('lift a snapshot\'s lock: needs an approved request (governance), impossible (compliance)')
+    .description("lift a snapshot's lock: needs an approved request (governance), impossible (compliance)")
     .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Lifting a governance lock needs an M-of-N approved request; a compliance lock is never lifted.
 This command changes nothing: it explains the refusal and names the request to make instead
 (\`amber request unlock SNAPSHOT --reason …\`), which takes effect once the quorum approves it.
 
 Examples:
-  amber lock lift 3f2a9c1e`)
+  amber lock lift 3f2a9c1e`,
+    )
     .action(async (ref: string) => {
       const repo = await openOp(context);
       await liftLock({ repo, snapshot: ref });
@@ -59,9 +68,11 @@ Examples:
 
   lock
     .command('status')
-    .description('prove each snapshot\'s lock: the retention every object it needs actually has')
+    .description("prove each snapshot's lock: the retention every object it needs actually has")
     .argument('[snapshot]', 'snapshot id, id prefix or "latest" (default: every snapshot)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 For each snapshot: its lock, whether every object it needs is retained at least that long (COVERED)
 or not (GAP, with each object and what is wrong), the earliest date any of them could be deleted,
 how many the store itself refuses to change, who enforces retention and what that holds against,
@@ -70,16 +81,21 @@ quorum, or nobody if the locked policy has none), and legal holds. Exit status 1
 
 Examples:
   amber lock status
-  amber lock status latest --json | jq '.[0].covered'`)
+  amber lock status latest --json | jq '.[0].covered'`,
+    )
     .action(async (ref: string | undefined) => {
       const repo = await openOp(context);
       const statuses = await lockStatus({ repo, snapshot: ref });
       print(context, statuses, renderStatuses);
       const gaps = statuses.filter(({ covered }) => !covered);
       if (gaps.length > 0) {
-        throw new AmberError('LOCK_GAP', `${gaps.length} snapshot${gaps.length === 1 ? ' has' : 's have'} objects retained for less than the lock (${gaps.map(({ snapshotId }) => shortId(snapshotId)).join(', ')})`, {
-          hint: 'each gap above names the object; `amber lock extend SNAPSHOT --until <its lock date>` grants the missing retention',
-        });
+        throw new AmberError(
+          'LOCK_GAP',
+          `${gaps.length} snapshot${gaps.length === 1 ? ' has' : 's have'} objects retained for less than the lock (${gaps.map(({ snapshotId }) => shortId(snapshotId)).join(', ')})`,
+          {
+            hint: 'each gap above names the object; `amber lock extend SNAPSHOT --until <its lock date>` grants the missing retention',
+          },
+        );
       }
     });
 }
@@ -94,10 +110,17 @@ function renderStatuses(statuses: LockStatus[]): string {
   const blocks = statuses.map(renderStatus);
   // One store serves every snapshot, so what its enforcement holds against is said once.
   const { enforcement } = statuses[0];
-  blocks.push(`retention is enforced by the ${enforcement.enforcer}; it holds against:`, ...enforcement.holdsAgainst.map((what) => `  - ${what}`));
+  blocks.push(
+    `retention is enforced by the ${enforcement.enforcer}; it holds against:`,
+    ...enforcement.holdsAgainst.map((what) => `  - ${what}`),
+  );
   if (enforcement.notes) blocks.push(enforcement.notes);
   const gaps = statuses.filter(({ covered }) => !covered).length;
-  blocks.push(gaps === 0 ? `all ${statuses.length} snapshot locks are covered` : `${gaps} of ${statuses.length} snapshots have gaps`);
+  blocks.push(
+    gaps === 0
+      ? `all ${statuses.length} snapshot locks are covered`
+      : `${gaps} of ${statuses.length} snapshots have gaps`,
+  );
   return blocks.join('\n');
 }
 

@@ -17,7 +17,9 @@ export function registerRestore(program: Command, context: CliContext): void {
     .requiredOption('--target <dir>', 'directory to restore into')
     .option('--include <path>', 'restore only this absolute path from the snapshot (repeatable)', collect, [])
     .option('--overwrite', 'replace existing files in the target')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Files are written under hidden partial names (.NAME.amber-partial-…) and renamed into place when
 complete, so a file under its final name is always whole. Ctrl-C removes the partial files and
 exits 130; running the same restore again finishes it (complete files are kept, partial files left
@@ -25,14 +27,17 @@ by a killed restore are removed). Without --overwrite any other existing file is
 
 Examples:
   amber restore latest --target /tmp/restore
-  amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs`)
+  amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs`,
+    )
     .action(async (ref: string, flags: { target: string; include: string[]; overwrite?: boolean }) => {
       const repo = await openOp(context);
       const snapshot = await findSnapshot(repo, ref);
       const total = snapshot.snapshot.summary?.bytesRead;
       // What the backup skipped is not in the snapshot: say so, or a restore of it looks complete.
       if (snapshot.snapshot.flags.includes('partial') && !context.globals().quiet && !context.globals().json) {
-        context.output.err.write(`note: snapshot ${shortId(snapshot.id)} is partial: its backup skipped entries it could not read (it exited 3 and named them), so they are not restored\n`);
+        context.output.err.write(
+          `note: snapshot ${shortId(snapshot.id)} is partial: its backup skipped entries it could not read (it exited 3 and named them), so they are not restored\n`,
+        );
       }
       const progress = createProgressLine(context.output.err, context.clock, context.output.showProgress);
       // Ctrl-C or a TERM stops the restore cleanly: its partial files are removed, every file under
@@ -45,8 +50,18 @@ Examples:
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const result = await restore({
-        repo, snapshot, target: flags.target, include: flags.include, overwrite: flags.overwrite, signal: stop.signal,
-        onProgress: (state) => progress.update({ files: state.files, bytes: state.bytesWritten, totalBytes: flags.include.length ? undefined : total }),
+        repo,
+        snapshot,
+        target: flags.target,
+        include: flags.include,
+        overwrite: flags.overwrite,
+        signal: stop.signal,
+        onProgress: (state) =>
+          progress.update({
+            files: state.files,
+            bytes: state.bytesWritten,
+            totalBytes: flags.include.length ? undefined : total,
+          }),
         onWarning: (warning) => {
           progress.done();
           if (!context.globals().json) context.output.err.write(`error: ${warning.message} [${warning.code}]\n`);
@@ -56,21 +71,35 @@ Examples:
         process.removeListener('SIGTERM', onSignal);
       });
       progress.done();
-      print(context, { snapshot: snapshot.id, target: flags.target, ...result }, (r) =>
-        `restored snapshot ${shortId(r.snapshot)}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytesWritten)} to ${r.target}` +
-        (r.alreadyPresent ? `\n${r.alreadyPresent} files were already restored (same size, mode and time) and were kept` : '') +
-        (r.partialsRemoved ? `\nremoved ${r.partialsRemoved} partial files left by an interrupted restore` : '') +
-        (r.skipped.length ? `\nnot recreated (sockets and device files): ${r.skipped.map((entry) => entry.path).join(', ')}` : ''));
+      print(
+        context,
+        { snapshot: snapshot.id, target: flags.target, ...result },
+        (r) =>
+          `restored snapshot ${shortId(r.snapshot)}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytesWritten)} to ${r.target}` +
+          (r.alreadyPresent
+            ? `\n${r.alreadyPresent} files were already restored (same size, mode and time) and were kept`
+            : '') +
+          (r.partialsRemoved ? `\nremoved ${r.partialsRemoved} partial files left by an interrupted restore` : '') +
+          (r.skipped.length
+            ? `\nnot recreated (sockets and device files): ${r.skipped.map((entry) => entry.path).join(', ')}`
+            : ''),
+      );
       if (result.errors.length > 0) {
         const onlyExisting = result.errors.every((error) => error.code === 'TARGET_EXISTS');
-        const onlyTarget = result.errors.every((error) => ['TARGET_EXISTS', 'TARGET_UNWRITABLE', 'STORAGE_FULL', 'UNSAFE_PATH'].includes(error.code));
-        throw new AmberError('RESTORE_INCOMPLETE', `${result.errors.length} entr${result.errors.length === 1 ? 'y' : 'ies'} could not be restored`, {
-          hint: onlyExisting
-            ? 'restore into an empty directory, or pass --overwrite to replace existing files'
-            : onlyTarget
-              ? 'the target refused the entries named above (see each error): nothing in the repository is damaged'
-              : 'the errors above name each entry; run `amber verify --read-data` to see what is damaged',
-        });
+        const onlyTarget = result.errors.every((error) =>
+          ['TARGET_EXISTS', 'TARGET_UNWRITABLE', 'STORAGE_FULL', 'UNSAFE_PATH'].includes(error.code),
+        );
+        throw new AmberError(
+          'RESTORE_INCOMPLETE',
+          `${result.errors.length} entr${result.errors.length === 1 ? 'y' : 'ies'} could not be restored`,
+          {
+            hint: onlyExisting
+              ? 'restore into an empty directory, or pass --overwrite to replace existing files'
+              : onlyTarget
+                ? 'the target refused the entries named above (see each error): nothing in the repository is damaged'
+                : 'the errors above name each entry; run `amber verify --read-data` to see what is damaged',
+          },
+        );
       }
     });
 }

@@ -19,10 +19,13 @@ export function registerSnapshotCommands(program: Command, context: CliContext):
   program
     .command('snapshots')
     .description('list snapshots, oldest first')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   amber snapshots --repo /srv/backups/main
-  amber snapshots --json | jq '.[] | select(.host == "db1") | .id'`)
+  amber snapshots --json | jq '.[] | select(.host == "db1") | .id'`,
+    )
     .action(async () => {
       const repo = await openOp(context);
       const entries = await listSnapshots(repo);
@@ -34,10 +37,13 @@ Examples:
     .description('list the files in a snapshot')
     .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
     .argument('[path]', 'absolute path inside the snapshot', '/')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   amber ls latest
-  amber ls 3f2a9c1e /home/alice/docs --json`)
+  amber ls 3f2a9c1e /home/alice/docs --json`,
+    )
     .action(async (ref: string, path: string) => {
       const repo = await openOp(context);
       const entry = await findSnapshot(repo, ref);
@@ -46,7 +52,9 @@ Examples:
       const json = context.globals().json;
       await walkNodes(reader, start, path === '/' ? '/' : path, (nodePath, node) => {
         if (node === start && path === '/') return;
-        context.output.out.write(json ? `${JSON.stringify(nodeJson(nodePath, node))}\n` : `${renderNode(nodePath, node)}\n`);
+        context.output.out.write(
+          json ? `${JSON.stringify(nodeJson(nodePath, node))}\n` : `${renderNode(nodePath, node)}\n`,
+        );
       });
     });
 
@@ -55,16 +63,22 @@ Examples:
     .description('write one file from a snapshot to standard output')
     .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
     .argument('<file>', 'absolute path of the file inside the snapshot')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   amber dump latest /etc/hosts
-  amber dump latest /mydb.sql | psql mydb`)
+  amber dump latest /mydb.sql | psql mydb`,
+    )
     .action(async (ref: string, file: string) => {
       const repo = await openOp(context);
       const entry = await findSnapshot(repo, ref);
       const reader = createBlobReader(repo, (await loadIndex(repo)).index);
       const node = await resolvePath(reader, entry.snapshot.tree, file);
-      if (node.type !== 'file') throw new AmberError('PATH_NOT_FOUND', `"${file}" is a ${node.type}, not a file`, { hint: 'use `amber ls` to list a directory' });
+      if (node.type !== 'file')
+        throw new AmberError('PATH_NOT_FOUND', `"${file}" is a ${node.type}, not a file`, {
+          hint: 'use `amber ls` to list a directory',
+        });
       const chunks = async function* () {
         for (const id of node.content ?? []) yield await reader.readBlob(Buffer.from(id, 'hex'));
       };
@@ -79,7 +93,9 @@ function nodeJson(path: string, node: TreeNode) {
 
 function renderNode(path: string, node: TreeNode): string {
   const mode = (node.type === 'dir' ? 'd' : node.type === 'symlink' ? 'l' : '-') + modeString(node.mode);
-  const time = isoDate(Number(BigInt(node.mtimeNs) / 1_000_000n)).slice(0, 19).replace('T', ' ');
+  const time = isoDate(Number(BigInt(node.mtimeNs) / 1_000_000n))
+    .slice(0, 19)
+    .replace('T', ' ');
   const size = node.type === 'file' ? formatBytes(node.sizeBytes) : '';
   return `${mode} ${String(node.uid).padStart(5)} ${String(node.gid).padStart(5)} ${size.padStart(10)} ${time} ${path}${node.linkTarget !== undefined ? ` -> ${node.linkTarget}` : ''}`;
 }
@@ -100,6 +116,7 @@ function renderSnapshots(entries: SnapshotEntry[]): string {
   ]);
   const header = ['ID', 'Time', 'Host', 'Tags', 'Paths'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
-  const line = (row: string[]) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ');
+  const line = (row: string[]) =>
+    row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ');
   return [line(header), ...rows.map(line), `${entries.length} snapshot${entries.length === 1 ? '' : 's'}`].join('\n');
 }

@@ -52,9 +52,12 @@ test('a symlink is described itself, never its target', async () => {
 test('directories, fifos, sockets and character devices get their own types', async () => {
   await fs.mkdir(join(root, 'dir'), { mode: 0o700 });
   await fs.chmod(join(root, 'dir'), 0o2770);
-  assert.deepEqual([(readEntryMeta(join(root, 'dir'), 'dir')).type, (readEntryMeta(join(root, 'dir'), 'dir')).mode], ['dir', 0o2770]);
+  assert.deepEqual(
+    [readEntryMeta(join(root, 'dir'), 'dir').type, readEntryMeta(join(root, 'dir'), 'dir').mode],
+    ['dir', 0o2770],
+  );
   execFileSync('mkfifo', [join(root, 'fifo')]);
-  assert.equal((readEntryMeta(join(root, 'fifo'), 'fifo')).type, 'fifo');
+  assert.equal(readEntryMeta(join(root, 'fifo'), 'fifo').type, 'fifo');
   const null_ = readEntryMeta('/dev/null', 'null');
   assert.equal(null_.type, 'chardev');
   assert.equal(typeof null_.rdev, 'bigint');
@@ -63,7 +66,7 @@ test('directories, fifos, sockets and character devices get their own types', as
   const socketPath = join(root, 'sock');
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   try {
-    assert.equal((readEntryMeta(socketPath, 'sock')).type, 'socket');
+    assert.equal(readEntryMeta(socketPath, 'sock').type, 'socket');
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -88,7 +91,10 @@ test('metaFromStats reuses stats a caller already holds', async () => {
 
 test('a missing path is SOURCE_NOT_FOUND naming the path', async () => {
   const path = join(root, 'missing');
-  assert.throws(() => readEntryMeta(path, 'missing'), (error) => isAmberError(error, 'SOURCE_NOT_FOUND') && error.message.includes(path));
+  assert.throws(
+    () => readEntryMeta(path, 'missing'),
+    (error) => isAmberError(error, 'SOURCE_NOT_FOUND') && error.message.includes(path),
+  );
 });
 
 test('times converted for utimes land within a microsecond of the nanosecond value', async () => {

@@ -77,7 +77,10 @@ test('classes, ranges, negation and escapes follow Go filepath.Match', () => {
 
 test('a malformed pattern is refused as a usage error', () => {
   for (const bad of ['[abc', 'x\\', '[]', '[z-a]']) {
-    assert.throws(() => createExcludeMatcher([bad]), (error) => isAmberError(error, 'USAGE') && error.message.includes(bad));
+    assert.throws(
+      () => createExcludeMatcher([bad]),
+      (error) => isAmberError(error, 'USAGE') && error.message.includes(bad),
+    );
   }
 });
 

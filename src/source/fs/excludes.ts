@@ -93,7 +93,8 @@ function compileClass(chars: string[], start: number, pattern: string): { classS
     i = low.next;
     if (chars[i] === '-' && i + 1 < chars.length && chars[i + 1] !== ']') {
       const high = readClassChar(chars, i + 1, pattern);
-      if (high.char.codePointAt(0)! < low.char.codePointAt(0)!) throw badPattern(pattern, `the range ${low.char}-${high.char} is reversed`);
+      if (high.char.codePointAt(0)! < low.char.codePointAt(0)!)
+        throw badPattern(pattern, `the range ${low.char}-${high.char} is reversed`);
       body += `${escapeInClass(low.char)}-${escapeInClass(high.char)}`;
       i = high.next;
     } else {

@@ -37,14 +37,23 @@ test('a name that is not UTF-8 fails the listing unless a handler takes it', asy
   const raw = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "café" in Latin-1
   await fs.writeFile(Buffer.concat([Buffer.from(`${dir}/`), raw]), '');
   await fs.writeFile(join(dir, 'ok'), '');
-  assert.throws(() => listDirectory(dir), (error) => isAmberError(error, 'SOURCE_UNREADABLE') && error.message.includes('636166e9'));
+  assert.throws(
+    () => listDirectory(dir),
+    (error) => isAmberError(error, 'SOURCE_UNREADABLE') && error.message.includes('636166e9'),
+  );
   const skipped: Buffer[] = [];
   assert.deepEqual(listDirectory(dir, { onUndecodableName: (name) => skipped.push(name) }), ['ok']);
   assert.deepEqual(skipped, [raw]);
 });
 
 test('a missing directory is SOURCE_NOT_FOUND and a file is SOURCE_UNREADABLE', async () => {
-  assert.throws(() => listDirectory(join(root, 'nope')), (error) => isAmberError(error, 'SOURCE_NOT_FOUND'));
+  assert.throws(
+    () => listDirectory(join(root, 'nope')),
+    (error) => isAmberError(error, 'SOURCE_NOT_FOUND'),
+  );
   await fs.writeFile(join(root, 'plain'), '');
-  assert.throws(() => listDirectory(join(root, 'plain')), (error) => isAmberError(error, 'SOURCE_UNREADABLE'));
+  assert.throws(
+    () => listDirectory(join(root, 'plain')),
+    (error) => isAmberError(error, 'SOURCE_UNREADABLE'),
+  );
 });

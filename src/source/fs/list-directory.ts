@@ -43,10 +43,14 @@ function decodableNames(path: string, options: ListDirectoryOptions): string[] {
     } else if (options.onUndecodableName !== undefined) {
       options.onUndecodableName(raw);
     } else {
-      throw new AmberError('SOURCE_UNREADABLE', `"${path}" holds a name that is not valid UTF-8 (bytes ${raw.toString('hex')})`, {
-        hint: 'rename the entry to valid UTF-8',
-        details: { path, nameHex: raw.toString('hex') },
-      });
+      throw new AmberError(
+        'SOURCE_UNREADABLE',
+        `"${path}" holds a name that is not valid UTF-8 (bytes ${raw.toString('hex')})`,
+        {
+          hint: 'rename the entry to valid UTF-8',
+          details: { path, nameHex: raw.toString('hex') },
+        },
+      );
     }
   }
   return names;

@@ -31,7 +31,7 @@ export function writeNonZero(fd: number, data: Buffer, position: number): number
 }
 
 function writeAll(fd: number, data: Buffer, position: number): void {
-  for (let written = 0; written < data.length;) {
+  for (let written = 0; written < data.length; ) {
     written += writeSync(fd, data, written, data.length - written, position + written);
   }
 }

@@ -3,7 +3,19 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fsp from 'node:fs/promises';
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  truncate,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,7 +23,12 @@ import { isAmberError } from '../../core/errors.ts';
 import type { ErrorCode } from '../../core/errors.ts';
 import type { Store } from '../store.ts';
 import { createFsStore } from './fs-store.ts';
-import { assertAmberCode, assertBytesEqual, describeStoreConformance, listAll } from '../../testing/store-conformance.ts';
+import {
+  assertAmberCode,
+  assertBytesEqual,
+  describeStoreConformance,
+  listAll,
+} from '../../testing/store-conformance.ts';
 import { NOBODY, removeTree, whyNobodyCannotRun } from '../../testing/repo-fixture.ts';
 
 const parents: string[] = [];
@@ -91,7 +108,10 @@ test('list, get and exists ignore tmp/ and files that are not objects', async ()
   await store.put('data/x1', new Uint8Array([1]));
   await writeFile(join(root, 'README.TXT'), 'not an object');
   await writeFile(join(root, 'data', '.partial'), 'not an object');
-  assert.deepEqual((await listAll(store, '')).map((info) => info.name), ['data/x1']);
+  assert.deepEqual(
+    (await listAll(store, '')).map((info) => info.name),
+    ['data/x1'],
+  );
   assert.deepEqual(await listAll(store, 'tmp/'), []);
   assert.deepEqual(await listAll(store, 't'), []);
   await assertAmberCode(store.get('tmp/deadbeef'), 'INVALID_OBJECT_NAME');
@@ -134,11 +154,16 @@ test('a name that nests under or over another object is refused after the temp f
   await store.put('data/b/c', new Uint8Array([2]));
   await assertAmberCode(store.put('data/a/x', new Uint8Array([3])), 'INVALID_OBJECT_NAME');
   await assertAmberCode(store.put('data/b', new Uint8Array([3])), 'INVALID_OBJECT_NAME');
-  assert.deepEqual((await listAll(store, '')).map((info) => info.name), ['data/a', 'data/b/c']);
+  assert.deepEqual(
+    (await listAll(store, '')).map((info) => info.name),
+    ['data/a', 'data/b/c'],
+  );
   assert.deepEqual(await tmpEntries(root), []);
 });
 
-test('an unwritable store refuses puts with STORAGE_ACCESS_DENIED', { skip: process.getuid?.() === 0 && 'root ignores permission bits' }, async () => {
+test('an unwritable store refuses puts with STORAGE_ACCESS_DENIED', {
+  skip: process.getuid?.() === 0 && 'root ignores permission bits',
+}, async () => {
   const root = await freshRoot();
   const store = createFsStore(root);
   await store.put('config', new Uint8Array([1]));
@@ -154,7 +179,9 @@ test('an unwritable store refuses puts with STORAGE_ACCESS_DENIED', { skip: proc
 test('the fs store says it holds against other users but not root on this host', () => {
   const enforcement = createFsStore('/nonexistent', { lockObjects: false }).enforcement();
   assert.equal(enforcement.enforcer, 'client');
-  assert.deepEqual(enforcement.holdsAgainst, ['other users on this host (the root is private and files are read-only)']);
+  assert.deepEqual(enforcement.holdsAgainst, [
+    'other users on this host (the root is private and files are read-only)',
+  ]);
   assert.match(enforcement.notes, /turned off/);
   assert.match(enforcement.notes, /Root on the same host can lift the attributes \(chattr -i\)/);
   assert.match(enforcement.notes, /vault on another host or in S3 with Object Lock in compliance mode/);
@@ -187,7 +214,10 @@ async function lockedStore(t: TestContext, names: string[]): Promise<{ root: str
   await store.protect(names, SOON);
   const held = await store.protection(names);
   if (held.every((entry) => entry.locked)) return { root, store };
-  assert.ok(held.every((entry) => !entry.locked), 'either every object is locked or none');
+  assert.ok(
+    held.every((entry) => !entry.locked),
+    'either every object is locked or none',
+  );
   t.skip(`the store cannot set the immutable attribute here: ${store.enforcement().notes}`);
   return undefined;
 }
@@ -199,10 +229,14 @@ function rmAsRoot(args: string[]): { status: number | null; stderr: string } {
 }
 
 async function assertRefused(action: Promise<unknown>, what: string): Promise<void> {
-  await assert.rejects(action, (error: NodeJS.ErrnoException) => {
-    assert.equal(error.code, 'EPERM', `${what}: ${String(error)}`);
-    return true;
-  }, what);
+  await assert.rejects(
+    action,
+    (error: NodeJS.ErrnoException) => {
+      assert.equal(error.code, 'EPERM', `${what}: ${String(error)}`);
+      return true;
+    },
+    what,
+  );
 }
 
 test('protect makes objects immutable and every directory up to the root append-only, but never tmp/', async (t) => {
@@ -211,9 +245,13 @@ test('protect makes objects immutable and every directory up to the root append-
   if (!locked) return;
   const { root, store } = locked;
   for (const name of names) assert.match(flagsOf(join(root, name)), /i/, `${name} is immutable`);
-  for (const dir of ['data/ab', 'data/cd', 'data', 'keys', '']) assert.match(flagsOf(join(root, dir)), /a/, `${dir || 'the root'} is append-only`);
+  for (const dir of ['data/ab', 'data/cd', 'data', 'keys', ''])
+    assert.match(flagsOf(join(root, dir)), /a/, `${dir || 'the root'} is append-only`);
   assert.doesNotMatch(flagsOf(join(root, 'tmp')), /[ia]/, 'tmp/ has no attribute');
-  assert.deepEqual(await store.protection(['config', 'keys/k1']), [{ name: 'config', locked: true }, { name: 'keys/k1', locked: true }]);
+  assert.deepEqual(await store.protection(['config', 'keys/k1']), [
+    { name: 'config', locked: true },
+    { name: 'keys/k1', locked: true },
+  ]);
   // Learned from the first chattr: the directory's owner and a careless rm by root are held off.
   assert.equal(store.enforcement().holdsAgainst.length, 3);
   assert.match(store.enforcement().notes, /are immutable and their directories append-only/);
@@ -244,7 +282,10 @@ test('root cannot unlink, overwrite, rename, truncate, re-link or rm -rf a prote
   assert.match(rm.stderr, /Operation not permitted/);
   assertBytesEqual(await store.get('data/ab/abcd'), new TextEncoder().encode('data/ab/abcd'));
   assertBytesEqual(await readFile(path), new TextEncoder().encode('data/ab/abcd'));
-  assert.deepEqual((await listAll(store, '')).map((info) => info.name), ['data/ab/abcd', 'snapshots/s1']);
+  assert.deepEqual(
+    (await listAll(store, '')).map((info) => info.name),
+    ['data/ab/abcd', 'snapshots/s1'],
+  );
 });
 
 test('puts still work after directories became append-only, and a taken name is still refused', async (t) => {
@@ -255,7 +296,10 @@ test('puts still work after directories became append-only, and a taken name is 
   await store.put('data/cd/cdef', new Uint8Array([3]));
   await store.put('index/i1', new Uint8Array([4]));
   await assertAmberCode(store.put('data/ab/abcd', new Uint8Array([9])), 'OBJECT_EXISTS');
-  assert.deepEqual((await listAll(store, '')).map((info) => info.name), ['data/ab/abcd', 'data/ab/abce', 'data/cd/cdef', 'index/i1']);
+  assert.deepEqual(
+    (await listAll(store, '')).map((info) => info.name),
+    ['data/ab/abcd', 'data/ab/abce', 'data/cd/cdef', 'index/i1'],
+  );
   assertBytesEqual(await store.get('data/ab/abce'), new Uint8Array([2]));
   assert.deepEqual(await tmpEntries(root), [], 'the temporary names were removed from tmp/');
   assert.doesNotMatch(flagsOf(join(root, 'data/ab/abce')), /i/, 'a put alone locks nothing');
@@ -264,7 +308,7 @@ test('puts still work after directories became append-only, and a taken name is 
   assert.doesNotMatch(flagsOf(join(root, 'tmp')), /[ia]/);
 });
 
-test('deleteExpired lifts one object\'s attributes, removes it, and leaves its directory append-only', async (t) => {
+test("deleteExpired lifts one object's attributes, removes it, and leaves its directory append-only", async (t) => {
   const locked = await lockedStore(t, ['data/ab/old', 'data/ab/kept']);
   if (!locked) return;
   const { root, store } = locked;
@@ -280,10 +324,16 @@ test('deleteExpired lifts one object\'s attributes, removes it, and leaves its d
   await store.put('data/ab/new', new Uint8Array([5]));
   await store.deleteExpired('data/ab/new');
   await store.put('data/ab/newer', new Uint8Array([6]));
-  assert.deepEqual((await listAll(store, 'data/')).map((info) => info.name), ['data/ab/kept', 'data/ab/newer']);
+  assert.deepEqual(
+    (await listAll(store, 'data/')).map((info) => info.name),
+    ['data/ab/kept', 'data/ab/newer'],
+  );
   // Another store (another process, later) removes what this one protected.
   await createFsStore(root).deleteExpired('data/ab/kept');
-  assert.deepEqual((await listAll(store, 'data/')).map((info) => info.name), ['data/ab/newer']);
+  assert.deepEqual(
+    (await listAll(store, 'data/')).map((info) => info.name),
+    ['data/ab/newer'],
+  );
   assert.match(flagsOf(join(root, 'data/ab')), /a/);
 });
 
@@ -334,7 +384,10 @@ test('without chattr and lsattr, protect is a no-op and protection says unlocked
 /** Runs an ES module script as the user nobody; its last line of output, parsed as JSON. */
 function runAsNobody(script: string): unknown {
   const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    uid: NOBODY, gid: NOBODY, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' },
+    uid: NOBODY,
+    gid: NOBODY,
+    encoding: 'utf8',
+    env: { ...process.env, LC_ALL: 'C' },
   });
   assert.equal(result.status, 0, result.stderr);
   return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
@@ -364,7 +417,9 @@ test('another user on the host cannot remove or change an object', { skip: whyNo
   assertBytesEqual(await store.get('data/ab/abcd'), new Uint8Array([1, 2, 3]));
 });
 
-test('a store run without the right to set attributes learns it cannot lock, and says so', { skip: whyNobodyCannotRun() }, async () => {
+test('a store run without the right to set attributes learns it cannot lock, and says so', {
+  skip: whyNobodyCannotRun(),
+}, async () => {
   const root = await freshRoot();
   await chmod(dirname(root), 0o755);
   await mkdir(root, { mode: 0o700 });

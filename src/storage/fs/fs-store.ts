@@ -21,7 +21,15 @@ import { dirname, join, resolve } from 'node:path';
 import { AmberError } from '../../core/errors.ts';
 import type { AmberErrorOptions, ErrorCode } from '../../core/errors.ts';
 import { checkObjectName, isValidObjectName } from '../store.ts';
-import type { ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, Store } from '../store.ts';
+import type {
+  ByteRange,
+  Enforcement,
+  ObjectInfo,
+  ObjectProtection,
+  ObjectRetention,
+  PutOptions,
+  Store,
+} from '../store.ts';
 
 /** Directory under the root for temporary files; names under it are reserved. */
 const TMP_DIR = 'tmp';
@@ -78,10 +86,15 @@ function translateFsError(error: unknown, action: Action, name: string, location
   // A file where the store needs a directory (the location itself, or one of its folders) does not
   // pass on a retry: say what it is instead of "retry".
   if (errno === 'ENOTDIR' && action === 'write') {
-    return new AmberError('INVALID_OBJECT_NAME', `Could not write ${name === '' ? `the store ${location}` : `object '${name}' in ${location}`}: a part of its path is a file, not a directory (ENOTDIR)`, {
-      cause: error, details: { name, location, errno },
-      hint: `The store ${location} must be a directory whose folders Amber made; if a file is in the way, choose another location or remove it.`,
-    });
+    return new AmberError(
+      'INVALID_OBJECT_NAME',
+      `Could not write ${name === '' ? `the store ${location}` : `object '${name}' in ${location}`}: a part of its path is a file, not a directory (ENOTDIR)`,
+      {
+        cause: error,
+        details: { name, location, errno },
+        hint: `The store ${location} must be a directory whose folders Amber made; if a file is in the way, choose another location or remove it.`,
+      },
+    );
   }
   // A path vanishing under a write means a directory was removed concurrently, not a missing object.
   if (code === 'OBJECT_NOT_FOUND' && action === 'write') code = 'STORAGE_TRANSIENT';
@@ -167,13 +180,19 @@ function runAttrTool(tool: 'chattr' | 'lsattr', args: string[], refusalMeansUnav
     execFile(tool, args, { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error === null) return resolveRun({ outcome: 'done', stdout });
       // A string code is the spawn's own errno; a number is the tool's exit status.
-      if (errnoOf(error) === 'ENOENT') return resolveRun({ outcome: 'unavailable', reason: `${tool} is not installed`, stdout });
+      if (errnoOf(error) === 'ENOENT')
+        return resolveRun({ outcome: 'unavailable', reason: `${tool} is not installed`, stdout });
       const message = stderr.trim() || error.message;
-      const errno = typeof error.code === 'string' ? error.code : ERRNO_BY_MESSAGE.find(([pattern]) => pattern.test(message))?.[1];
+      const errno =
+        typeof error.code === 'string' ? error.code : ERRNO_BY_MESSAGE.find(([pattern]) => pattern.test(message))?.[1];
       if (refusalMeansUnavailable && errno !== undefined && UNAVAILABLE_ERRNOS.has(errno)) {
         return resolveRun({ outcome: 'unavailable', reason: message.split('\n')[0], stdout });
       }
-      resolveRun({ outcome: 'failed', error: Object.assign(new Error(`${tool} failed: ${message}`), { code: errno }), stdout });
+      resolveRun({
+        outcome: 'failed',
+        error: Object.assign(new Error(`${tool} failed: ${message}`), { code: errno }),
+        stdout,
+      });
     });
   });
 }
@@ -259,7 +278,12 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
   async function linkError(error: unknown, name: string, finalPath: string): Promise<unknown> {
     const errno = errnoOf(error);
     const collides =
-      errno === 'ENOTDIR' || (errno === 'EEXIST' && !(await stat(finalPath).then((s) => s.isFile(), () => false)));
+      errno === 'ENOTDIR' ||
+      (errno === 'EEXIST' &&
+        !(await stat(finalPath).then(
+          (s) => s.isFile(),
+          () => false,
+        )));
     if (!collides) return translateFsError(error, 'write', name, location);
     return new AmberError(
       'INVALID_OBJECT_NAME',
@@ -588,11 +612,15 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
     if (run.outcome === 'done') return;
     const error = run.outcome === 'failed' ? run.error : new Error(run.reason);
     if (errnoOf(error) === 'EPERM' || run.outcome === 'unavailable') {
-      throw new AmberError('STORAGE_ACCESS_DENIED', `Cannot lift the attributes protecting object '${name}' in ${location}: ${error.message}`, {
-        cause: error,
-        hint: 'The object is immutable (chattr +i) or its directory append-only, and only root (or CAP_LINUX_IMMUTABLE) can lift that: run the removal as root.',
-        details: { name, location, paths },
-      });
+      throw new AmberError(
+        'STORAGE_ACCESS_DENIED',
+        `Cannot lift the attributes protecting object '${name}' in ${location}: ${error.message}`,
+        {
+          cause: error,
+          hint: 'The object is immutable (chattr +i) or its directory append-only, and only root (or CAP_LINUX_IMMUTABLE) can lift that: run the removal as root.',
+          details: { name, location, paths },
+        },
+      );
     }
     throw translateFsError(error, 'delete', name, location);
   }
@@ -632,7 +660,9 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
       await withDirectories([parent], async () => {
         // Most objects prune removes are unprotected or in a store that cannot lock: one unlink.
         // EPERM (not EACCES) is what the attributes answer, so only then are they looked at.
-        await unlink(path).catch((error: unknown) => (errnoOf(error) === 'EPERM' ? unlinkLocked(name, path, error) : Promise.reject(error)));
+        await unlink(path).catch((error: unknown) =>
+          errnoOf(error) === 'EPERM' ? unlinkLocked(name, path, error) : Promise.reject(error),
+        );
       });
       // Closed once the name is gone, so a ranged read in between cannot cache the old file again.
       forgetDescriptor(name);

@@ -2,7 +2,16 @@
 // write-once and retention; this store only speaks the protocol, retries what may pass (network
 // errors, 5xx) with backoff, and turns the server's JSON errors back into Amber's error codes.
 import { AmberError, ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
-import { checkObjectName, type ByteRange, type Enforcement, type ObjectInfo, type ObjectProtection, type ObjectRetention, type PutOptions, type Store } from '../store.ts';
+import {
+  checkObjectName,
+  type ByteRange,
+  type Enforcement,
+  type ObjectInfo,
+  type ObjectProtection,
+  type ObjectRetention,
+  type PutOptions,
+  type Store,
+} from '../store.ts';
 
 export interface HttpStoreOptions {
   token: string;
@@ -21,8 +30,12 @@ export interface HttpStore extends Store {
 
 const VAULT_ENFORCEMENT: Enforcement = {
   enforcer: 'server',
-  holdsAgainst: ['backup clients and their credentials (tokens can add, never change or remove)', 'root on the backed-up hosts'],
-  notes: 'The vault server enforces write-once and retention; whoever administers the vault host can still lift it. Run it on a host backup clients have no power over.',
+  holdsAgainst: [
+    'backup clients and their credentials (tokens can add, never change or remove)',
+    'root on the backed-up hosts',
+  ],
+  notes:
+    'The vault server enforces write-once and retention; whoever administers the vault host can still lift it. Run it on a host backup clients have no power over.',
 };
 
 /**
@@ -30,7 +43,11 @@ const VAULT_ENFORCEMENT: Enforcement = {
  * one code for an object request that passed this store's own name check (docs/http-api.md).
  */
 const HEAD_CODES: Partial<Record<number, ErrorCode>> = {
-  400: 'INVALID_OBJECT_NAME', 401: 'TOKEN_INVALID', 403: 'ROLE_FORBIDDEN', 503: 'STORAGE_TRANSIENT', 507: 'STORAGE_FULL',
+  400: 'INVALID_OBJECT_NAME',
+  401: 'TOKEN_INVALID',
+  403: 'ROLE_FORBIDDEN',
+  503: 'STORAGE_TRANSIENT',
+  507: 'STORAGE_FULL',
 };
 
 export function parseVaultLocation(location: string): { origin: string; name: string } {
@@ -42,9 +59,13 @@ export function parseVaultLocation(location: string): { origin: string; name: st
   }
   const name = url.pathname.replace(/^\/+|\/+$/g, '');
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name) || url.search || url.hash || url.username || url.password) {
-    throw new AmberError('USAGE', `"${location}": a vault repository is http(s)://HOST:PORT/NAME (NAME: lowercase letters, digits, - and _)`, {
-      hint: 'the token goes in AMBER_VAULT_TOKEN, never in the URL',
-    });
+    throw new AmberError(
+      'USAGE',
+      `"${location}": a vault repository is http(s)://HOST:PORT/NAME (NAME: lowercase letters, digits, - and _)`,
+      {
+        hint: 'the token goes in AMBER_VAULT_TOKEN, never in the URL',
+      },
+    );
   }
   return { origin: url.origin, name };
 }
@@ -55,7 +76,12 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
   const attempts = options.attempts ?? 5;
   const tokenId = /^amber_([0-9a-f]{16})_/.exec(options.token)?.[1] ?? 'unknown';
 
-  async function call(method: string, path: string, init: { body?: Uint8Array | string; headers?: Record<string, string> } = {}, retryable = true): Promise<Response> {
+  async function call(
+    method: string,
+    path: string,
+    init: { body?: Uint8Array | string; headers?: Record<string, string> } = {},
+    retryable = true,
+  ): Promise<Response> {
     for (let attempt = 1; ; attempt++) {
       let response: Response | undefined;
       let failure: unknown;
@@ -79,7 +105,7 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
         throw new AmberError('STORAGE_TRANSIENT', `the vault at ${origin} cannot be reached: ${reason}`, {
           cause: failure,
           hint: certificate
-            ? 'the vault\'s TLS certificate is not trusted here: point NODE_EXTRA_CA_CERTS at its CA (PEM)'
+            ? "the vault's TLS certificate is not trusted here: point NODE_EXTRA_CA_CERTS at its CA (PEM)"
             : 'check that `amber vault serve` runs there and the address is right',
         });
       }
@@ -91,12 +117,18 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
   async function fail(response: Response, what: string, bodyless = false): Promise<never> {
     let body: { error?: { code?: string; message?: string; hint?: string } } = {};
     try {
-      body = await response.json() as typeof body;
+      body = (await response.json()) as typeof body;
     } catch {
       // not JSON: a proxy, the wrong server, or the answer to a HEAD (which has no body: its status says)
     }
-    const code = (body.error?.code && body.error.code in ERROR_CODES ? body.error.code : (bodyless && HEAD_CODES[response.status]) || 'STORAGE_TRANSIENT') as ErrorCode;
-    throw new AmberError(code, `${what}: ${body.error?.message ?? `the vault answered ${response.status}`}`, { hint: body.error?.hint });
+    const code = (
+      body.error?.code && body.error.code in ERROR_CODES
+        ? body.error.code
+        : (bodyless && HEAD_CODES[response.status]) || 'STORAGE_TRANSIENT'
+    ) as ErrorCode;
+    throw new AmberError(code, `${what}: ${body.error?.message ?? `the vault answered ${response.status}`}`, {
+      hint: body.error?.hint,
+    });
   }
 
   // Names are checked here, before they become a URL: fetch would fold `..` and turn a backslash into `/`,
@@ -111,9 +143,12 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
   };
 
   async function json<T>(method: string, path: string, body: unknown, what: string): Promise<T> {
-    const response = await call(method, path, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const response = await call(method, path, {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
     if (!response.ok) return fail(response, what);
-    return await response.json() as T;
+    return (await response.json()) as T;
   }
 
   const store: HttpStore = {
@@ -128,7 +163,9 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
         headers['x-amber-retain-until'] = String(putOptions.retainUntilMs);
         headers['x-amber-retention-mode'] = putOptions.mode;
       }
-      const response = await call('PUT', objectPath(object), { body: bytes, headers }) as Response & { attempt: number };
+      const response = (await call('PUT', objectPath(object), { body: bytes, headers })) as Response & {
+        attempt: number;
+      };
       if (response.ok) return;
       // A retried upload may find its own first attempt stored: the same bytes are success.
       if (response.status === 409 && response.attempt > 1) {
@@ -141,15 +178,20 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
     },
 
     async get(object: string, range?: ByteRange, into?: Uint8Array) {
-      const pastEnd = (sizeBytes?: number) => new AmberError('OBJECT_CORRUPT',
-        `a read of bytes ${range!.offset}+${range!.length} is past the end of ${object} in ${store.location} (${sizeBytes ?? 'it holds fewer'} bytes)`);
+      const pastEnd = (sizeBytes?: number) =>
+        new AmberError(
+          'OBJECT_CORRUPT',
+          `a read of bytes ${range!.offset}+${range!.length} is past the end of ${object} in ${store.location} (${sizeBytes ?? 'it holds fewer'} bytes)`,
+        );
       if (range?.length === 0) {
         // No Range header asks for nothing (bytes=N-(N-1) is malformed): the object's size says whether the place exists.
         const { sizeBytes } = await store.stat(object);
         if (range.offset > sizeBytes) throw pastEnd(sizeBytes);
         return new Uint8Array(0);
       }
-      const headers: Record<string, string> = range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {};
+      const headers: Record<string, string> = range
+        ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` }
+        : {};
       const response = await call('GET', objectPath(object), { headers });
       if (!response.ok) return fail(response, `reading ${object}`);
       let bytes = new Uint8Array(await response.arrayBuffer());
@@ -169,10 +211,15 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
 
     async stat(object: string) {
       const response = await call('HEAD', objectPath(object));
-      if (response.status === 404) throw new AmberError('OBJECT_NOT_FOUND', `${object} does not exist in ${store.location}`);
+      if (response.status === 404)
+        throw new AmberError('OBJECT_NOT_FOUND', `${object} does not exist in ${store.location}`);
       if (!response.ok) return fail(response, `reading ${object}`, true);
       const written = Number(response.headers.get('x-amber-written') || NaN);
-      return { name: object, sizeBytes: Number(response.headers.get('content-length')), ...(Number.isFinite(written) ? { writtenMs: written } : {}) };
+      return {
+        name: object,
+        sizeBytes: Number(response.headers.get('content-length')),
+        ...(Number.isFinite(written) ? { writtenMs: written } : {}),
+      };
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -216,7 +263,12 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
 
     async protection(names: string[]) {
       names.forEach(checkName);
-      return json<ObjectProtection[]>('POST', '/protection', { names }, `reading the protection of ${names.length} objects`);
+      return json<ObjectProtection[]>(
+        'POST',
+        '/protection',
+        { names },
+        `reading the protection of ${names.length} objects`,
+      );
     },
 
     async deleteExpired(object: string) {
@@ -235,8 +287,8 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
 
     async witnessKey() {
       const response = await call('GET', '');
-      if (!response.ok) return fail(response, 'reading the vault\'s witness key');
-      const body = await response.json() as { witness?: string };
+      if (!response.ok) return fail(response, "reading the vault's witness key");
+      const body = (await response.json()) as { witness?: string };
       return body.witness;
     },
 

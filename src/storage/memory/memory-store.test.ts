@@ -36,7 +36,10 @@ test('the memory store refuses to delete an object before its date, by its own c
   assert.deepEqual(await store.protection(['snapshots/s1']), [
     { name: 'snapshots/s1', untilMs: START_MS + 10 * DAY_MS, mode: 'governance', locked: true },
   ]);
-  const refused = await store.deleteExpired('snapshots/s1').then(() => assert.fail('deleted while retained'), (error: unknown) => error);
+  const refused = await store.deleteExpired('snapshots/s1').then(
+    () => assert.fail('deleted while retained'),
+    (error: unknown) => error,
+  );
   assert.ok(isAmberError(refused, 'RETENTION_ACTIVE'), String(refused));
   assert.match(refused.message, /snapshots\/s1/);
   assert.match(refused.message, /memory:retention/);
@@ -53,7 +56,9 @@ test('a put with a retention date holds the object from the start', async () => 
   const time = manualClock(START_MS);
   const store = createMemoryStore('memory:', { clock: time.clock });
   await store.put('data/ab/p1', new Uint8Array([1]), { retainUntilMs: START_MS + DAY_MS, mode: 'compliance' });
-  assert.deepEqual(await store.protection(['data/ab/p1']), [{ name: 'data/ab/p1', untilMs: START_MS + DAY_MS, mode: 'compliance', locked: true }]);
+  assert.deepEqual(await store.protection(['data/ab/p1']), [
+    { name: 'data/ab/p1', untilMs: START_MS + DAY_MS, mode: 'compliance', locked: true },
+  ]);
   await assertAmberCode(store.deleteExpired('data/ab/p1'), 'RETENTION_ACTIVE');
   time.advance(DAY_MS + 1);
   await store.deleteExpired('data/ab/p1');
@@ -70,16 +75,25 @@ test('protect raises dates only and never weakens a mode; governance may become 
   await store.protect(['data/ab/c', 'data/ab/g'], { untilMs: START_MS + DAY_MS, mode: 'governance' });
   assert.deepEqual(
     (await store.protection(['data/ab/c', 'data/ab/g'])).map(({ untilMs, mode }) => ({ untilMs, mode })),
-    [{ untilMs: START_MS + 5 * DAY_MS, mode: 'compliance' }, { untilMs: START_MS + 5 * DAY_MS, mode: 'governance' }],
+    [
+      { untilMs: START_MS + 5 * DAY_MS, mode: 'compliance' },
+      { untilMs: START_MS + 5 * DAY_MS, mode: 'governance' },
+    ],
   );
   await store.protect(['data/ab/g'], { untilMs: START_MS + 2 * DAY_MS, mode: 'compliance' });
   await store.protect(['data/ab/c'], { untilMs: START_MS + 9 * DAY_MS, mode: 'governance' });
   assert.deepEqual(
     (await store.protection(['data/ab/c', 'data/ab/g'])).map(({ untilMs, mode }) => ({ untilMs, mode })),
-    [{ untilMs: START_MS + 9 * DAY_MS, mode: 'compliance' }, { untilMs: START_MS + 5 * DAY_MS, mode: 'compliance' }],
+    [
+      { untilMs: START_MS + 9 * DAY_MS, mode: 'compliance' },
+      { untilMs: START_MS + 5 * DAY_MS, mode: 'compliance' },
+    ],
   );
   // A missing name in the batch changes nothing at all.
-  await assertAmberCode(store.protect(['data/ab/g', 'data/ab/missing'], { untilMs: START_MS + 99 * DAY_MS, mode: 'compliance' }), 'OBJECT_NOT_FOUND');
+  await assertAmberCode(
+    store.protect(['data/ab/g', 'data/ab/missing'], { untilMs: START_MS + 99 * DAY_MS, mode: 'compliance' }),
+    'OBJECT_NOT_FOUND',
+  );
   assert.equal((await store.protection(['data/ab/g']))[0].untilMs, START_MS + 5 * DAY_MS);
 });
 

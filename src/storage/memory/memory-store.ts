@@ -9,7 +9,14 @@ import { AmberError } from '../../core/errors.ts';
 import { isoDate } from '../../core/units.ts';
 import { checkObjectName } from '../store.ts';
 import type {
-  ByteRange, Enforcement, ObjectInfo, ObjectProtection, ObjectRetention, PutOptions, RetentionMode, Store,
+  ByteRange,
+  Enforcement,
+  ObjectInfo,
+  ObjectProtection,
+  ObjectRetention,
+  PutOptions,
+  RetentionMode,
+  Store,
 } from '../store.ts';
 
 export interface MemoryStoreOptions {
@@ -39,7 +46,10 @@ function raised(current: ObjectRetention | undefined, asked: ObjectRetention): O
 
 function checkRetention(retention: ObjectRetention): void {
   assert.ok(Number.isFinite(retention.untilMs), 'retention.untilMs must be a finite number of epoch ms');
-  assert.ok(retention.mode === 'governance' || retention.mode === 'compliance', 'retention.mode must be governance or compliance');
+  assert.ok(
+    retention.mode === 'governance' || retention.mode === 'compliance',
+    'retention.mode must be governance or compliance',
+  );
 }
 
 export function createMemoryStore(location = 'memory:', options: MemoryStoreOptions = {}): Store {
@@ -118,7 +128,11 @@ export function createMemoryStore(location = 'memory:', options: MemoryStoreOpti
     },
 
     enforcement(): Enforcement {
-      return { enforcer: 'client', holdsAgainst: [], notes: 'In-memory store for tests; nothing is retained beyond the process.' };
+      return {
+        enforcer: 'client',
+        holdsAgainst: [],
+        notes: 'In-memory store for tests; nothing is retained beyond the process.',
+      };
     },
 
     async protect(names: string[], retention: ObjectRetention): Promise<void> {
@@ -135,7 +149,13 @@ export function createMemoryStore(location = 'memory:', options: MemoryStoreOpti
         // No API sets a hold on this store yet; the field appears only when one is on.
         const hold = legalHold ? { legalHold } : {};
         if (retention === undefined) return { name, ...hold, locked: legalHold };
-        return { name, untilMs: retention.untilMs, mode: retention.mode, ...hold, locked: legalHold || retention.untilMs > nowMs };
+        return {
+          name,
+          untilMs: retention.untilMs,
+          mode: retention.mode,
+          ...hold,
+          locked: legalHold || retention.untilMs > nowMs,
+        };
       });
     },
 
@@ -149,10 +169,14 @@ export function createMemoryStore(location = 'memory:', options: MemoryStoreOpti
       }
       if (retention !== undefined && retention.untilMs > clock.nowMs()) {
         const until = isoDate(retention.untilMs);
-        throw new AmberError('RETENTION_ACTIVE', `Object '${name}' in ${location} is retained until ${until} (${retention.mode} mode)`, {
-          hint: `It can be removed after ${until}; run the removal again then.`,
-          details: { name, location, untilMs: retention.untilMs, mode: retention.mode },
-        });
+        throw new AmberError(
+          'RETENTION_ACTIVE',
+          `Object '${name}' in ${location} is retained until ${until} (${retention.mode} mode)`,
+          {
+            hint: `It can be removed after ${until}; run the removal again then.`,
+            details: { name, location, untilMs: retention.untilMs, mode: retention.mode },
+          },
+        );
       }
       objects.delete(name);
     },

@@ -16,23 +16,26 @@ const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const PREFIX_SEGMENT = /^[A-Za-z0-9_.-]+$/;
 
 export function parseS3Location(text: string): S3Location {
-  const usage = (why: string) => new AmberError('USAGE', `"${text}" is not an S3 repository location: ${why}`, {
-    hint: 'use s3:https://HOST:PORT/BUCKET[/PREFIX] for an S3-compatible server or s3:BUCKET[/PREFIX] for AWS',
-  });
+  const usage = (why: string) =>
+    new AmberError('USAGE', `"${text}" is not an S3 repository location: ${why}`, {
+      hint: 'use s3:https://HOST:PORT/BUCKET[/PREFIX] for an S3-compatible server or s3:BUCKET[/PREFIX] for AWS',
+    });
   if (!text.startsWith('s3:')) throw usage('it does not start with s3:');
   const rest = text.slice(3);
   let endpoint: string | undefined;
   let path = rest;
   if (/^https?:\/\//.test(rest)) {
     const url = new URL(rest);
-    if (url.username || url.password) throw usage('credentials belong in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile, not the URL');
+    if (url.username || url.password)
+      throw usage('credentials belong in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile, not the URL');
     if (url.search || url.hash) throw usage('no query or fragment is allowed');
     endpoint = `${url.protocol}//${url.host}`;
     path = url.pathname.replace(/^\/+/, '');
   }
   const [bucket, ...segments] = path.replace(/\/+$/, '').split('/');
   if (!bucket || !BUCKET.test(bucket)) throw usage(`"${bucket ?? ''}" is not a valid bucket name`);
-  if (!segments.every((segment) => PREFIX_SEGMENT.test(segment) && segment !== '.' && segment !== '..')) throw usage('the prefix has an empty, "." or ".." segment or a character outside A-Z a-z 0-9 _ . -');
+  if (!segments.every((segment) => PREFIX_SEGMENT.test(segment) && segment !== '.' && segment !== '..'))
+    throw usage('the prefix has an empty, "." or ".." segment or a character outside A-Z a-z 0-9 _ . -');
   return { endpoint, bucket, prefix: segments.join('/') };
 }
 
