@@ -26,9 +26,9 @@ test('progress shows files, bytes, rate and ETA, redrawn in place at most every 
   const line = createProgressLine(out.stream, clock, true);
   clock.advance(1000);
   line.update({ files: 10, bytes: 50 * 1024 * 1024, totalBytes: 100 * 1024 * 1024, label: '/data/x' });
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the progress line is drawn with ESC [K
   assert.match(
     out.text(),
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the progress line is drawn with ESC [K
     /\r\x1b\[K\[1\.0s\] {2}10 files {2}50\.0 MiB \/ 100\.0 MiB {2}50\.0 MiB\/s {2}ETA 1\.0s {2}\/data\/x/,
   );
   const drawn = out.text();

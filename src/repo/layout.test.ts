@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings here are source lines the check reads
 // layout.ts is the only place that builds object names: no other production file under src/ may put a
 // name together from a prefix of the format and an id (`snapshots/${id}`, PREFIX.data + hash, …).
 import { test } from 'node:test';
@@ -42,7 +43,6 @@ function handBuiltNames(file: string, text: string): string[] {
 }
 
 test('the checks see each way of building a name by hand, and not a prefix alone or a message about one', () => {
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: these strings are source lines the check reads
   const built = [
     '`snapshots/${id}`',
     '`data/${id.slice(0, 2)}/${id}`',
@@ -52,7 +52,6 @@ test('the checks see each way of building a name by hand, and not a prefix alone
     'PREFIX.audit + name',
   ];
   for (const line of built) assert.equal(handBuiltNames('x.ts', line).length, 1, line);
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: these strings are source lines the check reads
   const fine = [
     'store.list(PREFIX.snapshots)',
     "name.startsWith('keys/')",
