@@ -60,7 +60,7 @@ export interface BackupOptions {
   stdin?: { stream: Readable; filename: string };
   tags?: string[];
   host?: string;
-  /** Exclude patterns (see source/excludes.ts). */
+  /** Exclude patterns (see source/fs/excludes.ts). */
   exclude?: string[];
   onWarning?: (warning: BackupWarning) => void;
   onProgress?: (progress: BackupProgress) => void;

@@ -17,8 +17,12 @@ export const s3Env = process.env.S3_ENDPOINT
 /** The S3 test files, named in the one line that says they were skipped. */
 const S3_SUITE = [
   'src/storage/s3/s3-store.test.ts',
-  'src/engine/storage-effects.test.ts',
+  'src/engine/lock-mode-dedup.test.ts',
+  'src/engine/missing-key-file.test.ts',
+  'src/engine/unauthorised-objects.test.ts',
+  'src/protection/storage-effects.test.ts',
   'src/vault/vault.test.ts (vault on S3)',
+  'test/e2e/forged-clock.test.ts',
   'test/e2e/s3-cli.test.ts',
 ];
 
