@@ -105,7 +105,7 @@ export async function appendAudit(
     ...(signerKeyFile ? { signerKeyFile } : {}),
   };
   try {
-    const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.clock.nowMs());
+    const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.retentionClock.retentionBaseMs());
     const written = await putAuditEntry(repo.store, entry, repo.signer, {
       retainUntilMs: lock.untilMs,
       mode: lock.mode,
@@ -444,7 +444,7 @@ export async function writeCheckpoint(
       byHash,
     ).size,
   };
-  const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.clock.nowMs());
+  const lock = options.lock ?? metadataLock(await repo.retentionState(), repo.retentionClock.retentionBaseMs());
   const name = await putAuditCheckpoint(repo.store, checkpoint, repo.key.signer, {
     retainUntilMs: lock.untilMs,
     mode: lock.mode,

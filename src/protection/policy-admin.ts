@@ -38,7 +38,7 @@ async function append(
     ...(approval ? { approval } : {}),
   };
   // Kept as strongly as the new settings ask, so their own record is not the weak link.
-  const current = metadataLock(state, nowMs);
+  const current = metadataLock(state, repo.retentionClock.retentionBaseMs());
   const keep = {
     ...current,
     mode: strongerMode(

@@ -104,7 +104,9 @@ export async function regrantShared(
         .flatMap(({ value }) => value.entries.flatMap(({ objects: names }) => names)),
     ),
   ];
-  const needed = await neededByOthers(repo, state, unlock.snapshot, clock.retentionBaseMs());
+  // Which other locks are still in force is an expiry decision: judged by the time that moving the
+  // clock forward cannot raise (retentionBaseMs would count a lock as over on a host set ahead).
+  const needed = await neededByOthers(repo, state, unlock.snapshot, clock.deletionNowMs());
   // Judged against the ledger as it will be once this grant is written: the snapshot's shared
   // objects capped too (until now only its own object was).
   const after = foldGrants(grants, governanceEnds(requests, new Set([...state.regranted, request])));
