@@ -192,7 +192,7 @@ export interface SnapshotGap {
  * structure check's to report.
  */
 export async function lockGaps(
-  repo: Repository,
+  repo: Operation,
   state: RetentionState,
   graph?: TreeGraph,
   reprotected: string[] = [],
@@ -240,7 +240,8 @@ export async function lockGaps(
           .filter(({ name }) => protection.get(name)?.locked === false)
           .map(({ name, item }) => ({ name, fallback: item.lock }))
       : [];
-  for (const name of await finishProtection(repo, state, unlocked, repo.clock.nowMs())) {
+  // Whose lock has ended is judged by the time a clock moved forward cannot raise.
+  for (const name of await finishProtection(repo, state, unlocked, repo.retentionClock.deletionNowMs())) {
     if (protection.get(name)?.locked === false) reprotected.push(name);
     protection.set(name, { ...protection.get(name)!, locked: true });
   }

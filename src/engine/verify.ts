@@ -8,6 +8,7 @@ import { settleAll } from '../core/settle.ts';
 import { isoDate } from '../core/units.ts';
 import type { BoxKeyPair } from '../crypto/index.ts';
 import type { Repository } from '../repo/repository.ts';
+import { operationOn, type Operation } from '../governance/operation.ts';
 import { loadIndex, type LoadedIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
@@ -22,7 +23,7 @@ import { canOpenEpoch, epochKeyVariants } from '../repo/epochs.ts';
 import type { PackCheckInput, VerifyProblem } from './pack-check.ts';
 import { createPackCheckPool, type PackCheckResult } from './pack-check-pool.ts';
 import { listSnapshots, type SnapshotEntry } from './snapshots.ts';
-import { loadRetentionState, type RetentionState } from '../governance/retention-state.ts';
+import type { RetentionState } from '../governance/retention-state.ts';
 import { describeMissingKey, readAuditLog, verifyAudit, type NamedKey } from '../governance/audit-log.ts';
 import type { LoadedEntry } from '../repo/audit-records.ts';
 import { lockGaps, type TreeGraph } from './lock-coverage.ts';
@@ -40,7 +41,7 @@ const fromRecord = ({ name, problem, code, signer }: RecordProblem, defaultCode:
 });
 
 export interface VerifyOptions {
-  repo: Repository;
+  repo: Operation;
   /** Fraction of packs (0..1] to read whole; 0 checks structure only. */
   readDataFraction: number;
   onProgress?: (progress: { packsRead: number; packsTotal: number; bytesRead: number }) => void;
@@ -73,7 +74,7 @@ export interface VerifyResult {
 
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   // Verify reads every record from the store itself: the local record cache is for speed, not proof.
-  const repo: Repository = { ...options.repo, recordCache: undefined };
+  const repo = operationOn({ ...options.repo, recordCache: undefined }, options.repo.retentionClock);
   if (repo.key.role !== 'full') {
     throw new AmberError('WRITE_ONLY_KEY', 'verify reads snapshots and data, which a write-only key cannot decrypt', {
       hint: 'run verify with a full-access key',
@@ -82,7 +83,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const found: VerifyProblem[] = repo.problems.map((problem) => fromRecord(problem, 'SIGNATURE_INVALID'));
   const loaded = await loadIndex(repo);
   for (const problem of loaded.problems) found.push(fromRecord(problem, 'OBJECT_CORRUPT'));
-  const state = await loadRetentionState(repo);
+  const state = await repo.retentionState();
   const snapshotProblems: RecordProblem[] = [];
   const snapshots = await listSnapshots(repo, snapshotProblems, { state });
   for (const problem of snapshotProblems) found.push(fromRecord(problem, 'SIGNATURE_INVALID'));
@@ -274,7 +275,7 @@ async function checkStrayVersions(repo: Repository): Promise<{ problems: VerifyP
  * Objects it finds whole but unprotected it protects again first (see finishProtection), and says so.
  */
 async function checkLocks(
-  repo: Repository,
+  repo: Operation,
   state: RetentionState,
   graph: TreeGraph,
   notices: string[],
