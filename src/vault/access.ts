@@ -2,7 +2,9 @@
 // request; the repository format decides which objects a command touches (see docs/http-api.md).
 import type { Role } from './tokens.ts';
 
-const METADATA_READ = [
+// The repository's records, which every reading role needs: config, keys and who signs what,
+// retention records and the requests with their decisions.
+const RECORDS = [
   'config',
   'keys/',
   'epochs/',
@@ -13,31 +15,14 @@ const METADATA_READ = [
   'holds/',
   'forgets/',
   'condemns/',
-  'audit/',
-  'checkpoints/',
   'requests/',
   'decisions/',
   'executions/',
 ];
 
-const DATA_READ = [
-  'config',
-  'keys/',
-  'epochs/',
-  'revocations/',
-  'witnesses/',
-  'policies/',
-  'grants/',
-  'holds/',
-  'forgets/',
-  'condemns/',
-  'data/',
-  'index/',
-  'snapshots/',
-  'requests/',
-  'decisions/',
-  'executions/',
-];
+const METADATA_READ = [...RECORDS, 'audit/', 'checkpoints/'];
+
+const DATA_READ = [...RECORDS, 'data/', 'index/', 'snapshots/'];
 
 const READ: Record<Role, readonly string[] | 'all'> = {
   reader: 'all',
