@@ -117,3 +117,13 @@ const NEEDS_ESCAPE = /[\x00-\x1f\x7f\\\uDC80-\uDCFF]/;
 export function needsRawForm(name: string): boolean {
   return NEEDS_ESCAPE.test(name);
 }
+
+/** A path component someone typed names an entry by its exact name or by the escaped form shown. */
+export function nameMatches(wanted: string, name: string): boolean {
+  return wanted === name || (needsRawForm(name) && wanted === displayName(name));
+}
+
+/** For --json: the readable form, with the exact bytes in base64 beside it when they differ. */
+export function jsonName(name: string): { text: string; base64?: string } {
+  return needsRawForm(name) ? { text: displayName(name), base64: nameBytes(name).toString('base64') } : { text: name };
+}

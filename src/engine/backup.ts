@@ -1,6 +1,7 @@
 // Backup: walk the sources depth-first, store file contents and one tree per directory, then the
 // snapshot last. Unreadable entries are reported and skipped; everything else still lands.
-import { closeSync, fstatSync, lstatSync, openSync, promises as fs, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readSync } from 'node:fs';
+import { displayName, fsPath } from '../core/byte-names.ts';
 import { hostName, userName } from '../core/operator.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -371,16 +372,7 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
 async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
   const listing = await session.lister.list(dir);
   // Only a directory read without a problem is cached: a skipped entry must be retried next time.
-  let clean = listing.undecodable.length === 0 && !listing.problem;
-  for (const hex of listing.undecodable) {
-    warn(
-      session,
-      join(dir, hex),
-      new AmberError('SOURCE_UNREADABLE', `a name in "${dir}" is not valid UTF-8 (bytes ${hex}); it was skipped`),
-    );
-    session.summary.filesSkipped += 1;
-    session.flags.add('partial');
-  }
+  let clean = !listing.problem;
   if (listing.problem) {
     warn(session, dir, errorOf(listing.problem, dir));
     session.summary.filesSkipped += 1;
@@ -486,17 +478,34 @@ function sameChunks(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /**
+ * Opens a source file without changing its access time where the kernel allows it (the owner and
+ * root may use O_NOATIME): a backup should leave the times it records as they were.
+ */
+function openForReading(path: string): number {
+  const at = fsPath(path);
+  if (noAtime) {
+    try {
+      return openSync(at, constants.O_RDONLY | constants.O_NOATIME);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    }
+  }
+  return openSync(at, constants.O_RDONLY);
+}
+const noAtime = typeof constants.O_NOATIME === 'number';
+
+/**
  * Reads a file with synchronous calls into the session's one buffer: from the page cache they cost
  * microseconds, while compression and encryption run on the worker threads meanwhile.
  */
 async function readFileContent(session: Session, path: string, meta: EntryMeta, node: TreeNode): Promise<string[]> {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openForReading(path);
   } catch (error) {
     throw new AmberError(
       'SOURCE_UNREADABLE',
-      `"${path}" could not be opened (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      `"${displayName(path)}" could not be opened (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
       { cause: error, details: { path } },
     );
   }
@@ -605,6 +614,7 @@ async function stdinNode(session: Session, stdin: { stream: Readable; filename: 
     gid: process.getgid?.() ?? 0,
     sizeBytes: bytes,
     mtimeNs: nowNs,
+    atimeNs: nowNs,
     ctimeNs: nowNs,
     inode: '0',
     deviceId: '0',
@@ -629,5 +639,7 @@ export function nodeFromMeta(meta: EntryMeta): TreeNode {
   };
   if (meta.linkTarget !== undefined) node.linkTarget = meta.linkTarget;
   if (meta.rdev !== undefined) node.rdev = meta.rdev.toString();
+  if (meta.atimeNs !== undefined) node.atimeNs = meta.atimeNs.toString();
+  if (meta.xattrs?.length) node.xattrs = meta.xattrs;
   return node;
 }

@@ -31,11 +31,10 @@ import {
   unlinkSync,
   type BigIntStats,
 } from 'node:fs';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
+import { displayName, fsPath, hasEscapedBytes, nameBytes, nameMatches } from '../core/byte-names.ts';
 import { fileInTheWay } from '../core/local-paths.ts';
 import { settleAll } from '../core/settle.ts';
 import type { Repository } from '../repo/repository.ts';
@@ -45,6 +44,8 @@ import { createDecodePool } from './decode-pool.ts';
 import { defaultPoolSize } from './worker-pool.ts';
 import type { TreeNode } from '../repo/tree.ts';
 import { utimeSecondsFromNs } from '../source/fs/entry-meta.ts';
+import { writeXattrs, writeXattrsFd, type XattrFailure } from '../source/fs/xattrs.ts';
+import { makeSpecialFile } from '../source/fs/special-files.ts';
 import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 
@@ -77,8 +78,21 @@ export interface RestoreResult extends RestoreProgress {
   /** Partial files of an earlier restore that was killed, found in the target and removed. */
   partialsRemoved: number;
   errors: { path: string; code: string; message: string }[];
-  /** Sockets and device files, which are listed but not recreated. */
+  /** Sockets (recreated by the programs that own them) and, when not run as root, device files. */
   skipped: { path: string; type: string }[];
+  /**
+   * What could not be set, one line per kind (owner, a namespace of extended attributes, ACLs):
+   * as a user other than root, or on a target filesystem without support. Never dropped silently.
+   */
+  notSet: NotSet[];
+}
+
+export interface NotSet {
+  kind: string;
+  /** Entries affected, and the first of them. */
+  count: number;
+  example: string;
+  reason: string;
 }
 
 const isRoot = process.getuid?.() === 0;
@@ -110,6 +124,7 @@ interface Context {
   progress: RestoreProgress;
   errors: RestoreResult['errors'];
   skipped: RestoreResult['skipped'];
+  notSet: Map<string, NotSet>;
   /** First restored path of each hard-linked inode, once its content is complete (undefined if it failed). */
   hardLinks: Map<string, Promise<string | undefined>>;
   files: Limiter;
@@ -179,22 +194,24 @@ const PARTIAL_PREFIX = randomBytes(4).toString('hex');
 function partialPath(dir: string, name: string): string {
   partialCounter = (partialCounter + 1) >>> 0;
   const suffix = `amber-partial-${PARTIAL_PREFIX}${partialCounter.toString(16).padStart(8, '0')}`;
-  // The final name stays readable in the partial one unless that would pass the length of a name.
-  return join(dir, Buffer.byteLength(name) + suffix.length + 2 <= NAME_MAX ? `.${name}.${suffix}` : `.${suffix}`);
+  // The final name stays readable in the partial one unless that would pass the length of a name or
+  // its bytes are not UTF-8 (a later restore must recognise the partial name when it lists it).
+  const readable = !hasEscapedBytes(name) && Buffer.byteLength(name) + suffix.length + 2 <= NAME_MAX;
+  return join(dir, readable ? `.${name}.${suffix}` : `.${suffix}`);
 }
 
 /** Removes the partial files a killed restore left in a directory that existed before this one. */
 function removeStalePartials(context: Context, dir: string): void {
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = readdirSync(fsPath(dir));
   } catch {
     return; // unreadable: the restore reports the directory itself when it writes into it
   }
   for (const name of names) {
     if (!PARTIAL_NAME.test(name)) continue;
     try {
-      unlinkSync(join(dir, name));
+      unlinkSync(fsPath(join(dir, name)));
       context.partialsRemoved += 1;
     } catch {
       // a partial file that cannot be removed is only hidden clutter; the restore goes on
@@ -226,6 +243,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     progress: { files: 0, dirs: 0, bytesWritten: 0 },
     errors: [],
     skipped: [],
+    notSet: new Map(),
     hardLinks: new Map(),
     files: createLimiter(FILES_IN_FLIGHT),
     bytes: createLimiter(BYTES_IN_FLIGHT),
@@ -281,7 +299,23 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     partialsRemoved: context.partialsRemoved,
     errors: context.errors,
     skipped: context.skipped,
+    notSet: [...context.notSet.values()],
   };
+}
+
+/** Counts what could not be set; the first of each kind is reported as a warning, once. */
+function noteNotSet(context: Context, kind: string, path: string, reason: string): void {
+  const known = context.notSet.get(kind);
+  if (known) {
+    known.count += 1;
+    return;
+  }
+  context.notSet.set(kind, { kind, count: 1, example: path, reason });
+  context.options.onWarning?.({
+    path,
+    code: 'RESTORE_INCOMPLETE',
+    message: `${kind} not set on "${displayName(path)}" (${reason}); further entries of this kind are counted, not named`,
+  });
 }
 
 /** Counts a resource; `acquire` waits while the limit is reached, but one holder may always exceed it. */
@@ -331,7 +365,7 @@ async function restoreChildren(
     if (context.aborted) throw interrupted(context);
     let below: string[][] | undefined;
     if (includes) {
-      const matching = includes.filter((parts) => parts[0] === node.name);
+      const matching = includes.filter((parts) => nameMatches(parts[0], node.name));
       if (matching.length === 0) continue;
       below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1));
     }
@@ -346,7 +380,7 @@ async function restoreChildren(
     if (node.type === 'file') {
       await context.files.acquire(1);
       pending.push(
-        restoreFile(context, node, target, place)
+        restoreFile(context, node, target, place, nodePath)
           .then(() => {
             context.progress.files += 1;
             context.options.onProgress?.(context.progress);
@@ -371,7 +405,7 @@ async function restoreChildren(
           settleAll(inside)
             .then(() => {
               if (!walked) return;
-              applyMetadata(node, target);
+              applyMetadata(context, node, target, nodePath);
               context.progress.dirs += 1;
             })
             .catch(reportFailure),
@@ -387,35 +421,36 @@ async function restoreChildren(
   }
 }
 
-/** Symlinks, named pipes and the types that are listed but not recreated. */
+/** Symlinks, named pipes, device files, and sockets (listed, not recreated). */
 async function restoreNode(context: Context, node: TreeNode, target: string, path: string): Promise<void> {
   switch (node.type) {
     case 'symlink':
       removeForOverwrite(target, context.options.overwrite === true);
       try {
-        symlinkSync(node.linkTarget ?? '', target);
+        symlinkSync(nameBytes(node.linkTarget ?? ''), fsPath(target));
       } catch (error) {
         throw targetError(error, target);
       }
       break;
     case 'fifo':
+    case 'chardev':
+    case 'blockdev':
+      if (node.type !== 'fifo' && !isRoot) {
+        context.skipped.push({ path, type: node.type });
+        noteNotSet(context, 'device files', path, 'only root may create them');
+        return;
+      }
       removeForOverwrite(target, context.options.overwrite === true);
-      if (lstatSync(target, { throwIfNoEntry: false }))
+      if (lstatSync(fsPath(target), { throwIfNoEntry: false }))
         throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
-      await promisify(execFile)('mkfifo', [target]).catch((error: unknown) => {
-        throw new AmberError(
-          'RESTORE_INCOMPLETE',
-          `the named pipe "${target}" could not be created (${(error as Error).message.trim()})`,
-          { cause: error },
-        );
-      });
+      await makeSpecialFile(target, node.type, node.mode, BigInt(node.rdev ?? '0'));
       break;
     default:
-      // Sockets are recreated by the programs that own them; device files need mknod, which Node lacks.
+      // Sockets are recreated by the programs that own them: a file in their place would be wrong.
       context.skipped.push({ path, type: node.type });
       return;
   }
-  applyMetadata(node, target);
+  applyMetadata(context, node, target, path);
 }
 
 // File system calls here are synchronous on purpose: each takes microseconds, while a trip through
@@ -424,18 +459,18 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
 /** True when the directory is new: nothing is in it but what this restore puts there. */
 function makeDirectory(target: string, overwrite: boolean): boolean {
   try {
-    mkdirSync(target, { mode: 0o700 });
+    mkdirSync(fsPath(target), { mode: 0o700 });
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw targetError(error, target);
     // Never descend through a symlink: it could point anywhere, outside the target included.
-    if (!lstatSync(target).isDirectory()) {
+    if (!lstatSync(fsPath(target)).isDirectory()) {
       if (!overwrite)
-        throw new AmberError('TARGET_EXISTS', `"${target}" exists and is not a directory`, {
+        throw new AmberError('TARGET_EXISTS', `"${displayName(target)}" exists and is not a directory`, {
           hint: 'restore into an empty directory, or pass --overwrite',
         });
-      rmSync(target, { force: true });
-      mkdirSync(target, { mode: 0o700 });
+      rmSync(fsPath(target), { force: true });
+      mkdirSync(fsPath(target), { mode: 0o700 });
       return true;
     }
     return false;
@@ -445,17 +480,17 @@ function makeDirectory(target: string, overwrite: boolean): boolean {
 /** With --overwrite: true when `target` exists and may be replaced. Without it, creation itself refuses. */
 function replaceable(target: string, overwrite: boolean): boolean {
   if (!overwrite) return false;
-  const existing = lstatSync(target, { throwIfNoEntry: false });
+  const existing = lstatSync(fsPath(target), { throwIfNoEntry: false });
   if (!existing) return false;
   if (existing.isDirectory())
-    throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
+    throw new AmberError('TARGET_EXISTS', `"${displayName(target)}" is a directory; it is not replaced by a file`);
   return true;
 }
 
 function removeForOverwrite(target: string, overwrite: boolean): void {
   if (!replaceable(target, overwrite)) return;
   try {
-    unlinkSync(target);
+    unlinkSync(fsPath(target));
   } catch (error) {
     throw targetError(error, target);
   }
@@ -485,26 +520,34 @@ function alreadyRestored(existing: BigIntStats, node: TreeNode): boolean {
  * without --overwrite is refused.
  */
 function existingFile(target: string, node: TreeNode, overwrite: boolean): 'present' | undefined {
-  const existing = lstatSync(target, { bigint: true, throwIfNoEntry: false });
+  const existing = lstatSync(fsPath(target), { bigint: true, throwIfNoEntry: false });
   if (!existing) return undefined;
   if (existing.isDirectory())
-    throw new AmberError('TARGET_EXISTS', `"${target}" is a directory; it is not replaced by a file`);
+    throw new AmberError('TARGET_EXISTS', `"${displayName(target)}" is a directory; it is not replaced by a file`);
   if (overwrite) return undefined;
   if (alreadyRestored(existing, node)) return 'present';
   throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
 }
 
-async function restoreFile(context: Context, node: TreeNode, target: string, place: Place): Promise<void> {
+async function restoreFile(
+  context: Context,
+  node: TreeNode,
+  target: string,
+  place: Place,
+  path: string,
+): Promise<void> {
   const overwrite = context.options.overwrite === true;
   // In a directory this restore created nothing can be in the way; elsewhere one lstat says what is.
   const present = !place.fresh && existingFile(target, node, overwrite) === 'present';
   if (present) context.alreadyPresent += 1;
   const linkKey = node.links > 1 ? `${node.deviceId}:${node.inode}` : undefined;
-  if (!linkKey) return present ? undefined : writeFile(context, node, target, place, overwrite);
+  if (!linkKey) return present ? undefined : writeFile(context, node, target, place, overwrite, path);
   // Looked up and claimed without an await in between: links to one inode may be in flight together.
   const known = context.hardLinks.get(linkKey);
   if (!known) {
-    const done = (present ? Promise.resolve() : writeFile(context, node, target, place, overwrite)).then(() => target);
+    const done = (present ? Promise.resolve() : writeFile(context, node, target, place, overwrite, path)).then(
+      () => target,
+    );
     context.hardLinks.set(
       linkKey,
       done.catch(() => undefined),
@@ -513,11 +556,11 @@ async function restoreFile(context: Context, node: TreeNode, target: string, pla
   }
   const first = await known;
   if (present) return;
-  if (!first) return writeFile(context, node, target, place, overwrite); // the first copy failed; this one stands alone
+  if (!first) return writeFile(context, node, target, place, overwrite, path); // the first copy failed; this one stands alone
   if (context.aborted) throw interrupted(context);
   removeForOverwrite(target, overwrite);
   try {
-    linkSync(first, target);
+    linkSync(fsPath(first), fsPath(target));
   } catch (error) {
     throw targetError(error, target);
   }
@@ -529,6 +572,7 @@ async function writeFile(
   target: string,
   place: Place,
   overwrite: boolean,
+  path: string,
 ): Promise<void> {
   // The walk may still reach files after an interruption removed the partial files: it must start
   // none (the process may exit before one made now could be removed).
@@ -539,7 +583,11 @@ async function writeFile(
     partial = partialPath(dirname(target), node.name);
     try {
       // O_EXCL refuses an existing name and O_NOFOLLOW a symlink planted in the target.
-      fd = openSync(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      fd = openSync(
+        fsPath(partial),
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
     } catch (error) {
       // Another restore's partial file by that name: draw the next one.
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw targetError(error, target);
@@ -548,16 +596,20 @@ async function writeFile(
   context.partials.add(partial);
   const discard = () => {
     context.partials.delete(partial);
-    rmSync(partial, { force: true });
+    rmSync(fsPath(partial), { force: true });
   };
   try {
     const { length, end } = await writeContent(context, fd, node.content ?? []);
     // Zeros at the end were skipped as a hole, which only a length makes part of the file.
     if (end < length) ftruncateSync(fd, length);
-    // Metadata goes through the descriptor this restore created, never through a path.
-    if (isRoot && !(place.ownsAsCreated && node.uid === EUID && node.gid === EGID)) fchownSync(fd, node.uid, node.gid);
+    // Metadata goes through the descriptor this restore created, never through a path: owner first
+    // (a chown clears set-id bits and file capabilities), then mode, attributes (an ACL after the
+    // mode it agrees with), times last.
+    if (isRoot && !(place.ownsAsCreated && node.uid === EUID && node.gid === EGID))
+      setOwner(context, path, () => fchownSync(fd, node.uid, node.gid));
     fchmodSync(fd, node.mode);
-    futimesSync(fd, ...mtimeOf(node));
+    if (node.xattrs?.length) noteXattrFailures(context, path, writeXattrsFd(fd, node.xattrs));
+    futimesSync(fd, ...timesOf(node));
   } catch (error) {
     closeSync(fd);
     discard();
@@ -573,7 +625,7 @@ async function writeFile(
     if (place.fresh || overwrite) {
       // A new directory holds nothing else; --overwrite replaces what is there, and only now that
       // the new content is complete and authentic, so a damaged chunk never costs the old file.
-      renameSync(partial, target);
+      renameSync(fsPath(partial), fsPath(target));
     } else {
       // Elsewhere a name that appeared meanwhile is refused, not replaced: link() never overwrites.
       giveNameExclusively(partial, target);
@@ -586,7 +638,9 @@ async function writeFile(
 }
 
 /** Renames `partial` to `target` unless something is there; where the filesystem has no hard links, checks first. */
-function giveNameExclusively(partial: string, target: string): void {
+function giveNameExclusively(partialPath: string, targetPath: string): void {
+  const partial = fsPath(partialPath);
+  const target = fsPath(targetPath);
   try {
     linkSync(partial, target);
   } catch (error) {
@@ -627,24 +681,32 @@ async function writeContent(context: Context, fd: number, content: string[]): Pr
   return { length: position, end };
 }
 
-/** Node turns a negative number of seconds into "now"; a Date keeps times before 1970 (to the ms). */
-function mtimeOf(node: TreeNode): [Date | number, Date | number] {
-  const ns = BigInt(node.mtimeNs);
-  const mtime = ns < 0n ? new Date(Number(ns / 1_000_000n)) : utimeSecondsFromNs(ns);
-  return [mtime, mtime];
+/** Access and modification times; a version 1 tree has no access time and gets the modification time. */
+function timesOf(node: TreeNode): [string, string] {
+  return [utimeSecondsFromNs(BigInt(node.atimeNs ?? node.mtimeNs)), utimeSecondsFromNs(BigInt(node.mtimeNs))];
 }
 
-function applyMetadata(node: TreeNode, target: string): void {
-  if (isRoot) {
-    try {
-      lchownSync(target, node.uid, node.gid);
-    } catch {
-      // ownership is best effort (e.g. ids unknown to this system's filesystem)
-    }
-  }
+/** Sets an owner as root; a filesystem that refuses (ids it cannot map, EINVAL) is reported, once. */
+function setOwner(context: Context, path: string, chown: () => void): void {
   try {
-    if (node.type !== 'symlink') chmodSync(target, node.mode);
-    lutimesSync(target, ...mtimeOf(node));
+    chown();
+  } catch (error) {
+    noteNotSet(context, 'owners', path, `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+function noteXattrFailures(context: Context, path: string, failures: XattrFailure[]): void {
+  for (const failure of failures) noteNotSet(context, failure.kind, path, failure.reason);
+}
+
+/** Directories (once their contents are done), symlinks, pipes and devices: the same order as files. */
+function applyMetadata(context: Context, node: TreeNode, target: string, path: string): void {
+  const at = fsPath(target);
+  if (isRoot) setOwner(context, path, () => lchownSync(at, node.uid, node.gid));
+  try {
+    if (node.type !== 'symlink') chmodSync(at, node.mode);
+    if (node.xattrs?.length) noteXattrFailures(context, path, writeXattrs(target, node.type, node.xattrs));
+    lutimesSync(at, ...timesOf(node));
   } catch (error) {
     throw targetError(error, target);
   }
@@ -653,15 +715,16 @@ function applyMetadata(node: TreeNode, target: string): void {
 /** A system error on the target as the error the restore reports for that entry; Amber's own pass through. */
 function targetError(error: unknown, target: string): unknown {
   if (isAmberError(error)) return error;
+  const shown = displayName(target);
   const code = (error as NodeJS.ErrnoException)?.code;
   if (code === 'EEXIST')
-    return new AmberError('TARGET_EXISTS', `"${target}" already exists`, {
+    return new AmberError('TARGET_EXISTS', `"${shown}" already exists`, {
       hint: 'restore into an empty directory, or pass --overwrite',
     });
   if (code === 'ELOOP')
-    return new AmberError('UNSAFE_PATH', `"${target}" is a symlink; Amber does not write through symlinks`);
+    return new AmberError('UNSAFE_PATH', `"${shown}" is a symlink; Amber does not write through symlinks`);
   if (code === 'ENOSPC' || code === 'EDQUOT')
-    return new AmberError('STORAGE_FULL', `no space left to restore "${target}"`, {
+    return new AmberError('STORAGE_FULL', `no space left to restore "${shown}"`, {
       hint: 'free space on the target filesystem, or raise the quota',
     });
   if (code === 'ENAMETOOLONG') {
@@ -669,7 +732,7 @@ function targetError(error: unknown, target: string): unknown {
     // (and, for a directory, what is in it) is reported as not restored, never dropped silently.
     return new AmberError(
       'TARGET_UNWRITABLE',
-      `"${target}" was not restored: its path is ${Buffer.byteLength(target)} bytes, longer than this system accepts (PATH_MAX ${PATH_MAX} bytes, ENAMETOOLONG)`,
+      `"${shown}" was not restored: its path is ${nameBytes(target).length} bytes, longer than this system accepts (PATH_MAX ${PATH_MAX} bytes, ENAMETOOLONG)`,
       {
         cause: error,
         hint: 'restore that part with --include into a shorter --target, such as /r',
@@ -677,12 +740,12 @@ function targetError(error: unknown, target: string): unknown {
     );
   }
   if (code === 'EROFS')
-    return new AmberError('TARGET_UNWRITABLE', `"${target}" is on a read-only filesystem (EROFS)`, {
+    return new AmberError('TARGET_UNWRITABLE', `"${shown}" is on a read-only filesystem (EROFS)`, {
       cause: error,
       hint: 'restore onto a writable filesystem, or remount it read-write',
     });
   if (typeof code === 'string') {
-    return new AmberError('TARGET_UNWRITABLE', `"${target}" could not be written (${code})`, {
+    return new AmberError('TARGET_UNWRITABLE', `"${shown}" could not be written (${code})`, {
       cause: error,
       hint:
         code === 'EACCES' || code === 'EPERM'

@@ -1,9 +1,21 @@
-// Trees: one blob per directory listing its entries, sorted by name bytes. JSON, so readers keep
-// fields they do not know. Times are nanoseconds as decimal strings (they exceed 2^53).
+// Trees: one blob per directory listing its entries, sorted by name bytes (format.md §10).
+// Version 2 trees are MessagePack after a 4-byte marker: names and link targets that are not UTF-8
+// travel as bytes, times and inode numbers as 64-bit integers, blob ids and attribute values as
+// bytes. Version 1 trees (JSON, times as decimal strings) are read forever and never written.
+// In memory a node keeps the shape it always had: names are strings in which a byte that is not
+// UTF-8 is one escaped code unit (core/byte-names.ts), times and inode numbers decimal strings.
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { AmberError } from '../core/errors.ts';
+import { hasEscapedBytes, nameBytes, nameFromBytes } from '../core/byte-names.ts';
 import { isHexId, type TreeId } from '../core/ids.ts';
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
+
+/** One extended attribute as the filesystem holds it; POSIX ACLs are the system.posix_acl_* ones. */
+export interface NodeXattr {
+  name: string;
+  value: Buffer;
+}
 
 export interface TreeNode {
   name: string;
@@ -13,6 +25,8 @@ export interface TreeNode {
   gid: number;
   sizeBytes: number;
   mtimeNs: string;
+  /** Absent for directories and in version 1 trees: a restore then sets the modification time. */
+  atimeNs?: string;
   ctimeNs: string;
   /** Inode and device id: for change detection and hard links; never restored as such. */
   inode: string;
@@ -26,6 +40,8 @@ export interface TreeNode {
   subtree?: TreeId;
   /** e.g. "changed-while-read". */
   flags?: string[];
+  /** Sorted by name; absent when the entry has none. */
+  xattrs?: NodeXattr[];
   [unknownField: string]: unknown;
 }
 
@@ -34,27 +50,39 @@ export interface Tree {
   [unknownField: string]: unknown;
 }
 
+/** The first bytes of a version 2 tree: a NUL (no JSON text starts with one), "AT", the version. */
+export const TREE_V2_MARKER = Buffer.from([0x00, 0x41, 0x54, 0x02]);
+
+const encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
+const decoder = new Decoder({ useBigInt64: true });
+
+/** Fields held as decimal strings in memory and as 64-bit integers in a version 2 tree. */
+const INTEGER_FIELDS = ['mtimeNs', 'atimeNs', 'ctimeNs', 'inode', 'deviceId', 'rdev'] as const;
+
 export function encodeTree(tree: Tree): Buffer {
-  return Buffer.from(JSON.stringify(tree), 'utf8');
+  const body = encoder.encode({ ...tree, nodes: tree.nodes.map(encodeNode) });
+  return Buffer.concat([TREE_V2_MARKER, body]);
 }
 
-const SAFE_NAME = (name: unknown): name is string =>
-  typeof name === 'string' &&
-  name.length > 0 &&
-  name !== '.' &&
-  name !== '..' &&
-  !name.includes('/') &&
-  !name.includes('\0');
+function encodeNode(node: TreeNode): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...node };
+  out.name = asWireName(node.name);
+  if (node.linkTarget !== undefined) out.linkTarget = asWireName(node.linkTarget);
+  for (const field of INTEGER_FIELDS) if (node[field] !== undefined) out[field] = BigInt(node[field]!);
+  if (node.content !== undefined) out.content = node.content.map((hex) => Buffer.from(hex, 'hex'));
+  if (node.subtree !== undefined) out.subtree = Buffer.from(node.subtree, 'hex');
+  if (node.xattrs !== undefined) out.xattrs = node.xattrs.map((x) => [x.name, x.value]);
+  return out;
+}
+
+/** A name as a MessagePack string when it is UTF-8, as its bytes when it is not. */
+function asWireName(name: string): string | Buffer {
+  return hasEscapedBytes(name) ? nameBytes(name) : name;
+}
 
 /** Parses a tree and refuses names that could escape a restore target. */
 export function decodeTree(bytes: Uint8Array, where: string): Tree {
-  let tree: Tree;
-  try {
-    tree = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (cause) {
-    throw new AmberError('OBJECT_CORRUPT', `tree ${where} is not valid JSON`, { cause });
-  }
-  if (!tree || !Array.isArray(tree.nodes)) throw new AmberError('OBJECT_CORRUPT', `tree ${where} has no node list`);
+  const tree = isVersion2(bytes) ? decodeVersion2(bytes, where) : decodeVersion1(bytes, where);
   const seen = new Set<string>();
   for (const node of tree.nodes) {
     if (seen.has(node?.name)) {
@@ -68,11 +96,90 @@ export function decodeTree(bytes: Uint8Array, where: string): Tree {
         'OBJECT_CORRUPT',
         `tree ${where}: the subtree of ${JSON.stringify(node.name)} is not a tree id`,
       );
-    if (!SAFE_NAME(node?.name)) {
+    if (!safeName(node?.name)) {
       throw new AmberError('UNSAFE_PATH', `tree ${where} contains the unsafe name ${JSON.stringify(node?.name)}`, {
         hint: 'the snapshot was crafted or damaged; nothing was written for this entry',
       });
     }
   }
   return tree;
+}
+
+function safeName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name !== '.' &&
+    name !== '..' &&
+    !name.includes('/') &&
+    !name.includes('\0')
+  );
+}
+
+function isVersion2(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && TREE_V2_MARKER.equals(Buffer.from(bytes.buffer, bytes.byteOffset, 4));
+}
+
+function decodeVersion1(bytes: Uint8Array, where: string): Tree {
+  let tree: Tree;
+  try {
+    tree = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (cause) {
+    throw new AmberError('OBJECT_CORRUPT', `tree ${where} is neither a version 2 tree nor valid JSON`, { cause });
+  }
+  if (!tree || !Array.isArray(tree.nodes)) throw new AmberError('OBJECT_CORRUPT', `tree ${where} has no node list`);
+  return tree;
+}
+
+function decodeVersion2(bytes: Uint8Array, where: string): Tree {
+  let raw: unknown;
+  try {
+    raw = decoder.decode(bytes.subarray(TREE_V2_MARKER.length));
+  } catch (cause) {
+    throw new AmberError('OBJECT_CORRUPT', `tree ${where} is not valid MessagePack`, { cause });
+  }
+  const tree = raw as { nodes?: unknown };
+  if (!tree || typeof tree !== 'object' || !Array.isArray(tree.nodes))
+    throw new AmberError('OBJECT_CORRUPT', `tree ${where} has no node list`);
+  return { ...tree, nodes: tree.nodes.map((node, n) => decodeNode(node, where, n)) } as Tree;
+}
+
+function decodeNode(raw: unknown, where: string, n: number): TreeNode {
+  const bad = (what: string) => new AmberError('OBJECT_CORRUPT', `tree ${where}: node ${n} ${what}`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('is not a map');
+  const node = raw as Record<string, unknown>;
+  node.name = fromWireName(node.name, () => bad('has no name'));
+  if (node.linkTarget !== undefined)
+    node.linkTarget = fromWireName(node.linkTarget, () => bad('has a bad link target'));
+  for (const field of INTEGER_FIELDS) {
+    const value = node[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'bigint' && typeof value !== 'number') throw bad(`has a ${field} that is not an integer`);
+    node[field] = value.toString();
+  }
+  if (node.content !== undefined) {
+    if (!Array.isArray(node.content)) throw bad('has content that is not a list');
+    node.content = node.content.map((id) => hexOfId(id, () => bad('has a content id that is not 32 bytes')));
+  }
+  if (node.subtree !== undefined) node.subtree = hexOfId(node.subtree, () => bad('has a subtree that is not 32 bytes'));
+  if (node.xattrs !== undefined) {
+    if (!Array.isArray(node.xattrs)) throw bad('has attributes that are not a list');
+    node.xattrs = node.xattrs.map((pair) => {
+      if (!Array.isArray(pair) || typeof pair[0] !== 'string' || !(pair[1] instanceof Uint8Array))
+        throw bad('has an attribute that is not a [name, bytes] pair');
+      return { name: pair[0], value: Buffer.from(pair[1]) };
+    });
+  }
+  return node as TreeNode;
+}
+
+function fromWireName(value: unknown, bad: () => Error): string {
+  if (typeof value === 'string') return value;
+  if (value instanceof Uint8Array) return nameFromBytes(value);
+  throw bad();
+}
+
+function hexOfId(value: unknown, bad: () => Error): string {
+  if (!(value instanceof Uint8Array) || value.length !== 32) throw bad();
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
 }

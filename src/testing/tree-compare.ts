@@ -4,7 +4,7 @@
 // Modification times count as equal within `mtimeToleranceNs`, 1 µs by default: restore sets them
 // with fs.utimes/lutimes, which take seconds as a double, so about 120 ns (before 2038; 240 ns before
 // 2106) is lost to rounding and a sub-microsecond difference says nothing about the restore.
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { entryTypeOf } from '../source/fs/entry-meta.ts';
 
@@ -189,9 +189,19 @@ async function compareFiles(comparison: Comparison, name: string, expected: Side
   }
 }
 
+/** Opens without changing the access time where allowed, so comparing a source leaves it as a backup saw it. */
+async function openQuietly(path: Buffer): Promise<fs.FileHandle> {
+  try {
+    return await fs.open(path, constants.O_RDONLY | constants.O_NOATIME);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    return fs.open(path, constants.O_RDONLY);
+  }
+}
+
 /** Streams both files side by side; returns the first offset where they differ, if any. */
 async function firstDifferentByte(expectedPath: Buffer, actualPath: Buffer): Promise<number | undefined> {
-  const [expected, actual] = await Promise.all([fs.open(expectedPath, 'r'), fs.open(actualPath, 'r')]);
+  const [expected, actual] = await Promise.all([openQuietly(expectedPath), openQuietly(actualPath)]);
   try {
     const expectedChunk = Buffer.alloc(CHUNK_BYTES);
     const actualChunk = Buffer.alloc(CHUNK_BYTES);

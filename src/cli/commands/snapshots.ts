@@ -9,6 +9,8 @@ import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
 import { loadIndex } from '../../repo/index-loader.ts';
 import { createBlobReader } from '../../repo/blob-reader.ts';
 import type { TreeNode } from '../../repo/tree.ts';
+import { displayName, jsonName } from '../../core/byte-names.ts';
+import { deviceNumbers } from '../../source/fs/special-files.ts';
 import { type CliContext, openOp, print } from '../context.ts';
 
 export function snapshotJson({ id, snapshot, signer }: SnapshotEntry) {
@@ -76,7 +78,7 @@ Examples:
       const reader = createBlobReader(repo, (await loadIndex(repo)).index);
       const node = await resolvePath(reader, entry.snapshot.tree, file);
       if (node.type !== 'file')
-        throw new AmberError('PATH_NOT_FOUND', `"${file}" is a ${node.type}, not a file`, {
+        throw new AmberError('PATH_NOT_FOUND', `"${displayName(file)}" is a ${node.type}, not a file`, {
           hint: 'use `amber ls` to list a directory',
         });
       const chunks = async function* () {
@@ -86,23 +88,62 @@ Examples:
     });
 }
 
-function nodeJson(path: string, node: TreeNode) {
-  const { content: _content, subtree: _subtree, ...rest } = node;
-  return { path, ...rest };
+/**
+ * One `ls --json` line. Names, paths and link targets are shown escaped (as in the text listing);
+ * where that differs from their bytes, a `…Base64` field beside them holds the bytes exactly.
+ */
+export function nodeJson(path: string, node: TreeNode) {
+  const { content: _content, subtree: _subtree, name, linkTarget, xattrs, ...rest } = node;
+  const shownPath = jsonName(path);
+  const shownName = jsonName(name);
+  const shownTarget = linkTarget === undefined ? undefined : jsonName(linkTarget);
+  return {
+    path: shownPath.text,
+    ...(shownPath.base64 !== undefined && { pathBase64: shownPath.base64 }),
+    name: shownName.text,
+    ...(shownName.base64 !== undefined && { nameBase64: shownName.base64 }),
+    ...rest,
+    ...(shownTarget && { linkTarget: shownTarget.text }),
+    ...(shownTarget?.base64 !== undefined && { linkTargetBase64: shownTarget.base64 }),
+    ...(xattrs && { xattrs: xattrs.map((x) => ({ name: x.name, valueBase64: x.value.toString('base64') })) }),
+  };
 }
 
+const TYPE_LETTER: Record<string, string> = {
+  dir: 'd',
+  symlink: 'l',
+  fifo: 'p',
+  socket: 's',
+  chardev: 'c',
+  blockdev: 'b',
+};
+
 function renderNode(path: string, node: TreeNode): string {
-  const mode = (node.type === 'dir' ? 'd' : node.type === 'symlink' ? 'l' : '-') + modeString(node.mode);
+  const mode = (TYPE_LETTER[node.type] ?? '-') + modeString(node.mode) + (node.xattrs?.length ? '+' : '');
   const time = isoDate(Number(BigInt(node.mtimeNs) / 1_000_000n))
     .slice(0, 19)
     .replace('T', ' ');
-  const size = node.type === 'file' ? formatBytes(node.sizeBytes) : '';
-  return `${mode} ${String(node.uid).padStart(5)} ${String(node.gid).padStart(5)} ${size.padStart(10)} ${time} ${path}${node.linkTarget !== undefined ? ` -> ${node.linkTarget}` : ''}`;
+  const size =
+    node.type === 'file' ? formatBytes(node.sizeBytes) : node.rdev !== undefined ? deviceLabel(BigInt(node.rdev)) : '';
+  const target = node.linkTarget !== undefined ? ` -> ${displayName(node.linkTarget)}` : '';
+  return `${mode.padEnd(11)} ${String(node.uid).padStart(5)} ${String(node.gid).padStart(5)} ${size.padStart(10)} ${time} ${displayName(path)}${target}`;
 }
 
+function deviceLabel(rdev: bigint): string {
+  const { major, minor } = deviceNumbers(rdev);
+  return `${major}, ${minor}`;
+}
+
+/** As ls -l: set-id bits as s/S over the execute bits, the sticky bit as t/T. */
 function modeString(mode: number): string {
-  const bits = 'rwxrwxrwx';
-  return [...bits].map((char, index) => (mode & (1 << (8 - index)) ? char : '-')).join('');
+  const bits = [...'rwxrwxrwx'].map((char, index) => (mode & (1 << (8 - index)) ? char : '-'));
+  const special = (index: number, bit: number, letter: string) => {
+    if (mode & bit) bits[index] = bits[index] === 'x' ? letter : letter.toUpperCase();
+  };
+  special(2, 0o4000, 's');
+  special(5, 0o2000, 's');
+  special(8, 0o1000, 't');
+  return bits.join('');
 }
 
 function renderSnapshots(entries: SnapshotEntry[]): string {

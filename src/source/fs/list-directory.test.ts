@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compareNames, listDirectory } from './list-directory.ts';
 import { isAmberError } from '../../core/errors.ts';
+import { displayName, fsPath, nameBytes } from '../../core/byte-names.ts';
+import { lstatSync } from 'node:fs';
 
 let root = '';
 before(async () => {
@@ -31,19 +33,20 @@ test('an empty directory lists nothing', async () => {
   assert.deepEqual(listDirectory(dir), []);
 });
 
-test('a name that is not UTF-8 fails the listing unless a handler takes it', async () => {
+test('a name that is not UTF-8 is listed as its bytes, a real U+FFFD as itself, in byte order', async () => {
   const dir = join(root, 'latin1');
   await fs.mkdir(dir);
   const raw = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "café" in Latin-1
   await fs.writeFile(Buffer.concat([Buffer.from(`${dir}/`), raw]), '');
   await fs.writeFile(join(dir, 'ok'), '');
-  assert.throws(
-    () => listDirectory(dir),
-    (error) => isAmberError(error, 'SOURCE_UNREADABLE') && error.message.includes('636166e9'),
+  await fs.writeFile(join(dir, 'real\uFFFD'), '');
+  const listed = listDirectory(dir);
+  assert.deepEqual(
+    listed.map((name) => nameBytes(name)),
+    [raw, Buffer.from('ok'), Buffer.from('real\uFFFD')],
   );
-  const skipped: Buffer[] = [];
-  assert.deepEqual(listDirectory(dir, { onUndecodableName: (name) => skipped.push(name) }), ['ok']);
-  assert.deepEqual(skipped, [raw]);
+  assert.equal(displayName(listed[0]), 'caf\\xe9');
+  assert.equal(lstatSync(fsPath(join(dir, listed[0]))).isFile(), true);
 });
 
 test('a missing directory is SOURCE_NOT_FOUND and a file is SOURCE_UNREADABLE', async () => {

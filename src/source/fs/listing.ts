@@ -16,8 +16,6 @@ export interface Listing {
   dir: string;
   /** Sorted as listDirectory sorts; an entry whose lstat failed carries the problem instead. */
   entries: ({ name: string; meta: EntryMeta } | { name: string; problem: ListingProblem })[];
-  /** Names that are not valid UTF-8 (hex of their bytes), left out of `entries`. */
-  undecodable: string[];
   /** The directory itself could not be listed. */
   problem?: ListingProblem;
   /**
@@ -28,12 +26,11 @@ export interface Listing {
 }
 
 export function readListing(dir: string): Listing {
-  const undecodable: string[] = [];
   let names: string[];
   try {
-    names = listDirectory(dir, { onUndecodableName: (raw) => undecodable.push(raw.toString('hex')) });
+    names = listDirectory(dir);
   } catch (error) {
-    return { dir, entries: [], undecodable, problem: problemOf(error), fingerprint: '' };
+    return { dir, entries: [], problem: problemOf(error), fingerprint: '' };
   }
   const entries: Listing['entries'] = names.map((name) => {
     try {
@@ -42,17 +39,23 @@ export function readListing(dir: string): Listing {
       return { name, problem: problemOf(error) };
     }
   });
-  return { dir, entries, undecodable, fingerprint: fingerprintOf(entries, undecodable) };
+  return { dir, entries, fingerprint: fingerprintOf(entries) };
 }
 
-function fingerprintOf(entries: Listing['entries'], undecodable: string[]): string {
+/**
+ * Everything a tree node records of an entry but its content, the access time included: a tree
+ * reused from the cache is then exactly the tree a fresh walk would write. The leading version
+ * keeps a cache written for version 1 trees from ever matching.
+ */
+function fingerprintOf(entries: Listing['entries']): string {
   const lines = entries.map((entry) => {
     if (!('meta' in entry)) return `${entry.name}\0!${entry.problem.code}`;
     const m = entry.meta;
-    return `${m.name}\0${m.type}\0${m.mode}\0${m.uid}\0${m.gid}\0${m.sizeBytes}\0${m.mtimeNs}\0${m.ctimeNs}\0${m.inode}\0${m.deviceId}\0${m.nlink}\0${m.rdev ?? ''}\0${m.linkTarget ?? ''}`;
+    const xattrs = (m.xattrs ?? []).map((x) => `${x.name}=${x.value.toString('base64')}`).join('\0');
+    return `${m.name}\0${m.type}\0${m.mode}\0${m.uid}\0${m.gid}\0${m.sizeBytes}\0${m.mtimeNs}\0${m.atimeNs ?? ''}\0${m.ctimeNs}\0${m.inode}\0${m.deviceId}\0${m.nlink}\0${m.rdev ?? ''}\0${m.linkTarget ?? ''}\0${xattrs}`;
   });
-  for (const hex of undecodable) lines.push(`!${hex}`);
-  return createHash('sha256').update(lines.join('\n')).digest('hex');
+  // Hashed as UTF-16 code units, not UTF-8: an escaped byte must not collapse into U+FFFD.
+  return createHash('sha256').update('tree-v2\n').update(lines.join('\n'), 'utf16le').digest('hex');
 }
 
 /** The error a listing problem stands for, as the code that met it would have thrown it. */
