@@ -83,6 +83,11 @@ export async function main(argv: string[]): Promise<number> {
   const { program, globals } = buildProgram((next) => {
     status = Math.max(status, next);
   });
+  // A reader that went away (`amber ls … | head`) ends the command quietly, as it does for git and
+  // restic: the write that fails is asynchronous, so it surfaces here, not at the write.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT.ok);
+  });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return status;

@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   PATH_NOT_FOUND: 'A path does not exist in the snapshot',
   SOURCE_NOT_FOUND: 'A path given to back up does not exist',
   SOURCE_UNREADABLE: 'A file or directory to back up could not be read',
+  XATTRS_UNREADABLE:
+    'The extended attributes of a symlink, fifo, socket or device whose name is not valid UTF-8 cannot be read',
   SOURCE_CHANGED: 'A file changed while it was read; it was stored as read and flagged',
   TARGET_EXISTS: 'A restore would overwrite an existing file',
   TARGET_UNWRITABLE: 'The restore target refused a file or directory',

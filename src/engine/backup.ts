@@ -13,7 +13,7 @@ import { sha256Hex } from '../crypto/index.ts';
 import { readEntryMeta, type EntryMeta } from '../source/fs/entry-meta.ts';
 import { compareNames } from '../source/fs/list-directory.ts';
 import { createExcludeMatcher, type ExcludeMatcher } from '../source/fs/excludes.ts';
-import { errorOf } from '../source/fs/listing.ts';
+import { errorOf, readEntry } from '../source/fs/listing.ts';
 import { createDirectoryLister, type DirectoryLister } from './directory-lister.ts';
 import { defaultPoolSize } from './worker-pool.ts';
 import type { Operation } from '../governance/operation.ts';
@@ -336,7 +336,8 @@ async function ancestorNodes(session: Session, dir: string, paths: string[]): Pr
   for (const name of [...children.keys()].sort(compareNames)) {
     const child = join(dir, name);
     const wanted = children.get(name)!;
-    const meta = readEntryMeta(child, name);
+    const { meta, warning } = readEntry(child, name);
+    if (warning) warn(session, child, errorOf(warning, child));
     if (wanted.includes(child)) {
       const node = await backupEntry(session, child, meta);
       if (node) nodes.push(node);
@@ -387,7 +388,12 @@ async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
       clean = false;
       continue;
     }
-    if (!session.exclude(path, entry.name, entry.meta.type === 'dir')) kept.push({ path, meta: entry.meta });
+    if (session.exclude(path, entry.name, entry.meta.type === 'dir')) continue;
+    if (entry.warning) {
+      warn(session, path, errorOf(entry.warning, path));
+      clean = false; // not cached: the warning is given again by every backup
+    }
+    kept.push({ path, meta: entry.meta });
   }
   const nodes: (TreeNode | undefined)[] = new Array(kept.length);
   const childTrees: TreeId[] = [];

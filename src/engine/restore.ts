@@ -44,7 +44,7 @@ import { createDecodePool } from './decode-pool.ts';
 import { defaultPoolSize } from './worker-pool.ts';
 import type { TreeNode } from '../repo/tree.ts';
 import { utimeSecondsFromNs } from '../source/fs/entry-meta.ts';
-import { writeXattrs, writeXattrsFd, type XattrFailure } from '../source/fs/xattrs.ts';
+import { describeXattrFailure, writeXattrs, writeXattrsFd, type XattrFailure } from '../source/fs/xattrs.ts';
 import { makeSpecialFile } from '../source/fs/special-files.ts';
 import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
 import type { SnapshotEntry } from './snapshots.ts';
@@ -112,7 +112,7 @@ interface Place {
 }
 
 function placeOf(dir: string, fresh: boolean): Place {
-  return { fresh, ownsAsCreated: isRoot && lstatSync(dir).gid === EGID };
+  return { fresh, ownsAsCreated: isRoot && lstatSync(fsPath(dir)).gid === EGID };
 }
 /** Files being written at once, and plaintext decoded (or being decoded) but not yet written. */
 const FILES_IN_FLIGHT = 64;
@@ -303,18 +303,22 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   };
 }
 
-/** Counts what could not be set; the first of each kind is reported as a warning, once. */
+/**
+ * Counts what could not be set, by kind and reason; the first of each is reported as a warning and
+ * the rest are counted, so a restore of a million files as a user warns once, not a million times.
+ */
 function noteNotSet(context: Context, kind: string, path: string, reason: string): void {
-  const known = context.notSet.get(kind);
+  const key = `${kind}\0${reason}`;
+  const known = context.notSet.get(key);
   if (known) {
     known.count += 1;
     return;
   }
-  context.notSet.set(kind, { kind, count: 1, example: path, reason });
+  context.notSet.set(key, { kind, count: 1, example: path, reason });
   context.options.onWarning?.({
     path,
     code: 'RESTORE_INCOMPLETE',
-    message: `${kind} not set on "${displayName(path)}" (${reason}); further entries of this kind are counted, not named`,
+    message: `${reason}, first on "${displayName(path)}"; further entries are counted in the summary`,
   });
 }
 
@@ -437,13 +441,13 @@ async function restoreNode(context: Context, node: TreeNode, target: string, pat
     case 'blockdev':
       if (node.type !== 'fifo' && !isRoot) {
         context.skipped.push({ path, type: node.type });
-        noteNotSet(context, 'device files', path, 'only root may create them');
+        noteNotSet(context, 'device', path, 'device files were not created: only root may create them');
         return;
       }
       removeForOverwrite(target, context.options.overwrite === true);
       if (lstatSync(fsPath(target), { throwIfNoEntry: false }))
         throw targetError(Object.assign(new Error('exists'), { code: 'EEXIST' }), target);
-      await makeSpecialFile(target, node.type, node.mode, BigInt(node.rdev ?? '0'));
+      makeSpecialFile(target, node.type, node.mode, BigInt(node.rdev ?? '0'));
       break;
     default:
       // Sockets are recreated by the programs that own them: a file in their place would be wrong.
@@ -608,7 +612,7 @@ async function writeFile(
     if (isRoot && !(place.ownsAsCreated && node.uid === EUID && node.gid === EGID))
       setOwner(context, path, () => fchownSync(fd, node.uid, node.gid));
     fchmodSync(fd, node.mode);
-    if (node.xattrs?.length) noteXattrFailures(context, path, writeXattrsFd(fd, node.xattrs));
+    if (node.xattrs?.length) noteXattrFailures(context, path, writeXattrsFd(fd, node.xattrs, partial));
     futimesSync(fd, ...timesOf(node));
   } catch (error) {
     closeSync(fd);
@@ -691,12 +695,13 @@ function setOwner(context: Context, path: string, chown: () => void): void {
   try {
     chown();
   } catch (error) {
-    noteNotSet(context, 'owners', path, `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    noteNotSet(context, 'owner', path, `owners were not set (${code})`);
   }
 }
 
 function noteXattrFailures(context: Context, path: string, failures: XattrFailure[]): void {
-  for (const failure of failures) noteNotSet(context, failure.kind, path, failure.reason);
+  for (const failure of failures) noteNotSet(context, `xattr:${failure.kind}`, path, describeXattrFailure(failure));
 }
 
 /** Directories (once their contents are done), symlinks, pipes and devices: the same order as files. */
@@ -705,7 +710,18 @@ function applyMetadata(context: Context, node: TreeNode, target: string, path: s
   if (isRoot) setOwner(context, path, () => lchownSync(at, node.uid, node.gid));
   try {
     if (node.type !== 'symlink') chmodSync(at, node.mode);
-    if (node.xattrs?.length) noteXattrFailures(context, path, writeXattrs(target, node.type, node.xattrs));
+    if (node.xattrs?.length) {
+      // Attributes are set through a path, and Node cannot reach a symlink, pipe or device by a
+      // name that is not UTF-8 without opening it (docs/decisions/0005).
+      if (node.type !== 'dir' && hasEscapedBytes(node.name))
+        noteNotSet(
+          context,
+          'xattr:name',
+          path,
+          'extended attributes of symlinks, pipes and devices whose own name is not UTF-8 were not set',
+        );
+      else noteXattrFailures(context, path, writeXattrs(target, node.type, node.xattrs));
+    }
     lutimesSync(at, ...timesOf(node));
   } catch (error) {
     throw targetError(error, target);

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { AmberError, isAmberError, type ErrorCode } from '../../core/errors.ts';
 import { readEntryMeta, type EntryMeta } from './entry-meta.ts';
+import { readXattrs } from './xattrs.ts';
 import { listDirectory } from './list-directory.ts';
 
 export interface ListingProblem {
@@ -14,8 +15,11 @@ export interface ListingProblem {
 
 export interface Listing {
   dir: string;
-  /** Sorted as listDirectory sorts; an entry whose lstat failed carries the problem instead. */
-  entries: ({ name: string; meta: EntryMeta } | { name: string; problem: ListingProblem })[];
+  /**
+   * Sorted as listDirectory sorts; an entry whose lstat failed carries the problem instead. An entry
+   * whose attributes could not be read (XATTRS_UNREADABLE) is kept with a `warning`.
+   */
+  entries: ({ name: string; meta: EntryMeta; warning?: ListingProblem } | { name: string; problem: ListingProblem })[];
   /** The directory itself could not be listed. */
   problem?: ListingProblem;
   /**
@@ -34,7 +38,7 @@ export function readListing(dir: string): Listing {
   }
   const entries: Listing['entries'] = names.map((name) => {
     try {
-      return { name, meta: readEntryMeta(join(dir, name), name) };
+      return { name, ...readEntry(join(dir, name), name) };
     } catch (error) {
       return { name, problem: problemOf(error) };
     }
@@ -47,6 +51,22 @@ export function readListing(dir: string): Listing {
  * reused from the cache is then exactly the tree a fresh walk would write. The leading version
  * keeps a cache written for version 1 trees from ever matching.
  */
+/**
+ * An entry's metadata with its extended attributes; throws what lstat or reading the attributes met,
+ * except XATTRS_UNREADABLE, which comes back as a warning beside the metadata.
+ */
+export function readEntry(path: string, name: string): { meta: EntryMeta; warning?: ListingProblem } {
+  const meta = readEntryMeta(path, name);
+  try {
+    const xattrs = readXattrs(path, meta.type);
+    if (xattrs.length > 0) meta.xattrs = xattrs;
+  } catch (error) {
+    if (isAmberError(error, 'XATTRS_UNREADABLE')) return { meta, warning: problemOf(error) };
+    throw error;
+  }
+  return { meta };
+}
+
 function fingerprintOf(entries: Listing['entries']): string {
   const lines = entries.map((entry) => {
     if (!('meta' in entry)) return `${entry.name}\0!${entry.problem.code}`;
