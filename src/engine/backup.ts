@@ -10,7 +10,7 @@ import { nowIso } from '../core/clock.ts';
 import { asSnapshotId, asTreeId, type SnapshotId, type TreeId } from '../core/ids.ts';
 import { chunksOf, chunkStream, createChunker, type Chunker } from '../chunker/fastcdc.ts';
 import { sha256Hex } from '../crypto/index.ts';
-import { readEntryMeta, type EntryMeta } from '../source/fs/entry-meta.ts';
+import type { EntryMeta } from '../source/fs/entry-meta.ts';
 import { compareNames } from '../source/fs/list-directory.ts';
 import { createExcludeMatcher, type ExcludeMatcher } from '../source/fs/excludes.ts';
 import { errorOf, readEntry } from '../source/fs/listing.ts';
