@@ -1,4 +1,5 @@
 // What every command shares: global options, opening the repository, and printing results.
+import { jsonName } from '../core/byte-names.ts';
 import { operatorName } from '../core/operator.ts';
 import { resolve } from 'node:path';
 import { AmberError } from '../core/errors.ts';
@@ -160,4 +161,10 @@ export function kdfLogN(): number | undefined {
     throw new AmberError('USAGE', `AMBER_KDF_LOG_N=${value} must be an integer from 10 to 22`);
   }
   return logN;
+}
+
+/** A path for --json: escaped text, with the exact bytes in `pathBase64` where they differ. */
+export function jsonPath(path: string): { path: string; pathBase64?: string } {
+  const shown = jsonName(path);
+  return shown.base64 === undefined ? { path: shown.text } : { path: shown.text, pathBase64: shown.base64 };
 }

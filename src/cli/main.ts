@@ -1,4 +1,5 @@
 // The amber command line: parse, call a service, render; map errors to exit statuses.
+import { AMBER_VERSION } from '../core/version.ts';
 import { Command, CommanderError, Option } from 'commander';
 import { type AmberError, isAmberError } from '../core/errors.ts';
 import { createContext, type GlobalOptions } from './context.ts';
@@ -20,7 +21,7 @@ import { registerApprover } from './commands/approver.ts';
 import { registerRequest } from './commands/request.ts';
 import { registerVault } from './commands/vault.ts';
 
-export const VERSION = '0.1.0';
+export const VERSION = AMBER_VERSION;
 
 export function buildProgram(setExit: (status: number) => void): { program: Command; globals: () => GlobalOptions } {
   const program = new Command('amber');

@@ -1,4 +1,5 @@
 // A one-line progress display on a terminal: counts, bytes, rate and, when a total is known, ETA.
+import { displayName } from '../core/byte-names.ts';
 import { formatBytes, formatDurationMs } from '../core/units.ts';
 import type { Clock } from '../core/clock.ts';
 
@@ -29,7 +30,7 @@ export function createProgressLine(stream: NodeJS.WritableStream, clock: Clock, 
         parts.push(`ETA ${formatDurationMs(((totalBytes - bytes) / rate) * 1000)}`);
       let line = parts.join('  ');
       const width = (stream as NodeJS.WriteStream).columns ?? 100;
-      if (label) line = `${line}  ${label}`;
+      if (label) line = `${line}  ${displayName(label)}`;
       stream.write(`\r\x1b[K${line.slice(0, width - 1)}`);
       drawn = true;
     },

@@ -1,5 +1,6 @@
 // Backup: walk the sources depth-first, store file contents and one tree per directory, then the
 // snapshot last. Unreadable entries are reported and skipped; everything else still lands.
+import { AMBER_VERSION } from '../core/version.ts';
 import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readSync } from 'node:fs';
 import { displayName, fsPath } from '../core/byte-names.ts';
 import { hostName, userName } from '../core/operator.ts';
@@ -40,7 +41,7 @@ import {
   planLock,
 } from './backup-lock.ts';
 
-export const PROGRAM = 'amber 0.1.0';
+export const PROGRAM = `amber ${AMBER_VERSION}`;
 
 export interface BackupWarning {
   path: string;

@@ -57,7 +57,8 @@ export interface RestoreOptions {
   include?: string[];
   overwrite?: boolean;
   onProgress?: (progress: RestoreProgress) => void;
-  onWarning?: (warning: { path: string; code: string; message: string }) => void;
+  /** Errors of single entries (level absent) and what could not be set (level 'warning'). */
+  onWarning?: (warning: { path: string; code: string; message: string; level?: 'warning' }) => void;
   /** Aborting stops the restore: its partial files are removed and it rejects with INTERRUPTED. */
   signal?: AbortSignal;
 }
@@ -318,6 +319,7 @@ function noteNotSet(context: Context, kind: string, path: string, reason: string
   context.options.onWarning?.({
     path,
     code: 'RESTORE_INCOMPLETE',
+    level: 'warning',
     message: `${reason}, first on "${displayName(path)}"; further entries are counted in the summary`,
   });
 }

@@ -15,9 +15,13 @@ import { restore } from '../../src/engine/restore.ts';
 import { verify } from '../../src/engine/verify.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 import { FIXTURE } from './fixture-spec.ts';
+import { getAttributeSync } from '@napi-rs/xattr';
+import { createBlobReader } from '../../src/repo/blob-reader.ts';
+import { loadIndex } from '../../src/repo/index-loader.ts';
+import { TREE_V2_MARKER } from '../../src/repo/tree.ts';
 import { testOperation } from '../../src/testing/operation.ts';
 
-for (const version of ['v1']) {
+for (const version of ['v1', 'v2']) {
   test(`a format ${version} repository opens, lists, restores exactly and verifies`, async (t) => {
     const work = await mkdtemp(join(tmpdir(), `amber-compat-${version}-`));
     t.after(() => removeTree(work));
@@ -35,11 +39,24 @@ for (const version of ['v1']) {
       ['owner', 'writer'],
     );
 
+    const reader = createBlobReader(repo, (await loadIndex(repo)).index);
     for (const [n, entry] of snapshots.entries()) {
+      // The trees are of the version the repository was written in: JSON, or the version 2 marker.
+      const rootTree = await reader.readBlob(Buffer.from(entry.snapshot.tree, 'hex'));
+      if (version === 'v1') assert.equal(rootTree[0], 0x7b);
+      else assert.deepEqual(rootTree.subarray(0, 4), TREE_V2_MARKER);
       const target = join(work, `restore-${n}`);
       const result = await restore({ repo, snapshot: entry, target });
       assert.deepEqual(result.errors, []);
       const root = join(target, entry.snapshot.paths[0]);
+      // Before any file is read: reading sets the access time (relatime).
+      if (version !== 'v1') {
+        const { latin1Name, latin1Content, xattr, atimeNs } = FIXTURE.v2;
+        assert.equal(await readFile(Buffer.concat([Buffer.from(`${root}/`), latin1Name]), 'utf8'), latin1Content);
+        assert.deepEqual(getAttributeSync(join(root, 'notes.txt'), xattr.name), xattr.value);
+        const notes = await lstat(join(root, 'notes.txt'), { bigint: true });
+        assert.ok(notes.atimeNs - atimeNs < 1_000n && atimeNs - notes.atimeNs < 1_000n, `atime ${notes.atimeNs}`);
+      }
       for (const [path, content] of Object.entries(FIXTURE.files)) {
         assert.deepEqual(await readFile(join(root, path)), FIXTURE.bytes(content), `${path} in snapshot ${n}`);
       }

@@ -7,7 +7,7 @@ import { backup, startWalk, type BackupResult } from '../../engine/backup.ts';
 import { scanSources } from '../../engine/scan.ts';
 import { readExcludeFile } from '../../source/fs/excludes.ts';
 import type { RetentionMode } from '../../storage/store.ts';
-import { type CliContext, openOp, print } from '../context.ts';
+import { type CliContext, jsonPath, openOp, print } from '../context.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
 import { EXIT } from '../exit-status.ts';
@@ -124,7 +124,7 @@ function toJson(result: BackupResult) {
     id: result.snapshotId,
     ...result.snapshot,
     partial: result.partial,
-    warnings: result.warnings,
+    warnings: result.warnings.map(({ path, ...rest }) => ({ ...jsonPath(path), ...rest })),
     reprotected: result.reprotected,
   };
 }

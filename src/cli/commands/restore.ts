@@ -4,7 +4,8 @@ import { shortId } from '../../core/ids.ts';
 import { AmberError } from '../../core/errors.ts';
 import { findSnapshot } from '../../engine/snapshots.ts';
 import { restore } from '../../engine/restore.ts';
-import { type CliContext, openOp, print } from '../context.ts';
+import { displayName } from '../../core/byte-names.ts';
+import { type CliContext, jsonPath, openOp, print } from '../context.ts';
 import { createProgressLine } from '../progress.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -64,7 +65,8 @@ Examples:
           }),
         onWarning: (warning) => {
           progress.done();
-          if (!context.globals().json) context.output.err.write(`error: ${warning.message} [${warning.code}]\n`);
+          const level = warning.level ?? 'error';
+          if (!context.globals().json) context.output.err.write(`${level}: ${warning.message} [${warning.code}]\n`);
         },
       }).finally(() => {
         process.removeListener('SIGINT', onSignal);
@@ -73,7 +75,14 @@ Examples:
       progress.done();
       print(
         context,
-        { snapshot: snapshot.id, target: flags.target, ...result },
+        {
+          snapshot: snapshot.id,
+          target: flags.target,
+          ...result,
+          errors: result.errors.map(({ path, ...rest }) => ({ ...jsonPath(path), ...rest })),
+          skipped: result.skipped.map(({ path, ...rest }) => ({ ...jsonPath(path), ...rest })),
+          notSet: result.notSet.map(({ example, ...rest }) => ({ ...rest, example: jsonPath(example) })),
+        },
         (r) =>
           `restored snapshot ${shortId(r.snapshot)}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytesWritten)} to ${r.target}` +
           (r.alreadyPresent
@@ -81,8 +90,14 @@ Examples:
             : '') +
           (r.partialsRemoved ? `\nremoved ${r.partialsRemoved} partial files left by an interrupted restore` : '') +
           (r.skipped.length
-            ? `\nnot recreated (sockets and device files): ${r.skipped.map((entry) => entry.path).join(', ')}`
-            : ''),
+            ? `\nnot recreated: ${result.skipped.map((entry) => `${displayName(entry.path)} (${entry.type})`).join(', ')}`
+            : '') +
+          result.notSet
+            .map(
+              (n) =>
+                `\nnot set: ${n.reason} (${n.count} entr${n.count === 1 ? 'y' : 'ies'}, first ${displayName(n.example)})`,
+            )
+            .join(''),
       );
       if (result.errors.length > 0) {
         const onlyExisting = result.errors.every((error) => error.code === 'TARGET_EXISTS');

@@ -10,6 +10,7 @@
 // - A pattern that matches a directory also matches everything below it.
 // Node's path.matchesGlob is not used: its `*` skips dotfiles, restic's does not.
 import { promises as fs } from 'node:fs';
+import { nameFromBytes } from '../../core/byte-names.ts';
 import { AmberError } from '../../core/errors.ts';
 
 /** Says whether the entry at `absolutePath` (whose last component is `name`) is excluded. */
@@ -134,7 +135,8 @@ function badPattern(pattern: string, reason: string): AmberError {
 export async function readExcludeFile(path: string): Promise<string[]> {
   let text: string;
   try {
-    text = await fs.readFile(path, 'utf8');
+    // Bytes, not UTF-8 text: a pattern may name a file whose name is not UTF-8, exactly.
+    text = nameFromBytes(await fs.readFile(path));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
