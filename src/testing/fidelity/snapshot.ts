@@ -303,7 +303,7 @@ function showHexPair(a: string | undefined, b: string | undefined): { expected?:
     const bytes = hex.length / 2;
     if (bytes <= 24) return `0x${hex} (${bytes} bytes)`;
     const start = Math.max(0, from - 8);
-    return `${start > 0 ? '…' : ''}${hex.slice(start, start + 32)}${start + 32 < hex.length ? '…' : ''} (${bytes} bytes, first difference at byte ${from / 2})`;
+    return `${start > 0 ? '…' : '0x'}${hex.slice(start, start + 32)}${start + 32 < hex.length ? '…' : ''} (${bytes} bytes, first difference at byte ${from / 2})`;
   };
   return { expected: show(a), actual: show(b) };
 }
