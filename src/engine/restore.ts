@@ -611,7 +611,8 @@ async function writeFile(
     // Metadata goes through the descriptor this restore created, never through a path: owner first
     // (a chown clears set-id bits and file capabilities), then mode, attributes (an ACL after the
     // mode it agrees with), times last.
-    if (isRoot && !(place.ownsAsCreated && node.uid === EUID && node.gid === EGID))
+    if (!isRoot) noteForeignOwner(context, node, path);
+    else if (!(place.ownsAsCreated && node.uid === EUID && node.gid === EGID))
       setOwner(context, path, () => fchownSync(fd, node.uid, node.gid));
     fchmodSync(fd, node.mode);
     if (node.xattrs?.length) noteXattrFailures(context, path, writeXattrsFd(fd, node.xattrs, partial));
@@ -702,6 +703,12 @@ function setOwner(context: Context, path: string, chown: () => void): void {
   }
 }
 
+/** Without root an entry stays the restoring user's: say so once when the snapshot names another owner. */
+function noteForeignOwner(context: Context, node: TreeNode, path: string): void {
+  if (node.uid !== EUID || node.gid !== EGID)
+    noteNotSet(context, 'owner', path, 'owners were not set: only root may give entries to other users and groups');
+}
+
 function noteXattrFailures(context: Context, path: string, failures: XattrFailure[]): void {
   for (const failure of failures) noteNotSet(context, `xattr:${failure.kind}`, path, describeXattrFailure(failure));
 }
@@ -710,6 +717,7 @@ function noteXattrFailures(context: Context, path: string, failures: XattrFailur
 function applyMetadata(context: Context, node: TreeNode, target: string, path: string): void {
   const at = fsPath(target);
   if (isRoot) setOwner(context, path, () => lchownSync(at, node.uid, node.gid));
+  else noteForeignOwner(context, node, path);
   try {
     if (node.type !== 'symlink') chmodSync(at, node.mode);
     if (node.xattrs?.length) {
