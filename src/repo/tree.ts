@@ -96,6 +96,13 @@ export function decodeTree(bytes: Uint8Array, where: string): Tree {
         'OBJECT_CORRUPT',
         `tree ${where}: the subtree of ${JSON.stringify(node.name)} is not a tree id`,
       );
+    // symlink(2) takes a C string: a NUL would cut the target short, an empty one is refused.
+    const target = node?.linkTarget;
+    if (target !== undefined && (typeof target !== 'string' || target === '' || target.includes('\0')))
+      throw new AmberError(
+        'OBJECT_CORRUPT',
+        `tree ${where}: the link target of ${JSON.stringify(node.name)} is empty, not text, or holds a NUL`,
+      );
     if (!safeName(node?.name)) {
       throw new AmberError('UNSAFE_PATH', `tree ${where} contains the unsafe name ${JSON.stringify(node?.name)}`, {
         hint: 'the snapshot was crafted or damaged; nothing was written for this entry',
@@ -149,8 +156,9 @@ function decodeNode(raw: unknown, where: string, n: number): TreeNode {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('is not a map');
   const node = raw as Record<string, unknown>;
   node.name = fromWireName(node.name, () => bad('has no name'));
-  if (node.linkTarget !== undefined)
+  if (node.linkTarget !== undefined) {
     node.linkTarget = fromWireName(node.linkTarget, () => bad('has a bad link target'));
+  }
   for (const field of INTEGER_FIELDS) {
     const value = node[field];
     if (value === undefined) continue;
@@ -167,11 +175,16 @@ function decodeNode(raw: unknown, where: string, n: number): TreeNode {
     node.xattrs = node.xattrs.map((pair) => {
       if (!Array.isArray(pair) || typeof pair[0] !== 'string' || !(pair[1] instanceof Uint8Array))
         throw bad('has an attribute that is not a [name, bytes] pair');
+      // Linux: a name of 1 to 255 bytes with a namespace prefix, and no NUL (a C string again).
+      if (!XATTR_NAME.test(pair[0]) || Buffer.byteLength(pair[0]) > 255)
+        throw bad(`has an attribute name the kernel cannot take (${JSON.stringify(pair[0])})`);
       return { name: pair[0], value: Buffer.from(pair[1]) };
     });
   }
   return node as TreeNode;
 }
+
+const XATTR_NAME = /^[a-z]+\.[^\0]+$/;
 
 function fromWireName(value: unknown, bad: () => Error): string {
   if (typeof value === 'string') return value;
