@@ -298,7 +298,11 @@ async function storeTree(session: Session, nodes: TreeNode[]): Promise<TreeId> {
 function warn(session: Session, path: string, error: unknown): void {
   const warning = isAmberError(error)
     ? { path, code: error.code, message: error.message }
-    : { path, code: 'SOURCE_UNREADABLE', message: `"${path}": ${String((error as Error)?.message ?? error)}` };
+    : {
+        path,
+        code: 'SOURCE_UNREADABLE',
+        message: `"${displayName(path)}": ${String((error as Error)?.message ?? error)}`,
+      };
   session.warnings.push(warning);
   session.options.onWarning?.(warning);
 }
@@ -526,7 +530,7 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
       warn(
         session,
         path,
-        new AmberError('SOURCE_CHANGED', `"${path}" changed while it was read; it was stored as read`, {
+        new AmberError('SOURCE_CHANGED', `"${displayName(path)}" changed while it was read; it was stored as read`, {
           details: { path },
         }),
       );
@@ -536,7 +540,7 @@ async function readFileContent(session: Session, path: string, meta: EntryMeta, 
     if (isAmberError(error)) throw error;
     throw new AmberError(
       'SOURCE_UNREADABLE',
-      `"${path}" could not be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      `"${displayName(path)}" could not be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
       { cause: error, details: { path } },
     );
   } finally {
