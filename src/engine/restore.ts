@@ -46,6 +46,7 @@ import type { TreeNode } from '../repo/tree.ts';
 import { utimeSecondsFromNs } from '../source/fs/entry-meta.ts';
 import { describeXattrFailure, writeXattrs, writeXattrsFd, type XattrFailure } from '../source/fs/xattrs.ts';
 import { makeSpecialFile } from '../source/fs/special-files.ts';
+import { startExactTimes, type ExactTimes } from '../source/fs/exact-times.ts';
 import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 
@@ -126,6 +127,8 @@ interface Context {
   errors: RestoreResult['errors'];
   skipped: RestoreResult['skipped'];
   notSet: Map<string, NotSet>;
+  /** Sets again, to the nanosecond, the times set through Node. */
+  exactTimes: ExactTimes;
   /** First restored path of each hard-linked inode, once its content is complete (undefined if it failed). */
   hardLinks: Map<string, Promise<string | undefined>>;
   files: Limiter;
@@ -245,6 +248,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     errors: [],
     skipped: [],
     notSet: new Map(),
+    exactTimes: startExactTimes(),
     hardLinks: new Map(),
     files: createLimiter(FILES_IN_FLIGHT),
     bytes: createLimiter(BYTES_IN_FLIGHT),
@@ -261,7 +265,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const onAbort = () => {
     context.aborted = true;
     const error = interrupted(context);
-    for (const path of context.partials) rmSync(path, { force: true });
+    context.exactTimes.kill();
+    for (const path of context.partials) rmSync(fsPath(path), { force: true });
     abortWith(error);
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -290,7 +295,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     })();
     walk.catch(() => {});
     await Promise.race([walk, abortion]);
+    await finishExactTimes(context);
   } finally {
+    context.exactTimes.kill();
     options.signal?.removeEventListener('abort', onAbort);
     await decoder?.close();
   }
@@ -642,6 +649,7 @@ async function writeFile(
     throw targetError(error, target);
   }
   context.partials.delete(partial);
+  exactTimes(context, node, target);
 }
 
 /** Renames `partial` to `target` unless something is there; where the filesystem has no hard links, checks first. */
@@ -686,6 +694,24 @@ async function writeContent(context: Context, fd: number, content: string[]): Pr
   // Every write is finished before the caller closes the descriptor, even when one failed.
   await settleAll(writes);
   return { length: position, end };
+}
+
+/** Waits for the exact times; what they could not set is reported like any other kind. */
+async function finishExactTimes(context: Context): Promise<void> {
+  const outcome = await context.exactTimes.close();
+  if (outcome.unavailable)
+    noteNotSet(
+      context,
+      'time',
+      context.options.target,
+      `times were set to within about 240 ns, not to the nanosecond: ${outcome.unavailable}, and Node cannot (nodejs/node#50859)`,
+    );
+  for (const failure of outcome.failures)
+    noteNotSet(context, 'time', failure.path, `times were set to within about 240 ns (${failure.errno})`);
+}
+
+function exactTimes(context: Context, node: TreeNode, target: string): void {
+  context.exactTimes.set(target, BigInt(node.atimeNs ?? node.mtimeNs), BigInt(node.mtimeNs));
 }
 
 /** Access and modification times; a version 1 tree has no access time and gets the modification time. */
@@ -736,6 +762,7 @@ function applyMetadata(context: Context, node: TreeNode, target: string, path: s
   } catch (error) {
     throw targetError(error, target);
   }
+  exactTimes(context, node, target);
 }
 
 /** A system error on the target as the error the restore reports for that entry; Amber's own pass through. */
