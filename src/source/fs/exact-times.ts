@@ -64,7 +64,8 @@ export function startExactTimes(python = 'python3'): ExactTimes {
       child.stdin.end();
       const code = await exited;
       if (unavailable) return { unavailable, failures: [] };
-      if (code !== 0) return { unavailable: `python3 failed (${errors.trim().split('\n').pop() ?? code})`, failures: [] };
+      if (code !== 0)
+        return { unavailable: `python3 failed (${errors.trim().split('\n').pop() ?? code})`, failures: [] };
       const failures = output
         .split('\n')
         .filter(Boolean)
