@@ -22,8 +22,7 @@ const node = (extra: Partial<TreeNode> = {}): TreeNode => ({
   content: [ID, 'cd'.repeat(32)],
   ...extra,
 });
-const raw = (value: unknown) =>
-  Buffer.concat([TREE_V2_MARKER, new Encoder({ useBigInt64: true }).encode(value)]);
+const raw = (value: unknown) => Buffer.concat([TREE_V2_MARKER, new Encoder({ useBigInt64: true }).encode(value)]);
 
 test('a version 2 tree keeps every field exactly: bytes of names and targets, 64-bit times and numbers, attributes', () => {
   const latin1 = nameFromBytes(Buffer.from([0x63, 0x61, 0x66, 0xe9]));
@@ -53,15 +52,35 @@ test('a version 1 (JSON) tree is still read', () => {
 
 test('crafted trees are refused before anything is restored: escaping names, NULs, wrong types, junk', () => {
   const refuse = (bytes: Buffer, code: string, label: string) =>
-    assert.throws(() => decodeTree(bytes, 'crafted'), (error) => isAmberError(error, code as never), label);
-  const base = { ...node(), content: [Buffer.alloc(32)], mtimeNs: 1n, atimeNs: 1n, ctimeNs: 1n, inode: 1n, deviceId: 1n };
+    assert.throws(
+      () => decodeTree(bytes, 'crafted'),
+      (error) => isAmberError(error, code as never),
+      label,
+    );
+  const base = {
+    ...node(),
+    content: [Buffer.alloc(32)],
+    mtimeNs: 1n,
+    atimeNs: 1n,
+    ctimeNs: 1n,
+    inode: 1n,
+    deviceId: 1n,
+  };
   refuse(raw({ nodes: [{ ...base, name: Buffer.from('a/b') }] }), 'UNSAFE_PATH', 'slash in bin name');
   refuse(raw({ nodes: [{ ...base, name: Buffer.from('..') }] }), 'UNSAFE_PATH', 'dot-dot as bytes');
   refuse(raw({ nodes: [{ ...base, name: Buffer.from('a\0b') }] }), 'UNSAFE_PATH', 'NUL in a name');
   refuse(raw({ nodes: [{ ...base, name: Buffer.alloc(0) }] }), 'UNSAFE_PATH', 'empty name');
   refuse(raw({ nodes: [base, { ...base, name: Buffer.from(base.name) }] }), 'UNSAFE_PATH', 'one name as str and bin');
-  refuse(raw({ nodes: [{ ...base, type: 'symlink', linkTarget: Buffer.from('a\0b') }] }), 'OBJECT_CORRUPT', 'NUL in target');
-  refuse(raw({ nodes: [{ ...base, xattrs: [['user.a\0b', Buffer.from('v')]] }] }), 'OBJECT_CORRUPT', 'NUL in xattr name');
+  refuse(
+    raw({ nodes: [{ ...base, type: 'symlink', linkTarget: Buffer.from('a\0b') }] }),
+    'OBJECT_CORRUPT',
+    'NUL in target',
+  );
+  refuse(
+    raw({ nodes: [{ ...base, xattrs: [['user.a\0b', Buffer.from('v')]] }] }),
+    'OBJECT_CORRUPT',
+    'NUL in xattr name',
+  );
   refuse(raw({ nodes: [{ ...base, xattrs: [['noprefix', Buffer.from('v')]] }] }), 'OBJECT_CORRUPT', 'xattr name');
   refuse(raw({ nodes: [{ ...base, xattrs: [['user.a', 'text']] }] }), 'OBJECT_CORRUPT', 'xattr value not bytes');
   refuse(raw({ nodes: [{ ...base, content: [Buffer.alloc(31)] }] }), 'OBJECT_CORRUPT', 'short content id');
