@@ -12,14 +12,20 @@ import { removeTree } from '../../src/testing/repo-fixture.ts';
 const BIN = fileURLToPath(new URL('../../bin/amber.js', import.meta.url));
 let dir = '';
 
-function amber(args: string[]) {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
+/** Runs amber; `last`, when given, is one more argument as raw bytes (Node's spawn sends UTF-8 only). */
+function amber(args: string[], last?: Buffer) {
+  const [command, argv] =
+    last === undefined
+      ? [process.execPath, [BIN, ...args]]
+      : ['/bin/sh', ['-c', 'exec "$@" "$(printf "$LAST")"', 'sh', process.execPath, BIN, ...args]];
+  const result = spawnSync(command, argv, {
     env: {
       PATH: process.env.PATH,
       AMBER_PASSWORD: 'red team',
       AMBER_KDF_LOG_N: '10',
       AMBER_REPO: join(dir, 'repo'),
       AMBER_CACHE_DIR: join(dir, 'cache'),
+      ...(last && { LAST: [...last].map((byte) => `\\${byte.toString(8).padStart(3, '0')}`).join('') }),
     },
   });
   return { status: result.status, stdout: result.stdout, stderr: String(result.stderr) };
@@ -67,4 +73,22 @@ test('dump and --include give the entry ls shows by the name typed, not a file l
     assert.equal(names.length, 1, `only the entry named: ${names.map(String)}`);
     assert.equal(readFileSync(Buffer.concat([Buffer.from(`${below}/`), names[0]]), 'utf8'), content);
   }
+});
+
+test('a restore target that is not UTF-8 on the command line is refused, not replaced by the path with U+FFFD', () => {
+  const parent = Buffer.from(`${dir}/par\xff`, 'latin1');
+  mkdirSync(parent);
+  const refused = amber(['restore', 'latest', '--target'], Buffer.concat([parent, Buffer.from('/t')]));
+  assert.equal(refused.status, 2, refused.stderr);
+  assert.match(refused.stderr, /"[^"]*par\\xff\/t" is not valid UTF-8.*\[USAGE\]/);
+  assert.deepEqual(readdirSync(parent), [], 'nothing restored below the parent named');
+  assert.ok(
+    !readdirSync(dir, { encoding: 'buffer' }).some((name) => name.equals(Buffer.from('par\uFFFD'))),
+    'nor below the parent Node would have named',
+  );
+  // A path that is UTF-8 and holds U+FFFD itself is a path like any other.
+  const real = join(dir, 'real\uFFFD');
+  const restored = amber(['restore', 'latest', '--target'], Buffer.from(real));
+  assert.equal(restored.status, 0, restored.stderr);
+  assert.ok(readdirSync(real).length > 0);
 });
