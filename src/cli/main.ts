@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { type AmberError, isAmberError } from '../core/errors.ts';
 import { createContext, type GlobalOptions } from './context.ts';
 import { EXIT, exitStatusFor } from './exit-status.ts';
+import { refuseArgumentsNotUtf8 } from './raw-arguments.ts';
 import { registerInit } from './commands/init.ts';
 import { registerBackup } from './commands/backup.ts';
 import { registerSnapshotCommands } from './commands/snapshots.ts';
@@ -90,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
     if (error.code === 'EPIPE') process.exit(EXIT.ok);
   });
   try {
+    refuseArgumentsNotUtf8(argv);
     await program.parseAsync(argv, { from: 'user' });
     return status;
   } catch (error) {

@@ -118,9 +118,17 @@ export function needsRawForm(name: string): boolean {
   return NEEDS_ESCAPE.test(name);
 }
 
-/** A path component someone typed names an entry by its exact name or by the escaped form shown. */
-export function nameMatches(wanted: string, name: string): boolean {
-  return wanted === name || (needsRawForm(name) && wanted === displayName(name));
+/**
+ * The entry a path component someone typed names: the one shown (by ls, in warnings) as exactly
+ * that, else the one whose name it is. The shown form goes first: `caf\xe9.txt` is how ls shows a
+ * name with the byte 0xE9, and a file literally named `caf\xe9.txt` (a backslash) is shown as
+ * `caf\\xe9.txt`; matching by the exact name first would give that file for what ls shows of the other.
+ */
+export function findNamed<T extends { name: string }>(entries: readonly T[], wanted: string): T | undefined {
+  return (
+    entries.find((entry) => needsRawForm(entry.name) && displayName(entry.name) === wanted) ??
+    entries.find((entry) => entry.name === wanted)
+  );
 }
 
 /** For --json: the readable form, with the exact bytes in base64 beside it when they differ. */

@@ -34,7 +34,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { displayName, fsPath, hasEscapedBytes, nameBytes, nameMatches } from '../core/byte-names.ts';
+import { displayName, fsPath, hasEscapedBytes, nameBytes, findNamed } from '../core/byte-names.ts';
 import { fileInTheWay } from '../core/local-paths.ts';
 import { settleAll } from '../core/settle.ts';
 import type { Repository } from '../repo/repository.ts';
@@ -374,11 +374,13 @@ async function restoreChildren(
   pending: Promise<void>[],
 ): Promise<void> {
   const tree = await readTree(context.reader, dir.subtree!);
+  // Each path to include names one entry here, as dump and ls resolve it.
+  const chosen = includes?.map((parts) => findNamed(tree.nodes, parts[0]));
   for (const node of tree.nodes) {
     if (context.aborted) throw interrupted(context);
     let below: string[][] | undefined;
     if (includes) {
-      const matching = includes.filter((parts) => nameMatches(parts[0], node.name));
+      const matching = includes.filter((_, k) => chosen![k] === node);
       if (matching.length === 0) continue;
       below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1));
     }

@@ -1,6 +1,6 @@
 // Navigating a snapshot's trees: resolve a path to its node, or visit every node below one.
 import { AmberError } from '../core/errors.ts';
-import { nameMatches } from '../core/byte-names.ts';
+import { findNamed } from '../core/byte-names.ts';
 import type { BlobReader } from '../repo/blob-reader.ts';
 import type { TreeId } from '../core/ids.ts';
 import { decodeTree, type Tree, type TreeNode } from '../repo/tree.ts';
@@ -41,7 +41,7 @@ export async function resolvePath(reader: BlobReader, rootTree: TreeId, path: st
         hint: 'list the snapshot with `amber ls`',
       });
     const tree = await readTree(reader, node.subtree);
-    const next = tree.nodes.find((candidate) => nameMatches(part, candidate.name));
+    const next = findNamed(tree.nodes, part);
     if (!next)
       throw new AmberError('PATH_NOT_FOUND', `"${path}" is not in the snapshot`, {
         hint: 'list the snapshot with `amber ls`',

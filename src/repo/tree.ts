@@ -108,8 +108,80 @@ export function decodeTree(bytes: Uint8Array, where: string): Tree {
         hint: 'the snapshot was crafted or damaged; nothing was written for this entry',
       });
     }
+    // A name that stands for no bytes (a lone surrogate other than an escaped byte) reaches the
+    // kernel as U+FFFD: two such names would be one entry on disk, the second silently replacing
+    // the first. Likewise a link target.
+    if (!isByteString(node.name)) {
+      throw new AmberError(
+        'UNSAFE_PATH',
+        `tree ${where} contains the name ${JSON.stringify(node.name)}, which stands for no bytes`,
+        {
+          hint: 'the snapshot was crafted or damaged; nothing was written for this entry',
+        },
+      );
+    }
+    if (target !== undefined && !isByteString(target))
+      throw new AmberError(
+        'OBJECT_CORRUPT',
+        `tree ${where}: the link target of ${JSON.stringify(node.name)} stands for no bytes (a lone surrogate)`,
+      );
+    checkFields(node, where);
   }
   return tree;
+}
+
+/** True when `text` is the string of one byte sequence (core/byte-names.ts): it survives the round trip. */
+function isByteString(text: string): boolean {
+  return !/[\uD800-\uDFFF]/.test(text) || nameFromBytes(nameBytes(text)) === text;
+}
+
+const NODE_TYPES = new Set(['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev']);
+const DECIMAL = /^-?[0-9]{1,20}$/;
+/** Integer fields and their bounds: what restore hands the kernel must be a number it can take. */
+const SMALL_FIELDS = {
+  mode: 0o7777,
+  uid: 0xffffffff,
+  gid: 0xffffffff,
+  sizeBytes: Number.MAX_SAFE_INTEGER,
+  links: Number.MAX_SAFE_INTEGER,
+} as const;
+
+/**
+ * Refuses nodes whose fields restore could not use as they are (a crafted or damaged tree): it would
+ * otherwise fail on them with an error that names no cause, or crash. Integers in either version
+ * become numbers (mode, uid, …) or decimal strings (times, inode, rdev), whatever form carried them.
+ */
+function checkFields(node: TreeNode, where: string): void {
+  const bad = (what: string) =>
+    new AmberError('OBJECT_CORRUPT', `tree ${where}: the entry ${JSON.stringify(node.name)} ${what}`, {
+      hint: 'the snapshot was crafted or damaged; nothing was written for this entry',
+    });
+  const record = node as Record<string, unknown>;
+  if (typeof node.type !== 'string' || !NODE_TYPES.has(node.type))
+    throw bad(`has the unknown type ${JSON.stringify(node.type)}`);
+  for (const [field, max] of Object.entries(SMALL_FIELDS)) {
+    let value = record[field];
+    if (typeof value === 'bigint' && value >= 0n && value <= BigInt(max)) value = Number(value);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max)
+      throw bad(`has a ${field} that is not an integer from 0 to ${max}`);
+    record[field] = value;
+  }
+  for (const field of INTEGER_FIELDS) {
+    let value = record[field];
+    if (value === undefined) continue;
+    if (typeof value === 'number' && Number.isSafeInteger(value)) value = String(value);
+    if (typeof value !== 'string' || !DECIMAL.test(value)) throw bad(`has a ${field} that is not an integer`);
+    record[field] = value;
+  }
+  if (node.type === 'dir' && node.subtree === undefined) throw bad('is a directory without a tree');
+  if (node.content !== undefined && (!Array.isArray(node.content) || !node.content.every((id) => isHexId(id))))
+    throw bad('has content that is not a list of blob ids');
+  if (
+    node.xattrs !== undefined &&
+    (!Array.isArray(node.xattrs) ||
+      !node.xattrs.every((x) => typeof x?.name === 'string' && Buffer.isBuffer(x.value) && x.name.isWellFormed()))
+  )
+    throw bad('has attributes that are not [name, bytes] pairs with names as text');
 }
 
 function safeName(name: unknown): name is string {
@@ -162,7 +234,8 @@ function decodeNode(raw: unknown, where: string, n: number): TreeNode {
   for (const field of INTEGER_FIELDS) {
     const value = node[field];
     if (value === undefined) continue;
-    if (typeof value !== 'bigint' && typeof value !== 'number') throw bad(`has a ${field} that is not an integer`);
+    if (typeof value !== 'bigint' && (typeof value !== 'number' || !Number.isInteger(value)))
+      throw bad(`has a ${field} that is not an integer`);
     node[field] = value.toString();
   }
   if (node.content !== undefined) {

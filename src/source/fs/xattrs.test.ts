@@ -151,6 +151,20 @@ test('an access ACL on a file and a default ACL on a directory are kept as raw b
   assert.equal(xattrKind('system.posix_acl_default'), 'acl');
 });
 
+test(
+  'an ACL value that is not version 2 is reported as refused (EINVAL), not as a filesystem without ACLs',
+  skipUnlessXattrs(),
+  () => {
+    const file = join(root, 'acl-malformed');
+    writeFileSync(file, '');
+    for (const value of [Buffer.from('garbage!'), Buffer.from([1, 0, 0, 0])]) {
+      assert.deepEqual(writeXattrs(file, 'file', [attr('system.posix_acl_access', value)]), [
+        { kind: 'acl', errno: 'EINVAL', names: ['system.posix_acl_access'] },
+      ]);
+    }
+  },
+);
+
 test("a symlink's own trusted.* attributes are read and written, never its target's", skipUnlessRoot(), () => {
   const target = join(root, 'link-target');
   const link = join(root, 'link');
