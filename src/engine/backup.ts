@@ -20,7 +20,7 @@ import { defaultPoolSize } from './worker-pool.ts';
 import type { Operation } from '../governance/operation.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
-import { encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
+import { emptySummary, encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
 import { snapshotName } from '../repo/layout.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { createParentLookup, type ParentLookup } from './parent.ts';
@@ -184,18 +184,7 @@ async function backupWalked(
     exclude: createExcludeMatcher(options.exclude ?? []),
     lister: run.lister,
     parent,
-    summary: {
-      filesNew: 0,
-      filesChanged: 0,
-      filesUnchanged: 0,
-      dirs: 0,
-      filesSkipped: 0,
-      bytesRead: 0,
-      bytesAdded: 0,
-      bytesStored: 0,
-      blobsAdded: 0,
-      durationMs: 0,
-    },
+    summary: emptySummary(),
     warnings: [],
     flags: new Set(),
     progress: { files: 0, dirs: 0, bytesRead: 0, currentPath: '' },

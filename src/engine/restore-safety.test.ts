@@ -4,17 +4,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { nowIso } from '../core/clock.ts';
-import { asSnapshotId, asTreeId, type TreeId } from '../core/ids.ts';
-import { sha256Hex } from '../crypto/index.ts';
-import { loadIndex } from '../repo/index-loader.ts';
-import { snapshotName } from '../repo/layout.ts';
-import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
+import { asTreeId, type TreeId } from '../core/ids.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
 import { createTestRepo, fingerprintTree, makeTempDir, rejectsWithCode, removeTree } from '../testing/repo-fixture.ts';
-import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { restore, type RestoreResult } from './restore.ts';
-import { findSnapshot, type SnapshotEntry } from './snapshots.ts';
+import { craftSnapshot } from '../testing/crafted-snapshot.ts';
+import type { SnapshotEntry } from './snapshots.ts';
 import type { Operation } from '../governance/operation.ts';
 
 let root = '';
@@ -62,40 +57,12 @@ async function craft(
     text: (name: string, text: string) => Promise<TreeNode>;
   }) => Promise<TreeId>,
 ): Promise<SnapshotEntry> {
-  const sink: BlobSink = createBlobSink(repo, (await loadIndex(repo)).index);
-  const tree = async (nodes: TreeNode[]) => asTreeId(await sink.storeBlob('tree', encodeTree({ nodes })));
-  const text = async (name: string, content: string) =>
-    file(name, [await sink.storeBlob('data', Buffer.from(content))], Buffer.byteLength(content));
-  const rootTree = await build({ tree, text });
-  await sink.flush();
-  await sink.close();
-  const snapshot: Snapshot = {
-    time: nowIso(repo.clock),
-    host: 'mallory',
-    username: 'mallory',
-    paths: ['/hostile'],
-    tags: [],
-    tree: rootTree,
-    summary: {
-      filesNew: 0,
-      filesChanged: 0,
-      filesUnchanged: 0,
-      dirs: 0,
-      filesSkipped: 0,
-      bytesRead: 0,
-      bytesAdded: 0,
-      bytesStored: 0,
-      blobsAdded: 0,
-      durationMs: 0,
-    },
-    retention: null,
-    flags: [],
-    program: 'crafted by a test',
-  };
-  const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
-  const id = asSnapshotId(sha256Hex(bytes));
-  await repo.store.put(snapshotName(id), bytes);
-  return findSnapshot(repo, id);
+  return craftSnapshot(repo, (sink) => {
+    const tree = async (nodes: TreeNode[]) => asTreeId(await sink.storeBlob('tree', encodeTree({ nodes })));
+    const text = async (name: string, content: string) =>
+      file(name, [await sink.storeBlob('data', Buffer.from(content))], Buffer.byteLength(content));
+    return build({ tree, text });
+  });
 }
 
 /**

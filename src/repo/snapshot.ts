@@ -21,6 +21,22 @@ export interface SnapshotSummary {
   durationMs: number;
 }
 
+/** The summary a backup starts from, every count zero. */
+export function emptySummary(): SnapshotSummary {
+  return {
+    filesNew: 0,
+    filesChanged: 0,
+    filesUnchanged: 0,
+    dirs: 0,
+    filesSkipped: 0,
+    bytesRead: 0,
+    bytesAdded: 0,
+    bytesStored: 0,
+    blobsAdded: 0,
+    durationMs: 0,
+  };
+}
+
 export interface Retention {
   mode: 'governance' | 'compliance';
   until: string;

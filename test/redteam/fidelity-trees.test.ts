@@ -5,17 +5,12 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Encoder } from '@msgpack/msgpack';
-import { nowIso } from '../../src/core/clock.ts';
-import { asSnapshotId, asTreeId, type TreeId } from '../../src/core/ids.ts';
-import { sha256Hex } from '../../src/crypto/index.ts';
-import { loadIndex } from '../../src/repo/index-loader.ts';
-import { snapshotName } from '../../src/repo/layout.ts';
-import { encodeSnapshot, type Snapshot } from '../../src/repo/snapshot.ts';
+import { asTreeId, type TreeId } from '../../src/core/ids.ts';
 import { TREE_V2_MARKER } from '../../src/repo/tree.ts';
 import { createTestRepo, makeTempDir, removeTree } from '../../src/testing/repo-fixture.ts';
-import { createBlobSink } from '../../src/engine/blob-sink.ts';
+import { craftSnapshot } from '../../src/testing/crafted-snapshot.ts';
 import { restore } from '../../src/engine/restore.ts';
-import { findSnapshot, type SnapshotEntry } from '../../src/engine/snapshots.ts';
+import type { SnapshotEntry } from '../../src/engine/snapshots.ts';
 import type { Operation } from '../../src/governance/operation.ts';
 
 let root = '';
@@ -57,42 +52,14 @@ interface Crafting {
 }
 
 async function craft(build: (c: Crafting) => Promise<TreeId>): Promise<SnapshotEntry> {
-  const sink = createBlobSink(repo, (await loadIndex(repo)).index);
-  const store = async (bytes: Buffer) => asTreeId(await sink.storeBlob('tree', bytes));
-  const rootTree = await build({
-    v2: (nodes) => store(Buffer.concat([TREE_V2_MARKER, encoder.encode({ nodes })])),
-    v1: (text) => store(Buffer.from(text)),
-    data: async (text) => Buffer.from(await sink.storeBlob('data', Buffer.from(text)), 'hex'),
+  return craftSnapshot(repo, (sink) => {
+    const store = async (bytes: Buffer) => asTreeId(await sink.storeBlob('tree', bytes));
+    return build({
+      v2: (nodes) => store(Buffer.concat([TREE_V2_MARKER, encoder.encode({ nodes })])),
+      v1: (text) => store(Buffer.from(text)),
+      data: async (text) => Buffer.from(await sink.storeBlob('data', Buffer.from(text)), 'hex'),
+    });
   });
-  await sink.flush();
-  await sink.close();
-  const snapshot: Snapshot = {
-    time: nowIso(repo.clock),
-    host: 'mallory',
-    username: 'mallory',
-    paths: ['/hostile'],
-    tags: [],
-    tree: rootTree,
-    summary: {
-      filesNew: 0,
-      filesChanged: 0,
-      filesUnchanged: 0,
-      dirs: 0,
-      filesSkipped: 0,
-      bytesRead: 0,
-      bytesAdded: 0,
-      bytesStored: 0,
-      blobsAdded: 0,
-      durationMs: 0,
-    },
-    retention: null,
-    flags: [],
-    program: 'crafted by a test',
-  };
-  const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
-  const id = asSnapshotId(sha256Hex(bytes));
-  await repo.store.put(snapshotName(id), bytes);
-  return findSnapshot(repo, id);
 }
 
 async function restoreInto(entry: SnapshotEntry, options: { overwrite?: boolean; target?: string } = {}) {
