@@ -43,11 +43,22 @@ export function repoLocation(globals: GlobalOptions): string {
   return location;
 }
 
-export async function storeFor(location: string): Promise<Store> {
-  if (/^https?:/.test(location)) return createHttpStore(location, { token: vaultToken() });
+/** How to reach a store other than with this repository's own environment (a copy's primary). */
+export interface StoreAccess {
+  /** The vault token; default AMBER_VAULT_TOKEN(_FILE). */
+  token?: () => string;
+  /** S3 credentials or a profile; default the AWS SDK's chain. */
+  s3?: { credentials?: { accessKeyId: string; secretAccessKey: string }; profile?: string };
+}
+
+export async function storeFor(location: string, access: StoreAccess = {}): Promise<Store> {
+  if (/^https?:/.test(location)) return createHttpStore(location, { token: (access.token ?? vaultToken)() });
   // The AWS SDK takes a tenth of a second to load: only S3 repositories pay for it.
   if (/^s3:/.test(location))
-    return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), { clock: systemClock });
+    return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), {
+      clock: systemClock,
+      ...access.s3,
+    });
   const file = fileInTheWay(location);
   if (file !== undefined) {
     throw new AmberError(
@@ -66,19 +77,22 @@ export async function storeFor(location: string): Promise<Store> {
 /** The vault token: AMBER_VAULT_TOKEN, or the first line of AMBER_VAULT_TOKEN_FILE. */
 function vaultToken(): string {
   const file = process.env.AMBER_VAULT_TOKEN_FILE;
-  if (file) {
-    try {
-      return readFileSync(file, 'utf8').split('\n')[0].trim();
-    } catch (cause) {
-      throw new AmberError('USAGE', `cannot read the vault token file "${file}"`, { cause });
-    }
-  }
+  if (file) return readTokenFile(file);
   const token = process.env.AMBER_VAULT_TOKEN;
   if (!token)
     throw new AmberError('TOKEN_INVALID', 'a vault repository needs a token', {
       hint: 'set AMBER_VAULT_TOKEN or AMBER_VAULT_TOKEN_FILE',
     });
   return token;
+}
+
+/** The first line of a token file. */
+export function readTokenFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n')[0].trim();
+  } catch (cause) {
+    throw new AmberError('USAGE', `cannot read the vault token file "${file}"`, { cause });
+  }
 }
 
 async function existingStore(context: CliContext): Promise<Store> {

@@ -5,7 +5,7 @@ export const EXIT = {
   ok: 0,
   error: 1,
   usage: 2,
-  /** Backup finished but skipped something, or a file changed while read; restore finished but some entries could not be restored. */
+  /** Backup finished but skipped something, or a file changed while read; restore finished but some entries could not be restored; a copy left snapshots out. */
   partial: 3,
   repoNotFound: 10,
   wrongPassword: 12,
@@ -22,6 +22,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   TOKEN_INVALID: EXIT.wrongPassword,
   INTERRUPTED: EXIT.interrupted,
   RESTORE_INCOMPLETE: EXIT.partial,
+  COPY_INCOMPLETE: EXIT.partial,
   KEY_AMBIGUOUS: EXIT.usage,
   SNAPSHOT_AMBIGUOUS: EXIT.usage,
 };

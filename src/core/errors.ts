@@ -55,6 +55,10 @@ export const ERROR_CODES = {
     'The storage holds a version or delete marker Amber never writes: someone tried to replace or hide an object',
   AUDIT_TAMPERED: 'The audit log was altered: an entry is edited, missing, reordered or inserted',
   INTERRUPTED: 'The operation was interrupted',
+  COPY_INCOMPATIBLE:
+    "The copy repository was not made for this primary (`amber init --from-repo`): it does not share the primary's dedup secrets",
+  COPY_INCOMPLETE: 'Some snapshots of the primary were not copied; each one was reported',
+  COPY_LAG: 'A copy is further behind its primary than the lag bound allows',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -6,8 +6,16 @@ import { randomKey } from '../crypto/index.ts';
 import { asBlobId, type BlobId } from '../core/ids.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { BlobIndex } from '../repo/blob-index.ts';
-import { blobIdOf, checkBlobSize, encodeBlob, type BlobType, type EncodedBlob } from '../repo/blob-codec.ts';
-import { createCodecPool, type CodecPool } from './codec-pool.ts';
+import {
+  blobIdOf,
+  checkBlobSize,
+  encodeBlob,
+  resealBlob,
+  type BlobType,
+  type EncodedBlob,
+} from '../repo/blob-codec.ts';
+import { isAmberError } from '../core/errors.ts';
+import { createCodecPool, resealError, type CodecPool, type ResealInput } from './codec-pool.ts';
 import { defaultPoolSize } from './worker-pool.ts';
 import { createPackBuilder, newPackKey, type PackBuilder, type PackKey } from '../repo/pack.ts';
 import { createIndexWriter } from '../repo/index-writer.ts';
@@ -32,8 +40,9 @@ export interface SinkStats {
 
 export interface BlobSink {
   /** Stores a blob unless this key may already dedup against it; returns its id. The plaintext is
-   *  not retained once the call returns, so callers may reuse its buffer. */
-  storeBlob(type: BlobType, plaintext: Uint8Array): Promise<BlobId>;
+   *  not retained once the call returns, so callers may reuse its buffer. `claimed`: the caller
+   *  claimed the id (`claim`) and the blob is stored without a dedup check. */
+  storeBlob(type: BlobType, plaintext: Uint8Array, options?: { claimed?: boolean }): Promise<BlobId>;
   /** Writes every pending pack, then the index objects that name them. */
   flush(): Promise<void>;
   /** Stops the encoding workers; call once, after flush or on failure. */
@@ -43,6 +52,18 @@ export interface BlobSink {
   /** Notes `ids` (32 bytes each) as reused when every one is a blob this key may dedup against;
    *  otherwise notes nothing and returns false. */
   reuseIfTrusted(ids: Buffer): boolean;
+  /**
+   * Whether a blob must be stored: false when this key may dedup against it already (noted as
+   * reused), true otherwise, and from then on it counts as pending, so it is claimed only once.
+   */
+  claim(id: Uint8Array): boolean;
+  /**
+   * Stores claimed blobs that arrive sealed from a repository sharing this one's id key (a copy):
+   * each is decrypted, decompressed and its id computed again before it is sealed under this
+   * session's key. Resolves once they are placed in packs; rejects with OBJECT_CORRUPT naming the
+   * blob and its pack when one fails its check (the session stays usable).
+   */
+  storeResealed(input: Omit<ResealInput, 'idKey'>): Promise<void>;
   readonly stats: SinkStats;
   /** Packs and index objects this session wrote. */
   readonly written: readonly string[];
@@ -137,15 +158,17 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
 
   return {
     stats,
-    async storeBlob(type, plaintext) {
+    async storeBlob(type, plaintext, storeOptions) {
       rethrowFailure();
       checkBlobSize(type, plaintext.length);
       const id = blobIdOf(repo.key.secrets.idKey, plaintext);
-      if (index.hasTrusted(id)) {
-        noteReused(id);
-        return asBlobId(id.toString('hex'));
+      if (!storeOptions?.claimed) {
+        if (index.hasTrusted(id)) {
+          noteReused(id);
+          return asBlobId(id.toString('hex'));
+        }
+        index.addPending(id);
       }
-      index.addPending(id);
       stats.blobsAdded += 1;
       stats.bytesAdded += plaintext.length;
       const size = plaintext.length;
@@ -195,6 +218,48 @@ export function createBlobSink(repo: Repository, index: BlobIndex, options: Blob
     },
     reuse(ids) {
       for (const id of ids) noteReused(Buffer.from(id, 'hex'));
+    },
+    claim(id) {
+      if (index.hasTrusted(id)) {
+        noteReused(id);
+        return false;
+      }
+      index.addPending(id);
+      return true;
+    },
+    async storeResealed(input) {
+      rethrowFailure();
+      const full = { ...input, idKey: repo.key.secrets.idKey };
+      let blobs: EncodedBlob[];
+      if (pool) blobs = await pool.reseal(full);
+      else {
+        let at = 0;
+        blobs = input.refs.map((ref, n) => {
+          const sealed = input.sealed.subarray(at, (at += input.lengths[n]));
+          try {
+            return resealBlob(
+              ref,
+              sealed,
+              { from: input.sourceKey, to: packKey.dataKey, idKey: full.idKey },
+              input.where,
+            );
+          } catch (error) {
+            if (!isAmberError(error)) throw error;
+            throw resealError(full, { index: n, code: error.code, message: error.message });
+          }
+        });
+      }
+      for (const blob of blobs) {
+        stats.blobsAdded += 1;
+        stats.bytesAdded += blob.rawLength;
+      }
+      const placed = placing.then(async () => {
+        for (const blob of blobs) await place(blob);
+      });
+      placing = placed.catch((error: unknown) => {
+        failure ??= { error };
+      });
+      await placed;
     },
     reuseIfTrusted(ids) {
       const each = Array.from({ length: ids.length / 32 }, (_, n) => ids.subarray(n * 32, n * 32 + 32));

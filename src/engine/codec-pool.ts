@@ -2,15 +2,37 @@
 // hashes and writes. Small blobs travel in batches (one message and one buffer per batch); large
 // ones alone. Plaintext is copied once, into recycled memory that is transferred to the worker and
 // back with its reply.
-import type { BlobType, EncodedBlob } from '../repo/blob-codec.ts';
+import { AmberError, type ErrorCode } from '../core/errors.ts';
+import type { BlobRef, BlobType, EncodedBlob } from '../repo/blob-codec.ts';
 import { createBufferPool } from '../core/buffer-pool.ts';
-import type { EncodeBatch, EncodedBatch } from './codec-worker.ts';
+import type { EncodeBatch, EncodedBatch, ResealBatch, ResealFailure } from './codec-worker.ts';
 import { createWorkerPool, defaultPoolSize } from './worker-pool.ts';
 
 export interface CodecPool {
   /** Encodes a copy of `plaintext`: the caller may reuse its buffer as soon as this returns. */
   encode(type: BlobType, id: Buffer, plaintext: Buffer): Promise<EncodedBlob>;
+  /** Checks and re-seals blobs sealed under another repository's pack key (see ResealInput). */
+  reseal(input: ResealInput): Promise<EncodedBlob[]>;
   close(): Promise<void>;
+}
+
+/** Blobs read sealed from one pack of another repository that shares this one's id key. */
+export interface ResealInput {
+  refs: BlobRef[];
+  /** The sealed blobs back to back, in a buffer of their own (it moves to the worker). */
+  sealed: Buffer;
+  lengths: number[];
+  sourceKey: Buffer;
+  idKey: Buffer;
+  /** The pack they came from, for errors. */
+  where: string;
+}
+
+/** The error a failed reseal raises, on a worker or inline: the blob and the pack it came from. */
+export function resealError(input: ResealInput, failed: ResealFailure['failed']): AmberError {
+  return new AmberError(failed.code as ErrorCode, failed.message, {
+    details: { blob: input.refs[failed.index].id.toString('hex'), object: input.where },
+  });
 }
 
 interface Waiting {
@@ -29,7 +51,7 @@ const BATCH_BLOBS = 256;
 const RETAINED_BYTES = 32 * 1024 * 1024;
 
 export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdLevel?: number }): CodecPool {
-  const workers = createWorkerPool<EncodeBatch, EncodedBatch>(
+  const workers = createWorkerPool<EncodeBatch | ResealBatch, EncodedBatch | ResealFailure>(
     new URL('./codec-worker.ts', import.meta.url),
     options.size ?? defaultPoolSize(),
     {
@@ -72,7 +94,7 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
       lengths: waiting.map((task) => task.rawLength),
     };
     workers.run(batch, [plaintext.buffer as ArrayBuffer, ids.buffer]).then(
-      (result) => settle(waiting, result),
+      (result) => settle(waiting, result as EncodedBatch),
       (error: Error) => {
         for (const task of waiting) task.reject(new Error(`blob encoding failed: ${error.message}`, { cause: error }));
       },
@@ -88,6 +110,33 @@ export function createCodecPool(options: { dataKey: Buffer; size?: number; zstdL
   }
 
   return {
+    async reseal(input) {
+      const ids = new Uint8Array(input.refs.length * 32);
+      for (const [n, ref] of input.refs.entries()) ids.set(ref.id, n * 32);
+      const task: ResealBatch = {
+        kind: 'reseal',
+        types: input.refs.map((ref) => ref.type),
+        ids,
+        compressions: input.refs.map((ref) => ref.compression),
+        rawLengths: input.refs.map((ref) => ref.rawLength),
+        plaintext: input.sealed,
+        lengths: input.lengths,
+        sourceKey: new Uint8Array(input.sourceKey),
+        idKey: new Uint8Array(input.idKey),
+        where: input.where,
+      };
+      const owned = input.sealed.byteOffset === 0 && input.sealed.byteLength === input.sealed.buffer.byteLength;
+      const reply = await workers.run(task, [...(owned ? [input.sealed.buffer as ArrayBuffer] : []), ids.buffer]);
+      if ('failed' in reply) throw resealError(input, reply.failed);
+      const sealed = Buffer.from(reply.sealed.buffer, reply.sealed.byteOffset, reply.sealed.byteLength);
+      let at = 0;
+      return input.refs.map((ref, n) => {
+        const length = reply.sealedLengths[n];
+        const blob = { ...ref, sealed: sealed.subarray(at, at + length) };
+        at += length;
+        return blob;
+      });
+    },
     encode(type, id, plaintext) {
       return new Promise((resolve, reject) => {
         const task: Waiting = { type, id, rawLength: plaintext.length, resolve, reject };

@@ -4,7 +4,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
 import type { PutOptions, Store } from '../storage/store.ts';
-import { initRepository } from '../repo/repository.ts';
+import { initRepository, type Repository } from '../repo/repository.ts';
 import type { PolicySettings } from '../repo/retention-records.ts';
 import type { GuardedClock } from '../governance/guarded-clock.ts';
 import { openRetentionClock, operationOn, type Operation } from '../governance/operation.ts';
@@ -27,6 +27,8 @@ export interface CreateRepositoryOptions {
   witness?: { publicKey: string; label: string };
   /** Settings that differ from the default policy. */
   policy?: Partial<PolicySettings>;
+  /** The repository this one will hold copies of: its chunker and dedup secrets are taken (docs/isolation.md). */
+  copyOf?: Repository;
 }
 
 export async function createRepository(
@@ -38,7 +40,10 @@ export async function createRepository(
     clock: options.clock,
     kdfLogN: options.kdfLogN,
     retention: options.retention,
-    chunker: options.chunker,
+    chunker: options.copyOf?.config.chunker ?? options.chunker,
+    dedupSecrets: options.copyOf
+      ? { idKey: options.copyOf.key.secrets.idKey, gearSeed: options.copyOf.key.secrets.gearSeed }
+      : undefined,
     packTargetBytes: options.packTargetBytes,
     actor: options.actor,
     cacheDir: options.cacheDir,
@@ -53,7 +58,14 @@ export async function createRepository(
   const firstLock = { lock: { untilMs: options.retention.retainUntilMs!, mode: options.retention.mode! } };
   await appendAudit(
     op,
-    { action: 'init', target: repo.config.repositoryId, details: { keyId: repo.key.keyId } },
+    {
+      action: 'init',
+      target: repo.config.repositoryId,
+      details: {
+        keyId: repo.key.keyId,
+        ...(options.copyOf ? { copyOf: options.copyOf.config.repositoryId } : {}),
+      },
+    },
     firstLock,
   );
   if (options.witness) await addWitness(op, options.witness.publicKey, options.witness.label, firstLock);

@@ -117,8 +117,41 @@ export function decodeBlob(
   where: string,
   options: { transient?: boolean } = {},
 ): Buffer {
+  return openBlob(ref, sealed, keys, where, options.transient === true).plaintext;
+}
+
+/**
+ * Moves a sealed blob from one pack data key to another without recompressing it: decrypts under
+ * `from`, decompresses and checks the keyed id exactly as `decodeBlob` does (a damaged or forged blob
+ * throws OBJECT_CORRUPT naming `where`), then seals the same body under `to` with the same AAD. A copy
+ * between repositories that share the id key (docs/isolation.md) moves every blob this way.
+ */
+export function resealBlob(
+  ref: BlobRef,
+  sealed: Uint8Array,
+  keys: { from: Uint8Array; to: Uint8Array; idKey: Uint8Array },
+  where: string,
+): EncodedBlob {
+  const { body } = openBlob(ref, sealed, { dataKey: keys.from, idKey: keys.idKey }, where, true);
+  return {
+    id: ref.id,
+    type: ref.type,
+    compression: ref.compression,
+    rawLength: ref.rawLength,
+    sealed: seal(keys.to, body, blobAad(ref.type, ref.id)),
+  };
+}
+
+function openBlob(
+  ref: BlobRef,
+  sealed: Uint8Array,
+  keys: { dataKey: Uint8Array; idKey: Uint8Array },
+  where: string,
+  transient: boolean,
+): { body: Buffer; plaintext: Buffer } {
   // Only a failure spells the id out: decoding runs once per blob of a restore or verify.
   const hex = () => ref.id.toString('hex');
+  let body: Buffer;
   let plaintext: Buffer;
   if (ref.compression !== COMPRESSION.none && ref.compression !== COMPRESSION.zstd) {
     throw new AmberError(
@@ -128,13 +161,13 @@ export function decodeBlob(
     );
   }
   try {
-    const body = open(keys.dataKey, sealed, blobAad(ref.type, ref.id));
+    body = open(keys.dataKey, sealed, blobAad(ref.type, ref.id));
     plaintext =
       ref.compression === COMPRESSION.zstd
         ? zstdDecompress(
             body,
             Math.min(ref.rawLength, MAX_BLOB_BYTES),
-            options.transient ? scratchFor(ref.rawLength) : undefined,
+            transient ? scratchFor(ref.rawLength) : undefined,
           )
         : body;
   } catch (cause) {
@@ -152,5 +185,5 @@ export function decodeBlob(
       details: { blob: hex(), object: where },
     });
   }
-  return plaintext;
+  return { body, plaintext };
 }

@@ -19,7 +19,15 @@ import {
   type EpochKey,
   type EpochRecord,
 } from './epochs.ts';
-import { createKeyFile, newRepoSecrets, signerOf, unlockKeyFile, type KeyFileInfo, type UnlockedKey } from './keys.ts';
+import {
+  createKeyFile,
+  newRepoSecrets,
+  signerOf,
+  unlockKeyFile,
+  type KeyFileInfo,
+  type RepoSecrets,
+  type UnlockedKey,
+} from './keys.ts';
 import { CONFIG_NAME, objectName } from './layout.ts';
 import { openRecordCache, type RecordCache } from './record-cache.ts';
 import { isBadRecord, readRecords, type RecordProblem } from './records.ts';
@@ -46,6 +54,11 @@ export interface InitOptions {
   cacheDir?: string;
   /** Retention for the config, first key and epoch, on stores that keep dates as objects are written (S3). */
   retention?: PutOptions;
+  /**
+   * A copy's dedup secrets, taken from the repository it copies (docs/isolation.md): blobs keep their
+   * ids and chunk boundaries between the two. Every other secret and key is the new repository's own.
+   */
+  dedupSecrets?: Pick<RepoSecrets, 'idKey' | 'gearSeed'>;
 }
 
 /** Writes epoch 0, the first full key, then `config` last: a crash before it leaves no repository. */
@@ -69,7 +82,7 @@ export async function initRepository(options: InitOptions): Promise<Repository> 
   const { bytes: keyBytes, info } = await createKeyFile({
     role: 'full',
     passphrase: options.passphrase,
-    secrets: newRepoSecrets(),
+    secrets: { ...newRepoSecrets(), ...options.dedupSecrets },
     owner,
     configHash,
     createdAt,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { systemClock } from '../core/clock.ts';
 import { isAmberError, type AmberError, type ErrorCode } from '../core/errors.ts';
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
-import { initRepository, openRepository } from '../repo/repository.ts';
+import { initRepository, openRepository, type Repository } from '../repo/repository.ts';
 import type { Operation } from '../governance/operation.ts';
 import { testOperation } from './operation.ts';
 import { createFsStore } from '../storage/fs/fs-store.ts';
@@ -60,6 +60,8 @@ export interface TestRepoOptions {
   packTargetBytes?: number;
   /** Wraps the fs store, e.g. in a faulty store. */
   wrap?: (store: Store) => Store;
+  /** A repository this one will hold copies of (`amber init --from-repo`): its dedup secrets are taken. */
+  copyOf?: Repository;
 }
 
 /** A new repository at `path` (scrypt kept cheap with logN 10). */
@@ -72,8 +74,11 @@ export async function createTestRepo(path: string, options: TestRepoOptions = {}
       passphrase: TEST_PASSPHRASE,
       clock: systemClock,
       kdfLogN: 10,
-      chunker: options.chunker,
+      chunker: options.copyOf?.config.chunker ?? options.chunker,
       packTargetBytes: options.packTargetBytes,
+      dedupSecrets: options.copyOf
+        ? { idKey: options.copyOf.key.secrets.idKey, gearSeed: options.copyOf.key.secrets.gearSeed }
+        : undefined,
     }),
   );
 }

@@ -49,6 +49,8 @@ export interface S3StoreOptions {
   clock: Clock;
   /** Explicit credentials (tests); otherwise the SDK's standard chain: environment, profile, instance role. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** A profile of the shared AWS configuration files, instead of the default chain's. */
+  profile?: string;
   /** Defaults to AWS_REGION, then us-east-1. */
   region?: string;
   /** Requests in flight at once (sockets), and objects worked on at once by protect and protection. */
@@ -108,6 +110,7 @@ export function createS3Store(where: S3Location, options: S3StoreOptions): S3Sto
     forcePathStyle: where.endpoint !== undefined,
     region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
     credentials: options.credentials,
+    profile: options.profile,
     maxAttempts: options.maxAttempts ?? 5,
     // Content-MD5 is sent explicitly where AWS requires a checksum; newer default checksums are not
     // understood by every S3-compatible server.

@@ -1,0 +1,87 @@
+// The primary a copy reads from, named by --from-* options: its location, its passphrase and the
+// read-only credential that reaches it (a vault reader token, an S3 profile or keys). Kept apart
+// from the copy's own AMBER_* settings, so that one command never mixes the two sites' credentials.
+import { Option, type Command } from 'commander';
+import { AmberError } from '../core/errors.ts';
+import { cacheRoot } from '../core/local-paths.ts';
+import { openRepository, type Repository } from '../repo/repository.ts';
+import { type CliContext, readTokenFile, storeFor, type StoreAccess } from './context.ts';
+import { readPassphrase } from './passphrase.ts';
+
+export interface FromFlags {
+  fromRepo?: string;
+  fromPasswordFile?: string;
+  fromTokenFile?: string;
+  fromAwsProfile?: string;
+}
+
+/** Adds the --from-* options; `required` for commands that need a primary. */
+export function addFromOptions(command: Command, required: boolean): Command {
+  const repo = new Option(
+    '--from-repo <location>',
+    'the primary repository to read from (a directory, https://VAULT/REPO or s3:…); AMBER_FROM_REPO',
+  );
+  return command
+    .addOption(required ? repo.makeOptionMandatory(false) : repo)
+    .option('--from-password-file <file>', "file holding the primary's passphrase (or AMBER_FROM_PASSWORD)")
+    .option(
+      '--from-token-file <file>',
+      "the primary vault's token, a reader token is enough (or AMBER_FROM_VAULT_TOKEN / AMBER_FROM_VAULT_TOKEN_FILE)",
+    )
+    .option(
+      '--from-aws-profile <name>',
+      "S3: the AWS profile with read-only access to the primary's bucket (or AMBER_FROM_AWS_ACCESS_KEY_ID and AMBER_FROM_AWS_SECRET_ACCESS_KEY)",
+    );
+}
+
+export function fromLocation(flags: FromFlags): string | undefined {
+  return flags.fromRepo ?? process.env.AMBER_FROM_REPO;
+}
+
+/** The credentials that reach the primary: never the copy's own AMBER_VAULT_TOKEN or AWS settings. */
+function fromAccess(flags: FromFlags): StoreAccess {
+  const keyId = process.env.AMBER_FROM_AWS_ACCESS_KEY_ID;
+  const secret = process.env.AMBER_FROM_AWS_SECRET_ACCESS_KEY;
+  return {
+    token: () => {
+      const file = flags.fromTokenFile ?? process.env.AMBER_FROM_VAULT_TOKEN_FILE;
+      if (file) return readTokenFile(file);
+      const token = process.env.AMBER_FROM_VAULT_TOKEN;
+      if (!token)
+        throw new AmberError('TOKEN_INVALID', 'the primary is a vault repository and needs a token of its own', {
+          hint: 'pass --from-token-file (a reader token is enough) or set AMBER_FROM_VAULT_TOKEN',
+        });
+      return token;
+    },
+    s3: {
+      profile: flags.fromAwsProfile,
+      credentials: keyId && secret ? { accessKeyId: keyId, secretAccessKey: secret } : undefined,
+    },
+  };
+}
+
+/** Opens the primary with its passphrase, to read only: nothing is ever written to it. */
+export async function openFromRepo(context: CliContext, flags: FromFlags): Promise<Repository> {
+  const location = fromLocation(flags);
+  if (!location)
+    throw new AmberError('USAGE', 'no primary repository given', {
+      hint: 'pass --from-repo LOCATION or set AMBER_FROM_REPO',
+    });
+  const store = await storeFor(location, fromAccess(flags));
+  if (!(await store.exists()))
+    throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location} (the primary)`, {
+      hint: 'check --from-repo and the credentials that reach it',
+    });
+  const passphrase = await readPassphrase({
+    envVar: 'AMBER_FROM_PASSWORD',
+    file: flags.fromPasswordFile ?? process.env.AMBER_FROM_PASSWORD_FILE,
+    prompt: `passphrase for the primary ${store.location}: `,
+  });
+  return openRepository({
+    store,
+    passphrase,
+    clock: context.clock,
+    cacheDir: cacheRoot(),
+    actor: 'copy site (read only)',
+  });
+}
