@@ -1,7 +1,7 @@
 // The primary a copy reads from, named by --from-* options: its location, its passphrase and the
 // read-only credential that reaches it (a vault reader token, an S3 profile or keys). Kept apart
 // from the copy's own AMBER_* settings, so that one command never mixes the two sites' credentials.
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { AmberError } from '../core/errors.ts';
 import { cacheRoot } from '../core/local-paths.ts';
 import { openRepository, type Repository } from '../repo/repository.ts';
@@ -15,14 +15,13 @@ export interface FromFlags {
   fromAwsProfile?: string;
 }
 
-/** Adds the --from-* options; `required` for commands that need a primary. */
-export function addFromOptions(command: Command, required: boolean): Command {
-  const repo = new Option(
-    '--from-repo <location>',
-    'the primary repository to read from (a directory, https://VAULT/REPO or s3:…); AMBER_FROM_REPO',
-  );
+/** Adds the --from-* options. */
+export function addFromOptions(command: Command): Command {
   return command
-    .addOption(required ? repo.makeOptionMandatory(false) : repo)
+    .option(
+      '--from-repo <location>',
+      'the primary repository to read from (a directory, https://VAULT/REPO or s3:…); AMBER_FROM_REPO',
+    )
     .option('--from-password-file <file>', "file holding the primary's passphrase (or AMBER_FROM_PASSWORD)")
     .option(
       '--from-token-file <file>',

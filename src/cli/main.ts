@@ -21,6 +21,7 @@ import { registerAudit } from './commands/audit.ts';
 import { registerApprover } from './commands/approver.ts';
 import { registerRequest } from './commands/request.ts';
 import { registerVault } from './commands/vault.ts';
+import { registerCopy } from './commands/copy.ts';
 
 export const VERSION = AMBER_VERSION;
 
@@ -62,6 +63,7 @@ Examples:
     );
   registerInit(program, context);
   registerBackup(program, context, setExit);
+  registerCopy(program, context, setExit);
   registerSnapshotCommands(program, context);
   registerRestore(program, context);
   registerVerify(program, context);

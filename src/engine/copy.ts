@@ -22,6 +22,7 @@ import { packName, snapshotName } from '../repo/layout.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { Operation } from '../governance/operation.ts';
 import { appendAudit, verifyAudit } from '../governance/audit-log.ts';
+import { ANCHOR_ACTION } from '../governance/audit-anchors.ts';
 import { strongerMode } from '../governance/retention.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import {
@@ -613,7 +614,7 @@ async function anchorPrimary(
     problems: seen.problems.map(({ name, problem }) => ({ name, problem })),
   };
   await appendAudit(copy, {
-    action: 'copy.anchor',
+    action: ANCHOR_ACTION,
     target: primary.config.repositoryId,
     details: { ...anchor, problems: anchor.problems.length, copied: counts.copied, failed: counts.failed },
   });

@@ -3,7 +3,9 @@ import { AmberError } from '../../core/errors.ts';
 import { readAuditLog, verifyAudit, writeCheckpoint, type AuditVerification } from '../../governance/audit-log.ts';
 import type { LoadedEntry } from '../../repo/audit-records.ts';
 import type { RepositoryView } from '../../repo/repository.ts';
-import { type CliContext, openOp, openRepoView, print } from '../context.ts';
+import { type CliContext, openOp, openRepoView, print, readTokenFile, storeFor } from '../context.ts';
+import { checkAnchors, type AnchorCheck } from '../../governance/audit-anchors.ts';
+import { openRepositoryView } from '../../repo/repository.ts';
 import { dateFlag, durationFlag } from '../options.ts';
 
 export function registerAudit(program: Command, context: CliContext): void {
@@ -55,18 +57,59 @@ Examples:
   audit
     .command('verify')
     .description('check the log: edited, removed, reordered or inserted entries, truncation behind the last checkpoint')
+    .option(
+      '--anchors-from <location>',
+      "also check the log against what an isolated copy saw of it (the anchors each `amber copy` run records in the copy's own log)",
+    )
+    .option(
+      '--anchors-token-file <file>',
+      "the copy vault's token, when --anchors-from is a vault (an auditor token is enough)",
+    )
     .addHelpText(
       'after',
       `
-Exits with status 1 and names the first bad entry when anything is wrong.
+Exits with status 1 and names the first bad entry when anything is wrong. With --anchors-from, a
+log whose history was rewritten after the copy saw it (entries removed or replaced, the log forked
+from an earlier point, a checkpoint gone) fails too, even when it is consistent in itself.
 
 Examples:
   amber audit verify
-  amber audit verify --json`,
+  amber audit verify --json
+  amber audit verify --repo https://vault1.example:8420/finance --anchors-from /mnt/amber-copy`,
     )
-    .action(async () => {
-      const result = await verifyAudit(await openRepoView(context));
-      print(context, result, renderVerification);
+    .action(async (flags: { anchorsFrom?: string; anchorsTokenFile?: string }) => {
+      const view = await openRepoView(context);
+      const log = await readAuditLog({ ...view, recordCache: undefined });
+      const verified = await verifyAudit(view, log);
+      const anchorsFile = flags.anchorsTokenFile;
+      const anchors =
+        flags.anchorsFrom === undefined
+          ? undefined
+          : await checkAnchors(
+              view,
+              await openRepositoryView(
+                await storeFor(flags.anchorsFrom, anchorsFile ? { token: () => readTokenFile(anchorsFile) } : {}),
+              ),
+              log,
+            );
+      const result = anchors ? { ...verified, anchors } : verified;
+      print(context, result, (shown) => renderVerification(shown, anchors));
+      if (anchors && anchors.anchors === 0)
+        throw new AmberError(
+          'USAGE',
+          `${anchors.copy.location} holds no anchor of repository ${view.config.repositoryId.slice(0, 8)}: it is not a copy of it, or no copy ran yet`,
+          { hint: 'check --anchors-from; the copy site records an anchor with every `amber copy`' },
+        );
+      if (anchors && anchors.problems.length > 0 && !result.firstBad) {
+        const first = anchors.problems[0];
+        throw new AmberError(
+          'AUDIT_TAMPERED',
+          `the audit log was rewritten after the copy at ${anchors.copy.location} saw it on ${first.time}: ${first.problem}`,
+          {
+            hint: 'treat this as an incident: the copy keeps the history as it was; keep the altered objects as evidence',
+          },
+        );
+      }
       if (result.firstBad) {
         throw new AmberError(
           'AUDIT_TAMPERED',
@@ -193,8 +236,10 @@ function csvCell(text: string): string {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-function renderVerification(result: AuditVerification): string {
+function renderVerification(result: AuditVerification, anchors?: AnchorCheck): string {
   const lines = result.problems.map((problem) => `error: #${problem.seq} ${problem.name}: ${problem.problem}`);
+  for (const problem of anchors?.problems ?? [])
+    lines.push(`error: seen by the copy on ${problem.time} (${problem.anchor}): ${problem.problem}`);
   lines.push(...result.ignored.map((object) => `warning: ignored ${object.name}: ${object.problem}`));
   if (result.ignored.length)
     lines.push(
@@ -208,6 +253,13 @@ function renderVerification(result: AuditVerification): string {
       ? `last checkpoint: entry #${result.checkpoint.seq}, ${result.checkpoint.entries} entries behind it`
       : 'no checkpoint yet: run `amber audit checkpoint` so that removed entries are detected',
   );
-  lines.push(result.problems.length ? `${result.problems.length} problems found` : 'the audit log is intact');
+  if (anchors)
+    lines.push(
+      `checked against ${anchors.anchors} anchor${anchors.anchors === 1 ? '' : 's'} in the copy at ${anchors.copy.location}` +
+        (anchors.newest ? `, the newest of ${anchors.newest.time}` : '') +
+        (anchors.problems.length ? `: ${anchors.problems.length} problems` : ': the history the copy saw is intact'),
+    );
+  const found = result.problems.length + (anchors?.problems.length ?? 0);
+  lines.push(found ? `${found} problems found` : 'the audit log is intact');
   return lines.join('\n');
 }

@@ -11,8 +11,9 @@ import { DEFAULT_POLICY } from '../../governance/policy.ts';
 import { bucketNote, describeBucketNote, isS3Store, prepareBucket, type BucketNote } from '../bucket.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { readPassphrase } from '../passphrase.ts';
+import { addFromOptions, fromLocation, openFromRepo, type FromFlags } from '../from-repo.ts';
 
-interface InitFlags {
+interface InitFlags extends FromFlags {
   createBucket?: boolean;
   minRetention?: string;
   defaultRetain?: string;
@@ -20,8 +21,7 @@ interface InitFlags {
 }
 
 export function registerInit(program: Command, context: CliContext): void {
-  program
-    .command('init')
+  addFromOptions(program.command('init'))
     .description('create a new repository')
     .option('--min-retention <duration>', 'shortest retention any backup or extension may ask for, e.g. 7d')
     .option('--default-retain <duration>', 'retention of a backup that names none (default 30d, raised to the minimum)')
@@ -38,6 +38,12 @@ Examples:
   amber init --repo /mnt/vault --password-file ~/.amber-pass
   amber init --repo /srv/backups/finance --min-retention 30d --default-retain 1y --lock-mode compliance
   amber init --repo s3:https://s3.example.net:7480/backups/finance --create-bucket --lock-mode compliance
+  amber init --repo /srv/amber-copy --from-repo https://vault1.example:8420/finance \
+      --from-token-file primary-reader.token --from-password-file primary.pass --lock-mode compliance
+
+--from-repo makes a repository to hold copies of another (\`amber copy\`): it takes the primary's
+chunking parameters and blob-id secrets, so blobs keep their ids and only what is missing travels.
+Its keys, passphrase, policy, approvers and audit log are its own (docs/isolation.md).
 
 On S3 the bucket must have versioning and Object Lock (init refuses one without); a bucket default
 retention longer than the policy minimum raises the minimum to it.`,
@@ -48,6 +54,8 @@ retention longer than the policy minimum raises the minimum to it.`,
       const defaultRetainMs =
         flags.defaultRetain === undefined ? undefined : durationFlag('--default-retain', flags.defaultRetain);
       const globals = context.globals();
+      // The primary is opened first: a wrong passphrase for it must not leave an empty copy behind.
+      const copyOf = fromLocation(flags) !== undefined ? await openFromRepo(context, flags) : undefined;
       const store = await storeFor(repoLocation(globals));
       const passphrase = await readPassphrase({
         envVar: 'AMBER_PASSWORD',
@@ -99,6 +107,7 @@ retention longer than the policy minimum raises the minimum to it.`,
         retention,
         policy,
         witness: witnessKey ? { publicKey: witnessKey, label: store.location } : undefined,
+        copyOf,
       });
       const repo = created.op;
       const settings = created.policy;
@@ -110,9 +119,13 @@ retention longer than the policy minimum raises the minimum to it.`,
           keyId: repo.key.keyId,
           ...(settings ? { policy: settings } : {}),
           ...(bucket ? { bucket } : {}),
+          ...(copyOf ? { copyOf: { repositoryId: copyOf.config.repositoryId, location: copyOf.store.location } } : {}),
         },
         (result) =>
           `created repository ${result.repositoryId.slice(0, 8)} at ${result.location}\n` +
+          (result.copyOf
+            ? `it holds copies of ${result.copyOf.location} (${result.copyOf.repositoryId.slice(0, 8)}): run \`amber copy\` at this site\n`
+            : '') +
           (bucket ? `${describeBucketNote(bucket, null)}\n` : '') +
           (result.policy
             ? `policy: backups locked for ${formatDurationMs(result.policy.defaultRetentionMs)} (${result.policy.defaultMode}) by default` +

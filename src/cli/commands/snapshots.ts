@@ -5,6 +5,7 @@ import { AmberError } from '../../core/errors.ts';
 import { shortId } from '../../core/ids.ts';
 import { formatBytes, isoDate } from '../../core/units.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../../engine/snapshots.ts';
+import { copiedFromOf } from '../../engine/copy.ts';
 import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
 import { loadIndex } from '../../repo/index-loader.ts';
 import { createBlobReader } from '../../repo/blob-reader.ts';
@@ -146,6 +147,12 @@ function modeString(mode: number): string {
   return bits.join('');
 }
 
+/** Copied snapshots say of what, and from which repository. */
+function copyMark(snapshot: SnapshotEntry['snapshot']): string {
+  const from = copiedFromOf(snapshot);
+  return from ? `  (copy of ${shortId(from.snapshot)} from ${shortId(from.repository)})` : '';
+}
+
 function renderSnapshots(entries: SnapshotEntry[]): string {
   if (entries.length === 0) return 'no snapshots';
   const rows = entries.map(({ id, snapshot }) => [
@@ -153,7 +160,7 @@ function renderSnapshots(entries: SnapshotEntry[]): string {
     snapshot.time.slice(0, 19).replace('T', ' '),
     snapshot.host,
     snapshot.tags.join(','),
-    snapshot.paths.join(' ') + (snapshot.flags.length ? `  [${snapshot.flags.join(',')}]` : ''),
+    snapshot.paths.join(' ') + (snapshot.flags.length ? `  [${snapshot.flags.join(',')}]` : '') + copyMark(snapshot),
   ]);
   const header = ['ID', 'Time', 'Host', 'Tags', 'Paths'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
