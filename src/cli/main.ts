@@ -63,7 +63,7 @@ Examples:
     );
   registerInit(program, context);
   registerBackup(program, context, setExit);
-  registerCopy(program, context, setExit);
+  registerCopy(program, context);
   registerSnapshotCommands(program, context);
   registerRestore(program, context);
   registerVerify(program, context);

@@ -110,7 +110,9 @@ async function parseError(args: string[]): Promise<string | undefined> {
   program.configureOutput(silent);
   for (const { command } of everyCommand(program)) {
     command.configureOutput(silent);
-    if (command.commands.length === 0) command.action(() => {});
+    // A group with an action of its own (`amber copy`, whose `status` is a subcommand) is a command line too.
+    const ownAction = (command as unknown as { _actionHandler?: unknown })._actionHandler !== null;
+    if (command.commands.length === 0 || ownAction) command.action(() => {});
   }
   try {
     await program.parseAsync(args, { from: 'user' });

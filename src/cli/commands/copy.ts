@@ -9,7 +9,6 @@ import { type CliContext, openOp, print, warnIfClockUntrusted } from '../context
 import { addFromOptions, fromLocation, openFromRepo, type FromFlags } from '../from-repo.ts';
 import { durationFlag, lockModeOption } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
-import { EXIT } from '../exit-status.ts';
 
 interface FilterFlags {
   host: string[];
@@ -44,7 +43,7 @@ const filterOf = (flags: FilterFlags): CopyFilter => ({
   snapshots: flags.snapshot,
 });
 
-export function registerCopy(program: Command, context: CliContext, setExit: (status: number) => void): void {
+export function registerCopy(program: Command, context: CliContext): void {
   // The --from-* and filter options belong to `copy` itself; `copy status` reads them from there
   // (commander parses a parent's options wherever they stand on the line).
   const copy = addFilterOptions(addFromOptions(program.command('copy')))
@@ -67,8 +66,7 @@ primary cannot vouch for (damaged, or signed by no key the primary authorised) i
 left out: exit status 3. An interrupted copy leaves the copy valid; the next run completes it.
 
 Examples:
-  amber copy --repo /srv/amber-copy --from-repo https://vault1.example:8420/finance \\
-      --from-token-file /etc/amber/primary-reader.token --from-password-file /etc/amber/primary.pass
+  amber copy --repo /srv/amber-copy --from-repo https://vault1.example:8420/finance --from-token-file /etc/amber/primary-reader.token --from-password-file /etc/amber/primary.pass
   amber copy --repo s3:https://s3.example:7480/copy --from-repo /mnt/primary-ro --host db1 --json
   amber copy status --repo /srv/amber-copy --from-repo /mnt/primary-ro --max-lag 26h`,
     )
@@ -104,7 +102,13 @@ Examples:
       });
       progress.done();
       print(context, result, renderCopy);
-      if (result.failed.length > 0 || result.ignored.length > 0) setExit(EXIT.partial);
+      const left = result.failed.length + result.ignored.length;
+      if (left > 0)
+        throw new AmberError(
+          'COPY_INCOMPLETE',
+          `${left} snapshot${left === 1 ? '' : 's'} of the primary ${left === 1 ? 'was' : 'were'} not copied (${result.failed.length} damaged or incomplete there, ${result.ignored.length} signed by no key it authorised); every other snapshot was copied`,
+          { hint: 'run `amber verify --read-data --repo PRIMARY` at the primary; earlier copies are intact' },
+        );
     });
 
   copy

@@ -38,8 +38,7 @@ Examples:
   amber init --repo /mnt/vault --password-file ~/.amber-pass
   amber init --repo /srv/backups/finance --min-retention 30d --default-retain 1y --lock-mode compliance
   amber init --repo s3:https://s3.example.net:7480/backups/finance --create-bucket --lock-mode compliance
-  amber init --repo /srv/amber-copy --from-repo https://vault1.example:8420/finance \
-      --from-token-file primary-reader.token --from-password-file primary.pass --lock-mode compliance
+  amber init --repo /srv/amber-copy --from-repo https://vault1.example:8420/finance --from-token-file primary-reader.token --from-password-file primary.pass --lock-mode compliance
 
 --from-repo makes a repository to hold copies of another (\`amber copy\`): it takes the primary's
 chunking parameters and blob-id secrets, so blobs keep their ids and only what is missing travels.
