@@ -74,8 +74,10 @@ export interface CopiedFrom {
   host: string;
   paths: string[];
   tags: string[];
-  /** The key that signed the snapshot at the primary, as the primary's authority describes it. */
+  /** The key that signed the snapshot at the primary, as the primary's authority describes it… */
   signer: string;
+  /** …and its key id. */
+  signerKeyId: string;
   /** The retention the primary gave it: information only, the copy's own lock is `retention`. */
   retention: Snapshot['retention'];
   location: string;
@@ -240,9 +242,13 @@ export async function copySnapshots(options: CopyOptions): Promise<CopyResult> {
   };
 }
 
-/** Damage or absence at the primary fails one snapshot's copy; anything else (the copy's storage) ends the run. */
+/**
+ * Damage or absence at the primary, or a tree no restore would accept (a name that leaves its
+ * directory, twice the same name), fails one snapshot's copy; anything else (the copy's storage)
+ * ends the run.
+ */
 function isSourceProblem(error: unknown): error is AmberError {
-  return isAmberError(error) && (error.code === 'OBJECT_CORRUPT' || error.code === 'OBJECT_NOT_FOUND');
+  return isAmberError(error) && ['OBJECT_CORRUPT', 'OBJECT_NOT_FOUND', 'UNSAFE_PATH'].includes(error.code);
 }
 
 interface Run {
@@ -326,6 +332,7 @@ async function copyOne(run: Run, entry: SnapshotEntry): Promise<CopiedSnapshot> 
     paths: source.paths,
     tags: source.tags,
     signer: entry.signer,
+    signerKeyId: entry.signerKeyId,
     retention: source.retention,
     location: primary.store.location,
     copiedAt: nowIso(copy.clock),
@@ -564,7 +571,7 @@ async function fetchRange(run: Run, sink: BlobSink, range: Range, transferred: {
     return;
   }
   run.progress.blobs += range.blobs.length;
-  run.progress.bytesTransferred = (run.progress.bytesTransferred ?? 0) + range.length;
+  run.progress.bytesTransferred += range.length;
   run.options.onProgress?.(run.progress);
 }
 

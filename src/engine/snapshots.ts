@@ -1,7 +1,7 @@
 // Listing and finding snapshots. Only snapshots signed by a key with the authority are listed;
 // the others are reported as problems.
 import { AmberError, isAmberError } from '../core/errors.ts';
-import type { SnapshotId } from '../core/ids.ts';
+import type { KeyId, SnapshotId } from '../core/ids.ts';
 import { decodeSnapshotPayload, type Snapshot } from '../repo/snapshot.ts';
 import { readRecords, type RecordProblem } from '../repo/records.ts';
 import type { Repository } from '../repo/repository.ts';
@@ -23,6 +23,7 @@ export interface SnapshotEntry {
   id: SnapshotId;
   snapshot: Snapshot;
   signer: string;
+  signerKeyId: KeyId;
   /** When the store received the snapshot object, by the store's clock (where it says). */
   writtenMs?: number;
 }
@@ -54,7 +55,13 @@ export async function listSnapshots(
         throw new AmberError('OBJECT_CORRUPT', `${name} is not named as a snapshot is (snapshots/<64 hex digits>)`);
       const snapshot = decodeSnapshotPayload(record.payload, repo.epochs, name);
       if (state && isForgotten(state, id, snapshot.retention, problems, repo.clock.nowMs())) continue;
-      entries.push({ writtenMs, id, snapshot, signer: repo.authority.describe(record.signerKeyId) });
+      entries.push({
+        writtenMs,
+        id,
+        snapshot,
+        signer: repo.authority.describe(record.signerKeyId),
+        signerKeyId: record.signerKeyId,
+      });
     } catch (error) {
       // One signed snapshot that does not open must not hide all the others.
       if (!isAmberError(error, 'OBJECT_CORRUPT')) throw error;
