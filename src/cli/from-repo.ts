@@ -75,6 +75,7 @@ export async function openFromRepo(context: CliContext, flags: FromFlags): Promi
     envVar: 'AMBER_FROM_PASSWORD',
     file: flags.fromPasswordFile ?? process.env.AMBER_FROM_PASSWORD_FILE,
     prompt: `passphrase for the primary ${store.location}: `,
+    fileOption: '--from-password-file',
   });
   return openRepository({
     store,

@@ -31,13 +31,23 @@ interface Result {
   stderr: string;
 }
 
-/** Runs a command to its end; `ns` runs it inside that network namespace. */
-function run(command: string, args: string[], env: Record<string, string>, ns?: string): Promise<Result> {
+/**
+ * Runs a command to its end; `ns` runs it inside that network namespace. `noTerminal` runs it in a
+ * session of its own, without the terminal a prompt would open even when stdin is not one.
+ */
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  ns?: string,
+  noTerminal = false,
+): Promise<Result> {
   const [file, argv] = ns ? ['ip', ['netns', 'exec', ns, command, ...args]] : [command, args];
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, {
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: noTerminal,
     });
     let stdout = '';
     let stderr = '';
@@ -201,6 +211,19 @@ test('vault → directory: the copy site holds only a reader token of the primar
   const mixed = await amber(['copy', '--repo', copyDir, ...fromEnv], { ...copySite, AMBER_VAULT_TOKEN: reader.token });
   assert.equal(mixed.status, 12, mixed.stderr);
   assert.match(mixed.stderr, /needs a token of its own \[TOKEN_INVALID\]/);
+  // Nor the copy's passphrase: without the primary's, the hint names the primary's own option.
+  const noPass = await run(
+    NODE,
+    [BIN, 'copy', '--repo', copyDir, '--from-repo', primaryRepo, '--from-token-file', readerFile],
+    copySite,
+    undefined,
+    true,
+  );
+  assert.equal(noPass.status, 2, noPass.stderr);
+  assert.match(
+    noPass.stderr,
+    /no passphrase given .*\[PASSWORD_REQUIRED\]\nhint: set AMBER_FROM_PASSWORD or pass --from-password-file\n/,
+  );
   // The vault logs every request that is not a read: the reader token made none.
   const log = await accessLog(primaryData, 'finance');
   assert.ok(log.some((line) => line.token === writer.id));
