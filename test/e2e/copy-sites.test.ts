@@ -434,6 +434,76 @@ test('vault → S3 with Object Lock: copied objects carry COMPLIANCE retention f
   assert.deepEqual(await compareTrees(source, join(restored, source), { ignoreRootMeta: true }), []);
 });
 
+test('S3 → S3: the primary is read with its own S3 credentials, never the copy site’s AWS settings', {
+  skip: await whyNoS3(),
+}, async (t) => {
+  const dir = await tempDir(t, 's3-from');
+  const primaryRepo = s3RepoUrl(freshBucketName('amber-primary'), 'primary');
+  const primarySite = site(join(dir, 'primary-site'), 'primary pass', s3CliEnv());
+  await amberJson(['init', '--repo', primaryRepo, '--create-bucket'], primarySite);
+  const source = join(dir, 'source');
+  await writeSource(source, 's3-from');
+  const backup = await amberJson(['backup', '--repo', primaryRepo, source], primarySite);
+
+  // The copy site's environment holds AWS credentials: its own, for its own bucket.
+  const passFile = join(dir, 'primary.pass');
+  await writeFile(passFile, 'primary pass\n', { mode: 0o600 });
+  const copyBucket = freshBucketName('amber-copy');
+  const copyRepo = s3RepoUrl(copyBucket, 'copy');
+  const copySite = site(join(dir, 'copy-site'), 'copy pass', s3CliEnv());
+  const from = ['--from-repo', primaryRepo, '--from-password-file', passFile];
+  const initCopy = (env: Record<string, string>, json: string[] = []) =>
+    amber(['init', '--repo', copyRepo, '--create-bucket', ...from, ...json], { ...copySite, ...env });
+
+  // Without credentials of the primary's own, nothing is read with the copy's.
+  const none = await initCopy({});
+  assert.equal(none.status, 2, none.stderr);
+  assert.match(none.stderr, /the primary is an S3 repository and needs credentials of its own \[USAGE\]/);
+  assert.match(none.stderr, /--from-aws-profile.*AMBER_FROM_AWS_ACCESS_KEY_ID/);
+  const half = await initCopy({ AMBER_FROM_AWS_ACCESS_KEY_ID: s3Env!.credentials.accessKeyId });
+  assert.equal(half.status, 2, half.stderr);
+  assert.match(half.stderr, /AMBER_FROM_AWS_SECRET_ACCESS_KEY/);
+  // A wrong secret for the primary fails although the copy site's own AWS settings would work there.
+  const primaryKeys = {
+    AMBER_FROM_AWS_ACCESS_KEY_ID: s3Env!.credentials.accessKeyId,
+    AMBER_FROM_AWS_SECRET_ACCESS_KEY: s3Env!.credentials.secretAccessKey,
+  };
+  const wrong = await initCopy({ ...primaryKeys, AMBER_FROM_AWS_SECRET_ACCESS_KEY: 'not-the-secret' });
+  assert.notEqual(wrong.status, 0);
+  assert.match(wrong.stderr, /STORAGE_ACCESS_DENIED|SignatureDoesNotMatch|denied/i);
+
+  // With the primary's keys in AMBER_FROM_AWS_*, or a profile of its own, the copy works.
+  const init = await initCopy(primaryKeys, ['--json']);
+  assert.equal(init.status, 0, init.stderr);
+  assert.equal(JSON.parse(init.stdout).copyOf.location, primaryRepo);
+  const copied = await amberJson(['copy', '--repo', copyRepo, ...from], { ...copySite, ...primaryKeys });
+  assert.deepEqual(
+    copied.copied.map((c: { source: string }) => c.source),
+    [backup.id],
+  );
+  const credentials = join(dir, 'aws-credentials');
+  const { accessKeyId, secretAccessKey } = s3Env!.credentials;
+  await writeFile(
+    credentials,
+    `[primary-ro]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n` +
+      `[wrong]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = not-the-secret\n`,
+    { mode: 0o600 },
+  );
+  const profiles = { AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_CONFIG_FILE: join(dir, 'no-aws-config') };
+  const statusWith = (profile: string) =>
+    amber(['copy', 'status', '--repo', copyRepo, ...from, '--from-aws-profile', profile, '--json'], {
+      ...copySite,
+      ...profiles,
+    });
+  const status = await statusWith('primary-ro');
+  assert.equal(status.status, 0, status.stderr);
+  assert.equal(JSON.parse(status.stdout)[0].lagSeconds, 0);
+  // The profile is what reaches the primary: one with a wrong secret fails, the copy's AWS_* notwithstanding.
+  const wrongProfile = await statusWith('wrong');
+  assert.notEqual(wrongProfile.status, 0);
+  assert.match(wrongProfile.stdout + wrongProfile.stderr, /STORAGE_ACCESS_DENIED|SignatureDoesNotMatch|denied/i);
+});
+
 // The isolation test's two sites: each a network namespace of its own, joined by one veth pair.
 const NS_PRIMARY = `amber-p-${process.pid}`;
 const NS_COPY = `amber-c-${process.pid}`;
