@@ -5,9 +5,12 @@
 //    reader token cannot write, and the copy never tried to.
 // 2. The copy is an S3 bucket with Object Lock (Ceph RGW): copied objects carry COMPLIANCE
 //    retention from the copy's policy and date, and restore once the primary's vault is gone.
+//    With an S3 primary, the primary is read with its own credentials (--from-aws-profile or
+//    AMBER_FROM_AWS_*), never with the copy site's AWS settings.
 // 3. Real network isolation with network namespaces: the primary's vault runs in namespace P, the
-//    copy site (with a vault of its own) in namespace C. C routes to P; P has no route to C, so
-//    nothing at the primary can reach or command the copy, while `amber copy` in C works.
+//    copy site (with a vault of its own) in namespace C. C routes to P; P has no route to C (only
+//    its vault's answers are routed back), so nothing at the primary can reach or command the
+//    copy, while `amber copy` in C works.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
