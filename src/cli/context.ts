@@ -47,8 +47,8 @@ export function repoLocation(globals: GlobalOptions): string {
 export interface StoreAccess {
   /** The vault token; default AMBER_VAULT_TOKEN(_FILE). */
   token?: () => string;
-  /** S3 credentials or a profile; default the AWS SDK's chain. */
-  s3?: { credentials?: { accessKeyId: string; secretAccessKey: string }; profile?: string };
+  /** S3 credentials or a profile, asked for only when the location is S3; default the AWS SDK's chain. */
+  s3?: () => { credentials?: { accessKeyId: string; secretAccessKey: string }; profile?: string };
 }
 
 export async function storeFor(location: string, access: StoreAccess = {}): Promise<Store> {
@@ -57,7 +57,7 @@ export async function storeFor(location: string, access: StoreAccess = {}): Prom
   if (/^s3:/.test(location))
     return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), {
       clock: systemClock,
-      ...access.s3,
+      ...access.s3?.(),
     });
   const file = fileInTheWay(location);
   if (file !== undefined) {

@@ -52,9 +52,19 @@ function fromAccess(flags: FromFlags): StoreAccess {
         });
       return token;
     },
-    s3: {
-      profile: flags.fromAwsProfile,
-      credentials: keyId && secret ? { accessKeyId: keyId, secretAccessKey: secret } : undefined,
+    // Never the SDK's default chain: it would read the copy site's own AWS_* settings.
+    s3: () => {
+      if (flags.fromAwsProfile) return { profile: flags.fromAwsProfile };
+      if (keyId && secret) return { credentials: { accessKeyId: keyId, secretAccessKey: secret } };
+      throw new AmberError(
+        'USAGE',
+        keyId || secret
+          ? `${keyId ? 'AMBER_FROM_AWS_SECRET_ACCESS_KEY' : 'AMBER_FROM_AWS_ACCESS_KEY_ID'} is not set: the primary's keys go together`
+          : 'the primary is an S3 repository and needs credentials of its own',
+        {
+          hint: "pass --from-aws-profile NAME (read-only access to the primary's bucket is enough) or set AMBER_FROM_AWS_ACCESS_KEY_ID and AMBER_FROM_AWS_SECRET_ACCESS_KEY; the copy's own AWS settings are never used for it",
+        },
+      );
     },
   };
 }
@@ -75,6 +85,7 @@ export async function openFromRepo(context: CliContext, flags: FromFlags): Promi
     envVar: 'AMBER_FROM_PASSWORD',
     file: flags.fromPasswordFile ?? process.env.AMBER_FROM_PASSWORD_FILE,
     prompt: `passphrase for the primary ${store.location}: `,
+    fileOption: '--from-password-file',
   });
   return openRepository({
     store,

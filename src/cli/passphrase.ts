@@ -8,6 +8,8 @@ export interface PassphraseSource {
   file?: string;
   prompt: string;
   confirm?: boolean;
+  /** The option that names a passphrase file for this one, for the hint; default --password-file. */
+  fileOption?: string;
 }
 
 export async function readPassphrase(source: PassphraseSource): Promise<string> {
@@ -23,21 +25,22 @@ export async function readPassphrase(source: PassphraseSource): Promise<string> 
   }
   const fromEnv = process.env[source.envVar];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  const first = await promptHidden(source.prompt, source.envVar);
-  if (source.confirm && (await promptHidden('enter it again: ', source.envVar)) !== first) {
+  const hint = `set ${source.envVar} or pass ${source.fileOption ?? '--password-file'}`;
+  const first = await promptHidden(source.prompt, hint);
+  if (source.confirm && (await promptHidden('enter it again: ', hint)) !== first) {
     throw new AmberError('USAGE', 'the two passphrases differ', { hint: 'run the command again' });
   }
   if (first === '') throw new AmberError('USAGE', 'an empty passphrase is not allowed');
   return first;
 }
 
-async function promptHidden(prompt: string, envVar: string): Promise<string> {
+async function promptHidden(prompt: string, hint: string): Promise<string> {
   let fd: number;
   try {
     fd = openSync('/dev/tty', 'r+');
   } catch {
     throw new AmberError('PASSWORD_REQUIRED', 'no passphrase given and no terminal to ask on', {
-      hint: `set ${envVar} or pass --password-file`,
+      hint,
     });
   }
   const input = new ReadStream(fd);
