@@ -82,6 +82,8 @@ export interface CopiedFrom {
   retention: Snapshot['retention'];
   location: string;
   copiedAt: string;
+  /** When the primary's store received the source snapshot, by that store's clock, where it says. */
+  receivedAt?: string;
   /** A copy of a copy keeps where its source came from. */
   copiedFrom?: CopiedFrom;
 }
@@ -336,6 +338,7 @@ async function copyOne(run: Run, entry: SnapshotEntry): Promise<CopiedSnapshot> 
     retention: source.retention,
     location: primary.store.location,
     copiedAt: nowIso(copy.clock),
+    ...(entry.writtenMs !== undefined ? { receivedAt: isoDate(entry.writtenMs) } : {}),
     ...(copiedFromOf(source) ? { copiedFrom: sourceCopiedFrom as CopiedFrom } : {}),
   };
   const snapshot: Snapshot = {

@@ -10,6 +10,7 @@ import { FORGETS, putRecord } from '../repo/retention-records.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { applyKeepRules, hasAnyRule, type KeepRules } from '../governance/keep-rules.ts';
 import { listSnapshots, type SnapshotEntry } from '../engine/snapshots.ts';
+import { copiedFromOf, type CopiedFrom } from '../engine/copy.ts';
 
 /** How far a snapshot's claimed time may be from when the store received it. */
 export const TIME_TOLERANCE_MS = 60 * 60_000;
@@ -41,9 +42,31 @@ export function untrustedTime(entry: SnapshotEntry, nowMs: number): string | und
   const timeMs = Date.parse(entry.snapshot.time);
   if (!Number.isFinite(timeMs)) return 'its time is not a date';
   if (timeMs > nowMs + TIME_TOLERANCE_MS) return `its time ${entry.snapshot.time} is in the future`;
+  const from = copiedFromOf(entry.snapshot);
+  if (from) return untrustedCopyTime(entry, timeMs, from);
   if (entry.writtenMs !== undefined && Math.abs(timeMs - entry.writtenMs) > TIME_TOLERANCE_MS) {
     return `its time ${entry.snapshot.time} is far from when the store received it (${isoDate(entry.writtenMs)})`;
   }
+  return undefined;
+}
+
+/**
+ * A copy keeps its source's time, which may lie long before the copy was made (a history copied at
+ * once, a nightly copy hours after the backups). Its own writer recorded when it copied it
+ * (`copiedAt`, checked against when this store received it) and when the primary's store had
+ * received the source (`receivedAt`); the source's time is used when it fits both, as the primary
+ * judged it.
+ */
+function untrustedCopyTime(entry: SnapshotEntry, timeMs: number, from: CopiedFrom): string | undefined {
+  const copiedMs = Date.parse(from.copiedAt);
+  if (!Number.isFinite(copiedMs)) return 'its copy time is not a date';
+  if (entry.writtenMs !== undefined && Math.abs(copiedMs - entry.writtenMs) > TIME_TOLERANCE_MS)
+    return `it says it was copied at ${from.copiedAt}, far from when the store received it (${isoDate(entry.writtenMs)})`;
+  if (timeMs > copiedMs + TIME_TOLERANCE_MS)
+    return `its time ${entry.snapshot.time} is after it was copied (${from.copiedAt})`;
+  const receivedMs = from.receivedAt === undefined ? Number.NaN : Date.parse(from.receivedAt);
+  if (Number.isFinite(receivedMs) && Math.abs(timeMs - receivedMs) > TIME_TOLERANCE_MS)
+    return `its time ${entry.snapshot.time} is far from when the primary's store received it (${from.receivedAt})`;
   return undefined;
 }
 
