@@ -369,3 +369,53 @@ test('a damaged pack at the primary fails its snapshot by blob and pack, exit 3;
   assert.deepEqual((await verify({ repo: copy, readDataFraction: 1 })).problems, []);
   await restoresLike(copy, held[1].id, dir, other);
 });
+
+/** Wall time a test moves, and the fs store as if its clock moved with it (what it receives is stamped so). */
+function movingSite(path: string) {
+  const clock = { offsetMs: 0, nowMs: () => Date.now() + clock.offsetMs, monotonicMs: () => performance.now() };
+  const store = createFsStore(path);
+  const shift = new Map<string, number>();
+  const stamp = (info: ObjectInfo): ObjectInfo =>
+    info.writtenMs === undefined ? info : { ...info, writtenMs: info.writtenMs + (shift.get(info.name) ?? 0) };
+  const moved: Store = {
+    ...store,
+    put: async (name, bytes, options) => {
+      await store.put(name, bytes, options);
+      shift.set(name, clock.offsetMs);
+    },
+    stat: async (name) => stamp(await store.stat(name)),
+    list: async function* (prefix) {
+      for await (const info of store.list(prefix)) yield stamp(info);
+    },
+  };
+  return { clock, store: moved };
+}
+
+// Found while attacking: forget judges a snapshot's time by when the store received it, and a copy
+// keeps its source's time, so every snapshot copied more than an hour after its backup (the first
+// copy of a history, a nightly copy two hours after the backups) counts as "time untrusted" at the
+// copy and is kept by forget forever, whatever the keep rules. The fix belongs to forget.ts
+// (untrustedTime), outside the copy code: reported, and kept here as a todo until it is fixed.
+test('forget at the copy applies its keep rules to snapshots copied hours after their backup', {
+  todo: 'forget.ts untrustedTime takes copies for snapshots with untrusted times',
+}, async (t) => {
+  const { dir, primary, source } = await scene(t, 'rt-copy-forget');
+  await backup({ repo: primary, paths: [source] });
+  await fs.writeFile(join(source, 'c.bin'), seededBytes(100_000, 'forget-c'));
+  await backup({ repo: primary, paths: [source] });
+
+  // The copy site, two hours later; its own locks are short. Then, past them, forget --keep-last 1.
+  const site = movingSite(join(dir, 'copy'));
+  const copy = testOperation(await openRepository({ store: site.store, passphrase: COPY_PASS, clock: site.clock }));
+  site.clock.offsetMs = 2 * 3_600_000;
+  const copied = (await copySnapshots({ copy, primary, retainMs: 60_000 })).copied;
+  assert.equal(copied.length, 2);
+  site.clock.offsetMs = 4 * 3_600_000;
+  copy.retentionStateChanged();
+  const result = await forget({ repo: copy, keep: { last: 1 }, dryRun: true });
+  assert.deepEqual(
+    result.forgotten.map(({ snapshotId }) => snapshotId),
+    [copied[0].copy],
+    JSON.stringify(result.kept.map(({ keptBecause }) => keptBecause)),
+  );
+});
