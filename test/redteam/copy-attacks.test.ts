@@ -419,3 +419,30 @@ test('forget at the copy applies its keep rules to snapshots copied hours after 
     JSON.stringify(result.kept.map(({ keptBecause }) => keptBecause)),
   );
 });
+
+// Found while attacking: the lag runs from the oldest primary snapshot newer than the copy's newest,
+// judged by the times the primary wrote. One snapshot the primary's owner key signs with a time in
+// the future (or one from a host whose clock was wrong) is copied like any other, and from then on
+// every real snapshot of that source is "older": `copy status --max-lag` reports no lag while the
+// copy falls behind (damage the next snapshots at the primary and no alarm sounds). The lag is
+// copy-status.ts's (outside the files this work may change): reported, kept here as a todo.
+test('a snapshot dated in the future at the primary does not hide the copy’s lag', {
+  todo: 'copy-status.ts judges "newer than the copy’s newest" by source times the primary chooses',
+}, async (t) => {
+  const { primary, copy, source } = await scene(t, 'rt-copy-future');
+  const real = await backup({ repo: primary, paths: [source] });
+  const future = encodeSnapshot(
+    { ...real.snapshot, time: '2100-01-01T00:00:00.000Z' },
+    primary.currentEpoch,
+    primary.key.signer,
+  );
+  await primary.store.put(snapshotName(asSnapshotId(sha256Hex(future))), future);
+  assert.equal((await copySnapshots({ copy, primary })).copied.length, 2);
+
+  await fs.writeFile(join(source, 'new.bin'), seededBytes(100_000, 'future-new'));
+  const missed = await backup({ repo: primary, paths: [source] });
+  // A day later, the copy still lacks the newest real snapshot (say its pack was damaged at the primary).
+  const [row] = await copyLag({ copy, primary, nowMs: Date.parse(missed.snapshot.time) + DAY });
+  assert.equal(row.missing, 1);
+  assert.ok((row.lagSeconds ?? 0) >= DAY / 1000 - 60, `lag ${row.lagSeconds} s, a day expected`);
+});
