@@ -2,7 +2,7 @@
 // read-only credential that reaches it (a vault reader token, an S3 profile or keys). Kept apart
 // from the copy's own AMBER_* settings, so that one command never mixes the two sites' credentials.
 import type { Command } from 'commander';
-import { AmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import { cacheRoot } from '../core/local-paths.ts';
 import { openRepository, type Repository } from '../repo/repository.ts';
 import { type CliContext, readTokenFile, storeFor, type StoreAccess } from './context.ts';
@@ -81,11 +81,21 @@ export async function openFromRepo(context: CliContext, flags: FromFlags): Promi
     throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location} (the primary)`, {
       hint: 'check --from-repo and the credentials that reach it',
     });
+  // The errors say which of the two repositories they are about, and name the primary's options.
   const passphrase = await readPassphrase({
     envVar: 'AMBER_FROM_PASSWORD',
     file: flags.fromPasswordFile ?? process.env.AMBER_FROM_PASSWORD_FILE,
     prompt: `passphrase for the primary ${store.location}: `,
     fileOption: '--from-password-file',
+  }).catch((error: unknown) => {
+    if (!isAmberError(error, 'PASSWORD_REQUIRED')) throw error;
+    throw new AmberError(
+      'PASSWORD_REQUIRED',
+      `no passphrase given for the primary ${store.location} and no terminal to ask on`,
+      {
+        hint: 'set AMBER_FROM_PASSWORD or pass --from-password-file',
+      },
+    );
   });
   return openRepository({
     store,
@@ -93,5 +103,17 @@ export async function openFromRepo(context: CliContext, flags: FromFlags): Promi
     clock: context.clock,
     cacheDir: cacheRoot(),
     actor: 'copy site (read only)',
+  }).catch((error: unknown) => {
+    if (isAmberError(error, 'WRONG_PASSWORD'))
+      throw new AmberError('WRONG_PASSWORD', `${error.message} (the primary)`, {
+        hint: 'check AMBER_FROM_PASSWORD or --from-password-file: the primary’s passphrase, not the copy’s',
+        cause: error,
+      });
+    if (isAmberError(error, 'KEY_REVOKED'))
+      throw new AmberError('KEY_REVOKED', `${error.message} at the primary ${store.location}`, {
+        hint: 'ask the primary’s owner for a key of its own (`amber key add` there)',
+        cause: error,
+      });
+    throw error;
   });
 }
