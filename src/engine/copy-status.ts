@@ -1,7 +1,9 @@
 // How far a copy is behind its primary, per source (host and paths): the newest snapshot at each
 // site and the lag. The lag is how long the primary has held a recovery point the copy lacks: from
-// the time of the oldest snapshot newer than the copy's newest one, to now; 0 when the copy holds the
-// primary's newest. That is the window an attack on the primary could still lose.
+// the time of the oldest snapshot at the primary that the copy does not hold, to now (a time in the
+// future counts as now); 0 when the copy holds them all. That is the window an attack on the primary
+// could still lose. It is not measured from the copy's newest snapshot: the primary chooses the
+// times, and one snapshot dated in the future would make every later one look older than it.
 import type { SnapshotId } from '../core/ids.ts';
 import type { Repository } from '../repo/repository.ts';
 import { copiesFrom, matchesFilter, type CopyFilter } from './copy.ts';
@@ -15,7 +17,7 @@ export interface CopyLag {
   copy: { snapshot: SnapshotId; source: SnapshotId; time: string } | null;
   /** Snapshots of this source at the primary the copy does not hold (older ones that failed included). */
   missing: number;
-  /** Seconds; 0 when the copy holds the newest; null when the primary no longer has this source. */
+  /** Seconds since the oldest snapshot the copy lacks; 0 when it lacks none; null when the primary no longer has this source. */
   lagSeconds: number | null;
 }
 
@@ -51,10 +53,8 @@ export async function copyLag(options: {
     group.copies.sort((a, b) => (a.snapshot.time < b.snapshot.time ? -1 : 1));
     const newestPrimary = group.primary.at(-1);
     const newestCopy = group.copies.at(-1);
-    const after = newestCopy?.snapshot.time;
-    const uncopied = group.primary.filter(
-      (entry) => !copiedIds.has(entry.id) && (after === undefined || entry.snapshot.time > after),
-    );
+    const uncopied = group.primary.filter((entry) => !copiedIds.has(entry.id));
+    const oldestMs = Math.min(nowMs, ...uncopied.map((entry) => Date.parse(entry.snapshot.time) || nowMs));
     rows.push({
       host: group.host,
       paths: group.paths,
@@ -66,12 +66,8 @@ export async function copyLag(options: {
             time: newestCopy.snapshot.time,
           }
         : null,
-      missing: group.primary.filter((entry) => !copiedIds.has(entry.id)).length,
-      lagSeconds: !newestPrimary
-        ? null
-        : uncopied.length === 0
-          ? 0
-          : Math.max(0, Math.round((nowMs - Date.parse(uncopied[0].snapshot.time)) / 1000)),
+      missing: uncopied.length,
+      lagSeconds: !newestPrimary ? null : uncopied.length === 0 ? 0 : Math.round((nowMs - oldestMs) / 1000),
     });
   }
   return rows.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : a.paths.join() < b.paths.join() ? -1 : 1));

@@ -391,14 +391,12 @@ function movingSite(path: string) {
   return { clock, store: moved };
 }
 
-// Found while attacking: forget judges a snapshot's time by when the store received it, and a copy
+// Found while attacking: forget judged a snapshot's time by when the store received it, and a copy
 // keeps its source's time, so every snapshot copied more than an hour after its backup (the first
-// copy of a history, a nightly copy two hours after the backups) counts as "time untrusted" at the
-// copy and is kept by forget forever, whatever the keep rules. The fix belongs to forget.ts
-// (untrustedTime), outside the copy code: reported, and kept here as a todo until it is fixed.
-test('forget at the copy applies its keep rules to snapshots copied hours after their backup', {
-  todo: 'forget.ts untrustedTime takes copies for snapshots with untrusted times',
-}, async (t) => {
+// copy of a history, a nightly copy two hours after the backups) counted as "time untrusted" at the
+// copy and was kept by forget forever, whatever the keep rules. A copy is now judged by when it was
+// copied and when the primary's store received its source (forget.ts untrustedCopyTime).
+test('forget at the copy applies its keep rules to snapshots copied hours after their backup', async (t) => {
   const { dir, primary, source } = await scene(t, 'rt-copy-forget');
   await backup({ repo: primary, paths: [source] });
   await fs.writeFile(join(source, 'c.bin'), seededBytes(100_000, 'forget-c'));
@@ -423,12 +421,10 @@ test('forget at the copy applies its keep rules to snapshots copied hours after 
 // Found while attacking: the lag runs from the oldest primary snapshot newer than the copy's newest,
 // judged by the times the primary wrote. One snapshot the primary's owner key signs with a time in
 // the future (or one from a host whose clock was wrong) is copied like any other, and from then on
-// every real snapshot of that source is "older": `copy status --max-lag` reports no lag while the
-// copy falls behind (damage the next snapshots at the primary and no alarm sounds). The lag is
-// copy-status.ts's (outside the files this work may change): reported, kept here as a todo.
-test('a snapshot dated in the future at the primary does not hide the copy’s lag', {
-  todo: 'copy-status.ts judges "newer than the copy’s newest" by source times the primary chooses',
-}, async (t) => {
+// every real snapshot of that source was "older": `copy status --max-lag` reported no lag while the
+// copy fell behind. The lag now runs from the oldest snapshot the copy lacks, whatever the copy's
+// newest says (copy-status.ts).
+test('a snapshot dated in the future at the primary does not hide the copy’s lag', async (t) => {
   const { primary, copy, source } = await scene(t, 'rt-copy-future');
   const real = await backup({ repo: primary, paths: [source] });
   const future = encodeSnapshot(

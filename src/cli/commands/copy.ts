@@ -120,7 +120,7 @@ Examples:
       'after',
       `
 The lag of a source is how long the primary has held a snapshot the copy lacks: from the time of
-the oldest snapshot newer than the copy's newest, to now; 0 when the copy holds the newest.
+the oldest snapshot at the primary that the copy does not hold, to now; 0 when it holds them all.
 
 Examples:
   amber copy status --repo /srv/amber-copy --from-repo https://vault1.example:8420/finance --max-lag 26h
