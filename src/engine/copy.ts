@@ -18,7 +18,7 @@ import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { decodeTree } from '../repo/tree.ts';
 import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
-import { packName, snapshotName } from '../repo/layout.ts';
+import { hashOfName, packName, snapshotName } from '../repo/layout.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { Operation } from '../governance/operation.ts';
 import { appendAudit, verifyAudit } from '../governance/audit-log.ts';
@@ -194,7 +194,7 @@ export async function copySnapshots(options: CopyOptions): Promise<CopyResult> {
   const atPrimary = (await listSnapshots(primary, ignored)).filter((entry) => matchesFilter(entry, filter));
   for (const ref of filter.snapshots ?? []) {
     const matches = atPrimary.filter((entry) => entry.id.startsWith(ref));
-    if (matches.length === 0 && !ignored.some(({ name }) => name.startsWith(`snapshots/${ref}`)))
+    if (matches.length === 0 && !ignored.some(({ name }) => hashOfName(name)?.startsWith(ref)))
       throw new AmberError('SNAPSHOT_NOT_FOUND', `no snapshot ${ref} at the primary ${primary.store.location}`, {
         hint: 'list them with `amber snapshots --repo PRIMARY`',
       });
