@@ -638,7 +638,8 @@ async function fetchEachElsewhere(run: Run, sink: BlobSink, blobs: Wanted[], fir
         },
       );
     }
-    await sink.storeBlob(location.type, plaintext, { claimed: true });
+    // File content, whatever type the failed entry claimed (a forged one may call it a tree).
+    await sink.storeBlob('data', plaintext, { claimed: true });
   }
 }
 
