@@ -12,6 +12,9 @@
 //   requests to any address it can reach, the copy's own vault included. Fixed: redirect 'error'.
 // - broke: a hostile server could answer a ranged read, or a listing, with a body without end; the
 //   http store buffered all of it. Fixed: bodies are read no further than asked (storage/http).
+// - broke: a listing line naming no valid object (`snapshots/../x`, a number, null) was passed on;
+//   reading it threw INVALID_OBJECT_NAME, which no reader takes for a bad record, so one such line
+//   ended every `amber copy` of that primary. Fixed: skipped, as the fs and S3 stores skip them.
 // - held: a vault primary never gets the copy's AMBER_VAULT_TOKEN; a vault copy never gets
 //   AMBER_FROM_VAULT_TOKEN; `init --from-repo`, `copy`, `copy status` and `audit verify
 //   --anchors-from` write nothing to the primary.
@@ -248,4 +251,29 @@ test('held: init --from-repo, copy, copy status and audit verify --anchors-from 
     assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
   }
   assert.deepEqual(await snapshotOf(), before);
+});
+
+test('broke: a listing naming what no store holds ended every reader of it (the copy could never run)', async () => {
+  const valid = `snapshots/${'a'.repeat(64)}`;
+  const hostile = await fakeServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    res.end(
+      [
+        { name: valid, sizeBytes: 10 },
+        { name: 'snapshots/../../keys/x', sizeBytes: 10 },
+        { name: 'snapshots/TMP', sizeBytes: 10 },
+        { name: 5, sizeBytes: 10 },
+        null,
+        { name: `keys/${'b'.repeat(64)}`, sizeBytes: 10 },
+        { name: `snapshots/${'c'.repeat(64)}`, sizeBytes: -1 },
+      ]
+        .map((line) => JSON.stringify(line))
+        .join('\n'),
+    );
+  });
+  const store = createHttpStore(`${hostile.url}/finance`, { token: PRIMARY_TOKEN, attempts: 1 });
+  const names: unknown[] = [];
+  for await (const { name } of store.list('snapshots/')) names.push(name);
+  // As the fs and S3 stores list: only what could be an object under the prefix.
+  assert.deepEqual(names, [valid]);
 });

@@ -4,6 +4,7 @@
 import { AmberError, ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
 import {
   checkObjectName,
+  isValidObjectName,
   type ByteRange,
   type Enforcement,
   type ObjectInfo,
@@ -86,6 +87,26 @@ async function bodyUpTo(
     at += part.length;
   }
   return bytes;
+}
+
+/**
+ * One line of a listing, or undefined for what no vault lists: not an object, a name that is not a
+ * valid object name (which every read of it would refuse, ending a whole listing's reader) or lies
+ * outside the prefix or in tmp/. The fs and S3 stores skip such names the same way.
+ */
+function listed(line: string, prefix: string): ObjectInfo | undefined {
+  let info: Partial<ObjectInfo> | null;
+  try {
+    info = JSON.parse(line) as Partial<ObjectInfo> | null;
+  } catch (cause) {
+    throw new AmberError('STORAGE_TRANSIENT', 'the vault sent a listing that is not JSON lines', { cause });
+  }
+  const name = info?.name;
+  if (typeof name !== 'string' || !name.startsWith(prefix) || !isValidObjectName(name) || /^tmp(\/|$)/.test(name))
+    return undefined;
+  if (typeof info!.sizeBytes !== 'number' || !Number.isSafeInteger(info!.sizeBytes) || info!.sizeBytes < 0)
+    return undefined;
+  return info as ObjectInfo;
 }
 
 export function parseVaultLocation(location: string): { origin: string; name: string } {
@@ -294,10 +315,12 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
         while ((newline = pending.indexOf('\n')) >= 0) {
           const line = pending.slice(0, newline);
           pending = pending.slice(newline + 1);
-          if (line) yield JSON.parse(line) as ObjectInfo;
+          const info = line ? listed(line, prefix) : undefined;
+          if (info) yield info;
         }
       }
-      if (pending.trim()) yield JSON.parse(pending) as ObjectInfo;
+      const last = pending.trim() ? listed(pending, prefix) : undefined;
+      if (last) yield last;
     },
 
     async exists() {
