@@ -15,9 +15,11 @@
 // - broke: a listing line naming no valid object (`snapshots/../x`, a number, null) was passed on;
 //   reading it threw INVALID_OBJECT_NAME, which no reader takes for a bad record, so one such line
 //   ended every `amber copy` of that primary. Fixed: skipped, as the fs and S3 stores skip them.
+// - broke (small): `s3:https://HOST/bucket/a/../b` was folded by URL into prefix `b`, past the
+//   check that refuses "." and ".." segments. Fixed: the path is checked as typed (s3-location.ts).
 // - held: a vault primary never gets the copy's AMBER_VAULT_TOKEN; a vault copy never gets
 //   AMBER_FROM_VAULT_TOKEN; `init --from-repo`, `copy`, `copy status` and `audit verify
-//   --anchors-from` write nothing to the primary.
+//   --anchors-from` write nothing to the primary; encoded segments in a vault location are refused.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, spawn } from 'node:child_process';
@@ -29,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { isAmberError } from '../../src/core/errors.ts';
 import { backup } from '../../src/engine/backup.ts';
 import { createHttpStore } from '../../src/storage/http/http-store.ts';
+import { parseS3Location } from '../../src/storage/s3/s3-location.ts';
 import {
   createTestRepo,
   makeTempDir,
@@ -276,4 +279,28 @@ test('broke: a listing naming what no store holds ended every reader of it (the 
   for await (const { name } of store.list('snapshots/')) names.push(name);
   // As the fs and S3 stores list: only what could be an object under the prefix.
   assert.deepEqual(names, [valid]);
+});
+
+test('held: encoded segments in a vault or S3 location are refused, never sent as another path', () => {
+  for (const location of [
+    'https://vault1.example:8420/fin%2F..%2Fother',
+    'https://vault1.example:8420/finance/..',
+    'https://vault1.example:8420/%66inance',
+    'https://user:pw@vault1.example:8420/finance',
+  ])
+    assert.throws(
+      () => createHttpStore(location, { token: PRIMARY_TOKEN }),
+      (error) => isAmberError(error, 'USAGE'),
+      location,
+    );
+  for (const location of [
+    's3:https://s3.example/bucket/a%2F..%2Fb',
+    's3:https://s3.example/bucket/a/../b',
+    's3:bucket/%2e%2e',
+  ])
+    assert.throws(
+      () => parseS3Location(location),
+      (error) => isAmberError(error, 'USAGE'),
+      location,
+    );
 });
