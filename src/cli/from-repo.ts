@@ -76,14 +76,7 @@ export async function openFromRepo(context: CliContext, flags: FromFlags): Promi
     throw new AmberError('USAGE', 'no primary repository given', {
       hint: 'pass --from-repo LOCATION or set AMBER_FROM_REPO',
     });
-  const access = fromAccess(flags);
-  // Without credentials of its own the AWS SDK takes its default chain: the copy's own AWS_PROFILE,
-  // AWS_ACCESS_KEY_ID or instance role would sign every request to the primary's endpoint.
-  if (/^s3:/.test(location) && !access.s3?.profile && !access.s3?.credentials)
-    throw new AmberError('USAGE', `the primary ${location} is an S3 repository and needs credentials of its own`, {
-      hint: 'pass --from-aws-profile (read-only on the primary bucket) or set AMBER_FROM_AWS_ACCESS_KEY_ID and AMBER_FROM_AWS_SECRET_ACCESS_KEY; the copy’s own AWS settings are never used for the primary',
-    });
-  const store = await storeFor(location, access);
+  const store = await storeFor(location, fromAccess(flags));
   if (!(await store.exists()))
     throw new AmberError('REPO_NOT_FOUND', `there is no repository at ${store.location} (the primary)`, {
       hint: 'check --from-repo and the credentials that reach it',

@@ -3,9 +3,9 @@
 // never used for the primary, and the primary's never for the copy", and the primary holds nothing
 // of the copy's and cannot reach it. Every server here is a fake on 127.0.0.1 that records what it
 // is sent.
-// - broke: an S3 primary without --from-aws-profile or AMBER_FROM_AWS_* keys was read with the AWS
-//   SDK's default chain: the copy site's own AWS_ACCESS_KEY_ID (or profile, or instance role) signed
-//   every request sent to the primary's endpoint. Fixed: refused (cli/from-repo.ts).
+// - broke, and fixed on main meanwhile (cli/from-repo.ts, 2bd21bd): an S3 primary without
+//   --from-aws-profile or AMBER_FROM_AWS_* keys was read with the AWS SDK's default chain, so the
+//   copy site's own AWS_ACCESS_KEY_ID signed every request sent to the primary's endpoint.
 // - broke: `audit verify --repo PRIMARY --anchors-from VAULT` without --anchors-token-file sent
 //   AMBER_VAULT_TOKEN, the token of --repo, to the copy's vault. Fixed: refused (cli/commands/audit.ts).
 // - broke: the http store followed redirects, so a hostile primary vault could send the copy site's
@@ -105,7 +105,7 @@ function amberAsync(args: string[], env: Record<string, string>) {
   });
 }
 
-test('broke: an S3 primary named without credentials of its own was read with the copy site’s AWS keys', async () => {
+test('held (fixed on main meanwhile): an S3 primary named without credentials of its own is never read with the copy site’s AWS keys', async () => {
   const s3 = await fakeServer((_req, res) => {
     res.writeHead(403, { 'content-type': 'application/xml' });
     res.end('<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>');
