@@ -56,10 +56,6 @@ test('held: a prefix the primary makes ambiguous is refused before anything is c
 });
 
 test.todo(
-  'forget at the copy never forgets a copied snapshot taken more than an hour before it was copied: protection/forget.ts untrustedTime compares the source time with when the copy store received the copy (writtenMs), so every copy made by a daily run, or of older history, is "time untrusted" and kept for ever. Trusting the primary’s times instead lets its owner backdate snapshots to push real ones out of the keep rules’ buckets at the copy; a rule of its own is needed (for example keep rules over copiedFrom.copiedAt, or times no later than the copy’s receipt)',
-);
-
-test.todo(
   'a run’s time grows with failures times index size: each failed snapshot reloads the copy’s whole index (engine/copy.ts loadRunIndex, so that claimed but unstored blobs do not count as present), and each blob whose first location fails re-reads every index object of the primary (repo/blob-reader.ts findAllLocations). A primary with thousands of cheap failing snapshots dated among the real ones, or one index object lying about every blob, delays every later snapshot by hours or days; the lag shows it, nothing is lost',
 );
 
