@@ -17,7 +17,8 @@ import type { BlobIndex, BlobLocation } from '../repo/blob-index.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { decodeTree } from '../repo/tree.ts';
-import { encodeSnapshot, type Snapshot } from '../repo/snapshot.ts';
+import { encodeSnapshot, snapshotProblem, type Snapshot } from '../repo/snapshot.ts';
+import { MAX_RECORD_BYTES } from '../repo/signed-record.ts';
 import { hashOfName, packName, snapshotName } from '../repo/layout.ts';
 import type { RecordProblem } from '../repo/records.ts';
 import type { Operation } from '../governance/operation.ts';
@@ -309,6 +310,14 @@ async function copyOne(run: Run, entry: SnapshotEntry): Promise<CopiedSnapshot> 
   const state = await copy.retentionState();
   // Planned again for each snapshot: "the copy's policy at the moment it arrives".
   const lock = planLock(state, { retainMs: run.options.retainMs, mode: run.options.lockMode }, copy.retentionClock);
+  const source = entry.snapshot;
+  const parent = source.parent !== undefined ? run.copies.get(source.parent) : undefined;
+  const build = () => copiedSnapshot(run, entry, lock, parent);
+  // Checked before anything is stored: the copy keeps every field of the source and adds its own
+  // (copiedFrom repeats paths and tags, and nests a source's copiedFrom one level deeper), so a
+  // source its own readers accept can make a snapshot the copy's readers would refuse. Written, it
+  // would be a locked object that lists as damage, and every later run would copy it again.
+  checkWritable(build(), entry.id);
   const sink = createBlobSink(copy, run.index, {
     retention: { retainUntilMs: lock.untilMs, mode: lock.mode },
     indexRetention: { retainUntilMs: lock.untilMs, mode: strongerMode(lock.mode, state.ledger.strongestMode)! },
@@ -323,31 +332,8 @@ async function copyOne(run: Run, entry: SnapshotEntry): Promise<CopiedSnapshot> 
   } finally {
     await sink.close();
   }
-  const source = entry.snapshot;
-  const parent = source.parent !== undefined ? run.copies.get(source.parent) : undefined;
-  const { parent: _sourceParent, copiedFrom: sourceCopiedFrom, ...kept } = source;
-  const copiedFrom: CopiedFrom = {
-    repository: primary.config.repositoryId,
-    snapshot: entry.id,
-    time: source.time,
-    host: source.host,
-    paths: source.paths,
-    tags: source.tags,
-    signer: entry.signer,
-    signerKeyId: entry.signerKeyId,
-    retention: source.retention,
-    location: primary.store.location,
-    copiedAt: nowIso(copy.clock),
-    ...(entry.writtenMs !== undefined ? { receivedAt: isoDate(entry.writtenMs) } : {}),
-    ...(copiedFromOf(source) ? { copiedFrom: sourceCopiedFrom as CopiedFrom } : {}),
-  };
-  const snapshot: Snapshot = {
-    ...kept,
-    ...(parent ? { parent } : {}),
-    retention: { mode: lock.mode, until: isoDate(lock.untilMs) },
-    copiedFrom,
-  };
-  const bytes = encodeSnapshot(snapshot, copy.currentEpoch, copy.key.signer);
+  const snapshot = build();
+  const bytes = checkWritable(snapshot, entry.id, encodeSnapshot(snapshot, copy.currentEpoch, copy.key.signer));
   const snapshotId = asSnapshotId(sha256Hex(bytes));
   await checkNotCondemned(copy, state, sink.reusedPacks);
   const commit = await grantBackupLocks(copy, state, {
@@ -391,6 +377,58 @@ async function copyOne(run: Run, entry: SnapshotEntry): Promise<CopiedSnapshot> 
     bytesStored: sink.stats.bytesStored,
     bytesTransferred: transferred.bytes,
   };
+}
+
+/** The copy's snapshot of `entry`: every field of the source but its own lock, parent and provenance. */
+function copiedSnapshot(run: Run, entry: SnapshotEntry, lock: LockPlan, parent: SnapshotId | undefined): Snapshot {
+  const { copy, primary } = run;
+  const source = entry.snapshot;
+  const { parent: _sourceParent, copiedFrom: sourceCopiedFrom, ...kept } = source;
+  const copiedFrom: CopiedFrom = {
+    repository: primary.config.repositoryId,
+    snapshot: entry.id,
+    time: source.time,
+    host: source.host,
+    paths: source.paths,
+    tags: source.tags,
+    signer: entry.signer,
+    signerKeyId: entry.signerKeyId,
+    retention: source.retention,
+    location: primary.store.location,
+    copiedAt: nowIso(copy.clock),
+    ...(entry.writtenMs !== undefined ? { receivedAt: isoDate(entry.writtenMs) } : {}),
+    ...(copiedFromOf(source) ? { copiedFrom: sourceCopiedFrom as CopiedFrom } : {}),
+  };
+  return {
+    ...kept,
+    ...(parent ? { parent } : {}),
+    retention: { mode: lock.mode, until: isoDate(lock.untilMs) },
+    copiedFrom,
+  };
+}
+
+/** Room for the snapshot's envelope, epoch and sealed box around its JSON. */
+const SNAPSHOT_OVERHEAD_BYTES = 4096;
+
+/**
+ * Refuses (OBJECT_CORRUPT: that snapshot fails, the run goes on) a copy the copy's own readers would
+ * not accept; returns `bytes` when given.
+ */
+function checkWritable(snapshot: Snapshot, source: SnapshotId, bytes?: Buffer): Buffer {
+  const refuse = (why: string) =>
+    new AmberError(
+      'OBJECT_CORRUPT',
+      `snapshot ${source.slice(0, 16)} at the primary cannot be copied: its copy ${why}`,
+      {
+        hint: 'the primary holds a snapshot no backup writes; other snapshots are copied',
+        details: { object: snapshotName(source) },
+      },
+    );
+  const problem = snapshotProblem(snapshot);
+  if (problem) throw refuse(problem);
+  const size = bytes?.length ?? Buffer.byteLength(JSON.stringify(snapshot)) + SNAPSHOT_OVERHEAD_BYTES;
+  if (size > MAX_RECORD_BYTES) throw refuse(`would be ${size} bytes, larger than any record may be`);
+  return bytes ?? Buffer.alloc(0);
 }
 
 interface Walk {
@@ -600,7 +638,8 @@ async function fetchEachElsewhere(run: Run, sink: BlobSink, blobs: Wanted[], fir
         },
       );
     }
-    await sink.storeBlob(location.type, plaintext, { claimed: true });
+    // File content, whatever type the failed entry claimed (a forged one may call it a tree).
+    await sink.storeBlob('data', plaintext, { claimed: true });
   }
 }
 

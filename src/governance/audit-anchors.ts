@@ -3,6 +3,7 @@
 // reach, so whoever later rewrites the primary's history — removes entries, replaces them, or forks
 // the log from an earlier point — cannot make it agree with what the copy saw.
 import type { RepositoryView } from '../repo/repository.ts';
+import { parseSequencedName } from '../repo/layout.ts';
 import { ancestorsOf, headsOf, readAuditLog, type AuditLog } from './audit-log.ts';
 
 export const ANCHOR_ACTION = 'copy.anchor';
@@ -68,6 +69,18 @@ export async function checkAnchors(
       else if (!current.has(found.hash))
         report(`the primary's entry ${head} is no longer on its history (the log was forked from an earlier point)`);
     }
+    // Every entry there was then lies behind the heads the copy saw. One below their level that does
+    // not was added to that history afterwards: a branch forked from an earlier entry, backdated and
+    // merged, which a new checkpoint then seals. (At the heads' own level a writer that listed the log
+    // just before the copy looked may still land: a fork at the top, as checkpoints allow.)
+    const headHashes = heads.flatMap((head) => byName.get(head)?.hash ?? []);
+    const top = Math.max(0, ...heads.map((head) => parseSequencedName('audit', head)?.seq ?? 0));
+    const seen = ancestorsOf(headHashes, byHash);
+    const inserted = primaryLog.entries.filter(({ entry, hash }) => entry.seq < top && !seen.has(hash));
+    if (headHashes.length === heads.length && inserted.length > 0)
+      report(
+        `the primary's entry ${inserted[0].name}${inserted.length > 1 ? ` and ${inserted.length - 1} more` : ''} lie${inserted.length > 1 ? '' : 's'} below what the copy saw but ${inserted.length > 1 ? 'were' : 'was'} not part of it (inserted into that history)`,
+      );
     if (typeof details.entries === 'number' && primaryLog.entries.length < details.entries)
       report(`the primary's log held ${details.entries} entries then and holds ${primaryLog.entries.length} now`);
     const checkpoint = details.checkpoint?.name;

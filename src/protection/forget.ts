@@ -70,6 +70,44 @@ function untrustedCopyTime(entry: SnapshotEntry, timeMs: number, from: CopiedFro
   return undefined;
 }
 
+/**
+ * Copies made in a later run than the copy of a newer snapshot of the same source: the primary
+ * showed them only after it had shown something newer. A run copies oldest first, so a history
+ * copied at once never looks so; a snapshot dated into the past after the copy had seen later ones
+ * does, and its time (with the primary store's receipt, `receivedAt`) is then the word of whoever
+ * owns the primary alone. Taken at its word, it would displace a real snapshot of that day from the
+ * keep rules' buckets, and the copy would forget the real one once its lock ended
+ * (test/redteam/copy-forget-backdated.test.ts). Such copies take no part in the keep rules and are
+ * never forgotten, as any snapshot whose time cannot be trusted.
+ */
+function backfilledCopies(entries: SnapshotEntry[]): Map<SnapshotId, string> {
+  const groups = new Map<string, { entry: SnapshotEntry; copiedMs: number; timeMs: number }[]>();
+  for (const entry of entries) {
+    const from = copiedFromOf(entry.snapshot);
+    if (!from) continue;
+    const key = `${from.repository}\0${entry.snapshot.host}\0${entry.snapshot.paths.join('\0')}`;
+    const row = { entry, copiedMs: Date.parse(from.copiedAt), timeMs: Date.parse(entry.snapshot.time) };
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  const found = new Map<SnapshotId, string>();
+  for (const rows of groups.values()) {
+    rows.sort((a, b) => a.copiedMs - b.copiedMs);
+    let newest: (typeof rows)[number] | undefined;
+    let next = 0;
+    for (const row of rows) {
+      // The newest source time among copies made strictly before this one.
+      for (; next < rows.length && rows[next].copiedMs < row.copiedMs; next++)
+        if (!newest || rows[next].timeMs > newest.timeMs) newest = rows[next];
+      if (newest && newest.timeMs > row.timeMs)
+        found.set(
+          row.entry.id,
+          `it was copied (${copiedFromOf(row.entry.snapshot)!.copiedAt}) after the copy of a newer snapshot of its source (${newest.entry.snapshot.time}): the primary showed it only later`,
+        );
+    }
+  }
+  return found;
+}
+
 export async function forget(options: ForgetOptions): Promise<ForgetResult> {
   const { repo } = options;
   if (!hasAnyRule(options.keep)) {
@@ -81,8 +119,14 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
   const state = await repo.retentionState();
   const snapshots = await listSnapshots(repo, [], { state });
   const reasons = new Map<SnapshotId, string[]>(snapshots.map(({ id }) => [id, []]));
-  const trusted = snapshots.filter((entry) => {
+  const timed = snapshots.filter((entry) => {
     const why = untrustedTime(entry, nowMs);
+    if (why) reasons.get(entry.id)!.push(`time untrusted: ${why}`);
+    return !why;
+  });
+  const backfill = backfilledCopies(timed);
+  const trusted = timed.filter((entry) => {
+    const why = backfill.get(entry.id);
     if (why) reasons.get(entry.id)!.push(`time untrusted: ${why}`);
     return !why;
   });

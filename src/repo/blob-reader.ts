@@ -78,7 +78,9 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
       // The in-memory index keeps one location per blob; when it fails (damage, or another
       // writer's index claiming the blob first), every other stored copy is tried before giving up.
       for (const other of await findAllLocations(repo, id)) {
-        if (other.packId === location.packId && other.offset === location.offset) continue;
+        // Only the very entry that failed is skipped: one that differs in its lengths, type or
+        // compression at the same place is another claim about the blob (one of them forged).
+        if (sameLocation(other, location)) continue;
         try {
           return await read(other);
         } catch {
@@ -92,6 +94,14 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
   async function sealedAt(id: Buffer, location: BlobLocation) {
     const name = packName(location.packId);
     const { dataKey, sizeBytes } = await packAccess(location.packId);
+    // An index entry (anyone's with a key, a hostile primary's for a copy) may place a blob past the
+    // end of its pack: damage, said before a read window or a buffer is sized from it.
+    if (location.offset + location.sealedLength > sizeBytes - TRAILER_BYTES)
+      throw new AmberError(
+        'OBJECT_CORRUPT',
+        `${name} holds ${sizeBytes} bytes; the index places blob ${id.toString('hex').slice(0, 16)} at ${location.offset}+${location.sealedLength}, past its end (truncated, or a forged index)`,
+        { details: { blob: id.toString('hex'), object: name } },
+      );
     const sealed =
       (windowed(location) ? await windows.read(name, location.offset, location.sealedLength, sizeBytes) : undefined) ??
       (await getRange(repo, name, location.offset, location.sealedLength));
@@ -114,6 +124,17 @@ export function createBlobReader(repo: Repository, index: BlobIndex, decoder?: B
         return writeNonZero(fd, decodeBlob(ref, sealed, keys, name, { transient: true }), position);
       }),
   };
+}
+
+function sameLocation(a: BlobLocation, b: BlobLocation): boolean {
+  return (
+    a.packId === b.packId &&
+    a.offset === b.offset &&
+    a.sealedLength === b.sealedLength &&
+    a.rawLength === b.rawLength &&
+    a.type === b.type &&
+    a.compression === b.compression
+  );
 }
 
 interface PackAccess {

@@ -63,7 +63,7 @@ Examples:
     )
     .option(
       '--anchors-token-file <file>',
-      "the copy vault's token, when --anchors-from is a vault (an auditor token is enough)",
+      "the copy vault's token, needed when --anchors-from is a vault (an auditor token is enough; the token of --repo is never sent there)",
     )
     .addHelpText(
       'after',
@@ -88,7 +88,8 @@ Examples:
           : await checkAnchors(
               view,
               await openRepositoryView(
-                await storeFor(flags.anchorsFrom, anchorsFile ? { token: () => readTokenFile(anchorsFile) } : {}),
+                // Never AMBER_VAULT_TOKEN, the token of --repo (the primary): the copy's vault gets its own.
+                await storeFor(flags.anchorsFrom, { token: () => anchorsToken(anchorsFile) }),
               ),
               log,
             );
@@ -262,4 +263,13 @@ function renderVerification(result: AuditVerification, anchors?: AnchorCheck): s
   const found = result.problems.length + (anchors?.problems.length ?? 0);
   lines.push(found ? `${found} problems found` : 'the audit log is intact');
   return lines.join('\n');
+}
+
+/** The token for an --anchors-from vault: from --anchors-token-file only. */
+function anchorsToken(file: string | undefined): string {
+  if (file === undefined)
+    throw new AmberError('TOKEN_INVALID', '--anchors-from names a vault and needs a token of its own', {
+      hint: "pass --anchors-token-file (an auditor token of the copy's vault); the token of --repo is never sent to it",
+    });
+  return readTokenFile(file);
 }

@@ -392,14 +392,21 @@ export function createFsStore(root: string, options: FsStoreOptions = {}): Store
   async function readRange(name: string, range: ByteRange, into: Uint8Array | undefined): Promise<Uint8Array> {
     try {
       const { fd, sizeBytes } = descriptorFor(name);
-      const out = into && into.length >= range.length ? into.subarray(0, range.length) : new Uint8Array(range.length);
+      // Judged by the size before any memory is taken: a hostile index may ask for 4 GiB of a small
+      // pack, which readSync (lengths of at most 2^31 - 1) would throw on as a RangeError.
+      const short = range.offset + range.length > sizeBytes;
+      const out = short
+        ? new Uint8Array(0)
+        : into && into.length >= range.length
+          ? into.subarray(0, range.length)
+          : new Uint8Array(range.length);
       let filled = 0;
-      while (filled < range.length) {
+      while (!short && filled < range.length) {
         const bytesRead = readSync(fd, out, filled, range.length - filled, range.offset + filled);
         if (bytesRead === 0) break;
         filled += bytesRead;
       }
-      if (filled < range.length) {
+      if (short || filled < range.length) {
         // The caller asks for bytes an index promised; a short object is damage, not a short read.
         throw new AmberError(
           'OBJECT_CORRUPT',

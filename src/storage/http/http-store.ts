@@ -4,6 +4,7 @@
 import { AmberError, ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
 import {
   checkObjectName,
+  isValidObjectName,
   type ByteRange,
   type Enforcement,
   type ObjectInfo,
@@ -50,6 +51,64 @@ const HEAD_CODES: Partial<Record<number, ErrorCode>> = {
   507: 'STORAGE_FULL',
 };
 
+/** No object of the format is larger: a pack of the largest target (1 GiB) and its header, or a record (256 MiB). */
+const MAX_OBJECT_BYTES = 1024 ** 3 + 64 * 1024 * 1024;
+/** A listing line names one object: a name and a few numbers. */
+const MAX_LISTING_LINE = 64 * 1024;
+
+/**
+ * The response body, read as it arrives, never more than `limit` bytes: past it, `tooLong` is
+ * thrown, or (`cut`) the rest is left unread and the first `limit` bytes are returned.
+ */
+async function bodyUpTo(
+  response: Response,
+  limit: number,
+  tooLong: () => Error,
+  options: { cut?: boolean } = {},
+): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  // Leaving the loop early cancels the stream: the rest is never read.
+  for await (const part of response.body ?? []) {
+    if (total + part.length > limit) {
+      if (!options.cut) throw tooLong();
+      parts.push(part.subarray(0, limit - total));
+      total = limit;
+      break;
+    }
+    parts.push(part);
+    total += part.length;
+  }
+  // Memory of its own, as arrayBuffer() gave: a chunk may be a view of the connection's buffer.
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
+/**
+ * One line of a listing, or undefined for what no vault lists: not an object, a name that is not a
+ * valid object name (which every read of it would refuse, ending a whole listing's reader) or lies
+ * outside the prefix or in tmp/. The fs and S3 stores skip such names the same way.
+ */
+function listed(line: string, prefix: string): ObjectInfo | undefined {
+  let info: Partial<ObjectInfo> | null;
+  try {
+    info = JSON.parse(line) as Partial<ObjectInfo> | null;
+  } catch (cause) {
+    throw new AmberError('STORAGE_TRANSIENT', 'the vault sent a listing that is not JSON lines', { cause });
+  }
+  const name = info?.name;
+  if (typeof name !== 'string' || !name.startsWith(prefix) || !isValidObjectName(name) || /^tmp(\/|$)/.test(name))
+    return undefined;
+  if (typeof info!.sizeBytes !== 'number' || !Number.isSafeInteger(info!.sizeBytes) || info!.sizeBytes < 0)
+    return undefined;
+  return info as ObjectInfo;
+}
+
 export function parseVaultLocation(location: string): { origin: string; name: string } {
   let url: URL;
   try {
@@ -91,6 +150,9 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
           headers: { authorization: `Bearer ${options.token}`, ...init.headers },
           body: init.body,
           signal: AbortSignal.timeout(10 * 60_000),
+          // A vault never redirects. Followed, a redirect would let whoever runs the server (a
+          // primary's owner, for a copy) send this host's requests anywhere it can reach.
+          redirect: 'error',
         });
       } catch (error) {
         failure = error;
@@ -194,11 +256,22 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
         : {};
       const response = await call('GET', objectPath(object), { headers });
       if (!response.ok) return fail(response, `reading ${object}`);
-      let bytes = new Uint8Array(await response.arrayBuffer());
+      // A hostile or broken server may send more than was asked, without end: read no further than
+      // the range (the whole object, when the range is not honoured), or than any object can be.
+      const whole = response.status !== 206;
+      let bytes = await bodyUpTo(
+        response,
+        range ? (whole ? range.offset + range.length : range.length) : MAX_OBJECT_BYTES,
+        () =>
+          range
+            ? pastEnd()
+            : new AmberError('OBJECT_CORRUPT', `${object} in ${store.location} is larger than any object`),
+        { cut: range !== undefined && whole },
+      );
       if (range) {
         // A range running past the end comes back cut short (206), as HTTP ranges do; one that is not
-        // honoured at all comes back whole (200).
-        if (response.status === 200) bytes = bytes.subarray(range.offset, range.offset + range.length);
+        // honoured at all comes back whole (200), and is read only as far as the range goes.
+        if (whole) bytes = bytes.subarray(range.offset, range.offset + range.length);
         const total = Number(/\/(\d+)$/.exec(response.headers.get('content-range') ?? '')?.[1] ?? NaN);
         if (bytes.length !== range.length) throw pastEnd(Number.isFinite(total) ? total : undefined);
       }
@@ -233,14 +306,21 @@ export function createHttpStore(location: string, options: HttpStoreOptions): Ht
       let pending = '';
       for await (const chunk of response.body) {
         pending += decoder.decode(chunk, { stream: true });
+        if (pending.length > MAX_LISTING_LINE)
+          throw new AmberError(
+            'STORAGE_TRANSIENT',
+            `the vault at ${origin} sent a listing line of more than ${MAX_LISTING_LINE} characters`,
+          );
         let newline: number;
         while ((newline = pending.indexOf('\n')) >= 0) {
           const line = pending.slice(0, newline);
           pending = pending.slice(newline + 1);
-          if (line) yield JSON.parse(line) as ObjectInfo;
+          const info = line ? listed(line, prefix) : undefined;
+          if (info) yield info;
         }
       }
-      if (pending.trim()) yield JSON.parse(pending) as ObjectInfo;
+      const last = pending.trim() ? listed(pending, prefix) : undefined;
+      if (last) yield last;
     },
 
     async exists() {

@@ -30,7 +30,9 @@ export function parseS3Location(text: string): S3Location {
       throw usage('credentials belong in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile, not the URL');
     if (url.search || url.hash) throw usage('no query or fragment is allowed');
     endpoint = `${url.protocol}//${url.host}`;
-    path = url.pathname.replace(/^\/+/, '');
+    // The path as typed, not url.pathname: URL folds "a/../b" (and "%2e%2e") into "b", so the check
+    // below for "." and ".." segments would never see them, and another prefix would be used.
+    path = rest.replace(/^https?:\/\/[^/]*/, '').replace(/^\/+/, '');
   }
   const [bucket, ...segments] = path.replace(/\/+$/, '').split('/');
   if (!bucket || !BUCKET.test(bucket)) throw usage(`"${bucket ?? ''}" is not a valid bucket name`);
