@@ -1,5 +1,7 @@
 // `npm run bench`: Amber against restic on the same generated tree, same disk, same run, alternating
 // which tool goes first; medians, speed-ups, peak RSS and repository sizes, raw samples as JSON.
+// Each repetition backs up, restores and verifies, then copies each tool's snapshots into a fresh
+// repository of the same tool (init --from-repo, copy, and a copy with nothing new).
 // Amber is driven only through its CLI (bin/amber.js), never by importing src/.
 import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
