@@ -1,5 +1,7 @@
 // `npm run bench`: Amber against restic on the same generated tree, same disk, same run, alternating
 // which tool goes first; medians, speed-ups, peak RSS and repository sizes, raw samples as JSON.
+// Each repetition backs up, restores and verifies, then copies each tool's snapshots into a fresh
+// repository of the same tool (init --from-repo, copy, and a copy with nothing new).
 // Amber is driven only through its CLI (bin/amber.js), never by importing src/.
 import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +30,8 @@ import {
   createRestic,
   findRestic,
   type BackupCounts,
+  type CopyCounts,
+  type CopyTarget,
   type ResticAvailability,
   type Tool,
 } from './lib/tools.ts';
@@ -47,6 +51,7 @@ const NOTES = [
   'The 5 % change is applied in place to the live copy, so unchanged files keep inode, size, mtime and ctime; both tools find their parent snapshot by host and path.',
   'Peak RSS is the largest "Maximum resident set size" from /usr/bin/time -v over all repetitions; times are medians.',
   "Restored trees are removed only when their repetition ends, so neither restore follows the deletion of the other's 50,000 files (ext4 allocates inodes slowly for a minute after many were freed).",
+  "The copy rows come last in each repetition: each tool copies its own repository's 3 snapshots into a fresh repository of its own on the same disk (Amber: init --from-repo, copy; restic: init --from-repo --copy-chunker-params, copy), with a cache directory of its own, empty at first as at a copy site; the copy's init is its own row, then the same copy runs again with nothing new. Amber re-seals each blob without recompressing; restic decompresses and compresses it again (--compression auto).",
 ];
 
 interface RunContext {
@@ -59,8 +64,12 @@ interface RunContext {
   sizes: SizeSamples;
 }
 
-const countsText = (counts: BackupCounts | undefined) =>
-  counts ? ` [${counts.filesNew} new, ${counts.filesChanged} changed, ${counts.filesUnchanged} unchanged]` : '';
+/** The snapshots each tool made in a repetition (initial, no-change, incremental) and then copies. */
+const SNAPSHOTS = 3;
+
+const countsText = (counts: BackupCounts | undefined, copyCounts: CopyCounts | undefined) =>
+  (counts ? ` [${counts.filesNew} new, ${counts.filesChanged} changed, ${counts.filesUnchanged} unchanged]` : '') +
+  (copyCounts ? ` [${copyCounts.snapshotsCopied} copied, ${copyCounts.snapshotsSkipped} there already]` : '');
 
 /** Runs one phase for every tool in `order`, recording each tool's sample. */
 async function phase(
@@ -68,7 +77,7 @@ async function phase(
   rep: number,
   order: Tool[],
   name: Phase,
-  action: (tool: Tool) => Promise<Measured & { counts?: BackupCounts }>,
+  action: (tool: Tool) => Promise<Measured & { counts?: BackupCounts; copyCounts?: CopyCounts }>,
 ): Promise<void> {
   const parts: string[] = [];
   for (const [index, tool] of order.entries()) {
@@ -80,16 +89,22 @@ async function phase(
       seconds: result.seconds,
       peakRssBytes: result.peakRssBytes,
       counts: result.counts,
+      copyCounts: result.copyCounts,
     });
     parts.push(
-      `${tool.name} ${result.seconds.toFixed(2)} s, ${formatBytes(result.peakRssBytes)}${countsText(result.counts)}`,
+      `${tool.name} ${result.seconds.toFixed(2)} s, ${formatBytes(result.peakRssBytes)}${countsText(result.counts, result.copyCounts)}`,
     );
   }
   log(`  ${PHASE_LABELS[name].padEnd(24)} ${parts.join('; ')}`);
 }
 
-async function recordSizes(ctx: RunContext, tools: Tool[], point: keyof SizeSamples): Promise<void> {
-  for (const tool of tools) ctx.sizes[point][tool.name].push(await diskUsageBytes(tool.repo));
+async function recordSizes(
+  ctx: RunContext,
+  tools: Tool[],
+  point: keyof SizeSamples,
+  repoOf: (tool: Tool) => string = (tool) => tool.repo,
+): Promise<void> {
+  for (const tool of tools) ctx.sizes[point][tool.name].push(await diskUsageBytes(repoOf(tool)));
 }
 
 /**
@@ -117,6 +132,23 @@ async function restoreAndCheck(
   return result;
 }
 
+/** Runs a copy and fails loudly unless it copied, and found there already, what it should have. */
+async function copyAndCheck(
+  tool: Tool,
+  target: CopyTarget,
+  expected: CopyCounts,
+): Promise<Measured & { copyCounts?: CopyCounts }> {
+  const result = await target.copy();
+  const got = result.copyCounts;
+  if (got?.snapshotsCopied !== expected.snapshotsCopied || got.snapshotsSkipped !== expected.snapshotsSkipped) {
+    throw new Error(
+      `${tool.name} copy into ${target.repo}: expected ${expected.snapshotsCopied} snapshots copied and ${expected.snapshotsSkipped} there already, ` +
+        `got ${got ? `${got.snapshotsCopied} and ${got.snapshotsSkipped}` : 'no count'}:\n${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}`,
+    );
+  }
+  return result;
+}
+
 async function runRepetition(ctx: RunContext, rep: number): Promise<void> {
   await removeTree(ctx.runDir);
   await mkdir(ctx.runDir, { recursive: true });
@@ -138,6 +170,22 @@ async function runRepetition(ctx: RunContext, rep: number): Promise<void> {
   const expected = await treeManifest(live);
   await phase(ctx, rep, order, 'restore', (tool) => restoreAndCheck(ctx, tool, live, expected));
   await phase(ctx, rep, order, 'verify', (tool) => tool.verify());
+
+  const copies = new Map(
+    tools.map((tool) => [
+      tool.name,
+      tool.copyTarget(join(ctx.runDir, `${tool.name}-copy`), join(ctx.runDir, `${tool.name}-copy-cache`)),
+    ]),
+  );
+  const copyOf = (tool: Tool) => copies.get(tool.name)!;
+  await phase(ctx, rep, order, 'copy-init', (tool) => copyOf(tool).init());
+  await phase(ctx, rep, order, 'copy', (tool) =>
+    copyAndCheck(tool, copyOf(tool), { snapshotsCopied: SNAPSHOTS, snapshotsSkipped: 0 }),
+  );
+  await recordSizes(ctx, tools, 'copy', (tool) => copyOf(tool).repo);
+  await phase(ctx, rep, order, 'copy-no-change', (tool) =>
+    copyAndCheck(tool, copyOf(tool), { snapshotsCopied: 0, snapshotsSkipped: SNAPSHOTS }),
+  );
   if (!ctx.options.keep || rep < ctx.options.reps) await removeTree(ctx.runDir);
 }
 

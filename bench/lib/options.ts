@@ -25,7 +25,10 @@ repository sizes. Raw samples and medians are written as JSON.
 Phases, each repetition in fresh repositories: init, open (list snapshots: the per-command cost of
 opening a repository, mostly the scrypt passphrase KDF), initial backup, no-change backup, backup
 after a deterministic one-day mutation (~5 % of bytes), full restore (checked byte for byte against
-the source), verify --read-data (restic: check --read-data).
+the source), verify --read-data (restic: check --read-data); then each tool copies its repository's
+3 snapshots into a fresh repository of its own on the same disk: init --from-repo (restic: with
+--copy-chunker-params), the copy (amber copy / restic copy, checked to have copied all 3), and the
+same copy again with nothing new. The size table adds the copy's du -sb.
 
 Options:
   --size SIZE    size of the generated tree, e.g. 128MiB, 256MiB, 1GiB, 4GiB (default 1GiB);

@@ -1,8 +1,19 @@
 // Samples, medians and the printed table. Ratios of time are restic / Amber (Amber's speed-up: >1
 // means Amber is faster); ratios of size are Amber / restic (<1 means Amber's repository is smaller).
-import type { BackupCounts, ToolName } from './tools.ts';
+import type { BackupCounts, CopyCounts, ToolName } from './tools.ts';
 
-export const PHASES = ['init', 'open', 'initial', 'no-change', 'incremental', 'restore', 'verify'] as const;
+export const PHASES = [
+  'init',
+  'open',
+  'initial',
+  'no-change',
+  'incremental',
+  'restore',
+  'verify',
+  'copy-init',
+  'copy',
+  'copy-no-change',
+] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const PHASE_LABELS: Record<Phase, string> = {
@@ -13,6 +24,9 @@ export const PHASE_LABELS: Record<Phase, string> = {
   incremental: 'backup after 5 % change',
   restore: 'full restore',
   verify: 'verify --read-data',
+  'copy-init': 'init --from-repo (copy)',
+  copy: 'copy of 3 snapshots',
+  'copy-no-change': 'copy, nothing new',
 };
 
 /** The targets for Amber's speed-up over restic. */
@@ -22,9 +36,10 @@ export const TARGETS: Partial<Record<Phase, number>> = {
   incremental: 3,
   restore: 2,
   verify: 2,
+  copy: 2,
 };
 
-export const SIZE_POINTS = ['afterInitial', 'afterIncremental'] as const;
+export const SIZE_POINTS = ['afterInitial', 'afterIncremental', 'copy'] as const;
 export type SizePoint = (typeof SIZE_POINTS)[number];
 
 export interface Sample {
@@ -34,6 +49,7 @@ export interface Sample {
   seconds: number;
   peakRssBytes: number | null;
   counts?: BackupCounts;
+  copyCounts?: CopyCounts;
 }
 
 export interface PhaseMedians {
@@ -145,6 +161,7 @@ export function renderTables(phases: Record<Phase, PhaseMedians>, sizes: Record<
   const labels: Record<SizePoint, string> = {
     afterInitial: 'after initial backup',
     afterIncremental: 'after 5 % backup (3 snapshots)',
+    copy: 'copy of those 3 snapshots',
   };
   for (const point of SIZE_POINTS) {
     const m = sizes[point];

@@ -1,5 +1,6 @@
 // The two tools under test, driven only through their command lines with the same verbs: init, open
-// (list snapshots: the fixed per-command cost, mostly the passphrase KDF), backup, restore, verify.
+// (list snapshots: the fixed per-command cost, mostly the passphrase KDF), backup, restore, verify,
+// and copy (into a fresh repository of the same tool made with init --from-repo).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,22 @@ export interface BackupCounts {
   filesUnchanged: number;
 }
 
+/** What a copy reported about the source's snapshots, normalised across the tools. */
+export interface CopyCounts {
+  snapshotsCopied: number;
+  /** Snapshots of the source the copy held already. */
+  snapshotsSkipped: number;
+}
+
+/** A repository of the same tool that holds copies of a tool's repository (its source). */
+export interface CopyTarget {
+  repo: string;
+  /** init --from-repo SOURCE: shares the source's chunker parameters, so the copy deduplicates. */
+  init(): Promise<Measured>;
+  /** Copies every snapshot of the source that the copy lacks. */
+  copy(): Promise<Measured & { copyCounts?: CopyCounts }>;
+}
+
 export interface Tool {
   name: ToolName;
   repo: string;
@@ -25,6 +42,8 @@ export interface Tool {
   backup(path: string): Promise<Measured & { counts?: BackupCounts; report?: unknown }>;
   restore(target: string): Promise<Measured>;
   verify(): Promise<Measured>;
+  /** A copy of this repository at `repo`, run at a "copy site" with a cache directory of its own. */
+  copyTarget(repo: string, cacheDir: string): CopyTarget;
 }
 
 /** The environment minus anything that could change either tool's behaviour behind our back. */
@@ -46,15 +65,19 @@ async function checked(tool: ToolName, verb: string, run: Promise<Measured>, arg
   return result;
 }
 
-export function createAmber(repo: string, cacheDir: string): Tool {
-  // AMBER_KDF_LOG_N is left unset on purpose: Amber's default scrypt cost, as users get it. The
-  // local cache lives in the run's folder, as restic's does (--cache-dir), and goes with it.
-  const env = cleanEnv({ AMBER_PASSWORD: PASSWORD, AMBER_CACHE_DIR: cacheDir });
-  const run = (verb: string, args: string[]) => {
+/** Runs bin/amber.js on `repo` with `env`. */
+function amberRunner(repo: string, env: NodeJS.ProcessEnv) {
+  return (verb: string, args: string[]) => {
     // The same Node flag the bin's shebang passes (see bin/amber.js).
     const argv = ['--max-semi-space-size=2', AMBER_BIN, ...args, '--repo', repo];
     return checked('amber', verb, runMeasured(process.execPath, argv, env), [process.execPath, ...argv]);
   };
+}
+
+export function createAmber(repo: string, cacheDir: string): Tool {
+  // AMBER_KDF_LOG_N is left unset on purpose: Amber's default scrypt cost, as users get it. The
+  // local cache lives in the run's folder, as restic's does (--cache-dir), and goes with it.
+  const run = amberRunner(repo, cleanEnv({ AMBER_PASSWORD: PASSWORD, AMBER_CACHE_DIR: cacheDir }));
   return {
     name: 'amber',
     repo,
@@ -73,15 +96,37 @@ export function createAmber(repo: string, cacheDir: string): Tool {
     },
     restore: (target) => run('restore', ['restore', 'latest', '--target', target]),
     verify: () => run('verify', ['verify', '--read-data']),
+    copyTarget(copyRepo, copyCacheDir) {
+      // The same passphrase for both: AMBER_FROM_PASSWORD is the primary's, AMBER_PASSWORD the copy's.
+      const env = cleanEnv({ AMBER_PASSWORD: PASSWORD, AMBER_FROM_PASSWORD: PASSWORD, AMBER_CACHE_DIR: copyCacheDir });
+      const runCopy = amberRunner(copyRepo, env);
+      return {
+        repo: copyRepo,
+        init: () => runCopy('init --from-repo', ['init', '--from-repo', repo]),
+        async copy() {
+          const result = await runCopy('copy', ['copy', '--from-repo', repo, '--json']);
+          const report = parseJson(result.stdout) as { copied?: unknown[]; alreadyCopied?: number } | undefined;
+          const copyCounts =
+            report?.copied && report.alreadyCopied !== undefined
+              ? { snapshotsCopied: report.copied.length, snapshotsSkipped: report.alreadyCopied }
+              : undefined;
+          return { ...result, copyCounts };
+        },
+      };
+    },
+  };
+}
+
+/** Runs restic on `repo` with `env` and a cache directory of its own. */
+function resticRunner(repo: string, cacheDir: string, env: NodeJS.ProcessEnv) {
+  return (verb: string, args: string[]) => {
+    const argv = ['--repo', repo, '--cache-dir', cacheDir, ...args];
+    return checked('restic', verb, runMeasured('restic', argv, env), ['restic', ...argv]);
   };
 }
 
 export function createRestic(repo: string, cacheDir: string): Tool {
-  const env = cleanEnv({ RESTIC_PASSWORD: PASSWORD });
-  const run = (verb: string, args: string[]) => {
-    const argv = ['--repo', repo, '--cache-dir', cacheDir, ...args];
-    return checked('restic', verb, runMeasured('restic', argv, env), ['restic', ...argv]);
-  };
+  const run = resticRunner(repo, cacheDir, cleanEnv({ RESTIC_PASSWORD: PASSWORD }));
   return {
     name: 'restic',
     repo,
@@ -103,6 +148,34 @@ export function createRestic(repo: string, cacheDir: string): Tool {
     },
     restore: (target) => run('restore', ['restore', 'latest', '--target', target]),
     verify: () => run('check', ['check', '--read-data']),
+    copyTarget(copyRepo, copyCacheDir) {
+      // The same passphrase for both: RESTIC_FROM_PASSWORD is the source's, RESTIC_PASSWORD the copy's.
+      const env = cleanEnv({ RESTIC_PASSWORD: PASSWORD, RESTIC_FROM_PASSWORD: PASSWORD });
+      const runCopy = resticRunner(copyRepo, copyCacheDir, env);
+      return {
+        repo: copyRepo,
+        init: () =>
+          runCopy('init --from-repo', [
+            'init',
+            '--repository-version',
+            '2',
+            '--from-repo',
+            repo,
+            '--copy-chunker-params',
+          ]),
+        async copy() {
+          // restic copy decrypts and decompresses each blob and compresses it again for the copy.
+          const result = await runCopy('copy', ['copy', '--compression', 'auto', '--from-repo', repo]);
+          // restic 0.14 has no JSON for copy: "snapshot 1234abcd saved" per copy, "skipping source
+          // snapshot …, was already copied" per snapshot the copy holds.
+          const copyCounts = {
+            snapshotsCopied: result.stdout.match(/^snapshot [0-9a-f]+ saved$/gm)?.length ?? 0,
+            snapshotsSkipped: result.stdout.match(/^skipping source snapshot /gm)?.length ?? 0,
+          };
+          return { ...result, copyCounts };
+        },
+      };
+    },
   };
 }
 
