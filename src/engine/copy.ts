@@ -265,6 +265,42 @@ interface Run {
   primaryIndex: BlobIndex;
   primaryReader: BlobReader;
   progress: CopyProgress;
+  /** The references of the trees this run has read, for the walks of its later snapshots. */
+  trees: TreeRefs;
+}
+
+/** A tree's data blobs (32-byte ids back to back) and subtrees, in the order the tree names them. */
+interface TreeEntry {
+  blobs: Buffer;
+  subtrees: TreeId[];
+}
+
+/**
+ * What the trees a run has read refer to, taken from their checked plaintext. The snapshots of one
+ * run share most of their trees, and a later snapshot walks those without reading, decrypting,
+ * checking and decoding each one again (that was most of a walk). Bounded: past the bound, trees are
+ * read as before.
+ */
+interface TreeRefs {
+  get(id: TreeId): TreeEntry | undefined;
+  add(id: TreeId, entry: TreeEntry): void;
+}
+
+/** Memory for tree references in one run: their ids, and an estimate of each entry's overhead. */
+const TREE_REFS_BYTES = 64 * 1024 * 1024;
+
+function createTreeRefs(limitBytes: number): TreeRefs {
+  const entries = new Map<string, TreeEntry>();
+  let bytes = 0;
+  return {
+    get: (id) => entries.get(id),
+    add(id, entry) {
+      const size = 160 + entry.blobs.length + entry.subtrees.length * 96;
+      if (bytes + size > limitBytes || entries.has(id)) return;
+      entries.set(id, entry);
+      bytes += size;
+    },
+  };
 }
 
 async function startRun(options: CopyOptions, held: Map<string, SnapshotEntry>): Promise<Run> {
@@ -282,6 +318,7 @@ async function startRun(options: CopyOptions, held: Map<string, SnapshotEntry>):
     primaryIndex,
     primaryReader: createBlobReader(primary, primaryIndex),
     progress: { snapshot: 0, snapshots: 0, blobs: 0, bytesTransferred: 0 },
+    trees: createTreeRefs(TREE_REFS_BYTES),
   };
   run.index = await loadRunIndex(run);
   return run;
@@ -440,15 +477,28 @@ interface Walk {
 
 /**
  * Every tree of the snapshot is visited, so that the grant covers every pack it needs; a tree the
- * copy holds already is read from the copy, only the others from the primary. Data blobs the copy
- * lacks are queued for transfer; a tree is stored after its children were queued.
+ * copy holds already is read from the copy, only the others from the primary, and one this run has
+ * read before is walked from its references. Data blobs the copy lacks are queued for transfer; a
+ * tree is stored after its children were queued.
  */
 async function copyTree(run: Run, walk: Walk, treeId: TreeId): Promise<void> {
   if (walk.seen.has(treeId)) return;
   walk.seen.add(treeId);
   const id = Buffer.from(treeId, 'hex');
+  const known = run.index.get(id)?.trusted ? run.trees.get(treeId) : undefined;
+  if (known) {
+    for (let at = 0; at < known.blobs.length; at += 32) {
+      const blobId = known.blobs.subarray(at, at + 32);
+      if (walk.sink.claim(blobId)) await walk.transfer.add(blobId);
+    }
+    for (const subtree of known.subtrees) await copyTree(run, walk, subtree);
+    // The copy holds it: noted as reused, so that the grant covers its pack.
+    walk.sink.claim(id);
+    return;
+  }
   const plaintext = await readTreeBytes(run, walk, id);
   const tree = decodeTree(plaintext, `tree ${treeId.slice(0, 16)}`);
+  run.trees.add(treeId, treeEntry(tree.nodes));
   for (const node of tree.nodes) {
     for (const blob of node.content ?? []) {
       const blobId = Buffer.from(blob, 'hex');
@@ -457,6 +507,17 @@ async function copyTree(run: Run, walk: Walk, treeId: TreeId): Promise<void> {
     if (node.subtree) await copyTree(run, walk, node.subtree);
   }
   await walk.sink.storeBlob('tree', plaintext);
+}
+
+function treeEntry(nodes: readonly { content?: string[]; subtree?: TreeId }[]): TreeEntry {
+  const blobs = Buffer.allocUnsafe(32 * nodes.reduce((sum, node) => sum + (node.content?.length ?? 0), 0));
+  const subtrees: TreeId[] = [];
+  let at = 0;
+  for (const node of nodes) {
+    for (const blob of node.content ?? []) at += blobs.write(blob, at, 32, 'hex');
+    if (node.subtree) subtrees.push(node.subtree);
+  }
+  return { blobs, subtrees };
 }
 
 async function readTreeBytes(run: Run, walk: Walk, id: Buffer): Promise<Buffer> {
