@@ -1,15 +1,12 @@
 // What every command shares: global options, opening the repository, and printing results.
 import { jsonName } from '../core/byte-names.ts';
 import { operatorName } from '../core/operator.ts';
-import { resolve } from 'node:path';
 import { AmberError } from '../core/errors.ts';
-import { cacheRoot, fileInTheWay } from '../core/local-paths.ts';
+import { cacheRoot } from '../core/local-paths.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Store } from '../storage/store.ts';
-import { createFsStore } from '../storage/fs/fs-store.ts';
-import { createHttpStore, type HttpStore } from '../storage/http/http-store.ts';
-import { parseS3Location } from '../storage/s3/s3-location.ts';
-import { readFileSync } from 'node:fs';
+import type { HttpStore } from '../storage/http/http-store.ts';
+import { storeFor } from '../storage/open-store.ts';
 import { openRepositoryView, type RepositoryView } from '../repo/repository.ts';
 import type { GuardedClock } from '../governance/guarded-clock.ts';
 import { openOperation, type Operation } from '../governance/operation.ts';
@@ -43,57 +40,7 @@ export function repoLocation(globals: GlobalOptions): string {
   return location;
 }
 
-/** How to reach a store other than with this repository's own environment (a copy's primary). */
-export interface StoreAccess {
-  /** The vault token; default AMBER_VAULT_TOKEN(_FILE). */
-  token?: () => string;
-  /** S3 credentials or a profile, asked for only when the location is S3; default the AWS SDK's chain. */
-  s3?: () => { credentials?: { accessKeyId: string; secretAccessKey: string }; profile?: string };
-}
-
-export async function storeFor(location: string, access: StoreAccess = {}): Promise<Store> {
-  if (/^https?:/.test(location)) return createHttpStore(location, { token: (access.token ?? vaultToken)() });
-  // The AWS SDK takes a tenth of a second to load: only S3 repositories pay for it.
-  if (/^s3:/.test(location))
-    return (await import('../storage/s3/s3-store.ts')).createS3Store(parseS3Location(location), {
-      clock: systemClock,
-      ...access.s3?.(),
-    });
-  const file = fileInTheWay(location);
-  if (file !== undefined) {
-    throw new AmberError(
-      'USAGE',
-      file === resolve(location)
-        ? `the repository location ${file} is a file, not a directory`
-        : `the repository location ${resolve(location)} is below ${file}, which is a file, not a directory`,
-      {
-        hint: 'a local repository is a directory: choose one with --repo or AMBER_REPO (a new or empty one for `amber init`)',
-      },
-    );
-  }
-  return createFsStore(resolve(location));
-}
-
-/** The vault token: AMBER_VAULT_TOKEN, or the first line of AMBER_VAULT_TOKEN_FILE. */
-function vaultToken(): string {
-  const file = process.env.AMBER_VAULT_TOKEN_FILE;
-  if (file) return readTokenFile(file);
-  const token = process.env.AMBER_VAULT_TOKEN;
-  if (!token)
-    throw new AmberError('TOKEN_INVALID', 'a vault repository needs a token', {
-      hint: 'set AMBER_VAULT_TOKEN or AMBER_VAULT_TOKEN_FILE',
-    });
-  return token;
-}
-
-/** The first line of a token file. */
-export function readTokenFile(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n')[0].trim();
-  } catch (cause) {
-    throw new AmberError('USAGE', `cannot read the vault token file "${file}"`, { cause });
-  }
-}
+export { readTokenFile, type StoreAccess, storeFor } from '../storage/open-store.ts';
 
 async function existingStore(context: CliContext): Promise<Store> {
   const store = await storeFor(repoLocation(context.globals()));

@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { cacheRoot } from '../core/local-paths.ts';
 import { openRepository, type Repository } from '../repo/repository.ts';
-import { type CliContext, readTokenFile, storeFor, type StoreAccess } from './context.ts';
+import { type StoreAccess, storeFor, tokenFrom } from '../storage/open-store.ts';
+import type { CliContext } from './context.ts';
 import { readPassphrase } from './passphrase.ts';
 
 export interface FromFlags {
@@ -42,16 +43,15 @@ function fromAccess(flags: FromFlags): StoreAccess {
   const keyId = process.env.AMBER_FROM_AWS_ACCESS_KEY_ID;
   const secret = process.env.AMBER_FROM_AWS_SECRET_ACCESS_KEY;
   return {
-    token: () => {
-      const file = flags.fromTokenFile ?? process.env.AMBER_FROM_VAULT_TOKEN_FILE;
-      if (file) return readTokenFile(file);
-      const token = process.env.AMBER_FROM_VAULT_TOKEN;
-      if (!token)
-        throw new AmberError('TOKEN_INVALID', 'the primary is a vault repository and needs a token of its own', {
-          hint: 'pass --from-token-file (a reader token is enough) or set AMBER_FROM_VAULT_TOKEN',
-        });
-      return token;
-    },
+    token: () =>
+      tokenFrom({
+        file: flags.fromTokenFile ?? process.env.AMBER_FROM_VAULT_TOKEN_FILE,
+        value: process.env.AMBER_FROM_VAULT_TOKEN,
+        missing: () =>
+          new AmberError('TOKEN_INVALID', 'the primary is a vault repository and needs a token of its own', {
+            hint: 'pass --from-token-file (a reader token is enough) or set AMBER_FROM_VAULT_TOKEN',
+          }),
+      }),
     // Never the SDK's default chain: it would read the copy site's own AWS_* settings.
     s3: () => {
       if (flags.fromAwsProfile) return { profile: flags.fromAwsProfile };

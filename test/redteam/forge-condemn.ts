@@ -1,7 +1,7 @@
 // Attacker tool (full key, maintainer token, modified client): condemn each named object in its own
 // notice with no grace, then delete every one the vault accepted.
 // usage: node forge-condemn.ts REPO_LOCATION NAME...
-import { storeFor } from '../../src/cli/context.ts';
+import { storeFor } from '../../src/storage/open-store.ts';
 import { openRepository } from '../../src/repo/repository.ts';
 import { systemClock } from '../../src/core/clock.ts';
 import { CONDEMNS, putRecord } from '../../src/repo/retention-records.ts';

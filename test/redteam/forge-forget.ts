@@ -1,6 +1,6 @@
 // Attacker tool: with a full key (modified client), write a forget mark naming the given snapshots.
 // usage: node forge-forget.ts REPO_LOCATION SNAPSHOT_ID...
-import { storeFor } from '../../src/cli/context.ts';
+import { storeFor } from '../../src/storage/open-store.ts';
 import { openRepository } from '../../src/repo/repository.ts';
 import { systemClock } from '../../src/core/clock.ts';
 import { FORGETS, putRecord } from '../../src/repo/retention-records.ts';

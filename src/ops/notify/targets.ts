@@ -1,0 +1,48 @@
+// Where notifications go, as the policy file (and the vault's config) name them.
+
+/** The event types, stable: receivers match on them. */
+export const EVENT_TYPES = [
+  'backup.started',
+  'backup.succeeded',
+  'backup.partial',
+  'backup.failed',
+  'copy.succeeded',
+  'copy.failed',
+  'copy.lag',
+  'copy.lag.recovered',
+  'rpo.missed',
+  'rpo.recovered',
+  'verify.lock-gap',
+  'approval.requested',
+  'drill.failed',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface WebhookTarget {
+  kind: 'webhook';
+  url: string;
+  /** File holding the HMAC-SHA-256 key: the body is signed in `X-Amber-Signature: sha256=<hex>`. */
+  secretFile?: string;
+  /** Only these events; default every one. */
+  events?: EventType[];
+}
+
+export interface EmailTarget {
+  kind: 'email';
+  /** smtp://host:port (STARTTLS when offered) or smtps://host:port. */
+  smtp: string;
+  from: string;
+  to: string[];
+  usernameFile?: string;
+  passwordFile?: string;
+  events?: EventType[];
+}
+
+/** healthchecks.io-style: URL/start when a run starts, URL on success, URL/fail on failure. */
+export interface PingTarget {
+  kind: 'ping';
+  url: string;
+  events?: EventType[];
+}
+
+export type NotifyTarget = WebhookTarget | EmailTarget | PingTarget;

@@ -1,0 +1,77 @@
+// The policy file as the agent reads it: what `readPolicyFile` (policy-file.ts) returns once the
+// YAML has passed its schema (schema/policy.schema.json) and the cross-checks. Durations are
+// milliseconds, schedules parsed; every name a source uses refers to an entry of `repositories`.
+import type { RetentionMode } from '../storage/store.ts';
+import type { NotifyTarget } from './notify/targets.ts';
+import type { Schedule } from './schedule.ts';
+
+export interface RepositoryConfig {
+  /** The key under `repositories`. */
+  name: string;
+  /** A directory, https://VAULT/REPO or s3:… (as `--repo`). */
+  repo: string;
+  passwordFile?: string;
+  /** A vault repository's token, first line of the file. */
+  tokenFile?: string;
+  /** S3: a profile of the AWS shared files; otherwise the SDK's default chain. */
+  awsProfile?: string;
+}
+
+/** GFS tiers as per-snapshot locks: the first snapshot of each period is locked for its tier. */
+export interface RetainTiers {
+  hourlyMs?: number;
+  dailyMs?: number;
+  weeklyMs?: number;
+  monthlyMs?: number;
+  yearlyMs?: number;
+  mode?: RetentionMode;
+}
+
+export interface SourceConfig {
+  name: string;
+  paths: string[];
+  exclude: string[];
+  /** Repository name (a key of `repositories`). */
+  repository: string;
+  schedule: Schedule;
+  retain?: RetainTiers;
+  rpoMs?: number;
+  rtoMs?: number;
+  /** Repositories (keys of `repositories`) this site's agent copies the source's snapshots into after each backup. */
+  copyTo: string[];
+  tags: string[];
+  /** The host name recorded in the snapshots; default this machine's. */
+  host?: string;
+}
+
+/** A copy this site's agent runs on its own schedule: from a primary it reads to a repository it writes. */
+export interface CopyConfig {
+  name: string;
+  from: string;
+  to: string;
+  schedule: Schedule;
+  /** Alert (copy.lag) when the copy is behind the primary by more than this. */
+  maxLagMs?: number;
+  hosts: string[];
+  tags: string[];
+  retain?: { ms?: number; mode?: RetentionMode };
+}
+
+export interface MetricsConfig {
+  /** host:port for Prometheus to scrape. */
+  listen?: string;
+  /** A node-exporter textfile, rewritten after every run. */
+  textfile?: string;
+}
+
+export interface PolicyConfig {
+  /** The file it was read from, absolute. */
+  file: string;
+  repositories: Map<string, RepositoryConfig>;
+  sources: SourceConfig[];
+  copies: CopyConfig[];
+  notify: NotifyTarget[];
+  metrics: MetricsConfig;
+  /** Where the agent keeps its state (last runs); default /var/lib/amber/agent as root, else ~/.local/state/amber/agent. */
+  stateDir?: string;
+}
