@@ -22,6 +22,7 @@ import { registerApprover } from './commands/approver.ts';
 import { registerRequest } from './commands/request.ts';
 import { registerVault } from './commands/vault.ts';
 import { registerCopy } from './commands/copy.ts';
+import { registerAgent } from './commands/agent.ts';
 
 export const VERSION = AMBER_VERSION;
 
@@ -78,6 +79,7 @@ Examples:
   registerApprover(program, context);
   registerRequest(program, context);
   registerVault(program, context);
+  registerAgent(program, context, setExit);
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
 }

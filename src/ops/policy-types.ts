@@ -54,6 +54,8 @@ export interface CopyConfig {
   maxLagMs?: number;
   hosts: string[];
   tags: string[];
+  /** Only snapshots that backed up all these paths (a copy-to copies its source's). */
+  paths?: string[];
   retain?: { ms?: number; mode?: RetentionMode };
 }
 
@@ -74,4 +76,6 @@ export interface PolicyConfig {
   metrics: MetricsConfig;
   /** Where the agent keeps its state (last runs); default /var/lib/amber/agent as root, else ~/.local/state/amber/agent. */
   stateDir?: string;
+  /** What is allowed but probably not meant (an RPO shorter than the schedule's interval). */
+  warnings?: string[];
 }

@@ -1,0 +1,130 @@
+// What the agent remembers of each job between runs and restarts: one small JSON file a job in the
+// state directory, written atomically (temporary file, fsync, rename), plus a lock file while the
+// job runs, so that `amber run` and the agent never run one job twice at once. `amber status`
+// reads the same files. Nothing secret is kept here: times, snapshot ids, error codes and messages.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { AmberError } from '../core/errors.ts';
+import type { Tier } from './gfs-tiers.ts';
+
+export interface JobState {
+  /** When the agent first knew the job: the age of a job that never succeeded counts from here. */
+  sinceMs?: number;
+  /** When the last run started (success or not). */
+  lastStartMs?: number;
+  lastSuccess?: {
+    startMs: number;
+    endMs: number;
+    snapshot?: string;
+    partial?: boolean;
+    bytesAdded?: number;
+    tier?: Tier;
+    /** Copies: snapshots copied by that run. */
+    copied?: number;
+  };
+  lastFailure?: { startMs: number; endMs: number; code: string; message: string };
+  /** Failures since the last success: the retry backoff grows with it. */
+  consecutiveFailures: number;
+  /** The period of each tier's last keeper snapshot (gfs-tiers.ts). */
+  kept: Partial<Record<Tier, string>>;
+  /** When the agent means to run the job next (for `amber status`). */
+  nextRunMs?: number;
+  /** The objective is missed now: rpo.missed was sent, rpo.recovered not yet. */
+  rpoMissed?: boolean;
+  /** Copies: the lag bound is exceeded now (copy.lag sent). */
+  lagExceeded?: boolean;
+  /** Copies: the largest lag of any source at the last check, in seconds. */
+  lagSeconds?: number;
+  totals: { runs: number; bytesAdded: number; failures: Record<string, number> };
+}
+
+export const emptyJobState = (): JobState => ({
+  consecutiveFailures: 0,
+  kept: {},
+  totals: { runs: 0, bytesAdded: 0, failures: {} },
+});
+
+/** The default state directory: /var/lib/amber/agent for root, ~/.local/state/amber/agent otherwise. */
+export function defaultStateDir(): string {
+  if (process.env.AMBER_AGENT_STATE_DIR) return process.env.AMBER_AGENT_STATE_DIR;
+  if (process.getuid?.() === 0) return '/var/lib/amber/agent';
+  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'amber', 'agent');
+}
+
+/** A job's file name: its kind and name, with anything but letters, digits, - and _ hex-escaped. */
+const fileOf = (dir: string, job: string, suffix: string) =>
+  join(dir, `${job.replace(/[^A-Za-z0-9_-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}${suffix}`);
+
+export function readJobState(dir: string, job: string): JobState {
+  let text: string;
+  try {
+    text = readFileSync(fileOf(dir, job, '.json'), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyJobState();
+    throw new AmberError('USAGE', `cannot read the agent's state ${fileOf(dir, job, '.json')}`, { cause: error });
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<JobState>;
+    return { ...emptyJobState(), ...parsed, totals: { ...emptyJobState().totals, ...parsed.totals } };
+  } catch {
+    // A damaged state file costs a catch-up run, nothing more: the repository is the record.
+    return emptyJobState();
+  }
+}
+
+export function writeJobState(dir: string, job: string, state: JobState): void {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const path = fileOf(dir, job, '.json');
+  const temporary = `${path}.${process.pid}.tmp`;
+  const fd = openSync(temporary, 'w', 0o644);
+  try {
+    writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+}
+
+/**
+ * Takes the job's run lock, or says who holds it. A lock whose process is gone (killed mid-run) is
+ * taken over: the repository is valid after any interruption, and the run it left is caught up.
+ */
+export function lockJob(dir: string, job: string): { release(): void; interrupted: boolean } | { heldBy: number } {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const path = fileOf(dir, job, '.lock');
+  let interrupted = false;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o644);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return {
+        interrupted,
+        release: () => {
+          try {
+            unlinkSync(path);
+          } catch {}
+        },
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder))
+        return { heldBy: holder };
+      unlinkSync(path);
+      interrupted = true;
+    }
+  }
+  throw new AmberError('USAGE', `cannot take the run lock ${path}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
