@@ -139,7 +139,7 @@ Examples:
       }
       if (outcome.status === 'busy')
         throw new AmberError(
-          'USAGE',
+          'JOB_RUNNING',
           `${job.kind === 'backup' ? 'source' : 'copy'} ${name} is running now (the agent or another \`amber run\`)`,
           {
             hint: 'wait for that run to end; `amber status --config FILE` shows it',

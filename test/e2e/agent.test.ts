@@ -1,0 +1,289 @@
+// The agent as an operator runs it: a policy file, `amber agent` on a 2-second schedule with a
+// webhook receiver and a metrics scrape on 127.0.0.1, a kill in the middle of a run and the
+// catch-up at the next start, `amber run` and `amber status` as a check that exits 1 once an RPO
+// is missed, GFS tier locks, a failing repository, and a copy-to. Real processes, real repositories.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
+import { logLines, type Receiver, startAmber, startReceiver, waitFor } from '../../src/testing/agent-fixture.ts';
+
+const PASS = 'the agent test passphrase';
+const DAY = 86_400_000;
+const YEAR = 365 * DAY;
+
+let dir: string;
+let receiver: Receiver;
+const env = () => ({ AMBER_CACHE_DIR: join(dir, 'cache'), AMBER_PASSWORD: '' });
+const amber = (args: string[]) => startAmber(args, env()).done;
+
+async function ok(args: string[]) {
+  const run = await amber(args);
+  assert.equal(run.status, 0, `amber ${args.join(' ')}: ${run.stdout}${run.stderr}`);
+  return run;
+}
+
+async function newRepo(name: string, extra: string[] = []): Promise<string> {
+  const repo = join(dir, name);
+  await ok(['init', '--repo', repo, '--password-file', join(dir, 'pass'), ...extra]);
+  return repo;
+}
+
+/** A policy file in its own folder with its own state; returns its path. */
+async function policy(name: string, body: string): Promise<string> {
+  const folder = join(dir, name);
+  await fs.mkdir(folder, { recursive: true });
+  const file = join(folder, 'policy.yaml');
+  writeFileSync(file, body);
+  return file;
+}
+
+before(async () => {
+  dir = await fs.mkdtemp(join(tmpdir(), 'amber-agent-'));
+  writeFileSync(join(dir, 'pass'), `${PASS}\n`);
+  receiver = await startReceiver();
+});
+after(async () => {
+  await receiver.close();
+  await removeTree(dir);
+});
+
+const snapshots = async (repo: string) =>
+  JSON.parse((await ok(['snapshots', '--repo', repo, '--password-file', join(dir, 'pass'), '--json'])).stdout) as {
+    id: string;
+    retention: { until: string; mode: string } | null;
+    summary: { bytesRead: number };
+  }[];
+
+describe('amber agent', () => {
+  test('runs a 2-second schedule, exports metrics, posts events; a kill mid-run leaves a valid repository and the next start catches up', async () => {
+    const repo = await newRepo('agent-repo');
+    const data = join(dir, 'agent-data');
+    await fs.mkdir(data);
+    writeFileSync(join(data, 'ledger.txt'), 'debits and credits\n');
+    const file = await policy(
+      'agent',
+      `repositories:
+  main: { repo: ${repo}, password-file: ${join(dir, 'pass')} }
+sources:
+  - name: docs
+    paths: [${data}]
+    repository: main
+    schedule: every 2s
+    rpo: 1m
+notify:
+  - webhook: ${receiver.url}
+metrics: { listen: "127.0.0.1:0" }
+state-dir: state
+`,
+    );
+    const first = startAmber(['agent', '--config', file], env());
+    const url = await waitFor('the metrics address', () => {
+      const line = logLines(first.run.stderr).find((entry) => entry.msg === 'metrics served');
+      return line?.url as string | undefined;
+    });
+    await waitFor(
+      'two backups',
+      () => logLines(first.run.stderr).filter((e) => e.msg === 'backup succeeded').length >= 2,
+    );
+    const metrics = await (await fetch(url)).text();
+    assert.match(metrics, /^amber_backup_last_success_timestamp_seconds\{source="docs"\} \d+(\.\d+)?$/m);
+    assert.match(metrics, /^amber_rpo_objective_seconds\{source="docs"\} 60$/m);
+    assert.match(metrics, /^amber_rpo_missed\{source="docs"\} 0$/m);
+    const runs = Number(/^amber_backup_runs_total\{source="docs"\} (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(runs >= 2, `runs_total ${runs}`);
+    assert.match(metrics, /^amber_backup_bytes_added_total\{source="docs"\} [1-9]\d*$/m);
+    first.child.kill('SIGTERM');
+    const stopped = await first.done;
+    assert.equal(stopped.status, 0, stopped.stderr);
+    assert.ok(logLines(stopped.stderr).some((e) => e.msg === 'agent stopped'));
+    const made = await snapshots(repo);
+    assert.ok(made.length >= 2, `${made.length} snapshots`);
+    const events = receiver.events.filter((e) => e.json.source === 'docs');
+    assert.ok(events.some((e) => e.json.type === 'backup.started'));
+    const succeeded = events.filter((e) => e.json.type === 'backup.succeeded');
+    assert.ok(succeeded.length >= 2, `${succeeded.length} backup.succeeded events`);
+    assert.equal(succeeded[0].json.repository, 'main');
+
+    // A large file makes the next run long enough to be killed in the middle.
+    writeFileSync(join(data, 'large.bin'), seededBytes(256 * 1024 * 1024, 'agent-large'));
+    const second = startAmber(['agent', '--config', file], env());
+    await waitFor('the next backup to start', () =>
+      logLines(second.run.stderr).some((e) => e.msg === 'backup started'),
+    );
+    await sleep(400);
+    second.child.kill('SIGKILL');
+    const killed = await second.done;
+    assert.ok(
+      !logLines(killed.stderr).some((e) => e.msg === 'backup succeeded'),
+      'the run was killed before it finished',
+    );
+    assert.equal((await snapshots(repo)).length, made.length, 'the killed run left no snapshot');
+    await ok(['verify', '--repo', repo, '--password-file', join(dir, 'pass')]);
+
+    const third = startAmber(['agent', '--config', file], env());
+    const caughtUp = await waitFor(
+      'the caught-up backup',
+      () => logLines(third.run.stderr).find((e) => e.msg === 'backup succeeded'),
+      120_000,
+    );
+    assert.ok(
+      logLines(third.run.stderr).some((e) => /interrupted; this run catches it up/.test(String(e.msg))),
+      third.run.stderr,
+    );
+    third.child.kill('SIGTERM');
+    assert.equal((await third.done).status, 0);
+    const after = await snapshots(repo);
+    const newest = after.find((s) => s.id === caughtUp.snapshot);
+    assert.ok(newest && newest.summary.bytesRead >= 256 * 1024 * 1024, 'the caught-up snapshot holds the large file');
+    await ok(['verify', '--repo', repo, '--password-file', join(dir, 'pass')]);
+  });
+});
+
+describe('amber run and amber status', () => {
+  test('status exits 0 while the RPO holds and 1 (RPO_MISSED) once it is missed; GFS tiers lock the first snapshot of the year for 7 years', async () => {
+    const repo = await newRepo('status-repo');
+    const data = join(dir, 'status-data');
+    await fs.mkdir(data);
+    writeFileSync(join(data, 'a.txt'), 'a\n');
+    const file = await policy(
+      'status',
+      `repositories:
+  main: { repo: ${repo}, password-file: ${join(dir, 'pass')} }
+sources:
+  - name: finance
+    paths: [${data}]
+    repository: main
+    schedule: every 1h
+    retain: { daily: 35d, monthly: 1y, yearly: 7y, mode: governance }
+    rpo: 4s
+metrics: { textfile: prom/amber.prom }
+state-dir: state
+`,
+    );
+    const never = await amber(['status', '--config', file, '--json']);
+    assert.equal(never.status, 0, never.stderr);
+    assert.equal(JSON.parse(never.stdout)[0].lastSuccess, null);
+
+    const run = JSON.parse((await ok(['run', 'finance', '--config', file, '--json'])).stdout);
+    assert.equal(run.status, 'succeeded');
+    assert.equal(run.tier, 'yearly');
+    assert.equal(run.lockDays, 7 * 365);
+    const second = JSON.parse((await ok(['run', 'finance', '--config', file, '--json'])).stdout);
+    assert.equal(second.tier, null, 'the second snapshot of the day is no keeper');
+    const [yearly, plain] = [run.snapshot, second.snapshot].map((id) => id as string);
+    const listed = await snapshots(repo);
+    const untilOf = (id: string) => Date.parse(listed.find((s) => s.id === id)!.retention!.until);
+    assert.ok(untilOf(yearly) > Date.now() + 7 * YEAR - 2 * DAY, 'the yearly keeper is locked 7 years');
+    assert.ok(untilOf(plain) < Date.now() + YEAR, "the other gets the policy's default");
+
+    const met = await amber(['status', '--config', file]);
+    assert.equal(met.status, 0, met.stdout + met.stderr);
+    assert.match(met.stdout, /source finance\n {2}last success: .*snapshot [0-9a-f]{8}\n {2}rpo: 4\.0s, age .* — met/);
+    const textfile = await fs.readFile(join(dir, 'status', 'prom', 'amber.prom'), 'utf8');
+    assert.match(textfile, /^amber_backup_runs_total\{source="finance"\} 2$/m);
+
+    await sleep(4500);
+    const missed = await amber(['status', '--config', file, '--json']);
+    assert.equal(missed.status, 1, missed.stderr);
+    assert.equal(JSON.parse(missed.stderr).error.code, 'RPO_MISSED');
+    const [row] = JSON.parse(missed.stdout);
+    assert.equal(row.rpoMissed, true);
+    assert.ok(row.ageSeconds >= 4);
+    const text = await amber(['status', '--config', file]);
+    assert.equal(text.status, 1);
+    assert.match(text.stdout, /source finance {2}MISSED/);
+    assert.match(text.stderr, /^error: 1 objective missed: finance \[RPO_MISSED\]$/m);
+  });
+
+  test('a failing run is reported with its code to the webhook, the state and the metrics; a running job is not run twice', async () => {
+    const repo = await newRepo('failing-repo');
+    writeFileSync(join(dir, 'wrong-pass'), 'not the passphrase\n');
+    const data = join(dir, 'failing-data');
+    await fs.mkdir(data);
+    const file = await policy(
+      'failing',
+      `repositories:
+  main: { repo: ${repo}, password-file: ${join(dir, 'wrong-pass')} }
+sources:
+  - name: payroll
+    paths: [${data}]
+    repository: main
+    schedule: every 1h
+notify:
+  - webhook: ${receiver.url}
+metrics: { textfile: amber.prom }
+state-dir: state
+`,
+    );
+    const failed = await amber(['run', 'payroll', '--config', file]);
+    assert.equal(failed.status, 12, failed.stderr);
+    assert.match(failed.stderr, /^error: .*repository "main".* \[WRONG_PASSWORD\]$/m);
+    const event = await waitFor('the backup.failed event', () =>
+      receiver.events.find((e) => e.json.type === 'backup.failed' && e.json.source === 'payroll'),
+    );
+    assert.equal(event.json.code, 'WRONG_PASSWORD');
+    const status = JSON.parse((await amber(['status', '--config', file, '--json'])).stdout)[0];
+    assert.equal(status.lastFailure.code, 'WRONG_PASSWORD');
+    assert.equal(status.failuresInARow, 1);
+    assert.ok(Date.parse(status.nextRun) - Date.now() > 20_000, 'the retry waits its backoff (30 s)');
+    const textfile = await fs.readFile(join(dir, 'failing', 'amber.prom'), 'utf8');
+    assert.match(textfile, /^amber_backup_failures_total\{source="payroll",code="WRONG_PASSWORD"\} 1$/m);
+
+    // A run lock held by a live process (this test's own) means the job is running.
+    writeFileSync(join(dir, 'failing', 'state', 'source-payroll.lock'), String(process.pid));
+    const busy = await amber(['run', 'payroll', '--config', file]);
+    assert.equal(busy.status, 1, busy.stderr);
+    assert.match(busy.stderr, /source payroll is running now/);
+    await fs.rm(join(dir, 'failing', 'state', 'source-payroll.lock'));
+  });
+
+  test('copy-to: the copy job copies the source into a repository made with --from-repo and measures its lag', async () => {
+    const primary = await newRepo('copy-primary');
+    const copy = join(dir, 'copy-offsite');
+    await ok([
+      'init',
+      '--repo',
+      copy,
+      '--password-file',
+      join(dir, 'pass'),
+      '--from-repo',
+      primary,
+      '--from-password-file',
+      join(dir, 'pass'),
+    ]);
+    const data = join(dir, 'copy-data');
+    await fs.mkdir(data);
+    writeFileSync(join(data, 'contract.txt'), 'signed\n');
+    const file = await policy(
+      'copying',
+      `repositories:
+  main: { repo: ${primary}, password-file: ${join(dir, 'pass')} }
+  offsite: { repo: ${copy}, password-file: ${join(dir, 'pass')} }
+sources:
+  - name: legal
+    paths: [${data}]
+    repository: main
+    schedule: every 1h
+    rpo: 2h
+    copy-to: [offsite]
+state-dir: state
+`,
+    );
+    const backup = JSON.parse((await ok(['run', 'legal', '--config', file, '--json'])).stdout);
+    const copied = JSON.parse((await ok(['run', 'legal-to-offsite', '--config', file, '--json'])).stdout);
+    assert.equal(copied.status, 'succeeded');
+    assert.equal(copied.copied, 1);
+    const atCopy = await snapshots(copy);
+    assert.equal(atCopy.length, 1);
+    assert.notEqual(atCopy[0].id, backup.snapshot, "the copy's snapshot is its own");
+    const rows = JSON.parse((await ok(['status', '--config', file, '--json'])).stdout);
+    const copyRow = rows.find((row: { name: string }) => row.name === 'legal-to-offsite');
+    assert.equal(copyRow.lagSeconds, 0);
+    assert.equal(copyRow.maxLagSeconds, 4 * 3600);
+    assert.equal(copyRow.from, 'main');
+  });
+});
