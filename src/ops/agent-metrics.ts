@@ -14,6 +14,8 @@ const seconds = (ms: number) => ms / 1000;
 export function agentFamilies(rows: JobStanding[]): Family[] {
   const backups = rows.filter((row) => row.job.kind === 'backup');
   const copies = rows.filter((row) => row.job.kind === 'copy');
+  const checks = rows.filter((row) => row.job.kind === 'check');
+  const check = (row: JobStanding) => ({ repository: row.job.kind === 'check' ? row.job.repository : '' });
   const source = (row: JobStanding) => ({ source: row.job.name });
   const copy = (row: JobStanding) => ({ copy: row.job.name });
   const gauge = (name: string, help: string, samples: Family['samples']): Family => ({
@@ -115,6 +117,18 @@ export function agentFamilies(rows: JobStanding[]): Family[] {
       copies.flatMap((row) =>
         row.maxLagMs === undefined ? [] : [{ labels: copy(row), value: seconds(row.maxLagMs) }],
       ),
+    ),
+    gauge(
+      'amber_check_last_success_timestamp_seconds',
+      'When the last check of the repository (verify and pending approvals) that found nothing wrong started.',
+      checks.flatMap((row) =>
+        row.state.lastSuccess ? [{ labels: check(row), value: seconds(row.state.lastSuccess.startMs) }] : [],
+      ),
+    ),
+    counter(
+      'amber_check_failures_total',
+      'Checks of the repository that found a lock gap (LOCK_GAP), damage (VERIFY_FAILED) or could not run, by code.',
+      checks.flatMap((row) => failures(row, check(row))),
     ),
     counter(
       'amber_copy_failures_total',

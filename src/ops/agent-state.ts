@@ -36,6 +36,8 @@ export interface JobState {
   lagExceeded?: boolean;
   /** Copies: the largest lag of any source at the last check, in seconds. */
   lagSeconds?: number;
+  /** Checks: the approval requests pending at the last check (each announced once). */
+  seenRequests?: string[];
   totals: { runs: number; bytesAdded: number; failures: Record<string, number> };
 }
 

@@ -10,7 +10,7 @@ import { isoDate } from '../core/units.ts';
 import type { Log } from './agent-log.ts';
 import { readJobState, writeJobState } from './agent-state.ts';
 import { renderAgentMetrics, serveMetrics, writeTextfile } from './agent-metrics.ts';
-import { type Job, type JobContext, type JobOutcome, event, jobsOf, runJob } from './jobs.ts';
+import { type Job, type JobContext, type JobOutcome, event, jobsOf, runJob, scheduleOf } from './jobs.ts';
 import type { AmberEvent } from './notify/event.ts';
 import { standingOf, standings } from './objectives.ts';
 import type { PolicyConfig } from './policy-types.ts';
@@ -59,7 +59,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   function selected(from: PolicyConfig): Job[] {
     return jobsOf(from).filter(
-      (job) => !options.only || (options.only === 'backups' ? job.kind === 'backup' : job.kind === 'copy'),
+      // A repository's check belongs to both sites: each checks the repositories it names.
+      (job) =>
+        !options.only ||
+        job.kind === 'check' ||
+        (options.only === 'backups' ? job.kind === 'backup' : job.kind === 'copy'),
     );
   }
   const stateDir = () => options.stateDir(config);
@@ -73,7 +77,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     const { dueMs } = standing;
     const known = plans.get(job.id);
     if (known && known.dueMs === dueMs) return known.atMs;
-    const interval = (job.kind === 'backup' ? job.source.schedule : job.copy.schedule).intervalMs();
+    const interval = scheduleOf(job).intervalMs();
     // A catch-up or first run (due now) waits for no jitter; a regular run gets one.
     const jitter = dueMs <= nowMs ? 0 : Math.floor(random() * Math.min(interval / 10, MAX_JITTER_MS));
     const atMs = dueMs + jitter;

@@ -13,10 +13,24 @@ import { chooseTier, type Tier } from './gfs-tiers.ts';
 import { openReadable, openWritable } from './open-repository.ts';
 import type { AmberEvent } from './notify/event.ts';
 import type { CopyConfig, PolicyConfig, RepositoryConfig, SourceConfig } from './policy-types.ts';
+import type { Schedule } from './schedule.ts';
+import { verify } from '../engine/verify.ts';
+import { listRequests } from '../protection/approvals.ts';
 
 export type Job =
   | { kind: 'backup'; id: string; name: string; source: SourceConfig }
-  | { kind: 'copy'; id: string; name: string; copy: CopyConfig /** copy-to of this source */; after?: string };
+  | {
+      kind: 'copy';
+      id: string;
+      name: string;
+      copy: CopyConfig;
+      /** The source whose copy-to this is: the copy runs after each of its backups. */
+      after?: string;
+    }
+  | { kind: 'check'; id: string; name: string; repository: string; schedule: Schedule };
+
+export const scheduleOf = (job: Job): Schedule =>
+  job.kind === 'backup' ? job.source.schedule : job.kind === 'copy' ? job.copy.schedule : job.schedule;
 
 export interface JobContext {
   config: PolicyConfig;
@@ -38,6 +52,8 @@ export interface JobOutcome {
   copied?: number;
   warnings?: number;
   error?: { code: string; message: string; hint?: string };
+  /** More for the failure's event (a check's problems). */
+  details?: Record<string, unknown>;
   /** What a failed run threw, for `amber run` to report as any command would. */
   thrown?: unknown;
   /** The run lock was left by a run that was killed: this run catches it up. */
@@ -75,6 +91,15 @@ export function jobsOf(config: PolicyConfig): Job[] {
         },
       });
     }
+  for (const repository of config.repositories.values())
+    if (repository.check)
+      jobs.push({
+        kind: 'check',
+        id: `check-${repository.name}`,
+        name: `check:${repository.name}`,
+        repository: repository.name,
+        schedule: repository.check,
+      });
   return jobs;
 }
 
@@ -102,14 +127,16 @@ export async function runJob(context: JobContext, job: Job): Promise<JobOutcome>
   state.lastStartMs = startMs;
   writeJobState(stateDir, job.id, state);
   if (lock.interrupted) log('warn', 'the last run was interrupted; this run catches it up', { job: job.id });
-  log('info', `${job.kind} started`, { job: job.id, [job.kind === 'backup' ? 'source' : 'copy']: job.name });
+  log('info', `${job.kind} started`, { job: job.id, [job.kind === 'backup' ? 'source' : job.kind]: job.name });
   if (job.kind === 'backup') context.notify(event(context, 'backup.started', job, `backup of ${job.name} started`));
   let outcome: JobOutcome;
   try {
     outcome =
       job.kind === 'backup'
         ? await runBackup(context, job, state, startMs)
-        : await runCopy(context, job, state, startMs);
+        : job.kind === 'copy'
+          ? await runCopy(context, job, state, startMs)
+          : await runCheck(context, job, state, startMs);
   } catch (error) {
     outcome = { job, status: 'failed', startMs, endMs: clock.nowMs(), error: errorOf(error), thrown: error };
   } finally {
@@ -207,6 +234,65 @@ async function runCopy(
   return outcome;
 }
 
+/**
+ * A repository's check: verify (structure, the lock coverage proof) and the approval requests
+ * pending there. A lock gap or damage fails the check; each newly pending request is announced
+ * once (approvers hear of it without watching the repository).
+ */
+async function runCheck(
+  context: JobContext,
+  job: Extract<Job, { kind: 'check' }>,
+  state: JobState,
+  startMs: number,
+): Promise<JobOutcome> {
+  const repo = await openWritable(repositoryOf(context.config, job.repository), context.clock);
+  const pending = (await listRequests(repo)).filter((request) => request.status === 'pending');
+  const seen = new Set(state.seenRequests ?? []);
+  for (const request of pending) {
+    if (seen.has(request.id)) continue;
+    context.notify({
+      ...event(
+        context,
+        'approval.requested',
+        job,
+        `${request.requester.name} asks the approvers of ${job.repository} to approve a ${request.kind} of ${request.target}; ${request.approvedBy.length} of ${request.quorum} approved so far, open until ${request.expires}`,
+      ),
+      details: {
+        request: request.id,
+        kind: request.kind,
+        target: request.target,
+        requester: request.requester.name,
+        created: request.created,
+        expires: request.expires,
+        quorum: request.quorum,
+        approvedBy: request.approvedBy,
+      },
+    });
+    context.log('info', 'approval requested', { job: job.id, request: request.id, kind: request.kind });
+  }
+  state.seenRequests = pending.map((request) => request.id);
+  const result = await verify({ repo, readDataFraction: 0 });
+  const gaps = result.problems.filter((problem) => problem.code === 'LOCK_GAP');
+  const endMs = context.clock.nowMs();
+  if (result.problems.length === 0) return { job, status: 'succeeded', startMs, endMs };
+  const first = (gaps[0] ?? result.problems[0]) as { object: string; message: string };
+  return {
+    job,
+    status: 'failed',
+    startMs,
+    endMs,
+    error: {
+      code: gaps.length > 0 ? 'LOCK_GAP' : 'VERIFY_FAILED',
+      message:
+        gaps.length > 0
+          ? `verify found ${gaps.length} lock gap${gaps.length === 1 ? '' : 's'} in ${job.repository}, first ${first.object}: ${first.message}`
+          : `verify found ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} in ${job.repository}, first ${first.object}: ${first.message}`,
+      hint: `run \`amber verify --repo ${repositoryOf(context.config, job.repository).repo}\` for the whole list`,
+    },
+    details: { problems: result.problems.slice(0, 20), lockGaps: gaps.length },
+  };
+}
+
 /** copy.lag once when the bound is first exceeded, copy.lag.recovered once when it holds again. */
 function checkLag(context: JobContext, job: Extract<Job, { kind: 'copy' }>, state: JobState): void {
   const maxLagMs = job.copy.maxLagMs;
@@ -251,12 +337,18 @@ function record(context: JobContext, job: Job, state: JobState, outcome: JobOutc
     context.notify({
       ...event(
         context,
-        job.kind === 'backup' ? 'backup.failed' : 'copy.failed',
+        job.kind === 'backup'
+          ? 'backup.failed'
+          : job.kind === 'copy'
+            ? 'copy.failed'
+            : outcome.error?.code === 'LOCK_GAP'
+              ? 'verify.lock-gap'
+              : 'verify.failed',
         job,
         `${job.kind} of ${job.name} failed: ${message}`,
       ),
       code,
-      details: { hint: outcome.error?.hint, failuresInARow: state.consecutiveFailures },
+      details: { ...outcome.details, hint: outcome.error?.hint, failuresInARow: state.consecutiveFailures },
     });
   } else if (outcome.status !== 'busy') {
     state.lastSuccess = {
@@ -284,6 +376,7 @@ function record(context: JobContext, job: Job, state: JobState, outcome: JobOutc
       durationSeconds,
     };
     log(outcome.status === 'partial' ? 'warn' : 'info', `${job.kind} ${outcome.status}`, fields);
+    if (job.kind === 'check') return void writeJobState(context.stateDir, job.id, keepRpoMark(context, job, state));
     const type =
       job.kind === 'backup'
         ? outcome.status === 'partial'
@@ -314,9 +407,13 @@ function record(context: JobContext, job: Job, state: JobState, outcome: JobOutc
       },
     });
   }
-  // The RPO watch may have marked the objective missed while this run went on: keep its mark.
+  writeJobState(context.stateDir, job.id, keepRpoMark(context, job, state));
+}
+
+/** The RPO watch may have marked the objective missed while this run went on: keep its mark. */
+function keepRpoMark(context: JobContext, job: Job, state: JobState): JobState {
   state.rpoMissed = readJobState(context.stateDir, job.id).rpoMissed;
-  writeJobState(context.stateDir, job.id, state);
+  return state;
 }
 
 export function event(context: JobContext, type: AmberEvent['type'], job: Job, message: string): AmberEvent {
@@ -325,7 +422,9 @@ export function event(context: JobContext, type: AmberEvent['type'], job: Job, m
     time: isoDate(context.clock.nowMs()),
     ...(job.kind === 'backup'
       ? { source: job.name, repository: job.source.repository }
-      : { source: job.after, repository: job.copy.to, details: { copy: job.name, from: job.copy.from } }),
+      : job.kind === 'copy'
+        ? { source: job.after, repository: job.copy.to, details: { copy: job.name, from: job.copy.from } }
+        : { repository: job.repository }),
     message,
   };
 }

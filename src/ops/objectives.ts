@@ -2,7 +2,7 @@
 // (time since its newest recovery point), a copy's lag, the next run. `amber status`, the agent's
 // RPO watch and its metrics all read it from here.
 import { type JobState, readJobState } from './agent-state.ts';
-import { type Job, jobsOf } from './jobs.ts';
+import { type Job, jobsOf, scheduleOf } from './jobs.ts';
 import type { PolicyConfig } from './policy-types.ts';
 import { nextDue } from './schedule.ts';
 
@@ -28,7 +28,7 @@ export const retryDelayMs = (failures: number, intervalMs: number) =>
   Math.min(intervalMs, 30_000 * 2 ** Math.min(failures - 1, 20));
 
 export function standingOf(job: Job, state: JobState, nowMs: number): JobStanding {
-  const schedule = job.kind === 'backup' ? job.source.schedule : job.copy.schedule;
+  const schedule = scheduleOf(job);
   const pointMs = state.lastSuccess?.startMs ?? state.sinceMs;
   const ageMs = pointMs === undefined ? undefined : Math.max(0, nowMs - pointMs);
   const rpoMs = job.kind === 'backup' ? job.source.rpoMs : undefined;

@@ -30,6 +30,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       passwordFile: at(r['password-file']),
       tokenFile: at(r['token-file']),
       awsProfile: r['aws-profile'],
+      check: r.check === undefined ? undefined : schedule(r.check),
     });
   return {
     file,

@@ -15,6 +15,8 @@ export interface RepositoryConfig {
   tokenFile?: string;
   /** S3: a profile of the AWS shared files; otherwise the SDK's default chain. */
   awsProfile?: string;
+  /** When the agent checks the repository: verify (structure and lock coverage) and pending approval requests. */
+  check?: Schedule;
 }
 
 /** GFS tiers as per-snapshot locks: the first snapshot of each period is locked for its tier. */

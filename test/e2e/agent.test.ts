@@ -8,7 +8,7 @@ import { promises as fs, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
+import { liftAttributes, removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
 import { logLines, type Receiver, startAmber, startReceiver, waitFor } from '../../src/testing/agent-fixture.ts';
 
 const PASS = 'the agent test passphrase';
@@ -17,7 +17,11 @@ const YEAR = 365 * DAY;
 
 let dir: string;
 let receiver: Receiver;
-const env = () => ({ AMBER_CACHE_DIR: join(dir, 'cache'), AMBER_PASSWORD: '' });
+const env = () => ({
+  AMBER_CACHE_DIR: join(dir, 'cache'),
+  AMBER_PASSWORD: '',
+  AMBER_APPROVER_PASSWORD: 'approver pass',
+});
 const amber = (args: string[]) => startAmber(args, env()).done;
 
 async function ok(args: string[]) {
@@ -285,5 +289,61 @@ state-dir: state
     assert.equal(copyRow.lagSeconds, 0);
     assert.equal(copyRow.maxLagSeconds, 4 * 3600);
     assert.equal(copyRow.from, 'main');
+  });
+
+  test('a repository check announces each new approval request once and reports a lock gap when a pack is removed', async () => {
+    const repo = await newRepo('check-repo');
+    const pass = ['--repo', repo, '--password-file', join(dir, 'pass')];
+    for (const name of ['alice', 'bob']) {
+      await ok(['approver', 'keygen', '--out', join(dir, `check-${name}.key`)]);
+      await ok(['approver', 'add', name, '--public-key', join(dir, `check-${name}.key.pub`), ...pass]);
+    }
+    await ok(['policy', 'set', '--quorum', '2', ...pass]);
+    const data = join(dir, 'check-data');
+    await fs.mkdir(data);
+    writeFileSync(join(data, 'minutes.txt'), 'the board met\n');
+    const file = await policy(
+      'checking',
+      `repositories:
+  main: { repo: ${repo}, password-file: ${join(dir, 'pass')}, check: every 1h }
+sources:
+  - name: board
+    paths: [${data}]
+    repository: main
+    schedule: every 1h
+notify:
+  - webhook: ${receiver.url}
+state-dir: state
+`,
+    );
+    const { snapshot } = JSON.parse((await ok(['run', 'board', '--config', file, '--json'])).stdout);
+    await ok(['policy', 'lock', '--cooling-off', '0s', ...pass]);
+    const request = JSON.parse(
+      (await ok(['request', 'unlock', snapshot, '--reason', 'locked by mistake', ...pass, '--json'])).stdout,
+    ).id as string;
+    const announced = () =>
+      receiver.events.filter((e) => e.json.type === 'approval.requested' && e.json.repository === 'main');
+    await ok(['run', 'check:main', '--config', file]);
+    const event = await waitFor('approval.requested', () => announced()[0]);
+    assert.equal((event.json.details as { request: string }).request, request);
+    assert.match(String(event.json.message), /unlock/);
+    await ok(['run', 'check:main', '--config', file]);
+    await sleep(200);
+    assert.equal(announced().length, 1, 'a request is announced once');
+
+    // Someone with access to the storage removes a pack the snapshot needs.
+    const packs = (await fs.readdir(join(repo, 'data'), { recursive: true })).filter((name) =>
+      /[0-9a-f]{64}$/.test(name),
+    );
+    assert.ok(packs.length > 0);
+    await liftAttributes(join(repo, 'data'));
+    await fs.rm(join(repo, 'data', packs[0]));
+    const checked = await amber(['run', 'check:main', '--config', file]);
+    assert.equal(checked.status, 1, checked.stderr);
+    assert.match(checked.stderr, /lock gap/);
+    const gap = await waitFor('verify.lock-gap', () => receiver.events.find((e) => e.json.type === 'verify.lock-gap'));
+    assert.equal(gap.json.code, 'LOCK_GAP');
+    const status = JSON.parse((await amber(['status', '--config', file, '--json'])).stdout);
+    assert.equal(status.find((row: { name: string }) => row.name === 'check:main').lastFailure.code, 'LOCK_GAP');
   });
 });

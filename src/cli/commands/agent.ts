@@ -140,7 +140,7 @@ Examples:
       if (outcome.status === 'busy')
         throw new AmberError(
           'JOB_RUNNING',
-          `${job.kind === 'backup' ? 'source' : 'copy'} ${name} is running now (the agent or another \`amber run\`)`,
+          `${job.kind === 'backup' ? 'source' : job.kind} ${name} is running now (the agent or another \`amber run\`)`,
           {
             hint: 'wait for that run to end; `amber status --config FILE` shows it',
           },
@@ -191,9 +191,9 @@ const iso = (ms: number | undefined) => (ms === undefined ? null : isoDate(ms));
 function standingJson(row: JobStanding, nowMs: number) {
   const { state, job } = row;
   return {
-    kind: job.kind === 'backup' ? 'source' : 'copy',
+    kind: job.kind === 'backup' ? 'source' : job.kind,
     name: job.name,
-    repository: job.kind === 'backup' ? job.source.repository : job.copy.to,
+    repository: job.kind === 'backup' ? job.source.repository : job.kind === 'copy' ? job.copy.to : job.repository,
     ...(job.kind === 'copy' ? { from: job.copy.from } : {}),
     lastSuccess: state.lastSuccess
       ? {
@@ -230,7 +230,7 @@ function renderStandings(rows: JobStanding[], nowMs: number): string {
       const { state, job } = row;
       const ago = (ms: number) => `${formatDurationMs(Math.max(0, nowMs - ms))} ago`;
       const lines = [
-        `${job.kind === 'backup' ? 'source' : 'copy'} ${job.name}${row.rpoMissed || row.lagMissed ? '  MISSED' : ''}`,
+        `${job.kind === 'backup' ? 'source' : job.kind} ${job.name}${row.rpoMissed || row.lagMissed ? '  MISSED' : ''}`,
         `  last success: ${state.lastSuccess ? `${isoDate(state.lastSuccess.startMs)} (${ago(state.lastSuccess.startMs)})${state.lastSuccess.snapshot ? `, snapshot ${shortId(state.lastSuccess.snapshot)}` : ''}${state.lastSuccess.partial ? ', incomplete' : ''}` : 'never'}`,
       ];
       if (row.rpoMs !== undefined)

@@ -13,6 +13,7 @@ export const EVENT_TYPES = [
   'rpo.missed',
   'rpo.recovered',
   'verify.lock-gap',
+  'verify.failed',
   'approval.requested',
   'drill.failed',
 ] as const;
