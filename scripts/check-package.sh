@@ -53,12 +53,15 @@ npm pack --silent --pack-destination "$tmp" >/dev/null
 tarball=$(echo "$tmp"/amber-backup-*.tgz)
 [ -f "$tarball" ] || fail "npm pack made no tarball"
 tar -tzf "$tarball" | sed 's|^package/||' | sort >"$tmp/contents"
-unexpected=$(grep -vE '^(package\.json|README\.md|LICENSE|bin/amber\.js|dist/.+\.js|docs/[^/]+\.md)$' "$tmp/contents" || true)
+unexpected=$(grep -vE '^(package\.json|README\.md|LICENSE|bin/amber\.js|dist/.+\.js|docs/[^/]+\.md|deploy/(systemd/[^/]+\.service|prometheus/[^/]+\.yml)|schema/[^/]+\.schema\.json)$' "$tmp/contents" || true)
 [ -z "$unexpected" ] || fail "unexpected files in the tarball: $unexpected"
 ! grep -qE '\.(test|bench)\.js$|^dist/testing/' "$tmp/contents" || fail "tests in the tarball: $(grep -E '\.(test|bench)\.js$|^dist/testing/' "$tmp/contents")"
 grep -qx dist/cli/main.js "$tmp/contents" || fail "dist/cli/main.js is not in the tarball"
 for worker in codec decode verify list scan; do
   grep -qx "dist/engine/$worker-worker.js" "$tmp/contents" || fail "dist/engine/$worker-worker.js is not in the tarball"
+done
+for shipped in deploy/systemd/amber-agent.service deploy/systemd/amber-vault.service deploy/prometheus/amber-alerts.yml schema/policy.schema.json; do
+  grep -qx "$shipped" "$tmp/contents" || fail "$shipped is not in the tarball"
 done
 echo "check-package: $(basename "$tarball"): $(wc -l <"$tmp/contents") files, no tests"
 
