@@ -24,6 +24,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   RESTORE_INCOMPLETE: EXIT.partial,
   COPY_INCOMPLETE: EXIT.partial,
   KEY_AMBIGUOUS: EXIT.usage,
+  CONFIG_INVALID: EXIT.usage,
   SNAPSHOT_AMBIGUOUS: EXIT.usage,
 };
 

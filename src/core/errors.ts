@@ -60,6 +60,7 @@ export const ERROR_CODES = {
   COPY_INCOMPLETE: 'Some snapshots of the primary were not copied; each one was reported',
   COPY_LAG: 'A copy is further behind its primary than the lag bound allows',
   JOB_RUNNING: 'The job is running already (the agent or another `amber run`)',
+  CONFIG_INVALID: 'A configuration file (the policy file, the vault config) is not valid',
   RPO_MISSED: 'A source has no recovery point as recent as its RPO asks, or a copy lags more than its bound',
 } as const;
 

@@ -171,7 +171,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   async function listen(): Promise<void> {
     const address = config.metrics.listen;
-    if (server && server.listening && address === listenedOn) return;
+    if (server?.listening && address === listenedOn) return;
     if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
     server = undefined;
     listenedOn = undefined;

@@ -1,77 +1,242 @@
-// PLACEHOLDER until branch agent-policy-file lands (no validation): the API agreed with it.
+// The policy file: YAML checked against schema/policy.schema.json, then the checks a schema cannot
+// make (names that refer to repositories, schedules, absolute paths, unique job names), every
+// problem of the file reported at once with its line and column. Relative file names in it are
+// relative to the file.
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import { parseDurationMs } from '../core/units.ts';
-import type { PolicyConfig, RepositoryConfig } from './policy-types.ts';
+import type { RetentionMode } from '../storage/store.ts';
+import type { EventType, NotifyTarget } from './notify/targets.ts';
+import type { CopyConfig, PolicyConfig, RepositoryConfig, RetainTiers, SourceConfig } from './policy-types.ts';
 import { parseSchedule, type Schedule } from './schedule.ts';
-
-const schedule = (text: string): Schedule => {
-  const parsed = parseSchedule(text);
-  if ('problem' in parsed) throw new Error(parsed.problem);
-  return parsed;
-};
-const ms = (text: unknown) => (text === undefined ? undefined : parseDurationMs(String(text)));
+import {
+  type ConfigProblem,
+  closest,
+  configError,
+  describePath,
+  parseYamlConfig,
+  schemaValidator,
+} from './yaml-config.ts';
 
 export async function readPolicyFile(path: string): Promise<PolicyConfig> {
   const file = resolve(path);
-  return parsePolicyText(await readFile(file, 'utf8'), file);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new AmberError('CONFIG_INVALID', `cannot read the policy file ${file}: ${(cause as Error).message}`, {
+      hint: 'give the file with --config FILE (or AMBER_CONFIG); docs/agent.md shows an example',
+      cause,
+    });
+  }
+  return parsePolicyText(text, file);
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: placeholder
+// The file's shape once the schema passed (keys as written).
+interface RawRepository {
+  repo: string;
+  'password-file'?: string;
+  'token-file'?: string;
+  'aws-profile'?: string;
+  check?: string;
+}
+type RawRetain = Partial<Record<'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly', string>> & {
+  mode?: RetentionMode;
+};
+interface RawSource {
+  name: string;
+  paths: string[];
+  exclude?: string[];
+  repository: string;
+  schedule: string;
+  retain?: RawRetain;
+  rpo?: string;
+  rto?: string;
+  'copy-to'?: string[];
+  tags?: string[];
+  host?: string;
+}
+interface RawCopy {
+  name: string;
+  from: string;
+  to: string;
+  schedule: string;
+  'max-lag'?: string;
+  hosts?: string[];
+  tags?: string[];
+  retain?: { for?: string; mode?: RetentionMode };
+}
+interface RawNotify {
+  webhook?: string;
+  'secret-file'?: string;
+  email?: { smtp: string; from: string; to: string[]; 'username-file'?: string; 'password-file'?: string };
+  ping?: string;
+  events?: EventType[];
+}
+interface RawPolicy {
+  repositories: Record<string, RawRepository>;
+  sources: RawSource[];
+  copies?: RawCopy[];
+  notify?: RawNotify[];
+  metrics?: { listen?: string; textfile?: string };
+  'state-dir'?: string;
+}
+
 export function parsePolicyText(text: string, file: string): PolicyConfig {
-  const doc = parse(text);
-  const at = (p?: string) => (p === undefined ? undefined : resolve(dirname(file), p));
+  const parsed = parseYamlConfig(text, schemaValidator('policy.schema.json'));
+  if (parsed.problems.length > 0) throw configError(file, 'the policy file', parsed.problems);
+  const raw = parsed.value as RawPolicy;
+  const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
+  const fileAt = (path?: string) => (path === undefined ? undefined : resolve(dirname(file), path));
+
+  const schedule = (path: (string | number)[], text: string): Schedule => {
+    const result = parseSchedule(text);
+    if ('problem' in result) {
+      problems.push(parsed.at(path, result.problem));
+      return undefined as unknown as Schedule;
+    }
+    return result;
+  };
+  const duration = (path: (string | number)[], text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    try {
+      return parseDurationMs(text);
+    } catch (error) {
+      if (!isAmberError(error)) throw error;
+      problems.push(parsed.at(path, `${describePath(path, raw)}: ${error.message}`));
+      return undefined;
+    }
+  };
+  const names = Object.keys(raw.repositories);
+  const repositoryName = (path: (string | number)[], name: string) => {
+    if (raw.repositories[name]) return;
+    const near = closest(name, names);
+    problems.push(
+      parsed.at(
+        path,
+        `unknown repository "${name}"${near ? `; did you mean "${near}"?` : ''} (repositories: ${names.join(', ')})`,
+      ),
+    );
+  };
+
   const repositories = new Map<string, RepositoryConfig>();
-  for (const [name, r] of Object.entries<any>(doc.repositories ?? {}))
+  for (const [name, r] of Object.entries(raw.repositories))
     repositories.set(name, {
       name,
-      repo: r.repo,
-      passwordFile: at(r['password-file']),
-      tokenFile: at(r['token-file']),
+      repo: /^(https?:|s3:)/.test(r.repo) ? r.repo : resolve(dirname(file), r.repo),
+      passwordFile: fileAt(r['password-file']),
+      tokenFile: fileAt(r['token-file']),
       awsProfile: r['aws-profile'],
-      check: r.check === undefined ? undefined : schedule(r.check),
+      check: r.check === undefined ? undefined : schedule(['repositories', name, 'check'], r.check),
     });
-  return {
-    file,
-    repositories,
-    sources: (doc.sources ?? []).map((s: any) => ({
+
+  const jobNames = new Map<string, string>();
+  const claim = (name: string, path: (string | number)[], what: string) => {
+    const earlier = jobNames.get(name);
+    if (earlier) problems.push(parsed.at(path, `the name "${name}" is taken already by ${earlier}: names are unique`));
+    else jobNames.set(name, what);
+  };
+
+  const sources: SourceConfig[] = raw.sources.map((s, i) => {
+    const at = (...rest: (string | number)[]) => ['sources', i, ...rest];
+    claim(s.name, at('name'), `sources[${i}]`);
+    repositoryName(at('repository'), s.repository);
+    s.paths.forEach((path, j) => {
+      if (!isAbsolute(path))
+        problems.push(
+          parsed.at(at('paths', j), `the path "${path}" is relative: write it absolute, e.g. /srv/${path}`),
+        );
+    });
+    (s['copy-to'] ?? []).forEach((target, j) => {
+      repositoryName(at('copy-to', j), target);
+      if (target === s.repository)
+        problems.push(parsed.at(at('copy-to', j), `"${target}" is the source's own repository: copy to another one`));
+      else claim(`${s.name}-to-${target}`, at('copy-to', j), `the copy of sources[${i}] to ${target}`);
+    });
+    const parsedSchedule = schedule(at('schedule'), s.schedule);
+    const rpoMs = duration(at('rpo'), s.rpo);
+    if (parsedSchedule && rpoMs !== undefined && rpoMs < parsedSchedule.intervalMs())
+      warnings.push(
+        `${file}: sources[${i}] (${s.name}): the rpo ${s.rpo} is shorter than the schedule "${s.schedule}" allows; it will be missed between runs`,
+      );
+    return {
       name: s.name,
       paths: s.paths,
       exclude: s.exclude ?? [],
       repository: s.repository,
-      schedule: schedule(s.schedule),
-      retain: s.retain && {
-        hourlyMs: ms(s.retain.hourly),
-        dailyMs: ms(s.retain.daily),
-        weeklyMs: ms(s.retain.weekly),
-        monthlyMs: ms(s.retain.monthly),
-        yearlyMs: ms(s.retain.yearly),
-        mode: s.retain.mode,
-      },
-      rpoMs: ms(s.rpo),
-      rtoMs: ms(s.rto),
+      schedule: parsedSchedule,
+      retain: s.retain && retainTiers(s.retain, (tier, text) => duration(at('retain', tier), text)),
+      rpoMs,
+      rtoMs: duration(at('rto'), s.rto),
       copyTo: s['copy-to'] ?? [],
       tags: s.tags ?? [],
       host: s.host,
-    })),
-    copies: (doc.copies ?? []).map((c: any) => ({
+    };
+  });
+
+  const copies: CopyConfig[] = (raw.copies ?? []).map((c, i) => {
+    const at = (...rest: (string | number)[]) => ['copies', i, ...rest];
+    claim(c.name, at('name'), `copies[${i}]`);
+    repositoryName(at('from'), c.from);
+    repositoryName(at('to'), c.to);
+    if (c.from === c.to)
+      problems.push(parsed.at(at('to'), `"to" is "from" (${c.from}): a copy goes to another repository`));
+    return {
       name: c.name,
       from: c.from,
       to: c.to,
-      schedule: schedule(c.schedule),
-      maxLagMs: ms(c['max-lag']),
+      schedule: schedule(at('schedule'), c.schedule),
+      maxLagMs: duration(at('max-lag'), c['max-lag']),
       hosts: c.hosts ?? [],
       tags: c.tags ?? [],
-    })),
-    notify: (doc.notify ?? []).map((n: any) =>
-      n.webhook
-        ? { kind: 'webhook', url: n.webhook, secretFile: at(n['secret-file']), events: n.events }
-        : n.ping
-          ? { kind: 'ping', url: n.ping, events: n.events }
-          : { kind: 'email', ...n.email, events: n.events },
-    ),
-    metrics: { listen: doc.metrics?.listen, textfile: at(doc.metrics?.textfile) },
-    stateDir: at(doc['state-dir']),
+      retain: c.retain && { ms: duration(at('retain', 'for'), c.retain.for), mode: c.retain.mode },
+    };
+  });
+
+  const notify = (raw.notify ?? []).map((n): NotifyTarget => {
+    if (n.webhook !== undefined)
+      return { kind: 'webhook', url: n.webhook, secretFile: fileAt(n['secret-file']), events: n.events };
+    if (n.ping !== undefined) return { kind: 'ping', url: n.ping, events: n.events };
+    const email = n.email!;
+    return {
+      kind: 'email',
+      smtp: email.smtp,
+      from: email.from,
+      to: email.to,
+      usernameFile: fileAt(email['username-file']),
+      passwordFile: fileAt(email['password-file']),
+      events: n.events,
+    };
+  });
+  (raw.notify ?? []).forEach((n, i) => {
+    if (n['secret-file'] !== undefined && n.webhook === undefined)
+      problems.push(
+        parsed.at(['notify', i, 'secret-file'], '"secret-file" signs webhooks only: move it to a webhook entry'),
+      );
+  });
+
+  if (problems.length > 0) throw configError(file, 'the policy file', problems);
+  return {
+    file,
+    repositories,
+    sources,
+    copies,
+    notify,
+    metrics: { listen: raw.metrics?.listen, textfile: fileAt(raw.metrics?.textfile) },
+    stateDir: fileAt(raw['state-dir']),
+    warnings,
+  };
+}
+
+function retainTiers(raw: RawRetain, duration: (tier: string, text?: string) => number | undefined): RetainTiers {
+  return {
+    hourlyMs: duration('hourly', raw.hourly),
+    dailyMs: duration('daily', raw.daily),
+    weeklyMs: duration('weekly', raw.weekly),
+    monthlyMs: duration('monthly', raw.monthly),
+    yearlyMs: duration('yearly', raw.yearly),
+    mode: raw.mode,
   };
 }

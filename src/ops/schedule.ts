@@ -59,5 +59,5 @@ export function nextDue(schedule: Schedule, lastStartMs: number | undefined, now
   const every = EVERY.test(schedule.text.trim());
   if (every) return Math.max(nowMs, lastStartMs + schedule.intervalMs());
   const missed = schedule.next(lastStartMs + 1);
-  return missed <= nowMs ? nowMs : missed;
+  return Math.max(missed, nowMs);
 }

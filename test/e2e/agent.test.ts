@@ -245,6 +245,55 @@ state-dir: state
     await fs.rm(join(dir, 'failing', 'state', 'source-payroll.lock'));
   });
 
+  test('a bad policy file is refused with its line and column; SIGHUP with a broken file keeps the running policy, a fixed one adds its source', async () => {
+    const repo = await newRepo('reload-repo');
+    const data = join(dir, 'reload-data');
+    await fs.mkdir(data);
+    writeFileSync(join(data, 'a.txt'), 'reload');
+    const source = (name: string) => `  - name: ${name}
+    paths: [${data}]
+    repository: main
+    schedule: every 1h
+`;
+    const head = `repositories:
+  main: { repo: ${repo}, password-file: ${join(dir, 'pass')} }
+state-dir: state
+sources:
+`;
+    const file = await policy('reload', head + source('first').replace('schedule', 'shedule'));
+    const refused = await amber(['agent', '--config', file]);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`^error: the policy file ${file} has 2 problems:$`, 'm'));
+    assert.match(
+      refused.stderr,
+      new RegExp(`^${file}:8:5: unknown key "shedule" in sources\\[0\\] \\(first\\); did you mean "schedule"\\?`, 'm'),
+    );
+    assert.match(refused.stderr, /\[CONFIG_INVALID\]/);
+
+    writeFileSync(file, head + source('first'));
+    const agent = startAmber(['agent', '--config', file], env());
+    try {
+      await waitFor('the first run', () =>
+        logLines(agent.run.stderr).find((l) => l.msg === 'backup succeeded' && l.job === 'source-first'),
+      );
+      writeFileSync(file, `${head + source('first')}  - name: second\n    paths: relative\n`);
+      agent.child.kill('SIGHUP');
+      const kept = await waitFor('the refused reload', () =>
+        logLines(agent.run.stderr).find((l) => String(l.msg).startsWith('policy file not reloaded')),
+      );
+      assert.match(String(kept.error), /:9:5: sources\[1\] \(second\) needs "repository"/);
+      writeFileSync(file, head + source('first') + source('second'));
+      agent.child.kill('SIGHUP');
+      await waitFor('the new source to run', () =>
+        logLines(agent.run.stderr).find((l) => l.msg === 'backup succeeded' && l.job === 'source-second'),
+      );
+    } finally {
+      agent.child.kill('SIGTERM');
+      await agent.done;
+    }
+    assert.equal(agent.run.status, 0, agent.run.stderr);
+  });
+
   test('copy-to: the copy job copies the source into a repository made with --from-repo and measures its lag', async () => {
     const primary = await newRepo('copy-primary');
     const copy = join(dir, 'copy-offsite');

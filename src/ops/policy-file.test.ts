@@ -1,0 +1,177 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AmberError } from '../core/errors.ts';
+import { parsePolicyText } from './policy-file.ts';
+
+const FILE = '/etc/amber/policy.yaml';
+
+const GOOD = `repositories:
+  main:    { repo: /srv/amber, password-file: main.pass }
+  offsite: { repo: https://vault2.example:8420/finance, token-file: /etc/amber/offsite.token }
+sources:
+  - name: finance
+    paths: [/srv/finance]
+    exclude: ["*.tmp"]
+    repository: main
+    schedule: every 1h
+    retain: { daily: 35d, monthly: 1y, yearly: 7y, mode: compliance }
+    rpo: 1h
+    rto: 4h
+    copy-to: [offsite]
+notify:
+  - webhook: https://hooks.example/amber
+    secret-file: hook.secret
+  - email: { smtp: "smtp://mail.example:587", from: amber@example, to: [ops@example] }
+  - ping: https://hc.example/ping/UUID
+metrics: { listen: "127.0.0.1:9464" }
+`;
+
+/** The problems of a file, as `line:col: message` without the file name. */
+function problemsOf(text: string): string[] {
+  try {
+    parsePolicyText(text, FILE);
+  } catch (error) {
+    assert.ok(error instanceof AmberError, String(error));
+    assert.equal(error.code, 'CONFIG_INVALID');
+    return error.message
+      .split('\n')
+      .slice(1)
+      .map((line) => {
+        assert.ok(line.startsWith(`${FILE}:`), line);
+        return line.slice(FILE.length + 1);
+      });
+  }
+  assert.fail('the file was accepted');
+}
+
+test("the issue's example parses: durations in ms, schedules, files relative to the policy file", () => {
+  const policy = parsePolicyText(GOOD, FILE);
+  assert.deepEqual([...policy.repositories.keys()], ['main', 'offsite']);
+  assert.equal(policy.repositories.get('main')!.passwordFile, '/etc/amber/main.pass');
+  const [finance] = policy.sources;
+  assert.equal(finance.schedule.intervalMs(), 3_600_000);
+  assert.equal(finance.rpoMs, 3_600_000);
+  assert.equal(finance.rtoMs, 4 * 3_600_000);
+  assert.equal(finance.retain?.dailyMs, 35 * 86_400_000);
+  assert.equal(finance.retain?.mode, 'compliance');
+  assert.deepEqual(finance.copyTo, ['offsite']);
+  assert.deepEqual(
+    policy.notify.map((target) => target.kind),
+    ['webhook', 'email', 'ping'],
+  );
+  assert.equal(policy.notify[0].kind === 'webhook' && policy.notify[0].secretFile, '/etc/amber/hook.secret');
+  assert.equal(policy.metrics.listen, '127.0.0.1:9464');
+  assert.deepEqual(policy.warnings, []);
+});
+
+test('a typo of a key is named at its line and column, with the key meant', () => {
+  const [required, problem, ...rest] = problemsOf(GOOD.replace('    schedule: every 1h', '    shedule: every 1h'));
+  assert.deepEqual(rest, []);
+  assert.equal(required, '5:5: sources[0] (finance) needs "schedule"');
+  assert.match(problem, /^9:5: unknown key "shedule" in sources\[0\] \(finance\); did you mean "schedule"\?/);
+});
+
+test('an unknown top-level key is an error too', () => {
+  assert.deepEqual(
+    problemsOf(`${GOOD}metric: {}\n`).map((p) => p.replace(/ \(allowed.*/, '')),
+    ['20:1: unknown key "metric" in the file; did you mean "metrics"?'],
+  );
+});
+
+test('a wrong type says what to write', () => {
+  const [problem] = problemsOf(GOOD.replace('paths: [/srv/finance]', 'paths: /srv/finance'));
+  assert.match(
+    problem,
+    /^6:12: sources\[0\] \(finance\)\.paths must be a list, e\.g\. \[a, b\], not the string "\/srv\/finance"/,
+  );
+});
+
+test('an unknown repository name lists the defined ones', () => {
+  assert.deepEqual(problemsOf(GOOD.replace('repository: main', 'repository: mian')), [
+    '8:17: unknown repository "mian"; did you mean "main"? (repositories: main, offsite)',
+  ]);
+  assert.deepEqual(problemsOf(GOOD.replace('copy-to: [offsite]', 'copy-to: [main]')), [
+    '13:15: "main" is the source\'s own repository: copy to another one',
+  ]);
+});
+
+test('schedules that do not parse, and durations that are not durations', () => {
+  assert.deepEqual(problemsOf(GOOD.replace('schedule: every 1h', 'schedule: every hour')), [
+    '9:15: "every hour" is not an interval: write every and a whole number with s, m, h or d, e.g. every 1h',
+  ]);
+  const [cron] = problemsOf(GOOD.replace('schedule: every 1h', 'schedule: "61 * * * *"'));
+  assert.match(cron, /^9:15: "61 \* \* \* \*" is not a cron expression: /);
+  const [rpo] = problemsOf(GOOD.replace('rpo: 1h', 'rpo: 1 hour'));
+  assert.match(rpo, /^11:10: sources\[0\] \(finance\)\.rpo: "1 hour" is not valid \(A duration: a number and s, m/);
+  const [mode] = problemsOf(GOOD.replace('mode: compliance', 'mode: compliant'));
+  assert.match(
+    mode,
+    /^10:58: sources\[0\] \(finance\)\.retain\.mode: "compliant" is not one of governance, compliance; did you mean "compliance"\?/,
+  );
+});
+
+test('YAML syntax errors and duplicate keys name their place', () => {
+  const [syntax] = problemsOf(GOOD.replace('paths: [/srv/finance]', 'paths: [/srv/finance'));
+  assert.match(syntax, /^\d+:\d+: .*\(YAML syntax\)$/);
+  const [duplicate] = problemsOf(GOOD.replace('    rto: 4h\n', '    rto: 4h\n    rto: 5h\n'));
+  assert.match(duplicate, /^13:5: Map keys must be unique \(YAML syntax\)$/);
+});
+
+test('every problem of the file at once, in file order; names, relative paths and notify entries checked', () => {
+  const text = `repositories:
+  main: { repo: /srv/amber }
+sources:
+  - name: a
+    paths: [srv/a]
+    repository: main
+    schedule: every 1h
+  - name: a
+    paths: [/srv/b]
+    repository: nowhere
+    schedule: every 1x
+copies:
+  - { name: c, from: main, to: main, schedule: every 1d }
+notify:
+  - { ping: https://p.example, secret-file: s }
+`;
+  assert.deepEqual(problemsOf(text), [
+    '5:13: the path "srv/a" is relative: write it absolute, e.g. /srv/srv/a',
+    '8:11: the name "a" is taken already by sources[0]: names are unique',
+    '10:17: unknown repository "nowhere" (repositories: main)',
+    '11:15: "every 1x" is not an interval: write every and a whole number with s, m, h or d, e.g. every 1h',
+    '13:32: "to" is "from" (main): a copy goes to another repository',
+    '15:45: "secret-file" signs webhooks only: move it to a webhook entry',
+  ]);
+});
+
+test('a notify entry is one kind of target', () => {
+  const text = GOOD.replace(
+    '  - ping: https://hc.example/ping/UUID',
+    '  - { ping: https://p.example, webhook: https://h.example }\n  - { events: [backup.failed] }',
+  );
+  assert.deepEqual(problemsOf(text), [
+    '18:5: notify[2] (One of webhook, email or ping, with an optional events filter): give exactly one of its kinds',
+    '19:5: notify[3] (One of webhook, email or ping, with an optional events filter): give exactly one of its kinds',
+  ]);
+});
+
+test('a schema problem in one entry is reported with the others', () => {
+  const problems = problemsOf(`repositories: {}
+sources:
+  - name: x
+    paths: []
+    repository: main
+    schedule: every 1h
+    tags: yes
+`);
+  assert.deepEqual(
+    problems.map((p) => p.split(':').slice(0, 2).join(':')),
+    ['1:15', '4:12', '7:11'],
+  );
+});
+
+test('an RPO shorter than the schedule is a warning, not an error', () => {
+  const policy = parsePolicyText(GOOD.replace('rpo: 1h', 'rpo: 30m'), FILE);
+  assert.equal(policy.warnings?.length, 1);
+  assert.match(policy.warnings![0], /rpo 30m is shorter than the schedule "every 1h"/);
+});
