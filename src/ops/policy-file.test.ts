@@ -175,3 +175,23 @@ test('an RPO shorter than the schedule is a warning, not an error', () => {
   assert.equal(policy.warnings?.length, 1);
   assert.match(policy.warnings![0], /rpo 30m is shorter than the schedule "every 1h"/);
 });
+
+test("a notify entry's sources must be sources or copies of the file", () => {
+  assert.deepEqual(
+    problemsOf(
+      GOOD.replace(
+        '  - ping: https://hc.example/ping/UUID',
+        '  - { ping: https://hc.example/ping/UUID, sources: [finanse] }',
+      ),
+    ),
+    ['18:53: unknown source "finanse"; did you mean "finance"? (sources and copies: finance)'],
+  );
+  const policy = parsePolicyText(
+    GOOD.replace(
+      '  - ping: https://hc.example/ping/UUID',
+      '  - { ping: https://hc.example/ping/UUID, sources: [finance] }',
+    ),
+    FILE,
+  );
+  assert.deepEqual(policy.notify[2].sources, ['finance']);
+});

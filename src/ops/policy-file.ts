@@ -73,6 +73,7 @@ interface RawNotify {
   email?: { smtp: string; from: string; to: string[]; 'username-file'?: string; 'password-file'?: string };
   ping?: string;
   events?: EventType[];
+  sources?: string[];
 }
 interface RawPolicy {
   repositories: Record<string, RawRepository>;
@@ -196,9 +197,10 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
   });
 
   const notify = (raw.notify ?? []).map((n): NotifyTarget => {
+    const filter = { events: n.events, sources: n.sources };
     if (n.webhook !== undefined)
-      return { kind: 'webhook', url: n.webhook, secretFile: fileAt(n['secret-file']), events: n.events };
-    if (n.ping !== undefined) return { kind: 'ping', url: n.ping, events: n.events };
+      return { kind: 'webhook', url: n.webhook, secretFile: fileAt(n['secret-file']), ...filter };
+    if (n.ping !== undefined) return { kind: 'ping', url: n.ping, ...filter };
     const email = n.email!;
     return {
       kind: 'email',
@@ -207,7 +209,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       to: email.to,
       usernameFile: fileAt(email['username-file']),
       passwordFile: fileAt(email['password-file']),
-      events: n.events,
+      ...filter,
     };
   });
   (raw.notify ?? []).forEach((n, i) => {
@@ -215,6 +217,17 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       problems.push(
         parsed.at(['notify', i, 'secret-file'], '"secret-file" signs webhooks only: move it to a webhook entry'),
       );
+    const known = [...raw.sources.map((s) => s.name), ...(raw.copies ?? []).map((c) => c.name)];
+    (n.sources ?? []).forEach((name, j) => {
+      if (known.includes(name)) return;
+      const near = closest(name, known);
+      problems.push(
+        parsed.at(
+          ['notify', i, 'sources', j],
+          `unknown source "${name}"${near ? `; did you mean "${near}"?` : ''} (sources and copies: ${known.join(', ')})`,
+        ),
+      );
+    });
   });
 
   if (problems.length > 0) throw configError(file, 'the policy file', problems);

@@ -64,10 +64,13 @@ Examples:
         config,
         reload: async () => {
           const next = await readPolicyFile(file);
-          notifier.close();
-          notifier = createNotifier(next.notify, {
+          // The new targets first: if one cannot be made (an unreadable secret-file), the old ones stay.
+          const replacement = createNotifier(next.notify, {
             log: (line) => log('warn', String(line.msg ?? 'notification'), line),
           });
+          const previous = notifier;
+          notifier = replacement;
+          void previous.flush(30_000).then(() => previous.close());
           return next;
         },
         stateDir: stateDirOf,

@@ -26,6 +26,8 @@ export interface WebhookTarget {
   secretFile?: string;
   /** Only these events; default every one. */
   events?: EventType[];
+  /** Only events of these sources (or copies); default all. */
+  sources?: string[];
 }
 
 export interface EmailTarget {
@@ -36,14 +38,18 @@ export interface EmailTarget {
   to: string[];
   usernameFile?: string;
   passwordFile?: string;
+  /** Default every event but backup.started. */
   events?: EventType[];
+  sources?: string[];
 }
 
 /** healthchecks.io-style: URL/start when a run starts, URL on success, URL/fail on failure. */
 export interface PingTarget {
   kind: 'ping';
   url: string;
+  /** Default the runs: backup and copy started, succeeded, partial, failed. */
   events?: EventType[];
+  sources?: string[];
 }
 
 export type NotifyTarget = WebhookTarget | EmailTarget | PingTarget;
