@@ -2,7 +2,8 @@
 // state directory, written atomically (temporary file, fsync, rename), plus a lock file while the
 // job runs, so that `amber run` and the agent never run one job twice at once. `amber status`
 // reads the same files. Nothing secret is kept here: times, snapshot ids, error codes and messages.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '../core/atomic-file.ts';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AmberError } from '../core/errors.ts';
@@ -76,17 +77,7 @@ export function readJobState(dir: string, job: string): JobState {
 }
 
 export function writeJobState(dir: string, job: string, state: JobState): void {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const path = fileOf(dir, job, '.json');
-  const temporary = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temporary, 'w', 0o644);
-  try {
-    writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
+  writeFileAtomic(fileOf(dir, job, '.json'), `${JSON.stringify(state, null, 2)}\n`);
 }
 
 /**

@@ -7,7 +7,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
 import { parseDurationMs } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
-import type { EventType, NotifyTarget } from './notify/targets.ts';
+import { notifyTargetsOf, type RawNotifyTarget } from './notify/targets.ts';
 import type { CopyConfig, PolicyConfig, RepositoryConfig, RetainTiers, SourceConfig } from './policy-types.ts';
 import { parseSchedule, type Schedule } from './schedule.ts';
 import {
@@ -67,19 +67,11 @@ interface RawCopy {
   tags?: string[];
   retain?: { for?: string; mode?: RetentionMode };
 }
-interface RawNotify {
-  webhook?: string;
-  'secret-file'?: string;
-  email?: { smtp: string; from: string; to: string[]; 'username-file'?: string; 'password-file'?: string };
-  ping?: string;
-  events?: EventType[];
-  sources?: string[];
-}
 interface RawPolicy {
   repositories: Record<string, RawRepository>;
   sources: RawSource[];
   copies?: RawCopy[];
-  notify?: RawNotify[];
+  notify?: RawNotifyTarget[];
   metrics?: { listen?: string; textfile?: string };
   'state-dir'?: string;
 }
@@ -196,22 +188,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
     };
   });
 
-  const notify = (raw.notify ?? []).map((n): NotifyTarget => {
-    const filter = { events: n.events, sources: n.sources };
-    if (n.webhook !== undefined)
-      return { kind: 'webhook', url: n.webhook, secretFile: fileAt(n['secret-file']), ...filter };
-    if (n.ping !== undefined) return { kind: 'ping', url: n.ping, ...filter };
-    const email = n.email!;
-    return {
-      kind: 'email',
-      smtp: email.smtp,
-      from: email.from,
-      to: email.to,
-      usernameFile: fileAt(email['username-file']),
-      passwordFile: fileAt(email['password-file']),
-      ...filter,
-    };
-  });
+  const notify = notifyTargetsOf(raw.notify ?? [], fileAt);
   (raw.notify ?? []).forEach((n, i) => {
     if (n['secret-file'] !== undefined && n.webhook === undefined)
       problems.push(

@@ -1,7 +1,7 @@
 // A YAML configuration file checked against its JSON Schema, every problem at the line and column
 // where it is: the policy file (policy-file.ts) and the vault's config read through here. The
 // schema is the documentation users' editors see too, so its descriptions are the hints.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { isMap, isNode, isPair, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { AmberError } from '../core/errors.ts';
@@ -21,16 +21,19 @@ export interface YamlConfig {
   at(path: (string | number)[], message: string): ConfigProblem;
 }
 
-const compiled = new Map<string, ValidateFunction>();
+const SCHEMA_DIR = new URL('../../schema/', import.meta.url);
+const SCHEMA_ID = 'https://amber-backup.invalid/schema/';
+let ajv: Ajv2020 | undefined;
 
-/** The schema shipped in the package's schema/ folder (next to src/ and dist/). */
+/** A schema shipped in the package's schema/ folder (next to src/ and dist/); they may refer to each other. */
 export function schemaValidator(name: string): ValidateFunction {
-  let validate = compiled.get(name);
-  if (!validate) {
-    const schema = JSON.parse(readFileSync(new URL(`../../schema/${name}`, import.meta.url), 'utf8'));
-    validate = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false }).compile(schema);
-    compiled.set(name, validate);
+  if (!ajv) {
+    ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false });
+    for (const file of readdirSync(SCHEMA_DIR).filter((entry) => entry.endsWith('.schema.json')))
+      ajv.addSchema(JSON.parse(readFileSync(new URL(file, SCHEMA_DIR), 'utf8')));
   }
+  const validate = ajv.getSchema(SCHEMA_ID + name);
+  if (!validate) throw new Error(`no schema ${name} in ${SCHEMA_DIR.pathname}`);
   return validate;
 }
 

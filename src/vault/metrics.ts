@@ -1,6 +1,9 @@
-// Prometheus metrics for the vault, in the text exposition format. No repository names or token
-// ids appear in labels: the metrics endpoint needs no token and must not say what the vault holds.
+// Prometheus metrics for the vault, in the text exposition format. The endpoint needs no token, so
+// repository names and writer token ids appear only where the operator asked for them: the
+// repositories given an RPO objective (`vault serve --rpo`), whose freshness is the point.
 import type { Clock } from '../core/clock.ts';
+import { renderFamilies } from '../ops/prometheus-text.ts';
+import type { RpoWatch } from './rpo-watch.ts';
 
 export interface Metrics {
   request(method: string, status: number, durationMs: number): void;
@@ -10,7 +13,7 @@ export interface Metrics {
 }
 
 /** `memoryInUse`: the bytes of the memory budget requests hold now (a gauge). */
-export function createMetrics(clock: Clock, memoryInUse: () => number = () => 0): Metrics {
+export function createMetrics(clock: Clock, memoryInUse: () => number = () => 0, rpo?: RpoWatch): Metrics {
   const requests = new Map<string, number>();
   let seconds = 0;
   let count = 0;
@@ -48,7 +51,7 @@ export function createMetrics(clock: Clock, memoryInUse: () => number = () => 0)
         '# TYPE amber_vault_start_time_seconds gauge',
         `amber_vault_start_time_seconds ${Math.floor(started / 1000)}`,
       ];
-      return `${lines.join('\n')}\n`;
+      return `${lines.join('\n')}\n${rpo ? renderFamilies(rpo.families(clock.nowMs())) : ''}`;
     },
   };
 }

@@ -21,6 +21,8 @@ import { createByteBudget, type Lease } from './byte-budget.ts';
 import { objectName } from '../repo/layout.ts';
 import { createTokenChecker, REPO_NAME, type TokenInfo } from './tokens.ts';
 import { createMetrics } from './metrics.ts';
+import { createRpoWatch, type VaultObjective } from './rpo-watch.ts';
+import type { AmberEvent } from '../ops/notify/event.ts';
 import { createWitness, loadWitnessKey } from './witness.ts';
 import {
   checkCondemnUpload,
@@ -82,6 +84,14 @@ export interface VaultOptions {
    * in DIR/repos either way.
    */
   storeFor?: (repo: string) => Store;
+  /** RPO objectives watched from here (docs/agent.md, "The RPO from the vault's side"). */
+  objectives?: VaultObjective[];
+  /** Where rpo.missed and rpo.recovered go (the notifier of `vault serve`'s notify: targets). */
+  notify?: (event: AmberEvent) => void;
+  /** How often the objectives are compared with the clock (default a quarter of the shortest RPO, 1 to 15 s). */
+  rpoCheckMs?: number;
+  /** Operator-facing warnings (stderr for `vault serve`). */
+  warn?: (message: string) => void;
 }
 
 export interface Vault {
@@ -129,7 +139,22 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     retryAfterSeconds: RETRY_AFTER_SECONDS,
   });
   const step = Math.max(1, options.budgetStepBytes ?? DEFAULT_BUDGET_STEP_BYTES);
-  const metrics = createMetrics(options.clock, () => budget.inUse);
+  const rpoWatch =
+    options.objectives && options.objectives.length > 0
+      ? createRpoWatch({
+          dataDir: options.dataDir,
+          objectives: options.objectives,
+          notify: options.notify ?? (() => {}),
+          nowMs: options.clock.nowMs(),
+          log: options.warn,
+        })
+      : undefined;
+  const metrics = createMetrics(options.clock, () => budget.inUse, rpoWatch);
+  const rpoTimer =
+    rpoWatch &&
+    setInterval(() => rpoWatch.check(options.clock.nowMs()), options.rpoCheckMs ?? checkEveryMs(options.objectives!));
+  rpoTimer?.unref();
+  rpoWatch?.check(options.clock.nowMs());
   const storeOf = (repo: string) => {
     let store = stores.get(repo);
     if (!store)
@@ -368,6 +393,10 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       }
       await store.put(name, bytes, retention);
       metrics.received(bytes.length);
+      if (rpoWatch && name.startsWith('snapshots/')) {
+        rpoWatch.snapshotStored(repo, token, options.clock.nowMs());
+        rpoWatch.check(options.clock.nowMs());
+      }
       return send(res, 201, { stored: name, bytes: bytes.length });
     } finally {
       lease.release();
@@ -462,6 +491,7 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
     url: `${options.tls ? 'https' : 'http'}://${host}:${address.port}`,
     server,
     async close() {
+      if (rpoTimer) clearInterval(rpoTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -469,6 +499,12 @@ export async function startVault(options: VaultOptions): Promise<Vault> {
       await witness.close();
     },
   };
+}
+
+/** Often enough that a miss is announced within a quarter of the shortest RPO; at most every 15 s, at least every 1 s. */
+function checkEveryMs(objectives: VaultObjective[]): number {
+  const shortest = Math.min(...objectives.map((objective) => objective.rpoMs));
+  return Math.min(15_000, Math.max(1_000, Math.floor(shortest / 4)));
 }
 
 /** What a request addresses, parsed once from the raw request target: authorised, stored and logged alike. */

@@ -143,7 +143,8 @@ test('vault serve takes its settings from a YAML file, and refuses one with unkn
   await writeFile(config, `data: ${dataDir}\nlisten: 127.0.0.1:0\nport: 99\n`);
   const refused = amber(['vault', 'serve', '--config', config]);
   assert.equal(refused.status, 2);
-  assert.match(refused.stderr, /unknown setting port/);
+  assert.match(refused.stderr, /vault\.yaml:3:1: unknown key "port" in the file/);
+  assert.match(refused.stderr, /\[CONFIG_INVALID\]/);
 });
 
 const noOpenssl =

@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { AmberError } from '../../core/errors.ts';
+import { formatDurationMs } from '../../core/units.ts';
 import { openVaultClock } from '../../vault/vault-clock.ts';
-import { parse as parseYaml } from 'yaml';
 import { startVault } from '../../vault/server.ts';
+import type { VaultObjective } from '../../vault/rpo-watch.ts';
+import { parseRpoFlag, readVaultConfig, type VaultConfig } from '../../vault/vault-config.ts';
+import { createNotifier } from '../../ops/notify/notifier.ts';
+import type { NotifyTarget } from '../../ops/notify/targets.ts';
 import { createToken, listTokens, revokeToken, ROLES, type Role, type TokenInfo } from '../../vault/tokens.ts';
 import { type CliContext, operatorName, print } from '../context.ts';
 import { renderClockStatus } from './clock.ts';
@@ -38,8 +41,13 @@ Examples:
     )
     .option('--memory-mib <n>', 'object bytes held in memory at once, in MiB (default 1024, at least 512)')
     .option(
+      '--rpo <repo[/writer]=duration>',
+      'raise rpo.missed when no snapshot of the repository (or of that writer token, by id or label) came for this long; repeatable',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
       '--config <file>',
-      'a YAML file with data, listen, tls: {cert, key}, memoryMiB and store; options given here win',
+      'a YAML file with data, listen, tls: {cert, key}, memoryMiB, store, objectives and notify; options given here win',
     )
     .addHelpText(
       'after',
@@ -55,10 +63,17 @@ vault.yaml:
     key: /etc/amber/vault.key
   memoryMiB: 2048    # uploads and reads wait while this much is in flight
   store: s3:https://s3.example.net/amber-vault   # optional: objects in S3 Object Lock
+  objectives:        # the vault raises rpo.missed itself, even when the client is gone
+    - { repo: finance, rpo: 26h }
+    - { repo: finance, writer: db1, rpo: 2h }     # one writer token, by label or id
+  notify:
+    - webhook: https://hooks.example/amber
+      secret-file: /etc/amber/hook.secret
 
 Examples:
   amber vault serve --data /srv/vault
   amber vault serve --config /etc/amber/vault.yaml
+  amber vault serve --data /srv/vault --rpo finance=26h --rpo payroll/db2=2h
   amber vault serve --data /srv/vault --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem`,
     )
     .action(async (options: ServeFlags) => {
@@ -68,7 +83,15 @@ Examples:
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey))
         throw new AmberError('USAGE', 'TLS needs both --tls-cert and --tls-key');
       const retentionClock = await openVaultClock(flags.data);
+      const warn = (message: string) => context.output.err.write(`warning: ${message}\n`);
+      const notifier = createNotifier(flags.notify, { log: (line) => warn(`${line.msg}: ${JSON.stringify(line)}`) });
       const server = await startVault({
+        objectives: flags.objectives,
+        notify: (event) => {
+          context.output.err.write(`${event.time} ${event.type}: ${event.message}\n`);
+          notifier.send(event);
+        },
+        warn,
         dataDir: flags.data,
         host: match[1].replace(/^\[|\]$/g, ''),
         port: Number(match[2]),
@@ -79,6 +102,10 @@ Examples:
         storeFor: await vaultBacking(flags.store, context.clock),
       });
       context.output.err.write(`amber vault serving ${flags.data} at ${server.url}\n`);
+      if (flags.objectives.length > 0)
+        context.output.err.write(
+          `watching ${flags.objectives.length} RPO objective(s): ${flags.objectives.map((o) => `${o.repo}${o.writer ? `/${o.writer}` : ''} ${formatDurationMs(o.rpoMs)}`).join(', ')}\n`,
+        );
       const clock = retentionClock.status();
       if (!clock.trusted)
         context.output.err.write(
@@ -90,6 +117,8 @@ Examples:
         process.once('SIGTERM', stop);
       });
       await server.close();
+      await notifier.flush(5000);
+      notifier.close();
     });
 
   const token = vault
@@ -224,6 +253,7 @@ interface ServeFlags {
   memoryMib?: string;
   store?: string;
   config?: string;
+  rpo?: string[];
 }
 
 /** Options from --config (YAML), overridden by those on the command line. */
@@ -234,50 +264,30 @@ function withConfigFile(flags: ServeFlags): {
   tlsKey?: string;
   memoryMiB?: number;
   store?: string;
+  objectives: VaultObjective[];
+  notify: NotifyTarget[];
 } {
-  let file: {
-    data?: unknown;
-    listen?: unknown;
-    tls?: { cert?: unknown; key?: unknown };
-    memoryMiB?: unknown;
-    store?: unknown;
-  } = {};
-  if (flags.config) {
-    try {
-      file = (parseYaml(readFileSync(flags.config, 'utf8')) ?? {}) as typeof file;
-    } catch (cause) {
-      throw new AmberError('USAGE', `cannot read the vault config ${flags.config}: ${(cause as Error).message}`, {
-        cause,
-      });
-    }
-    const known = new Set(['data', 'listen', 'tls', 'memoryMiB', 'store']);
-    const unknown = Object.keys(file).filter((key) => !known.has(key));
-    if (unknown.length > 0)
-      throw new AmberError(
-        'USAGE',
-        `${flags.config}: unknown setting ${unknown.join(', ')} (known: ${[...known].join(', ')})`,
-      );
-  }
-  const text = (value: unknown, what: string) => {
-    if (value !== undefined && typeof value !== 'string')
-      throw new AmberError('USAGE', `${flags.config}: ${what} must be a string`);
-    return value as string | undefined;
-  };
-  const memory = flags.memoryMib ?? file.memoryMiB;
-  const memoryMiB = memory === undefined ? undefined : Number(memory);
+  const file: Partial<VaultConfig> = flags.config ? readVaultConfig(flags.config) : {};
+  const memoryMiB = flags.memoryMib === undefined ? file.memoryMiB : Number(flags.memoryMib);
   if (memoryMiB !== undefined && !(Number.isSafeInteger(memoryMiB) && memoryMiB > 0))
-    throw new AmberError('USAGE', `memory ${String(memory)}: expected a whole number of MiB`);
-  const data = flags.data ?? text(file.data, 'data');
+    throw new AmberError('USAGE', `memory ${String(flags.memoryMib)}: expected a whole number of MiB`);
+  const data = flags.data ?? file.data;
   if (!data)
     throw new AmberError('USAGE', 'the vault needs a data directory', {
       hint: 'pass --data DIR or set data: in --config',
     });
+  // Objectives on the command line replace the file's for the same repository and writer.
+  const given = (flags.rpo ?? []).map(parseRpoFlag);
+  const key = (objective: VaultObjective) => `${objective.repo}/${objective.writer ?? ''}`;
+  const objectives = [...(file.objectives ?? []).filter((o) => !given.some((g) => key(g) === key(o))), ...given];
   return {
     data,
-    listen: flags.listen ?? text(file.listen, 'listen') ?? '127.0.0.1:8420',
-    tlsCert: flags.tlsCert ?? text(file.tls?.cert, 'tls.cert'),
-    tlsKey: flags.tlsKey ?? text(file.tls?.key, 'tls.key'),
+    listen: flags.listen ?? file.listen ?? '127.0.0.1:8420',
+    tlsCert: flags.tlsCert ?? file.tls?.cert,
+    tlsKey: flags.tlsKey ?? file.tls?.key,
     memoryMiB,
-    store: flags.store ?? text(file.store, 'store'),
+    store: flags.store ?? file.store,
+    objectives,
+    notify: file.notify ?? [],
   };
 }

@@ -53,3 +53,36 @@ export interface PingTarget {
 }
 
 export type NotifyTarget = WebhookTarget | EmailTarget | PingTarget;
+
+/** A notify entry as the policy file and the vault config write it (schema $defs/notifyTarget). */
+export interface RawNotifyTarget {
+  webhook?: string;
+  'secret-file'?: string;
+  email?: { smtp: string; from: string; to: string[]; 'username-file'?: string; 'password-file'?: string };
+  ping?: string;
+  events?: EventType[];
+  sources?: string[];
+}
+
+/** The entries of a file that passed its schema; `fileAt` resolves a file name against the file's folder. */
+export function notifyTargetsOf(
+  entries: RawNotifyTarget[],
+  fileAt: (path: string | undefined) => string | undefined,
+): NotifyTarget[] {
+  return entries.map((n): NotifyTarget => {
+    const filter = { events: n.events, sources: n.sources };
+    if (n.webhook !== undefined)
+      return { kind: 'webhook', url: n.webhook, secretFile: fileAt(n['secret-file']), ...filter };
+    if (n.ping !== undefined) return { kind: 'ping', url: n.ping, ...filter };
+    const email = n.email!;
+    return {
+      kind: 'email',
+      smtp: email.smtp,
+      from: email.from,
+      to: email.to,
+      usernameFile: fileAt(email['username-file']),
+      passwordFile: fileAt(email['password-file']),
+      ...filter,
+    };
+  });
+}
