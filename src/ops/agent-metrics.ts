@@ -93,7 +93,7 @@ export function agentFamilies(rows: JobStanding[]): Family[] {
       'amber_next_run_timestamp_seconds',
       'When the agent runs the job next.',
       rows.map((row) => ({
-        labels: row.job.kind === 'backup' ? source(row) : copy(row),
+        labels: row.job.kind === 'backup' ? source(row) : row.job.kind === 'copy' ? copy(row) : check(row),
         value: seconds(row.nextRunMs),
       })),
     ),

@@ -314,6 +314,7 @@ function checkLag(context: JobContext, job: Extract<Job, { kind: 'copy' }>, stat
         ? `copy ${job.name} lags ${state.lagSeconds} s behind ${job.copy.from}, more than its bound of ${maxLagMs / 1000} s`
         : `copy ${job.name} is within its lag bound again (${state.lagSeconds} s)`,
     ),
+    code: over ? 'COPY_LAG' : undefined,
     details,
   });
 }

@@ -103,6 +103,7 @@ export function createRpoWatch(options: {
           time: isoDate(nowMs),
           repository: objective.repo,
           writer: now.id ?? objective.writer,
+          code: now.missed ? 'RPO_MISSED' : undefined,
           message: now.missed
             ? `the vault has no snapshot of ${whose} newer than its RPO of ${formatDurationMs(objective.rpoMs)}: the last ${now.lastMs === undefined ? 'never came' : `came ${isoDate(now.lastMs)}${now.label ? ` from ${now.label}` : ''}`}`
             : `${whose} is within its RPO again: a snapshot came ${isoDate(now.lastMs!)}${now.label ? ` from ${now.label}` : ''}`,

@@ -120,6 +120,7 @@ notify:
   for (const event of missed) {
     assert.equal(event.repository, 'team');
     assert.equal(event.writer, writerInfo.id);
+    assert.equal(event.code, 'RPO_MISSED');
     assert.equal((event.details as { side: string }).side, 'vault');
     assert.equal((event.details as { writerLabel: string }).writerLabel, 'db1');
     assert.match(
