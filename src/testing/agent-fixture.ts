@@ -2,6 +2,8 @@
 // 127.0.0.1 that keeps every event it is posted, and waiting for a JSON log line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -97,4 +99,39 @@ export async function startReceiver(): Promise<Receiver> {
       server.close(() => resolve());
     });
   return receiver;
+}
+
+export interface Mailbox {
+  port: number;
+  mails: { from: string; to: string[]; raw: string }[];
+  close(): Promise<void>;
+}
+
+/** A real SMTP server (the smtp-server library) on 127.0.0.1 that keeps every message, unauthenticated. */
+export async function startSmtp(): Promise<Mailbox> {
+  const mails: Mailbox['mails'] = [];
+  const server = new SMTPServer({
+    secure: false,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.setEncoding('utf8').on('data', (piece: string) => {
+        raw += piece;
+      });
+      stream.on('end', () => {
+        mails.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((recipient) => recipient.address),
+          raw: raw.replace(/\r\n[ \t]+/g, ' '),
+        });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.server.address() as AddressInfo).port,
+    mails,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

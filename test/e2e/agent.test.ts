@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { liftAttributes, removeTree, seededBytes } from '../../src/testing/repo-fixture.ts';
-import { logLines, type Receiver, startAmber, startReceiver, waitFor } from '../../src/testing/agent-fixture.ts';
+import {
+  logLines,
+  type Receiver,
+  startAmber,
+  startReceiver,
+  startSmtp,
+  waitFor,
+} from '../../src/testing/agent-fixture.ts';
 
 const PASS = 'the agent test passphrase';
 const DAY = 86_400_000;
@@ -203,7 +210,9 @@ state-dir: state
     assert.match(text.stderr, /^error: 1 objective missed: finance \[RPO_MISSED\]$/m);
   });
 
-  test('a failing run is reported with its code to the webhook, the state and the metrics; a running job is not run twice', async () => {
+  test('a failing run is reported with its code to the webhook, by e-mail, in the state and the metrics; a running job is not run twice', async () => {
+    const smtp = await startSmtp();
+    after(() => smtp.close());
     const repo = await newRepo('failing-repo');
     writeFileSync(join(dir, 'wrong-pass'), 'not the passphrase\n');
     const data = join(dir, 'failing-data');
@@ -219,11 +228,17 @@ sources:
     schedule: every 1h
 notify:
   - webhook: ${receiver.url}
+  - email: { smtp: "smtp://127.0.0.1:${smtp.port}", from: amber@example.test, to: [ops@example.test] }
+    events: [backup.failed]
 metrics: { textfile: amber.prom }
 state-dir: state
 `,
     );
     const failed = await amber(['run', 'payroll', '--config', file]);
+    const mail = await waitFor('the e-mail', () => smtp.mails[0]);
+    assert.deepEqual(mail.to, ['ops@example.test']);
+    assert.match(mail.raw, /^Subject: \[amber\] backup\.failed: payroll \(WRONG_PASSWORD\) on /m);
+    assert.match(mail.raw, /^code: WRONG_PASSWORD\r$/m);
     assert.equal(failed.status, 12, failed.stderr);
     assert.match(failed.stderr, /^error: .*repository "main".* \[WRONG_PASSWORD\]$/m);
     const event = await waitFor('the backup.failed event', () =>
