@@ -195,3 +195,14 @@ test("a notify entry's sources must be sources or copies of the file", () => {
   );
   assert.deepEqual(policy.notify[2].sources, ['finance']);
 });
+
+test('a YAML alias bomb is refused as a problem of the file, not expanded', () => {
+  const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+  for (const [i, name] of ['b', 'c', 'd', 'e', 'f'].entries()) {
+    const previous = String.fromCharCode(97 + i);
+    levels.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(', ')}]`);
+  }
+  assert.deepEqual(problemsOf(`${levels.join('\n')}\n`), [
+    '1:1: Excessive alias count indicates a resource exhaustion attack (YAML aliases)',
+  ]);
+});
