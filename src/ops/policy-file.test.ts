@@ -206,3 +206,10 @@ test('a YAML alias bomb is refused as a problem of the file, not expanded', () =
     '1:1: Excessive alias count indicates a resource exhaustion attack (YAML aliases)',
   ]);
 });
+
+test('__proto__ as a key is an invalid name, never a prototype', () => {
+  const problems = problemsOf(GOOD.replace('  main:    {', '  __proto__: { repo: /x }\n  main:    {'));
+  assert.deepEqual(problems, [
+    `2:3: repositories: the key "__proto__" is not a valid name: a letter or digit, then letters, digits, '_' or '-', at most 63 in all`,
+  ]);
+});

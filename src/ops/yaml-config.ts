@@ -117,6 +117,8 @@ function relevantErrors(errors: ErrorObject[]): ErrorObject[] {
       error.instancePath.startsWith(oneOf.instancePath) &&
       error.schemaPath.startsWith(`${oneOf.schemaPath}/`);
     if (oneOfs.some(within)) return false;
+    // A key that fails propertyNames also yields the inner keyword's error: one message is enough.
+    if (error.propertyName !== undefined && error.keyword !== 'propertyNames') return false;
     const key = `${error.instancePath} ${error.keyword} ${JSON.stringify(error.params)}`;
     if (seen.has(key)) return false;
     seen.add(key);
@@ -173,7 +175,7 @@ function explain(error: ErrorObject, path: (string | number)[], value: unknown):
       return `${where}: ${shown} is not one of ${allowed.join(', ')}${near ? `; did you mean "${near}"?` : ''}`;
     }
     case 'propertyNames':
-      return `${where}: the key ${JSON.stringify(error.params.propertyName)} is not a valid name (letters, digits, '_' or '-', at most 63)`;
+      return `${where}: the key ${JSON.stringify(error.params.propertyName)} is not a valid name: a letter or digit, then letters, digits, '_' or '-', at most 63 in all`;
     case 'oneOf':
       return `${where}${about}: give exactly one of its kinds`;
     case 'minItems':
