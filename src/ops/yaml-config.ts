@@ -62,7 +62,17 @@ export function parseYamlConfig(text: string, validate: ValidateFunction): YamlC
   }));
   if (problems.length > 0) return { value: undefined, problems, at };
 
-  const value = doc.toJS() ?? {};
+  let value: unknown;
+  try {
+    // yaml refuses an alias bomb ("billion laughs") here, with a ReferenceError: a problem of the file.
+    value = doc.toJS() ?? {};
+  } catch (error) {
+    return {
+      value: undefined,
+      problems: [{ line: 1, col: 1, message: `${(error as Error).message} (YAML aliases)` }],
+      at,
+    };
+  }
   if (!validate(value)) {
     for (const error of relevantErrors(validate.errors ?? [])) {
       const path = pathOf(error.instancePath);
