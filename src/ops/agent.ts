@@ -12,7 +12,7 @@ import { readJobState, writeJobState } from './agent-state.ts';
 import { renderAgentMetrics, serveMetrics, writeTextfile } from './agent-metrics.ts';
 import { type Job, type JobContext, type JobOutcome, event, jobsOf, runJob, scheduleOf } from './jobs.ts';
 import type { AmberEvent } from './notify/event.ts';
-import { standingOf, standings } from './objectives.ts';
+import { retryDelayMs, standingOf, standings } from './objectives.ts';
 import type { PolicyConfig } from './policy-types.ts';
 
 export interface AgentOptions {
@@ -136,7 +136,29 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   function start(job: Job): void {
     plans.delete(job.id);
-    const done = runJob(context(), job).then((outcome) => {
+    // runJob turns a failed run into an outcome, but not what fails around it (its lock or state
+    // file unusable: a directory there, a full disk): that must fail this run, not end the agent
+    // by an unhandled rejection with `running` never cleared.
+    const settled = runJob(context(), job).catch((error: unknown): JobOutcome => {
+      const nowMs = clock.nowMs();
+      log('error', `${job.kind} failed: the agent's state could not be kept`, {
+        job: job.id,
+        error: (error as Error)?.message ?? String(error),
+      });
+      return { job, status: 'failed', startMs: nowMs, endMs: nowMs };
+    });
+    settled.then((outcome) => {
+      // A run that could not even record its failure, or found its lock held, is not tried again
+      // each tick: it would be first in line every time and starve every other job.
+      if (outcome.status === 'busy' || (outcome.status === 'failed' && outcome.error === undefined)) {
+        const failures = (heldOff.get(job.id)?.failures ?? 0) + 1;
+        heldOff.set(job.id, {
+          failures,
+          untilMs: clock.nowMs() + retryDelayMs(failures, scheduleOf(job).intervalMs()),
+        });
+      } else heldOff.delete(job.id);
+    });
+    const done = settled.then((outcome) => {
       runs++;
       running = undefined;
       writeMetricsFile(clock.nowMs(), true);
@@ -150,16 +172,52 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   const queued = new Set<string>();
+  const heldOff = new Map<string, { failures: number; untilMs: number }>();
+
+  /**
+   * A time in a job's state later than now means the clock moved back since it was written (a bad
+   * RTC at boot, a wrong NTP server): left so, a cron job would not run again and an RPO would
+   * read as met until the clock caught up, perhaps a year. Such times become now, so the schedule
+   * and the RPO count from the clock as it is.
+   */
+  function clockMovedBack(nowMs: number): void {
+    for (const job of jobs) {
+      const state = readJobState(stateDir(), job.id);
+      const times = [state.sinceMs, state.lastStartMs, state.lastSuccess?.startMs, state.lastFailure?.endMs];
+      if (!times.some((ms) => ms !== undefined && ms > nowMs)) continue;
+      log('warn', "the clock is earlier than the job's last run: its times are taken as now", {
+        job: job.id,
+        lastStart: state.lastStartMs === undefined ? undefined : isoDate(state.lastStartMs),
+      });
+      const clamp = (ms: number) => Math.min(ms, nowMs);
+      if (state.sinceMs !== undefined) state.sinceMs = clamp(state.sinceMs);
+      if (state.lastStartMs !== undefined) state.lastStartMs = clamp(state.lastStartMs);
+      if (state.lastSuccess)
+        state.lastSuccess = {
+          ...state.lastSuccess,
+          startMs: clamp(state.lastSuccess.startMs),
+          endMs: clamp(state.lastSuccess.endMs),
+        };
+      if (state.lastFailure)
+        state.lastFailure = {
+          ...state.lastFailure,
+          startMs: clamp(state.lastFailure.startMs),
+          endMs: clamp(state.lastFailure.endMs),
+        };
+      writeJobState(stateDir(), job.id, state);
+    }
+  }
   function tick(): void {
     if (stopping) return;
     const nowMs = clock.nowMs();
     try {
+      if (!running) clockMovedBack(nowMs);
       watchObjectives(nowMs);
       writeMetricsFile(nowMs, false);
       if (running) return;
       const due = jobs
         .map((job) => ({ job, atMs: queued.has(job.id) ? nowMs : planned(job, nowMs) }))
-        .filter(({ atMs }) => atMs <= nowMs)
+        .filter(({ job, atMs }) => atMs <= nowMs && (heldOff.get(job.id)?.untilMs ?? 0) <= nowMs)
         .sort((a, b) => a.atMs - b.atMs);
       if (due.length === 0) return;
       queued.delete(due[0].job.id);

@@ -13,6 +13,7 @@ export interface Schedule {
 
 const EVERY = /^every\s+([1-9][0-9]*)\s*(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const MAX_INTERVAL_MS = 1000 * 365 * 86_400_000;
 
 /** The reason `text` is not a schedule, or the schedule. */
 export function parseSchedule(text: string, timezone = 'UTC'): Schedule | { problem: string } {
@@ -20,6 +21,9 @@ export function parseSchedule(text: string, timezone = 'UTC'): Schedule | { prob
   const every = EVERY.exec(trimmed);
   if (every) {
     const ms = Number(every[1]) * UNIT_MS[every[2] as keyof typeof UNIT_MS];
+    // Past every date (and every lock): a next run no clock shows, an `amber status` that cannot print it.
+    if (ms > MAX_INTERVAL_MS)
+      return { problem: `"${text}" is longer than 1000 years between runs: write a shorter interval, e.g. every 1d` };
     return { text, next: (afterMs) => afterMs, intervalMs: () => ms };
   }
   if (/^every\b/.test(trimmed))
@@ -36,9 +40,15 @@ export function parseSchedule(text: string, timezone = 'UTC'): Schedule | { prob
     return { problem: `"${text}" is not a cron expression: ${(error as Error).message.replace(/^CronPattern: /, '')}` };
   }
   const next = (afterMs: number) => {
+    if (!Number.isFinite(afterMs)) return Number.POSITIVE_INFINITY;
     const at = cron.nextRun(new Date(afterMs - 1));
     return at ? at.getTime() : Number.POSITIVE_INFINITY;
   };
+  // A day no month has ("0 0 30 2 *") is a valid pattern that never fires: the job would never run,
+  // and its interval (Infinity - Infinity) would break every step of the scheduler.
+  const first = next(Date.now());
+  if (!Number.isFinite(first) || !Number.isFinite(next(first + 1)))
+    return { problem: `"${text}" never fires (no date matches it): check its day and month fields` };
   return {
     text,
     next,

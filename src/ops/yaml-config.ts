@@ -64,9 +64,9 @@ export function parseYamlConfig(text: string, validate: ValidateFunction): YamlC
 
   let value: unknown;
   try {
+    // yaml refuses an alias bomb ("billion laughs") here, with a ReferenceError: a problem of the file.
     value = doc.toJS() ?? {};
   } catch (error) {
-    // The yaml library refuses documents whose aliases expand without bound ("billion laughs").
     return {
       value: undefined,
       problems: [{ line: 1, col: 1, message: `${(error as Error).message} (YAML aliases)` }],

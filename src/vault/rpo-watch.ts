@@ -87,6 +87,22 @@ export function createRpoWatch(options: {
     check(nowMs) {
       const missed = new Set(state.missed);
       let dirty = false;
+      // A time later than now was stamped by a clock that ran ahead and has been put right: left so,
+      // the objective would read as met until the clock caught up (a year, say). It counts from now.
+      for (const writers of Object.values(state.writers))
+        for (const record of Object.values(writers))
+          if (record.lastMs > nowMs) {
+            options.log?.(
+              `a snapshot time in the future (${isoDate(record.lastMs)}) is taken as now: the clock moved back`,
+            );
+            record.lastMs = nowMs;
+            dirty = true;
+          }
+      for (const [key, sinceMs] of Object.entries(state.since))
+        if (sinceMs > nowMs) {
+          state.since[key] = nowMs;
+          dirty = true;
+        }
       for (const objective of options.objectives) {
         const key = keyOf(objective);
         const now = standing(objective, nowMs);
@@ -163,8 +179,22 @@ export function createRpoWatch(options: {
 
 function load(file: string, log?: (message: string) => void): WatchState {
   try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<WatchState>;
-    return { writers: parsed.writers ?? {}, since: parsed.since ?? {}, missed: parsed.missed ?? [] };
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<WatchState> | null;
+    // Only what has the right shape is kept: a wrong type is a damaged entry, begun again now.
+    const isRecord = (value: unknown): value is Record<string, unknown> =>
+      typeof value === 'object' && value !== null && !Array.isArray(value);
+    const writers: WatchState['writers'] = {};
+    for (const [repo, byToken] of Object.entries(isRecord(parsed?.writers) ? parsed.writers : {})) {
+      if (!isRecord(byToken)) continue;
+      for (const [id, record] of Object.entries(byToken))
+        if (isRecord(record) && Number.isFinite(record.lastMs))
+          (writers[repo] ??= {})[id] = { label: String(record.label ?? ''), lastMs: record.lastMs as number };
+    }
+    const since: WatchState['since'] = {};
+    for (const [key, ms] of Object.entries(isRecord(parsed?.since) ? parsed.since : {}))
+      if (Number.isFinite(ms)) since[key] = ms as number;
+    const missed = Array.isArray(parsed?.missed) ? parsed.missed.filter((key) => typeof key === 'string') : [];
+    return { writers, since, missed };
   } catch (error) {
     // Damaged or gone: the watch begins again now, so an alert comes at most one RPO late, never not at all.
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT')

@@ -17,6 +17,7 @@ import {
   startSmtp,
   waitFor,
 } from '../../src/testing/agent-fixture.ts';
+import { processIdentity } from '../../src/ops/agent-state.ts';
 
 const PASS = 'the agent test passphrase';
 const DAY = 86_400_000;
@@ -252,8 +253,12 @@ state-dir: state
     const textfile = await fs.readFile(join(dir, 'failing', 'amber.prom'), 'utf8');
     assert.match(textfile, /^amber_backup_failures_total\{source="payroll",code="WRONG_PASSWORD"\} 1$/m);
 
-    // A run lock held by a live process (this test's own) means the job is running.
-    writeFileSync(join(dir, 'failing', 'state', 'source-payroll.lock'), String(process.pid));
+    // A run lock held by a live process (this test's own, named as a lock names its holder) means
+    // the job is running. A bare pid is not enough: it may be a reused one (agent-hostile.test.ts).
+    writeFileSync(
+      join(dir, 'failing', 'state', 'source-payroll.lock'),
+      `${process.pid}\n${processIdentity(process.pid) ?? ''}\n`,
+    );
     const busy = await amber(['run', 'payroll', '--config', file]);
     assert.equal(busy.status, 1, busy.stderr);
     assert.match(busy.stderr, /source payroll is running now/);

@@ -79,7 +79,7 @@ export function createNotifier(targets: NotifyTarget[], options: NotifierOptions
             target: channel.describe,
             event: event.type,
             attempt: attempt + 1,
-            error: (error as Error).message,
+            error: scrubUrls((error as Error).message),
             ...(last ? {} : { retryInSeconds: delays[attempt] / 1000 }),
           });
           if (last) break;
@@ -167,6 +167,20 @@ function channelOf(target: NotifyTarget, signal: AbortSignal): Channel {
       };
     }
   }
+}
+
+/**
+ * A delivery's error without the secrets its URL may hold (a ping's UUID path, a ?token=, a
+ * user:password fetch quotes whole when it refuses it): each URL in it cut to its origin.
+ */
+export function scrubUrls(message: string): string {
+  return message.replace(/\bhttps?:\/\/[^\s"'<>]+/g, (url) => {
+    try {
+      return new URL(url).origin;
+    } catch {
+      return '<url>';
+    }
+  });
 }
 
 /** The key is the file's bytes less a final newline, so `openssl rand -hex 32 > FILE` works as written. */
