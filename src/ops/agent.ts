@@ -94,7 +94,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   /** rpo.missed when a source's age first passes its objective, rpo.recovered when it is met again. */
   function watchObjectives(nowMs: number): void {
     for (const row of standings(config, stateDir(), nowMs)) {
-      if (row.job.kind !== 'backup' || row.rpoMs === undefined) continue;
+      // A job the agent has not planned yet has no age to judge (status calls that missed).
+      if (row.job.kind !== 'backup' || row.rpoMs === undefined || row.ageMs === undefined) continue;
       if (jobs.every((job) => job.id !== row.job.id)) continue;
       if (row.rpoMissed === Boolean(row.state.rpoMissed)) continue;
       const state = readJobState(stateDir(), row.job.id);
@@ -251,6 +252,24 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const timer = setInterval(tick, options.tickMs ?? 1000);
   tick();
 
+  let reloading = Promise.resolve();
+  async function reloadNow(): Promise<void> {
+    try {
+      const next = await options.reload();
+      config = next;
+      jobs = selected(config);
+      plans.clear();
+      await listen();
+      log('info', 'policy file reloaded', { file: config.file, jobs: jobs.map((job) => job.id) });
+      for (const warning of config.warnings ?? []) log('warn', warning, { file: config.file });
+    } catch (error) {
+      log('error', 'policy file not reloaded: the running policy stays in force', {
+        file: config.file,
+        error: (error as Error).message,
+      });
+    }
+  }
+
   return {
     get runs() {
       return runs;
@@ -261,21 +280,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     get metricsUrl() {
       return server?.url;
     },
-    async reload() {
-      try {
-        const next = await options.reload();
-        config = next;
-        jobs = selected(config);
-        plans.clear();
-        await listen();
-        log('info', 'policy file reloaded', { file: config.file, jobs: jobs.map((job) => job.id) });
-        for (const warning of config.warnings ?? []) log('warn', warning, { file: config.file });
-      } catch (error) {
-        log('error', 'policy file not reloaded: the running policy stays in force', {
-          file: config.file,
-          error: (error as Error).message,
-        });
-      }
+    reload() {
+      // One reload at a time, in the order the signals came: a burst of SIGHUPs never interleaves.
+      reloading = reloading.then(reloadNow);
+      return reloading;
     },
     async stop(graceMs) {
       stopping = true;

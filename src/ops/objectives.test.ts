@@ -43,6 +43,9 @@ test('the RPO age runs from the last success, or from when the agent first knew 
   assert.equal(standing.rpoMissed, false);
   assert.equal(standing.dueMs, NOW, 'an hourly job an hour after its start is due');
   assert.equal(standingOf(job(), succeeded, NOW).rpoMissed, false, 'no objective, nothing missed');
+  const unknown = standingOf(job(2 * HOUR), emptyJobState(), NOW);
+  assert.equal(unknown.ageMs, undefined);
+  assert.equal(unknown.rpoMissed, true, 'no state at all (agent never ran, state deleted): not met');
 });
 
 test('after failures the next run waits for the backoff, even when the schedule says now', () => {

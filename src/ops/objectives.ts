@@ -43,7 +43,9 @@ export function standingOf(job: Job, state: JobState, nowMs: number): JobStandin
     state,
     ageMs,
     rpoMs,
-    rpoMissed: rpoMs !== undefined && ageMs !== undefined && ageMs > rpoMs,
+    // No success and no record of when the agent first knew the source (it never ran, or its
+    // state is gone): nothing shows a recovery point, so the objective is not met.
+    rpoMissed: rpoMs !== undefined && (ageMs === undefined || ageMs > rpoMs),
     maxLagMs,
     lagMissed: maxLagMs !== undefined && state.lagSeconds !== undefined && state.lagSeconds * 1000 > maxLagMs,
     dueMs,

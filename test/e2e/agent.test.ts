@@ -176,9 +176,15 @@ metrics: { textfile: prom/amber.prom }
 state-dir: state
 `,
     );
+    // Nothing recorded (the agent never ran, or its state is gone): no recovery point, so not met.
     const never = await amber(['status', '--config', file, '--json']);
-    assert.equal(never.status, 0, never.stderr);
+    assert.equal(never.status, 1, never.stderr);
     assert.equal(JSON.parse(never.stdout)[0].lastSuccess, null);
+    assert.equal(JSON.parse(never.stdout)[0].rpoMissed, true);
+    assert.match(
+      (await amber(['status', '--config', file])).stdout,
+      /age unknown: no run recorded \(is the agent running\?\) — missed/,
+    );
 
     const run = JSON.parse((await ok(['run', 'finance', '--config', file, '--json'])).stdout);
     assert.equal(run.status, 'succeeded');

@@ -238,7 +238,7 @@ function renderStandings(rows: JobStanding[], nowMs: number): string {
       ];
       if (row.rpoMs !== undefined)
         lines.push(
-          `  rpo: ${formatDurationMs(row.rpoMs)}, age ${row.ageMs === undefined ? 'unknown' : formatDurationMs(row.ageMs)}${row.rpoMissed ? ' — missed' : ' — met'}`,
+          `  rpo: ${formatDurationMs(row.rpoMs)}, age ${row.ageMs === undefined ? 'unknown: no run recorded (is the agent running?)' : formatDurationMs(row.ageMs)}${row.rpoMissed ? ' — missed' : ' — met'}`,
         );
       if (job.kind === 'copy' && state.lagSeconds !== undefined)
         lines.push(
