@@ -23,6 +23,7 @@ import { registerRequest } from './commands/request.ts';
 import { registerVault } from './commands/vault.ts';
 import { registerCopy } from './commands/copy.ts';
 import { registerAgent } from './commands/agent.ts';
+import { registerDrill } from './commands/drill.ts';
 
 export const VERSION = AMBER_VERSION;
 
@@ -80,6 +81,7 @@ Examples:
   registerRequest(program, context);
   registerVault(program, context);
   registerAgent(program, context, setExit);
+  registerDrill(program, context, setExit);
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
 }

@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   COPY_LAG: 'A copy is further behind its primary than the lag bound allows',
   JOB_RUNNING: 'The job is running already (the agent or another `amber run`)',
   CONFIG_INVALID: 'A configuration file (the policy file, the vault config) is not valid',
+  DRILL_FAILED: 'A restore drill failed: the restore, its read-back, a check or the RTO objective',
+  DRILL_NOT_FOUND: 'No drill with the given id is in the audit log',
   RPO_MISSED: 'A source has no recovery point as recent as its RPO asks, or a copy lags more than its bound',
 } as const;
 

@@ -1,9 +1,9 @@
-// Durations (s m h d w y; m is minutes, there are no months), dates and byte sizes as people type them.
+// Durations (ms s m h d w y; m is minutes, there are no months), dates and byte sizes as people type them.
 import { AmberError } from './errors.ts';
 
-const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 } as const;
-const DURATION = /^(\d+)([smhdwy])$/;
-const DURATION_PARTS = /^(?:\d+[smhdwy])+$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 } as const;
+const DURATION = /^(\d+)(ms|[smhdwy])$/;
+const DURATION_PARTS = /^(?:\d+(?:ms|[smhdwy]))+$/;
 
 /**
  * The longest duration Amber accepts: 1000 years (of 365 days, as `y` counts). Retention, grace
@@ -22,11 +22,11 @@ export function parseDurationMs(text: string): number {
   const trimmed = text.trim();
   if (!DURATION_PARTS.test(trimmed)) {
     throw new AmberError('INVALID_DURATION', `"${text}" is not a duration`, {
-      hint: 'use a number followed by s, m (minutes), h, d, w or y, for example 90d or 1y',
+      hint: 'use a number followed by ms, s, m (minutes), h, d, w or y, for example 90d or 1y',
     });
   }
   let total = 0;
-  for (const part of trimmed.match(/\d+[smhdwy]/g) ?? []) {
+  for (const part of trimmed.match(/\d+(?:ms|[smhdwy])/g) ?? []) {
     const [, count, unit] = DURATION.exec(part)!;
     total += Number(count) * UNIT_MS[unit as keyof typeof UNIT_MS];
   }

@@ -517,16 +517,20 @@ function removeForOverwrite(target: string, overwrite: boolean): void {
  * before 1970). Only complete files get their final name, so this is a file an earlier restore finished.
  */
 function alreadyRestored(existing: BigIntStats, node: TreeNode): boolean {
-  const ns = BigInt(node.mtimeNs);
-  const tolerance = ns < 0n ? 1_000_000n : 1_000n;
-  const drift = existing.mtimeNs - ns;
   return (
     existing.isFile() &&
     existing.size === BigInt(node.sizeBytes) &&
     Number(existing.mode & 0o7777n) === node.mode &&
-    drift <= tolerance &&
-    drift >= -tolerance
+    timeAsRestored(existing.mtimeNs, node.mtimeNs)
   );
+}
+
+/** Whether a time on disk is the recorded one as a restore sets it: to the microsecond (the millisecond before 1970). */
+export function timeAsRestored(actualNs: bigint, recordedNs: string): boolean {
+  const ns = BigInt(recordedNs);
+  const tolerance = ns < 0n ? 1_000_000n : 1_000n;
+  const drift = actualNs - ns;
+  return drift <= tolerance && drift >= -tolerance;
 }
 
 /**

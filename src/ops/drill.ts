@@ -1,0 +1,423 @@
+// A restore drill: recovery practised and measured. One snapshot is chosen (a given one, the newest,
+// or one at random within a window), restored in full into scratch space that held nothing, read
+// back and compared with the snapshot byte for byte and entry by entry, handed to the user's check
+// commands, and removed. Each stage is timed; the achieved RTO (start to verified) is compared with
+// the objective, and the whole result is written as a signed audit entry (action "drill") into the
+// repository's tamper-evident log, so the evidence is write-once, signed by the key that ran it and
+// retained as long as the log. `amber drill run` and the agent's drill jobs both come here.
+import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AmberError } from '../core/errors.ts';
+import { isoDate } from '../core/units.ts';
+import { checkRestoredTree, type RestoreCheckProblem } from '../engine/restore-check.ts';
+import { restore } from '../engine/restore.ts';
+import { findSnapshot, listSnapshots, type SnapshotEntry } from '../engine/snapshots.ts';
+import { appendAudit } from '../governance/audit-log.ts';
+import type { Operation } from '../governance/operation.ts';
+import type { Repository } from '../repo/repository.ts';
+
+export type DrillSelect = 'latest' | 'random';
+
+export interface DrillOptions {
+  /** The repository drilled, opened with a full key (a drill reads everything). */
+  repo: Repository;
+  /**
+   * Whose audit log gets the record: the drilled repository's own operation, or the site's own
+   * repository when the drilled one was read with read-only access (a vault reader token).
+   */
+  recordIn: Operation;
+  /** `latest`, `random`, or a snapshot id (prefix). */
+  select: DrillSelect | string;
+  /** Only snapshots taken this recently (ms before now). */
+  withinMs?: number;
+  host?: string;
+  /** Only snapshots that backed up this path. */
+  path?: string;
+  /** The source's name, as reports group drills (default: host and paths of the snapshot). */
+  source?: string;
+  /** Restore here (must not exist, or be an empty directory); default a fresh directory under `scratch`. */
+  target?: string;
+  /** Parent of the fresh directory when no target is given (default the system's temporary directory). */
+  scratch?: string;
+  keep?: boolean;
+  rtoMs?: number;
+  checks?: string[];
+  checkTimeoutMs?: number;
+  /** Seeds the random choice, so a drill can be repeated (and tested). */
+  seed?: number;
+  signal?: AbortSignal;
+  onStage?: (stage: DrillStage) => void;
+}
+
+export interface DrillStage {
+  name: 'select' | 'restore' | 'verify' | 'checks' | 'cleanup';
+  start: string;
+  seconds: number;
+  result: 'ok' | 'failed' | 'skipped';
+  detail?: string;
+}
+
+export interface DrillCheck {
+  command: string;
+  exit: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  seconds: number;
+  /** The last lines of its output (stdout and stderr together), at most OUTPUT_TAIL_BYTES. */
+  output: string[];
+}
+
+/** What a drill found: the record written into the audit log, and its entry's name and hash. */
+export interface DrillRecord {
+  version: 1;
+  time: string;
+  source: string;
+  snapshot: string;
+  snapshotTime: string;
+  host: string;
+  paths: string[];
+  selection: {
+    mode: 'given' | DrillSelect;
+    withinSeconds: number | null;
+    host: string | null;
+    path: string | null;
+    candidates: number;
+    seed: number | null;
+  };
+  passed: boolean;
+  /** Why it failed, each a sentence; empty when it passed. */
+  reasons: string[];
+  rtoSeconds: number;
+  rtoObjectiveSeconds: number | null;
+  rpoSeconds: number;
+  restoredBytes: number;
+  restoredFiles: number;
+  restoredEntries: number;
+  stages: DrillStage[];
+  checks: DrillCheck[];
+  /** The first problems the read-back found (at most 20), and how many there were. */
+  problems: RestoreCheckProblem[];
+  problemCount: number;
+  notChecked: string[];
+  /** Where it was restored; `kept` when --keep left it there. */
+  target: string;
+  kept: boolean;
+  /** Who ran it and on which repository. */
+  actor: string;
+  repository: string;
+}
+
+export interface DrillResult extends DrillRecord {
+  /** The audit entry's hash: the drill's id. */
+  id: string;
+  entry: string;
+  recordedIn: string;
+}
+
+export const DEFAULT_CHECK_TIMEOUT_MS = 10 * 60_000;
+const OUTPUT_TAIL_LINES = 20;
+const OUTPUT_TAIL_BYTES = 4096;
+
+export async function runDrill(options: DrillOptions): Promise<DrillResult> {
+  const { repo } = options;
+  const clock = repo.clock;
+  const startMs = clock.nowMs();
+  const stages: DrillStage[] = [];
+  const reasons: string[] = [];
+  const stage = async <T>(
+    name: DrillStage['name'],
+    run: () => Promise<T>,
+    detail?: (value: T) => string,
+  ): Promise<T> => {
+    const begun = clock.nowMs();
+    const entry: DrillStage = { name, start: isoDate(begun), seconds: 0, result: 'ok' };
+    try {
+      const value = await run();
+      if (detail) entry.detail = detail(value);
+      return value;
+    } catch (error) {
+      entry.result = 'failed';
+      entry.detail = (error as Error).message;
+      throw error;
+    } finally {
+      entry.seconds = (clock.nowMs() - begun) / 1000;
+      stages.push(entry);
+      options.onStage?.(entry);
+    }
+  };
+  const skip = (name: DrillStage['name'], detail: string) => {
+    const entry: DrillStage = { name, start: isoDate(clock.nowMs()), seconds: 0, result: 'skipped', detail };
+    stages.push(entry);
+    options.onStage?.(entry);
+  };
+
+  const seed = options.select === 'random' ? (options.seed ?? randomInt(2 ** 31)) : undefined;
+  const { snapshot, candidates } = await stage(
+    'select',
+    () => selectSnapshot(repo, { ...options, seed, nowMs: startMs }),
+    (chosen) => `${chosen.snapshot.id.slice(0, 8)} of ${chosen.snapshot.snapshot.time}, one of ${chosen.candidates}`,
+  );
+  const target = prepareTarget(options);
+  let restoredFiles = 0;
+  let restoredEntries = 0;
+  let restoredBytes = 0;
+  let problems: RestoreCheckProblem[] = [];
+  let problemCount = 0;
+  let notChecked: string[] = [];
+  let verified = false;
+  let rtoMs = 0;
+  const checks: DrillCheck[] = [];
+  try {
+    const restored = await stage(
+      'restore',
+      () => restore({ repo, snapshot, target, signal: options.signal }),
+      (r) => `${r.files} files, ${r.dirs} directories, ${r.bytesWritten} bytes written`,
+    ).catch((error: unknown) => {
+      reasons.push(`the restore failed: ${(error as Error).message}`);
+      return undefined;
+    });
+    if (restored) {
+      restoredFiles = restored.files;
+      for (const error of restored.errors.slice(0, 5))
+        reasons.push(`the restore could not restore ${error.path}: ${error.message}`);
+      if (restored.errors.length > 5)
+        reasons.push(`… and ${restored.errors.length - 5} more entries could not be restored`);
+      const check = await stage(
+        'verify',
+        () => checkRestoredTree(repo, snapshot, target, restored, options.signal),
+        (c) =>
+          `${c.files} files, ${c.dirs} directories, ${c.others} other entries, ${c.bytes} bytes read back; ${c.problems.length} problem(s)`,
+      ).catch((error: unknown) => {
+        reasons.push(`the read-back failed: ${(error as Error).message}`);
+        return undefined;
+      });
+      if (check) {
+        restoredBytes = check.bytes;
+        restoredEntries = check.files + check.dirs + check.others;
+        problems = check.problems.slice(0, 20);
+        problemCount = check.problems.length;
+        notChecked = check.notChecked;
+        for (const p of check.problems.slice(0, 5)) reasons.push(`${p.path} ${p.problem}`);
+        if (check.problems.length > 5) reasons.push(`… and ${check.problems.length - 5} more differences`);
+        verified = check.problems.length === 0 && restored.errors.length === 0;
+      }
+    } else skip('verify', 'nothing was restored');
+    rtoMs = clock.nowMs() - startMs;
+    if (verified && (options.checks ?? []).length > 0) {
+      await stage(
+        'checks',
+        async () => {
+          for (const command of options.checks ?? []) {
+            const result = await runCheck(command, {
+              target,
+              snapshot: snapshot.id,
+              source: options.source,
+              timeoutMs: options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS,
+              signal: options.signal,
+            });
+            checks.push(result);
+            if (result.exit !== 0)
+              reasons.push(
+                `the check \`${command}\` ${result.timedOut ? `did not finish within ${(options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS) / 1000} s` : result.exit === null ? `was ended by ${result.signal}` : `exited ${result.exit}`}${result.output.length ? `: ${result.output.at(-1)}` : ''}`,
+              );
+          }
+          if (checks.some((c) => c.exit !== 0)) throw new AmberError('DRILL_FAILED', 'a check failed');
+        },
+        () => `${checks.length} check(s) passed`,
+      ).catch(() => {});
+    } else if ((options.checks ?? []).length > 0) skip('checks', 'the restore was not verified');
+  } finally {
+    if (options.keep) skip('cleanup', `kept at ${target}`);
+    else
+      await stage(
+        'cleanup',
+        async () => removeRestoredTree(target),
+        () => `removed ${target}`,
+      ).catch((error: unknown) => {
+        reasons.push(`the restored tree could not be removed: ${(error as Error).message}`);
+      });
+  }
+  const rtoObjectiveMs = options.rtoMs;
+  if (rtoObjectiveMs !== undefined && verified && rtoMs > rtoObjectiveMs)
+    reasons.push(`objective missed: the RTO achieved was ${rtoMs / 1000} s, the objective ${rtoObjectiveMs / 1000} s`);
+  const record: DrillRecord = {
+    version: 1,
+    time: isoDate(startMs),
+    source: options.source ?? `${snapshot.snapshot.host}:${snapshot.snapshot.paths.join(',')}`,
+    snapshot: snapshot.id,
+    snapshotTime: snapshot.snapshot.time,
+    host: snapshot.snapshot.host,
+    paths: snapshot.snapshot.paths,
+    selection: {
+      mode: options.select === 'latest' || options.select === 'random' ? options.select : 'given',
+      withinSeconds: options.withinMs === undefined ? null : options.withinMs / 1000,
+      host: options.host ?? null,
+      path: options.path ?? null,
+      candidates,
+      seed: seed ?? null,
+    },
+    passed: reasons.length === 0,
+    reasons,
+    rtoSeconds: rtoMs / 1000,
+    rtoObjectiveSeconds: rtoObjectiveMs === undefined ? null : rtoObjectiveMs / 1000,
+    rpoSeconds: Math.max(0, Math.round((startMs - Date.parse(snapshot.snapshot.time)) / 1000)),
+    restoredBytes,
+    restoredFiles,
+    restoredEntries,
+    stages,
+    checks,
+    problems,
+    problemCount,
+    notChecked,
+    target,
+    kept: options.keep === true,
+    actor: repo.actor,
+    repository: repo.config.repositoryId,
+  };
+  const { recordIn } = options;
+  const written = await appendAudit(recordIn, { action: 'drill', target: snapshot.id, details: { ...record } });
+  return { ...record, id: written.hash, entry: written.name, recordedIn: recordIn.store.location };
+}
+
+/** The snapshot to drill, and how many were eligible. */
+export async function selectSnapshot(
+  repo: Repository,
+  options: Pick<DrillOptions, 'select' | 'withinMs' | 'host' | 'path'> & { seed?: number; nowMs: number },
+): Promise<{ snapshot: SnapshotEntry; candidates: number }> {
+  if (options.select !== 'latest' && options.select !== 'random')
+    return { snapshot: await findSnapshot(repo, options.select), candidates: 1 };
+  const eligible = (await listSnapshots(repo)).filter(
+    (entry) =>
+      (options.withinMs === undefined || Date.parse(entry.snapshot.time) >= options.nowMs - options.withinMs) &&
+      (options.host === undefined || entry.snapshot.host === options.host) &&
+      (options.path === undefined || entry.snapshot.paths.includes(options.path)),
+  );
+  if (eligible.length === 0) {
+    const filters = [
+      options.withinMs !== undefined ? `within ${options.withinMs / 86_400_000} days` : '',
+      options.host ? `of host ${options.host}` : '',
+      options.path ? `of path ${options.path}` : '',
+    ].filter(Boolean);
+    throw new AmberError(
+      'SNAPSHOT_NOT_FOUND',
+      `no snapshot to drill${filters.length ? ` ${filters.join(', ')}` : ''}`,
+      {
+        hint: 'list them with `amber snapshots`; widen --within or drop --host/--path',
+      },
+    );
+  }
+  const index =
+    options.select === 'latest' ? eligible.length - 1 : Math.floor(seededRandom(options.seed ?? 0) * eligible.length);
+  return { snapshot: eligible[index], candidates: eligible.length };
+}
+
+/** mulberry32: a small, well-spread generator; the drill's seed is recorded, so a choice can be replayed. */
+export function seededRandom(seed: number): number {
+  let t = (seed + 0x6d2b79f5) >>> 0;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+/** A directory that holds nothing: the drill never restores over anything. */
+function prepareTarget(options: DrillOptions): string {
+  if (options.target === undefined) {
+    const parent = options.scratch ?? tmpdir();
+    mkdirSync(parent, { recursive: true, mode: 0o700 });
+    return mkdtempSync(join(parent, 'amber-drill-'));
+  }
+  const stats = lstatSync(options.target, { throwIfNoEntry: false });
+  if (!stats) {
+    mkdirSync(options.target, { recursive: true, mode: 0o700 });
+    return options.target;
+  }
+  if (!stats.isDirectory() || readdirSync(options.target).length > 0)
+    throw new AmberError(
+      'USAGE',
+      `${options.target} is not an empty directory; a drill restores only into empty space`,
+      {
+        hint: 'give a --target that does not exist yet (it is created), or leave --target out for a fresh temporary directory',
+      },
+    );
+  return options.target;
+}
+
+/** Removes a restored tree, making its read-only directories writable first (as a user other than root they block it). */
+function removeRestoredTree(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch {
+    openDirectories(path);
+    rmSync(path, { recursive: true, force: true });
+  }
+}
+
+function openDirectories(dir: string | Buffer): void {
+  chmodSync(dir, 0o700);
+  for (const entry of readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }))
+    if (entry.isDirectory()) openDirectories(Buffer.concat([Buffer.from(dir), Buffer.from('/'), entry.name]));
+}
+
+interface CheckContext {
+  target: string;
+  snapshot: string;
+  source?: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * One check command through /bin/sh, in the restored root, with AMBER_DRILL_TARGET and
+ * AMBER_DRILL_SNAPSHOT set; killed with its whole process group at the timeout.
+ */
+export function runCheck(command: string, context: CheckContext): Promise<DrillCheck> {
+  const startMs = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', command], {
+      cwd: context.target,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        AMBER_DRILL_TARGET: context.target,
+        AMBER_DRILL_SNAPSHOT: context.snapshot,
+        ...(context.source ? { AMBER_DRILL_SOURCE: context.source } : {}),
+      },
+    });
+    let tail = '';
+    const keep = (piece: Buffer) => {
+      tail = (tail + piece.toString('utf8')).slice(-OUTPUT_TAIL_BYTES * 2);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    let timedOut = false;
+    const kill = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {}
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, context.timeoutMs);
+    context.signal?.addEventListener('abort', kill, { once: true });
+    child.on('error', (error) => keep(Buffer.from(`${error.message}\n`)));
+    child.on('close', (exit, signal) => {
+      clearTimeout(timer);
+      context.signal?.removeEventListener('abort', kill);
+      const lines = tail.slice(-OUTPUT_TAIL_BYTES).split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      resolve({
+        command,
+        exit,
+        signal,
+        timedOut,
+        seconds: (performance.now() - startMs) / 1000,
+        output: lines.slice(-OUTPUT_TAIL_LINES),
+      });
+    });
+  });
+}
