@@ -11,7 +11,7 @@ import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmberError } from '../core/errors.ts';
-import { isoDate } from '../core/units.ts';
+import { formatDurationMs, isoDate } from '../core/units.ts';
 import { checkRestoredTree, type RestoreCheckProblem } from '../engine/restore-check.ts';
 import { restore } from '../engine/restore.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../engine/snapshots.ts';
@@ -285,11 +285,25 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
 /** The snapshot to drill, and how many were eligible. */
 export async function selectSnapshot(
   repo: Repository,
-  options: Pick<DrillOptions, 'select' | 'withinMs' | 'host' | 'path'> & { seed?: number; nowMs: number },
+  options: SelectOptions,
 ): Promise<{ snapshot: SnapshotEntry; candidates: number }> {
   if (options.select !== 'latest' && options.select !== 'random')
     return { snapshot: await findSnapshot(repo, options.select), candidates: 1 };
-  const eligible = (await listSnapshots(repo)).filter(
+  return chooseSnapshot(await listSnapshots(repo), options);
+}
+
+type SelectOptions = Pick<DrillOptions, 'select' | 'withinMs' | 'host' | 'path'> & { seed?: number; nowMs: number };
+
+/**
+ * Among the snapshots (oldest first) that match the window, host and path: the newest, or one drawn
+ * with the seed, every eligible snapshot equally likely (AWS Backup's LATEST_WITHIN_WINDOW and
+ * RANDOM_WITHIN_WINDOW).
+ */
+export function chooseSnapshot(
+  entries: readonly SnapshotEntry[],
+  options: SelectOptions,
+): { snapshot: SnapshotEntry; candidates: number } {
+  const eligible = entries.filter(
     (entry) =>
       (options.withinMs === undefined || Date.parse(entry.snapshot.time) >= options.nowMs - options.withinMs) &&
       (options.host === undefined || entry.snapshot.host === options.host) &&
@@ -297,7 +311,7 @@ export async function selectSnapshot(
   );
   if (eligible.length === 0) {
     const filters = [
-      options.withinMs !== undefined ? `within ${options.withinMs / 86_400_000} days` : '',
+      options.withinMs !== undefined ? `within ${formatDurationMs(options.withinMs)}` : '',
       options.host ? `of host ${options.host}` : '',
       options.path ? `of path ${options.path}` : '',
     ].filter(Boolean);
