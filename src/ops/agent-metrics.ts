@@ -15,6 +15,8 @@ export function agentFamilies(rows: JobStanding[]): Family[] {
   const backups = rows.filter((row) => row.job.kind === 'backup');
   const copies = rows.filter((row) => row.job.kind === 'copy');
   const checks = rows.filter((row) => row.job.kind === 'check');
+  const drills = rows.filter((row) => row.job.kind === 'drill');
+  const drillSource = (row: JobStanding) => ({ source: row.job.kind === 'drill' ? row.job.source.name : row.job.name });
   const check = (row: JobStanding) => ({ repository: row.job.kind === 'check' ? row.job.repository : '' });
   const source = (row: JobStanding) => ({ source: row.job.name });
   const copy = (row: JobStanding) => ({ copy: row.job.name });
@@ -93,7 +95,14 @@ export function agentFamilies(rows: JobStanding[]): Family[] {
       'amber_next_run_timestamp_seconds',
       'When the agent runs the job next.',
       rows.map((row) => ({
-        labels: row.job.kind === 'backup' ? source(row) : row.job.kind === 'copy' ? copy(row) : check(row),
+        labels:
+          row.job.kind === 'backup'
+            ? source(row)
+            : row.job.kind === 'copy'
+              ? copy(row)
+              : row.job.kind === 'drill'
+                ? { drill: drillSource(row).source }
+                : check(row),
         value: seconds(row.nextRunMs),
       })),
     ),
@@ -129,6 +138,39 @@ export function agentFamilies(rows: JobStanding[]): Family[] {
       'amber_check_failures_total',
       'Checks of the repository that found a lock gap (LOCK_GAP), damage (VERIFY_FAILED) or could not run, by code.',
       checks.flatMap((row) => failures(row, check(row))),
+    ),
+    gauge(
+      'amber_drill_last_success_timestamp_seconds',
+      'When the last restore drill of the source that passed started.',
+      drills.flatMap((row) =>
+        row.state.lastSuccess ? [{ labels: drillSource(row), value: seconds(row.state.lastSuccess.startMs) }] : [],
+      ),
+    ),
+    gauge(
+      'amber_drill_rto_seconds',
+      'The RTO the last drill of the source achieved: from its start to the end of the verify.',
+      drills.flatMap((row) =>
+        row.state.lastDrill ? [{ labels: drillSource(row), value: row.state.lastDrill.rtoSeconds }] : [],
+      ),
+    ),
+    gauge(
+      'amber_rto_objective_seconds',
+      'The source’s recovery time objective.',
+      drills.flatMap((row) =>
+        row.job.kind === 'drill' && row.job.source.rtoMs !== undefined
+          ? [{ labels: drillSource(row), value: seconds(row.job.source.rtoMs) }]
+          : [],
+      ),
+    ),
+    gauge(
+      'amber_drill_overdue',
+      '1 while no drill of the source passed within its interval and grace.',
+      drills.map((row) => ({ labels: drillSource(row), value: row.drillOverdue ? 1 : 0 })),
+    ),
+    counter(
+      'amber_drill_failures_total',
+      'Drills of the source that failed (a restore error, a difference, a check, the RTO), by code.',
+      drills.flatMap((row) => failures(row, drillSource(row))),
     ),
     counter(
       'amber_copy_failures_total',

@@ -39,6 +39,10 @@ export interface JobState {
   lagSeconds?: number;
   /** Checks: the approval requests pending at the last check (each announced once). */
   seenRequests?: string[];
+  /** Drills: the last drill's record id, its achieved RTO and whether it passed. */
+  lastDrill?: { id: string; rtoSeconds: number; passed: boolean };
+  /** Drills: no drill passed within its interval and grace (drill.overdue sent, not yet one that passed). */
+  drillOverdue?: boolean;
   totals: { runs: number; bytesAdded: number; failures: Record<string, number> };
 }
 
@@ -114,6 +118,14 @@ function sane(parsed: unknown): JobState {
   if (typeof raw.rpoMissed === 'boolean') state.rpoMissed = raw.rpoMissed;
   if (typeof raw.lagExceeded === 'boolean') state.lagExceeded = raw.lagExceeded;
   if (Number.isFinite(raw.lagSeconds)) state.lagSeconds = raw.lagSeconds as number;
+  if (typeof raw.drillOverdue === 'boolean') state.drillOverdue = raw.drillOverdue;
+  if (
+    isObject(raw.lastDrill) &&
+    typeof raw.lastDrill.id === 'string' &&
+    Number.isFinite(raw.lastDrill.rtoSeconds) &&
+    typeof raw.lastDrill.passed === 'boolean'
+  )
+    state.lastDrill = raw.lastDrill as JobState['lastDrill'];
   if (Array.isArray(raw.seenRequests)) state.seenRequests = raw.seenRequests.filter((id) => typeof id === 'string');
   if (isObject(raw.totals)) {
     if (isCount(raw.totals.runs)) state.totals.runs = raw.totals.runs;

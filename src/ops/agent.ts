@@ -6,13 +6,13 @@
 // job's lock file keeps `amber run` from overlapping it too.
 import type { Server } from 'node:http';
 import type { Clock } from '../core/clock.ts';
-import { isoDate } from '../core/units.ts';
+import { formatDurationMs, isoDate } from '../core/units.ts';
 import type { Log } from './agent-log.ts';
 import { readJobState, writeJobState } from './agent-state.ts';
 import { renderAgentMetrics, serveMetrics, writeTextfile } from './agent-metrics.ts';
 import { type Job, type JobContext, type JobOutcome, event, jobsOf, runJob, scheduleOf } from './jobs.ts';
 import type { AmberEvent } from './notify/event.ts';
-import { retryDelayMs, standingOf, standings } from './objectives.ts';
+import { type JobStanding, retryDelayMs, standingOf, standings } from './objectives.ts';
 import type { PolicyConfig } from './policy-types.ts';
 
 export interface AgentOptions {
@@ -63,7 +63,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       (job) =>
         !options.only ||
         job.kind === 'check' ||
-        (options.only === 'backups' ? job.kind === 'backup' : job.kind === 'copy'),
+        (options.only === 'backups' ? job.kind === 'backup' || job.kind === 'drill' : job.kind === 'copy'),
     );
   }
   const stateDir = () => options.stateDir(config);
@@ -94,6 +94,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   /** rpo.missed when a source's age first passes its objective, rpo.recovered when it is met again. */
   function watchObjectives(nowMs: number): void {
     for (const row of standings(config, stateDir(), nowMs)) {
+      if (row.job.kind === 'drill') {
+        watchDrill(row);
+        continue;
+      }
       // A job the agent has not planned yet has no age to judge (status calls that missed).
       if (row.job.kind !== 'backup' || row.rpoMs === undefined || row.ageMs === undefined) continue;
       if (jobs.every((job) => job.id !== row.job.id)) continue;
@@ -122,6 +126,36 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         details,
       });
     }
+  }
+
+  /** drill.overdue once when no drill of the source passed for its interval and grace; a passing drill clears it. */
+  function watchDrill(row: JobStanding): void {
+    if (row.job.kind !== 'drill' || row.ageMs === undefined || !row.drillOverdue || row.state.drillOverdue) return;
+    if (jobs.every((job) => job.id !== row.job.id)) return;
+    const state = readJobState(stateDir(), row.job.id);
+    state.drillOverdue = true;
+    writeJobState(stateDir(), row.job.id, state);
+    const last = row.state.lastSuccess ? isoDate(row.state.lastSuccess.startMs) : null;
+    const details = {
+      everySeconds: row.job.drill.everyMs / 1000,
+      graceSeconds: row.job.drill.graceMs / 1000,
+      lastPassed: last,
+      lastDrill: row.state.lastDrill ?? null,
+      lastFailure: row.state.lastFailure
+        ? { time: isoDate(row.state.lastFailure.endMs), code: row.state.lastFailure.code }
+        : null,
+    };
+    log('warn', 'drill overdue', { job: row.job.id, ...details });
+    options.notify({
+      ...event(
+        context(),
+        'drill.overdue',
+        row.job,
+        `no drill of ${row.job.source.name} has passed ${last ? `since ${last}` : 'yet'}; drills are due every ${formatDurationMs(row.job.drill.everyMs)}`,
+      ),
+      code: 'DRILL_FAILED',
+      details,
+    });
   }
 
   function writeMetricsFile(nowMs: number, force: boolean): void {

@@ -12,7 +12,9 @@ import { type JobState, lockJob, readJobState, writeJobState } from './agent-sta
 import { chooseTier, type Tier } from './gfs-tiers.ts';
 import { openReadable, openWritable } from './open-repository.ts';
 import type { AmberEvent } from './notify/event.ts';
-import type { CopyConfig, PolicyConfig, RepositoryConfig, SourceConfig } from './policy-types.ts';
+import type { CopyConfig, DrillPolicy, PolicyConfig, RepositoryConfig, SourceConfig } from './policy-types.ts';
+import { runDrill } from './drill.ts';
+import { hostname } from 'node:os';
 import type { Schedule } from './schedule.ts';
 import { verify } from '../engine/verify.ts';
 import { listRequests } from '../protection/approvals.ts';
@@ -27,10 +29,17 @@ export type Job =
       /** The source whose copy-to this is: the copy runs after each of its backups. */
       after?: string;
     }
-  | { kind: 'check'; id: string; name: string; repository: string; schedule: Schedule };
+  | { kind: 'check'; id: string; name: string; repository: string; schedule: Schedule }
+  | { kind: 'drill'; id: string; name: string; source: SourceConfig; drill: DrillPolicy };
 
 export const scheduleOf = (job: Job): Schedule =>
-  job.kind === 'backup' ? job.source.schedule : job.kind === 'copy' ? job.copy.schedule : job.schedule;
+  job.kind === 'backup'
+    ? job.source.schedule
+    : job.kind === 'copy'
+      ? job.copy.schedule
+      : job.kind === 'drill'
+        ? job.drill.schedule
+        : job.schedule;
 
 export interface JobContext {
   config: PolicyConfig;
@@ -91,6 +100,15 @@ export function jobsOf(config: PolicyConfig): Job[] {
         },
       });
     }
+  for (const source of config.sources)
+    if (source.drill)
+      jobs.push({
+        kind: 'drill',
+        id: `drill-${source.name}`,
+        name: `drill:${source.name}`,
+        source,
+        drill: source.drill,
+      });
   for (const repository of config.repositories.values())
     if (repository.check)
       jobs.push({
@@ -136,7 +154,9 @@ export async function runJob(context: JobContext, job: Job): Promise<JobOutcome>
         ? await runBackup(context, job, state, startMs)
         : job.kind === 'copy'
           ? await runCopy(context, job, state, startMs)
-          : await runCheck(context, job, state, startMs);
+          : job.kind === 'drill'
+            ? await runDrillJob(context, job, state, startMs)
+            : await runCheck(context, job, state, startMs);
   } catch (error) {
     outcome = { job, status: 'failed', startMs, endMs: clock.nowMs(), error: errorOf(error), thrown: error };
   } finally {
@@ -230,6 +250,59 @@ async function runCopy(
       code: 'COPY_INCOMPLETE',
       message: `${left} snapshot${left === 1 ? '' : 's'} of the primary not copied (${result.failed.length} damaged or incomplete there, ${result.ignored.length} signed by no key it authorised)`,
       hint: 'run `amber verify --read-data` at the primary',
+    };
+  return outcome;
+}
+
+/**
+ * A drill of the source (src/ops/drill.ts): one of its snapshots restored in full, read back, its
+ * checks run, the result signed into the repository's audit log. A drill that does not pass is a
+ * failed run (DRILL_FAILED, drill.failed) with every reason; one that passes is a success (drill.passed).
+ */
+async function runDrillJob(
+  context: JobContext,
+  job: Extract<Job, { kind: 'drill' }>,
+  state: JobState,
+  startMs: number,
+): Promise<JobOutcome> {
+  const { source, drill } = job;
+  const repo = await openWritable(repositoryOf(context.config, source.repository), context.clock);
+  const result = await runDrill({
+    repo,
+    recordIn: repo,
+    select: drill.select,
+    withinMs: drill.withinMs,
+    host: source.host ?? hostname(),
+    path: source.paths[0],
+    source: source.name,
+    scratch: drill.scratch,
+    rtoMs: source.rtoMs,
+    checks: drill.checks,
+    checkTimeoutMs: drill.checkTimeoutMs,
+  });
+  state.lastDrill = { id: result.id, rtoSeconds: result.rtoSeconds, passed: result.passed };
+  const details = {
+    drill: result.id,
+    snapshot: result.snapshot,
+    rtoSeconds: result.rtoSeconds,
+    rtoObjectiveSeconds: result.rtoObjectiveSeconds,
+    rpoSeconds: result.rpoSeconds,
+    restoredBytes: result.restoredBytes,
+    reasons: result.reasons,
+  };
+  const outcome: JobOutcome = {
+    job,
+    status: result.passed ? 'succeeded' : 'failed',
+    startMs,
+    endMs: context.clock.nowMs(),
+    snapshot: result.snapshot,
+    details,
+  };
+  if (!result.passed)
+    outcome.error = {
+      code: 'DRILL_FAILED',
+      message: `the drill of snapshot ${result.snapshot.slice(0, 8)} failed: ${result.reasons.join('; ')}`,
+      hint: `amber drill show ${result.id.slice(0, 12)} --repo … (the record in the audit log)`,
     };
   return outcome;
 }
@@ -342,9 +415,11 @@ function record(context: JobContext, job: Job, state: JobState, outcome: JobOutc
           ? 'backup.failed'
           : job.kind === 'copy'
             ? 'copy.failed'
-            : outcome.error?.code === 'LOCK_GAP'
-              ? 'verify.lock-gap'
-              : 'verify.failed',
+            : job.kind === 'drill'
+              ? 'drill.failed'
+              : outcome.error?.code === 'LOCK_GAP'
+                ? 'verify.lock-gap'
+                : 'verify.failed',
         job,
         `${job.kind} of ${job.name} failed: ${message}`,
       ),
@@ -378,6 +453,14 @@ function record(context: JobContext, job: Job, state: JobState, outcome: JobOutc
     };
     log(outcome.status === 'partial' ? 'warn' : 'info', `${job.kind} ${outcome.status}`, fields);
     if (job.kind === 'check') return void writeJobState(context.stateDir, job.id, keepRpoMark(context, job, state));
+    if (job.kind === 'drill') {
+      state.drillOverdue = false;
+      context.notify({
+        ...event(context, 'drill.passed', job, `the drill of ${job.source.name} passed`),
+        details: { ...outcome.details, durationSeconds },
+      });
+      return void writeJobState(context.stateDir, job.id, keepRpoMark(context, job, state));
+    }
     const type =
       job.kind === 'backup'
         ? outcome.status === 'partial'
@@ -421,8 +504,8 @@ export function event(context: JobContext, type: AmberEvent['type'], job: Job, m
   return {
     type,
     time: isoDate(context.clock.nowMs()),
-    ...(job.kind === 'backup'
-      ? { source: job.name, repository: job.source.repository }
+    ...(job.kind === 'backup' || job.kind === 'drill'
+      ? { source: job.source.name, repository: job.source.repository }
       : job.kind === 'copy'
         ? { source: job.after, repository: job.copy.to, details: { copy: job.name, from: job.copy.from } }
         : { repository: job.repository }),

@@ -1,5 +1,5 @@
 // Where each job stands against its objectives, from the agent's state: the RPO age of a source
-// (time since its newest recovery point), a copy's lag, the next run. `amber status`, the agent's
+// (time since its newest recovery point), a copy's lag, a drill that is overdue, the next run. `amber status`, the agent's
 // RPO watch and its metrics all read it from here.
 import { type JobState, readJobState } from './agent-state.ts';
 import { type Job, jobsOf, scheduleOf } from './jobs.ts';
@@ -15,6 +15,8 @@ export interface JobStanding {
   rpoMissed: boolean;
   maxLagMs?: number;
   lagMissed: boolean;
+  /** Drills: no drill passed within the interval plus its grace (or none is recorded at all). */
+  drillOverdue: boolean;
   /** When the next run is due by the schedule, the last success and the retry backoff. */
   dueMs: number;
   /** When the next run is due: the agent's plan (with its jitter) when it wrote one, else dueMs. */
@@ -48,6 +50,7 @@ export function standingOf(job: Job, state: JobState, nowMs: number): JobStandin
     rpoMissed: rpoMs !== undefined && (ageMs === undefined || ageMs > rpoMs),
     maxLagMs,
     lagMissed: maxLagMs !== undefined && state.lagSeconds !== undefined && state.lagSeconds * 1000 > maxLagMs,
+    drillOverdue: job.kind === 'drill' && (ageMs === undefined || ageMs > job.drill.everyMs + job.drill.graceMs),
     dueMs,
     nextRunMs: state.nextRunMs !== undefined && state.nextRunMs >= nowMs ? state.nextRunMs : dueMs,
     retryAtMs,

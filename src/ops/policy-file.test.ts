@@ -213,3 +213,22 @@ test('__proto__ as a key is an invalid name, never a prototype', () => {
     `2:3: repositories: the key "__proto__" is not a valid name: a letter or digit, then letters, digits, '_' or '-', at most 63 in all`,
   ]);
 });
+
+test('a source’s drill: durations, defaults and a typo named', () => {
+  const policy = parsePolicyText(
+    GOOD.replace(
+      '    rto: 4h\n',
+      '    rto: 4h\n    drill: { every: 7d, within: 30d, checks: ["test -d $AMBER_DRILL_TARGET"], scratch: drills }\n',
+    ),
+    FILE,
+  );
+  const drill = policy.sources[0].drill!;
+  assert.equal(drill.everyMs, 7 * 86_400_000);
+  assert.equal(drill.withinMs, 30 * 86_400_000);
+  assert.equal(drill.select, 'random');
+  assert.equal(drill.graceMs, 86_400_000, 'grace: the interval, at most a day');
+  assert.equal(drill.scratch, '/etc/amber/drills');
+  assert.equal(drill.schedule.intervalMs(), 7 * 86_400_000);
+  const [typo] = problemsOf(GOOD.replace('    rto: 4h\n', '    rto: 4h\n    drill: { evry: 7d }\n'));
+  assert.match(typo, /^13:12: sources\[0\] \(finance\)\.drill needs "every"/);
+});

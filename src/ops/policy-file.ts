@@ -8,7 +8,14 @@ import { AmberError, isAmberError } from '../core/errors.ts';
 import { parseDurationMs } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import { notifyTargetsOf, type RawNotifyTarget } from './notify/targets.ts';
-import type { CopyConfig, PolicyConfig, RepositoryConfig, RetainTiers, SourceConfig } from './policy-types.ts';
+import type {
+  CopyConfig,
+  DrillPolicy,
+  PolicyConfig,
+  RepositoryConfig,
+  RetainTiers,
+  SourceConfig,
+} from './policy-types.ts';
 import { parseSchedule, type Schedule } from './schedule.ts';
 import {
   type ConfigProblem,
@@ -56,6 +63,15 @@ interface RawSource {
   'copy-to'?: string[];
   tags?: string[];
   host?: string;
+  drill?: {
+    every: string;
+    select?: 'latest' | 'random';
+    within?: string;
+    checks?: string[];
+    'check-timeout'?: string;
+    scratch?: string;
+    grace?: string;
+  };
 }
 interface RawCopy {
   name: string;
@@ -149,6 +165,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       else claim(`${s.name}-to-${target}`, at('copy-to', j), `the copy of sources[${i}] to ${target}`);
     });
     const parsedSchedule = schedule(at('schedule'), s.schedule);
+    if (s.drill) claim(`drill:${s.name}`, at('drill'), `the drills of sources[${i}]`);
     const rpoMs = duration(at('rpo'), s.rpo);
     if (parsedSchedule && rpoMs !== undefined && rpoMs < parsedSchedule.intervalMs())
       warnings.push(
@@ -166,6 +183,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       copyTo: s['copy-to'] ?? [],
       tags: s.tags ?? [],
       host: s.host,
+      drill: s.drill && drillPolicy(s.drill, (key, text) => duration(at('drill', key), text), fileAt),
     };
   });
 
@@ -228,5 +246,26 @@ function retainTiers(raw: RawRetain, duration: (tier: string, text?: string) => 
     monthlyMs: duration('monthly', raw.monthly),
     yearlyMs: duration('yearly', raw.yearly),
     mode: raw.mode,
+  };
+}
+
+function drillPolicy(
+  raw: NonNullable<RawSource['drill']>,
+  duration: (key: string, text?: string) => number | undefined,
+  fileAt: (path?: string) => string | undefined,
+): DrillPolicy | undefined {
+  const everyMs = duration('every', raw.every);
+  if (everyMs === undefined) return undefined;
+  const schedule = parseSchedule(`every ${Math.max(1, Math.round(everyMs / 1000))}s`);
+  if ('problem' in schedule) return undefined;
+  return {
+    everyMs,
+    schedule,
+    select: raw.select ?? 'random',
+    withinMs: duration('within', raw.within),
+    checks: raw.checks ?? [],
+    checkTimeoutMs: duration('check-timeout', raw['check-timeout']),
+    scratch: fileAt(raw.scratch),
+    graceMs: duration('grace', raw.grace) ?? Math.min(everyMs, 86_400_000),
   };
 }

@@ -29,6 +29,21 @@ export interface RetainTiers {
   mode?: RetentionMode;
 }
 
+/** A source's restore drills (src/ops/drill.ts), run by the agent as the job `drill:SOURCE`. */
+export interface DrillPolicy {
+  everyMs: number;
+  schedule: Schedule;
+  select: 'latest' | 'random';
+  /** Choose among the source's snapshots this recent (default: all). */
+  withinMs?: number;
+  checks: string[];
+  checkTimeoutMs?: number;
+  /** Parent of each drill's fresh restore directory (default the system's temporary directory). */
+  scratch?: string;
+  /** drill.overdue when no drill passed for `everyMs` plus this. */
+  graceMs: number;
+}
+
 export interface SourceConfig {
   name: string;
   paths: string[];
@@ -44,6 +59,7 @@ export interface SourceConfig {
   tags: string[];
   /** The host name recorded in the snapshots; default this machine's. */
   host?: string;
+  drill?: DrillPolicy;
 }
 
 /** A copy this site's agent runs on its own schedule: from a primary it reads to a repository it writes. */

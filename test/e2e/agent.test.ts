@@ -4,7 +4,7 @@
 // is missed, GFS tier locks, a failing repository, and a copy-to. Real processes, real repositories.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs, writeFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -318,6 +318,68 @@ sources:
       await agent.done;
     }
     assert.equal(agent.run.status, 0, agent.run.stderr);
+  });
+
+  test('drills on schedule: drill.passed with the record in the audit log; a failing check gives drill.failed, then drill.overdue', async () => {
+    const repo = await newRepo('drill-repo');
+    const data = join(dir, 'drill-data');
+    await fs.mkdir(data);
+    writeFileSync(join(data, 'ledger.txt'), 'the books\n');
+    const body = (check: string, grace: string) => `repositories:
+  main: { repo: ${repo}, password-file: ${join(dir, 'pass')} }
+sources:
+  - name: books
+    paths: [${data}]
+    repository: main
+    schedule: every 1h
+    rto: 1h
+    drill: { every: 3s, select: latest, grace: ${grace}, checks: ['${check}'] }
+notify:
+  - webhook: ${receiver.url}
+    sources: [books]
+metrics: { textfile: amber.prom }
+state-dir: state
+`;
+    const file = await policy('drill', body(`grep -q books "$AMBER_DRILL_TARGET${data}/ledger.txt"`, '1h'));
+    const agent = startAmber(['agent', '--config', file], env());
+    const drillEvents = (type: string) =>
+      receiver.events.filter((e) => e.json.type === type && e.json.source === 'books');
+    try {
+      const passed = await waitFor('drill.passed', () => drillEvents('drill.passed')[0], 60_000);
+      const details = passed.json.details as { drill: string; rtoSeconds: number; rtoObjectiveSeconds: number };
+      assert.match(details.drill, /^[0-9a-f]{64}$/);
+      assert.equal(details.rtoObjectiveSeconds, 3600);
+      const listed = JSON.parse((await ok(['drill', 'list', '--repo', repo, '--json'])).stdout);
+      assert.ok(
+        listed.drills.some((d: { id: string; source: string }) => d.id === details.drill && d.source === 'books'),
+      );
+      const status = JSON.parse((await amber(['status', '--config', file, '--json'])).stdout);
+      const row = status.find((r: { kind: string }) => r.kind === 'drill');
+      assert.equal(row.name, 'drill:books');
+      assert.equal(row.lastDrill.passed, true);
+      assert.equal(row.overdue, false);
+      const textfile = await waitFor('the drill metrics', () => {
+        const path = join(dir, 'drill', 'amber.prom');
+        const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+        return /^amber_drill_rto_seconds\{source="books"\} /m.test(text) && text;
+      });
+      assert.match(textfile, /^amber_rto_objective_seconds\{source="books"\} 3600$/m);
+
+      // The restored data stops passing its check: drill.failed with the check's reason, then overdue.
+      writeFileSync(file, body('echo "ledger unreadable" >&2; exit 2', '1s'));
+      agent.child.kill('SIGHUP');
+      const failed = await waitFor('drill.failed', () => drillEvents('drill.failed')[0], 60_000);
+      assert.equal(failed.json.code, 'DRILL_FAILED');
+      assert.match(String(failed.json.message), /exited 2: ledger unreadable/);
+      const overdue = await waitFor('drill.overdue', () => drillEvents('drill.overdue')[0], 60_000);
+      assert.match(String(overdue.json.message), /no drill of books has passed since/);
+    } finally {
+      agent.child.kill('SIGTERM');
+      await agent.done;
+    }
+    const late = await amber(['status', '--config', file]);
+    assert.equal(late.status, 1, late.stdout);
+    assert.match(late.stdout, /drill drill:books {2}OVERDUE/);
   });
 
   test('copy-to: the copy job copies the source into a repository made with --from-repo and measures its lag', async () => {

@@ -164,7 +164,8 @@ Examples:
       `
 Reads the agent's state only (no repository is opened), so it answers at once and works as a
 Nagios or cron check: exit 0 when every objective is met, 1 (RPO_MISSED) when a source's newest
-recovery point is older than its rpo or a copy lags more than its max-lag.
+recovery point is older than its rpo, a copy lags more than its max-lag, or no drill passed
+within its interval and grace.
 
 Examples:
   amber status --config /etc/amber/policy.yaml
@@ -179,7 +180,7 @@ Examples:
         rows.map((row) => standingJson(row, nowMs)),
         () => renderStandings(rows, nowMs),
       );
-      const missed = rows.filter((row) => row.rpoMissed || row.lagMissed);
+      const missed = rows.filter((row) => row.rpoMissed || row.lagMissed || row.drillOverdue);
       if (missed.length > 0)
         throw new AmberError(
           'RPO_MISSED',
@@ -196,8 +197,20 @@ function standingJson(row: JobStanding, nowMs: number) {
   return {
     kind: job.kind === 'backup' ? 'source' : job.kind,
     name: job.name,
-    repository: job.kind === 'backup' ? job.source.repository : job.kind === 'copy' ? job.copy.to : job.repository,
+    repository:
+      job.kind === 'backup' || job.kind === 'drill'
+        ? job.source.repository
+        : job.kind === 'copy'
+          ? job.copy.to
+          : job.repository,
     ...(job.kind === 'copy' ? { from: job.copy.from } : {}),
+    ...(job.kind === 'drill'
+      ? {
+          lastDrill: state.lastDrill ?? null,
+          everySeconds: job.drill.everyMs / 1000,
+          overdue: row.drillOverdue,
+        }
+      : {}),
     lastSuccess: state.lastSuccess
       ? {
           time: isoDate(state.lastSuccess.startMs),
@@ -233,12 +246,16 @@ function renderStandings(rows: JobStanding[], nowMs: number): string {
       const { state, job } = row;
       const ago = (ms: number) => `${formatDurationMs(Math.max(0, nowMs - ms))} ago`;
       const lines = [
-        `${job.kind === 'backup' ? 'source' : job.kind} ${job.name}${row.rpoMissed || row.lagMissed ? '  MISSED' : ''}`,
+        `${job.kind === 'backup' ? 'source' : job.kind} ${job.name}${row.rpoMissed || row.lagMissed ? '  MISSED' : row.drillOverdue ? '  OVERDUE' : ''}`,
         `  last success: ${state.lastSuccess ? `${isoDate(state.lastSuccess.startMs)} (${ago(state.lastSuccess.startMs)})${state.lastSuccess.snapshot ? `, snapshot ${shortId(state.lastSuccess.snapshot)}` : ''}${state.lastSuccess.partial ? ', incomplete' : ''}` : 'never'}`,
       ];
       if (row.rpoMs !== undefined)
         lines.push(
           `  rpo: ${formatDurationMs(row.rpoMs)}, age ${row.ageMs === undefined ? 'unknown: no run recorded (is the agent running?)' : formatDurationMs(row.ageMs)}${row.rpoMissed ? ' — missed' : ' — met'}`,
+        );
+      if (job.kind === 'drill')
+        lines.push(
+          `  drills: every ${formatDurationMs(job.drill.everyMs)}${state.lastDrill ? `; the last ${state.lastDrill.passed ? 'passed' : 'FAILED'} (drill ${state.lastDrill.id.slice(0, 12)}, RTO ${formatDurationMs(state.lastDrill.rtoSeconds * 1000)})` : '; none recorded'}${row.drillOverdue ? ' — overdue' : ''}`,
         );
       if (job.kind === 'copy' && state.lagSeconds !== undefined)
         lines.push(

@@ -18,7 +18,9 @@ const SUFFIX: Partial<Record<EventType, string>> = {
   'copy.lag.recovered': '',
   'verify.lock-gap': '/fail',
   'verify.failed': '/fail',
+  'drill.passed': '',
   'drill.failed': '/fail',
+  'drill.overdue': '/fail',
 };
 
 /** The events a ping target hears unless its `events` say otherwise: the runs of jobs. */

@@ -15,7 +15,9 @@ export const EVENT_TYPES = [
   'verify.lock-gap',
   'verify.failed',
   'approval.requested',
+  'drill.passed',
   'drill.failed',
+  'drill.overdue',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
