@@ -227,6 +227,26 @@ describe('amber drill', () => {
     assert.match(verified.stdout + verified.stderr, new RegExp(first.entry.replace('audit/', '')));
   });
 
+  test('at the isolated copy, with the primary gone: the drill proves recovery from the copy alone', async () => {
+    const primary = join(dir, 'primary-for-copy');
+    ok(['init', '--repo', primary]);
+    ok(['backup', '--repo', primary, data, '--quiet']);
+    const copy = join(dir, 'copy-repo');
+    const from = ['--from-repo', primary, '--from-password-file', join(dir, 'pass')];
+    ok(['init', '--repo', copy, ...from]);
+    ok(['copy', '--repo', copy, ...from, '--quiet']);
+    await removeTree(primary);
+    assert.equal(existsSync(primary), false);
+    const result = json(['drill', 'run', 'latest', '--repo', copy, '--source', 'finance@copy']);
+    assert.equal(result.passed, true, result.reasons.join('; '));
+    assert.equal(result.restoredBytes, TOTAL_BYTES);
+    const atCopy = json(['drill', 'list', '--repo', copy]);
+    assert.deepEqual(
+      atCopy.drills.map((d: { id: string }) => d.id),
+      [result.id],
+    );
+  });
+
   test('at a vault: the record cannot be deleted before its retention, and a drill with a reader token records at the site that ran it', async () => {
     const vaultData = join(dir, 'vault');
     const token = (role: string) =>
