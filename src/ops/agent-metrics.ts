@@ -16,7 +16,7 @@ export function agentFamilies(rows: JobStanding[]): Family[] {
   const copies = rows.filter((row) => row.job.kind === 'copy');
   const checks = rows.filter((row) => row.job.kind === 'check');
   const drills = rows.filter((row) => row.job.kind === 'drill');
-  const drillSource = (row: JobStanding) => ({ source: row.job.kind === 'drill' ? row.job.source.name : row.job.name });
+  const drillSource = (row: JobStanding) => ({ source: row.job.kind === 'drill' ? row.job.of.name : row.job.name });
   const check = (row: JobStanding) => ({ repository: row.job.kind === 'check' ? row.job.repository : '' });
   const source = (row: JobStanding) => ({ source: row.job.name });
   const copy = (row: JobStanding) => ({ copy: row.job.name });
@@ -157,8 +157,8 @@ export function agentFamilies(rows: JobStanding[]): Family[] {
       'amber_rto_objective_seconds',
       'The source’s recovery time objective.',
       drills.flatMap((row) =>
-        row.job.kind === 'drill' && row.job.source.rtoMs !== undefined
-          ? [{ labels: drillSource(row), value: seconds(row.job.source.rtoMs) }]
+        row.job.kind === 'drill' && row.job.of.rtoMs !== undefined
+          ? [{ labels: drillSource(row), value: seconds(row.job.of.rtoMs) }]
           : [],
       ),
     ),

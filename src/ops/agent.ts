@@ -63,7 +63,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       (job) =>
         !options.only ||
         job.kind === 'check' ||
-        (options.only === 'backups' ? job.kind === 'backup' || job.kind === 'drill' : job.kind === 'copy'),
+        (options.only === 'backups'
+          ? job.kind === 'backup' || (job.kind === 'drill' && job.of.kind === 'source')
+          : job.kind === 'copy' || (job.kind === 'drill' && job.of.kind === 'copy')),
     );
   }
   const stateDir = () => options.stateDir(config);
@@ -151,7 +153,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         context(),
         'drill.overdue',
         row.job,
-        `no drill of ${row.job.source.name} has passed ${last ? `since ${last}` : 'yet'}; drills are due every ${formatDurationMs(row.job.drill.everyMs)}`,
+        `no drill of ${row.job.of.name} has passed ${last ? `since ${last}` : 'yet'}; drills are due every ${formatDurationMs(row.job.drill.everyMs)}`,
       ),
       code: 'DRILL_FAILED',
       details,

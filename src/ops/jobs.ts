@@ -30,7 +30,14 @@ export type Job =
       after?: string;
     }
   | { kind: 'check'; id: string; name: string; repository: string; schedule: Schedule }
-  | { kind: 'drill'; id: string; name: string; source: SourceConfig; drill: DrillPolicy };
+  | {
+      kind: 'drill';
+      id: string;
+      name: string;
+      /** What is drilled: a source (its repository, at the site that backs it up) or a copy (its copy repository, at the copy site). */
+      of: { kind: 'source' | 'copy'; name: string; repository: string; host?: string; path?: string; rtoMs?: number };
+      drill: DrillPolicy;
+    };
 
 export const scheduleOf = (job: Job): Schedule =>
   job.kind === 'backup'
@@ -106,8 +113,24 @@ export function jobsOf(config: PolicyConfig): Job[] {
         kind: 'drill',
         id: `drill-${source.name}`,
         name: `drill:${source.name}`,
-        source,
+        of: {
+          kind: 'source',
+          name: source.name,
+          repository: source.repository,
+          host: source.host ?? hostname(),
+          path: source.paths[0],
+          rtoMs: source.rtoMs,
+        },
         drill: source.drill,
+      });
+  for (const copy of config.copies)
+    if (copy.drill)
+      jobs.push({
+        kind: 'drill',
+        id: `drill-${copy.name}`,
+        name: `drill:${copy.name}`,
+        of: { kind: 'copy', name: copy.name, repository: copy.to, host: copy.hosts[0], rtoMs: copy.rtoMs },
+        drill: copy.drill,
       });
   for (const repository of config.repositories.values())
     if (repository.check)
@@ -265,18 +288,18 @@ async function runDrillJob(
   state: JobState,
   startMs: number,
 ): Promise<JobOutcome> {
-  const { source, drill } = job;
-  const repo = await openWritable(repositoryOf(context.config, source.repository), context.clock);
+  const { of, drill } = job;
+  const repo = await openWritable(repositoryOf(context.config, of.repository), context.clock);
   const result = await runDrill({
     repo,
     recordIn: repo,
     select: drill.select,
     withinMs: drill.withinMs,
-    host: source.host ?? hostname(),
-    path: source.paths[0],
-    source: source.name,
+    host: of.host,
+    path: of.path,
+    source: of.name,
     scratch: drill.scratch,
-    rtoMs: source.rtoMs,
+    rtoMs: of.rtoMs,
     checks: drill.checks,
     checkTimeoutMs: drill.checkTimeoutMs,
   });
@@ -456,7 +479,7 @@ function record(context: JobContext, job: Job, state: JobState, outcome: JobOutc
     if (job.kind === 'drill') {
       state.drillOverdue = false;
       context.notify({
-        ...event(context, 'drill.passed', job, `the drill of ${job.source.name} passed`),
+        ...event(context, 'drill.passed', job, `the drill of ${job.of.name} passed`),
         details: { ...outcome.details, durationSeconds },
       });
       return void writeJobState(context.stateDir, job.id, keepRpoMark(context, job, state));
@@ -504,11 +527,13 @@ export function event(context: JobContext, type: AmberEvent['type'], job: Job, m
   return {
     type,
     time: isoDate(context.clock.nowMs()),
-    ...(job.kind === 'backup' || job.kind === 'drill'
+    ...(job.kind === 'backup'
       ? { source: job.source.name, repository: job.source.repository }
-      : job.kind === 'copy'
-        ? { source: job.after, repository: job.copy.to, details: { copy: job.name, from: job.copy.from } }
-        : { repository: job.repository }),
+      : job.kind === 'drill'
+        ? { source: job.of.name, repository: job.of.repository }
+        : job.kind === 'copy'
+          ? { source: job.after, repository: job.copy.to, details: { copy: job.name, from: job.copy.from } }
+          : { repository: job.repository }),
     message,
   };
 }

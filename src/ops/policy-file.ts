@@ -82,6 +82,8 @@ interface RawCopy {
   hosts?: string[];
   tags?: string[];
   retain?: { for?: string; mode?: RetentionMode };
+  rto?: string;
+  drill?: RawSource['drill'];
 }
 interface RawPolicy {
   repositories: Record<string, RawRepository>;
@@ -190,6 +192,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
   const copies: CopyConfig[] = (raw.copies ?? []).map((c, i) => {
     const at = (...rest: (string | number)[]) => ['copies', i, ...rest];
     claim(c.name, at('name'), `copies[${i}]`);
+    if (c.drill) claim(`drill:${c.name}`, at('drill'), `the drills of copies[${i}]`);
     repositoryName(at('from'), c.from);
     repositoryName(at('to'), c.to);
     if (c.from === c.to)
@@ -203,6 +206,8 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       hosts: c.hosts ?? [],
       tags: c.tags ?? [],
       retain: c.retain && { ms: duration(at('retain', 'for'), c.retain.for), mode: c.retain.mode },
+      rtoMs: duration(at('rto'), c.rto),
+      drill: c.drill && drillPolicy(c.drill, (key, text) => duration(at('drill', key), text), fileAt),
     };
   });
 

@@ -75,6 +75,10 @@ export interface CopyConfig {
   /** Only snapshots that backed up all these paths (a copy-to copies its source's). */
   paths?: string[];
   retain?: { ms?: number; mode?: RetentionMode };
+  /** The recovery time objective of a recovery from the copy: its drills fail beyond it. */
+  rtoMs?: number;
+  /** Restore drills of the copy repository, at the copy site (job drill:NAME). */
+  drill?: DrillPolicy;
 }
 
 export interface MetricsConfig {

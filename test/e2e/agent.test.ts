@@ -426,6 +426,30 @@ state-dir: state
     assert.equal(copyRow.lagSeconds, 0);
     assert.equal(copyRow.maxLagSeconds, 4 * 3600);
     assert.equal(copyRow.from, 'main');
+
+    // The copy site's own file: its copy, drilled there (amber run drill:NAME), recorded at the copy.
+    const site = await policy(
+      'copy-site',
+      `repositories:
+  primary: { repo: ${primary}, password-file: ${join(dir, 'pass')} }
+  mine: { repo: ${copy}, password-file: ${join(dir, 'pass')} }
+sources: []
+copies:
+  - { name: legal-copy, from: primary, to: mine, schedule: every 1h, rto: 1h, drill: { every: 7d, select: latest } }
+state-dir: state
+`,
+    );
+    const drilled = JSON.parse((await ok(['run', 'drill:legal-copy', '--config', site, '--json'])).stdout);
+    assert.equal(drilled.kind, 'drill');
+    assert.equal(drilled.status, 'succeeded', JSON.stringify(drilled.error));
+    assert.equal(drilled.snapshot, atCopy[0].id, "the copy's own snapshot is drilled");
+    const recorded = JSON.parse(
+      (await ok(['drill', 'list', '--repo', copy, '--password-file', join(dir, 'pass'), '--json'])).stdout,
+    );
+    assert.deepEqual(
+      recorded.drills.map((d: { source: string; rtoObjectiveSeconds: number }) => [d.source, d.rtoObjectiveSeconds]),
+      [['legal-copy', 3600]],
+    );
   });
 
   test('a repository check announces each new approval request once and reports a lock gap when a pack is removed', async () => {

@@ -198,11 +198,13 @@ function standingJson(row: JobStanding, nowMs: number) {
     kind: job.kind === 'backup' ? 'source' : job.kind,
     name: job.name,
     repository:
-      job.kind === 'backup' || job.kind === 'drill'
+      job.kind === 'backup'
         ? job.source.repository
-        : job.kind === 'copy'
-          ? job.copy.to
-          : job.repository,
+        : job.kind === 'drill'
+          ? job.of.repository
+          : job.kind === 'copy'
+            ? job.copy.to
+            : job.repository,
     ...(job.kind === 'copy' ? { from: job.copy.from } : {}),
     ...(job.kind === 'drill'
       ? {
