@@ -380,6 +380,12 @@ state-dir: state
     const late = await amber(['status', '--config', file]);
     assert.equal(late.status, 1, late.stdout);
     assert.match(late.stdout, /drill drill:books {2}OVERDUE/);
+    const once = await amber(['run', 'drill:books', '--config', file]);
+    assert.equal(once.status, 1, once.stderr);
+    assert.match(
+      once.stderr,
+      /^error: the drill of snapshot [0-9a-f]{8} failed: the check .* exited 2: ledger unreadable \[DRILL_FAILED\]$/m,
+    );
   });
 
   test('copy-to: the copy job copies the source into a repository made with --from-repo and measures its lag', async () => {

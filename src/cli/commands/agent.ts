@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { AmberError } from '../../core/errors.ts';
+import { AmberError, type ErrorCode } from '../../core/errors.ts';
 import { formatBytes, formatDurationMs, isoDate } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
 import { createJsonLog } from '../../ops/agent-log.ts';
@@ -148,7 +148,12 @@ Examples:
             hint: 'wait for that run to end; `amber status --config FILE` shows it',
           },
         );
-      if (outcome.status === 'failed') throw outcome.thrown;
+      if (outcome.status === 'failed') {
+        // A run that failed without throwing (a drill that did not pass) is reported by its outcome.
+        if (outcome.thrown !== undefined) throw outcome.thrown;
+        const { code, message, hint } = outcome.error!;
+        throw new AmberError(code as ErrorCode, message, { hint });
+      }
       print(context, outcomeJson(outcome), renderOutcome);
       if (outcome.status === 'partial') setExit(EXIT.partial);
     });
@@ -287,6 +292,7 @@ function outcomeJson(outcome: JobOutcome) {
     lockDays: outcome.retainMs === undefined ? null : outcome.retainMs / 86_400_000,
     bytesAdded: outcome.bytesAdded ?? 0,
     ...(outcome.job.kind === 'copy' ? { copied: outcome.copied ?? 0 } : {}),
+    ...(outcome.job.kind === 'drill' ? { drill: outcome.details ?? null } : {}),
     error: outcome.error ?? null,
   };
 }
@@ -299,7 +305,12 @@ function renderOutcome(json: ReturnType<typeof outcomeJson>): string {
       `  snapshot ${shortId(json.snapshot)}${json.tier ? `, kept as ${json.tier} (locked ${json.lockDays} days)` : ''}`,
     );
   if (json.kind === 'copy') parts.push(`  copied ${json.copied} snapshot(s)`);
-  parts.push(`  added ${formatBytes(json.bytesAdded)}`);
+  if (json.kind === 'drill' && json.drill) {
+    const drill = json.drill as { drill: string; rtoSeconds: number; restoredBytes: number };
+    parts.push(
+      `  drill ${drill.drill.slice(0, 12)}: ${formatBytes(drill.restoredBytes)} restored and read back, RTO ${formatDurationMs(drill.rtoSeconds * 1000)}`,
+    );
+  } else parts.push(`  added ${formatBytes(json.bytesAdded)}`);
   if (json.error) parts.push(`  ${json.error.code}: ${json.error.message}`);
   return parts.join('\n');
 }
