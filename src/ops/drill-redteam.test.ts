@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemClock } from '../core/clock.ts';
 import { backup } from '../engine/backup.ts';
@@ -290,4 +290,17 @@ test('Ctrl-C during a check: exit 1 naming the interrupt, the scratch space remo
   const listing = await listDrills(await openRepositoryView(createFsStore(repoPath)));
   assert.equal(listing.drills.length, 1);
   assert.equal(listing.drills[0].passed, false);
+});
+
+test('--seed takes digits only: an empty seed or 1e3 is refused, not recorded as 0 or 1000', async (t) => {
+  const { dir, repoPath } = await drilledRepo(t, 'drill-seed');
+  writeFileSync(join(dir, 'pass'), `${TEST_PASSPHRASE}\n`);
+  for (const seed of ['', '1e3', '-1', '0x10']) {
+    const run = spawnSync(process.execPath, [BIN, 'drill', 'run', 'random', '--repo', repoPath, '--seed', seed], {
+      env: { PATH: process.env.PATH, AMBER_PASSWORD_FILE: join(dir, 'pass'), AMBER_CACHE_DIR: join(dir, 'cache') },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 2, `--seed ${seed}: ${run.stderr}`);
+    assert.match(run.stderr, /expected a whole number/);
+  }
 });

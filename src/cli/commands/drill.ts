@@ -92,7 +92,8 @@ Examples:
       const recordIn = await openOp(context);
       const repo = fromLocation(flags) ? await openFromRepo(context, flags) : recordIn;
       const seed = flags.seed === undefined ? undefined : Number(flags.seed);
-      if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0))
+      // Digits only: Number('') is 0 and Number('1e3') 1000, which would record a seed nobody gave.
+      if (seed !== undefined && !(/^\d+$/.test(flags.seed!) && Number.isSafeInteger(seed)))
         throw new AmberError('USAGE', `--seed ${flags.seed}: expected a whole number`);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
