@@ -4,9 +4,9 @@
 // target, owner and extended attributes. What the restore reported it could not set (owners as a
 // user other than root, an attribute namespace the target refused) is listed as not checked, never
 // passed over silently. Used by restore drills (src/ops/drill.ts).
-import { closeSync, lstatSync, openSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { constants } from 'node:fs';
-import { displayName, fsPath, nameBytes } from '../core/byte-names.ts';
+import { displayName, fsPath, nameBytes, nameFromBytes } from '../core/byte-names.ts';
 import { AmberError } from '../core/errors.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader } from '../repo/blob-reader.ts';
@@ -76,6 +76,12 @@ export async function checkRestoredTree(
     if (result.problems.length < MAX_PROBLEMS) result.problems.push({ path, problem: text });
   };
   let buffer = Buffer.alloc(1 << 20);
+  /** Every path of the snapshot: anything else found in the target was not restored from it. */
+  const expected = new Set<string>(['/']);
+  /** Per hard-linked inode of the snapshot, the first restored path and its inode on disk. */
+  const linkGroups = new Map<string, { path: string; disk: string }>();
+  /** Per inode on disk with several links, the snapshot's inode (or the path, for a file it does not link). */
+  const diskInodes = new Map<string, { group: string; path: string }>();
 
   const checkContent = (local: string | Buffer, path: string, node: TreeNode) => {
     const fd = openSync(local, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -135,6 +141,20 @@ export async function checkRestoredTree(
       if (!link.equals(nameBytes(node.linkTarget ?? ''))) problem(path, 'points elsewhere than in the snapshot');
     }
     if (node.type === 'file') {
+      const disk = `${stats.dev}:${stats.ino}`;
+      const group = node.links > 1 ? `${node.deviceId}:${node.inode}` : `path:${path}`;
+      if (node.links > 1) {
+        const first = linkGroups.get(group);
+        if (!first) linkGroups.set(group, { path, disk });
+        else if (first.disk !== disk)
+          problem(path, `is a separate file, not a hard link to ${displayName(first.path)} as in the snapshot`);
+      }
+      if (stats.nlink > 1n) {
+        const seen = diskInodes.get(disk);
+        if (!seen) diskInodes.set(disk, { group, path });
+        else if (seen.group !== group)
+          problem(path, `is a hard link to ${displayName(seen.path)}, which the snapshot has as a separate file`);
+      }
       if (stats.size !== BigInt(node.sizeBytes))
         problem(path, `has ${stats.size} bytes, the snapshot ${node.sizeBytes}`);
       else checkContent(local, path, node);
@@ -156,12 +176,38 @@ export async function checkRestoredTree(
   await walkNodes(reader, root, '/', (path, node) => {
     if (signal?.aborted) throw new AmberError('INTERRUPTED', 'the check of the restored tree was interrupted');
     if (node === root) return;
+    expected.add(path);
     try {
       check(path, node);
     } catch (error) {
       problem(path, `could not be read back: ${(error as Error).message}`);
     }
   });
+  // What the target holds beyond the snapshot: planted there during the restore, or written by a
+  // restore that made up entries. Only directories of the snapshot are entered (never a symlink).
+  const extras = (local: Buffer, path: string) => {
+    if (signal?.aborted) throw new AmberError('INTERRUPTED', 'the check of the restored tree was interrupted');
+    let entries;
+    try {
+      entries = readdirSync(local, { withFileTypes: true, encoding: 'buffer' });
+    } catch (error) {
+      // Missing or not a directory: the walk above has said so.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR')
+        return;
+      return problem(path, `could not be listed: ${(error as Error).message}`);
+    }
+    for (const entry of entries) {
+      const childPath = `${path === '/' ? '' : path}/${nameFromBytes(entry.name)}`;
+      const childLocal = Buffer.concat([local, Buffer.from('/'), entry.name]);
+      if (!expected.has(childPath))
+        problem(
+          childPath,
+          `is not in the snapshot (${entry.isDirectory() ? 'a directory' : entry.isSymbolicLink() ? 'a symlink' : 'an entry'} the restore did not write)`,
+        );
+      else if (entry.isDirectory()) extras(childLocal, childPath);
+    }
+  };
+  extras(Buffer.from(target), '/');
   return result;
 }
 

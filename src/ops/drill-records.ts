@@ -34,13 +34,29 @@ export async function listDrills(view: RepositoryView, options: { sinceMs?: numb
   const log = await readAuditLog(view);
   const verification = await verifyAudit(view, log);
   const drills: ListedDrill[] = [];
+  const tampered: TamperedDrill[] = [];
   for (const { name, hash, entry, signerKeyId } of log.entries) {
     if (entry.action !== 'drill') continue;
+    // Only a full key can read a repository and so run a drill; every full key signs with the owner
+    // key. A drill entry signed by anything else (a write-only key on a backup client, a vault's
+    // witness, an approver) is a claim nobody could have proven: shown as such, never as a drill.
+    if (!view.authority.ownerKeyFor(signerKeyId)) {
+      tampered.push({
+        name,
+        problem: `claims a drill but is signed by ${log.describe(signerKeyId)}, not by the owner key of a full key: a write-only key cannot read the repository, so it cannot have run a drill`,
+        code: 'DRILL_UNTRUSTED',
+      });
+      continue;
+    }
+    const malformed = malformedRecord(entry.details, entry.target);
+    if (malformed) {
+      tampered.push({ name, problem: `is not a drill record: ${malformed}`, code: 'DRILL_MALFORMED' });
+      continue;
+    }
     const record = entry.details as unknown as DrillRecord;
     if (options.sinceMs !== undefined && Date.parse(record.time) < options.sinceMs) continue;
     drills.push({ ...record, id: hash, entry: name, signer: log.describe(signerKeyId) });
   }
-  const tampered: TamperedDrill[] = [];
   for (const problem of log.problems)
     if (await claimsDrill(view, problem.name))
       tampered.push({ name: problem.name, problem: problem.problem, code: problem.code ?? 'OBJECT_CORRUPT' });
@@ -49,6 +65,92 @@ export async function listDrills(view: RepositoryView, options: { sinceMs?: numb
     if (problem.name && drillNames.has(problem.name) && !tampered.some((t) => t.name === problem.name))
       tampered.push({ name: problem.name, problem: problem.problem, code: 'AUDIT_TAMPERED' });
   return { drills, tampered, auditProblems: verification.problems.length };
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const arrayOf = (v: unknown, item: (x: unknown) => boolean) => Array.isArray(v) && v.every(item);
+const orNull = (test: (x: unknown) => boolean) => (v: unknown) => v === null || test(v);
+
+/**
+ * Why a drill entry's details are not a drill record of the shape `amber drill run` writes (a field
+ * missing or of another type, a verdict that contradicts its reasons), or undefined: reports and
+ * listings trust nothing they have not checked.
+ */
+export function malformedRecord(details: unknown, target: string): string | undefined {
+  if (!isObject(details)) return 'its details are not an object';
+  const d = details;
+  const fields: [string, (v: unknown) => boolean][] = [
+    ['version', (v) => v === 1],
+    ['time', (v) => isString(v) && !Number.isNaN(Date.parse(v))],
+    ['source', isString],
+    ['snapshot', (v) => isString(v) && /^[0-9a-f]{64}$/.test(v)],
+    ['snapshotTime', isString],
+    ['host', isString],
+    ['paths', (v) => arrayOf(v, isString)],
+    [
+      'selection',
+      (v) =>
+        isObject(v) &&
+        ['given', 'latest', 'random'].includes(v.mode as string) &&
+        isNumber(v.candidates) &&
+        orNull(isNumber)(v.withinSeconds) &&
+        orNull(isNumber)(v.seed) &&
+        orNull(isString)(v.host) &&
+        orNull(isString)(v.path),
+    ],
+    ['passed', (v) => typeof v === 'boolean'],
+    ['reasons', (v) => arrayOf(v, isString)],
+    ['rtoSeconds', isNumber],
+    ['rtoObjectiveSeconds', orNull(isNumber)],
+    ['rpoSeconds', isNumber],
+    ['restoredBytes', isNumber],
+    ['restoredFiles', isNumber],
+    ['restoredEntries', isNumber],
+    [
+      'stages',
+      (v) =>
+        arrayOf(
+          v,
+          (s) =>
+            isObject(s) &&
+            isString(s.name) &&
+            isString(s.start) &&
+            isNumber(s.seconds) &&
+            ['ok', 'failed', 'skipped'].includes(s.result as string) &&
+            (s.detail === undefined || isString(s.detail)),
+        ),
+    ],
+    [
+      'checks',
+      (v) =>
+        arrayOf(
+          v,
+          (c) =>
+            isObject(c) &&
+            isString(c.command) &&
+            orNull(isNumber)(c.exit) &&
+            orNull(isString)(c.signal) &&
+            typeof c.timedOut === 'boolean' &&
+            isNumber(c.seconds) &&
+            arrayOf(c.output, isString),
+        ),
+    ],
+    ['problems', (v) => arrayOf(v, (p) => isObject(p) && isString(p.path) && isString(p.problem))],
+    ['problemCount', isNumber],
+    ['notChecked', (v) => arrayOf(v, isString)],
+    ['target', isString],
+    ['kept', (v) => typeof v === 'boolean'],
+    ['actor', isString],
+    ['repository', isString],
+  ];
+  const wrong = fields.filter(([field, test]) => !test(d[field])).map(([field]) => field);
+  if (wrong.length > 0) return `${wrong.join(', ')} missing or of the wrong type`;
+  if (d.passed !== ((d.reasons as string[]).length === 0))
+    return d.passed ? 'it says passed but gives reasons it failed' : 'it says failed but gives no reason';
+  if (d.snapshot !== target) return `its snapshot ${d.snapshot} is not the entry's target ${target}`;
+  return undefined;
 }
 
 /** Whether an object that failed its checks says (unverified) it is a drill entry. */

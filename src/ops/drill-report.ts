@@ -78,10 +78,10 @@ const CSV_COLUMNS = [
   'signer',
 ] as const;
 
-/** RFC 4180: fields with a comma, quote or line break quoted, quotes doubled; a leading =+-@ defused for spreadsheets. */
+/** RFC 4180: fields with a comma, quote or line break quoted, quotes doubled; a leading =+-@, tab or CR defused for spreadsheets. */
 function csvField(value: unknown): string {
   let text = value === null || value === undefined ? '' : String(value);
-  if (/^[=+\-@]/.test(text)) text = `'${text}`;
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AmberError } from '../core/errors.ts';
 import { formatDurationMs, isoDate } from '../core/units.ts';
 import { checkRestoredTree, type RestoreCheckProblem } from '../engine/restore-check.ts';
@@ -65,6 +65,8 @@ export interface DrillCheck {
   exit: number | null;
   signal: string | null;
   timedOut: boolean;
+  /** Killed because the drill was interrupted (SIGINT, SIGTERM). */
+  interrupted?: boolean;
   seconds: number;
   /** The last lines of its output (stdout and stderr together), at most OUTPUT_TAIL_BYTES. */
   output: string[];
@@ -123,6 +125,12 @@ const OUTPUT_TAIL_BYTES = 4096;
 
 export async function runDrill(options: DrillOptions): Promise<DrillResult> {
   const { repo } = options;
+  if (options.recordIn.key.role !== 'full')
+    throw new AmberError(
+      'WRITE_ONLY_KEY',
+      'a drill is recorded with a full key: a record signed by a write-only key is not evidence (such a key cannot read the repository), and drill list reports it as untrusted',
+      { hint: 'open the repository that keeps the record (--repo) with a full key' },
+    );
   const clock = repo.clock;
   const startMs = clock.nowMs();
   const stages: DrillStage[] = [];
@@ -160,7 +168,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     () => selectSnapshot(repo, { ...options, seed, nowMs: startMs }),
     (chosen) => `${chosen.snapshot.id.slice(0, 8)} of ${chosen.snapshot.snapshot.time}, one of ${chosen.candidates}`,
   );
-  const target = prepareTarget(options);
+  const { target, existed } = prepareTarget(options);
   let restoredFiles = 0;
   let restoredEntries = 0;
   let restoredBytes = 0;
@@ -211,6 +219,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
         'checks',
         async () => {
           for (const command of options.checks ?? []) {
+            if (options.signal?.aborted) {
+              reasons.push(`the drill was interrupted before the check \`${command}\` ran`);
+              continue;
+            }
             const result = await runCheck(command, {
               target,
               snapshot: snapshot.id,
@@ -221,10 +233,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
             checks.push(result);
             if (result.exit !== 0)
               reasons.push(
-                `the check \`${command}\` ${result.timedOut ? `did not finish within ${(options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS) / 1000} s` : result.exit === null ? `was ended by ${result.signal}` : `exited ${result.exit}`}${result.output.length ? `: ${result.output.at(-1)}` : ''}`,
+                `the check \`${command}\` ${result.interrupted ? 'was interrupted (the drill was stopped)' : result.timedOut ? `did not finish within ${(options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS) / 1000} s` : result.exit === null ? `was ended by ${result.signal}` : `exited ${result.exit}`}${result.output.length ? `: ${result.output.at(-1)}` : ''}`,
               );
           }
-          if (checks.some((c) => c.exit !== 0)) throw new AmberError('DRILL_FAILED', 'a check failed');
+          if (options.signal?.aborted || checks.some((c) => c.exit !== 0))
+            throw new AmberError('DRILL_FAILED', 'a check failed');
         },
         () => `${checks.length} check(s) passed`,
       ).catch(() => {});
@@ -234,8 +247,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     else
       await stage(
         'cleanup',
-        async () => removeRestoredTree(target),
-        () => `removed ${target}`,
+        async () => removeRestoredTree(target, existed),
+        () => (existed ? `emptied ${target}` : `removed ${target}`),
       ).catch((error: unknown) => {
         reasons.push(`the restored tree could not be removed: ${(error as Error).message}`);
       });
@@ -336,19 +349,34 @@ export function seededRandom(seed: number): number {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 
-/** A directory that holds nothing: the drill never restores over anything. */
-function prepareTarget(options: DrillOptions): string {
+/**
+ * A directory that holds nothing: the drill never restores over anything. Absolute (the checks run
+ * in it with AMBER_DRILL_TARGET naming it); `existed` when the user's own empty directory (a mount
+ * point, say), which the cleanup empties but leaves in place.
+ */
+function prepareTarget(options: DrillOptions): { target: string; existed: boolean } {
   if (options.target === undefined) {
-    const parent = options.scratch ?? tmpdir();
+    const parent = resolve(options.scratch ?? tmpdir());
     mkdirSync(parent, { recursive: true, mode: 0o700 });
-    return mkdtempSync(join(parent, 'amber-drill-'));
+    return { target: mkdtempSync(join(parent, 'amber-drill-')), existed: false };
   }
-  const stats = lstatSync(options.target, { throwIfNoEntry: false });
+  const target = resolve(options.target);
+  const stats = lstatSync(target, { throwIfNoEntry: false });
   if (!stats) {
-    mkdirSync(options.target, { recursive: true, mode: 0o700 });
-    return options.target;
+    // The parents as needed, the target itself by this call alone: had something (a symlink to
+    // elsewhere) appeared there since the lstat, this fails instead of restoring into it.
+    mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    mkdirSync(target, { mode: 0o700 });
+    return { target, existed: false };
   }
-  if (!stats.isDirectory() || readdirSync(options.target).length > 0)
+  const uid = process.getuid?.();
+  if (stats.isDirectory() && ((stats.mode & 0o022) !== 0 || (uid !== undefined && stats.uid !== uid)))
+    throw new AmberError(
+      'USAGE',
+      `${options.target} is writable by ${stats.uid !== uid ? `its owner, uid ${stats.uid}` : 'other users'}; a drill restores only into space no one else can change while it is checked`,
+      { hint: `chmod go-w ${options.target} (as its owner), or give a --target that does not exist yet` },
+    );
+  if (!stats.isDirectory() || readdirSync(target).length > 0)
     throw new AmberError(
       'USAGE',
       `${options.target} is not an empty directory; a drill restores only into empty space`,
@@ -356,21 +384,29 @@ function prepareTarget(options: DrillOptions): string {
         hint: 'give a --target that does not exist yet (it is created), or leave --target out for a fresh temporary directory',
       },
     );
-  return options.target;
+  return { target, existed: true };
 }
 
-/** Removes a restored tree, making its read-only directories writable first (as a user other than root they block it). */
-function removeRestoredTree(path: string): void {
+/**
+ * Removes a restored tree, making its read-only directories writable first (as a user other than
+ * root they block it); of a directory that existed before the drill, only what is in it.
+ */
+function removeRestoredTree(path: string, keepRoot: boolean): void {
+  const remove = () => {
+    if (!keepRoot) return rmSync(path, { recursive: true, force: true });
+    for (const name of readdirSync(path, { encoding: 'buffer' }))
+      rmSync(Buffer.concat([Buffer.from(path), Buffer.from('/'), name]), { recursive: true, force: true });
+  };
   try {
-    rmSync(path, { recursive: true, force: true });
+    remove();
   } catch {
-    openDirectories(path);
-    rmSync(path, { recursive: true, force: true });
+    openDirectories(path, !keepRoot);
+    remove();
   }
 }
 
-function openDirectories(dir: string | Buffer): void {
-  chmodSync(dir, 0o700);
+function openDirectories(dir: string | Buffer, self = true): void {
+  if (self) chmodSync(dir, 0o700);
   for (const entry of readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }))
     if (entry.isDirectory()) openDirectories(Buffer.concat([Buffer.from(dir), Buffer.from('/'), entry.name]));
 }
@@ -385,7 +421,10 @@ interface CheckContext {
 
 /**
  * One check command through /bin/sh, in the restored root, with AMBER_DRILL_TARGET and
- * AMBER_DRILL_SNAPSHOT set; killed with its whole process group at the timeout.
+ * AMBER_DRILL_SNAPSHOT set; killed with its whole process group at the timeout or when the drill
+ * is interrupted, and whatever it left running in its group (a daemon, a server it started) killed
+ * when it exits, so nothing of a check outlives it or holds the scratch space. (A process that
+ * leaves the group with setsid escapes this; a check should not do that.)
  */
 export function runCheck(command: string, context: CheckContext): Promise<DrillCheck> {
   const startMs = performance.now();
@@ -401,13 +440,16 @@ export function runCheck(command: string, context: CheckContext): Promise<DrillC
         ...(context.source ? { AMBER_DRILL_SOURCE: context.source } : {}),
       },
     });
-    let tail = '';
+    // The last bytes, decoded once at the end (a character split between two reads stays whole).
+    let tail = Buffer.alloc(0);
     const keep = (piece: Buffer) => {
-      tail = (tail + piece.toString('utf8')).slice(-OUTPUT_TAIL_BYTES * 2);
+      tail = Buffer.concat([tail, piece]);
+      if (tail.length > OUTPUT_TAIL_BYTES * 2) tail = tail.subarray(-OUTPUT_TAIL_BYTES * 2);
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     let timedOut = false;
+    let interrupted = false;
     const kill = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
@@ -417,21 +459,42 @@ export function runCheck(command: string, context: CheckContext): Promise<DrillC
       timedOut = true;
       kill();
     }, context.timeoutMs);
-    context.signal?.addEventListener('abort', kill, { once: true });
+    const onAbort = () => {
+      interrupted = true;
+      kill();
+    };
+    if (context.signal?.aborted) onAbort();
+    else context.signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (error) => keep(Buffer.from(`${error.message}\n`)));
+    // The shell is done: what it left behind in its group goes too (and closes the pipes it held).
+    child.on('exit', kill);
     child.on('close', (exit, signal) => {
       clearTimeout(timer);
-      context.signal?.removeEventListener('abort', kill);
-      const lines = tail.slice(-OUTPUT_TAIL_BYTES).split('\n');
+      context.signal?.removeEventListener('abort', onAbort);
+      kill();
+      const text = tail.subarray(-OUTPUT_TAIL_BYTES).toString('utf8');
+      const lines = visible(text.startsWith('\uFFFD') ? text.slice(1) : text).split('\n');
       if (lines.at(-1) === '') lines.pop();
       resolve({
         command,
         exit,
         signal,
         timedOut,
+        interrupted,
         seconds: (performance.now() - startMs) / 1000,
         output: lines.slice(-OUTPUT_TAIL_LINES),
       });
     });
   });
+}
+
+/**
+ * Text with its control characters (but line breaks and tabs) shown as \xNN: a check's output, or
+ * a record's fields, printed to a terminal cannot move the cursor, retitle the window or hide text.
+ */
+export function visible(text: string): string {
+  // Control characters (Unicode Cc: C0, DEL, C1) other than tab and line feed.
+  return text
+    .replace(/\r\n/g, '\n')
+    .replace(/[^\P{Cc}\t\n]/gu, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

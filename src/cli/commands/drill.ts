@@ -4,7 +4,7 @@ import { AmberError } from '../../core/errors.ts';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
 import { listDrills, findDrill, type ListedDrill } from '../../ops/drill-records.ts';
 import { buildReport, renderCsv, renderHtml } from '../../ops/drill-report.ts';
-import { DEFAULT_CHECK_TIMEOUT_MS, type DrillResult, runDrill } from '../../ops/drill.ts';
+import { DEFAULT_CHECK_TIMEOUT_MS, type DrillResult, runDrill, visible } from '../../ops/drill.ts';
 import { type CliContext, openOp, openRepoView, print } from '../context.ts';
 import { addFromOptions, fromLocation, openFromRepo, type FromFlags } from '../from-repo.ts';
 import { durationFlag } from '../options.ts';
@@ -92,7 +92,8 @@ Examples:
       const recordIn = await openOp(context);
       const repo = fromLocation(flags) ? await openFromRepo(context, flags) : recordIn;
       const seed = flags.seed === undefined ? undefined : Number(flags.seed);
-      if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0))
+      // Digits only: Number('') is 0 and Number('1e3') 1000, which would record a seed nobody gave.
+      if (seed !== undefined && !(/^\d+$/.test(flags.seed!) && Number.isSafeInteger(seed)))
         throw new AmberError('USAGE', `--seed ${flags.seed}: expected a whole number`);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
@@ -121,7 +122,9 @@ Examples:
             ? undefined
             : (stage) =>
                 context.output.err.write(
-                  `${stage.name}: ${stage.result} in ${formatDurationMs(stage.seconds * 1000)}${stage.detail ? ` (${stage.detail})` : ''}\n`,
+                  visible(
+                    `${stage.name}: ${stage.result} in ${formatDurationMs(stage.seconds * 1000)}${stage.detail ? ` (${stage.detail})` : ''}\n`,
+                  ),
                 ),
         });
       } finally {
@@ -134,7 +137,7 @@ Examples:
         else
           throw new AmberError(
             'DRILL_FAILED',
-            `the drill of snapshot ${result.snapshot.slice(0, 8)} failed: ${result.reasons.join('; ')}`,
+            visible(`the drill of snapshot ${result.snapshot.slice(0, 8)} failed: ${result.reasons.join('; ')}`),
             {
               hint: `the record is drill ${result.id.slice(0, 12)} in the audit log (amber drill show ${result.id.slice(0, 12)})`,
             },
@@ -163,7 +166,9 @@ Examples:
             ),
             ...(r.drills.length === 0 ? ['no drills recorded'] : []),
             ...r.tampered.map((t) => `TAMPERED  ${t.name}: ${t.problem} [${t.code}]`),
-          ].join('\n'),
+          ]
+            .map(visible)
+            .join('\n'),
       );
       if (listing.tampered.length > 0)
         throw new AmberError(
@@ -235,5 +240,5 @@ function renderResult(result: DrillResult | ListedDrill): string {
     ...result.notChecked.map((n) => `  not checked: ${n}`),
     ...result.reasons.map((r) => `  reason: ${r}`),
   ];
-  return lines.join('\n');
+  return lines.map(visible).join('\n');
 }
