@@ -149,6 +149,16 @@ Examples:
     .command('list')
     .description('the drills recorded in the audit log, newest first; tampered records are reported')
     .option('--since <duration>', 'only drills this recent (e.g. 90d)')
+    .addHelpText(
+      'after',
+      `
+Reads the audit log only: no passphrase is needed (a vault auditor token is enough). Exit status 1
+(AUDIT_TAMPERED) when a drill record was edited, forged, or signed by a key other than the owner's.
+
+Examples:
+  amber drill list --repo /srv/amber
+  amber drill list --repo /srv/amber --since 30d --json | jq '.drills[] | select(.passed | not)'`,
+    )
     .action(async (flags: { since?: string }) => {
       const view = await openRepoView(context);
       const sinceMs =
@@ -184,6 +194,13 @@ Examples:
     .command('show')
     .description('one drill: its stages, checks and figures')
     .argument('<id>', 'the drill id (a prefix of at least 4 hex digits)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  amber drill show 04e078a4 --repo /srv/amber
+  amber drill show 04e078a4 --repo /srv/amber --json | jq .checks`,
+    )
     .action(async (id: string) => {
       const listing = await listDrills(await openRepoView(context));
       print(context, findDrill(listing, id), renderResult);
@@ -195,6 +212,17 @@ Examples:
     .option('--since <duration>', 'only drills this recent (default 90d)', '90d')
     .option('--format <format>', 'json, csv or html', 'json')
     .option('--output <file>', 'write the report here instead of standard output')
+    .addHelpText(
+      'after',
+      `
+Per source: the last drill, the last one that passed, its RTO against the objective, and every
+drill since --since. The HTML page is self-contained (no script, nothing fetched). Exit status 1
+when a drill record was tampered with.
+
+Examples:
+  amber drill report --repo /srv/amber --format html --output drills.html
+  amber drill report --repo /srv/amber --since 365d --format csv > drills.csv`,
+    )
     .action(async (flags: { since: string; format: string; output?: string }) => {
       if (!['json', 'csv', 'html'].includes(flags.format))
         throw new AmberError('USAGE', `--format ${flags.format}: write json, csv or html`);
