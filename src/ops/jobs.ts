@@ -48,6 +48,16 @@ export const scheduleOf = (job: Job): Schedule =>
         ? job.drill.schedule
         : job.schedule;
 
+/** The repository a job writes to: a source's, a copy's target, a drill's or a check's. */
+export const repositoryOfJob = (job: Job): string =>
+  job.kind === 'backup'
+    ? job.source.repository
+    : job.kind === 'copy'
+      ? job.copy.to
+      : job.kind === 'drill'
+        ? job.of.repository
+        : job.repository;
+
 export interface JobContext {
   config: PolicyConfig;
   stateDir: string;

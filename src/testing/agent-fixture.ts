@@ -103,16 +103,27 @@ export async function startReceiver(): Promise<Receiver> {
 
 export interface Mailbox {
   port: number;
-  mails: { from: string; to: string[]; raw: string }[];
+  /** Each message as received (folded header lines unfolded), with the user it authenticated as. */
+  mails: { from: string; to: string[]; raw: string; user?: string }[];
   close(): Promise<void>;
 }
 
-/** A real SMTP server (the smtp-server library) on 127.0.0.1 that keeps every message, unauthenticated. */
-export async function startSmtp(): Promise<Mailbox> {
+/**
+ * A real SMTP server (the smtp-server library) on 127.0.0.1 that keeps every message: without
+ * authentication, or requiring this user and password (AUTH PLAIN/LOGIN over plain text).
+ */
+export async function startSmtp(login?: { user: string; password: string }): Promise<Mailbox> {
   const mails: Mailbox['mails'] = [];
   const server = new SMTPServer({
     secure: false,
-    disabledCommands: ['STARTTLS', 'AUTH'],
+    disabledCommands: login ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    allowInsecureAuth: true,
+    authOptional: !login,
+    onAuth(auth, _session, callback) {
+      if (login && auth.username === login.user && auth.password === login.password)
+        return callback(null, { user: login.user });
+      callback(new Error('invalid login'));
+    },
     onData(stream, session, callback) {
       let raw = '';
       stream.setEncoding('utf8').on('data', (piece: string) => {
@@ -123,6 +134,7 @@ export async function startSmtp(): Promise<Mailbox> {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((recipient) => recipient.address),
           raw: raw.replace(/\r\n[ \t]+/g, ' '),
+          user: session.user as string | undefined,
         });
         callback();
       });

@@ -5,7 +5,7 @@ import { shortId } from '../../core/ids.ts';
 import { createJsonLog } from '../../ops/agent-log.ts';
 import { defaultStateDir } from '../../ops/agent-state.ts';
 import { startAgent } from '../../ops/agent.ts';
-import { jobsOf, runJob, type JobOutcome } from '../../ops/jobs.ts';
+import { jobsOf, repositoryOfJob, runJob, type JobOutcome } from '../../ops/jobs.ts';
 import { createNotifier } from '../../ops/notify/notifier.ts';
 import { type JobStanding, standings } from '../../ops/objectives.ts';
 import { readPolicyFile } from '../../ops/policy-file.ts';
@@ -202,14 +202,7 @@ function standingJson(row: JobStanding, nowMs: number) {
   return {
     kind: job.kind === 'backup' ? 'source' : job.kind,
     name: job.name,
-    repository:
-      job.kind === 'backup'
-        ? job.source.repository
-        : job.kind === 'drill'
-          ? job.of.repository
-          : job.kind === 'copy'
-            ? job.copy.to
-            : job.repository,
+    repository: repositoryOfJob(job),
     ...(job.kind === 'copy' ? { from: job.copy.from } : {}),
     ...(job.kind === 'drill'
       ? {

@@ -9,7 +9,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { type AddressInfo, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SMTPServer } from 'smtp-server';
+import { startSmtp } from '../../testing/agent-fixture.ts';
 import type { AmberEvent } from './event.ts';
 import { createNotifier } from './notifier.ts';
 
@@ -167,33 +167,8 @@ describe('notifications', () => {
   });
 
   test('e-mail through a real SMTP server with authentication: subject, sender, recipients and body', async () => {
-    const mails: { from: string; to: string[]; raw: string; user?: string }[] = [];
-    const smtp = new SMTPServer({
-      secure: false,
-      disabledCommands: ['STARTTLS'],
-      allowInsecureAuth: true,
-      onAuth(auth, _session, callback) {
-        if (auth.username === 'amber' && auth.password === 'mail secret') return callback(null, { user: 'amber' });
-        callback(new Error('invalid login'));
-      },
-      onData(stream, session, callback) {
-        let raw = '';
-        stream.setEncoding('utf8').on('data', (piece: string) => {
-          raw += piece;
-        });
-        stream.on('end', () => {
-          mails.push({
-            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-            to: session.envelope.rcptTo.map((r) => r.address),
-            raw,
-            user: session.user as string | undefined,
-          });
-          callback();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
-    const port = (smtp.server.address() as AddressInfo).port;
+    const smtp = await startSmtp({ user: 'amber', password: 'mail secret' });
+    const { port, mails } = smtp;
     writeFileSync(join(dir, 'smtp-user'), 'amber\n');
     writeFileSync(join(dir, 'smtp-pass'), 'mail secret\n');
     logs.length = 0;
@@ -214,14 +189,14 @@ describe('notifications', () => {
     notifier.send(failed);
     await notifier.flush(10_000);
     notifier.close();
-    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    await smtp.close();
     assert.deepEqual(logs, []);
     assert.equal(mails.length, 1, 'backup.started is not mailed by default');
     const [mail] = mails;
     assert.equal(mail.user, 'amber');
     assert.equal(mail.from, 'amber@example.test');
     assert.deepEqual(mail.to, ['ops@example.test', 'oncall@example.test']);
-    const unfolded = mail.raw.replace(/\r\n[ \t]+/g, ' ');
+    const unfolded = mail.raw;
     assert.match(unfolded, /^Subject: \[amber\] backup\.failed: finance \(WRONG_PASSWORD\) on db1\r$/m);
     assert.match(unfolded, /^X-Amber-Event: backup\.failed\r$/m);
     assert.match(unfolded, /^code: WRONG_PASSWORD\r$/m);
