@@ -28,8 +28,12 @@ export const ERROR_CODES = {
   SOURCE_UNREADABLE: 'A file or directory to back up could not be read',
   XATTRS_UNREADABLE:
     'The extended attributes of a symlink, fifo, socket or device whose name is not valid UTF-8 cannot be read',
+  SOURCE_AUTH_FAILED: 'A source (a database server) refused the user or password',
+  SOURCE_UNREACHABLE: 'A source (a database server) could not be reached',
+  SOURCE_FAILED: 'A source’s own tool (pg_dump, psql) failed; nothing of the run was written as a snapshot',
+  SOURCE_TOOL_MISSING: 'The tool a source needs (pg_dump, psql) is not installed',
   SOURCE_CHANGED: 'A file changed while it was read; it was stored as read and flagged',
-  TARGET_EXISTS: 'A restore would overwrite an existing file',
+  TARGET_EXISTS: 'A restore would overwrite an existing file or database',
   TARGET_UNWRITABLE: 'The restore target refused a file or directory',
   UNSAFE_PATH: 'A name in a snapshot would write outside the restore target',
   STORAGE_FULL: 'The storage has no space left',

@@ -27,6 +27,7 @@ import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
 import { openSubtreeCache, subtreeKey, type SubtreeCache } from './subtree-cache.ts';
 import type { RetentionMode } from '../storage/store.ts';
+import type { OpenedSource } from '../source/source-url.ts';
 import type { RetentionState } from '../governance/retention-state.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
@@ -60,6 +61,8 @@ export interface BackupOptions {
   repo: Operation;
   paths?: string[];
   stdin?: { stream: Readable; filename: string };
+  /** A source named by a URL (postgresql://…): its files go under /DIR in the tree, its record into the snapshot. */
+  source?: OpenedSource;
   tags?: string[];
   host?: string;
   /** Exclude patterns (see source/fs/excludes.ts). */
@@ -196,7 +199,11 @@ async function backupWalked(
   };
   let tree: TreeId;
   try {
-    const rootNodes = options.stdin ? [await stdinNode(session, options.stdin)] : await sourceRootNodes(session, paths);
+    const rootNodes = options.stdin
+      ? [await stdinNode(session, options.stdin)]
+      : options.source
+        ? [await sourceDirNode(session, options.source)]
+        : await sourceRootNodes(session, paths);
     tree = await storeTree(session, rootNodes);
     await session.sink.flush();
   } finally {
@@ -215,7 +222,7 @@ async function backupWalked(
     time: nowIso(repo.clock),
     host,
     username: userName(),
-    paths: options.stdin ? [`/${options.stdin.filename}`] : paths,
+    paths: options.stdin ? [`/${options.stdin.filename}`] : options.source ? [options.source.display] : paths,
     tags: options.tags ?? [],
     tree,
     ...(session.parent.snapshotId ? { parent: session.parent.snapshotId } : {}),
@@ -223,6 +230,7 @@ async function backupWalked(
     retention: { mode: lock.mode, until: isoDate(lock.untilMs) },
     flags: [...session.flags].sort(),
     program: PROGRAM,
+    ...(options.source ? { source: options.source.record } : {}),
   };
   const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
   const snapshotId = asSnapshotId(sha256Hex(bytes));
@@ -598,9 +606,45 @@ async function stdinNode(session: Session, stdin: { stream: Readable; filename: 
       hint: 'for example --stdin-filename db.sql',
     });
   }
+  return streamNode(session, stdin.stream, name);
+}
+
+/**
+ * A source's files as one directory: each streamed into blobs as its tool writes it (no temporary
+ * copy on disk), and only kept once the tool said it finished well; a tool that fails half-way
+ * fails the backup before any snapshot is written.
+ */
+async function sourceDirNode(session: Session, source: OpenedSource): Promise<TreeNode> {
+  const nodes: TreeNode[] = [];
+  for await (const file of source.files()) {
+    file.finished.catch(() => {}); // awaited below; a failure must not surface as unhandled first
+    nodes.push(await streamNode(session, file.stream, file.name));
+    await file.finished;
+  }
+  nodes.sort((a, b) => compareNames(a.name, b.name));
+  const subtree = await storeTree(session, nodes);
+  session.summary.dirs += 1;
+  const nowNs = (BigInt(session.repo.clock.nowMs()) * 1_000_000n).toString();
+  return {
+    name: source.dir,
+    type: 'dir',
+    mode: 0o700,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    sizeBytes: 0,
+    mtimeNs: nowNs,
+    ctimeNs: nowNs,
+    inode: '0',
+    deviceId: '0',
+    links: 1,
+    subtree,
+  };
+}
+
+async function streamNode(session: Session, stream: Readable, name: string): Promise<TreeNode> {
   const content: string[] = [];
   let bytes = 0;
-  for await (const chunk of chunkStream(countBytes(stdin.stream, session), session.chunker, session.readBuffer)) {
+  for await (const chunk of chunkStream(countBytes(stream, session), session.chunker, session.readBuffer)) {
     bytes += chunk.length;
     content.push(await session.sink.storeBlob('data', chunk));
   }

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { isSourceUrl, openSource } from '../../source/source-url.ts';
 import { isS3Store } from '../bucket.ts';
 import { AmberError } from '../../core/errors.ts';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
@@ -22,6 +24,7 @@ interface BackupFlags {
   retain?: string;
   lockMode?: RetentionMode;
   cache: boolean;
+  sourcePasswordFile?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -37,6 +40,10 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
     .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect, [])
     .option('--stdin', 'back up standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
+    .option(
+      '--source-password-file <file>',
+      "a source URL's password (postgresql://…), first line of the file (or AMBER_SOURCE_PASSWORD, or the tool's own ~/.pgpass)",
+    )
     .option(
       '--retain <duration>',
       "lock the snapshot and everything it needs for this long, e.g. 90d (default: the policy's)",
@@ -61,7 +68,13 @@ Exit status 3 means the snapshot was written but something was skipped or change
 Examples:
   amber backup --repo /srv/backups/main /home /etc --exclude '*.tmp' --tag nightly
   amber backup /srv/finance --retain 7y --lock-mode compliance
-  pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d`,
+  amber backup postgresql://backup@db1:5432/shop          # a consistent dump of one database
+  amber backup postgresql://backup@db1:5432/             # every database, and the roles
+  pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d
+
+A source URL (postgresql://USER@HOST:PORT/DB) is dumped with the database's own tools and streamed
+into the snapshot as SQL files under /postgresql (docs/sources.md); the password never goes on a
+command line: AMBER_SOURCE_PASSWORD, --source-password-file, or ~/.pgpass.`,
     )
     .action(async (paths: string[], flags: BackupFlags) => {
       if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');
@@ -70,6 +83,24 @@ Examples:
           hint: 'amber backup --help shows examples',
         });
       const retainMs = flags.retain === undefined ? undefined : durationFlag('--retain', flags.retain);
+      if (paths.some(isSourceUrl)) {
+        if (paths.length > 1)
+          throw new AmberError('USAGE', 'a source URL is backed up alone, one per snapshot', {
+            hint: 'run amber backup once for each URL (the agent does so for each source of its policy file)',
+          });
+        const repo = await openOp(context);
+        const source = await openSource(paths[0], { password: sourcePassword(flags.sourcePasswordFile) });
+        const result = await backup({
+          repo,
+          source,
+          tags: flags.tag,
+          host: flags.host,
+          retainMs,
+          lockMode: flags.lockMode,
+        });
+        print(context, toJson(result), () => renderSummary(result));
+        return;
+      }
       const patterns = [...flags.exclude];
       for (const file of flags.excludeFile) patterns.push(...(await readExcludeFile(file)));
       // The walk of the sources starts now: its lstat calls overlap the passphrase's KDF and the index load.
@@ -156,4 +187,18 @@ function renderRequests(counts: Record<string, number>): string {
 
 function lockText(retention: BackupResult['snapshot']['retention']): string {
   return retention ? `, locked until ${retention.until} (${retention.mode})` : '';
+}
+
+/** A source's password: --source-password-file (first line) or AMBER_SOURCE_PASSWORD; else the tool's own conventions. */
+export function sourcePassword(file?: string): string | undefined {
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').split('\n')[0];
+    } catch (cause) {
+      throw new AmberError('USAGE', `cannot read --source-password-file ${file}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  }
+  return process.env.AMBER_SOURCE_PASSWORD;
 }

@@ -4,18 +4,32 @@ import { shortId } from '../../core/ids.ts';
 import { AmberError } from '../../core/errors.ts';
 import { findSnapshot } from '../../engine/snapshots.ts';
 import { restore } from '../../engine/restore.ts';
+import { restoreToSource } from '../../engine/restore-to-source.ts';
+import { sourcePassword } from './backup.ts';
 import { displayName } from '../../core/byte-names.ts';
 import { type CliContext, jsonPath, openOp, print } from '../context.ts';
 import { createProgressLine } from '../progress.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+interface RestoreFlags {
+  target?: string;
+  to?: string;
+  database?: string;
+  sourcePasswordFile?: string;
+  include: string[];
+  overwrite?: boolean;
+}
+
 export function registerRestore(program: Command, context: CliContext): void {
   program
     .command('restore')
     .description('restore a snapshot into a directory (the absolute source paths are recreated below it)')
     .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
-    .requiredOption('--target <dir>', 'directory to restore into')
+    .option('--target <dir>', 'directory to restore into')
+    .option('--to <url>', 'restore a database snapshot into a live server: postgresql://USER@HOST:PORT/NEWDB')
+    .option('--database <name>', 'with --to: which database of a whole-server snapshot')
+    .option('--source-password-file <file>', "with --to: the server's password (or AMBER_SOURCE_PASSWORD, ~/.pgpass)")
     .option('--include <path>', 'restore only this absolute path from the snapshot (repeatable)', collect, [])
     .option('--overwrite', 'replace existing files in the target')
     .addHelpText(
@@ -26,13 +40,42 @@ complete, so a file under its final name is always whole. Ctrl-C removes the par
 exits 130; running the same restore again finishes it (complete files are kept, partial files left
 by a killed restore are removed). Without --overwrite any other existing file is refused.
 
+With --to, a database snapshot (amber backup postgresql://…) is restored into a live server: the
+database is created (an existing one that holds anything is refused unless --overwrite, which
+drops it first) and the dump runs in one transaction, stopping at the first error; the roles of a
+whole-server snapshot come first. An older server than the dump's is refused.
+
 Examples:
   amber restore latest --target /tmp/restore
+  amber restore latest --to postgresql://postgres@db2:5432/shop_restored
   amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs`,
     )
-    .action(async (ref: string, flags: { target: string; include: string[]; overwrite?: boolean }) => {
+    .action(async (ref: string, flags: RestoreFlags) => {
+      if (Boolean(flags.target) === Boolean(flags.to))
+        throw new AmberError(
+          'USAGE',
+          flags.to ? 'give --target or --to, not both' : 'restore needs --target DIR (or --to URL for a database)',
+        );
       const repo = await openOp(context);
       const snapshot = await findSnapshot(repo, ref);
+      if (flags.to) {
+        const restored = await restoreToSource({
+          repo,
+          snapshot,
+          to: flags.to,
+          access: { password: sourcePassword(flags.sourcePasswordFile) },
+          database: flags.database,
+          overwrite: flags.overwrite,
+        });
+        print(
+          context,
+          restored,
+          (r) =>
+            `restored database ${r.database} into ${r.to} (PostgreSQL ${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
+        );
+        return;
+      }
+      const target = flags.target!;
       const total = snapshot.snapshot.summary?.bytesRead;
       // What the backup skipped is not in the snapshot: say so, or a restore of it looks complete.
       if (snapshot.snapshot.flags.includes('partial') && !context.globals().quiet && !context.globals().json) {
@@ -53,7 +96,7 @@ Examples:
       const result = await restore({
         repo,
         snapshot,
-        target: flags.target,
+        target,
         include: flags.include,
         overwrite: flags.overwrite,
         signal: stop.signal,

@@ -1,0 +1,101 @@
+// A source's snapshot restored into a live target rather than a directory: the dump's files read
+// from the repository (every blob checked as any restore checks it) and fed to the source's own
+// restore, as `amber restore SNAPSHOT --to postgresql://…/NEWDB` does.
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { AmberError } from '../core/errors.ts';
+import { loadIndex } from '../repo/index-loader.ts';
+import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
+import type { Repository } from '../repo/repository.ts';
+import type { TreeNode } from '../repo/tree.ts';
+import {
+  fileOfDatabase,
+  parsePostgresUrl,
+  restorePostgres,
+  type PostgresAccess,
+} from '../source/database/postgresql.ts';
+import type { SnapshotEntry } from './snapshots.ts';
+import { resolvePath } from './tree-walk.ts';
+
+export interface SourceRestoreResult {
+  kind: string;
+  database: string;
+  to: string;
+  bytes: number;
+  serverVersion: string;
+  rolesSkipped: number;
+}
+
+interface PostgresRecord {
+  kind: 'postgresql';
+  url: string;
+  serverVersionNum: number;
+  databases: string[];
+  whole?: boolean;
+}
+
+export async function restoreToSource(options: {
+  repo: Repository;
+  snapshot: SnapshotEntry;
+  to: string;
+  access: PostgresAccess;
+  /** Which database of a whole-server snapshot; default its only one. */
+  database?: string;
+  overwrite?: boolean;
+}): Promise<SourceRestoreResult> {
+  const record = options.snapshot.snapshot.source as PostgresRecord | undefined;
+  const short = options.snapshot.id.slice(0, 8);
+  if (!record || typeof record !== 'object')
+    throw new AmberError('USAGE', `snapshot ${short} is a backup of files, not of a database`, {
+      hint: 'restore it with --target DIR',
+    });
+  if (record.kind !== 'postgresql')
+    throw new AmberError(
+      'USAGE',
+      `snapshot ${short} is a ${String(record.kind)} backup; --to takes a ${String(record.kind)}:// URL`,
+    );
+  const databases = Array.isArray(record.databases) ? record.databases.map(String) : [];
+  const from = options.database ?? (databases.length === 1 ? databases[0] : undefined);
+  if (!from || !databases.includes(from))
+    throw new AmberError(
+      'USAGE',
+      options.database
+        ? `snapshot ${short} has no database ${options.database} (it has ${databases.join(', ') || 'none'})`
+        : `snapshot ${short} holds ${databases.length} databases: say which with --database NAME (${databases.join(', ')})`,
+    );
+  const target = parsePostgresUrl(options.to);
+  const into = target.database ?? from;
+  const { index } = await loadIndex(options.repo);
+  const reader = createBlobReader(options.repo, index);
+  const root = options.snapshot.snapshot.tree;
+  const dump = await resolvePath(reader, root, `/postgresql/${fileOfDatabase(from)}`);
+  const globals = record.whole
+    ? await resolvePath(reader, root, '/postgresql/globals.sql').catch(() => undefined)
+    : undefined;
+  let bytes = 0;
+  const result = await restorePostgres({
+    target,
+    access: options.access,
+    database: into,
+    dumpVersionNum: Number(record.serverVersionNum) || 0,
+    overwrite: options.overwrite === true,
+    feed: async (sink) => {
+      bytes = await feedFile(reader, dump, sink);
+    },
+    globals: globals ? async (sink) => void (await feedFile(reader, globals, sink)) : undefined,
+  });
+  return { kind: 'postgresql', database: into, to: target.display, bytes, ...result };
+}
+
+/** A file's content from the repository into a pipe, in order, waiting while the pipe is full. */
+async function feedFile(reader: BlobReader, node: TreeNode, sink: Writable): Promise<number> {
+  let bytes = 0;
+  for (const id of node.content ?? []) {
+    const blob = await reader.readBlob(Buffer.from(id, 'hex'));
+    bytes += blob.length;
+    if (sink.destroyed || sink.writableEnded) break; // the tool stopped reading: its own error says why
+    if (!sink.write(blob))
+      await Promise.race([once(sink, 'drain'), once(sink, 'close'), once(sink, 'error').catch(() => {})]);
+  }
+  return bytes;
+}

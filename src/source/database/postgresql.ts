@@ -1,0 +1,277 @@
+// PostgreSQL as a source: a consistent logical dump of one database (or of every database, plus
+// the roles) by PostgreSQL's own tools, streamed into the snapshot as plain SQL files, and the way
+// back into a live server. pg_dump takes one repeatable-read snapshot per database, so a dump is
+// consistent however the database is written meanwhile. Plain, uncompressed SQL dedups well from
+// one day to the next (Amber chunks and compresses it). Credentials reach the tools through their
+// environment (PGPASSWORD) or their own ~/.pgpass, never through their command line.
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { AmberError } from '../../core/errors.ts';
+import type { SourceFile } from '../source-url.ts';
+
+export interface PostgresTarget {
+  host: string;
+  port: number;
+  user?: string;
+  /** The database; undefined for every database of the server (and the roles). */
+  database?: string;
+  /** The URL as shown and recorded: never with a password. */
+  display: string;
+}
+
+/** postgresql://[USER@]HOST[:PORT][/DB] (also postgres://); a password in it is refused: it would show in `ps`. */
+export function parsePostgresUrl(text: string): PostgresTarget {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new AmberError('USAGE', `"${text}" is not a PostgreSQL URL`, {
+      hint: 'write postgresql://USER@HOST:PORT/DATABASE, or postgresql://USER@HOST:PORT/ for every database',
+    });
+  }
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')
+    throw new AmberError('USAGE', `"${text}" is not a PostgreSQL URL`);
+  if (url.password)
+    throw new AmberError('USAGE', 'the PostgreSQL URL has a password in it, which any user can read in `ps`', {
+      hint: 'leave it out of the URL; set AMBER_SOURCE_PASSWORD, pass --source-password-file, or use ~/.pgpass',
+    });
+  if (url.search || url.hash)
+    throw new AmberError('USAGE', `the PostgreSQL URL ${url.origin}${url.pathname} has parameters Amber does not use`, {
+      hint: 'write postgresql://USER@HOST:PORT/DATABASE without ?… (set PGSSLMODE and friends in the environment)',
+    });
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!host) throw new AmberError('USAGE', `the PostgreSQL URL "${text}" names no host`);
+  const port = url.port ? Number(url.port) : 5432;
+  const user = url.username ? decodeURIComponent(url.username) : undefined;
+  return {
+    host,
+    port,
+    user,
+    database: database || undefined,
+    display: `postgresql://${user ? `${encodeURIComponent(user)}@` : ''}${url.host}/${database ? encodeURIComponent(database) : ''}`,
+  };
+}
+
+export interface PostgresAccess {
+  /** From AMBER_SOURCE_PASSWORD or --source-password-file; otherwise PGPASSWORD or ~/.pgpass as the tools read them. */
+  password?: string;
+}
+
+function toolEnv(target: PostgresTarget, access: PostgresAccess, database?: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PGHOST: target.host,
+    PGPORT: String(target.port),
+    ...(target.user ? { PGUSER: target.user } : {}),
+    ...(access.password !== undefined ? { PGPASSWORD: access.password } : {}),
+    PGDATABASE: database ?? target.database ?? 'postgres',
+    PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10',
+    PGAPPNAME: 'amber',
+  };
+}
+
+/** A tool's failure as one clear error: the URL (no password), the tool's own last words, and what to do. */
+function toolError(target: PostgresTarget, tool: string, stderr: string, code: number | null, signal: string | null) {
+  const said = stderr.trim().split('\n').filter(Boolean).slice(-3).join(' ').replace(/\s+/g, ' ');
+  const auth = /password authentication failed|no password supplied|authentication failed/i.test(said);
+  const down = /could not connect|Connection refused|timeout expired|could not translate host/i.test(said);
+  return new AmberError(
+    auth ? 'SOURCE_AUTH_FAILED' : down ? 'SOURCE_UNREACHABLE' : 'SOURCE_FAILED',
+    `${tool} on ${target.display} ${signal ? `was ended by ${signal}` : `failed (exit ${code})`}${said ? `: ${said}` : ''}`,
+    {
+      hint: auth
+        ? 'check the user in the URL and the password (AMBER_SOURCE_PASSWORD, --source-password-file or ~/.pgpass)'
+        : down
+          ? 'check that the server runs and listens there (pg_isready -h HOST -p PORT)'
+          : 'read the tool’s message above; nothing of this run was written as a snapshot',
+    },
+  );
+}
+
+function missingTool(tool: string): AmberError {
+  return new AmberError('SOURCE_TOOL_MISSING', `${tool} is not installed (it is PostgreSQL's own client)`, {
+    hint: 'install the PostgreSQL client of the server’s major version or newer: apt-get install postgresql-client',
+  });
+}
+
+interface Running {
+  stdout: Readable;
+  stdin: Writable;
+  /** Resolves when the tool exited 0; rejects with its error otherwise. */
+  finished: Promise<string>;
+}
+
+function run(target: PostgresTarget, access: PostgresAccess, tool: string, args: string[], database?: string): Running {
+  const child = spawn(tool, args, { env: toolEnv(target, access, database), stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (piece: string) => {
+    stderr = (stderr + piece).slice(-8192);
+  });
+  const finished = new Promise<string>((resolve, reject) => {
+    child.on('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? missingTool(tool) : error));
+    child.on('close', (code, signal) =>
+      code === 0 ? resolve(stderr) : reject(toolError(target, tool, stderr, code, signal)),
+    );
+  });
+  // A consumer that stops reading early must not leave the tool blocked on a full pipe.
+  child.stdin.on('error', () => {});
+  return { stdout: child.stdout, stdin: child.stdin, finished };
+}
+
+/** psql with SQL on its standard input (variables with -v, never spliced into the SQL). */
+async function psql(
+  target: PostgresTarget,
+  access: PostgresAccess,
+  sql: string,
+  options: { database?: string; vars?: Record<string, string> } = {},
+): Promise<string> {
+  const vars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['-v', `${name}=${value}`]);
+  const running = run(target, access, 'psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', ...vars], options.database);
+  running.stdin.end(sql);
+  let out = '';
+  running.stdout.setEncoding('utf8').on('data', (piece: string) => {
+    out += piece;
+  });
+  await running.finished;
+  return out.trim();
+}
+
+export interface PostgresDescription {
+  kind: 'postgresql';
+  url: string;
+  serverVersion: string;
+  serverVersionNum: number;
+  databases: string[];
+  /** `plain`: pg_dump's SQL script, uncompressed. */
+  format: 'plain';
+}
+
+export async function describePostgres(target: PostgresTarget, access: PostgresAccess): Promise<PostgresDescription> {
+  const version = await psql(target, access, 'show server_version; show server_version_num;', {
+    database: target.database ?? 'postgres',
+  });
+  const [serverVersion, num] = version.split('\n');
+  const databases = target.database
+    ? [target.database]
+    : (
+        await psql(
+          target,
+          access,
+          'select datname from pg_database where datallowconn and not datistemplate order by 1;',
+          { database: 'postgres' },
+        )
+      )
+        .split('\n')
+        .filter(Boolean);
+  return {
+    kind: 'postgresql',
+    url: target.display,
+    serverVersion,
+    serverVersionNum: Number(num),
+    databases,
+    format: 'plain',
+  };
+}
+
+/** The dump's files, one at a time: each database's SQL, and for a whole server the roles first. */
+export async function* dumpPostgres(
+  target: PostgresTarget,
+  access: PostgresAccess,
+  description: PostgresDescription,
+): AsyncGenerator<SourceFile> {
+  if (!target.database) {
+    const globals = run(target, access, 'pg_dumpall', ['--globals-only', '--no-password'], 'postgres');
+    yield { name: 'globals.sql', stream: globals.stdout, finished: globals.finished.then(() => {}) };
+  }
+  for (const database of description.databases) {
+    const dump = run(
+      target,
+      access,
+      'pg_dump',
+      ['--format=plain', '--no-password', '--quote-all-identifiers'],
+      database,
+    );
+    yield { name: fileOfDatabase(database), stream: dump.stdout, finished: dump.finished.then(() => {}) };
+  }
+}
+
+/** A database's file in the snapshot: its name, made safe as a file name (%XX for / and control characters). */
+export function fileOfDatabase(database: string): string {
+  return `${database.replace(/[%/\x00-\x1f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}.sql`;
+}
+
+/**
+ * Restores one database's dump into `database` on the target server: refuses an older server
+ * than the dump's and an existing database that holds anything (unless `overwrite`, which drops
+ * it first), creates it, and runs the SQL with psql in one transaction, stopping at the first error.
+ */
+export async function restorePostgres(options: {
+  target: PostgresTarget;
+  access: PostgresAccess;
+  database: string;
+  dumpVersionNum: number;
+  overwrite: boolean;
+  /** The dump's SQL, written into psql's standard input by the caller; resolves when all is written. */
+  feed: (into: Writable) => Promise<void>;
+  /** The roles' SQL, when the snapshot has them: applied first, an existing role being no error. */
+  globals?: (into: Writable) => Promise<void>;
+}): Promise<{ serverVersion: string; rolesSkipped: number }> {
+  const { target, access, database } = options;
+  const at = { ...target, database: 'postgres' };
+  const [serverVersion, num] = (await psql(at, access, 'show server_version; show server_version_num;')).split('\n');
+  if (Number(num) < options.dumpVersionNum)
+    throw new AmberError(
+      'SOURCE_FAILED',
+      `the server at ${target.display} runs PostgreSQL ${serverVersion}, older than the dump's (${Math.floor(options.dumpVersionNum / 10000)}): a dump restores into the same major version or a newer one`,
+      { hint: 'restore into a server of that version or newer' },
+    );
+  const exists = await psql(at, access, "select count(*) from pg_database where datname = :'name';", {
+    vars: { name: database },
+  });
+  if (exists === '1') {
+    const tables = await psql(
+      { ...target, database },
+      access,
+      "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%';",
+      { database },
+    );
+    if (tables !== '0' && !options.overwrite)
+      throw new AmberError(
+        'TARGET_EXISTS',
+        `the database ${database} on ${target.display} exists and holds ${tables} relation(s)`,
+        {
+          hint: 'restore into a new database name, or pass --overwrite to drop it and restore in its place',
+        },
+      );
+    await psql(at, access, 'drop database :"name" with (force);', { vars: { name: database } });
+  }
+  let rolesSkipped = 0;
+  if (options.globals) {
+    // Roles that exist already (the server the dump came from) are kept as they are.
+    const roles = run(at, access, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=0'], 'postgres');
+    roles.stdout.resume();
+    await options.globals(roles.stdin);
+    roles.stdin.end();
+    const said = await roles.finished;
+    rolesSkipped = (said.match(/already exists/g) ?? []).length;
+  }
+  await psql(at, access, 'create database :"name" template template0;', { vars: { name: database } });
+  const restore = run(
+    { ...target, database },
+    access,
+    'psql',
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'],
+    database,
+  );
+  restore.stdout.resume();
+  await Promise.all([
+    (async () => {
+      await options.feed(restore.stdin);
+      restore.stdin.end();
+    })(),
+    restore.finished,
+  ]);
+  return { serverVersion, rolesSkipped };
+}

@@ -1,0 +1,45 @@
+// Sources named by a URL instead of a path (postgresql://…; later mysql://, imap://, caldav://):
+// each produces files into an ordinary snapshot tree (so dedup, locks, holds, copies, verify and
+// drills work unchanged), describes itself for the snapshot's `source` record, and knows its way
+// back into a live target.
+import type { Readable } from 'node:stream';
+import { AmberError } from '../core/errors.ts';
+import { describePostgres, dumpPostgres, parsePostgresUrl, type PostgresAccess } from './database/postgresql.ts';
+
+/** One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed. */
+export interface SourceFile {
+  name: string;
+  stream: Readable;
+  finished: Promise<void>;
+}
+
+export interface OpenedSource {
+  kind: string;
+  /** The URL without a password: what the snapshot records and messages show. */
+  display: string;
+  /** The top directory of its files in the snapshot tree, e.g. "postgresql". */
+  dir: string;
+  /** What the snapshot records as `source`. */
+  record: Record<string, unknown>;
+  files(): AsyncIterable<SourceFile>;
+}
+
+export const isSourceUrl = (text: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
+
+export async function openSource(text: string, access: PostgresAccess): Promise<OpenedSource> {
+  const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
+  if (scheme === 'postgresql' || scheme === 'postgres') {
+    const target = parsePostgresUrl(text);
+    const description = await describePostgres(target, access);
+    return {
+      kind: 'postgresql',
+      display: target.display,
+      dir: 'postgresql',
+      record: { ...description, whole: target.database === undefined },
+      files: () => dumpPostgres(target, access, description),
+    };
+  }
+  throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`, {
+    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE; anything else by its path',
+  });
+}
