@@ -96,7 +96,9 @@ describe('PostgreSQL sources', { skip }, () => {
     assert.equal(listed.source.url, pg.url('shop'));
     assert.match(listed.source.serverVersion, /^15\./);
     assert.deepEqual(listed.paths, [pg.url('shop')]);
-    assert.match(ok(['ls', '--repo', repo, 'latest']).stdout, /\/postgresql\/shop\.sql/);
+    const listing = ok(['ls', '--repo', repo, 'latest']).stdout;
+    assert.match(listing, /^# postgresql:\/\/.*\/shop: PostgreSQL 15\.\d+, plain dump of shop /m);
+    assert.match(listing, /\/postgresql\/shop\.sql/);
 
     const restored = JSON.parse(
       ok(['restore', 'latest', '--repo', repo, '--to', pg.url('shop_copy'), '--json']).stdout,

@@ -45,7 +45,10 @@ Examples:
       `
 Examples:
   amber ls latest
-  amber ls 3f2a9c1e /home/alice/docs --json`,
+  amber ls 3f2a9c1e /home/alice/docs --json
+
+A database snapshot (amber backup postgresql://…) starts with a line naming the server, its version
+and the dump's format; its files are the databases' SQL under /postgresql.`,
     )
     .action(async (ref: string, path: string) => {
       const repo = await openOp(context);
@@ -53,6 +56,14 @@ Examples:
       const reader = createBlobReader(repo, (await loadIndex(repo)).index);
       const start = path === '/' ? rootNode(entry.snapshot.tree) : await resolvePath(reader, entry.snapshot.tree, path);
       const json = context.globals().json;
+      // A database snapshot says what it is before its files: the server, its version, the format.
+      const source = entry.snapshot.source as
+        | { kind?: unknown; url?: unknown; serverVersion?: unknown; format?: unknown; databases?: unknown }
+        | undefined;
+      if (!json && path === '/' && source && typeof source === 'object' && source.kind === 'postgresql')
+        context.output.out.write(
+          `# ${String(source.url)}: PostgreSQL ${String(source.serverVersion).split(' ')[0]}, ${String(source.format)} dump of ${Array.isArray(source.databases) ? source.databases.join(', ') : '?'} (amber restore ${shortId(entry.id)} --to postgresql://…/NEWDB)\n`,
+        );
       await walkNodes(reader, start, path === '/' ? '/' : path, (nodePath, node) => {
         if (node === start && path === '/') return;
         context.output.out.write(
