@@ -8,12 +8,8 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { TreeNode } from '../repo/tree.ts';
-import {
-  fileOfDatabase,
-  parsePostgresUrl,
-  restorePostgres,
-  type PostgresAccess,
-} from '../source/database/postgresql.ts';
+import { parsePostgresUrl, restorePostgres, type PostgresAccess } from '../source/database/postgresql.ts';
+import { fileOfDatabase } from '../source/database/tool.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 import { resolvePath } from './tree-walk.ts';
 

@@ -4,10 +4,10 @@
 // consistent however the database is written meanwhile. Plain, uncompressed SQL dedups well from
 // one day to the next (Amber chunks and compresses it). Credentials reach the tools through their
 // environment (PGPASSWORD) or their own ~/.pgpass, never through their command line.
-import { spawn } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 import type { SourceFile } from '../source-url.ts';
+import { fileOfDatabase, runScript, runTool, type ToolFamily } from './tool.ts';
 
 export interface PostgresTarget {
   host: string;
@@ -72,53 +72,17 @@ function toolEnv(target: PostgresTarget, access: PostgresAccess, database?: stri
   };
 }
 
-/** A tool's failure as one clear error: the URL (no password), the tool's own last words, and what to do. */
-function toolError(target: PostgresTarget, tool: string, stderr: string, code: number | null, signal: string | null) {
-  const said = stderr.trim().split('\n').filter(Boolean).slice(-3).join(' ').replace(/\s+/g, ' ');
-  const auth = /password authentication failed|no password supplied|authentication failed/i.test(said);
-  const down = /could not connect|Connection refused|timeout expired|could not translate host/i.test(said);
-  return new AmberError(
-    auth ? 'SOURCE_AUTH_FAILED' : down ? 'SOURCE_UNREACHABLE' : 'SOURCE_FAILED',
-    `${tool} on ${target.display} ${signal ? `was ended by ${signal}` : `failed (exit ${code})`}${said ? `: ${said}` : ''}`,
-    {
-      hint: auth
-        ? 'check the user in the URL and the password (AMBER_SOURCE_PASSWORD, --source-password-file or ~/.pgpass)'
-        : down
-          ? 'check that the server runs and listens there (pg_isready -h HOST -p PORT)'
-          : 'read the tool’s message above; nothing of this run was written as a snapshot',
-    },
-  );
-}
+const POSTGRES: ToolFamily = {
+  product: 'PostgreSQL',
+  install: 'install the PostgreSQL client of the server’s major version or newer: apt-get install postgresql-client',
+  probe: 'pg_isready -h HOST -p PORT',
+  credentials: 'AMBER_SOURCE_PASSWORD, --source-password-file or ~/.pgpass',
+  authFailed: /password authentication failed|no password supplied|authentication failed/i,
+  unreachable: /could not connect|Connection refused|timeout expired|could not translate host/i,
+};
 
-function missingTool(tool: string): AmberError {
-  return new AmberError('SOURCE_TOOL_MISSING', `${tool} is not installed (it is PostgreSQL's own client)`, {
-    hint: 'install the PostgreSQL client of the server’s major version or newer: apt-get install postgresql-client',
-  });
-}
-
-interface Running {
-  stdout: Readable;
-  stdin: Writable;
-  /** Resolves when the tool exited 0; rejects with its error otherwise. */
-  finished: Promise<string>;
-}
-
-function run(target: PostgresTarget, access: PostgresAccess, tool: string, args: string[], database?: string): Running {
-  const child = spawn(tool, args, { env: toolEnv(target, access, database), stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (piece: string) => {
-    stderr = (stderr + piece).slice(-8192);
-  });
-  const finished = new Promise<string>((resolve, reject) => {
-    child.on('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? missingTool(tool) : error));
-    child.on('close', (code, signal) =>
-      code === 0 ? resolve(stderr) : reject(toolError(target, tool, stderr, code, signal)),
-    );
-  });
-  // A consumer that stops reading early must not leave the tool blocked on a full pipe.
-  child.stdin.on('error', () => {});
-  return { stdout: child.stdout, stdin: child.stdin, finished };
-}
+const run = (target: PostgresTarget, access: PostgresAccess, tool: string, args: string[], database?: string) =>
+  runTool(POSTGRES, target.display, tool, args, toolEnv(target, access, database));
 
 /** psql with SQL on its standard input (variables with -v, never spliced into the SQL). */
 async function psql(
@@ -128,14 +92,10 @@ async function psql(
   options: { database?: string; vars?: Record<string, string> } = {},
 ): Promise<string> {
   const vars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['-v', `${name}=${value}`]);
-  const running = run(target, access, 'psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', ...vars], options.database);
-  running.stdin.end(sql);
-  let out = '';
-  running.stdout.setEncoding('utf8').on('data', (piece: string) => {
-    out += piece;
-  });
-  await running.finished;
-  return out.trim();
+  return runScript(
+    run(target, access, 'psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', ...vars], options.database),
+    sql,
+  );
 }
 
 export interface PostgresDescription {
@@ -195,11 +155,6 @@ export async function* dumpPostgres(
     );
     yield { name: fileOfDatabase(database), stream: dump.stdout, finished: dump.finished.then(() => {}) };
   }
-}
-
-/** A database's file in the snapshot: its name, made safe as a file name (%XX for / and control characters). */
-export function fileOfDatabase(database: string): string {
-  return `${database.replace(/[%/\x00-\x1f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}.sql`;
 }
 
 /**

@@ -1,0 +1,90 @@
+// A database's own command-line tool run for a source (pg_dump, psql, mariadb-dump, mariadb):
+// credentials only in its environment, its standard output streamed, the last of its standard
+// error kept for one clear error that names the URL (never a password) and says what to do.
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { AmberError } from '../../core/errors.ts';
+
+export interface ToolRun {
+  stdout: Readable;
+  stdin: Writable;
+  /** Resolves with the tool's standard error when it exited 0; rejects with a clear error otherwise. */
+  finished: Promise<string>;
+}
+
+export interface ToolFamily {
+  /** "PostgreSQL", "MariaDB": for messages. */
+  product: string;
+  /** Where to get the tools. */
+  install: string;
+  /** How to see whether the server is up. */
+  probe: string;
+  /** How the password reaches the tools. */
+  credentials: string;
+  /** Messages of the tools that mean the login was refused, or that the server could not be reached. */
+  authFailed: RegExp;
+  unreachable: RegExp;
+}
+
+export function runTool(
+  family: ToolFamily,
+  display: string,
+  tool: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): ToolRun {
+  const child = spawn(tool, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (piece: string) => {
+    stderr = (stderr + piece).slice(-8192);
+  });
+  const finished = new Promise<string>((resolve, reject) => {
+    child.on('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'ENOENT'
+          ? new AmberError('SOURCE_TOOL_MISSING', `${tool} is not installed (it is ${family.product}'s own client)`, {
+              hint: family.install,
+            })
+          : error,
+      ),
+    );
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve(stderr);
+      const said = stderr.trim().split('\n').filter(Boolean).slice(-3).join(' ').replace(/\s+/g, ' ');
+      const auth = family.authFailed.test(said);
+      const down = family.unreachable.test(said);
+      reject(
+        new AmberError(
+          auth ? 'SOURCE_AUTH_FAILED' : down ? 'SOURCE_UNREACHABLE' : 'SOURCE_FAILED',
+          `${tool} on ${display} ${signal ? `was ended by ${signal}` : `failed (exit ${code})`}${said ? `: ${said}` : ''}`,
+          {
+            hint: auth
+              ? `check the user in the URL and the password (${family.credentials})`
+              : down
+                ? `check that the server runs and listens there (${family.probe})`
+                : 'read the tool’s message above; nothing of this run was written as a snapshot',
+          },
+        ),
+      );
+    });
+  });
+  // A consumer that stops reading early must not leave the tool blocked on a full pipe.
+  child.stdin.on('error', () => {});
+  return { stdout: child.stdout, stdin: child.stdin, finished };
+}
+
+/** SQL on a tool's standard input; its standard output, trimmed. */
+export async function runScript(run: ToolRun, sql: string): Promise<string> {
+  run.stdin.end(sql);
+  let out = '';
+  run.stdout.setEncoding('utf8').on('data', (piece: string) => {
+    out += piece;
+  });
+  await run.finished;
+  return out.trim();
+}
+
+/** A database's file in the snapshot: its name, made safe as a file name (%XX for %, / and control characters). */
+export function fileOfDatabase(database: string): string {
+  return `${database.replace(/[%/\x00-\x1f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}.sql`;
+}
