@@ -86,5 +86,10 @@ export async function runScript(run: ToolRun, sql: string): Promise<string> {
 
 /** A database's file in the snapshot: its name, made safe as a file name (%XX for %, / and control characters). */
 export function fileOfDatabase(database: string): string {
-  return `${database.replace(/[%/\x00-\x1f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}.sql`;
+  let name = '';
+  for (const c of database) {
+    const code = c.charCodeAt(0);
+    name += c === '%' || c === '/' || code < 0x20 || code === 0x7f ? `%${code.toString(16).padStart(2, '0')}` : c;
+  }
+  return `${name}.sql`;
 }
