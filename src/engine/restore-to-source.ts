@@ -8,7 +8,8 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { TreeNode } from '../repo/tree.ts';
-import { parsePostgresUrl, restorePostgres, type PostgresAccess } from '../source/database/postgresql.ts';
+import { parseMysqlUrl, restoreMysql } from '../source/database/mysql.ts';
+import { parsePostgresUrl, restorePostgres } from '../source/database/postgresql.ts';
 import { fileOfDatabase } from '../source/database/tool.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 import { resolvePath } from './tree-walk.ts';
@@ -22,10 +23,11 @@ export interface SourceRestoreResult {
   rolesSkipped: number;
 }
 
-interface PostgresRecord {
-  kind: 'postgresql';
+interface DatabaseRecord {
+  kind: 'postgresql' | 'mysql';
   url: string;
-  serverVersionNum: number;
+  serverVersion?: string;
+  serverVersionNum?: number;
   databases: string[];
   whole?: boolean;
 }
@@ -34,22 +36,23 @@ export async function restoreToSource(options: {
   repo: Repository;
   snapshot: SnapshotEntry;
   to: string;
-  access: PostgresAccess;
+  access: { password?: string };
   /** Which database of a whole-server snapshot; default its only one. */
   database?: string;
   overwrite?: boolean;
 }): Promise<SourceRestoreResult> {
-  const record = options.snapshot.snapshot.source as PostgresRecord | undefined;
+  const record = options.snapshot.snapshot.source as DatabaseRecord | undefined;
   const short = options.snapshot.id.slice(0, 8);
   if (!record || typeof record !== 'object')
     throw new AmberError('USAGE', `snapshot ${short} is a backup of files, not of a database`, {
       hint: 'restore it with --target DIR',
     });
-  if (record.kind !== 'postgresql')
-    throw new AmberError(
-      'USAGE',
-      `snapshot ${short} is a ${String(record.kind)} backup; --to takes a ${String(record.kind)}:// URL`,
-    );
+  if (record.kind !== 'postgresql' && record.kind !== 'mysql')
+    throw new AmberError('USAGE', `snapshot ${short} is a ${String(record.kind)} backup, which --to cannot restore`);
+  const scheme = options.to.slice(0, options.to.indexOf(':')).toLowerCase();
+  const wanted = record.kind === 'postgresql' ? ['postgresql', 'postgres'] : ['mysql', 'mariadb'];
+  if (!wanted.includes(scheme))
+    throw new AmberError('USAGE', `snapshot ${short} is a ${record.kind} backup: --to takes a ${wanted[0]}:// URL`);
   const databases = Array.isArray(record.databases) ? record.databases.map(String) : [];
   const from = options.database ?? (databases.length === 1 ? databases[0] : undefined);
   if (!from || !databases.includes(from))
@@ -59,28 +62,46 @@ export async function restoreToSource(options: {
         ? `snapshot ${short} has no database ${options.database} (it has ${databases.join(', ') || 'none'})`
         : `snapshot ${short} holds ${databases.length} databases: say which with --database NAME (${databases.join(', ')})`,
     );
-  const target = parsePostgresUrl(options.to);
-  const into = target.database ?? from;
   const { index } = await loadIndex(options.repo);
   const reader = createBlobReader(options.repo, index);
   const root = options.snapshot.snapshot.tree;
-  const dump = await resolvePath(reader, root, `/postgresql/${fileOfDatabase(from)}`);
+  const dir = record.kind === 'postgresql' ? 'postgresql' : 'mysql';
+  const dump = await resolvePath(reader, root, `/${dir}/${fileOfDatabase(from)}`);
+  const globalsFile = record.kind === 'postgresql' ? 'globals.sql' : 'users.sql';
   const globals = record.whole
-    ? await resolvePath(reader, root, '/postgresql/globals.sql').catch(() => undefined)
+    ? await resolvePath(reader, root, `/${dir}/${globalsFile}`).catch(() => undefined)
     : undefined;
   let bytes = 0;
-  const result = await restorePostgres({
+  const feed = async (sink: Writable) => {
+    bytes = await feedFile(reader, dump, sink);
+  };
+  const feedGlobals = globals ? async (sink: Writable) => void (await feedFile(reader, globals, sink)) : undefined;
+  if (record.kind === 'postgresql') {
+    const target = parsePostgresUrl(options.to);
+    const into = target.database ?? from;
+    const result = await restorePostgres({
+      target,
+      access: options.access,
+      database: into,
+      dumpVersionNum: Number(record.serverVersionNum) || 0,
+      overwrite: options.overwrite === true,
+      feed,
+      globals: feedGlobals,
+    });
+    return { kind: 'postgresql', database: into, to: target.display, bytes, ...result };
+  }
+  const target = parseMysqlUrl(options.to);
+  const into = target.database ?? from;
+  const result = await restoreMysql({
     target,
     access: options.access,
     database: into,
-    dumpVersionNum: Number(record.serverVersionNum) || 0,
+    dumpVersion: String(record.serverVersion ?? '0'),
     overwrite: options.overwrite === true,
-    feed: async (sink) => {
-      bytes = await feedFile(reader, dump, sink);
-    },
-    globals: globals ? async (sink) => void (await feedFile(reader, globals, sink)) : undefined,
+    feed,
+    globals: feedGlobals,
   });
-  return { kind: 'postgresql', database: into, to: target.display, bytes, ...result };
+  return { kind: 'mysql', database: into, to: target.display, bytes, ...result };
 }
 
 /** A file's content from the repository into a pipe, in order, waiting while the pipe is full. */

@@ -1,9 +1,10 @@
-// Sources named by a URL instead of a path (postgresql://…; later mysql://, imap://, caldav://):
+// Sources named by a URL instead of a path (postgresql://…, mysql://…; later imap://, caldav://):
 // each produces files into an ordinary snapshot tree (so dedup, locks, holds, copies, verify and
 // drills work unchanged), describes itself for the snapshot's `source` record, and knows its way
 // back into a live target.
 import type { Readable } from 'node:stream';
 import { AmberError } from '../core/errors.ts';
+import { describeMysql, dumpMysql, parseMysqlUrl } from './database/mysql.ts';
 import { describePostgres, dumpPostgres, parsePostgresUrl, type PostgresAccess } from './database/postgresql.ts';
 
 /** One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed. */
@@ -39,7 +40,18 @@ export async function openSource(text: string, access: PostgresAccess): Promise<
       files: () => dumpPostgres(target, access, description),
     };
   }
+  if (scheme === 'mysql' || scheme === 'mariadb') {
+    const target = parseMysqlUrl(text);
+    const description = await describeMysql(target, access);
+    return {
+      kind: 'mysql',
+      display: target.display,
+      dir: 'mysql',
+      record: { ...description, whole: target.database === undefined },
+      files: () => dumpMysql(target, access, description),
+    };
+  }
   throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`, {
-    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE; anything else by its path',
+    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE; anything else by its path',
   });
 }

@@ -70,11 +70,13 @@ Examples:
   amber backup /srv/finance --retain 7y --lock-mode compliance
   amber backup postgresql://backup@db1:5432/shop          # a consistent dump of one database
   amber backup postgresql://backup@db1:5432/             # every database, and the roles
+  amber backup mysql://backup@db2:3306/shop               # MariaDB or MySQL, one consistent transaction
   pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d
 
-A source URL (postgresql://USER@HOST:PORT/DB) is dumped with the database's own tools and streamed
-into the snapshot as SQL files under /postgresql (docs/sources.md); the password never goes on a
-command line: AMBER_SOURCE_PASSWORD, --source-password-file, or ~/.pgpass.`,
+A source URL (postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB) is dumped with the
+database's own tools and streamed into the snapshot as SQL files under /postgresql or /mysql
+(docs/sources.md); the password never goes on a command line: AMBER_SOURCE_PASSWORD,
+--source-password-file, or (PostgreSQL) ~/.pgpass.`,
     )
     .action(async (paths: string[], flags: BackupFlags) => {
       if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');

@@ -27,7 +27,10 @@ export function registerRestore(program: Command, context: CliContext): void {
     .description('restore a snapshot into a directory (the absolute source paths are recreated below it)')
     .argument('<snapshot>', 'snapshot id, id prefix or "latest"')
     .option('--target <dir>', 'directory to restore into')
-    .option('--to <url>', 'restore a database snapshot into a live server: postgresql://USER@HOST:PORT/NEWDB')
+    .option(
+      '--to <url>',
+      'restore a database snapshot into a live server: postgresql://USER@HOST:PORT/NEWDB or mysql://…',
+    )
     .option('--database <name>', 'with --to: which database of a whole-server snapshot')
     .option('--source-password-file <file>', "with --to: the server's password (or AMBER_SOURCE_PASSWORD, ~/.pgpass)")
     .option('--include <path>', 'restore only this absolute path from the snapshot (repeatable)', collect, [])
@@ -40,9 +43,10 @@ complete, so a file under its final name is always whole. Ctrl-C removes the par
 exits 130; running the same restore again finishes it (complete files are kept, partial files left
 by a killed restore are removed). Without --overwrite any other existing file is refused.
 
-With --to, a database snapshot (amber backup postgresql://…) is restored into a live server: the
-database is created (an existing one that holds anything is refused unless --overwrite, which
-drops it first) and the dump runs in one transaction, stopping at the first error; the roles of a
+With --to, a database snapshot (amber backup postgresql://… or mysql://…) is restored into a live
+server: the database is created (an existing one that holds anything is refused unless
+--overwrite, which drops it first) and the dump runs, stopping at the first error (PostgreSQL: in
+one transaction; MySQL/MariaDB: the database is dropped again); the roles or users of a
 whole-server snapshot come first. An older server than the dump's is refused.
 
 Examples:
@@ -71,7 +75,7 @@ Examples:
           context,
           restored,
           (r) =>
-            `restored database ${r.database} into ${r.to} (PostgreSQL ${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
+            `restored database ${r.database} into ${r.to} (${r.kind === 'postgresql' ? 'PostgreSQL ' : ''}${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
         );
         return;
       }

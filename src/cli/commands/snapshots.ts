@@ -47,8 +47,8 @@ Examples:
   amber ls latest
   amber ls 3f2a9c1e /home/alice/docs --json
 
-A database snapshot (amber backup postgresql://…) starts with a line naming the server, its version
-and the dump's format; its files are the databases' SQL under /postgresql.`,
+A database snapshot (amber backup postgresql://… or mysql://…) starts with a line naming the server,
+its version and the dump's format; its files are the databases' SQL under /postgresql or /mysql.`,
     )
     .action(async (ref: string, path: string) => {
       const repo = await openOp(context);
@@ -60,9 +60,15 @@ and the dump's format; its files are the databases' SQL under /postgresql.`,
       const source = entry.snapshot.source as
         | { kind?: unknown; url?: unknown; serverVersion?: unknown; format?: unknown; databases?: unknown }
         | undefined;
-      if (!json && path === '/' && source && typeof source === 'object' && source.kind === 'postgresql')
+      if (
+        !json &&
+        path === '/' &&
+        source &&
+        typeof source === 'object' &&
+        (source.kind === 'postgresql' || source.kind === 'mysql')
+      )
         context.output.out.write(
-          `# ${String(source.url)}: PostgreSQL ${String(source.serverVersion).split(' ')[0]}, ${String(source.format)} dump of ${Array.isArray(source.databases) ? source.databases.join(', ') : '?'} (amber restore ${shortId(entry.id)} --to postgresql://…/NEWDB)\n`,
+          `# ${String(source.url)}: ${source.kind === 'postgresql' ? 'PostgreSQL ' : ''}${String(source.serverVersion).split(' ')[0]}, ${String(source.format)} dump of ${Array.isArray(source.databases) ? source.databases.join(', ') : '?'} (amber restore ${shortId(entry.id)} --to ${String(source.kind)}://…/NEWDB)\n`,
         );
       await walkNodes(reader, start, path === '/' ? '/' : path, (nodePath, node) => {
         if (node === start && path === '/') return;

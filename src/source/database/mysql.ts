@@ -1,0 +1,240 @@
+// MariaDB and MySQL as a source: mariadb-dump (or mysqldump) in one consistent transaction
+// (--single-transaction: InnoDB's snapshot) with routines, triggers and events, streamed into the
+// snapshot as plain SQL, and the way back into a live server with the mariadb (mysql) client. The
+// password reaches the tools through MYSQL_PWD in their environment, never their command line.
+import { spawnSync } from 'node:child_process';
+import type { Writable } from 'node:stream';
+import { AmberError } from '../../core/errors.ts';
+import type { SourceFile } from '../source-url.ts';
+import { fileOfDatabase, runScript, runTool, type ToolFamily } from './tool.ts';
+
+export interface MysqlTarget {
+  host: string;
+  port: number;
+  user?: string;
+  database?: string;
+  display: string;
+}
+
+export interface MysqlAccess {
+  password?: string;
+}
+
+const SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'];
+
+const MARIADB: ToolFamily = {
+  product: 'MariaDB',
+  install: 'install the client: apt-get install mariadb-client (or MySQL’s mysql-client)',
+  probe: 'mariadb-admin -h HOST -P PORT ping',
+  credentials: 'AMBER_SOURCE_PASSWORD or --source-password-file',
+  authFailed: /Access denied for user/i,
+  unreachable: /Can't connect to|Connection refused|Unknown (MySQL|MariaDB) server host|Lost connection/i,
+};
+
+/** mysql://[USER@]HOST[:PORT][/DB] (also mariadb://); a password in it is refused: it would show in `ps`. */
+export function parseMysqlUrl(text: string): MysqlTarget {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new AmberError('USAGE', `"${text}" is not a MySQL/MariaDB URL`, {
+      hint: 'write mysql://USER@HOST:PORT/DATABASE, or mysql://USER@HOST:PORT/ for every database',
+    });
+  }
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:')
+    throw new AmberError('USAGE', `"${text}" is not a MySQL/MariaDB URL`);
+  if (url.password)
+    throw new AmberError('USAGE', 'the MySQL/MariaDB URL has a password in it, which any user can read in `ps`', {
+      hint: 'leave it out of the URL; set AMBER_SOURCE_PASSWORD or pass --source-password-file',
+    });
+  if (url.search || url.hash)
+    throw new AmberError('USAGE', `the URL ${url.origin}${url.pathname} has parameters Amber does not use`);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!host) throw new AmberError('USAGE', `the URL "${text}" names no host`);
+  const user = url.username ? decodeURIComponent(url.username) : undefined;
+  return {
+    host,
+    port: url.port ? Number(url.port) : 3306,
+    user,
+    database: database || undefined,
+    display: `mysql://${user ? `${encodeURIComponent(user)}@` : ''}${url.host}/${database ? encodeURIComponent(database) : ''}`,
+  };
+}
+
+/** mariadb-dump and mariadb where MariaDB's client is installed, else MySQL's mysqldump and mysql. */
+const tools = (() => {
+  let found: { dump: string; client: string } | undefined;
+  return () => {
+    if (!found) {
+      const has = (tool: string) => !spawnSync(tool, ['--version']).error;
+      found = has('mariadb-dump')
+        ? { dump: 'mariadb-dump', client: 'mariadb' }
+        : { dump: 'mysqldump', client: 'mysql' };
+    }
+    return found;
+  };
+})();
+
+function connection(target: MysqlTarget): string[] {
+  // The tools read no option file (a ~/.my.cnf could point them elsewhere): only what the URL says.
+  return [
+    '--no-defaults',
+    '--protocol=TCP',
+    `--host=${target.host}`,
+    `--port=${target.port}`,
+    ...(target.user ? [`--user=${target.user}`] : []),
+  ];
+}
+
+function env(access: MysqlAccess): NodeJS.ProcessEnv {
+  const { MYSQL_PWD: _drop, ...rest } = process.env;
+  return { ...rest, ...(access.password !== undefined ? { MYSQL_PWD: access.password } : {}) };
+}
+
+async function sql(target: MysqlTarget, access: MysqlAccess, text: string, database?: string): Promise<string> {
+  const args = [...connection(target), '-N', '-B', '--connect-timeout=10', ...(database ? [database] : [])];
+  return runScript(runTool(MARIADB, target.display, tools().client, args, env(access)), text);
+}
+
+/** A name as a quoted identifier: backticks around it, a backtick in it doubled. */
+const identifier = (name: string) => `\`${name.replace(/`/g, '``')}\``;
+/** A string literal: quotes around it, quotes and backslashes escaped. */
+const literal = (text: string) => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+
+export interface MysqlDescription {
+  kind: 'mysql';
+  url: string;
+  serverVersion: string;
+  databases: string[];
+  format: 'plain';
+}
+
+export async function describeMysql(target: MysqlTarget, access: MysqlAccess): Promise<MysqlDescription> {
+  const serverVersion = await sql(target, access, 'select version();');
+  const databases = target.database
+    ? [target.database]
+    : (await sql(target, access, 'show databases;'))
+        .split('\n')
+        .filter((name) => name && !SYSTEM_SCHEMAS.includes(name));
+  return { kind: 'mysql', url: target.display, serverVersion, databases, format: 'plain' };
+}
+
+const DUMP_OPTIONS = [
+  '--single-transaction',
+  '--routines',
+  '--triggers',
+  '--events',
+  '--hex-blob',
+  '--quick',
+  '--skip-dump-date',
+  '--default-character-set=utf8mb4',
+];
+
+export async function* dumpMysql(
+  target: MysqlTarget,
+  access: MysqlAccess,
+  description: MysqlDescription,
+): AsyncGenerator<SourceFile> {
+  if (!target.database) {
+    // Users and their grants, as portable SQL (MariaDB 10.11+); for MySQL, the mysql schema's dump.
+    const users = runTool(
+      MARIADB,
+      target.display,
+      tools().dump,
+      [...connection(target), '--system=users', '--insert-ignore'],
+      env(access),
+    );
+    yield { name: 'users.sql', stream: users.stdout, finished: users.finished.then(() => {}) };
+  }
+  for (const database of description.databases) {
+    const dump = runTool(
+      MARIADB,
+      target.display,
+      tools().dump,
+      [...connection(target), ...DUMP_OPTIONS, '--', database],
+      env(access),
+    );
+    yield { name: fileOfDatabase(database), stream: dump.stdout, finished: dump.finished.then(() => {}) };
+  }
+}
+
+/** Major and minor of a version string ("10.11.18-MariaDB-0+deb12u1" → [10, 11]), for "not older than". */
+function majorMinor(version: string): [number, number] {
+  const [major, minor] = version.split(/[.-]/).map(Number);
+  return [major || 0, minor || 0];
+}
+
+/**
+ * Restores a database's dump into `database`: refuses a server older than the dump's (by major and
+ * minor version) and an existing database with any table unless `overwrite` (which drops it),
+ * creates it, and runs the SQL with the client, stopping at the first error. DDL commits as it goes
+ * in MySQL, so a restore that fails drops the database it created rather than leave it half-done.
+ */
+export async function restoreMysql(options: {
+  target: MysqlTarget;
+  access: MysqlAccess;
+  database: string;
+  dumpVersion: string;
+  overwrite: boolean;
+  feed: (into: Writable) => Promise<void>;
+  globals?: (into: Writable) => Promise<void>;
+}): Promise<{ serverVersion: string; rolesSkipped: number }> {
+  const { target, access, database } = options;
+  const at = { ...target, database: undefined };
+  const serverVersion = await sql(at, access, 'select version();');
+  const [haveMajor, haveMinor] = majorMinor(serverVersion);
+  const [wantMajor, wantMinor] = majorMinor(options.dumpVersion);
+  if (haveMajor < wantMajor || (haveMajor === wantMajor && haveMinor < wantMinor))
+    throw new AmberError(
+      'SOURCE_FAILED',
+      `the server at ${target.display} runs ${serverVersion}, older than the dump's ${options.dumpVersion}`,
+      { hint: 'restore into a server of that version or newer' },
+    );
+  const tables = await sql(
+    at,
+    access,
+    `select count(*) from information_schema.tables where table_schema = ${literal(database)};`,
+  );
+  const exists =
+    (await sql(
+      at,
+      access,
+      `select count(*) from information_schema.schemata where schema_name = ${literal(database)};`,
+    )) === '1';
+  if (exists && tables !== '0' && !options.overwrite)
+    throw new AmberError(
+      'TARGET_EXISTS',
+      `the database ${database} on ${target.display} exists and holds ${tables} table(s)`,
+      {
+        hint: 'restore into a new database name, or pass --overwrite to drop it and restore in its place',
+      },
+    );
+  if (exists) await sql(at, access, `drop database ${identifier(database)};`);
+  let rolesSkipped = 0;
+  if (options.globals) {
+    const users = runTool(MARIADB, target.display, tools().client, [...connection(at), '--force'], env(access));
+    users.stdout.resume();
+    await options.globals(users.stdin);
+    users.stdin.end();
+    rolesSkipped = ((await users.finished.catch((error: Error) => error.message)).match(/already exists/g) ?? [])
+      .length;
+  }
+  await sql(at, access, `create database ${identifier(database)} character set utf8mb4;`);
+  const restore = runTool(MARIADB, target.display, tools().client, [...connection(at), database], env(access));
+  restore.stdout.resume();
+  try {
+    await Promise.all([
+      (async () => {
+        await options.feed(restore.stdin);
+        restore.stdin.end();
+      })(),
+      restore.finished,
+    ]);
+  } catch (error) {
+    await sql(at, access, `drop database if exists ${identifier(database)};`).catch(() => {});
+    throw error;
+  }
+  return { serverVersion, rolesSkipped };
+}
