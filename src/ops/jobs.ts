@@ -14,6 +14,8 @@ import { openReadable, openWritable } from './open-repository.ts';
 import type { AmberEvent } from './notify/event.ts';
 import type { CopyConfig, DrillPolicy, PolicyConfig, RepositoryConfig, SourceConfig } from './policy-types.ts';
 import { runDrill } from './drill.ts';
+import { readFileSync } from 'node:fs';
+import { displayOfSourceUrl, openSource } from '../source/source-url.ts';
 import { hostname } from 'node:os';
 import type { Schedule } from './schedule.ts';
 import { verify } from '../engine/verify.ts';
@@ -113,7 +115,7 @@ export function jobsOf(config: PolicyConfig): Job[] {
           maxLagMs: source.rpoMs === undefined ? undefined : 2 * source.rpoMs,
           hosts: source.host ? [source.host] : [],
           tags: source.tags,
-          paths: source.paths,
+          paths: source.url ? [displayOfSourceUrl(source.url)] : source.paths,
         },
       });
     }
@@ -128,7 +130,7 @@ export function jobsOf(config: PolicyConfig): Job[] {
           name: source.name,
           repository: source.repository,
           host: source.host ?? hostname(),
-          path: source.paths[0],
+          path: source.url ? displayOfSourceUrl(source.url) : source.paths[0],
           rtoMs: source.rtoMs,
         },
         drill: source.drill,
@@ -207,6 +209,7 @@ async function runBackup(
   startMs: number,
 ): Promise<JobOutcome> {
   const { source } = job;
+  if (source.url) return runDatabaseBackup(context, job, state, startMs);
   const walk = startWalk(source.paths, source.exclude);
   let repo: Awaited<ReturnType<typeof openWritable>>;
   try {
@@ -244,6 +247,42 @@ async function runBackup(
     retainMs: choice?.retainMs,
     bytesAdded: result.snapshot.summary.bytesAdded,
     warnings,
+  };
+}
+
+/** A database source: its dump streamed into a snapshot (src/source/source-url.ts), with the same tier lock. */
+async function runDatabaseBackup(
+  context: JobContext,
+  job: Extract<Job, { kind: 'backup' }>,
+  state: JobState,
+  startMs: number,
+): Promise<JobOutcome> {
+  const { source } = job;
+  const repo = await openWritable(repositoryOf(context.config, source.repository), context.clock);
+  const password = source.passwordFile
+    ? readFileSync(source.passwordFile, 'utf8').split('\n')[0]
+    : process.env.AMBER_SOURCE_PASSWORD;
+  const opened = await openSource(source.url!, { password });
+  const choice = source.retain ? chooseTier(source.retain, context.clock.nowMs(), state.kept) : undefined;
+  const result = await backup({
+    repo,
+    source: opened,
+    tags: source.tags,
+    host: source.host,
+    retainMs: choice?.retainMs,
+    lockMode: source.retain?.mode,
+  });
+  if (choice) Object.assign(state.kept, choice.periods);
+  return {
+    job,
+    status: 'succeeded',
+    startMs,
+    endMs: context.clock.nowMs(),
+    snapshot: result.snapshotId,
+    tier: choice?.tier,
+    retainMs: choice?.retainMs,
+    bytesAdded: result.snapshot.summary.bytesAdded,
+    warnings: 0,
   };
 }
 

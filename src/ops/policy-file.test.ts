@@ -232,3 +232,24 @@ test('a source’s drill: durations, defaults and a typo named', () => {
   const [typo] = problemsOf(GOOD.replace('    rto: 4h\n', '    rto: 4h\n    drill: { evry: 7d }\n'));
   assert.match(typo, /^13:12: sources\[0\] \(finance\)\.drill needs "every"/);
 });
+
+test('a database source by url instead of paths; a password in it is refused at its line', () => {
+  const text = `repositories:
+  main: { repo: /srv/amber }
+sources:
+  - name: shop
+    url: postgresql://backup@db1:5432/shop
+    password-file: shop.pass
+    repository: main
+    schedule: every 1d
+`;
+  const [shop] = parsePolicyText(text, FILE).sources;
+  assert.equal(shop.url, 'postgresql://backup@db1:5432/shop');
+  assert.deepEqual(shop.paths, []);
+  assert.equal(shop.passwordFile, '/etc/amber/shop.pass');
+  assert.deepEqual(problemsOf(text.replace('backup@db1', 'backup:secret@db1')), [
+    '5:10: the PostgreSQL URL has a password in it, which any user can read in `ps`',
+  ]);
+  const [neither] = problemsOf(text.replace('    url: postgresql://backup@db1:5432/shop\n', ''));
+  assert.match(neither, /^4:5: sources\[0\] \(shop\).*give exactly one of its kinds/);
+});

@@ -17,6 +17,7 @@ import type {
   SourceConfig,
 } from './policy-types.ts';
 import { parseSchedule, type Schedule } from './schedule.ts';
+import { displayOfSourceUrl } from '../source/source-url.ts';
 import {
   type ConfigProblem,
   closest,
@@ -53,7 +54,9 @@ type RawRetain = Partial<Record<'hourly' | 'daily' | 'weekly' | 'monthly' | 'yea
 };
 interface RawSource {
   name: string;
-  paths: string[];
+  paths?: string[];
+  url?: string;
+  'password-file'?: string;
   exclude?: string[];
   repository: string;
   schedule: string;
@@ -154,7 +157,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
     const at = (...rest: (string | number)[]) => ['sources', i, ...rest];
     claim(s.name, at('name'), `sources[${i}]`);
     repositoryName(at('repository'), s.repository);
-    s.paths.forEach((path, j) => {
+    (s.paths ?? []).forEach((path, j) => {
       if (!isAbsolute(path))
         problems.push(
           parsed.at(at('paths', j), `the path "${path}" is relative: write it absolute, e.g. /srv/${path}`),
@@ -173,9 +176,20 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       warnings.push(
         `${file}: sources[${i}] (${s.name}): the rpo ${s.rpo} is shorter than the schedule "${s.schedule}" allows; it will be missed between runs`,
       );
+    if (s.url !== undefined)
+      try {
+        displayOfSourceUrl(s.url);
+      } catch (error) {
+        if (!isAmberError(error)) throw error;
+        problems.push(parsed.at(at('url'), error.message));
+      }
+    if (s.url !== undefined && (s.exclude?.length ?? 0) > 0)
+      problems.push(parsed.at(at('exclude'), '"exclude" applies to paths, not to a database url'));
     return {
       name: s.name,
-      paths: s.paths,
+      paths: s.paths ?? [],
+      url: s.url,
+      passwordFile: fileAt(s['password-file']),
       exclude: s.exclude ?? [],
       repository: s.repository,
       schedule: parsedSchedule,

@@ -46,7 +46,12 @@ export interface DrillPolicy {
 
 export interface SourceConfig {
   name: string;
+  /** Files and directories; empty for a database source (url). */
   paths: string[];
+  /** A database by its URL (postgresql://, mysql://) instead of paths. */
+  url?: string;
+  /** With url: the database password's file. */
+  passwordFile?: string;
   exclude: string[];
   /** Repository name (a key of `repositories`). */
   repository: string;

@@ -55,3 +55,11 @@ export async function openSource(text: string, access: PostgresAccess): Promise<
     hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE; anything else by its path',
   });
 }
+
+/** The URL as a snapshot records it (no password), without contacting the source. */
+export function displayOfSourceUrl(text: string): string {
+  const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
+  if (scheme === 'postgresql' || scheme === 'postgres') return parsePostgresUrl(text).display;
+  if (scheme === 'mysql' || scheme === 'mariadb') return parseMysqlUrl(text).display;
+  throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`);
+}

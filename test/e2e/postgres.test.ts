@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -174,6 +174,39 @@ describe('PostgreSQL sources', { skip }, () => {
     );
     assert.ok(one.rolesSkipped >= 1, 'the roles existed already and were kept');
     assert.equal(pg.sql('select count(*) from customers', 'shop_from_whole'), '500');
+  });
+
+  test('the policy file: a source by url, backed up and drilled by amber run as the agent would', async () => {
+    writeFileSync(join(dir, 'pg.pass'), `${pg.password}\n`);
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(
+      file,
+      `repositories:
+  main: { repo: ${repo} }
+sources:
+  - name: shop
+    url: ${pg.url('shop')}
+    password-file: pg.pass
+    repository: main
+    schedule: every 1d
+    retain: { daily: 35d }
+    rto: 1h
+    drill: { every: 7d, select: latest, checks: ['grep -q "CREATE TABLE" "$AMBER_DRILL_TARGET/postgresql/shop.sql"'] }
+state-dir: state
+`,
+    );
+    const run = amber(['run', 'shop', '--config', file, '--json'], { AMBER_SOURCE_PASSWORD: '' });
+    assert.equal(run.status, 0, run.stderr);
+    const backup = JSON.parse(run.stdout);
+    assert.equal(backup.status, 'succeeded');
+    assert.equal(backup.tier, 'daily');
+    const listed = JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).find(
+      (s: { id: string }) => s.id === backup.snapshot,
+    );
+    assert.equal(listed.source.kind, 'postgresql');
+    const drill = JSON.parse(ok(['run', 'drill:shop', '--config', file, '--json']).stdout);
+    assert.equal(drill.status, 'succeeded', JSON.stringify(drill.error));
+    assert.equal(drill.snapshot, backup.snapshot);
   });
 
   test('a server that dies in the middle of the dump fails the backup clearly; no snapshot, a valid repository', async () => {
