@@ -4,18 +4,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMysqlUrl } from '../../src/source/database/mysql.ts';
 import { parsePostgresUrl } from '../../src/source/database/postgresql.ts';
 import { BIN } from '../../src/testing/agent-fixture.ts';
 import { type MariadbServer, startMariadb, whyNoMariadb } from '../../src/testing/mariadb-server.ts';
-import { type PostgresServer, startPostgres, whyNoPostgres } from '../../src/testing/postgres-server.ts';
+import { PG_BIN, type PostgresServer, startPostgres, whyNoPostgres } from '../../src/testing/postgres-server.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 
 function amberIn(dir: string, password: string) {
-  return (args: string[]) => {
+  return (args: string[], extra: Record<string, string> = {}) => {
     const result = spawnSync(process.execPath, [BIN, ...args], {
       encoding: 'utf8',
       env: {
@@ -24,10 +24,20 @@ function amberIn(dir: string, password: string) {
         AMBER_KDF_LOG_N: '10',
         AMBER_CACHE_DIR: join(dir, 'cache'),
         AMBER_SOURCE_PASSWORD: password,
+        ...extra,
       },
     });
     return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
   };
+}
+
+/** A directory with a fake TOOL first on PATH: the real one's output cut after BYTES, and exit 0. */
+function cutShort(dir: string, tool: string, real: string, bytes: number): Record<string, string> {
+  const bin = join(dir, `fake-${tool}`);
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, tool), `#!/bin/sh\n"${real}" "$@" | head -c ${bytes}\nexit 0\n`);
+  chmodSync(join(bin, tool), 0o755);
+  return { PATH: `${bin}:${process.env.PATH}` };
 }
 
 describe('red team: PostgreSQL', { skip: whyNoPostgres() }, () => {
@@ -88,6 +98,20 @@ describe('red team: PostgreSQL', { skip: whyNoPostgres() }, () => {
     ok(['restore', whole.id, '--repo', repo, '--to', pg.url('from_whole2'), '--database', 'src']);
     assert.equal(pg.sql("select count(*) from pg_roles where rolname = 'victim'"), '1');
   });
+
+  test('a pg_dump that exits 0 after writing only part of the dump writes no snapshot; the repository verifies', () => {
+    pg.sql('create table big as select g from generate_series(1, 20000) g;', 'src');
+    const count = () => JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).length;
+    const before = count();
+    const run = amber(
+      ['backup', '--repo', repo, pg.url('src')],
+      cutShort(dir, 'pg_dump', join(PG_BIN!, 'pg_dump'), 3000),
+    );
+    assert.notEqual(run.status, 0, `a cut-short dump was taken as a backup: ${run.stdout}`);
+    assert.match(run.stderr, /cut short/);
+    assert.equal(count(), before);
+    ok(['verify', '--repo', repo]);
+  });
 });
 
 describe('red team: MariaDB', { skip: whyNoMariadb() }, () => {
@@ -137,6 +161,22 @@ describe('red team: MariaDB', { skip: whyNoMariadb() }, () => {
     const before = db.sql("select authentication_string from mysql.user where user = 'victim'");
     ok(['restore', whole.id, '--repo', repo, '--to', db.url('from_whole'), '--database', 'src']);
     assert.equal(db.sql("select authentication_string from mysql.user where user = 'victim'"), before);
+  });
+
+  test('a mariadb-dump that exits 0 after writing only part of the dump writes no snapshot; the repository verifies', () => {
+    db.sql(
+      'set max_recursive_iterations = 100000; create table src.big as with recursive s(n) as (select 1 union all select n + 1 from s where n < 20000) select n from s;',
+    );
+    const count = () => JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).length;
+    const before = count();
+    const run = amber(
+      ['backup', '--repo', repo, db.url('src')],
+      cutShort(dir, 'mariadb-dump', '/usr/bin/mariadb-dump', 3000),
+    );
+    assert.notEqual(run.status, 0, `a cut-short dump was taken as a backup: ${run.stdout}`);
+    assert.match(run.stderr, /cut short/);
+    assert.equal(count(), before);
+    ok(['verify', '--repo', repo]);
   });
 });
 

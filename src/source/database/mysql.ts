@@ -8,6 +8,7 @@ import { AmberError } from '../../core/errors.ts';
 import type { SourceFile } from '../source-url.ts';
 import {
   collect,
+  completeOrFail,
   fileOfDatabase,
   runScript,
   runTool,
@@ -189,7 +190,11 @@ export async function* dumpMysql(
       [...connection(target), '--system=users', '--insert-ignore'],
       env(access),
     );
-    yield { name: 'users.sql', stream: users.stdout, finished: users.finished.then(() => {}) };
+    yield {
+      name: 'users.sql',
+      stream: completeOrFail(users, /^-- Dump completed/m, tools().dump, target.display),
+      finished: users.finished.then(() => {}),
+    };
   }
   for (const database of description.databases) {
     const dump = runTool(
@@ -199,7 +204,11 @@ export async function* dumpMysql(
       [...connection(target), ...DUMP_OPTIONS, '--', database],
       env(access),
     );
-    yield { name: fileOfDatabase(database), stream: dump.stdout, finished: dump.finished.then(() => {}) };
+    yield {
+      name: fileOfDatabase(database),
+      stream: completeOrFail(dump, /^-- Dump completed/m, tools().dump, target.display),
+      finished: dump.finished.then(() => {}),
+    };
   }
 }
 

@@ -9,6 +9,7 @@ import { AmberError } from '../../core/errors.ts';
 import type { SourceFile } from '../source-url.ts';
 import {
   collect,
+  completeOrFail,
   fileOfDatabase,
   runScript,
   runTool,
@@ -181,7 +182,11 @@ export async function* dumpPostgres(
 ): AsyncGenerator<SourceFile> {
   if (!target.database) {
     const globals = run(target, access, 'pg_dumpall', ['--globals-only', '--no-password'], 'postgres');
-    yield { name: 'globals.sql', stream: globals.stdout, finished: globals.finished.then(() => {}) };
+    yield {
+      name: 'globals.sql',
+      stream: completeOrFail(globals, /^-- PostgreSQL database cluster dump complete$/m, 'pg_dumpall', target.display),
+      finished: globals.finished.then(() => {}),
+    };
   }
   for (const database of description.databases) {
     const dump = run(
@@ -191,7 +196,11 @@ export async function* dumpPostgres(
       ['--format=plain', '--no-password', '--quote-all-identifiers'],
       database,
     );
-    yield { name: fileOfDatabase(database), stream: dump.stdout, finished: dump.finished.then(() => {}) };
+    yield {
+      name: fileOfDatabase(database),
+      stream: completeOrFail(dump, /^-- PostgreSQL database dump complete$/m, 'pg_dump', target.display),
+      finished: dump.finished.then(() => {}),
+    };
   }
 }
 

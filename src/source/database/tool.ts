@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { domainToASCII } from 'node:url';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Readable, Transform, type Writable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 
 export interface ToolRun {
@@ -171,4 +171,37 @@ export function decodeUrlPart(part: string, what: string, url: string): string {
 export function hostOf(hostname: string, url: string): string {
   const host = decodeUrlPart(hostname, 'host', url).replace(/^\[|\]$/g, '');
   return host.includes(':') ? host : domainToASCII(host) || host;
+}
+
+/**
+ * A dump's output, passed through unchanged, that fails at its end unless its last few KiB hold
+ * the tool's own "complete" line: a tool (or a wrapper of it) that exits 0 after writing only part
+ * of a dump must not become a snapshot.
+ */
+export function completeOrFail(run: ToolRun, complete: RegExp, tool: string, display: string): Readable {
+  let tail = '';
+  return run.stdout.pipe(
+    new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        tail = (tail + chunk.toString('latin1')).slice(-4096);
+        done(null, chunk);
+      },
+      flush(done) {
+        // The tool's own failure (its exit code and message) first; only a clean exit is checked for its last line.
+        run.finished.then(
+          () =>
+            done(
+              complete.test(tail)
+                ? null
+                : new AmberError(
+                    'SOURCE_FAILED',
+                    `${tool} on ${display} ended without its last line: the dump is cut short`,
+                    { hint: 'nothing of this run was written as a snapshot; run the backup again' },
+                  ),
+            ),
+          (error: Error) => done(error),
+        );
+      },
+    }),
+  );
 }
