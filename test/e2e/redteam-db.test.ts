@@ -99,6 +99,19 @@ describe('red team: PostgreSQL', { skip: whyNoPostgres() }, () => {
     assert.equal(pg.sql("select count(*) from pg_roles where rolname = 'victim'"), '1');
   });
 
+  test('a restore with --overwrite that fails half-way leaves the database it replaced in place', () => {
+    pg.sql('create role ghost nologin;');
+    pg.sql('create database needs_ghost;');
+    pg.sql('create table g (id int); grant select on g to ghost;', 'needs_ghost');
+    const backup = JSON.parse(ok(['backup', '--repo', repo, pg.url('needs_ghost'), '--json']).stdout);
+    pg.sql('drop database needs_ghost; drop role ghost;');
+    pg.sql('create database precious;');
+    pg.sql("create table keep (v text); insert into keep values ('still here');", 'precious');
+    const run = amber(['restore', backup.id, '--repo', repo, '--to', pg.url('precious'), '--overwrite']);
+    assert.notEqual(run.status, 0, 'the grant to a missing role fails the restore');
+    assert.equal(pg.sql('select v from keep', 'precious'), 'still here');
+  });
+
   test('a pg_dump that exits 0 after writing only part of the dump writes no snapshot; the repository verifies', () => {
     pg.sql('create table big as select g from generate_series(1, 20000) g;', 'src');
     const count = () => JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).length;

@@ -4,6 +4,7 @@
 // consistent however the database is written meanwhile. Plain, uncompressed SQL dedups well from
 // one day to the next (Amber chunks and compresses it). Credentials reach the tools through their
 // environment (PGPASSWORD) or their own ~/.pgpass, never through their command line.
+import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 import type { SourceFile } from '../source-url.ts';
@@ -243,7 +244,6 @@ export async function restorePostgres(options: {
           hint: 'restore into a new database name, or pass --overwrite to drop it and restore in its place',
         },
       );
-    await psql(at, access, 'drop database :"name" with (force);', { vars: { name: database } });
   }
   let rolesSkipped = 0;
   if (options.globals) {
@@ -266,21 +266,35 @@ export async function restorePostgres(options: {
     roles.stdin.end(kept.join(''));
     await roles.finished;
   }
-  await psql(at, access, 'create database :"name" template template0;', { vars: { name: database } });
-  const restore = run(
-    { ...target, database },
-    access,
-    'psql',
-    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'],
-    database,
-  );
-  restore.stdout.resume();
-  await Promise.all([
-    (async () => {
-      await options.feed(restore.stdin);
-      restore.stdin.end();
-    })(),
-    restore.finished,
-  ]);
+  // Restored under a name of its own first, and put in place only when all of it went in: a
+  // restore that fails half-way leaves the database it was to replace (with --overwrite) as it was.
+  const staging = `amber_restore_${process.pid}_${randomBytes(6).toString('hex')}`;
+  await psql(at, access, 'create database :"name" template template0;', { vars: { name: staging } });
+  try {
+    const restore = run(
+      { ...target, database: staging },
+      access,
+      'psql',
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'],
+      staging,
+    );
+    restore.stdout.resume();
+    await Promise.all([
+      (async () => {
+        await options.feed(restore.stdin);
+        restore.stdin.end();
+      })(),
+      restore.finished,
+    ]);
+    if (exists === '1')
+      await psql(at, access, 'drop database if exists :"name" with (force);', { vars: { name: database } });
+    // Fails, leaving nothing replaced, if a database of that name appeared meanwhile.
+    await psql(at, access, 'alter database :"staging" rename to :"name";', { vars: { staging, name: database } });
+  } catch (error) {
+    await psql(at, access, 'drop database if exists :"name" with (force);', { vars: { name: staging } }).catch(
+      () => {},
+    );
+    throw error;
+  }
   return { serverVersion, rolesSkipped };
 }
