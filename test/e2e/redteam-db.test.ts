@@ -112,6 +112,19 @@ describe('red team: PostgreSQL', { skip: whyNoPostgres() }, () => {
     assert.equal(pg.sql('select v from keep', 'precious'), 'still here');
   });
 
+  test('a whole-server backup keeps a database whose name has a newline in it as one database', () => {
+    pg.sql('create database "line\nbreak";');
+    pg.sql('create table nl (id int); insert into nl values (7);', 'line\nbreak');
+    const whole = JSON.parse(ok(['backup', '--repo', repo, pg.url(''), '--json']).stdout);
+    const listed = JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).find(
+      (s: { id: string }) => s.id === whole.id,
+    );
+    assert.ok(listed.source.databases.includes('line\nbreak'), JSON.stringify(listed.source.databases));
+    ok(['restore', whole.id, '--repo', repo, '--to', pg.url('nl_copy'), '--database', 'line\nbreak']);
+    assert.equal(pg.sql('select id from nl', 'nl_copy'), '7');
+    pg.sql('drop database "line\nbreak";');
+  });
+
   test('a pg_dump that exits 0 after writing only part of the dump writes no snapshot; the repository verifies', () => {
     pg.sql('create table big as select g from generate_series(1, 20000) g;', 'src');
     const count = () => JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).length;

@@ -159,9 +159,12 @@ export async function describeMysql(target: MysqlTarget, access: MysqlAccess): P
   const serverVersion = await sql(target, access, 'select version();');
   const databases = target.database
     ? [target.database]
-    : (await sql(target, access, 'show databases;'))
+    : // Each name hex-encoded: the client's batch output would escape a newline, tab or backslash in one.
+      (await sql(target, access, 'select hex(schema_name) from information_schema.schemata order by schema_name;'))
         .split('\n')
-        .filter((name) => name && !SYSTEM_SCHEMAS.includes(name));
+        .filter(Boolean)
+        .map((hex) => Buffer.from(hex, 'hex').toString('utf8'))
+        .filter((name) => !SYSTEM_SCHEMAS.includes(name));
   return { kind: 'mysql', url: target.display, serverVersion, databases, format: 'plain' };
 }
 

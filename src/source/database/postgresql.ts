@@ -159,12 +159,14 @@ export async function describePostgres(target: PostgresTarget, access: PostgresA
         await psql(
           target,
           access,
-          'select datname from pg_database where datallowconn and not datistemplate order by 1;',
+          // Each name hex-encoded, one a line: a name with a newline in it stays one name.
+          "select encode(convert_to(datname, 'UTF8'), 'hex') from pg_database where datallowconn and not datistemplate order by datname;",
           { database: 'postgres' },
         )
       )
         .split('\n')
-        .filter(Boolean);
+        .filter(Boolean)
+        .map((hex) => Buffer.from(hex, 'hex').toString('utf8'));
   return {
     kind: 'postgresql',
     url: target.display,
