@@ -88,7 +88,15 @@ export async function startMariadb(): Promise<MariadbServer> {
   const root = (text: string, database?: string) => {
     const result = spawnSync(
       'mariadb',
-      ['--no-defaults', `--socket=${socket}`, '-u', 'root', '-N', '-B', ...(database ? [database] : [])],
+      [
+        '--no-defaults',
+        `--socket=${socket}`,
+        '-u',
+        'root',
+        '-N',
+        '-B',
+        ...(database ? [`--database=${database}`] : []),
+      ],
       {
         input: text,
         encoding: 'utf8',

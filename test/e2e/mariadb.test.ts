@@ -104,7 +104,7 @@ describe('MariaDB sources', { skip }, () => {
     assert.equal(refused.status, 1, refused.stderr);
     assert.match(
       refused.stderr,
-      /the database shop_copy on mysql:\/\/.*\/shop_copy exists and holds \d+ table\(s\) \[TARGET_EXISTS\]/,
+      /the database shop_copy on mysql:\/\/.*\/shop_copy exists and holds \d+ object\(s\) \(tables, views, routines, events\) \[TARGET_EXISTS\]/,
     );
     db.sql('delete from orders where id < 100', 'shop_copy');
     ok(['restore', 'latest', '--repo', repo, '--to', db.url('shop_copy'), '--overwrite']);

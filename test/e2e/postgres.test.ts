@@ -122,7 +122,7 @@ describe('PostgreSQL sources', { skip }, () => {
     assert.equal(refused.status, 1, refused.stderr);
     assert.match(
       refused.stderr,
-      /the database shop_copy on postgresql:\/\/.*\/shop_copy exists and holds \d+ relation\(s\) \[TARGET_EXISTS\]/,
+      /the database shop_copy on postgresql:\/\/.*\/shop_copy exists and holds \d+ object\(s\) \[TARGET_EXISTS\]/,
     );
     pg.sql('delete from orders where id < 100', 'shop_copy');
     ok(['restore', 'latest', '--repo', repo, '--to', pg.url('shop_copy'), '--overwrite']);

@@ -6,7 +6,19 @@ import { spawnSync } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 import type { SourceFile } from '../source-url.ts';
-import { fileOfDatabase, runScript, runTool, type ToolFamily } from './tool.ts';
+import {
+  collect,
+  completeOrFail,
+  fileOfDatabase,
+  runScript,
+  runTool,
+  splitStatements,
+  statementHead,
+  decodeUrlPart,
+  hostOf,
+  type ToolFamily,
+  withoutPassword,
+} from './tool.ts';
 
 export interface MysqlTarget {
   host: string;
@@ -37,23 +49,26 @@ export function parseMysqlUrl(text: string): MysqlTarget {
   try {
     url = new URL(text);
   } catch {
-    throw new AmberError('USAGE', `"${text}" is not a MySQL/MariaDB URL`, {
+    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a MySQL/MariaDB URL`, {
       hint: 'write mysql://USER@HOST:PORT/DATABASE, or mysql://USER@HOST:PORT/ for every database',
     });
   }
   if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:')
-    throw new AmberError('USAGE', `"${text}" is not a MySQL/MariaDB URL`);
+    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a MySQL/MariaDB URL`);
   if (url.password)
     throw new AmberError('USAGE', 'the MySQL/MariaDB URL has a password in it, which any user can read in `ps`', {
       hint: 'leave it out of the URL; set AMBER_SOURCE_PASSWORD or pass --source-password-file',
     });
   if (url.search || url.hash)
-    throw new AmberError('USAGE', `the URL ${url.origin}${url.pathname} has parameters Amber does not use`);
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+    throw new AmberError(
+      'USAGE',
+      `the URL ${url.protocol}//${url.host}${url.pathname} has parameters Amber does not use`,
+    );
+  const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name', text);
   if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw new AmberError('USAGE', `the URL "${text}" names no host`);
-  const user = url.username ? decodeURIComponent(url.username) : undefined;
+  const host = hostOf(url.hostname, text);
+  if (!host) throw new AmberError('USAGE', `the URL "${withoutPassword(text)}" names no host`);
+  const user = url.username ? decodeUrlPart(url.username, 'user name', text) : undefined;
   return {
     host,
     port: url.port ? Number(url.port) : 3306,
@@ -94,7 +109,13 @@ function env(access: MysqlAccess): NodeJS.ProcessEnv {
 }
 
 async function sql(target: MysqlTarget, access: MysqlAccess, text: string, database?: string): Promise<string> {
-  const args = [...connection(target), '-N', '-B', '--connect-timeout=10', ...(database ? [database] : [])];
+  const args = [
+    ...connection(target),
+    '-N',
+    '-B',
+    '--connect-timeout=10',
+    ...(database ? [`--database=${database}`] : []),
+  ];
   return runScript(runTool(MARIADB, target.display, tools().client, args, env(access)), text);
 }
 
@@ -102,6 +123,29 @@ async function sql(target: MysqlTarget, access: MysqlAccess, text: string, datab
 const identifier = (name: string) => `\`${name.replace(/`/g, '``')}\``;
 /** A string literal: quotes around it, quotes and backslashes escaped. */
 const literal = (text: string) => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+
+/** A quoted or bare name of an account statement, unquoted. */
+function unquoteName(name: string): string {
+  if (name.startsWith('`')) return name.slice(1, -1).replace(/``/g, '`');
+  if (name.startsWith("'") || name.startsWith('"'))
+    return name
+      .slice(1, -1)
+      .replace(/\\(.)/g, '$1')
+      .replace(new RegExp(`${name[0]}${name[0]}`, 'g'), name[0]);
+  return name;
+}
+
+/** The accounts ([user, host]) an account statement of a users dump names: CREATE USER a, ALTER USER a, GRANT … TO a, SET DEFAULT ROLE … FOR a. */
+function accountsOf(statement: string): [string, string][] {
+  const body = statement.replace(/^\/\*[M!]*\d*\s*/, '');
+  if (!/^(?:CREATE\s+USER|ALTER\s+USER|GRANT|REVOKE|SET\s+DEFAULT\s+ROLE)\b/i.test(body)) return [];
+  const name = '`(?:[^`]|``)*`|\'(?:[^\'\\\\]|\\\\.|\'\')*\'|"(?:[^"\\\\]|\\\\.|"")*"|[\\w.$-]+';
+  const pattern = new RegExp(
+    `\\b(?:TO|FOR|FROM|USER(?:\\s+IF\\s+NOT\\s+EXISTS)?)\\s+(${name})(?:\\s*@\\s*(${name}))?`,
+    'gi',
+  );
+  return [...body.matchAll(pattern)].map((m) => [unquoteName(m[1]), m[2] === undefined ? '' : unquoteName(m[2])]);
+}
 
 export interface MysqlDescription {
   kind: 'mysql';
@@ -115,9 +159,12 @@ export async function describeMysql(target: MysqlTarget, access: MysqlAccess): P
   const serverVersion = await sql(target, access, 'select version();');
   const databases = target.database
     ? [target.database]
-    : (await sql(target, access, 'show databases;'))
+    : // Each name hex-encoded: the client's batch output would escape a newline, tab or backslash in one.
+      (await sql(target, access, 'select hex(schema_name) from information_schema.schemata order by schema_name;'))
         .split('\n')
-        .filter((name) => name && !SYSTEM_SCHEMAS.includes(name));
+        .filter(Boolean)
+        .map((hex) => Buffer.from(hex, 'hex').toString('utf8'))
+        .filter((name) => !SYSTEM_SCHEMAS.includes(name));
   return { kind: 'mysql', url: target.display, serverVersion, databases, format: 'plain' };
 }
 
@@ -146,7 +193,11 @@ export async function* dumpMysql(
       [...connection(target), '--system=users', '--insert-ignore'],
       env(access),
     );
-    yield { name: 'users.sql', stream: users.stdout, finished: users.finished.then(() => {}) };
+    yield {
+      name: 'users.sql',
+      stream: completeOrFail(users, /^-- Dump completed/m, tools().dump, target.display),
+      finished: users.finished.then(() => {}),
+    };
   }
   for (const database of description.databases) {
     const dump = runTool(
@@ -156,7 +207,11 @@ export async function* dumpMysql(
       [...connection(target), ...DUMP_OPTIONS, '--', database],
       env(access),
     );
-    yield { name: fileOfDatabase(database), stream: dump.stdout, finished: dump.finished.then(() => {}) };
+    yield {
+      name: fileOfDatabase(database),
+      stream: completeOrFail(dump, /^-- Dump completed/m, tools().dump, target.display),
+      finished: dump.finished.then(() => {}),
+    };
   }
 }
 
@@ -192,10 +247,13 @@ export async function restoreMysql(options: {
       `the server at ${target.display} runs ${serverVersion}, older than the dump's ${options.dumpVersion}`,
       { hint: 'restore into a server of that version or newer' },
     );
-  const tables = await sql(
+  // Anything of its own counts, not only tables and views: a routine or an event too.
+  const objects = await sql(
     at,
     access,
-    `select count(*) from information_schema.tables where table_schema = ${literal(database)};`,
+    `select (select count(*) from information_schema.tables where table_schema = ${literal(database)})
+      + (select count(*) from information_schema.routines where routine_schema = ${literal(database)})
+      + (select count(*) from information_schema.events where event_schema = ${literal(database)});`,
   );
   const exists =
     (await sql(
@@ -203,10 +261,10 @@ export async function restoreMysql(options: {
       access,
       `select count(*) from information_schema.schemata where schema_name = ${literal(database)};`,
     )) === '1';
-  if (exists && tables !== '0' && !options.overwrite)
+  if (exists && objects !== '0' && !options.overwrite)
     throw new AmberError(
       'TARGET_EXISTS',
-      `the database ${database} on ${target.display} exists and holds ${tables} table(s)`,
+      `the database ${database} on ${target.display} exists and holds ${objects} object(s) (tables, views, routines, events)`,
       {
         hint: 'restore into a new database name, or pass --overwrite to drop it and restore in its place',
       },
@@ -214,15 +272,40 @@ export async function restoreMysql(options: {
   if (exists) await sql(at, access, `drop database ${identifier(database)};`);
   let rolesSkipped = 0;
   if (options.globals) {
+    // Users and roles that exist already are kept as they are: the statements that would change
+    // them (a GRANT … IDENTIFIED BY PASSWORD sets the password, ALTER USER, SET DEFAULT ROLE) are left out.
+    const existing = new Set(
+      (await sql(at, access, 'select hex(user), hex(host) from mysql.user;'))
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => {
+          const [user, host] = line.split('\t').map((hex) => Buffer.from(hex ?? '', 'hex').toString('utf8'));
+          return JSON.stringify([user, host]);
+        }),
+    );
+    const kept: string[] = [];
+    for (const statement of splitStatements(await collect(options.globals), true)) {
+      const head = statementHead(statement);
+      if (accountsOf(head).some((account) => existing.has(JSON.stringify(account)))) {
+        if (/^CREATE\s+USER/i.test(head)) rolesSkipped++;
+        continue;
+      }
+      kept.push(statement);
+    }
     const users = runTool(MARIADB, target.display, tools().client, [...connection(at), '--force'], env(access));
     users.stdout.resume();
-    await options.globals(users.stdin);
-    users.stdin.end();
-    rolesSkipped = ((await users.finished.catch((error: Error) => error.message)).match(/already exists/g) ?? [])
-      .length;
+    users.stdin.end(kept.join(''));
+    await users.finished.catch(() => {});
   }
   await sql(at, access, `create database ${identifier(database)} character set utf8mb4;`);
-  const restore = runTool(MARIADB, target.display, tools().client, [...connection(at), database], env(access));
+  // --database=NAME, never NAME alone: a name such as "--init-command=…" would be an option.
+  const restore = runTool(
+    MARIADB,
+    target.display,
+    tools().client,
+    [...connection(at), `--database=${database}`],
+    env(access),
+  );
   restore.stdout.resume();
   try {
     await Promise.all([

@@ -4,10 +4,23 @@
 // consistent however the database is written meanwhile. Plain, uncompressed SQL dedups well from
 // one day to the next (Amber chunks and compresses it). Credentials reach the tools through their
 // environment (PGPASSWORD) or their own ~/.pgpass, never through their command line.
+import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 import type { SourceFile } from '../source-url.ts';
-import { fileOfDatabase, runScript, runTool, type ToolFamily } from './tool.ts';
+import {
+  collect,
+  completeOrFail,
+  fileOfDatabase,
+  runScript,
+  runTool,
+  splitStatements,
+  statementHead,
+  decodeUrlPart,
+  hostOf,
+  type ToolFamily,
+  withoutPassword,
+} from './tool.ts';
 
 export interface PostgresTarget {
   host: string;
@@ -25,26 +38,30 @@ export function parsePostgresUrl(text: string): PostgresTarget {
   try {
     url = new URL(text);
   } catch {
-    throw new AmberError('USAGE', `"${text}" is not a PostgreSQL URL`, {
+    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a PostgreSQL URL`, {
       hint: 'write postgresql://USER@HOST:PORT/DATABASE, or postgresql://USER@HOST:PORT/ for every database',
     });
   }
   if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')
-    throw new AmberError('USAGE', `"${text}" is not a PostgreSQL URL`);
+    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a PostgreSQL URL`);
   if (url.password)
     throw new AmberError('USAGE', 'the PostgreSQL URL has a password in it, which any user can read in `ps`', {
       hint: 'leave it out of the URL; set AMBER_SOURCE_PASSWORD, pass --source-password-file, or use ~/.pgpass',
     });
   if (url.search || url.hash)
-    throw new AmberError('USAGE', `the PostgreSQL URL ${url.origin}${url.pathname} has parameters Amber does not use`, {
-      hint: 'write postgresql://USER@HOST:PORT/DATABASE without ?… (set PGSSLMODE and friends in the environment)',
-    });
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+    throw new AmberError(
+      'USAGE',
+      `the PostgreSQL URL ${url.protocol}//${url.host}${url.pathname} has parameters Amber does not use`,
+      {
+        hint: 'write postgresql://USER@HOST:PORT/DATABASE without ?… (set PGSSLMODE and friends in the environment)',
+      },
+    );
+  const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name', text);
   if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw new AmberError('USAGE', `the PostgreSQL URL "${text}" names no host`);
+  const host = hostOf(url.hostname, text);
+  if (!host) throw new AmberError('USAGE', `the PostgreSQL URL "${withoutPassword(text)}" names no host`);
   const port = url.port ? Number(url.port) : 5432;
-  const user = url.username ? decodeURIComponent(url.username) : undefined;
+  const user = url.username ? decodeUrlPart(url.username, 'user name', text) : undefined;
   return {
     host,
     port,
@@ -98,6 +115,29 @@ async function psql(
   );
 }
 
+/** How many things of its own a database holds (0 for one just created from template0). */
+const OBJECTS_SQL = `select
+  (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
+  + (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname not in ('pg_catalog', 'information_schema'))
+  + (select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace
+     where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
+  + (select count(*) from pg_namespace where nspname not in ('public', 'information_schema') and nspname not like 'pg\\_%')
+  + (select count(*) from pg_extension where extname <> 'plpgsql')
+  + (select count(*) from pg_largeobject_metadata);`;
+
+/** The role a statement of pg_dumpall's --globals-only is about: CREATE/ALTER/COMMENT ON ROLE r, GRANT … TO r. */
+function roleOf(statement: string): string | undefined {
+  const ident = '("(?:[^"]|"")*"|[^\\s;,]+)';
+  const match =
+    new RegExp(`^(?:CREATE|ALTER|COMMENT ON) ROLE\\s+${ident}`, 'i').exec(statement) ??
+    new RegExp(`^GRANT\\s[\\s\\S]*?\\sTO\\s+${ident}`, 'i').exec(statement);
+  if (!match) return undefined;
+  const name = match[1];
+  return name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name;
+}
+
 export interface PostgresDescription {
   kind: 'postgresql';
   url: string;
@@ -119,12 +159,14 @@ export async function describePostgres(target: PostgresTarget, access: PostgresA
         await psql(
           target,
           access,
-          'select datname from pg_database where datallowconn and not datistemplate order by 1;',
+          // Each name hex-encoded, one a line: a name with a newline in it stays one name.
+          "select encode(convert_to(datname, 'UTF8'), 'hex') from pg_database where datallowconn and not datistemplate order by datname;",
           { database: 'postgres' },
         )
       )
         .split('\n')
-        .filter(Boolean);
+        .filter(Boolean)
+        .map((hex) => Buffer.from(hex, 'hex').toString('utf8'));
   return {
     kind: 'postgresql',
     url: target.display,
@@ -143,7 +185,11 @@ export async function* dumpPostgres(
 ): AsyncGenerator<SourceFile> {
   if (!target.database) {
     const globals = run(target, access, 'pg_dumpall', ['--globals-only', '--no-password'], 'postgres');
-    yield { name: 'globals.sql', stream: globals.stdout, finished: globals.finished.then(() => {}) };
+    yield {
+      name: 'globals.sql',
+      stream: completeOrFail(globals, /^-- PostgreSQL database cluster dump complete$/m, 'pg_dumpall', target.display),
+      finished: globals.finished.then(() => {}),
+    };
   }
   for (const database of description.databases) {
     const dump = run(
@@ -153,7 +199,11 @@ export async function* dumpPostgres(
       ['--format=plain', '--no-password', '--quote-all-identifiers'],
       database,
     );
-    yield { name: fileOfDatabase(database), stream: dump.stdout, finished: dump.finished.then(() => {}) };
+    yield {
+      name: fileOfDatabase(database),
+      stream: completeOrFail(dump, /^-- PostgreSQL database dump complete$/m, 'pg_dump', target.display),
+      finished: dump.finished.then(() => {}),
+    };
   }
 }
 
@@ -186,47 +236,67 @@ export async function restorePostgres(options: {
     vars: { name: database },
   });
   if (exists === '1') {
-    const tables = await psql(
-      { ...target, database },
-      access,
-      "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%';",
-      { database },
-    );
-    if (tables !== '0' && !options.overwrite)
+    // Anything of its own counts, not only tables: a function, a type, a schema, an extension or a large object.
+    const objects = await psql({ ...target, database }, access, OBJECTS_SQL, { database });
+    if (objects !== '0' && !options.overwrite)
       throw new AmberError(
         'TARGET_EXISTS',
-        `the database ${database} on ${target.display} exists and holds ${tables} relation(s)`,
+        `the database ${database} on ${target.display} exists and holds ${objects} object(s)`,
         {
           hint: 'restore into a new database name, or pass --overwrite to drop it and restore in its place',
         },
       );
-    await psql(at, access, 'drop database :"name" with (force);', { vars: { name: database } });
   }
   let rolesSkipped = 0;
   if (options.globals) {
-    // Roles that exist already (the server the dump came from) are kept as they are.
+    // Roles that exist already (the server the dump came from) are kept as they are: their
+    // CREATE, ALTER (password, attributes), COMMENT and the memberships granted to them are left out.
+    const existing = new Set<string>(
+      JSON.parse((await psql(at, access, "select coalesce(json_agg(rolname), '[]') from pg_roles;")) || '[]'),
+    );
+    const kept: string[] = [];
+    for (const statement of splitStatements(await collect(options.globals), false)) {
+      const role = roleOf(statementHead(statement));
+      if (role !== undefined && existing.has(role)) {
+        if (/^CREATE\s/i.test(statementHead(statement))) rolesSkipped++;
+        continue;
+      }
+      kept.push(statement);
+    }
     const roles = run(at, access, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=0'], 'postgres');
     roles.stdout.resume();
-    await options.globals(roles.stdin);
-    roles.stdin.end();
-    const said = await roles.finished;
-    rolesSkipped = (said.match(/already exists/g) ?? []).length;
+    roles.stdin.end(kept.join(''));
+    await roles.finished;
   }
-  await psql(at, access, 'create database :"name" template template0;', { vars: { name: database } });
-  const restore = run(
-    { ...target, database },
-    access,
-    'psql',
-    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'],
-    database,
-  );
-  restore.stdout.resume();
-  await Promise.all([
-    (async () => {
-      await options.feed(restore.stdin);
-      restore.stdin.end();
-    })(),
-    restore.finished,
-  ]);
+  // Restored under a name of its own first, and put in place only when all of it went in: a
+  // restore that fails half-way leaves the database it was to replace (with --overwrite) as it was.
+  const staging = `amber_restore_${process.pid}_${randomBytes(6).toString('hex')}`;
+  await psql(at, access, 'create database :"name" template template0;', { vars: { name: staging } });
+  try {
+    const restore = run(
+      { ...target, database: staging },
+      access,
+      'psql',
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'],
+      staging,
+    );
+    restore.stdout.resume();
+    await Promise.all([
+      (async () => {
+        await options.feed(restore.stdin);
+        restore.stdin.end();
+      })(),
+      restore.finished,
+    ]);
+    if (exists === '1')
+      await psql(at, access, 'drop database if exists :"name" with (force);', { vars: { name: database } });
+    // Fails, leaving nothing replaced, if a database of that name appeared meanwhile.
+    await psql(at, access, 'alter database :"staging" rename to :"name";', { vars: { staging, name: database } });
+  } catch (error) {
+    await psql(at, access, 'drop database if exists :"name" with (force);', { vars: { name: staging } }).catch(
+      () => {},
+    );
+    throw error;
+  }
   return { serverVersion, rolesSkipped };
 }

@@ -2,7 +2,9 @@
 // credentials only in its environment, its standard output streamed, the last of its standard
 // error kept for one clear error that names the URL (never a password) and says what to do.
 import { spawn } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
+import { once } from 'node:events';
+import { domainToASCII } from 'node:url';
+import { PassThrough, type Readable, Transform, type Writable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 
 export interface ToolRun {
@@ -92,4 +94,114 @@ export function fileOfDatabase(database: string): string {
     name += c === '%' || c === '/' || code < 0x20 || code === 0x7f ? `%${code.toString(16).padStart(2, '0')}` : c;
   }
   return `${name}.sql`;
+}
+
+/** What a feed writes, as text (the roles' or users' SQL: small), to be looked at before it runs. */
+export async function collect(feed: (into: Writable) => Promise<void>): Promise<string> {
+  const chunks: Buffer[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await feed(sink);
+  sink.end();
+  await once(sink, 'end');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * SQL text cut into its statements (each with its `;` and the comments before it): a `;` inside a
+ * quoted string or identifier, or a comment, does not end one. `backslashes`: MySQL's strings,
+ * where a backslash escapes the next character.
+ */
+export function splitStatements(sql: string, backslashes: boolean): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i];
+    if (c === '-' && sql[i + 1] === '-') {
+      const end = sql.indexOf('\n', i);
+      i = end < 0 ? sql.length : end + 1;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const end = sql.indexOf('*/', i + 2);
+      i = end < 0 ? sql.length : end + 2;
+    } else if (c === "'" || c === '"' || c === '`') {
+      i++;
+      while (i < sql.length) {
+        if (backslashes && c !== '`' && sql[i] === '\\') i += 2;
+        else if (sql[i] === c && sql[i + 1] === c) i += 2;
+        else if (sql[i] === c) break;
+        else i++;
+      }
+      i++;
+    } else {
+      if (c === ';') {
+        out.push(sql.slice(start, i + 1));
+        start = i + 1;
+      }
+      i++;
+    }
+  }
+  if (sql.slice(start).trim()) out.push(sql.slice(start));
+  return out;
+}
+
+/** A statement without the comments and blank lines before it. */
+export const statementHead = (statement: string): string => statement.replace(/^(?:\s+|--[^\n]*(?:\n|$))*/, '');
+
+/** A URL as typed, for an error message: a password in it (user:PASSWORD@) shown as ***. */
+export const withoutPassword = (text: string): string =>
+  text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):.*@/is, '$1:***@');
+
+/** A percent-encoded part of a source URL (user, database, host), decoded; a malformed escape or a NUL byte refused clearly. */
+export function decodeUrlPart(part: string, what: string, url: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(part);
+  } catch {
+    throw new AmberError('USAGE', `the ${what} in ${withoutPassword(url)} has a malformed %-escape`, {
+      hint: 'write a % in a name as %25',
+    });
+  }
+  if (decoded.includes('\0'))
+    throw new AmberError('USAGE', `the ${what} in ${withoutPassword(url)} has a NUL byte in it`);
+  return decoded;
+}
+
+/** A host as the tools take it: an IPv6 address without its brackets, an international name in ASCII (punycode). */
+export function hostOf(hostname: string, url: string): string {
+  const host = decodeUrlPart(hostname, 'host', url).replace(/^\[|\]$/g, '');
+  return host.includes(':') ? host : domainToASCII(host) || host;
+}
+
+/**
+ * A dump's output, passed through unchanged, that fails at its end unless its last few KiB hold
+ * the tool's own "complete" line: a tool (or a wrapper of it) that exits 0 after writing only part
+ * of a dump must not become a snapshot.
+ */
+export function completeOrFail(run: ToolRun, complete: RegExp, tool: string, display: string): Readable {
+  let tail = '';
+  return run.stdout.pipe(
+    new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        tail = (tail + chunk.toString('latin1')).slice(-4096);
+        done(null, chunk);
+      },
+      flush(done) {
+        // The tool's own failure (its exit code and message) first; only a clean exit is checked for its last line.
+        run.finished.then(
+          () =>
+            done(
+              complete.test(tail)
+                ? null
+                : new AmberError(
+                    'SOURCE_FAILED',
+                    `${tool} on ${display} ended without its last line: the dump is cut short`,
+                    { hint: 'nothing of this run was written as a snapshot; run the backup again' },
+                  ),
+            ),
+          (error: Error) => done(error),
+        );
+      },
+    }),
+  );
 }
