@@ -180,6 +180,28 @@ describe('red team: MariaDB', { skip: whyNoMariadb() }, () => {
     assert.equal(db.sql('select fn_only.precious()'), '42');
   });
 
+  test('a restore with --overwrite whose dump fails leaves the database it was to replace in place', () => {
+    db.sql('create database precious; create table precious.t (i int); insert into precious.t values (7);');
+    // A client that fails whenever it is given a database to restore into: the dump "does not load".
+    const bin = join(dir, 'failing-client');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      join(bin, 'mariadb'),
+      '#!/bin/sh\nfor a in "$@"; do case "$a" in --database=*) cat >/dev/null; echo "ERROR 1064: broken dump" >&2; exit 1;; esac; done\nexec /usr/bin/mariadb "$@"\n',
+    );
+    chmodSync(join(bin, 'mariadb'), 0o755);
+    const run = amber(['restore', 'latest', '--repo', repo, '--to', db.url('precious'), '--overwrite'], {
+      PATH: `${bin}:${process.env.PATH}`,
+    });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /broken dump/);
+    assert.equal(db.sql('select i from precious.t'), '7', 'the original is untouched');
+    assert.equal(
+      db.sql("select count(*) from information_schema.schemata where schema_name like 'amber_restore_%'"),
+      '0',
+    );
+  });
+
   test("a whole-server restore keeps an existing user's password", () => {
     db.sql("create user 'victim'@'%' identified by 'at backup time';");
     const whole = JSON.parse(ok(['backup', '--repo', repo, db.url(''), '--json']).stdout);

@@ -269,7 +269,6 @@ export async function restoreMysql(options: {
         hint: 'restore into a new database name, or pass --overwrite to drop it and restore in its place',
       },
     );
-  if (exists) await sql(at, access, `drop database ${identifier(database)};`);
   let rolesSkipped = 0;
   if (options.globals) {
     // Users and roles that exist already are kept as they are: the statements that would change
@@ -297,27 +296,52 @@ export async function restoreMysql(options: {
     users.stdin.end(kept.join(''));
     await users.finished.catch(() => {});
   }
-  await sql(at, access, `create database ${identifier(database)} character set utf8mb4;`);
-  // --database=NAME, never NAME alone: a name such as "--init-command=…" would be an option.
-  const restore = runTool(
-    MARIADB,
-    target.display,
-    tools().client,
-    [...connection(at), `--database=${database}`],
-    env(access),
-  );
-  restore.stdout.resume();
-  try {
-    await Promise.all([
-      (async () => {
-        await options.feed(restore.stdin);
-        restore.stdin.end();
-      })(),
-      restore.finished,
-    ]);
-  } catch (error) {
-    await sql(at, access, `drop database if exists ${identifier(database)};`).catch(() => {});
-    throw error;
+  /** Creates `name` and runs the dump into it; a failure drops what it created. */
+  const restoreInto = async (name: string) => {
+    await sql(at, access, `create database ${identifier(name)} character set utf8mb4;`);
+    // --database=NAME, never NAME alone: a name such as "--init-command=…" would be an option.
+    const restore = runTool(
+      MARIADB,
+      target.display,
+      tools().client,
+      [...connection(at), `--database=${name}`],
+      env(access),
+    );
+    restore.stdout.resume();
+    try {
+      await Promise.all([
+        (async () => {
+          await options.feed(restore.stdin);
+          restore.stdin.end();
+        })(),
+        restore.finished,
+      ]);
+    } catch (error) {
+      await sql(at, access, `drop database if exists ${identifier(name)};`).catch(() => {});
+      throw error;
+    }
+  };
+  if (!exists) {
+    await restoreInto(database);
+    return { serverVersion, rolesSkipped };
   }
+  // --overwrite: MariaDB cannot rename a database, so the dump is first restored into a staging
+  // database. Only once that succeeded is the original dropped and the dump restored in its place;
+  // should that second pass fail, the staging copy is kept and named, so nothing is lost either way.
+  const staging = `amber_restore_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  await restoreInto(staging);
+  await sql(at, access, `drop database ${identifier(database)};`);
+  try {
+    await restoreInto(database);
+  } catch (error) {
+    throw new AmberError(
+      'SOURCE_FAILED',
+      `the restore into ${database} on ${target.display} failed after the original was replaced: ${(error as Error).message}`,
+      {
+        hint: `the restored data is complete in the database ${staging}: rename its tables into place or restore again`,
+      },
+    );
+  }
+  await sql(at, access, `drop database ${identifier(staging)};`).catch(() => {});
   return { serverVersion, rolesSkipped };
 }
