@@ -14,19 +14,12 @@ import {
   runTool,
   splitStatements,
   statementHead,
-  decodeUrlPart,
-  hostOf,
   type ToolFamily,
-  withoutPassword,
+  type DatabaseTarget,
+  parseDatabaseUrl,
 } from './tool.ts';
 
-export interface MysqlTarget {
-  host: string;
-  port: number;
-  user?: string;
-  database?: string;
-  display: string;
-}
+export type MysqlTarget = DatabaseTarget;
 
 export interface MysqlAccess {
   password?: string;
@@ -45,37 +38,13 @@ const MARIADB: ToolFamily = {
 
 /** mysql://[USER@]HOST[:PORT][/DB] (also mariadb://); a password in it is refused: it would show in `ps`. */
 export function parseMysqlUrl(text: string): MysqlTarget {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a MySQL/MariaDB URL`, {
-      hint: 'write mysql://USER@HOST:PORT/DATABASE, or mysql://USER@HOST:PORT/ for every database',
-    });
-  }
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:')
-    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a MySQL/MariaDB URL`);
-  if (url.password)
-    throw new AmberError('USAGE', 'the MySQL/MariaDB URL has a password in it, which any user can read in `ps`', {
-      hint: 'leave it out of the URL; set AMBER_SOURCE_PASSWORD or pass --source-password-file',
-    });
-  if (url.search || url.hash)
-    throw new AmberError(
-      'USAGE',
-      `the URL ${url.protocol}//${url.host}${url.pathname} has parameters Amber does not use`,
-    );
-  const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name', text);
-  if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
-  const host = hostOf(url.hostname, text);
-  if (!host) throw new AmberError('USAGE', `the URL "${withoutPassword(text)}" names no host`);
-  const user = url.username ? decodeUrlPart(url.username, 'user name', text) : undefined;
-  return {
-    host,
-    port: url.port ? Number(url.port) : 3306,
-    user,
-    database: database || undefined,
-    display: `mysql://${user ? `${encodeURIComponent(user)}@` : ''}${url.host}/${database ? encodeURIComponent(database) : ''}`,
-  };
+  return parseDatabaseUrl(text, {
+    product: 'MySQL/MariaDB',
+    schemes: ['mysql', 'mariadb'],
+    defaultPort: 3306,
+    credentials: 'set AMBER_SOURCE_PASSWORD or pass --source-password-file',
+    parameters: 'the tools read no option file; TLS settings are not taken yet',
+  });
 }
 
 /** mariadb-dump and mariadb where MariaDB's client is installed, else MySQL's mysqldump and mysql. */

@@ -16,59 +16,22 @@ import {
   runTool,
   splitStatements,
   statementHead,
-  decodeUrlPart,
-  hostOf,
   type ToolFamily,
-  withoutPassword,
+  type DatabaseTarget,
+  parseDatabaseUrl,
 } from './tool.ts';
 
-export interface PostgresTarget {
-  host: string;
-  port: number;
-  user?: string;
-  /** The database; undefined for every database of the server (and the roles). */
-  database?: string;
-  /** The URL as shown and recorded: never with a password. */
-  display: string;
-}
+export type PostgresTarget = DatabaseTarget;
 
 /** postgresql://[USER@]HOST[:PORT][/DB] (also postgres://); a password in it is refused: it would show in `ps`. */
 export function parsePostgresUrl(text: string): PostgresTarget {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a PostgreSQL URL`, {
-      hint: 'write postgresql://USER@HOST:PORT/DATABASE, or postgresql://USER@HOST:PORT/ for every database',
-    });
-  }
-  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')
-    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a PostgreSQL URL`);
-  if (url.password)
-    throw new AmberError('USAGE', 'the PostgreSQL URL has a password in it, which any user can read in `ps`', {
-      hint: 'leave it out of the URL; set AMBER_SOURCE_PASSWORD, pass --source-password-file, or use ~/.pgpass',
-    });
-  if (url.search || url.hash)
-    throw new AmberError(
-      'USAGE',
-      `the PostgreSQL URL ${url.protocol}//${url.host}${url.pathname} has parameters Amber does not use`,
-      {
-        hint: 'write postgresql://USER@HOST:PORT/DATABASE without ?… (set PGSSLMODE and friends in the environment)',
-      },
-    );
-  const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name', text);
-  if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
-  const host = hostOf(url.hostname, text);
-  if (!host) throw new AmberError('USAGE', `the PostgreSQL URL "${withoutPassword(text)}" names no host`);
-  const port = url.port ? Number(url.port) : 5432;
-  const user = url.username ? decodeUrlPart(url.username, 'user name', text) : undefined;
-  return {
-    host,
-    port,
-    user,
-    database: database || undefined,
-    display: `postgresql://${user ? `${encodeURIComponent(user)}@` : ''}${url.host}/${database ? encodeURIComponent(database) : ''}`,
-  };
+  return parseDatabaseUrl(text, {
+    product: 'PostgreSQL',
+    schemes: ['postgresql', 'postgres'],
+    defaultPort: 5432,
+    credentials: 'set AMBER_SOURCE_PASSWORD, pass --source-password-file, or use ~/.pgpass',
+    parameters: 'set PGSSLMODE and friends in the environment',
+  });
 }
 
 export interface PostgresAccess {

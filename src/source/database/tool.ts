@@ -205,3 +205,56 @@ export function completeOrFail(run: ToolRun, complete: RegExp, tool: string, dis
     }),
   );
 }
+
+/** A database server named by a URL: host, port, user and database, and the URL as shown (never with a password). */
+export interface DatabaseTarget {
+  host: string;
+  port: number;
+  user?: string;
+  /** The database; undefined for every database of the server. */
+  database?: string;
+  display: string;
+}
+
+/**
+ * SCHEME://[USER@]HOST[:PORT][/DB] for one family of databases. A password in the URL is refused
+ * (any user can read it in `ps`); so are parameters, which the tools take from their environment.
+ */
+export function parseDatabaseUrl(
+  text: string,
+  kind: { product: string; schemes: string[]; defaultPort: number; credentials: string; parameters: string },
+): DatabaseTarget {
+  const [scheme] = kind.schemes;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a ${kind.product} URL`, {
+      hint: `write ${scheme}://USER@HOST:PORT/DATABASE, or ${scheme}://USER@HOST:PORT/ for every database`,
+    });
+  }
+  if (!kind.schemes.includes(url.protocol.replace(/:$/, '')))
+    throw new AmberError('USAGE', `"${withoutPassword(text)}" is not a ${kind.product} URL`);
+  if (url.password)
+    throw new AmberError('USAGE', `the ${kind.product} URL has a password in it, which any user can read in \`ps\``, {
+      hint: `leave it out of the URL; ${kind.credentials}`,
+    });
+  if (url.search || url.hash)
+    throw new AmberError(
+      'USAGE',
+      `the ${kind.product} URL ${url.protocol}//${url.host}${url.pathname} has parameters Amber does not use`,
+      { hint: `write ${scheme}://USER@HOST:PORT/DATABASE without ?… (${kind.parameters})` },
+    );
+  const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name', text);
+  if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
+  const host = hostOf(url.hostname, text);
+  if (!host) throw new AmberError('USAGE', `the ${kind.product} URL "${withoutPassword(text)}" names no host`);
+  const user = url.username ? decodeUrlPart(url.username, 'user name', text) : undefined;
+  return {
+    host,
+    port: url.port ? Number(url.port) : kind.defaultPort,
+    user,
+    database: database || undefined,
+    display: `${scheme}://${user ? `${encodeURIComponent(user)}@` : ''}${url.host}/${database ? encodeURIComponent(database) : ''}`,
+  };
+}
