@@ -103,8 +103,8 @@ Examples:
 
   program
     .command('run')
-    .description("run one job of the policy file now: a source's backup or a copy, as the agent would")
-    .argument('<job>', 'a source name or a copy name from the file')
+    .description('run one job of the policy file now (a backup, a copy, a drill or a check), as the agent would')
+    .argument('<job>', 'a source or copy name from the file, SOURCE-to-REPO, drill:NAME or check:REPO')
     .option('--config <file>', 'the policy file (YAML; or AMBER_CONFIG)')
     .addHelpText(
       'after',
