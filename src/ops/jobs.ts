@@ -259,9 +259,17 @@ async function runDatabaseBackup(
 ): Promise<JobOutcome> {
   const { source } = job;
   const repo = await openWritable(repositoryOf(context.config, source.repository), context.clock);
-  const password = source.passwordFile
-    ? readFileSync(source.passwordFile, 'utf8').split('\n')[0]
-    : process.env.AMBER_SOURCE_PASSWORD;
+  let password = process.env.AMBER_SOURCE_PASSWORD;
+  if (source.passwordFile)
+    try {
+      password = readFileSync(source.passwordFile, 'utf8').split('\n')[0];
+    } catch (cause) {
+      throw new AmberError(
+        'CONFIG_INVALID',
+        `cannot read the password-file ${source.passwordFile} of source ${source.name}: ${(cause as Error).message}`,
+        { hint: 'create the file (its first line is the database password) or correct password-file', cause },
+      );
+    }
   const opened = await openSource(source.url!, { password });
   const choice = source.retain ? chooseTier(source.retain, context.clock.nowMs(), state.kept) : undefined;
   const result = await backup({

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -204,6 +204,13 @@ state-dir: state
       (s: { id: string }) => s.id === backup.snapshot,
     );
     assert.equal(listed.source.kind, 'postgresql');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('password-file: pg.pass', 'password-file: gone.pass'));
+    const missing = amber(['run', 'shop', '--config', file]);
+    assert.equal(missing.status, 2, missing.stderr);
+    assert.match(
+      missing.stderr,
+      /cannot read the password-file .*gone\.pass of source shop: ENOENT.*\[CONFIG_INVALID\]/,
+    );
     const drill = JSON.parse(ok(['run', 'drill:shop', '--config', file, '--json']).stdout);
     assert.equal(drill.status, 'succeeded', JSON.stringify(drill.error));
     assert.equal(drill.snapshot, backup.snapshot);
