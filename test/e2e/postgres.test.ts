@@ -83,7 +83,7 @@ describe('PostgreSQL sources', { skip }, () => {
     ok(['init', '--repo', repo]);
   });
   after(async () => {
-    pg?.stop();
+    await pg?.stop();
     if (dir) await removeTree(dir);
   });
 

@@ -61,7 +61,7 @@ describe('red team: PostgreSQL', { skip: whyNoPostgres() }, () => {
     ok(['backup', '--repo', repo, pg.url('src')]);
   });
   after(async () => {
-    pg?.stop();
+    await pg?.stop();
     if (dir) await removeTree(dir);
   });
 
@@ -160,7 +160,7 @@ describe('red team: MariaDB', { skip: whyNoMariadb() }, () => {
     ok(['backup', '--repo', repo, db.url('src')]);
   });
   after(async () => {
-    db?.stop();
+    await db?.stop();
     if (dir) await removeTree(dir);
   });
 

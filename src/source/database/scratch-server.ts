@@ -1,0 +1,317 @@
+// A throwaway database server: a fresh PostgreSQL cluster or MariaDB data directory in a scratch
+// directory, listening on a free port of 127.0.0.1 only, with a superuser and a random password,
+// started from the server binaries installed on this host and removed by stop(). A database drill
+// restores its snapshot into one (so the RTO covers "the database answers"), and the tests run
+// their real servers on it. Neither server runs as root: as root, the PostgreSQL cluster belongs to
+// the `postgres` user and MariaDB drops to `mysql`, the users Debian's packages create.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AmberError } from '../../core/errors.ts';
+
+export interface ScratchServer {
+  kind: 'postgresql' | 'mysql';
+  host: '127.0.0.1';
+  port: number;
+  /** The superuser, and its password (give it to the tools as AMBER_SOURCE_PASSWORD would be). */
+  user: string;
+  password: string;
+  /** The server's version as its binaries report it, e.g. "15.14" or "10.11.11-MariaDB". */
+  version: string;
+  /** SCHEME://USER@127.0.0.1:PORT/DB, without the password. */
+  url(database?: string): string;
+  /** Ends the server at once, as a crash would (its directory stays until stop()). */
+  kill(): void;
+  /** Stops the server and removes its directory. */
+  stop(): Promise<void>;
+}
+
+export interface ScratchOptions {
+  /** An existing directory the server's own directory is made in (it must be traversable by the service user when root). */
+  dir: string;
+  user?: string;
+  password?: string;
+}
+
+const asRoot = () => process.getuid?.() === 0;
+
+/** uid and gid of a system user, or undefined when there is none. */
+function account(name: string): { uid: number; gid: number } | undefined {
+  const uid = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  const gid = spawnSync('id', ['-g', name], { encoding: 'utf8' });
+  if (uid.status !== 0 || gid.status !== 0) return undefined;
+  return { uid: Number(uid.stdout), gid: Number(gid.stdout) };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A program on PATH or in one of the usual places, or undefined. */
+function findProgram(name: string, places: string[] = []): string | undefined {
+  const dirs = [...places, ...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/sbin'];
+  return dirs.map((dir) => join(dir, name)).find((path) => existsSync(path));
+}
+
+const versionOf = (program: string): string =>
+  /(\d+(?:\.\d+)+(?:-MariaDB)?)/.exec(spawnSync(program, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '0';
+
+// --- PostgreSQL ---------------------------------------------------------------------------------
+
+/** Directories holding initdb, pg_ctl and postgres, newest major version first. */
+function postgresBinDirs(): { dir: string; version: string }[] {
+  const dirs: string[] = [];
+  for (const base of ['/usr/lib/postgresql', '/usr/local/pgsql']) {
+    if (!existsSync(base)) continue;
+    for (const name of readdirSync(base)) dirs.push(join(base, name, 'bin'));
+  }
+  if (existsSync('/usr'))
+    for (const name of readdirSync('/usr')) if (/^pgsql-\d+$/.test(name)) dirs.push(join('/usr', name, 'bin'));
+  const onPath = findProgram('initdb');
+  if (onPath) dirs.push(join(onPath, '..'));
+  const usable = [...new Set(dirs)]
+    .filter((dir) => ['initdb', 'pg_ctl', 'postgres'].every((p) => existsSync(join(dir, p))))
+    .map((dir) => ({ dir, version: versionOf(join(dir, 'postgres')) }));
+  const major = (v: string) => Number.parseFloat(v) || 0;
+  return usable.sort((a, b) => major(b.version) - major(a.version));
+}
+
+/** The newest installed PostgreSQL's bin directory (initdb, pg_ctl, postgres, and usually its clients), if any. */
+export const postgresBinDir = (): string | undefined => postgresBinDirs()[0]?.dir;
+
+/** Why no throwaway PostgreSQL server can be started here, or undefined when one can. */
+export function whyNoScratchPostgres(): string | undefined {
+  if (postgresBinDirs().length === 0)
+    return 'the PostgreSQL server binaries (initdb, pg_ctl, postgres) are not installed: apt-get install postgresql';
+  if (asRoot() && !account('postgres'))
+    return 'PostgreSQL does not run as root, and there is no postgres user to run it as (create one, or run as another user)';
+  return undefined;
+}
+
+export async function startScratchPostgres(options: ScratchOptions): Promise<ScratchServer> {
+  const why = whyNoScratchPostgres();
+  if (why) throw new AmberError('SOURCE_TOOL_MISSING', `no throwaway PostgreSQL server: ${why}`);
+  const [{ dir: bin, version }] = postgresBinDirs();
+  const owner = asRoot() ? account('postgres') : undefined;
+  const home = join(options.dir, 'postgresql');
+  mkdirSync(home, { mode: 0o700 });
+  const user = options.user ?? 'amber_drill';
+  const password = options.password ?? randomBytes(18).toString('base64url');
+  const passwordFile = join(home, 'password');
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  if (owner) {
+    chownSync(home, owner.uid, owner.gid);
+    chownSync(passwordFile, owner.uid, owner.gid);
+  }
+  const run = (program: string, args: string[]) => {
+    const argv = owner
+      ? ['runuser', '-u', 'postgres', '--', join(bin, program), ...args]
+      : [join(bin, program), ...args];
+    const result = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', cwd: home });
+    if (result.status !== 0)
+      throw new AmberError(
+        'SOURCE_FAILED',
+        `${program} of the throwaway PostgreSQL server failed: ${`${result.stderr ?? ''}${result.stdout ?? ''}`.trim().split('\n').slice(-3).join(' ') || result.error?.message}`,
+        { hint: `its directory is ${home}` },
+      );
+    return result.stdout;
+  };
+  const data = join(home, 'data');
+  // The C locale works with every encoding on every system; a collation the dump names must exist here too.
+  run('initdb', ['-D', data, '-U', user, '--pwfile', passwordFile, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale=C']);
+  rmSync(passwordFile);
+  let port = 0;
+  for (let attempt = 0; ; attempt++) {
+    port = await freePort();
+    // TCP on 127.0.0.1 only, no Unix socket; durability off: the cluster is thrown away.
+    appendFileSync(
+      join(data, 'postgresql.conf'),
+      `\n# amber throwaway server\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\nfull_page_writes = off\nsynchronous_commit = off\n`,
+    );
+    try {
+      run('pg_ctl', ['-D', data, '-l', join(home, 'log'), '-w', '-t', '120', 'start']);
+      break;
+    } catch (error) {
+      // Another process took the port between the probe and the start: try another, twice.
+      if (attempt >= 2) throw error;
+    }
+  }
+  let stopped = false;
+  const shutdown = (mode: 'immediate' | 'fast') => {
+    if (stopped) return;
+    stopped = true;
+    run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+  };
+  return {
+    kind: 'postgresql',
+    host: '127.0.0.1',
+    port,
+    user,
+    password,
+    version,
+    url: (database = 'postgres') =>
+      `postgresql://${encodeURIComponent(user)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    kill: () => shutdown('immediate'),
+    async stop() {
+      try {
+        shutdown('fast');
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+// --- MariaDB ------------------------------------------------------------------------------------
+
+const mariadbd = () => ['mariadbd', 'mysqld'].map((name) => findProgram(name)).find(Boolean);
+
+export function whyNoScratchMariadb(): string | undefined {
+  const server = mariadbd();
+  if (!server || !findProgram('mariadb-install-db'))
+    return 'the MariaDB server (mariadbd, mariadb-install-db) is not installed: apt-get install mariadb-server';
+  if (!versionOf(server).endsWith('-MariaDB'))
+    return `${server} is not MariaDB's server (MySQL's is not supported as a throwaway server yet)`;
+  if (asRoot() && !account('mysql'))
+    return 'running as root, and there is no mysql user to run MariaDB as (create one, or run as another user)';
+  return undefined;
+}
+
+export async function startScratchMariadb(options: ScratchOptions): Promise<ScratchServer> {
+  const why = whyNoScratchMariadb();
+  if (why) throw new AmberError('SOURCE_TOOL_MISSING', `no throwaway MariaDB server: ${why}`);
+  const server = mariadbd()!;
+  const version = versionOf(server);
+  const owner = asRoot() ? account('mysql') : undefined;
+  const osUser = owner ? 'mysql' : userInfo().username;
+  const home = join(options.dir, 'mariadb');
+  mkdirSync(home, { mode: 0o700 });
+  if (owner) chownSync(home, owner.uid, owner.gid);
+  const data = join(home, 'data');
+  const user = options.user ?? 'amber_drill';
+  const password = options.password ?? randomBytes(18).toString('base64url');
+  const quote = (text: string) => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  const installed = spawnSync(
+    findProgram('mariadb-install-db')!,
+    [
+      '--no-defaults',
+      `--user=${osUser}`,
+      `--datadir=${data}`,
+      '--auth-root-authentication-method=socket',
+      '--skip-test-db',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (installed.status !== 0)
+    throw new AmberError(
+      'SOURCE_FAILED',
+      `mariadb-install-db of the throwaway MariaDB server failed: ${`${installed.stderr}${installed.stdout}`.trim().split('\n').slice(-3).join(' ')}`,
+      { hint: `its directory is ${home}` },
+    );
+  // The superuser, made by the server itself at start: no login over the socket is needed.
+  const initFile = join(home, 'init.sql');
+  writeFileSync(
+    initFile,
+    `CREATE USER IF NOT EXISTS ${quote(user)}@'127.0.0.1' IDENTIFIED BY ${quote(password)};\nGRANT ALL PRIVILEGES ON *.* TO ${quote(user)}@'127.0.0.1' WITH GRANT OPTION;\n`,
+    { mode: 0o600 },
+  );
+  if (owner) chownSync(initFile, owner.uid, owner.gid);
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    server,
+    [
+      '--no-defaults',
+      `--user=${osUser}`,
+      `--datadir=${data}`,
+      `--socket=${join(home, 'sock')}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--pid-file=${join(home, 'pid')}`,
+      `--log-error=${join(home, 'error.log')}`,
+      `--init-file=${initFile}`,
+      '--innodb-flush-log-at-trx-commit=0',
+      '--skip-name-resolve',
+    ],
+    { stdio: 'ignore' },
+  );
+  let exited = false;
+  const gone = new Promise<void>((resolve) =>
+    child.on('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  child.on('error', () => {
+    exited = true;
+  });
+  const admin = findProgram('mariadb-admin') ?? findProgram('mysqladmin');
+  const ping = () =>
+    spawnSync(
+      admin ?? 'mariadb-admin',
+      [
+        '--no-defaults',
+        '--protocol=TCP',
+        '-h',
+        '127.0.0.1',
+        '-P',
+        String(port),
+        '-u',
+        user,
+        '--connect-timeout=2',
+        'ping',
+      ],
+      { env: { ...process.env, MYSQL_PWD: password }, stdio: 'ignore' },
+    ).status === 0;
+  for (let i = 0; !ping(); i++) {
+    if (exited || i > 1200) {
+      child.kill('SIGKILL');
+      throw new AmberError(
+        'SOURCE_FAILED',
+        `the throwaway MariaDB server ${exited ? 'exited as it started' : 'did not answer within 120 s'}`,
+        { hint: `its log is ${join(home, 'error.log')}` },
+      );
+    }
+    await sleep(100);
+  }
+  return {
+    kind: 'mysql',
+    host: '127.0.0.1',
+    port,
+    user,
+    password,
+    version,
+    url: (database = '') => `mysql://${encodeURIComponent(user)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    kill() {
+      child.kill('SIGKILL');
+    },
+    async stop() {
+      if (!exited) {
+        child.kill('SIGTERM');
+        await Promise.race([gone, sleep(60_000)]);
+        if (!exited) child.kill('SIGKILL');
+        await gone;
+      }
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A throwaway server of the kind a database snapshot holds. */
+export function startScratchServer(kind: 'postgresql' | 'mysql', options: ScratchOptions): Promise<ScratchServer> {
+  return kind === 'postgresql' ? startScratchPostgres(options) : startScratchMariadb(options);
+}
+
+export function whyNoScratchServer(kind: 'postgresql' | 'mysql'): string | undefined {
+  return kind === 'postgresql' ? whyNoScratchPostgres() : whyNoScratchMariadb();
+}
