@@ -30,6 +30,8 @@ interface DatabaseRecord {
   serverVersionNum?: number;
   databases: string[];
   whole?: boolean;
+  roles?: string[];
+  definers?: [string, string][];
 }
 
 export async function restoreToSource(options: {
@@ -40,6 +42,12 @@ export async function restoreToSource(options: {
   /** Which database of a whole-server snapshot; default its only one. */
   database?: string;
   overwrite?: boolean;
+  /**
+   * Into a throwaway server (a drill's): the roles or DEFINER accounts the snapshot recorded are
+   * created first, as a dump of one database names them without creating them.
+   */
+  throwaway?: boolean;
+  signal?: AbortSignal;
 }): Promise<SourceRestoreResult> {
   const record = options.snapshot.snapshot.source as DatabaseRecord | undefined;
   const short = options.snapshot.id.slice(0, 8);
@@ -87,6 +95,8 @@ export async function restoreToSource(options: {
       overwrite: options.overwrite === true,
       feed,
       globals: feedGlobals,
+      signal: options.signal,
+      ensureRoles: options.throwaway && Array.isArray(record.roles) ? record.roles.map(String) : undefined,
     });
     return { kind: 'postgresql', database: into, to: target.display, bytes, ...result };
   }
@@ -100,6 +110,11 @@ export async function restoreToSource(options: {
     overwrite: options.overwrite === true,
     feed,
     globals: feedGlobals,
+    signal: options.signal,
+    ensureAccounts:
+      options.throwaway && Array.isArray(record.definers)
+        ? record.definers.filter((a) => Array.isArray(a) && a.length === 2).map(([u, h]) => [String(u), String(h)])
+        : undefined,
   });
   return { kind: 'mysql', database: into, to: target.display, bytes, ...result };
 }

@@ -137,6 +137,15 @@ export function malformedRecord(details: unknown, target: string): string | unde
             arrayOf(c.output, isString),
         ),
     ],
+    [
+      'database',
+      (v) =>
+        v === undefined ||
+        (isObject(v) &&
+          ['postgresql', 'mysql'].includes(v.kind as string) &&
+          isString(v.server) &&
+          arrayOf(v.databases, (d) => isObject(d) && isString(d.name) && isNumber(d.tables) && isNumber(d.rows))),
+    ],
     ['problems', (v) => arrayOf(v, (p) => isObject(p) && isString(p.path) && isString(p.problem))],
     ['problemCount', isNumber],
     ['notChecked', (v) => arrayOf(v, isString)],

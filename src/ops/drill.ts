@@ -18,6 +18,19 @@ import { findSnapshot, listSnapshots, type SnapshotEntry } from '../engine/snaps
 import { appendAudit } from '../governance/audit-log.ts';
 import type { Operation } from '../governance/operation.ts';
 import type { Repository } from '../repo/repository.ts';
+import type { ScratchServer } from '../source/database/scratch-server.ts';
+import {
+  checkDatabaseDrill,
+  type DatabaseKind,
+  databaseKindOf,
+  databasesOf,
+  type ReadBackDatabase,
+  readBack,
+  restoreIntoServer,
+  runSqlCheck,
+  serverEnv,
+  startDrillServer,
+} from './drill-database.ts';
 
 export type DrillSelect = 'latest' | 'random';
 
@@ -45,6 +58,10 @@ export interface DrillOptions {
   keep?: boolean;
   rtoMs?: number;
   checks?: string[];
+  /** SQL queries run against a database snapshot's throwaway server; each must return a row. */
+  checkSql?: string[];
+  /** Which database of a whole-server snapshot the SQL checks run in (default its only one). */
+  database?: string;
   checkTimeoutMs?: number;
   /** Seeds the random choice, so a drill can be repeated (and tested). */
   seed?: number;
@@ -53,7 +70,7 @@ export interface DrillOptions {
 }
 
 export interface DrillStage {
-  name: 'select' | 'restore' | 'verify' | 'checks' | 'cleanup';
+  name: 'select' | 'server' | 'restore' | 'verify' | 'queries' | 'checks' | 'cleanup';
   start: string;
   seconds: number;
   result: 'ok' | 'failed' | 'skipped';
@@ -100,6 +117,12 @@ export interface DrillRecord {
   restoredEntries: number;
   stages: DrillStage[];
   checks: DrillCheck[];
+  /** A database snapshot's drill: the throwaway server it was restored into, and what each database answered. */
+  database?: {
+    kind: DatabaseKind;
+    server: string;
+    databases: ReadBackDatabase[];
+  };
   /** The first problems the read-back found (at most 20), and how many there were. */
   problems: RestoreCheckProblem[];
   problemCount: number;
@@ -168,7 +191,19 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     () => selectSnapshot(repo, { ...options, seed, nowMs: startMs }),
     (chosen) => `${chosen.snapshot.id.slice(0, 8)} of ${chosen.snapshot.snapshot.time}, one of ${chosen.candidates}`,
   );
-  const { target, existed } = prepareTarget(options);
+  const dumpKind = databaseKindOf(snapshot);
+  const noServer =
+    dumpKind && checkDatabaseDrill(snapshot, { database: options.database, sql: options.checkSql ?? [] });
+  // Without server binaries, a database snapshot is drilled as its dump's files, and says so.
+  const kind = noServer ? undefined : dumpKind;
+  if (noServer) skip('server', noServer);
+  if (!dumpKind && (options.checkSql ?? []).length > 0)
+    throw new AmberError(
+      'USAGE',
+      `snapshot ${snapshot.id.slice(0, 8)} is a backup of files: --check-sql checks a database snapshot`,
+      { hint: 'check files with --check COMMAND' },
+    );
+  const { target, existed, mode } = prepareTarget(options, kind !== undefined);
   let restoredFiles = 0;
   let restoredEntries = 0;
   let restoredBytes = 0;
@@ -177,48 +212,126 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
   let notChecked: string[] = [];
   let verified = false;
   let rtoMs = 0;
+  let server: ScratchServer | undefined;
+  let database: DrillRecord['database'];
   const checks: DrillCheck[] = [];
+  const timeoutMs = options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
+  const checkFailed = (check: DrillCheck) =>
+    reasons.push(
+      `the check \`${check.command}\` ${check.interrupted ? 'was interrupted (the drill was stopped)' : check.timedOut ? `did not finish within ${timeoutMs / 1000} s` : check.exit === null && check.signal ? `was ended by ${check.signal}` : check.exit === null ? 'failed' : `exited ${check.exit}`}${check.output.length ? `: ${check.output.at(-1)}` : ''}`,
+    );
   try {
-    const restored = await stage(
-      'restore',
-      () => restore({ repo, snapshot, target, signal: options.signal }),
-      (r) => `${r.files} files, ${r.dirs} directories, ${r.bytesWritten} bytes written`,
-    ).catch((error: unknown) => {
-      reasons.push(`the restore failed: ${(error as Error).message}`);
-      return undefined;
-    });
-    if (restored) {
-      restoredFiles = restored.files;
-      for (const error of restored.errors.slice(0, 5))
-        reasons.push(`the restore could not restore ${error.path}: ${error.message}`);
-      if (restored.errors.length > 5)
-        reasons.push(`… and ${restored.errors.length - 5} more entries could not be restored`);
-      const check = await stage(
-        'verify',
-        () => checkRestoredTree(repo, snapshot, target, restored, options.signal),
-        (c) =>
-          `${c.files} files, ${c.dirs} directories, ${c.others} other entries, ${c.bytes} bytes read back; ${c.problems.length} problem(s)`,
+    if (kind !== undefined) {
+      const dbKind = kind;
+      // A database: restored into a throwaway server, every table read in full, the SQL checks run.
+      server = await stage(
+        'server',
+        () => startDrillServer(dbKind, target),
+        (s) => `${dbKind === 'postgresql' ? 'PostgreSQL' : 'MariaDB'} ${s.version} on 127.0.0.1:${s.port}`,
       ).catch((error: unknown) => {
-        reasons.push(`the read-back failed: ${(error as Error).message}`);
+        reasons.push(`the throwaway server did not start: ${(error as Error).message}`);
         return undefined;
       });
-      if (check) {
-        restoredBytes = check.bytes;
-        restoredEntries = check.files + check.dirs + check.others;
-        problems = check.problems.slice(0, 20);
-        problemCount = check.problems.length;
-        notChecked = check.notChecked;
-        for (const p of check.problems.slice(0, 5)) reasons.push(`${p.path} ${p.problem}`);
-        if (check.problems.length > 5) reasons.push(`… and ${check.problems.length - 5} more differences`);
-        verified = check.problems.length === 0 && restored.errors.length === 0;
+      const restored = server
+        ? await stage(
+            'restore',
+            () => restoreIntoServer(repo, snapshot, server!, options.signal),
+            (r) => `${r.databases.length} database(s), ${r.bytes} bytes of dump`,
+          ).catch((error: unknown) => {
+            reasons.push(`the restore failed: ${(error as Error).message}`);
+            return undefined;
+          })
+        : undefined;
+      if (!server) skip('restore', 'no server to restore into');
+      if (server && restored) {
+        restoredBytes = restored.bytes;
+        restoredFiles = restored.databases.length;
+        const answered = await stage(
+          'verify',
+          () => readBack(server!, restored.databases, options.signal),
+          (dbs) => dbs.map((d) => `${d.name}: ${d.tables} tables, ${d.rows} rows`).join('; '),
+        ).catch((error: unknown) => {
+          reasons.push(`the restored database did not answer: ${(error as Error).message}`);
+          return undefined;
+        });
+        if (answered) {
+          database = { kind: dbKind, server: server.version, databases: answered };
+          restoredEntries = answered.reduce((n, d) => n + d.tables, 0);
+          verified = true;
+          notChecked.push(
+            'that the restored rows equal the source’s: the dump’s bytes are checked against their blob ids and the dump ran without an error, but no row checksums were recorded at backup time',
+          );
+        }
+      } else skip('verify', 'nothing was restored');
+      const sqls = options.checkSql ?? [];
+      if (verified && server && sqls.length > 0) {
+        const inDatabase = options.database ?? databasesOf(snapshot)[0];
+        await stage(
+          'queries',
+          async () => {
+            for (const query of sqls) {
+              const result = await runSqlCheck(server!, inDatabase, query, timeoutMs, options.signal);
+              const check: DrillCheck = { command: `sql: ${query}`, signal: null, ...result };
+              checks.push(check);
+              if (check.exit !== 0) checkFailed(check);
+            }
+            if (checks.some((c) => c.exit !== 0)) throw new AmberError('DRILL_FAILED', 'an SQL check failed');
+          },
+          () => `${sqls.length} SQL check(s) passed in ${inDatabase}`,
+        ).catch(() => {});
       }
-    } else skip('verify', 'nothing was restored');
-    rtoMs = clock.nowMs() - startMs;
-    if (verified && (options.checks ?? []).length > 0) {
+      // The RTO of a database: until it answered, and answered the SQL checks.
+      rtoMs = clock.nowMs() - startMs;
+    } else {
+      const restored = await stage(
+        'restore',
+        () => restore({ repo, snapshot, target, signal: options.signal }),
+        (r) => `${r.files} files, ${r.dirs} directories, ${r.bytesWritten} bytes written`,
+      ).catch((error: unknown) => {
+        reasons.push(`the restore failed: ${(error as Error).message}`);
+        return undefined;
+      });
+      if (restored) {
+        restoredFiles = restored.files;
+        for (const error of restored.errors.slice(0, 5))
+          reasons.push(`the restore could not restore ${error.path}: ${error.message}`);
+        if (restored.errors.length > 5)
+          reasons.push(`… and ${restored.errors.length - 5} more entries could not be restored`);
+        const check = await stage(
+          'verify',
+          () => checkRestoredTree(repo, snapshot, target, restored, options.signal),
+          (c) =>
+            `${c.files} files, ${c.dirs} directories, ${c.others} other entries, ${c.bytes} bytes read back; ${c.problems.length} problem(s)`,
+        ).catch((error: unknown) => {
+          reasons.push(`the read-back failed: ${(error as Error).message}`);
+          return undefined;
+        });
+        if (check) {
+          restoredBytes = check.bytes;
+          restoredEntries = check.files + check.dirs + check.others;
+          problems = check.problems.slice(0, 20);
+          problemCount = check.problems.length;
+          notChecked = check.notChecked;
+          if (noServer)
+            notChecked.push(
+              `that the database restores and answers: no throwaway server could be started (${noServer})`,
+            );
+          for (const p of check.problems.slice(0, 5)) reasons.push(`${p.path} ${p.problem}`);
+          if (check.problems.length > 5) reasons.push(`… and ${check.problems.length - 5} more differences`);
+          verified = check.problems.length === 0 && restored.errors.length === 0;
+        }
+      } else skip('verify', 'nothing was restored');
+      rtoMs = clock.nowMs() - startMs;
+    }
+    const commands = options.checks ?? [];
+    const sqlFailed = checks.some((c) => c.exit !== 0);
+    if (verified && !sqlFailed && commands.length > 0) {
+      const env = server ? serverEnv(server, options.database ?? databasesOf(snapshot)[0]) : {};
       await stage(
         'checks',
         async () => {
-          for (const command of options.checks ?? []) {
+          const before = checks.length;
+          for (const command of commands) {
             if (options.signal?.aborted) {
               reasons.push(`the drill was interrupted before the check \`${command}\` ran`);
               continue;
@@ -227,27 +340,33 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
               target,
               snapshot: snapshot.id,
               source: options.source,
-              timeoutMs: options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS,
+              timeoutMs,
               signal: options.signal,
+              env,
             });
             checks.push(result);
-            if (result.exit !== 0)
-              reasons.push(
-                `the check \`${command}\` ${result.interrupted ? 'was interrupted (the drill was stopped)' : result.timedOut ? `did not finish within ${(options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS) / 1000} s` : result.exit === null ? `was ended by ${result.signal}` : `exited ${result.exit}`}${result.output.length ? `: ${result.output.at(-1)}` : ''}`,
-              );
+            if (result.exit !== 0) checkFailed(result);
           }
-          if (options.signal?.aborted || checks.some((c) => c.exit !== 0))
+          if (options.signal?.aborted || checks.slice(before).some((c) => c.exit !== 0))
             throw new AmberError('DRILL_FAILED', 'a check failed');
         },
-        () => `${checks.length} check(s) passed`,
+        () => `${commands.length} check(s) passed`,
       ).catch(() => {});
-    } else if ((options.checks ?? []).length > 0) skip('checks', 'the restore was not verified');
+    } else if (commands.length > 0) skip('checks', verified ? 'an SQL check failed' : 'the restore was not verified');
+    if (!verified && (options.checkSql ?? []).length > 0) skip('queries', 'the restore was not verified');
   } finally {
-    if (options.keep) skip('cleanup', `kept at ${target}`);
-    else
+    if (options.keep) {
+      // The server is stopped, its data directory kept: start it again with its own tools to look.
+      await server?.stop({ keepFiles: true }).catch(() => {});
+      skip('cleanup', server ? `kept at ${target} (the server stopped, its data directory kept)` : `kept at ${target}`);
+    } else
       await stage(
         'cleanup',
-        async () => removeRestoredTree(target, existed),
+        async () => {
+          await server?.stop();
+          removeRestoredTree(target, existed);
+          if (existed && mode !== undefined) chmodSync(target, mode);
+        },
         () => (existed ? `emptied ${target}` : `removed ${target}`),
       ).catch((error: unknown) => {
         reasons.push(`the restored tree could not be removed: ${(error as Error).message}`);
@@ -289,6 +408,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     restoredEntries,
     stages,
     checks,
+    ...(database ? { database } : {}),
     problems,
     problemCount,
     notChecked,
@@ -361,7 +481,19 @@ export function seededRandom(seed: number): number {
  * in it with AMBER_DRILL_TARGET naming it); `existed` when the user's own empty directory (a mount
  * point, say), which the cleanup empties but leaves in place.
  */
-function prepareTarget(options: DrillOptions): { target: string; existed: boolean } {
+function prepareTarget(options: DrillOptions, forServer: boolean): { target: string; existed: boolean; mode?: number } {
+  const prepared = prepareEmptyTarget(options);
+  // A throwaway database server runs as its own user (postgres, mysql) when this is root: it must
+  // pass through the scratch directory to its own inside (traverse only, never list or write).
+  if (forServer && process.getuid?.() === 0) {
+    const mode = lstatSync(prepared.target).mode & 0o7777;
+    chmodSync(prepared.target, (mode & ~0o077) | 0o011);
+    return { ...prepared, mode };
+  }
+  return prepared;
+}
+
+function prepareEmptyTarget(options: DrillOptions): { target: string; existed: boolean } {
   if (options.target === undefined) {
     const parent = resolve(options.scratch ?? tmpdir());
     mkdirSync(parent, { recursive: true, mode: 0o700 });
@@ -420,6 +552,8 @@ function openDirectories(dir: string | Buffer, self = true): void {
 
 interface CheckContext {
   target: string;
+  /** More of the environment: how a database drill's checks reach the throwaway server. */
+  env?: Record<string, string>;
   snapshot: string;
   source?: string;
   timeoutMs: number;
@@ -445,6 +579,7 @@ export function runCheck(command: string, context: CheckContext): Promise<DrillC
         AMBER_DRILL_TARGET: context.target,
         AMBER_DRILL_SNAPSHOT: context.snapshot,
         ...(context.source ? { AMBER_DRILL_SOURCE: context.source } : {}),
+        ...context.env,
       },
     });
     // The last bytes, decoded once at the end (a character split between two reads stays whole).

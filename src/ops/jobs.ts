@@ -358,6 +358,8 @@ async function runDrillJob(
     scratch: drill.scratch,
     rtoMs: of.rtoMs,
     checks: drill.checks,
+    checkSql: drill.checkSql,
+    database: drill.database,
     checkTimeoutMs: drill.checkTimeoutMs,
   });
   state.lastDrill = { id: result.id, rtoSeconds: result.rtoSeconds, passed: result.passed };

@@ -71,6 +71,8 @@ interface RawSource {
     select?: 'latest' | 'random';
     within?: string;
     checks?: string[];
+    'check-sql'?: string[];
+    database?: string;
     'check-timeout'?: string;
     scratch?: string;
     grace?: string;
@@ -283,6 +285,8 @@ function drillPolicy(
     select: raw.select ?? 'random',
     withinMs: duration('within', raw.within),
     checks: raw.checks ?? [],
+    checkSql: raw['check-sql'] ?? [],
+    database: raw.database,
     checkTimeoutMs: duration('check-timeout', raw['check-timeout']),
     scratch: fileAt(raw.scratch),
     graceMs: duration('grace', raw.grace) ?? Math.min(everyMs, 86_400_000),

@@ -37,6 +37,10 @@ export interface DrillPolicy {
   /** Choose among the source's snapshots this recent (default: all). */
   withinMs?: number;
   checks: string[];
+  /** A database source: SQL queries run against the throwaway server it is restored into; each must return a row. */
+  checkSql: string[];
+  /** Which database of a whole-server snapshot the SQL checks run in. */
+  database?: string;
   checkTimeoutMs?: number;
   /** Parent of each drill's fresh restore directory (default the system's temporary directory). */
   scratch?: string;

@@ -191,7 +191,7 @@ sources:
     schedule: every 1d
     retain: { daily: 35d }
     rto: 1h
-    drill: { every: 7d, select: latest, checks: ['grep -q "CREATE TABLE" "$AMBER_DRILL_TARGET/postgresql/shop.sql"'] }
+    drill: { every: 7d, select: latest, check-sql: ['select count(*) from orders'], checks: ['test "$(psql -XAtc "select count(*) from customers")" = 500'] }
 state-dir: state
 `,
     );
@@ -214,6 +214,10 @@ state-dir: state
     const drill = JSON.parse(ok(['run', 'drill:shop', '--config', file, '--json']).stdout);
     assert.equal(drill.status, 'succeeded', JSON.stringify(drill.error));
     assert.equal(drill.snapshot, backup.snapshot);
+    const record = JSON.parse(ok(['drill', 'show', drill.drill.drill.slice(0, 12), '--repo', repo, '--json']).stdout);
+    assert.equal(record.checks[0].command, 'sql: select count(*) from orders');
+    assert.equal(record.checks[0].output[0], pg.sql('select count(*) from orders', 'shop'));
+    assert.equal(record.checks[1].exit, 0, record.checks[1].output.join('\n'));
   });
 
   test('a server that dies in the middle of the dump fails the backup clearly; no snapshot, a valid repository', async () => {

@@ -16,6 +16,8 @@ interface RunFlags extends FromFlags {
   target?: string;
   rto?: string;
   check: string[];
+  checkSql: string[];
+  database?: string;
   checkTimeout?: string;
   keep?: boolean;
   seed?: string;
@@ -61,6 +63,13 @@ Examples:
         [],
       )
       .option(
+        '--check-sql <query>',
+        'a database snapshot: an SQL query run against the restored database, which must return a row (repeatable)',
+        collect,
+        [],
+      )
+      .option('--database <name>', 'which database of a whole-server snapshot --check-sql and --check use')
+      .option(
         '--check-timeout <duration>',
         `how long each check may take (default ${DEFAULT_CHECK_TIMEOUT_MS / 60_000}m)`,
       )
@@ -77,6 +86,13 @@ AMBER_DRILL_TARGET (that root: a snapshot of /srv/db is under $AMBER_DRILL_TARGE
 AMBER_DRILL_SNAPSHOT set. The RTO achieved is the time from the start to the end of the verify.
 The result is written as a signed entry of the repository's audit log (action "drill").
 
+A database snapshot (amber backup postgresql://… or mysql://…) is restored into a throwaway
+server started on 127.0.0.1 in the scratch directory from the server binaries installed here
+(PostgreSQL's initdb and pg_ctl, MariaDB's mariadbd), every table of every restored database is
+read in full, then each --check-sql runs in it and must return at least one row. The RTO ends
+when those queries answered. A --check then finds the server through PGHOST/PGPORT/PGUSER/
+PGPASSWORD/PGDATABASE (MYSQL_HOST/MYSQL_TCP_PORT/MYSQL_PWD) and AMBER_DRILL_DATABASE_URL.
+
 With --from-repo the drilled repository is read with its own, read-only credentials (a vault
 reader token, at the copy site) and the record goes to the audit log of --repo, this site's own.
 
@@ -86,6 +102,7 @@ differs, a check that failed or timed out, or the RTO missed), with each reason.
 Examples:
   amber drill run latest --repo /srv/amber --rto 4h --check 'pg_verifybackup "$AMBER_DRILL_TARGET/srv/pg"'
   amber drill run random --within 30d --seed 7 --json
+  amber drill run latest --path postgresql://backup@db1:5432/shop --check-sql 'select count(*) from orders'
   amber drill run latest --repo /srv/copy --from-repo https://vault:8420/finance   # from the copy site`,
     )
     .action(async (snapshot: string, flags: RunFlags) => {
@@ -114,6 +131,8 @@ Examples:
           keep: flags.keep,
           rtoMs: flags.rto === undefined ? undefined : durationFlag('--rto', flags.rto),
           checks: flags.check,
+          checkSql: flags.checkSql,
+          database: flags.database,
           checkTimeoutMs:
             flags.checkTimeout === undefined ? undefined : durationFlag('--check-timeout', flags.checkTimeout),
           seed,
@@ -255,7 +274,9 @@ function renderResult(result: DrillResult | ListedDrill): string {
   const lines = [
     `drill ${result.id.slice(0, 12)}: ${result.passed ? 'passed' : 'FAILED'}`,
     `  snapshot ${result.snapshot.slice(0, 8)} of ${result.snapshotTime} (${result.selection.mode}${result.selection.mode === 'given' ? '' : `, one of ${result.selection.candidates}`}${result.selection.seed === null ? '' : `, seed ${result.selection.seed}`})`,
-    `  restored ${result.restoredFiles} files; ${result.restoredEntries} entries and ${formatBytes(result.restoredBytes)} read back equal to the snapshot${result.problemCount > 0 ? `, ${result.problemCount} differ` : ''}`,
+    result.database
+      ? `  restored ${result.restoredFiles} database(s) from ${formatBytes(result.restoredBytes)} of dump into a throwaway ${result.database.kind === 'postgresql' ? 'PostgreSQL' : 'MariaDB'} ${result.database.server}: ${result.database.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows read)`).join(', ')}`
+      : `  restored ${result.restoredFiles} files; ${result.restoredEntries} entries and ${formatBytes(result.restoredBytes)} read back equal to the snapshot${result.problemCount > 0 ? `, ${result.problemCount} differ` : ''}`,
     `  RTO ${formatDurationMs(result.rtoSeconds * 1000)}${result.rtoObjectiveSeconds === null ? '' : ` (objective ${formatDurationMs(result.rtoObjectiveSeconds * 1000)})`}, RPO at the time ${formatDurationMs(result.rpoSeconds * 1000)}`,
     ...result.stages.map(
       (s) =>
@@ -263,7 +284,7 @@ function renderResult(result: DrillResult | ListedDrill): string {
     ),
     ...result.checks.map(
       (c) =>
-        `  check \`${c.command}\`: ${c.timedOut ? 'timed out' : c.exit === null ? `ended by ${c.signal}` : `exit ${c.exit}`}${c.output.length ? `; ${c.output.at(-1)}` : ''}`,
+        `  check \`${c.command}\`: ${c.timedOut ? 'timed out' : c.exit === null ? (c.signal ? `ended by ${c.signal}` : 'failed') : `exit ${c.exit}`}${c.output.length ? `; ${c.output.at(-1)}` : ''}`,
     ),
     ...result.notChecked.map((n) => `  not checked: ${n}`),
     ...result.reasons.map((r) => `  reason: ${r}`),

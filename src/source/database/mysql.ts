@@ -77,7 +77,14 @@ function env(access: MysqlAccess): NodeJS.ProcessEnv {
   return { ...rest, ...(access.password !== undefined ? { MYSQL_PWD: access.password } : {}) };
 }
 
-async function sql(target: MysqlTarget, access: MysqlAccess, text: string, database?: string): Promise<string> {
+/** SQL through the client, stopping at the first error; its tab-separated rows, without a header. */
+export async function sql(
+  target: MysqlTarget,
+  access: MysqlAccess,
+  text: string,
+  database?: string,
+  signal?: AbortSignal,
+): Promise<string> {
   const args = [
     ...connection(target),
     '-N',
@@ -85,13 +92,13 @@ async function sql(target: MysqlTarget, access: MysqlAccess, text: string, datab
     '--connect-timeout=10',
     ...(database ? [`--database=${database}`] : []),
   ];
-  return runScript(runTool(MARIADB, target.display, tools().client, args, env(access)), text);
+  return runScript(runTool(MARIADB, target.display, tools().client, args, env(access), signal), text);
 }
 
 /** A name as a quoted identifier: backticks around it, a backtick in it doubled. */
-const identifier = (name: string) => `\`${name.replace(/`/g, '``')}\``;
+export const identifier = (name: string) => `\`${name.replace(/`/g, '``')}\``;
 /** A string literal: quotes around it, quotes and backslashes escaped. */
-const literal = (text: string) => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+export const literal = (text: string) => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 
 /** A quoted or bare name of an account statement, unquoted. */
 function unquoteName(name: string): string {
@@ -122,6 +129,11 @@ export interface MysqlDescription {
   serverVersion: string;
   databases: string[];
   format: 'plain';
+  /**
+   * The accounts ([user, host]) its views, routines, triggers and events run as (their DEFINER): a
+   * dump of one database names them without creating them, so a drill's throwaway server creates them first.
+   */
+  definers: [string, string][];
 }
 
 export async function describeMysql(target: MysqlTarget, access: MysqlAccess): Promise<MysqlDescription> {
@@ -134,7 +146,28 @@ export async function describeMysql(target: MysqlTarget, access: MysqlAccess): P
         .filter(Boolean)
         .map((hex) => Buffer.from(hex, 'hex').toString('utf8'))
         .filter((name) => !SYSTEM_SCHEMAS.includes(name));
-  return { kind: 'mysql', url: target.display, serverVersion, databases, format: 'plain' };
+  const schemas = databases.map(literal).join(', ') || "''";
+  const definers = (
+    await sql(
+      target,
+      access,
+      `select distinct hex(definer) from (
+        select definer from information_schema.views where table_schema in (${schemas})
+        union select definer from information_schema.routines where routine_schema in (${schemas})
+        union select definer from information_schema.triggers where trigger_schema in (${schemas})
+        union select definer from information_schema.events where event_schema in (${schemas})) d;`,
+    )
+  )
+    .split('\n')
+    .filter(Boolean)
+    .map((hex) => Buffer.from(hex, 'hex').toString('utf8'))
+    // user@host, the user part possibly holding an @ itself; a role (no host) is left out.
+    .filter((definer) => definer.includes('@'))
+    .map((definer): [string, string] => [
+      definer.slice(0, definer.lastIndexOf('@')),
+      definer.slice(definer.lastIndexOf('@') + 1),
+    ]);
+  return { kind: 'mysql', url: target.display, serverVersion, databases, format: 'plain', definers };
 }
 
 const DUMP_OPTIONS = [
@@ -204,6 +237,13 @@ export async function restoreMysql(options: {
   overwrite: boolean;
   feed: (into: Writable) => Promise<void>;
   globals?: (into: Writable) => Promise<void>;
+  /**
+   * Accounts created (locked: no login) where missing and granted the restored database before the
+   * dump runs, so the views and routines they define work: a drill's throwaway server.
+   */
+  ensureAccounts?: [string, string][];
+  /** Ends the restore (what it created is dropped) when aborted. */
+  signal?: AbortSignal;
 }): Promise<{ serverVersion: string; rolesSkipped: number }> {
   const { target, access, database } = options;
   const at = { ...target, database: undefined };
@@ -268,6 +308,17 @@ export async function restoreMysql(options: {
   /** Creates `name` and runs the dump into it; a failure drops what it created. */
   const restoreInto = async (name: string) => {
     await sql(at, access, `create database ${identifier(name)} character set utf8mb4;`);
+    if (options.ensureAccounts?.length)
+      await sql(
+        at,
+        access,
+        options.ensureAccounts
+          .map(
+            ([user, host]) =>
+              `create user if not exists ${literal(user)}@${literal(host)} account lock;\ngrant all on ${identifier(name)}.* to ${literal(user)}@${literal(host)};\n`,
+          )
+          .join(''),
+      );
     // --database=NAME, never NAME alone: a name such as "--init-command=…" would be an option.
     const restore = runTool(
       MARIADB,
@@ -275,6 +326,7 @@ export async function restoreMysql(options: {
       tools().client,
       [...connection(at), `--database=${name}`],
       env(access),
+      options.signal,
     );
     restore.stdout.resume();
     try {

@@ -61,19 +61,35 @@ const POSTGRES: ToolFamily = {
   unreachable: /could not connect|Connection refused|timeout expired|could not translate host/i,
 };
 
-const run = (target: PostgresTarget, access: PostgresAccess, tool: string, args: string[], database?: string) =>
-  runTool(POSTGRES, target.display, tool, args, toolEnv(target, access, database));
+const run = (
+  target: PostgresTarget,
+  access: PostgresAccess,
+  tool: string,
+  args: string[],
+  database?: string,
+  signal?: AbortSignal,
+) => runTool(POSTGRES, target.display, tool, args, toolEnv(target, access, database), signal);
 
-/** psql with SQL on its standard input (variables with -v, never spliced into the SQL). */
-async function psql(
+/**
+ * psql with SQL on its standard input (variables with -v, never spliced into the SQL), stopping at
+ * the first error; its unaligned, tuples-only output.
+ */
+export async function psql(
   target: PostgresTarget,
   access: PostgresAccess,
   sql: string,
-  options: { database?: string; vars?: Record<string, string> } = {},
+  options: { database?: string; vars?: Record<string, string>; signal?: AbortSignal } = {},
 ): Promise<string> {
   const vars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['-v', `${name}=${value}`]);
   return runScript(
-    run(target, access, 'psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', ...vars], options.database),
+    run(
+      target,
+      access,
+      'psql',
+      ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', ...vars],
+      options.database,
+      options.signal,
+    ),
     sql,
   );
 }
@@ -109,6 +125,11 @@ export interface PostgresDescription {
   databases: string[];
   /** `plain`: pg_dump's SQL script, uncompressed. */
   format: 'plain';
+  /**
+   * The server's roles (but its pg_ ones): a dump of one database names its owners and grantees
+   * without creating them, so a drill's throwaway server creates these first.
+   */
+  roles: string[];
 }
 
 export async function describePostgres(target: PostgresTarget, access: PostgresAccess): Promise<PostgresDescription> {
@@ -130,6 +151,14 @@ export async function describePostgres(target: PostgresTarget, access: PostgresA
         .split('\n')
         .filter(Boolean)
         .map((hex) => Buffer.from(hex, 'hex').toString('utf8'));
+  const roles: string[] = JSON.parse(
+    (await psql(
+      target,
+      access,
+      "select coalesce(json_agg(rolname order by rolname), '[]') from pg_roles where rolname !~ '^pg_';",
+      { database: target.database ?? 'postgres' },
+    )) || '[]',
+  );
   return {
     kind: 'postgresql',
     url: target.display,
@@ -137,6 +166,7 @@ export async function describePostgres(target: PostgresTarget, access: PostgresA
     serverVersionNum: Number(num),
     databases,
     format: 'plain',
+    roles,
   };
 }
 
@@ -185,9 +215,14 @@ export async function restorePostgres(options: {
   feed: (into: Writable) => Promise<void>;
   /** The roles' SQL, when the snapshot has them: applied first, an existing role being no error. */
   globals?: (into: Writable) => Promise<void>;
+  /** Roles created (NOLOGIN, no password) where missing before the dump runs: a drill's throwaway server. */
+  ensureRoles?: string[];
+  /** Ends the restore (the staging database is dropped) when aborted. */
+  signal?: AbortSignal;
 }): Promise<{ serverVersion: string; rolesSkipped: number }> {
   const { target, access, database } = options;
-  const at = { ...target, database: 'postgres' };
+  // Connected to another database than the one restored: a database cannot be dropped from inside.
+  const at = { ...target, database: database === 'postgres' ? 'template1' : 'postgres' };
   const [serverVersion, num] = (await psql(at, access, 'show server_version; show server_version_num;')).split('\n');
   if (Number(num) < options.dumpVersionNum)
     throw new AmberError(
@@ -231,6 +266,15 @@ export async function restorePostgres(options: {
     roles.stdin.end(kept.join(''));
     await roles.finished;
   }
+  if (options.ensureRoles?.length) {
+    // Each name a psql variable (:"role" quotes it), one statement each, in one script.
+    const vars: Record<string, string> = {};
+    const statements = options.ensureRoles.map((role, i) => {
+      vars[`r${i}`] = role;
+      return `select not exists (select from pg_roles where rolname = :'r${i}') as missing \\gset\n\\if :missing\ncreate role :"r${i}" nologin;\n\\endif\n`;
+    });
+    await psql(at, access, statements.join(''), { vars });
+  }
   // Restored under a name of its own first, and put in place only when all of it went in: a
   // restore that fails half-way leaves the database it was to replace (with --overwrite) as it was.
   const staging = `amber_restore_${process.pid}_${randomBytes(6).toString('hex')}`;
@@ -242,6 +286,7 @@ export async function restorePostgres(options: {
       'psql',
       ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'],
       staging,
+      options.signal,
     );
     restore.stdout.resume();
     await Promise.all([

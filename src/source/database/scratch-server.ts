@@ -6,10 +6,19 @@
 // the `postgres` user and MariaDB drops to `mysql`, the users Debian's packages create.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AmberError } from '../../core/errors.ts';
 
@@ -26,8 +35,8 @@ export interface ScratchServer {
   url(database?: string): string;
   /** Ends the server at once, as a crash would (its directory stays until stop()). */
   kill(): void;
-  /** Stops the server and removes its directory. */
-  stop(): Promise<void>;
+  /** Stops the server and removes its directory (`keepFiles`: leaves it, to be looked at). */
+  stop(options?: { keepFiles?: boolean }): Promise<void>;
 }
 
 export interface ScratchOptions {
@@ -67,6 +76,39 @@ function findProgram(name: string, places: string[] = []): string | undefined {
 const versionOf = (program: string): string =>
   /(\d+(?:\.\d+)+(?:-MariaDB)?)/.exec(spawnSync(program, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '0';
 
+const lastLines = (text: string | null | undefined, n = 3): string =>
+  (text ?? '').trim().split('\n').filter(Boolean).slice(-n).join(' ').replace(/\s+/g, ' ');
+
+/** mariadb-install-db ends a failure with a page of advice: the first line that says ERROR is the news. */
+const firstError = (text: string | null | undefined): string =>
+  (text ?? '')
+    .split('\n')
+    .find((line) => /\bERROR\b|\[ERROR\]/i.test(line))
+    ?.trim() ?? lastLines(text);
+
+/**
+ * As root, the server's own user must pass through every directory above its own: the first one
+ * it cannot (not searchable by others), or undefined.
+ */
+export function blockedAncestor(dir: string): string | undefined {
+  if (!asRoot()) return undefined;
+  for (let path = dir; ; path = dirname(path)) {
+    const stats = statSync(path);
+    if ((stats.mode & 0o001) === 0) return path;
+    if (path === dirname(path)) return undefined;
+  }
+}
+
+function checkReachable(dir: string, serviceUser: string): void {
+  const blocked = blockedAncestor(dir);
+  if (blocked)
+    throw new AmberError(
+      'USAGE',
+      `the throwaway server runs as the ${serviceUser} user, which cannot pass through ${blocked} (not searchable by others)`,
+      { hint: `chmod o+x ${blocked}, or give a scratch directory under one it can pass through (such as /var/tmp)` },
+    );
+}
+
 // --- PostgreSQL ---------------------------------------------------------------------------------
 
 /** Directories holding initdb, pg_ctl and postgres, newest major version first. */
@@ -104,6 +146,7 @@ export async function startScratchPostgres(options: ScratchOptions): Promise<Scr
   if (why) throw new AmberError('SOURCE_TOOL_MISSING', `no throwaway PostgreSQL server: ${why}`);
   const [{ dir: bin, version }] = postgresBinDirs();
   const owner = asRoot() ? account('postgres') : undefined;
+  if (owner) checkReachable(options.dir, 'postgres');
   const home = join(options.dir, 'postgresql');
   mkdirSync(home, { mode: 0o700 });
   const user = options.user ?? 'amber_drill';
@@ -122,7 +165,7 @@ export async function startScratchPostgres(options: ScratchOptions): Promise<Scr
     if (result.status !== 0)
       throw new AmberError(
         'SOURCE_FAILED',
-        `${program} of the throwaway PostgreSQL server failed: ${`${result.stderr ?? ''}${result.stdout ?? ''}`.trim().split('\n').slice(-3).join(' ') || result.error?.message}`,
+        `${program} of the throwaway PostgreSQL server failed: ${lastLines(result.stderr) || lastLines(result.stdout) || result.error?.message}`,
         { hint: `its directory is ${home}` },
       );
     return result.stdout;
@@ -163,11 +206,11 @@ export async function startScratchPostgres(options: ScratchOptions): Promise<Scr
     url: (database = 'postgres') =>
       `postgresql://${encodeURIComponent(user)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
     kill: () => shutdown('immediate'),
-    async stop() {
+    async stop(options) {
       try {
         shutdown('fast');
       } finally {
-        rmSync(home, { recursive: true, force: true });
+        if (!options?.keepFiles) rmSync(home, { recursive: true, force: true });
       }
     },
   };
@@ -195,6 +238,7 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
   const version = versionOf(server);
   const owner = asRoot() ? account('mysql') : undefined;
   const osUser = owner ? 'mysql' : userInfo().username;
+  if (owner) checkReachable(options.dir, 'mysql');
   const home = join(options.dir, 'mariadb');
   mkdirSync(home, { mode: 0o700 });
   if (owner) chownSync(home, owner.uid, owner.gid);
@@ -216,7 +260,7 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
   if (installed.status !== 0)
     throw new AmberError(
       'SOURCE_FAILED',
-      `mariadb-install-db of the throwaway MariaDB server failed: ${`${installed.stderr}${installed.stdout}`.trim().split('\n').slice(-3).join(' ')}`,
+      `mariadb-install-db of the throwaway MariaDB server failed: ${firstError(installed.stderr) || lastLines(installed.stdout)}`,
       { hint: `its directory is ${home}` },
     );
   // The superuser, made by the server itself at start: no login over the socket is needed.
@@ -295,14 +339,14 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
     kill() {
       child.kill('SIGKILL');
     },
-    async stop() {
+    async stop(options) {
       if (!exited) {
         child.kill('SIGTERM');
-        await Promise.race([gone, sleep(60_000)]);
+        await Promise.race([gone, sleep(60_000, undefined, { ref: false })]);
         if (!exited) child.kill('SIGKILL');
         await gone;
       }
-      rmSync(home, { recursive: true, force: true });
+      if (!options?.keepFiles) rmSync(home, { recursive: true, force: true });
     },
   };
 }

@@ -34,8 +34,10 @@ export function runTool(
   tool: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  /** Ends the tool (SIGTERM) when aborted: a drill's check that ran out of time, an interrupted run. */
+  signal?: AbortSignal,
 ): ToolRun {
-  const child = spawn(tool, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(tool, args, { env, stdio: ['pipe', 'pipe', 'pipe'], signal });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (piece: string) => {
     stderr = (stderr + piece).slice(-8192);
