@@ -126,8 +126,17 @@ async function feedFile(reader: BlobReader, node: TreeNode, sink: Writable): Pro
     const blob = await reader.readBlob(Buffer.from(id, 'hex'));
     bytes += blob.length;
     if (sink.destroyed || sink.writableEnded) break; // the tool stopped reading: its own error says why
-    if (!sink.write(blob))
-      await Promise.race([once(sink, 'drain'), once(sink, 'close'), once(sink, 'error').catch(() => {})]);
+    if (!sink.write(blob)) {
+      // Whichever comes first; the other waits are withdrawn (they would pile up, one per full pipe).
+      const done = new AbortController();
+      const { signal } = done;
+      await Promise.race([
+        once(sink, 'drain', { signal }),
+        once(sink, 'close', { signal }),
+        once(sink, 'error', { signal }),
+      ]).catch(() => {});
+      done.abort();
+    }
   }
   return bytes;
 }
