@@ -615,18 +615,40 @@ async function stdinNode(session: Session, stdin: { stream: Readable; filename: 
  * fails the backup before any snapshot is written.
  */
 async function sourceDirNode(session: Session, source: OpenedSource): Promise<TreeNode> {
-  const nodes: TreeNode[] = [];
+  // Open directories from the top down; a file in another directory closes (stores) the ones it left.
+  const open: { name: string; nodes: TreeNode[] }[] = [{ name: source.dir, nodes: [] }];
+  const close = async () => {
+    const dir = open.pop()!;
+    const node = await sourceDir(session, dir.name, dir.nodes);
+    open.at(-1)?.nodes.push(node);
+    return node;
+  };
   for await (const file of source.files()) {
     file.finished.catch(() => {}); // awaited below; a failure must not surface as unhandled first
-    nodes.push(await streamNode(session, file.stream, file.name));
+    const parts = file.name.split('/');
+    const name = parts.pop()!;
+    let depth = 0;
+    while (depth < parts.length && depth + 1 < open.length && open[depth + 1].name === parts[depth]) depth++;
+    while (open.length > depth + 1) await close();
+    for (const part of parts.slice(depth)) open.push({ name: part, nodes: [] });
+    open.at(-1)!.nodes.push(await streamNode(session, file.stream, name));
     await file.finished;
   }
+  while (open.length > 1) await close();
+  return close();
+}
+
+/** A directory of a source's output, its entries in name order. */
+async function sourceDir(session: Session, name: string, nodes: TreeNode[]): Promise<TreeNode> {
   nodes.sort((a, b) => compareNames(a.name, b.name));
+  for (let i = 1; i < nodes.length; i++)
+    if (nodes[i].name === nodes[i - 1].name)
+      throw new AmberError('SOURCE_FAILED', `the source wrote ${name}/${nodes[i].name} twice`);
   const subtree = await storeTree(session, nodes);
   session.summary.dirs += 1;
   const nowNs = (BigInt(session.repo.clock.nowMs()) * 1_000_000n).toString();
   return {
-    name: source.dir,
+    name,
     type: 'dir',
     mode: 0o700,
     uid: process.getuid?.() ?? 0,

@@ -7,21 +7,31 @@ import { AmberError } from '../core/errors.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { Repository } from '../repo/repository.ts';
-import type { TreeNode } from '../repo/tree.ts';
+import { decodeTree, type TreeNode } from '../repo/tree.ts';
+import type { StoredFolder } from '../source/mail/imap.ts';
+import { parseImapUrl } from '../source/mail/imap.ts';
+import { type FolderToRestore, type ImapRestoreResult, restoreImap } from '../source/mail/imap-restore.ts';
 import { parseMysqlUrl, restoreMysql } from '../source/database/mysql.ts';
 import { parsePostgresUrl, restorePostgres } from '../source/database/postgresql.ts';
 import { fileOfDatabase } from '../source/database/tool.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 import { resolvePath } from './tree-walk.ts';
 
-export interface SourceRestoreResult {
-  kind: string;
+export interface DatabaseRestoreResult {
+  kind: 'postgresql' | 'mysql';
   database: string;
   to: string;
   bytes: number;
   serverVersion: string;
   rolesSkipped: number;
 }
+
+export interface MailRestoreResult extends ImapRestoreResult {
+  kind: 'imap';
+  to: string;
+}
+
+export type SourceRestoreResult = DatabaseRestoreResult | MailRestoreResult;
 
 interface DatabaseRecord {
   kind: 'postgresql' | 'mysql';
@@ -34,7 +44,7 @@ interface DatabaseRecord {
   definers?: [string, string][];
 }
 
-export async function restoreToSource(options: {
+export async function restoreDatabase(options: {
   repo: Repository;
   snapshot: SnapshotEntry;
   to: string;
@@ -48,7 +58,7 @@ export async function restoreToSource(options: {
    */
   throwaway?: boolean;
   signal?: AbortSignal;
-}): Promise<SourceRestoreResult> {
+}): Promise<DatabaseRestoreResult> {
   const record = options.snapshot.snapshot.source as DatabaseRecord | undefined;
   const short = options.snapshot.id.slice(0, 8);
   if (!record || typeof record !== 'object')
@@ -117,6 +127,83 @@ export async function restoreToSource(options: {
         : undefined,
   });
   return { kind: 'mysql', database: into, to: target.display, bytes, ...result };
+}
+
+/** A source's snapshot into a live target of its kind: a database server, or a mail account. */
+export async function restoreToSource(
+  options: Parameters<typeof restoreDatabase>[0] & { folders?: string[]; into?: string },
+): Promise<SourceRestoreResult> {
+  const record = options.snapshot.snapshot.source as { kind?: unknown } | undefined;
+  if (record?.kind === 'imap') return restoreMail(options);
+  return restoreDatabase(options);
+}
+
+/** A mailbox snapshot (/imap/FOLDER/folder.json and UID.eml) into an IMAP account. */
+async function restoreMail(options: {
+  repo: Repository;
+  snapshot: SnapshotEntry;
+  to: string;
+  access: { password?: string };
+  folders?: string[];
+  into?: string;
+  signal?: AbortSignal;
+}): Promise<MailRestoreResult> {
+  const short = options.snapshot.id.slice(0, 8);
+  const scheme = options.to.slice(0, options.to.indexOf(':')).toLowerCase();
+  if (scheme !== 'imap' && scheme !== 'imaps')
+    throw new AmberError('USAGE', `snapshot ${short} is a mailbox backup: --to takes an imaps:// or imap:// URL`);
+  const target = parseImapUrl(options.to);
+  const { index } = await loadIndex(options.repo);
+  const reader = createBlobReader(options.repo, index);
+  const root = options.snapshot.snapshot.tree;
+  const top = await resolvePath(reader, root, '/imap');
+  const folders: FolderToRestore[] = [];
+  for (const dir of top.subtree
+    ? decodeTree(await reader.readBlob(Buffer.from(top.subtree, 'hex')), top.subtree).nodes
+    : []) {
+    if (dir.type !== 'dir' || !dir.subtree) continue;
+    const nodes = new Map(
+      decodeTree(await reader.readBlob(Buffer.from(dir.subtree, 'hex')), dir.subtree).nodes.map((n) => [n.name, n]),
+    );
+    const meta = nodes.get('folder.json');
+    if (!meta) throw new AmberError('OBJECT_CORRUPT', `snapshot ${short} has no folder.json in /imap/${dir.name}`);
+    const stored = JSON.parse((await readAll(reader, meta)).toString('utf8')) as StoredFolder;
+    if (options.folders?.length && !options.folders.includes(stored.name)) continue;
+    folders.push({
+      stored,
+      message: async (uid) => {
+        const node = nodes.get(`${uid}.eml`);
+        if (!node)
+          throw new AmberError(
+            'OBJECT_CORRUPT',
+            `snapshot ${short} lists message ${uid} of ${stored.name} but does not hold it`,
+          );
+        return readAll(reader, node);
+      },
+    });
+  }
+  if (options.folders?.length) {
+    const found = new Set(folders.map((f) => f.stored.name));
+    const missing = options.folders.filter((f) => !found.has(f));
+    if (missing.length)
+      throw new AmberError('USAGE', `snapshot ${short} has no folder ${missing.join(', ')}`, {
+        hint: `list its folders with amber ls ${short}`,
+      });
+  }
+  const result = await restoreImap({
+    target,
+    access: options.access,
+    folders,
+    into: options.into,
+    signal: options.signal,
+  });
+  return { kind: 'imap', to: target.display, ...result };
+}
+
+async function readAll(reader: BlobReader, node: TreeNode): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (const id of node.content ?? []) parts.push(await reader.readBlob(Buffer.from(id, 'hex')));
+  return Buffer.concat(parts);
 }
 
 /** A file's content from the repository into a pipe, in order, waiting while the pipe is full. */

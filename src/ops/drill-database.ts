@@ -3,7 +3,7 @@
 // every restored database read in full (count(*)), and the user's SQL checks run against it, so
 // the RTO a drill measures ends when the database answers, not when its bytes are back.
 import { AmberError } from '../core/errors.ts';
-import { restoreToSource } from '../engine/restore-to-source.ts';
+import { restoreDatabase } from '../engine/restore-to-source.ts';
 import type { SnapshotEntry } from '../engine/snapshots.ts';
 import type { Repository } from '../repo/repository.ts';
 import { identifier, sql as mysql, parseMysqlUrl } from '../source/database/mysql.ts';
@@ -79,7 +79,7 @@ export async function restoreIntoServer(
   const databases = databasesOf(snapshot);
   for (const database of databases) {
     if (signal?.aborted) throw new AmberError('INTERRUPTED', 'the drill was interrupted');
-    const result = await restoreToSource({
+    const result = await restoreDatabase({
       repo,
       snapshot,
       to: server.url(database),

@@ -6,8 +6,12 @@ import type { Readable } from 'node:stream';
 import { AmberError } from '../core/errors.ts';
 import { describeMysql, dumpMysql, parseMysqlUrl } from './database/mysql.ts';
 import { describePostgres, dumpPostgres, parsePostgresUrl, type PostgresAccess } from './database/postgresql.ts';
+import { describeImap, dumpImap, parseImapUrl } from './mail/imap.ts';
 
-/** One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed. */
+/**
+ * One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed.
+ * `name` may hold directories (`INBOX/12.eml`): the files of one directory come one after another.
+ */
 export interface SourceFile {
   name: string;
   stream: Readable;
@@ -20,7 +24,7 @@ export interface OpenedSource {
   display: string;
   /** The top directory of its files in the snapshot tree, e.g. "postgresql". */
   dir: string;
-  /** What the snapshot records as `source`. */
+  /** What the snapshot records as `source`; a source that learns more while read (a cursor) replaces it as it ends. */
   record: Record<string, unknown>;
   files(): AsyncIterable<SourceFile>;
 }
@@ -51,8 +55,23 @@ export async function openSource(text: string, access: PostgresAccess): Promise<
       files: () => dumpMysql(target, access, description),
     };
   }
+  if (scheme === 'imap' || scheme === 'imaps') {
+    const target = parseImapUrl(text);
+    const description = await describeImap(target, access);
+    const opened: OpenedSource = {
+      kind: 'imap',
+      display: target.display,
+      dir: 'imap',
+      record: { ...description },
+      files: () =>
+        dumpImap(target, access, (record) => {
+          opened.record = record;
+        }),
+    };
+    return opened;
+  }
   throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`, {
-    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE; anything else by its path',
+    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE, imaps://USER@HOST/; anything else by its path',
   });
 }
 
@@ -61,5 +80,6 @@ export function displayOfSourceUrl(text: string): string {
   const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
   if (scheme === 'postgresql' || scheme === 'postgres') return parsePostgresUrl(text).display;
   if (scheme === 'mysql' || scheme === 'mariadb') return parseMysqlUrl(text).display;
+  if (scheme === 'imap' || scheme === 'imaps') return parseImapUrl(text).display;
   throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`);
 }

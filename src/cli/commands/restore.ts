@@ -19,6 +19,8 @@ interface RestoreFlags {
   sourcePasswordFile?: string;
   include: string[];
   overwrite?: boolean;
+  folder: string[];
+  into?: string;
 }
 
 export function registerRestore(program: Command, context: CliContext): void {
@@ -29,8 +31,10 @@ export function registerRestore(program: Command, context: CliContext): void {
     .option('--target <dir>', 'directory to restore into')
     .option(
       '--to <url>',
-      'restore a database snapshot into a live server: postgresql://USER@HOST:PORT/NEWDB or mysql://…',
+      'restore a source snapshot into a live target: postgresql://USER@HOST:PORT/NEWDB, mysql://…, imaps://USER@HOST/',
     )
+    .option('--folder <name>', 'with --to imap(s)://: restore only this folder (repeatable)', collect, [])
+    .option('--into <folder>', 'with --to imap(s)://: restore under this folder, e.g. "Restored 2026-12-01"')
     .option('--database <name>', 'with --to: which database of a whole-server snapshot')
     .option('--source-password-file <file>', "with --to: the server's password (or AMBER_SOURCE_PASSWORD, ~/.pgpass)")
     .option('--include <path>', 'restore only this absolute path from the snapshot (repeatable)', collect, [])
@@ -49,10 +53,15 @@ server: the database is created (an existing one that holds anything is refused 
 one transaction; MySQL/MariaDB: the database is dropped again); the roles or users of a
 whole-server snapshot come first. An older server than the dump's is refused.
 
+A mailbox snapshot (amber backup imaps://…) is restored into an account: each folder is created
+where missing (under --into, if given), and each message APPENDed with its flags, keywords and
+internal date; a message already in the folder (same Message-ID and bytes) is not added twice.
+
 Examples:
   amber restore latest --target /tmp/restore
   amber restore latest --to postgresql://postgres@db2:5432/shop_restored
-  amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs`,
+  amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs
+  amber restore latest --to imaps://alice@mail.example.org/ --into "Restored 2026-12-01"`,
     )
     .action(async (ref: string, flags: RestoreFlags) => {
       if (Boolean(flags.target) === Boolean(flags.to))
@@ -70,12 +79,13 @@ Examples:
           access: { password: sourcePassword(flags.sourcePasswordFile) },
           database: flags.database,
           overwrite: flags.overwrite,
+          folders: flags.folder,
+          into: flags.into,
         });
-        print(
-          context,
-          restored,
-          (r) =>
-            `restored database ${r.database} into ${r.to} (${r.kind === 'postgresql' ? 'PostgreSQL ' : ''}${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
+        print(context, restored, (r) =>
+          r.kind === 'imap'
+            ? `restored ${r.folders} folder(s) into ${r.to}: ${r.appended} message(s) appended (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already and were left as they are` : ''}`
+            : `restored database ${r.database} into ${r.to} (${r.kind === 'postgresql' ? 'PostgreSQL ' : ''}${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
         );
         return;
       }
