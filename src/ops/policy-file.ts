@@ -186,7 +186,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
         problems.push(parsed.at(at('url'), error.message));
       }
     if (s.url !== undefined && (s.exclude?.length ?? 0) > 0)
-      problems.push(parsed.at(at('exclude'), '"exclude" applies to paths, not to a database url'));
+      problems.push(parsed.at(at('exclude'), '"exclude" applies to paths, not to a source url'));
     return {
       name: s.name,
       paths: s.paths ?? [],

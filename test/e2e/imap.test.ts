@@ -155,9 +155,22 @@ describe('IMAP sources', { skip: whyNoDovecot() }, () => {
       ),
     );
     // The message in INBOX and Sent is stored once: less was added than the two copies would take.
-    const ls = ok(['ls', '--repo', repo, 'latest']).stdout;
-    assert.match(ls, /\/imap\/INBOX\/13\.eml/);
-    assert.match(ls, /\/imap\/Archive%2f2024\/folder\.json/);
+    const files = ok(['ls', '--repo', repo, 'latest', '/imap']).stdout;
+    assert.match(files, /\/imap\/INBOX\/13\.eml/);
+    assert.match(files, /\/imap\/Archive%2f2024\/folder\.json/);
+    const mailbox = ok(['ls', '--repo', repo, 'latest']).stdout;
+    assert.match(mailbox, /^Archive\/2024 {2}\(2 messages\)$/m);
+    assert.match(mailbox, /^Sent {2}\(1 message, \\Sent\)$/m);
+    assert.match(
+      mailbox,
+      /\/imap\/Archive%2f2024\/\d+\.eml {2}2024-05-06 07:08 .* Jürgen <j@example\.org> {2}Grüße {2}\[\\Seen\]/,
+    );
+    assert.match(mailbox, /\/imap\/INBOX\/13\.eml .* message 13 {2}\[\$Label1 ProjectX \\Answered\]/);
+    const eml = spawnSync(process.execPath, [BIN, 'dump', '--repo', repo, 'latest', '/imap/INBOX/13.eml'], {
+      env: env(),
+    });
+    assert.equal(eml.status, 0, String(eml.stderr));
+    assert.deepEqual(eml.stdout, message(13), 'amber dump writes the exact bytes of the message');
     // Wipe the account: every message of every folder, and the folders Dovecot does not recreate.
     await session('alice', async (client) => {
       for (const folder of await client.list()) {

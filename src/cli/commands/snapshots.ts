@@ -8,8 +8,11 @@ import { findSnapshot, listSnapshots, type SnapshotEntry } from '../../engine/sn
 import { copiedFromOf } from '../../engine/copy.ts';
 import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
 import { loadIndex } from '../../repo/index-loader.ts';
-import { createBlobReader } from '../../repo/blob-reader.ts';
-import type { TreeNode } from '../../repo/tree.ts';
+import { type BlobReader, createBlobReader } from '../../repo/blob-reader.ts';
+import { decodeTree, type TreeNode } from '../../repo/tree.ts';
+import type { TreeId } from '../../core/ids.ts';
+import type { StoredFolder } from '../../source/mail/imap.ts';
+import { visible } from '../../ops/drill.ts';
 import { displayName, jsonName } from '../../core/byte-names.ts';
 import { deviceNumbers } from '../../source/fs/special-files.ts';
 import { type CliContext, openOp, print } from '../context.ts';
@@ -48,7 +51,10 @@ Examples:
   amber ls 3f2a9c1e /home/alice/docs --json
 
 A database snapshot (amber backup postgresql://… or mysql://…) starts with a line naming the server,
-its version and the dump's format; its files are the databases' SQL under /postgresql or /mysql.`,
+its version and the dump's format; its files are the databases' SQL under /postgresql or /mysql.
+A mailbox snapshot (amber backup imaps://…) lists its folders and messages (date, size, sender,
+subject, flags); \`amber ls ID /imap\` lists its files, \`amber dump ID /imap/INBOX/12.eml\` writes one
+message as .eml.`,
     )
     .action(async (ref: string, path: string) => {
       const repo = await openOp(context);
@@ -70,6 +76,14 @@ its version and the dump's format; its files are the databases' SQL under /postg
         context.output.out.write(
           `# ${String(source.url)}: ${source.kind === 'postgresql' ? 'PostgreSQL ' : ''}${String(source.serverVersion).split(' ')[0]}, ${String(source.format)} dump of ${Array.isArray(source.databases) ? source.databases.join(', ') : '?'} (amber restore ${shortId(entry.id)} --to ${String(source.kind)}://…/NEWDB)\n`,
         );
+      // A mailbox snapshot at its top: its folders and messages as a mail client lists them.
+      if (!json && path === '/' && source && typeof source === 'object' && source.kind === 'imap') {
+        context.output.out.write(
+          `# ${String(source.url)}: a mailbox (amber restore ${shortId(entry.id)} --to ${String(source.url)}; the files with amber ls ${shortId(entry.id)} /imap)\n`,
+        );
+        await listMailbox(reader, entry.snapshot.tree, (line) => context.output.out.write(`${visible(line)}\n`));
+        return;
+      }
       await walkNodes(reader, start, path === '/' ? '/' : path, (nodePath, node) => {
         if (node === start && path === '/') return;
         context.output.out.write(
@@ -104,6 +118,32 @@ Examples:
       };
       await pipeline(Readable.from(chunks()), context.output.out);
     });
+}
+
+/** Each folder of a mailbox snapshot (from its folder.json), then each message: date, sender, subject, flags. */
+async function listMailbox(reader: BlobReader, tree: TreeId, write: (line: string) => void): Promise<void> {
+  const top = await resolvePath(reader, tree, '/imap');
+  const read = async (node: TreeNode) => {
+    const parts: Buffer[] = [];
+    for (const id of node.content ?? []) parts.push(await reader.readBlob(Buffer.from(id, 'hex')));
+    return Buffer.concat(parts);
+  };
+  const dirs = top.subtree ? decodeTree(await reader.readBlob(Buffer.from(top.subtree, 'hex')), top.subtree).nodes : [];
+  for (const dir of dirs) {
+    if (!dir.subtree) continue;
+    const meta = decodeTree(await reader.readBlob(Buffer.from(dir.subtree, 'hex')), dir.subtree).nodes.find(
+      (n) => n.name === 'folder.json',
+    );
+    if (!meta) continue;
+    const folder = JSON.parse((await read(meta)).toString('utf8')) as StoredFolder;
+    write(
+      `${folder.name}  (${folder.messages.length} message${folder.messages.length === 1 ? '' : 's'}${folder.specialUse ? `, ${folder.specialUse}` : ''})`,
+    );
+    for (const m of folder.messages)
+      write(
+        `  /imap/${dir.name}/${m.uid}.eml  ${(m.date ?? m.internalDate).slice(0, 16).replace('T', ' ')}  ${formatBytes(m.size).padStart(9)}  ${m.from ?? '-'}  ${m.subject ?? '(no subject)'}${m.flags.length ? `  [${m.flags.join(' ')}]` : ''}`,
+      );
+  }
 }
 
 /**

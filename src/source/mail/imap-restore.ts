@@ -94,7 +94,7 @@ async function restoreMessages(
       let hash = hashes.get(uid);
       if (hash === undefined) {
         const fetched = await client.fetchOne(String(uid), { source: true }, { uid: true });
-        hash = fetched && fetched.source ? sha256(fetched.source) : '';
+        hash = fetched !== false && fetched?.source ? sha256(fetched.source) : '';
         hashes.set(uid, hash);
       }
       return hash;
