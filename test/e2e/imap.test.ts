@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
@@ -223,6 +223,34 @@ describe('IMAP sources', { skip: whyNoDovecot() }, () => {
     });
     assert.equal(missing.status, 2, missing.stderr);
     assert.match(missing.stderr, /has no folder Nope/);
+  });
+
+  test('the policy file: a mailbox source by url with a password file, backed up by amber run', () => {
+    writeFileSync(join(dir, 'alice.pass'), `${PASSWORDS.alice}\n`);
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(
+      file,
+      `repositories:
+  main: { repo: ${repo} }
+sources:
+  - name: alice-mail
+    url: ${imap.url('alice')}
+    password-file: alice.pass
+    repository: main
+    schedule: every 6h
+    retain: { daily: 35d }
+state-dir: state
+`,
+    );
+    const run = amber(['run', 'alice-mail', '--config', file, '--json'], { AMBER_SOURCE_PASSWORD: '' });
+    assert.equal(run.status, 0, run.stderr);
+    const outcome = JSON.parse(run.stdout);
+    assert.equal(outcome.status, 'succeeded');
+    const listed = JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).find(
+      (s: { id: string }) => s.id === outcome.snapshot,
+    );
+    assert.equal(listed.source.kind, 'imap');
+    assert.equal(listed.source.messages, 17);
   });
 
   test('a wrong password, a password in the URL, and a server that is down are each said clearly; no snapshot is written', () => {
