@@ -106,6 +106,7 @@ export async function restoreDatabase(options: {
       feed,
       globals: feedGlobals,
       signal: options.signal,
+      strict: options.throwaway,
       ensureRoles: options.throwaway && Array.isArray(record.roles) ? record.roles.map(String) : undefined,
     });
     return { kind: 'postgresql', database: into, to: target.display, bytes, ...result };
@@ -121,6 +122,7 @@ export async function restoreDatabase(options: {
     feed,
     globals: feedGlobals,
     signal: options.signal,
+    strict: options.throwaway,
     ensureAccounts:
       options.throwaway && Array.isArray(record.definers)
         ? record.definers.filter((a) => Array.isArray(a) && a.length === 2).map(([u, h]) => [String(u), String(h)])

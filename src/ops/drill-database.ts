@@ -175,14 +175,16 @@ export async function runSqlCheck(
   const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
   const text = /;\s*$/.test(query) ? `${query}\n` : `${query};\n`;
   try {
+    // Untrimmed: each row ends its line, so a row holding '' or NULL still counts as a row.
     const output =
       server.kind === 'postgresql'
         ? await psql(parsePostgresUrl(server.url(database)), { password: server.password }, text, {
             database,
             signal: both,
+            raw: true,
           })
-        : await mysql(parseMysqlUrl(server.url()), { password: server.password }, text, database, both);
-    const rows = output === '' ? [] : output.split('\n');
+        : await mysql(parseMysqlUrl(server.url()), { password: server.password }, text, database, both, true);
+    const rows = output.endsWith('\n') ? output.slice(0, -1).split('\n') : output === '' ? [] : output.split('\n');
     return {
       exit: rows.length > 0 ? 0 : 1,
       timedOut: false,

@@ -18,7 +18,7 @@ import { findSnapshot, listSnapshots, type SnapshotEntry } from '../engine/snaps
 import { appendAudit } from '../governance/audit-log.ts';
 import type { Operation } from '../governance/operation.ts';
 import type { Repository } from '../repo/repository.ts';
-import type { ScratchServer } from '../source/database/scratch-server.ts';
+import { blockedAncestor, type ScratchServer } from '../source/database/scratch-server.ts';
 import {
   checkDatabaseDrill,
   type DatabaseKind,
@@ -197,6 +197,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
   // Without server binaries, a database snapshot is drilled as its dump's files, and says so.
   const kind = noServer ? undefined : dumpKind;
   if (noServer) skip('server', noServer);
+  if (!dumpKind && options.database !== undefined)
+    throw new AmberError(
+      'USAGE',
+      `snapshot ${snapshot.id.slice(0, 8)} is a backup of files: --database names a database of a database snapshot`,
+    );
   if (!dumpKind && (options.checkSql ?? []).length > 0)
     throw new AmberError(
       'USAGE',
@@ -358,6 +363,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     if (options.keep) {
       // The server is stopped, its data directory kept: start it again with its own tools to look.
       await server?.stop({ keepFiles: true }).catch(() => {});
+      if (existed && mode !== undefined) chmodSync(target, mode);
       skip('cleanup', server ? `kept at ${target} (the server stopped, its data directory kept)` : `kept at ${target}`);
     } else
       await stage(
@@ -486,6 +492,18 @@ function prepareTarget(options: DrillOptions, forServer: boolean): { target: str
   // A throwaway database server runs as its own user (postgres, mysql) when this is root: it must
   // pass through the scratch directory to its own inside (traverse only, never list or write).
   if (forServer && process.getuid?.() === 0) {
+    // Refused before anything is recorded: a usage problem, not a failed drill.
+    const blocked = blockedAncestor(dirname(prepared.target));
+    if (blocked) {
+      if (!prepared.existed) rmSync(prepared.target, { recursive: true, force: true });
+      throw new AmberError(
+        'USAGE',
+        `the throwaway database server runs as an unprivileged account, which cannot pass through ${blocked} (not searchable by others)`,
+        {
+          hint: `chmod o+x ${blocked}, or give a --target (agent: scratch) under a directory it can pass through, such as /var/tmp`,
+        },
+      );
+    }
     const mode = lstatSync(prepared.target).mode & 0o7777;
     chmodSync(prepared.target, (mode & ~0o077) | 0o011);
     return { ...prepared, mode };

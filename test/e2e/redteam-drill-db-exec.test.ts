@@ -1,18 +1,16 @@
-// Red team, database drills: what a snapshot's dump makes the drill host do. A drill feeds the
+// Red team, database drills: what a snapshot's dump can make the drill host do. A drill feeds the
 // snapshot's dump to psql / the mariadb client on the drill host (as root, when root runs it) and
-// restores it as the throwaway server's superuser, whose process runs as the system `postgres` /
-// `mysql` account. So:
-//  1. a dump holding client meta-commands (psql `\!`, mariadb `\!`/`system`) runs shell commands
-//     as the user that runs the drill (root): whoever can write a snapshot (a write-only key on a
-//     backed-up host, a hacked pg_dump there) gets code execution on the drill host, which holds
-//     the repository's full key and passphrase;
-//  2. even a genuine pg_dump of a database owned by an unprivileged role runs that role's code as
-//     the throwaway superuser (a CHECK constraint's function evaluated by COPY), i.e. COPY … TO
-//     PROGRAM as the OS `postgres` account, which also owns the host's real clusters.
+// restores it as the throwaway server's superuser. Whoever can write a snapshot (a write-only key
+// on a backed-up host, a hacked pg_dump there) controls that dump, so:
+//  1. a dump holding client meta-commands (psql `\!`, mariadb `\!`/`system`) must not run them:
+//     psql runs under Amber's own `\restrict KEY`, the mariadb client with --sandbox;
+//  2. code of the restored database that runs during the restore (a CHECK constraint's function
+//     doing COPY … TO PROGRAM as the throwaway superuser) runs as an account that owns nothing of
+//     the host's (not root, not `postgres`), without Amber's environment (no AMBER_PASSWORD).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../../src/testing/agent-fixture.ts';
@@ -51,7 +49,7 @@ function hostileDumper(dir: string, tool: string, real: string, strip: string, l
 
 const which = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
 
-describe('red team: a PostgreSQL dump runs code on the drill host', { skip: whyNoPostgres() }, () => {
+describe('red team: a PostgreSQL dump tries to run code on the drill host', { skip: whyNoPostgres() }, () => {
   let pg: PostgresServer;
   let dir: string;
   let repo: string;
@@ -72,7 +70,7 @@ describe('red team: a PostgreSQL dump runs code on the drill host', { skip: whyN
     rmSync(`${marker}-copy`, { force: true });
   });
 
-  test('a dump with a psql meta-command (\\!) runs a shell command as the drill user', () => {
+  test('a dump with a psql meta-command (\\!) cannot run a shell command on the drill host', () => {
     pg.sql('create database meta;');
     pg.sql('create table t (id int); insert into t values (1);', 'meta');
     const env = hostileDumper(
@@ -94,14 +92,19 @@ describe('red team: a PostgreSQL dump runs code on the drill host', { skip: whyN
     );
   });
 
-  test('a genuine dump of an unprivileged owner’s database runs its code as the throwaway superuser (COPY TO PROGRAM as OS postgres)', () => {
+  test('a genuine dump whose code runs during the restore (COPY TO PROGRAM as the throwaway superuser) runs it as an account that owns nothing: not root, not postgres, without Amber’s environment', () => {
+    // What the host's own clusters hold: a file of the postgres account that only it can read.
+    const secret = join(dir, 'cluster-secret');
+    writeFileSync(secret, 'the host cluster secret\n', { mode: 0o600 });
+    const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout);
+    if (Number.isInteger(uid)) chownSync(secret, uid, uid);
     pg.sql('create role app login; create database app_db owner app;');
     pg.sql(
       `set role app;
        create function public.ok(x int) returns boolean language plpgsql as $f$
        begin
          if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
-           execute 'copy (select 1) to program ''(id; ls -l /tmp/amber-pg-*/postgresql/data/pg_hba.conf; tail -n 1 /tmp/amber-pg-*/postgresql/data/pg_hba.conf) > ${marker}-copy 2>&1''';
+           execute 'copy (select 1) to program ''(id; cat ${secret}; env) > ${marker}-copy 2>&1''';
          end if;
          return true;
        end $f$;
@@ -111,16 +114,16 @@ describe('red team: a PostgreSQL dump runs code on the drill host', { skip: whyN
     );
     const backup = amber(['backup', '--repo', repo, pg.url('app_db')]);
     assert.equal(backup.status, 0, backup.stderr);
-    const drill = amber(['drill', 'run', 'latest', '--repo', repo, '--json']);
-    assert.equal(
-      existsSync(`${marker}-copy`),
-      false,
-      `the drill ran the database owner's code as the OS user ${existsSync(`${marker}-copy`) ? readFileSync(`${marker}-copy`, 'utf8').trim() : '?'} (drill exit ${drill.status}, passed ${drill.status === 0})`,
-    );
+    amber(['drill', 'run', 'latest', '--repo', repo, '--json']);
+    const seen = existsSync(`${marker}-copy`) ? readFileSync(`${marker}-copy`, 'utf8') : '';
+    assert.ok(seen.includes('uid='), `the restored code did run inside the throwaway server: ${seen}`);
+    assert.doesNotMatch(seen, /uid=0\(|\(postgres\)/, 'not as root, not as the account of the host’s clusters');
+    assert.doesNotMatch(seen, /the host cluster secret/);
+    assert.doesNotMatch(seen, /AMBER_PASSWORD|red team passphrase/i, 'nothing of Amber’s environment');
   });
 });
 
-describe('red team: a MariaDB dump runs code on the drill host', { skip: whyNoMariadb() }, () => {
+describe('red team: a MariaDB dump tries to run code on the drill host', { skip: whyNoMariadb() }, () => {
   let db: MariadbServer;
   let dir: string;
   let repo: string;
@@ -140,7 +143,7 @@ describe('red team: a MariaDB dump runs code on the drill host', { skip: whyNoMa
     rmSync(marker, { force: true });
   });
 
-  test('a dump with a client command (\\!) runs a shell command as the drill user', () => {
+  test('a dump with a client command (\\!) cannot run a shell command on the drill host', () => {
     db.sql('create database meta; create table meta.t (id int); insert into meta.t values (1);');
     const env = hostileDumper(
       dir,

@@ -114,8 +114,10 @@ Examples:
         throw new AmberError('USAGE', `--seed ${flags.seed}: expected a whole number`);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // Every signal until the drill is done, not only the first: a second Ctrl-C while the drill
+      // cleans up must not leave its throwaway server running on the restored data.
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const quiet = context.globals().json || context.globals().quiet || !context.output.showProgress;
       let result: DrillResult;
       try {

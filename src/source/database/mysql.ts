@@ -61,6 +61,22 @@ const tools = (() => {
   };
 })();
 
+/**
+ * --sandbox where the client has it (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.0.6 and later); a
+ * client without it cannot run a dump safely, so a restore with it is refused.
+ */
+function sandbox(): string[] {
+  const client = tools().client;
+  const help = spawnSync(client, ['--help'], { encoding: 'utf8' }).stdout ?? '';
+  if (!/--sandbox/.test(help))
+    throw new AmberError(
+      'SOURCE_TOOL_MISSING',
+      `the ${client} client here has no --sandbox: it cannot run a dump without letting the dump's client commands (system, source, tee) run`,
+      { hint: 'install MariaDB’s client 10.5.25, 10.6.18, 10.11.8 or later (apt-get install mariadb-client)' },
+    );
+  return ['--sandbox'];
+}
+
 function connection(target: MysqlTarget): string[] {
   // The tools read no option file (a ~/.my.cnf could point them elsewhere): only what the URL says.
   return [
@@ -84,6 +100,7 @@ export async function sql(
   text: string,
   database?: string,
   signal?: AbortSignal,
+  raw = false,
 ): Promise<string> {
   const args = [
     ...connection(target),
@@ -92,7 +109,7 @@ export async function sql(
     '--connect-timeout=10',
     ...(database ? [`--database=${database}`] : []),
   ];
-  return runScript(runTool(MARIADB, target.display, tools().client, args, env(access), signal), text);
+  return runScript(runTool(MARIADB, target.display, tools().client, args, env(access), signal), text, raw);
 }
 
 /** A name as a quoted identifier: backticks around it, a backtick in it doubled. */
@@ -244,6 +261,8 @@ export async function restoreMysql(options: {
   ensureAccounts?: [string, string][];
   /** Ends the restore (what it created is dropped) when aborted. */
   signal?: AbortSignal;
+  /** Any error of the users' SQL fails the restore (an empty throwaway server, where nothing should). */
+  strict?: boolean;
 }): Promise<{ serverVersion: string; rolesSkipped: number }> {
   const { target, access, database } = options;
   const at = { ...target, database: undefined };
@@ -300,10 +319,20 @@ export async function restoreMysql(options: {
       }
       kept.push(statement);
     }
-    const users = runTool(MARIADB, target.display, tools().client, [...connection(at), '--force'], env(access));
+    // Into a live server an account statement that fails is passed over (--force); into an empty
+    // throwaway server nothing should fail, so anything that does fails the drill.
+    const users = runTool(
+      MARIADB,
+      target.display,
+      tools().client,
+      [...connection(at), ...sandbox(), ...(options.strict ? [] : ['--force'])],
+      env(access),
+    );
     users.stdout.resume();
     users.stdin.end(kept.join(''));
-    await users.finished.catch(() => {});
+    await users.finished.catch((error: unknown) => {
+      if (options.strict) throw error;
+    });
   }
   /** Creates `name` and runs the dump into it; a failure drops what it created. */
   const restoreInto = async (name: string) => {
@@ -324,7 +353,9 @@ export async function restoreMysql(options: {
       MARIADB,
       target.display,
       tools().client,
-      [...connection(at), `--database=${name}`],
+      // --sandbox: the client's own commands (system, source, tee, pager) are refused, so a dump,
+      // which a write-only key could have written, cannot run a shell command or touch a file here.
+      [...connection(at), ...sandbox(), `--database=${name}`],
       env(access),
       options.signal,
     );

@@ -19,6 +19,7 @@ import {
   type ToolFamily,
   type DatabaseTarget,
   parseDatabaseUrl,
+  PsqlRestrict,
 } from './tool.ts';
 
 export type PostgresTarget = DatabaseTarget;
@@ -78,7 +79,7 @@ export async function psql(
   target: PostgresTarget,
   access: PostgresAccess,
   sql: string,
-  options: { database?: string; vars?: Record<string, string>; signal?: AbortSignal } = {},
+  options: { database?: string; vars?: Record<string, string>; signal?: AbortSignal; raw?: boolean } = {},
 ): Promise<string> {
   const vars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['-v', `${name}=${value}`]);
   return runScript(
@@ -91,7 +92,19 @@ export async function psql(
       options.signal,
     ),
     sql,
+    options.raw,
   );
+}
+
+/** psql older than August 2025's releases has no `\restrict`: it cannot run a dump safely. */
+function restrictUnsupported(error: unknown): never {
+  if (/invalid command \\restrict/.test((error as Error).message))
+    throw new AmberError(
+      'SOURCE_TOOL_MISSING',
+      'this psql cannot lock its backslash commands (\\restrict, in PostgreSQL 13.22, 14.19, 15.14, 16.10, 17.6 and later): a dump could run shell commands through it',
+      { hint: 'install a current PostgreSQL client (apt-get install postgresql-client)' },
+    );
+  throw error;
 }
 
 /** How many things of its own a database holds (0 for one just created from template0). */
@@ -219,6 +232,8 @@ export async function restorePostgres(options: {
   ensureRoles?: string[];
   /** Ends the restore (the staging database is dropped) when aborted. */
   signal?: AbortSignal;
+  /** Any error of the roles' SQL fails the restore (an empty throwaway server, where nothing should). */
+  strict?: boolean;
 }): Promise<{ serverVersion: string; rolesSkipped: number }> {
   const { target, access, database } = options;
   // Connected to another database than the one restored: a database cannot be dropped from inside.
@@ -253,7 +268,7 @@ export async function restorePostgres(options: {
       JSON.parse((await psql(at, access, "select coalesce(json_agg(rolname), '[]') from pg_roles;")) || '[]'),
     );
     const kept: string[] = [];
-    for (const statement of splitStatements(await collect(options.globals), false)) {
+    for (const statement of splitStatements(PsqlRestrict.script(await collect(options.globals)), false)) {
       const role = roleOf(statementHead(statement));
       if (role !== undefined && existing.has(role)) {
         if (/^CREATE\s/i.test(statementHead(statement))) rolesSkipped++;
@@ -261,10 +276,12 @@ export async function restorePostgres(options: {
       }
       kept.push(statement);
     }
-    const roles = run(at, access, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=0'], 'postgres');
+    // Into a live server, a role statement that fails (an attribute this server lacks) is passed
+    // over; into an empty throwaway server nothing should fail, so anything that does fails the drill.
+    const roles = run(at, access, 'psql', ['-X', '-q', '-v', `ON_ERROR_STOP=${options.strict ? 1 : 0}`], 'postgres');
     roles.stdout.resume();
     roles.stdin.end(kept.join(''));
-    await roles.finished;
+    await roles.finished.catch(restrictUnsupported);
   }
   if (options.ensureRoles?.length) {
     // Each name a psql variable (:"role" quotes it), one statement each, in one script.
@@ -289,12 +306,17 @@ export async function restorePostgres(options: {
       options.signal,
     );
     restore.stdout.resume();
+    // The dump runs with psql's backslash commands locked (PsqlRestrict): a snapshot, which a
+    // write-only key could have written, cannot run a shell command or touch a file here.
+    const restricted = new PsqlRestrict();
+    restricted.pipe(restore.stdin);
+    restore.finished.catch(() => restricted.destroy());
     await Promise.all([
       (async () => {
-        await options.feed(restore.stdin);
-        restore.stdin.end();
+        await options.feed(restricted);
+        restricted.end();
       })(),
-      restore.finished,
+      restore.finished.catch(restrictUnsupported),
     ]);
     if (exists === '1')
       await psql(at, access, 'drop database if exists :"name" with (force);', { vars: { name: database } });

@@ -2,8 +2,11 @@
 // directory, listening on a free port of 127.0.0.1 only, with a superuser and a random password,
 // started from the server binaries installed on this host and removed by stop(). A database drill
 // restores its snapshot into one (so the RTO covers "the database answers"), and the tests run
-// their real servers on it. Neither server runs as root: as root, the PostgreSQL cluster belongs to
-// the `postgres` user and MariaDB drops to `mysql`, the users Debian's packages create.
+// their real servers on it. Neither server runs as root, nor as the `postgres` or `mysql` account
+// that owns the host's own databases: a restored database's code runs with superuser rights inside
+// the throwaway server (COPY … TO PROGRAM, SELECT … INTO OUTFILE), so as root the server runs as an
+// account that owns nothing: `amber-drill` where it exists, else `nobody`. Its environment holds
+// nothing of Amber's (no AMBER_PASSWORD for a restored function to read).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -47,6 +50,22 @@ export interface ScratchOptions {
 }
 
 const asRoot = () => process.getuid?.() === 0;
+
+/** The account a throwaway server runs as when root starts it: one that owns nothing. */
+function serviceAccount(): { name: string; uid: number; gid: number } | undefined {
+  for (const name of ['amber-drill', 'nobody']) {
+    const found = account(name);
+    if (found) return { name, ...found };
+  }
+  return undefined;
+}
+
+/** The servers' and their setup tools' environment: a PATH and the C locale, nothing of the caller's. */
+const serverEnv = (): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  LANG: 'C',
+  LC_ALL: 'C',
+});
 
 /** uid and gid of a system user, or undefined when there is none. */
 function account(name: string): { uid: number; gid: number } | undefined {
@@ -136,8 +155,8 @@ export const postgresBinDir = (): string | undefined => postgresBinDirs()[0]?.di
 export function whyNoScratchPostgres(): string | undefined {
   if (postgresBinDirs().length === 0)
     return 'the PostgreSQL server binaries (initdb, pg_ctl, postgres) are not installed: apt-get install postgresql';
-  if (asRoot() && !account('postgres'))
-    return 'PostgreSQL does not run as root, and there is no postgres user to run it as (create one, or run as another user)';
+  if (asRoot() && !serviceAccount())
+    return 'PostgreSQL does not run as root, and there is neither an amber-drill nor a nobody account to run it as (useradd --system amber-drill)';
   return undefined;
 }
 
@@ -145,8 +164,8 @@ export async function startScratchPostgres(options: ScratchOptions): Promise<Scr
   const why = whyNoScratchPostgres();
   if (why) throw new AmberError('SOURCE_TOOL_MISSING', `no throwaway PostgreSQL server: ${why}`);
   const [{ dir: bin, version }] = postgresBinDirs();
-  const owner = asRoot() ? account('postgres') : undefined;
-  if (owner) checkReachable(options.dir, 'postgres');
+  const owner = asRoot() ? serviceAccount() : undefined;
+  if (owner) checkReachable(options.dir, owner.name);
   const home = join(options.dir, 'postgresql');
   mkdirSync(home, { mode: 0o700 });
   const user = options.user ?? 'amber_drill';
@@ -159,9 +178,9 @@ export async function startScratchPostgres(options: ScratchOptions): Promise<Scr
   }
   const run = (program: string, args: string[]) => {
     const argv = owner
-      ? ['runuser', '-u', 'postgres', '--', join(bin, program), ...args]
+      ? ['runuser', '-u', owner.name, '--', join(bin, program), ...args]
       : [join(bin, program), ...args];
-    const result = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', cwd: home });
+    const result = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', cwd: home, env: serverEnv() });
     if (result.status !== 0)
       throw new AmberError(
         'SOURCE_FAILED',
@@ -226,8 +245,8 @@ export function whyNoScratchMariadb(): string | undefined {
     return 'the MariaDB server (mariadbd, mariadb-install-db) is not installed: apt-get install mariadb-server';
   if (!versionOf(server).endsWith('-MariaDB'))
     return `${server} is not MariaDB's server (MySQL's is not supported as a throwaway server yet)`;
-  if (asRoot() && !account('mysql'))
-    return 'running as root, and there is no mysql user to run MariaDB as (create one, or run as another user)';
+  if (asRoot() && !serviceAccount())
+    return 'running as root, and there is neither an amber-drill nor a nobody account to run MariaDB as (useradd --system amber-drill)';
   return undefined;
 }
 
@@ -236,9 +255,9 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
   if (why) throw new AmberError('SOURCE_TOOL_MISSING', `no throwaway MariaDB server: ${why}`);
   const server = mariadbd()!;
   const version = versionOf(server);
-  const owner = asRoot() ? account('mysql') : undefined;
-  const osUser = owner ? 'mysql' : userInfo().username;
-  if (owner) checkReachable(options.dir, 'mysql');
+  const owner = asRoot() ? serviceAccount() : undefined;
+  const osUser = owner ? owner.name : userInfo().username;
+  if (owner) checkReachable(options.dir, owner.name);
   const home = join(options.dir, 'mariadb');
   mkdirSync(home, { mode: 0o700 });
   if (owner) chownSync(home, owner.uid, owner.gid);
@@ -255,7 +274,7 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
       '--auth-root-authentication-method=socket',
       '--skip-test-db',
     ],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env: serverEnv() },
   );
   if (installed.status !== 0)
     throw new AmberError(
@@ -271,6 +290,10 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
     { mode: 0o600 },
   );
   if (owner) chownSync(initFile, owner.uid, owner.gid);
+  // LOAD DATA and SELECT … INTO OUTFILE reach this empty directory only.
+  const files = join(home, 'files');
+  mkdirSync(files, { mode: 0o700 });
+  if (owner) chownSync(files, owner.uid, owner.gid);
   const port = await freePort();
   const child: ChildProcess = spawn(
     server,
@@ -284,10 +307,12 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
       `--pid-file=${join(home, 'pid')}`,
       `--log-error=${join(home, 'error.log')}`,
       `--init-file=${initFile}`,
+      `--secure-file-priv=${files}`,
       '--innodb-flush-log-at-trx-commit=0',
       '--skip-name-resolve',
     ],
-    { stdio: 'ignore' },
+    // A group of its own: a Ctrl-C at the terminal is Amber's to handle (it stops the server).
+    { stdio: 'ignore', env: serverEnv(), detached: true },
   );
   let exited = false;
   const gone = new Promise<void>((resolve) =>
@@ -328,6 +353,7 @@ export async function startScratchMariadb(options: ScratchOptions): Promise<Scra
     }
     await sleep(100);
   }
+  rmSync(initFile, { force: true }); // it holds the password, and is read at start only
   return {
     kind: 'mysql',
     host: '127.0.0.1',

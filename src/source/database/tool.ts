@@ -2,6 +2,7 @@
 // credentials only in its environment, its standard output streamed, the last of its standard
 // error kept for one clear error that names the URL (never a password) and says what to do.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { domainToASCII } from 'node:url';
 import { PassThrough, type Readable, Transform, type Writable } from 'node:stream';
@@ -37,7 +38,17 @@ export function runTool(
   /** Ends the tool (SIGTERM) when aborted: a drill's check that ran out of time, an interrupted run. */
   signal?: AbortSignal,
 ): ToolRun {
-  const child = spawn(tool, args, { env, stdio: ['pipe', 'pipe', 'pipe'], signal });
+  // With a signal, the tool leads a process group of its own: an abort ends it and whatever it
+  // started (a `\! sleep` of a drill's SQL check), which would otherwise hold the pipes open.
+  const child = spawn(tool, args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: signal !== undefined });
+  const onAbort = () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {}
+  };
+  if (signal?.aborted) queueMicrotask(onAbort);
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  child.on('close', () => signal?.removeEventListener('abort', onAbort));
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (piece: string) => {
     stderr = (stderr + piece).slice(-8192);
@@ -77,15 +88,102 @@ export function runTool(
   return { stdout: child.stdout, stdin: child.stdin, finished };
 }
 
-/** SQL on a tool's standard input; its standard output, trimmed. */
-export async function runScript(run: ToolRun, sql: string): Promise<string> {
+/** SQL on a tool's standard input; its standard output, trimmed (`raw`: exactly as written). */
+export async function runScript(run: ToolRun, sql: string, raw = false): Promise<string> {
   run.stdin.end(sql);
   let out = '';
   run.stdout.setEncoding('utf8').on('data', (piece: string) => {
     out += piece;
   });
   await run.finished;
-  return out.trim();
+  return raw ? out : out.trim();
+}
+
+/**
+ * psql's own safeguard against a dump that carries backslash commands (`\! cmd`, `\o FILE`,
+ * `\copy`): `\restrict KEY` as the first line allows none but `\unrestrict KEY` after it, and
+ * the key is random, made for this run only, so nothing in the dump can lift it. The dump's own
+ * `\restrict` line (pg_dump writes one at its top since August 2025) and the matching
+ * `\unrestrict` at its end are taken out; they would fail inside Amber's.
+ */
+export class PsqlRestrict extends Transform {
+  /** A whole script (the roles' SQL: small) the same way: Amber's `\\restrict` first, the script's own taken out. */
+  static script(text: string): string {
+    const lines = text.split('\n');
+    let theirs: string | undefined;
+    for (let i = 0; i < lines.length; i++) {
+      const own = /^\\restrict (\S+)\r?$/.exec(lines[i]);
+      if (own) {
+        theirs = own[1];
+        lines.splice(i, 1);
+        break;
+      }
+      if (lines[i].trim() !== '' && !lines[i].startsWith('--')) break;
+    }
+    const kept =
+      theirs === undefined ? lines : lines.filter((line) => line.replace(/\r$/, '') !== `\\unrestrict ${theirs}`);
+    return `\\restrict ${randomBytes(24).toString('hex')}\n${kept.join('\n')}`;
+  }
+  readonly key = randomBytes(24).toString('hex');
+  #header = true;
+  #pending = Buffer.alloc(0);
+  #theirs: Buffer | undefined;
+  #carry = Buffer.alloc(0);
+  constructor() {
+    super();
+    this.push(Buffer.from(`\\restrict ${this.key}\n`));
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    if (this.#header) {
+      // Until the first line that is neither blank nor a comment: a `\restrict X` there is the dump's own.
+      this.#pending = Buffer.concat([this.#pending, chunk]);
+      let start = 0;
+      for (let end = this.#pending.indexOf(10, start); end >= 0; end = this.#pending.indexOf(10, start)) {
+        const line = this.#pending.subarray(start, end).toString('latin1').replace(/\r$/, '');
+        const own = /^\\restrict (\S+)$/.exec(line);
+        if (own) {
+          this.#theirs = Buffer.from(`\n\\unrestrict ${own[1]}\n`, 'latin1');
+          this.push(this.#pending.subarray(0, start));
+          this.#pending = this.#pending.subarray(end + 1);
+          start = 0;
+          continue;
+        }
+        if (line.trim() !== '' && !line.startsWith('--')) {
+          this.#header = false;
+          break;
+        }
+        start = end + 1;
+      }
+      if (this.#header && this.#pending.length < 65536) {
+        done();
+        return;
+      }
+      this.#header = false;
+      chunk = this.#pending;
+      this.#pending = Buffer.alloc(0);
+    }
+    this.#pass(chunk);
+    done();
+  }
+  override _flush(done: (error?: Error | null) => void): void {
+    if (this.#header) this.#pass(this.#pending);
+    this.push(this.#carry);
+    done();
+  }
+  /** The bytes, without the dump's `\unrestrict` line; the last bytes held back in case it straddles two chunks. */
+  #pass(chunk: Buffer): void {
+    if (!this.#theirs) {
+      this.push(chunk);
+      return;
+    }
+    let text = Buffer.concat([this.#carry, chunk]);
+    for (let at = text.indexOf(this.#theirs); at >= 0; at = text.indexOf(this.#theirs)) {
+      text = Buffer.concat([text.subarray(0, at + 1), text.subarray(at + this.#theirs.length)]);
+    }
+    const keep = Math.min(text.length, this.#theirs.length - 1);
+    this.push(text.subarray(0, text.length - keep));
+    this.#carry = text.subarray(text.length - keep);
+  }
 }
 
 /** A database's file in the snapshot: its name, made safe as a file name (%XX for %, / and control characters). */
@@ -247,8 +345,12 @@ export function parseDatabaseUrl(
       `the ${kind.product} URL ${url.protocol}//${url.host}${url.pathname} has parameters Amber does not use`,
       { hint: `write ${scheme}://USER@HOST:PORT/DATABASE without ?… (${kind.parameters})` },
     );
+  // One path segment; a / inside the name itself is written %2F.
+  if (url.pathname.slice(1).includes('/'))
+    throw new AmberError('USAGE', `"${url.pathname.slice(1)}" is not a database name`, {
+      hint: 'a database name with / in it is written with %2F',
+    });
   const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name', text);
-  if (database.includes('/')) throw new AmberError('USAGE', `"${database}" is not a database name`);
   const host = hostOf(url.hostname, text);
   if (!host) throw new AmberError('USAGE', `the ${kind.product} URL "${withoutPassword(text)}" names no host`);
   const user = url.username ? decodeUrlPart(url.username, 'user name', text) : undefined;
