@@ -7,10 +7,10 @@ import { AmberError } from '../core/errors.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { Repository } from '../repo/repository.ts';
-import { decodeTree, type TreeNode } from '../repo/tree.ts';
-import type { StoredFolder } from '../source/mail/imap.ts';
+import type { TreeNode } from '../repo/tree.ts';
 import { parseImapUrl } from '../source/mail/imap.ts';
-import { type FolderToRestore, type ImapRestoreResult, restoreImap } from '../source/mail/imap-restore.ts';
+import { type ImapRestoreResult, restoreImap } from '../source/mail/imap-restore.ts';
+import { readMailbox } from './mailbox-snapshot.ts';
 import { parseMysqlUrl, restoreMysql } from '../source/database/mysql.ts';
 import { parsePostgresUrl, restorePostgres } from '../source/database/postgresql.ts';
 import { fileOfDatabase } from '../source/database/tool.ts';
@@ -157,33 +157,9 @@ async function restoreMail(options: {
   const target = parseImapUrl(options.to);
   const { index } = await loadIndex(options.repo);
   const reader = createBlobReader(options.repo, index);
-  const root = options.snapshot.snapshot.tree;
-  const top = await resolvePath(reader, root, '/imap');
-  const folders: FolderToRestore[] = [];
-  for (const dir of top.subtree
-    ? decodeTree(await reader.readBlob(Buffer.from(top.subtree, 'hex')), top.subtree).nodes
-    : []) {
-    if (dir.type !== 'dir' || !dir.subtree) continue;
-    const nodes = new Map(
-      decodeTree(await reader.readBlob(Buffer.from(dir.subtree, 'hex')), dir.subtree).nodes.map((n) => [n.name, n]),
-    );
-    const meta = nodes.get('folder.json');
-    if (!meta) throw new AmberError('OBJECT_CORRUPT', `snapshot ${short} has no folder.json in /imap/${dir.name}`);
-    const stored = JSON.parse((await readAll(reader, meta)).toString('utf8')) as StoredFolder;
-    if (options.folders?.length && !options.folders.includes(stored.name)) continue;
-    folders.push({
-      stored,
-      message: async (uid) => {
-        const node = nodes.get(`${uid}.eml`);
-        if (!node)
-          throw new AmberError(
-            'OBJECT_CORRUPT',
-            `snapshot ${short} lists message ${uid} of ${stored.name} but does not hold it`,
-          );
-        return readAll(reader, node);
-      },
-    });
-  }
+  const folders = (await readMailbox(reader, options.snapshot.snapshot.tree, short)).filter(
+    (folder) => !options.folders?.length || options.folders.includes(folder.stored.name),
+  );
   if (options.folders?.length) {
     const found = new Set(folders.map((f) => f.stored.name));
     const missing = options.folders.filter((f) => !found.has(f));
@@ -200,12 +176,6 @@ async function restoreMail(options: {
     signal: options.signal,
   });
   return { kind: 'imap', to: target.display, ...result };
-}
-
-async function readAll(reader: BlobReader, node: TreeNode): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (const id of node.content ?? []) parts.push(await reader.readBlob(Buffer.from(id, 'hex')));
-  return Buffer.concat(parts);
 }
 
 /** A file's content from the repository into a pipe, in order, waiting while the pipe is full. */

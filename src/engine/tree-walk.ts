@@ -9,6 +9,13 @@ export async function readTree(reader: BlobReader, treeId: TreeId): Promise<Tree
   return decodeTree(await reader.readBlob(Buffer.from(treeId, 'hex')), treeId.slice(0, 16));
 }
 
+/** A file's whole content (small files: a folder's metadata, one message), every blob checked as read. */
+export async function readFileNode(reader: BlobReader, node: TreeNode): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (const id of node.content ?? []) parts.push(await reader.readBlob(Buffer.from(id, 'hex')));
+  return Buffer.concat(parts);
+}
+
 /** The root is a synthetic directory node named "/". */
 export function rootNode(treeId: TreeId): TreeNode {
   return {

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { AmberError } from '../core/errors.ts';
 import { describeMysql, dumpMysql, parseMysqlUrl } from './database/mysql.ts';
 import { describePostgres, dumpPostgres, parsePostgresUrl, type PostgresAccess } from './database/postgresql.ts';
-import { describeImap, dumpImap, parseImapUrl } from './mail/imap.ts';
+import { dumpImap, parseImapUrl } from './mail/imap.ts';
 
 /**
  * One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed.
@@ -56,13 +56,13 @@ export async function openSource(text: string, access: PostgresAccess): Promise<
     };
   }
   if (scheme === 'imap' || scheme === 'imaps') {
+    // One login, in files(): a refused one fails the backup there, before any snapshot is written.
     const target = parseImapUrl(text);
-    const description = await describeImap(target, access);
     const opened: OpenedSource = {
       kind: 'imap',
       display: target.display,
       dir: 'imap',
-      record: { ...description },
+      record: { kind: 'imap', url: target.display },
       files: () =>
         dumpImap(target, access, (record) => {
           opened.record = record;

@@ -4,10 +4,11 @@
 // removed) by stop(). The standard special-use folders (Sent, Drafts, Trash, Junk) exist for every user.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../source/database/scratch-server.ts';
 
 const DOVECOT = ['/usr/sbin/dovecot', '/usr/local/sbin/dovecot'].find((path) => existsSync(path));
 
@@ -25,18 +26,10 @@ export interface DovecotServer {
   url(user: string): string;
   /** Adds a user with this password (and an empty mailbox). */
   addUser(user: string, password: string): void;
-  /** The number of IMAP commands of each kind the server answered (from its protocol log), per user. */
+  /** Stops the server and removes its directory. */
   stop(): Promise<void>;
   /** Ends the server at once (SIGKILL). */
   kill(): void;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const idOf = (flag: string, name: string) => Number(spawnSync('id', [flag, name], { encoding: 'utf8' }).stdout);

@@ -154,7 +154,6 @@ describe('IMAP sources', { skip: whyNoDovecot() }, () => {
         (f: { name: string; messages: number }) => f.name === 'Archive/2024' && f.messages === 2,
       ),
     );
-    // The message in INBOX and Sent is stored once: less was added than the two copies would take.
     const files = ok(['ls', '--repo', repo, 'latest', '/imap']).stdout;
     assert.match(files, /\/imap\/INBOX\/13\.eml/);
     assert.match(files, /\/imap\/Archive%2f2024\/folder\.json/);
@@ -246,6 +245,9 @@ state-dir: state
     assert.equal(run.status, 0, run.stderr);
     const outcome = JSON.parse(run.stdout);
     assert.equal(outcome.status, 'succeeded');
+    // The same messages again (under the new UIDs the restore gave them): their bytes dedup, only
+    // the folders' metadata is new, a few KiB against the 20 MB the account holds.
+    assert.ok(outcome.bytesAdded < 200_000, `${outcome.bytesAdded} bytes added`);
     const listed = JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).find(
       (s: { id: string }) => s.id === outcome.snapshot,
     );

@@ -9,9 +9,8 @@ import { copiedFromOf } from '../../engine/copy.ts';
 import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
 import { loadIndex } from '../../repo/index-loader.ts';
 import { type BlobReader, createBlobReader } from '../../repo/blob-reader.ts';
-import { decodeTree, type TreeNode } from '../../repo/tree.ts';
-import type { TreeId } from '../../core/ids.ts';
-import type { StoredFolder } from '../../source/mail/imap.ts';
+import type { TreeNode } from '../../repo/tree.ts';
+import { readMailbox } from '../../engine/mailbox-snapshot.ts';
 import { visible } from '../../ops/drill.ts';
 import { displayName, jsonName } from '../../core/byte-names.ts';
 import { deviceNumbers } from '../../source/fs/special-files.ts';
@@ -81,7 +80,7 @@ message as .eml.`,
         context.output.out.write(
           `# ${String(source.url)}: a mailbox (amber restore ${shortId(entry.id)} --to ${String(source.url)}; the files with amber ls ${shortId(entry.id)} /imap)\n`,
         );
-        await listMailbox(reader, entry.snapshot.tree, (line) => context.output.out.write(`${visible(line)}\n`));
+        await listMailbox(reader, entry, (line) => context.output.out.write(`${visible(line)}\n`));
         return;
       }
       await walkNodes(reader, start, path === '/' ? '/' : path, (nodePath, node) => {
@@ -121,27 +120,14 @@ Examples:
 }
 
 /** Each folder of a mailbox snapshot (from its folder.json), then each message: date, sender, subject, flags. */
-async function listMailbox(reader: BlobReader, tree: TreeId, write: (line: string) => void): Promise<void> {
-  const top = await resolvePath(reader, tree, '/imap');
-  const read = async (node: TreeNode) => {
-    const parts: Buffer[] = [];
-    for (const id of node.content ?? []) parts.push(await reader.readBlob(Buffer.from(id, 'hex')));
-    return Buffer.concat(parts);
-  };
-  const dirs = top.subtree ? decodeTree(await reader.readBlob(Buffer.from(top.subtree, 'hex')), top.subtree).nodes : [];
-  for (const dir of dirs) {
-    if (!dir.subtree) continue;
-    const meta = decodeTree(await reader.readBlob(Buffer.from(dir.subtree, 'hex')), dir.subtree).nodes.find(
-      (n) => n.name === 'folder.json',
-    );
-    if (!meta) continue;
-    const folder = JSON.parse((await read(meta)).toString('utf8')) as StoredFolder;
+async function listMailbox(reader: BlobReader, entry: SnapshotEntry, write: (line: string) => void): Promise<void> {
+  for (const { dir, stored: folder } of await readMailbox(reader, entry.snapshot.tree, shortId(entry.id))) {
     write(
       `${folder.name}  (${folder.messages.length} message${folder.messages.length === 1 ? '' : 's'}${folder.specialUse ? `, ${folder.specialUse}` : ''})`,
     );
     for (const m of folder.messages)
       write(
-        `  /imap/${dir.name}/${m.uid}.eml  ${(m.date ?? m.internalDate).slice(0, 16).replace('T', ' ')}  ${formatBytes(m.size).padStart(9)}  ${m.from ?? '-'}  ${m.subject ?? '(no subject)'}${m.flags.length ? `  [${m.flags.join(' ')}]` : ''}`,
+        `  /imap/${dir}/${m.uid}.eml  ${(m.date ?? m.internalDate).slice(0, 16).replace('T', ' ')}  ${formatBytes(m.size).padStart(9)}  ${m.from ?? '-'}  ${m.subject ?? '(no subject)'}${m.flags.length ? `  [${m.flags.join(' ')}]` : ''}`,
       );
   }
 }

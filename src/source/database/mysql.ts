@@ -65,10 +65,11 @@ const tools = (() => {
  * --sandbox where the client has it (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.0.6 and later); a
  * client without it cannot run a dump safely, so a restore with it is refused.
  */
+let clientHasSandbox: boolean | undefined;
 function sandbox(): string[] {
   const client = tools().client;
-  const help = spawnSync(client, ['--help'], { encoding: 'utf8' }).stdout ?? '';
-  if (!/--sandbox/.test(help))
+  clientHasSandbox ??= /--sandbox/.test(spawnSync(client, ['--help'], { encoding: 'utf8' }).stdout ?? '');
+  if (!clientHasSandbox)
     throw new AmberError(
       'SOURCE_TOOL_MISSING',
       `the ${client} client here has no --sandbox: it cannot run a dump without letting the dump's client commands (system, source, tee) run`,

@@ -75,7 +75,8 @@ function account(name: string): { uid: number; gid: number } | undefined {
   return { uid: Number(uid.stdout), gid: Number(gid.stdout) };
 }
 
-async function freePort(): Promise<number> {
+/** A port of 127.0.0.1 free at this moment (a server started on it may still lose a race: retry). */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -158,10 +158,41 @@ export interface StoredFolder {
   messages: StoredMessage[];
 }
 
-export interface ImapDescription {
-  kind: 'imap';
-  url: string;
-  folders: string[];
+/** An IMAP flag or keyword: `\Name` or an atom (RFC 3501): no space, parenthesis, brace, quote, %, *, ] or control character. */
+const FLAG = /^\\?[!#$&'+,\-./0-9:;<=>?@A-Z[^_`a-z|~\u0080-\uffff]+$/;
+
+/**
+ * A folder.json read back from a snapshot, checked field by field: it goes into IMAP commands on a
+ * restore (a flag with a line break in it would be a command of its own), and a snapshot may have
+ * been written by a write-only key on a host that is not trusted.
+ */
+export function checkStoredFolder(value: unknown, where: string): StoredFolder {
+  const bad = (what: string): never => {
+    throw new AmberError('OBJECT_CORRUPT', `${where} ${what}`, {
+      hint: 'the snapshot was not written by Amber’s IMAP source as it is; restore from another snapshot and run amber verify',
+    });
+  };
+  const f = value as Partial<StoredFolder> | null;
+  if (!f || typeof f !== 'object' || f.version !== 1) bad('is not a folder record of version 1');
+  const folder = f as StoredFolder;
+  const text = (v: unknown) => typeof v === 'string' && !/[\0\r\n]/.test(v);
+  if (!text(folder.name) || folder.name === '') bad('names no folder (or one with a line break in it)');
+  if (folder.delimiter !== null && !(text(folder.delimiter) && folder.delimiter.length === 1))
+    bad('has a bad delimiter');
+  if (!Array.isArray(folder.attributes) || !folder.attributes.every((a) => typeof a === 'string' && FLAG.test(a)))
+    bad('has folder attributes that are not IMAP atoms');
+  if (!Array.isArray(folder.messages)) bad('has no message list');
+  const uids = new Set<number>();
+  for (const m of folder.messages) {
+    if (!m || typeof m !== 'object' || !Number.isSafeInteger(m.uid) || m.uid < 1 || uids.has(m.uid))
+      bad('lists a message without a unique UID');
+    uids.add(m.uid);
+    if (!Array.isArray(m.flags) || !m.flags.every((flag) => typeof flag === 'string' && FLAG.test(flag)))
+      bad(`gives message ${m.uid} a flag that is not an IMAP flag`);
+    if (typeof m.internalDate !== 'string' || Number.isNaN(Date.parse(m.internalDate)))
+      bad(`gives message ${m.uid} no internal date`);
+  }
+  return folder;
 }
 
 const SPECIAL = new Set(['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash', '\\Important']);
@@ -169,16 +200,6 @@ const SPECIAL = new Set(['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk'
 const BATCH_BYTES = 32 * 1024 * 1024;
 
 const selectable = (folder: ListResponse) => !folder.flags.has('\\Noselect') && !folder.flags.has('\\NonExistent');
-
-export async function describeImap(target: ImapTarget, access: ImapAccess): Promise<ImapDescription> {
-  const client = await connectImap(target, access);
-  try {
-    const folders = await client.list();
-    return { kind: 'imap', url: target.display, folders: folders.map((f) => f.path) };
-  } finally {
-    await client.logout().catch(() => client.close());
-  }
-}
 
 /**
  * Every folder's messages and metadata, one folder at a time: each message's exact bytes as
