@@ -270,13 +270,15 @@ whenS3(() => {
     const other = join(dir, 'other');
     await mkdir(other);
     await writeFile(join(other, 'a.bin'), seededBytes(200_000, 'short-a'));
-    const expiring = json(['backup', other, '--retain', '2s', '--lock-mode', 'governance']);
+    // Short locks, but long enough that a backup on a loaded machine still sets them in the future
+    // (with 2 s, the lock of a slow run was already past when S3 received it: InvalidArgument).
+    const expiring = json(['backup', other, '--retain', '8s', '--lock-mode', 'governance']);
     await writeFile(join(other, 'b.bin'), seededBytes(200_000, 'short-b'));
-    const held = json(['backup', other, '--retain', '2s', '--lock-mode', 'governance']);
+    const held = json(['backup', other, '--retain', '8s', '--lock-mode', 'governance']);
     json(['hold', 'add', held.id, '--reason', 'case 7']);
     const heldPacks = json(['lock', 'status', held.id])[0];
     assert.equal(heldPacks.covered, true);
-    await sleep(2_500);
+    await sleep(8_500);
 
     json(['forget', '--keep-last', '1']);
     const condemned = json(['prune', '--grace', '0s']);
