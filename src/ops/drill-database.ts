@@ -8,7 +8,7 @@ import type { SnapshotEntry } from '../engine/snapshots.ts';
 import type { Repository } from '../repo/repository.ts';
 import { identifier, sql as mysql, parseMysqlUrl } from '../source/database/mysql.ts';
 import { parsePostgresUrl, psql } from '../source/database/postgresql.ts';
-import { type ScratchServer, startScratchServer, whyNoScratchServer } from '../source/database/scratch-server.ts';
+import { type ScratchServer, whyNoScratchServer } from '../source/database/scratch-server.ts';
 
 export type DatabaseKind = 'postgresql' | 'mysql';
 
@@ -64,9 +64,6 @@ export function checkDatabaseDrill(
     );
   return why;
 }
-
-export const startDrillServer = (kind: DatabaseKind, dir: string): Promise<ScratchServer> =>
-  startScratchServer(kind, { dir });
 
 /** Every database of the snapshot restored into the server; the dump bytes read from the repository. */
 export async function restoreIntoServer(

@@ -18,7 +18,7 @@ import { findSnapshot, listSnapshots, type SnapshotEntry } from '../engine/snaps
 import { appendAudit } from '../governance/audit-log.ts';
 import type { Operation } from '../governance/operation.ts';
 import type { Repository } from '../repo/repository.ts';
-import { blockedAncestor, type ScratchServer } from '../source/database/scratch-server.ts';
+import { blockedAncestor, type ScratchServer, startScratchServer } from '../source/database/scratch-server.ts';
 import {
   checkDatabaseDrill,
   type DatabaseKind,
@@ -29,7 +29,6 @@ import {
   restoreIntoServer,
   runSqlCheck,
   serverEnv,
-  startDrillServer,
 } from './drill-database.ts';
 
 export type DrillSelect = 'latest' | 'random';
@@ -231,7 +230,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       // A database: restored into a throwaway server, every table read in full, the SQL checks run.
       server = await stage(
         'server',
-        () => startDrillServer(dbKind, target),
+        () => startScratchServer(dbKind, { dir: target }),
         (s) => `${dbKind === 'postgresql' ? 'PostgreSQL' : 'MariaDB'} ${s.version} on 127.0.0.1:${s.port}`,
       ).catch((error: unknown) => {
         reasons.push(`the throwaway server did not start: ${(error as Error).message}`);

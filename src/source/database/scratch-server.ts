@@ -132,7 +132,14 @@ function checkReachable(dir: string, serviceUser: string): void {
 // --- PostgreSQL ---------------------------------------------------------------------------------
 
 /** Directories holding initdb, pg_ctl and postgres, newest major version first. */
+let foundBinDirs: { dir: string; version: string }[] | undefined;
 function postgresBinDirs(): { dir: string; version: string }[] {
+  foundBinDirs ??= findPostgresBinDirs();
+  return foundBinDirs;
+}
+
+/** Looked for once a process: each candidate's `postgres --version` is a program started. */
+function findPostgresBinDirs(): { dir: string; version: string }[] {
   const dirs: string[] = [];
   for (const base of ['/usr/lib/postgresql', '/usr/local/pgsql']) {
     if (!existsSync(base)) continue;

@@ -1,5 +1,6 @@
 // A mailbox snapshot back into an IMAP account: each folder created where missing (under --into, if
-// given, keeping the hierarchy), its special use and subscription set where the server allows, and
+// given, keeping the hierarchy) and subscribed when it was (its special use is not set: the server's
+// own Sent, Trash… are used as they are, and a folder that had one is created without it), and
 // each message APPENDed with its original flags, keywords and internal date. A message already in
 // the folder (the same Message-ID and the same bytes, or the same bytes when it has none) is not
 // appended again, so a restore can be repeated or resumed without duplicates.
