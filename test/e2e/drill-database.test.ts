@@ -9,32 +9,14 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from '../../src/testing/agent-fixture.ts';
+import { sourceCli } from '../../src/testing/cli-runner.ts';
 import { type MariadbServer, startMariadb, whyNoMariadb } from '../../src/testing/mariadb-server.ts';
 import { type PostgresServer, startPostgres, whyNoPostgres } from '../../src/testing/postgres-server.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 
 let dir: string;
-function runner(password: () => string, passphrase: string) {
-  const env = (extra: Record<string, string> = {}) => ({
-    PATH: process.env.PATH,
-    AMBER_PASSWORD: passphrase,
-    AMBER_KDF_LOG_N: '10',
-    AMBER_CACHE_DIR: join(dir, 'cache'),
-    AMBER_SOURCE_PASSWORD: password(),
-    ...extra,
-  });
-  const amber = (args: string[], extra?: Record<string, string>) => {
-    const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: env(extra) });
-    return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
-  };
-  const ok = (args: string[]) => {
-    const run = amber(args);
-    assert.equal(run.status, 0, `amber ${args.join(' ')}: ${run.stdout}${run.stderr}`);
-    return run;
-  };
-  return { amber, ok };
-}
+const runner = (password: () => string, passphrase: string) =>
+  sourceCli({ dir: () => dir, passphrase, sourcePassword: password });
 
 /** No process still runs with the drill's scratch directory in its command line (its throwaway server). */
 function assertNothingRunsIn(path: string) {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { BIN } from '../../src/testing/agent-fixture.ts';
+import { sourceCli } from '../../src/testing/cli-runner.ts';
 import { type DovecotServer, startDovecot, whyNoDovecot } from '../../src/testing/dovecot-server.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 
@@ -19,23 +20,11 @@ let imap: DovecotServer;
 let dir: string;
 let repo: string;
 const PASSWORDS: Record<string, string> = { alice: 'alice imap password', bob: 'bob imap password' };
-const env = (extra: Record<string, string> = {}) => ({
-  PATH: process.env.PATH,
-  AMBER_PASSWORD: 'the imap test passphrase',
-  AMBER_KDF_LOG_N: '10',
-  AMBER_CACHE_DIR: join(dir, 'cache'),
-  AMBER_SOURCE_PASSWORD: PASSWORDS.alice,
-  ...extra,
+const { env, amber, ok } = sourceCli({
+  dir: () => dir,
+  passphrase: 'the imap test passphrase',
+  sourcePassword: () => PASSWORDS.alice,
 });
-function amber(args: string[], extra?: Record<string, string>) {
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: env(extra), maxBuffer: 1 << 26 });
-  return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
-function ok(args: string[], extra?: Record<string, string>) {
-  const run = amber(args, extra);
-  assert.equal(run.status, 0, `amber ${args.join(' ')}: ${run.stdout}${run.stderr}`);
-  return run;
-}
 
 async function session<T>(user: string, work: (client: ImapFlow) => Promise<T>): Promise<T> {
   const client = new ImapFlow({

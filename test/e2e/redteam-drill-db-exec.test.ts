@@ -13,26 +13,13 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from '../../src/testing/agent-fixture.ts';
+import { sourceCli } from '../../src/testing/cli-runner.ts';
 import { type MariadbServer, startMariadb, whyNoMariadb } from '../../src/testing/mariadb-server.ts';
 import { type PostgresServer, startPostgres, whyNoPostgres } from '../../src/testing/postgres-server.ts';
 import { removeTree } from '../../src/testing/repo-fixture.ts';
 
 function amberIn(dir: string, password: string) {
-  return (args: string[], extra: Record<string, string> = {}) => {
-    const result = spawnSync(process.execPath, [BIN, ...args], {
-      encoding: 'utf8',
-      env: {
-        PATH: process.env.PATH,
-        AMBER_PASSWORD: 'red team passphrase',
-        AMBER_KDF_LOG_N: '10',
-        AMBER_CACHE_DIR: join(dir, 'cache'),
-        AMBER_SOURCE_PASSWORD: password,
-        ...extra,
-      },
-    });
-    return { status: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
-  };
+  return sourceCli({ dir: () => dir, passphrase: 'red team passphrase', sourcePassword: () => password }).amber;
 }
 
 /** A fake TOOL first on PATH: the real one's dump with LINES added before its "complete" line (a hostile backup host). */
