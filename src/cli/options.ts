@@ -2,7 +2,7 @@
 // with a message that names the option.
 import { Option } from 'commander';
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { parseDateMs, parseDurationMs } from '../core/units.ts';
+import { parseDateMs, parseDurationMs, parseSizeBytes } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
 
 export const LOCK_MODES: readonly RetentionMode[] = ['governance', 'compliance'];
@@ -33,6 +33,11 @@ export function boundFlag(flag: string, text: string): number | null {
 /** An ISO date or `+DURATION` counted from `nowMs`. */
 export function dateFlag(flag: string, text: string, nowMs: number): number {
   return naming(flag, () => parseDateMs(text, nowMs));
+}
+
+/** `50M`, `1G`, `4096` → bytes. */
+export function sizeFlag(flag: string, text: string): number {
+  return naming(flag, () => parseSizeBytes(text));
 }
 
 /** A whole number of snapshots, zero or more. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, MAX_DATE_MS, MAX_DURATION_MS, parseDateMs, parseDurationMs } from './units.ts';
+import { formatBytes, MAX_DATE_MS, MAX_DURATION_MS, parseDateMs, parseDurationMs, parseSizeBytes } from './units.ts';
 import { isAmberError } from './errors.ts';
 
 test('durations use s m h d w y with m meaning minutes', () => {
@@ -57,4 +57,13 @@ test('byte sizes are printed in binary units', () => {
   assert.equal(formatBytes(433.0966522), '433 B');
   assert.equal(formatBytes(1536), '1.50 KiB');
   assert.equal(formatBytes(3 * 1024 ** 3), '3.00 GiB');
+});
+
+test('sizes: bytes, or K M G T as powers of 1024; anything else is refused', () => {
+  assert.equal(parseSizeBytes('4096'), 4096);
+  assert.equal(parseSizeBytes('50M'), 50 * 1024 * 1024);
+  assert.equal(parseSizeBytes('1.5GiB'), 1.5 * 1024 ** 3);
+  assert.equal(parseSizeBytes('20 kb'), 20 * 1024);
+  for (const bad of ['', 'lots', '0', '-1M', '5X', '1e9'])
+    assert.throws(() => parseSizeBytes(bad), /is not a size/, JSON.stringify(bad));
 });

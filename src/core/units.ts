@@ -42,6 +42,20 @@ export function parseDurationMs(text: string): number {
   return total;
 }
 
+const SIZE = /^(\d+(?:\.\d+)?)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)$/i;
+const SIZE_POWER: Record<string, number> = { '': 0, b: 0, k: 1, m: 2, g: 3, t: 4 };
+
+/** Parses `50M`, `1.5GiB`, `4096` into bytes; K, M, G, T are powers of 1024 (as restic and kopia count them). */
+export function parseSizeBytes(text: string): number {
+  const match = SIZE.exec(text.trim());
+  const bytes = match ? Math.round(Number(match[1]) * 1024 ** SIZE_POWER[match[2].toLowerCase()[0] ?? '']) : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0)
+    throw new AmberError('USAGE', `"${text}" is not a size`, {
+      hint: 'use a number of bytes or a number followed by K, M, G or T (powers of 1024), for example 50M',
+    });
+  return bytes;
+}
+
 /** Parses an ISO date/time or `+DURATION` (from now) into epoch milliseconds, at most MAX_DATE_MS. */
 export function parseDateMs(text: string, nowMs: number): number {
   const ms = text.startsWith('+') ? nowMs + parseDurationMs(text.slice(1)) : Date.parse(text);

@@ -27,7 +27,7 @@ import { createParentLookup, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
 import { openSubtreeCache, subtreeKey, type SubtreeCache } from './subtree-cache.ts';
 import type { RetentionMode } from '../storage/store.ts';
-import type { OpenedSource } from '../source/source-url.ts';
+import type { OpenedSource, SourceRun } from '../source/source-url.ts';
 import type { RetentionState } from '../governance/retention-state.ts';
 import { appendAudit } from '../governance/audit-log.ts';
 import { merkleRoot } from '../core/merkle.ts';
@@ -174,7 +174,11 @@ async function backupWalked(
   const { started, host, paths } = run;
   const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, repo.retentionClock);
   const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode, repo.store) });
-  const parent = await createParentLookup(repo, index, { host, paths });
+  // A source's snapshots name it by its URL: the parent is the latest one of the same URL.
+  const parent = await createParentLookup(repo, index, {
+    host,
+    paths: options.source ? [options.source.display] : paths,
+  });
   const session: Session = {
     repo,
     sink: createBlobSink(repo, index, {
@@ -288,7 +292,7 @@ async function storeTree(session: Session, nodes: TreeNode[]): Promise<TreeId> {
   const bytes = encodeTree({ nodes });
   const copy = session.writerCache ? Buffer.from(bytes) : undefined; // storeBlob may move `bytes` to a worker
   const id = asTreeId(await session.sink.storeBlob('tree', bytes));
-  if (copy) session.writerCache!.rememberTree(id, copy);
+  if (copy) session.writerCache!.rememberBlob(id, copy);
   return id;
 }
 
@@ -623,16 +627,33 @@ async function sourceDirNode(session: Session, source: OpenedSource): Promise<Tr
     open.at(-1)?.nodes.push(node);
     return node;
   };
-  for await (const file of source.files()) {
-    file.finished.catch(() => {}); // awaited below; a failure must not surface as unhandled first
+  const previousNode = async (name: string) => session.parent.lookup(`/${source.dir}/${name}`);
+  const run: SourceRun = {
+    read: async (name, maxBytes) => {
+      const node = await previousNode(name);
+      return node && session.parent.readContent(node, maxBytes);
+    },
+    canCarry: async (name) => {
+      const node = await previousNode(name);
+      return node !== undefined && session.parent.reusableContent(node) !== undefined;
+    },
+    skipped: (name, reason) => {
+      warn(session, `/${source.dir}/${name}`, reason);
+      session.summary.filesSkipped += 1;
+    },
+  };
+  for await (const file of source.files(run)) {
+    if ('stream' in file) file.finished.catch(() => {}); // awaited below; a failure must not surface as unhandled first
     const parts = file.name.split('/');
     const name = parts.pop()!;
     let depth = 0;
     while (depth < parts.length && depth + 1 < open.length && open[depth + 1].name === parts[depth]) depth++;
     while (open.length > depth + 1) await close();
     for (const part of parts.slice(depth)) open.push({ name: part, nodes: [] });
-    open.at(-1)!.nodes.push(await streamNode(session, file.stream, name));
-    await file.finished;
+    if ('stream' in file) {
+      open.at(-1)!.nodes.push(await streamNode(session, file.stream, name, file.keep === true));
+      await file.finished;
+    } else open.at(-1)!.nodes.push(await carriedNode(session, await previousNode(file.name), file.name));
   }
   while (open.length > 1) await close();
   return close();
@@ -663,12 +684,26 @@ async function sourceDir(session: Session, name: string, nodes: TreeNode[]): Pro
   };
 }
 
-async function streamNode(session: Session, stream: Readable, name: string): Promise<TreeNode> {
+/** A file of the previous snapshot the source saw unchanged: its node as it was, its data reused. */
+async function carriedNode(session: Session, node: TreeNode | undefined, name: string): Promise<TreeNode> {
+  const content = node && session.parent.reusableContent(node);
+  // The source asked canCarry first; a parent that changed its mind since is a bug, not a skip.
+  if (!node || !content) throw new Error(`the source carried over ${name}, which the previous snapshot cannot give`);
+  session.sink.reuse(content);
+  session.summary.filesUnchanged += 1;
+  return node;
+}
+
+async function streamNode(session: Session, stream: Readable, name: string, keep = false): Promise<TreeNode> {
   const content: string[] = [];
   let bytes = 0;
+  // A write-only key cannot read back what it stored: it keeps what the source will read next time.
+  const cache = keep ? session.writerCache : undefined;
   for await (const chunk of chunkStream(countBytes(stream, session), session.chunker, session.readBuffer)) {
     bytes += chunk.length;
-    content.push(await session.sink.storeBlob('data', chunk));
+    const id = await session.sink.storeBlob('data', chunk);
+    cache?.rememberBlob(id, chunk);
+    content.push(id);
   }
   session.summary.filesNew += 1;
   const nowNs = (BigInt(session.repo.clock.nowMs()) * 1_000_000n).toString();

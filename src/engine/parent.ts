@@ -20,6 +20,11 @@ export interface ParentLookup {
   /** The parent's chunk list when `meta` shows the file unchanged since then and this backup may
    *  dedup against every chunk of it (else the file is read and stored again). */
   unchangedContent(node: TreeNode, meta: EntryMeta): string[] | undefined;
+  /** A file's chunk list when this backup may dedup against every chunk of it (a source's carried-over file). */
+  reusableContent(node: TreeNode): string[] | undefined;
+  /** A file's bytes, from the repository (a full key) or the writer cache (a write-only key, for
+   *  files a source kept); undefined when larger than maxBytes or not readable here. */
+  readContent(node: TreeNode, maxBytes: number): Promise<Buffer | undefined>;
 }
 
 function sameMetadata(node: TreeNode, meta: EntryMeta): boolean {
@@ -55,6 +60,8 @@ const NO_PARENT: ParentLookup = {
   lookup: async () => undefined,
   sameMetadata: () => false,
   unchangedContent: () => undefined,
+  reusableContent: () => undefined,
+  readContent: async () => undefined,
 };
 /** Directory listings kept from the parent; the walk is depth-first, so a small window suffices. */
 const CACHED_DIRS = 256;
@@ -68,19 +75,20 @@ export async function createParentLookup(
   const sameSource = (snapshot: { host: string; paths: string[] }) =>
     snapshot.host === source.host && [...snapshot.paths].sort().join('\0') === key;
   let parent: { id: SnapshotId; tree: TreeId } | undefined;
-  let readTreeBytes: (treeId: TreeId) => Promise<Buffer | undefined>;
+  let readBlob: (id: string) => Promise<Buffer | undefined>;
   if (repo.key.role === 'full') {
     const entry = (await listSnapshots(repo)).filter(({ snapshot }) => sameSource(snapshot)).at(-1);
     parent = entry && { id: entry.id, tree: entry.snapshot.tree };
     const reader = createBlobReader(repo, index);
-    readTreeBytes = (treeId) => reader.readBlob(Buffer.from(treeId, 'hex'));
+    readBlob = (id) => reader.readBlob(Buffer.from(id, 'hex'));
   } else {
-    // A write-only key reads its own earlier trees from its local cache (writer-cache.ts).
+    // A write-only key reads its own earlier trees (and the files a source kept) from its local cache (writer-cache.ts).
     const cache = openWriterCache(repo);
     if (!cache) return NO_PARENT;
     parent = await latestStillStored(repo, cache.snapshots().filter(sameSource));
-    readTreeBytes = async (treeId) => cache.tree(treeId);
+    readBlob = async (id) => cache.blob(id);
   }
+  const readTreeBytes = (treeId: TreeId) => readBlob(treeId);
   if (!parent) return NO_PARENT;
   const root = parent.tree;
   const dirs = new Map<string, Promise<Map<string, TreeNode> | undefined>>();
@@ -114,6 +122,25 @@ export async function createParentLookup(
     unchangedContent(node, meta) {
       if (!sameMetadata(node, meta)) return undefined;
       return node.content!.every((id) => index.hasTrusted(Buffer.from(id, 'hex'))) ? node.content : undefined;
+    },
+    reusableContent(node) {
+      if (node.type !== 'file' || node.flags?.length || node.content === undefined) return undefined;
+      return node.content.every((id) => index.hasTrusted(Buffer.from(id, 'hex'))) ? node.content : undefined;
+    },
+    async readContent(node, maxBytes) {
+      if (node.type !== 'file' || node.content === undefined || node.sizeBytes > maxBytes) return undefined;
+      const parts: Buffer[] = [];
+      try {
+        for (const id of node.content) {
+          const part = await readBlob(id);
+          if (!part) return undefined;
+          parts.push(part);
+        }
+      } catch {
+        return undefined; // unreadable: the source reads the live data instead
+      }
+      const bytes = Buffer.concat(parts);
+      return bytes.length === node.sizeBytes ? bytes : undefined;
     },
   };
 }

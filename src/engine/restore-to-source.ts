@@ -8,7 +8,7 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { Repository } from '../repo/repository.ts';
 import type { TreeNode } from '../repo/tree.ts';
-import { parseImapUrl } from '../source/mail/imap.ts';
+import { folderMatcher as wanted, type ImapAccess, parseImapUrl } from '../source/mail/imap.ts';
 import { type ImapRestoreResult, restoreImap } from '../source/mail/imap-restore.ts';
 import { readMailbox } from './mailbox-snapshot.ts';
 import { parseMysqlUrl, restoreMysql } from '../source/database/mysql.ts';
@@ -145,7 +145,7 @@ async function restoreMail(options: {
   repo: Repository;
   snapshot: SnapshotEntry;
   to: string;
-  access: { password?: string };
+  access: ImapAccess;
   folders?: string[];
   into?: string;
   signal?: AbortSignal;
@@ -157,17 +157,16 @@ async function restoreMail(options: {
   const target = parseImapUrl(options.to);
   const { index } = await loadIndex(options.repo);
   const reader = createBlobReader(options.repo, index);
-  const folders = (await readMailbox(reader, options.snapshot.snapshot.tree, short)).filter(
-    (folder) => !options.folders?.length || options.folders.includes(folder.stored.name),
+  const all = await readMailbox(reader, options.snapshot.snapshot.tree, short);
+  const folders = all.filter((folder) => wanted(options.folders)(folder.stored.name, folder.stored.delimiter));
+  // Each pattern must name a folder: a typo restores nothing and says so.
+  const missing = (options.folders ?? []).filter(
+    (pattern) => !all.some((folder) => wanted([pattern])(folder.stored.name, folder.stored.delimiter)),
   );
-  if (options.folders?.length) {
-    const found = new Set(folders.map((f) => f.stored.name));
-    const missing = options.folders.filter((f) => !found.has(f));
-    if (missing.length)
-      throw new AmberError('USAGE', `snapshot ${short} has no folder ${missing.join(', ')}`, {
-        hint: `list its folders with amber ls ${short}`,
-      });
-  }
+  if (missing.length)
+    throw new AmberError('USAGE', `snapshot ${short} has no folder ${missing.join(', ')}`, {
+      hint: `list its folders with amber ls ${short}; patterns use IMAP wildcards (* any characters, % within one level)`,
+    });
   const result = await restoreImap({
     target,
     access: options.access,

@@ -1,5 +1,5 @@
 // A write-only key cannot read back what it stored, so for incremental backups it keeps a local copy
-// of the trees it wrote and a list of its snapshots. The cache is an optimisation, never trusted: a
+// of the trees it wrote (and of a source's own metadata, such as an IMAP folder's cursor) and a list of its snapshots. The cache is an optimisation, never trusted: a
 // tree is used only when it hashes (HMAC under the repository id key) to its id, a parent only when
 // its snapshot still exists in the repository, and its files' chunks only when the index has them.
 import { mkdirSync, readFileSync, renameSync, appendFileSync, writeFileSync } from 'node:fs';
@@ -19,9 +19,10 @@ export interface CachedSnapshot {
 }
 
 export interface WriterCache {
-  rememberTree(id: TreeId, bytes: Uint8Array): void;
-  /** The tree's bytes when cached and authentic. */
-  tree(id: TreeId): Buffer | undefined;
+  /** Keeps a blob this key wrote and will read again: its trees, and the chunks of a source's own metadata (SourceFile.keep). */
+  rememberBlob(id: TreeId | string, bytes: Uint8Array): void;
+  /** The blob's bytes when cached and authentic. */
+  blob(id: TreeId | string): Buffer | undefined;
   rememberSnapshot(snapshot: CachedSnapshot): void;
   snapshots(): CachedSnapshot[];
 }
@@ -38,7 +39,7 @@ export function openWriterCache(repo: Repository): WriterCache | undefined {
   }
   const idKey = repo.key.secrets.idKey;
   return {
-    rememberTree(id, bytes) {
+    rememberBlob(id, bytes) {
       try {
         const temporary = join(trees, `.${randomBytes(8).toString('hex')}`);
         writeFileSync(temporary, bytes, { mode: 0o600 });
@@ -47,7 +48,7 @@ export function openWriterCache(repo: Repository): WriterCache | undefined {
         // a cache that cannot be written only costs the next backup a full read
       }
     },
-    tree(id) {
+    blob(id) {
       try {
         const bytes = readFileSync(join(trees, id));
         return blobIdOf(idKey, bytes).toString('hex') === id ? bytes : undefined;

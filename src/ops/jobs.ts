@@ -14,8 +14,7 @@ import { openReadable, openWritable } from './open-repository.ts';
 import type { AmberEvent } from './notify/event.ts';
 import type { CopyConfig, DrillPolicy, PolicyConfig, RepositoryConfig, SourceConfig } from './policy-types.ts';
 import { runDrill } from './drill.ts';
-import { readFileSync } from 'node:fs';
-import { displayOfSourceUrl, openSource } from '../source/source-url.ts';
+import { displayOfSourceUrl, openSource, readSourceAccess } from '../source/source-url.ts';
 import { hostname } from 'node:os';
 import type { Schedule } from './schedule.ts';
 import { verify } from '../engine/verify.ts';
@@ -259,18 +258,23 @@ async function runDatabaseBackup(
 ): Promise<JobOutcome> {
   const { source } = job;
   const repo = await openWritable(repositoryOf(context.config, source.repository), context.clock);
-  let password = process.env.AMBER_SOURCE_PASSWORD;
-  if (source.passwordFile)
-    try {
-      password = readFileSync(source.passwordFile, 'utf8').split('\n')[0];
-    } catch (cause) {
-      throw new AmberError(
+  let warnings = 0;
+  const access = readSourceAccess(
+    source,
+    (which, file, cause) =>
+      new AmberError(
         'CONFIG_INVALID',
-        `cannot read the password-file ${source.passwordFile} of source ${source.name}: ${(cause as Error).message}`,
-        { hint: 'create the file (its first line is the database password) or correct password-file', cause },
-      );
-    }
-  const opened = await openSource(source.url!, { password });
+        `cannot read the ${which}-file ${file} of source ${source.name}: ${cause.message}`,
+        {
+          hint: `create the file (its first line is the ${which}) or correct ${which}-file`,
+          cause,
+        },
+      ),
+  );
+  const opened = await openSource(source.url!, access, {
+    folders: source.folders,
+    maxMessageBytes: source.maxMessageBytes,
+  });
   const choice = source.retain ? chooseTier(source.retain, context.clock.nowMs(), state.kept) : undefined;
   const result = await backup({
     repo,
@@ -279,18 +283,22 @@ async function runDatabaseBackup(
     host: source.host,
     retainMs: choice?.retainMs,
     lockMode: source.retain?.mode,
+    onWarning: (warning) => {
+      warnings++;
+      context.log('warn', warning.message, { job: job.id, path: warning.path, code: warning.code });
+    },
   });
   if (choice) Object.assign(state.kept, choice.periods);
   return {
     job,
-    status: 'succeeded',
+    status: result.partial ? 'partial' : 'succeeded',
     startMs,
     endMs: context.clock.nowMs(),
     snapshot: result.snapshotId,
     tier: choice?.tier,
     retainMs: choice?.retainMs,
     bytesAdded: result.snapshot.summary.bytesAdded,
-    warnings: 0,
+    warnings,
   };
 }
 

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { parseDurationMs } from '../core/units.ts';
+import { parseDurationMs, parseSizeBytes } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
 import { notifyTargetsOf, type RawNotifyTarget } from './notify/targets.ts';
 import type {
@@ -57,6 +57,9 @@ interface RawSource {
   paths?: string[];
   url?: string;
   'password-file'?: string;
+  'token-file'?: string;
+  folders?: string[];
+  'max-message-size'?: string;
   exclude?: string[];
   repository: string;
   schedule: string;
@@ -173,6 +176,16 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
     });
     const parsedSchedule = schedule(at('schedule'), s.schedule);
     if (s.drill) claim(`drill:${s.name}`, at('drill'), `the drills of sources[${i}]`);
+    const size = (where: (string | number)[], text: string | undefined) => {
+      if (text === undefined) return undefined;
+      try {
+        return parseSizeBytes(text);
+      } catch (error) {
+        if (!isAmberError(error)) throw error;
+        problems.push(parsed.at(where, error.message));
+        return undefined;
+      }
+    };
     const rpoMs = duration(at('rpo'), s.rpo);
     if (parsedSchedule && rpoMs !== undefined && rpoMs < parsedSchedule.intervalMs())
       warnings.push(
@@ -187,11 +200,18 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       }
     if (s.url !== undefined && (s.exclude?.length ?? 0) > 0)
       problems.push(parsed.at(at('exclude'), '"exclude" applies to paths, not to a source url'));
+    const imap = s.url !== undefined && /^imaps?:\/\//i.test(s.url);
+    for (const key of ['token-file', 'folders', 'max-message-size'] as const)
+      if (s[key] !== undefined && !imap)
+        problems.push(parsed.at(at(key), `"${key}" applies to an imap:// or imaps:// url`));
     return {
       name: s.name,
       paths: s.paths ?? [],
       url: s.url,
       passwordFile: fileAt(s['password-file']),
+      tokenFile: fileAt(s['token-file']),
+      folders: s.folders,
+      maxMessageBytes: size(at('max-message-size'), s['max-message-size']),
       exclude: s.exclude ?? [],
       repository: s.repository,
       schedule: parsedSchedule,

@@ -54,8 +54,14 @@ export interface SourceConfig {
   paths: string[];
   /** A database by its URL (postgresql://, mysql://) instead of paths. */
   url?: string;
-  /** With url: the database password's file. */
+  /** With url: the database's or mailbox's password file. */
   passwordFile?: string;
+  /** With an imap url: the OAuth2 access token's file. */
+  tokenFile?: string;
+  /** With an imap url: the folder patterns to back up (all when absent). */
+  folders?: string[];
+  /** With an imap url: messages larger than this are left out. */
+  maxMessageBytes?: number;
   exclude: string[];
   /** Repository name (a key of `repositories`). */
   repository: string;

@@ -2,6 +2,7 @@
 // each produces files into an ordinary snapshot tree (so dedup, locks, holds, copies, verify and
 // drills work unchanged), describes itself for the snapshot's `source` record, and knows its way
 // back into a live target.
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { AmberError } from '../core/errors.ts';
 import { describeMysql, dumpMysql, parseMysqlUrl } from './database/mysql.ts';
@@ -12,10 +13,67 @@ import { dumpImap, parseImapUrl } from './mail/imap.ts';
  * One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed.
  * `name` may hold directories (`INBOX/12.eml`): the files of one directory come one after another.
  */
-export interface SourceFile {
+export interface StreamedFile {
   name: string;
   stream: Readable;
   finished: Promise<void>;
+  /** The next backup of this source reads the file back (SourcePrevious.read): a write-only key keeps a local copy. */
+  keep?: boolean;
+}
+
+/** The previous snapshot's file of the same name, carried over unread (the source saw it unchanged). */
+export interface CarriedFile {
+  name: string;
+  carried: true;
+}
+
+export type SourceFile = StreamedFile | CarriedFile;
+
+/**
+ * What a source is given while it is read. The previous snapshot is the latest of the same source
+ * from this host; what it holds is a hint to be checked against the live source, never the truth:
+ * it may be old, or written by another key.
+ */
+export interface SourceRun {
+  /** A file the previous snapshot holds (a name as in SourceFile), read whole; undefined when it has none, it is larger than maxBytes, or this key cannot read it. */
+  read(name: string, maxBytes: number): Promise<Buffer | undefined>;
+  /** Whether the previous snapshot's file can be carried over (it exists and this backup may reuse its data). */
+  canCarry(name: string): Promise<boolean>;
+  /** Something left out (a message over the size limit, a folder deleted while read): a warning, and the snapshot is marked partial. */
+  skipped(name: string, reason: AmberError): void;
+}
+
+/** What the user chose about a source (backup --folder, --max-message-size). */
+export interface SourceOptions {
+  folders?: string[];
+  maxMessageBytes?: number;
+}
+
+/** A source's credentials, from the environment or files (never a command line). */
+export interface SourceAccess extends PostgresAccess {
+  /** An OAuth2 access token (XOAUTH2), from --source-token-file. */
+  token?: string;
+}
+
+/**
+ * A source's credentials: the first line of its password file (else AMBER_SOURCE_PASSWORD) and of
+ * its token file. `unreadable` words the error for the caller (an option, a policy key).
+ */
+export function readSourceAccess(
+  files: { passwordFile?: string; tokenFile?: string },
+  unreadable: (which: 'password' | 'token', file: string, cause: Error) => AmberError,
+): SourceAccess {
+  const firstLine = (which: 'password' | 'token', file: string) => {
+    try {
+      return readFileSync(file, 'utf8').split('\n')[0].replace(/\r$/, '');
+    } catch (cause) {
+      throw unreadable(which, file, cause as Error);
+    }
+  };
+  return {
+    password: files.passwordFile ? firstLine('password', files.passwordFile) : process.env.AMBER_SOURCE_PASSWORD,
+    ...(files.tokenFile ? { token: firstLine('token', files.tokenFile) } : {}),
+  };
 }
 
 export interface OpenedSource {
@@ -26,12 +84,17 @@ export interface OpenedSource {
   dir: string;
   /** What the snapshot records as `source`; a source that learns more while read (a cursor) replaces it as it ends. */
   record: Record<string, unknown>;
-  files(): AsyncIterable<SourceFile>;
+  /** Its files; an incremental source (IMAP) carries over what `previous` shows unchanged. */
+  files(run: SourceRun): AsyncIterable<SourceFile>;
 }
 
 export const isSourceUrl = (text: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
 
-export async function openSource(text: string, access: PostgresAccess): Promise<OpenedSource> {
+export async function openSource(
+  text: string,
+  access: SourceAccess,
+  options: SourceOptions = {},
+): Promise<OpenedSource> {
   const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
   if (scheme === 'postgresql' || scheme === 'postgres') {
     const target = parsePostgresUrl(text);
@@ -63,8 +126,8 @@ export async function openSource(text: string, access: PostgresAccess): Promise<
       display: target.display,
       dir: 'imap',
       record: { kind: 'imap', url: target.display },
-      files: () =>
-        dumpImap(target, access, (record) => {
+      files: (run) =>
+        dumpImap(target, access, run, options, (record) => {
           opened.record = record;
         }),
     };

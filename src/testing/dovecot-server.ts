@@ -34,7 +34,12 @@ export interface DovecotServer {
 
 const idOf = (flag: string, name: string) => Number(spawnSync('id', [flag, name], { encoding: 'utf8' }).stdout);
 
-export async function startDovecot(): Promise<DovecotServer> {
+export interface DovecotOptions {
+  /** Also take OAuth2 bearer tokens (XOAUTH2, OAUTHBEARER), checked by POSTing them to this RFC 7662 introspection URL. */
+  oauth2IntrospectionUrl?: string;
+}
+
+export async function startDovecot(options: DovecotOptions = {}): Promise<DovecotServer> {
   if (!DOVECOT) throw new Error(whyNoDovecot());
   const dir = mkdtempSync(join(tmpdir(), 'amber-dovecot-'));
   chmodSync(dir, 0o755);
@@ -60,7 +65,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login${options.oauth2IntrospectionUrl ? ' xoauth2 oauthbearer' : ''}
 default_internal_user = ${asRoot ? 'dovecot' : mailUser}
 default_internal_group = ${asRoot ? 'dovecot' : userInfo().username}
 default_login_user = ${asRoot ? 'dovenull' : mailUser}
@@ -70,9 +75,19 @@ mail_location = maildir:~/Maildir:LAYOUT=fs
 mail_max_userip_connections = 50
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u ${users}
 }
-userdb {
+${
+  options.oauth2IntrospectionUrl
+    ? `passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = ${join(dir, 'oauth2.conf')}
+}
+`
+    : ''
+}userdb {
   driver = static
   args = uid=${uid} gid=${gid} home=${home}/%u
 }
@@ -113,6 +128,17 @@ namespace inbox {
 }
 `,
   );
+  if (options.oauth2IntrospectionUrl)
+    writeFileSync(
+      join(dir, 'oauth2.conf'),
+      `introspection_mode = post
+introspection_url = ${options.oauth2IntrospectionUrl}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+`,
+    );
   const child: ChildProcess = spawn(DOVECOT, ['-F', '-c', config], { stdio: 'ignore' });
   let exited = false;
   const gone = new Promise<void>((resolve) =>

@@ -6,11 +6,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
+import { type ImapLogin, imapSession, mailboxDigest, testMessage } from '../../src/testing/imap-account.ts';
 import { BIN } from '../../src/testing/agent-fixture.ts';
 import { sourceCli } from '../../src/testing/cli-runner.ts';
 import { type DovecotServer, startDovecot, whyNoDovecot } from '../../src/testing/dovecot-server.ts';
@@ -26,56 +27,10 @@ const { env, amber, ok } = sourceCli({
   sourcePassword: () => PASSWORDS.alice,
 });
 
-async function session<T>(user: string, work: (client: ImapFlow) => Promise<T>): Promise<T> {
-  const client = new ImapFlow({
-    host: '127.0.0.1',
-    port: imap.port,
-    secure: false,
-    auth: { user, pass: PASSWORDS[user] },
-    logger: false,
-  });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.logout();
-  }
-}
-
-const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-
-/** Every folder (name, special use) with each message's content hash, flags and internal date, in a stable order. */
-async function digest(user: string, prefix = ''): Promise<string[]> {
-  return session(user, async (client) => {
-    const out: string[] = [];
-    for (const folder of await client.list()) {
-      if (folder.flags.has('\\Noselect')) continue;
-      if (prefix && !folder.path.startsWith(prefix)) continue;
-      const lock = await client.getMailboxLock(folder.path);
-      const messages: string[] = [];
-      try {
-        if ((client.mailbox as { exists: number }).exists > 0)
-          for await (const m of client.fetch('1:*', { source: true, flags: true, internalDate: true }))
-            messages.push(
-              `${sha(m.source!)} ${[...m.flags!]
-                .filter((f) => f !== '\\Recent')
-                .sort()
-                .join(' ')} ${new Date(m.internalDate!).toISOString()}`,
-            );
-      } finally {
-        lock.release();
-      }
-      const special = [...folder.flags].find((f) => ['\\Sent', '\\Drafts', '\\Trash', '\\Junk'].includes(f)) ?? '';
-      out.push(`${folder.path.slice(prefix.length)} ${special}: ${messages.sort().join(' | ')}`);
-    }
-    return out.sort();
-  });
-}
-
-const message = (n: number, extra = '') =>
-  Buffer.from(
-    `From: "Alice Example" <alice@example.org>\r\nTo: bob@example.org\r\nSubject: message ${n}\r\nMessage-ID: <m${n}@example.org>\r\nDate: Mon, 2 Mar 2020 10:00:${String(n).padStart(2, '0')} +0000\r\n${extra}\r\nbody of message ${n}\r\n`,
-  );
+const loginOf = (user: string): ImapLogin => ({ host: '127.0.0.1', port: imap.port, user, password: PASSWORDS[user] });
+const session = <T>(user: string, work: (client: ImapFlow) => Promise<T>) => imapSession(loginOf(user), work);
+const digest = (user: string, prefix = '') => mailboxDigest(loginOf(user), prefix);
+const message = testMessage;
 
 describe('IMAP sources', { skip: whyNoDovecot() }, () => {
   before(async () => {

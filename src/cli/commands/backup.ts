@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import { isSourceUrl, openSource } from '../../source/source-url.ts';
+import { isSourceUrl, openSource, readSourceAccess, type SourceAccess } from '../../source/source-url.ts';
 import { isS3Store } from '../bucket.ts';
 import { AmberError } from '../../core/errors.ts';
 import { formatBytes, formatDurationMs } from '../../core/units.ts';
@@ -10,7 +9,7 @@ import { scanSources } from '../../engine/scan.ts';
 import { readExcludeFile } from '../../source/fs/excludes.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { type CliContext, jsonPath, openOp, print } from '../context.ts';
-import { durationFlag, lockModeOption } from '../options.ts';
+import { durationFlag, lockModeOption, sizeFlag } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
 import { EXIT } from '../exit-status.ts';
 
@@ -25,6 +24,9 @@ interface BackupFlags {
   lockMode?: RetentionMode;
   cache: boolean;
   sourcePasswordFile?: string;
+  sourceTokenFile?: string;
+  folder: string[];
+  maxMessageSize?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -43,6 +45,17 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
     .option(
       '--source-password-file <file>',
       "a source URL's password (postgresql://…), first line of the file (or AMBER_SOURCE_PASSWORD, or the tool's own ~/.pgpass)",
+    )
+    .option('--source-token-file <file>', 'an OAuth2 access token for an imap source (XOAUTH2), first line of the file')
+    .option(
+      '--folder <pattern>',
+      'imap sources: back up only these folders (IMAP wildcards * and %; repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--max-message-size <size>',
+      'imap sources: leave out messages larger than this, each with a warning (e.g. 50M)',
     )
     .option(
       '--retain <duration>',
@@ -71,12 +84,15 @@ Examples:
   amber backup postgresql://backup@db1:5432/shop          # a consistent dump of one database
   amber backup postgresql://backup@db1:5432/             # every database, and the roles
   amber backup mysql://backup@db2:3306/shop               # MariaDB or MySQL, one consistent transaction
+  amber backup imaps://alice@mail.example.org/            # a mailbox: every folder, incrementally
+  amber backup imaps://bob@outlook.office365.com/ --source-token-file /run/amber/bob.token --folder INBOX
   pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d
 
 A source URL (postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB) is dumped with the
 database's own tools and streamed into the snapshot as SQL files under /postgresql or /mysql
 (docs/sources.md); the password never goes on a command line: AMBER_SOURCE_PASSWORD,
---source-password-file, or (PostgreSQL) ~/.pgpass.`,
+--source-password-file, or (PostgreSQL) ~/.pgpass. A mailbox (imap://, imaps://) is read
+incrementally against the previous snapshot of the same URL (docs/imap.md).`,
     )
     .action(async (paths: string[], flags: BackupFlags) => {
       if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');
@@ -85,13 +101,23 @@ database's own tools and streamed into the snapshot as SQL files under /postgres
           hint: 'amber backup --help shows examples',
         });
       const retainMs = flags.retain === undefined ? undefined : durationFlag('--retain', flags.retain);
+      const imapOnly =
+        flags.folder.length > 0 ? '--folder' : flags.maxMessageSize !== undefined ? '--max-message-size' : undefined;
+      if (imapOnly && !(paths.length === 1 && /^imaps?:\/\//i.test(paths[0])))
+        throw new AmberError('USAGE', `${imapOnly} applies to an imap:// or imaps:// source`, {
+          hint: 'for files, leave parts out with --exclude',
+        });
       if (paths.some(isSourceUrl)) {
         if (paths.length > 1)
           throw new AmberError('USAGE', 'a source URL is backed up alone, one per snapshot', {
             hint: 'run amber backup once for each URL (the agent does so for each source of its policy file)',
           });
         const repo = await openOp(context);
-        const source = await openSource(paths[0], { password: sourcePassword(flags.sourcePasswordFile) });
+        const source = await openSource(paths[0], sourceAccess(flags), {
+          folders: flags.folder,
+          maxMessageBytes:
+            flags.maxMessageSize === undefined ? undefined : sizeFlag('--max-message-size', flags.maxMessageSize),
+        });
         const result = await backup({
           repo,
           source,
@@ -99,8 +125,12 @@ database's own tools and streamed into the snapshot as SQL files under /postgres
           host: flags.host,
           retainMs,
           lockMode: flags.lockMode,
+          onWarning: (warning) => {
+            if (!context.globals().json) context.output.err.write(`warning: ${warning.message}\n`);
+          },
         });
         print(context, toJson(result), () => renderSummary(result));
+        if (result.partial) setExit(EXIT.partial);
         return;
       }
       const patterns = [...flags.exclude];
@@ -191,16 +221,11 @@ function lockText(retention: BackupResult['snapshot']['retention']): string {
   return retention ? `, locked until ${retention.until} (${retention.mode})` : '';
 }
 
-/** A source's password: --source-password-file (first line) or AMBER_SOURCE_PASSWORD; else the tool's own conventions. */
-export function sourcePassword(file?: string): string | undefined {
-  if (file) {
-    try {
-      return readFileSync(file, 'utf8').split('\n')[0];
-    } catch (cause) {
-      throw new AmberError('USAGE', `cannot read --source-password-file ${file}: ${(cause as Error).message}`, {
-        cause,
-      });
-    }
-  }
-  return process.env.AMBER_SOURCE_PASSWORD;
+/** A source's credentials: --source-password-file (first line) or AMBER_SOURCE_PASSWORD, and --source-token-file. */
+export function sourceAccess(flags: { sourcePasswordFile?: string; sourceTokenFile?: string }): SourceAccess {
+  return readSourceAccess(
+    { passwordFile: flags.sourcePasswordFile, tokenFile: flags.sourceTokenFile },
+    (which, file, cause) =>
+      new AmberError('USAGE', `cannot read --source-${which}-file ${file}: ${cause.message}`, { cause }),
+  );
 }

@@ -5,7 +5,7 @@ import { AmberError } from '../../core/errors.ts';
 import { findSnapshot } from '../../engine/snapshots.ts';
 import { restore } from '../../engine/restore.ts';
 import { restoreToSource } from '../../engine/restore-to-source.ts';
-import { sourcePassword } from './backup.ts';
+import { sourceAccess } from './backup.ts';
 import { displayName } from '../../core/byte-names.ts';
 import { type CliContext, jsonPath, openOp, print } from '../context.ts';
 import { createProgressLine } from '../progress.ts';
@@ -17,6 +17,7 @@ interface RestoreFlags {
   to?: string;
   database?: string;
   sourcePasswordFile?: string;
+  sourceTokenFile?: string;
   include: string[];
   overwrite?: boolean;
   folder: string[];
@@ -33,10 +34,19 @@ export function registerRestore(program: Command, context: CliContext): void {
       '--to <url>',
       'restore a source snapshot into a live target: postgresql://USER@HOST:PORT/NEWDB, mysql://…, imaps://USER@HOST/',
     )
-    .option('--folder <name>', 'with --to imap(s)://: restore only this folder (repeatable)', collect, [])
+    .option(
+      '--folder <pattern>',
+      'with --to imap(s)://: restore only these folders (IMAP wildcards * and %; repeatable)',
+      collect,
+      [],
+    )
     .option('--into <folder>', 'with --to imap(s)://: restore under this folder, e.g. "Restored 2026-12-01"')
     .option('--database <name>', 'with --to: which database of a whole-server snapshot')
     .option('--source-password-file <file>', "with --to: the server's password (or AMBER_SOURCE_PASSWORD, ~/.pgpass)")
+    .option(
+      '--source-token-file <file>',
+      'with --to imap(s)://: an OAuth2 access token (XOAUTH2) instead of a password',
+    )
     .option('--include <path>', 'restore only this absolute path from the snapshot (repeatable)', collect, [])
     .option('--overwrite', 'replace existing files in the target')
     .addHelpText(
@@ -76,7 +86,7 @@ Examples:
           repo,
           snapshot,
           to: flags.to,
-          access: { password: sourcePassword(flags.sourcePasswordFile) },
+          access: sourceAccess(flags),
           database: flags.database,
           overwrite: flags.overwrite,
           folders: flags.folder,

@@ -2,7 +2,7 @@
 // snapshot may come from a write-only key on a host that is not trusted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkStoredFolder, parseImapUrl } from './imap.ts';
+import { checkStoredFolder, folderMatcher, uidSet, parseImapUrl } from './imap.ts';
 
 const good = () => ({
   version: 1,
@@ -63,4 +63,25 @@ test('IMAP URLs: the account only, no password, a user required', () => {
   assert.throws(() => parseImapUrl('imaps://alice:secret@mail.example.org/'), /password in it/);
   assert.throws(() => parseImapUrl('imaps://mail.example.org/'), /names no user/);
   assert.throws(() => parseImapUrl('imaps://alice@mail.example.org/INBOX'), /names more than an account/);
+});
+
+test('folder patterns: * crosses levels, % stays within one, INBOX in any case, other characters literal', () => {
+  const match = folderMatcher(['Archive/%', 'inbox', 'Projects*', 'a.b']);
+  assert.equal(match('Archive/2024', '/'), true);
+  assert.equal(match('Archive/2024/Q1', '/'), false, '% does not cross the delimiter');
+  assert.equal(match('Archive', '/'), false);
+  assert.equal(match('INBOX', '/'), true);
+  assert.equal(match('Projects/X/Y', '/'), true);
+  assert.equal(match('a.b', '/'), true);
+  assert.equal(match('aXb', '/'), false, 'a dot is a dot');
+  assert.equal(match('Archive.2024', '.'), false, 'the delimiter is the folder’s own');
+  assert.equal(folderMatcher(['Archive.%'])('Archive.2024', '.'), true);
+  assert.equal(folderMatcher([])('anything', null), true);
+  assert.equal(folderMatcher(undefined)('anything', '/'), true);
+});
+
+test('UID sets are written as ranges', () => {
+  assert.equal(uidSet([1, 2, 3, 4, 7, 9, 10, 11, 12]), '1:4,7,9:12');
+  assert.equal(uidSet([5]), '5');
+  assert.equal(uidSet([]), '');
 });

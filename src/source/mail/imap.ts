@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { ImapFlow, type ListResponse } from 'imapflow';
 import { AmberError } from '../../core/errors.ts';
-import type { SourceFile } from '../source-url.ts';
+import type { SourceFile, SourceRun } from '../source-url.ts';
 import { decodeUrlPart, hostOf, withoutPassword } from '../database/tool.ts';
 
 export interface ImapTarget {
@@ -20,6 +20,8 @@ export interface ImapTarget {
 
 export interface ImapAccess {
   password?: string;
+  /** An OAuth2 access token: the login is XOAUTH2 (or OAUTHBEARER) instead of a password. */
+  token?: string;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -63,9 +65,9 @@ export function parseImapUrl(text: string): ImapTarget {
 
 /** A logged-in connection; a refused login, an unreachable server or a refused cleartext login each said clearly. */
 export async function connectImap(target: ImapTarget, access: ImapAccess): Promise<ImapFlow> {
-  if (access.password === undefined)
+  if (access.password === undefined && access.token === undefined)
     throw new AmberError('USAGE', `no password for ${target.display}`, {
-      hint: 'set AMBER_SOURCE_PASSWORD or pass --source-password-file FILE',
+      hint: 'set AMBER_SOURCE_PASSWORD or pass --source-password-file FILE (or --source-token-file FILE for OAuth2)',
     });
   const client = new ImapFlow({
     host: target.host,
@@ -73,7 +75,10 @@ export async function connectImap(target: ImapTarget, access: ImapAccess): Promi
     secure: target.secure,
     // Over imap://, the password goes only inside STARTTLS, but to this machine itself.
     doSTARTTLS: target.secure ? undefined : LOOPBACK.has(target.host) ? undefined : true,
-    auth: { user: target.user, pass: access.password },
+    auth:
+      access.token !== undefined
+        ? { user: target.user, accessToken: access.token }
+        : { user: target.user, pass: access.password },
     logger: false,
     disableAutoIdle: true,
     connectionTimeout: 30_000,
@@ -86,19 +91,30 @@ export async function connectImap(target: ImapTarget, access: ImapAccess): Promi
   try {
     await client.connect();
   } catch (error) {
-    throw connectError(target, error);
+    throw connectError(target, error, access);
   }
   return client;
 }
 
-function connectError(target: ImapTarget, error: unknown): AmberError {
+function connectError(target: ImapTarget, error: unknown, access: ImapAccess = {}): AmberError {
   const e = error as { authenticationFailed?: boolean; code?: string; message?: string; responseText?: string };
   if (e.authenticationFailed || /AUTHENTICATIONFAILED|authentication failed/i.test(`${e.responseText} ${e.message}`))
     return new AmberError(
       'SOURCE_AUTH_FAILED',
       `the IMAP server ${target.display} refused the login of ${target.user}`,
       {
-        hint: 'check the user in the URL and the password (AMBER_SOURCE_PASSWORD or --source-password-file); a provider may need an app password',
+        hint:
+          access.token !== undefined
+            ? 'check the user in the URL and that the OAuth2 token (--source-token-file) is current and has the IMAP scope (https://mail.google.com/, IMAP.AccessAsUser.All)'
+            : 'check the user in the URL and the password (AMBER_SOURCE_PASSWORD or --source-password-file); a provider may need an app password',
+      },
+    );
+  if (e.code === 'NoConnection' || /EPIPE|socket .*closed|connection .*closed/i.test(`${e.code} ${e.message}`))
+    return new AmberError(
+      'SOURCE_UNREACHABLE',
+      `the IMAP server ${target.display} closed the connection: ${e.message ?? e.code}`,
+      {
+        hint: 'nothing of this run was written as a snapshot (earlier ones are intact); run the backup again once the server is back',
       },
     );
   if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET|timeout/i.test(`${e.code} ${e.message}`))
@@ -198,24 +214,92 @@ export function checkStoredFolder(value: unknown, where: string): StoredFolder {
 const SPECIAL = new Set(['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash', '\\Important']);
 /** Bodies fetched in batches of at most this many bytes (or 200 messages): memory stays bounded. */
 const BATCH_BYTES = 32 * 1024 * 1024;
+/** A previous folder.json larger than this (about 250,000 messages) is not read: the folder is listed in full. */
+const PREVIOUS_FOLDER_BYTES = 64 * 1024 * 1024;
 
 const selectable = (folder: ListResponse) => !folder.flags.has('\\Noselect') && !folder.flags.has('\\NonExistent');
 
+export interface ImapOptions {
+  /** Folder patterns with IMAP's wildcards (`*` any characters, `%` any but the hierarchy delimiter); none: every folder. */
+  folders?: string[];
+  /** Messages larger than this are left out of the snapshot, each with a warning (the snapshot is marked partial). */
+  maxMessageBytes?: number;
+}
+
+/** Whether a folder is one the patterns name (INBOX in any case, as IMAP has it). */
+export function folderMatcher(
+  patterns: readonly string[] | undefined,
+): (name: string, delimiter: string | null) => boolean {
+  if (!patterns?.length) return () => true;
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const compiled = new Map<string, RegExp>();
+  const regexFor = (delimiter: string | null) => {
+    let regex = compiled.get(delimiter ?? '');
+    if (!regex) {
+      const within = delimiter ? `[^${literal(delimiter)}]*` : '.*';
+      const alternatives = patterns.map((pattern) =>
+        [...pattern].map((c) => (c === '*' ? '.*' : c === '%' ? within : literal(c))).join(''),
+      );
+      regex = new RegExp(`^(?:${alternatives.join('|')})$`, 'su');
+      compiled.set(delimiter ?? '', regex);
+    }
+    return regex;
+  };
+  const inboxToo = patterns.some((pattern) => pattern.toUpperCase() === 'INBOX');
+  return (name, delimiter) => regexFor(delimiter).test(name) || (inboxToo && name.toUpperCase() === 'INBOX');
+}
+
+/** "1:4,7,9:12" for a sorted list of UIDs. */
+export function uidSet(uids: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < uids.length; ) {
+    let j = i;
+    while (j + 1 < uids.length && uids[j + 1] === uids[j] + 1) j++;
+    parts.push(j > i ? `${uids[i]}:${uids[j]}` : String(uids[i]));
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+/** What one backup did with one folder, for the snapshot's `source` record. */
+interface FolderSummary {
+  name: string;
+  uidValidity: string | null;
+  uidNext: number | null;
+  highestModseq: string | null;
+  messages: number;
+  /** Bodies read from the server (the rest were carried over from the previous snapshot). */
+  fetched: number;
+  /** Whether the folder was listed in full (no usable previous snapshot, or its UIDVALIDITY changed). */
+  full: boolean;
+}
+
 /**
  * Every folder's messages and metadata, one folder at a time: each message's exact bytes as
- * FOLDER/UID.eml, then FOLDER/folder.json. `done` receives the record of what was read.
+ * FOLDER/UID.eml, then FOLDER/folder.json. Incremental: a folder whose UIDVALIDITY is the one the
+ * previous snapshot recorded carries over the messages it still has (UID SEARCH, no FETCH) and
+ * reads only new messages, and the flags of those changed since the recorded HIGHESTMODSEQ
+ * (CONDSTORE; every message's flags without it). The previous folder.json is a hint checked
+ * against the server: a UID the server has and it lacks is read, whatever its cursor claims.
+ * `done` receives the record of what was read.
  */
 export async function* dumpImap(
   target: ImapTarget,
   access: ImapAccess,
+  run: SourceRun,
+  options: ImapOptions,
   done: (record: Record<string, unknown>) => void,
 ): AsyncGenerator<SourceFile> {
   const client = await connectImap(target, access);
-  const summary: { name: string; uidValidity: string | null; uidNext: number | null; messages: number }[] = [];
-  let messages = 0;
-  let bytes = 0;
+  const wanted = folderMatcher(options.folders);
+  const summary: FolderSummary[] = [];
+  const totals = { messages: 0, fetched: 0, carried: 0, omitted: 0, bytes: 0 };
   try {
-    const folders = await client.list();
+    const folders = (await client.list()).filter((folder) => wanted(folder.path, folder.delimiter ?? null));
+    if (options.folders?.length && folders.length === 0)
+      throw new AmberError('USAGE', `no folder of ${target.display} matches ${options.folders.join(', ')}`, {
+        hint: 'folder patterns use IMAP wildcards: * (any characters) and % (within one level), e.g. --folder INBOX --folder "Archive/*"',
+      });
     for (const folder of folders) {
       const dir = fileOfFolder(folder.path);
       const stored: StoredFolder = {
@@ -230,16 +314,28 @@ export async function* dumpImap(
         highestModseq: null,
         messages: [],
       };
+      const line: FolderSummary = {
+        name: folder.path,
+        uidValidity: null,
+        uidNext: null,
+        highestModseq: null,
+        messages: 0,
+        fetched: 0,
+        full: true,
+      };
       if (selectable(folder)) {
-        const lock = await client.getMailboxLock(folder.path, { readOnly: true }).catch((error: unknown) => {
-          throw new AmberError(
-            'SOURCE_FAILED',
-            `the folder ${folder.path} of ${target.display} could not be opened: ${(error as { responseText?: string }).responseText ?? (error as Error).message}`,
-            {
-              hint: 'a folder that vanished during the backup: run it again; nothing of this run was written as a snapshot',
-            },
+        const lock = await openFolder(client, target, folder.path);
+        if (!lock) {
+          // Deleted between the listing and now: not in this snapshot (it is in earlier ones).
+          run.skipped(
+            `${dir}/`,
+            new AmberError(
+              'SOURCE_CHANGED',
+              `the folder ${folder.path} of ${target.display} was deleted during the backup`,
+            ),
           );
-        });
+          continue;
+        }
         try {
           const mailbox = client.mailbox as {
             uidValidity: bigint;
@@ -250,53 +346,63 @@ export async function* dumpImap(
           stored.uidValidity = String(mailbox.uidValidity);
           stored.uidNext = mailbox.uidNext;
           stored.highestModseq = mailbox.highestModseq === undefined ? null : String(mailbox.highestModseq);
-          if (mailbox.exists > 0)
-            for await (const m of client.fetch('1:*', {
-              uid: true,
-              flags: true,
-              internalDate: true,
-              size: true,
-              envelope: true,
-            }))
-              stored.messages.push({
-                uid: m.uid,
-                flags: [...(m.flags ?? [])].filter((f) => f !== '\\Recent').sort(),
-                internalDate: new Date(m.internalDate ?? 0).toISOString(),
-                size: m.size ?? 0,
-                messageId: m.envelope?.messageId ?? null,
-                date: m.envelope?.date ? new Date(m.envelope.date).toISOString() : null,
-                from: m.envelope?.from?.[0] ? addressOf(m.envelope.from[0]) : null,
-                subject: m.envelope?.subject ?? null,
-              });
-          stored.messages.sort((a, b) => a.uid - b.uid);
-          for (const batch of batches(stored.messages)) {
-            const range = batch.map((m) => m.uid).join(',');
+          const previous = await previousFolder(run, dir, folder.path);
+          const same = previous !== undefined && previous.uidValidity === stored.uidValidity;
+          line.full = !same;
+          const { carried, fresh } =
+            mailbox.exists === 0
+              ? { carried: [], fresh: [] }
+              : same
+                ? await sinceSnapshot(client, run, dir, previous, stored.highestModseq)
+                : { carried: [], fresh: await listMessages(client, '1:*') };
+          const kept: StoredMessage[] = [];
+          for (const message of fresh) {
+            if (options.maxMessageBytes !== undefined && message.size > options.maxMessageBytes) {
+              totals.omitted += 1;
+              run.skipped(
+                `${dir}/${message.uid}.eml`,
+                new AmberError(
+                  'SOURCE_TOO_LARGE',
+                  `message ${message.uid} of ${folder.path} (${message.size} bytes, "${message.subject ?? ''}") is larger than the limit of ${options.maxMessageBytes} bytes and was left out`,
+                ),
+              );
+            } else kept.push(message);
+          }
+          for (const message of carried) yield { name: `${dir}/${message.uid}.eml`, carried: true };
+          totals.carried += carried.length;
+          const gone = new Set<number>();
+          for (const batch of batches(kept.sort((a, b) => a.uid - b.uid))) {
+            const asked = new Set(batch.map((b) => b.uid));
             const seen = new Set<number>();
-            for await (const m of client.fetch(range, { uid: true, source: true }, { uid: true })) {
-              if (!m.source) continue;
+            for await (const m of client.fetch(uidSet([...asked]), { uid: true, source: true }, { uid: true })) {
+              if (!m.source || seen.has(m.uid) || !asked.has(m.uid)) continue;
               seen.add(m.uid);
-              messages += 1;
-              bytes += m.source.length;
+              line.fetched += 1;
+              totals.bytes += m.source.length;
               yield { name: `${dir}/${m.uid}.eml`, stream: Readable.from([m.source]), finished: Promise.resolve() };
             }
             // Expunged between the listing and the fetch: not in this snapshot (it is in earlier ones).
-            const gone = new Set(batch.filter((m) => !seen.has(m.uid)).map((m) => m.uid));
-            if (gone.size > 0) stored.messages = stored.messages.filter((m) => !gone.has(m.uid));
+            for (const b of batch) if (!seen.has(b.uid)) gone.add(b.uid);
           }
+          stored.messages = [...carried, ...kept.filter((m) => !gone.has(m.uid))].sort((a, b) => a.uid - b.uid);
         } finally {
           lock.release();
         }
       }
-      summary.push({
-        name: folder.path,
+      Object.assign(line, {
         uidValidity: stored.uidValidity,
         uidNext: stored.uidNext,
+        highestModseq: stored.highestModseq,
         messages: stored.messages.length,
       });
+      summary.push(line);
+      totals.messages += stored.messages.length;
+      totals.fetched += line.fetched;
       yield {
         name: `${dir}/folder.json`,
         stream: Readable.from([Buffer.from(`${JSON.stringify(stored, null, 1)}\n`)]),
         finished: Promise.resolve(),
+        keep: true,
       };
     }
   } catch (error) {
@@ -305,7 +411,104 @@ export async function* dumpImap(
   } finally {
     await client.logout().catch(() => client.close());
   }
-  done({ kind: 'imap', url: target.display, folders: summary, messages, bytes });
+  done({ kind: 'imap', url: target.display, folders: summary, ...totals });
+}
+
+/** The folder opened read-only; undefined when it no longer exists (deleted since the listing). */
+async function openFolder(client: ImapFlow, target: ImapTarget, path: string) {
+  try {
+    return await client.getMailboxLock(path, { readOnly: true });
+  } catch (error) {
+    if (!client.usable) throw connectError(target, error);
+    const still = await client.list().then(
+      (folders) => folders.some((f) => f.path === path),
+      () => true,
+    );
+    if (!still) return undefined;
+    throw new AmberError(
+      'SOURCE_FAILED',
+      `the folder ${path} of ${target.display} could not be opened: ${(error as { responseText?: string }).responseText ?? (error as Error).message}`,
+      { hint: 'check the account’s rights on the folder; nothing of this run was written as a snapshot' },
+    );
+  }
+}
+
+/** The previous snapshot's record of the folder, when there is one this key can read and it is sound. */
+async function previousFolder(run: SourceRun, dir: string, name: string): Promise<StoredFolder | undefined> {
+  const bytes = await run.read(`${dir}/folder.json`, PREVIOUS_FOLDER_BYTES);
+  if (!bytes) return undefined;
+  try {
+    const folder = checkStoredFolder(JSON.parse(bytes.toString('utf8')), 'the previous folder.json');
+    return folder.name === name ? folder : undefined;
+  } catch {
+    return undefined; // unsound: list the folder in full, as if there were no previous snapshot
+  }
+}
+
+/** Metadata (UID, flags, internal date, size, envelope) of the messages in a UID range. */
+async function listMessages(client: ImapFlow, range: string, byUid = false): Promise<StoredMessage[]> {
+  const messages: StoredMessage[] = [];
+  for await (const m of client.fetch(
+    range,
+    { uid: true, flags: true, internalDate: true, size: true, envelope: true },
+    byUid ? { uid: true } : undefined,
+  ))
+    messages.push({
+      uid: m.uid,
+      flags: flagsOf(m.flags),
+      internalDate: new Date(m.internalDate ?? 0).toISOString(),
+      size: m.size ?? 0,
+      messageId: m.envelope?.messageId ?? null,
+      date: m.envelope?.date ? new Date(m.envelope.date).toISOString() : null,
+      from: m.envelope?.from?.[0] ? addressOf(m.envelope.from[0]) : null,
+      subject: m.envelope?.subject ?? null,
+    });
+  return messages.sort((a, b) => a.uid - b.uid);
+}
+
+const flagsOf = (flags: Set<string> | undefined) => [...(flags ?? [])].filter((f) => f !== '\\Recent').sort();
+
+/**
+ * A folder against its previous snapshot (same UIDVALIDITY): the messages still there and carried
+ * over, with their flags brought up to date, and the metadata of the ones to read.
+ */
+async function sinceSnapshot(
+  client: ImapFlow,
+  run: SourceRun,
+  dir: string,
+  previous: StoredFolder,
+  highestModseq: string | null,
+): Promise<{ carried: StoredMessage[]; fresh: StoredMessage[] }> {
+  const uids = ((await client.search({ all: true }, { uid: true })) || []).sort((a, b) => a - b);
+  const before = new Map(previous.messages.map((m) => [m.uid, m]));
+  const carried: StoredMessage[] = [];
+  const fresh: number[] = [];
+  for (const uid of uids) {
+    const message = before.get(uid);
+    if (message && (await run.canCarry(`${dir}/${uid}.eml`))) carried.push({ ...message });
+    else fresh.push(uid);
+  }
+  if (carried.length > 0) {
+    // CHANGEDSINCE only from a modseq the server has reached (a previous one ahead of it is not believed).
+    const since =
+      previous.highestModseq !== null &&
+      highestModseq !== null &&
+      BigInt(previous.highestModseq) <= BigInt(highestModseq)
+        ? BigInt(previous.highestModseq)
+        : undefined;
+    if (since === undefined || since < BigInt(highestModseq!)) {
+      const byUid = new Map(carried.map((m) => [m.uid, m]));
+      for await (const m of client.fetch(
+        uidSet(carried.map((c) => c.uid)),
+        { uid: true, flags: true },
+        { uid: true, ...(since === undefined ? {} : { changedSince: since }) },
+      )) {
+        const message = byUid.get(m.uid);
+        if (message) message.flags = flagsOf(m.flags);
+      }
+    }
+  }
+  return { carried, fresh: fresh.length > 0 ? await listMessages(client, uidSet(fresh), true) : [] };
 }
 
 function addressOf(address: { name?: string; address?: string }): string {
