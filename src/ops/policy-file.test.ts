@@ -253,3 +253,25 @@ sources:
   const [neither] = problemsOf(text.replace('    url: postgresql://backup@db1:5432/shop\n', ''));
   assert.match(neither, /^4:5: sources\[0\] \(shop\).*give exactly one of its kinds/);
 });
+
+test('a mailbox source: token file, folder patterns and a message size limit; these keys only with an imap url', () => {
+  const text = `repositories:
+  main: { repo: /srv/amber }
+sources:
+  - name: mail
+    url: imaps://alice@mail.example.org/
+    token-file: alice.token
+    folders: [INBOX, "Archive/*"]
+    max-message-size: 50M
+    repository: main
+    schedule: every 6h
+`;
+  const [mail] = parsePolicyText(text, FILE).sources;
+  assert.equal(mail.tokenFile, '/etc/amber/alice.token');
+  assert.deepEqual(mail.folders, ['INBOX', 'Archive/*']);
+  assert.equal(mail.maxMessageBytes, 50 * 1024 * 1024);
+  const [onDatabase] = problemsOf(text.replace('imaps://alice@mail.example.org/', 'postgresql://backup@db1:5432/shop'));
+  assert.match(onDatabase, /"token-file" applies to an imap/);
+  const [badSize] = problemsOf(text.replace('50M', 'plenty'));
+  assert.match(badSize, /^8:\d+: .*max-message-size/);
+});
