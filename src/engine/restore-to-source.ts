@@ -11,6 +11,9 @@ import type { TreeNode } from '../repo/tree.ts';
 import { folderMatcher as wanted, type ImapAccess, parseImapUrl } from '../source/mail/imap.ts';
 import { type ImapRestoreResult, restoreImap } from '../source/mail/imap-restore.ts';
 import { readMailbox } from './mailbox-snapshot.ts';
+import { readCollections } from './dav-snapshot.ts';
+import { type DavAccess, parseDavUrl } from '../source/dav/dav-client.ts';
+import { type DavRestoreResult, restoreDav } from '../source/dav/dav-restore.ts';
 import { parseMysqlUrl, restoreMysql } from '../source/database/mysql.ts';
 import { parsePostgresUrl, restorePostgres } from '../source/database/postgresql.ts';
 import { fileOfDatabase } from '../source/database/tool.ts';
@@ -26,12 +29,17 @@ export interface DatabaseRestoreResult {
   rolesSkipped: number;
 }
 
+export interface CollectionRestoreResult extends DavRestoreResult {
+  kind: 'caldav' | 'carddav';
+  to: string;
+}
+
 export interface MailRestoreResult extends ImapRestoreResult {
   kind: 'imap';
   to: string;
 }
 
-export type SourceRestoreResult = DatabaseRestoreResult | MailRestoreResult;
+export type SourceRestoreResult = DatabaseRestoreResult | MailRestoreResult | CollectionRestoreResult;
 
 interface DatabaseRecord {
   kind: 'postgresql' | 'mysql';
@@ -137,7 +145,27 @@ export async function restoreToSource(
 ): Promise<SourceRestoreResult> {
   const record = options.snapshot.snapshot.source as { kind?: unknown } | undefined;
   if (record?.kind === 'imap') return restoreMail(options);
+  if (record?.kind === 'caldav' || record?.kind === 'carddav') return restoreCollections(options, record.kind);
   return restoreDatabase(options);
+}
+
+/** A calendar or address-book snapshot into a CalDAV or CardDAV account. */
+async function restoreCollections(
+  options: { repo: Repository; snapshot: SnapshotEntry; to: string; access: DavAccess; signal?: AbortSignal },
+  kind: 'caldav' | 'carddav',
+): Promise<CollectionRestoreResult> {
+  const short = options.snapshot.id.slice(0, 8);
+  const target = parseDavUrl(options.to);
+  if (target.kind !== kind)
+    throw new AmberError(
+      'USAGE',
+      `snapshot ${short} is a ${kind} backup: --to takes a ${kind}:// URL (or ${kind}+http://)`,
+    );
+  const { index } = await loadIndex(options.repo);
+  const reader = createBlobReader(options.repo, index);
+  const collections = await readCollections(reader, options.snapshot.snapshot.tree, kind, short);
+  const result = await restoreDav({ target, access: options.access, collections, signal: options.signal });
+  return { kind, to: target.display, ...result };
 }
 
 /** A mailbox snapshot (/imap/FOLDER/folder.json and UID.eml) into an IMAP account. */

@@ -8,6 +8,8 @@ import { AmberError } from '../core/errors.ts';
 import { describeMysql, dumpMysql, parseMysqlUrl } from './database/mysql.ts';
 import { describePostgres, dumpPostgres, parsePostgresUrl, type PostgresAccess } from './database/postgresql.ts';
 import { dumpImap, parseImapUrl } from './mail/imap.ts';
+import { parseDavUrl } from './dav/dav-client.ts';
+import { dumpDav } from './dav/dav.ts';
 
 /**
  * One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed.
@@ -133,10 +135,26 @@ export async function openSource(
     };
     return opened;
   }
+  if (DAV_SCHEMES.has(scheme)) {
+    const target = parseDavUrl(text);
+    const opened: OpenedSource = {
+      kind: target.kind,
+      display: target.display,
+      dir: target.kind,
+      record: { kind: target.kind, url: target.display },
+      files: (run) =>
+        dumpDav(target, access, run, (record) => {
+          opened.record = record;
+        }),
+    };
+    return opened;
+  }
   throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`, {
-    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE, imaps://USER@HOST/; anything else by its path',
+    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE, imaps://USER@HOST/, caldav://USER@HOST/PATH/, carddav://USER@HOST/PATH/; anything else by its path',
   });
 }
+
+const DAV_SCHEMES = new Set(['caldav', 'carddav', 'caldav+http', 'carddav+http']);
 
 /** The URL as a snapshot records it (no password), without contacting the source. */
 export function displayOfSourceUrl(text: string): string {
@@ -144,5 +162,6 @@ export function displayOfSourceUrl(text: string): string {
   if (scheme === 'postgresql' || scheme === 'postgres') return parsePostgresUrl(text).display;
   if (scheme === 'mysql' || scheme === 'mariadb') return parseMysqlUrl(text).display;
   if (scheme === 'imap' || scheme === 'imaps') return parseImapUrl(text).display;
+  if (DAV_SCHEMES.has(scheme)) return parseDavUrl(text).display;
   throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`);
 }

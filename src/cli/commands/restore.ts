@@ -93,9 +93,11 @@ Examples:
           into: flags.into,
         });
         print(context, restored, (r) =>
-          r.kind === 'imap'
-            ? `restored ${r.folders} folder(s) into ${r.to}: ${r.appended} message(s) appended (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already and were left as they are` : ''}`
-            : `restored database ${r.database} into ${r.to} (${r.kind === 'postgresql' ? 'PostgreSQL ' : ''}${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
+          'collections' in r
+            ? `restored ${r.collections} ${r.kind === 'caldav' ? 'calendar' : 'address book'}(s) into ${r.to} (${r.created} made): ${r.put} item(s) written (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already` : ''}${r.conflicts.length ? `; ${r.conflicts.length} differ from what is there and were left as they are: ${r.conflicts.slice(0, 5).join(', ')}${r.conflicts.length > 5 ? ', …' : ''}` : ''}`
+            : r.kind === 'imap'
+              ? `restored ${r.folders} folder(s) into ${r.to}: ${r.appended} message(s) appended (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already and were left as they are` : ''}`
+              : `restored database ${r.database} into ${r.to} (${r.kind === 'postgresql' ? 'PostgreSQL ' : ''}${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
         );
         return;
       }
