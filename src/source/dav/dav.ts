@@ -216,7 +216,9 @@ export async function* dumpDav(
       description: textOf(props['calendar-description']) ?? textOf(props['addressbook-description']),
       color: textOf(props['calendar-color']),
       order: textOf(props['calendar-order']),
-      components: (((props['supported-calendar-component-set'] as { comp?: { '@_name'?: string }[] }) ?? {}).comp ?? [])
+      components: (
+        (props['supported-calendar-component-set'] as { comp?: { '@_name'?: string }[] } | undefined)?.comp ?? []
+      )
         .map((comp) => String(comp['@_name'] ?? ''))
         .filter((comp) => /^[A-Z][A-Z0-9-]*$/.test(comp)),
       timezone: textOf(props['calendar-timezone']),
