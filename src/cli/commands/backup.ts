@@ -86,13 +86,15 @@ Examples:
   amber backup mysql://backup@db2:3306/shop               # MariaDB or MySQL, one consistent transaction
   amber backup imaps://alice@mail.example.org/            # a mailbox: every folder, incrementally
   amber backup imaps://bob@outlook.office365.com/ --source-token-file /run/amber/bob.token --folder INBOX
+  amber backup caldav://alice@dav.example.org/remote.php/dav/calendars/alice/   # every calendar
   pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d
 
 A source URL (postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB) is dumped with the
 database's own tools and streamed into the snapshot as SQL files under /postgresql or /mysql
 (docs/sources.md); the password never goes on a command line: AMBER_SOURCE_PASSWORD,
---source-password-file, or (PostgreSQL) ~/.pgpass. A mailbox (imap://, imaps://) is read
-incrementally against the previous snapshot of the same URL (docs/imap.md).`,
+--source-password-file, or (PostgreSQL) ~/.pgpass. A mailbox (imap://, imaps://) or a calendar
+or address book (caldav://, carddav://) is read incrementally against the previous snapshot of
+the same URL (docs/imap.md, docs/dav.md).`,
     )
     .action(async (paths: string[], flags: BackupFlags) => {
       if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');

@@ -32,7 +32,7 @@ export function registerRestore(program: Command, context: CliContext): void {
     .option('--target <dir>', 'directory to restore into')
     .option(
       '--to <url>',
-      'restore a source snapshot into a live target: postgresql://USER@HOST:PORT/NEWDB, mysql://…, imaps://USER@HOST/',
+      'restore a source snapshot into a live target: postgresql://USER@HOST:PORT/NEWDB, mysql://…, imaps://USER@HOST/, caldav://…, carddav://…',
     )
     .option(
       '--folder <pattern>',
@@ -62,6 +62,9 @@ server: the database is created (an existing one that holds anything is refused 
 --overwrite, which drops it first) and the dump runs, stopping at the first error (PostgreSQL: in
 one transaction; MySQL/MariaDB: the database is dropped again); the roles or users of a
 whole-server snapshot come first. An older server than the dump's is refused.
+
+A calendar or address-book snapshot (amber backup caldav://… or carddav://…) is restored into an
+account: each collection made where missing, each item PUT unless it is there already (docs/dav.md).
 
 A mailbox snapshot (amber backup imaps://…) is restored into an account: each folder is created
 where missing (under --into, if given), and each message APPENDed with its flags, keywords and
