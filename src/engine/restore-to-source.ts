@@ -3,7 +3,7 @@
 // restore, as `amber restore SNAPSHOT --to postgresql://…/NEWDB` does.
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { AmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
 import { loadIndex } from '../repo/index-loader.ts';
 import { createBlobReader, type BlobReader } from '../repo/blob-reader.ts';
 import type { Repository } from '../repo/repository.ts';
@@ -18,7 +18,14 @@ import { parseMysqlUrl, restoreMysql } from '../source/database/mysql.ts';
 import { parsePostgresUrl, restorePostgres } from '../source/database/postgresql.ts';
 import { fileOfDatabase } from '../source/database/tool.ts';
 import type { SnapshotEntry } from './snapshots.ts';
-import { resolvePath } from './tree-walk.ts';
+import { readFileNode, resolvePath } from './tree-walk.ts';
+import {
+  type BucketAccess,
+  type BucketRestoreResult,
+  checkStoredBucket,
+  parseBucketUrl,
+  restoreBucket,
+} from '../source/bucket/s3-bucket.ts';
 
 export interface DatabaseRestoreResult {
   kind: 'postgresql' | 'mysql';
@@ -27,6 +34,11 @@ export interface DatabaseRestoreResult {
   bytes: number;
   serverVersion: string;
   rolesSkipped: number;
+}
+
+export interface ObjectsRestoreResult extends BucketRestoreResult {
+  kind: 's3';
+  to: string;
 }
 
 export interface CollectionRestoreResult extends DavRestoreResult {
@@ -39,7 +51,11 @@ export interface MailRestoreResult extends ImapRestoreResult {
   to: string;
 }
 
-export type SourceRestoreResult = DatabaseRestoreResult | MailRestoreResult | CollectionRestoreResult;
+export type SourceRestoreResult =
+  | DatabaseRestoreResult
+  | MailRestoreResult
+  | CollectionRestoreResult
+  | ObjectsRestoreResult;
 
 interface DatabaseRecord {
   kind: 'postgresql' | 'mysql';
@@ -146,7 +162,47 @@ export async function restoreToSource(
   const record = options.snapshot.snapshot.source as { kind?: unknown } | undefined;
   if (record?.kind === 'imap') return restoreMail(options);
   if (record?.kind === 'caldav' || record?.kind === 'carddav') return restoreCollections(options, record.kind);
+  if (record?.kind === 's3') return restoreObjects(options);
   return restoreDatabase(options);
+}
+
+/** A bucket snapshot (/s3/bucket.json and its objects) into a bucket. */
+async function restoreObjects(options: {
+  repo: Repository;
+  snapshot: SnapshotEntry;
+  to: string;
+  access: BucketAccess;
+  signal?: AbortSignal;
+}): Promise<ObjectsRestoreResult> {
+  const short = options.snapshot.id.slice(0, 8);
+  if (!/^s3src(\+https?)?:\/\//i.test(options.to))
+    throw new AmberError(
+      'USAGE',
+      `snapshot ${short} is a bucket backup: --to takes an s3src:// URL (or --target DIR for files)`,
+    );
+  const target = parseBucketUrl(options.to);
+  const { index } = await loadIndex(options.repo);
+  const reader = createBlobReader(options.repo, index);
+  const tree = options.snapshot.snapshot.tree;
+  const where = `/s3/bucket.json of snapshot ${short}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(
+      (await readFileNode(reader, await resolvePath(reader, tree, '/s3/bucket.json'))).toString('utf8'),
+    );
+  } catch (error) {
+    if (isAmberError(error)) throw error;
+    throw new AmberError('OBJECT_CORRUPT', `${where} is not JSON: ${(error as Error).message}`);
+  }
+  const stored = checkStoredBucket(parsed, where);
+  const result = await restoreBucket({
+    target,
+    access: options.access,
+    stored,
+    read: async (object) => readFileNode(reader, await resolvePath(reader, tree, `/s3/${object.file}`)),
+    signal: options.signal,
+  });
+  return { kind: 's3', to: target.display, ...result };
 }
 
 /** A calendar or address-book snapshot into a CalDAV or CardDAV account. */

@@ -10,6 +10,7 @@ import { describePostgres, dumpPostgres, parsePostgresUrl, type PostgresAccess }
 import { dumpImap, parseImapUrl } from './mail/imap.ts';
 import { parseDavUrl } from './dav/dav-client.ts';
 import { dumpDav } from './dav/dav.ts';
+import { dumpBucket, parseBucketUrl } from './bucket/s3-bucket.ts';
 
 /**
  * One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed.
@@ -149,10 +150,26 @@ export async function openSource(
     };
     return opened;
   }
+  if (BUCKET_SCHEMES.has(scheme)) {
+    const target = parseBucketUrl(text);
+    const opened: OpenedSource = {
+      kind: 's3',
+      display: target.display,
+      dir: 's3',
+      record: { kind: 's3', url: target.display },
+      files: (run) =>
+        dumpBucket(target, access, run, (record) => {
+          opened.record = record;
+        }),
+    };
+    return opened;
+  }
   throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`, {
-    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE, imaps://USER@HOST/, caldav://USER@HOST/PATH/, carddav://USER@HOST/PATH/; anything else by its path',
+    hint: 'sources by URL: postgresql://USER@HOST:PORT/DATABASE, mysql://USER@HOST:PORT/DATABASE, imaps://USER@HOST/, caldav://USER@HOST/PATH/, carddav://USER@HOST/PATH/, s3src://BUCKET/PREFIX; anything else by its path',
   });
 }
+
+const BUCKET_SCHEMES = new Set(['s3src', 's3src+http', 's3src+https']);
 
 const DAV_SCHEMES = new Set(['caldav', 'carddav', 'caldav+http', 'carddav+http']);
 
@@ -163,5 +180,6 @@ export function displayOfSourceUrl(text: string): string {
   if (scheme === 'mysql' || scheme === 'mariadb') return parseMysqlUrl(text).display;
   if (scheme === 'imap' || scheme === 'imaps') return parseImapUrl(text).display;
   if (DAV_SCHEMES.has(scheme)) return parseDavUrl(text).display;
+  if (BUCKET_SCHEMES.has(scheme)) return parseBucketUrl(text).display;
   throw new AmberError('USAGE', `Amber does not back up ${scheme}:// sources (yet)`);
 }

@@ -8,6 +8,8 @@ export interface HttpProxy {
   port: number;
   /** Requests since the last reset, by method. */
   counts(): Record<string, number>;
+  /** Requests since the last reset, as "METHOD /path?query". */
+  requests(): string[];
   reset(): void;
   /** Drop every connection from the Nth request on (undefined: never). */
   failFrom(count: number | undefined): void;
@@ -18,6 +20,7 @@ export interface HttpProxy {
 
 export async function startHttpProxy(target: { host: string; port: number }): Promise<HttpProxy> {
   let counts: Record<string, number> = {};
+  let requests: string[] = [];
   let seen = 0;
   let failAt: number | undefined;
   let refused: { method: string; status: number } | undefined;
@@ -25,6 +28,7 @@ export async function startHttpProxy(target: { host: string; port: number }): Pr
   const server: Server = createServer((incoming, outgoing) => {
     seen += 1;
     counts[incoming.method ?? '?'] = (counts[incoming.method ?? '?'] ?? 0) + 1;
+    requests.push(`${incoming.method} ${incoming.url}`);
     if (failAt !== undefined && seen >= failAt) {
       incoming.socket.destroy();
       return;
@@ -53,8 +57,10 @@ export async function startHttpProxy(target: { host: string; port: number }): Pr
   return {
     port: typeof address === 'object' && address ? address.port : 0,
     counts: () => ({ ...counts }),
+    requests: () => [...requests],
     reset() {
       counts = {};
+      requests = [];
       seen = 0;
     },
     failFrom(count) {

@@ -87,6 +87,7 @@ Examples:
   amber backup imaps://alice@mail.example.org/            # a mailbox: every folder, incrementally
   amber backup imaps://bob@outlook.office365.com/ --source-token-file /run/amber/bob.token --folder INBOX
   amber backup caldav://alice@dav.example.org/remote.php/dav/calendars/alice/   # every calendar
+  amber backup s3src+https://AKIAEXAMPLE@s3.example.net/media/photos   # a bucket's objects (secret: AMBER_SOURCE_PASSWORD)
   pg_dump mydb | amber backup --stdin --stdin-filename mydb.sql --retain 90d
 
 A source URL (postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB) is dumped with the

@@ -4,7 +4,7 @@ import { shortId } from '../../core/ids.ts';
 import { AmberError } from '../../core/errors.ts';
 import { findSnapshot } from '../../engine/snapshots.ts';
 import { restore } from '../../engine/restore.ts';
-import { restoreToSource } from '../../engine/restore-to-source.ts';
+import { restoreToSource, type SourceRestoreResult } from '../../engine/restore-to-source.ts';
 import { sourceAccess } from './backup.ts';
 import { displayName } from '../../core/byte-names.ts';
 import { type CliContext, jsonPath, openOp, print } from '../context.ts';
@@ -95,13 +95,7 @@ Examples:
           folders: flags.folder,
           into: flags.into,
         });
-        print(context, restored, (r) =>
-          'collections' in r
-            ? `restored ${r.collections} ${r.kind === 'caldav' ? 'calendar' : 'address book'}(s) into ${r.to} (${r.created} made): ${r.put} item(s) written (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already` : ''}${r.conflicts.length ? `; ${r.conflicts.length} differ from what is there and were left as they are: ${r.conflicts.slice(0, 5).join(', ')}${r.conflicts.length > 5 ? ', …' : ''}` : ''}`
-            : r.kind === 'imap'
-              ? `restored ${r.folders} folder(s) into ${r.to}: ${r.appended} message(s) appended (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already and were left as they are` : ''}`
-              : `restored database ${r.database} into ${r.to} (${r.kind === 'postgresql' ? 'PostgreSQL ' : ''}${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`,
-        );
+        print(context, restored, renderRestored);
         return;
       }
       const target = flags.target!;
@@ -189,4 +183,21 @@ Examples:
         );
       }
     });
+}
+
+const some = (names: string[]) => `${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`;
+
+/** One line for a restore into a live target, by its kind. */
+function renderRestored(r: SourceRestoreResult): string {
+  switch (r.kind) {
+    case 's3':
+      return `restored ${r.objects} object(s) into ${r.to}: ${r.put} written (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already` : ''}${r.conflicts.length ? `; ${r.conflicts.length} differ from what is there and were left as they are: ${some(r.conflicts)}` : ''}`;
+    case 'caldav':
+    case 'carddav':
+      return `restored ${r.collections} ${r.kind === 'caldav' ? 'calendar' : 'address book'}(s) into ${r.to} (${r.created} made): ${r.put} item(s) written (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already` : ''}${r.conflicts.length ? `; ${r.conflicts.length} differ from what is there and were left as they are: ${some(r.conflicts)}` : ''}`;
+    case 'imap':
+      return `restored ${r.folders} folder(s) into ${r.to}: ${r.appended} message(s) appended (${formatBytes(r.bytes)})${r.present ? `, ${r.present} were there already and were left as they are` : ''}`;
+    default:
+      return `restored database ${r.database} into ${r.to} (${r.kind === 'postgresql' ? 'PostgreSQL ' : ''}${r.serverVersion}): ${formatBytes(r.bytes)} of SQL${r.rolesSkipped ? `; ${r.rolesSkipped} role(s) existed already and were kept` : ''}`;
+  }
 }
