@@ -653,7 +653,10 @@ async function sourceDirNode(session: Session, source: OpenedSource): Promise<Tr
     if ('stream' in file) {
       open.at(-1)!.nodes.push(await streamNode(session, file.stream, name, file.keep === true));
       await file.finished;
-    } else open.at(-1)!.nodes.push(await carriedNode(session, await previousNode(file.name), file.name));
+    } else {
+      const from = file.from ?? file.name;
+      open.at(-1)!.nodes.push(await carriedNode(session, await previousNode(from), name, from));
+    }
   }
   while (open.length > 1) await close();
   return close();
@@ -684,14 +687,19 @@ async function sourceDir(session: Session, name: string, nodes: TreeNode[]): Pro
   };
 }
 
-/** A file of the previous snapshot the source saw unchanged: its node as it was, its data reused. */
-async function carriedNode(session: Session, node: TreeNode | undefined, name: string): Promise<TreeNode> {
+/** A file of the previous snapshot the source saw unchanged: its node as it was (under its new name), its data reused. */
+async function carriedNode(
+  session: Session,
+  node: TreeNode | undefined,
+  name: string,
+  from: string,
+): Promise<TreeNode> {
   const content = node && session.parent.reusableContent(node);
   // The source asked canCarry first; a parent that changed its mind since is a bug, not a skip.
-  if (!node || !content) throw new Error(`the source carried over ${name}, which the previous snapshot cannot give`);
+  if (!node || !content) throw new Error(`the source carried over ${from}, which the previous snapshot cannot give`);
   session.sink.reuse(content);
   session.summary.filesUnchanged += 1;
-  return node;
+  return { ...node, name };
 }
 
 async function streamNode(session: Session, stream: Readable, name: string, keep = false): Promise<TreeNode> {

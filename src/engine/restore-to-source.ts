@@ -19,13 +19,8 @@ import { parsePostgresUrl, restorePostgres } from '../source/database/postgresql
 import { fileOfDatabase } from '../source/database/tool.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 import { readFileNode, resolvePath } from './tree-walk.ts';
-import {
-  type BucketAccess,
-  type BucketRestoreResult,
-  checkStoredBucket,
-  parseBucketUrl,
-  restoreBucket,
-} from '../source/bucket/s3-bucket.ts';
+import { type BucketAccess, checkStoredBucket, parseBucketUrl } from '../source/bucket/s3-bucket.ts';
+import { type BucketRestoreResult, restoreBucket } from '../source/bucket/bucket-restore.ts';
 
 export interface DatabaseRestoreResult {
   kind: 'postgresql' | 'mysql';
@@ -199,7 +194,7 @@ async function restoreObjects(options: {
     target,
     access: options.access,
     stored,
-    read: async (object) => readFileNode(reader, await resolvePath(reader, tree, `/s3/${object.file}`)),
+    read: async (file) => readFileNode(reader, await resolvePath(reader, tree, `/s3/${file}`)),
     signal: options.signal,
   });
   return { kind: 's3', to: target.display, ...result };

@@ -274,6 +274,7 @@ async function runDatabaseBackup(
   const opened = await openSource(source.url!, access, {
     folders: source.folders,
     maxMessageBytes: source.maxMessageBytes,
+    versions: source.versions,
   });
   const choice = source.retain ? chooseTier(source.retain, context.clock.nowMs(), state.kept) : undefined;
   const result = await backup({

@@ -60,6 +60,7 @@ interface RawSource {
   'token-file'?: string;
   folders?: string[];
   'max-message-size'?: string;
+  versions?: boolean;
   exclude?: string[];
   repository: string;
   schedule: string;
@@ -201,6 +202,8 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
     if (s.url !== undefined && (s.exclude?.length ?? 0) > 0)
       problems.push(parsed.at(at('exclude'), '"exclude" applies to paths, not to a source url'));
     const imap = s.url !== undefined && /^imaps?:\/\//i.test(s.url);
+    if (s.versions !== undefined && !(s.url !== undefined && /^s3src(\+https?)?:\/\//i.test(s.url)))
+      problems.push(parsed.at(at('versions'), '"versions" applies to an s3src:// url'));
     for (const key of ['token-file', 'folders', 'max-message-size'] as const)
       if (s[key] !== undefined && !imap)
         problems.push(parsed.at(at(key), `"${key}" applies to an imap:// or imaps:// url`));
@@ -212,6 +215,7 @@ export function parsePolicyText(text: string, file: string): PolicyConfig {
       tokenFile: fileAt(s['token-file']),
       folders: s.folders,
       maxMessageBytes: size(at('max-message-size'), s['max-message-size']),
+      versions: s.versions,
       exclude: s.exclude ?? [],
       repository: s.repository,
       schedule: parsedSchedule,

@@ -62,6 +62,8 @@ export interface SourceConfig {
   folders?: string[];
   /** With an imap url: messages larger than this are left out. */
   maxMessageBytes?: number;
+  /** With an s3src url: every version of every object too. */
+  versions?: boolean;
   exclude: string[];
   /** Repository name (a key of `repositories`). */
   repository: string;

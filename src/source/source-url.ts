@@ -10,7 +10,8 @@ import { describePostgres, dumpPostgres, parsePostgresUrl, type PostgresAccess }
 import { dumpImap, parseImapUrl } from './mail/imap.ts';
 import { parseDavUrl } from './dav/dav-client.ts';
 import { dumpDav } from './dav/dav.ts';
-import { dumpBucket, parseBucketUrl } from './bucket/s3-bucket.ts';
+import { parseBucketUrl } from './bucket/s3-bucket.ts';
+import { dumpBucket } from './bucket/bucket-dump.ts';
 
 /**
  * One file of a source's output, streamed: `finished` rejects when the tool that wrote it failed.
@@ -24,10 +25,12 @@ export interface StreamedFile {
   keep?: boolean;
 }
 
-/** The previous snapshot's file of the same name, carried over unread (the source saw it unchanged). */
+/** The previous snapshot's file of the same name (or of `from`), carried over unread (the source saw it unchanged). */
 export interface CarriedFile {
   name: string;
   carried: true;
+  /** Its name in the previous snapshot, when it moved (an object version that is no longer the current one). */
+  from?: string;
 }
 
 export type SourceFile = StreamedFile | CarriedFile;
@@ -46,10 +49,12 @@ export interface SourceRun {
   skipped(name: string, reason: AmberError): void;
 }
 
-/** What the user chose about a source (backup --folder, --max-message-size). */
+/** What the user chose about a source (backup --folder, --max-message-size, --versions). */
 export interface SourceOptions {
   folders?: string[];
   maxMessageBytes?: number;
+  /** A bucket: every version of every object too. */
+  versions?: boolean;
 }
 
 /** A source's credentials, from the environment or files (never a command line). */
@@ -158,7 +163,7 @@ export async function openSource(
       dir: 's3',
       record: { kind: 's3', url: target.display },
       files: (run) =>
-        dumpBucket(target, access, run, (record) => {
+        dumpBucket(target, access, run, { versions: options.versions }, (record) => {
           opened.record = record;
         }),
     };

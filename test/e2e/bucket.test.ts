@@ -19,6 +19,8 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  PutBucketVersioningCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -95,14 +97,17 @@ async function empty(name = bucket): Promise<void> {
 interface Backup {
   id: string;
   objectGets: number;
-  source: { objects: number; fetched: number; carried: number };
+  source: { objects: number; versions: number; fetched: number; carried: number };
 }
 
-async function backup(target = url()): Promise<Backup> {
+async function backup(target = url(), args: string[] = []): Promise<Backup> {
   proxy.reset();
-  const run = await amberAsync(['backup', '--repo', repo, target, '--json']);
+  const run = await amberAsync(['backup', '--repo', repo, target, '--json', ...args]);
   assert.equal(run.status, 0, run.stderr);
-  const objectGets = proxy.requests().filter((r) => r.startsWith('GET ') && !r.includes('list-type=')).length;
+  // Object reads, not listings (ListObjectsV2 and ListObjectVersions are GETs of the bucket).
+  const objectGets = proxy
+    .requests()
+    .filter((r) => r.startsWith('GET ') && !/[?&](list-type|versions)=/.test(r)).length;
   return { ...JSON.parse(run.stdout), objectGets };
 }
 
@@ -233,6 +238,69 @@ describe('S3 buckets as a source', {
       await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'photos/2024/b.jpg' }))
     ).Body!.transformToByteArray();
     assert.equal(sha(local), sha(remote));
+  });
+
+  test('--versions keeps every version and delete marker; a restore replays them into a versioned bucket; the next backup reads only the new version', async () => {
+    const versioned = freshBucketName('amber-ver');
+    const target = freshBucketName('amber-ver-dst');
+    for (const name of [versioned, target]) {
+      await s3.send(new CreateBucketCommand({ Bucket: name }));
+      await s3.send(new PutBucketVersioningCommand({ Bucket: name, VersioningConfiguration: { Status: 'Enabled' } }));
+    }
+    const putIn = (key: string, body: string, type = 'text/plain') =>
+      s3.send(new PutObjectCommand({ Bucket: versioned, Key: key, Body: body, ContentType: type }));
+    await putIn('report.txt', 'draft 1');
+    await putIn('report.txt', 'draft 2');
+    await putIn('report.txt', 'final', 'text/markdown');
+    await putIn('gone.txt', 'was here');
+    await s3.send(new DeleteObjectCommand({ Bucket: versioned, Key: 'gone.txt' })); // a delete marker
+    /** Each key's versions newest first: the bytes' hash and type, or DELETED for a delete marker. */
+    const history = async (name: string) => {
+      const page = await s3.send(new ListObjectVersionsCommand({ Bucket: name }));
+      const entries = [
+        ...(page.Versions ?? []).map((v) => ({
+          key: v.Key!,
+          id: v.VersionId!,
+          at: v.LastModified!,
+          latest: v.IsLatest,
+          marker: false,
+        })),
+        ...(page.DeleteMarkers ?? []).map((m) => ({
+          key: m.Key!,
+          id: m.VersionId!,
+          at: m.LastModified!,
+          latest: m.IsLatest,
+          marker: true,
+        })),
+      ].sort((a, b) =>
+        a.key < b.key ? -1 : a.key > b.key ? 1 : Number(b.latest) - Number(a.latest) || b.at.getTime() - a.at.getTime(),
+      );
+      const out: string[] = [];
+      for (const e of entries) {
+        if (e.marker) {
+          out.push(`${e.key} DELETED`);
+          continue;
+        }
+        const o = await s3.send(new GetObjectCommand({ Bucket: name, Key: e.key, VersionId: e.id }));
+        out.push(`${e.key} ${sha(await o.Body!.transformToByteArray())} ${o.ContentType}`);
+      }
+      return out;
+    };
+    const before = await history(versioned);
+    assert.equal(before.length, 5);
+    const first = await backup(url(versioned), ['--versions']);
+    assert.deepEqual([first.source.objects, first.source.versions, first.source.fetched], [1, 4, 4]);
+    assert.match(ok(['ls', '--repo', repo, first.id, '/s3']).stdout, /\/s3\/versions\/report\.txt\//);
+    ok(['restore', first.id, '--repo', repo, '--to', url(target, '', Number(endpoint().port))]);
+    assert.deepEqual(await history(target), before, 'the same versions in the same order, the delete marker on top');
+
+    await putIn('report.txt', 'final, corrected');
+    const second = await backup(url(versioned), ['--versions']);
+    assert.equal(second.objectGets, 1, proxy.requests().join('\n'));
+    assert.deepEqual([second.source.objects, second.source.versions, second.source.carried], [1, 5, 4]);
+    const refused = amber(['backup', '--repo', repo, dir, '--versions']);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /--versions applies to an s3src/);
   });
 
   test('a wrong secret and a secret in the URL are refused clearly; no snapshot is written', () => {

@@ -27,6 +27,7 @@ interface BackupFlags {
   sourceTokenFile?: string;
   folder: string[];
   maxMessageSize?: string;
+  versions?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -53,6 +54,7 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
       collect,
       [],
     )
+    .option('--versions', 's3src sources: every version of every object too, and the delete markers')
     .option(
       '--max-message-size <size>',
       'imap sources: leave out messages larger than this, each with a warning (e.g. 50M)',
@@ -110,6 +112,10 @@ the same URL (docs/imap.md, docs/dav.md).`,
         throw new AmberError('USAGE', `${imapOnly} applies to an imap:// or imaps:// source`, {
           hint: 'for files, leave parts out with --exclude',
         });
+      if (flags.versions && !(paths.length === 1 && /^s3src(\+https?)?:\/\//i.test(paths[0])))
+        throw new AmberError('USAGE', '--versions applies to an s3src:// source', {
+          hint: 'amber backup s3src+https://KEYID@ENDPOINT/BUCKET/PREFIX --versions',
+        });
       if (paths.some(isSourceUrl)) {
         if (paths.length > 1)
           throw new AmberError('USAGE', 'a source URL is backed up alone, one per snapshot', {
@@ -118,6 +124,7 @@ the same URL (docs/imap.md, docs/dav.md).`,
         const repo = await openOp(context);
         const source = await openSource(paths[0], sourceAccess(flags), {
           folders: flags.folder,
+          versions: flags.versions,
           maxMessageBytes:
             flags.maxMessageSize === undefined ? undefined : sizeFlag('--max-message-size', flags.maxMessageSize),
         });
