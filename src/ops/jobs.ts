@@ -208,7 +208,7 @@ async function runBackup(
   startMs: number,
 ): Promise<JobOutcome> {
   const { source } = job;
-  if (source.url) return runDatabaseBackup(context, job, state, startMs);
+  if (source.url) return runSourceBackup(context, job, state, startMs);
   const walk = startWalk(source.paths, source.exclude);
   let repo: Awaited<ReturnType<typeof openWritable>>;
   try {
@@ -249,8 +249,8 @@ async function runBackup(
   };
 }
 
-/** A database source: its dump streamed into a snapshot (src/source/source-url.ts), with the same tier lock. */
-async function runDatabaseBackup(
+/** A source by URL (a database, a mailbox, calendars, a bucket): its files streamed into a snapshot (src/source/source-url.ts), with the same tier lock. */
+async function runSourceBackup(
   context: JobContext,
   job: Extract<Job, { kind: 'backup' }>,
   state: JobState,

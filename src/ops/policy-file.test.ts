@@ -275,3 +275,34 @@ sources:
   const [badSize] = problemsOf(text.replace('50M', 'plenty'));
   assert.match(badSize, /^8:\d+: .*max-message-size/);
 });
+
+test('calendars, contacts and buckets by url; "versions" only with a bucket', () => {
+  const text = `repositories:
+  main: { repo: /srv/amber }
+sources:
+  - name: cal
+    url: caldav://alice@dav.example.org/remote.php/dav/calendars/alice/
+    password-file: cal.pass
+    repository: main
+    schedule: every 6h
+  - name: media
+    url: s3src+https://AKIAEXAMPLE@s3.example.net/media/photos
+    password-file: media.secret
+    versions: true
+    repository: main
+    schedule: every 1d
+`;
+  const [cal, media] = parsePolicyText(text, FILE).sources;
+  assert.equal(cal.url, 'caldav://alice@dav.example.org/remote.php/dav/calendars/alice/');
+  assert.equal(media.versions, true);
+  assert.equal(media.passwordFile, '/etc/amber/media.secret');
+  const [misplaced] = problemsOf(
+    text
+      .replace('    versions: true\n', '')
+      .replace('    password-file: cal.pass\n', '    password-file: cal.pass\n    versions: true\n'),
+  );
+  assert.match(misplaced, /"versions" applies to an s3src/);
+  const [secret] = problemsOf(text.replace('AKIAEXAMPLE@', 'AKIAEXAMPLE:topsecret@'));
+  assert.match(secret, /has a secret in it/);
+  assert.doesNotMatch(secret, /topsecret/);
+});
