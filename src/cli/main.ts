@@ -82,6 +82,14 @@ Examples:
   registerVault(program, context);
   registerAgent(program, context, setExit);
   registerDrill(program, context, setExit);
+  program
+    .command('version')
+    .description('print the version of amber and of the Node.js it runs on')
+    .action(() => {
+      const json = { version: VERSION, node: process.versions.node, platform: `${process.platform}/${process.arch}` };
+      if (globals().json) process.stdout.write(`${JSON.stringify(json)}\n`);
+      else process.stdout.write(`amber ${VERSION} (Node.js ${json.node}, ${json.platform})\n`);
+    });
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
 }

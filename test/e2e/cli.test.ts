@@ -223,3 +223,19 @@ test('as root, files keep their owner in a setgid target whose group is another'
   const otherOwned = await stat(join(target, own, 'src', 'other-owned.txt'));
   assert.deepEqual([otherOwned.uid, otherOwned.gid], [4242, 4343]);
 });
+
+test('amber version says which amber and which Node.js; amber check is verify', async () => {
+  const text = amber(['version']);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /^amber \d+\.\d+\.\d+ \(Node\.js \d+\.\d+\.\d+, [a-z0-9]+\/[a-z0-9]+\)\n$/);
+  const json = JSON.parse(amber(['version', '--json']).stdout);
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
+  assert.equal(json.version, pkg.version);
+  assert.equal(json.node, process.versions.node);
+  const own = { env: { AMBER_REPO: join(dir, 'check-repo') } };
+  assert.equal(amber(['init'], own).status, 0);
+  const check = amber(['check', '--json'], own);
+  assert.equal(check.status, 0, check.stderr);
+  const verify = amber(['verify', '--json'], own);
+  assert.deepEqual(Object.keys(JSON.parse(check.stdout)).sort(), Object.keys(JSON.parse(verify.stdout)).sort());
+});

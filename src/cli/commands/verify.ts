@@ -8,7 +8,8 @@ import { createProgressLine } from '../progress.ts';
 export function registerVerify(program: Command, context: CliContext): void {
   program
     .command('verify')
-    .description('check the repository: structure, and with --read-data every byte')
+    .alias('check')
+    .description('check the repository: structure, and with --read-data every byte (alias: check)')
     .option('--read-data', 'read and authenticate every pack and blob')
     .option('--read-data-subset <percent>', 'read a random N% of the packs, e.g. 10%')
     .addHelpText(
