@@ -5,6 +5,7 @@ import { type AmberError, isAmberError } from '../core/errors.ts';
 import { createContext, type GlobalOptions } from './context.ts';
 import { EXIT, exitStatusFor } from './exit-status.ts';
 import { refuseArgumentsNotUtf8 } from './raw-arguments.ts';
+import { visible } from '../core/visible-text.ts';
 import { registerInit } from './commands/init.ts';
 import { registerBackup } from './commands/backup.ts';
 import { registerSnapshotCommands } from './commands/snapshots.ts';
@@ -131,6 +132,7 @@ function reportError(error: AmberError, json: boolean): void {
     );
     return;
   }
-  process.stderr.write(`error: ${error.message} [${error.code}]\n`);
-  if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+  // A message may quote a server, a file name or a mail subject: its control characters are shown, not obeyed.
+  process.stderr.write(`error: ${visible(error.message)} [${error.code}]\n`);
+  if (error.hint) process.stderr.write(`hint: ${visible(error.hint)}\n`);
 }

@@ -23,7 +23,7 @@ import { encodeTree, type TreeNode } from '../repo/tree.ts';
 import { emptySummary, encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
 import { snapshotName } from '../repo/layout.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
-import { createParentLookup, type ParentLookup } from './parent.ts';
+import { createParentLookup, NO_PARENT, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
 import { openSubtreeCache, subtreeKey, type SubtreeCache } from './subtree-cache.ts';
 import type { RetentionMode } from '../storage/store.ts';
@@ -74,6 +74,8 @@ export interface BackupOptions {
   lockMode?: RetentionMode;
   /** False: neither use nor update the local cache of unchanged directories' trees. */
   cache?: boolean;
+  /** Read everything again: no parent snapshot, no cache (restic's --force). A source lists every item in full. */
+  force?: boolean;
   /** A walk started before the repository was opened (startWalk, with the same paths and excludes). */
   walk?: DirectoryLister;
 }
@@ -154,7 +156,7 @@ async function backupOnce(
   const host = options.host ?? hostName();
   const lister = walk ?? startWalk(options.stdin ? [] : paths, options.exclude);
   const subtrees =
-    options.stdin || options.cache === false
+    options.stdin || options.cache === false || options.force
       ? undefined
       : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] });
   try {
@@ -175,10 +177,9 @@ async function backupWalked(
   const lock = planLock(state, { retainMs: options.retainMs, mode: options.lockMode }, repo.retentionClock);
   const { index } = await loadIndex(repo, { dedupable: dedupablePacks(state, lock.mode, repo.store) });
   // A source's snapshots name it by its URL: the parent is the latest one of the same URL.
-  const parent = await createParentLookup(repo, index, {
-    host,
-    paths: options.source ? [options.source.display] : paths,
-  });
+  const parent = options.force
+    ? NO_PARENT
+    : await createParentLookup(repo, index, { host, paths: options.source ? [options.source.display] : paths });
   const session: Session = {
     repo,
     sink: createBlobSink(repo, index, {

@@ -1,4 +1,4 @@
-// The parent snapshot of a backup: the latest one from the same host with the same paths. A file
+// The parent snapshot of a backup: the latest one this key wrote from the same host with the same paths. A file
 // whose size, mtime, ctime and inode are unchanged reuses the parent's chunk list without being read,
 // but only when every one of those chunks is one this key may dedup against.
 import type { BlobIndex } from '../repo/blob-index.ts';
@@ -55,7 +55,8 @@ async function latestStillStored(
   return undefined;
 }
 
-const NO_PARENT: ParentLookup = {
+/** No parent: every file is read (a first backup, or --force). */
+export const NO_PARENT: ParentLookup = {
   snapshotId: undefined,
   lookup: async () => undefined,
   sameMetadata: () => false,
@@ -77,7 +78,11 @@ export async function createParentLookup(
   let parent: { id: SnapshotId; tree: TreeId } | undefined;
   let readBlob: (id: string) => Promise<Buffer | undefined>;
   if (repo.key.role === 'full') {
-    const entry = (await listSnapshots(repo)).filter(({ snapshot }) => sameSource(snapshot)).at(-1);
+    // Only this key's own snapshots: another key's (a write-only key on a host that is not trusted)
+    // could name chunks under paths, or a source's cursor, that this backup would then carry over unread.
+    const entry = (await listSnapshots(repo))
+      .filter(({ snapshot, signerKeyId }) => signerKeyId === repo.key.signer.keyId && sameSource(snapshot))
+      .at(-1);
     parent = entry && { id: entry.id, tree: entry.snapshot.tree };
     const reader = createBlobReader(repo, index);
     readBlob = (id) => reader.readBlob(Buffer.from(id, 'hex'));

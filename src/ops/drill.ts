@@ -10,6 +10,7 @@ import { randomInt } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { visible } from '../core/visible-text.ts';
 import { AmberError } from '../core/errors.ts';
 import { formatDurationMs, isoDate } from '../core/units.ts';
 import { checkRestoredTree, type RestoreCheckProblem } from '../engine/restore-check.ts';
@@ -645,15 +646,4 @@ export function runCheck(command: string, context: CheckContext): Promise<DrillC
       });
     });
   });
-}
-
-/**
- * Text with its control characters (but line breaks and tabs) shown as \xNN: a check's output, or
- * a record's fields, printed to a terminal cannot move the cursor, retitle the window or hide text.
- */
-export function visible(text: string): string {
-  // Control characters (Unicode Cc: C0, DEL, C1) other than tab and line feed.
-  return text
-    .replace(/\r\n/g, '\n')
-    .replace(/[^\P{Cc}\t\n]/gu, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -55,6 +55,8 @@ export interface SourceOptions {
   maxMessageBytes?: number;
   /** A bucket: every version of every object too. */
   versions?: boolean;
+  /** A mailbox: the backup ends when the server makes no progress this long. */
+  stallMs?: number;
 }
 
 /** A source's credentials, from the environment or files (never a command line). */

@@ -108,8 +108,10 @@ describe('IMAP incremental backups', { skip: whyNoDovecot() }, () => {
     assert.notDeepEqual(atSecond, atFirst);
 
     const second = await backup();
-    // Three new messages (metadata and bytes), three changed flags; nothing of the 11 others.
-    assert.equal(second.fetches, 3 * 2 + 3, 'FETCH responses of the second backup');
+    // Three new messages (metadata and bytes), three changed flags, and per folder one look at its
+    // newest carried message (a mail store rolled back hands UIDs out again); nothing of the 11 others.
+    const folders = 3;
+    assert.equal(second.fetches, 3 * 2 + 3 + folders, 'FETCH responses of the second backup');
     assert.equal(second.source.fetched, 3);
     assert.equal(second.source.carried, 14);
     assert.equal(second.source.messages, 17);
@@ -118,7 +120,7 @@ describe('IMAP incremental backups', { skip: whyNoDovecot() }, () => {
     assert.ok(second.source.folders.every((f) => !f.full));
 
     const third = await backup();
-    assert.equal(third.fetches, 0, 'a backup after no change reads no message');
+    assert.equal(third.fetches, folders, 'a backup after no change reads no message, and looks at one per folder');
     assert.equal(third.source.carried, 17);
 
     await restoreInto(first.id);
@@ -132,7 +134,7 @@ describe('IMAP incremental backups', { skip: whyNoDovecot() }, () => {
     const relisted = await backup();
     assert.ok(relisted.summary.bytesAdded < 20_000, `${relisted.summary.bytesAdded} bytes added`);
     const before = (await backup()).fetches;
-    assert.equal(before, 0);
+    assert.equal(before, 3, 'one look per folder with messages (INBOX, Archive, Sent)');
     const uidValidity = async () =>
       imapSession(login, async (client) => {
         const status = await client.status('Archive', { uidValidity: true });
@@ -153,7 +155,7 @@ describe('IMAP incremental backups', { skip: whyNoDovecot() }, () => {
     const archive = after.source.folders.find((f) => f.name === 'Archive')!;
     assert.equal(archive.full, true);
     assert.equal(after.source.fetched, 4);
-    assert.equal(after.fetches, 8);
+    assert.equal(after.fetches, 8 + 2, 'Archive in full, one look at INBOX and at Sent');
     assert.ok(after.summary.bytesAdded < 20_000, `${after.summary.bytesAdded} bytes added`);
     await restoreInto(after.id);
     assert.deepEqual(await mailboxDigest(login), now);
@@ -168,7 +170,7 @@ describe('IMAP incremental backups', { skip: whyNoDovecot() }, () => {
     const first = await backup([], asWriter);
     assert.equal(first.source.fetched, 17, 'no cache of its own yet: a full read');
     const second = await backup([], asWriter);
-    assert.equal(second.fetches, 0);
+    assert.equal(second.fetches, 3, 'one look per folder, no message read');
     assert.equal(second.source.carried, 17);
     const fresh = await backup([], { ...asWriter, AMBER_CACHE_DIR: join(dir, 'empty-cache') });
     assert.equal(fresh.source.fetched, 17);

@@ -12,6 +12,7 @@ import { type CliContext, jsonPath, openOp, print } from '../context.ts';
 import { durationFlag, lockModeOption, sizeFlag } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
 import { EXIT } from '../exit-status.ts';
+import { visible } from '../../core/visible-text.ts';
 
 interface BackupFlags {
   tag: string[];
@@ -23,11 +24,13 @@ interface BackupFlags {
   retain?: string;
   lockMode?: RetentionMode;
   cache: boolean;
+  force?: boolean;
   sourcePasswordFile?: string;
   sourceTokenFile?: string;
   folder: string[];
   maxMessageSize?: string;
   versions?: boolean;
+  sourceTimeout?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -54,6 +57,10 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
       collect,
       [],
     )
+    .option(
+      '--source-timeout <duration>',
+      'imap sources: end the backup when the server makes no progress this long (default 5m)',
+    )
     .option('--versions', 's3src sources: every version of every object too, and the delete markers')
     .option(
       '--max-message-size <size>',
@@ -62,6 +69,10 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
     .option(
       '--retain <duration>',
       "lock the snapshot and everything it needs for this long, e.g. 90d (default: the policy's)",
+    )
+    .option(
+      '--force',
+      'read every file (and every item of a source) again, trusting no parent snapshot; what is unchanged still dedups',
     )
     .option(
       '--no-cache',
@@ -125,6 +136,8 @@ the same URL (docs/imap.md, docs/dav.md).`,
         const source = await openSource(paths[0], sourceAccess(flags), {
           folders: flags.folder,
           versions: flags.versions,
+          stallMs:
+            flags.sourceTimeout === undefined ? undefined : durationFlag('--source-timeout', flags.sourceTimeout),
           maxMessageBytes:
             flags.maxMessageSize === undefined ? undefined : sizeFlag('--max-message-size', flags.maxMessageSize),
         });
@@ -135,8 +148,9 @@ the same URL (docs/imap.md, docs/dav.md).`,
           host: flags.host,
           retainMs,
           lockMode: flags.lockMode,
+          force: flags.force,
           onWarning: (warning) => {
-            if (!context.globals().json) context.output.err.write(`warning: ${warning.message}\n`);
+            if (!context.globals().json) context.output.err.write(`warning: ${visible(warning.message)}\n`);
           },
         });
         print(context, toJson(result), () => renderSummary(result));
@@ -167,10 +181,11 @@ the same URL (docs/imap.md, docs/dav.md).`,
         retainMs,
         lockMode: flags.lockMode,
         cache: flags.cache,
+        force: flags.force,
         walk,
         onWarning: (warning) => {
           progress.done();
-          if (!context.globals().json) output.err.write(`warning: ${warning.message}\n`);
+          if (!context.globals().json) output.err.write(`warning: ${visible(warning.message)}\n`);
         },
         onProgress: (state) =>
           progress.update({

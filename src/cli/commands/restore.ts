@@ -85,7 +85,13 @@ Examples:
       const repo = await openOp(context);
       const snapshot = await findSnapshot(repo, ref);
       if (flags.to) {
+        // Ctrl-C or a TERM ends a restore into a live target between two items, with INTERRUPTED.
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
         const restored = await restoreToSource({
+          signal: stop.signal,
           repo,
           snapshot,
           to: flags.to,
@@ -94,6 +100,9 @@ Examples:
           overwrite: flags.overwrite,
           folders: flags.folder,
           into: flags.into,
+        }).finally(() => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         });
         print(context, restored, renderRestored);
         return;

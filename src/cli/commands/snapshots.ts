@@ -11,7 +11,7 @@ import { loadIndex } from '../../repo/index-loader.ts';
 import { type BlobReader, createBlobReader } from '../../repo/blob-reader.ts';
 import type { TreeNode } from '../../repo/tree.ts';
 import { readMailbox } from '../../engine/mailbox-snapshot.ts';
-import { visible } from '../../ops/drill.ts';
+import { visible } from '../../core/visible-text.ts';
 import { displayName, jsonName } from '../../core/byte-names.ts';
 import { deviceNumbers } from '../../source/fs/special-files.ts';
 import { type CliContext, openOp, print } from '../context.ts';
@@ -127,7 +127,7 @@ async function listMailbox(reader: BlobReader, entry: SnapshotEntry, write: (lin
     );
     for (const m of folder.messages)
       write(
-        `  /imap/${dir}/${m.uid}.eml  ${(m.date ?? m.internalDate).slice(0, 16).replace('T', ' ')}  ${formatBytes(m.size).padStart(9)}  ${m.from ?? '-'}  ${m.subject ?? '(no subject)'}${m.flags.length ? `  [${m.flags.join(' ')}]` : ''}`,
+        `  /imap/${dir}/${m.uid}.eml  ${(m.date ?? m.internalDate ?? '(no date)         ').slice(0, 16).replace('T', ' ')}  ${formatBytes(m.size).padStart(9)}  ${m.from ?? '-'}  ${m.subject ?? '(no subject)'}${m.flags.length ? `  [${m.flags.join(' ')}]` : ''}`,
       );
   }
 }

@@ -248,9 +248,13 @@ export function splitStatements(sql: string, backslashes: boolean): string[] {
 /** A statement without the comments and blank lines before it. */
 export const statementHead = (statement: string): string => statement.replace(/^(?:\s+|--[^\n]*(?:\n|$))*/, '');
 
-/** A URL as typed, for an error message: a password in it (user:PASSWORD@) shown as ***. */
+/**
+ * A URL as typed, for an error message: a password in it (user:PASSWORD@) shown as ***. The user
+ * part may hold an unencoded @ (alice@example.org:secret@host), so everything from the first : after
+ * the scheme to the last @ goes: it may hide a port and path too, never a password.
+ */
 export const withoutPassword = (text: string): string =>
-  text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):.*@/is, '$1:***@');
+  text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:]*?):.*@/is, '$1:***@');
 
 /** A percent-encoded part of a source URL (user, database, host), decoded; a malformed escape or a NUL byte refused clearly. */
 export function decodeUrlPart(part: string, what: string, url: string): string {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import { AmberError } from '../../core/errors.ts';
-import { connectImap, type ImapAccess, type ImapTarget, type StoredFolder } from './imap.ts';
+import { connectError, connectImap, type ImapAccess, type ImapTarget, type StoredFolder } from './imap.ts';
 
 export interface FolderToRestore {
   stored: StoredFolder;
@@ -43,6 +43,8 @@ export async function restoreImap(options: {
 }): Promise<ImapRestoreResult> {
   const client = await connectImap(options.target, options.access);
   const result: ImapRestoreResult = { folders: 0, appended: 0, present: 0, bytes: 0 };
+  const progress = () =>
+    `${result.appended} message(s) were appended before it; running the restore again adds only the rest`;
   try {
     const existing = new Map((await client.list()).map((f) => [f.path, f]));
     const delimiter = [...existing.values()].find((f) => f.delimiter)?.delimiter ?? '/';
@@ -66,6 +68,10 @@ export async function restoreImap(options: {
       if (noSelect || folder.stored.messages.length === 0) continue;
       await restoreMessages(client, name, folder, result, options.signal);
     }
+  } catch (error) {
+    if (error instanceof AmberError) throw error;
+    const failed = connectError(options.target, error, options.access, 'session');
+    throw new AmberError(failed.code, `${failed.message} during the restore`, { hint: progress(), cause: error });
   } finally {
     await client.logout().catch(() => client.close());
   }
@@ -90,6 +96,8 @@ async function restoreMessages(
         if (id) there.set(id, [...(there.get(id) ?? []), m.uid]);
         bySize.set(m.size ?? 0, [...(bySize.get(m.size ?? 0) ?? []), m.uid]);
       }
+    // Each message of the account matches at most one of the snapshot: two copies stay two.
+    const matched = new Set<number>();
     const hashes = new Map<number, string>();
     const hashOf = async (uid: number) => {
       let hash = hashes.get(uid);
@@ -100,15 +108,20 @@ async function restoreMessages(
       }
       return hash;
     };
+    let refused: string | undefined;
     for (const message of folder.stored.messages) {
-      if (signal?.aborted) throw new AmberError('INTERRUPTED', 'the restore was interrupted');
+      if (signal?.aborted)
+        throw new AmberError('INTERRUPTED', `the restore was interrupted in ${name}`, {
+          hint: 'run it again: messages already appended are recognised and not added twice',
+        });
       const bytes = await folder.message(message.uid);
       const candidates =
         (message.messageId ? there.get(message.messageId) : undefined) ?? bySize.get(bytes.length) ?? [];
       const digest = sha256(bytes);
       let present = false;
       for (const uid of candidates)
-        if ((await hashOf(uid)) === digest) {
+        if (!matched.has(uid) && (await hashOf(uid)) === digest) {
+          matched.add(uid);
           present = true;
           break;
         }
@@ -116,9 +129,27 @@ async function restoreMessages(
         result.present += 1;
         continue;
       }
-      const appended = await client.append(name, bytes, message.flags, new Date(message.internalDate));
+      let appended: unknown;
+      try {
+        appended = await client.append(
+          name,
+          bytes,
+          message.flags,
+          message.internalDate === null ? undefined : new Date(message.internalDate),
+        );
+      } catch (error) {
+        if (!client.usable) throw error; // the connection is gone: said once, by restoreImap
+        appended = undefined;
+        refused = (error as { responseText?: string }).responseText ?? (error as Error).message;
+      }
       if (!appended)
-        throw new AmberError('SOURCE_FAILED', `the server refused to take message ${message.uid} into ${name}`);
+        throw new AmberError(
+          'SOURCE_FAILED',
+          `the server refused to take message ${message.uid} of ${folder.stored.name} into ${name}${refused ? `: ${refused}` : ''}`,
+          {
+            hint: 'read the server’s answer (a quota, a size limit); messages appended before it stay, and running the restore again adds only the rest',
+          },
+        );
       result.appended += 1;
       result.bytes += bytes.length;
     }

@@ -42,7 +42,7 @@ test('a folder name with a line break, a repeated UID, a missing date or a recor
   const cases: [unknown, RegExp][] = [
     [{ ...good(), name: 'INBOX\r\nA1 LOGOUT' }, /names no folder/],
     [{ ...good(), messages: [good().messages[0], good().messages[0]] }, /without a unique UID/],
-    [{ ...good(), messages: [{ ...good().messages[0], internalDate: 'soon' }] }, /no internal date/],
+    [{ ...good(), messages: [{ ...good().messages[0], internalDate: 'soon' }] }, /an internal date that is not one/],
     [{ ...good(), messages: 'all of them' }, /no message list/],
     [{ ...good(), version: 2 }, /not a folder record/],
     [null, /not a folder record/],
