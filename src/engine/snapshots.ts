@@ -109,9 +109,14 @@ export async function findSnapshot(repo: Repository, ref: string): Promise<Snaps
     return latest;
   }
   if (!/^[0-9a-f]{4,64}$/.test(ref)) {
-    throw new AmberError('SNAPSHOT_NOT_FOUND', `"${ref}" is not a snapshot id`, {
-      hint: 'use `latest` or an id (or prefix) from `amber snapshots`',
-    });
+    const short = /^[0-9a-f]{1,3}$/.test(ref);
+    throw new AmberError(
+      'SNAPSHOT_NOT_FOUND',
+      short
+        ? `"${ref}" is too short for a snapshot id: give at least 4 of its hex digits`
+        : `"${ref}" is not a snapshot id`,
+      { hint: 'use `latest` or an id (or a prefix of at least 4 hex digits) from `amber snapshots`' },
+    );
   }
   const matches = all.filter((entry) => entry.id.startsWith(ref));
   if (matches.length > 1) {

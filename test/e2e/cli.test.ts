@@ -239,3 +239,13 @@ test('amber version says which amber and which Node.js; amber check is verify', 
   const verify = amber(['verify', '--json'], own);
   assert.deepEqual(Object.keys(JSON.parse(check.stdout)).sort(), Object.keys(JSON.parse(verify.stdout)).sort());
 });
+
+test('a snapshot prefix under 4 digits says how many it needs', () => {
+  const own = { env: { AMBER_REPO: join(dir, 'prefix-repo') } };
+  assert.equal(amber(['init'], own).status, 0);
+  const short = amber(['ls', 'abc'], own);
+  assert.equal(short.status, 1);
+  assert.match(short.stderr, /"abc" is too short for a snapshot id: give at least 4 of its hex digits/);
+  const junk = amber(['ls', 'zzzz'], own);
+  assert.match(junk.stderr, /"zzzz" is not a snapshot id/);
+});
