@@ -17,6 +17,7 @@ export interface GlobalOptions {
   passwordFile?: string;
   json?: boolean;
   quiet?: boolean;
+  utc?: boolean;
 }
 
 export interface Output {

@@ -44,6 +44,7 @@ export function buildProgram(setExit: (status: number) => void): { program: Comm
     .addOption(new Option('--password-file <file>', 'read the passphrase from a file').env('AMBER_PASSWORD_FILE'))
     .option('--json', 'print results as JSON for scripts')
     .option('-q, --quiet', 'print only errors')
+    .option('--utc', 'show times in UTC (default: local time with its offset)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .addHelpText(
@@ -105,6 +106,8 @@ export async function main(argv: string[]): Promise<number> {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(EXIT.ok);
   });
+  // Times print in local time with their offset; --utc anywhere on the line makes local time UTC.
+  if (argv.includes('--utc')) process.env.TZ = 'UTC';
   try {
     refuseArgumentsNotUtf8(argv);
     await program.parseAsync(argv, { from: 'user' });

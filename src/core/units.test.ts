@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, MAX_DATE_MS, MAX_DURATION_MS, parseDateMs, parseDurationMs, parseSizeBytes } from './units.ts';
+import {
+  formatBytes,
+  MAX_DATE_MS,
+  MAX_DURATION_MS,
+  parseDateMs,
+  parseDurationMs,
+  parseSizeBytes,
+  formatTime,
+} from './units.ts';
 import { isAmberError } from './errors.ts';
 
 test('durations use s m h d w y with m meaning minutes', () => {
@@ -66,4 +74,22 @@ test('sizes: bytes, or K M G T as powers of 1024; anything else is refused', () 
   assert.equal(parseSizeBytes('20 kb'), 20 * 1024);
   for (const bad of ['', 'lots', '0', '-1M', '5X', '1e9'])
     assert.throws(() => parseSizeBytes(bad), /is not a size/, JSON.stringify(bad));
+});
+
+test('times print in local time with their offset, whatever the zone', () => {
+  const zone = process.env.TZ;
+  try {
+    for (const [tz, shown] of [
+      ['America/New_York', '2026-12-03 09:46:20 -05:00'],
+      ['Asia/Kolkata', '2026-12-03 20:16:20 +05:30'],
+      ['UTC', '2026-12-03 14:46:20 +00:00'],
+    ]) {
+      process.env.TZ = tz;
+      assert.equal(formatTime('2026-12-03T14:46:20.000Z'), shown, tz);
+    }
+  } finally {
+    if (zone === undefined) delete process.env.TZ;
+    else process.env.TZ = zone;
+  }
+  assert.equal(formatTime('not a date'), 'not a date');
 });

@@ -107,3 +107,16 @@ export function formatBytes(bytes: number): string {
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 export const GiB = 1024 * MiB;
+
+/**
+ * An instant as people read it: local time with its UTC offset, "2026-12-03 09:46:20 -05:00"
+ * (`amber --utc` sets TZ=UTC, and the offset reads +00:00). Text that is no date comes back as it is.
+ */
+export function formatTime(when: string | number): string {
+  const date = new Date(when);
+  if (Number.isNaN(date.getTime())) return String(when);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const offset = -date.getTimezoneOffset();
+  const sign = offset >= 0 ? '+' : '-';
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
+}

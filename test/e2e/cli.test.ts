@@ -249,3 +249,15 @@ test('a snapshot prefix under 4 digits says how many it needs', () => {
   const junk = amber(['ls', 'zzzz'], own);
   assert.match(junk.stderr, /"zzzz" is not a snapshot id/);
 });
+
+test('snapshot times show in local time with the offset, or in UTC with --utc', () => {
+  const own = { env: { AMBER_REPO: join(dir, 'time-repo'), TZ: 'Asia/Kolkata' } };
+  assert.equal(amber(['init'], own).status, 0);
+  assert.equal(amber(['backup', source], own).status, 0);
+  const [snapshot] = JSON.parse(amber(['snapshots', '--json'], own).stdout);
+  const utc = new Date(snapshot.time);
+  const local = new Date(utc.getTime() + 330 * 60_000).toISOString().slice(0, 19).replace('T', ' ');
+  assert.match(amber(['snapshots'], own).stdout, new RegExp(`${local} \\+05:30`));
+  const inUtc = amber(['snapshots', '--utc'], own).stdout;
+  assert.match(inUtc, new RegExp(`${snapshot.time.slice(0, 19).replace('T', ' ')} \\+00:00`));
+});

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { AmberError } from '../../core/errors.ts';
-import { formatBytes, formatDurationMs } from '../../core/units.ts';
+import { formatBytes, formatDurationMs, formatTime } from '../../core/units.ts';
 import { listDrills, findDrill, type ListedDrill } from '../../ops/drill-records.ts';
 import { buildReport, renderCsv, renderHtml } from '../../ops/drill-report.ts';
 import { DEFAULT_CHECK_TIMEOUT_MS, type DrillResult, runDrill } from '../../ops/drill.ts';
@@ -194,7 +194,7 @@ Examples:
           [
             ...r.drills.map(
               (d) =>
-                `${d.id.slice(0, 12)}  ${d.time.slice(0, 19).replace('T', ' ')}  ${d.passed ? 'passed' : 'FAILED'}  ${d.source}  snapshot ${d.snapshot.slice(0, 8)}  RTO ${formatDurationMs(d.rtoSeconds * 1000)}${d.rtoObjectiveSeconds === null ? '' : ` of ${formatDurationMs(d.rtoObjectiveSeconds * 1000)}`}`,
+                `${d.id.slice(0, 12)}  ${formatTime(d.time)}  ${d.passed ? 'passed' : 'FAILED'}  ${d.source}  snapshot ${d.snapshot.slice(0, 8)}  RTO ${formatDurationMs(d.rtoSeconds * 1000)}${d.rtoObjectiveSeconds === null ? '' : ` of ${formatDurationMs(d.rtoObjectiveSeconds * 1000)}`}`,
             ),
             ...(r.drills.length === 0 ? ['no drills recorded'] : []),
             ...r.tampered.map((t) => `TAMPERED  ${t.name}: ${t.problem} [${t.code}]`),

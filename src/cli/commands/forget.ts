@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { formatTime } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
 import { forget, type ForgetDecision, type ForgetResult } from '../../protection/forget.ts';
 import type { KeepRules } from '../../governance/keep-rules.ts';
@@ -65,7 +66,7 @@ function keepRules(flags: ForgetFlags): KeepRules {
 }
 
 function line(decision: ForgetDecision): string {
-  return `${shortId(decision.snapshotId)}  ${decision.time.slice(0, 19).replace('T', ' ')}  ${decision.host}  ${decision.paths.join(' ')}`;
+  return `${shortId(decision.snapshotId)}  ${formatTime(decision.time)}  ${decision.host}  ${decision.paths.join(' ')}`;
 }
 
 function render(result: ForgetResult): string {

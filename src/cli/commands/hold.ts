@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { formatTime } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
 import { addHold, listHolds, releaseHold, type HoldEntry } from '../../protection/holds.ts';
 import { type CliContext, openOp, print } from '../context.ts';
@@ -80,8 +81,6 @@ Examples:
 function renderHolds(holds: HoldEntry[]): string {
   if (holds.length === 0) return 'no holds';
   return holds
-    .map(
-      (hold) => `${shortId(hold.snapshot)}  ${hold.time.slice(0, 19).replace('T', ' ')}  ${hold.actor}  ${hold.reason}`,
-    )
+    .map((hold) => `${shortId(hold.snapshot)}  ${formatTime(hold.time)}  ${hold.actor}  ${hold.reason}`)
     .join('\n');
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { formatTime } from '../../core/units.ts';
 import { shortId } from '../../core/ids.ts';
 import { addKey, listKeys, revokeKey, rotateKey, type KeyListing } from '../../protection/key-admin.ts';
 import { type CliContext, kdfLogN, openOp, print } from '../context.ts';
@@ -117,7 +118,7 @@ function renderKeys(keys: KeyListing[]): string {
   return keys
     .map(
       (key) =>
-        `${key.current ? '*' : ' '} ${shortId(key.keyId)}  ${key.role.padEnd(10)}  ${key.createdAt.slice(0, 19).replace('T', ' ')}  ${key.username}@${key.hostname}  ${key.label}${key.revoked ? `  REVOKED ${key.revokedAt?.slice(0, 10)}: ${key.revokeReason ?? ''}` : ''}`,
+        `${key.current ? '*' : ' '} ${shortId(key.keyId)}  ${key.role.padEnd(10)}  ${formatTime(key.createdAt)}  ${key.username}@${key.hostname}  ${key.label}${key.revoked ? `  REVOKED ${key.revokedAt?.slice(0, 10)}: ${key.revokeReason ?? ''}` : ''}`,
     )
     .join('\n');
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { formatTime } from '../../core/units.ts';
 import { AmberError } from '../../core/errors.ts';
 import { shortId } from '../../core/ids.ts';
 import type { RetentionMode } from '../../storage/store.ts';
@@ -127,7 +128,7 @@ function renderStatuses(statuses: LockStatus[]): string {
 function renderStatus(status: LockStatus): string {
   const lock = status.lock ? `${status.lock.mode} until ${status.lock.until}` : 'no lock';
   const lines = [
-    `${shortId(status.snapshotId)}  ${status.time.slice(0, 19).replace('T', ' ')}  ${status.host}  ${lock}  ${status.covered ? 'COVERED' : 'GAP'}`,
+    `${shortId(status.snapshotId)}  ${formatTime(status.time)}  ${status.host}  ${lock}  ${status.covered ? 'COVERED' : 'GAP'}`,
     `  earliest deletable: ${status.earliestDeletable ?? 'now (an object it needs has no retention)'}`,
     `  objects: ${status.objects}, locked by store ${status.lockedByStore}/${status.objects}, retention enforced by the ${status.enforcement.enforcer}`,
   ];

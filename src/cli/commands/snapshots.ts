@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 import { shortId } from '../../core/ids.ts';
-import { formatBytes, isoDate } from '../../core/units.ts';
+import { formatBytes, isoDate, formatTime } from '../../core/units.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../../engine/snapshots.ts';
 import { copiedFromOf } from '../../engine/copy.ts';
 import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
@@ -164,9 +164,7 @@ const TYPE_LETTER: Record<string, string> = {
 
 function renderNode(path: string, node: TreeNode): string {
   const mode = (TYPE_LETTER[node.type] ?? '-') + modeString(node.mode) + (node.xattrs?.length ? '+' : '');
-  const time = isoDate(Number(BigInt(node.mtimeNs) / 1_000_000n))
-    .slice(0, 19)
-    .replace('T', ' ');
+  const time = formatTime(Number(BigInt(node.mtimeNs) / 1_000_000n));
   const size =
     node.type === 'file' ? formatBytes(node.sizeBytes) : node.rdev !== undefined ? deviceLabel(BigInt(node.rdev)) : '';
   const target = node.linkTarget !== undefined ? ` -> ${displayName(node.linkTarget)}` : '';
@@ -200,7 +198,7 @@ function renderSnapshots(entries: SnapshotEntry[]): string {
   if (entries.length === 0) return 'no snapshots';
   const rows = entries.map(({ id, snapshot }) => [
     shortId(id),
-    snapshot.time.slice(0, 19).replace('T', ' '),
+    formatTime(snapshot.time),
     snapshot.host,
     snapshot.tags.join(','),
     snapshot.paths.join(' ') + (snapshot.flags.length ? `  [${snapshot.flags.join(',')}]` : '') + copyMark(snapshot),
