@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { AmberError } from '../../core/errors.ts';
 import { shortId } from '../../core/ids.ts';
-import { formatBytes, isoDate, formatTime } from '../../core/units.ts';
+import { formatBytes, formatTime } from '../../core/units.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../../engine/snapshots.ts';
 import { copiedFromOf } from '../../engine/copy.ts';
 import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
