@@ -1,7 +1,9 @@
 // Reading a bucket into a snapshot: the listing (ListObjectsV2, or ListObjectVersions with
 // --versions), then every object's bytes in key order, then /s3/bucket.json. Incremental: an
 // object whose ETag, size and last-modified time are those the previous snapshot recorded, or a
-// version whose id it recorded (a version never changes), is carried over unread.
+// version whose id it recorded (a version never changes), is carried over unread. An object
+// replaced between the listing and its GET is left out with a warning (the snapshot is partial),
+// the rest of the bucket still lands.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
@@ -12,15 +14,16 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { AmberError } from '../../core/errors.ts';
-import { fileOfFolder } from '../mail/imap.ts';
 import type { SourceFile, SourceRun } from '../source-url.ts';
 import {
   type BucketAccess,
+  type BucketPurpose,
   type BucketTarget,
   bucketClient,
   bucketError,
   checkStoredBucket,
   filesOfKeys,
+  fileOfVersion,
   type StoredBucket,
   type StoredObject,
   type StoredVersion,
@@ -58,7 +61,7 @@ async function listObjects(client: S3Client, target: BucketTarget): Promise<List
         }),
       )
       .catch((error: unknown) => {
-        throw bucketError(target, error, 'listing');
+        throw bucketError(target, error, 'listing', 'backup');
       });
     for (const o of page.Contents ?? [])
       if (o.Key !== undefined)
@@ -92,7 +95,7 @@ async function listVersions(client: S3Client, target: BucketTarget): Promise<Lis
         }),
       )
       .catch((error: unknown) => {
-        throw bucketError(target, error, 'listing the versions of');
+        throw bucketError(target, error, 'listing the versions of', 'backup');
       });
     const at = (d: Date | undefined) => (d ? d.toISOString() : null);
     for (const v of page.Versions ?? [])
@@ -163,11 +166,15 @@ export async function* dumpBucket(
     const totals = { objects: 0, versions: 0, fetched: 0, carried: 0, bytes: 0 };
 
     // In key order (files of one directory come together), a few small objects in flight at once.
-    let pending: Promise<{ entry: StoredObject; bytes: Buffer } | undefined>[] = [];
+    let pending: Promise<Fetched>[] = [];
     let place: (entry: StoredObject) => void = () => {};
     const drain = async function* (): AsyncGenerator<SourceFile> {
       for (const got of await Promise.all(pending)) {
         if (!got) continue; // deleted since the listing: not in this snapshot
+        if ('changed' in got) {
+          run.skipped(got.file, got.changed);
+          continue;
+        }
         place(got.entry);
         totals.fetched += 1;
         totals.bytes += got.bytes.length;
@@ -188,15 +195,26 @@ export async function* dumpBucket(
       }
       if (object.size > SMALL_OBJECT) {
         yield* drain();
-        const got = await streamObject(client, target, object, file);
-        if (!got) return;
+        const answer = await getObject(client, target, object.key, object.versionId, 'backup');
+        if (!answer?.Body) return;
+        const changed = changedSinceListing(target, object, answer);
+        if (changed) {
+          (answer.Body as Readable).destroy();
+          run.skipped(file, changed);
+          return;
+        }
+        const got = streamObject(target, object, answer);
+        yield { name: file, stream: got.stream, finished: got.finished };
+        await got.finished; // the engine waited for it before asking for the next file
         totals.fetched += 1;
         totals.bytes += object.size;
-        yield { name: file, stream: got.stream, finished: got.finished };
-        place(await got.entry);
+        place(storedOf(object, file, answer, got.sha256()));
         return;
       }
-      pending.push(readObject(client, target, object, file));
+      const fetching = readObject(client, target, object, file);
+      // Awaited in drain; until then a failure must not count as unhandled (it would end the process).
+      fetching.catch(() => {});
+      pending.push(fetching);
       if (pending.length >= IN_FLIGHT) yield* drain();
     };
 
@@ -213,7 +231,7 @@ export async function* dumpBucket(
           history.push(deleteMarkerOf(object));
           continue;
         }
-        yield* read(object, `versions/${files.get(object.key)!}/${fileOfFolder(object.versionId!)}`);
+        yield* read(object, fileOfVersion(files.get(object.key)!, object.versionId!));
       }
       yield* drain();
       // Per key newest first, as listed (a drain may have placed a batch after a delete marker).
@@ -272,59 +290,129 @@ async function previousBucket(run: SourceRun, target: BucketTarget): Promise<Sto
   }
 }
 
-function storedOf(
-  object: Listed,
-  file: string,
-  answer: GetObjectCommandOutput,
-  sha256: string,
-  size: number,
-): StoredObject {
+/** A small object read whole; or what shows it is not the object listed; undefined when it is gone. */
+type Fetched = { entry: StoredObject; bytes: Buffer } | { file: string; changed: AmberError } | undefined;
+
+function storedOf(object: Listed, file: string, answer: GetObjectCommandOutput, sha256: string): StoredObject {
   return {
     key: object.key,
     ...(object.versionId ? { versionId: object.versionId } : {}),
     file,
-    size,
+    size: object.size,
     // As the listing gave them: the next backup compares its listing with these (GET's own
     // Last-Modified header has whole seconds only).
     etag: object.etag,
     lastModified: object.lastModified,
     sha256,
-    contentType: answer.ContentType ?? null,
-    contentEncoding: answer.ContentEncoding ?? null,
-    contentDisposition: answer.ContentDisposition ?? null,
-    contentLanguage: answer.ContentLanguage ?? null,
-    cacheControl: answer.CacheControl ?? null,
-    expires: answer.ExpiresString ?? (answer.Expires ? answer.Expires.toUTCString() : null),
-    metadata: { ...(answer.Metadata ?? {}) },
+    ...headersOf(answer),
   };
 }
 
-export async function getObject(client: S3Client, target: BucketTarget, key: string, versionId?: string) {
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A header value as the SDK gives it (Node reads header bytes as Latin-1, one character a byte) as
+ * the text its bytes spell in UTF-8, which S3 clients send (RGW and MinIO keep the bytes as they
+ * are; AWS answers RFC 2047 words, plain ASCII, kept as they are); undefined when they are not UTF-8.
+ */
+function utf8Text(raw: string): string | undefined {
+  if (!/[\u0080-\uffff]/.test(raw)) return raw;
+  try {
+    return strictUtf8.decode(Buffer.from(raw, 'latin1'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The headers and user metadata a GET answered, as bucket.json keeps them (StoredObject.notUtf8). */
+function headersOf(answer: GetObjectCommandOutput) {
+  const notUtf8: string[] = [];
+  const text = (name: string, raw: string | undefined): string | null => {
+    if (raw === undefined) return null;
+    const decoded = utf8Text(raw);
+    if (decoded === undefined) notUtf8.push(name);
+    return decoded ?? raw;
+  };
+  const headers = {
+    contentType: text('content-type', answer.ContentType),
+    contentEncoding: text('content-encoding', answer.ContentEncoding),
+    contentDisposition: text('content-disposition', answer.ContentDisposition),
+    contentLanguage: text('content-language', answer.ContentLanguage),
+    cacheControl: text('cache-control', answer.CacheControl),
+    // The text as sent: the SDK's Expires is a date parsed from it, and makes one up for "0".
+    expires: text('expires', answer.ExpiresString),
+    metadata: Object.fromEntries(
+      Object.entries(answer.Metadata ?? {}).map(([name, value]) => [name, text(`x-amz-meta-${name}`, value)!]),
+    ),
+  };
+  return notUtf8.length ? { ...headers, notUtf8 } : headers;
+}
+
+export async function getObject(
+  client: S3Client,
+  target: BucketTarget,
+  key: string,
+  versionId: string | undefined,
+  purpose: BucketPurpose,
+) {
   try {
     return await client.send(new GetObjectCommand({ Bucket: target.bucket, Key: key, VersionId: versionId }));
   } catch (error) {
     if ((error as { name?: string }).name === 'NoSuchKey' || (error as { name?: string }).name === 'NoSuchVersion')
       return undefined;
-    throw bucketError(target, error, `reading ${key} of`);
+    throw bucketError(target, error, `reading ${key} of`, purpose);
   }
 }
 
-async function readObject(client: S3Client, target: BucketTarget, object: Listed, file: string) {
-  const answer = await getObject(client, target, object.key, object.versionId);
-  if (!answer?.Body) return undefined;
-  const bytes = Buffer.from(
-    await answer.Body.transformToByteArray().catch((error: unknown) => {
-      throw bucketError(target, error, `reading ${object.key} of`);
-    }),
+const bareEtag = (etag: string) => etag.replace(/^W\//, '').replaceAll('"', '');
+
+/**
+ * Why the GET's answer is not the object the listing showed (another size or ETag: it was
+ * replaced in between), or undefined. Its record would pair the listing's ETag with other bytes,
+ * so it is left out: the next backup lists and reads it again.
+ */
+function changedSinceListing(
+  target: BucketTarget,
+  object: Listed,
+  answer: GetObjectCommandOutput,
+  size = answer.ContentLength,
+): AmberError | undefined {
+  const otherSize = size !== undefined && size !== object.size;
+  const otherEtag =
+    object.etag !== null && answer.ETag !== undefined && bareEtag(answer.ETag) !== bareEtag(object.etag);
+  if (!otherSize && !otherEtag) return undefined;
+  return new AmberError(
+    'SOURCE_CHANGED',
+    `${object.key} of ${target.display} changed between the listing and its read (${otherSize ? `${size} bytes, not ${object.size}` : `ETag ${answer.ETag}, not ${object.etag}`}): it is not in this snapshot`,
+    { hint: 'an earlier snapshot holds it as it was, if it was there then; the next backup reads it' },
   );
-  const sha = createHash('sha256').update(bytes).digest('hex');
-  return { entry: storedOf(object, file, answer, sha, bytes.length), bytes };
 }
 
-/** A large object streamed into the snapshot; its record (with the hash of what was read) once the stream ends. */
-async function streamObject(client: S3Client, target: BucketTarget, object: Listed, file: string) {
-  const answer = await getObject(client, target, object.key, object.versionId);
+async function readObject(client: S3Client, target: BucketTarget, object: Listed, file: string): Promise<Fetched> {
+  const answer = await getObject(client, target, object.key, object.versionId, 'backup');
   if (!answer?.Body) return undefined;
+  const early = changedSinceListing(target, object, answer);
+  if (early) {
+    (answer.Body as Readable).destroy();
+    return { file, changed: early };
+  }
+  const bytes = Buffer.from(
+    await answer.Body.transformToByteArray().catch((error: unknown) => {
+      throw bucketError(target, error, `reading ${object.key} of`, 'backup');
+    }),
+  );
+  const changed = changedSinceListing(target, object, answer, bytes.length);
+  if (changed) return { file, changed };
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  return { entry: storedOf(object, file, answer, sha), bytes };
+}
+
+/**
+ * A large object's body streamed into the snapshot, hashed as it passes. Fewer bytes than the
+ * listing (and the GET) said fail the stream with SOURCE_CHANGED, so the engine stops the backup
+ * with that error: by then the file is half written, too late to leave it out.
+ */
+function streamObject(target: BucketTarget, object: Listed, answer: GetObjectCommandOutput) {
   const body = answer.Body as Readable;
   const hash = createHash('sha256');
   let size = 0;
@@ -337,23 +425,19 @@ async function streamObject(client: S3Client, target: BucketTarget, object: List
           yield chunk as Buffer;
         }
       } catch (error) {
-        throw bucketError(target, error, `reading ${object.key} of`);
+        throw bucketError(target, error, `reading ${object.key} of`, 'backup');
       }
+      if (size !== object.size)
+        throw new AmberError(
+          'SOURCE_CHANGED',
+          `${object.key} of ${target.display} changed while it was read (${size} bytes, not ${object.size})`,
+          { hint: 'run the backup again' },
+        );
     })(),
   );
   const finished = new Promise<void>((resolve, reject) => {
     stream.on('end', () => resolve());
     stream.on('error', reject);
   });
-  return {
-    stream,
-    finished,
-    entry: finished.then(() => {
-      if (size !== object.size)
-        throw new AmberError('SOURCE_CHANGED', `${object.key} of ${target.display} changed while it was read`, {
-          hint: 'run the backup again',
-        });
-      return storedOf(object, file, answer, hash.digest('hex'), size);
-    }),
-  };
+  return { stream, finished, sha256: () => hash.digest('hex') };
 }

@@ -1,9 +1,9 @@
 // An S3 bucket (or a prefix of one) as a source: the URL, the client, the errors a user can act on,
-// and the record a snapshot keeps. The snapshot holds /s3/objects/<key> (the key's segments as
-// directories), with --versions /s3/versions/<key>/<version id> for every older version, and
-// /s3/bucket.json (every object and version: key, file, size, ETag, last modified, the headers and
-// user metadata, and Amber's own SHA-256 of its bytes, since an ETag is not an MD5 for a multipart
-// upload). Reading is bucket-dump.ts, writing back bucket-restore.ts.
+// and the record a snapshot keeps. The snapshot holds /s3/objects/<key path> (filesOfKeys: the
+// key's segments as directories), with --versions /s3/versions/<key path>/<version id> for every
+// older version, and /s3/bucket.json (every object and version: key, file, size, ETag, last
+// modified, the headers and user metadata, and Amber's own SHA-256 of its bytes, since an ETag is
+// not an MD5 for a multipart upload). Reading is bucket-dump.ts, writing back bucket-restore.ts.
 import { S3Client } from '@aws-sdk/client-s3';
 import { AmberError } from '../../core/errors.ts';
 import { fileOfFolder } from '../mail/imap.ts';
@@ -85,8 +85,15 @@ export interface StoredObject {
   contentDisposition: string | null;
   contentLanguage: string | null;
   cacheControl: string | null;
+  /** The header's text as the server sent it (an Expires that is no date, "0", stays "0"). */
   expires: string | null;
   metadata: Record<string, string>;
+  /**
+   * The headers (lower-case names, x-amz-meta-NAME for user metadata) whose bytes are not UTF-8:
+   * their value above holds one character per byte (Latin-1). Absent when every header is UTF-8,
+   * as every S3 client sends them (the other headers hold the text their UTF-8 bytes spell).
+   */
+  notUtf8?: string[];
 }
 
 /** An older version of a key (--versions), or a delete marker (which has no file or bytes). */
@@ -125,8 +132,16 @@ export function bucketClient(target: BucketTarget, access: BucketAccess): S3Clie
   });
 }
 
+/** What a request was part of: the hints say what is left of it and what to do. */
+export type BucketPurpose = 'backup' | 'restore';
+
+const AFTERMATH: Record<BucketPurpose, string> = {
+  backup: 'nothing of this run was written as a snapshot',
+  restore: 'the objects written before it stay; run the restore again to finish (it leaves what is there alone)',
+};
+
 /** An SDK failure as the error a user can act on, naming the bucket. */
-export function bucketError(target: BucketTarget, error: unknown, doing: string): AmberError {
+export function bucketError(target: BucketTarget, error: unknown, doing: string, purpose: BucketPurpose): AmberError {
   if (error instanceof AmberError) return error;
   const e = error as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode;
@@ -137,11 +152,17 @@ export function bucketError(target: BucketTarget, error: unknown, doing: string)
     });
   if (status === 403 || e.name === 'AccessDenied')
     return new AmberError('SOURCE_AUTH_FAILED', `the S3 server denied ${what}: ${e.message ?? e.name}`, {
-      hint: 'the credentials need s3:ListBucket and s3:GetObject on the bucket (docs/bucket.md)',
+      hint:
+        purpose === 'backup'
+          ? 'the credentials need s3:ListBucket and s3:GetObject on the bucket (docs/bucket.md)'
+          : 'the credentials need s3:PutObject, s3:GetObject and s3:ListBucket on the target bucket (docs/bucket.md)',
     });
   if (e.name === 'NoSuchBucket' || status === 404)
     return new AmberError('SOURCE_NOT_FOUND', `there is no bucket ${target.bucket} at ${target.display}`, {
-      hint: 'check the bucket name and the endpoint',
+      hint:
+        purpose === 'backup'
+          ? 'check the bucket name and the endpoint'
+          : 'check the bucket name and the endpoint; a restore writes into a bucket that exists, it makes none',
     });
   if (
     /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET|EPIPE|socket hang up/i.test(
@@ -151,35 +172,60 @@ export function bucketError(target: BucketTarget, error: unknown, doing: string)
     return new AmberError(
       'SOURCE_UNREACHABLE',
       `the S3 server of ${target.display} could not be reached: ${e.message ?? e.code}`,
-      {
-        hint: 'check that it answers there; nothing of this run was written as a snapshot',
-      },
+      { hint: `check that it answers there; ${AFTERMATH[purpose]}` },
     );
   return new AmberError('SOURCE_FAILED', `${what} failed: ${e.name ?? ''} ${e.message ?? String(error)}`.trim(), {
-    hint: 'read the server’s message; nothing of this run was written as a snapshot',
+    hint: `read the server’s message; ${AFTERMATH[purpose]}`,
   });
 }
 
 /**
- * The path of each key below /s3/objects (and /s3/versions): its segments (after the prefix) as directories, each
- * escaped as a folder name is (%XX). A key ending in / (a "folder" marker) is the file `%` in its
- * directory, and a key that is also a directory of other keys (`a` beside `a/b`) is the file `a%`:
- * an escaped segment never ends in a lone %, so neither can meet a real key.
+ * A segment of a key (between two `/`) as a name in the snapshot: escaped as a folder name is
+ * (`%XX` for `%`, `/` and control characters; `.` and `..` as `%2e`), and the empty segment (of
+ * `a//b`, `/x`, `p/`) as `%`, which no escaped segment is.
+ */
+const nameOfSegment = (segment: string): string => (segment === '' ? '%' : fileOfFolder(segment));
+
+/**
+ * The path of each key below /s3/objects: its segments after the prefix, each as nameOfSegment
+ * gives it, the last one the file and the others directories. A file whose name is also a
+ * directory beside it (the key `a` beside `a/b`, `p/` beside `p//x`) gets a `%` appended: `a%`,
+ * `%%`. So the folder marker `a/` is the file `%` in `a`, `a//b` is `a/%/b`, `/x` is `%/x`.
+ *
+ * Why no two keys meet, and every name is one a snapshot tree takes: an escaped segment is never
+ * empty, `.` or `..`, holds no `/` or NUL, has `%` only before two hex digits (so never ends in
+ * `%`), and decodes back to its segment; `%` stands for the empty segment alone. So a name ends in
+ * `%` only when it is `%`, or when it is a file given the extra `%`, and then it is `%%` or ends in
+ * a lone `%`: each file name decodes to one segment and whether it was given the `%`. Two keys of
+ * the same number of segments thus differ in a directory or in their file's name; keys of
+ * different numbers of segments have paths of different lengths; and no file shares its name with
+ * a directory beside it: a file that would is given the `%`, and a directory name never ends in a
+ * `%` after another character and is never `%%`. The same path is the key's directory below
+ * /s3/versions (its version files in it, named as segments are): no key's path is a directory of
+ * another key's, by the last point.
  */
 export function filesOfKeys(keys: readonly string[], prefix: string): Map<string, string> {
   const dirs = new Set<string>();
-  const parts = keys.map((key) => key.slice(prefix.length).split('/').map(fileOfFolder));
-  for (const segments of parts) for (let i = 1; i < segments.length; i++) dirs.add(segments.slice(0, i).join('/'));
+  const parts = keys.map((key) => key.slice(prefix.length).split('/').map(nameOfSegment));
+  for (const names of parts) for (let i = 1; i < names.length; i++) dirs.add(names.slice(0, i).join('/'));
   const files = new Map<string, string>();
   keys.forEach((key, n) => {
-    const segments = [...parts[n]];
-    const last = segments.pop()!;
-    const dir = segments.join('/');
-    const leaf = last === '' ? '%' : dirs.has(dir ? `${dir}/${last}` : last) ? `${last}%` : last;
-    files.set(key, `${dir ? `${dir}/` : ''}${leaf}`);
+    const names = [...parts[n]];
+    const last = names.pop()!;
+    const dir = names.join('/');
+    const path = dir ? `${dir}/${last}` : last;
+    files.set(key, dirs.has(path) ? `${path}%` : path);
   });
   return files;
 }
+
+/** The file of one version of a key below /s3/versions: the key's path as a directory, the version id escaped. */
+export const fileOfVersion = (keyPath: string, versionId: string): string =>
+  `versions/${keyPath}/${fileOfFolder(versionId)}`;
+
+/** The names notUtf8 may list: the headers a record keeps. */
+const HEADER_NAME =
+  /^(content-type|content-encoding|content-disposition|content-language|cache-control|expires|x-amz-meta-[a-z0-9!#$%&'*+.^_`|~-]+)$/i;
 
 /** A bucket.json read back from a snapshot, checked: its keys and headers go into requests on a restore. */
 export function checkStoredBucket(value: unknown, where: string): StoredBucket {
@@ -225,6 +271,11 @@ export function checkStoredBucket(value: unknown, where: string): StoredBucket {
       !Object.entries(o.metadata).every(([k, v]) => /^[a-z0-9!#$%&'*+.^_`|~-]+$/i.test(k) && header(v))
     )
       bad(`gives ${o.key} user metadata that are not headers`);
+    if (
+      o.notUtf8 !== undefined &&
+      !(Array.isArray(o.notUtf8) && o.notUtf8.every((name) => typeof name === 'string' && HEADER_NAME.test(name)))
+    )
+      bad(`gives ${o.key} a list of headers that are not UTF-8 that names no headers`);
   };
   const keys = new Set<string>();
   for (const o of bucket.objects) {
