@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -301,6 +301,33 @@ describe('S3 buckets as a source', {
     const refused = amber(['backup', '--repo', repo, dir, '--versions']);
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /--versions applies to an s3src/);
+  });
+
+  test('the policy file: a bucket by url with its secret in a file, backed up by amber run', async () => {
+    writeFileSync(join(dir, 'bucket.secret'), `${s3Env!.credentials.secretAccessKey}\n`);
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(
+      file,
+      `repositories:
+  main: { repo: ${repo} }
+sources:
+  - name: media
+    url: ${url(bucket, 'photos', Number(endpoint().port))}
+    password-file: bucket.secret
+    repository: main
+    schedule: every 1d
+state-dir: state
+`,
+    );
+    const run = await amberAsync(['run', 'media', '--config', file, '--json'], { AMBER_SOURCE_PASSWORD: '' });
+    assert.equal(run.status, 0, run.stderr);
+    const outcome = JSON.parse(run.stdout);
+    assert.equal(outcome.status, 'succeeded');
+    const listed = JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).find(
+      (s: { id: string }) => s.id === outcome.snapshot,
+    );
+    assert.equal(listed.source.kind, 's3');
+    assert.equal(listed.source.prefix, 'photos/');
   });
 
   test('a wrong secret and a secret in the URL are refused clearly; no snapshot is written', () => {

@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sourceCli } from '../../src/testing/cli-runner.ts';
@@ -223,6 +223,40 @@ describe('CalDAV and CardDAV sources', { skip: whyNoRadicale() }, () => {
       // The address book is not in a caldav snapshot: compare the calendars only.
       const calendarsOnly = (lines: readonly string[]) => lines.filter((line) => !line.startsWith('/erin/contacts/'));
       assert.deepEqual(calendarsOnly(await digest()), calendarsOnly(expected), `snapshot ${snapshot.slice(0, 8)}`);
+    }
+  });
+
+  test('the policy file: calendars and contacts by url with a password file, backed up by amber run', async () => {
+    writeFileSync(join(dir, 'erin.pass'), `${PASSWORD}\n`);
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(
+      file,
+      `repositories:
+  main: { repo: ${repo} }
+sources:
+  - name: erin-calendars
+    url: ${dav.url('caldav', 'erin')}
+    password-file: erin.pass
+    repository: main
+    schedule: every 6h
+  - name: erin-contacts
+    url: ${dav.url('carddav', 'erin')}
+    password-file: erin.pass
+    repository: main
+    schedule: every 6h
+state-dir: state
+`,
+    );
+    for (const name of ['erin-calendars', 'erin-contacts']) {
+      const run = await amberAsync(['run', name, '--config', file, '--json'], { AMBER_SOURCE_PASSWORD: '' });
+      assert.equal(run.status, 0, run.stderr);
+      const outcome = JSON.parse(run.stdout);
+      assert.equal(outcome.status, 'succeeded');
+      const listed = JSON.parse(ok(['snapshots', '--repo', repo, '--json']).stdout).find(
+        (s: { id: string }) => s.id === outcome.snapshot,
+      );
+      assert.equal(listed.source.kind, name.endsWith('calendars') ? 'caldav' : 'carddav');
+      assert.ok(listed.source.items > 0);
     }
   });
 
