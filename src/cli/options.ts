@@ -2,7 +2,7 @@
 // with a message that names the option.
 import { Option } from 'commander';
 import { AmberError, isAmberError } from '../core/errors.ts';
-import { parseDateMs, parseDurationMs, parseSizeBytes } from '../core/units.ts';
+import { addDurationMs, parseDateMs, parseDurationMs, parseSizeBytes } from '../core/units.ts';
 import type { RetentionMode } from '../storage/store.ts';
 
 export const LOCK_MODES: readonly RetentionMode[] = ['governance', 'compliance'];
@@ -23,6 +23,11 @@ function naming<T>(flag: string, parse: () => T): T {
 /** `90d`, `1y2w`, `36h` → milliseconds. */
 export function durationFlag(flag: string, text: string): number {
   return naming(flag, () => parseDurationMs(text));
+}
+
+/** A retention counted from `nowMs`, in milliseconds: y and mo as calendar years and months (7y from 2026-12-01 ends on 2033-12-01). */
+export function retainFlag(flag: string, text: string, nowMs: number): number {
+  return naming(flag, () => addDurationMs(nowMs, text) - nowMs);
 }
 
 /** A duration, or `none` for no bound (null). */

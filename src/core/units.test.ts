@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  addDurationMs,
   formatBytes,
+  formatDurationMs,
   MAX_DATE_MS,
   MAX_DURATION_MS,
   parseDateMs,
@@ -20,7 +22,7 @@ test('durations use s m h d w y with m meaning minutes', () => {
 });
 
 test('a malformed duration is refused with a hint', () => {
-  for (const bad of ['', '10', '3mo', '-1d', 'd', '1.5d']) {
+  for (const bad of ['', '10', '3mon', '-1d', 'd', '1.5d']) {
     assert.throws(
       () => parseDurationMs(bad),
       (error) => isAmberError(error, 'INVALID_DURATION') && error.hint !== undefined,
@@ -41,7 +43,7 @@ test('dates accept ISO and +duration from now', () => {
 test('durations and dates are bounded when parsed: at most 1000y and 9999-12-31, the value and the limit named', () => {
   const now = Date.UTC(2026, 0, 1);
   assert.equal(parseDurationMs('1000y'), MAX_DURATION_MS);
-  assert.equal(parseDateMs('+1000y', now), now + MAX_DURATION_MS);
+  assert.equal(parseDateMs('+1000y', now), Date.UTC(3026, 0, 1), '+y counts calendar years');
   assert.equal(parseDateMs('9999-12-31T23:59:59.999Z', now), MAX_DATE_MS);
   for (const bad of ['1001y', '1000y1s', '99999999999y', `${'9'.repeat(400)}s`]) {
     assert.throws(
@@ -92,4 +94,36 @@ test('times print in local time with their offset, whatever the zone', () => {
     else process.env.TZ = zone;
   }
   assert.equal(formatTime('not a date'), 'not a date');
+});
+
+test('durations print as people write them, and 0 needs no unit', () => {
+  const day = 86_400_000;
+  assert.equal(formatDurationMs(30 * day), '30d');
+  assert.equal(formatDurationMs(36 * 3_600_000), '36h');
+  assert.equal(formatDurationMs(84 * 3_600_000), '3d12h');
+  assert.equal(formatDurationMs(2 * 3_600_000), '2h');
+  assert.equal(formatDurationMs(42 * 60_000), '42m');
+  assert.equal(formatDurationMs(90_000), '1m30s');
+  assert.equal(formatDurationMs(7 * 365 * day), '7y');
+  assert.equal(formatDurationMs(5_000), '5s');
+  assert.equal(formatDurationMs(1_500), '1.5s');
+  assert.equal(formatDurationMs(250), '250ms');
+  assert.equal(parseDurationMs('0'), 0);
+  assert.throws(() => parseDurationMs('0x'), /is not a duration/);
+});
+
+test('counted from a date, y and mo are calendar years and months in UTC', () => {
+  const at = (iso: string) => Date.parse(iso);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  assert.equal(iso(addDurationMs(at('2026-12-01T00:00:00Z'), '7y')), '2033-12-01T00:00:00.000Z');
+  assert.equal(iso(addDurationMs(at('2026-12-01T09:30:00Z'), '1y6mo')), '2028-06-01T09:30:00.000Z');
+  assert.equal(iso(addDurationMs(at('2026-01-31T00:00:00Z'), '1mo')), '2026-02-28T00:00:00.000Z');
+  assert.equal(iso(addDurationMs(at('2028-02-29T00:00:00Z'), '1y')), '2029-02-28T00:00:00.000Z');
+  assert.equal(iso(addDurationMs(at('2026-12-01T00:00:00Z'), '30d')), '2026-12-31T00:00:00.000Z');
+  assert.equal(iso(addDurationMs(at('2026-11-15T00:00:00Z'), '2mo1d')), '2027-01-16T00:00:00.000Z');
+  assert.equal(iso(parseDateMs('+7y', at('2026-12-01T00:00:00Z'))), '2033-12-01T00:00:00.000Z');
+  // As a length alone, mo is 30 days and m stays minutes.
+  assert.equal(parseDurationMs('1mo'), 30 * 86_400_000);
+  assert.equal(parseDurationMs('1m'), 60_000);
+  assert.throws(() => addDurationMs(0, '5 years'), /is not a duration/);
 });

@@ -92,7 +92,7 @@ test('a wall clock moved forward a year expires nothing: deletions keep the last
   const clock = await open();
   const status = clock.status();
   assert.equal(status.trusted, false);
-  assert.match(status.reason, /jumped forward 365d/);
+  assert.match(status.reason, /jumped forward 1y/);
   assert.equal(clock.deletionNowMs(), lastTrusted);
   assert.ok(clock.deletionNowMs() < lockEnds, 'a lock ending in 6 months has not expired');
   assert.equal(clock.retentionBaseMs(), fake.wall, 'new locks count from the later time: longer, never shorter');
@@ -300,7 +300,7 @@ test('without state, a reference clock the host cannot set decides: agreeing wal
   fake.jump(400 * DAY);
   const forged = await open({ firstUse: 'wait', reference: async () => server });
   assert.equal(forged.status().trusted, false);
-  assert.match(forged.status().reason, /the wall clock is 400d0h ahead of the vault's clock/);
+  assert.match(forged.status().reason, /the wall clock is 400d ahead of the vault's clock/);
   assert.equal(forged.deletionNowMs(), 0);
   await assert.rejects(stat(statePath), { code: 'ENOENT' });
   const creating = await open({ firstUse: 'anchor', reference: async () => server });

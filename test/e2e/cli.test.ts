@@ -261,3 +261,16 @@ test('snapshot times show in local time with the offset, or in UTC with --utc', 
   const inUtc = amber(['snapshots', '--utc'], own).stdout;
   assert.match(inUtc, new RegExp(`${snapshot.time.slice(0, 19).replace('T', ' ')} \\+00:00`));
 });
+
+test('--retain 7y locks for seven calendar years, to the day', () => {
+  const own = { env: { AMBER_REPO: join(dir, 'years-repo') } };
+  assert.equal(amber(['init'], own).status, 0);
+  assert.equal(amber(['backup', source, '--retain', '7y'], own).status, 0);
+  const [snapshot] = JSON.parse(amber(['snapshots', '--json'], own).stdout);
+  const time = new Date(snapshot.time);
+  // Not 7 × 365 days (two days short across two leap years): the same day seven years on.
+  const expected = `${time.getUTCFullYear() + 7}-${String(time.getUTCMonth() + 1).padStart(2, '0')}-${String(time.getUTCDate()).padStart(2, '0')}`;
+  if (!(time.getUTCMonth() === 1 && time.getUTCDate() === 29))
+    assert.equal(snapshot.retention.until.slice(0, 10), expected);
+  assert.ok(Date.parse(snapshot.retention.until) - time.getTime() < 7 * 366 * 86_400_000);
+});

@@ -168,7 +168,7 @@ whenS3(() => {
     const empty = { ...s3, AMBER_CACHE_DIR: join(dir, 'empty-cache-s3') };
     const status = JSON.parse(ok(repo, ['clock', 'status', '--json'], empty, true));
     assert.equal(status.trusted, false);
-    assert.match(status.reason, /the wall clock is 400d0h ahead of the clock of s3:/);
+    assert.match(status.reason, /the wall clock is 400d ahead of the clock of s3:/);
     assert.deepEqual(JSON.parse(ok(repo, ['forget', '--keep-last', '0', '--json'], empty, true)).forgotten, []);
     for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], empty, true);
     assert.deepEqual(listedIds(), [id]);
@@ -259,7 +259,7 @@ test('through the vault, a forged client clock with an empty cache forgets and d
   const attacker = as(maintainer, 'empty');
   const status = JSON.parse(ok(repo, ['clock', 'status', '--json'], attacker, true));
   assert.equal(status.trusted, false);
-  assert.match(status.reason, /the wall clock is 400d0h ahead of the clock of http:\/\/127\.0\.0\.1/);
+  assert.match(status.reason, /the wall clock is 400d ahead of the clock of http:\/\/127\.0\.0\.1/);
   assert.deepEqual(JSON.parse(ok(repo, ['forget', '--keep-last', '0', '--json'], attacker, true)).forgotten, []);
   for (let run = 0; run < 2; run++) ok(repo, ['prune', '--grace', '0s'], attacker, true);
   assert.deepEqual(listed(), both);

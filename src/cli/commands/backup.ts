@@ -9,7 +9,7 @@ import { scanSources } from '../../engine/scan.ts';
 import { readExcludeFile } from '../../source/fs/excludes.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { type CliContext, jsonPath, openOp, print } from '../context.ts';
-import { durationFlag, lockModeOption, sizeFlag } from '../options.ts';
+import { durationFlag, lockModeOption, retainFlag, sizeFlag } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
 import { EXIT } from '../exit-status.ts';
 import { visible } from '../../core/visible-text.ts';
@@ -116,7 +116,8 @@ the same URL (docs/imap.md, docs/dav.md).`,
         throw new AmberError('USAGE', 'name at least one path to back up, or use --stdin', {
           hint: 'amber backup --help shows examples',
         });
-      const retainMs = flags.retain === undefined ? undefined : durationFlag('--retain', flags.retain);
+      const retainMs =
+        flags.retain === undefined ? undefined : retainFlag('--retain', flags.retain, context.clock.nowMs());
       const imapOnly =
         flags.folder.length > 0 ? '--folder' : flags.maxMessageSize !== undefined ? '--max-message-size' : undefined;
       if (imapOnly && !(paths.length === 1 && /^imaps?:\/\//i.test(paths[0])))

@@ -7,7 +7,7 @@ import { copyLag, type CopyLag } from '../../engine/copy-status.ts';
 import type { RetentionMode } from '../../storage/store.ts';
 import { type CliContext, openOp, print, warnIfClockUntrusted } from '../context.ts';
 import { addFromOptions, fromLocation, openFromRepo, type FromFlags } from '../from-repo.ts';
-import { durationFlag, lockModeOption } from '../options.ts';
+import { durationFlag, lockModeOption, retainFlag } from '../options.ts';
 import { createProgressLine } from '../progress.ts';
 
 interface FilterFlags {
@@ -72,7 +72,8 @@ Examples:
     )
     .action(async (flags: CopyFlags) => {
       requireFrom(flags);
-      const retainMs = flags.retain === undefined ? undefined : durationFlag('--retain', flags.retain);
+      const retainMs =
+        flags.retain === undefined ? undefined : retainFlag('--retain', flags.retain, context.clock.nowMs());
       const primary = await openFromRepo(context, flags);
       const repo = await openOp(context);
       warnIfClockUntrusted(context, repo.retentionClock);
