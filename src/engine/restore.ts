@@ -25,6 +25,7 @@ import {
   openSync,
   accessSync,
   readdirSync,
+  readlinkSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -48,6 +49,7 @@ import { describeXattrFailure, writeXattrs, writeXattrsFd, type XattrFailure } f
 import { makeSpecialFile } from '../source/fs/special-files.ts';
 import { startExactTimes, type ExactTimes } from '../source/fs/exact-times.ts';
 import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
+import { conflictError, findConflicts } from './restore-conflicts.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 
 export interface RestoreOptions {
@@ -62,6 +64,11 @@ export interface RestoreOptions {
   onWarning?: (warning: { path: string; code: string; message: string; level?: 'warning' }) => void;
   /** Aborting stops the restore: its partial files are removed and it rejects with INTERRUPTED. */
   signal?: AbortSignal;
+  /**
+   * Without overwrite: look at the target first and refuse the whole restore (TARGET_EXISTS) when
+   * anything there is in the way, instead of restoring around it and reporting each entry.
+   */
+  checkFirst?: boolean;
 }
 
 export interface RestoreProgress {
@@ -277,6 +284,17 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const root = rootNode(options.snapshot.snapshot.tree);
     const includes = (options.include ?? []).map((path) => splitPath(path));
     for (const path of options.include ?? []) await resolvePath(context.reader, root.subtree!, path);
+    if (!fresh && options.checkFirst && !options.overwrite) {
+      const conflicts = await findConflicts(
+        context.reader,
+        root,
+        options.target,
+        includes.length > 0 ? includes : undefined,
+        (existing, node, path) =>
+          node.type === 'file' ? alreadyRestored(existing, node) : nodeAlreadyThere(existing, node, path),
+      );
+      if (conflicts.count > 0) throw conflictError(options.target, conflicts);
+    }
     const pending: Promise<void>[] = [];
     const walk = (async () => {
       try {
@@ -436,8 +454,30 @@ async function restoreChildren(
   }
 }
 
+/**
+ * Whether a symlink or named pipe in the target is this node as an earlier restore left it (the
+ * same link target; a FIFO with the same permissions): kept, as a complete file is.
+ */
+export function nodeAlreadyThere(existing: BigIntStats, node: TreeNode, target: string): boolean {
+  if (node.type === 'symlink' && existing.isSymbolicLink()) {
+    try {
+      return readlinkSync(fsPath(target), { encoding: 'buffer' }).equals(nameBytes(node.linkTarget ?? ''));
+    } catch {
+      return false;
+    }
+  }
+  return node.type === 'fifo' && existing.isFIFO() && Number(existing.mode & 0o7777n) === node.mode;
+}
+
 /** Symlinks, named pipes, device files, and sockets (listed, not recreated). */
 async function restoreNode(context: Context, node: TreeNode, target: string, path: string): Promise<void> {
+  if (!context.options.overwrite && (node.type === 'symlink' || node.type === 'fifo')) {
+    const existing = lstatSync(fsPath(target), { bigint: true, throwIfNoEntry: false });
+    if (existing && nodeAlreadyThere(existing, node, target)) {
+      context.alreadyPresent += 1;
+      return;
+    }
+  }
   switch (node.type) {
     case 'symlink':
       removeForOverwrite(target, context.options.overwrite === true);

@@ -69,11 +69,12 @@ test('the quick start works end to end', async () => {
   assert.match(same.stdout, /2 files were already restored \(same size, mode and time\) and were kept/);
   await writeFile(join(target, source, 'hello.txt'), 'changed by hand\n');
   const again = amber(['restore', 'latest', '--target', target]);
-  assert.equal(again.status, 3, 'incomplete: the rest was restored, the existing file named');
+  assert.equal(again.status, 1, 'refused before anything is written, once');
   assert.match(
     again.stderr,
-    /already exists \[TARGET_EXISTS\]\n[\s\S]*\[RESTORE_INCOMPLETE\]\nhint: restore into an empty directory/,
+    /^error: .* already holds 1 entry the snapshot would write, other than as this snapshot has it: .*hello\.txt; nothing was written \[TARGET_EXISTS\]\nhint: restore into an empty directory, or pass --overwrite/,
   );
+  assert.equal(again.stderr.split('\n').filter(Boolean).length, 2, 'one error and its hint, not one per file');
   assert.equal(await readFile(join(target, source, 'hello.txt'), 'utf8'), 'changed by hand\n');
 
   const verify = amber(['verify', '--read-data']);
@@ -273,4 +274,31 @@ test('--retain 7y locks for seven calendar years, to the day', () => {
   if (!(time.getUTCMonth() === 1 && time.getUTCDate() === 29))
     assert.equal(snapshot.retention.until.slice(0, 10), expected);
   assert.ok(Date.parse(snapshot.retention.until) - time.getTime() < 7 * 366 * 86_400_000);
+});
+
+test('a restore into a directory that holds other files is fine; conflicts are refused once, counted, before anything is written', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'conflict-repo') } };
+  const tree = join(dir, 'conflict-source');
+  await mkdir(tree, { recursive: true });
+  for (let n = 0; n < 8; n++) await writeFile(join(tree, `f${n}.txt`), `file ${n}\n`);
+  assert.equal(amber(['init'], own).status, 0);
+  assert.equal(amber(['backup', tree], own).status, 0);
+  const target = join(dir, 'conflict-target');
+  await mkdir(join(target, tree), { recursive: true });
+  await writeFile(join(target, 'unrelated.txt'), 'mine\n');
+  await writeFile(join(target, tree, 'not-in-snapshot.txt'), 'mine too\n');
+  const fine = amber(['restore', 'latest', '--target', target], own);
+  assert.equal(fine.status, 0, fine.stderr);
+  const other = join(dir, 'conflict-target-2');
+  await mkdir(join(other, tree), { recursive: true });
+  for (let n = 0; n < 8; n++) await writeFile(join(other, tree, `f${n}.txt`), 'someone else\n');
+  const refused = amber(['restore', 'latest', '--target', other], own);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /already holds 8 entries .* and 3 more; nothing was written \[TARGET_EXISTS\]/);
+  assert.equal(await readFile(join(other, tree, 'f0.txt'), 'utf8'), 'someone else\n');
+  // Only what --include names is looked at.
+  const one = amber(['restore', 'latest', '--target', target, '--include', join(tree, 'f1.txt')], own);
+  assert.equal(one.status, 0, one.stderr);
+  assert.equal(amber(['restore', 'latest', '--target', other, '--overwrite'], own).status, 0);
+  assert.equal(await readFile(join(other, tree, 'f0.txt'), 'utf8'), 'file 0\n');
 });

@@ -55,7 +55,8 @@ export function registerRestore(program: Command, context: CliContext): void {
 Files are written under hidden partial names (.NAME.amber-partial-…) and renamed into place when
 complete, so a file under its final name is always whole. Ctrl-C removes the partial files and
 exits 130; running the same restore again finishes it (complete files are kept, partial files left
-by a killed restore are removed). Without --overwrite any other existing file is refused.
+by a killed restore are removed). Without --overwrite, anything else in the way of the snapshot's
+entries makes the restore refuse before it writes anything (files not in the snapshot are left alone).
 
 With --to, a database snapshot (amber backup postgresql://… or mysql://…) is restored into a live
 server: the database is created (an existing one that holds anything is refused unless
@@ -131,6 +132,7 @@ Examples:
         target,
         include: flags.include,
         overwrite: flags.overwrite,
+        checkFirst: true,
         signal: stop.signal,
         onProgress: (state) =>
           progress.update({
