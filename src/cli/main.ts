@@ -11,6 +11,7 @@ import { registerBackup } from './commands/backup.ts';
 import { registerSnapshotCommands } from './commands/snapshots.ts';
 import { registerRestore } from './commands/restore.ts';
 import { registerVerify } from './commands/verify.ts';
+import { registerRepair } from './commands/repair.ts';
 import { registerKey } from './commands/key.ts';
 import { registerLock } from './commands/lock.ts';
 import { registerHold } from './commands/hold.ts';
@@ -71,6 +72,7 @@ Examples:
   registerSnapshotCommands(program, context);
   registerRestore(program, context);
   registerVerify(program, context);
+  registerRepair(program, context);
   registerKey(program, context);
   registerLock(program, context);
   registerHold(program, context);

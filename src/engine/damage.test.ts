@@ -388,7 +388,12 @@ test('a flipped byte in an index object: the index is reported and ignored, neve
     structure.problems.some(({ object, code }) => object.startsWith('snapshot ') && code === 'OBJECT_NOT_FOUND'),
   );
 
-  const { problems, certifiedPacks } = await verify({ repo: damaged, readDataFraction: 1 });
+  // A check writes nothing: it counts the packs no sound index names...
+  const checked = await verify({ repo: damaged, readDataFraction: 1 });
+  assert.equal(checked.certifiedPacks, 0, 'verify --read-data writes no index');
+  assert.ok(checked.uncertifiedPacks >= 1);
+  // ...and the repair (amber repair index) indexes them again.
+  const { problems, certifiedPacks } = await verify({ repo: damaged, readDataFraction: 1, certify: true });
   const byObject = new Map(problems.map((problem) => [problem.object, problem]));
   assert.equal(byObject.get(indexName)?.code, 'OBJECT_CORRUPT');
   assert.equal(byObject.get(objectName('index', sha256Hex(garbage)))?.code, 'OBJECT_CORRUPT');

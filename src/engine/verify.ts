@@ -44,6 +44,11 @@ export interface VerifyOptions {
   repo: Operation;
   /** Fraction of packs (0..1] to read whole; 0 checks structure only. */
   readDataFraction: number;
+  /**
+   * Re-index, under the owner key, the packs that read clean and no owner index names (`amber
+   * repair index`). Without it verify writes no index: a check stays a check, and it counts them.
+   */
+  certify?: boolean;
   onProgress?: (progress: { packsRead: number; packsTotal: number; bytesRead: number }) => void;
 }
 
@@ -56,6 +61,8 @@ export interface VerifyResult {
   bytesRead: number;
   unreferencedPacks: number;
   certifiedPacks: number;
+  /** Packs that read clean that no index of the owner names: `amber repair index` certifies them. */
+  uncertifiedPacks: number;
   /** Later versions holding an object's own bytes (S3: two writers raced); harmless, reported apart. */
   duplicateVersions: number;
   /** Damage to, or absence of, what the backups and their records need: verify fails on these. */
@@ -90,7 +97,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
 
   // The structure check (every snapshot's trees) runs on the main thread while the packs are read
   // and checked on the workers; its problems are reported before theirs.
-  const certifier = createCertifier(repo, loaded.trustedPacks);
+  const certifier = createCertifier(repo, loaded.trustedPacks, options.certify === true);
   const [structure, data] = await settleAll([
     checkStructure(repo, loaded, snapshots),
     checkPacks(repo, loaded, options, certifier, state.condemned),
@@ -132,7 +139,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const ignored: VerifyProblem[] = [];
   for (const problem of found) (isUnauthorised(problem, named, missingKeys) ? ignored : problems).push(problem);
   problems.push(...(await missingObjects(repo, state, named, problems, notices)));
-  const certifiedPacks = await certifier.finish();
+  const { certified: certifiedPacks, uncertified: uncertifiedPacks } = await certifier.finish();
   return {
     snapshots: snapshots.length,
     trees: structure.trees,
@@ -142,6 +149,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
     bytesRead: data.bytesRead,
     unreferencedPacks: data.unreferencedPacks,
     certifiedPacks,
+    uncertifiedPacks,
     duplicateVersions: strays.duplicates,
     problems,
     ignored,
@@ -502,15 +510,16 @@ function choosePacks(packs: PackId[], fraction: number): PackId[] {
 }
 
 /**
- * Certification: every pack that just read clean and that no index object of this key or the owner
+ * Certification (`amber repair index`; verify alone only counts): every pack that just read clean and that no index object of this key or the owner
  * names (packs of write-only keys, packs whose only index is damaged, packs of interrupted backups)
  * is re-indexed from its own header in owner-signed index objects. Every key dedups against those,
  * so no writer's index claims are ever taken on trust.
  */
-function createCertifier(repo: Repository, alreadyTrusted: Set<string>) {
+function createCertifier(repo: Repository, alreadyTrusted: Set<string>, write: boolean) {
   const writer = createIndexWriter(repo);
   let owner = repo.key.signer.keyId === repo.authority.ownerKeyId;
   let certified = 0;
+  let uncertified = 0;
   // A vault token that may not write index objects (a reader) checks without re-indexing.
   const unlessForbidden = (error: unknown) => {
     if (!isAmberError(error, 'ROLE_FORBIDDEN')) throw error;
@@ -519,13 +528,17 @@ function createCertifier(repo: Repository, alreadyTrusted: Set<string>) {
   };
   return {
     async add(pack: IndexedPack) {
-      if (!owner || alreadyTrusted.has(pack.id)) return;
+      if (alreadyTrusted.has(pack.id)) return;
+      if (!write || !owner) {
+        uncertified += 1;
+        return;
+      }
       certified += 1;
       await writer.add(pack).catch(unlessForbidden);
     },
     async finish() {
-      if (owner) await writer.flush().catch(unlessForbidden);
-      return certified;
+      if (write && owner) await writer.flush().catch(unlessForbidden);
+      return { certified, uncertified: write && owner ? 0 : uncertified };
     },
   };
 }

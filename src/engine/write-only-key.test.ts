@@ -167,7 +167,10 @@ test('a writer does not dedup against another writer until a full-key verify cer
   );
 
   const owner = await open(f.store, 'owner');
-  const checked = await verify({ repo: owner, readDataFraction: 1 });
+  const looked = await verify({ repo: owner, readDataFraction: 1 });
+  assert.equal(looked.certifiedPacks, 0, 'a check writes no index');
+  assert.ok(looked.uncertifiedPacks >= 2, `${looked.uncertifiedPacks} packs counted`);
+  const checked = await verify({ repo: owner, readDataFraction: 1, certify: true });
   assert.deepEqual(checked.problems, []);
   assert.ok(checked.certifiedPacks >= 2, `certified ${checked.certifiedPacks} packs`);
 

@@ -52,7 +52,7 @@ function parsePercent(text: string): number {
   return value / 100;
 }
 
-function render(result: VerifyResult): string {
+export function render(result: VerifyResult): string {
   const lines = result.problems.map(
     (problem) => `error: ${problem.message}${problem.blob ? ` [blob ${problem.blob.slice(0, 16)}]` : ''}`,
   );
@@ -61,6 +61,10 @@ function render(result: VerifyResult): string {
     `checked ${result.snapshots} snapshots, ${result.trees} trees, ${result.blobsReferenced} chunk references, ${result.packs} packs`,
     `read ${result.packsRead} packs (${formatBytes(result.bytesRead)})${result.certifiedPacks ? `, re-indexed ${result.certifiedPacks} packs under the owner key (now trusted for dedup)` : ''}`,
   );
+  if (result.uncertifiedPacks)
+    lines.push(
+      `${result.uncertifiedPacks} packs read clean that no owner index names (a write-only key's, or an interrupted backup's): \`amber repair index\` re-indexes them so every key dedups against them`,
+    );
   if (result.duplicateVersions)
     lines.push(
       `${result.duplicateVersions} objects have a second version with the same bytes (concurrent writers; harmless)`,
