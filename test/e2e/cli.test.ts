@@ -302,3 +302,23 @@ test('a restore into a directory that holds other files is fine; conflicts are r
   assert.equal(amber(['restore', 'latest', '--target', other, '--overwrite'], own).status, 0);
   assert.equal(await readFile(join(other, tree, 'f0.txt'), 'utf8'), 'file 0\n');
 });
+
+test('verify --read-data writes nothing and says what amber repair index would re-index; the repair does it', () => {
+  const own = { env: { AMBER_REPO: join(dir, 'repair-repo') } };
+  assert.equal(amber(['init'], own).status, 0);
+  const added = amber(['key', 'add', '--write-only', '--json'], {
+    env: { ...own.env, AMBER_NEW_PASSWORD: 'writer pw' },
+  });
+  assert.equal(added.status, 0, added.stderr);
+  assert.equal(amber(['backup', source], { ...own, password: 'writer pw' }).status, 0);
+  const objects = () => spawnSync('find', [join(dir, 'repair-repo'), '-type', 'f'], { encoding: 'utf8' }).stdout;
+  const before = objects();
+  const check = amber(['verify', '--read-data'], own);
+  assert.equal(check.status, 0, check.stderr);
+  assert.match(check.stdout, /\d+ packs read clean that no owner index names .*`amber repair index` re-indexes them/);
+  assert.equal(objects(), before, 'verify wrote no object');
+  const repair = amber(['repair', 'index'], own);
+  assert.equal(repair.status, 0, repair.stderr);
+  assert.match(repair.stdout, /re-indexed \d+ packs under the owner key/);
+  assert.doesNotMatch(amber(['verify', '--read-data'], own).stdout, /no owner index names/);
+});
