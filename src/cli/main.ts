@@ -47,6 +47,8 @@ export function buildProgram(setExit: (status: number) => void): { program: Comm
     .option('-q, --quiet', 'print only errors')
     .option('--utc', 'show times in UTC (default: local time with its offset)')
     .showHelpAfterError('(run with --help for usage)')
+    // Each command's --help also lists --repo, --json, -q and the rest: they work after any command.
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .addHelpText(
       'after',
@@ -89,6 +91,7 @@ Examples:
   program
     .command('version')
     .description('print the version of amber and of the Node.js it runs on')
+    .addHelpText('after', '\nExamples:\n  amber version\n  amber version --json')
     .action(() => {
       const json = { version: VERSION, node: process.versions.node, platform: `${process.platform}/${process.arch}` };
       if (globals().json) process.stdout.write(`${JSON.stringify(json)}\n`);

@@ -128,6 +128,14 @@ test('every command and subcommand has help with examples', () => {
     .filter(({ command }) => command.name() !== 'help' && examplesOf(helpOf(command)) === undefined)
     .map(({ path }) => `amber ${path.join(' ')}`.trim());
   assert.deepEqual(lacking, [], 'commands whose --help has no "Examples:" section');
+  const noGlobals = everyCommand(program)
+    .filter(
+      ({ command }) =>
+        command.name() !== 'help' &&
+        !/\nGlobal Options:\n[\s\S]*--repo[\s\S]*--json[\s\S]*--quiet/.test(helpOf(command)),
+    )
+    .map(({ path }) => `amber ${path.join(' ')}`);
+  assert.deepEqual(noGlobals, [], 'commands whose --help does not list the global options');
 });
 
 test('every example in the help is a command line amber accepts', async () => {

@@ -9,7 +9,8 @@ import { render } from './verify.ts';
 export function registerRepair(program: Command, context: CliContext): void {
   const repair = program
     .command('repair')
-    .description('repairs that write, for what verify finds (verify itself writes nothing)');
+    .description('repairs that write, for what verify finds (verify itself writes nothing)')
+    .addHelpText('after', '\nExamples:\n  amber repair index --repo /srv/backups/main');
   repair
     .command('index')
     .description(
