@@ -1,7 +1,8 @@
 // The amber command line: parse, call a service, render; map errors to exit statuses.
 import { AMBER_VERSION } from '../core/version.ts';
 import { Command, CommanderError, Option } from 'commander';
-import { type AmberError, isAmberError } from '../core/errors.ts';
+import { AmberError, isAmberError } from '../core/errors.ts';
+import { completionScript, manPage } from './completion.ts';
 import { createContext, type GlobalOptions } from './context.ts';
 import { EXIT, exitStatusFor } from './exit-status.ts';
 import { refuseArgumentsNotUtf8 } from './raw-arguments.ts';
@@ -96,6 +97,26 @@ Examples:
       const json = { version: VERSION, node: process.versions.node, platform: `${process.platform}/${process.arch}` };
       if (globals().json) process.stdout.write(`${JSON.stringify(json)}\n`);
       else process.stdout.write(`amber ${VERSION} (Node.js ${json.node}, ${json.platform})\n`);
+    });
+  program
+    .command('completion')
+    .description('print a shell completion script: bash, zsh or fish')
+    .argument('<shell>', 'bash, zsh or fish')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  eval "$(amber completion bash)"            # in ~/.bashrc\n  amber completion fish > ~/.config/fish/completions/amber.fish',
+    )
+    .action((shell: string) => {
+      if (shell !== 'bash' && shell !== 'zsh' && shell !== 'fish')
+        throw new AmberError('USAGE', `amber completion takes bash, zsh or fish, not "${shell}"`);
+      process.stdout.write(completionScript(program, shell));
+    });
+  program
+    .command('man')
+    .description('print the manual page amber(1), generated from the help')
+    .addHelpText('after', '\nExamples:\n  amber man > /usr/local/share/man/man1/amber.1\n  amber man | man -l -')
+    .action(() => {
+      process.stdout.write(manPage(program, VERSION, new Date().toISOString().slice(0, 10)));
     });
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
