@@ -322,3 +322,25 @@ test('verify --read-data writes nothing and says what amber repair index would r
   assert.match(repair.stdout, /re-indexed \d+ packs under the owner key/);
   assert.doesNotMatch(amber(['verify', '--read-data'], own).stdout, /no owner index names/);
 });
+
+test('snapshots --host, --tag and --path narrow the list as restic does', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'filter-repo') } };
+  const other = join(dir, 'filter-other');
+  await mkdir(other, { recursive: true });
+  await writeFile(join(other, 'x'), 'x');
+  assert.equal(amber(['init'], own).status, 0);
+  assert.equal(amber(['backup', source, '--host', 'db1', '--tag', 'nightly', '--tag', 'verified'], own).status, 0);
+  assert.equal(amber(['backup', source, '--host', 'db2', '--tag', 'nightly'], own).status, 0);
+  assert.equal(amber(['backup', other, '--host', 'db1'], own).status, 0);
+  const hosts = (args: string[]) =>
+    JSON.parse(amber(['snapshots', '--json', ...args], own).stdout).map(
+      (s: { host: string; tags: string[] }) => `${s.host}:${s.tags.join('+')}`,
+    );
+  assert.deepEqual(hosts(['--host', 'db1']), ['db1:nightly+verified', 'db1:']);
+  assert.deepEqual(hosts(['--tag', 'nightly']), ['db1:nightly+verified', 'db2:nightly']);
+  assert.deepEqual(hosts(['--tag', 'nightly,verified']), ['db1:nightly+verified'], 'a comma needs every tag');
+  assert.deepEqual(hosts(['--tag', 'verified', '--tag', 'none-such']), ['db1:nightly+verified'], 'repeated: any');
+  assert.deepEqual(hosts(['--path', other]), ['db1:']);
+  assert.deepEqual(hosts(['--host', 'db1', '--path', source]), ['db1:nightly+verified'], 'kinds narrow together');
+  assert.deepEqual(hosts(['--host', 'nobody']), []);
+});

@@ -5,6 +5,9 @@ import { AmberError } from '../../core/errors.ts';
 import { shortId } from '../../core/ids.ts';
 import { formatBytes, formatTime } from '../../core/units.ts';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../../engine/snapshots.ts';
+import { matchesFilter } from '../../engine/snapshot-filter.ts';
+import { displayOfSourceUrl, isSourceUrl } from '../../source/source-url.ts';
+import { resolve } from 'node:path';
 import { copiedFromOf } from '../../engine/copy.ts';
 import { resolvePath, walkNodes, rootNode } from '../../engine/tree-walk.ts';
 import { loadIndex } from '../../repo/index-loader.ts';
@@ -16,6 +19,8 @@ import { displayName, jsonName } from '../../core/byte-names.ts';
 import { deviceNumbers } from '../../source/fs/special-files.ts';
 import { type CliContext, openOp, print } from '../context.ts';
 
+const collect = (value: string, previous: string[]) => [...previous, value];
+
 export function snapshotJson({ id, snapshot, signer }: SnapshotEntry) {
   return { id, shortId: shortId(id), ...snapshot, signer };
 }
@@ -24,16 +29,30 @@ export function registerSnapshotCommands(program: Command, context: CliContext):
   program
     .command('snapshots')
     .description('list snapshots, oldest first')
+    .option('--host <name>', 'only snapshots of this host (repeatable)', collect, [])
+    .option(
+      '--tag <tags>',
+      'only snapshots with these tags, comma-separated for all of them (repeatable: any)',
+      collect,
+      [],
+    )
+    .option('--path <path>', 'only snapshots of this path, or source URL, as backed up (repeatable)', collect, [])
     .addHelpText(
       'after',
       `
 Examples:
   amber snapshots --repo /srv/backups/main
+  amber snapshots --host db1 --tag nightly,verified
   amber snapshots --json | jq '.[] | select(.host == "db1") | .id'`,
     )
-    .action(async () => {
+    .action(async (flags: { host: string[]; tag: string[]; path: string[] }) => {
       const repo = await openOp(context);
-      const entries = await listSnapshots(repo);
+      const filter = {
+        hosts: flags.host,
+        tags: flags.tag,
+        paths: flags.path.map((p) => (isSourceUrl(p) ? displayOfSourceUrl(p) : resolve(p))),
+      };
+      const entries = (await listSnapshots(repo)).filter(({ snapshot }) => matchesFilter(snapshot, filter));
       print(context, entries.map(snapshotJson), () => renderSnapshots(entries));
     });
 
