@@ -2,6 +2,7 @@
 // guarded clock and on which no hold applies. Snapshots whose claimed time cannot be trusted (in the
 // future, or far from when the store received them) take no part in the keep rules and are never
 // forgotten: forged times must not push real snapshots out of the daily/weekly buckets.
+import { matchesFilter, type SnapshotFilter } from '../engine/snapshot-filter.ts';
 import { AmberError } from '../core/errors.ts';
 import { isoDate } from '../core/units.ts';
 import type { SnapshotId } from '../core/ids.ts';
@@ -19,6 +20,8 @@ export interface ForgetOptions {
   repo: Operation;
   keep: KeepRules;
   dryRun?: boolean;
+  /** Only these snapshots are considered (--host, --tag, --path); the others are left as they are. */
+  filter?: SnapshotFilter;
 }
 
 export interface ForgetDecision {
@@ -117,7 +120,9 @@ export async function forget(options: ForgetOptions): Promise<ForgetResult> {
   }
   const nowMs = repo.retentionClock.deletionNowMs();
   const state = await repo.retentionState();
-  const snapshots = await listSnapshots(repo, [], { state });
+  const snapshots = (await listSnapshots(repo, [], { state })).filter(
+    ({ snapshot }) => !options.filter || matchesFilter(snapshot, options.filter),
+  );
   const reasons = new Map<SnapshotId, string[]>(snapshots.map(({ id }) => [id, []]));
   const timed = snapshots.filter((entry) => {
     const why = untrustedTime(entry, nowMs);

@@ -344,3 +344,17 @@ test('snapshots --host, --tag and --path narrow the list as restic does', async 
   assert.deepEqual(hosts(['--host', 'db1', '--path', source]), ['db1:nightly+verified'], 'kinds narrow together');
   assert.deepEqual(hosts(['--host', 'nobody']), []);
 });
+
+test('forget --host leaves every other host out of the decision', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'forget-filter-repo') } };
+  assert.equal(amber(['init', '--default-retain', '1s', '--min-retention', '1s'], own).status, 0);
+  for (const host of ['db1', 'db1', 'db2', 'db2'])
+    assert.equal(amber(['backup', source, '--host', host, '--retain', '1s'], own).status, 0);
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const plan = JSON.parse(amber(['forget', '--keep-last', '1', '--host', 'db1', '--dry-run', '--json'], own).stdout);
+  const decided = [
+    ...plan.kept.map((d: { host: string }) => `${d.host}:kept`),
+    ...plan.forgotten.map((d: { host: string }) => `${d.host}:forgotten`),
+  ];
+  assert.deepEqual(decided.sort(), ['db1:forgotten', 'db1:kept'], 'db2 is not even considered');
+});

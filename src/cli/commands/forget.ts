@@ -5,6 +5,10 @@ import { forget, type ForgetDecision, type ForgetResult } from '../../protection
 import type { KeepRules } from '../../governance/keep-rules.ts';
 import { type CliContext, openOp, print, warnIfClockUntrusted } from '../context.ts';
 import { countFlag, durationFlag } from '../options.ts';
+import { displayOfSourceUrl, isSourceUrl } from '../../source/source-url.ts';
+import { resolve } from 'node:path';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 interface ForgetFlags {
   keepLast?: string;
@@ -15,6 +19,9 @@ interface ForgetFlags {
   keepYearly?: string;
   keepWithin?: string;
   dryRun?: boolean;
+  host: string[];
+  tag: string[];
+  path: string[];
 }
 
 export function registerForget(program: Command, context: CliContext): void {
@@ -29,23 +36,38 @@ export function registerForget(program: Command, context: CliContext): void {
     .option('--keep-yearly <n>', 'keep the newest snapshot of each of the last N years that have one')
     .option('--keep-within <duration>', 'keep every snapshot within this span of the newest, e.g. 30d')
     .option('--dry-run', 'show what would be forgotten; change nothing')
+    .option('--host <name>', 'consider only snapshots of this host (repeatable)', collect, [])
+    .option(
+      '--tag <tags>',
+      'consider only snapshots with these tags, comma-separated for all (repeatable: any)',
+      collect,
+      [],
+    )
+    .option('--path <path>', 'consider only snapshots of this path or source URL (repeatable)', collect, [])
     .addHelpText(
       'after',
       `
-Rules apply to each group of snapshots with the same host and paths, in UTC. A snapshot is kept
+Rules apply to each group of snapshots with the same host and paths, in UTC; --host, --tag and
+--path leave every other snapshot out of the decision (kept). A snapshot is kept
 when any rule keeps it, while its lock lasts (by the guarded clock), and while a legal hold applies.
 Forgetting writes a signed mark; no data is deleted until \`amber prune\` condemns it and a later
 prune deletes it after the grace period.
 
 Examples:
   amber forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
-  amber forget --keep-last 10 --keep-within 30d`,
+  amber forget --keep-last 10 --keep-within 30d
+  amber forget --host db1 --tag nightly --keep-daily 14 --dry-run`,
     )
     .action(async (flags: ForgetFlags) => {
       const keep = keepRules(flags);
       const repo = await openOp(context);
       warnIfClockUntrusted(context, repo.retentionClock);
-      const result = await forget({ repo, keep, dryRun: flags.dryRun });
+      const filter = {
+        hosts: flags.host,
+        tags: flags.tag,
+        paths: flags.path.map((p) => (isSourceUrl(p) ? displayOfSourceUrl(p) : resolve(p))),
+      };
+      const result = await forget({ repo, keep, dryRun: flags.dryRun, filter });
       print(context, result, render);
     });
 }
