@@ -1,7 +1,8 @@
 // The command line as a user runs it: the real bin, real files, real exit statuses.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -357,4 +358,36 @@ test('forget --host leaves every other host out of the decision', async () => {
     ...plan.forgotten.map((d: { host: string }) => `${d.host}:forgotten`),
   ];
   assert.deepEqual(decided.sort(), ['db1:forgotten', 'db1:kept'], 'db2 is not even considered');
+});
+
+test('Ctrl-C during a backup says what happened, exits 130, and leaves a valid repository without a snapshot', async () => {
+  const own = { AMBER_REPO: join(dir, 'sigint-repo') };
+  assert.equal(amber(['init'], { env: own }).status, 0);
+  const big = join(dir, 'sigint-source');
+  await mkdir(big, { recursive: true });
+  // Enough incompressible data that the backup is still running when the signal comes.
+  for (let n = 0; n < 8; n++) await writeFile(join(big, `part${n}`), randomBytes(32 * 1024 * 1024));
+  const child = spawn(process.execPath, [BIN, 'backup', big], {
+    env: {
+      PATH: process.env.PATH,
+      AMBER_PASSWORD: 'test passphrase',
+      AMBER_KDF_LOG_N: '10',
+      AMBER_CACHE_DIR: join(dir, 'cache'),
+      ...own,
+    },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    stderr += text;
+  });
+  const status = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  child.kill('SIGINT');
+  assert.equal(await status, 130, stderr);
+  assert.match(
+    stderr,
+    /the backup was interrupted \(SIGINT\) before its snapshot was written; .* \[INTERRUPTED\]\nhint: run the backup again/,
+  );
+  assert.deepEqual(JSON.parse(amber(['snapshots', '--json'], { env: own }).stdout), []);
+  assert.equal(amber(['verify'], { env: own }).status, 0);
 });

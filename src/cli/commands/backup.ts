@@ -118,6 +118,25 @@ the same URL (docs/imap.md, docs/dav.md).`,
         });
       const retainMs =
         flags.retain === undefined ? undefined : retainFlag('--retain', flags.retain, context.clock.nowMs());
+      // Ctrl-C or a TERM: said in one line, not a silent 130 with the progress line left behind.
+      // The repository needs no cleanup (a backup only adds objects; its snapshot is written last).
+      let progressDone = () => {};
+      const onSignal = (signal: NodeJS.Signals) => {
+        progressDone();
+        const error = new AmberError(
+          'INTERRUPTED',
+          `the backup was interrupted (${signal}) before its snapshot was written; earlier snapshots are intact and the repository is valid`,
+          { hint: 'run the backup again' },
+        );
+        if (context.globals().json)
+          process.stderr.write(
+            `${JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint } })}\n`,
+          );
+        else process.stderr.write(`error: ${error.message} [${error.code}]\nhint: ${error.hint}\n`);
+        process.exit(EXIT.interrupted);
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       const imapOnly =
         flags.folder.length > 0 ? '--folder' : flags.maxMessageSize !== undefined ? '--max-message-size' : undefined;
       if (imapOnly && !(paths.length === 1 && /^imaps?:\/\//i.test(paths[0])))
@@ -172,6 +191,7 @@ the same URL (docs/imap.md, docs/dav.md).`,
       const { output } = context;
       const totals = output.showProgress && !flags.stdin ? scanSources(paths, patterns) : undefined;
       const progress = createProgressLine(output.err, context.clock, output.showProgress);
+      progressDone = () => progress.done();
       const result = await backup({
         repo,
         paths: flags.stdin ? undefined : paths,
