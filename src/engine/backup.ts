@@ -14,7 +14,7 @@ import { sha256Hex } from '../crypto/index.ts';
 import type { EntryMeta } from '../source/fs/entry-meta.ts';
 import { compareNames } from '../source/fs/list-directory.ts';
 import { createExcludeMatcher, type ExcludeMatcher } from '../source/fs/excludes.ts';
-import { errorOf, readEntry } from '../source/fs/listing.ts';
+import { errorOf, type Listing, readEntry } from '../source/fs/listing.ts';
 import { createDirectoryLister, type DirectoryLister } from './directory-lister.ts';
 import { defaultPoolSize } from './worker-pool.ts';
 import type { Operation } from '../governance/operation.ts';
@@ -57,6 +57,31 @@ export interface BackupProgress {
   currentPath: string;
 }
 
+/** Entries left out by rule rather than by pattern; each only when the user asks for it. */
+export interface LeaveOut {
+  /** Files larger than this many bytes. */
+  largerThanBytes?: number;
+  /** A directory holding a file of one of these names keeps only that file. */
+  ifPresent?: string[];
+  /** A directory holding a valid CACHEDIR.TAG (bford.info/cachedir) keeps only the tag. */
+  caches?: boolean;
+  /** A directory on another filesystem than its parent (a mount point) is kept empty. */
+  oneFileSystem?: boolean;
+}
+
+/** The rules as words for the subtree cache's key: a tree cached under other rules is not reused. */
+export const leaveOutKey = (rules: LeaveOut | undefined): string[] =>
+  rules
+    ? [
+        ...(rules.largerThanBytes !== undefined ? [`\0larger-than=${rules.largerThanBytes}`] : []),
+        ...(rules.ifPresent ?? []).map((name) => `\0if-present=${name}`),
+        ...(rules.caches ? ['\0caches'] : []),
+        ...(rules.oneFileSystem ? ['\0one-file-system'] : []),
+      ]
+    : [];
+
+const CACHEDIR_SIGNATURE = 'Signature: 8a477f597d28d172789f06886806bc55';
+
 export interface BackupOptions {
   repo: Operation;
   paths?: string[];
@@ -67,6 +92,8 @@ export interface BackupOptions {
   host?: string;
   /** Exclude patterns (see source/fs/excludes.ts). */
   exclude?: string[];
+  /** What else the user chose to leave out (restic's --exclude-larger-than, --exclude-if-present, --exclude-caches, -x). */
+  leaveOut?: LeaveOut;
   onWarning?: (warning: BackupWarning) => void;
   onProgress?: (progress: BackupProgress) => void;
   /** Retention for this snapshot; the repository policy's defaults and bounds apply. */
@@ -158,7 +185,11 @@ async function backupOnce(
   const subtrees =
     options.stdin || options.cache === false || options.force
       ? undefined
-      : openSubtreeCache(repo, { host, paths, excludes: options.exclude ?? [] });
+      : openSubtreeCache(repo, {
+          host,
+          paths,
+          excludes: [...(options.exclude ?? []), ...leaveOutKey(options.leaveOut)],
+        });
   try {
     return await backupWalked(options, state, { lister, subtrees, started, host, paths });
   } finally {
@@ -362,7 +393,7 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
   session.progress.currentPath = path;
   const node = nodeFromMeta(meta);
   if (meta.type === 'dir') {
-    node.subtree = await backupDirectory(session, path);
+    node.subtree = await backupDirectory(session, path, meta.deviceId);
     session.summary.dirs += 1;
     session.progress.dirs += 1;
   } else if (meta.type === 'file') {
@@ -374,11 +405,44 @@ async function backupEntry(session: Session, path: string, meta: EntryMeta): Pro
 }
 
 /**
+ * A listing as --exclude-if-present and --exclude-caches leave it: a directory holding a marker
+ * keeps only the marker (the directory itself and the tag that explains its emptiness stay).
+ */
+function keptOfMarked(session: Session, dir: string, listing: Listing): Listing {
+  const rules = session.options.leaveOut;
+  if (!rules?.ifPresent?.length && !rules?.caches) return listing;
+  const isFile = (entry: Listing['entries'][number]) => 'meta' in entry && entry.meta.type === 'file';
+  const markers = listing.entries.filter(
+    (entry) =>
+      isFile(entry) &&
+      (rules.ifPresent?.includes(entry.name) ||
+        (rules.caches && entry.name === 'CACHEDIR.TAG' && isCacheTag(join(dir, entry.name)))),
+  );
+  return markers.length > 0 ? { ...listing, entries: markers } : listing;
+}
+
+/** Whether a CACHEDIR.TAG starts with the standard's signature (a file of that name alone is no tag). */
+function isCacheTag(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
+      readSync(fd, head, 0, head.length, 0);
+      return head.toString('latin1') === CACHEDIR_SIGNATURE;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Stores a directory's tree. Subdirectories come first: when they and the directory's own entries
  * are as the last backup saw them, its tree from then is reused whole (see subtree-cache.ts).
  */
-async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
-  const listing = await session.lister.list(dir);
+async function backupDirectory(session: Session, dir: string, device: bigint): Promise<TreeId> {
+  const listing = keptOfMarked(session, dir, await session.lister.list(dir));
   // Only a directory read without a problem is cached: a skipped entry must be retried next time.
   let clean = !listing.problem;
   if (listing.problem) {
@@ -386,7 +450,7 @@ async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
     session.summary.filesSkipped += 1;
     session.flags.add('partial');
   }
-  const kept: { path: string; meta: EntryMeta }[] = [];
+  const kept: { path: string; meta: EntryMeta; empty?: boolean }[] = [];
   for (const entry of listing.entries) {
     const path = join(dir, entry.name);
     if (!('meta' in entry)) {
@@ -396,6 +460,18 @@ async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
       continue;
     }
     if (session.exclude(path, entry.name, entry.meta.type === 'dir')) continue;
+    const rules = session.options.leaveOut;
+    if (
+      rules?.largerThanBytes !== undefined &&
+      entry.meta.type === 'file' &&
+      entry.meta.sizeBytes > rules.largerThanBytes
+    )
+      continue;
+    // A mount point is kept, empty: its directory is part of this filesystem, its contents are not.
+    if (rules?.oneFileSystem && entry.meta.type === 'dir' && entry.meta.deviceId !== device) {
+      kept.push({ path, meta: entry.meta, empty: true });
+      continue;
+    }
     if (entry.warning) {
       warn(session, path, errorOf(entry.warning, path));
       clean = false; // not cached: the warning is given again by every backup
@@ -404,9 +480,11 @@ async function backupDirectory(session: Session, dir: string): Promise<TreeId> {
   }
   const nodes: (TreeNode | undefined)[] = new Array(kept.length);
   const childTrees: TreeId[] = [];
-  for (const [n, { path, meta }] of kept.entries()) {
+  for (const [n, { path, meta, empty }] of kept.entries()) {
     if (meta.type !== 'dir') continue;
-    const node = (await backupEntry(session, path, meta))!;
+    const node = empty
+      ? { ...nodeFromMeta(meta), subtree: await storeTree(session, []) }
+      : (await backupEntry(session, path, meta))!;
     nodes[n] = node;
     childTrees.push(node.subtree!);
   }

@@ -391,3 +391,81 @@ test('Ctrl-C during a backup says what happened, exits 130, and leaves a valid r
   assert.deepEqual(JSON.parse(amber(['snapshots', '--json'], { env: own }).stdout), []);
   assert.equal(amber(['verify'], { env: own }).status, 0);
 });
+
+test('backup --exclude-larger-than, --exclude-if-present, --exclude-caches and --files-from leave out what they say and nothing else', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'leave-out-repo') } };
+  const tree = join(dir, 'leave-out');
+  await mkdir(join(tree, 'build', 'deep'), { recursive: true });
+  await mkdir(join(tree, 'cache'), { recursive: true });
+  await mkdir(join(tree, 'fake-cache'), { recursive: true });
+  await writeFile(join(tree, 'small.txt'), 'small');
+  await writeFile(join(tree, 'large.bin'), Buffer.alloc(2 * 1024 * 1024, 1));
+  await writeFile(join(tree, 'build', '.nobackup'), '');
+  await writeFile(join(tree, 'build', 'out.o'), 'object');
+  await writeFile(join(tree, 'build', 'deep', 'more.o'), 'object');
+  await writeFile(join(tree, 'cache', 'CACHEDIR.TAG'), 'Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n');
+  await writeFile(join(tree, 'cache', 'blob'), 'cached');
+  await writeFile(join(tree, 'fake-cache', 'CACHEDIR.TAG'), 'not the signature\n');
+  await writeFile(join(tree, 'fake-cache', 'kept'), 'kept');
+  const extra = join(dir, 'leave-out-extra.txt');
+  await writeFile(extra, 'from the list');
+  const list = join(dir, 'leave-out-paths.txt');
+  await writeFile(list, `# paths\n${tree}\n\n${extra}\n`);
+  assert.equal(amber(['init'], own).status, 0);
+  const run = amber(
+    [
+      'backup',
+      '--files-from',
+      list,
+      '--exclude-larger-than',
+      '1M',
+      '--exclude-if-present',
+      '.nobackup',
+      '--exclude-caches',
+    ],
+    own,
+  );
+  assert.equal(run.status, 0, run.stderr);
+  const listed = JSON.parse(`[${amber(['ls', 'latest', '/', '--json'], own).stdout.trim().split('\n').join(',')}]`).map(
+    (entry: { path: string }) => entry.path,
+  );
+  const has = (path: string) => listed.includes(path);
+  assert.ok(has(join(tree, 'small.txt')) && has(extra), 'the rest and the listed file are there');
+  assert.ok(!has(join(tree, 'large.bin')), 'larger than 1M: left out');
+  assert.ok(
+    has(join(tree, 'build', '.nobackup')) && !has(join(tree, 'build', 'out.o')) && !has(join(tree, 'build', 'deep')),
+  );
+  assert.ok(has(join(tree, 'cache', 'CACHEDIR.TAG')) && !has(join(tree, 'cache', 'blob')));
+  assert.ok(has(join(tree, 'fake-cache', 'kept')), 'a CACHEDIR.TAG without the signature is no tag');
+  // Without the options the same paths give the whole tree: the cached trees of the first run are not reused.
+  assert.equal(amber(['backup', '--files-from', list], own).status, 0);
+  const whole = amber(['ls', 'latest', '/'], own).stdout;
+  for (const name of ['large.bin', 'out.o', 'more.o', 'blob'])
+    assert.match(whole, new RegExp(name.replace('.', '\\.')));
+});
+
+test('backup -x keeps a mount point, empty, and does not cross into it', async (t) => {
+  // /dev/shm is a tmpfs mounted on /dev on Linux: a mount point the test can write into.
+  const { statSync } = await import('node:fs');
+  let separate = false;
+  try {
+    separate = statSync('/dev/shm').dev !== statSync('/dev').dev;
+  } catch {}
+  if (!separate) return t.skip('no /dev/shm mounted apart from /dev here');
+  const mark = join('/dev/shm', `amber-x-${randomBytes(4).toString('hex')}`);
+  await writeFile(mark, 'on another filesystem');
+  try {
+    const own = { env: { AMBER_REPO: join(dir, 'x-repo') } };
+    assert.equal(amber(['init'], own).status, 0);
+    const across = amber(['backup', '/dev', '-x', '--exclude', '/dev/pts'], own);
+    assert.ok(across.status === 0 || across.status === 3, across.stderr);
+    const listed = amber(['ls', 'latest', '/dev'], own).stdout;
+    assert.match(listed, / \/dev\/shm\n/, 'the mount point itself is kept');
+    assert.doesNotMatch(listed, /amber-x-/, 'its contents are not');
+    const whole = amber(['backup', '/dev', '--exclude', '/dev/pts'], own);
+    assert.ok(whole.status === 0 || whole.status === 3, whole.stderr);
+    assert.match(amber(['ls', 'latest', '/dev'], own).stdout, /amber-x-/);
+  } finally {
+    await import('node:fs/promises').then((fs) => fs.rm(mark, { force: true }));
+  }
+});

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
 import { isSourceUrl, openSource, readSourceAccess, type SourceAccess } from '../../source/source-url.ts';
 import { isS3Store } from '../bucket.ts';
 import { AmberError } from '../../core/errors.ts';
@@ -31,6 +32,11 @@ interface BackupFlags {
   maxMessageSize?: string;
   versions?: boolean;
   sourceTimeout?: string;
+  excludeLargerThan?: string;
+  excludeIfPresent: string[];
+  excludeCaches?: boolean;
+  oneFileSystem?: boolean;
+  filesFrom: string[];
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -44,6 +50,16 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
     .option('--host <name>', 'host name to record (default: this machine)')
     .option('--exclude <glob>', 'exclude paths matching the pattern (repeatable)', collect, [])
     .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect, [])
+    .option('--exclude-larger-than <size>', 'leave out files larger than this, e.g. 2G')
+    .option(
+      '--exclude-if-present <name>',
+      'a directory holding a file of this name keeps only that file (repeatable)',
+      collect,
+      [],
+    )
+    .option('--exclude-caches', 'a directory holding a valid CACHEDIR.TAG keeps only the tag')
+    .option('-x, --one-file-system', 'do not cross into other filesystems: a mount point is kept, empty')
+    .option('--files-from <file>', 'also back up the paths listed in this file, one per line (repeatable)', collect, [])
     .option('--stdin', 'back up standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
     .option(
@@ -94,6 +110,8 @@ Exit status 3 means the snapshot was written but something was skipped or change
 Examples:
   amber backup --repo /srv/backups/main /home /etc --exclude '*.tmp' --tag nightly
   amber backup /srv/finance --retain 7y --lock-mode compliance
+  amber backup / -x --exclude-caches --exclude-larger-than 4G --exclude-if-present .nobackup
+  amber backup --files-from /etc/amber/paths.txt
   amber backup postgresql://backup@db1:5432/shop          # a consistent dump of one database
   amber backup postgresql://backup@db1:5432/             # every database, and the roles
   amber backup mysql://backup@db2:3306/shop               # MariaDB or MySQL, one consistent transaction
@@ -111,6 +129,7 @@ or address book (caldav://, carddav://) is read incrementally against the previo
 the same URL (docs/imap.md, docs/dav.md).`,
     )
     .action(async (paths: string[], flags: BackupFlags) => {
+      for (const file of flags.filesFrom) paths.push(...(await readPathsFile(file)));
       if (flags.stdin && paths.length > 0) throw new AmberError('USAGE', '--stdin cannot be combined with paths');
       if (!flags.stdin && paths.length === 0)
         throw new AmberError('USAGE', 'name at least one path to back up, or use --stdin', {
@@ -203,6 +222,15 @@ the same URL (docs/imap.md, docs/dav.md).`,
         lockMode: flags.lockMode,
         cache: flags.cache,
         force: flags.force,
+        leaveOut: {
+          largerThanBytes:
+            flags.excludeLargerThan === undefined
+              ? undefined
+              : sizeFlag('--exclude-larger-than', flags.excludeLargerThan),
+          ifPresent: flags.excludeIfPresent,
+          caches: flags.excludeCaches,
+          oneFileSystem: flags.oneFileSystem,
+        },
         walk,
         onWarning: (warning) => {
           progress.done();
@@ -274,4 +302,18 @@ export function sourceAccess(flags: { sourcePasswordFile?: string; sourceTokenFi
     (which, file, cause) =>
       new AmberError('USAGE', `cannot read --source-${which}-file ${file}: ${cause.message}`, { cause }),
   );
+}
+
+/** --files-from: one path per line; blank lines and lines starting with # are not paths. */
+async function readPathsFile(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new AmberError('USAGE', `cannot read --files-from ${file}: ${(cause as Error).message}`, { cause });
+  }
+  return text
+    .split('\n')
+    .map((line) => line.replace(/\r$/, ''))
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'));
 }
