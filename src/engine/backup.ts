@@ -22,6 +22,7 @@ import { loadIndex } from '../repo/index-loader.ts';
 import { encodeTree, type TreeNode } from '../repo/tree.ts';
 import { emptySummary, encodeSnapshot, type Snapshot, type SnapshotSummary } from '../repo/snapshot.ts';
 import { snapshotName } from '../repo/layout.ts';
+import { createDryRunSink } from './dry-run-sink.ts';
 import { createBlobSink, type BlobSink } from './blob-sink.ts';
 import { createParentLookup, NO_PARENT, type ParentLookup } from './parent.ts';
 import { openWriterCache, type WriterCache } from './writer-cache.ts';
@@ -103,12 +104,17 @@ export interface BackupOptions {
   cache?: boolean;
   /** Read everything again: no parent snapshot, no cache (restic's --force). A source lists every item in full. */
   force?: boolean;
+  /** Read and chunk as a backup does, count what it would add, write nothing (no packs, no snapshot, no cache). */
+  dryRun?: boolean;
   /** A walk started before the repository was opened (startWalk, with the same paths and excludes). */
   walk?: DirectoryLister;
 }
 
 export interface BackupResult {
+  /** The snapshot written; for a dry run, the id it would have had. */
   snapshotId: SnapshotId;
+  /** True for a dry run: nothing was written. */
+  dryRun?: boolean;
   snapshot: Snapshot;
   warnings: BackupWarning[];
   /** True when something was skipped or changed while read: exit status 3. */
@@ -183,7 +189,7 @@ async function backupOnce(
   const host = options.host ?? hostName();
   const lister = walk ?? startWalk(options.stdin ? [] : paths, options.exclude);
   const subtrees =
-    options.stdin || options.cache === false || options.force
+    options.stdin || options.cache === false || options.force || options.dryRun
       ? undefined
       : openSubtreeCache(repo, {
           host,
@@ -213,12 +219,14 @@ async function backupWalked(
     : await createParentLookup(repo, index, { host, paths: options.source ? [options.source.display] : paths });
   const session: Session = {
     repo,
-    sink: createBlobSink(repo, index, {
-      retention: { retainUntilMs: lock.untilMs, mode: lock.mode },
-      // Index objects are metadata every later snapshot needs: in the strongest mode any grant uses,
-      // as the grant will ask (S3 cannot raise a governance object to compliance afterwards).
-      indexRetention: { retainUntilMs: lock.untilMs, mode: strongerMode(lock.mode, state.ledger.strongestMode)! },
-    }),
+    sink: options.dryRun
+      ? createDryRunSink(repo, index)
+      : createBlobSink(repo, index, {
+          retention: { retainUntilMs: lock.untilMs, mode: lock.mode },
+          // Index objects are metadata every later snapshot needs: in the strongest mode any grant uses,
+          // as the grant will ask (S3 cannot raise a governance object to compliance afterwards).
+          indexRetention: { retainUntilMs: lock.untilMs, mode: strongerMode(lock.mode, state.ledger.strongestMode)! },
+        }),
     chunker: createChunker(repo.config.chunker, repo.key.secrets.gearSeed),
     exclude: createExcludeMatcher(options.exclude ?? []),
     lister: run.lister,
@@ -229,7 +237,7 @@ async function backupWalked(
     progress: { files: 0, dirs: 0, bytesRead: 0, currentPath: '' },
     hardLinks: new Map(),
     readBuffer: Buffer.allocUnsafeSlow(2 * repo.config.chunker.maxSizeBytes),
-    writerCache: repo.key.role === 'write-only' ? openWriterCache(repo) : undefined,
+    writerCache: repo.key.role === 'write-only' && !options.dryRun ? openWriterCache(repo) : undefined,
     subtrees: run.subtrees,
     options,
   };
@@ -270,6 +278,15 @@ async function backupWalked(
   };
   const bytes = encodeSnapshot(snapshot, repo.currentEpoch, repo.key.signer);
   const snapshotId = asSnapshotId(sha256Hex(bytes));
+  if (options.dryRun)
+    return {
+      snapshotId,
+      dryRun: true,
+      snapshot,
+      warnings: session.warnings,
+      partial: session.flags.has('partial'),
+      reprotected: 0,
+    };
   await checkNotCondemned(repo, state, session.sink.reusedPacks);
   const commit = await grantBackupLocks(repo, state, {
     plan: lock,

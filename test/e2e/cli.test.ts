@@ -469,3 +469,21 @@ test('backup -x keeps a mount point, empty, and does not cross into it', async (
     await import('node:fs/promises').then((fs) => fs.rm(mark, { force: true }));
   }
 });
+
+test('backup --dry-run says what a backup would add and writes nothing, not even its cache', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'dry-repo'), AMBER_CACHE_DIR: join(dir, 'dry-cache') } };
+  assert.equal(amber(['init'], own).status, 0);
+  const files = (root: string) => spawnSync('find', [root, '-type', 'f'], { encoding: 'utf8' }).stdout;
+  const before = files(join(dir, 'dry-repo'));
+  const dry = amber(['backup', source, '--dry-run', '--json'], own);
+  assert.equal(dry.status, 0, dry.stderr);
+  const planned = JSON.parse(dry.stdout);
+  assert.equal(planned.dryRun, true);
+  assert.equal(files(join(dir, 'dry-repo')), before, 'no object written');
+  assert.equal(spawnSync('find', [join(dir, 'dry-cache'), '-path', '*/subtrees/*', '-type', 'f']).stdout.length, 0);
+  assert.deepEqual(JSON.parse(amber(['snapshots', '--json'], own).stdout), []);
+  const real = JSON.parse(amber(['backup', source, '--json'], own).stdout);
+  assert.equal(real.summary.bytesAdded, planned.summary.bytesAdded, 'the dry run counted what the backup added');
+  assert.equal(real.summary.filesNew, planned.summary.filesNew);
+  assert.equal(real.dryRun, undefined, 'a real backup is no dry run');
+});

@@ -26,6 +26,7 @@ interface BackupFlags {
   lockMode?: RetentionMode;
   cache: boolean;
   force?: boolean;
+  dryRun?: boolean;
   sourcePasswordFile?: string;
   sourceTokenFile?: string;
   folder: string[];
@@ -86,6 +87,7 @@ export function registerBackup(program: Command, context: CliContext, setExit: (
       '--retain <duration>',
       "lock the snapshot and everything it needs for this long, e.g. 90d (default: the policy's)",
     )
+    .option('--dry-run', 'read and chunk everything, say what a backup would add, write nothing')
     .option(
       '--force',
       'read every file (and every item of a source) again, trusting no parent snapshot; what is unchanged still dedups',
@@ -188,6 +190,7 @@ the same URL (docs/imap.md, docs/dav.md).`,
           retainMs,
           lockMode: flags.lockMode,
           force: flags.force,
+          dryRun: flags.dryRun,
           onWarning: (warning) => {
             if (!context.globals().json) context.output.err.write(`warning: ${visible(warning.message)}\n`);
           },
@@ -222,6 +225,7 @@ the same URL (docs/imap.md, docs/dav.md).`,
         lockMode: flags.lockMode,
         cache: flags.cache,
         force: flags.force,
+        dryRun: flags.dryRun,
         leaveOut: {
           largerThanBytes:
             flags.excludeLargerThan === undefined
@@ -261,13 +265,22 @@ function toJson(result: BackupResult) {
     id: result.snapshotId,
     ...result.snapshot,
     partial: result.partial,
+    ...(result.dryRun ? { dryRun: true } : {}),
     warnings: result.warnings.map(({ path, ...rest }) => ({ ...jsonPath(path), ...rest })),
     reprotected: result.reprotected,
   };
 }
 
-function renderSummary({ snapshotId, snapshot, warnings, partial, reprotected }: BackupResult): string {
+function renderSummary({ snapshotId, snapshot, warnings, partial, reprotected, dryRun }: BackupResult): string {
   const s = snapshot.summary;
+  if (dryRun)
+    return [
+      `Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged${s.filesSkipped ? `, ${s.filesSkipped} skipped` : ''}`,
+      `Dirs:        ${s.dirs}`,
+      `Read:        ${formatBytes(s.bytesRead)}`,
+      `Would add:   ${formatBytes(s.bytesAdded)} of new data (before compression), ${s.blobsAdded} blobs`,
+      `dry run: nothing was written${lockText(snapshot.retention).replace(', locked', '; it would be locked')}`,
+    ].join('\n');
   const lines = [
     `Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged${s.filesSkipped ? `, ${s.filesSkipped} skipped` : ''}`,
     `Dirs:        ${s.dirs}`,
