@@ -13,6 +13,7 @@ import { registerSnapshotCommands } from './commands/snapshots.ts';
 import { registerRestore } from './commands/restore.ts';
 import { registerVerify } from './commands/verify.ts';
 import { registerRepair } from './commands/repair.ts';
+import { registerDiff } from './commands/diff.ts';
 import { registerKey } from './commands/key.ts';
 import { registerLock } from './commands/lock.ts';
 import { registerHold } from './commands/hold.ts';
@@ -76,6 +77,7 @@ Examples:
   registerRestore(program, context);
   registerVerify(program, context);
   registerRepair(program, context);
+  registerDiff(program, context);
   registerKey(program, context);
   registerLock(program, context);
   registerHold(program, context);

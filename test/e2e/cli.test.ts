@@ -487,3 +487,36 @@ test('backup --dry-run says what a backup would add and writes nothing, not even
   assert.equal(real.summary.filesNew, planned.summary.filesNew);
   assert.equal(real.dryRun, undefined, 'a real backup is no dry run');
 });
+
+test('amber diff lists what was added, removed and changed between two snapshots, with sizes', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'diff-repo') } };
+  const tree = join(dir, 'diff-source');
+  await mkdir(join(tree, 'keep', 'deep'), { recursive: true });
+  await writeFile(join(tree, 'keep', 'deep', 'same.txt'), 'unchanged');
+  await writeFile(join(tree, 'gone.txt'), 'will go');
+  await writeFile(join(tree, 'grows.txt'), 'a');
+  assert.equal(amber(['init'], own).status, 0);
+  const first = JSON.parse(amber(['backup', tree, '--json'], own).stdout).id;
+  await (await import('node:fs/promises')).rm(join(tree, 'gone.txt'));
+  await writeFile(join(tree, 'grows.txt'), 'a longer content');
+  await mkdir(join(tree, 'new'));
+  await writeFile(join(tree, 'new', 'file.txt'), 'new!');
+  const second = JSON.parse(amber(['backup', tree, '--json'], own).stdout).id;
+  const text = amber(['diff', first, second], own);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, new RegExp(`^-  ${join(tree, 'gone.txt')}$`, 'm'));
+  assert.match(text.stdout, new RegExp(`^M  ${join(tree, 'grows.txt')}  \\(content, mtime\\)$`, 'm'));
+  assert.match(text.stdout, new RegExp(`^\\+  ${join(tree, 'new')}/$`, 'm'));
+  assert.match(text.stdout, new RegExp(`^\\+  ${join(tree, 'new', 'file.txt')}$`, 'm'));
+  assert.doesNotMatch(text.stdout, /same\.txt/, 'an unchanged subtree is not listed');
+  const lines = amber(['diff', first, second, '--json'], own)
+    .stdout.trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  const totals = lines.at(-1).totals;
+  assert.deepEqual([totals.added, totals.removed, totals.changed], [2, 1, 1]);
+  assert.equal(totals.bytesAdded, 'new!'.length + ('a longer content'.length - 1));
+  assert.equal(totals.bytesRemoved, 'will go'.length);
+  const same = amber(['diff', second, second], own);
+  assert.match(same.stdout, /0 added, 0 removed, 0 changed/);
+});
