@@ -14,6 +14,7 @@ import { registerRestore } from './commands/restore.ts';
 import { registerVerify } from './commands/verify.ts';
 import { registerRepair } from './commands/repair.ts';
 import { registerDiff } from './commands/diff.ts';
+import { registerFind } from './commands/find.ts';
 import { registerKey } from './commands/key.ts';
 import { registerLock } from './commands/lock.ts';
 import { registerHold } from './commands/hold.ts';
@@ -78,6 +79,7 @@ Examples:
   registerVerify(program, context);
   registerRepair(program, context);
   registerDiff(program, context);
+  registerFind(program, context);
   registerKey(program, context);
   registerLock(program, context);
   registerHold(program, context);

@@ -520,3 +520,37 @@ test('amber diff lists what was added, removed and changed between two snapshots
   const same = amber(['diff', second, second], own);
   assert.match(same.stdout, /0 added, 0 removed, 0 changed/);
 });
+
+test('amber find lists the entries a pattern names in every snapshot, newest first', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'find-repo') } };
+  const tree = join(dir, 'find-source');
+  await mkdir(join(tree, 'docs', 'old'), { recursive: true });
+  await writeFile(join(tree, 'docs', 'report.pdf'), 'pdf 1');
+  await writeFile(join(tree, 'docs', 'old', 'draft.pdf'), 'pdf 0');
+  await writeFile(join(tree, 'notes.txt'), 'text');
+  assert.equal(amber(['init'], own).status, 0);
+  const first = JSON.parse(amber(['backup', tree, '--json'], own).stdout).id;
+  await writeFile(join(tree, 'docs', 'report.pdf'), 'pdf 2, longer');
+  const second = JSON.parse(amber(['backup', tree, '--json'], own).stdout).id;
+  const hits = amber(['find', '*.pdf', '--json'], own)
+    .stdout.trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
+  assert.deepEqual(
+    hits.map(
+      (h) => `${h.snapshot === second ? 2 : h.snapshot === first ? 1 : '?'} ${h.path.slice(tree.length)} ${h.size}`,
+    ),
+    ['2 /docs/old/draft.pdf 5', '2 /docs/report.pdf 13', '1 /docs/old/draft.pdf 5', '1 /docs/report.pdf 5'],
+  );
+  // A directory pattern names the directory, not everything below it; an anchored one only its path.
+  const dirs = amber(['find', 'docs', '--snapshot', second, '--json'], own).stdout.trim().split('\n');
+  assert.equal(dirs.length, 1);
+  assert.equal(JSON.parse(dirs[0]).type, 'dir');
+  assert.equal(
+    amber(['find', `${tree}/notes.txt`, '--json'], own)
+      .stdout.trim()
+      .split('\n').length,
+    2,
+  );
+  assert.equal(amber(['find', '/notes.txt', '--json'], own).stdout.trim(), '', 'anchored at the root: no such path');
+});

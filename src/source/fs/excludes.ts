@@ -26,19 +26,23 @@ interface CompiledPattern {
   dirOnly: boolean;
 }
 
-export function createExcludeMatcher(patterns: string[]): ExcludeMatcher {
+/**
+ * `entryOnly`: the entry the pattern names, not what is below a directory it names (what
+ * `amber find` reports); an exclude leaves out both.
+ */
+export function createExcludeMatcher(patterns: string[], options: { entryOnly?: boolean } = {}): ExcludeMatcher {
   const compiled = patterns.filter((pattern) => pattern !== '').map(compilePattern);
   return (absolutePath, name, isDir) => {
     if (!absolutePath.startsWith('/')) throw new Error(`exclude matcher needs an absolute path, got "${absolutePath}"`);
     const path = absolutePath.length > 1 && absolutePath.endsWith('/') ? absolutePath.slice(0, -1) : absolutePath;
-    return compiled.some((pattern) => matches(pattern, path, name, isDir));
+    return compiled.some((pattern) => matches(pattern, path, name, isDir, options.entryOnly === true));
   };
 }
 
-function matches(pattern: CompiledPattern, path: string, name: string, isDir: boolean): boolean {
+function matches(pattern: CompiledPattern, path: string, name: string, isDir: boolean, entryOnly: boolean): boolean {
   const exactAllowed = isDir || !pattern.dirOnly;
   if (exactAllowed && name !== '' && pattern.namePart?.test(name) === true) return true;
-  return (exactAllowed && pattern.exact.test(path)) || pattern.below.test(path);
+  return (exactAllowed && pattern.exact.test(path)) || (!entryOnly && pattern.below.test(path));
 }
 
 function compilePattern(pattern: string): CompiledPattern {
