@@ -15,6 +15,7 @@ import { registerVerify } from './commands/verify.ts';
 import { registerRepair } from './commands/repair.ts';
 import { registerDiff } from './commands/diff.ts';
 import { registerFind } from './commands/find.ts';
+import { registerStats } from './commands/stats.ts';
 import { registerKey } from './commands/key.ts';
 import { registerLock } from './commands/lock.ts';
 import { registerHold } from './commands/hold.ts';
@@ -80,6 +81,7 @@ Examples:
   registerRepair(program, context);
   registerDiff(program, context);
   registerFind(program, context);
+  registerStats(program, context);
   registerKey(program, context);
   registerLock(program, context);
   registerHold(program, context);

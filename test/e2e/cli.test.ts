@@ -554,3 +554,42 @@ test('amber find lists the entries a pattern names in every snapshot, newest fir
   );
   assert.equal(amber(['find', '/notes.txt', '--json'], own).stdout.trim(), '', 'anchored at the root: no such path');
 });
+
+test('amber stats gives restore size per snapshot, dedup across them, per host, and the locks', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'stats-repo') } };
+  const tree = join(dir, 'stats-source');
+  await mkdir(tree, { recursive: true });
+  await writeFile(join(tree, 'a.bin'), randomBytes(100_000));
+  await writeFile(join(tree, 'b.bin'), randomBytes(50_000));
+  assert.equal(amber(['init'], own).status, 0);
+  assert.equal(amber(['backup', tree, '--host', 'h1', '--retain', '40d'], own).status, 0);
+  assert.equal(amber(['backup', tree, '--host', 'h2', '--retain', '400d'], own).status, 0);
+  const stats = JSON.parse(amber(['stats', '--json'], own).stdout);
+  assert.deepEqual(
+    stats.snapshots.map((s: { host: string; files: number; restoreBytes: number }) => [
+      s.host,
+      s.files,
+      s.restoreBytes,
+    ]),
+    [
+      ['h1', 2, 150_000],
+      ['h2', 2, 150_000],
+    ],
+  );
+  assert.equal(stats.repository.restoreBytes, 300_000);
+  assert.equal(stats.repository.rawBytes, 150_000, 'the same data twice is stored once');
+  assert.equal(stats.repository.dedupRatio, 2);
+  assert.ok(stats.repository.storedBytes > 150_000, 'random data does not compress; encryption adds a little');
+  assert.equal(stats.hosts.h1.rawBytes, 150_000);
+  assert.deepEqual(
+    stats.locks.map((l: { snapshots: number }) => l.snapshots),
+    [1, 1],
+  );
+  assert.ok(stats.locks[0].until < stats.locks[1].until);
+  const h2 = JSON.parse(amber(['stats', '--host', 'h2', '--json'], own).stdout);
+  assert.equal(h2.snapshots.length, 1);
+  assert.match(
+    amber(['stats'], own).stdout,
+    /repository: 2 snapshot\(s\), restore size 293\.0 KiB, raw data 146\.5 KiB in 2 chunks .*dedup 2\.0×/,
+  );
+});
