@@ -9,6 +9,7 @@ import { AmberError } from '../core/errors.ts';
 import { displayName, findNamed, fsPath } from '../core/byte-names.ts';
 import type { BlobReader } from '../repo/blob-reader.ts';
 import type { TreeNode } from '../repo/tree.ts';
+import type { ExcludeMatcher } from '../source/fs/excludes.ts';
 import { readTree } from './tree-walk.ts';
 
 export interface Conflicts {
@@ -24,6 +25,7 @@ export async function findConflicts(
   root: TreeNode,
   target: string,
   includes: string[][] | undefined,
+  excluded: ExcludeMatcher | undefined,
   alreadyThere: (existing: BigIntStats, node: TreeNode, path: string) => boolean,
 ): Promise<Conflicts> {
   const found: Conflicts = { count: 0, first: [] };
@@ -31,7 +33,12 @@ export async function findConflicts(
     found.count += 1;
     if (found.first.length < SHOWN) found.first.push(path);
   };
-  const visit = async (dir: TreeNode, targetDir: string, wanted: string[][] | undefined): Promise<void> => {
+  const visit = async (
+    dir: TreeNode,
+    targetDir: string,
+    snapshotPath: string,
+    wanted: string[][] | undefined,
+  ): Promise<void> => {
     const tree = await readTree(reader, dir.subtree!);
     const chosen = wanted?.map((parts) => findNamed(tree.nodes, parts[0]));
     for (const node of tree.nodes) {
@@ -42,15 +49,17 @@ export async function findConflicts(
         below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1));
       }
       const path = join(targetDir, node.name);
+      const inSnapshot = snapshotPath === '/' ? `/${node.name}` : `${snapshotPath}/${node.name}`;
+      if (excluded?.(inSnapshot, node.name, node.type === 'dir')) continue;
       const existing = lstatSync(fsPath(path), { bigint: true, throwIfNoEntry: false });
       if (!existing) continue; // nothing there, so nothing below it either
       if (node.type === 'dir') {
         if (!existing.isDirectory()) note(path);
-        else if (node.subtree) await visit(node, path, below);
+        else if (node.subtree) await visit(node, path, inSnapshot, below);
       } else if (node.type !== 'socket' && !alreadyThere(existing, node, path)) note(path); // sockets are not recreated
     }
   };
-  if (root.subtree) await visit(root, target, includes);
+  if (root.subtree) await visit(root, target, '/', includes);
   return found;
 }
 

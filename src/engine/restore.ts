@@ -50,6 +50,7 @@ import { makeSpecialFile } from '../source/fs/special-files.ts';
 import { startExactTimes, type ExactTimes } from '../source/fs/exact-times.ts';
 import { readTree, resolvePath, rootNode, splitPath } from './tree-walk.ts';
 import { conflictError, findConflicts } from './restore-conflicts.ts';
+import { createExcludeMatcher, type ExcludeMatcher } from '../source/fs/excludes.ts';
 import type { SnapshotEntry } from './snapshots.ts';
 
 export interface RestoreOptions {
@@ -58,6 +59,8 @@ export interface RestoreOptions {
   target: string;
   /** Absolute paths inside the snapshot; only they (and their ancestors' directories) are restored. */
   include?: string[];
+  /** Exclude patterns with backup's meaning (source/fs/excludes.ts): what they match is not restored. */
+  exclude?: string[];
   overwrite?: boolean;
   onProgress?: (progress: RestoreProgress) => void;
   /** Errors of single entries (level absent) and what could not be set (level 'warning'). */
@@ -145,6 +148,8 @@ interface Context {
   aborted: boolean;
   alreadyPresent: number;
   partialsRemoved: number;
+  /** What --exclude leaves out of the restore. */
+  exclude: ExcludeMatcher | undefined;
 }
 
 /**
@@ -261,6 +266,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     bytes: createLimiter(BYTES_IN_FLIGHT),
     partials: new Set(),
     aborted: false,
+    exclude: options.exclude?.length ? createExcludeMatcher(options.exclude) : undefined,
     alreadyPresent: 0,
     partialsRemoved: 0,
   };
@@ -290,6 +296,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         root,
         options.target,
         includes.length > 0 ? includes : undefined,
+        context.exclude,
         (existing, node, path) =>
           node.type === 'file' ? alreadyRestored(existing, node) : nodeAlreadyThere(existing, node, path),
       );
@@ -403,6 +410,7 @@ async function restoreChildren(
       below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1));
     }
     const nodePath = path === '/' ? `/${node.name}` : `${path}/${node.name}`;
+    if (context.exclude?.(nodePath, node.name, node.type === 'dir')) continue;
     const target = join(targetDir, node.name);
     const reportFailure = (error: unknown) => {
       if (!isAmberError(error) || error.code === 'WRITE_ONLY_KEY' || error.code === 'INTERRUPTED') throw error;

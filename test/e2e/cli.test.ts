@@ -593,3 +593,23 @@ test('amber stats gives restore size per snapshot, dedup across them, per host, 
     /repository: 2 snapshot\(s\), restore size 293\.0 KiB, raw data 146\.5 KiB in 2 chunks .*dedup 2\.0×/,
   );
 });
+
+test('restore --exclude leaves out what its patterns match, and the conflict check ignores it too', async () => {
+  const own = { env: { AMBER_REPO: join(dir, 'rx-repo') } };
+  const tree = join(dir, 'rx-source');
+  await mkdir(join(tree, 'cache'), { recursive: true });
+  await writeFile(join(tree, 'keep.txt'), 'keep');
+  await writeFile(join(tree, 'big.iso'), 'iso');
+  await writeFile(join(tree, 'cache', 'c'), 'cached');
+  assert.equal(amber(['init'], own).status, 0);
+  assert.equal(amber(['backup', tree], own).status, 0);
+  const target = join(dir, 'rx-target');
+  // Something in the way of an excluded path only: not a conflict, since it is not restored.
+  await mkdir(join(target, tree), { recursive: true });
+  await writeFile(join(target, tree, 'big.iso'), 'mine');
+  const run = amber(['restore', 'latest', '--target', target, '--exclude', '*.iso', '--exclude', `${tree}/cache`], own);
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(await readFile(join(target, tree, 'keep.txt'), 'utf8'), 'keep');
+  assert.equal(await readFile(join(target, tree, 'big.iso'), 'utf8'), 'mine', 'left alone');
+  await assert.rejects(readFile(join(target, tree, 'cache', 'c')));
+});

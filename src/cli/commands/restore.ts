@@ -19,6 +19,7 @@ interface RestoreFlags {
   sourcePasswordFile?: string;
   sourceTokenFile?: string;
   include: string[];
+  exclude: string[];
   overwrite?: boolean;
   folder: string[];
   into?: string;
@@ -48,6 +49,12 @@ export function registerRestore(program: Command, context: CliContext): void {
       'with --to imap(s)://: an OAuth2 access token (XOAUTH2) instead of a password',
     )
     .option('--include <path>', 'restore only this absolute path from the snapshot (repeatable)', collect, [])
+    .option(
+      '--exclude <pattern>',
+      "leave out what the pattern matches (backup's exclude patterns; repeatable)",
+      collect,
+      [],
+    )
     .option('--overwrite', 'replace existing files in the target')
     .addHelpText(
       'after',
@@ -75,6 +82,7 @@ Examples:
   amber restore latest --target /tmp/restore
   amber restore latest --to postgresql://postgres@db2:5432/shop_restored
   amber restore 3f2a9c1e --target /tmp/r --include /home/alice/docs
+  amber restore latest --target /tmp/r --exclude '*.iso' --exclude /home/alice/cache
   amber restore latest --to imaps://alice@mail.example.org/ --into "Restored 2026-12-01"`,
     )
     .action(async (ref: string, flags: RestoreFlags) => {
@@ -131,6 +139,7 @@ Examples:
         snapshot,
         target,
         include: flags.include,
+        exclude: flags.exclude,
         overwrite: flags.overwrite,
         checkFirst: true,
         signal: stop.signal,
