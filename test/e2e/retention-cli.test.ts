@@ -100,7 +100,7 @@ test('init sets the policy, and a backup is locked with the coverage proven by l
   assert.match(all.stdout, /locked by store \d+\/\d+/);
   assert.match(all.stdout, /all 2 snapshot locks are covered/);
   assert.equal(amber(['backup', source, '--lock-mode', 'forever']).status, 2, 'an unknown lock mode is a usage error');
-  refused(['backup', source, '--retain', '3mo'], 'INVALID_DURATION', 2);
+  refused(['backup', source, '--retain', '3 months'], 'INVALID_DURATION', 2);
 });
 
 test('a lock is extended but never lifted or shortened', () => {
