@@ -7,6 +7,7 @@ import { createContext, type GlobalOptions } from './context.ts';
 import { EXIT, exitStatusFor } from './exit-status.ts';
 import { refuseArgumentsNotUtf8 } from './raw-arguments.ts';
 import { visible } from '../core/visible-text.ts';
+import { isoDate } from '../core/units.ts';
 import { registerInit } from './commands/init.ts';
 import { registerBackup } from './commands/backup.ts';
 import { registerSnapshotCommands } from './commands/snapshots.ts';
@@ -122,7 +123,7 @@ Examples:
     .description('print the manual page amber(1), generated from the help')
     .addHelpText('after', '\nExamples:\n  amber man > /usr/local/share/man/man1/amber.1\n  amber man | man -l -')
     .action(() => {
-      process.stdout.write(manPage(program, VERSION, new Date().toISOString().slice(0, 10)));
+      process.stdout.write(manPage(program, VERSION, isoDate(context.clock.nowMs()).slice(0, 10)));
     });
   for (const command of program.commands) command.exitOverride();
   return { program, globals };
