@@ -2,13 +2,12 @@
 // a scratch directory, listening on a free port of 127.0.0.1 only (plain IMAP: a test server on
 // loopback), with password users in a file and Maildir mailboxes; stopped (and the directory
 // removed) by stop(). The standard special-use folders (Sent, Drafts, Trash, Junk) exist for every user.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../source/database/scratch-server.ts';
+import { startTestDaemon } from './test-daemon.ts';
 
 const DOVECOT = ['/usr/sbin/dovecot', '/usr/local/sbin/dovecot'].find((path) => existsSync(path));
 
@@ -139,28 +138,15 @@ active_attribute = active
 active_value = true
 `,
     );
-  const child: ChildProcess = spawn(DOVECOT, ['-F', '-c', config], { stdio: 'ignore' });
-  let exited = false;
-  const gone = new Promise<void>((resolve) =>
-    child.on('exit', () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  for (let i = 0; ; i++) {
-    if (exited) throw new Error(`dovecot exited at start; see ${join(dir, 'log')}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = connect(port, '127.0.0.1');
-      probe.once('data', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (i > 200) throw new Error('dovecot did not answer within 20 s');
-    await sleep(100);
-  }
+  const daemon = await startTestDaemon({
+    name: 'dovecot',
+    command: DOVECOT,
+    args: ['-F', '-c', config],
+    port,
+    greets: true,
+    dir,
+    logHint: join(dir, 'log'),
+  });
   return {
     host: '127.0.0.1',
     port,
@@ -168,16 +154,7 @@ active_value = true
     addUser(user, password) {
       writeFileSync(users, `${user}:{PLAIN}${password}::::::\n`, { flag: 'a' });
     },
-    kill() {
-      child.kill('SIGKILL');
-    },
-    async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        await Promise.race([gone, sleep(20_000, undefined, { ref: false })]);
-        if (!exited) child.kill('SIGKILL');
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    kill: () => daemon.kill(),
+    stop: () => daemon.stop(),
   };
 }

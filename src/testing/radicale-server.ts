@@ -2,13 +2,11 @@
 // scratch directory, on a free port of 127.0.0.1 only (plain HTTP: a test server on loopback),
 // users with plain passwords in an htpasswd file and each user's collections their own; stopped
 // (and the directory removed) by stop().
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../source/database/scratch-server.ts';
+import { startTestDaemon } from './test-daemon.ts';
 
 const RADICALE = ['/usr/bin/radicale', '/usr/local/bin/radicale'].find((path) => existsSync(path));
 
@@ -51,31 +49,14 @@ type = none
 level = warning
 `,
   );
-  const child: ChildProcess = spawn(RADICALE, ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    log = (log + text).slice(-4000);
+  const daemon = await startTestDaemon({
+    name: 'radicale',
+    command: RADICALE,
+    args: ['--config', config],
+    port,
+    greets: false,
+    dir,
   });
-  let exited = false;
-  const gone = new Promise<void>((resolve) =>
-    child.on('exit', () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  for (let i = 0; ; i++) {
-    if (exited) throw new Error(`radicale exited at start: ${log}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = connect(port, '127.0.0.1', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (i > 200) throw new Error(`radicale did not listen within 20 s: ${log}`);
-    await sleep(100);
-  }
   return {
     port,
     url: (scheme, user, via = port) =>
@@ -83,16 +64,7 @@ level = warning
     addUser(user, password) {
       writeFileSync(users, `${user}:${password}\n`, { flag: 'a' });
     },
-    kill() {
-      child.kill('SIGKILL');
-    },
-    async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        await Promise.race([gone, sleep(20_000, undefined, { ref: false })]);
-        if (!exited) child.kill('SIGKILL');
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    kill: () => daemon.kill(),
+    stop: () => daemon.stop(),
   };
 }
